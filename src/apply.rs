@@ -1,0 +1,402 @@
+//! `gitca reconcile`: apply the plan — verify the CSRs to sign, unlock the CA key, sign in
+//! parallel, write every file atomically, and make one commit.
+//!
+//! Order matters (DESIGN.md invariants 1 and 8): every check that can refuse the run happens
+//! before the CA key is decrypted; files are written only once everything is signed; the
+//! commit comes last, and any failure puts every touched file back.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use time::OffsetDateTime;
+
+use crate::ca::{self, CaCert, CaKey, CrlEntry, LeafSpec};
+use crate::custody::{self, KeySource};
+use crate::error::{Error, Result};
+use crate::init::CRL_FILE;
+use crate::inventory::Identity;
+use crate::ledger::{self, Ledger, Record, RevocationReason, State};
+use crate::load::{self, State as Loaded};
+use crate::plan::{self, Op, Plan};
+use crate::policy::{self, VerifiedCsr};
+use crate::repo::{CaRepo, Transaction};
+use crate::report;
+
+pub struct ReconcileOptions {
+    pub dir: PathBuf,
+    pub now: OffsetDateTime,
+    pub key_source: KeySource,
+    pub no_commit: bool,
+    pub allow_dirty: bool,
+    pub quiet: bool,
+}
+
+/// What a reconcile did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub plan: Plan,
+    /// (identity, serial) of every certificate signed.
+    pub issued: Vec<(String, String)>,
+    pub commit: Option<git2::Oid>,
+}
+
+/// A certificate to sign: the identity, its verified CSR and the ledger record to be.
+struct Job<'a> {
+    identity: &'a Identity,
+    csr: VerifiedCsr,
+    record: Record,
+    serial_der: Vec<u8>,
+}
+
+pub fn cert_path(name: &str) -> String {
+    format!("certs/{name}.crt")
+}
+
+/// Reads and verifies the CSRs of `to_sign`, applying every CSR rule (signature, key policy,
+/// CN, key ownership, compromised keys). Returns all refusals at once. `check` runs this on
+/// every identity, reconcile on those it signs for.
+pub fn check_csrs<'a>(
+    root: &Path,
+    state: &'a Loaded,
+    to_sign: &[&'a Identity],
+) -> Result<Vec<(&'a Identity, VerifiedCsr)>> {
+    let verified: Vec<(&Identity, std::result::Result<VerifiedCsr, policy::Refusal>)> = to_sign
+        .par_iter()
+        .map(|id| {
+            let r = std::fs::read(root.join(&id.csr))
+                .map_err(|e| policy::Refusal {
+                    rule: format!("cannot read it: {e}"),
+                    help: "add the CSR file".into(),
+                })
+                .and_then(|bytes| policy::verify_csr(&bytes))
+                .and_then(|csr| policy::check_name(&csr, &id.name).map(|()| csr));
+            (*id, r)
+        })
+        .collect();
+
+    // Keys are bound to one identity for life, and a compromised key is never certified again.
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    let mut compromised: HashSet<&str> = HashSet::new();
+    for r in &state.ledger.records {
+        owner
+            .entry(r.key_sha256.as_str())
+            .or_insert(r.identity.as_str());
+        if r.reason == Some(RevocationReason::KeyCompromise) {
+            compromised.insert(r.key_sha256.as_str());
+        }
+    }
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    let mut claimed: HashMap<String, &str> = HashMap::new();
+    for (id, r) in verified {
+        let refusal = match r {
+            Err(refusal) => Some(refusal),
+            Ok(csr) => {
+                let key = csr.key_sha256.as_str();
+                if compromised.contains(key) {
+                    Some(policy::Refusal {
+                        rule: "its public key was revoked for key compromise".into(),
+                        help: format!("a compromised key is never certified again: generate a new key and CSR (`gitca request {} --key-out NEW.key`)", id.name),
+                    })
+                } else if let Some(other) = owner.get(key).filter(|o| **o != id.name) {
+                    Some(policy::Refusal {
+                        rule: format!("its public key belongs to identity `{other}`"),
+                        help: "every identity has its own key: generate a new key and CSR".into(),
+                    })
+                } else if let Some(other) = claimed.get(key).filter(|o| **o != id.name) {
+                    Some(policy::Refusal {
+                        rule: format!("its public key is also in the CSR of `{other}`"),
+                        help: "every identity has its own key: generate a new key and CSR".into(),
+                    })
+                } else {
+                    claimed.insert(csr.key_sha256.clone(), &id.name);
+                    out.push((id, csr));
+                    None
+                }
+            }
+        };
+        if let Some(refusal) = refusal {
+            let located = state.inventory.locate(
+                id,
+                true,
+                format!(
+                    "CSR of `{}` ({}) refused: {}",
+                    id.name, id.csr, refusal.rule
+                ),
+                "this CSR",
+                &refusal.help,
+            );
+            errors.push(located.into());
+        }
+    }
+    Error::collect(errors)?;
+    Ok(out)
+}
+
+/// Fresh serials, unique against the ledger and each other.
+fn fresh_serials(n: usize, ledger: &Ledger) -> Result<Vec<Vec<u8>>> {
+    let mut used: HashSet<String> = ledger.records.iter().map(|r| r.serial.clone()).collect();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let s = ca::random_serial()?;
+        if used.insert(hex::encode(&s)) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a freshly signed certificate before it is written, as Let's Encrypt lints before
+/// issuance: it must parse, carry the serial, key and validity we meant, sit inside the CA's
+/// validity, and carry exactly the extensions of the profile.
+fn lint_leaf(der: &[u8], job: &Job<'_>, ca: &CaCert) -> Result<()> {
+    let fail = |what: String| Error::Crypto {
+        what: "pre-issuance lint",
+        detail: format!("certificate for {}: {what}", job.identity.name),
+    };
+    let (rest, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| fail(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(fail("trailing bytes".into()));
+    }
+    let serial = cert.raw_serial();
+    if serial.is_empty() || serial.len() > 20 || serial[0] & 0x80 != 0 {
+        return Err(fail(
+            "serial is not a positive integer of at most 20 octets".into(),
+        ));
+    }
+    if ca::serial_hex(serial) != job.record.serial {
+        return Err(fail("serial differs from the ledger".into()));
+    }
+    if cert.public_key().raw != job.csr.spki_der.as_slice() {
+        return Err(fail("public key differs from the CSR's".into()));
+    }
+    let v = cert.validity();
+    if v.not_before.to_datetime() < ca.not_before || v.not_after.to_datetime() > ca.not_after {
+        return Err(fail("validity is outside the CA's".into()));
+    }
+    let mut oids: Vec<String> = cert
+        .extensions()
+        .iter()
+        .map(|e| e.oid.to_id_string())
+        .collect();
+    oids.sort();
+    let mut want = vec![
+        "2.5.29.14",
+        "2.5.29.15",
+        "2.5.29.19",
+        "2.5.29.35",
+        "2.5.29.37",
+    ];
+    if job.identity.email.is_some() {
+        want.push("2.5.29.17");
+    }
+    want.sort();
+    if oids != want {
+        return Err(fail(format!(
+            "extensions {oids:?} differ from the profile's {want:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The top-level entry point for `gitca reconcile`.
+pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Outcome> {
+    let repo = CaRepo::open(&opts.dir)?;
+    let _lock = repo.lock()?;
+    if !opts.allow_dirty {
+        repo.ensure_clean()?;
+    }
+    let state = load::load(&repo.root)?;
+    let now = opts.now;
+    let plan = state.plan(now);
+    if plan.is_empty() {
+        if !opts.quiet {
+            let _ = writeln!(
+                out,
+                "Nothing to do: every identity holds a current certificate and the CRL is fresh."
+            );
+        }
+        return Ok(Outcome {
+            plan,
+            ..Outcome::default()
+        });
+    }
+
+    // 1. Everything that can refuse the run, before the CA key is touched.
+    let to_sign: Vec<&Identity> = plan
+        .actions
+        .iter()
+        .filter(|a| a.op.signs())
+        .filter_map(|a| state.inventory.get(&a.identity))
+        .collect();
+    let verified = check_csrs(&repo.root, &state, &to_sign)?;
+    let serials = fresh_serials(verified.len(), &state.ledger)?;
+    let mut jobs: Vec<Job<'_>> = Vec::with_capacity(verified.len());
+    for ((identity, csr), serial_der) in verified.into_iter().zip(serials) {
+        let profile = &state.config.profiles[&identity.profile];
+        let validity = identity.validity.unwrap_or(profile.validity).0;
+        let (not_before, not_after) = plan::validity_window(now, validity, state.ca.not_after);
+        let record = Record {
+            serial: ca::serial_hex(&serial_der),
+            identity: identity.name.clone(),
+            kind: identity.kind,
+            profile: identity.profile.clone(),
+            state: State::Issued,
+            not_before: not_before.replace_nanosecond(0).expect("valid"),
+            not_after: not_after.replace_nanosecond(0).expect("valid"),
+            revoked_at: None,
+            reason: None,
+            key_sha256: csr.key_sha256.clone(),
+            csr_sha256: identity.csr_sha256.clone().unwrap_or_default(),
+            email: identity.email.clone(),
+            groups: identity.groups.clone(),
+        };
+        jobs.push(Job {
+            identity,
+            csr,
+            record,
+            serial_der,
+        });
+    }
+
+    // 2. Unlock the CA key: the last thing before signing.
+    let key: CaKey = custody::unlock(&repo.root, &opts.key_source)?;
+    ca::check_key_matches(&state.ca, &key)?;
+    let organization = state.config.ca.organization.clone();
+    let signed: Vec<Result<Vec<u8>>> = jobs
+        .par_iter()
+        .map(|job| {
+            let profile = &state.config.profiles[&job.identity.profile];
+            let der = ca::sign_leaf(
+                &state.ca,
+                &key,
+                &LeafSpec {
+                    name: &job.identity.name,
+                    organization: &organization,
+                    groups: &job.identity.groups,
+                    email: job.identity.email.as_deref(),
+                    ekus: &profile.extended_key_usage,
+                    spki_der: &job.csr.spki_der,
+                    serial: &job.serial_der,
+                    not_before: job.record.not_before,
+                    not_after: job.record.not_after,
+                },
+            )?;
+            lint_leaf(&der, job, &state.ca)?;
+            Ok(der)
+        })
+        .collect();
+    let signed: Vec<Vec<u8>> = signed.into_iter().collect::<Result<_>>()?;
+
+    // 3. The new ledger and CRL.
+    let mut ledger = state.ledger.clone();
+    let revoke: BTreeMap<&str, RevocationReason> = plan
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::Revoke)
+        .filter_map(|a| Some((a.serial.as_deref()?, a.revocation?)))
+        .collect();
+    for r in &mut ledger.records {
+        if let Some(why) = revoke.get(r.serial.as_str()) {
+            r.state = State::Revoked;
+            r.revoked_at = Some(now);
+            r.reason = Some(*why);
+        }
+    }
+    ledger.records.extend(jobs.iter().map(|j| j.record.clone()));
+    ledger.sort();
+    let crl_pem = match &plan.crl {
+        Some(c) => {
+            let entries: Vec<CrlEntry> = ledger
+                .records
+                .iter()
+                .filter(|r| r.on_crl(now))
+                .map(|r| CrlEntry {
+                    serial: hex::decode(&r.serial).expect("ledger serials are hex"),
+                    revoked_at: r.revoked_at.expect("revoked records have a time"),
+                    reason: r.reason.expect("revoked records have a reason"),
+                })
+                .collect();
+            Some(ca::sign_crl(
+                &state.ca,
+                &key,
+                c.number,
+                now,
+                c.next_update,
+                &entries,
+            )?)
+        }
+        None => None,
+    };
+    drop(key);
+
+    // 4. Write, then commit; on any failure put every file back.
+    let mut tx = Transaction::new(&repo.root);
+    let result = (|| -> Result<Option<git2::Oid>> {
+        for (job, der) in jobs.iter().zip(&signed) {
+            let mut text = ca::to_pem("CERTIFICATE", der);
+            text.push_str(&state.ca.pem);
+            tx.write(&cert_path(&job.identity.name), text.as_bytes())?;
+        }
+        // An identity left without a live certificate has no current certificate file.
+        let revoked_identities: HashSet<&str> = plan
+            .actions
+            .iter()
+            .filter(|a| a.op == Op::Revoke)
+            .map(|a| a.identity.as_str())
+            .collect();
+        for name in revoked_identities {
+            if !ledger.of(name).any(|r| r.is_live(now)) {
+                tx.remove(&cert_path(name))?;
+            }
+        }
+        tx.write(ledger::FILE, ledger.render().as_bytes())?;
+        if let Some(pem) = &crl_pem {
+            tx.write(CRL_FILE, pem.as_bytes())?;
+        }
+        if opts.no_commit {
+            return Ok(None);
+        }
+        let message = report::commit_message(
+            &plan,
+            &jobs
+                .iter()
+                .map(|j| (j.identity.name.clone(), j.record.serial.clone()))
+                .collect::<Vec<_>>(),
+        );
+        let written = tx.written.clone();
+        let removed = tx.removed.clone();
+        Ok(Some(repo.commit(&written, &removed, &message)?))
+    })();
+    let commit = match result {
+        Ok(c) => c,
+        Err(e) => {
+            tx.rollback();
+            // The index may hold staged paths from a failed commit: reset it to HEAD.
+            if let Some(head) = repo.head_oid() {
+                if let (Ok(commit), Ok(mut index)) = (repo.git.find_commit(head), repo.git.index())
+                {
+                    if let Ok(tree) = commit.tree() {
+                        let _ = index.read_tree(&tree);
+                        let _ = index.write();
+                    }
+                }
+            }
+            return Err(e);
+        }
+    };
+    let issued: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| (j.identity.name.clone(), j.record.serial.clone()))
+        .collect();
+    if !opts.quiet {
+        report::render_applied(out, &plan, &issued, commit);
+    }
+    Ok(Outcome {
+        plan,
+        issued,
+        commit,
+    })
+}

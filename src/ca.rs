@@ -1,0 +1,556 @@
+//! The CA's cryptography: key generation, the self-signed CA certificate, leaf certificates
+//! built from our own parameters, and CRLs.
+//!
+//! Leaf certificates are encoded here field by field (yasna) rather than through rcgen's
+//! `CertificateParams`, for two reasons: rcgen's distinguished name holds one value per
+//! attribute type, and gitca writes one OU per group; and building the TBS ourselves means
+//! nothing a CSR requested can ever reach a certificate — only the CSR's verified public key
+//! is passed in. The CA certificate and CRLs use rcgen.
+
+use std::str::FromStr;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, RevokedCertParams, SerialNumber,
+    SigningKey,
+};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use x509_parser::prelude::FromDer;
+use yasna::models::ObjectIdentifier;
+use yasna::Tag;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::config::Eku;
+use crate::error::{Error, Result};
+use crate::ledger::RevocationReason;
+
+/// Certificates are backdated by this much so that a client whose clock runs a little slow
+/// does not see a brand-new certificate as "not yet valid" (Let's Encrypt does the same).
+pub const BACKDATE: time::Duration = time::Duration::hours(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    P256,
+    P384,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl FromStr for KeyType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<KeyType> {
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "p256" | "ecdsap256" | "ec256" => Ok(KeyType::P256),
+            "p384" | "ecdsap384" | "ec384" => Ok(KeyType::P384),
+            "rsa3072" => Ok(KeyType::Rsa3072),
+            "rsa4096" => Ok(KeyType::Rsa4096),
+            _ => Err(Error::UnknownKeyType {
+                given: s.to_string(),
+            }),
+        }
+    }
+}
+
+impl KeyType {
+    pub fn generate(self) -> Result<KeyPair> {
+        let key = match self {
+            KeyType::P256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyType::P384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+            KeyType::Rsa3072 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)
+            }
+            KeyType::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
+            }
+        };
+        key.map_err(Error::crypto("key generation"))
+    }
+}
+
+/// The unlocked CA private key. Its PKCS#8 bytes are zeroized when it is dropped; the
+/// aws-lc key object behind it is cleansed by aws-lc's own `OPENSSL_free`.
+pub struct CaKey {
+    pair: KeyPair,
+}
+
+impl Drop for CaKey {
+    fn drop(&mut self) {
+        self.pair.zeroize();
+    }
+}
+
+impl std::fmt::Debug for CaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CaKey([redacted])")
+    }
+}
+
+impl CaKey {
+    pub fn new(pair: KeyPair) -> CaKey {
+        CaKey { pair }
+    }
+
+    /// Parses a PKCS#8 PEM private key (the plaintext inside `ca/ca.key.age`).
+    pub fn from_pem(pem_text: &str) -> Result<CaKey> {
+        let block = pem::parse(pem_text).map_err(|_| Error::Unlock {
+            reason: "the decrypted CA key is not a PEM private key".into(),
+            help: "ca/ca.key.age was not written by gitca; restore it from git history".into(),
+        })?;
+        let der = Zeroizing::new(block.into_contents());
+        let pair = KeyPair::try_from(der.as_slice()).map_err(|e| Error::Unlock {
+            reason: format!("the decrypted CA key cannot be loaded: {e}"),
+            help: "ca/ca.key.age was not written by gitca; restore it from git history".into(),
+        })?;
+        Ok(CaKey { pair })
+    }
+
+    /// The key in PKCS#8 PEM, for encryption only: callers must never write it to disk as is.
+    pub fn to_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.pair.serialize_pem())
+    }
+
+    pub fn spki_der(&self) -> Vec<u8> {
+        self.pair.subject_public_key_info()
+    }
+
+    pub fn pair(&self) -> &KeyPair {
+        &self.pair
+    }
+
+    /// The DER AlgorithmIdentifier of the signatures this key makes.
+    fn signature_algorithm(&self) -> Result<&'static [u8]> {
+        let alg = self.pair.algorithm();
+        if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+            Ok(&[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+            ])
+        } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+            Ok(&[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+            ])
+        } else if alg == &rcgen::PKCS_RSA_SHA256 {
+            Ok(&[
+                0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
+                0x00,
+            ])
+        } else {
+            Err(Error::Crypto {
+                what: "signing",
+                detail: format!("unsupported CA key algorithm {alg:?}"),
+            })
+        }
+    }
+}
+
+/// What gitca needs to know of `ca/ca.crt`.
+#[derive(Debug, Clone)]
+pub struct CaCert {
+    pub pem: String,
+    pub der: Vec<u8>,
+    pub subject_der: Vec<u8>,
+    pub spki_der: Vec<u8>,
+    pub ski: Vec<u8>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub subject: String,
+}
+
+impl CaCert {
+    pub fn parse(pem_text: &str) -> Result<CaCert> {
+        let bad = |why: &str| {
+            Error::bad_file(
+                "ca/ca.crt",
+                format!("not a usable CA certificate: {why}"),
+                "restore ca/ca.crt from git history (git log -- ca/ca.crt)",
+            )
+        };
+        let block = pem::parse(pem_text).map_err(|_| bad("not PEM"))?;
+        let der = block.into_contents();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| bad("not X.509"))?;
+        let ski = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| bad("it has no subject key identifier"))?;
+        Ok(CaCert {
+            pem: pem_text.to_string(),
+            subject_der: cert.tbs_certificate.subject.as_raw().to_vec(),
+            spki_der: cert.tbs_certificate.subject_pki.raw.to_vec(),
+            ski,
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+            subject: cert.subject().to_string(),
+            der: der.clone(),
+        })
+    }
+
+    /// SHA-256 of the CA certificate, colon-separated as `openssl x509 -fingerprint -sha256`.
+    pub fn fingerprint(&self) -> String {
+        colon_hex(&Sha256::digest(&self.der))
+    }
+}
+
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A fresh serial: 128 bits from the system CSPRNG, encoded as a positive INTEGER.
+pub fn random_serial() -> Result<Vec<u8>> {
+    loop {
+        let mut bytes = vec![0u8; 16];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Crypto {
+            what: "random serial",
+            detail: "the system random generator failed".into(),
+        })?;
+        let first = bytes.iter().position(|&b| b != 0);
+        // Drop leading zero octets so the ledger's hex equals the DER INTEGER's magnitude.
+        if let Some(first) = first {
+            if bytes.len() - first >= 9 {
+                return Ok(bytes[first..].to_vec());
+            }
+        }
+    }
+}
+
+fn truncate(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).expect("zero nanoseconds is valid")
+}
+
+/// Creates the self-signed CA certificate for `key`.
+pub fn self_signed(
+    name: &str,
+    organization: &str,
+    key: &CaKey,
+    now: OffsetDateTime,
+    validity: time::Duration,
+) -> Result<String> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, organization);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = truncate(now - BACKDATE);
+    params.not_after = truncate(now + validity);
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    let cert = params
+        .self_signed(key.pair())
+        .map_err(Error::crypto("CA certificate"))?;
+    Ok(cert.pem())
+}
+
+/// Everything a leaf certificate says, all of it from YAML, the profile and the clock except
+/// the public key, which is the verified CSR's.
+#[derive(Debug, Clone)]
+pub struct LeafSpec<'a> {
+    pub name: &'a str,
+    pub organization: &'a str,
+    pub groups: &'a [String],
+    pub email: Option<&'a str>,
+    pub ekus: &'a [Eku],
+    pub spki_der: &'a [u8],
+    pub serial: &'a [u8],
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+const OID_CN: &[u64] = &[2, 5, 4, 3];
+const OID_O: &[u64] = &[2, 5, 4, 10];
+const OID_OU: &[u64] = &[2, 5, 4, 11];
+const OID_SKI: &[u64] = &[2, 5, 29, 14];
+const OID_KU: &[u64] = &[2, 5, 29, 15];
+const OID_SAN: &[u64] = &[2, 5, 29, 17];
+const OID_BC: &[u64] = &[2, 5, 29, 19];
+const OID_AKI: &[u64] = &[2, 5, 29, 35];
+const OID_EKU: &[u64] = &[2, 5, 29, 37];
+
+fn oid(components: &[u64]) -> ObjectIdentifier {
+    ObjectIdentifier::from_slice(components)
+}
+
+fn write_time(w: yasna::DERWriter, t: OffsetDateTime) {
+    // RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let (tag, text) = if (1950..2050).contains(&t.year()) {
+        (
+            yasna::tags::TAG_UTCTIME,
+            format!(
+                "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+                t.year() % 100,
+                t.month() as u8,
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+        )
+    } else {
+        (
+            yasna::tags::TAG_GENERALIZEDTIME,
+            format!(
+                "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+                t.year(),
+                t.month() as u8,
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+        )
+    };
+    w.write_tagged_implicit(tag, |w| w.write_bytes(text.as_bytes()));
+}
+
+fn write_extension(w: yasna::DERWriter, id: &[u64], critical: bool, value: Vec<u8>) {
+    w.write_sequence(|w| {
+        w.next().write_oid(&oid(id));
+        if critical {
+            w.next().write_bool(true);
+        }
+        w.next().write_bytes(&value);
+    });
+}
+
+/// RFC 7093 method 1: the leftmost 160 bits of the SHA-256 of the subjectPublicKey bits.
+pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>> {
+    let (_, spki) =
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| Error::Crypto {
+            what: "key identifier",
+            detail: e.to_string(),
+        })?;
+    Ok(Sha256::digest(&spki.subject_public_key.data)[..20].to_vec())
+}
+
+/// SHA-256 of a SubjectPublicKeyInfo, hex: the key fingerprint the ledger records.
+pub fn key_fingerprint(spki_der: &[u8]) -> String {
+    hex::encode(Sha256::digest(spki_der))
+}
+
+/// Signs a leaf certificate; returns its DER.
+pub fn sign_leaf(ca: &CaCert, key: &CaKey, spec: &LeafSpec<'_>) -> Result<Vec<u8>> {
+    let alg = key.signature_algorithm()?;
+    let ski = key_identifier(spec.spki_der)?;
+    let tbs = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_tagged(Tag::context(0), |w| w.write_u8(2));
+            w.next().write_bigint_bytes(spec.serial, true);
+            w.next().write_der(alg);
+            w.next().write_der(&ca.subject_der);
+            w.next().write_sequence(|w| {
+                write_time(w.next(), spec.not_before);
+                write_time(w.next(), spec.not_after);
+            });
+            w.next().write_sequence(|w| {
+                let mut rdn = |id: &[u64], value: &str| {
+                    w.next().write_set(|w| {
+                        w.next().write_sequence(|w| {
+                            w.next().write_oid(&oid(id));
+                            w.next().write_utf8_string(value);
+                        })
+                    })
+                };
+                rdn(OID_O, spec.organization);
+                for g in spec.groups {
+                    rdn(OID_OU, g);
+                }
+                rdn(OID_CN, spec.name);
+            });
+            w.next().write_der(spec.spki_der);
+            w.next().write_tagged(Tag::context(3), |w| {
+                w.write_sequence(|w| {
+                    // basicConstraints: CA:FALSE (an empty SEQUENCE), critical.
+                    write_extension(
+                        w.next(),
+                        OID_BC,
+                        true,
+                        yasna::construct_der(|w| w.write_sequence(|_| {})),
+                    );
+                    // keyUsage: digitalSignature only, critical.
+                    write_extension(
+                        w.next(),
+                        OID_KU,
+                        true,
+                        yasna::construct_der(|w| w.write_bitvec_bytes(&[0x80], 1)),
+                    );
+                    write_extension(
+                        w.next(),
+                        OID_EKU,
+                        false,
+                        yasna::construct_der(|w| {
+                            w.write_sequence(|w| {
+                                for e in spec.ekus {
+                                    w.next().write_oid(&oid(e.oid()));
+                                }
+                            })
+                        }),
+                    );
+                    write_extension(
+                        w.next(),
+                        OID_SKI,
+                        false,
+                        yasna::construct_der(|w| w.write_bytes(&ski)),
+                    );
+                    write_extension(
+                        w.next(),
+                        OID_AKI,
+                        false,
+                        yasna::construct_der(|w| {
+                            w.write_sequence(|w| {
+                                w.next().write_tagged_implicit(Tag::context(0), |w| {
+                                    w.write_bytes(&ca.ski)
+                                })
+                            })
+                        }),
+                    );
+                    if let Some(email) = spec.email {
+                        write_extension(
+                            w.next(),
+                            OID_SAN,
+                            false,
+                            yasna::construct_der(|w| {
+                                w.write_sequence(|w| {
+                                    w.next().write_tagged_implicit(Tag::context(1), |w| {
+                                        w.write_bytes(email.as_bytes())
+                                    })
+                                })
+                            }),
+                        );
+                    }
+                })
+            });
+        })
+    });
+    let signature = key.pair().sign(&tbs).map_err(Error::crypto("signing"))?;
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&tbs);
+            w.next().write_der(alg);
+            w.next().write_bitvec_bytes(&signature, signature.len() * 8);
+        })
+    }))
+}
+
+/// DER to PEM with the given label.
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(label, der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// One entry of a CRL.
+#[derive(Debug, Clone)]
+pub struct CrlEntry {
+    pub serial: Vec<u8>,
+    pub revoked_at: OffsetDateTime,
+    pub reason: RevocationReason,
+}
+
+/// Signs a CRL; returns its PEM.
+pub fn sign_crl(
+    ca: &CaCert,
+    key: &CaKey,
+    number: u64,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+    entries: &[CrlEntry],
+) -> Result<String> {
+    let issuer = Issuer::from_ca_cert_der(&ca.der.clone().into(), key.pair())
+        .map_err(Error::crypto("CRL issuer"))?;
+    let params = CertificateRevocationListParams {
+        this_update: truncate(this_update),
+        next_update: truncate(next_update),
+        crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: entries
+            .iter()
+            .map(|e| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&e.serial),
+                revocation_time: truncate(e.revoked_at),
+                reason_code: Some(e.reason.to_rcgen()),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::PreSpecified(ca.ski.clone()),
+    };
+    let crl = params
+        .signed_by(&issuer)
+        .map_err(Error::crypto("CRL signing"))?;
+    crl.pem().map_err(Error::crypto("CRL encoding"))
+}
+
+/// What reconcile and check need to know of the current CRL.
+#[derive(Debug, Clone)]
+pub struct CrlInfo {
+    pub number: u64,
+    pub this_update: OffsetDateTime,
+    pub next_update: Option<OffsetDateTime>,
+    /// Serials (lowercase hex) on the CRL.
+    pub serials: Vec<String>,
+}
+
+impl CrlInfo {
+    /// Parses a CRL; when `ca` is given, also verifies its signature against the CA.
+    pub fn parse(pem_text: &str, ca: Option<&CaCert>) -> Result<CrlInfo> {
+        let bad = |why: String| {
+            Error::bad_file(
+                "crl/ca.crl",
+                why,
+                "crl/ca.crl is written by gitca reconcile only; restore it from git history",
+            )
+        };
+        let block = pem::parse(pem_text).map_err(|_| bad("not a PEM CRL".into()))?;
+        let (_, crl) = x509_parser::parse_x509_crl(block.contents())
+            .map_err(|e| bad(format!("not a CRL: {e}")))?;
+        if let Some(ca) = ca {
+            let (_, cert) =
+                x509_parser::parse_x509_certificate(&ca.der).map_err(|e| bad(e.to_string()))?;
+            crl.verify_signature(cert.public_key())
+                .map_err(|_| bad("its signature does not verify against ca/ca.crt".into()))?;
+        }
+        let number = crl
+            .crl_number()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| bad("it has no CRL number".into()))?;
+        Ok(CrlInfo {
+            number,
+            this_update: crl.last_update().to_datetime(),
+            next_update: crl.next_update().map(|t| t.to_datetime()),
+            serials: crl
+                .iter_revoked_certificates()
+                .map(|r| serial_hex(r.raw_serial()))
+                .collect(),
+        })
+    }
+}
+
+/// Canonical lowercase hex of a serial: no leading zero octets.
+pub fn serial_hex(raw: &[u8]) -> String {
+    let first = raw
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    hex::encode(&raw[first..])
+}
+
+/// Verifies that `key` is the private half of `ca`.
+pub fn check_key_matches(ca: &CaCert, key: &CaKey) -> Result<()> {
+    if key.spki_der() == ca.spki_der {
+        Ok(())
+    } else {
+        Err(Error::CaKeyMismatch)
+    }
+}

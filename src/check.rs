@@ -1,0 +1,624 @@
+//! `gitca check` and `gitca plan`: everything a reviewer needs, without the CA key.
+//!
+//! check reports every problem at once: YAML, CSR rules (the same code reconcile runs), stray
+//! private keys, integrity of certs/ledger/CRL, time, and — with `--base` — hand edits of
+//! what only reconcile may write.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+use miette::Diagnostic;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::apply::{self, cert_path};
+use crate::ca::{self, CrlInfo};
+use crate::error::{Error, Result};
+use crate::init::{CA_CERT, CRL_FILE};
+use crate::ledger::{self, fmt_time, Ledger, State};
+use crate::load::{self, read};
+use crate::plan::human_span;
+use crate::repo::CaRepo;
+use crate::report;
+
+/// A problem that does not fail check.
+#[derive(Debug, Clone)]
+pub struct Warning {
+    pub file: String,
+    pub message: String,
+    pub help: String,
+}
+
+/// Everything check found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub errors: Vec<Error>,
+    pub warnings: Vec<Warning>,
+}
+
+const PRIVATE_KEY_MARKERS: &[&str] = &[
+    "-----BEGIN PRIVATE KEY-----",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----BEGIN EC PRIVATE KEY-----",
+    "-----BEGIN DSA PRIVATE KEY-----",
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+    "AGE-SECRET-KEY-1",
+];
+
+/// Largest file scanned for private keys; larger files are read only this far.
+const SCAN_LIMIT: u64 = 1 << 20;
+
+/// Finds files holding private keys anywhere in the working tree (ignored files excepted:
+/// they are not part of any commit).
+pub fn scan_private_keys(repo: &CaRepo) -> Vec<Error> {
+    let mut found = Vec::new();
+    let mut stack = vec![repo.root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let Ok(rel) = path.strip_prefix(&repo.root) else {
+                continue;
+            };
+            if rel == Path::new(".git") || repo.git.is_path_ignored(rel).unwrap_or(false) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !meta.is_file() {
+                continue;
+            }
+            let mut buf = Vec::new();
+            if let Ok(f) = std::fs::File::open(&path) {
+                use std::io::Read;
+                let _ = f.take(SCAN_LIMIT).read_to_end(&mut buf);
+            }
+            let text = String::from_utf8_lossy(&buf);
+            if let Some(marker) = PRIVATE_KEY_MARKERS.iter().find(|m| text.contains(**m)) {
+                let line = text[..text.find(marker).unwrap_or(0)].matches('\n').count() + 1;
+                let rel = rel.to_string_lossy().to_string();
+                let kind = marker.trim_matches('-').trim_start_matches("BEGIN ");
+                found.push(Error::BadFile {
+                    path: rel.clone().into(),
+                    reason: format!("line {line}: holds a private key ({kind}); private keys never enter the CA repository"),
+                    help: format!(
+                        "remove it from the pull request (git rm --cached {rel}) and, since it was exposed, make a new key; commit only the .csr"
+                    ),
+                });
+            }
+        }
+    }
+    found
+}
+
+fn verify_cert_file(
+    repo: &CaRepo,
+    state: &load::State,
+    name: &str,
+    now: OffsetDateTime,
+) -> Option<Error> {
+    let rel = cert_path(name);
+    let bad = |why: String| {
+        Some(Error::bad_file(
+            &rel,
+            why,
+            "certs/ is written by gitca reconcile only; restore it with `git checkout -- certs/`, or run reconcile",
+        ))
+    };
+    let text = match std::fs::read_to_string(repo.path(&rel)) {
+        Ok(t) => t,
+        Err(_) => {
+            return bad("missing: the identity holds a live certificate in the ledger".into())
+        }
+    };
+    let Ok(blocks) = pem::parse_many(&text) else {
+        return bad("not PEM".into());
+    };
+    let Some(first) = blocks.first().filter(|b| b.tag() == "CERTIFICATE") else {
+        return bad("does not start with a certificate".into());
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(first.contents()) else {
+        return bad("not an X.509 certificate".into());
+    };
+    let Ok((_, ca_cert)) = x509_parser::parse_x509_certificate(&state.ca.der) else {
+        return bad("ca/ca.crt cannot be parsed".into());
+    };
+    if cert.verify_signature(Some(ca_cert.public_key())).is_err() {
+        return bad("its signature does not verify against ca/ca.crt".into());
+    }
+    let serial = ca::serial_hex(cert.raw_serial());
+    let current = state.ledger.of(name).filter(|r| r.is_live(now)).last();
+    match current {
+        Some(r) if r.serial == serial => None,
+        Some(r) => bad(format!(
+            "holds serial {serial}, but the ledger's current certificate is {}",
+            r.serial
+        )),
+        None => bad(format!(
+            "holds serial {serial}, but the ledger has no live certificate for `{name}`"
+        )),
+    }
+}
+
+/// Compares with the base revision: what only reconcile may write must not change in a PR.
+fn compare_with_base(
+    repo: &CaRepo,
+    base: &str,
+    ledger: &Ledger,
+    findings: &mut Findings,
+) -> Result<()> {
+    let base_obj = repo.git.revparse_single(base).map_err(|_| {
+        Error::usage(
+            format!("`{base}` is not a revision of this repository"),
+            "fetch the base branch first (git fetch origin main) and pass e.g. --base origin/main",
+        )
+    })?;
+    let base_commit = base_obj.peel_to_commit()?;
+    // Compare with the merge base, so commits that landed on the base branch after the pull
+    // request forked are not mistaken for the pull request's own edits.
+    let fork = match repo.head_oid() {
+        Some(head) => repo
+            .git
+            .merge_base(head, base_commit.id())
+            .unwrap_or(base_commit.id()),
+        None => base_commit.id(),
+    };
+    let fork_tree = repo.git.find_commit(fork)?.tree()?;
+    let mut opts = git2::DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    for p in ["ledger.tsv", "certs", "crl", "ca"] {
+        opts.pathspec(p);
+    }
+    let diff = repo
+        .git
+        .diff_tree_to_workdir_with_index(Some(&fork_tree), Some(&mut opts))?;
+    let mut changed = BTreeSet::new();
+    for d in diff.deltas() {
+        if let Some(p) = d.new_file().path().or(d.old_file().path()) {
+            changed.insert(p.to_string_lossy().to_string());
+        }
+    }
+    for path in changed {
+        let what = if path.starts_with("ca/") {
+            "changes the CA itself"
+        } else {
+            "is written by gitca reconcile only"
+        };
+        findings.errors.push(Error::bad_file(
+            &path,
+            format!("edited by hand since {base} ({what})"),
+            format!("drop this change from the pull request (git checkout {base} -- {path}); reconcile updates it after the merge"),
+        ));
+    }
+    // A revoked certificate's record must never disappear or be un-revoked.
+    if let Ok(entry) = fork_tree.get_path(Path::new(ledger::FILE)) {
+        let blob = repo.git.find_blob(entry.id())?;
+        if let Ok(old) = Ledger::parse(&String::from_utf8_lossy(blob.content())) {
+            let now: HashMap<&str, &ledger::Record> = ledger
+                .records
+                .iter()
+                .map(|r| (r.serial.as_str(), r))
+                .collect();
+            for r in old.records.iter() {
+                match now.get(r.serial.as_str()) {
+                    None => findings.errors.push(Error::bad_file(
+                        ledger::FILE,
+                        format!(
+                            "the record of certificate {} ({}) was removed",
+                            r.serial, r.identity
+                        ),
+                        "the ledger keeps every certificate ever issued; restore the row",
+                    )),
+                    Some(n) if r.state == State::Revoked && n.state != State::Revoked => {
+                        findings.errors.push(Error::bad_file(
+                            ledger::FILE,
+                            format!(
+                                "certificate {} ({}) was revoked and is no longer",
+                                r.serial, r.identity
+                            ),
+                            "revocation is permanent; restore the row",
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs every check. Errors in loading stop the checks that need what failed to load.
+pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result<Findings> {
+    let mut f = Findings::default();
+    f.errors.extend(scan_private_keys(repo));
+    let state = match load::load(&repo.root) {
+        Ok(s) => s,
+        Err(e) => {
+            f.errors.extend(e.into_flat());
+            return Ok(f);
+        }
+    };
+    // CSR rules, exactly as reconcile applies them, for every identity that wants a certificate.
+    let wanting: Vec<&crate::inventory::Identity> = state
+        .inventory
+        .identities
+        .iter()
+        .filter(|i| i.wants_certificate())
+        .collect();
+    if let Err(e) = apply::check_csrs(&repo.root, &state, &wanting) {
+        f.errors.extend(e.into_flat());
+    }
+    // Integrity: the CRL's signature, and the certificate files against the ledger.
+    let crl = match read(&repo.root, CRL_FILE).and_then(|t| CrlInfo::parse(&t, Some(&state.ca))) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            f.errors.push(e);
+            None
+        }
+    };
+    let live: BTreeSet<&str> = state
+        .ledger
+        .records
+        .iter()
+        .filter(|r| r.is_live(now))
+        .map(|r| r.identity.as_str())
+        .collect();
+    for name in &live {
+        if let Some(e) = verify_cert_file(repo, &state, name, now) {
+            f.errors.push(e);
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(repo.path("certs")) {
+        for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().to_string();
+            let stem = file.strip_suffix(".crt").unwrap_or(&file);
+            if !live.contains(stem) {
+                f.errors.push(Error::bad_file(
+                    format!("certs/{file}"),
+                    "no live certificate of this name in the ledger",
+                    "certs/ is written by gitca reconcile only; remove the file",
+                ));
+            }
+        }
+    }
+    if let Some(crl) = &crl {
+        let revoked: HashSet<&str> = state
+            .ledger
+            .records
+            .iter()
+            .filter(|r| r.state == State::Revoked)
+            .map(|r| r.serial.as_str())
+            .collect();
+        for s in &crl.serials {
+            if !revoked.contains(s.as_str()) {
+                f.errors.push(Error::bad_file(
+                    ledger::FILE,
+                    format!("serial {s} is on the CRL but not revoked in the ledger"),
+                    "revocation is permanent: a hand edit un-revoked it; restore ledger.tsv from git history",
+                ));
+            }
+        }
+        let on_crl: HashSet<&str> = crl.serials.iter().map(String::as_str).collect();
+        for r in state
+            .ledger
+            .records
+            .iter()
+            .filter(|r| r.on_crl(crl.this_update))
+        {
+            if !on_crl.contains(r.serial.as_str()) {
+                f.errors.push(Error::bad_file(
+                    CRL_FILE,
+                    format!(
+                        "revoked serial {} ({}) is missing from the CRL",
+                        r.serial, r.identity
+                    ),
+                    "run gitca reconcile to re-sign the CRL",
+                ));
+            }
+        }
+        match crl.next_update {
+            Some(next) if next <= now => f.errors.push(Error::bad_file(
+                CRL_FILE,
+                format!("the CRL expired {}: nginx refuses every client", fmt_time(next)),
+                "run gitca reconcile now (it re-signs the CRL), then nginx -s reload; schedule it daily",
+            )),
+            Some(next) if next - now <= state.config.crl.refresh_before.0 => f.warnings.push(Warning {
+                file: CRL_FILE.into(),
+                message: format!("the CRL expires in {} ({})", human_span(next - now), fmt_time(next)),
+                help: "the next gitca reconcile re-signs it; make sure one runs daily".into(),
+            }),
+            _ => {}
+        }
+    }
+    if state.ca.not_after <= now {
+        f.errors.push(Error::bad_file(
+            CA_CERT,
+            format!(
+                "the CA certificate expired {}",
+                fmt_time(state.ca.not_after)
+            ),
+            "every certificate it issued is now refused; create a new CA and re-issue",
+        ));
+    } else if state.ca.not_after - now <= time::Duration::days(90) {
+        f.warnings.push(Warning {
+            file: CA_CERT.into(),
+            message: format!(
+                "the CA certificate expires in {}",
+                human_span(state.ca.not_after - now)
+            ),
+            help: "plan the move to a new CA before then".into(),
+        });
+    }
+    if let Some(base) = base {
+        compare_with_base(repo, base, &state.ledger, &mut f)?;
+    }
+    Ok(f)
+}
+
+fn error_json(e: &Error) -> serde_json::Value {
+    let (file, line) = match e {
+        Error::Located(l) => (Some(l.file().to_string()), Some(l.line())),
+        Error::BadFile { path, .. } => (Some(path.display().to_string()), None),
+        _ => (None, None),
+    };
+    json!({
+        "file": file,
+        "line": line,
+        "message": e.to_string(),
+        "help": e.help().map(|h| h.to_string()),
+    })
+}
+
+/// The top-level entry point for `gitca check`.
+pub fn run_check(
+    dir: &Path,
+    now: OffsetDateTime,
+    json_out: bool,
+    base: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let repo = CaRepo::open(dir)?;
+    let f = collect(&repo, now, base)?;
+    let ok = f.errors.is_empty();
+    if json_out {
+        let doc = json!({
+            "ok": ok,
+            "errors": f.errors.iter().map(error_json).collect::<Vec<_>>(),
+            "warnings": f.warnings.iter().map(|w| json!({"file": w.file, "message": w.message, "help": w.help})).collect::<Vec<_>>(),
+        });
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json"));
+    } else {
+        render_findings(&f, out);
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// Human rendering: each error as a miette diagnostic, then warnings, then a one-line verdict.
+pub fn render_findings(f: &Findings, out: &mut dyn Write) {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+    for e in &f.errors {
+        let mut s = String::new();
+        let _ = handler.render_report(&mut s, e);
+        let _ = writeln!(out, "{}", s.trim_end());
+    }
+    for w in &f.warnings {
+        let _ = writeln!(
+            out,
+            "  ⚠ warning: {}: {}\n  help: {}",
+            w.file, w.message, w.help
+        );
+    }
+    let verdict = if f.errors.is_empty() {
+        "check passed"
+    } else {
+        "check failed"
+    };
+    let _ = writeln!(
+        out,
+        "{verdict}: {} error(s), {} warning(s)",
+        f.errors.len(),
+        f.warnings.len()
+    );
+}
+
+pub enum PlanFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+/// The top-level entry point for `gitca plan`.
+pub fn run_plan(
+    dir: &Path,
+    now: OffsetDateTime,
+    format: PlanFormat,
+    detailed_exitcode: bool,
+    base: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let repo = CaRepo::open(dir)?;
+    if let Some(base) = base {
+        let mut f = Findings::default();
+        let ledger = Ledger::parse(&read(&repo.root, ledger::FILE)?)?;
+        compare_with_base(&repo, base, &ledger, &mut f)?;
+        if !f.errors.is_empty() {
+            return Err(Error::Many {
+                count: f.errors.len(),
+                errors: f.errors,
+            });
+        }
+    }
+    let state = load::load(&repo.root)?;
+    let plan = state.plan(now);
+    match format {
+        PlanFormat::Human => report::render_plan_human(out, &plan),
+        PlanFormat::Markdown => report::render_plan_markdown(out, &plan),
+        PlanFormat::Json => {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&report::plan_json(&plan, now)).expect("json")
+            );
+        }
+    }
+    Ok(if detailed_exitcode && !plan.is_empty() {
+        2
+    } else {
+        0
+    })
+}
+
+/// The top-level entry point for `gitca status`.
+pub fn run_status(
+    dir: &Path,
+    now: OffsetDateTime,
+    json_out: bool,
+    expiring: Option<crate::config::Dur>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let repo = CaRepo::open(dir)?;
+    let state = load::load(&repo.root)?;
+    let window = expiring.map(|d| d.0);
+    let mut expiring_soon = Vec::new();
+    let mut identities = Vec::new();
+    for id in &state.inventory.identities {
+        let cur = state.ledger.of(&id.name).filter(|r| r.is_live(now)).last();
+        let st = if id.disabled {
+            "disabled"
+        } else if id.revoke.is_some() {
+            "revoked"
+        } else if cur.is_some() {
+            "valid"
+        } else {
+            "pending"
+        };
+        if let (Some(w), Some(c)) = (window, cur) {
+            if c.not_after - now <= w {
+                expiring_soon.push(format!("{} ({})", id.name, c.serial));
+            }
+        }
+        identities.push(json!({
+            "name": id.name,
+            "kind": id.kind.as_str(),
+            "state": st,
+            "serial": cur.map(|c| c.serial.clone()),
+            "not_after": cur.map(|c| fmt_time(c.not_after)),
+            "days_left": cur.map(|c| (c.not_after - now).whole_days()),
+        }));
+    }
+    let revoked: Vec<_> = state
+        .ledger
+        .records
+        .iter()
+        .filter(|r| r.state == State::Revoked)
+        .map(|r| {
+            json!({
+                "serial": r.serial,
+                "identity": r.identity,
+                "revoked_at": r.revoked_at.map(fmt_time),
+                "reason": r.reason.map(|x| x.as_str()),
+                "not_after": fmt_time(r.not_after),
+                "on_crl": r.on_crl(now),
+            })
+        })
+        .collect();
+    if let (Some(w), Some(next)) = (window, state.crl.next_update) {
+        if next - now <= w {
+            expiring_soon.push(format!("CRL #{}", state.crl.number));
+        }
+    }
+    if let Some(w) = window {
+        if state.ca.not_after - now <= w {
+            expiring_soon.push("the CA certificate".into());
+        }
+    }
+    if json_out {
+        let doc = json!({
+            "now": fmt_time(now),
+            "identities": identities,
+            "revoked": revoked,
+            "crl": {
+                "number": state.crl.number,
+                "this_update": fmt_time(state.crl.this_update),
+                "next_update": state.crl.next_update.map(fmt_time),
+                "entries": state.crl.serials.len(),
+            },
+            "ca": { "subject": state.ca.subject, "not_after": fmt_time(state.ca.not_after) },
+            "expiring": expiring_soon,
+        });
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json"));
+    } else {
+        let _ = writeln!(
+            out,
+            "CA   {}  expires {} ({} left)",
+            state.ca.subject,
+            &fmt_time(state.ca.not_after)[..10],
+            human_span(state.ca.not_after - now)
+        );
+        let next = state.crl.next_update.map(|n| {
+            if n <= now {
+                format!("EXPIRED {}", fmt_time(n))
+            } else {
+                format!("next update {} (in {})", fmt_time(n), human_span(n - now))
+            }
+        });
+        let _ = writeln!(
+            out,
+            "CRL  #{}  {} entries  this update {}  {}",
+            state.crl.number,
+            state.crl.serials.len(),
+            fmt_time(state.crl.this_update),
+            next.unwrap_or_default()
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<5} {:<9} {:<34} {:<11} DAYS",
+            "IDENTITY", "KIND", "STATE", "SERIAL", "EXPIRES"
+        );
+        for v in &identities {
+            let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+            let _ = writeln!(
+                out,
+                "  {:<24} {:<5} {:<9} {:<34} {:<11} {}",
+                s("name"),
+                s("kind"),
+                s("state"),
+                s("serial"),
+                s("not_after").get(..10).unwrap_or("-"),
+                v["days_left"]
+                    .as_i64()
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+        if !revoked.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nRevoked: {} certificate(s), {} still on the CRL",
+                revoked.len(),
+                revoked.iter().filter(|r| r["on_crl"] == true).count()
+            );
+        }
+        if !expiring_soon.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nExpiring within the window: {}",
+                expiring_soon.join(", ")
+            );
+        }
+    }
+    Ok(if expiring_soon.is_empty() { 0 } else { 1 })
+}

@@ -1,0 +1,299 @@
+//! The command line: clap definitions and the dispatch to each command's `run_*` function.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use time::OffsetDateTime;
+
+use crate::config::Dur;
+use crate::custody::{self, Custody, KeySource};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitca",
+    version,
+    about = "A private certificate authority run as a git repository",
+    long_about = "gitca keeps a private CA in a git repository: identities are declared in YAML, \
+each person adds their own CSR, the CA key is age-encrypted, and `gitca reconcile` issues, renews \
+and revokes certificates and commits the result.",
+    after_help = "Example: the onboarding story\n  gitca init --name \"Registry CA\" --recipient age1…\n  gitca request alice --email alice@example.com   # on alice's machine\n  gitca check && gitca plan                        # in the pull request\n  GITCA_IDENTITY=\"$(cat ca.agekey)\" gitca reconcile  # after the merge\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode)."
+)]
+pub struct Cli {
+    /// The CA repository (default: the repository containing the current directory).
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Use this time instead of the clock (RFC 3339), for tests and simulations.
+    #[arg(long, global = true, env = "GITCA_NOW", value_name = "RFC3339")]
+    pub now: Option<String>,
+
+    /// Print nothing but errors (for cron jobs).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityArg {
+    /// age identity file (or unencrypted SSH private key) that decrypts ca/ca.key.age.
+    /// Also: GITCA_IDENTITY (the identity text), GITCA_IDENTITY_FILE, GITCA_PASSPHRASE.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CustodyArgs {
+    /// Encrypt the CA key to this age (age1…) or SSH (ssh-ed25519/ssh-rsa) public key. Repeatable.
+    #[arg(long = "recipient", short = 'r', value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// Encrypt to every recipient listed in FILE (age's recipients-file format).
+    #[arg(long, short = 'R', value_name = "FILE")]
+    pub recipients_file: Vec<PathBuf>,
+    /// Encrypt with a passphrase (scrypt): GITCA_PASSPHRASE, else asked twice on the terminal.
+    #[arg(long, conflicts_with_all = ["recipients", "recipients_file"])]
+    pub passphrase: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a CA repository: key, self-signed CA certificate, encrypted key, config, empty CRL.
+    #[command(
+        after_help = "Example:\n  age-keygen -o ~/.config/gitca/ca.agekey\n  gitca init -C my-ca --name \"Registry CA\" --organization \"Example Corp\" \\\n      --recipient \"$(age-keygen -y ~/.config/gitca/ca.agekey)\""
+    )]
+    Init {
+        /// The CA's common name.
+        #[arg(long)]
+        name: String,
+        /// Organization (O) of the CA and of every certificate it issues (default: the name).
+        #[arg(long)]
+        organization: Option<String>,
+        /// p256 (default), p384, rsa3072 or rsa4096.
+        #[arg(long, default_value = "p256", value_name = "TYPE")]
+        key_type: String,
+        /// Lifetime of the CA certificate.
+        #[arg(long, default_value = "10y", value_name = "DURATION")]
+        validity: String,
+        #[command(flatten)]
+        custody: CustodyArgs,
+    },
+    /// Operations on the CA itself.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Validate the repository: YAML, CSRs, stray private keys, ledger/certs/CRL integrity, time.
+    #[command(after_help = "Example (pull-request job):\n  gitca check --base origin/main")]
+    Check {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Compare with this revision and flag what a pull request must not change by hand.
+        #[arg(long, value_name = "REV")]
+        base: Option<String>,
+    },
+    /// Show what reconcile would do, with a reason per action. Needs no CA key.
+    #[command(
+        after_help = "Example:\n  gitca plan --markdown > plan.md\n  gitca plan --detailed-exitcode   # 0: nothing to do, 2: changes pending, 1: error"
+    )]
+    Plan {
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        #[arg(long)]
+        markdown: bool,
+        /// Exit 2 when changes are pending, 0 when there are none.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Also run check's comparison with this base revision.
+        #[arg(long, value_name = "REV")]
+        base: Option<String>,
+    },
+    /// Issue, renew and revoke to match the declared identities; refresh the CRL; commit.
+    #[command(
+        after_help = "Example (CI, after merge and daily):\n  GITCA_IDENTITY=\"$CA_AGE_IDENTITY\" gitca reconcile && git push"
+    )]
+    Reconcile {
+        #[command(flatten)]
+        identity: IdentityArg,
+        /// Write the files but do not commit.
+        #[arg(long)]
+        no_commit: bool,
+        /// Run even with uncommitted changes to gitca's files.
+        #[arg(long)]
+        allow_dirty: bool,
+    },
+    /// Identities, serials, expiry, revocations and the CRL's age.
+    #[command(after_help = "Example (monitoring):\n  gitca status --expiring 14d || alert")]
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when a certificate, the CRL or the CA expires within DURATION.
+        #[arg(long, value_name = "DURATION")]
+        expiring: Option<String>,
+    },
+    /// The person's side: make a key (kept outside the repo) and add a CSR and YAML entry.
+    #[command(
+        after_help = "Example:\n  gitca request alice --email alice@example.com --group push\n  git add csr/alice.csr identities/ && git commit -m 'onboard alice'"
+    )]
+    Request(crate::request::RequestArgs),
+    /// Write Docker/Podman certs.d files for NAME: client.cert (leaf first), client.key, ca.crt.
+    #[command(
+        after_help = "Example:\n  sudo gitca bundle alice --key ~/.config/gitca/keys/alice.key --registry registry.example.com:5000"
+    )]
+    Bundle(crate::docker::BundleArgs),
+    /// Explain why a client certificate would be refused, and how to fix it.
+    #[command(
+        after_help = "Example:\n  gitca doctor --cert client.cert --key client.key\n  gitca doctor --certs-dir /etc/docker/certs.d/registry.example.com:5000"
+    )]
+    Doctor(crate::docker::DoctorArgs),
+    /// Server-side configuration: nginx (enforces the CRL) or the registry's own TLS.
+    #[command(
+        after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf"
+    )]
+    Export(crate::docker::ExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Decrypt the CA key in memory, check it matches ca/ca.crt, print its fingerprint.
+    Verify {
+        #[command(flatten)]
+        identity: IdentityArg,
+    },
+}
+
+/// The clock: `--now`/GITCA_NOW, else the system time.
+pub fn parse_now(now: Option<&str>) -> Result<OffsetDateTime> {
+    match now {
+        Some(s) => crate::ledger::parse_time(s).ok_or_else(|| Error::BadTime { given: s.into() }),
+        None => Ok(OffsetDateTime::now_utc()),
+    }
+}
+
+fn read_passphrase() -> Result<age::secrecy::SecretString> {
+    use std::io::IsTerminal;
+    let pass = match std::env::var("GITCA_PASSPHRASE") {
+        Ok(p) => p,
+        Err(_) if std::io::stdin().is_terminal() => {
+            let a = rpassword::prompt_password("Passphrase for the new CA key: ")
+                .map_err(|_| Error::NoPassphrase)?;
+            let b = rpassword::prompt_password("Repeat the passphrase: ")
+                .map_err(|_| Error::NoPassphrase)?;
+            if a != b {
+                return Err(Error::PassphraseMismatch);
+            }
+            a
+        }
+        Err(_) => return Err(Error::NoPassphrase),
+    };
+    if pass.is_empty() {
+        return Err(Error::EmptyPassphrase);
+    }
+    Ok(age::secrecy::SecretString::from(pass))
+}
+
+/// Turns the recipient flags into a custody choice, validating every recipient.
+pub fn custody_from_args(args: &CustodyArgs) -> Result<Custody> {
+    if args.passphrase {
+        return Ok(Custody::Passphrase(read_passphrase()?));
+    }
+    let mut all = args.recipients.clone();
+    for f in &args.recipients_file {
+        all.extend(custody::read_recipients_file(f)?);
+    }
+    Ok(Custody::Recipients(custody::validate_recipients(&all)?))
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    let now = parse_now(cli.now.as_deref())?;
+    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let mut sink = std::io::sink();
+    let out: &mut dyn Write = if cli.quiet { &mut sink } else { &mut lock };
+    match cli.command {
+        Command::Init {
+            name,
+            organization,
+            key_type,
+            validity,
+            custody,
+        } => {
+            let key_type = key_type.parse()?;
+            let validity = Dur::parse(&validity)?;
+            let custody = custody_from_args(&custody)?;
+            crate::init::run_init(
+                crate::init::InitOptions {
+                    dir,
+                    organization: organization.unwrap_or_else(|| name.clone()),
+                    name,
+                    key_type,
+                    validity,
+                    custody,
+                    now,
+                },
+                out,
+            )?;
+            Ok(0)
+        }
+        Command::Ca(CaCommand::Verify { identity }) => {
+            crate::init::run_ca_verify(&dir, &KeySource::from_env(identity.identity), out)?;
+            Ok(0)
+        }
+        Command::Check { json, base } => {
+            crate::check::run_check(&dir, now, json, base.as_deref(), out)
+        }
+        Command::Plan {
+            json,
+            markdown,
+            detailed_exitcode,
+            base,
+        } => {
+            let format = if json {
+                crate::check::PlanFormat::Json
+            } else if markdown {
+                crate::check::PlanFormat::Markdown
+            } else {
+                crate::check::PlanFormat::Human
+            };
+            crate::check::run_plan(&dir, now, format, detailed_exitcode, base.as_deref(), out)
+        }
+        Command::Reconcile {
+            identity,
+            no_commit,
+            allow_dirty,
+        } => {
+            crate::apply::run_reconcile(
+                &crate::apply::ReconcileOptions {
+                    dir,
+                    now,
+                    key_source: KeySource::from_env(identity.identity),
+                    no_commit,
+                    allow_dirty,
+                    quiet: cli.quiet,
+                },
+                out,
+            )?;
+            Ok(0)
+        }
+        Command::Status { json, expiring } => {
+            let window = expiring.as_deref().map(Dur::parse).transpose()?;
+            crate::check::run_status(&dir, now, json, window, out)
+        }
+        Command::Request(args) => {
+            crate::request::run_request(&dir, &args, out)?;
+            Ok(0)
+        }
+        Command::Bundle(args) => {
+            crate::docker::run_bundle(&dir, now, &args, out)?;
+            Ok(0)
+        }
+        Command::Doctor(args) => crate::docker::run_doctor(&dir, now, &args, out),
+        Command::Export(args) => {
+            crate::docker::run_export(&dir, &args, out)?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! `gitca.yaml`: the CA's settings, CRL policy and certificate profiles.
+//!
+//! Owns parsing and validating the file and the commented template `init` writes. Pure apart
+//! from taking the file's text: no filesystem access here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Located, Result};
+use crate::yaml;
+
+pub const FILE: &str = "gitca.yaml";
+
+/// A span of time written as `<n><unit>`: `90d`, `12h`, `30m`, `2w`, `10y` (365 days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub time::Duration);
+
+impl Dur {
+    pub fn parse(s: &str) -> Result<Dur> {
+        let bad = || Error::BadDuration {
+            given: s.to_string(),
+        };
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (num, unit) = s.split_at(split);
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            "y" => 365 * 86_400,
+            _ => return Err(bad()),
+        };
+        if n <= 0 || n > 100 * 365 * 86_400 / secs {
+            return Err(bad());
+        }
+        Ok(Dur(time::Duration::seconds(n * secs)))
+    }
+
+    pub fn days(self) -> i64 {
+        self.0.whole_days()
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.whole_seconds();
+        for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+            if s % len == 0 {
+                return write!(f, "{}{unit}", s / len);
+            }
+        }
+        write!(f, "{s}s")
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Dur::parse(&s).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{s}`: write a number and a unit, e.g. 365d, 12h, 2w"
+            ))
+        })
+    }
+}
+
+/// The extended key usages a profile may grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Eku {
+    ClientAuth,
+    ServerAuth,
+    EmailProtection,
+    CodeSigning,
+}
+
+impl Eku {
+    /// The OID's DER content octets.
+    pub fn oid(self) -> &'static [u64] {
+        match self {
+            Eku::ServerAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 1],
+            Eku::ClientAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 2],
+            Eku::CodeSigning => &[1, 3, 6, 1, 5, 5, 7, 3, 3],
+            Eku::EmailProtection => &[1, 3, 6, 1, 5, 5, 7, 3, 4],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSettings {
+    pub name: String,
+    pub organization: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlPolicy {
+    pub validity: Dur,
+    pub refresh_before: Dur,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub validity: Dur,
+    pub renew_before: Dur,
+    pub extended_key_usage: Vec<Eku>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub ca: CaSettings,
+    pub crl: CrlPolicy,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+impl Config {
+    /// Parses and validates `gitca.yaml`'s text.
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = yaml::from_str(FILE, text)?;
+        let fail = |needle: &str, message: String, help: &str| -> Error {
+            let at = text.find(needle).unwrap_or(0);
+            Located::new(FILE, text, (at, needle.len()), message, "here", help).into()
+        };
+        if config.ca.name.trim().is_empty() {
+            return Err(fail(
+                "name:",
+                "ca.name is empty".into(),
+                "give the CA a name",
+            ));
+        }
+        if config.crl.refresh_before >= config.crl.validity {
+            return Err(fail(
+                "refresh_before:",
+                format!(
+                    "crl.refresh_before ({}) must be shorter than crl.validity ({})",
+                    config.crl.refresh_before, config.crl.validity
+                ),
+                "e.g. validity: 7d, refresh_before: 3d — the CRL is re-signed when less than refresh_before remains",
+            ));
+        }
+        for required in ["user", "bot"] {
+            if !config.profiles.contains_key(required) {
+                return Err(fail(
+                    "profiles:",
+                    format!("profile `{required}` is missing"),
+                    "gitca.yaml needs the profiles `user` and `bot` (more may be added)",
+                ));
+            }
+        }
+        for (name, p) in &config.profiles {
+            if p.renew_before >= p.validity {
+                return Err(fail(
+                    &format!("{name}:"),
+                    format!(
+                        "profile `{name}`: renew_before ({}) must be shorter than validity ({})",
+                        p.renew_before, p.validity
+                    ),
+                    "renewal starts renew_before ahead of expiry; e.g. validity: 365d, renew_before: 30d",
+                ));
+            }
+            if p.extended_key_usage.is_empty() {
+                return Err(fail(
+                    &format!("{name}:"),
+                    format!("profile `{name}` grants no extended key usage"),
+                    "client certificates need `extended_key_usage: [client_auth]`",
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The commented `gitca.yaml` written by `gitca init`.
+    pub fn template(name: &str, organization: &str) -> String {
+        format!(
+            r#"# yaml-language-server: $schema=schema/gitca.schema.json
+# gitca settings. Edit by pull request; `gitca check` validates this file.
+
+ca:
+  # The CA certificate's common name (set at `gitca init`; changing it here does not re-issue ca/ca.crt).
+  name: {name}
+  # The organization (O) written into every certificate this CA issues.
+  organization: {organization}
+
+# Certificate revocation list (crl/ca.crl). nginx rejects EVERY client once the CRL expires,
+# so a scheduled `gitca reconcile` must re-sign it well before nextUpdate.
+crl:
+  # nextUpdate = thisUpdate + validity. Keep it at most 10 days (the CA/Browser Forum ceiling).
+  validity: 7d
+  # reconcile re-signs the CRL when less than this remains before nextUpdate.
+  refresh_before: 3d
+
+# Certificate profiles. Identities use `user` or `bot` by default, or `profile: NAME`.
+profiles:
+  user:
+    # Lifetime of a user certificate.
+    validity: 365d
+    # reconcile renews (same key, new serial) when less than this remains.
+    renew_before: 30d
+    # Extended key usages: client_auth, server_auth, email_protection, code_signing.
+    extended_key_usage: [client_auth]
+  bot:
+    # Bots get short-lived certificates: expiry is the revocation that works even where
+    # nothing reads the CRL. A daily reconcile keeps them fresh.
+    validity: 30d
+    renew_before: 10d
+    extended_key_usage: [client_auth]
+"#,
+            name = yaml::quote(name),
+            organization = yaml::quote(organization),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!(Dur::parse("30d").unwrap().days(), 30);
+        assert_eq!(Dur::parse("2w").unwrap().days(), 14);
+        assert_eq!(Dur::parse("10y").unwrap().days(), 3650);
+        assert_eq!(Dur::parse("12h").unwrap().to_string(), "12h");
+        assert_eq!(Dur::parse("48h").unwrap().to_string(), "2d");
+        for bad in ["", "d", "10", "-1d", "0d", "1x", "1.5d", "99999999999d"] {
+            assert!(Dur::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn template_parses() {
+        let c = Config::parse(&Config::template("Test CA: \"x\"", "Acme")).unwrap();
+        assert_eq!(c.ca.name, "Test CA: \"x\"");
+        assert_eq!(c.crl.validity.days(), 7);
+        assert_eq!(c.profiles["bot"].validity.days(), 30);
+    }
+
+    #[test]
+    fn renew_window_longer_than_validity_is_refused() {
+        let t = Config::template("x", "y").replace("renew_before: 30d", "renew_before: 400d");
+        let e = Config::parse(&t).unwrap_err();
+        assert!(e.to_string().contains("renew_before"), "{e}");
+    }
+}

@@ -1,0 +1,302 @@
+//! Custody of the CA private key: age encryption to recipients or a passphrase, and the one
+//! function that unlocks it in memory.
+//!
+//! The plaintext key never touches the disk: it goes from memory into age's stream writer, and
+//! comes back out of age's reader into a zeroizing buffer that is parsed and dropped.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use age::secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::ca::CaKey;
+use crate::error::{Error, Located, Result};
+
+pub const KEY_FILE: &str = "ca/ca.key.age";
+pub const RECIPIENTS_FILE: &str = "ca/recipients.txt";
+
+/// Highest scrypt work factor accepted when decrypting (2^22: about 4 GiB·s of work). age's own
+/// default ceiling depends on how fast this build is; a fixed one keeps debug and release
+/// builds able to read each other's files.
+const MAX_SCRYPT_WORK_FACTOR: u8 = 22;
+
+/// To whom the CA key is encrypted.
+pub enum Custody {
+    /// age (`age1…`) and SSH (`ssh-ed25519`, `ssh-rsa`) public keys, one per entry.
+    Recipients(Vec<String>),
+    /// An scrypt passphrase.
+    Passphrase(SecretString),
+}
+
+fn parse_recipient(line: &str) -> Result<Box<dyn age::Recipient + Send>> {
+    let bad = |reason: String| Error::BadRecipient {
+        recipient: line.chars().take(80).collect(),
+        reason,
+    };
+    if line.starts_with("age1") {
+        line.parse::<age::x25519::Recipient>()
+            .map(|r| Box::new(r) as _)
+            .map_err(|e| bad(e.to_string()))
+    } else if line.starts_with("ssh-") {
+        line.parse::<age::ssh::Recipient>()
+            .map(|r| Box::new(r) as _)
+            .map_err(|e| bad(format!("{e:?}")))
+    } else if line.starts_with("AGE-SECRET-KEY-") {
+        Err(bad("this is a private key, not a recipient".into()))
+    } else {
+        Err(bad("it starts with neither `age1` nor `ssh-`".into()))
+    }
+}
+
+/// Checks every recipient and returns them normalised (trimmed).
+pub fn validate_recipients(recipients: &[String]) -> Result<Vec<String>> {
+    let out: Vec<String> = recipients.iter().map(|r| r.trim().to_string()).collect();
+    for r in &out {
+        parse_recipient(r)?;
+    }
+    if out.is_empty() {
+        return Err(Error::NoRecipients);
+    }
+    Ok(out)
+}
+
+/// Reads an age recipients file: one recipient per line, `#` comments and blank lines ignored.
+pub fn read_recipients_file(path: &Path) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).map_err(Error::io("read the recipients file", path))?;
+    let name = path.display().to_string();
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            if let Err(e) = parse_recipient(trimmed) {
+                return Err(Located::new(
+                    &name,
+                    &text,
+                    (offset, line.trim_end().len()),
+                    format!("{name}: {e}"),
+                    "not a recipient",
+                    "each line holds one age1… or ssh-ed25519/ssh-rsa public key; comments start with #",
+                )
+                .into());
+            }
+            out.push(trimmed.to_string());
+        }
+        offset += line.len();
+    }
+    if out.is_empty() {
+        return Err(Error::bad_file(
+            path,
+            "the recipients file lists no recipient",
+            "add one age1… or ssh public key per line",
+        ));
+    }
+    Ok(out)
+}
+
+/// The text of `ca/recipients.txt` for a custody choice.
+pub fn recipients_txt(custody: &Custody) -> String {
+    let mut s = String::from(
+        "# Who can decrypt ca/ca.key.age. Change it with `gitca rekey`, never by hand.\n",
+    );
+    match custody {
+        Custody::Recipients(rs) => {
+            for r in rs {
+                s.push_str(r);
+                s.push('\n');
+            }
+        }
+        Custody::Passphrase(_) => s.push_str("# passphrase (scrypt): no public recipients\n"),
+    }
+    s
+}
+
+/// Encrypts a PEM private key to the custody's recipients, ASCII-armored.
+pub fn encrypt(plaintext: &[u8], custody: &Custody) -> Result<String> {
+    let encryptor = match custody {
+        Custody::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
+        Custody::Recipients(lines) => {
+            let parsed = lines
+                .iter()
+                .map(|l| parse_recipient(l))
+                .collect::<Result<Vec<_>>>()?;
+            age::Encryptor::with_recipients(
+                parsed.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+            )
+            .map_err(|e| Error::Crypto {
+                what: "age encryption",
+                detail: e.to_string(),
+            })?
+        }
+    };
+    let fail = |e: std::io::Error| Error::Crypto {
+        what: "age encryption",
+        detail: e.to_string(),
+    };
+    let mut out = Vec::new();
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .map_err(fail)?;
+    let mut w = encryptor.wrap_output(armor).map_err(fail)?;
+    w.write_all(plaintext).map_err(fail)?;
+    w.finish().and_then(|armor| armor.finish()).map_err(fail)?;
+    Ok(String::from_utf8(out).expect("armored output is ASCII"))
+}
+
+/// Where the identity that unlocks the CA key comes from, in order of precedence.
+#[derive(Debug, Default, Clone)]
+pub struct KeySource {
+    /// `--identity FILE` (an age identity file or an unencrypted SSH private key).
+    pub identity_file: Option<PathBuf>,
+    /// `GITCA_IDENTITY`: the identity text itself, as a CI secret holds it.
+    pub identity_text: Option<Zeroizing<String>>,
+    /// `GITCA_IDENTITY_FILE`.
+    pub identity_env_file: Option<PathBuf>,
+    /// `GITCA_PASSPHRASE`.
+    pub passphrase: Option<Zeroizing<String>>,
+}
+
+impl KeySource {
+    /// Reads the environment variables gitca documents.
+    pub fn from_env(identity_file: Option<PathBuf>) -> KeySource {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        KeySource {
+            identity_file,
+            identity_text: var("GITCA_IDENTITY").map(Zeroizing::new),
+            identity_env_file: var("GITCA_IDENTITY_FILE").map(PathBuf::from),
+            passphrase: var("GITCA_PASSPHRASE").map(Zeroizing::new),
+        }
+    }
+}
+
+fn identities_from_text(text: &str, origin: &str) -> Result<Vec<Box<dyn age::Identity>>> {
+    if let Ok(file) = age::IdentityFile::from_buffer(text.as_bytes()) {
+        if let Ok(ids) = file.into_identities() {
+            if !ids.is_empty() {
+                return Ok(ids
+                    .into_iter()
+                    .map(|i| i as Box<dyn age::Identity>)
+                    .collect());
+            }
+        }
+    }
+    if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----")
+        || text.contains("-----BEGIN RSA PRIVATE KEY-----")
+    {
+        let id = age::ssh::Identity::from_buffer(text.as_bytes(), Some(origin.to_string())).map_err(|e| {
+            Error::Unlock {
+                reason: format!("{origin}: unreadable SSH key: {e}"),
+                help: "pass an unencrypted ssh-ed25519 or ssh-rsa private key, or an age identity file".into(),
+            }
+        })?;
+        if let age::ssh::Identity::Encrypted(_) = id {
+            return Err(Error::Unlock {
+                reason: format!("{origin} is a passphrase-protected SSH key"),
+                help: "gitca does not prompt for SSH key passphrases; use an age identity (age-keygen) for CI".into(),
+            });
+        }
+        return Ok(vec![Box::new(id)]);
+    }
+    Err(Error::Unlock {
+        reason: format!(
+            "{origin} holds no age identity (AGE-SECRET-KEY-1…) and no SSH private key"
+        ),
+        help: "pass the file written by `age-keygen`, or an unencrypted SSH private key".into(),
+    })
+}
+
+fn recipients_hint(root: &Path) -> String {
+    let listed = std::fs::read_to_string(root.join(RECIPIENTS_FILE))
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| format!("  {}", l.chars().take(90).collect::<String>()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    let listed = if listed.is_empty() {
+        "  (none listed: the key is passphrase-protected, or ca/recipients.txt is missing)"
+            .to_string()
+    } else {
+        listed
+    };
+    format!(
+        "the CA key is encrypted to:\n{listed}\npass the matching identity with --identity FILE, GITCA_IDENTITY (the identity text, e.g. from a CI secret) or GITCA_IDENTITY_FILE; a passphrase-protected key reads GITCA_PASSPHRASE"
+    )
+}
+
+/// Decrypts `ca/ca.key.age` under `root` into memory.
+pub fn unlock(root: &Path, source: &KeySource) -> Result<CaKey> {
+    let path = root.join(KEY_FILE);
+    let armored = std::fs::read(&path).map_err(Error::io("read", &path))?;
+    let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&armored[..]))
+        .map_err(|e| Error::Unlock {
+            reason: format!("{KEY_FILE} is not an age file: {e}"),
+            help: "restore ca/ca.key.age from git history".into(),
+        })?;
+    let hint = || recipients_hint(root);
+    let identities: Vec<Box<dyn age::Identity>> = if decryptor.is_scrypt() {
+        let pass = match &source.passphrase {
+            Some(p) => p.clone(),
+            None if std::io::stdin().is_terminal() => Zeroizing::new(
+                rpassword::prompt_password("Passphrase for the CA key: ")
+                    .map_err(|_| Error::NoPassphrase)?,
+            ),
+            None => {
+                return Err(Error::Unlock {
+                    reason: "the CA key is passphrase-protected and no passphrase was given".into(),
+                    help: "set GITCA_PASSPHRASE".into(),
+                })
+            }
+        };
+        let mut id = age::scrypt::Identity::new(SecretString::from(pass.to_string()));
+        id.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
+        vec![Box::new(id)]
+    } else if let Some(file) = &source.identity_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(file).map_err(Error::io("read the identity file", file))?,
+        );
+        identities_from_text(&text, &file.display().to_string())?
+    } else if let Some(text) = &source.identity_text {
+        identities_from_text(text, "GITCA_IDENTITY")?
+    } else if let Some(file) = &source.identity_env_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(file).map_err(Error::io("read GITCA_IDENTITY_FILE", file))?,
+        );
+        identities_from_text(&text, &file.display().to_string())?
+    } else {
+        return Err(Error::Unlock {
+            reason: "no age identity was given".into(),
+            help: hint(),
+        });
+    };
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref()))
+        .map_err(|e| Error::Unlock {
+            reason: match e {
+                age::DecryptError::NoMatchingKeys => {
+                    "the identity given is not one the key is encrypted to".into()
+                }
+                age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => {
+                    "wrong passphrase or identity".into()
+                }
+                other => other.to_string(),
+            },
+            help: hint(),
+        })?;
+    let mut plaintext = Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut plaintext)
+        .map_err(|e| Error::Unlock {
+            reason: format!("{KEY_FILE} is damaged: {e}"),
+            help: "restore ca/ca.key.age from git history".into(),
+        })?;
+    let text = std::str::from_utf8(&plaintext).map_err(|_| Error::Unlock {
+        reason: "the decrypted CA key is not text".into(),
+        help: "restore ca/ca.key.age from git history".into(),
+    })?;
+    CaKey::from_pem(text)
+}

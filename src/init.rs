@@ -1,0 +1,203 @@
+//! `gitca init` and `gitca ca verify`: creating a CA repository, and proving its key unlocks.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::ca::{self, CaCert, CaKey, KeyType};
+use crate::config::{self, Config, Dur};
+use crate::custody::{self, Custody, KeySource};
+use crate::error::{Error, Result};
+use crate::ledger::{self, Ledger};
+use crate::repo::{self, CaRepo};
+
+pub const CA_CERT: &str = "ca/ca.crt";
+pub const CRL_FILE: &str = "crl/ca.crl";
+pub const GITIGNORE: &str = "# Private keys never belong in a CA repository (`gitca check` refuses them).\n*.key\n*.pem.key\n";
+
+pub const GITCA_SCHEMA: &str = include_str!("../schema/gitca.schema.json");
+pub const IDENTITIES_SCHEMA: &str = include_str!("../schema/identities.schema.json");
+
+/// The identities file `init` writes: an empty list that documents every key.
+pub const IDENTITIES_TEMPLATE: &str = r#"# yaml-language-server: $schema=../schema/identities.schema.json
+# Declared users and bots. Onboarding: `gitca request NAME` writes csr/NAME.csr and an entry
+# here; open a pull request with both. Offboarding: delete the entry; the next reconcile revokes
+# every certificate the identity ever had.
+#
+# users:
+#   - name: alice              # [a-z0-9][a-z0-9._-]*, unique across all files; becomes the CN
+#     email: alice@example.com # optional: SAN rfc822Name
+#     csr: csr/alice.csr       # relative to the repository root (default: csr/NAME.csr)
+#     groups: [push]           # optional: one OU each
+#     profile: user            # optional: a profile of gitca.yaml (default: user, or bot for bots)
+#     validity: 90d            # optional: shorter than the profile's validity
+#     disabled: true           # optional: revoke every certificate and issue none, keeping the entry
+#     revoke: key-compromise   # optional: revoke now; key-compromise bars that key forever
+# bots:
+#   - name: ci-builder         # bots default to the short-lived `bot` profile
+#     csr: csr/ci-builder.csr
+users: []
+bots: []
+"#;
+
+pub struct InitOptions {
+    pub dir: PathBuf,
+    pub name: String,
+    pub organization: String,
+    pub key_type: KeyType,
+    pub validity: Dur,
+    pub custody: Custody,
+    pub now: OffsetDateTime,
+}
+
+fn check_target(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
+    if dir.join(config::FILE).exists() || dir.join(custody::KEY_FILE).exists() {
+        return Err(Error::AlreadyInitialized {
+            path: dir.to_path_buf(),
+        });
+    }
+    if dir.is_dir() {
+        let mut entries = std::fs::read_dir(dir).map_err(Error::io("list", dir))?;
+        if entries.any(|e| e.map(|e| e.file_name() != ".git").unwrap_or(true)) {
+            return Err(Error::DirectoryNotEmpty {
+                path: dir.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The top-level entry point for `gitca init`.
+pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
+    check_target(&opts.dir)?;
+    if opts.name.trim().is_empty() {
+        return Err(Error::usage(
+            "the CA name is empty",
+            "pass --name \"Example Registry CA\"",
+        ));
+    }
+
+    // Everything is made in memory first; nothing touches the disk until it all succeeded.
+    let key = CaKey::new(opts.key_type.generate()?);
+    let ca_pem = ca::self_signed(
+        &opts.name,
+        &opts.organization,
+        &key,
+        opts.now,
+        opts.validity.0,
+    )?;
+    let ca_cert = CaCert::parse(&ca_pem)?;
+    let config_text = Config::template(&opts.name, &opts.organization);
+    let config = Config::parse(&config_text)?;
+    let crl = ca::sign_crl(
+        &ca_cert,
+        &key,
+        1,
+        opts.now,
+        opts.now + config.crl.validity.0,
+        &[],
+    )?;
+    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
+    drop(key);
+
+    let files: Vec<(&str, String)> = vec![
+        (config::FILE, config_text),
+        ("identities/people.yaml", IDENTITIES_TEMPLATE.to_string()),
+        (CA_CERT, ca_pem),
+        (custody::KEY_FILE, encrypted),
+        (
+            custody::RECIPIENTS_FILE,
+            custody::recipients_txt(&opts.custody),
+        ),
+        (CRL_FILE, crl),
+        (ledger::FILE, Ledger::default().render()),
+        (".gitignore", GITIGNORE.to_string()),
+        ("schema/gitca.schema.json", GITCA_SCHEMA.to_string()),
+        (
+            "schema/identities.schema.json",
+            IDENTITIES_SCHEMA.to_string(),
+        ),
+    ];
+
+    let created_dir = !opts.dir.exists();
+    let had_git = opts.dir.join(".git").exists();
+    let result = (|| -> Result<git2::Oid> {
+        std::fs::create_dir_all(&opts.dir).map_err(Error::io("create", &opts.dir))?;
+        if !had_git {
+            let mut init = git2::RepositoryInitOptions::new();
+            init.initial_head("main");
+            git2::Repository::init_opts(&opts.dir, &init)?;
+        }
+        for (rel, text) in &files {
+            repo::write_atomic(&opts.dir.join(rel), text.as_bytes(), None)?;
+        }
+        let repo = CaRepo::open(&opts.dir)?;
+        let written: Vec<String> = files.iter().map(|(p, _)| p.to_string()).collect();
+        repo.commit(&written, &[], &format!("gitca: initialize {}", opts.name))
+    })();
+    let oid = match result {
+        Ok(oid) => oid,
+        Err(e) => {
+            // Leave the directory as it was found.
+            for (rel, _) in &files {
+                let _ = std::fs::remove_file(opts.dir.join(rel));
+            }
+            if !had_git {
+                let _ = std::fs::remove_dir_all(opts.dir.join(".git"));
+            }
+            if created_dir {
+                let _ = std::fs::remove_dir_all(&opts.dir);
+            }
+            return Err(e);
+        }
+    };
+
+    let _ = writeln!(
+        out,
+        "Initialized CA `{}` in {}",
+        opts.name,
+        opts.dir.display()
+    );
+    let _ = writeln!(
+        out,
+        "  certificate  {CA_CERT}  (valid until {})",
+        ledger::fmt_time(ca_cert.not_after)
+    );
+    let _ = writeln!(out, "  SHA-256      {}", ca_cert.fingerprint());
+    let _ = writeln!(
+        out,
+        "  private key  {}  (age-encrypted; the plaintext never touched the disk)",
+        custody::KEY_FILE
+    );
+    let _ = writeln!(out, "  CRL          {CRL_FILE}  (number 1, empty)");
+    let _ = writeln!(out, "  commit       {}", &oid.to_string()[..12]);
+    let _ = writeln!(out, "Next: declare identities in identities/*.yaml (`gitca request NAME`), then `gitca reconcile`.");
+    Ok(())
+}
+
+/// The top-level entry point for `gitca ca verify`: unlocks the CA key in memory, checks it is
+/// the private half of `ca/ca.crt`, and prints only public facts.
+pub fn run_ca_verify(dir: &Path, source: &KeySource, out: &mut dyn Write) -> Result<()> {
+    let repo = CaRepo::open(dir)?;
+    let cert_text = std::fs::read_to_string(repo.path(CA_CERT))
+        .map_err(Error::io("read", &repo.path(CA_CERT)))?;
+    let cert = CaCert::parse(&cert_text)?;
+    let key = custody::unlock(&repo.root, source)?;
+    ca::check_key_matches(&cert, &key)?;
+    drop(key);
+    let _ = writeln!(out, "CA key unlocked and matches {CA_CERT}");
+    let _ = writeln!(out, "  subject  {}", cert.subject);
+    let _ = writeln!(out, "  SHA-256  {}", cert.fingerprint());
+    let _ = writeln!(
+        out,
+        "  public key SHA-256  {}",
+        ca::key_fingerprint(&cert.spki_der)
+    );
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The ledger: every certificate this CA ever issued, one line each (`ledger.tsv`).
+//!
+//! Format: a comment block, a header row, then one tab-separated row per certificate, sorted by
+//! identity, then issue time, then serial, so that `git diff` shows exactly the certificates a
+//! commit issued or revoked. Empty fields are `-`. Columns:
+//!
+//! | column | meaning |
+//! |---|---|
+//! | serial | lowercase hex, no leading zero octets (as `openssl x509 -serial`, lowercased) |
+//! | identity, kind, profile | the identity's name, `user`/`bot`, the profile used |
+//! | state | `issued` or `revoked` (expiry is derived from `not_after`, never written) |
+//! | not_before, not_after | RFC 3339, UTC |
+//! | revoked_at, reason | RFC 3339 and an RFC 5280 reason (`superseded`, `key-compromise`, …) |
+//! | key_sha256 | SHA-256 of the certified SubjectPublicKeyInfo |
+//! | csr_sha256 | SHA-256 of the CSR file's bytes: what lets a no-op reconcile skip every CSR |
+//! | email, groups | the SAN email and the OUs (comma-separated) the certificate carries |
+//!
+//! Pure: parses and renders text; no filesystem access.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::error::{Located, Result};
+use crate::inventory::Kind;
+
+pub const FILE: &str = "ledger.tsv";
+
+const PREAMBLE: &str = "\
+# gitca ledger: every certificate this CA has issued, one per row, sorted by identity and issue time.
+# Written only by `gitca reconcile`; never edit by hand (`gitca check --base` flags hand edits).
+";
+const HEADER: &str =
+    "serial\tidentity\tkind\tprofile\tstate\tnot_before\tnot_after\trevoked_at\treason\tkey_sha256\tcsr_sha256\temail\tgroups";
+
+/// RFC 5280 revocation reasons gitca uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RevocationReason {
+    Unspecified,
+    KeyCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    PrivilegeWithdrawn,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 6] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "key-compromise",
+            RevocationReason::AffiliationChanged => "affiliation-changed",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessation-of-operation",
+            RevocationReason::PrivilegeWithdrawn => "privilege-withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RevocationReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The CRL reason code (RFC 5280 5.3.1).
+    pub fn code(self) -> u8 {
+        match self {
+            RevocationReason::Unspecified => 0,
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::AffiliationChanged => 3,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+            RevocationReason::PrivilegeWithdrawn => 9,
+        }
+    }
+
+    pub fn to_rcgen(self) -> rcgen::RevocationReason {
+        match self {
+            RevocationReason::Unspecified => rcgen::RevocationReason::Unspecified,
+            RevocationReason::KeyCompromise => rcgen::RevocationReason::KeyCompromise,
+            RevocationReason::AffiliationChanged => rcgen::RevocationReason::AffiliationChanged,
+            RevocationReason::Superseded => rcgen::RevocationReason::Superseded,
+            RevocationReason::CessationOfOperation => rcgen::RevocationReason::CessationOfOperation,
+            RevocationReason::PrivilegeWithdrawn => rcgen::RevocationReason::PrivilegeWithdrawn,
+        }
+    }
+}
+
+impl serde::Serialize for RevocationReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Issued,
+    Revoked,
+}
+
+/// One issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub serial: String,
+    pub identity: String,
+    pub kind: Kind,
+    pub profile: String,
+    pub state: State,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub reason: Option<RevocationReason>,
+    pub key_sha256: String,
+    pub csr_sha256: String,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+}
+
+impl Record {
+    /// Not revoked and not yet expired at `now`.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.state == State::Issued && self.not_after > now
+    }
+
+    /// Revoked and not yet expired: it belongs on the CRL.
+    pub fn on_crl(&self, now: OffsetDateTime) -> bool {
+        self.state == State::Revoked && self.not_after > now
+    }
+}
+
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("valid")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339 formats every UTC time")
+}
+
+pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// All certificates, in the ledger's order.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    pub records: Vec<Record>,
+}
+
+impl Ledger {
+    pub fn parse(text: &str) -> Result<Ledger> {
+        let mut records = Vec::new();
+        let mut offset = 0;
+        let mut seen = HashSet::new();
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            let start = offset;
+            offset += line.len();
+            let row = line.trim_end_matches(['\n', '\r']);
+            if row.is_empty() || row.starts_with('#') || row == HEADER {
+                continue;
+            }
+            let fail = |what: String| {
+                Located::new(
+                    FILE,
+                    text,
+                    (start, row.len()),
+                    format!("{FILE} line {}: {what}", i + 1),
+                    "this row",
+                    "the ledger is written by gitca reconcile only; restore it with `git checkout -- ledger.tsv`",
+                )
+            };
+            let f: Vec<&str> = row.split('\t').collect();
+            if f.len() != 13 {
+                return Err(fail(format!(
+                    "expected 13 tab-separated fields, found {}",
+                    f.len()
+                ))
+                .into());
+            }
+            let opt = |s: &str| (s != "-").then(|| s.to_string());
+            let time = |s: &str| {
+                parse_time(s).ok_or_else(|| fail(format!("`{s}` is not an RFC 3339 time")))
+            };
+            let hex_ok = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            };
+            if !hex_ok(f[0]) || f[0].len() > 40 {
+                return Err(fail(format!("`{}` is not a serial", f[0])).into());
+            }
+            if !seen.insert(f[0].to_string()) {
+                return Err(fail(format!("serial {} appears twice", f[0])).into());
+            }
+            let state = match f[4] {
+                "issued" => State::Issued,
+                "revoked" => State::Revoked,
+                s => return Err(fail(format!("unknown state `{s}`")).into()),
+            };
+            let reason = match f[8] {
+                "-" => None,
+                s => Some(
+                    RevocationReason::parse(s)
+                        .ok_or_else(|| fail(format!("unknown reason `{s}`")))?,
+                ),
+            };
+            let revoked_at = match f[7] {
+                "-" => None,
+                s => Some(time(s)?),
+            };
+            if (state == State::Revoked) != (revoked_at.is_some() && reason.is_some()) {
+                return Err(fail(
+                    "a revoked row needs revoked_at and reason, an issued one neither".into(),
+                )
+                .into());
+            }
+            records.push(Record {
+                serial: f[0].to_string(),
+                identity: f[1].to_string(),
+                kind: Kind::parse(f[2]).ok_or_else(|| fail(format!("unknown kind `{}`", f[2])))?,
+                profile: f[3].to_string(),
+                state,
+                not_before: time(f[5])?,
+                not_after: time(f[6])?,
+                revoked_at,
+                reason,
+                key_sha256: f[9].to_string(),
+                csr_sha256: f[10].to_string(),
+                email: opt(f[11]),
+                groups: opt(f[12])
+                    .map(|g| g.split(',').map(str::to_string).collect())
+                    .unwrap_or_default(),
+            });
+        }
+        let mut ledger = Ledger { records };
+        ledger.sort();
+        Ok(ledger)
+    }
+
+    pub fn sort(&mut self) {
+        self.records.sort_by(|a, b| {
+            (a.identity.as_str(), a.not_before, a.serial.as_str()).cmp(&(
+                b.identity.as_str(),
+                b.not_before,
+                b.serial.as_str(),
+            ))
+        });
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(64 + self.records.len() * 300);
+        out.push_str(PREAMBLE);
+        out.push_str(HEADER);
+        out.push('\n');
+        for r in &self.records {
+            let dash = |s: Option<&str>| s.unwrap_or("-").to_string();
+            let groups = if r.groups.is_empty() {
+                "-".to_string()
+            } else {
+                r.groups.join(",")
+            };
+            let fields = [
+                r.serial.clone(),
+                r.identity.clone(),
+                r.kind.as_str().to_string(),
+                r.profile.clone(),
+                match r.state {
+                    State::Issued => "issued",
+                    State::Revoked => "revoked",
+                }
+                .to_string(),
+                fmt_time(r.not_before),
+                fmt_time(r.not_after),
+                dash(r.revoked_at.map(fmt_time).as_deref()),
+                dash(r.reason.map(|x| x.as_str())),
+                r.key_sha256.clone(),
+                r.csr_sha256.clone(),
+                dash(r.email.as_deref()),
+                groups,
+            ];
+            out.push_str(&fields.join("\t"));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Records of one identity, oldest first.
+    pub fn of<'a>(&'a self, identity: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
+        let start = self
+            .records
+            .partition_point(|r| r.identity.as_str() < identity);
+        self.records[start..]
+            .iter()
+            .take_while(move |r| r.identity == identity)
+    }
+
+    pub fn contains_serial(&self, serial: &str) -> bool {
+        self.records.iter().any(|r| r.serial == serial)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(serial: &str, identity: &str, state: State) -> Record {
+        let t = parse_time("2026-01-01T00:00:00Z").unwrap();
+        Record {
+            serial: serial.into(),
+            identity: identity.into(),
+            kind: Kind::User,
+            profile: "user".into(),
+            state,
+            not_before: t,
+            not_after: t + time::Duration::days(365),
+            revoked_at: (state == State::Revoked).then_some(t),
+            reason: (state == State::Revoked).then_some(RevocationReason::Superseded),
+            key_sha256: "ab".repeat(32),
+            csr_sha256: "cd".repeat(32),
+            email: Some("a@example.com".into()),
+            groups: vec!["push".into(), "pull".into()],
+        }
+    }
+
+    #[test]
+    fn ledger_round_trips_and_sorts() {
+        let l = Ledger {
+            records: vec![
+                rec("0b", "zed", State::Issued),
+                rec("0a", "alice", State::Revoked),
+            ],
+        };
+        let text = l.render();
+        let back = Ledger::parse(&text).unwrap();
+        assert_eq!(back.records[0].identity, "alice");
+        assert_eq!(back.records[1], l.records[0]);
+        assert_eq!(
+            back.render(),
+            Ledger::parse(&back.render()).unwrap().render()
+        );
+        assert_eq!(back.of("zed").count(), 1);
+        assert_eq!(back.of("nobody").count(), 0);
+    }
+
+    #[test]
+    fn duplicate_serial_is_refused() {
+        let l = Ledger {
+            records: vec![rec("0a", "a", State::Issued), rec("0a", "b", State::Issued)],
+        };
+        let e = Ledger::parse(&l.render()).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn hand_edited_revocation_without_reason_is_refused() {
+        let text = rec("0a", "a", State::Revoked).clone();
+        let mut l = Ledger {
+            records: vec![text],
+        };
+        l.records[0].reason = None;
+        assert!(Ledger::parse(&l.render()).is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! gitca: a private certificate authority run as a git repository.
+//!
+//! Data flows one way: `load` (config, identities, ledger, CSR digests; no crypto) → `plan`
+//! (pure) → `apply` (unlock the CA key, sign, write atomically) → `repo` (one git commit).
+//! Each subcommand is one `run_<command>` function, callable from tests without a process.
+
+pub mod apply;
+pub mod ca;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod custody;
+pub mod docker;
+pub mod error;
+pub mod init;
+pub mod inventory;
+pub mod ledger;
+pub mod load;
+pub mod plan;
+pub mod policy;
+pub mod repo;
+pub mod report;
+pub mod request;
+pub mod yaml;
+
+pub use error::{Error, Result};

@@ -1,0 +1,30 @@
+//! The `gitca` binary: parse the command line, run the command, render any error, exit.
+//!
+//! Exit codes: 0 success; 1 error (including bad usage); 2 changes pending
+//! (`plan --detailed-exitcode`) or, for `status --expiring`, something expires in the window.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match gitca::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap exits 2 on usage errors, but 2 means "changes pending" here.
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match gitca::cli::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,767 @@
+//! What reconcile must do, and why: a pure function of (declared identities, ledger, CRL state,
+//! configuration, now).
+//!
+//! No I/O, no clock reads, no crypto: `now` is passed in. Whether an identity needs a new
+//! certificate is decided by a chain of named checks evaluated in order (as cert-manager's
+//! trigger policies); the first that fires decides, and its reason is what a reviewer reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::ca::BACKDATE;
+use crate::config::{Config, Profile};
+use crate::inventory::{Identity, Kind};
+use crate::ledger::{fmt_time, Ledger, Record, RevocationReason};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// First certificate, or a new one after the previous expired or was revoked.
+    Issue,
+    /// A new certificate because the CSR or an attribute changed; the old ones are superseded.
+    Reissue,
+    /// Same key, new serial, because expiry is near.
+    Renew,
+    Revoke,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Issue => "issue",
+            Op::Reissue => "reissue",
+            Op::Renew => "renew",
+            Op::Revoke => "revoke",
+        }
+    }
+
+    pub fn signs(self) -> bool {
+        self != Op::Revoke
+    }
+}
+
+/// Why an action is planned: a stable code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+fn reason(code: &'static str, detail: impl Into<String>) -> Reason {
+    Reason {
+        code,
+        detail: detail.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub identity: String,
+    pub kind: Kind,
+    pub op: Op,
+    pub reason: Reason,
+    /// Revoke: the serial revoked. Issue/renew: the serial being replaced, if any.
+    pub serial: Option<String>,
+    /// Revoke: that certificate's expiry. Issue/renew: the new certificate's expiry.
+    #[serde(with = "opt_time")]
+    pub not_after: Option<OffsetDateTime>,
+    /// Revoke: the RFC 5280 reason.
+    pub revocation: Option<RevocationReason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrlAction {
+    pub number: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_update: OffsetDateTime,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub crl: Option<CrlAction>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.crl.is_none()
+    }
+
+    pub fn signs_certificates(&self) -> bool {
+        self.actions.iter().any(|a| a.op.signs())
+    }
+
+    pub fn count(&self, op: Op) -> usize {
+        self.actions.iter().filter(|a| a.op == op).count()
+    }
+}
+
+/// What the plan needs to know of the current CRL.
+#[derive(Debug, Clone, Copy)]
+pub struct CrlState {
+    pub number: u64,
+    pub next_update: Option<OffsetDateTime>,
+}
+
+pub struct Input<'a> {
+    pub identities: &'a [Identity],
+    pub ledger: &'a Ledger,
+    pub config: &'a Config,
+    pub crl: CrlState,
+    pub ca_not_after: OffsetDateTime,
+    pub now: OffsetDateTime,
+}
+
+/// One identity's situation, as the checks see it.
+struct Ctx<'a> {
+    id: &'a Identity,
+    profile: &'a Profile,
+    /// Unrevoked, unexpired certificates, oldest first.
+    live: Vec<&'a Record>,
+    /// The newest live certificate.
+    current: Option<&'a Record>,
+    history: Vec<&'a Record>,
+    new_not_after: OffsetDateTime,
+    now: OffsetDateTime,
+}
+
+enum Decision {
+    /// Sign a new certificate; with `supersede`, revoke the live ones with that reason.
+    Sign(Op, Reason, Option<RevocationReason>),
+    /// Revoke every live certificate.
+    Revoke(RevocationReason, Reason),
+    /// Nothing to do, and no later check may decide otherwise.
+    Hold,
+}
+
+type Check = fn(&Ctx) -> Option<Decision>;
+
+/// The trigger chain, in order. Revocation requests come first so that nothing is ever issued
+/// to an identity that asked to be revoked.
+const CHAIN: &[(&str, Check)] = &[
+    ("explicit-revocation", explicit_revocation),
+    ("disabled", disabled),
+    ("no-certificate", no_certificate),
+    ("csr-changed", csr_changed),
+    ("profile-changed", profile_changed),
+    ("email-changed", email_changed),
+    ("groups-changed", groups_changed),
+    ("nearing-expiry", nearing_expiry),
+];
+
+fn explicit_revocation(c: &Ctx) -> Option<Decision> {
+    let why = c.id.revoke?;
+    Some(if c.live.is_empty() {
+        Decision::Hold
+    } else {
+        Decision::Revoke(
+            why,
+            reason(
+                "explicit-revocation",
+                format!("`revoke: {why}` in {}", c.id.source.file),
+            ),
+        )
+    })
+}
+
+fn disabled(c: &Ctx) -> Option<Decision> {
+    if !c.id.disabled {
+        return None;
+    }
+    Some(if c.live.is_empty() {
+        Decision::Hold
+    } else {
+        Decision::Revoke(
+            RevocationReason::CessationOfOperation,
+            reason(
+                "disabled",
+                format!("`disabled: true` in {}", c.id.source.file),
+            ),
+        )
+    })
+}
+
+fn no_certificate(c: &Ctx) -> Option<Decision> {
+    if c.current.is_some() {
+        return None;
+    }
+    let detail = match c.history.last() {
+        None => "new identity: no certificate yet".to_string(),
+        Some(last) if last.not_after <= c.now && last.reason.is_none() => {
+            format!(
+                "previous certificate {} expired {}",
+                last.serial,
+                fmt_time(last.not_after)
+            )
+        }
+        Some(last) => format!(
+            "previous certificate {} was revoked ({})",
+            last.serial,
+            last.reason.map(|r| r.as_str()).unwrap_or("expired")
+        ),
+    };
+    let code = if c.history.is_empty() {
+        "new-identity"
+    } else {
+        "no-valid-certificate"
+    };
+    Some(Decision::Sign(Op::Issue, reason(code, detail), None))
+}
+
+fn csr_changed(c: &Ctx) -> Option<Decision> {
+    let cur = c.current?;
+    let digest = c.id.csr_sha256.as_deref()?;
+    (cur.csr_sha256 != digest).then(|| {
+        Decision::Sign(
+            Op::Reissue,
+            reason(
+                "csr-changed",
+                format!("{} changed since certificate {}", c.id.csr, cur.serial),
+            ),
+            Some(RevocationReason::Superseded),
+        )
+    })
+}
+
+fn profile_changed(c: &Ctx) -> Option<Decision> {
+    let cur = c.current?;
+    (cur.profile != c.id.profile).then(|| {
+        Decision::Sign(
+            Op::Reissue,
+            reason(
+                "profile-changed",
+                format!("profile {} → {}", cur.profile, c.id.profile),
+            ),
+            Some(RevocationReason::Superseded),
+        )
+    })
+}
+
+fn email_changed(c: &Ctx) -> Option<Decision> {
+    let cur = c.current?;
+    (cur.email != c.id.email).then(|| {
+        let show = |e: &Option<String>| e.clone().unwrap_or_else(|| "(none)".into());
+        Decision::Sign(
+            Op::Reissue,
+            reason(
+                "email-changed",
+                format!("email {} → {}", show(&cur.email), show(&c.id.email)),
+            ),
+            Some(RevocationReason::Superseded),
+        )
+    })
+}
+
+fn groups_changed(c: &Ctx) -> Option<Decision> {
+    let cur = c.current?;
+    let old: BTreeSet<&String> = cur.groups.iter().collect();
+    let new: BTreeSet<&String> = c.id.groups.iter().collect();
+    if old == new {
+        return None;
+    }
+    // Losing a group withdraws a privilege the old certificate still grants.
+    let why = if old.is_subset(&new) {
+        RevocationReason::Superseded
+    } else {
+        RevocationReason::PrivilegeWithdrawn
+    };
+    Some(Decision::Sign(
+        Op::Reissue,
+        reason(
+            "groups-changed",
+            format!(
+                "groups [{}] → [{}]",
+                cur.groups.join(", "),
+                c.id.groups.join(", ")
+            ),
+        ),
+        Some(why),
+    ))
+}
+
+fn nearing_expiry(c: &Ctx) -> Option<Decision> {
+    let cur = c.current?;
+    let left = cur.not_after - c.now;
+    // Renewing must actually extend the certificate: near the CA's own expiry it cannot.
+    (left <= c.profile.renew_before.0 && c.new_not_after > cur.not_after).then(|| {
+        Decision::Sign(
+            Op::Renew,
+            reason(
+                "nearing-expiry",
+                format!(
+                    "{} left < renew_before {}",
+                    human_span(left),
+                    c.profile.renew_before
+                ),
+            ),
+            None,
+        )
+    })
+}
+
+/// "12 days", "5 hours".
+pub fn human_span(d: time::Duration) -> String {
+    if d.whole_days() >= 2 {
+        format!("{} days", d.whole_days())
+    } else if d.whole_hours() >= 2 {
+        format!("{} hours", d.whole_hours())
+    } else {
+        format!("{} minutes", d.whole_minutes().max(0))
+    }
+}
+
+/// Computes the plan. Pure.
+pub fn plan(input: &Input<'_>) -> Plan {
+    let now = input.now;
+    let mut actions = Vec::new();
+    let declared: BTreeMap<&str, &Identity> = input
+        .identities
+        .iter()
+        .map(|i| (i.name.as_str(), i))
+        .collect();
+
+    for id in input.identities {
+        let Some(profile) = input.config.profiles.get(&id.profile) else {
+            continue; // inventory validation refuses unknown profiles before planning
+        };
+        let history: Vec<&Record> = input.ledger.of(&id.name).collect();
+        let live: Vec<&Record> = history.iter().copied().filter(|r| r.is_live(now)).collect();
+        let validity = id.validity.unwrap_or(profile.validity).0;
+        let ctx = Ctx {
+            id,
+            profile,
+            current: live.last().copied(),
+            live,
+            history,
+            new_not_after: (now + validity).min(input.ca_not_after),
+            now,
+        };
+        let decision = CHAIN.iter().find_map(|(_, check)| check(&ctx));
+        match decision {
+            None | Some(Decision::Hold) => {}
+            Some(Decision::Revoke(why, r)) => {
+                for rec in &ctx.live {
+                    actions.push(revoke(rec, why, r.clone()));
+                }
+            }
+            Some(Decision::Sign(op, r, supersede)) => {
+                actions.push(Action {
+                    identity: id.name.clone(),
+                    kind: id.kind,
+                    op,
+                    reason: r.clone(),
+                    serial: ctx.current.map(|c| c.serial.clone()),
+                    not_after: Some(ctx.new_not_after),
+                    revocation: None,
+                });
+                if let Some(why) = supersede {
+                    for rec in &ctx.live {
+                        actions.push(revoke(
+                            rec,
+                            why,
+                            reason(
+                                r.code,
+                                format!("replaced by the new certificate ({})", r.detail),
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    // Offboarding: every unexpired certificate of an identity no longer declared.
+    for rec in &input.ledger.records {
+        if rec.is_live(now) && !declared.contains_key(rec.identity.as_str()) {
+            actions.push(revoke(
+                rec,
+                RevocationReason::CessationOfOperation,
+                reason("identity-removed", "no longer declared in identities/"),
+            ));
+        }
+    }
+    actions
+        .sort_by(|a, b| (&a.identity, a.op == Op::Revoke).cmp(&(&b.identity, b.op == Op::Revoke)));
+
+    let revocations = actions.iter().filter(|a| a.op == Op::Revoke).count();
+    let refresh = input.config.crl.refresh_before.0;
+    let crl_reason = if revocations > 0 {
+        Some(reason(
+            "revocations",
+            format!("{revocations} certificate(s) revoked"),
+        ))
+    } else {
+        match input.crl.next_update {
+            None => Some(reason("crl-refresh", "the CRL has no nextUpdate")),
+            Some(next) if next <= now => Some(reason(
+                "crl-expired",
+                format!(
+                    "the CRL expired {} (nextUpdate); clients are being refused",
+                    fmt_time(next)
+                ),
+            )),
+            Some(next) if next - now <= refresh => Some(reason(
+                "crl-refresh",
+                format!(
+                    "nextUpdate in {} < refresh_before {}",
+                    human_span(next - now),
+                    input.config.crl.refresh_before
+                ),
+            )),
+            Some(_) => None,
+        }
+    };
+    let crl = crl_reason.map(|reason| CrlAction {
+        number: input.crl.number + 1,
+        next_update: next_crl_update(now, input.config.crl.validity.0, input.crl.next_update),
+        reason,
+    });
+    Plan { actions, crl }
+}
+
+/// A new CRL's nextUpdate: `now + validity`, never earlier than the previous CRL's.
+pub fn next_crl_update(
+    now: OffsetDateTime,
+    validity: time::Duration,
+    previous: Option<OffsetDateTime>,
+) -> OffsetDateTime {
+    let next = now + validity;
+    previous.map_or(next, |p| next.max(p))
+}
+
+fn revoke(rec: &Record, why: RevocationReason, r: Reason) -> Action {
+    Action {
+        identity: rec.identity.clone(),
+        kind: rec.kind,
+        op: Op::Revoke,
+        reason: r,
+        serial: Some(rec.serial.clone()),
+        not_after: Some(rec.not_after),
+        revocation: Some(why),
+    }
+}
+
+/// The validity window of a certificate signed now for an identity.
+pub fn validity_window(
+    now: OffsetDateTime,
+    validity: time::Duration,
+    ca_not_after: OffsetDateTime,
+) -> (OffsetDateTime, OffsetDateTime) {
+    (now - BACKDATE, (now + validity).min(ca_not_after))
+}
+
+mod opt_time {
+    use serde::Serializer;
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&crate::ledger::fmt_time(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Source;
+    use crate::ledger::State;
+
+    fn t(s: &str) -> OffsetDateTime {
+        crate::ledger::parse_time(s).unwrap()
+    }
+
+    fn config() -> Config {
+        Config::parse(&Config::template("Test CA", "Acme")).unwrap()
+    }
+
+    fn ident(name: &str, csr: &str) -> Identity {
+        Identity {
+            name: name.into(),
+            kind: Kind::User,
+            email: None,
+            groups: vec![],
+            profile: "user".into(),
+            validity: None,
+            disabled: false,
+            revoke: None,
+            csr: format!("csr/{name}.csr"),
+            csr_sha256: Some(csr.into()),
+            source: Source {
+                file: "identities/people.yaml".into(),
+                span: (0, 0),
+                csr_span: (0, 0),
+                line: 1,
+            },
+        }
+    }
+
+    fn rec(serial: &str, name: &str, csr: &str, nb: &str, na: &str) -> Record {
+        Record {
+            serial: serial.into(),
+            identity: name.into(),
+            kind: Kind::User,
+            profile: "user".into(),
+            state: State::Issued,
+            not_before: t(nb),
+            not_after: t(na),
+            revoked_at: None,
+            reason: None,
+            key_sha256: format!("key-{csr}"),
+            csr_sha256: csr.into(),
+            email: None,
+            groups: vec![],
+        }
+    }
+
+    fn run(ids: &[Identity], ledger: &Ledger, now: &str) -> Plan {
+        let config = config();
+        plan(&Input {
+            identities: ids,
+            ledger,
+            config: &config,
+            crl: CrlState {
+                number: 1,
+                next_update: Some(t(now) + time::Duration::days(7)),
+            },
+            ca_not_after: t("2036-01-01T00:00:00Z"),
+            now: t(now),
+        })
+    }
+
+    fn ops(p: &Plan) -> Vec<(String, &'static str, &'static str)> {
+        p.actions
+            .iter()
+            .map(|a| (a.identity.clone(), a.op.as_str(), a.reason.code))
+            .collect()
+    }
+
+    #[test]
+    fn new_identity_is_issued_and_nothing_else_happens() {
+        let p = run(
+            &[ident("alice", "c1")],
+            &Ledger::default(),
+            "2026-01-01T00:00:00Z",
+        );
+        assert_eq!(ops(&p), [("alice".into(), "issue", "new-identity")]);
+        assert!(p.crl.is_none(), "issuing alone does not touch the CRL");
+        assert_eq!(p.actions[0].not_after, Some(t("2027-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn nothing_changed_means_an_empty_plan() {
+        let l = Ledger {
+            records: vec![rec(
+                "01",
+                "alice",
+                "c1",
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            )],
+        };
+        assert!(run(&[ident("alice", "c1")], &l, "2026-02-01T00:00:00Z").is_empty());
+    }
+
+    #[test]
+    fn nearing_expiry_renews_without_revoking() {
+        let l = Ledger {
+            records: vec![rec(
+                "01",
+                "alice",
+                "c1",
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            )],
+        };
+        let p = run(&[ident("alice", "c1")], &l, "2026-12-20T00:00:00Z");
+        assert_eq!(ops(&p), [("alice".into(), "renew", "nearing-expiry")]);
+        assert_eq!(
+            p.actions[0].reason.detail,
+            "12 days left < renew_before 30d"
+        );
+        assert!(p.crl.is_none());
+    }
+
+    #[test]
+    fn changed_csr_reissues_and_supersedes_every_live_certificate() {
+        let l = Ledger {
+            records: vec![
+                rec(
+                    "01",
+                    "alice",
+                    "c1",
+                    "2026-01-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                ),
+                rec(
+                    "02",
+                    "alice",
+                    "c1",
+                    "2026-12-10T00:00:00Z",
+                    "2027-12-10T00:00:00Z",
+                ),
+            ],
+        };
+        let p = run(&[ident("alice", "c2")], &l, "2026-12-20T00:00:00Z");
+        assert_eq!(
+            ops(&p),
+            [
+                ("alice".into(), "reissue", "csr-changed"),
+                ("alice".into(), "revoke", "csr-changed"),
+                ("alice".into(), "revoke", "csr-changed"),
+            ]
+        );
+        assert!(p.actions[1..]
+            .iter()
+            .all(|a| a.revocation == Some(RevocationReason::Superseded)));
+        assert_eq!(p.crl.as_ref().unwrap().reason.code, "revocations");
+    }
+
+    #[test]
+    fn removing_identity_revokes_every_unexpired_cert() {
+        let mut expired = rec(
+            "00",
+            "bob",
+            "c0",
+            "2024-01-01T00:00:00Z",
+            "2025-01-01T00:00:00Z",
+        );
+        expired.state = State::Issued;
+        let l = Ledger {
+            records: vec![
+                expired,
+                rec(
+                    "01",
+                    "bob",
+                    "c1",
+                    "2026-01-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                ),
+                rec(
+                    "02",
+                    "bob",
+                    "c1",
+                    "2026-12-10T00:00:00Z",
+                    "2027-12-10T00:00:00Z",
+                ),
+            ],
+        };
+        let p = run(&[], &l, "2026-12-20T00:00:00Z");
+        let serials: Vec<_> = p
+            .actions
+            .iter()
+            .map(|a| a.serial.clone().unwrap())
+            .collect();
+        assert_eq!(
+            serials,
+            ["01", "02"],
+            "both unexpired certificates, not the expired one"
+        );
+        assert!(p.actions.iter().all(|a| a.revocation
+            == Some(RevocationReason::CessationOfOperation)
+            && a.reason.code == "identity-removed"));
+    }
+
+    #[test]
+    fn key_compromise_revokes_and_never_reissues() {
+        let l = Ledger {
+            records: vec![rec(
+                "01",
+                "alice",
+                "c1",
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            )],
+        };
+        let mut a = ident("alice", "c1");
+        a.revoke = Some(RevocationReason::KeyCompromise);
+        let p = run(std::slice::from_ref(&a), &l, "2026-02-01T00:00:00Z");
+        assert_eq!(ops(&p), [("alice".into(), "revoke", "explicit-revocation")]);
+        assert_eq!(
+            p.actions[0].revocation,
+            Some(RevocationReason::KeyCompromise)
+        );
+        // Once revoked, the request holds: nothing is issued while `revoke` stays.
+        let mut l2 = l.clone();
+        l2.records[0].state = State::Revoked;
+        l2.records[0].reason = Some(RevocationReason::KeyCompromise);
+        l2.records[0].revoked_at = Some(t("2026-02-01T00:00:00Z"));
+        assert!(run(&[a], &l2, "2026-02-02T00:00:00Z").is_empty());
+    }
+
+    #[test]
+    fn dropped_group_is_a_privilege_withdrawal() {
+        let mut r = rec(
+            "01",
+            "alice",
+            "c1",
+            "2026-01-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+        );
+        r.groups = vec!["push".into(), "pull".into()];
+        let mut a = ident("alice", "c1");
+        a.groups = vec!["pull".into()];
+        let p = run(&[a], &Ledger { records: vec![r] }, "2026-02-01T00:00:00Z");
+        assert_eq!(p.actions[0].reason.code, "groups-changed");
+        assert_eq!(
+            p.actions[1].revocation,
+            Some(RevocationReason::PrivilegeWithdrawn)
+        );
+    }
+
+    #[test]
+    fn crl_is_refreshed_inside_its_window_and_never_moves_back() {
+        let config = config();
+        let now = t("2026-01-10T00:00:00Z");
+        let p = plan(&Input {
+            identities: &[],
+            ledger: &Ledger::default(),
+            config: &config,
+            crl: CrlState {
+                number: 4,
+                next_update: Some(now + time::Duration::days(2)),
+            },
+            ca_not_after: t("2036-01-01T00:00:00Z"),
+            now,
+        });
+        let crl = p.crl.unwrap();
+        assert_eq!((crl.number, crl.reason.code), (5, "crl-refresh"));
+        assert_eq!(crl.next_update, now + time::Duration::days(7));
+        let later = t("2030-01-01T00:00:00Z");
+        assert_eq!(
+            next_crl_update(now, time::Duration::days(1), Some(later)),
+            later
+        );
+    }
+
+    #[test]
+    fn renewal_stops_at_the_ca_expiry() {
+        let config = config();
+        let ca_end = t("2027-01-01T00:00:00Z");
+        let l = Ledger {
+            records: vec![rec(
+                "01",
+                "alice",
+                "c1",
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            )],
+        };
+        let p = plan(&Input {
+            identities: &[ident("alice", "c1")],
+            ledger: &l,
+            config: &config,
+            crl: CrlState {
+                number: 1,
+                next_update: Some(t("2027-01-01T00:00:00Z")),
+            },
+            ca_not_after: ca_end,
+            now: t("2026-12-20T00:00:00Z"),
+        });
+        assert!(p.actions.is_empty(), "{p:?}");
+    }
+}

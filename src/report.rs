@@ -1,0 +1,258 @@
+//! How plans and results read: the human table, the JSON document (stable, versioned) and the
+//! markdown for pull-request comments, plus the reconcile commit message.
+
+use std::io::Write;
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::ledger::fmt_time;
+use crate::plan::{Op, Plan};
+
+fn date(t: Option<OffsetDateTime>) -> String {
+    t.map(|t| fmt_time(t)[..10].to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn summary(plan: &Plan) -> String {
+    if plan.is_empty() {
+        return "No changes: every identity holds a current certificate and the CRL is fresh."
+            .into();
+    }
+    let mut parts = Vec::new();
+    for (op, word) in [
+        (Op::Issue, "to issue"),
+        (Op::Reissue, "to reissue"),
+        (Op::Renew, "to renew"),
+        (Op::Revoke, "to revoke"),
+    ] {
+        let n = plan.count(op);
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    if let Some(c) = &plan.crl {
+        parts.push(format!("CRL #{} to sign ({})", c.number, c.reason.code));
+    }
+    format!("Plan: {}.", parts.join(", "))
+}
+
+struct Row {
+    identity: String,
+    kind: String,
+    action: String,
+    serial: String,
+    expiry: String,
+    reason: String,
+}
+
+fn rows(plan: &Plan) -> Vec<Row> {
+    let mut rows: Vec<Row> = plan
+        .actions
+        .iter()
+        .map(|a| Row {
+            identity: a.identity.clone(),
+            kind: a.kind.as_str().into(),
+            action: match a.revocation {
+                Some(r) => format!("revoke ({r})"),
+                None => a.op.as_str().into(),
+            },
+            serial: match (a.op, &a.serial) {
+                (Op::Revoke, Some(s)) => s.clone(),
+                (_, Some(s)) => format!("new (replaces {})", short(s)),
+                (_, None) => "new".into(),
+            },
+            expiry: date(a.not_after),
+            reason: format!("{}: {}", a.reason.code, a.reason.detail),
+        })
+        .collect();
+    if let Some(c) = &plan.crl {
+        rows.push(Row {
+            identity: "(CRL)".into(),
+            kind: "-".into(),
+            action: "sign".into(),
+            serial: format!("#{}", c.number),
+            expiry: date(Some(c.next_update)),
+            reason: format!("{}: {}", c.reason.code, c.reason.detail),
+        });
+    }
+    rows
+}
+
+fn short(serial: &str) -> String {
+    serial.chars().take(8).collect::<String>() + "…"
+}
+
+/// The human table.
+pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
+    let _ = writeln!(out, "{}", summary(plan));
+    if plan.is_empty() {
+        return;
+    }
+    let rows = rows(plan);
+    let head = ["IDENTITY", "KIND", "ACTION", "SERIAL", "EXPIRY", "REASON"];
+    let w = |f: fn(&Row) -> &str, h: &str| {
+        rows.iter()
+            .map(|r| f(r).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(h.len())
+    };
+    let widths = [
+        w(|r| &r.identity, head[0]),
+        w(|r| &r.kind, head[1]),
+        w(|r| &r.action, head[2]),
+        w(|r| &r.serial, head[3]),
+        w(|r| &r.expiry, head[4]),
+    ];
+    let line = |cells: [&str; 6]| {
+        let mut s = String::from(" ");
+        for (i, c) in cells.iter().enumerate() {
+            if i < 5 {
+                s.push_str(&format!(" {c:<width$}", width = widths[i]));
+            } else {
+                s.push_str(&format!(" {c}"));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", line(head));
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "{}",
+            line([
+                &r.identity,
+                &r.kind,
+                &r.action,
+                &r.serial,
+                &r.expiry,
+                &r.reason
+            ])
+        );
+    }
+}
+
+/// Markdown for a pull-request comment.
+pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
+    let _ = writeln!(out, "### gitca plan\n");
+    let _ = writeln!(out, "{}", summary(plan));
+    if plan.is_empty() {
+        return;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| identity | kind | action | serial | expiry | reason |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let esc = |s: &str| s.replace('|', "\\|");
+    for r in rows(plan) {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | **{}** | `{}` | {} | {} |",
+            esc(&r.identity),
+            r.kind,
+            esc(&r.action),
+            esc(&r.serial),
+            r.expiry,
+            esc(&r.reason)
+        );
+    }
+}
+
+/// The JSON document of `plan --json` (format version 1; see README "plan --json").
+pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
+    json!({
+        "format_version": 1,
+        "now": fmt_time(now),
+        "changes": !plan.is_empty(),
+        "summary": {
+            "issue": plan.count(Op::Issue),
+            "reissue": plan.count(Op::Reissue),
+            "renew": plan.count(Op::Renew),
+            "revoke": plan.count(Op::Revoke),
+            "crl": plan.crl.is_some(),
+        },
+        "actions": plan.actions,
+        "crl": plan.crl,
+    })
+}
+
+/// The reconcile commit's message: a one-line summary, then one line per action.
+pub fn commit_message(plan: &Plan, issued: &[(String, String)]) -> String {
+    let mut head = Vec::new();
+    for (op, word) in [
+        (Op::Issue, "issued"),
+        (Op::Reissue, "reissued"),
+        (Op::Renew, "renewed"),
+        (Op::Revoke, "revoked"),
+    ] {
+        let n = plan.count(op);
+        if n > 0 {
+            head.push(format!("{n} {word}"));
+        }
+    }
+    if head.is_empty() {
+        head.push("CRL refresh".into());
+    }
+    let mut msg = format!("gitca: reconcile: {}\n\n", head.join(", "));
+    for a in &plan.actions {
+        let serial = match a.op {
+            Op::Revoke => a.serial.clone().unwrap_or_default(),
+            _ => issued
+                .iter()
+                .find(|(n, _)| *n == a.identity)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default(),
+        };
+        let what = match a.revocation {
+            Some(r) => format!("revoke ({r})"),
+            None => a.op.as_str().to_string(),
+        };
+        msg.push_str(&format!(
+            "{what} {} {serial}: {}: {}\n",
+            a.identity, a.reason.code, a.reason.detail
+        ));
+    }
+    if let Some(c) = &plan.crl {
+        msg.push_str(&format!(
+            "crl #{} next update {}: {}: {}\n",
+            c.number,
+            fmt_time(c.next_update),
+            c.reason.code,
+            c.reason.detail
+        ));
+    }
+    msg
+}
+
+/// What reconcile prints after applying.
+pub fn render_applied(
+    out: &mut dyn Write,
+    plan: &Plan,
+    issued: &[(String, String)],
+    commit: Option<git2::Oid>,
+) {
+    render_plan_human(out, plan);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Signed {} certificate(s){}.",
+        issued.len(),
+        if plan.crl.is_some() {
+            " and the CRL"
+        } else {
+            ""
+        }
+    );
+    match commit {
+        Some(oid) => {
+            let _ = writeln!(out, "Committed {}. Push it, then reload the servers that read crl/ca.crl (nginx -s reload).", &oid.to_string()[..12]);
+        }
+        None => {
+            let _ = writeln!(out, "Not committed (--no-commit): review with `git status` and commit the files yourself.");
+        }
+    }
+}
