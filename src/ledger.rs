@@ -172,7 +172,7 @@ impl Ledger {
             if row.is_empty() || row.starts_with('#') || row == HEADER {
                 continue;
             }
-            let fail = |what: String| {
+            let fail = |what: String| -> crate::error::Error {
                 Located::new(
                     FILE,
                     text,
@@ -181,14 +181,14 @@ impl Ledger {
                     "this row",
                     "the ledger is written by gitca reconcile only; restore it with `git checkout -- ledger.tsv`",
                 )
+                .into()
             };
             let f: Vec<&str> = row.split('\t').collect();
             if f.len() != 13 {
                 return Err(fail(format!(
                     "expected 13 tab-separated fields, found {}",
                     f.len()
-                ))
-                .into());
+                )));
             }
             let opt = |s: &str| (s != "-").then(|| s.to_string());
             let time = |s: &str| {
@@ -200,15 +200,15 @@ impl Ledger {
                         .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
             };
             if !hex_ok(f[0]) || f[0].len() > 40 {
-                return Err(fail(format!("`{}` is not a serial", f[0])).into());
+                return Err(fail(format!("`{}` is not a serial", f[0])));
             }
             if !seen.insert(f[0].to_string()) {
-                return Err(fail(format!("serial {} appears twice", f[0])).into());
+                return Err(fail(format!("serial {} appears twice", f[0])));
             }
             let state = match f[4] {
                 "issued" => State::Issued,
                 "revoked" => State::Revoked,
-                s => return Err(fail(format!("unknown state `{s}`")).into()),
+                s => return Err(fail(format!("unknown state `{s}`"))),
             };
             let reason = match f[8] {
                 "-" => None,
@@ -224,8 +224,7 @@ impl Ledger {
             if (state == State::Revoked) != (revoked_at.is_some() && reason.is_some()) {
                 return Err(fail(
                     "a revoked row needs revoked_at and reason, an issued one neither".into(),
-                )
-                .into());
+                ));
             }
             records.push(Record {
                 serial: f[0].to_string(),

@@ -8,6 +8,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Diagnostics wrap to the terminal; in CI logs and pipes they stay on one line per sentence,
+    // so paths and recipients can be searched for.
+    let _ = miette::set_hook(Box::new(|_| {
+        use std::io::IsTerminal;
+        let tty = std::io::stderr().is_terminal();
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).build())
+    }));
     let cli = match gitca::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

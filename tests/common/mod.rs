@@ -1,0 +1,315 @@
+//! Shared helpers for the integration tests: a real CA repository in a temporary directory,
+//! driven through the real `gitca` binary, checked with real `openssl`, `age` and `git`.
+//!
+//! A missing external tool fails the test (never skips it): CI installs them in `.ci/run`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+pub const T0: &str = "2026-01-01T00:00:00Z";
+
+/// Fails the test when `tool` is not installed.
+pub fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not installed: run the test suite through .ci/run (it installs openssl, age, nginx, docker-registry, gnutls-bin, openssh-client)"
+    );
+}
+
+/// The gitca binary with a clean environment: no GITCA_* from the caller, no git identity.
+pub fn gitca() -> Command {
+    let mut c = Command::cargo_bin("gitca").expect("binary built");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GITCA_") || k.starts_with("GIT_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("NO_COLOR", "1");
+    // libgit2 reads ~/.gitconfig: an empty home makes "no git identity" the test default.
+    c.env("HOME", empty_home());
+    c.env("GIT_CONFIG_NOSYSTEM", "1");
+    c.env("GIT_CONFIG_GLOBAL", "/dev/null");
+    c
+}
+
+/// An empty directory used as HOME, so no developer configuration leaks into a test.
+pub fn empty_home() -> PathBuf {
+    let home = std::env::temp_dir().join(format!("gitca-test-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    home
+}
+
+/// Seconds since the epoch of an RFC 3339 time, for `openssl verify -attime`.
+pub fn epoch(t: &str) -> String {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp()
+        .to_string()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("command runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[track_caller]
+pub fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "command failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+#[track_caller]
+pub fn fails(o: Output) -> Output {
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "command should exit 1:\nstdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+pub fn tool(name: &str, args: &[&str], dir: &Path) -> Output {
+    require(name);
+    Command::new(name)
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("tool runs")
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = ok(tool(
+        "git",
+        &[
+            &["-c", "user.name=Test", "-c", "user.email=test@example.com"],
+            args,
+        ]
+        .concat(),
+        dir,
+    ));
+    stdout(&o)
+}
+
+/// An age X25519 identity made by the real `age-keygen`; returns (identity file, recipient).
+pub fn age_identity(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(format!("{name}.agekey"));
+    ok(tool("age-keygen", &["-o", path.to_str().unwrap()], dir));
+    let r = stdout(&ok(tool(
+        "age-keygen",
+        &["-y", path.to_str().unwrap()],
+        dir,
+    )));
+    (path, r.trim().to_string())
+}
+
+/// A CA repository under a temporary directory, with its age identity.
+pub struct Ca {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub identity: PathBuf,
+    pub recipient: String,
+    pub keys: PathBuf,
+}
+
+impl Ca {
+    pub fn new() -> Ca {
+        Ca::with_key_type("p256")
+    }
+
+    pub fn with_key_type(key_type: &str) -> Ca {
+        let tmp = tempfile::tempdir().unwrap();
+        let (identity, recipient) = age_identity(tmp.path(), "custodian");
+        let root = tmp.path().join("ca");
+        ok(run(gitca().args([
+            "init",
+            "-C",
+            root.to_str().unwrap(),
+            "--name",
+            "Test Registry CA",
+            "--organization",
+            "Acme",
+            "--key-type",
+            key_type,
+            "--recipient",
+            &recipient,
+            "--now",
+            T0,
+        ])));
+        let keys = tmp.path().join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        Ca {
+            tmp,
+            root,
+            identity,
+            recipient,
+            keys,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// gitca with `-C` this repository and `--now`.
+    pub fn cmd(&self, now: &str) -> Command {
+        let mut c = gitca();
+        c.arg("-C").arg(&self.root).arg("--now").arg(now);
+        c
+    }
+
+    pub fn reconcile(&self, now: &str) -> Output {
+        let mut c = self.cmd(now);
+        c.arg("reconcile").arg("--identity").arg(&self.identity);
+        run(&mut c)
+    }
+
+    /// A key and CSR made with the real `openssl req`; `spec` is an `openssl req -newkey`
+    /// argument such as `ec -pkeyopt ec_paramgen_curve:P-256` or `rsa:2048`.
+    pub fn openssl_csr(&self, name: &str, cn: &str, spec: &[&str], extra: &[&str]) -> PathBuf {
+        let key = self.keys.join(format!("{name}.key"));
+        let csr = self.path(&format!("csr/{name}.csr"));
+        std::fs::create_dir_all(csr.parent().unwrap()).unwrap();
+        let mut args = vec!["req", "-new", "-nodes", "-newkey"];
+        args.extend(spec);
+        args.extend([
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+            "-subj",
+        ]);
+        let subj = format!("/CN={cn}");
+        args.push(&subj);
+        args.extend(extra);
+        ok(tool("openssl", &args, &self.root));
+        key
+    }
+
+    pub fn p256_csr(&self, name: &str) -> PathBuf {
+        self.openssl_csr(
+            name,
+            name,
+            &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            &[],
+        )
+    }
+
+    pub fn identities(&self, yaml: &str) {
+        self.write("identities/people.yaml", yaml);
+    }
+
+    pub fn commit(&self, msg: &str) {
+        git(&self.root, &["add", "-A"]);
+        git(&self.root, &["commit", "-q", "--allow-empty", "-m", msg]);
+    }
+
+    pub fn head(&self) -> String {
+        git(&self.root, &["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    pub fn status(&self) -> String {
+        git(&self.root, &["status", "--porcelain"])
+    }
+
+    pub fn openssl(&self, args: &[&str]) -> Output {
+        tool("openssl", args, &self.root)
+    }
+
+    /// `openssl verify -crl_check` of a certificate file against the CA and current CRL, at
+    /// the simulated time `at`.
+    pub fn verify_crl(&self, cert: &Path, at: &str) -> Output {
+        let at = epoch(at);
+        self.openssl(&[
+            "verify",
+            "-attime",
+            &at,
+            "-crl_check",
+            "-CAfile",
+            "ca/ca.crt",
+            "-CRLfile",
+            "crl/ca.crl",
+            cert.to_str().unwrap(),
+        ])
+    }
+
+    /// The ledger's rows, as field vectors.
+    pub fn ledger_rows(&self) -> Vec<Vec<String>> {
+        self.read("ledger.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("serial\t"))
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// Copies a file of the repository out, so it survives later changes.
+    pub fn keep(&self, rel: &str, as_name: &str) -> PathBuf {
+        let to = self.tmp.path().join(as_name);
+        std::fs::copy(self.path(rel), &to).unwrap();
+        to
+    }
+
+    /// A snapshot of every file in the working tree (except .git), to prove "nothing changed".
+    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.file_name().unwrap() == ".git" {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((
+                        p.strip_prefix(&self.root).unwrap().display().to_string(),
+                        std::fs::read(&p).unwrap(),
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Advances an RFC 3339 time by whole days.
+pub fn days_after(t: &str, days: i64) -> String {
+    let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
+    (t + time::Duration::days(days))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
