@@ -35,7 +35,7 @@ fn refuse(rule: impl Into<String>, help: impl Into<String>) -> Refusal {
 }
 
 const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.2.840.10045.3.1.34";
+const OID_P384: &str = "1.3.132.0.34";
 const OID_SHA1_RSA: &str = "1.2.840.113549.1.1.5";
 const OID_SHA1_ECDSA: &str = "1.2.840.10045.4.1";
 const OID_MD5_RSA: &str = "1.2.840.113549.1.1.4";
@@ -55,7 +55,12 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
     let blocks = pem::parse_many(text).map_err(|_| refuse("the file is not PEM", REGENERATE))?;
     let block = match blocks.as_slice() {
         [b] if b.tag() == "CERTIFICATE REQUEST" || b.tag() == "NEW CERTIFICATE REQUEST" => b,
-        [] => return Err(refuse("the file holds no PEM block", REGENERATE)),
+        [] => {
+            return Err(refuse(
+                "the file is not PEM (no BEGIN CERTIFICATE REQUEST block)",
+                REGENERATE,
+            ))
+        }
         [b] => {
             return Err(refuse(
                 format!(
@@ -92,12 +97,6 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
             "sign the CSR with SHA-256 or stronger (openssl req signs with SHA-256 by default)",
         ));
     }
-    csr.verify_signature().map_err(|_| {
-        refuse(
-            "its signature does not verify (proof of possession failed: the CSR was altered or is corrupt)",
-            "regenerate the CSR with the private key it names; never edit a CSR by hand",
-        )
-    })?;
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
     let key_desc = match spki.parsed() {
@@ -147,6 +146,13 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
             ))
         }
     };
+    // Key policy first: a weak key is named as such, not as a failed signature.
+    csr.verify_signature().map_err(|_| {
+        refuse(
+            "its signature does not verify (proof of possession failed: the CSR was altered or is corrupt)",
+            "regenerate the CSR with the private key it names; never edit a CSR by hand",
+        )
+    })?;
     let common_name = info
         .subject
         .iter_common_name()

@@ -1,0 +1,728 @@
+//! `gitca reconcile`: issuance, renewal, revocation and the CRL, checked with real openssl and git.
+
+mod common;
+
+use common::*;
+
+const ALICE_BOB: &str = "users:\n  - name: alice\n    email: alice@example.com\n    csr: csr/alice.csr\n    groups: [push, pull]\n  - name: bob\n    csr: csr/bob.csr\n";
+
+fn ca_with_alice_and_bob() -> Ca {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.p256_csr("bob");
+    ca.identities(ALICE_BOB);
+    ca.commit("onboard alice and bob");
+    ca
+}
+
+fn serial_of(ca: &Ca, cert: &std::path::Path) -> String {
+    let o = ok(ca.openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"]));
+    stdout(&o)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+#[test]
+fn removing_identity_revokes_every_unexpired_cert() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    let first = ca.keep("certs/alice.crt", "alice-1.crt");
+    // 340 days in, alice is inside renew_before (30d of 365d): renewed, same key, new serial.
+    let t1 = days_after(T0, 340);
+    let o = ok(ca.reconcile(&t1));
+    assert!(stdout(&o).contains("nearing-expiry"), "{}", stdout(&o));
+    let second = ca.keep("certs/alice.crt", "alice-2.crt");
+    assert_ne!(serial_of(&ca, &first), serial_of(&ca, &second));
+    let pk = |p: &std::path::Path| {
+        stdout(&ok(ca.openssl(&[
+            "x509",
+            "-in",
+            p.to_str().unwrap(),
+            "-noout",
+            "-pubkey",
+        ])))
+    };
+    assert_eq!(pk(&first), pk(&second), "renewal keeps the key");
+    ok(ca.verify_crl(&first, &t1));
+    ok(ca.verify_crl(&second, &t1));
+
+    // Offboard alice: both of her unexpired certificates are revoked, bob's stays good.
+    ca.identities("users:\n  - name: bob\n    csr: csr/bob.csr\n");
+    ca.commit("offboard alice");
+    let t2 = days_after(T0, 341);
+    ok(ca.reconcile(&t2));
+    for c in [&first, &second] {
+        let o = ca.verify_crl(c, &t2);
+        assert!(!o.status.success());
+        assert!(
+            stdout(&o).contains("certificate revoked")
+                || stderr(&o).contains("certificate revoked"),
+            "{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    let o = ok(ca.verify_crl(&ca.path("certs/bob.crt"), &t2));
+    assert!(stdout(&o).contains("OK"));
+    assert!(
+        !ca.path("certs/alice.crt").exists(),
+        "a revoked identity has no current certificate"
+    );
+    let text = stdout(&ok(ca.openssl(&[
+        "crl",
+        "-in",
+        "crl/ca.crl",
+        "-noout",
+        "-text",
+    ])));
+    assert_eq!(text.matches("Cessation Of Operation").count(), 2, "{text}");
+    let log = git(&ca.root, &["log", "-1", "--format=%B"]);
+    assert!(
+        log.contains("revoke (cessation-of-operation) alice") && log.contains("identity-removed"),
+        "{log}"
+    );
+}
+
+#[test]
+fn csr_requests_are_never_copied_into_the_certificate() {
+    let ca = Ca::new();
+    ca.openssl_csr(
+        "mallory",
+        "mallory",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+            "-addext",
+            "subjectAltName=DNS:registry.example.com,email:boss@example.com",
+        ],
+    );
+    ca.identities("users:\n  - name: mallory\n");
+    ca.commit("mallory");
+    ok(ca.reconcile(T0));
+    let text = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/mallory.crt",
+        "-noout",
+        "-text",
+    ])));
+    assert!(text.contains("CA:FALSE"), "{text}");
+    assert!(!text.contains("CA:TRUE"), "{text}");
+    assert!(text.contains("TLS Web Client Authentication"), "{text}");
+    assert!(!text.contains("Server Authentication"), "{text}");
+    assert!(!text.contains("DNS:"), "{text}");
+    assert!(!text.contains("boss@example.com"), "{text}");
+    assert!(!text.contains("Certificate Sign"), "{text}");
+    assert!(text.contains("Digital Signature"), "{text}");
+    assert!(text.contains("Subject: O = Acme, CN = mallory"), "{text}");
+}
+
+#[test]
+fn certificates_carry_the_profile_extensions() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    let text = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/alice.crt",
+        "-noout",
+        "-text",
+    ])));
+    assert!(
+        text.contains("Subject: O = Acme, OU = push, OU = pull, CN = alice"),
+        "{text}"
+    );
+    assert!(text.contains("email:alice@example.com"), "{text}");
+    assert!(text.contains("X509v3 Key Usage: critical"), "{text}");
+    assert!(
+        text.contains("X509v3 Basic Constraints: critical"),
+        "{text}"
+    );
+    assert!(text.contains("X509v3 Subject Key Identifier"), "{text}");
+    assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
+    // Validity from the profile: 365 days from now, backdated one hour.
+    assert!(
+        text.contains("Not Before: Dec 31 23:00:00 2025 GMT"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Not After : Jan  1 00:00:00 2027 GMT"),
+        "{text}"
+    );
+    // certs/<name>.crt is the leaf first, then the CA.
+    let file = ca.read("certs/alice.crt");
+    assert_eq!(file.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(file.ends_with(&ca.read("ca/ca.crt")));
+}
+
+#[test]
+fn every_kind_of_csr_yields_a_certificate_for_its_exact_key() {
+    let ca = Ca::new();
+    let kinds: &[(&str, &[&str], &[&str])] = &[
+        ("ec256", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], &[]),
+        ("ec384", &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"], &[]),
+        ("rsa2048", &["rsa:2048"], &[]),
+        ("rsa4096", &["rsa:4096"], &[]),
+        (
+            "ec256-sha384",
+            &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            &["-sha384"],
+        ),
+    ];
+    let mut yaml = String::from("users:\n");
+    for (name, spec, extra) in kinds {
+        ca.openssl_csr(name, name, spec, extra);
+        yaml.push_str(&format!("  - name: {name}\n"));
+    }
+    // GnuTLS certtool.
+    let key = ca.keys.join("gnutls.key");
+    ok(tool(
+        "certtool",
+        &[
+            "--generate-privkey",
+            "--key-type",
+            "ecdsa",
+            "--curve",
+            "secp256r1",
+            "--outfile",
+            key.to_str().unwrap(),
+        ],
+        &ca.root,
+    ));
+    let tmpl = ca.tmp.path().join("certtool.tmpl");
+    std::fs::write(&tmpl, "cn = gnutls\n").unwrap();
+    ok(tool(
+        "certtool",
+        &[
+            "--generate-request",
+            "--load-privkey",
+            key.to_str().unwrap(),
+            "--template",
+            tmpl.to_str().unwrap(),
+            "--outfile",
+            ca.path("csr/gnutls.csr").to_str().unwrap(),
+        ],
+        &ca.root,
+    ));
+    yaml.push_str("  - name: gnutls\n");
+    ca.identities(&yaml);
+    ca.commit("many kinds");
+    ok(ca.reconcile(T0));
+    for name in kinds.iter().map(|k| k.0).chain(["gnutls"]) {
+        let csr_pub = stdout(&ok(ca.openssl(&[
+            "req",
+            "-in",
+            &format!("csr/{name}.csr"),
+            "-noout",
+            "-pubkey",
+        ])));
+        let crt_pub = stdout(&ok(ca.openssl(&[
+            "x509",
+            "-in",
+            &format!("certs/{name}.crt"),
+            "-noout",
+            "-pubkey",
+        ])));
+        assert_eq!(
+            csr_pub, crt_pub,
+            "{name}: the certificate certifies the CSR's exact key"
+        );
+        ok(ca.openssl(&[
+            "verify",
+            "-attime",
+            &epoch(T0),
+            "-CAfile",
+            "ca/ca.crt",
+            &format!("certs/{name}.crt"),
+        ]));
+    }
+    // The P-256 key signed with SHA-384 is still a P-256 certificate.
+    let text = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/ec256-sha384.crt",
+        "-noout",
+        "-text",
+    ])));
+    assert!(text.contains("NIST CURVE: P-256"), "{text}");
+}
+
+#[test]
+fn second_reconcile_needs_no_key_and_makes_no_commit() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    let head = ca.head();
+    let o = ok(run(ca.cmd(&days_after(T0, 1)).arg("reconcile")));
+    assert!(stdout(&o).contains("Nothing to do"), "{}", stdout(&o));
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.status(), "");
+}
+
+#[test]
+fn crl_numbers_increase_and_follow_the_configured_window() {
+    let ca = ca_with_alice_and_bob();
+    let crl_number = |ca: &Ca| -> u64 {
+        let t = stdout(&ok(ca.openssl(&[
+            "crl",
+            "-in",
+            "crl/ca.crl",
+            "-noout",
+            "-crlnumber",
+        ])));
+        u64::from_str_radix(t.trim().trim_start_matches("crlNumber=0x"), 16).unwrap()
+    };
+    assert_eq!(crl_number(&ca), 1);
+    ok(ca.reconcile(T0));
+    assert_eq!(crl_number(&ca), 1, "issuing alone does not re-sign the CRL");
+    // Day 5: inside refresh_before (3d) of nextUpdate (day 7): refreshed without other changes.
+    let head = ca.head();
+    let t5 = days_after(T0, 5);
+    let o = ok(run(ca
+        .cmd(&t5)
+        .arg("reconcile")
+        .arg("--identity")
+        .arg(&ca.identity)));
+    assert!(stdout(&o).contains("crl-refresh"), "{}", stdout(&o));
+    assert_ne!(ca.head(), head);
+    assert_eq!(crl_number(&ca), 2);
+    let text = stdout(&ok(ca.openssl(&[
+        "crl",
+        "-in",
+        "crl/ca.crl",
+        "-CAfile",
+        "ca/ca.crt",
+        "-noout",
+        "-text",
+    ])));
+    assert!(
+        text.contains("Last Update: Jan  6 00:00:00 2026 GMT"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Next Update: Jan 13 00:00:00 2026 GMT"),
+        "{text}"
+    );
+    assert!(text.contains("Authority Key Identifier"), "{text}");
+    // Day 6: fresh, nothing to do.
+    let head = ca.head();
+    ok(run(ca.cmd(&days_after(T0, 6)).arg("reconcile")));
+    assert_eq!(ca.head(), head);
+    // A revocation re-signs it at once.
+    ca.identities("users:\n  - name: alice\n    email: alice@example.com\n    csr: csr/alice.csr\n    groups: [push, pull]\n");
+    ca.commit("offboard bob");
+    ok(ca.reconcile(&days_after(T0, 6)));
+    assert_eq!(crl_number(&ca), 3);
+}
+
+#[test]
+fn serials_are_unique_random_and_positive() {
+    let ca = Ca::new();
+    let mut yaml = String::from("bots:\n");
+    for i in 0..12 {
+        ca.p256_csr(&format!("bot{i}"));
+        yaml.push_str(&format!("  - name: bot{i}\n"));
+    }
+    ca.identities(&yaml);
+    ca.commit("bots");
+    // Bots live 30 days and renew 10 days before: 4 reconciles over 70 days renew each twice.
+    for d in [0, 21, 42, 63] {
+        ok(ca.reconcile(&days_after(T0, d)));
+    }
+    let rows = ca.ledger_rows();
+    assert_eq!(rows.len(), 48, "12 bots x 4 certificates");
+    let serials: std::collections::HashSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(serials.len(), rows.len(), "no serial repeats");
+    for s in &serials {
+        assert!(s.len() >= 18 && s.len() <= 32, "about 128 bits: {s}");
+    }
+    // openssl agrees the current ones are positive and match the ledger.
+    let text = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/bot3.crt",
+        "-noout",
+        "-text",
+    ])));
+    assert!(!text.contains("Negative"));
+    assert!(serials.contains(serial_of(&ca, &ca.path("certs/bot3.crt")).as_str()));
+}
+
+#[test]
+fn new_csr_replaces_and_supersedes_the_old_certificate() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    let old = ca.keep("certs/alice.crt", "alice-old.crt");
+    ca.p256_csr("alice"); // a new key
+    ca.commit("alice rotates her key");
+    let t = days_after(T0, 10);
+    let o = ok(ca.reconcile(&t));
+    assert!(stdout(&o).contains("csr-changed"));
+    let o = ca.verify_crl(&old, &t);
+    assert!(!o.status.success(), "the old certificate is revoked");
+    ok(ca.verify_crl(&ca.path("certs/alice.crt"), &t));
+    let text = stdout(&ok(ca.openssl(&[
+        "crl",
+        "-in",
+        "crl/ca.crl",
+        "-noout",
+        "-text",
+    ])));
+    assert!(text.contains("Superseded"), "{text}");
+}
+
+#[test]
+fn compromised_key_is_revoked_and_never_certified_again() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    ca.identities(&ALICE_BOB.replace(
+        "    groups: [push, pull]\n",
+        "    groups: [push, pull]\n    revoke: key-compromise\n",
+    ));
+    ca.commit("alice's key leaked");
+    ok(ca.reconcile(&days_after(T0, 1)));
+    let text = stdout(&ok(ca.openssl(&[
+        "crl",
+        "-in",
+        "crl/ca.crl",
+        "-noout",
+        "-text",
+    ])));
+    assert!(text.contains("Key Compromise"), "{text}");
+    // Dropping the revoke line with the same CSR: the key is barred.
+    ca.identities(ALICE_BOB);
+    ca.commit("alice wants back in with the same key");
+    let head = ca.head();
+    let o = fails(ca.reconcile(&days_after(T0, 2)));
+    assert!(
+        stderr(&o).contains("revoked for key compromise"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(ca.head(), head);
+}
+
+#[test]
+fn a_key_belongs_to_one_identity() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    // carol submits a CSR for alice's key (with her own CN): refused.
+    let key = ca.keys.join("alice.key");
+    ok(ca.openssl(&[
+        "req",
+        "-new",
+        "-key",
+        key.to_str().unwrap(),
+        "-subj",
+        "/CN=carol",
+        "-out",
+        "csr/carol.csr",
+    ]));
+    ca.identities(&format!("{ALICE_BOB}  - name: carol\n"));
+    ca.commit("carol");
+    let o = fails(ca.reconcile(T0));
+    assert!(
+        stderr(&o).contains("belongs to identity `alice`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("identities/people.yaml"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Runs a failing reconcile and proves it changed nothing.
+#[track_caller]
+fn refused(ca: &Ca, now: &str, expect: &[&str]) -> String {
+    let head = ca.head();
+    let before = ca.snapshot();
+    let o = fails(ca.reconcile(now));
+    let err = stderr(&o);
+    for e in expect {
+        assert!(err.contains(e), "expected `{e}` in:\n{err}");
+    }
+    assert!(err.contains("help:"), "a help line:\n{err}");
+    assert_eq!(ca.head(), head, "HEAD unchanged");
+    assert_eq!(ca.snapshot(), before, "working tree unchanged");
+    err
+}
+
+#[test]
+fn tampered_csr_fails_the_whole_run_and_changes_nothing() {
+    let ca = ca_with_alice_and_bob();
+    let text = ca.read("csr/bob.csr");
+    let block = pem::parse(&text).unwrap();
+    let mut der = block.contents().to_vec();
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    ca.write(
+        "csr/bob.csr",
+        &pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)),
+    );
+    ca.commit("tamper");
+    let err = refused(
+        &ca,
+        T0,
+        &[
+            "bob",
+            "csr/bob.csr",
+            "signature does not verify",
+            "identities/people.yaml",
+        ],
+    );
+    assert!(
+        err.contains("6 │") || err.contains("[identities/people.yaml:6"),
+        "points at the csr line:\n{err}"
+    );
+    assert!(
+        !ca.path("certs/alice.crt").exists(),
+        "alice was not issued either: all or nothing"
+    );
+}
+
+#[test]
+fn csr_rules_refuse_weak_keys_wrong_names_and_non_pem() {
+    let ca = Ca::new();
+    ca.openssl_csr("weak", "weak", &["rsa:1024"], &[]);
+    ca.openssl_csr(
+        "liar",
+        "someone-else",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &[],
+    );
+    ca.write("csr/junk.csr", "hello, I am not a CSR\n");
+    ca.identities("users:\n  - name: weak\n  - name: liar\n  - name: junk\n");
+    ca.commit("bad csrs");
+    let err = refused(
+        &ca,
+        T0,
+        &[
+            "RSA key of 1024 bits is weak",
+            "CN is `someone-else`, not `liar`",
+            "not PEM",
+        ],
+    );
+    assert!(err.contains("3 problem(s)"), "{err}");
+}
+
+#[test]
+fn wrong_or_missing_age_identity_changes_nothing() {
+    let ca = ca_with_alice_and_bob();
+    let (other, _) = age_identity(ca.tmp.path(), "stranger");
+    let head = ca.head();
+    let before = ca.snapshot();
+    let o = fails(run(ca
+        .cmd(T0)
+        .arg("reconcile")
+        .arg("--identity")
+        .arg(&other)));
+    assert!(
+        stderr(&o).contains(&ca.recipient),
+        "lists recipients:\n{}",
+        stderr(&o)
+    );
+    let o = fails(run(ca.cmd(T0).arg("reconcile")));
+    assert!(stderr(&o).contains("no age identity"), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.snapshot(), before);
+    // The identity text from the environment works, as in CI.
+    let text = std::fs::read_to_string(&ca.identity).unwrap();
+    ok(run(ca.cmd(T0).arg("reconcile").env("GITCA_IDENTITY", text)));
+    assert!(ca.path("certs/alice.crt").exists());
+}
+
+#[test]
+fn hostile_identity_files_get_located_diagnostics() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "users:\n  - name: x\n    csr: ../../etc/passwd\n",
+            "passwd",
+            &["stay inside the repository", "people.yaml:3"],
+        ),
+        (
+            "users:\n  - name: x\n    csr: csr/missing.csr\n",
+            "missing",
+            &["does not exist", "people.yaml:3"],
+        ),
+        (
+            "users:\n  - name: ../x\n",
+            "dotdot",
+            &["not a valid identity name", "people.yaml:2"],
+        ),
+        (
+            "users:\n  - name: a/b\n",
+            "slash",
+            &["not a valid identity name"],
+        ),
+        (
+            "users:\n  - name: x\n    profile: admin\n",
+            "profile",
+            &["unknown profile `admin`", "bot, user"],
+        ),
+        (
+            "users:\n  - name: x\n   csr: [\n",
+            "syntax",
+            &["people.yaml"],
+        ),
+        (
+            "users:\n  - name: x\n    colour: blue\n",
+            "unknown-key",
+            &["colour", "people.yaml:3"],
+        ),
+        (
+            "users:\n  - name: x\n    revoke: because\n",
+            "reason",
+            &["not a revocation reason"],
+        ),
+    ];
+    for (yaml, label, expect) in cases {
+        let ca = Ca::new();
+        ca.identities(yaml);
+        ca.commit(label);
+        let head = ca.head();
+        let o = fails(ca.reconcile(T0));
+        let err = stderr(&o);
+        for e in *expect {
+            assert!(err.contains(e), "{label}: expected `{e}` in:\n{err}");
+        }
+        assert!(err.contains("help:"), "{label}: {err}");
+        assert_eq!(ca.head(), head, "{label}");
+        // check reports the same problem.
+        let o = fails(run(ca.cmd(T0).arg("check")));
+        assert!(
+            stdout(&o).contains("check failed"),
+            "{label}: {}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn symlinked_csr_leading_out_of_the_repo_is_refused() {
+    let ca = Ca::new();
+    std::os::unix::fs::symlink("/etc/hostname", ca.path("identities/../outside.csr")).unwrap();
+    ca.identities("users:\n  - name: x\n    csr: outside.csr\n");
+    ca.commit("symlink");
+    refused(&ca, T0, &["symbolic link", "people.yaml:3"]);
+}
+
+#[test]
+fn duplicate_names_across_files_show_both_places() {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n");
+    ca.write(
+        "identities/team.yaml",
+        "bots:\n  - name: bob\n  - name: alice\n    csr: csr/alice.csr\n",
+    );
+    ca.commit("dup");
+    let err = refused(
+        &ca,
+        T0,
+        &[
+            "`alice` is declared twice",
+            "identities/people.yaml",
+            "identities/team.yaml",
+        ],
+    );
+    assert!(err.contains("first declared here"), "{err}");
+}
+
+#[test]
+fn dirty_tree_is_refused_unless_allowed_and_no_commit_leaves_files() {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n");
+    // Not committed yet.
+    let o = fails(ca.reconcile(T0));
+    assert!(stderr(&o).contains("uncommitted changes"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("identities/people.yaml"),
+        "{}",
+        stderr(&o)
+    );
+    let head = ca.head();
+    ok(run(ca
+        .cmd(T0)
+        .args(["reconcile", "--allow-dirty", "--no-commit", "--identity"])
+        .arg(&ca.identity)));
+    assert_eq!(ca.head(), head, "--no-commit makes no commit");
+    assert!(ca.path("certs/alice.crt").exists());
+    assert!(ca.status().contains("ledger.tsv"));
+}
+
+#[test]
+fn the_lock_stops_a_second_reconcile_in_the_same_clone() {
+    let ca = ca_with_alice_and_bob();
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(ca.path(".git/gitca.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let o = fails(ca.reconcile(T0));
+    assert!(stderr(&o).contains("holds the lock"), "{}", stderr(&o));
+    drop(lock);
+    ok(ca.reconcile(T0));
+}
+
+#[test]
+fn disabled_identity_is_revoked_and_re_enabled_gets_a_new_certificate() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    ca.identities(&ALICE_BOB.replace(
+        "    csr: csr/bob.csr\n",
+        "    csr: csr/bob.csr\n    disabled: true\n",
+    ));
+    ca.commit("disable bob");
+    ok(ca.reconcile(&days_after(T0, 1)));
+    assert!(!ca.path("certs/bob.crt").exists());
+    ca.identities(ALICE_BOB);
+    ca.commit("enable bob");
+    let o = ok(ca.reconcile(&days_after(T0, 2)));
+    assert!(
+        stdout(&o).contains("no-valid-certificate"),
+        "{}",
+        stdout(&o)
+    );
+    ok(ca.verify_crl(&ca.path("certs/bob.crt"), &days_after(T0, 2)));
+}
+
+#[test]
+fn groups_change_reissues_and_withdraws_the_old_privilege() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    let old = ca.keep("certs/alice.crt", "alice-old.crt");
+    ca.identities(&ALICE_BOB.replace("[push, pull]", "[pull]"));
+    ca.commit("alice loses push");
+    let t = days_after(T0, 3);
+    ok(ca.reconcile(&t));
+    assert!(!ca.verify_crl(&old, &t).status.success());
+    let text = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/alice.crt",
+        "-noout",
+        "-subject",
+    ])));
+    assert!(
+        text.contains("OU = pull") && !text.contains("OU = push"),
+        "{text}"
+    );
+    let crl = stdout(&ok(ca.openssl(&[
+        "crl",
+        "-in",
+        "crl/ca.crl",
+        "-noout",
+        "-text",
+    ])));
+    assert!(crl.contains("Privilege Withdrawn"), "{crl}");
+}
