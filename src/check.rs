@@ -50,53 +50,58 @@ const PRIVATE_KEY_MARKERS: &[&str] = &[
 /// Largest file scanned for private keys; larger files are read only this far.
 const SCAN_LIMIT: u64 = 1 << 20;
 
-/// Finds files holding private keys anywhere in the working tree (ignored files excepted:
-/// they are not part of any commit).
+/// The files a commit of this working tree would hold: every tracked file and every untracked
+/// file that is not ignored (a force-added `alice.key` is tracked even though `*.key` is ignored).
+fn candidate_files(repo: &CaRepo) -> Vec<String> {
+    let mut files = std::collections::BTreeSet::new();
+    if let Ok(index) = repo.git.index() {
+        for e in index.iter() {
+            files.insert(String::from_utf8_lossy(&e.path).to_string());
+        }
+    }
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    if let Ok(statuses) = repo.git.statuses(Some(&mut opts)) {
+        for s in statuses.iter() {
+            if s.status().contains(git2::Status::WT_NEW) {
+                if let Ok(p) = s.path() {
+                    files.insert(p.to_string());
+                }
+            }
+        }
+    }
+    files.into_iter().collect()
+}
+
+/// Finds files holding private keys among the files a commit would hold.
 pub fn scan_private_keys(repo: &CaRepo) -> Vec<Error> {
     let mut found = Vec::new();
-    let mut stack = vec![repo.root.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    for rel in candidate_files(repo) {
+        let path = repo.root.join(&rel);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let Ok(rel) = path.strip_prefix(&repo.root) else {
-                continue;
-            };
-            if rel == Path::new(".git") || repo.git.is_path_ignored(rel).unwrap_or(false) {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if !meta.is_file() {
-                continue;
-            }
-            let mut buf = Vec::new();
-            if let Ok(f) = std::fs::File::open(&path) {
-                use std::io::Read;
-                let _ = f.take(SCAN_LIMIT).read_to_end(&mut buf);
-            }
-            let text = String::from_utf8_lossy(&buf);
-            if let Some(marker) = PRIVATE_KEY_MARKERS.iter().find(|m| text.contains(**m)) {
-                let line = text[..text.find(marker).unwrap_or(0)].matches('\n').count() + 1;
-                let rel = rel.to_string_lossy().to_string();
-                let kind = marker.trim_matches('-').trim_start_matches("BEGIN ");
-                found.push(Error::BadFile {
-                    path: rel.clone().into(),
-                    reason: format!("line {line}: holds a private key ({kind}); private keys never enter the CA repository"),
-                    help: format!(
-                        "remove it from the pull request (git rm --cached {rel}) and, since it was exposed, make a new key; commit only the .csr"
-                    ),
-                });
-            }
+        if !meta.is_file() {
+            continue;
+        }
+        let mut buf = Vec::new();
+        if let Ok(f) = std::fs::File::open(&path) {
+            use std::io::Read;
+            let _ = f.take(SCAN_LIMIT).read_to_end(&mut buf);
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(marker) = PRIVATE_KEY_MARKERS.iter().find(|m| text.contains(**m)) {
+            let line = text[..text.find(marker).unwrap_or(0)].matches('\n').count() + 1;
+            let kind = marker.trim_matches('-').trim_start_matches("BEGIN ");
+            found.push(Error::BadFile {
+                path: rel.clone().into(),
+                reason: format!("line {line}: holds a private key ({kind}); private keys never enter the CA repository"),
+                help: format!(
+                    "remove it from the pull request (git rm --cached {rel}) and, since it was exposed, make a new key; commit only the .csr"
+                ),
+            });
         }
     }
     found

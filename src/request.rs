@@ -1,14 +1,351 @@
-//! `gitca request`: the person's side of onboarding.
-use std::io::Write;
-use std::path::Path;
+//! `gitca request`: the person's side of onboarding. Makes a private key on this machine
+//! (outside the repository, 0600, never overwriting), writes `csr/NAME.csr`, and adds the
+//! identity to an identities file while keeping that file's comments and layout.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcgen::{CertificateParams, DnType};
+use zeroize::Zeroizing;
+
+use crate::ca::KeyType;
+use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::inventory::{self, valid_name};
+use crate::load::read;
+use crate::repo::{self, CaRepo};
+use crate::yaml;
 
 #[derive(Debug, clap::Args)]
 pub struct RequestArgs {
+    /// The identity's name: [a-z0-9][a-z0-9._-]*; becomes the certificate's CN.
     pub name: String,
+    /// Declare a bot (short-lived `bot` profile) instead of a user.
+    #[arg(long)]
+    pub bot: bool,
+    /// Email address for the certificate's SAN.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// A group (one OU each). Repeatable.
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// p256 (default), p384, rsa3072 or rsa4096.
+    #[arg(long, default_value = "p256", value_name = "TYPE")]
+    pub key_type: String,
+    /// Where to write the private key (default: ~/.config/gitca/keys/NAME.key). Never inside the
+    /// repository; never overwritten.
+    #[arg(long, value_name = "PATH")]
+    pub key_out: Option<PathBuf>,
+    /// The identities file to add the entry to (default: identities/people.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<String>,
+    /// The identity exists already: make a new key and CSR for it (key rotation); the YAML entry
+    /// stays as it is and reconcile supersedes the old certificate.
+    #[arg(long)]
+    pub rotate: bool,
 }
 
-pub fn run_request(_dir: &Path, _args: &RequestArgs, _out: &mut dyn Write) -> Result<()> {
-    Err(Error::usage("not yet", ""))
+fn default_key_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("gitca").join("keys")
+}
+
+/// Refuses a key path inside the repository: a key there is one `git add -A` away from a leak.
+fn check_key_path(repo_root: &Path, key: &Path) -> Result<PathBuf> {
+    let abs = if key.is_absolute() {
+        key.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(Error::io("read", Path::new(".")))?
+            .join(key)
+    };
+    let parent = abs.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(Error::io("create the key directory", parent))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if parent.ends_with("gitca/keys") {
+            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    let real_parent = parent
+        .canonicalize()
+        .map_err(Error::io("resolve", parent))?;
+    let real_root = repo_root
+        .canonicalize()
+        .map_err(Error::io("resolve", repo_root))?;
+    if real_parent.starts_with(&real_root) {
+        return Err(Error::usage(
+            format!("{} is inside the CA repository", abs.display()),
+            "private keys never enter the repository: pass --key-out outside it (default ~/.config/gitca/keys/NAME.key)",
+        ));
+    }
+    if abs.exists() {
+        return Err(Error::usage(
+            format!(
+                "{} exists already; gitca never overwrites a key",
+                abs.display()
+            ),
+            "pass another --key-out, or move the old key away yourself",
+        ));
+    }
+    Ok(abs)
+}
+
+/// Adds an entry to the `users:` or `bots:` list of an identities file, keeping every other
+/// line as it was. Handles `users: []`, an existing block list, and a missing key.
+pub fn insert_entry(text: &str, list: &str, entry: &[String]) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines.iter().position(|l| {
+        let t = l.split('#').next().unwrap_or("").trim_end();
+        t == format!("{list}:") || t.replace(' ', "") == format!("{list}:[]")
+    });
+    let render = |indent: usize| -> Vec<String> {
+        let pad = " ".repeat(indent);
+        entry
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    format!("{pad}- {l}")
+                } else {
+                    format!("{pad}  {l}")
+                }
+            })
+            .collect()
+    };
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    match header {
+        None => {
+            if out.last().is_some_and(|l| !l.trim().is_empty()) {
+                out.push(String::new());
+            }
+            out.push(format!("{list}:"));
+            out.extend(render(2));
+        }
+        Some(h) => {
+            if lines[h].contains("[]") {
+                out[h] = format!("{list}:");
+            }
+            // The block runs over the following indented lines (and blank or comment lines
+            // between them); the entry goes after its last indented line.
+            let mut last = h;
+            let mut indent = None;
+            for (i, l) in lines.iter().enumerate().skip(h + 1) {
+                if l.trim().is_empty() || l.trim_start().starts_with('#') {
+                    continue;
+                }
+                if l.starts_with(' ') || l.starts_with('-') {
+                    if indent.is_none() && l.trim_start().starts_with('-') {
+                        indent = Some(l.len() - l.trim_start().len());
+                    }
+                    last = i;
+                } else {
+                    break;
+                }
+            }
+            let new = render(indent.unwrap_or(2));
+            out.splice(last + 1..last + 1, new);
+        }
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+/// The top-level entry point for `gitca request`.
+pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Result<()> {
+    let repo = CaRepo::open(dir)?;
+    let name = &args.name;
+    if !valid_name(name) {
+        return Err(Error::usage(
+            format!("`{name}` is not a valid identity name"),
+            "names match [a-z0-9][a-z0-9._-]* (at most 64 characters, no `..`)",
+        ));
+    }
+    let key_type: KeyType = args.key_type.parse()?;
+    let config = Config::parse(&read(&repo.root, config::FILE)?)?;
+    let existing = inventory::load(&repo.root, &config)?;
+    let declared = existing.get(name);
+    let csr_rel =
+        match (declared, args.rotate) {
+            (Some(_), false) => return Err(Error::usage(
+                format!("`{name}` is declared already"),
+                "to replace its key, pass --rotate (reconcile then supersedes the old certificate)",
+            )),
+            (None, true) => {
+                return Err(Error::usage(
+                    format!("`{name}` is not declared, so there is nothing to rotate"),
+                    "drop --rotate to onboard a new identity",
+                ))
+            }
+            (Some(id), true) => id.csr.clone(),
+            (None, false) => format!("csr/{name}.csr"),
+        };
+    if !args.rotate && repo.path(&csr_rel).exists() {
+        return Err(Error::usage(
+            format!("{csr_rel} exists already"),
+            "remove the stale CSR first, or choose another name",
+        ));
+    }
+    let file = args
+        .file
+        .clone()
+        .unwrap_or_else(|| "identities/people.yaml".into());
+    let file = inventory::resolve_csr_path(&repo.root, &file)
+        .ok()
+        .filter(|f| f.starts_with("identities/") && (f.ends_with(".yaml") || f.ends_with(".yml")))
+        .ok_or_else(|| {
+            Error::usage(
+                format!("`{file}` is not an identities file"),
+                "pass --file identities/NAME.yaml",
+            )
+        })?;
+    let key_default = if args.rotate {
+        let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        default_key_dir().join(format!("{name}-{stamp}.key"))
+    } else {
+        default_key_dir().join(format!("{name}.key"))
+    };
+    let key_path = check_key_path(&repo.root, args.key_out.as_deref().unwrap_or(&key_default))?;
+
+    // The YAML entry, checked by the same loader reconcile uses before anything is written.
+    let new_yaml = if args.rotate {
+        None
+    } else {
+        let mut entry = vec![format!("name: {name}")];
+        if let Some(e) = &args.email {
+            entry.push(format!("email: {}", yaml::quote(e)));
+        }
+        entry.push(format!("csr: {csr_rel}"));
+        if !args.groups.is_empty() {
+            let gs: Vec<String> = args.groups.iter().map(|g| yaml::quote(g)).collect();
+            entry.push(format!("groups: [{}]", gs.join(", ")));
+        }
+        let old = std::fs::read_to_string(repo.path(&file)).unwrap_or_else(|_| {
+            "# yaml-language-server: $schema=../schema/identities.schema.json\n".to_string()
+        });
+        Some(insert_entry(
+            &old,
+            if args.bot { "bots" } else { "users" },
+            &entry,
+        ))
+    };
+
+    let key = key_type.generate()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, name.as_str());
+    let csr = params
+        .serialize_request(&key)
+        .map_err(Error::crypto("CSR"))?;
+    let csr_pem = csr.pem().map_err(Error::crypto("CSR encoding"))?;
+    let key_pem = Zeroizing::new(key.serialize_pem());
+
+    // The key first, exclusively, 0600; then the CSR and the YAML; undo on failure.
+    {
+        let mut opts = std::fs::File::options();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&key_path)
+            .map_err(Error::io("create the key", &key_path))?;
+        f.write_all(key_pem.as_bytes())
+            .map_err(Error::io("write the key", &key_path))?;
+    }
+    let mut tx = repo::Transaction::new(&repo.root);
+    let written = (|| -> Result<()> {
+        tx.write(&csr_rel, csr_pem.as_bytes())?;
+        if let Some(y) = &new_yaml {
+            tx.write(&file, y.as_bytes())?;
+            if let Err(e) = inventory::load(&repo.root, &config) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        tx.rollback();
+        let _ = std::fs::remove_file(&key_path);
+        return Err(e);
+    }
+
+    let _ = writeln!(
+        out,
+        "Private key  {}  (0600; it never leaves this machine)",
+        key_path.display()
+    );
+    let _ = writeln!(
+        out,
+        "CSR          {csr_rel}  ({}, CN={name})",
+        match key_type {
+            KeyType::P256 => "ECDSA P-256",
+            KeyType::P384 => "ECDSA P-384",
+            KeyType::Rsa3072 => "RSA 3072",
+            KeyType::Rsa4096 => "RSA 4096",
+        }
+    );
+    if new_yaml.is_some() {
+        let _ = writeln!(out, "Declared     {name} in {file}");
+    }
+    let _ = writeln!(
+        out,
+        "\nNext: commit the CSR and the YAML (never the key) and open a pull request:"
+    );
+    let _ = writeln!(
+        out,
+        "  git add {csr_rel} {file} && git commit -m 'onboard {name}'"
+    );
+    let _ = writeln!(
+        out,
+        "After the merge and reconcile: gitca bundle {name} --key {} --registry HOST:PORT",
+        key_path.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> Vec<String> {
+        vec![format!("name: {name}"), format!("csr: csr/{name}.csr")]
+    }
+
+    #[test]
+    fn insert_into_empty_flow_list_keeps_comments() {
+        let t = "# top comment\n# users:\n#   - name: x\nusers: []\nbots: []\n";
+        let out = insert_entry(t, "users", &entry("alice"));
+        assert_eq!(out, "# top comment\n# users:\n#   - name: x\nusers:\n  - name: alice\n    csr: csr/alice.csr\nbots: []\n");
+    }
+
+    #[test]
+    fn insert_after_the_last_entry_of_a_block_list() {
+        let t = "users:\n- name: a   # first\n  csr: csr/a.csr\n\n# bots below\nbots:\n- name: b\n";
+        let out = insert_entry(t, "users", &entry("c"));
+        assert_eq!(out, "users:\n- name: a   # first\n  csr: csr/a.csr\n- name: c\n  csr: csr/c.csr\n\n# bots below\nbots:\n- name: b\n");
+        let out = insert_entry(t, "bots", &entry("d"));
+        assert!(
+            out.ends_with("bots:\n- name: b\n- name: d\n  csr: csr/d.csr\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn insert_creates_a_missing_list() {
+        let out = insert_entry("users:\n  - name: a\n", "bots", &entry("ci"));
+        assert_eq!(
+            out,
+            "users:\n  - name: a\n\nbots:\n  - name: ci\n    csr: csr/ci.csr\n"
+        );
+    }
 }
