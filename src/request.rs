@@ -267,9 +267,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         tx.write(&csr_rel, csr_pem.as_bytes())?;
         if let Some(y) = &new_yaml {
             tx.write(&file, y.as_bytes())?;
-            if let Err(e) = inventory::load(&repo.root, &config) {
-                return Err(e);
-            }
+            inventory::load(&repo.root, &config)?;
         }
         Ok(())
     })();
