@@ -204,7 +204,8 @@ pub fn colon_hex(bytes: &[u8]) -> String {
         .join(":")
 }
 
-/// A fresh serial: 128 bits from the system CSPRNG, encoded as a positive INTEGER.
+/// A fresh serial: 128 bits from the system CSPRNG, encoded as a positive INTEGER. The first
+/// octet is never zero, so every serial is exactly 16 octets (32 hex digits) long.
 pub fn random_serial() -> Result<Vec<u8>> {
     loop {
         let mut bytes = vec![0u8; 16];
@@ -212,12 +213,8 @@ pub fn random_serial() -> Result<Vec<u8>> {
             what: "random serial",
             detail: "the system random generator failed".into(),
         })?;
-        let first = bytes.iter().position(|&b| b != 0);
-        // Drop leading zero octets so the ledger's hex equals the DER INTEGER's magnitude.
-        if let Some(first) = first {
-            if bytes.len() - first >= 9 {
-                return Ok(bytes[first..].to_vec());
-            }
+        if bytes[0] != 0 {
+            return Ok(bytes);
         }
     }
 }

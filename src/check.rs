@@ -50,32 +50,36 @@ const PRIVATE_KEY_MARKERS: &[&str] = &[
 /// Largest file scanned for private keys; larger files are read only this far.
 const SCAN_LIMIT: u64 = 1 << 20;
 
-/// The files a commit of this working tree would hold: every tracked file and every untracked
-/// file that is not ignored (a force-added `alice.key` is tracked even though `*.key` is ignored).
+/// Every file under the working tree except `.git/`: tracked, untracked and ignored alike. An
+/// ignored `alice.key` is not committed, but a key inside the CA repository's directory is one
+/// `git add -f` away from a leak (and a force-added one is tracked despite `*.key`).
 fn candidate_files(repo: &CaRepo) -> Vec<String> {
-    let mut files = std::collections::BTreeSet::new();
-    if let Ok(index) = repo.git.index() {
-        for e in index.iter() {
-            files.insert(String::from_utf8_lossy(&e.path).to_string());
-        }
-    }
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false);
-    if let Ok(statuses) = repo.git.statuses(Some(&mut opts)) {
-        for s in statuses.iter() {
-            if s.status().contains(git2::Status::WT_NEW) {
-                if let Ok(p) = s.path() {
-                    files.insert(p.to_string());
-                }
+    let mut files = Vec::new();
+    let mut stack = vec![repo.root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(rel) = path.strip_prefix(&repo.root) else {
+                continue;
+            };
+            if rel == Path::new(".git") {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => files.push(rel.to_string_lossy().to_string()),
+                _ => {}
             }
         }
     }
-    files.into_iter().collect()
+    files.sort();
+    files
 }
 
-/// Finds files holding private keys among the files a commit would hold.
+/// Finds files holding private keys anywhere in the working tree.
 pub fn scan_private_keys(repo: &CaRepo) -> Vec<Error> {
     let mut found = Vec::new();
     for rel in candidate_files(repo) {
@@ -247,10 +251,34 @@ fn compare_with_base(
 pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result<Findings> {
     let mut f = Findings::default();
     f.errors.extend(scan_private_keys(repo));
-    let state = match load::load(&repo.root) {
-        Ok(s) => s,
+    // Load piece by piece, so one broken file does not hide the problems of the others.
+    let config = match read(&repo.root, crate::config::FILE)
+        .and_then(|t| crate::config::Config::parse(&t))
+    {
+        Ok(c) => c,
         Err(e) => {
-            f.errors.extend(e.into_flat());
+            f.errors.push(e);
+            return Ok(f);
+        }
+    };
+    let (inventory, problems) = crate::inventory::load_all(&repo.root, &config)?;
+    f.errors
+        .extend(problems.into_iter().flat_map(Error::into_flat));
+    let ledger = read(&repo.root, ledger::FILE).and_then(|t| Ledger::parse(&t));
+    let ca = read(&repo.root, CA_CERT).and_then(|t| ca::CaCert::parse(&t));
+    let crl = read(&repo.root, CRL_FILE).and_then(|t| CrlInfo::parse(&t, None));
+    let state = match (ledger, ca, crl) {
+        (Ok(ledger), Ok(ca), Ok(crl)) => load::State {
+            config,
+            inventory,
+            ledger,
+            crl,
+            ca,
+        },
+        (ledger, ca, crl) => {
+            f.errors.extend(ledger.err());
+            f.errors.extend(ca.err());
+            f.errors.extend(crl.err());
             return Ok(f);
         }
     };

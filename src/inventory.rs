@@ -247,8 +247,16 @@ pub fn identity_files(root: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Loads and validates every identity file, collecting every problem.
+/// Loads and validates every identity file, failing with every problem found.
 pub fn load(root: &Path, config: &Config) -> Result<Inventory> {
+    let (inv, errors) = load_all(root, config)?;
+    Error::collect(errors)?;
+    Ok(inv)
+}
+
+/// Loads every identity file; returns the identities that passed validation and the problems
+/// found (for `check`, which goes on checking the valid ones). A name declared twice is dropped.
+pub fn load_all(root: &Path, config: &Config) -> Result<(Inventory, Vec<Error>)> {
     let mut inv = Inventory::default();
     let mut errors: Vec<Error> = Vec::new();
     for rel in identity_files(root)? {
@@ -344,9 +352,17 @@ pub fn load(root: &Path, config: &Config) -> Result<Inventory> {
             by_csr.insert(&id.csr, id);
         }
     }
-    Error::collect(errors)?;
+    let dup: std::collections::HashSet<String> = {
+        let mut seen = std::collections::HashSet::new();
+        inv.identities
+            .iter()
+            .filter(|i| !seen.insert(i.name.clone()))
+            .map(|i| i.name.clone())
+            .collect()
+    };
+    inv.identities.retain(|i| !dup.contains(&i.name));
     inv.identities.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(inv)
+    Ok((inv, errors))
 }
 
 fn validate(
