@@ -1,0 +1,465 @@
+//! The deployment gitca exists for, end to end with the real programs on 127.0.0.1: a Docker
+//! registry behind nginx, configured by `gitca export`, clients onboarded with `gitca request`
+//! and installed with `gitca bundle`; offboarding takes effect through nginx's CRL check — and
+//! the registry's own TLS, which never checks a CRL, still lets the revoked client in.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A server process, stopped by its PID when the test ends (pass or fail).
+struct Server {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, server: &mut Server, log: &Path) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!(
+                "{} exited ({status}):\n{}",
+                server.name,
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{} did not listen on {port}:\n{}",
+        server.name,
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn start(name: &'static str, cmd: &mut Command, port: u16, log: &Path) -> Server {
+    let out = std::fs::File::create(log).unwrap();
+    let mut s = Server {
+        name,
+        child: cmd
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    wait_for_port(port, &mut s, log);
+    s
+}
+
+/// A client's files: client.cert, client.key (as `gitca bundle` writes them) and the server's CA.
+struct Client<'a> {
+    dir: PathBuf,
+    server_ca: &'a Path,
+}
+
+impl Client<'_> {
+    fn curl(&self, args: &[&str]) -> (i32, String) {
+        let mut c = Command::new("curl");
+        c.args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--noproxy",
+            "*",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+        ]);
+        c.arg(self.server_ca);
+        if self.dir.join("client.cert").exists() {
+            c.arg("--cert")
+                .arg(self.dir.join("client.cert"))
+                .arg("--key")
+                .arg(self.dir.join("client.key"));
+        }
+        c.args(args);
+        let o = c.output().unwrap();
+        let text = stdout(&o);
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "000"));
+        (
+            code.trim().parse().unwrap_or(0),
+            body.to_string() + &stderr(&o),
+        )
+    }
+
+    fn get(&self, url: &str) -> (i32, String) {
+        self.curl(&[url])
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Pushes a blob through the v2 API (POST an upload, PUT it with its digest) and reads it back.
+fn push_and_read_blob(c: &Client<'_>, base: &str) {
+    use sha2::Digest;
+    let data = format!("hello from gitca e2e {}\n", now_rfc3339());
+    let file = c.dir.join("layer");
+    std::fs::write(&file, &data).unwrap();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(data.as_bytes()))
+    );
+    let (code, headers) = c.curl(&[
+        "-X",
+        "POST",
+        "-D",
+        "-",
+        &format!("{base}/v2/test/blobs/uploads/"),
+    ]);
+    assert_eq!(code, 202, "POST upload: {headers}");
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .expect("Location header")
+        .trim()
+        .to_string();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = format!("{location}{sep}digest={digest}");
+    let body = format!("@{}", file.display());
+    let (code, out) = c.curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &body,
+        &put,
+    ]);
+    assert_eq!(code, 201, "PUT blob: {out}");
+    let (code, out) = c.get(&format!("{base}/v2/test/blobs/{digest}"));
+    assert_eq!(code, 200, "GET blob: {out}");
+    assert_eq!(out, data, "the blob reads back");
+}
+
+#[test]
+fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
+    for t in ["nginx", "docker-registry", "curl", "openssl"] {
+        require(t);
+    }
+    let ca = Ca::new();
+    let now = now_rfc3339();
+    let tmp = ca.tmp.path().to_path_buf();
+    // nginx workers run as nobody: they must be able to traverse to their temp directory.
+    ok(Command::new("chmod")
+        .args(["755", tmp.to_str().unwrap()])
+        .output()
+        .unwrap());
+
+    // Onboarding: each person runs gitca request; the PR is merged; CI reconciles.
+    for name in ["alice", "bob"] {
+        let key = ca.keys.join(format!("{name}.key"));
+        ok(run(ca
+            .cmd(&now)
+            .args([
+                "request",
+                name,
+                "--email",
+                &format!("{name}@example.com"),
+                "--key-out",
+            ])
+            .arg(&key)));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&key).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "keys are private");
+    }
+    ca.commit("onboard alice and bob");
+    ok(ca.reconcile(&now));
+    let clients: Vec<PathBuf> = ["alice", "bob"]
+        .iter()
+        .map(|name| {
+            let dir = tmp.join(format!("{name}-certs.d"));
+            ok(run(ca
+                .cmd(&now)
+                .args(["bundle", name, "--key"])
+                .arg(ca.keys.join(format!("{name}.key")))
+                .arg("--out-dir")
+                .arg(&dir)));
+            dir
+        })
+        .collect();
+
+    // The server's own TLS certificate, from an unrelated throwaway CA.
+    let server_ca = tmp.join("server-ca.crt");
+    let server_key = tmp.join("server.key");
+    ok(tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            server_key.to_str().unwrap(),
+            "-out",
+            server_ca.to_str().unwrap(),
+        ],
+        &tmp,
+    ));
+
+    // Deploy the CA and CRL where the servers read them.
+    let deployed_ca = tmp.join("deployed-ca.crt");
+    let deployed_crl = tmp.join("deployed-crl.pem");
+    std::fs::copy(ca.path("ca/ca.crt"), &deployed_ca).unwrap();
+    std::fs::copy(ca.path("crl/ca.crl"), &deployed_crl).unwrap();
+
+    let (p_plain, p_nginx, p_tls) = (free_port(), free_port(), free_port());
+    let export = |args: &[&str]| stdout(&ok(run(ca.cmd(&now).arg("export").args(args))));
+    let plain = tmp.join("registry-plain.yml");
+    std::fs::write(
+        &plain,
+        export(&[
+            "registry",
+            "--behind-nginx",
+            "--listen",
+            &format!("127.0.0.1:{p_plain}"),
+            "--storage",
+            tmp.join("data-plain").to_str().unwrap(),
+        ]),
+    )
+    .unwrap();
+    let own_tls = tmp.join("registry-tls.yml");
+    let reg_tls = export(&[
+        "registry",
+        "--listen",
+        &format!("127.0.0.1:{p_tls}"),
+        "--storage",
+        tmp.join("data-tls").to_str().unwrap(),
+        "--tls-cert",
+        server_ca.to_str().unwrap(),
+        "--tls-key",
+        server_key.to_str().unwrap(),
+        "--client-ca",
+        deployed_ca.to_str().unwrap(),
+    ]);
+    assert!(
+        reg_tls.contains("NEVER CHECKS REVOCATION"),
+        "the registry export warns"
+    );
+    std::fs::write(&own_tls, reg_tls).unwrap();
+    let prefix = tmp.join("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+    ok(Command::new("chmod")
+        .args(["1777", prefix.join("tmp").to_str().unwrap()])
+        .output()
+        .unwrap());
+    let conf = prefix.join("nginx.conf");
+    let nginx_conf = export(&[
+        "nginx",
+        "--standalone",
+        prefix.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{p_nginx}"),
+        "--server-name",
+        "127.0.0.1",
+        "--upstream",
+        &format!("127.0.0.1:{p_plain}"),
+        "--tls-cert",
+        server_ca.to_str().unwrap(),
+        "--tls-key",
+        server_key.to_str().unwrap(),
+        "--client-ca",
+        deployed_ca.to_str().unwrap(),
+        "--crl",
+        deployed_crl.to_str().unwrap(),
+    ]);
+    for needle in [
+        "ssl_verify_client       on;",
+        "ssl_crl",
+        "nginx -s reload",
+        "EXPIRED CRL LOCKS EVERY CLIENT OUT",
+    ] {
+        assert!(nginx_conf.contains(needle), "{needle}");
+    }
+    std::fs::write(&conf, nginx_conf).unwrap();
+
+    let _registry = start(
+        "docker-registry (plain)",
+        Command::new("docker-registry").arg("serve").arg(&plain),
+        p_plain,
+        &tmp.join("registry-plain.log"),
+    );
+    let _registry_tls = start(
+        "docker-registry (own TLS)",
+        Command::new("docker-registry").arg("serve").arg(&own_tls),
+        p_tls,
+        &tmp.join("registry-tls.log"),
+    );
+    let nginx_args = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            "-p".into(),
+            format!("{}/", prefix.display()),
+            "-c".into(),
+            conf.display().to_string(),
+            "-e".into(),
+            prefix.join("logs/error.log").display().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let _nginx = start(
+        "nginx",
+        Command::new("nginx").args(nginx_args(&[])),
+        p_nginx,
+        &tmp.join("nginx.out"),
+    );
+
+    let via_nginx = format!("https://127.0.0.1:{p_nginx}");
+    let via_registry = format!("https://127.0.0.1:{p_tls}");
+    let alice = Client {
+        dir: clients[0].clone(),
+        server_ca: &server_ca,
+    };
+    let bob = Client {
+        dir: clients[1].clone(),
+        server_ca: &server_ca,
+    };
+
+    // Both get in; alice pushes a blob and reads it back.
+    assert_eq!(alice.get(&format!("{via_nginx}/v2/")).0, 200);
+    assert_eq!(bob.get(&format!("{via_nginx}/v2/")).0, 200);
+    push_and_read_blob(&alice, &via_nginx);
+
+    // No client certificate, and a certificate from another CA: refused.
+    let nobody_dir = tmp.join("nobody");
+    std::fs::create_dir_all(&nobody_dir).unwrap();
+    let nobody = Client {
+        dir: nobody_dir,
+        server_ca: &server_ca,
+    };
+    let (code, body) = nobody.get(&format!("{via_nginx}/v2/"));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("No required SSL certificate was sent"),
+        "{body}"
+    );
+    let other = Ca::new();
+    let mallory_key = other.p256_csr("mallory");
+    other.identities("users:\n  - name: mallory\n");
+    other.commit("mallory");
+    ok(other.reconcile(&now));
+    let mallory_dir = tmp.join("mallory-certs.d");
+    ok(run(other
+        .cmd(&now)
+        .args(["bundle", "mallory", "--key"])
+        .arg(&mallory_key)
+        .arg("--out-dir")
+        .arg(&mallory_dir)));
+    let mallory = Client {
+        dir: mallory_dir,
+        server_ca: &server_ca,
+    };
+    let (code, body) = mallory.get(&format!("{via_nginx}/v2/"));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("SSL certificate error"), "{body}");
+
+    // Offboard bob: delete his entry, reconcile, deploy the CRL, reload nginx.
+    let yaml = ca.read("identities/people.yaml");
+    let kept: Vec<&str> = {
+        let mut skip = false;
+        yaml.lines()
+            .filter(|l| {
+                if l.trim_start().starts_with("- name: bob") {
+                    skip = true;
+                    return false;
+                }
+                if skip && l.starts_with("    ") {
+                    return false;
+                }
+                skip = false;
+                true
+            })
+            .collect()
+    };
+    ca.identities(&(kept.join("\n") + "\n"));
+    ca.commit("offboard bob");
+    let o = ok(ca.reconcile(&now_rfc3339()));
+    assert!(stdout(&o).contains("identity-removed"), "{}", stdout(&o));
+    std::fs::copy(ca.path("crl/ca.crl"), &deployed_crl).unwrap();
+    ok(Command::new("nginx")
+        .args(nginx_args(&["-s", "reload"]))
+        .output()
+        .unwrap());
+    std::thread::sleep(Duration::from_millis(700));
+
+    let (code, body) = bob.get(&format!("{via_nginx}/v2/"));
+    assert_eq!(code, 400, "bob is refused through nginx: {body}");
+    assert_eq!(
+        alice.get(&format!("{via_nginx}/v2/")).0,
+        200,
+        "alice still gets in"
+    );
+    let o = run(gitca()
+        .arg("-C")
+        .arg(&ca.root)
+        .args(["doctor", "--cert"])
+        .arg(bob.dir.join("client.cert"))
+        .arg("--key")
+        .arg(bob.dir.join("client.key")));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("revoked on") && stdout(&o).contains("cessation"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The registry's own TLS never reads a CRL: bob still gets in there. This is why the
+    // nginx front is needed.
+    assert_eq!(
+        bob.get(&format!("{via_registry}/v2/")).0,
+        200,
+        "the registry alone accepts revoked bob"
+    );
+    assert_eq!(
+        nobody.get(&format!("{via_registry}/v2/")).0,
+        0,
+        "without a certificate the registry's TLS aborts the handshake"
+    );
+}
