@@ -5,17 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(openssl age age-keygen nginx docker-registry curl certtool ssh-keygen script git)
-missing=()
-for t in "${need[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing test tools (missing: ${missing[*]})"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    openssl age nginx docker-registry curl gnutls-bin openssh-client bsdutils git ca-certificates >/dev/null
-fi
-for t in "${need[@]}"; do command -v "$t" >/dev/null || { echo "missing after install: $t" >&2; exit 1; }; done
+./scripts/install-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
