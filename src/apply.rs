@@ -67,8 +67,15 @@ pub fn check_csrs<'a>(
         .map(|id| {
             let r = std::fs::read(root.join(&id.csr))
                 .map_err(|e| policy::Refusal {
-                    rule: format!("cannot read it: {e}"),
-                    help: "add the CSR file".into(),
+                    rule: if e.kind() == std::io::ErrorKind::NotFound {
+                        format!("{} does not exist", id.csr)
+                    } else {
+                        format!("cannot read it: {e}")
+                    },
+                    help: format!(
+                        "add the CSR (`gitca request {}` writes it), or fix the path",
+                        id.name
+                    ),
                 })
                 .and_then(|bytes| policy::verify_csr(&bytes))
                 .and_then(|csr| policy::check_name(&csr, &id.name).map(|()| csr));

@@ -80,6 +80,33 @@ pub enum Command {
         #[command(flatten)]
         custody: CustodyArgs,
     },
+    /// Re-encrypt the CA key for a new set of custodians and commit (same as `gitca ca rekey`).
+    #[command(
+        after_help = "Example (a custodian leaves, CI gets a new identity):\n  gitca rekey --identity ~/ca.agekey -r age1alice… -r age1ci…\n\nThe old ciphertext stays in git history: see README, \"Custody\"."
+    )]
+    Rekey {
+        #[command(flatten)]
+        identity: IdentityArg,
+        #[command(flatten)]
+        custody: CustodyArgs,
+    },
+    /// Adopt a CA built with the classic `openssl ca` recipe (index.txt, newcerts/, private/).
+    #[command(
+        after_help = "Example:\n  GITCA_IMPORT_PASSPHRASE=… gitca import-openssl ./old-ca -C new-ca --recipient age1…\n\nThe CA certificate and key are kept, so every certificate openssl issued keeps verifying;\nits revocations stay on the CRL and CRL numbers continue after openssl's."
+    )]
+    ImportOpenssl {
+        /// The openssl CA directory (holding index.txt).
+        source: PathBuf,
+        /// The CA certificate (default: the one self-signed CA certificate in DIR or DIR/certs).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+        /// The CA key (default: the one file in DIR/private); its passphrase comes from
+        /// GITCA_IMPORT_PASSPHRASE or the terminal.
+        #[arg(long, value_name = "FILE")]
+        ca_key: Option<PathBuf>,
+        #[command(flatten)]
+        custody: CustodyArgs,
+    },
     /// Operations on the CA itself.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -193,6 +220,35 @@ fn read_passphrase() -> Result<age::secrecy::SecretString> {
     Ok(age::secrecy::SecretString::from(pass))
 }
 
+/// The new passphrase for `rekey --passphrase`: GITCA_NEW_PASSPHRASE, else asked twice.
+fn read_new_passphrase() -> Result<age::secrecy::SecretString> {
+    match std::env::var("GITCA_NEW_PASSPHRASE") {
+        Ok(p) if p.is_empty() => Err(Error::EmptyPassphrase),
+        Ok(p) => Ok(age::secrecy::SecretString::from(p)),
+        Err(_) => {
+            // Without GITCA_NEW_PASSPHRASE, never reuse GITCA_PASSPHRASE (the old one) silently.
+            use std::io::IsTerminal;
+            if !std::io::stdin().is_terminal() {
+                return Err(Error::usage(
+                    "rekey --passphrase needs the new passphrase",
+                    "set GITCA_NEW_PASSPHRASE (GITCA_PASSPHRASE is the current one)",
+                ));
+            }
+            let a = rpassword::prompt_password("New passphrase for the CA key: ")
+                .map_err(|_| Error::NoPassphrase)?;
+            let b = rpassword::prompt_password("Repeat the new passphrase: ")
+                .map_err(|_| Error::NoPassphrase)?;
+            if a != b {
+                return Err(Error::PassphraseMismatch);
+            }
+            if a.is_empty() {
+                return Err(Error::EmptyPassphrase);
+            }
+            Ok(age::secrecy::SecretString::from(a))
+        }
+    }
+}
+
 /// Turns the recipient flags into a custody choice, validating every recipient.
 pub fn custody_from_args(args: &CustodyArgs) -> Result<Custody> {
     if args.passphrase {
@@ -231,6 +287,47 @@ pub fn run(cli: Cli) -> Result<u8> {
                     name,
                     key_type,
                     validity,
+                    custody,
+                    now,
+                },
+                out,
+            )?;
+            Ok(0)
+        }
+        Command::Rekey { identity, custody } => {
+            let source = KeySource::from_env(identity.identity);
+            let custody = if custody.passphrase {
+                Custody::Passphrase(read_new_passphrase()?)
+            } else {
+                custody_from_args(&custody)?
+            };
+            crate::init::run_rekey(&dir, &source, custody, out)?;
+            Ok(0)
+        }
+        Command::ImportOpenssl {
+            source,
+            ca_cert,
+            ca_key,
+            custody,
+        } => {
+            let custody = custody_from_args(&custody)?;
+            let passphrase = match std::env::var("GITCA_IMPORT_PASSPHRASE") {
+                Ok(p) => Some(zeroize::Zeroizing::new(p)),
+                Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    Some(zeroize::Zeroizing::new(
+                        rpassword::prompt_password("Passphrase of the openssl CA key: ")
+                            .map_err(|_| Error::NoPassphrase)?,
+                    ))
+                }
+                Err(_) => None,
+            };
+            crate::import::run_import(
+                crate::import::ImportOptions {
+                    source,
+                    dir,
+                    ca_cert,
+                    ca_key,
+                    passphrase,
                     custody,
                     now,
                 },

@@ -51,7 +51,8 @@ pub struct InitOptions {
     pub now: OffsetDateTime,
 }
 
-fn check_target(dir: &Path) -> Result<()> {
+/// Refuses a target that is a file, a CA already, or a non-empty directory.
+pub fn check_target(dir: &Path) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         return Err(Error::NotADirectory {
             path: dir.to_path_buf(),
@@ -106,9 +107,8 @@ pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
     drop(key);
 
-    let files: Vec<(&str, String)> = vec![
+    let mut files: Vec<(&str, String)> = vec![
         (config::FILE, config_text),
-        ("identities/people.yaml", IDENTITIES_TEMPLATE.to_string()),
         (CA_CERT, ca_pem),
         (custody::KEY_FILE, encrypted),
         (
@@ -117,46 +117,18 @@ pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
         ),
         (CRL_FILE, crl),
         (ledger::FILE, Ledger::default().render()),
-        (".gitignore", GITIGNORE.to_string()),
-        ("schema/gitca.schema.json", GITCA_SCHEMA.to_string()),
-        (
-            "schema/identities.schema.json",
-            IDENTITIES_SCHEMA.to_string(),
-        ),
     ];
+    files.extend(common_files());
 
-    let created_dir = !opts.dir.exists();
-    let had_git = opts.dir.join(".git").exists();
-    let result = (|| -> Result<git2::Oid> {
-        std::fs::create_dir_all(&opts.dir).map_err(Error::io("create", &opts.dir))?;
-        if !had_git {
-            let mut init = git2::RepositoryInitOptions::new();
-            init.initial_head("main");
-            git2::Repository::init_opts(&opts.dir, &init)?;
-        }
-        for (rel, text) in &files {
-            repo::write_atomic(&opts.dir.join(rel), text.as_bytes(), None)?;
-        }
-        let repo = CaRepo::open(&opts.dir)?;
-        let written: Vec<String> = files.iter().map(|(p, _)| p.to_string()).collect();
-        repo.commit(&written, &[], &format!("gitca: initialize {}", opts.name))
-    })();
-    let oid = match result {
-        Ok(oid) => oid,
-        Err(e) => {
-            // Leave the directory as it was found.
-            for (rel, _) in &files {
-                let _ = std::fs::remove_file(opts.dir.join(rel));
-            }
-            if !had_git {
-                let _ = std::fs::remove_dir_all(opts.dir.join(".git"));
-            }
-            if created_dir {
-                let _ = std::fs::remove_dir_all(&opts.dir);
-            }
-            return Err(e);
-        }
-    };
+    let files: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(p, t)| (p.to_string(), t.into_bytes()))
+        .collect();
+    let oid = write_new_repo(
+        &opts.dir,
+        &files,
+        &format!("gitca: initialize {}", opts.name),
+    )?;
 
     let _ = writeln!(
         out,
@@ -181,6 +153,53 @@ pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// The files every new CA repository starts with, whatever made it: the identities template,
+/// the .gitignore and the schemas editors validate against.
+pub fn common_files() -> [(&'static str, String); 4] {
+    [
+        ("identities/people.yaml", IDENTITIES_TEMPLATE.to_string()),
+        (".gitignore", GITIGNORE.to_string()),
+        ("schema/gitca.schema.json", GITCA_SCHEMA.to_string()),
+        (
+            "schema/identities.schema.json",
+            IDENTITIES_SCHEMA.to_string(),
+        ),
+    ]
+}
+
+/// Writes the files of a new CA repository into `dir` (git-initialising it when needed) and
+/// makes the first commit. On failure, leaves the directory as it was found.
+pub fn write_new_repo(dir: &Path, files: &[(String, Vec<u8>)], message: &str) -> Result<git2::Oid> {
+    let created_dir = !dir.exists();
+    let had_git = dir.join(".git").exists();
+    let result = (|| -> Result<git2::Oid> {
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        if !had_git {
+            let mut init = git2::RepositoryInitOptions::new();
+            init.initial_head("main");
+            git2::Repository::init_opts(dir, &init)?;
+        }
+        for (rel, data) in files {
+            repo::write_atomic(&dir.join(rel), data, None)?;
+        }
+        let repo = CaRepo::open(dir)?;
+        let written: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+        repo.commit(&written, &[], message)
+    })();
+    if result.is_err() {
+        for (rel, _) in files {
+            let _ = std::fs::remove_file(dir.join(rel));
+        }
+        if !had_git {
+            let _ = std::fs::remove_dir_all(dir.join(".git"));
+        }
+        if created_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    result
+}
+
 /// The top-level entry point for `gitca ca verify`: unlocks the CA key in memory, checks it is
 /// the private half of `ca/ca.crt`, and prints only public facts.
 pub fn run_ca_verify(dir: &Path, source: &KeySource, out: &mut dyn Write) -> Result<()> {
@@ -198,6 +217,77 @@ pub fn run_ca_verify(dir: &Path, source: &KeySource, out: &mut dyn Write) -> Res
         out,
         "  public key SHA-256  {}",
         ca::key_fingerprint(&cert.spki_der)
+    );
+    Ok(())
+}
+
+/// The top-level entry point for `gitca rekey`: re-encrypts `ca/ca.key.age` for a new set of
+/// custodians and commits. The CA key itself does not change.
+pub fn run_rekey(
+    dir: &Path,
+    source: &KeySource,
+    custody: Custody,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let repo = CaRepo::open(dir)?;
+    let _lock = repo.lock()?;
+    let dirty: Vec<String> = repo
+        .dirty_paths()?
+        .into_iter()
+        .filter(|p| p.starts_with("ca/"))
+        .collect();
+    if !dirty.is_empty() {
+        return Err(Error::Dirty {
+            files: dirty
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    let cert = CaCert::parse(
+        &std::fs::read_to_string(repo.path(CA_CERT))
+            .map_err(Error::io("read", &repo.path(CA_CERT)))?,
+    )?;
+    let key = custody::unlock(&repo.root, source)?;
+    ca::check_key_matches(&cert, &key)?;
+    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
+    drop(key);
+    let mut tx = repo::Transaction::new(&repo.root);
+    let result = (|| -> Result<git2::Oid> {
+        tx.write(custody::KEY_FILE, encrypted.as_bytes())?;
+        tx.write(
+            custody::RECIPIENTS_FILE,
+            custody::recipients_txt(&custody).as_bytes(),
+        )?;
+        let who = match &custody {
+            Custody::Recipients(r) => format!("{} recipient(s)", r.len()),
+            Custody::Passphrase(_) => "a passphrase".to_string(),
+        };
+        repo.commit(
+            &tx.written.clone(),
+            &[],
+            &format!("gitca: rekey the CA key for {who}"),
+        )
+    })();
+    let oid = match result {
+        Ok(oid) => oid,
+        Err(e) => {
+            tx.rollback();
+            return Err(e);
+        }
+    };
+    let _ = writeln!(
+        out,
+        "Re-encrypted {} for the new custodians (commit {}).",
+        custody::KEY_FILE,
+        &oid.to_string()[..12]
+    );
+    let _ = writeln!(
+        out,
+        "warning: the previous ciphertext stays in git history. A removed custodian who kept their identity can still\n\
+         decrypt the CA key from an old commit. If they may be hostile, or their identity may have leaked, create a\n\
+         new CA (gitca init) and re-issue: rekeying protects against future custodians, not past ones."
     );
     Ok(())
 }

@@ -99,7 +99,7 @@ pub struct Identity {
     pub revoke: Option<RevocationReason>,
     /// Repository-relative path of the CSR.
     pub csr: String,
-    /// SHA-256 (hex) of the CSR file's bytes; `None` when the file is absent and not needed.
+    /// SHA-256 (hex) of the CSR file's bytes; `None` when the file does not exist.
     pub csr_sha256: Option<String>,
     pub source: Source,
 }
@@ -485,17 +485,21 @@ fn validate(
         )
     })?;
     let disabled = e.disabled.unwrap_or(false);
-    let wants = !disabled && revoke.is_none();
-    let csr_sha256 = match hash_csr(root, &csr) {
-        Ok(h) => Some(h),
-        Err(_) if !wants => None,
-        Err(why) => {
-            return Err(at(
-                &csr_loc,
-                format!("CSR of `{name}` cannot be used: {why}"),
-                "CSR here",
-                &format!("add the CSR (`gitca request {name}` writes it), or fix the path"),
-            ))
+    // A missing CSR is not an error here: an imported identity may hold a certificate and no
+    // CSR yet. Whoever must sign for it (reconcile) or check it reports the missing file.
+    let csr_sha256 = if !root.join(&csr).exists() {
+        None
+    } else {
+        match hash_csr(root, &csr) {
+            Ok(h) => Some(h),
+            Err(why) => {
+                return Err(at(
+                    &csr_loc,
+                    format!("CSR of `{name}` cannot be used: {why}"),
+                    "CSR here",
+                    &format!("add the CSR (`gitca request {name}` writes it), or fix the path"),
+                ))
+            }
         }
     };
     let (line, _) = (name_loc.line() as usize, 0);

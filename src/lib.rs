@@ -12,6 +12,7 @@ pub mod config;
 pub mod custody;
 pub mod docker;
 pub mod error;
+pub mod import;
 pub mod init;
 pub mod inventory;
 pub mod ledger;

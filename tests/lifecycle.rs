@@ -1,0 +1,520 @@
+//! Custody and time: rekey, status, adopting an `openssl ca` CA, and years of simulated reconciles.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+
+use common::*;
+
+const OPENSSL_CNF: &str = r#"
+[ ca ]
+default_ca = CA_default
+[ CA_default ]
+dir = .
+database = $dir/index.txt
+new_certs_dir = $dir/newcerts
+certificate = $dir/certs/docker_ca.crt
+private_key = $dir/private/docker_ca.key
+serial = $dir/serial
+crlnumber = $dir/crlnumber
+default_md = sha256
+default_days = 366
+default_crl_days = 30
+policy = policy_anything
+unique_subject = no
+copy_extensions = none
+[ policy_anything ]
+commonName = supplied
+organizationName = optional
+organizationalUnitName = optional
+emailAddress = optional
+[ req ]
+distinguished_name = req_dn
+[ req_dn ]
+[ usr_cert ]
+basicConstraints = CA:FALSE
+nsCertType = client
+nsComment = "Docker Registry CA"
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ v3_ca ]
+basicConstraints = critical,CA:true
+keyUsage = cRLSign, keyCertSign
+subjectKeyIdentifier = hash
+"#;
+
+/// An `openssl ca` directory made exactly as the reference article does, with alice, bob and
+/// carol issued and carol revoked for key compromise.
+fn openssl_ca(dir: &Path) {
+    for d in ["certs", "crl", "newcerts", "private"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    std::fs::write(dir.join("crlnumber"), "1000\n").unwrap();
+    std::fs::write(dir.join("openssl-ca.cnf"), OPENSSL_CNF).unwrap();
+    let o = |args: &[&str]| ok(tool("openssl", args, dir));
+    o(&[
+        "genrsa",
+        "-aes256",
+        "-passout",
+        "pass:secret",
+        "-out",
+        "private/docker_ca.key",
+        "2048",
+    ]);
+    o(&[
+        "req",
+        "-new",
+        "-x509",
+        "-days",
+        "3650",
+        "-key",
+        "private/docker_ca.key",
+        "-passin",
+        "pass:secret",
+        "-sha256",
+        "-extensions",
+        "v3_ca",
+        "-config",
+        "openssl-ca.cnf",
+        "-subj",
+        "/O=Acme/CN=Docker Registry CA",
+        "-out",
+        "certs/docker_ca.crt",
+    ]);
+    for name in ["alice", "bob", "carol"] {
+        o(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("certs/{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        o(&[
+            "ca",
+            "-batch",
+            "-config",
+            "openssl-ca.cnf",
+            "-passin",
+            "pass:secret",
+            "-extensions",
+            "usr_cert",
+            "-notext",
+            "-md",
+            "sha256",
+            "-in",
+            &format!("certs/{name}.csr"),
+            "-out",
+            &format!("certs/{name}.crt"),
+            "-days",
+            "366",
+        ]);
+    }
+    o(&[
+        "ca",
+        "-config",
+        "openssl-ca.cnf",
+        "-passin",
+        "pass:secret",
+        "-revoke",
+        "certs/carol.crt",
+        "-crl_reason",
+        "keyCompromise",
+    ]);
+    o(&[
+        "ca",
+        "-gencrl",
+        "-config",
+        "openssl-ca.cnf",
+        "-passin",
+        "pass:secret",
+        "-out",
+        "crl/crl.pem",
+    ]);
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn importing_an_openssl_ca_keeps_its_certificates_and_revocations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = tmp.path().join("old-ca");
+    openssl_ca(&old);
+    let (identity, recipient) = age_identity(tmp.path(), "custodian");
+    let new = tmp.path().join("new-ca");
+    let now = now();
+    let o = ok(run(gitca()
+        .args(["import-openssl"])
+        .arg(&old)
+        .arg("-C")
+        .arg(&new)
+        .args(["--recipient", &recipient, "--now", &now])
+        .env("GITCA_IMPORT_PASSPHRASE", "secret")));
+    assert!(
+        stdout(&o).contains("3 certificate(s), 1 revoked"),
+        "{}",
+        stdout(&o)
+    );
+    let g = |args: &[&str]| run(gitca().arg("-C").arg(&new).args(["--now", &now]).args(args));
+
+    // The next plan has nothing to do, and check is happy.
+    let o = g(&["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    ok(g(&["check"]));
+    // The same CA: openssl's certificates verify against the new CRL; carol stays revoked.
+    let verify = |cert: &str| {
+        tool(
+            "openssl",
+            &[
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                "ca/ca.crt",
+                "-CRLfile",
+                "crl/ca.crl",
+                cert,
+            ],
+            &new,
+        )
+    };
+    for name in ["alice", "bob"] {
+        ok(verify(
+            old.join(format!("certs/{name}.crt")).to_str().unwrap(),
+        ));
+    }
+    let o = verify(old.join("certs/carol.crt").to_str().unwrap());
+    let said = stdout(&o) + &stderr(&o);
+    assert!(
+        !o.status.success() && said.contains("certificate revoked"),
+        "{said}"
+    );
+    // CRL numbers continue after openssl's (its crlnumber file holds 1001 after one CRL).
+    let n = stdout(&ok(tool(
+        "openssl",
+        &["crl", "-in", "crl/ca.crl", "-noout", "-crlnumber"],
+        &new,
+    )));
+    assert_eq!(n.trim(), "crlNumber=0x1001");
+    let text = stdout(&ok(tool(
+        "openssl",
+        &["crl", "-in", "crl/ca.crl", "-noout", "-text"],
+        &new,
+    )));
+    assert!(text.contains("Key Compromise"), "{text}");
+    // Declared identities and carried-over CSRs.
+    let yaml = std::fs::read_to_string(new.join("identities/imported.yaml")).unwrap();
+    assert!(
+        yaml.contains("name: alice") && yaml.contains("name: bob") && !yaml.contains("carol"),
+        "{yaml}"
+    );
+    assert!(new.join("csr/alice.csr").exists());
+    // The key was re-encrypted with age: the real age CLI decrypts it, and it is the old key.
+    let o = ok(tool(
+        "age",
+        &["-d", "-i", identity.to_str().unwrap(), "ca/ca.key.age"],
+        &new,
+    ));
+    assert!(stdout(&o).starts_with("-----BEGIN PRIVATE KEY-----"));
+    // And gitca runs the CA from here: offboarding bob revokes his openssl-issued certificate.
+    let yaml = yaml.replace("  - name: bob\n    csr: csr/bob.csr\n", "");
+    std::fs::write(new.join("identities/imported.yaml"), yaml).unwrap();
+    git(&new, &["commit", "-qam", "offboard bob"]);
+    ok(run(gitca()
+        .arg("-C")
+        .arg(&new)
+        .args(["--now", &now, "reconcile", "--identity"])
+        .arg(&identity)));
+    let o = verify(old.join("certs/bob.crt").to_str().unwrap());
+    assert!(
+        !o.status.success(),
+        "bob's openssl certificate is revoked by gitca"
+    );
+    ok(verify(old.join("certs/alice.crt").to_str().unwrap()));
+}
+
+#[test]
+fn legacy_encrypted_openssl_key_gets_the_conversion_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = tmp.path().join("old-ca");
+    openssl_ca(&old);
+    // The pre-OpenSSL-3 form: Proc-Type: 4,ENCRYPTED.
+    ok(tool(
+        "openssl",
+        &[
+            "rsa",
+            "-in",
+            "private/docker_ca.key",
+            "-passin",
+            "pass:secret",
+            "-aes256",
+            "-passout",
+            "pass:secret",
+            "-traditional",
+            "-out",
+            "private/docker_ca.key",
+        ],
+        &old,
+    ));
+    assert!(std::fs::read_to_string(old.join("private/docker_ca.key"))
+        .unwrap()
+        .contains("Proc-Type: 4,ENCRYPTED"));
+    let (_, recipient) = age_identity(tmp.path(), "c");
+    let new = tmp.path().join("new-ca");
+    let o = fails(run(gitca()
+        .arg("import-openssl")
+        .arg(&old)
+        .arg("-C")
+        .arg(&new)
+        .args(["--recipient", &recipient])
+        .env("GITCA_IMPORT_PASSPHRASE", "secret")));
+    assert!(
+        stderr(&o).contains("openssl pkcs8 -topk8"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!new.exists(), "nothing written");
+    // Wrong passphrase on the PKCS#8 form.
+    let old2 = tmp.path().join("old-ca-2");
+    openssl_ca(&old2);
+    let o = fails(run(gitca()
+        .arg("import-openssl")
+        .arg(&old2)
+        .arg("-C")
+        .arg(&new)
+        .args(["--recipient", &recipient])
+        .env("GITCA_IMPORT_PASSPHRASE", "nope")));
+    assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
+    assert!(!new.exists());
+}
+
+#[test]
+fn rekey_changes_custodians_and_warns_about_history() {
+    let ca = Ca::new();
+    let (new_id, new_r) = age_identity(ca.tmp.path(), "new-custodian");
+    let o = ok(run(ca
+        .cmd(T0)
+        .args(["rekey", "--identity"])
+        .arg(&ca.identity)
+        .args(["--recipient", &new_r])));
+    assert!(
+        stdout(&o).contains("stays in git history"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(ca.read("ca/recipients.txt").contains(&new_r));
+    assert!(!ca.read("ca/recipients.txt").contains(&ca.recipient));
+    assert_eq!(
+        git(&ca.root, &["log", "-1", "--format=%s"]).trim(),
+        "gitca: rekey the CA key for 1 recipient(s)"
+    );
+    // The old identity no longer opens the current key; the new one does; the key is the same.
+    assert!(!tool(
+        "age",
+        &["-d", "-i", ca.identity.to_str().unwrap(), "ca/ca.key.age"],
+        &ca.root
+    )
+    .status
+    .success());
+    ok(run(ca
+        .cmd(T0)
+        .args(["ca", "verify", "--identity"])
+        .arg(&new_id)));
+    // ...but the old ciphertext in history still opens with the old identity: the warning is true.
+    let old_blob = git(&ca.root, &["show", "HEAD~1:ca/ca.key.age"]);
+    let f = ca.tmp.path().join("old.age");
+    std::fs::write(&f, old_blob).unwrap();
+    ok(tool(
+        "age",
+        &[
+            "-d",
+            "-i",
+            ca.identity.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ],
+        &ca.root,
+    ));
+    // Without the current identity nothing changes.
+    let head = ca.head();
+    fails(run(ca
+        .cmd(T0)
+        .args(["rekey", "--identity"])
+        .arg(&ca.identity)
+        .args(["--recipient", &new_r])));
+    assert_eq!(ca.head(), head);
+}
+
+#[test]
+fn status_reports_and_alerts_on_expiry() {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.p256_csr("ci");
+    ca.identities("users:\n  - name: alice\nbots:\n  - name: ci\n");
+    ca.commit("two");
+    ok(ca.reconcile(T0));
+    let o = ok(run(ca.cmd(T0).args(["status", "--json"])));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["identities"][0]["name"], "alice");
+    assert_eq!(doc["identities"][0]["days_left"], 365);
+    assert_eq!(doc["identities"][1]["days_left"], 30);
+    assert_eq!(doc["crl"]["number"], 1);
+    // The bot's certificate (30 days) is inside a 31-day window; nothing is inside 5 days.
+    let o = run(ca.cmd(T0).args(["status", "--expiring", "31d"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("ci ("), "{}", stdout(&o));
+    // The CRL (7 days) is inside an 8-day window, too.
+    assert!(stdout(&o).contains("CRL #1"), "{}", stdout(&o));
+    let o = run(ca.cmd(T0).args(["status", "--expiring", "5d"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+/// A day of the simulation: who is declared.
+fn declare(ca: &Ca, users: &BTreeSet<String>, bots: &BTreeSet<String>) {
+    let mut y = String::from("users:\n");
+    for u in users {
+        y.push_str(&format!("  - name: {u}\n"));
+    }
+    y.push_str("bots:\n");
+    for b in bots {
+        y.push_str(&format!("  - name: {b}\n"));
+    }
+    ca.identities(&y);
+}
+
+fn rcgen_csr(ca: &Ca, name: &str) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    ca.write(
+        &format!("csr/{name}.csr"),
+        &p.serialize_request(&key).unwrap().pem().unwrap(),
+    );
+}
+
+#[test]
+fn eight_hundred_days_of_daily_reconciles_keep_everyone_valid_and_the_crl_fresh() {
+    let ca = Ca::new();
+    let mut users: BTreeSet<String> = ["u0", "u1", "u2"].iter().map(|s| s.to_string()).collect();
+    let mut bots: BTreeSet<String> = ["b0", "b1"].iter().map(|s| s.to_string()).collect();
+    for n in users.iter().chain(bots.iter()) {
+        rcgen_csr(&ca, n);
+    }
+    declare(&ca, &users, &bots);
+    ca.commit("day 0");
+    let identity = std::fs::read_to_string(&ca.identity).unwrap();
+    let mut removed_pending: Vec<String> = Vec::new();
+    let mut last_crl = 0u64;
+    let mut next_id = 3;
+    for day in 0..800i64 {
+        let now = days_after(T0, day);
+        // People and bots come and go.
+        let mut changed = false;
+        if day > 0 && day % 37 == 0 {
+            let n = format!("u{next_id}");
+            next_id += 1;
+            rcgen_csr(&ca, &n);
+            users.insert(n);
+            changed = true;
+        }
+        if day > 0 && day % 53 == 0 {
+            let n = format!("b{next_id}");
+            next_id += 1;
+            rcgen_csr(&ca, &n);
+            bots.insert(n);
+            changed = true;
+        }
+        if day % 61 == 30 && users.len() > 1 {
+            let gone = users.iter().next().unwrap().clone();
+            users.remove(&gone);
+            removed_pending.push(gone);
+            changed = true;
+        }
+        if day % 89 == 45 && bots.len() > 1 {
+            let gone = bots.iter().next().unwrap().clone();
+            bots.remove(&gone);
+            removed_pending.push(gone);
+            changed = true;
+        }
+        if changed {
+            declare(&ca, &users, &bots);
+            ca.commit(&format!("day {day}"));
+        }
+        ok(run(ca
+            .cmd(&now)
+            .args(["reconcile", "-q"])
+            .env("GITCA_IDENTITY", &identity)));
+
+        // Every declared identity holds a valid certificate; the CRL is fresh; numbers grow.
+        let rows = ca.ledger_rows();
+        let t = time::OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let parse = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let mut live: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &rows {
+            if r[4] == "issued" && parse(&r[6]) > t && parse(&r[5]) <= t {
+                *live.entry(r[1].as_str()).or_default() += 1;
+            }
+        }
+        for n in users.iter().chain(bots.iter()) {
+            assert!(
+                live.contains_key(n.as_str()),
+                "day {day}: {n} has no valid certificate"
+            );
+        }
+        let crl_pem = ca.read("crl/ca.crl");
+        let block = pem::parse(&crl_pem).unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(block.contents()).unwrap();
+        let next = crl.next_update().unwrap().to_datetime();
+        assert!(next > t, "day {day}: the CRL expired");
+        let number = crl
+            .crl_number()
+            .unwrap()
+            .to_u64_digits()
+            .first()
+            .copied()
+            .unwrap_or(0);
+        assert!(number >= last_crl, "day {day}: CRL number went back");
+        last_crl = number;
+        let on_crl: HashSet<String> = crl
+            .iter_revoked_certificates()
+            .map(|r| gitca::ca::serial_hex(r.raw_serial()))
+            .collect();
+        for gone in removed_pending.drain(..) {
+            for r in rows.iter().filter(|r| r[1] == gone && parse(&r[6]) > t) {
+                assert!(
+                    on_crl.contains(&r[0]),
+                    "day {day}: {gone}'s {} is not on the CRL",
+                    r[0]
+                );
+            }
+        }
+        let serials: HashSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(serials.len(), rows.len(), "day {day}: a serial repeats");
+        // Once in a while, let openssl judge a current certificate against the CRL.
+        if day % 100 == 0 {
+            let name = users.iter().next().unwrap();
+            ok(ca.verify_crl(&ca.path(&format!("certs/{name}.crt")), &now));
+        }
+    }
+    assert!(
+        last_crl > 100,
+        "the CRL was refreshed all along ({last_crl})"
+    );
+}
