@@ -255,11 +255,12 @@ pub fn run_rekey(
     drop(key);
     let mut tx = repo::Transaction::new(&repo.root);
     let result = (|| -> Result<git2::Oid> {
-        tx.write(custody::KEY_FILE, encrypted.as_bytes())?;
+        tx.write(custody::KEY_FILE, encrypted.as_bytes());
         tx.write(
             custody::RECIPIENTS_FILE,
             custody::recipients_txt(&custody).as_bytes(),
-        )?;
+        );
+        tx.apply()?;
         let who = match &custody {
             Custody::Recipients(r) => format!("{} recipient(s)", r.len()),
             Custody::Passphrase(_) => "a passphrase".to_string(),

@@ -182,6 +182,10 @@ pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
 
 /// The reconcile commit's message: a one-line summary, then one line per action.
 pub fn commit_message(plan: &Plan, issued: &[(String, String)]) -> String {
+    let serial_of: std::collections::HashMap<&str, &str> = issued
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
     let mut head = Vec::new();
     for (op, word) in [
         (Op::Issue, "issued"),
@@ -201,10 +205,9 @@ pub fn commit_message(plan: &Plan, issued: &[(String, String)]) -> String {
     for a in &plan.actions {
         let serial = match a.op {
             Op::Revoke => a.serial.clone().unwrap_or_default(),
-            _ => issued
-                .iter()
-                .find(|(n, _)| *n == a.identity)
-                .map(|(_, s)| s.clone())
+            _ => serial_of
+                .get(a.identity.as_str())
+                .map(|s| s.to_string())
                 .unwrap_or_default(),
         };
         let what = match a.revocation {

@@ -264,9 +264,12 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     }
     let mut tx = repo::Transaction::new(&repo.root);
     let written = (|| -> Result<()> {
-        tx.write(&csr_rel, csr_pem.as_bytes())?;
+        tx.write(&csr_rel, csr_pem.as_bytes());
         if let Some(y) = &new_yaml {
-            tx.write(&file, y.as_bytes())?;
+            tx.write(&file, y.as_bytes());
+        }
+        tx.apply()?;
+        if new_yaml.is_some() {
             inventory::load(&repo.root, &config)?;
         }
         Ok(())

@@ -1,0 +1,27 @@
+//! Builds a benchmark-sized CA repository: `cargo run --release --example fixture -- DIR N [p256|rsa4096] [--reconcile]`.
+//! Used by benches/openssl-compare.sh and for measuring by hand.
+
+#[path = "../benches/fixture.rs"]
+mod fixture;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::PathBuf::from(
+        args.get(1)
+            .expect("usage: fixture DIR N [KEY_TYPE] [--reconcile]"),
+    );
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).expect("N");
+    let kt: gitca::ca::KeyType = args
+        .get(3)
+        .map(|s| s.as_str())
+        .unwrap_or("p256")
+        .parse()
+        .expect("key type");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = fixture::build(&dir, n, kt);
+    if args.iter().any(|a| a == "--reconcile") {
+        fixture::reconcile(&f);
+    }
+    println!("{}", f.root.display());
+    println!("{}", f.identity_file.display());
+}
