@@ -12,4 +12,18 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
-cargo test --all-targets --no-fail-fast
+# Every CA the tests make leaves what gitca issued here, for pkilint below.
+GITCA_ARTIFACTS=$(mktemp -d /tmp/gitca-artifacts.XXXXXX)
+export GITCA_ARTIFACTS
+trap 'rm -rf "$GITCA_ARTIFACTS"' EXIT
+cargo test --no-fail-fast
+
+echo "== pkilint: every certificate and CRL the tests issued, RFC 5280 profile, no finding at WARNING or above"
+PY=python3
+if ! python3 -c 'import pkilint' 2>/dev/null; then
+  if python3 -m venv target/pkilint-venv >/dev/null 2>&1; then PY=target/pkilint-venv/bin/python; fi
+  "$PY" -c 'import pkilint' 2>/dev/null ||
+    "$PY" -m pip install --quiet --disable-pip-version-check pkilint ||
+    "$PY" -m pip install --quiet --disable-pip-version-check --break-system-packages pkilint
+fi
+"$PY" scripts/lint-artifacts.py "$GITCA_ARTIFACTS"

@@ -233,6 +233,49 @@ impl Phases {
     }
 }
 
+/// Checks a freshly signed CRL before it is written: it verifies against the CA, carries the
+/// number and entries we meant, and its nextUpdate follows its thisUpdate.
+fn lint_crl(pem_text: &str, ca: &CaCert, number: u64, entries: usize) -> Result<()> {
+    let fail = |what: String| Error::Crypto {
+        what: "pre-issuance CRL lint",
+        detail: what,
+    };
+    let info = ca::CrlInfo::parse(pem_text, Some(ca)).map_err(|e| fail(e.to_string()))?;
+    if info.number != number {
+        return Err(fail(format!(
+            "CRL number {} instead of {number}",
+            info.number
+        )));
+    }
+    if info.serials.len() != entries {
+        return Err(fail(format!(
+            "{} entries instead of {entries}",
+            info.serials.len()
+        )));
+    }
+    if info.next_update.is_none_or(|n| n <= info.this_update) {
+        return Err(fail("nextUpdate is not after thisUpdate".into()));
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr while signing many certificates: only on a terminal, never with
+/// --quiet, and not for a handful.
+fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || len < 100 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "signing {bar:40} {pos}/{len} certificates ({per_sec}, {eta} left)",
+        )
+        .expect("a valid template"),
+    );
+    bar
+}
+
 /// The top-level entry point for `gitca reconcile`.
 pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Outcome> {
     let phases = Phases::new();
@@ -266,6 +309,11 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
             plan,
             ..Outcome::default()
         });
+    }
+    // Only a run that writes must start from a committed state: it applies what was reviewed
+    // and commits only its own outputs. A run with nothing to do needs no such check.
+    if !opts.allow_dirty {
+        repo.ensure_clean()?;
     }
 
     // 1. Everything that can refuse the run, before the CA key is touched.
@@ -310,9 +358,11 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     let key: CaKey = custody::unlock(&repo.root, &opts.key_source)?;
     ca::check_key_matches(&state.ca, &key)?;
     let organization = state.config.ca.organization.clone();
+    let progress = progress_bar(jobs.len() as u64, opts.quiet);
     let signed: Vec<Result<Vec<u8>>> = jobs
         .par_iter()
         .map(|job| {
+            progress.inc(1);
             let profile = &state.config.profiles[&job.identity.profile];
             let der = ca::sign_leaf(
                 &state.ca,
@@ -333,6 +383,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
             Ok(der)
         })
         .collect();
+    progress.finish_and_clear();
     let signed: Vec<Vec<u8>> = signed.into_iter().collect::<Result<_>>()?;
 
     phases.mark("unlock and sign");
@@ -365,14 +416,9 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
                     reason: r.reason.expect("revoked records have a reason"),
                 })
                 .collect();
-            Some(ca::sign_crl(
-                &state.ca,
-                &key,
-                c.number,
-                now,
-                c.next_update,
-                &entries,
-            )?)
+            let pem = ca::sign_crl(&state.ca, &key, c.number, now, c.next_update, &entries)?;
+            lint_crl(&pem, &state.ca, c.number, entries.len())?;
+            Some(pem)
         }
         None => None,
     };

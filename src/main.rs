@@ -27,11 +27,22 @@ fn main() -> ExitCode {
             };
         }
     };
-    match gitca::cli::run(cli) {
+    let code = match gitca::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("{:?}", miette::Report::new(e));
             ExitCode::from(1)
         }
+    };
+    if std::env::var_os("GITCA_TIMINGS").is_some() {
+        // Peak resident memory, for the benchmarks (README, "Performance").
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(hwm) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            eprintln!(
+                "gitca peak RSS: {}",
+                hwm.trim_start_matches("VmHWM:").trim()
+            );
+        }
     }
+    code
 }

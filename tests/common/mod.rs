@@ -306,6 +306,43 @@ impl Ca {
     }
 }
 
+/// With GITCA_ARTIFACTS set (scripts/test.sh sets it), every CA a test made leaves a copy of
+/// what gitca issued — CA certificate, CRL, leaf certificates — for scripts/lint-artifacts.py
+/// to lint with pkilint after the suite.
+impl Drop for Ca {
+    fn drop(&mut self) {
+        let Some(dir) = std::env::var_os("GITCA_ARTIFACTS") else {
+            return;
+        };
+        let name = self
+            .tmp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let out = Path::new(&dir).join(name.trim_start_matches('.'));
+        if std::fs::create_dir_all(&out).is_err() {
+            return;
+        }
+        let _ = std::fs::copy(self.path("ca/ca.crt"), out.join("ca.crt"));
+        let _ = std::fs::copy(self.path("crl/ca.crl"), out.join("ca.crl"));
+        if let Ok(entries) = std::fs::read_dir(self.path("certs")) {
+            for e in entries.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                if let Some(leaf) = pem::parse_many(&text)
+                    .ok()
+                    .and_then(|b| b.into_iter().next())
+                {
+                    let stem = e.path().file_stem().unwrap().to_string_lossy().to_string();
+                    let _ =
+                        std::fs::write(out.join(format!("leaf-{stem}.pem")), pem::encode(&leaf));
+                }
+            }
+        }
+    }
+}
+
 /// Advances an RFC 3339 time by whole days.
 pub fn days_after(t: &str, days: i64) -> String {
     let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();

@@ -1,0 +1,180 @@
+//! Benchmarks of the real `gitca` binary on generated CA repositories (see README,
+//! "Performance"). Each measurement runs the release binary as a process, as CI does, and
+//! records its peak RSS (wait4), printed at the end; criterion never asserts timings.
+//!
+//!   cargo bench                      # everything (about ten minutes on 2 cores)
+//!   cargo bench -- noop              # a group (bulk_issue, noop, check, revoke)
+//!   GITCA_BENCH_DIR=/dev/shm cargo bench   # without the disk
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+
+mod fixture;
+
+use fixture::Fixture;
+
+static PEAKS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+
+fn bench_dir() -> PathBuf {
+    let base = std::env::var_os("GITCA_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let d = base.join(format!("gitca-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs gitca in `root`; returns the wall time and its peak RSS in KiB (gitca reports its
+/// own VmHWM with GITCA_TIMINGS; a fork's rusage would count this process's memory too).
+fn gitca(root: &Path, args: &[&str], f: &Fixture) -> (Duration, u64) {
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_gitca"))
+        .arg("-C")
+        .arg(root)
+        .args(["--now", fixture::NOW, "-q"])
+        .args(args)
+        .env("GITCA_IDENTITY_FILE", &f.identity_file)
+        .env("GITCA_TIMINGS", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "gitca {args:?} failed: {err}");
+    let kib = err
+        .lines()
+        .find_map(|l| l.strip_prefix("gitca peak RSS: "))
+        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0);
+    (elapsed, kib)
+}
+
+fn record_peak(name: &str, kib: u64) {
+    let mut p = PEAKS.lock().unwrap();
+    match p.iter_mut().find(|(n, _)| n == name) {
+        Some((_, k)) => *k = (*k).max(kib),
+        None => p.push((name.to_string(), kib)),
+    }
+}
+
+/// Runs `cmd` on a fresh copy of `template` per iteration; only the command is timed.
+fn on_copies(
+    c: &mut Criterion,
+    group: &str,
+    (func, n): (&str, usize),
+    template: &Fixture,
+    args: &[&str],
+) {
+    let name = format!("{group}/{func}/{n}");
+    let id = BenchmarkId::new(func, n);
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_millis(1));
+    g.bench_with_input(id, &(), |b, _| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir_in(template.root.parent().unwrap().parent().unwrap())
+                    .unwrap();
+                let copy = fixture::copy(template, dir.path());
+                let (t, rss) = gitca(&copy.root, args, template);
+                record_peak(&name, rss);
+                total += t;
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+/// Runs `cmd` repeatedly on the same repository (for commands that change nothing).
+fn in_place(c: &mut Criterion, group: &str, (func, n): (&str, usize), f: &Fixture, args: &[&str]) {
+    let name = format!("{group}/{func}/{n}");
+    let id = BenchmarkId::new(func, n);
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_with_input(id, &(), |b, _| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (t, rss) = gitca(&f.root, args, f);
+                record_peak(&name, rss);
+                total += t;
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = bench_dir();
+    // criterion's FILTER argument also decides which fixtures are worth building.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |g: &str| {
+        filter
+            .as_deref()
+            .is_none_or(|f| g.contains(f) || f.contains(g))
+    };
+
+    if wanted("bulk_issue") {
+        for (kt, key) in [
+            ("p256", gitca::ca::KeyType::P256),
+            ("rsa4096", gitca::ca::KeyType::Rsa4096),
+        ] {
+            for n in [1_000usize, 10_000] {
+                let d = dir.join(format!("issue-{kt}-{n}"));
+                std::fs::create_dir_all(&d).unwrap();
+                let f = fixture::build(&d, n, key);
+                on_copies(c, "bulk_issue", (kt, n), &f, &["reconcile"]);
+            }
+        }
+    }
+    if wanted("noop") || wanted("check") {
+        let d = dir.join("noop-10000");
+        std::fs::create_dir_all(&d).unwrap();
+        let f = fixture::build(&d, 10_000, gitca::ca::KeyType::P256);
+        fixture::reconcile(&f);
+        in_place(c, "noop", ("reconcile", 10_000), &f, &["reconcile"]);
+        in_place(c, "noop", ("plan", 10_000), &f, &["plan"]);
+        in_place(c, "check", ("check", 10_000), &f, &["check"]);
+    }
+    if wanted("revoke") {
+        let d = dir.join("revoke");
+        std::fs::create_dir_all(&d).unwrap();
+        let f = fixture::build(&d, 1_000, gitca::ca::KeyType::P256);
+        fixture::reconcile(&f);
+        fixture::add_revoked_history(&f, 99_000);
+        fixture::offboard(&f, 1_000);
+        on_copies(
+            c,
+            "revoke",
+            ("1000_of_100000_crl_100000", 100_000),
+            &f,
+            &["reconcile"],
+        );
+    }
+
+    eprintln!("\npeak RSS per benchmark (largest of its runs):");
+    for (name, kib) in PEAKS.lock().unwrap().iter() {
+        eprintln!("  {name:<40} {:>7.1} MiB", *kib as f64 / 1024.0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    // `cargo test --all-targets` runs benches with --test: building 10,000-identity fixtures is
+    // not a test, and clippy already proves this file compiles.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Lints every certificate and CRL the test suite produced with pkilint (RFC 5280 profile).
+
+The tests copy what gitca issued into $GITCA_ARTIFACTS/<ca>/ (ca.crt, ca.crl, leaf-*.pem);
+this runs pkilint's own command-line entry points in one process over all of them and fails
+on any finding at WARNING or above.
+"""
+import contextlib
+import glob
+import io
+import sys
+
+from pkilint.bin import lint_crl, lint_pkix_cert, lint_pkix_signer_signee_cert_chain
+
+
+def run(main, args):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(args)
+    return code, out.getvalue().strip()
+
+
+def main(root):
+    documents = 0
+    findings = []
+    for d in sorted(glob.glob(f"{root}/*/")):
+        checks = [(lint_pkix_cert.main, ["lint", "-s", "WARNING", f"{d}ca.crt"])]
+        checks.append((lint_crl.main, ["lint", "-s", "WARNING", "-t", "CRL", "-p", "PKIX", f"{d}ca.crl"]))
+        for leaf in sorted(glob.glob(f"{d}leaf-*.pem")):
+            checks.append((lint_pkix_cert.main, ["lint", "-s", "WARNING", leaf]))
+            checks.append((lint_pkix_signer_signee_cert_chain.main, ["lint", "-s", "WARNING", f"{d}ca.crt", leaf]))
+        for fn, args in checks:
+            documents += 1
+            code, text = run(fn, args)
+            if code != 0 or text:
+                findings.append(f"{args[-1]}:\n{text}")
+    for f in findings:
+        print(f)
+    print(f"pkilint: {documents} checks over {len(glob.glob(f'{root}/*/'))} CAs, {len(findings)} with findings at WARNING or above")
+    return 1 if findings or documents == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
