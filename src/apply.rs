@@ -281,20 +281,17 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     let phases = Phases::new();
     let repo = CaRepo::open(&opts.dir)?;
     let _lock = repo.lock()?;
-    // The cleanliness check and loading are independent: run them side by side.
-    let root = repo.root.clone();
-    let (clean, state) = rayon::join(
-        || {
-            if opts.allow_dirty {
-                Ok(())
-            } else {
-                CaRepo::open(&root)?.ensure_clean()
-            }
-        },
-        || load::load(&root),
-    );
-    clean?;
-    let state = state?;
+    // A reconcile killed between writing and committing leaves its outputs changed; they are
+    // derived data, so put them back and redo the work (a rerun converges).
+    let restored = repo.restore_outputs()?;
+    if !restored.is_empty() && !opts.quiet {
+        let _ = writeln!(
+            out,
+            "Restored {} output file(s) (certs/, crl/, ledger.tsv) to HEAD: an earlier reconcile was interrupted or they were edited by hand.",
+            restored.len()
+        );
+    }
+    let state = load::load(&repo.root)?;
     let now = opts.now;
     let plan = state.plan(now);
     phases.mark("load and plan");
@@ -357,12 +354,17 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     // 2. Unlock the CA key: the last thing before signing.
     let key: CaKey = custody::unlock(&repo.root, &opts.key_source)?;
     ca::check_key_matches(&state.ca, &key)?;
+    crate::repo::failpoint("after-unlock");
+    let signed_count = std::sync::atomic::AtomicUsize::new(0);
     let organization = state.config.ca.organization.clone();
     let progress = progress_bar(jobs.len() as u64, opts.quiet);
     let signed: Vec<Result<Vec<u8>>> = jobs
         .par_iter()
         .map(|job| {
             progress.inc(1);
+            if signed_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == jobs.len() / 2 {
+                crate::repo::failpoint("mid-signing");
+            }
             let profile = &state.config.profiles[&job.identity.profile];
             let der = ca::sign_leaf(
                 &state.ca,
@@ -451,6 +453,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         }
         tx.apply()?;
         phases.mark("write files");
+        crate::repo::failpoint("before-commit");
         if opts.no_commit {
             return Ok(None);
         }

@@ -20,6 +20,23 @@ pub const MANAGED: &[&str] = &[
     "ledger.tsv",
 ];
 
+/// The paths only reconcile writes: derived from the inputs and the ledger, so an interrupted
+/// reconcile's leftovers there can always be thrown away and redone.
+pub const OUTPUTS: &[&str] = &["certs", "crl", "ledger.tsv"];
+
+/// Test builds stop dead (SIGKILL, as a killed CI job would) at the named point when
+/// GITCA_FAILPOINT names it; the crash-safety tests use this. Release builds compile it out.
+pub fn failpoint(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("GITCA_FAILPOINT").as_deref() == Ok(name) {
+        // SAFETY: sending a signal to our own process has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    let _ = name;
+}
+
 /// An open CA repository.
 pub struct CaRepo {
     pub root: PathBuf,
@@ -83,6 +100,60 @@ impl CaRepo {
             .filter(|s| !s.status().is_empty() && s.status() != git2::Status::IGNORED)
             .filter_map(|s| s.path().ok().map(str::to_string))
             .collect())
+    }
+
+    /// Puts reconcile's outputs back as HEAD has them when an earlier run left them changed
+    /// (killed between writing and committing): index entries, files, and stray temporary or
+    /// new files under them. Returns what was restored.
+    pub fn restore_outputs(&self) -> Result<Vec<String>> {
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false);
+        for p in OUTPUTS {
+            opts.pathspec(p);
+        }
+        let dirty: Vec<String> = self
+            .git
+            .statuses(Some(&mut opts))?
+            .iter()
+            .filter(|s| !s.status().is_empty() && s.status() != git2::Status::IGNORED)
+            .filter_map(|s| s.path().ok().map(str::to_string))
+            .collect();
+        if dirty.is_empty() {
+            return Ok(dirty);
+        }
+        let Some(head) = self.head_oid() else {
+            return Ok(Vec::new());
+        };
+        let commit = self.git.find_commit(head)?;
+        let tree = commit.tree()?;
+        self.git
+            .reset_default(Some(commit.as_object()), dirty.iter())?;
+        for rel in &dirty {
+            let path = self.root.join(rel);
+            match tree.get_path(Path::new(rel)) {
+                Ok(entry) => {
+                    let blob = self.git.find_blob(entry.id())?;
+                    write_atomic(&path, blob.content(), None)?;
+                }
+                Err(_) => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io("remove", &path)(e))
+                    }
+                    _ => {}
+                },
+            }
+        }
+        // Restored files have new stat data: refresh the index so status stays cheap.
+        let mut index = self.git.index()?;
+        for rel in &dirty {
+            if let Ok(entry) = tree.get_path(Path::new(rel)) {
+                index.add(&index_entry(&self.root, rel, entry.id())?)?;
+            }
+        }
+        index.write()?;
+        Ok(dirty)
     }
 
     pub fn ensure_clean(&self) -> Result<()> {
@@ -188,7 +259,9 @@ impl CaRepo {
         let oid = self
             .git
             .commit(None, &sig, &sig, message, &tree, &parents)?;
+        failpoint("after-objects");
         index.write()?;
+        failpoint("after-index");
         self.advance_head(oid, message)?;
         Ok(oid)
     }
@@ -414,7 +487,11 @@ impl Transaction {
             return Err(e);
         }
         let mut temps = temps.into_iter();
-        for (rel, data) in staged {
+        let half = staged.len() / 2;
+        for (i, (rel, data)) in staged.into_iter().enumerate() {
+            if i == half {
+                failpoint("mid-write");
+            }
             let path = self.root.join(&rel);
             let exists_after = data.is_some();
             let old = std::fs::read(&path).ok();
