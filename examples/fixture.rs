@@ -1,4 +1,5 @@
-//! Builds a benchmark-sized CA repository: `cargo run --release --example fixture -- DIR N [p256|rsa4096] [--reconcile]`.
+//! Builds a benchmark-sized CA repository:
+//! `cargo run --release --example fixture -- DIR N [p256|rsa4096] [--reconcile] [--revoked-history M --offboard K]`.
 //! Used by benches/openssl-compare.sh and for measuring by hand.
 
 #[path = "../benches/fixture.rs"]
@@ -19,8 +20,20 @@ fn main() {
         .expect("key type");
     std::fs::create_dir_all(&dir).unwrap();
     let f = fixture::build(&dir, n, kt);
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
     if args.iter().any(|a| a == "--reconcile") {
         fixture::reconcile(&f);
+    }
+    if let Some(m) = value("--revoked-history") {
+        fixture::add_revoked_history(&f, m);
+    }
+    if let Some(k) = value("--offboard") {
+        fixture::offboard(&f, k);
     }
     println!("{}", f.root.display());
     println!("{}", f.identity_file.display());

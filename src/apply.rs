@@ -62,6 +62,9 @@ pub fn check_csrs<'a>(
     state: &'a Loaded,
     to_sign: &[&'a Identity],
 ) -> Result<Vec<(&'a Identity, VerifiedCsr)>> {
+    if to_sign.is_empty() {
+        return Ok(Vec::new());
+    }
     let verified: Vec<(&Identity, std::result::Result<VerifiedCsr, policy::Refusal>)> = to_sign
         .par_iter()
         .map(|id| {
