@@ -292,6 +292,38 @@ pub fn hash_csr(root: &Path, rel: &str) -> std::result::Result<String, CsrFileEr
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
+/// Parses and validates one identities file's text (no file is read: CSR digests come later).
+/// Also the entry point of the `identities` fuzz target.
+pub fn parse_file(
+    paths: &mut PathResolver,
+    config: &Config,
+    rel: &str,
+    text: &str,
+) -> (Vec<Identity>, Vec<Error>) {
+    let mut ids = Vec::new();
+    let mut errors = Vec::new();
+    let has_content = text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
+    if !has_content {
+        return (ids, errors);
+    }
+    match yaml::from_str::<FileSpec>(rel, text) {
+        Ok(spec) => {
+            for (kind, list) in [(Kind::User, spec.users), (Kind::Bot, spec.bots)] {
+                for entry in list.unwrap_or_default() {
+                    match validate(paths, config, rel, text, kind, entry.value) {
+                        Ok(id) => ids.push(id),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    (ids, errors)
+}
+
 /// Hashes every identity's CSR file, in parallel. A missing CSR is not an error here: an
 /// imported identity may hold a certificate and no CSR yet; whoever must sign for it
 /// (reconcile) or check it reports the missing file. A CSR that is not a regular file of sane
@@ -400,24 +432,9 @@ pub fn load_all(root: &Path, config: &Config) -> Result<(Inventory, Vec<Error>)>
                 continue;
             }
         };
-        let has_content = text
-            .lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
-        if has_content {
-            match yaml::from_str::<FileSpec>(&rel, &text) {
-                Ok(spec) => {
-                    for (kind, list) in [(Kind::User, spec.users), (Kind::Bot, spec.bots)] {
-                        for entry in list.unwrap_or_default() {
-                            match validate(&mut paths, config, &rel, &text, kind, entry.value) {
-                                Ok(id) => inv.identities.push(id),
-                                Err(e) => errors.push(e),
-                            }
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-        }
+        let (ids, problems) = parse_file(&mut paths, config, &rel, &text);
+        inv.identities.extend(ids);
+        errors.extend(problems);
         inv.files.insert(rel, text);
     }
     if inv.identities.len() > MAX_IDENTITIES {

@@ -1,0 +1,11 @@
+//! gitca.yaml.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Err(e) = gitca::config::Config::parse(text) {
+            let _ = format!("{:?}", miette::Report::new(e));
+        }
+    }
+});

@@ -1,0 +1,20 @@
+//! Identity files from a pull request: YAML parsing, budgets, validation and spans.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let config =
+            gitca::config::Config::parse(&gitca::config::Config::template("Fuzz CA", "Fuzz"))
+                .unwrap();
+        let mut paths =
+            gitca::inventory::PathResolver::new(std::path::Path::new("/nonexistent-gitca-fuzz"));
+        let (ids, errors) =
+            gitca::inventory::parse_file(&mut paths, &config, "identities/fuzz.yaml", text);
+        // Rendering every diagnostic exercises the spans.
+        for e in errors {
+            let _ = format!("{:?}", miette::Report::new(e));
+        }
+        let _ = ids.len();
+    }
+});
