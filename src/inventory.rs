@@ -624,7 +624,7 @@ fn validate(
     })?;
     let disabled = e.disabled.unwrap_or(false);
     // The CSR is hashed later, in parallel, for all identities at once (see `hash_csrs`).
-    let (line, _) = (name_loc.line() as usize, 0);
+    let line = name_loc.line() as usize;
     Ok(Identity {
         name,
         kind,
