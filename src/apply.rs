@@ -294,6 +294,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
             restored.len()
         );
     }
+    phases.mark("restore outputs");
     let state = load::load(&repo.root)?;
     let now = opts.now;
     let plan = state.plan(now);
