@@ -37,14 +37,16 @@ pub struct Findings {
     pub warnings: Vec<Warning>,
 }
 
+// Spelled in two halves so that this source file is not itself mistaken for a key by scanners
+// (including gitca's own) that look for the whole marker.
 const PRIVATE_KEY_MARKERS: &[&str] = &[
-    "-----BEGIN PRIVATE KEY-----",
-    "-----BEGIN RSA PRIVATE KEY-----",
-    "-----BEGIN EC PRIVATE KEY-----",
-    "-----BEGIN DSA PRIVATE KEY-----",
-    "-----BEGIN OPENSSH PRIVATE KEY-----",
-    "-----BEGIN ENCRYPTED PRIVATE KEY-----",
-    "AGE-SECRET-KEY-1",
+    concat!("-----BEGIN ", "PRIVATE KEY-----"),
+    concat!("-----BEGIN RSA ", "PRIVATE KEY-----"),
+    concat!("-----BEGIN EC ", "PRIVATE KEY-----"),
+    concat!("-----BEGIN DSA ", "PRIVATE KEY-----"),
+    concat!("-----BEGIN OPENSSH ", "PRIVATE KEY-----"),
+    concat!("-----BEGIN ENCRYPTED ", "PRIVATE KEY-----"),
+    concat!("AGE-SECRET", "-KEY-1"),
 ];
 
 /// Largest file scanned for private keys; larger files are read only this far.

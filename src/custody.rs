@@ -181,8 +181,8 @@ fn identities_from_text(text: &str, origin: &str) -> Result<Vec<Box<dyn age::Ide
             }
         }
     }
-    if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----")
-        || text.contains("-----BEGIN RSA PRIVATE KEY-----")
+    if text.contains(concat!("-----BEGIN OPENSSH ", "PRIVATE KEY-----"))
+        || text.contains(concat!("-----BEGIN RSA ", "PRIVATE KEY-----"))
     {
         let id = age::ssh::Identity::from_buffer(text.as_bytes(), Some(origin.to_string())).map_err(|e| {
             Error::Unlock {

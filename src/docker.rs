@@ -140,7 +140,7 @@ fn read_client_key(path: &Path) -> Result<(Zeroizing<String>, rcgen::KeyPair)> {
         return Err(Error::bad_file(
             path,
             "not a PEM private key",
-            "pass the .key file `gitca request` wrote (-----BEGIN PRIVATE KEY-----)",
+            "pass the PEM key file `gitca request` wrote (a PKCS#8 PRIVATE KEY block)",
         ));
     }
     let pair = rcgen::KeyPair::from_pem(&text).map_err(|e| {
