@@ -46,6 +46,7 @@ pub fn load(root: &Path) -> Result<State> {
         .and_then(|t| CrlInfo::parse(&t, None))
         .map_err(|e| errors.push(e))
         .ok();
+    Error::collect(errors)?;
     match (inventory, ledger, ca, crl) {
         (Some(inventory), Some(ledger), Some(ca), Some(crl)) => Ok(State {
             config,
@@ -54,23 +55,7 @@ pub fn load(root: &Path) -> Result<State> {
             crl,
             ca,
         }),
-        _ => Err(Error::Many {
-            count: errors.len(),
-            errors,
-        }
-        .into_single()),
-    }
-}
-
-impl Error {
-    fn into_single(self) -> Error {
-        match self {
-            Error::Many {
-                mut errors,
-                count: 1,
-            } => errors.pop().expect("one"),
-            e => e,
-        }
+        _ => unreachable!("every piece that failed to load pushed an error"),
     }
 }
 

@@ -152,31 +152,22 @@ fn age_cli_decrypts_the_ca_key_with_the_x25519_identity() {
         armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
         "ASCII-armored"
     );
-    let o = ok(ca.tmp_tool(
+    let o = ok(tool(
         "age",
         &["-d", "-i", ca.identity.to_str().unwrap(), "ca/ca.key.age"],
+        &ca.root,
     ));
     assert!(stdout(&o).starts_with("-----BEGIN PRIVATE KEY-----"));
     assert_age_key_matches_cert(&ca, &o.stdout);
     // A different identity cannot.
     let (other, _) = age_identity(ca.tmp.path(), "stranger");
-    assert!(!ca
-        .tmp_tool(
-            "age",
-            &["-d", "-i", other.to_str().unwrap(), "ca/ca.key.age"]
-        )
-        .status
-        .success());
-}
-
-trait TmpTool {
-    fn tmp_tool(&self, name: &str, args: &[&str]) -> std::process::Output;
-}
-
-impl TmpTool for Ca {
-    fn tmp_tool(&self, name: &str, args: &[&str]) -> std::process::Output {
-        tool(name, args, &self.root)
-    }
+    assert!(!tool(
+        "age",
+        &["-d", "-i", other.to_str().unwrap(), "ca/ca.key.age"],
+        &ca.root,
+    )
+    .status
+    .success());
 }
 
 #[test]
