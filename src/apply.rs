@@ -68,7 +68,13 @@ pub fn check_csrs<'a>(
     let verified: Vec<(&Identity, std::result::Result<VerifiedCsr, policy::Refusal>)> = to_sign
         .par_iter()
         .map(|id| {
-            let r = std::fs::read(root.join(&id.csr))
+            // The bytes hashed at load time when there are any: what is verified and signed
+            // is then exactly what the ledger's csr_sha256 records.
+            let bytes = match &id.csr_bytes {
+                Some(b) => Ok(std::borrow::Cow::Borrowed(&b[..])),
+                None => std::fs::read(root.join(&id.csr)).map(std::borrow::Cow::Owned),
+            };
+            let r = bytes
                 .map_err(|e| policy::Refusal {
                     rule: if e.kind() == std::io::ErrorKind::NotFound {
                         format!("{} does not exist", id.csr)
@@ -147,20 +153,19 @@ pub fn check_csrs<'a>(
 
 /// Fresh serials, unique against the ledger and each other.
 fn fresh_serials(n: usize, ledger: &Ledger) -> Result<Vec<Vec<u8>>> {
-    let mut used: HashSet<String> = ledger.records.iter().map(|r| r.serial.clone()).collect();
+    let mut used: HashSet<String> = HashSet::with_capacity(ledger.records.len() + n);
+    used.extend(ledger.records.iter().map(|r| r.serial.clone()));
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        let s = ca::random_serial()?;
-        if used.insert(hex::encode(&s)) {
-            out.push(s);
+        for s in ca::random_serials(n - out.len())? {
+            if used.insert(ca::serial_hex(&s)) {
+                out.push(s);
+            }
         }
     }
     Ok(out)
 }
 
-/// Checks a freshly signed certificate before it is written, as Let's Encrypt lints before
-/// issuance: it must parse, carry the serial, key and validity we meant, sit inside the CA's
-/// validity, and carry exactly the extensions of the profile.
 fn lint_leaf(der: &[u8], job: &Job<'_>, ca: &CaCert) -> Result<()> {
     let fail = |what: String| Error::Crypto {
         what: "pre-issuance lint",
@@ -285,17 +290,17 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     let repo = CaRepo::open(&opts.dir)?;
     let _lock = repo.lock()?;
     // A reconcile killed between writing and committing leaves its outputs changed; they are
-    // derived data, so put them back and redo the work (a rerun converges).
-    let restored = repo.restore_outputs()?;
-    if !restored.is_empty() && !opts.quiet {
+    // derived data, so `prepare` puts them back (a rerun converges). It scans the tree while
+    // the identities load.
+    let root = repo.root.clone();
+    let (state, start) = load::load_with(&repo.root, move || CaRepo::open(&root)?.prepare())?;
+    if !start.restored.is_empty() && !opts.quiet {
         let _ = writeln!(
             out,
             "Restored {} output file(s) (certs/, crl/, ledger.tsv) to HEAD: an earlier reconcile was interrupted or they were edited by hand.",
-            restored.len()
+            start.restored.len()
         );
     }
-    phases.mark("restore outputs");
-    let state = load::load(&repo.root)?;
     let now = opts.now;
     let plan = state.plan(now);
     phases.mark("load and plan");
@@ -314,7 +319,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     // Only a run that writes must start from a committed state: it applies what was reviewed
     // and commits only its own outputs. A run with nothing to do needs no such check.
     if !opts.allow_dirty {
-        repo.ensure_clean()?;
+        start.ensure_clean()?;
     }
 
     // 1. Everything that can refuse the run, before the CA key is touched.
@@ -437,7 +442,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         for (job, der) in jobs.iter().zip(&signed) {
             let mut text = ca::to_pem("CERTIFICATE", der);
             text.push_str(&state.ca.pem);
-            tx.write(&cert_path(&job.identity.name), text.as_bytes());
+            tx.write(&cert_path(&job.identity.name), text);
         }
         // An identity left without a live certificate has no current certificate file.
         let revoked_identities: HashSet<&str> = plan
@@ -451,7 +456,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
                 tx.remove(&cert_path(name));
             }
         }
-        tx.write(ledger::FILE, ledger.render().as_bytes());
+        tx.write(ledger::FILE, ledger.render());
         if let Some(pem) = &crl_pem {
             tx.write(CRL_FILE, pem.as_bytes());
         }

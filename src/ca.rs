@@ -207,16 +207,26 @@ pub fn colon_hex(bytes: &[u8]) -> String {
 /// A fresh serial: 128 bits from the system CSPRNG, encoded as a positive INTEGER. The first
 /// octet is never zero, so every serial is exactly 16 octets (32 hex digits) long.
 pub fn random_serial() -> Result<Vec<u8>> {
-    loop {
-        let mut bytes = vec![0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Crypto {
+    Ok(random_serials(1)?.remove(0))
+}
+
+/// `n` serials of 16 random octets, the first non-zero (so every serial is positive and of
+/// fixed length), from one call to the CSRNG per batch: a bulk issue asks for 10,000.
+pub fn random_serials(n: usize) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let mut pool = vec![0u8; 16 * (n - out.len())];
+        aws_lc_rs::rand::fill(&mut pool).map_err(|_| Error::Crypto {
             what: "random serial",
             detail: "the system random generator failed".into(),
         })?;
-        if bytes[0] != 0 {
-            return Ok(bytes);
-        }
+        out.extend(
+            pool.chunks_exact(16)
+                .filter(|s| s[0] != 0)
+                .map(<[u8]>::to_vec),
+        );
     }
+    Ok(out)
 }
 
 fn truncate(t: OffsetDateTime) -> OffsetDateTime {

@@ -101,6 +101,9 @@ pub struct Identity {
     pub csr: String,
     /// SHA-256 (hex) of the CSR file's bytes; `None` when the file does not exist.
     pub csr_sha256: Option<String>,
+    /// The bytes that were hashed, kept so that the CSR reconcile verifies and signs for is the
+    /// one whose digest it records (and is not read twice).
+    pub csr_bytes: Option<std::sync::Arc<[u8]>>,
     pub source: Source,
 }
 
@@ -189,6 +192,11 @@ pub struct PathResolver {
     root: std::path::PathBuf,
     real_root: Option<std::path::PathBuf>,
     dirs: std::collections::HashMap<std::path::PathBuf, bool>,
+    /// The symbolic links in each directory looked at, from one listing (no stat per file).
+    links: std::collections::HashMap<
+        std::path::PathBuf,
+        std::collections::HashSet<std::ffi::OsString>,
+    >,
 }
 
 impl PathResolver {
@@ -197,11 +205,32 @@ impl PathResolver {
             root: root.to_path_buf(),
             real_root: root.canonicalize().ok(),
             dirs: std::collections::HashMap::new(),
+            links: std::collections::HashMap::new(),
         }
     }
 
     fn inside(&self, real: &Path) -> bool {
         self.real_root.as_ref().is_some_and(|r| real.starts_with(r))
+    }
+
+    /// Whether `path` is a symbolic link, from its directory's listing (read once).
+    fn is_symlink(&mut self, path: &Path) -> bool {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return false;
+        };
+        if !self.links.contains_key(dir) {
+            let listed = std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+                        .map(|e| e.file_name())
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.links.insert(dir.to_path_buf(), listed);
+        }
+        self.links[dir].contains(name)
     }
 
     pub fn resolve(&mut self, rel: &str) -> std::result::Result<String, String> {
@@ -226,7 +255,7 @@ impl PathResolver {
         }
         let full = self.root.join(p);
         let escapes = "the path leads out of the repository through a symbolic link".to_string();
-        if std::fs::symlink_metadata(&full).is_ok_and(|m| m.file_type().is_symlink()) {
+        if self.is_symlink(&full) {
             match full.canonicalize() {
                 Ok(real) if !self.inside(&real) => return Err(escapes),
                 _ => {}
@@ -263,7 +292,10 @@ pub enum CsrFileError {
 }
 
 /// Hashes a CSR file, refusing what is not a regular file of sane size.
-pub fn hash_csr(root: &Path, rel: &str) -> std::result::Result<String, CsrFileError> {
+pub fn hash_csr(
+    root: &Path,
+    rel: &str,
+) -> std::result::Result<(String, std::sync::Arc<[u8]>), CsrFileError> {
     use std::io::Read;
     let full = root.join(rel);
     let file = match std::fs::File::open(&full) {
@@ -289,7 +321,7 @@ pub fn hash_csr(root: &Path, rel: &str) -> std::result::Result<String, CsrFileEr
     file.take(MAX_CSR_BYTES)
         .read_to_end(&mut bytes)
         .map_err(|e| CsrFileError::Unusable(format!("{rel}: {e}")))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    Ok((hex::encode(Sha256::digest(&bytes)), bytes.into()))
 }
 
 /// Parses and validates one identities file's text (no file is read: CSR digests come later).
@@ -330,7 +362,8 @@ pub fn parse_file(
 /// size is an error, and the identity is dropped.
 fn hash_csrs(root: &Path, inv: &mut Inventory, errors: &mut Vec<Error>) {
     use rayon::prelude::*;
-    let results: Vec<std::result::Result<Option<String>, String>> = inv
+    type Hashed = Option<(String, std::sync::Arc<[u8]>)>;
+    let results: Vec<std::result::Result<Hashed, String>> = inv
         .identities
         .par_iter()
         .map(|id| match hash_csr(root, &id.csr) {
@@ -342,7 +375,7 @@ fn hash_csrs(root: &Path, inv: &mut Inventory, errors: &mut Vec<Error>) {
     let mut bad = std::collections::HashSet::new();
     for (id, r) in inv.identities.iter_mut().zip(results) {
         match r {
-            Ok(h) => id.csr_sha256 = h,
+            Ok(h) => (id.csr_sha256, id.csr_bytes) = h.unzip(),
             Err(why) => {
                 bad.insert(id.name.clone());
                 let name = id.name.clone();
@@ -636,6 +669,7 @@ fn validate(
         revoke,
         csr,
         csr_sha256: None,
+        csr_bytes: None,
         source: Source {
             file: file.to_string(),
             span: span(&name_loc),

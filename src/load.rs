@@ -29,32 +29,49 @@ pub fn read(root: &Path, rel: &str) -> Result<String> {
 
 /// Loads everything reconcile, plan and check start from, reporting every problem at once.
 pub fn load(root: &Path) -> Result<State> {
+    load_with(root, || Ok(())).map(|(state, ())| state)
+}
+
+/// [`load`], with `first` run on another thread while the identities are parsed and their CSRs
+/// hashed, and finished before the ledger, CA certificate and CRL are read. Reconcile restores
+/// an interrupted run's outputs there (they are the ledger and the CRL, never an input).
+pub fn load_with<T: Send>(
+    root: &Path,
+    first: impl FnOnce() -> Result<T> + Send,
+) -> Result<(State, T)> {
     let config = Config::parse(&read(root, config::FILE)?)?;
+    let (inventory, side) = std::thread::scope(|s| {
+        let side = s.spawn(|| {
+            let first = first()?;
+            let ledger = read(root, ledger::FILE).and_then(|t| Ledger::parse(&t));
+            let ca = read(root, CA_CERT).and_then(|t| CaCert::parse(&t));
+            let crl = read(root, CRL_FILE).and_then(|t| CrlInfo::parse(&t, None));
+            Ok::<_, Error>((first, ledger, ca, crl))
+        });
+        let inventory = inventory::load(root, &config);
+        let side = side
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (inventory, side)
+    });
+    let (first, ledger, ca, crl) = side?;
     let mut errors = Vec::new();
-    let inventory = inventory::load(root, &config)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let ledger = read(root, ledger::FILE)
-        .and_then(|t| Ledger::parse(&t))
-        .map_err(|e| errors.push(e))
-        .ok();
-    let ca = read(root, CA_CERT)
-        .and_then(|t| CaCert::parse(&t))
-        .map_err(|e| errors.push(e))
-        .ok();
-    let crl = read(root, CRL_FILE)
-        .and_then(|t| CrlInfo::parse(&t, None))
-        .map_err(|e| errors.push(e))
-        .ok();
+    let inventory = inventory.map_err(|e| errors.push(e)).ok();
+    let ledger = ledger.map_err(|e| errors.push(e)).ok();
+    let ca = ca.map_err(|e| errors.push(e)).ok();
+    let crl = crl.map_err(|e| errors.push(e)).ok();
     Error::collect(errors)?;
     match (inventory, ledger, ca, crl) {
-        (Some(inventory), Some(ledger), Some(ca), Some(crl)) => Ok(State {
-            config,
-            inventory,
-            ledger,
-            crl,
-            ca,
-        }),
+        (Some(inventory), Some(ledger), Some(ca), Some(crl)) => Ok((
+            State {
+                config,
+                inventory,
+                ledger,
+                crl,
+                ca,
+            },
+            first,
+        )),
         _ => unreachable!("every piece that failed to load pushed an error"),
     }
 }

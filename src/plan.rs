@@ -491,6 +491,7 @@ mod tests {
             revoke: None,
             csr: format!("csr/{name}.csr"),
             csr_sha256: Some(csr.into()),
+            csr_bytes: None,
             source: Source {
                 file: "identities/people.yaml".into(),
                 span: (0, 0),
