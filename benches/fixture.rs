@@ -200,6 +200,14 @@ pub fn copy(from: &Fixture, to: &Path) -> Fixture {
         .status()
         .unwrap();
     assert!(st.success());
+    // `cp` gives every file a new inode and ctime, so git's index no longer matches any of
+    // them; refresh it as a fresh checkout (what CI runs on) would have it.
+    let st = std::process::Command::new("git")
+        .args(["update-index", "-q", "--refresh"])
+        .current_dir(to.join("ca"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     Fixture {
         root: to.join("ca"),
         identity_file: from.identity_file.clone(),

@@ -1,9 +1,17 @@
 //! Benchmarks of the real `gitca` binary on generated CA repositories (see README,
 //! "Performance"). Each measurement runs the release binary as a process, as CI does, and
-//! records its peak RSS (wait4), printed at the end; criterion never asserts timings.
+//! records its peak RSS (gitca's own VmHWM), printed at the end; criterion never asserts
+//! timings.
+//!
+//! The bulk-issue group also measures, in the same run, what its target is made of: the floor
+//! (one P-256 CSR verification and one P-256 signature, in process, with the same aws-lc, times
+//! 10,000, divided by the cores) and `git add` + `git commit` of the same new files by git
+//! itself. The summary at the end prints the target, 1.5 × floor + that commit, next to the
+//! measured median: a machine that is slower today is slower for both.
 //!
 //!   cargo bench                      # everything (about ten minutes on 2 cores)
 //!   cargo bench -- noop              # a group (bulk_issue, noop, check, revoke)
+//!   cargo bench -- bulk_issue/p256   # the P-256 bulk issue, its floor and git's commit
 //!   GITCA_BENCH_DIR=/dev/shm cargo bench   # without the disk
 
 use std::path::{Path, PathBuf};
@@ -18,6 +26,24 @@ mod fixture;
 use fixture::Fixture;
 
 static PEAKS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+/// Every measured duration per benchmark (per operation for the floor), for the summary.
+static TIMES: Mutex<Vec<(String, Vec<Duration>)>> = Mutex::new(Vec::new());
+
+fn record_time(name: &str, t: Duration) {
+    let mut times = TIMES.lock().unwrap();
+    match times.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => v.push(t),
+        None => times.push((name.to_string(), vec![t])),
+    }
+}
+
+fn median(name: &str) -> Option<Duration> {
+    let times = TIMES.lock().unwrap();
+    let (_, v) = times.iter().find(|(n, _)| n == name)?;
+    let mut v = v.clone();
+    v.sort();
+    Some(v[v.len() / 2])
+}
 
 fn bench_dir() -> PathBuf {
     let base = std::env::var_os("GITCA_BENCH_DIR")
@@ -85,6 +111,7 @@ fn on_copies(
                 let copy = fixture::copy(template, dir.path());
                 let (t, rss) = gitca(&copy.root, args, template);
                 record_peak(&name, rss);
+                record_time(&name, t);
                 total += t;
             }
             total
@@ -105,12 +132,118 @@ fn in_place(c: &mut Criterion, group: &str, (func, n): (&str, usize), f: &Fixtur
             for _ in 0..iters {
                 let (t, rss) = gitca(&f.root, args, f);
                 record_peak(&name, rss);
+                record_time(&name, t);
                 total += t;
             }
             total
         })
     });
     g.finish();
+}
+
+/// The cryptographic floor, per operation, in this process: verifying one of the fixture's
+/// P-256 CSRs exactly as reconcile does (PEM, DER, signature, key policy) and one ECDSA P-256
+/// signature over a certificate-sized message with aws-lc.
+fn floor(c: &mut Criterion, template: &Fixture) {
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    let csr = std::fs::read(template.root.join("csr/user000000.csr")).unwrap();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let tbs = vec![0x5a_u8; 420];
+    let mut g = c.benchmark_group("bulk_issue");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    g.bench_function("p256_floor_verify_csr", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                std::hint::black_box(gitca::policy::verify_csr(&csr).unwrap());
+            }
+            let t = start.elapsed();
+            record_time("floor/verify", t / iters as u32);
+            t
+        })
+    });
+    g.bench_function("p256_floor_sign", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                std::hint::black_box(key.sign(&rng, &tbs).unwrap());
+            }
+            let t = start.elapsed();
+            record_time("floor/sign", t / iters as u32);
+            t
+        })
+    });
+    g.finish();
+}
+
+/// git's own `git add` + `git commit` of the files a 10,000-identity reconcile writes (on a
+/// copy where `gitca reconcile --no-commit` wrote them, untimed).
+fn git_commit(c: &mut Criterion, template: &Fixture, n: usize) {
+    let name = format!("bulk_issue/p256_git_commit/{n}");
+    let mut g = c.benchmark_group("bulk_issue");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_millis(1));
+    g.bench_with_input(BenchmarkId::new("p256_git_commit", n), &(), |b, _| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir_in(template.root.parent().unwrap().parent().unwrap())
+                    .unwrap();
+                let copy = fixture::copy(template, dir.path());
+                gitca(&copy.root, &["reconcile", "--no-commit"], template);
+                let start = Instant::now();
+                for args in [
+                    &["add", "--", "certs", "crl", "ledger.tsv"][..],
+                    &["commit", "-q", "-m", "issue"][..],
+                ] {
+                    let st = Command::new("git")
+                        .args(["-c", "user.name=bench", "-c", "user.email=b@example.com"])
+                        .args(args)
+                        .current_dir(&copy.root)
+                        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                        .status()
+                        .unwrap();
+                    assert!(st.success());
+                }
+                let t = start.elapsed();
+                record_time(&name, t);
+                total += t;
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+/// The bulk-issue target next to the measurement, from numbers taken in this run.
+fn summary() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (Some(verify), Some(sign)) = (median("floor/verify"), median("floor/sign")) else {
+        return;
+    };
+    eprintln!(
+        "\nfloor per operation: verify a P-256 CSR {:.1} µs, sign with P-256 {:.1} µs; {cores} cores",
+        verify.as_secs_f64() * 1e6,
+        sign.as_secs_f64() * 1e6
+    );
+    for n in [1_000usize, 10_000] {
+        let (Some(measured), Some(commit)) = (
+            median(&format!("bulk_issue/p256/{n}")),
+            median(&format!("bulk_issue/p256_git_commit/{n}")),
+        ) else {
+            continue;
+        };
+        let floor = n as f64 * (verify + sign).as_secs_f64() / cores;
+        let target = 1.5 * floor + commit.as_secs_f64();
+        eprintln!(
+            "bulk issue {n}, P-256: floor {floor:.3} s, git add+commit {:.3} s, target 1.5 × floor + commit = {target:.3} s; measured median {:.3} s ({})",
+            commit.as_secs_f64(),
+            measured.as_secs_f64(),
+            if measured.as_secs_f64() <= target { "met" } else { "NOT met" }
+        );
+    }
 }
 
 fn benches(c: &mut Criterion) {
@@ -128,10 +261,19 @@ fn benches(c: &mut Criterion) {
             ("p256", gitca::ca::KeyType::P256),
             ("rsa4096", gitca::ca::KeyType::Rsa4096),
         ] {
+            if !wanted(&format!("bulk_issue/{kt}")) {
+                continue;
+            }
             for n in [1_000usize, 10_000] {
                 let d = dir.join(format!("issue-{kt}-{n}"));
                 std::fs::create_dir_all(&d).unwrap();
                 let f = fixture::build(&d, n, key);
+                if key == gitca::ca::KeyType::P256 {
+                    if n == 1_000 {
+                        floor(c, &f);
+                    }
+                    git_commit(c, &f, n);
+                }
                 on_copies(c, "bulk_issue", (kt, n), &f, &["reconcile"]);
             }
         }
@@ -161,6 +303,7 @@ fn benches(c: &mut Criterion) {
         );
     }
 
+    summary();
     eprintln!("\npeak RSS per benchmark (largest of its runs):");
     for (name, kib) in PEAKS.lock().unwrap().iter() {
         eprintln!("  {name:<40} {:>7.1} MiB", *kib as f64 / 1024.0);
