@@ -59,7 +59,7 @@ pub fn cert_path(name: &str) -> String {
 /// every identity, reconcile on those it signs for.
 pub fn check_csrs<'a>(
     root: &Path,
-    state: &'a Loaded,
+    state: &Loaded,
     to_sign: &[&'a Identity],
 ) -> Result<Vec<(&'a Identity, VerifiedCsr)>> {
     if to_sign.is_empty() {
@@ -153,12 +153,16 @@ pub fn check_csrs<'a>(
 
 /// Fresh serials, unique against the ledger and each other.
 fn fresh_serials(n: usize, ledger: &Ledger) -> Result<Vec<Vec<u8>>> {
-    let mut used: HashSet<String> = HashSet::with_capacity(ledger.records.len() + n);
-    used.extend(ledger.records.iter().map(|r| r.serial.clone()));
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let used: HashSet<&str> = ledger.records.iter().map(|r| r.serial.as_str()).collect();
+    let mut mine: HashSet<String> = HashSet::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         for s in ca::random_serials(n - out.len())? {
-            if used.insert(ca::serial_hex(&s)) {
+            let hex = ca::serial_hex(&s);
+            if !used.contains(hex.as_str()) && mine.insert(hex) {
                 out.push(s);
             }
         }
@@ -293,7 +297,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     // derived data, so `prepare` puts them back (a rerun converges). It scans the tree while
     // the identities load.
     let root = repo.root.clone();
-    let (state, start) = load::load_with(&repo.root, move || CaRepo::open(&root)?.prepare())?;
+    let (mut state, start) = load::load_with(&repo.root, move || CaRepo::open(&root)?.prepare())?;
     if !start.restored.is_empty() && !opts.quiet {
         let _ = writeln!(
             out,
@@ -399,7 +403,9 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
 
     phases.mark("unlock and sign");
     // 3. The new ledger and CRL.
-    let mut ledger = state.ledger.clone();
+    // The loaded ledger is not needed any more: extend it in place (a clone of a 100,000-row
+    // ledger costs tens of MiB).
+    let mut ledger = std::mem::take(&mut state.ledger);
     let revoke: BTreeMap<&str, RevocationReason> = plan
         .actions
         .iter()

@@ -265,6 +265,7 @@ impl CaRepo {
                 .collect::<Result<_>>()?
         };
         let mut entries = entries.into_iter();
+        let mut subtrees = std::collections::HashMap::new();
         for (path, data) in files {
             match data {
                 Some(_) => {
@@ -273,7 +274,7 @@ impl CaRepo {
                     index.add(&entry)?;
                 }
                 None => {
-                    if base.get_path(Path::new(path)).is_ok() {
+                    if in_tree(&self.git, &base, path, &mut subtrees)? {
                         update.remove(path.as_str());
                     }
                     if index.get_path(Path::new(path), 0).is_some() {
@@ -345,6 +346,33 @@ impl CaRepo {
         self.git.reference(&branch, oid, true, summary)?;
         Ok(())
     }
+}
+
+/// Whether `path` is in `base`. Each directory's tree is read once: libgit2 caches no tree
+/// above 4 KiB, so looking up 1,000 removed certificates one by one re-reads (and re-hashes)
+/// `certs/` 1,000 times.
+fn in_tree<'r>(
+    git: &'r Repository,
+    base: &git2::Tree<'r>,
+    path: &str,
+    subtrees: &mut std::collections::HashMap<String, Option<git2::Tree<'r>>>,
+) -> Result<bool> {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((d, n)) => (d, n),
+        None => return Ok(base.get_name(path).is_some()),
+    };
+    if !subtrees.contains_key(dir) {
+        let tree = match base.get_path(Path::new(dir)) {
+            Ok(entry) if entry.kind() == Some(git2::ObjectType::Tree) => {
+                Some(git.find_tree(entry.id())?)
+            }
+            _ => None,
+        };
+        subtrees.insert(dir.to_string(), tree);
+    }
+    Ok(subtrees[dir]
+        .as_ref()
+        .is_some_and(|t| t.get_name(name).is_some()))
 }
 
 /// A blob's object id: SHA-1 of `blob <size>\0` and the contents.
