@@ -49,6 +49,16 @@ pub struct BundleArgs {
     pub certs_root: Option<PathBuf>,
 }
 
+/// Where the engine reads per-registry client certificates: Docker's daemon, or Podman (and
+/// Buildah, Skopeo, CRI-O: containers-certs.d(5)).
+pub fn default_certs_root(podman: bool) -> &'static str {
+    if podman {
+        "/etc/containers/certs.d"
+    } else {
+        "/etc/docker/certs.d"
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
     /// The client certificate (or Docker's client.cert bundle).
@@ -243,13 +253,10 @@ pub fn run_bundle(
     let target = match (&args.out_dir, &args.registry) {
         (Some(d), _) => d.clone(),
         (None, Some(r)) => {
-            let root = args.certs_root.clone().unwrap_or_else(|| {
-                PathBuf::from(if args.podman {
-                    "/etc/containers/certs.d"
-                } else {
-                    "/etc/docker/certs.d"
-                })
-            });
+            let root = args
+                .certs_root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(default_certs_root(args.podman)));
             certs_d_dir(&root, r)?
         }
         (None, None) => unreachable!("clap requires one of them"),
@@ -822,5 +829,15 @@ mod tests {
         for bad in ["", "../etc", "a/b", "host:port", ":5000", "h:99999"] {
             assert!(certs_d_dir(root, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn podman_reads_containers_certs_d() {
+        assert_eq!(default_certs_root(false), "/etc/docker/certs.d");
+        assert_eq!(default_certs_root(true), "/etc/containers/certs.d");
+        assert_eq!(
+            certs_d_dir(Path::new(default_certs_root(true)), "reg.example.com:5000").unwrap(),
+            Path::new("/etc/containers/certs.d/reg.example.com:5000")
+        );
     }
 }

@@ -144,6 +144,93 @@ fn request_refuses_keys_inside_the_repo_overwrites_and_duplicates() {
 }
 
 #[test]
+fn request_file_declares_in_another_identities_file_and_refuses_others() {
+    let ca = Ca::new();
+    // A new file under identities/ is created with the schema modeline; reconcile issues from it.
+    let o = ok(run(ca
+        .cmd(T0)
+        .args([
+            "request",
+            "ci-deploy",
+            "--bot",
+            "--group",
+            "pull",
+            "--file",
+            "identities/bots.yaml",
+            "--key-out",
+        ])
+        .arg(ca.keys.join("ci-deploy.key"))));
+    assert!(
+        stdout(&o).contains("git add csr/ci-deploy.csr identities/bots.yaml"),
+        "{}",
+        stdout(&o)
+    );
+    let bots = ca.read("identities/bots.yaml");
+    assert!(
+        bots.starts_with(
+            "# yaml-language-server: $schema=../schema/identities.schema.json
+"
+        ),
+        "{bots}"
+    );
+    assert!(
+        bots.contains(
+            "bots:
+  - name: ci-deploy
+    csr: csr/ci-deploy.csr
+    groups: [pull]
+"
+        ),
+        "{bots}"
+    );
+    assert!(!ca.read("identities/people.yaml").contains("ci-deploy"));
+    ca.commit("onboard ci-deploy");
+    ok(ca.reconcile(T0));
+    let text = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/ci-deploy.crt",
+        "-noout",
+        "-subject",
+    ])));
+    assert!(text.contains("OU = pull, CN = ci-deploy"), "{text}");
+    // Declared under bots:, so issued as a bot with the bot profile.
+    let rows = ca.ledger_rows();
+    let row = rows
+        .iter()
+        .find(|r| r[1] == "ci-deploy")
+        .expect("in the ledger");
+    assert_eq!(
+        (row[2].as_str(), row[3].as_str()),
+        ("bot", "bot"),
+        "{row:?}"
+    );
+    // Files outside identities/ (or not YAML) are refused, and nothing is written.
+    let before = ca.snapshot();
+    for bad in [
+        "people.yaml",
+        "../identities/x.yaml",
+        "identities/../csr/x.yaml",
+        "csr/x.yaml",
+        "identities/x.txt",
+        "/etc/passwd",
+    ] {
+        let o = fails(run(ca
+            .cmd(T0)
+            .args(["request", "eve", "--file", bad, "--key-out"])
+            .arg(ca.keys.join("eve.key"))));
+        assert!(
+            stderr(&o).contains("is not an identities file")
+                && stderr(&o).contains("--file identities/NAME.yaml"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+        assert!(!ca.keys.join("eve.key").exists(), "{bad}: no key left");
+        assert_eq!(ca.snapshot(), before, "{bad}");
+    }
+}
+
+#[test]
 fn rotation_by_the_person_supersedes_the_old_certificate() {
     let ca = ca_with(&["alice"]);
     let old = ca.keep("certs/alice.crt", "old.crt");
