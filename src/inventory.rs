@@ -356,21 +356,59 @@ pub fn parse_file(
     (ids, errors)
 }
 
+/// CSR digests (and bytes) computed ahead of need, by repository-relative path.
+type Prefetched = std::collections::HashMap<String, (String, std::sync::Arc<[u8]>)>;
+
+/// Hashes the plain files of `csr/` (where CSRs live unless an entry says otherwise) while the
+/// identity files are parsed, on a core that would otherwise wait: YAML parsing is one thread.
+/// Stops as soon as `stop` is set; whatever it did not reach is hashed afterwards as usual.
+/// Symbolic links and anything but regular files are left to the normal path, which checks
+/// where they lead first.
+fn prefetch_csrs(root: &Path, stop: &std::sync::atomic::AtomicBool) -> Prefetched {
+    let mut out = Prefetched::new();
+    let Ok(entries) = std::fs::read_dir(root.join("csr")) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) || out.len() >= MAX_IDENTITIES {
+            break;
+        }
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(|n| format!("csr/{n}")) else {
+            continue;
+        };
+        if let Ok(hashed) = hash_csr(root, &name) {
+            out.insert(name, hashed);
+        }
+    }
+    out
+}
+
 /// Hashes every identity's CSR file, in parallel. A missing CSR is not an error here: an
 /// imported identity may hold a certificate and no CSR yet; whoever must sign for it
 /// (reconcile) or check it reports the missing file. A CSR that is not a regular file of sane
 /// size is an error, and the identity is dropped.
-fn hash_csrs(root: &Path, inv: &mut Inventory, errors: &mut Vec<Error>) {
+fn hash_csrs(root: &Path, inv: &mut Inventory, errors: &mut Vec<Error>, mut early: Prefetched) {
     use rayon::prelude::*;
     type Hashed = Option<(String, std::sync::Arc<[u8]>)>;
+    let early: Vec<Option<(String, std::sync::Arc<[u8]>)>> = inv
+        .identities
+        .iter()
+        .map(|id| early.remove(&id.csr))
+        .collect();
     let results: Vec<std::result::Result<Hashed, String>> = inv
         .identities
         .par_iter()
-        .map(|id| match hash_csr(root, &id.csr) {
-            Ok(h) => Ok(Some(h)),
-            Err(CsrFileError::Missing) => Ok(None),
-            Err(CsrFileError::Unusable(why)) => Err(why),
-        })
+        .zip(early)
+        .map(
+            |(id, early)| match early.map(Ok).unwrap_or_else(|| hash_csr(root, &id.csr)) {
+                Ok(h) => Ok(Some(h)),
+                Err(CsrFileError::Missing) => Ok(None),
+                Err(CsrFileError::Unusable(why)) => Err(why),
+            },
+        )
         .collect();
     let mut bad = std::collections::HashSet::new();
     for (id, r) in inv.identities.iter_mut().zip(results) {
@@ -441,6 +479,22 @@ pub fn load(root: &Path, config: &Config) -> Result<Inventory> {
 /// Loads every identity file; returns the identities that passed validation and the problems
 /// found (for `check`, which goes on checking the valid ones). A name declared twice is dropped.
 pub fn load_all(root: &Path, config: &Config) -> Result<(Inventory, Vec<Error>)> {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let early = s.spawn(|| prefetch_csrs(root, &stop));
+        let parsed = parse_all(root, config);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let early = early
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let (mut inv, mut errors) = parsed?;
+        hash_csrs(root, &mut inv, &mut errors, early);
+        Ok((inv, errors))
+    })
+}
+
+/// Every identity file parsed and validated, before the CSRs are hashed.
+fn parse_all(root: &Path, config: &Config) -> Result<(Inventory, Vec<Error>)> {
     let mut inv = Inventory::default();
     let mut errors: Vec<Error> = Vec::new();
     let mut paths = PathResolver::new(root);
@@ -532,7 +586,6 @@ pub fn load_all(root: &Path, config: &Config) -> Result<(Inventory, Vec<Error>)>
     };
     inv.identities.retain(|i| !dup.contains(&i.name));
     inv.identities.sort_by(|a, b| a.name.cmp(&b.name));
-    hash_csrs(root, &mut inv, &mut errors);
     Ok((inv, errors))
 }
 

@@ -613,6 +613,35 @@ fn symlinked_csr_leading_out_of_the_repo_is_refused() {
     refused(&ca, T0, &["symbolic link", "people.yaml:3"]);
 }
 
+/// csr/ is read ahead while the YAML is parsed; links there go through the same checks: one
+/// leading out is refused, one staying inside is followed.
+#[test]
+fn symlinks_in_csr_dir_are_checked_like_any_other_path() {
+    let ca = Ca::new();
+    std::fs::create_dir_all(ca.path("csr")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", ca.path("csr/x.csr")).unwrap();
+    ca.identities("users:\n  - name: x\n");
+    ca.commit("symlink out");
+    refused(&ca, T0, &["symbolic link", "people.yaml:2"]);
+
+    let ca = Ca::new();
+    ca.p256_csr("y");
+    std::fs::create_dir_all(ca.path("requests")).unwrap();
+    std::fs::rename(ca.path("csr/y.csr"), ca.path("requests/y.csr")).unwrap();
+    std::os::unix::fs::symlink("../requests/y.csr", ca.path("csr/y.csr")).unwrap();
+    ca.identities("users:\n  - name: y\n");
+    ca.commit("symlink inside");
+    ok(ca.reconcile(T0));
+    let subject = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/y.crt",
+        "-noout",
+        "-subject",
+    ])));
+    assert!(subject.contains("CN = y"), "{subject}");
+}
+
 #[test]
 fn duplicate_names_across_files_show_both_places() {
     let ca = Ca::new();
