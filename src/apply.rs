@@ -170,6 +170,9 @@ fn fresh_serials(n: usize, ledger: &Ledger) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Checks a freshly signed certificate before it is written, as Let's Encrypt lints before
+/// issuance: it must parse, carry the serial, key and validity we meant, sit inside the CA's
+/// validity, and carry exactly the extensions of the profile.
 fn lint_leaf(der: &[u8], job: &Job<'_>, ca: &CaCert) -> Result<()> {
     let fail = |what: String| Error::Crypto {
         what: "pre-issuance lint",

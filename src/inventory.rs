@@ -291,7 +291,8 @@ pub enum CsrFileError {
     Unusable(String),
 }
 
-/// Hashes a CSR file, refusing what is not a regular file of sane size.
+/// Hashes a CSR file, refusing what is not a regular file of sane size; returns the SHA-256
+/// (hex) and the bytes hashed.
 pub fn hash_csr(
     root: &Path,
     rel: &str,
