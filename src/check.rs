@@ -81,41 +81,46 @@ fn candidate_files(repo: &CaRepo) -> Vec<String> {
     files
 }
 
-/// Finds files holding private keys anywhere in the working tree.
+/// Finds files holding private keys anywhere in the working tree (read in parallel: a CA of
+/// 10,000 identities has over 20,000 files).
 pub fn scan_private_keys(repo: &CaRepo) -> Vec<Error> {
-    let mut found = Vec::new();
-    for rel in candidate_files(repo) {
-        let path = repo.root.join(&rel);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
-        }
-        let mut buf = Vec::new();
-        if let Ok(f) = std::fs::File::open(&path) {
-            use std::io::Read;
-            let _ = f.take(SCAN_LIMIT).read_to_end(&mut buf);
-        }
-        let text = String::from_utf8_lossy(&buf);
-        if let Some(marker) = PRIVATE_KEY_MARKERS.iter().find(|m| text.contains(**m)) {
-            let line = text[..text.find(marker).unwrap_or(0)].matches('\n').count() + 1;
-            let kind = marker.trim_matches('-').trim_start_matches("BEGIN ");
-            found.push(Error::BadFile {
-                path: rel.clone().into(),
-                reason: format!("line {line}: holds a private key ({kind}); private keys never enter the CA repository"),
-                help: format!(
-                    "remove it from the pull request (git rm --cached {rel}) and, since it was exposed, make a new key; commit only the .csr"
-                ),
-            });
-        }
+    use rayon::prelude::*;
+    let root = &repo.root;
+    let found: Vec<Option<Error>> = candidate_files(repo)
+        .into_par_iter()
+        .map(|rel| private_key_in(root, rel))
+        .collect();
+    found.into_iter().flatten().collect()
+}
+
+fn private_key_in(root: &Path, rel: String) -> Option<Error> {
+    let path = root.join(&rel);
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() {
+        return None;
     }
-    found
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(&path) {
+        use std::io::Read;
+        let _ = f.take(SCAN_LIMIT).read_to_end(&mut buf);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let marker = PRIVATE_KEY_MARKERS.iter().find(|m| text.contains(**m))?;
+    let line = text[..text.find(marker).unwrap_or(0)].matches('\n').count() + 1;
+    let kind = marker.trim_matches('-').trim_start_matches("BEGIN ");
+    Some(Error::BadFile {
+        path: rel.clone().into(),
+        reason: format!("line {line}: holds a private key ({kind}); private keys never enter the CA repository"),
+        help: format!(
+            "remove it from the pull request (git rm --cached {rel}) and, since it was exposed, make a new key; commit only the .csr"
+        ),
+    })
 }
 
 fn verify_cert_file(
-    repo: &CaRepo,
+    root: &Path,
     state: &load::State,
+    ca_cert: &x509_parser::certificate::X509Certificate<'_>,
     name: &str,
     now: OffsetDateTime,
 ) -> Option<Error> {
@@ -127,7 +132,7 @@ fn verify_cert_file(
             "certs/ is written by gitca reconcile only; restore it with `git checkout -- certs/`, or run reconcile",
         ))
     };
-    let text = match std::fs::read_to_string(repo.path(&rel)) {
+    let text = match std::fs::read_to_string(root.join(&rel)) {
         Ok(t) => t,
         Err(_) => {
             return bad("missing: the identity holds a live certificate in the ledger".into())
@@ -141,9 +146,6 @@ fn verify_cert_file(
     };
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(first.contents()) else {
         return bad("not an X.509 certificate".into());
-    };
-    let Ok((_, ca_cert)) = x509_parser::parse_x509_certificate(&state.ca.der) else {
-        return bad("ca/ca.crt cannot be parsed".into());
     };
     if cert.verify_signature(Some(ca_cert.public_key())).is_err() {
         return bad("its signature does not verify against ca/ca.crt".into());
@@ -309,10 +311,21 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         .filter(|r| r.is_live(now))
         .map(|r| r.identity.as_str())
         .collect();
-    for name in &live {
-        if let Some(e) = verify_cert_file(repo, &state, name, now) {
-            f.errors.push(e);
+    match x509_parser::parse_x509_certificate(&state.ca.der) {
+        Ok((_, ca_cert)) => {
+            use rayon::prelude::*;
+            let root = &repo.root;
+            let found: Vec<Option<Error>> = live
+                .par_iter()
+                .map(|name| verify_cert_file(root, &state, &ca_cert, name, now))
+                .collect();
+            f.errors.extend(found.into_iter().flatten());
         }
+        Err(_) => f.errors.push(Error::bad_file(
+            CA_CERT,
+            "cannot be parsed as an X.509 certificate",
+            "ca/ca.crt is written by gitca init only; restore it with `git checkout -- ca/ca.crt`",
+        )),
     }
     if let Ok(entries) = std::fs::read_dir(repo.path("certs")) {
         for e in entries.flatten() {
