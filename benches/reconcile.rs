@@ -88,6 +88,13 @@ fn record_peak(name: &str, kib: u64) {
     }
 }
 
+/// A copy of `template` in a temporary directory next to it (removed when the guard drops).
+fn scratch_copy(template: &Fixture) -> (tempfile::TempDir, Fixture) {
+    let dir = tempfile::tempdir_in(template.root.parent().unwrap().parent().unwrap()).unwrap();
+    let copy = fixture::copy(template, dir.path());
+    (dir, copy)
+}
+
 /// Runs `cmd` on a fresh copy of `template` per iteration; only the command is timed.
 fn on_copies(
     c: &mut Criterion,
@@ -106,9 +113,7 @@ fn on_copies(
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let dir = tempfile::tempdir_in(template.root.parent().unwrap().parent().unwrap())
-                    .unwrap();
-                let copy = fixture::copy(template, dir.path());
+                let (_dir, copy) = scratch_copy(template);
                 let (t, rss) = gitca(&copy.root, args, template);
                 record_peak(&name, rss);
                 record_time(&name, t);
@@ -189,9 +194,7 @@ fn git_commit(c: &mut Criterion, template: &Fixture, n: usize) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let dir = tempfile::tempdir_in(template.root.parent().unwrap().parent().unwrap())
-                    .unwrap();
-                let copy = fixture::copy(template, dir.path());
+                let (_dir, copy) = scratch_copy(template);
                 gitca(&copy.root, &["reconcile", "--no-commit"], template);
                 let start = Instant::now();
                 for args in [

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rayon::prelude::*;
 use time::OffsetDateTime;
@@ -54,11 +54,10 @@ pub fn cert_path(name: &str) -> String {
     format!("certs/{name}.crt")
 }
 
-/// Reads and verifies the CSRs of `to_sign`, applying every CSR rule (signature, key policy,
+/// Verifies the CSRs of `to_sign` (their bytes as loaded), applying every CSR rule (signature, key policy,
 /// CN, key ownership, compromised keys). Returns all refusals at once. `check` runs this on
 /// every identity, reconcile on those it signs for.
 pub fn check_csrs<'a>(
-    root: &Path,
     state: &Loaded,
     to_sign: &[&'a Identity],
 ) -> Result<Vec<(&'a Identity, VerifiedCsr)>> {
@@ -68,25 +67,20 @@ pub fn check_csrs<'a>(
     let verified: Vec<(&Identity, std::result::Result<VerifiedCsr, policy::Refusal>)> = to_sign
         .par_iter()
         .map(|id| {
-            // The bytes hashed at load time when there are any: what is verified and signed
-            // is then exactly what the ledger's csr_sha256 records.
-            let bytes = match &id.csr_bytes {
-                Some(b) => Ok(std::borrow::Cow::Borrowed(&b[..])),
-                None => std::fs::read(root.join(&id.csr)).map(std::borrow::Cow::Owned),
-            };
-            let r = bytes
-                .map_err(|e| policy::Refusal {
-                    rule: if e.kind() == std::io::ErrorKind::NotFound {
-                        format!("{} does not exist", id.csr)
-                    } else {
-                        format!("cannot read it: {e}")
-                    },
+            // The bytes hashed at load time: what is verified and signed is exactly what the
+            // ledger's csr_sha256 records. Loading hashes every CSR file that exists, so no
+            // bytes means no file.
+            let r = id
+                .csr_bytes
+                .as_deref()
+                .ok_or_else(|| policy::Refusal {
+                    rule: format!("{} does not exist", id.csr),
                     help: format!(
                         "add the CSR (`gitca request {}` writes it), or fix the path",
                         id.name
                     ),
                 })
-                .and_then(|bytes| policy::verify_csr(&bytes))
+                .and_then(policy::verify_csr)
                 .and_then(|csr| policy::check_name(&csr, &id.name).map(|()| csr));
             (*id, r)
         })
@@ -336,7 +330,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         .filter(|a| a.op.signs())
         .filter_map(|a| state.inventory.get(&a.identity))
         .collect();
-    let verified = check_csrs(&repo.root, &state, &to_sign)?;
+    let verified = check_csrs(&state, &to_sign)?;
     let serials = fresh_serials(verified.len(), &state.ledger)?;
     let mut jobs: Vec<Job<'_>> = Vec::with_capacity(verified.len());
     for ((identity, csr), serial_der) in verified.into_iter().zip(serials) {

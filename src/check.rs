@@ -293,7 +293,7 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         .iter()
         .filter(|i| i.wants_certificate())
         .collect();
-    if let Err(e) = apply::check_csrs(&repo.root, &state, &wanting) {
+    if let Err(e) = apply::check_csrs(&state, &wanting) {
         f.errors.extend(e.into_flat());
     }
     // Integrity: the CRL's signature, and the certificate files against the ledger.

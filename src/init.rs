@@ -183,8 +183,11 @@ pub fn write_new_repo(dir: &Path, files: &[(String, Vec<u8>)], message: &str) ->
             repo::write_atomic(&dir.join(rel), data, None)?;
         }
         let repo = CaRepo::open(dir)?;
-        let written: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
-        repo.commit(&written, &[], message)
+        let files: Vec<(String, Option<Vec<u8>>)> = files
+            .iter()
+            .map(|(p, data)| (p.clone(), Some(data.clone())))
+            .collect();
+        repo.commit_files(&files, message)
     })();
     if result.is_err() {
         for (rel, _) in files {
@@ -265,11 +268,7 @@ pub fn run_rekey(
             Custody::Recipients(r) => format!("{} recipient(s)", r.len()),
             Custody::Passphrase(_) => "a passphrase".to_string(),
         };
-        repo.commit(
-            &tx.written.clone(),
-            &[],
-            &format!("gitca: rekey the CA key for {who}"),
-        )
+        repo.commit_files(&tx.done, &format!("gitca: rekey the CA key for {who}"))
     })();
     let oid = match result {
         Ok(oid) => oid,

@@ -291,12 +291,11 @@ pub enum CsrFileError {
     Unusable(String),
 }
 
-/// Hashes a CSR file, refusing what is not a regular file of sane size; returns the SHA-256
-/// (hex) and the bytes hashed.
-pub fn hash_csr(
-    root: &Path,
-    rel: &str,
-) -> std::result::Result<(String, std::sync::Arc<[u8]>), CsrFileError> {
+/// A CSR file's SHA-256 (hex) and the bytes hashed.
+pub type Digested = (String, std::sync::Arc<[u8]>);
+
+/// Hashes a CSR file, refusing what is not a regular file of sane size.
+pub fn hash_csr(root: &Path, rel: &str) -> std::result::Result<Digested, CsrFileError> {
     use std::io::Read;
     let full = root.join(rel);
     let file = match std::fs::File::open(&full) {
@@ -358,7 +357,7 @@ pub fn parse_file(
 }
 
 /// CSR digests (and bytes) computed ahead of need, by repository-relative path.
-type Prefetched = std::collections::HashMap<String, (String, std::sync::Arc<[u8]>)>;
+type Prefetched = std::collections::HashMap<String, Digested>;
 
 /// Hashes the plain files of `csr/` (where CSRs live unless an entry says otherwise) while the
 /// identity files are parsed, on a core that would otherwise wait: YAML parsing is one thread.
@@ -393,13 +392,12 @@ fn prefetch_csrs(root: &Path, stop: &std::sync::atomic::AtomicBool) -> Prefetche
 /// size is an error, and the identity is dropped.
 fn hash_csrs(root: &Path, inv: &mut Inventory, errors: &mut Vec<Error>, mut early: Prefetched) {
     use rayon::prelude::*;
-    type Hashed = Option<(String, std::sync::Arc<[u8]>)>;
-    let early: Vec<Option<(String, std::sync::Arc<[u8]>)>> = inv
+    let early: Vec<Option<Digested>> = inv
         .identities
         .iter()
         .map(|id| early.remove(&id.csr))
         .collect();
-    let results: Vec<std::result::Result<Hashed, String>> = inv
+    let results: Vec<std::result::Result<Option<Digested>, String>> = inv
         .identities
         .par_iter()
         .zip(early)

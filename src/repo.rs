@@ -164,26 +164,22 @@ impl CaRepo {
         let tree = commit.tree()?;
         self.git
             .reset_default(Some(commit.as_object()), dirty.iter())?;
+        let mut at_head = TreeLookup::new(&self.git, &tree);
+        // Restored files get index entries with their new stat data, so status stays cheap.
+        let mut index = self.git.index()?;
         for rel in dirty {
             let path = self.root.join(rel);
-            match tree.get_path(Path::new(rel)) {
-                Ok(entry) => {
-                    let blob = self.git.find_blob(entry.id())?;
-                    write_atomic(&path, blob.content(), None)?;
+            match at_head.id(rel)? {
+                Some(id) => {
+                    write_atomic(&path, self.git.find_blob(id)?.content(), None)?;
+                    index.add(&index_entry(&self.root, rel, id)?)?;
                 }
-                Err(_) => match std::fs::remove_file(&path) {
+                None => match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         return Err(Error::io("remove", &path)(e))
                     }
                     _ => {}
                 },
-            }
-        }
-        // Restored files have new stat data: refresh the index so status stays cheap.
-        let mut index = self.git.index()?;
-        for rel in dirty {
-            if let Ok(entry) = tree.get_path(Path::new(rel)) {
-                index.add(&index_entry(&self.root, rel, entry.id())?)?;
             }
         }
         index.write()?;
@@ -205,26 +201,6 @@ impl CaRepo {
         let email =
             std::env::var("GITCA_AUTHOR_EMAIL").unwrap_or_else(|_| "gitca@localhost".into());
         Ok(Signature::now(&name, &email)?)
-    }
-
-    /// Commits `written` and `removed` (relative paths), reading the written files from disk.
-    pub fn commit(
-        &self,
-        written: &[String],
-        removed: &[String],
-        message: &str,
-    ) -> Result<git2::Oid> {
-        let mut files: Vec<(String, Option<Vec<u8>>)> =
-            Vec::with_capacity(written.len() + removed.len());
-        for p in written {
-            let path = self.root.join(p);
-            files.push((
-                p.clone(),
-                Some(std::fs::read(&path).map_err(Error::io("read", &path))?),
-            ));
-        }
-        files.extend(removed.iter().map(|p| (p.clone(), None)));
-        self.commit_files(&files, message)
     }
 
     /// Commits exactly `files` on HEAD: new contents (already written to the working tree) or
@@ -265,7 +241,7 @@ impl CaRepo {
                 .collect::<Result<_>>()?
         };
         let mut entries = entries.into_iter();
-        let mut subtrees = std::collections::HashMap::new();
+        let mut in_base = TreeLookup::new(&self.git, &base);
         for (path, data) in files {
             match data {
                 Some(_) => {
@@ -274,7 +250,7 @@ impl CaRepo {
                     index.add(&entry)?;
                 }
                 None => {
-                    if in_tree(&self.git, &base, path, &mut subtrees)? {
+                    if in_base.id(path)?.is_some() {
                         update.remove(path.as_str());
                     }
                     if index.get_path(Path::new(path), 0).is_some() {
@@ -348,31 +324,43 @@ impl CaRepo {
     }
 }
 
-/// Whether `path` is in `base`. Each directory's tree is read once: libgit2 caches no tree
-/// above 4 KiB, so looking up 1,000 removed certificates one by one re-reads (and re-hashes)
-/// `certs/` 1,000 times.
-fn in_tree<'r>(
+/// Paths looked up in one tree, each directory's tree read once: libgit2 caches no tree above
+/// 4 KiB, so looking up 1,000 certificates one by one would re-read (and re-hash) `certs/`
+/// 1,000 times.
+struct TreeLookup<'a, 'r> {
     git: &'r Repository,
-    base: &git2::Tree<'r>,
-    path: &str,
-    subtrees: &mut std::collections::HashMap<String, Option<git2::Tree<'r>>>,
-) -> Result<bool> {
-    let (dir, name) = match path.rsplit_once('/') {
-        Some((d, n)) => (d, n),
-        None => return Ok(base.get_name(path).is_some()),
-    };
-    if !subtrees.contains_key(dir) {
-        let tree = match base.get_path(Path::new(dir)) {
-            Ok(entry) if entry.kind() == Some(git2::ObjectType::Tree) => {
-                Some(git.find_tree(entry.id())?)
-            }
-            _ => None,
-        };
-        subtrees.insert(dir.to_string(), tree);
+    base: &'a git2::Tree<'r>,
+    dirs: std::collections::HashMap<String, Option<git2::Tree<'r>>>,
+}
+
+impl<'a, 'r> TreeLookup<'a, 'r> {
+    fn new(git: &'r Repository, base: &'a git2::Tree<'r>) -> Self {
+        TreeLookup {
+            git,
+            base,
+            dirs: std::collections::HashMap::new(),
+        }
     }
-    Ok(subtrees[dir]
-        .as_ref()
-        .is_some_and(|t| t.get_name(name).is_some()))
+
+    /// The id of what `path` names in the tree, if anything.
+    fn id(&mut self, path: &str) -> Result<Option<git2::Oid>> {
+        let Some((dir, name)) = path.rsplit_once('/') else {
+            return Ok(self.base.get_name(path).map(|e| e.id()));
+        };
+        if !self.dirs.contains_key(dir) {
+            let tree = match self.base.get_path(Path::new(dir)) {
+                Ok(entry) if entry.kind() == Some(git2::ObjectType::Tree) => {
+                    Some(self.git.find_tree(entry.id())?)
+                }
+                _ => None,
+            };
+            self.dirs.insert(dir.to_string(), tree);
+        }
+        Ok(self.dirs[dir]
+            .as_ref()
+            .and_then(|t| t.get_name(name))
+            .map(|e| e.id()))
+    }
 }
 
 /// A blob's object id: SHA-1 of `blob <size>\0` and the contents.
@@ -587,8 +575,6 @@ pub struct Transaction {
     saved: Vec<(String, Option<Vec<u8>>)>,
     /// What `apply` wrote (contents) and removed (`None`), for the commit.
     pub done: Vec<(String, Option<Vec<u8>>)>,
-    pub written: Vec<String>,
-    pub removed: Vec<String>,
 }
 
 impl Transaction {
@@ -679,14 +665,7 @@ impl Transaction {
         for ((rel, data), (old, done)) in staged.into_iter().zip(outcomes) {
             self.saved.push((rel.clone(), old));
             match done {
-                Ok(()) => {
-                    if data.is_some() {
-                        self.written.push(rel.clone());
-                    } else {
-                        self.removed.push(rel.clone());
-                    }
-                    self.done.push((rel, data));
-                }
+                Ok(()) => self.done.push((rel, data)),
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
