@@ -755,3 +755,51 @@ fn groups_change_reissues_and_withdraws_the_old_privilege() {
     ])));
     assert!(crl.contains("Privilege Withdrawn"), "{crl}");
 }
+
+/// The signing progress bar: drawn on stderr when it is a terminal (script(1) gives gitca one),
+/// absent with --quiet and when stderr is a pipe.
+#[test]
+fn progress_bar_only_on_a_terminal_and_never_with_quiet() {
+    require("script");
+    let ca = Ca::new();
+    let mut yaml = String::from("users:\n");
+    for i in 0..120 {
+        let name = format!("u{i:03}");
+        ca.p256_csr(&name);
+        yaml.push_str(&format!("  - name: {name}\n"));
+    }
+    ca.identities(&yaml);
+    ca.commit("120 identities");
+    let bin = assert_cmd::cargo::cargo_bin("gitca");
+    // --no-commit --allow-dirty: each run signs all 120 again (the previous run's files are
+    // restored away first).
+    let on_tty = |extra: &str| -> String {
+        let line = format!(
+            "{} -C {} --now {T0} reconcile --identity {} --no-commit --allow-dirty {extra}",
+            bin.display(),
+            ca.root.display(),
+            ca.identity.display()
+        );
+        let o = run(std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("HOME", empty_home())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(std::process::Stdio::null()));
+        assert!(o.status.success(), "{}", stdout(&o));
+        stdout(&o)
+    };
+    let shown = on_tty("");
+    assert!(
+        shown.contains("signing") && shown.contains("/120 certificates"),
+        "{shown}"
+    );
+    let quiet = on_tty("--quiet");
+    assert!(!quiet.contains("signing"), "{quiet}");
+    let o = ok(run(ca
+        .cmd(T0)
+        .args(["reconcile", "--identity"])
+        .arg(&ca.identity)
+        .args(["--no-commit", "--allow-dirty"])));
+    assert!(!stderr(&o).contains("signing"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(ca.path("certs")).unwrap().count(), 120);
+}
