@@ -686,7 +686,7 @@ pub fn run_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<
     let ca = CaCert::parse(&read(&repo.root, CA_CERT)?)?;
     let text = match args.target {
         ExportTarget::Nginx => export_nginx(args, &ca),
-        ExportTarget::Registry => export_registry(args, &ca),
+        ExportTarget::Registry => export_registry(args, &ca)?,
     };
     let _ = out.write_all(text.as_bytes());
     Ok(())
@@ -768,7 +768,7 @@ server {{
     }
 }
 
-fn export_registry(a: &ExportArgs, ca: &CaCert) -> String {
+fn export_registry(a: &ExportArgs, ca: &CaCert) -> Result<String> {
     let (header, addr, tls) = if a.behind_nginx {
         (
             format!(
@@ -799,12 +799,15 @@ fn export_registry(a: &ExportArgs, ca: &CaCert) -> String {
     };
     // The registry signs upload state with http.secret: a random one per export.
     let mut secret = [0u8; 24];
-    let _ = aws_lc_rs::rand::fill(&mut secret);
-    format!(
+    aws_lc_rs::rand::fill(&mut secret).map_err(|_| Error::Crypto {
+        what: "registry http.secret",
+        detail: "the system random generator failed".into(),
+    })?;
+    Ok(format!(
         "{header}version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: {secret}\n{tls}  headers:\n    X-Content-Type-Options: [nosniff]\n",
         storage = a.storage,
         secret = hex::encode(secret),
-    )
+    ))
 }
 
 #[cfg(test)]
