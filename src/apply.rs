@@ -294,7 +294,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     // derived data, so `prepare` puts them back (a rerun converges). It scans the tree while
     // the identities load.
     let root = repo.root.clone();
-    let (mut state, start) = load::load_with(&repo.root, move || CaRepo::open(&root)?.prepare())?;
+    let (mut state, start) = load::load_with(&repo.dir, move || CaRepo::open(&root)?.prepare())?;
     if !start.restored.is_empty() && !opts.quiet {
         let _ = writeln!(
             out,
@@ -362,7 +362,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
 
     phases.mark("verify CSRs");
     // 2. Unlock the CA key: the last thing before signing.
-    let key: CaKey = custody::unlock(&repo.root, &opts.key_source)?;
+    let key: CaKey = custody::unlock(&repo.dir, &opts.key_source)?;
     ca::check_key_matches(&state.ca, &key)?;
     crate::repo::failpoint("after-unlock");
     let signed_count = std::sync::atomic::AtomicUsize::new(0);
@@ -440,7 +440,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     phases.mark("ledger and CRL");
 
     // 4. Write, then commit; on any failure put every file back.
-    let mut tx = Transaction::new(&repo.root);
+    let mut tx = Transaction::new(&repo.dir);
     let result = (|| -> Result<Option<git2::Oid>> {
         for (job, der) in jobs.iter().zip(&signed) {
             let mut text = ca::to_pem("CERTIFICATE", der);

@@ -29,6 +29,11 @@ use crate::ledger::RevocationReason;
 /// does not see a brand-new certificate as "not yet valid" (Let's Encrypt does the same).
 pub const BACKDATE: time::Duration = time::Duration::hours(1);
 
+/// Largest certificate file (a chain of a few certificates) gitca reads.
+pub const MAX_CERT_BYTES: u64 = 64 << 10;
+/// Largest CRL gitca reads (a 100,000-entry CRL is about 7 MB in PEM).
+pub const MAX_CRL_BYTES: u64 = 32 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
     P256,

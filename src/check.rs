@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::apply::{self, cert_path};
 use crate::ca::{self, CrlInfo};
+use crate::confined::{Dir, Kind};
 use crate::error::{Error, Result};
 use crate::init::{CA_CERT, CRL_FILE};
 use crate::ledger::{self, fmt_time, Ledger, State};
@@ -52,58 +53,57 @@ const PRIVATE_KEY_MARKERS: &[&str] = &[
 /// Largest file scanned for private keys; larger files are read only this far.
 const SCAN_LIMIT: u64 = 1 << 20;
 
-/// Every file under the working tree except `.git/`: tracked, untracked and ignored alike. An
-/// ignored `alice.key` is not committed, but a key inside the CA repository's directory is one
-/// `git add -f` away from a leak (and a force-added one is tracked despite `*.key`).
-fn candidate_files(repo: &CaRepo) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut stack = vec![repo.root.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+/// What the working tree holds, except `.git/`: tracked, untracked and ignored alike, walked
+/// without following links. An ignored `alice.key` is not committed, but a key inside the CA
+/// repository's directory is one `git add -f` away from a leak.
+#[derive(Default)]
+struct Tree {
+    files: Vec<String>,
+    /// Symbolic links and anything else that is neither a file nor a directory.
+    others: Vec<(String, Kind)>,
+}
+
+fn walk_tree(dir: &Dir) -> Tree {
+    let mut tree = Tree::default();
+    let mut stack = vec![String::new()];
+    while let Some(at) = stack.pop() {
+        let Ok(entries) = dir.list(&at) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(rel) = path.strip_prefix(&repo.root) else {
-                continue;
-            };
-            if rel == Path::new(".git") {
+        for (name, kind) in entries {
+            if at.is_empty() && name == ".git" {
                 continue;
             }
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => stack.push(path),
-                Ok(t) if t.is_file() => files.push(rel.to_string_lossy().to_string()),
-                _ => {}
+            let rel = if at.is_empty() {
+                name
+            } else {
+                format!("{at}/{name}")
+            };
+            match kind {
+                Kind::Dir => stack.push(rel),
+                Kind::File => tree.files.push(rel),
+                other => tree.others.push((rel, other)),
             }
         }
     }
-    files.sort();
-    files
+    tree.files.sort();
+    tree.others.sort();
+    tree
 }
 
 /// Finds files holding private keys anywhere in the working tree (read in parallel: a CA of
 /// 10,000 identities has over 20,000 files).
-pub fn scan_private_keys(repo: &CaRepo) -> Vec<Error> {
+fn scan_private_keys(dir: &Dir, files: Vec<String>) -> Vec<Error> {
     use rayon::prelude::*;
-    let root = &repo.root;
-    let found: Vec<Option<Error>> = candidate_files(repo)
+    let found: Vec<Option<Error>> = files
         .into_par_iter()
-        .map(|rel| private_key_in(root, rel))
+        .map(|rel| private_key_in(dir, rel))
         .collect();
     found.into_iter().flatten().collect()
 }
 
-fn private_key_in(root: &Path, rel: String) -> Option<Error> {
-    let path = root.join(&rel);
-    let meta = std::fs::symlink_metadata(&path).ok()?;
-    if !meta.is_file() {
-        return None;
-    }
-    let mut buf = Vec::new();
-    if let Ok(f) = std::fs::File::open(&path) {
-        use std::io::Read;
-        let _ = f.take(SCAN_LIMIT).read_to_end(&mut buf);
-    }
+fn private_key_in(dir: &Dir, rel: String) -> Option<Error> {
+    let buf = dir.read_head(&rel, SCAN_LIMIT).ok()??;
     let text = String::from_utf8_lossy(&buf);
     let marker = PRIVATE_KEY_MARKERS.iter().find(|m| text.contains(**m))?;
     let line = text[..text.find(marker).unwrap_or(0)].matches('\n').count() + 1;
@@ -117,8 +117,49 @@ fn private_key_in(root: &Path, rel: String) -> Option<Error> {
     })
 }
 
+/// Symbolic links, submodules and anything but regular files and directories, tracked anywhere
+/// in the repository or present in its working tree: gitca never follows a link, and a link
+/// merged into the CA repository is how a pull request would reach outside it.
+fn links_and_special_files(repo: &CaRepo, others: &[(String, Kind)]) -> Vec<Error> {
+    let mut seen = BTreeSet::new();
+    let mut errors = Vec::new();
+    if let Ok(index) = repo.git.index() {
+        for e in index.iter() {
+            let what = match e.mode & 0o170000 {
+                0o120000 => "a symbolic link",
+                0o160000 => "a submodule (gitlink)",
+                0o100000 => continue,
+                _ => "not a regular file",
+            };
+            let rel = String::from_utf8_lossy(&e.path).into_owned();
+            errors.push(special_file_error(&rel, what, true));
+            seen.insert(rel);
+        }
+    }
+    for (rel, kind) in others {
+        if seen.contains(rel) {
+            continue;
+        }
+        let what = if *kind == Kind::Symlink {
+            "a symbolic link"
+        } else {
+            "not a regular file"
+        };
+        errors.push(special_file_error(rel, what, false));
+    }
+    errors
+}
+
+fn special_file_error(rel: &str, what: &str, tracked: bool) -> Error {
+    Error::bad_file(
+        rel,
+        format!("{} {what}", if tracked { "is tracked as" } else { "is" }),
+        format!("a CA repository holds only regular files: gitca never follows links; remove it (git rm --cached {rel}) and commit the file itself if it is needed"),
+    )
+}
+
 fn verify_cert_file(
-    root: &Path,
+    dir: &Dir,
     state: &load::State,
     ca_cert: &x509_parser::certificate::X509Certificate<'_>,
     name: &str,
@@ -132,11 +173,12 @@ fn verify_cert_file(
             "certs/ is written by gitca reconcile only; restore it with `git checkout -- certs/`, or run reconcile",
         ))
     };
-    let text = match std::fs::read_to_string(root.join(&rel)) {
+    let text = match dir.read_string(&rel, ca::MAX_CERT_BYTES) {
         Ok(t) => t,
-        Err(_) => {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return bad("missing: the identity holds a live certificate in the ledger".into())
         }
+        Err(e) => return Some(e),
     };
     let Ok(blocks) = pem::parse_many(&text) else {
         return bad("not PEM".into());
@@ -254,9 +296,11 @@ fn compare_with_base(
 /// Runs every check. Errors in loading stop the checks that need what failed to load.
 pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result<Findings> {
     let mut f = Findings::default();
-    f.errors.extend(scan_private_keys(repo));
+    let tree = walk_tree(&repo.dir);
+    f.errors.extend(links_and_special_files(repo, &tree.others));
+    f.errors.extend(scan_private_keys(&repo.dir, tree.files));
     // Load piece by piece, so one broken file does not hide the problems of the others.
-    let config = match read(&repo.root, crate::config::FILE)
+    let config = match read(&repo.dir, crate::config::FILE, crate::config::MAX_BYTES)
         .and_then(|t| crate::config::Config::parse(&t))
     {
         Ok(c) => c,
@@ -265,12 +309,12 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
             return Ok(f);
         }
     };
-    let (inventory, problems) = crate::inventory::load_all(&repo.root, &config)?;
+    let (inventory, problems) = crate::inventory::load_all(&repo.dir, &config)?;
     f.errors
         .extend(problems.into_iter().flat_map(Error::into_flat));
-    let ledger = read(&repo.root, ledger::FILE).and_then(|t| Ledger::parse(&t));
-    let ca = read(&repo.root, CA_CERT).and_then(|t| ca::CaCert::parse(&t));
-    let crl = read(&repo.root, CRL_FILE).and_then(|t| CrlInfo::parse(&t, None));
+    let ledger = read(&repo.dir, ledger::FILE, ledger::MAX_BYTES).and_then(|t| Ledger::parse(&t));
+    let ca = read(&repo.dir, CA_CERT, ca::MAX_CERT_BYTES).and_then(|t| ca::CaCert::parse(&t));
+    let crl = read(&repo.dir, CRL_FILE, ca::MAX_CRL_BYTES).and_then(|t| CrlInfo::parse(&t, None));
     let state = match (ledger, ca, crl) {
         (Ok(ledger), Ok(ca), Ok(crl)) => load::State {
             config,
@@ -297,7 +341,9 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         f.errors.extend(e.into_flat());
     }
     // Integrity: the CRL's signature, and the certificate files against the ledger.
-    let crl = match read(&repo.root, CRL_FILE).and_then(|t| CrlInfo::parse(&t, Some(&state.ca))) {
+    let crl = match read(&repo.dir, CRL_FILE, ca::MAX_CRL_BYTES)
+        .and_then(|t| CrlInfo::parse(&t, Some(&state.ca)))
+    {
         Ok(c) => Some(c),
         Err(e) => {
             f.errors.push(e);
@@ -314,10 +360,10 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
     match x509_parser::parse_x509_certificate(&state.ca.der) {
         Ok((_, ca_cert)) => {
             use rayon::prelude::*;
-            let root = &repo.root;
+            let dir = &repo.dir;
             let found: Vec<Option<Error>> = live
                 .par_iter()
-                .map(|name| verify_cert_file(root, &state, &ca_cert, name, now))
+                .map(|name| verify_cert_file(dir, &state, &ca_cert, name, now))
                 .collect();
             f.errors.extend(found.into_iter().flatten());
         }
@@ -327,9 +373,8 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
             "ca/ca.crt is written by gitca init only; restore it with `git checkout -- ca/ca.crt`",
         )),
     }
-    if let Ok(entries) = std::fs::read_dir(repo.path("certs")) {
-        for e in entries.flatten() {
-            let file = e.file_name().to_string_lossy().to_string();
+    if let Ok(entries) = repo.dir.list("certs") {
+        for (file, _) in entries {
             let stem = file.strip_suffix(".crt").unwrap_or(&file);
             if !live.contains(stem) {
                 f.errors.push(Error::bad_file(
@@ -499,7 +544,7 @@ pub fn run_plan(
     let repo = CaRepo::open(dir)?;
     if let Some(base) = base {
         let mut f = Findings::default();
-        let ledger = Ledger::parse(&read(&repo.root, ledger::FILE)?)?;
+        let ledger = Ledger::parse(&read(&repo.dir, ledger::FILE, ledger::MAX_BYTES)?)?;
         compare_with_base(&repo, base, &ledger, &mut f)?;
         if !f.errors.is_empty() {
             return Err(Error::Many {
@@ -508,7 +553,7 @@ pub fn run_plan(
             });
         }
     }
-    let state = load::load(&repo.root)?;
+    let state = load::load(&repo.dir)?;
     let plan = state.plan(now);
     match format {
         PlanFormat::Human => report::render_plan_human(out, &plan),
@@ -537,7 +582,7 @@ pub fn run_status(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let repo = CaRepo::open(dir)?;
-    let state = load::load(&repo.root)?;
+    let state = load::load(&repo.dir)?;
     let window = expiring.map(|d| d.0);
     let mut expiring_soon = Vec::new();
     let mut identities = Vec::new();

@@ -12,6 +12,8 @@ use crate::error::{Error, Located, Result};
 use crate::yaml;
 
 pub const FILE: &str = "gitca.yaml";
+/// Largest `gitca.yaml` gitca reads.
+pub const MAX_BYTES: u64 = 1 << 20;
 
 /// A span of time written as `<n><unit>`: `90d`, `12h`, `30m`, `2w`, `10y` (365 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

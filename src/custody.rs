@@ -11,10 +11,13 @@ use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::ca::CaKey;
+use crate::confined::Dir;
 use crate::error::{Error, Located, Result};
 
 pub const KEY_FILE: &str = "ca/ca.key.age";
 pub const RECIPIENTS_FILE: &str = "ca/recipients.txt";
+/// Largest encrypted key or recipients file gitca reads.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Highest scrypt work factor accepted when decrypting (2^22: about 4 GiB·s of work). age's own
 /// default ceiling depends on how fast this build is; a fixed one keeps debug and release
@@ -64,7 +67,7 @@ pub fn validate_recipients(recipients: &[String]) -> Result<Vec<String>> {
 /// Reads an age recipients file: one recipient per line, `#` comments and blank lines ignored.
 pub fn read_recipients_file(path: &Path) -> Result<Vec<String>> {
     let text =
-        std::fs::read_to_string(path).map_err(Error::io("read the recipients file", path))?;
+        crate::confined::read_named_string(path, MAX_FILE_BYTES, "read the recipients file")?;
     let name = path.display().to_string();
     let mut out = Vec::new();
     let mut offset = 0;
@@ -206,8 +209,9 @@ fn identities_from_text(text: &str, origin: &str) -> Result<Vec<Box<dyn age::Ide
     })
 }
 
-fn recipients_hint(root: &Path) -> String {
-    let listed = std::fs::read_to_string(root.join(RECIPIENTS_FILE))
+fn recipients_hint(dir: &Dir) -> String {
+    let listed = dir
+        .read_string(RECIPIENTS_FILE, MAX_FILE_BYTES)
         .map(|t| {
             t.lines()
                 .map(str::trim)
@@ -228,16 +232,15 @@ fn recipients_hint(root: &Path) -> String {
     )
 }
 
-/// Decrypts `ca/ca.key.age` under `root` into memory.
-pub fn unlock(root: &Path, source: &KeySource) -> Result<CaKey> {
-    let path = root.join(KEY_FILE);
-    let armored = std::fs::read(&path).map_err(Error::io("read", &path))?;
+/// Decrypts `ca/ca.key.age` of the repository `dir` into memory.
+pub fn unlock(dir: &Dir, source: &KeySource) -> Result<CaKey> {
+    let armored = dir.read(KEY_FILE, MAX_FILE_BYTES)?;
     let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&armored[..]))
         .map_err(|e| Error::Unlock {
             reason: format!("{KEY_FILE} is not an age file: {e}"),
             help: "restore ca/ca.key.age from git history".into(),
         })?;
-    let hint = || recipients_hint(root);
+    let hint = || recipients_hint(dir);
     let identities: Vec<Box<dyn age::Identity>> = if decryptor.is_scrypt() {
         let pass = match &source.passphrase {
             Some(p) => p.clone(),
@@ -256,16 +259,20 @@ pub fn unlock(root: &Path, source: &KeySource) -> Result<CaKey> {
         id.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
         vec![Box::new(id)]
     } else if let Some(file) = &source.identity_file {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(file).map_err(Error::io("read the identity file", file))?,
-        );
+        let text = Zeroizing::new(crate::confined::read_named_string(
+            file,
+            MAX_FILE_BYTES,
+            "read the identity file",
+        )?);
         identities_from_text(&text, &file.display().to_string())?
     } else if let Some(text) = &source.identity_text {
         identities_from_text(text, "GITCA_IDENTITY")?
     } else if let Some(file) = &source.identity_env_file {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(file).map_err(Error::io("read GITCA_IDENTITY_FILE", file))?,
-        );
+        let text = Zeroizing::new(crate::confined::read_named_string(
+            file,
+            MAX_FILE_BYTES,
+            "read GITCA_IDENTITY_FILE",
+        )?);
         identities_from_text(&text, &file.display().to_string())?
     } else {
         return Err(Error::Unlock {

@@ -16,6 +16,7 @@ use x509_parser::extensions::ParsedExtension;
 use zeroize::Zeroizing;
 
 use crate::ca::{self, CaCert};
+use crate::confined::Dir;
 use crate::error::{Error, Result};
 use crate::init::{CA_CERT, CRL_FILE};
 use crate::ledger::fmt_time;
@@ -129,16 +130,11 @@ pub struct ExportArgs {
 
 /// Reads a private key PEM for a client, refusing encrypted and non-PEM keys.
 fn read_client_key(path: &Path) -> Result<(Zeroizing<String>, rcgen::KeyPair)> {
-    let meta = std::fs::metadata(path).map_err(Error::io("read the key", path))?;
-    if meta.len() > 64 * 1024 {
-        return Err(Error::bad_file(
-            path,
-            "too large to be a private key",
-            "pass the PEM key `gitca request` wrote",
-        ));
-    }
-    let text =
-        Zeroizing::new(std::fs::read_to_string(path).map_err(Error::io("read the key", path))?);
+    let text = Zeroizing::new(crate::confined::read_named_string(
+        path,
+        64 * 1024,
+        "read the key",
+    )?);
     if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
         return Err(Error::bad_file(
             path,
@@ -202,7 +198,7 @@ pub fn run_bundle(
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
-    let state = load::load(&repo.root)?;
+    let state = load::load(&repo.dir)?;
     let name = &args.name;
     if state.inventory.get(name).is_none() {
         return Err(Error::usage(
@@ -221,7 +217,11 @@ pub fn run_bundle(
                 "the merge may not be reconciled yet: git pull, and check `gitca status`",
             )
         })?;
-    let cert_text = read(&repo.root, &crate::apply::cert_path(name))?;
+    let cert_text = read(
+        &repo.dir,
+        &crate::apply::cert_path(name),
+        ca::MAX_CERT_BYTES,
+    )?;
     let certs = parse_pem_certs(&cert_text);
     let leaf = certs.first().ok_or_else(|| {
         Error::bad_file(
@@ -261,7 +261,7 @@ pub fn run_bundle(
         }
         (None, None) => unreachable!("clap requires one of them"),
     };
-    std::fs::create_dir_all(&target).map_err(Error::io("create", &target))?;
+    let dir = Dir::create(&target)?;
     let mut client_cert = ca::to_pem("CERTIFICATE", leaf);
     client_cert.push_str(&state.ca.pem);
     let files: [(&str, &[u8], u32); 3] = [
@@ -269,34 +269,7 @@ pub fn run_bundle(
         ("client.key", key_text.as_bytes(), 0o600),
         ("ca.crt", state.ca.pem.as_bytes(), 0o644),
     ];
-    // Write every file to a temporary name first, so an unwritable target leaves nothing behind.
-    let mut staged = Vec::new();
-    for (file, data, mode) in files {
-        let tmp = target.join(format!(".{file}.gitca-tmp"));
-        let res = (|| -> std::io::Result<()> {
-            let mut o = std::fs::File::options();
-            o.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                o.mode(mode);
-            }
-            let mut f = o.open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()
-        })();
-        if let Err(e) = res {
-            for (t, _) in &staged {
-                let _ = std::fs::remove_file(t);
-            }
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::io("write into", &target)(e));
-        }
-        staged.push((tmp, target.join(file)));
-    }
-    for (tmp, dest) in &staged {
-        std::fs::rename(tmp, dest).map_err(Error::io("write", dest))?;
-    }
+    install_files(&dir, &files)?;
     let _ = writeln!(
         out,
         "Installed {name}'s client certificate in {}",
@@ -310,6 +283,28 @@ pub fn run_bundle(
     let _ = writeln!(out, "  client.key   private key (0600)");
     let _ = writeln!(out, "  ca.crt       {}", state.ca.subject);
     let _ = writeln!(out, "  valid until  {}", fmt_time(current.not_after));
+    Ok(())
+}
+
+/// Writes a set of files into `dir` all or nothing: each to a new temporary file (exclusive,
+/// unpredictable name, exact mode, never through a link), synced, then all renamed into place.
+pub fn install_files(dir: &Dir, files: &[(&str, &[u8], u32)]) -> Result<()> {
+    let mut staged = Vec::new();
+    for (name, data, mode) in files {
+        match dir
+            .stage(name, data, *mode)
+            .and_then(|s| s.sync().map(|()| s))
+        {
+            Ok(s) => staged.push(s),
+            Err(e) => {
+                staged.iter().for_each(crate::confined::Staged::discard);
+                return Err(e);
+            }
+        }
+    }
+    for s in staged {
+        s.commit()?;
+    }
     Ok(())
 }
 
@@ -406,7 +401,7 @@ fn check_pair(
     now: OffsetDateTime,
 ) {
     let shown = cert_path.display().to_string();
-    let text = match std::fs::read_to_string(cert_path) {
+    let text = match crate::confined::read_named_string(cert_path, ca::MAX_CERT_BYTES, "read") {
         Ok(t) => t,
         Err(e) => {
             return d.bad(
@@ -534,15 +529,25 @@ pub fn run_doctor(
         findings: Vec::new(),
     };
     let ca_text = match (&args.ca, &repo, &args.certs_dir) {
-        (Some(p), _, _) => Some(std::fs::read_to_string(p).map_err(Error::io("read", p))?),
-        (None, Some(r), _) => read(&r.root, CA_CERT).ok(),
-        (None, None, Some(dir)) => std::fs::read_to_string(dir.join("ca.crt")).ok(),
+        (Some(p), _, _) => Some(crate::confined::read_named_string(
+            p,
+            ca::MAX_CERT_BYTES,
+            "read",
+        )?),
+        (None, Some(r), _) => read(&r.dir, CA_CERT, ca::MAX_CERT_BYTES).ok(),
+        (None, None, Some(dir)) => Dir::open(dir)
+            .and_then(|d| d.read_string("ca.crt", ca::MAX_CERT_BYTES))
+            .ok(),
         _ => None,
     };
     let ca = ca_text.as_deref().map(CaCert::parse).transpose()?;
     let crl_text = match (&args.crl, &repo) {
-        (Some(p), _) => Some(std::fs::read_to_string(p).map_err(Error::io("read", p))?),
-        (None, Some(r)) => read(&r.root, CRL_FILE).ok(),
+        (Some(p), _) => Some(crate::confined::read_named_string(
+            p,
+            ca::MAX_CRL_BYTES,
+            "read",
+        )?),
+        (None, Some(r)) => read(&r.dir, CRL_FILE, ca::MAX_CRL_BYTES).ok(),
         _ => None,
     };
     let crl = crl_text
@@ -608,13 +613,13 @@ fn check_certs_dir(
             "directory `{name}` has no port: Docker uses it for {name}:443 only; for a registry on another port name it `{name}:PORT`"
         ));
     }
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .map_err(Error::io("list", dir))?
-        .flatten()
-        .filter(|e| e.path().is_file())
-        .map(|e| e.file_name().to_string_lossy().to_string())
+    let listing = Dir::open(dir)?;
+    let files: Vec<String> = listing
+        .list("")?
+        .into_iter()
+        .filter(|(_, kind)| *kind == crate::confined::Kind::File)
+        .map(|(name, _)| name)
         .collect();
-    files.sort();
     let stem = |f: &str, ext: &str| f.strip_suffix(ext).map(str::to_string);
     let mut pairs = 0;
     for f in &files {
@@ -647,7 +652,9 @@ fn check_certs_dir(
                 d.bad(format!("{f} has no {s}.cert beside it"), hint);
             }
         } else if f.ends_with(".crt") {
-            let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let text = listing
+                .read_string(f, ca::MAX_CERT_BYTES)
+                .unwrap_or_default();
             let client = parse_pem_certs(&text)
                 .first()
                 .and_then(|der| {
@@ -683,7 +690,7 @@ fn check_certs_dir(
 pub fn run_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
     // Exporting needs no repository state, but refusing outside a CA catches a wrong -C early.
     let repo = CaRepo::open(dir)?;
-    let ca = CaCert::parse(&read(&repo.root, CA_CERT)?)?;
+    let ca = CaCert::parse(&read(&repo.dir, CA_CERT, ca::MAX_CERT_BYTES)?)?;
     let text = match args.target {
         ExportTarget::Nginx => export_nginx(args, &ca),
         ExportTarget::Registry => export_registry(args, &ca)?,

@@ -4,6 +4,7 @@
 //! offending line. Internal plumbing errors (git, I/O) are wrapped with the path they concern.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use thiserror::Error;
@@ -16,8 +17,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[diagnostic(code(gitca::input))]
 pub struct Located {
     pub message: String,
+    /// The file's text, shared by every diagnostic about that file (an identities file with
+    /// thousands of broken entries must not be copied thousands of times).
     #[source_code]
-    pub src: NamedSource<String>,
+    pub src: NamedSource<Arc<str>>,
     #[label("{label}")]
     pub span: SourceSpan,
     pub label: String,
@@ -28,10 +31,23 @@ pub struct Located {
 }
 
 impl Located {
-    /// A problem at `span` (byte offset, length) of the file `name` whose text is `text`.
+    /// A problem at `span` (byte offset, length) of the file `name` whose text is `text`
+    /// (copied: for one-off diagnostics; [`Located::shared`] for many about one file).
     pub fn new(
         name: &str,
         text: &str,
+        span: (usize, usize),
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        Located::shared(name, &Arc::from(text), span, message, label, help)
+    }
+
+    /// [`Located::new`] sharing `text` with every other diagnostic about the same file.
+    pub fn shared(
+        name: &str,
+        text: &Arc<str>,
         span: (usize, usize),
         message: impl Into<String>,
         label: impl Into<String>,
@@ -41,7 +57,7 @@ impl Located {
         let len = span.1.min(text.len() - start);
         Located {
             message: message.into(),
-            src: NamedSource::new(name, text.to_string()),
+            src: NamedSource::new(name, text.clone()),
             span: (start, len).into(),
             label: label.into(),
             help: Some(help.into()).filter(|h: &String| !h.is_empty()),
@@ -198,6 +214,27 @@ pub enum Error {
         #[help]
         help: String,
     },
+
+    #[error("{} is a symbolic link", path.display())]
+    #[diagnostic(
+        code(gitca::symlink),
+        help("gitca never follows a link inside the directory it works in (a link could make it read or overwrite any file on the machine); replace the link with the file itself: git rm --cached {}, then add the real file", path.display())
+    )]
+    SymlinkRefused { path: PathBuf },
+
+    #[error("{} is {len} bytes, more than the {limit} gitca reads", path.display())]
+    #[diagnostic(
+        code(gitca::too_large),
+        help("nothing was read; a file of this kind is at most {limit} bytes: remove or split it")
+    )]
+    FileTooLarge { path: PathBuf, len: u64, limit: u64 },
+
+    #[error("{}: `{link}` on the way is a symbolic link another user could have planted", path.display())]
+    #[diagnostic(
+        code(gitca::untrusted_link),
+        help("gitca follows a link on the way to a directory only when it and the directory holding it belong to root or to you and nobody else may write there; pass the real path (realpath PATH)")
+    )]
+    UntrustedLink { path: PathBuf, link: String },
 
     #[error("{path}: {reason}")]
     #[diagnostic(code(gitca::file))]

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::ca::{self, CaCert, CaKey, KeyType};
 use crate::config::{self, Config, Dur};
+use crate::confined::Dir;
 use crate::custody::{self, Custody, KeySource};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Ledger};
@@ -173,14 +174,14 @@ pub fn write_new_repo(dir: &Path, files: &[(String, Vec<u8>)], message: &str) ->
     let created_dir = !dir.exists();
     let had_git = dir.join(".git").exists();
     let result = (|| -> Result<git2::Oid> {
-        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        let root = Dir::create(dir)?;
         if !had_git {
             let mut init = git2::RepositoryInitOptions::new();
             init.initial_head("main");
             git2::Repository::init_opts(dir, &init)?;
         }
         for (rel, data) in files {
-            repo::write_atomic(&dir.join(rel), data, None)?;
+            root.write(rel, data, 0o644)?;
         }
         let repo = CaRepo::open(dir)?;
         let files: Vec<(String, Option<Vec<u8>>)> = files
@@ -190,8 +191,10 @@ pub fn write_new_repo(dir: &Path, files: &[(String, Vec<u8>)], message: &str) ->
         repo.commit_files(&files, message)
     })();
     if result.is_err() {
-        for (rel, _) in files {
-            let _ = std::fs::remove_file(dir.join(rel));
+        if let Ok(root) = Dir::open(dir) {
+            for (rel, _) in files {
+                let _ = root.remove(rel);
+            }
         }
         if !had_git {
             let _ = std::fs::remove_dir_all(dir.join(".git"));
@@ -207,10 +210,9 @@ pub fn write_new_repo(dir: &Path, files: &[(String, Vec<u8>)], message: &str) ->
 /// the private half of `ca/ca.crt`, and prints only public facts.
 pub fn run_ca_verify(dir: &Path, source: &KeySource, out: &mut dyn Write) -> Result<()> {
     let repo = CaRepo::open(dir)?;
-    let cert_text = std::fs::read_to_string(repo.path(CA_CERT))
-        .map_err(Error::io("read", &repo.path(CA_CERT)))?;
+    let cert_text = repo.dir.read_string(CA_CERT, ca::MAX_CERT_BYTES)?;
     let cert = CaCert::parse(&cert_text)?;
-    let key = custody::unlock(&repo.root, source)?;
+    let key = custody::unlock(&repo.dir, source)?;
     ca::check_key_matches(&cert, &key)?;
     drop(key);
     let _ = writeln!(out, "CA key unlocked and matches {CA_CERT}");
@@ -248,15 +250,12 @@ pub fn run_rekey(
                 .join("\n"),
         });
     }
-    let cert = CaCert::parse(
-        &std::fs::read_to_string(repo.path(CA_CERT))
-            .map_err(Error::io("read", &repo.path(CA_CERT)))?,
-    )?;
-    let key = custody::unlock(&repo.root, source)?;
+    let cert = CaCert::parse(&repo.dir.read_string(CA_CERT, ca::MAX_CERT_BYTES)?)?;
+    let key = custody::unlock(&repo.dir, source)?;
     ca::check_key_matches(&cert, &key)?;
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
     drop(key);
-    let mut tx = repo::Transaction::new(&repo.root);
+    let mut tx = repo::Transaction::new(&repo.dir);
     let result = (|| -> Result<git2::Oid> {
         tx.write(custody::KEY_FILE, encrypted.as_bytes());
         tx.write(

@@ -26,6 +26,8 @@ use crate::error::{Located, Result};
 use crate::inventory::Kind;
 
 pub const FILE: &str = "ledger.tsv";
+/// Largest ledger gitca reads (about 200,000 rows).
+pub const MAX_BYTES: u64 = 64 << 20;
 
 const PREAMBLE: &str = "\
 # gitca ledger: every certificate this CA has issued, one per row, sorted by identity and issue time.

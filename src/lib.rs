@@ -9,6 +9,7 @@ pub mod ca;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod confined;
 pub mod custody;
 pub mod docker;
 pub mod error;

@@ -2,12 +2,11 @@
 //! source spans), the ledger, and the current CRL's number and nextUpdate. No CSR is parsed
 //! and no signature is verified here: a no-op reconcile reads this and stops.
 
-use std::path::Path;
-
 use time::OffsetDateTime;
 
-use crate::ca::{CaCert, CrlInfo};
+use crate::ca::{self, CaCert, CrlInfo};
 use crate::config::{self, Config};
+use crate::confined::Dir;
 use crate::error::{Error, Result};
 use crate::init::{CA_CERT, CRL_FILE};
 use crate::inventory::{self, Inventory};
@@ -22,33 +21,34 @@ pub struct State {
     pub ca: CaCert,
 }
 
-pub fn read(root: &Path, rel: &str) -> Result<String> {
-    let path = root.join(rel);
-    std::fs::read_to_string(&path).map_err(Error::io("read", &path))
+/// Reads a repository file as text: without following links, a regular file of at most
+/// `limit` bytes (checked before reading).
+pub fn read(dir: &Dir, rel: &str, limit: u64) -> Result<String> {
+    dir.read_string(rel, limit)
 }
 
 /// Loads everything reconcile, plan and check start from, reporting every problem at once.
-pub fn load(root: &Path) -> Result<State> {
-    load_with(root, || Ok(())).map(|(state, ())| state)
+pub fn load(dir: &Dir) -> Result<State> {
+    load_with(dir, || Ok(())).map(|(state, ())| state)
 }
 
 /// [`load`], with `first` run on another thread while the identities are parsed and their CSRs
 /// hashed, and finished before the ledger, CA certificate and CRL are read. Reconcile restores
 /// an interrupted run's outputs there (they are the ledger and the CRL, never an input).
 pub fn load_with<T: Send>(
-    root: &Path,
+    dir: &Dir,
     first: impl FnOnce() -> Result<T> + Send,
 ) -> Result<(State, T)> {
-    let config = Config::parse(&read(root, config::FILE)?)?;
+    let config = Config::parse(&read(dir, config::FILE, config::MAX_BYTES)?)?;
     let (inventory, side) = std::thread::scope(|s| {
         let side = s.spawn(|| {
             let first = first()?;
-            let ledger = read(root, ledger::FILE).and_then(|t| Ledger::parse(&t));
-            let ca = read(root, CA_CERT).and_then(|t| CaCert::parse(&t));
-            let crl = read(root, CRL_FILE).and_then(|t| CrlInfo::parse(&t, None));
+            let ledger = read(dir, ledger::FILE, ledger::MAX_BYTES).and_then(|t| Ledger::parse(&t));
+            let ca = read(dir, CA_CERT, ca::MAX_CERT_BYTES).and_then(|t| CaCert::parse(&t));
+            let crl = read(dir, CRL_FILE, ca::MAX_CRL_BYTES).and_then(|t| CrlInfo::parse(&t, None));
             Ok::<_, Error>((first, ledger, ca, crl))
         });
-        let inventory = inventory::load(root, &config);
+        let inventory = inventory::load(dir, &config);
         let side = side
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

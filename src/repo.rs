@@ -2,11 +2,11 @@
 //! working-tree cleanliness check and the one commit a command makes (git2).
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use git2::{Repository, Signature, StatusOptions};
 
+use crate::confined::{Dir, Kind};
 use crate::error::{Error, Result};
 
 /// The paths gitca reads or writes, relative to the repository root.
@@ -24,11 +24,16 @@ pub const MANAGED: &[&str] = &[
 /// reconcile's leftovers there can always be thrown away and redone.
 pub const OUTPUTS: &[&str] = &["certs", "crl", "ledger.tsv"];
 
+/// Temporary files gitca writes before renaming them into place (see [`crate::confined`]): a
+/// killed run can leave some behind, and they are never tracked.
+const TEMP_PATHSPEC: &str = "*.gitca-tmp";
+
 fn is_output(rel: &str) -> bool {
-    OUTPUTS.iter().any(|o| {
-        rel.strip_prefix(o)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    rel.ends_with(".gitca-tmp")
+        || OUTPUTS.iter().any(|o| {
+            rel.strip_prefix(o)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
 }
 
 /// What [`CaRepo::prepare`] found.
@@ -74,6 +79,8 @@ pub fn failpoint(name: &str) {
 /// An open CA repository.
 pub struct CaRepo {
     pub root: PathBuf,
+    /// The working tree: every file gitca reads or writes in it goes through here (no links).
+    pub dir: Dir,
     pub git: Repository,
 }
 
@@ -92,10 +99,11 @@ impl CaRepo {
                 )
             })?
             .to_path_buf();
-        if !root.join(crate::config::FILE).is_file() {
+        let dir = Dir::open(&root)?;
+        if dir.meta(crate::config::FILE)?.is_none() {
             return Err(Error::NotACa { path: root });
         }
-        Ok(CaRepo { root, git })
+        Ok(CaRepo { root, dir, git })
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -105,11 +113,14 @@ impl CaRepo {
     /// Takes the repository's gitca lock, held until the returned file is dropped. It lives in
     /// `.git/` so it is never tracked, and the OS releases it when the process dies.
     pub fn lock(&self) -> Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.git.path().join("gitca.lock");
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
             .open(&path)
             .map_err(Error::io("create the lock", &path))?;
         match file.try_lock() {
@@ -131,6 +142,7 @@ impl CaRepo {
         for p in MANAGED {
             opts.pathspec(p);
         }
+        opts.pathspec(TEMP_PATHSPEC);
         let statuses = self.git.statuses(Some(&mut opts))?;
         Ok(statuses
             .iter()
@@ -168,18 +180,13 @@ impl CaRepo {
         // Restored files get index entries with their new stat data, so status stays cheap.
         let mut index = self.git.index()?;
         for rel in dirty {
-            let path = self.root.join(rel);
             match at_head.id(rel)? {
                 Some(id) => {
-                    write_atomic(&path, self.git.find_blob(id)?.content(), None)?;
-                    index.add(&index_entry(&self.root, rel, id)?)?;
+                    self.dir
+                        .write(rel, self.git.find_blob(id)?.content(), 0o644)?;
+                    index.add(&index_entry(&self.dir, rel, id)?)?;
                 }
-                None => match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(Error::io("remove", &path)(e))
-                    }
-                    _ => {}
-                },
+                None => self.dir.remove(rel)?,
             }
         }
         index.write()?;
@@ -230,14 +237,14 @@ impl CaRepo {
         let mut index = self.git.index()?;
         let entries: Vec<git2::IndexEntry> = {
             use rayon::prelude::*;
-            let root = &self.root;
+            let dir = &self.dir;
             files
                 .iter()
                 .filter(|(_, data)| data.is_some())
                 .zip(&oids)
                 .collect::<Vec<_>>()
                 .par_iter()
-                .map(|((path, _), oid)| index_entry(root, path, **oid))
+                .map(|((path, _), oid)| index_entry(dir, path, **oid))
                 .collect::<Result<_>>()?
         };
         let mut entries = entries.into_iter();
@@ -298,12 +305,10 @@ impl CaRepo {
             return Ok(oids);
         }
         let (pack, idx, name) = build_pack(&entries);
-        let dir = self.git.commondir().join("objects").join("pack");
-        std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
-        let pack_path = dir.join(format!("pack-{name}.pack"));
-        let idx_path = dir.join(format!("pack-{name}.idx"));
-        write_atomic(&pack_path, &pack, None)?;
-        write_atomic(&idx_path, &idx, None)?;
+        let objects = Dir::open(&self.git.commondir().join("objects"))?;
+        // Read-only, as git writes its packs.
+        objects.write(&format!("pack/pack-{name}.pack"), &pack, 0o444)?;
+        objects.write(&format!("pack/pack-{name}.idx"), &idx, 0o444)?;
         self.git.odb()?.refresh()?;
         Ok(oids)
     }
@@ -477,23 +482,21 @@ fn build_pack(entries: &[([u8; 20], Vec<u8>)]) -> (Vec<u8>, Vec<u8>, String) {
 }
 
 /// An index entry for a file just written, with its stat data so `git status` need not re-read it.
-fn index_entry(root: &Path, rel: &str, oid: git2::Oid) -> Result<git2::IndexEntry> {
-    use std::os::unix::fs::MetadataExt;
-    let path = root.join(rel);
-    let m = std::fs::symlink_metadata(&path).map_err(Error::io("read", &path))?;
+fn index_entry(dir: &Dir, rel: &str, oid: git2::Oid) -> Result<git2::IndexEntry> {
+    let m = dir.stat(rel)?;
     Ok(git2::IndexEntry {
-        ctime: git2::IndexTime::new(m.ctime() as i32, m.ctime_nsec() as u32),
-        mtime: git2::IndexTime::new(m.mtime() as i32, m.mtime_nsec() as u32),
-        dev: m.dev() as u32,
-        ino: m.ino() as u32,
-        mode: if m.mode() & 0o111 != 0 {
+        ctime: git2::IndexTime::new(m.st_ctime as i32, m.st_ctime_nsec as u32),
+        mtime: git2::IndexTime::new(m.st_mtime as i32, m.st_mtime_nsec as u32),
+        dev: m.st_dev as u32,
+        ino: m.st_ino as u32,
+        mode: if m.st_mode & 0o111 != 0 {
             0o100755
         } else {
             0o100644
         },
-        uid: m.uid(),
-        gid: m.gid(),
-        file_size: m.len() as u32,
+        uid: m.st_uid,
+        gid: m.st_gid,
+        file_size: m.st_size as u32,
         id: oid,
         flags: rel.len().min(0xfff) as u16,
         flags_extended: 0,
@@ -501,87 +504,28 @@ fn index_entry(root: &Path, rel: &str, oid: git2::Oid) -> Result<git2::IndexEntr
     })
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory and a rename, so a
-/// reader (or a crash) never sees a half-written file.
-pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
-    let dir = path.parent().expect("paths have a parent");
-    std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-    let tmp = write_temp(path, data, mode)?;
-    let f = File::open(&tmp).map_err(Error::io("write", path))?;
-    f.sync_all().map_err(Error::io("write", path))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("write", path)(e)
-    })
-}
-
-fn temp_name(path: &Path) -> PathBuf {
-    let dir = path.parent().expect("paths have a parent");
-    dir.join(format!(
-        ".{}.gitca-tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ))
-}
-
-/// Writes `data` next to `path` under a temporary name; returns that name.
-/// The directory must exist.
-fn write_temp(path: &Path, data: &[u8], mode: Option<u32>) -> Result<PathBuf> {
-    let tmp = temp_name(path);
-    let result = (|| -> std::io::Result<()> {
-        let mut opts = File::options();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(mode.unwrap_or(0o644));
-        }
-        opts.open(&tmp)?.write_all(data)
-    })();
-    match result {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(Error::io("write", path)(e))
-        }
-    }
-}
-
-/// Flushes every file of the filesystem holding `dir` to disk: one call instead of one fsync
-/// per file when thousands of certificates are written.
-fn sync_filesystem(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(Error::io("open", dir))?;
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
-        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-            return Err(Error::io("sync", dir)(std::io::Error::last_os_error()));
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        f.sync_all().map_err(Error::io("sync", dir))
-    }
-}
-
 /// The files a command changes, written all or nothing (invariant 8): every new content goes to
-/// a temporary file first, the filesystem is synced once, and only then are they renamed into
-/// place; a failure part-way puts every renamed file back from the saved previous contents.
-#[derive(Default)]
-pub struct Transaction {
-    root: PathBuf,
+/// a temporary file first (exclusively created, never through a link: see [`Dir::stage`]), the
+/// filesystem is synced once, and only then are they renamed into place; a failure part-way
+/// puts every renamed file back from the saved previous contents.
+pub struct Transaction<'d> {
+    dir: &'d Dir,
     staged: Vec<(String, Option<Vec<u8>>)>,
     saved: Vec<(String, Option<Vec<u8>>)>,
     /// What `apply` wrote (contents) and removed (`None`), for the commit.
     pub done: Vec<(String, Option<Vec<u8>>)>,
 }
 
-impl Transaction {
-    pub fn new(root: &Path) -> Transaction {
+/// Largest previous contents kept for a rollback: the ledger's own limit.
+const MAX_SAVED: u64 = crate::ledger::MAX_BYTES;
+
+impl<'d> Transaction<'d> {
+    pub fn new(dir: &'d Dir) -> Transaction<'d> {
         Transaction {
-            root: root.to_path_buf(),
-            ..Default::default()
+            dir,
+            staged: Vec::new(),
+            saved: Vec::new(),
+            done: Vec::new(),
         }
     }
 
@@ -595,45 +539,46 @@ impl Transaction {
         self.staged.push((rel.to_string(), None));
     }
 
+    /// What `rel` holds now, to put back on rollback: a link or nothing saves as nothing (a
+    /// rollback removes what was written there; it never re-creates a link).
+    fn previous(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        match self.dir.meta(rel)? {
+            Some(m) if m.kind == Kind::File => self.dir.read_opt(rel, MAX_SAVED),
+            Some(m) if m.kind == Kind::Dir => Err(Error::bad_file(
+                rel,
+                "is a directory where gitca writes a file",
+                "remove the directory",
+            )),
+            _ => Ok(None),
+        }
+    }
+
     /// Writes everything staged: temporary files, one sync, renames. Files are written and
     /// renamed in parallel (a reconcile may write 10,000 certificates); a failure at any point
     /// leaves what `rollback` needs to put every renamed file back.
     pub fn apply(&mut self) -> Result<()> {
         use rayon::prelude::*;
         let staged = std::mem::take(&mut self.staged);
-        let mut dirs: Vec<&Path> = staged
-            .iter()
-            .filter(|(_, d)| d.is_some())
-            .filter_map(|(rel, _)| Path::new(rel).parent())
-            .collect();
-        dirs.sort_unstable();
-        dirs.dedup();
-        for dir in dirs {
-            let dir = self.root.join(dir);
-            std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
-        }
-        let temps: Vec<Option<Result<PathBuf>>> = staged
+        let dir = self.dir;
+        let temps: Vec<Option<Result<crate::confined::Staged>>> = staged
             .par_iter()
-            .map(|(rel, data)| {
-                let data = data.as_deref()?;
-                Some(write_temp(&self.root.join(rel), data, None))
-            })
+            .map(|(rel, data)| Some(dir.stage(rel, data.as_deref()?, 0o644)))
             .collect();
-        let cleanup = |temps: &[Option<Result<PathBuf>>]| {
-            for t in temps.iter().flatten().flatten() {
-                let _ = std::fs::remove_file(t);
+        let discard_all = |temps: Vec<Option<Result<crate::confined::Staged>>>| {
+            for t in temps.into_iter().flatten().flatten() {
+                t.discard();
             }
         };
-        let mut temps = temps;
         if let Some(i) = temps.iter().position(|t| matches!(t, Some(Err(_)))) {
+            let mut temps = temps;
             let Some(Err(e)) = temps[i].take() else {
                 unreachable!("position found an error")
             };
-            cleanup(&temps);
+            discard_all(temps);
             return Err(e);
         }
-        if let Err(e) = sync_filesystem(&self.root) {
-            cleanup(&temps);
+        if let Err(e) = dir.sync_filesystem() {
+            discard_all(temps);
             return Err(e);
         }
         let half = staged.len() / 2;
@@ -641,53 +586,51 @@ impl Transaction {
         // Each file: its previous contents (for rollback), then the rename or the removal.
         let outcomes: Vec<(Option<Vec<u8>>, Result<()>)> = staged
             .par_iter()
-            .zip(&temps)
+            .zip(temps)
             .map(|((rel, _), tmp)| {
                 if counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == half {
                     failpoint("mid-write");
                 }
-                let path = self.root.join(rel);
-                let old = std::fs::read(&path).ok();
-                let done = match tmp {
-                    Some(Ok(tmp)) => std::fs::rename(tmp, &path).map_err(Error::io("write", &path)),
-                    Some(Err(_)) => unreachable!("failed writes returned above"),
-                    None => match std::fs::remove_file(&path) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            Err(Error::io("remove", &path)(e))
+                let old = match self.previous(rel) {
+                    Ok(old) => old,
+                    Err(e) => {
+                        if let Some(Ok(t)) = tmp {
+                            t.discard();
                         }
-                        _ => Ok(()),
-                    },
+                        return (None, Err(e));
+                    }
+                };
+                let done = match tmp {
+                    Some(Ok(tmp)) => tmp.commit(),
+                    Some(Err(_)) => unreachable!("failed writes returned above"),
+                    None => dir.remove(rel),
                 };
                 (old, done)
             })
             .collect();
         let mut failure = None;
         for ((rel, data), (old, done)) in staged.into_iter().zip(outcomes) {
-            self.saved.push((rel.clone(), old));
             match done {
-                Ok(()) => self.done.push((rel, data)),
+                Ok(()) => {
+                    self.saved.push((rel.clone(), old));
+                    self.done.push((rel, data));
+                }
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
         if let Some(e) = failure {
-            cleanup(&temps);
             return Err(e);
         }
-        sync_filesystem(&self.root)
+        dir.sync_filesystem()
     }
 
     /// Puts every touched file back as it was.
     pub fn rollback(self) {
         for (rel, old) in self.saved.into_iter().rev() {
-            let path = self.root.join(&rel);
-            match old {
-                Some(data) => {
-                    let _ = write_atomic(&path, &data, None);
-                }
-                None => {
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
+            let _ = match old {
+                Some(data) => self.dir.write(&rel, &data, 0o644),
+                None => self.dir.remove(&rel),
+            };
         }
     }
 }
@@ -719,6 +662,7 @@ mod tests {
         git(dir.path(), &["init", "-q"]);
         let repo = CaRepo {
             root: dir.path().to_path_buf(),
+            dir: Dir::open(dir.path()).unwrap(),
             git: Repository::open(dir.path()).unwrap(),
         };
         let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::ca::KeyType;
 use crate::config::{self, Config};
+use crate::confined::Dir;
 use crate::error::{Error, Result};
 use crate::inventory::{self, valid_name};
 use crate::load::read;
@@ -53,8 +54,16 @@ fn default_key_dir() -> PathBuf {
     base.join("gitca").join("keys")
 }
 
+/// Where a new private key goes: its directory (opened without following untrusted links) and
+/// its file name.
+struct KeyPath {
+    dir: Dir,
+    name: String,
+    shown: PathBuf,
+}
+
 /// Refuses a key path inside the repository: a key there is one `git add -A` away from a leak.
-fn check_key_path(repo_root: &Path, key: &Path) -> Result<PathBuf> {
+fn check_key_path(repo_root: &Path, key: &Path) -> Result<KeyPath> {
     let abs = if key.is_absolute() {
         key.to_path_buf()
     } else {
@@ -63,13 +72,13 @@ fn check_key_path(repo_root: &Path, key: &Path) -> Result<PathBuf> {
             .join(key)
     };
     let parent = abs.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent).map_err(Error::io("create the key directory", parent))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if parent.ends_with("gitca/keys") {
-            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700));
-        }
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::usage("--key-out names no file", "pass a file path"))?;
+    let dir = Dir::create(parent)?;
+    if parent.ends_with("gitca/keys") {
+        dir.set_mode(0o700)?;
     }
     let real_parent = parent
         .canonicalize()
@@ -83,7 +92,7 @@ fn check_key_path(repo_root: &Path, key: &Path) -> Result<PathBuf> {
             "private keys never enter the repository: pass --key-out outside it (default ~/.config/gitca/keys/NAME.key)",
         ));
     }
-    if abs.exists() {
+    if dir.meta(&name)?.is_some() {
         return Err(Error::usage(
             format!(
                 "{} exists already; gitca never overwrites a key",
@@ -92,7 +101,11 @@ fn check_key_path(repo_root: &Path, key: &Path) -> Result<PathBuf> {
             "pass another --key-out, or move the old key away yourself",
         ));
     }
-    Ok(abs)
+    Ok(KeyPath {
+        dir,
+        name,
+        shown: abs,
+    })
 }
 
 /// Adds an entry to the `users:` or `bots:` list of an identities file, keeping every other
@@ -167,8 +180,8 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         ));
     }
     let key_type: KeyType = args.key_type.parse()?;
-    let config = Config::parse(&read(&repo.root, config::FILE)?)?;
-    let existing = inventory::load(&repo.root, &config)?;
+    let config = Config::parse(&read(&repo.dir, config::FILE, config::MAX_BYTES)?)?;
+    let existing = inventory::load(&repo.dir, &config)?;
     let declared = existing.get(name);
     let csr_rel =
         match (declared, args.rotate) {
@@ -185,7 +198,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             (Some(id), true) => id.csr.clone(),
             (None, false) => format!("csr/{name}.csr"),
         };
-    if !args.rotate && repo.path(&csr_rel).exists() {
+    if !args.rotate && repo.dir.meta(&csr_rel)?.is_some() {
         return Err(Error::usage(
             format!("{csr_rel} exists already"),
             "remove the stale CSR first, or choose another name",
@@ -195,7 +208,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         .file
         .clone()
         .unwrap_or_else(|| "identities/people.yaml".into());
-    let file = inventory::resolve_csr_path(&repo.root, &file)
+    let file = inventory::normalize_path(&file)
         .ok()
         .filter(|f| f.starts_with("identities/") && (f.ends_with(".yaml") || f.ends_with(".yml")))
         .ok_or_else(|| {
@@ -225,9 +238,14 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             let gs: Vec<String> = args.groups.iter().map(|g| yaml::quote(g)).collect();
             entry.push(format!("groups: [{}]", gs.join(", ")));
         }
-        let old = std::fs::read_to_string(repo.path(&file)).unwrap_or_else(|_| {
-            "# yaml-language-server: $schema=../schema/identities.schema.json\n".to_string()
-        });
+        let old = match repo.dir.read_opt(&file, yaml::MAX_BYTES as u64)? {
+            Some(bytes) => String::from_utf8(bytes).map_err(|_| {
+                Error::bad_file(&file, "is not UTF-8 text", "fix the identities file")
+            })?,
+            None => {
+                "# yaml-language-server: $schema=../schema/identities.schema.json\n".to_string()
+            }
+        };
         Some(insert_entry(
             &old,
             if args.bot { "bots" } else { "users" },
@@ -248,21 +266,10 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     let key_pem = Zeroizing::new(key.serialize_pem());
 
     // The key first, exclusively, 0600; then the CSR and the YAML; undo on failure.
-    {
-        let mut opts = std::fs::File::options();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts
-            .open(&key_path)
-            .map_err(Error::io("create the key", &key_path))?;
-        f.write_all(key_pem.as_bytes())
-            .map_err(Error::io("write the key", &key_path))?;
-    }
-    let mut tx = repo::Transaction::new(&repo.root);
+    key_path
+        .dir
+        .create_new(&key_path.name, key_pem.as_bytes(), 0o600)?;
+    let mut tx = repo::Transaction::new(&repo.dir);
     let written = (|| -> Result<()> {
         tx.write(&csr_rel, csr_pem.as_bytes());
         if let Some(y) = &new_yaml {
@@ -270,20 +277,20 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         }
         tx.apply()?;
         if new_yaml.is_some() {
-            inventory::load(&repo.root, &config)?;
+            inventory::load(&repo.dir, &config)?;
         }
         Ok(())
     })();
     if let Err(e) = written {
         tx.rollback();
-        let _ = std::fs::remove_file(&key_path);
+        let _ = key_path.dir.remove(&key_path.name);
         return Err(e);
     }
 
     let _ = writeln!(
         out,
         "Private key  {}  (0600; it never leaves this machine)",
-        key_path.display()
+        key_path.shown.display()
     );
     let _ = writeln!(
         out,
@@ -309,7 +316,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     let _ = writeln!(
         out,
         "After the merge and reconcile: gitca bundle {name} --key {} --registry HOST:PORT",
-        key_path.display()
+        key_path.shown.display()
     );
     Ok(())
 }

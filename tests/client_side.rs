@@ -358,6 +358,7 @@ fn bundle_refuses_bad_keys_unknown_names_and_unwritable_targets() {
     std::fs::write(&file, "x").unwrap();
     let o = fails(bundle(&ca, "alice", &file.join("sub")));
     assert!(stderr(&o).contains("cannot create"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
 }
 
 fn write_bundle(dir: &Path, files: &[(&str, String)]) -> PathBuf {

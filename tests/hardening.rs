@@ -180,7 +180,7 @@ fn oversized_inputs_get_a_clear_error() {
     ca.commit("big csr");
     let o = fails(ca.reconcile(T0));
     assert!(
-        stderr(&o).contains("a CSR is at most 65536"),
+        stderr(&o).contains("102400 bytes, more than the 65536 gitca reads"),
         "{}",
         stderr(&o)
     );
@@ -193,7 +193,8 @@ fn oversized_inputs_get_a_clear_error() {
     ca.commit("big yaml");
     let o = fails(ca.reconcile(T0));
     assert!(
-        stderr(&o).contains("larger than gitca reads"),
+        stderr(&o)
+            .contains("identities/people.yaml is 5242943 bytes, more than the 4194304 gitca reads"),
         "{}",
         stderr(&o)
     );

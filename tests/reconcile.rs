@@ -613,10 +613,10 @@ fn symlinked_csr_leading_out_of_the_repo_is_refused() {
     refused(&ca, T0, &["symbolic link", "people.yaml:3"]);
 }
 
-/// csr/ is read ahead while the YAML is parsed; links there go through the same checks: one
-/// leading out is refused, one staying inside is followed.
+/// csr/ is read ahead while the YAML is parsed; links there go through the same checks: no
+/// link is ever followed, whether it leads out or stays inside.
 #[test]
-fn symlinks_in_csr_dir_are_checked_like_any_other_path() {
+fn symlinks_in_csr_dir_are_refused_like_any_other_link() {
     let ca = Ca::new();
     std::fs::create_dir_all(ca.path("csr")).unwrap();
     std::os::unix::fs::symlink("/etc/hostname", ca.path("csr/x.csr")).unwrap();
@@ -631,6 +631,11 @@ fn symlinks_in_csr_dir_are_checked_like_any_other_path() {
     std::os::unix::fs::symlink("../requests/y.csr", ca.path("csr/y.csr")).unwrap();
     ca.identities("users:\n  - name: y\n");
     ca.commit("symlink inside");
+    refused(&ca, T0, &["csr/y.csr is a symbolic link", "people.yaml:2"]);
+    // The same file, committed as a file, is issued.
+    std::fs::remove_file(ca.path("csr/y.csr")).unwrap();
+    std::fs::rename(ca.path("requests/y.csr"), ca.path("csr/y.csr")).unwrap();
+    ca.commit("the file itself");
     ok(ca.reconcile(T0));
     let subject = stdout(&ok(ca.openssl(&[
         "x509",
