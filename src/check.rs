@@ -153,7 +153,7 @@ fn links_and_special_files(repo: &CaRepo, others: &[(String, Kind)]) -> Vec<Erro
 fn special_file_error(rel: &str, what: &str, tracked: bool) -> Error {
     Error::bad_file(
         rel,
-        format!("{} {what}", if tracked { "is tracked as" } else { "is" }),
+        format!("{} {what}", if tracked { "tracked as" } else { "is" }),
         format!("a CA repository holds only regular files: gitca never follows links; remove it (git rm --cached {rel}) and commit the file itself if it is needed"),
     )
 }

@@ -266,7 +266,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let now = parse_now(cli.now.as_deref())?;
     let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
+    let mut lock = crate::redact::Writer::new(stdout.lock(), crate::redact::Redactor::from_env());
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if cli.quiet { &mut sink } else { &mut lock };
     match cli.command {

@@ -285,7 +285,7 @@ impl Dir {
         if Kind::of(FileType::from_raw_mode(st.st_mode)) != Kind::File {
             return Err(Error::bad_file(
                 rel,
-                "is not a regular file",
+                "not a regular file",
                 "gitca reads only plain files here; replace it with the file itself",
             ));
         }

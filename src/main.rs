@@ -15,10 +15,17 @@ fn main() -> ExitCode {
         let tty = std::io::stderr().is_terminal();
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).build())
     }));
+    // Everything printed goes through the redactor (invariant 11; see src/redact.rs).
+    let redactor = gitca::redact::Redactor::from_env();
     let cli = match gitca::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            let text = redactor.text(&e.render().to_string());
+            if e.use_stderr() {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
             // clap exits 2 on usage errors, but 2 means "changes pending" here.
             return if e.use_stderr() {
                 ExitCode::from(1)
@@ -30,7 +37,10 @@ fn main() -> ExitCode {
     let code = match gitca::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("{:?}", miette::Report::new(e));
+            eprintln!(
+                "{}",
+                redactor.text(&format!("{:?}", miette::Report::new(e)))
+            );
             ExitCode::from(1)
         }
     };

@@ -1,0 +1,429 @@
+//! A hostile pull request, and a hostile tree: links planted where gitca reads or writes,
+//! special files, huge files, and secrets in the environment that must never reach the output.
+//! Each reproduction of issue 12's first two classes, plus instances of our own.
+
+mod common;
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+fn all_output(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+/// A CA with alice declared and issued, so there are certificates, a ledger and a CRL.
+fn issued_ca() -> Ca {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n    groups: [push]\n");
+    ca.commit("alice");
+    ok(ca.reconcile(T0));
+    ca
+}
+
+#[test]
+fn reconcile_never_writes_through_a_planted_temporary_name() {
+    let ca = issued_ca();
+    let outside = ca.tmp.path().join("outside");
+    std::fs::write(&outside, "precious\n").unwrap();
+    // Links under every name the previous versions used for their temporary files, at the root
+    // (where `check --base` looks at nothing) and in the output directories.
+    for link in [
+        ".ledger.tsv.gitca-tmp",
+        "certs/.alice.crt.gitca-tmp",
+        "certs/.bob.crt.gitca-tmp",
+        "crl/.ca.crl.gitca-tmp",
+    ] {
+        symlink(&outside, ca.path(link)).unwrap();
+    }
+    ca.p256_csr("bob");
+    ca.identities("users:\n  - name: alice\n    groups: [push]\n  - name: bob\n");
+    ca.commit("bob, and links");
+    // The pull request's check names the links.
+    let o = fails(run(ca.cmd(T0).args(["check"])));
+    for link in [".ledger.tsv.gitca-tmp", "certs/.alice.crt.gitca-tmp"] {
+        assert!(
+            stdout(&o).contains(&format!("{link}: tracked as a symbolic link")),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // Merged anyway: reconcile issues bob and never touches the outside file.
+    ok(ca.reconcile(&days_after(T0, 1)));
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    for f in ["ledger.tsv", "certs/bob.crt"] {
+        let m = std::fs::symlink_metadata(ca.path(f)).unwrap();
+        assert!(m.file_type().is_file(), "{f} is a regular file");
+        assert_eq!(m.permissions().mode() & 0o777, 0o644, "{f}");
+    }
+    assert!(ca.read("ledger.tsv").contains("\tbob\t"));
+}
+
+#[test]
+fn request_never_writes_through_a_planted_temporary_name() {
+    let ca = Ca::new();
+    let outside = ca.tmp.path().join("outside");
+    std::fs::write(&outside, "precious\n").unwrap();
+    symlink(&outside, ca.path("identities/.people.yaml.gitca-tmp")).unwrap();
+    std::fs::create_dir_all(ca.path("csr")).unwrap();
+    symlink(&outside, ca.path("csr/.carol.csr.gitca-tmp")).unwrap();
+    ca.commit("links");
+    let key = ca.keys.join("carol.key");
+    ok(run(ca
+        .cmd(T0)
+        .args(["request", "carol", "--key-out"])
+        .arg(&key)));
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    assert!(ca.read("identities/people.yaml").contains("name: carol"));
+    assert!(std::fs::symlink_metadata(ca.path("identities/people.yaml"))
+        .unwrap()
+        .is_file());
+    assert!(ca.read("csr/carol.csr").contains("CERTIFICATE REQUEST"));
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn request_refuses_a_linked_identities_file_and_leaves_no_key() {
+    let ca = Ca::new();
+    let outside = ca.tmp.path().join("elsewhere.yaml");
+    std::fs::write(&outside, "users: []\n").unwrap();
+    std::fs::remove_file(ca.path("identities/people.yaml")).unwrap();
+    symlink(&outside, ca.path("identities/people.yaml")).unwrap();
+    let key = ca.keys.join("dave.key");
+    let o = fails(run(ca
+        .cmd(T0)
+        .args(["request", "dave", "--key-out"])
+        .arg(&key)));
+    assert!(
+        stderr(&o).contains("identities/people.yaml is a symbolic link"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "users: []\n");
+    assert!(!key.exists(), "no key left behind");
+    assert!(!ca.path("csr/dave.csr").exists());
+}
+
+#[test]
+fn bundle_keeps_the_promised_mode_whatever_was_planted_in_the_output_directory() {
+    let ca = issued_ca();
+    let out = ca.tmp.path().join("certs.d/reg.example:5000");
+    std::fs::create_dir_all(&out).unwrap();
+    let outside = ca.tmp.path().join("outside");
+    std::fs::write(&outside, "precious\n").unwrap();
+    // A pre-created world-readable temporary file, and links under the final names.
+    std::fs::write(out.join(".client.key.gitca-tmp"), "").unwrap();
+    std::fs::set_permissions(
+        out.join(".client.key.gitca-tmp"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    symlink(&outside, out.join("client.key")).unwrap();
+    symlink(&outside, out.join("client.cert")).unwrap();
+    let o = ok(run(ca
+        .cmd(T0)
+        .args(["bundle", "alice", "--key"])
+        .arg(ca.keys.join("alice.key"))
+        .arg("--out-dir")
+        .arg(&out)));
+    assert!(stdout(&o).contains("0600"));
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    let key = std::fs::symlink_metadata(out.join("client.key")).unwrap();
+    assert!(key.file_type().is_file());
+    assert_eq!(
+        key.permissions().mode() & 0o777,
+        0o600,
+        "client.key is 0600"
+    );
+    assert!(std::fs::symlink_metadata(out.join("client.cert"))
+        .unwrap()
+        .file_type()
+        .is_file());
+    // A link on the way into the output directory, planted in a directory others may write.
+    let shared = ca.tmp.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let victim = ca.tmp.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    symlink(&victim, shared.join("out")).unwrap();
+    let o = fails(run(ca
+        .cmd(T0)
+        .args(["bundle", "alice", "--key"])
+        .arg(ca.keys.join("alice.key"))
+        .arg("--out-dir")
+        .arg(shared.join("out"))));
+    assert!(
+        stderr(&o).contains("symbolic link another user could have planted"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+}
+
+/// Every input, replaced by a link to the process's own environment (or another file outside):
+/// refused by name, nothing of the target printed.
+#[test]
+fn linked_inputs_are_refused_and_never_echoed() {
+    let targets = [
+        "gitca.yaml",
+        "identities/people.yaml",
+        "ledger.tsv",
+        "ca/ca.crt",
+        "crl/ca.crl",
+    ];
+    for rel in targets {
+        let ca = issued_ca();
+        std::fs::remove_file(ca.path(rel)).unwrap();
+        symlink("/proc/self/environ", ca.path(rel)).unwrap();
+        ca.commit("link");
+        for args in [
+            vec!["check"],
+            vec!["plan"],
+            vec!["status"],
+            vec!["reconcile", "--identity", ca.identity.to_str().unwrap()],
+        ] {
+            let o = run(ca
+                .cmd(&days_after(T0, 6))
+                .args(&args)
+                .env("CANARY_PLAIN", "canary-from-the-environment"));
+            let all = all_output(&o);
+            assert!(
+                !all.contains("canary-from-the-environment"),
+                "{rel} / {args:?} printed the environment:\n{all}"
+            );
+            assert!(
+                all.contains(&format!("{rel} is")) && all.contains("symbolic link"),
+                "{rel} / {args:?}: the link is named:\n{all}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_linked_identities_directory_is_refused() {
+    let ca = Ca::new();
+    let elsewhere = ca.tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("x.yaml"), "users:\n  - name: secret-x\n").unwrap();
+    std::fs::remove_dir_all(ca.path("identities")).unwrap();
+    symlink(&elsewhere, ca.path("identities")).unwrap();
+    ca.commit("linked dir");
+    for cmd in ["check", "plan"] {
+        let o = fails(run(ca.cmd(T0).arg(cmd)));
+        let all = all_output(&o);
+        assert!(all.contains("identities is a symbolic link"), "{all}");
+        assert!(!all.contains("secret-x"), "{all}");
+    }
+}
+
+#[test]
+fn check_refuses_links_and_submodules_tracked_anywhere() {
+    let ca = issued_ca();
+    assert_eq!(ok(run(ca.cmd(T0).arg("check"))).status.code(), Some(0));
+    std::fs::create_dir_all(ca.path("docs")).unwrap();
+    symlink("/etc/hostname", ca.path("docs/notes.md")).unwrap();
+    symlink("../identities", ca.path("docs/inside")).unwrap();
+    ca.commit("links");
+    // A gitlink (submodule entry) in the index.
+    let sub = git(&ca.root, &["rev-parse", "HEAD"]);
+    git(
+        &ca.root,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{},vendor/lib", sub.trim()),
+        ],
+    );
+    git(&ca.root, &["commit", "-qm", "submodule"]);
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let out = stdout(&o);
+    assert!(
+        out.contains("docs/notes.md: tracked as a symbolic link"),
+        "{out}"
+    );
+    assert!(
+        out.contains("docs/inside: tracked as a symbolic link"),
+        "{out}"
+    );
+    assert!(out.contains("vendor/lib: tracked as a submodule"), "{out}");
+}
+
+#[test]
+fn huge_and_special_files_are_refused_before_they_are_read() {
+    let ca = issued_ca();
+    // A 300 MB gitca.yaml (sparse: it costs no disk), refused from its size alone.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ca.path("gitca.yaml"))
+        .unwrap();
+    f.set_len(300 << 20).unwrap();
+    drop(f);
+    let o = fails(run(ca.cmd(T0).arg("plan").env("GITCA_TIMINGS", "1")));
+    assert!(
+        stderr(&o).contains("gitca.yaml is 314572800 bytes, more than the 1048576 gitca reads"),
+        "{}",
+        stderr(&o)
+    );
+    let rss: u64 = stderr(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("gitca peak RSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .expect("peak RSS printed");
+    assert!(rss < 64 * 1024, "the file was not read: {rss} kB");
+    git(&ca.root, &["checkout", "--", "gitca.yaml"]);
+    // A FIFO where a CSR belongs: refused at once, no hang.
+    std::fs::remove_file(ca.path("csr/alice.csr")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(ca.path("csr/alice.csr"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    assert!(
+        stdout(&o).contains("csr/alice.csr: not a regular file"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// The canary: the real age identity in GITCA_IDENTITY (as CI holds it), passphrases in every
+/// variable gitca reads, a tree full of links to the process's environment, and every command.
+/// Nothing printed may contain any of the secrets.
+#[test]
+fn no_command_ever_prints_a_secret_whatever_the_tree() {
+    let ca = issued_ca();
+    let identity_text = std::fs::read_to_string(&ca.identity).unwrap();
+    let secret_line = identity_text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .to_string();
+    let passphrase = "canary-passphrase-0123456789";
+    let env = |c: &mut std::process::Command| {
+        c.env("GITCA_IDENTITY", &identity_text)
+            .env("GITCA_PASSPHRASE", passphrase)
+            .env("GITCA_NEW_PASSPHRASE", passphrase)
+            .env("GITCA_IMPORT_PASSPHRASE", passphrase)
+            .env("GITCA_P12_PASSWORD", passphrase)
+            .env("CANARY_PLAIN", "canary-from-the-environment");
+    };
+    // The hostile tree: links to the environment wherever gitca might read.
+    let environ = Path::new("/proc/self/environ");
+    for rel in [
+        "csr/evil.csr",
+        "identities/evil.yaml",
+        "ca/recipients.txt",
+        "certs/evil.crt",
+        "schema/x.json",
+    ] {
+        let p = ca.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&p);
+        symlink(environ, &p).unwrap();
+    }
+    // An identities file that quotes a secret key as a name, and a CSR that holds one.
+    ca.write(
+        "identities/quoted.yaml",
+        &format!("users:\n  - name: \"{secret_line}\"\n"),
+    );
+    ca.commit("hostile tree");
+    let later = days_after(T0, 5);
+    let key = ca.keys.join("alice.key");
+    let out_dir = ca.tmp.path().join("bundle");
+    let ca_root = ca.root.to_str().unwrap().to_string();
+    let runs: Vec<Vec<String>> = vec![
+        vec!["check".into()],
+        vec!["check".into(), "--json".into()],
+        vec!["plan".into()],
+        vec!["plan".into(), "--json".into()],
+        vec!["plan".into(), "--markdown".into()],
+        vec!["status".into(), "--json".into()],
+        vec!["reconcile".into()],
+        vec!["ca".into(), "verify".into()],
+        vec!["request".into(), "mallory".into()],
+        vec![
+            "bundle".into(),
+            "alice".into(),
+            "--key".into(),
+            key.display().to_string(),
+            "--out-dir".into(),
+            out_dir.display().to_string(),
+        ],
+        vec![
+            "doctor".into(),
+            "--cert".into(),
+            "certs/alice.crt".into(),
+            "--key".into(),
+            key.display().to_string(),
+        ],
+        vec![
+            "doctor".into(),
+            "--cert".into(),
+            "/proc/self/environ".into(),
+            "--key".into(),
+            "/proc/self/environ".into(),
+        ],
+        vec!["export".into(), "nginx".into()],
+        vec!["export".into(), "registry".into()],
+        vec!["rekey".into(), "--recipient".into(), secret_line.clone()],
+        vec!["rekey".into(), "--recipient".into(), ca.recipient.clone()],
+        vec![
+            "init".into(),
+            "-C".into(),
+            format!("{ca_root}/../new"),
+            "--name".into(),
+            "x".into(),
+            "--recipient".into(),
+            secret_line.clone(),
+        ],
+        vec![
+            "init".into(),
+            "-C".into(),
+            format!("{ca_root}/../new2"),
+            "--name".into(),
+            "x".into(),
+            "--passphrase".into(),
+        ],
+        vec![
+            "import-openssl".into(),
+            "/proc/self".into(),
+            "-C".into(),
+            format!("{ca_root}/../imp"),
+            "--recipient".into(),
+            ca.recipient.clone(),
+        ],
+        vec![
+            "reconcile".into(),
+            "--identity".into(),
+            "/proc/self/environ".into(),
+        ],
+        vec!["--bogus-flag".into(), secret_line.clone()],
+    ];
+    for args in runs {
+        let mut c = ca.cmd(&later);
+        c.current_dir(&ca.root).args(&args);
+        env(&mut c);
+        let o = run(&mut c);
+        let all = all_output(&o);
+        for secret in [
+            secret_line.as_str(),
+            &secret_line[20..50],
+            passphrase,
+            "canary-from-the-environment",
+        ] {
+            assert!(
+                !all.contains(secret),
+                "`gitca {}` printed a secret ({secret}):\n{all}",
+                args.join(" ")
+            );
+        }
+        assert_ne!(o.status.code(), Some(101), "no panic: {args:?}\n{all}");
+    }
+}
