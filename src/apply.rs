@@ -145,6 +145,22 @@ pub fn check_csrs<'a>(
     Ok(out)
 }
 
+/// Revokes a record, or raises an earlier revocation's reason to key-compromise (RFC 5280
+/// allows that change; the original revocation date stays). A reason is never lowered.
+pub fn apply_revocation(r: &mut Record, why: RevocationReason, now: OffsetDateTime) {
+    match r.state {
+        State::Issued => {
+            r.state = State::Revoked;
+            r.revoked_at = Some(now);
+            r.reason = Some(why);
+        }
+        State::Revoked if why == RevocationReason::KeyCompromise => {
+            r.reason = Some(why);
+        }
+        State::Revoked => {}
+    }
+}
+
 /// Fresh serials, unique against the ledger and each other.
 fn fresh_serials(n: usize, ledger: &Ledger) -> Result<Vec<Vec<u8>>> {
     if n == 0 {
@@ -411,9 +427,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         .collect();
     for r in &mut ledger.records {
         if let Some(why) = revoke.get(r.serial.as_str()) {
-            r.state = State::Revoked;
-            r.revoked_at = Some(now);
-            r.reason = Some(*why);
+            apply_revocation(r, *why, now);
         }
     }
     ledger.records.extend(jobs.iter().map(|j| j.record.clone()));

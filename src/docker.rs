@@ -244,7 +244,10 @@ pub fn run_bundle(
         ));
     }
     let (key_text, key) = read_client_key(&args.key)?;
-    if rcgen::PublicKeyData::subject_public_key_info(&key) != parsed.public_key().raw {
+    if !crate::pubkey::same_key(
+        &rcgen::PublicKeyData::subject_public_key_info(&key),
+        parsed.public_key().raw,
+    ) {
         return Err(Error::usage(
             format!("{} is not the key of {name}'s certificate", args.key.display()),
             format!("pass the key `gitca request {name}` made; if it is lost, make a new one with `gitca request {name} --rotate`"),
@@ -442,7 +445,7 @@ fn check_pair(
     let who = leaf.subject().to_string();
     if let Some(key_path) = key_path {
         match read_client_key(key_path) {
-            Ok((_, key)) if rcgen::PublicKeyData::subject_public_key_info(&key) == leaf.public_key().raw => {
+            Ok((_, key)) if crate::pubkey::same_key(&rcgen::PublicKeyData::subject_public_key_info(&key), leaf.public_key().raw) => {
                 d.good(format!("the key matches the certificate of {who}"))
             }
             Ok(_) => d.bad(

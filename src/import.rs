@@ -430,7 +430,10 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             not_after,
             revoked_at: row.revoked.map(|r| r.0),
             reason: row.revoked.map(|r| r.1),
-            key_sha256: ca::key_fingerprint(c.public_key().raw),
+            // The key's identity as reconcile computes it, so ownership and bars carry over.
+            key_sha256: crate::pubkey::canonical(c.public_key().raw)
+                .map(|k| k.id)
+                .unwrap_or_else(|_| ca::key_fingerprint(c.public_key().raw)),
             csr_sha256: "-".into(),
             email: a.email,
             groups: a.groups,

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod load;
 pub mod plan;
 pub mod policy;
+pub mod pubkey;
 pub mod redact;
 pub mod repo;
 pub mod report;

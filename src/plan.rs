@@ -133,6 +133,8 @@ enum Decision {
     Sign(Op, Reason, Option<RevocationReason>),
     /// Revoke every live certificate.
     Revoke(RevocationReason, Reason),
+    /// Revoke (or re-mark, for a key compromise) these certificates.
+    RevokeThese(Vec<Record>, RevocationReason, Reason),
     /// Nothing to do, and no later check may decide otherwise.
     Hold,
 }
@@ -152,12 +154,26 @@ const CHAIN: &[(&str, Check)] = &[
     ("nearing-expiry", nearing_expiry),
 ];
 
+/// `revoke: REASON` revokes every live certificate, and issues nothing while it stays.
+/// `revoke: key-compromise` goes further: it bars every key the identity ever had certified,
+/// so its earlier certificates (superseded by a rotation, or expired) are marked
+/// key-compromise too — a reason only ever moves up to key-compromise, never down.
 fn explicit_revocation(c: &Ctx) -> Option<Decision> {
     let why = c.id.revoke?;
-    Some(if c.live.is_empty() {
+    let targets: Vec<Record> = if why == RevocationReason::KeyCompromise {
+        c.history
+            .iter()
+            .filter(|r| r.reason != Some(RevocationReason::KeyCompromise))
+            .map(|r| (*r).clone())
+            .collect()
+    } else {
+        c.live.iter().map(|r| (*r).clone()).collect()
+    };
+    Some(if targets.is_empty() {
         Decision::Hold
     } else {
-        Decision::Revoke(
+        Decision::RevokeThese(
+            targets,
             why,
             reason(
                 "explicit-revocation",
@@ -345,6 +361,18 @@ pub fn plan(input: &Input<'_>) -> Plan {
             Some(Decision::Revoke(why, r)) => {
                 for rec in &ctx.live {
                     actions.push(revoke(rec, why, r.clone()));
+                }
+            }
+            Some(Decision::RevokeThese(records, why, r)) => {
+                for rec in &records {
+                    let mut r = r.clone();
+                    if !rec.is_live(now) {
+                        r.detail = match rec.reason {
+                            Some(old) => format!("{}; reason {old} → {why}", r.detail),
+                            None => format!("{}; expired, its key barred", r.detail),
+                        };
+                    }
+                    actions.push(revoke(rec, why, r));
                 }
             }
             Some(Decision::Sign(op, r, supersede)) => {

@@ -6,14 +6,13 @@
 
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
-use x509_parser::public_key::PublicKey;
-
-use crate::ca;
 
 /// A CSR whose signature verified and whose key passes gitca's key policy.
 #[derive(Debug, Clone)]
 pub struct VerifiedCsr {
+    /// The canonical SubjectPublicKeyInfo (see [`crate::pubkey`]), never the CSR's bytes.
     pub spki_der: Vec<u8>,
+    /// The key's identity (see [`crate::pubkey`]).
     pub key_sha256: String,
     /// e.g. "ECDSA P-256", "RSA 3072".
     pub key_desc: String,
@@ -34,8 +33,6 @@ fn refuse(rule: impl Into<String>, help: impl Into<String>) -> Refusal {
     }
 }
 
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
 const OID_SHA1_RSA: &str = "1.2.840.113549.1.1.5";
 const OID_SHA1_ECDSA: &str = "1.2.840.10045.4.1";
 const OID_MD5_RSA: &str = "1.2.840.113549.1.1.4";
@@ -98,54 +95,27 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
         ));
     }
     let info = &csr.certification_request_info;
-    let spki = &info.subject_pki;
-    let key_desc = match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => {
-            let bits = rsa.key_size();
-            if bits < 2048 {
-                return Err(refuse(
-                    format!("RSA key of {bits} bits is weak (minimum 2048)"),
-                    REGENERATE,
-                ));
-            }
-            if bits > 8192 {
-                return Err(refuse(
-                    format!("RSA key of {bits} bits is larger than 8192"),
-                    REGENERATE,
-                ));
-            }
-            format!("RSA {bits}")
-        }
-        Ok(PublicKey::EC(_)) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
-                .unwrap_or_default();
-            match curve.as_str() {
-                OID_P256 => "ECDSA P-256".to_string(),
-                OID_P384 => "ECDSA P-384".to_string(),
-                other => {
-                    return Err(refuse(
-                        format!("elliptic curve {other} is not supported (use P-256 or P-384)"),
-                        REGENERATE,
-                    ))
-                }
-            }
-        }
-        Ok(_) if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => "Ed25519".to_string(),
-        _ => {
+    // The key as it is, whatever its encoding: identity and certificates use the canonical form.
+    let key = crate::pubkey::canonical(info.subject_pki.raw).map_err(|why| {
+        refuse(
+            why.0,
+            "use an ECDSA P-256/P-384, RSA (2048 to 8192 bits) or Ed25519 key",
+        )
+    })?;
+    if key.algorithm == crate::pubkey::Algorithm::Rsa {
+        if key.bits < 2048 {
             return Err(refuse(
-                format!(
-                    "key type {} is not supported",
-                    spki.algorithm.algorithm.to_id_string()
-                ),
-                "use an ECDSA P-256/P-384, RSA (2048+) or Ed25519 key",
-            ))
+                format!("RSA key of {} bits is weak (minimum 2048)", key.bits),
+                REGENERATE,
+            ));
         }
-    };
+        if key.bits > 8192 {
+            return Err(refuse(
+                format!("RSA key of {} bits is larger than 8192", key.bits),
+                REGENERATE,
+            ));
+        }
+    }
     // Key policy first: a weak key is named as such, not as a failed signature.
     csr.verify_signature().map_err(|_| {
         refuse(
@@ -160,9 +130,9 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_string);
     Ok(VerifiedCsr {
-        spki_der: spki.raw.to_vec(),
-        key_sha256: ca::key_fingerprint(spki.raw),
-        key_desc,
+        spki_der: key.spki,
+        key_sha256: key.id,
+        key_desc: key.desc,
         common_name,
     })
 }

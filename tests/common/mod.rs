@@ -350,3 +350,108 @@ pub fn days_after(t: &str, days: i64) -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
 }
+
+/// How a hand-made CSR is signed by the real `openssl`.
+pub enum HandSig {
+    /// sha256WithRSAEncryption (`openssl dgst -sha256 -sign`).
+    RsaSha256,
+    /// ecdsa-with-SHA256.
+    EcdsaSha256,
+    /// Ed25519 (`openssl pkeyutl -sign -rawin`).
+    Ed25519,
+}
+
+/// A PKCS#10 CSR built byte by byte around `spki` (any encoding a hostile author chooses),
+/// with subject CN=`cn`, signed by the real `openssl` with `key`: proof of possession holds.
+pub fn hand_csr(dir: &Path, cn: &str, spki: &[u8], key: &Path, sig: HandSig) -> String {
+    let name = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_set(|w| {
+                w.next().write_sequence(|w| {
+                    w.next()
+                        .write_oid(&yasna::models::ObjectIdentifier::from_slice(&[2, 5, 4, 3]));
+                    w.next().write_utf8_string(cn);
+                })
+            })
+        })
+    });
+    // The CertificationRequestInfo, with the SPKI copied verbatim.
+    let mut cri_body = yasna::construct_der(|w| w.write_u8(0));
+    cri_body.extend_from_slice(&name);
+    cri_body.extend_from_slice(spki);
+    cri_body.extend_from_slice(&[0xa0, 0x00]);
+    let cri = der_wrap(0x30, &cri_body);
+    let cri_file = dir.join(format!("{cn}.cri.der"));
+    let sig_file = dir.join(format!("{cn}.sig"));
+    std::fs::write(&cri_file, &cri).unwrap();
+    let (k, c, s) = (
+        key.to_str().unwrap(),
+        cri_file.to_str().unwrap(),
+        sig_file.to_str().unwrap(),
+    );
+    let (args, alg): (Vec<&str>, Vec<u8>) = match sig {
+        HandSig::RsaSha256 => (
+            vec!["dgst", "-sha256", "-sign", k, "-out", s, c],
+            vec![
+                0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
+                0x00,
+            ],
+        ),
+        HandSig::EcdsaSha256 => (
+            vec!["dgst", "-sha256", "-sign", k, "-out", s, c],
+            vec![
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+            ],
+        ),
+        HandSig::Ed25519 => (
+            vec![
+                "pkeyutl", "-sign", "-rawin", "-inkey", k, "-in", c, "-out", s,
+            ],
+            vec![0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70],
+        ),
+    };
+    ok(tool("openssl", &args, dir));
+    let signature = std::fs::read(&sig_file).unwrap();
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&signature);
+    let mut body = cri;
+    body.extend_from_slice(&alg);
+    body.extend_from_slice(&der_wrap(0x03, &bits));
+    pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der_wrap(0x30, &body)))
+}
+
+/// A DER TLV with a minimal length.
+pub fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The DER SubjectPublicKeyInfo of a key file, from the real `openssl pkey -pubout`.
+pub fn spki_of(key: &Path) -> Vec<u8> {
+    let o = ok(tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            key.to_str().unwrap(),
+            "-pubout",
+            "-outform",
+            "DER",
+        ],
+        key.parent().unwrap(),
+    ));
+    o.stdout
+}
