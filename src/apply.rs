@@ -5,14 +5,14 @@
 //! before the CA key is decrypted; files are written only once everything is signed; the
 //! commit comes last, and any failure puts every touched file back.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 use time::OffsetDateTime;
 
-use crate::ca::{self, CaCert, CaKey, CrlEntry, LeafSpec};
+use crate::ca::{self, CaCert, CaKey, LeafSpec};
 use crate::custody::{self, KeySource};
 use crate::error::{Error, Result};
 use crate::init::CRL_FILE;
@@ -20,9 +20,10 @@ use crate::inventory::Identity;
 use crate::ledger::{self, Ledger, Record, RevocationReason, State};
 use crate::load::{self, State as Loaded};
 use crate::plan::{self, Op, Plan};
-use crate::policy::{self, VerifiedCsr};
+use crate::policy::VerifiedCsr;
 use crate::repo::{CaRepo, Transaction};
 use crate::report;
+use crate::seal::{self, Seal};
 
 pub struct ReconcileOptions {
     pub dir: PathBuf,
@@ -40,6 +41,10 @@ pub struct Outcome {
     /// (identity, serial) of every certificate signed.
     pub issued: Vec<(String, String)>,
     pub commit: Option<git2::Oid>,
+    /// Why identities were held or refused, pointing at their entries.
+    pub diagnostics: Vec<Error>,
+    /// Something was left for a person (see [`EXIT_ATTENTION`]).
+    pub attention: bool,
 }
 
 /// A certificate to sign: the identity, its verified CSR and the ledger record to be.
@@ -52,97 +57,6 @@ struct Job<'a> {
 
 pub fn cert_path(name: &str) -> String {
     format!("certs/{name}.crt")
-}
-
-/// Verifies the CSRs of `to_sign` (their bytes as loaded), applying every CSR rule (signature, key policy,
-/// CN, key ownership, compromised keys). Returns all refusals at once. `check` runs this on
-/// every identity, reconcile on those it signs for.
-pub fn check_csrs<'a>(
-    state: &Loaded,
-    to_sign: &[&'a Identity],
-) -> Result<Vec<(&'a Identity, VerifiedCsr)>> {
-    if to_sign.is_empty() {
-        return Ok(Vec::new());
-    }
-    let verified: Vec<(&Identity, std::result::Result<VerifiedCsr, policy::Refusal>)> = to_sign
-        .par_iter()
-        .map(|id| {
-            // The bytes hashed at load time: what is verified and signed is exactly what the
-            // ledger's csr_sha256 records. Loading hashes every CSR file that exists, so no
-            // bytes means no file.
-            let r = id
-                .csr_bytes
-                .as_deref()
-                .ok_or_else(|| policy::Refusal {
-                    rule: format!("{} does not exist", id.csr),
-                    help: format!(
-                        "add the CSR (`gitca request {}` writes it), or fix the path",
-                        id.name
-                    ),
-                })
-                .and_then(policy::verify_csr)
-                .and_then(|csr| policy::check_name(&csr, &id.name).map(|()| csr));
-            (*id, r)
-        })
-        .collect();
-
-    // Keys are bound to one identity for life, and a compromised key is never certified again.
-    let mut owner: HashMap<&str, &str> = HashMap::new();
-    let mut compromised: HashSet<&str> = HashSet::new();
-    for r in &state.ledger.records {
-        owner
-            .entry(r.key_sha256.as_str())
-            .or_insert(r.identity.as_str());
-        if r.reason == Some(RevocationReason::KeyCompromise) {
-            compromised.insert(r.key_sha256.as_str());
-        }
-    }
-    let mut errors = Vec::new();
-    let mut out = Vec::new();
-    let mut claimed: HashMap<String, &str> = HashMap::new();
-    for (id, r) in verified {
-        let refusal = match r {
-            Err(refusal) => Some(refusal),
-            Ok(csr) => {
-                let key = csr.key_sha256.as_str();
-                if compromised.contains(key) {
-                    Some(policy::Refusal {
-                        rule: "its public key was revoked for key compromise".into(),
-                        help: format!("a compromised key is never certified again: generate a new key and CSR (`gitca request {} --key-out NEW.key`)", id.name),
-                    })
-                } else if let Some(other) = owner.get(key).filter(|o| **o != id.name) {
-                    Some(policy::Refusal {
-                        rule: format!("its public key belongs to identity `{other}`"),
-                        help: "every identity has its own key: generate a new key and CSR".into(),
-                    })
-                } else if let Some(other) = claimed.get(key).filter(|o| **o != id.name) {
-                    Some(policy::Refusal {
-                        rule: format!("its public key is also in the CSR of `{other}`"),
-                        help: "every identity has its own key: generate a new key and CSR".into(),
-                    })
-                } else {
-                    claimed.insert(csr.key_sha256.clone(), &id.name);
-                    out.push((id, csr));
-                    None
-                }
-            }
-        };
-        if let Some(refusal) = refusal {
-            let located = state.inventory.locate(
-                id,
-                true,
-                format!(
-                    "CSR of `{}` ({}) refused: {}",
-                    id.name, id.csr, refusal.rule
-                ),
-                "this CSR",
-                &refusal.help,
-            );
-            errors.push(located.into());
-        }
-    }
-    Error::collect(errors)?;
-    Ok(out)
 }
 
 /// Revokes a record, or raises an earlier revocation's reason to key-compromise (RFC 5280
@@ -301,35 +215,52 @@ fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
+/// The exit code of a reconcile that applied everything it could (revocations, the CRL, every
+/// certificate it could sign) and committed it, but left something that needs a person: an
+/// identity it could not sign for, a broken declaration, a hand edit of its outputs it undid.
+/// CI pushes the commit and still turns red.
+pub const EXIT_ATTENTION: u8 = 3;
+
 /// The top-level entry point for `gitca reconcile`.
 pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Outcome> {
     let phases = Phases::new();
     let repo = CaRepo::open(&opts.dir)?;
     let _lock = repo.lock()?;
+    refuse_shallow(&repo)?;
     // A reconcile killed between writing and committing leaves its outputs changed; they are
     // derived data, so `prepare` puts them back (a rerun converges). It scans the tree while
     // the identities load.
-    let root = repo.root.clone();
-    let (mut state, start) = load::load_with(&repo.dir, move || CaRepo::open(&root)?.prepare())?;
+    let (mut state, start) = load::load_with(&repo, CaRepo::prepare)?;
     if !start.restored.is_empty() && !opts.quiet {
         let _ = writeln!(
             out,
-            "Restored {} output file(s) (certs/, crl/, ledger.tsv) to HEAD: an earlier reconcile was interrupted or they were edited by hand.",
+            "Restored {} output file(s) (certs/, crl/, ledger.tsv, ledger.sig) to HEAD: an earlier reconcile was interrupted or they were edited by hand.",
             start.restored.len()
         );
     }
     let now = opts.now;
-    let plan = state.plan(now);
+    let vetted = state.plan(now);
+    let (plan, verified) = (vetted.plan, vetted.verified);
+    let mut diagnostics = std::mem::take(&mut state.problems);
+    diagnostics.extend(vetted.diagnostics);
     phases.mark("load and plan");
+    let attention = !plan.blocked.is_empty() || plan.repair.is_some() || !diagnostics.is_empty();
     if plan.is_empty() {
         if !opts.quiet {
             let _ = writeln!(
                 out,
-                "Nothing to do: every identity holds a current certificate and the CRL is fresh."
+                "{}",
+                if plan.blocked.is_empty() {
+                    "Nothing to do: every identity holds a current certificate and the CRL is fresh."
+                } else {
+                    "Nothing to apply; see the blocked identities below."
+                }
             );
         }
         return Ok(Outcome {
             plan,
+            diagnostics,
+            attention,
             ..Outcome::default()
         });
     }
@@ -339,17 +270,62 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         start.ensure_clean()?;
     }
 
-    // 1. Everything that can refuse the run, before the CA key is touched.
-    let to_sign: Vec<&Identity> = plan
-        .actions
+    // 1. Everything that can refuse the run, before the CA key is touched. The ledger is
+    // taken out of the state (extended in place later: a clone of a 100,000-row ledger costs
+    // tens of MiB).
+    let ledger = std::mem::take(&mut state.ledger);
+    let jobs = jobs(&state, &ledger, verified, now)?;
+    phases.mark("verify CSRs");
+    // 2. Unlock the CA key: the last thing before signing.
+    let key: CaKey = custody::unlock(&repo.dir, &opts.key_source)?;
+    ca::check_key_matches(&state.ca, &key)?;
+    crate::repo::failpoint("after-unlock");
+    let signed = sign_all(&state, &key, &jobs, opts.quiet)?;
+    phases.mark("unlock and sign");
+    // 3. The new ledger, CRL and seal.
+    let next = next_outputs(ledger, &state, &plan, &jobs, &key, now)?;
+    drop(key);
+    phases.mark("ledger and CRL");
+    // 4. Write, then commit; on any failure put every file back.
+    let commit = write_and_commit(&repo, opts, &state, &plan, &jobs, &signed, &next)?;
+    phases.mark("commit");
+    let issued: Vec<(String, String)> = jobs
         .iter()
-        .filter(|a| a.op.signs())
-        .filter_map(|a| state.inventory.get(&a.identity))
+        .map(|j| (j.identity.name.clone(), j.record.serial.clone()))
         .collect();
-    let verified = check_csrs(&state, &to_sign)?;
-    let serials = fresh_serials(verified.len(), &state.ledger)?;
+    if !opts.quiet {
+        report::render_applied(out, &plan, &issued, commit);
+    }
+    Ok(Outcome {
+        plan,
+        issued,
+        commit,
+        diagnostics,
+        attention,
+    })
+}
+
+fn refuse_shallow(repo: &CaRepo) -> Result<()> {
+    if repo.git.is_shallow() {
+        return Err(Error::usage(
+            "this clone is shallow: reconcile needs the repository's whole history",
+            "history is how gitca finds the newest ledger and CRL the CA sealed (a rolled-back CRL would otherwise go unnoticed); clone without --depth, or set `fetch-depth: 0` in actions/checkout (GIT_DEPTH: 0 in GitLab)",
+        ));
+    }
+    Ok(())
+}
+
+/// The certificates to sign: each verified CSR with a fresh serial and its ledger record.
+fn jobs<'a>(
+    state: &'a Loaded,
+    ledger: &Ledger,
+    verified: Vec<(usize, VerifiedCsr)>,
+    now: OffsetDateTime,
+) -> Result<Vec<Job<'a>>> {
+    let serials = fresh_serials(verified.len(), ledger)?;
     let mut jobs: Vec<Job<'_>> = Vec::with_capacity(verified.len());
-    for ((identity, csr), serial_der) in verified.into_iter().zip(serials) {
+    for ((at, csr), serial_der) in verified.into_iter().zip(serials) {
+        let identity = &state.inventory.identities[at];
         let profile = &state.config.profiles[&identity.profile];
         let validity = identity.validity.unwrap_or(profile.validity).0;
         let (not_before, not_after) = plan::validity_window(now, validity, state.ca.not_after);
@@ -375,15 +351,14 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
             serial_der,
         });
     }
+    Ok(jobs)
+}
 
-    phases.mark("verify CSRs");
-    // 2. Unlock the CA key: the last thing before signing.
-    let key: CaKey = custody::unlock(&repo.dir, &opts.key_source)?;
-    ca::check_key_matches(&state.ca, &key)?;
-    crate::repo::failpoint("after-unlock");
+/// Signs every job in parallel, linting each certificate before it is kept.
+fn sign_all(state: &Loaded, key: &CaKey, jobs: &[Job<'_>], quiet: bool) -> Result<Vec<Vec<u8>>> {
     let signed_count = std::sync::atomic::AtomicUsize::new(0);
     let organization = state.config.ca.organization.clone();
-    let progress = progress_bar(jobs.len() as u64, opts.quiet);
+    let progress = progress_bar(jobs.len() as u64, quiet);
     let signed: Vec<Result<Vec<u8>>> = jobs
         .par_iter()
         .map(|job| {
@@ -394,9 +369,9 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
             let profile = &state.config.profiles[&job.identity.profile];
             let der = ca::sign_leaf(
                 &state.ca,
-                &key,
+                key,
                 &LeafSpec {
-                    name: &job.identity.name,
+                    name: job.identity.cn(),
                     organization: &organization,
                     groups: &job.identity.groups,
                     email: job.identity.email.as_deref(),
@@ -412,13 +387,27 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         })
         .collect();
     progress.finish_and_clear();
-    let signed: Vec<Vec<u8>> = signed.into_iter().collect::<Result<_>>()?;
+    signed.into_iter().collect()
+}
 
-    phases.mark("unlock and sign");
-    // 3. The new ledger and CRL.
-    // The loaded ledger is not needed any more: extend it in place (a clone of a 100,000-row
-    // ledger costs tens of MiB).
-    let mut ledger = std::mem::take(&mut state.ledger);
+/// What a run writes besides the certificates: the ledger, the CRL and the seal over both.
+struct NextOutputs {
+    ledger: Ledger,
+    ledger_text: String,
+    crl_text: String,
+    seal: Seal,
+}
+
+/// The new ledger (revocations applied, new certificates added), the CRL (re-signed when the
+/// plan says so, else the current one) and the seal over both.
+fn next_outputs(
+    mut ledger: Ledger,
+    state: &Loaded,
+    plan: &Plan,
+    jobs: &[Job<'_>],
+    key: &CaKey,
+    now: OffsetDateTime,
+) -> Result<NextOutputs> {
     let revoke: BTreeMap<&str, RevocationReason> = plan
         .actions
         .iter()
@@ -432,59 +421,70 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     }
     ledger.records.extend(jobs.iter().map(|j| j.record.clone()));
     ledger.sort();
-    let crl_pem = match &plan.crl {
+    let crl_text = match &plan.crl {
         Some(c) => {
-            let entries: Vec<CrlEntry> = ledger
-                .records
-                .iter()
-                .filter(|r| r.on_crl(now))
-                .map(|r| CrlEntry {
-                    serial: hex::decode(&r.serial).expect("ledger serials are hex"),
-                    revoked_at: r.revoked_at.expect("revoked records have a time"),
-                    reason: r.reason.expect("revoked records have a reason"),
-                })
-                .collect();
-            let pem = ca::sign_crl(&state.ca, &key, c.number, now, c.next_update, &entries)?;
+            let entries = ca::crl_entries(&ledger, now)?;
+            let pem = ca::sign_crl(&state.ca, key, c.number, now, c.next_update, &entries)?;
             lint_crl(&pem, &state.ca, c.number, entries.len())?;
-            Some(pem)
+            pem
         }
-        None => None,
+        None => state.crl_text.clone(),
     };
-    drop(key);
-    phases.mark("ledger and CRL");
+    let ledger_text = ledger.render();
+    let seal = Seal::sign(
+        &state.ca,
+        key,
+        state.standing.next_sequence(),
+        ledger_text.as_bytes(),
+        crl_text.as_bytes(),
+        plan.crl.as_ref().map_or(state.crl.number, |c| c.number),
+    )?;
+    Ok(NextOutputs {
+        ledger,
+        ledger_text,
+        crl_text,
+        seal,
+    })
+}
 
-    // 4. Write, then commit; on any failure put every file back.
+/// Writes every file (certificates, stale certificate files removed, ledger, CRL, seal) and
+/// commits them; on any failure every file is put back and the index reset to HEAD.
+fn write_and_commit(
+    repo: &CaRepo,
+    opts: &ReconcileOptions,
+    state: &Loaded,
+    plan: &Plan,
+    jobs: &[Job<'_>],
+    signed: &[Vec<u8>],
+    next: &NextOutputs,
+) -> Result<Option<git2::Oid>> {
+    let now = opts.now;
     let mut tx = Transaction::new(&repo.dir);
     let result = (|| -> Result<Option<git2::Oid>> {
-        for (job, der) in jobs.iter().zip(&signed) {
+        for (job, der) in jobs.iter().zip(signed) {
             let mut text = ca::to_pem("CERTIFICATE", der);
             text.push_str(&state.ca.pem);
             tx.write(&cert_path(&job.identity.name), text);
         }
-        // An identity left without a live certificate has no current certificate file.
-        let revoked_identities: HashSet<&str> = plan
-            .actions
-            .iter()
-            .filter(|a| a.op == Op::Revoke)
-            .map(|a| a.identity.as_str())
-            .collect();
-        for name in revoked_identities {
-            if !ledger.of(name).any(|r| r.is_live(now)) {
-                tx.remove(&cert_path(name));
+        // certs/NAME.crt is the current certificate of a live identity: one left without a live
+        // certificate (revoked, disabled, expired, removed) has none.
+        for (file, _) in repo.dir.list("certs")? {
+            if let Some(name) = file.strip_suffix(".crt") {
+                if !next.ledger.of(name).any(|r| r.is_live(now)) {
+                    tx.remove(&cert_path(name));
+                }
             }
         }
-        tx.write(ledger::FILE, ledger.render());
-        if let Some(pem) = &crl_pem {
-            tx.write(CRL_FILE, pem.as_bytes());
-        }
+        tx.write(ledger::FILE, next.ledger_text.as_bytes());
+        tx.write(CRL_FILE, next.crl_text.as_bytes());
+        tx.write(seal::FILE, next.seal.render());
         tx.apply()?;
-        phases.mark("write files");
         crate::repo::failpoint("before-commit");
         if opts.no_commit {
             return Ok(None);
         }
         let message = report::commit_message(
-            &plan,
+            plan,
             &jobs
                 .iter()
                 .map(|j| (j.identity.name.clone(), j.record.serial.clone()))
@@ -492,8 +492,8 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         );
         Ok(Some(repo.commit_files(&tx.done, &message)?))
     })();
-    let commit = match result {
-        Ok(c) => c,
+    match result {
+        Ok(c) => Ok(c),
         Err(e) => {
             tx.rollback();
             // The index may hold staged paths from a failed commit: reset it to HEAD.
@@ -506,20 +506,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
                     }
                 }
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    phases.mark("commit");
-    let issued: Vec<(String, String)> = jobs
-        .iter()
-        .map(|j| (j.identity.name.clone(), j.record.serial.clone()))
-        .collect();
-    if !opts.quiet {
-        report::render_applied(out, &plan, &issued, commit);
     }
-    Ok(Outcome {
-        plan,
-        issued,
-        commit,
-    })
 }

@@ -471,6 +471,29 @@ pub struct CrlEntry {
     pub reason: RevocationReason,
 }
 
+/// The entries of a CRL at `now`: every revoked certificate not yet expired.
+pub fn crl_entries(ledger: &crate::ledger::Ledger, now: OffsetDateTime) -> Result<Vec<CrlEntry>> {
+    ledger
+        .records
+        .iter()
+        .filter(|r| r.on_crl(now))
+        .map(|r| {
+            let bad = || {
+                Error::bad_file(
+                    crate::ledger::FILE,
+                    format!("the revoked row {} cannot go on a CRL", r.serial),
+                    "the ledger is written by gitca reconcile only; restore it from git history",
+                )
+            };
+            Ok(CrlEntry {
+                serial: hex::decode(&r.serial).map_err(|_| bad())?,
+                revoked_at: r.revoked_at.ok_or_else(bad)?,
+                reason: r.reason.ok_or_else(bad)?,
+            })
+        })
+        .collect()
+}
+
 /// Signs a CRL; returns its PEM.
 pub fn sign_crl(
     ca: &CaCert,
@@ -556,6 +579,64 @@ pub fn serial_hex(raw: &[u8]) -> String {
         .position(|&b| b != 0)
         .unwrap_or(raw.len().saturating_sub(1));
     hex::encode(&raw[first..])
+}
+
+/// Whether `signature` over `message` verifies with the key `spki_der` (a CA key: ECDSA P-256
+/// with SHA-256, P-384 with SHA-384, or RSA PKCS#1 v1.5 with SHA-256 — what rcgen signs with).
+pub fn verify_with(spki_der: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    use aws_lc_rs::signature;
+    let Ok((_, spki)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) else {
+        return false;
+    };
+    let alg: &dyn signature::VerificationAlgorithm = match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(_)) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Ok(x509_parser::public_key::PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA256_ASN1,
+                Some("1.3.132.0.34") => &signature::ECDSA_P384_SHA384_ASN1,
+                _ => return false,
+            }
+        }
+        _ => return false,
+    };
+    signature::UnparsedPublicKey::new(alg, &spki.subject_public_key.data)
+        .verify(message, signature)
+        .is_ok()
+}
+
+/// Checks that `ca` is a CA certificate whose signature verifies under `issuer_spki` (its own
+/// key for a self-signed root): a certificate with the real public key but a forged subject or
+/// validity has no valid signature, since only the key's holder can make one.
+pub fn verify_ca_signature(ca: &CaCert, issuer_spki: &[u8]) -> Result<()> {
+    let bad = |why: &str| {
+        Error::bad_file(
+            "ca/ca.crt",
+            format!("not the CA certificate: {why}"),
+            "ca/ca.crt was replaced by hand; restore it from git history (git log -- ca/ca.crt)",
+        )
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca.der).map_err(|_| bad("not X.509"))?;
+    let (_, issuer) = x509_parser::x509::SubjectPublicKeyInfo::from_der(issuer_spki)
+        .map_err(|_| bad("the issuer key cannot be read"))?;
+    cert.verify_signature(Some(&issuer))
+        .map_err(|_| bad("its signature does not verify"))?;
+    let is_ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.value.ca);
+    if !is_ca {
+        return Err(bad(
+            "it is not a CA certificate (basicConstraints CA:FALSE)",
+        ));
+    }
+    Ok(())
 }
 
 /// Verifies that `key` is the private half of `ca`.

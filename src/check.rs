@@ -12,8 +12,8 @@ use miette::Diagnostic;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::apply::{self, cert_path};
-use crate::ca::{self, CrlInfo};
+use crate::apply::cert_path;
+use crate::ca;
 use crate::confined::{Dir, Kind};
 use crate::error::{Error, Result};
 use crate::init::{CA_CERT, CRL_FILE};
@@ -22,6 +22,7 @@ use crate::load::{self, read};
 use crate::plan::human_span;
 use crate::repo::CaRepo;
 use crate::report;
+use crate::seal::{self, Standing};
 
 /// A problem that does not fail check.
 #[derive(Debug, Clone)]
@@ -207,12 +208,11 @@ fn verify_cert_file(
 }
 
 /// Compares with the base revision: what only reconcile may write must not change in a PR.
-fn compare_with_base(
-    repo: &CaRepo,
-    base: &str,
-    ledger: &Ledger,
-    findings: &mut Findings,
-) -> Result<()> {
+fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Result<()> {
+    // The ledger as the pull request left it on disk (not the sealed one gitca would use).
+    let ledger = read(&repo.dir, ledger::FILE, ledger::MAX_BYTES)
+        .and_then(|t| Ledger::parse(&t))
+        .unwrap_or_default();
     let base_obj = repo.git.revparse_single(base).map_err(|_| {
         Error::usage(
             format!("`{base}` is not a revision of this repository"),
@@ -232,7 +232,7 @@ fn compare_with_base(
     let fork_tree = repo.git.find_commit(fork)?.tree()?;
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
-    for p in ["ledger.tsv", "certs", "crl", "ca"] {
+    for p in ["ledger.tsv", "ledger.sig", "certs", "crl", "ca"] {
         opts.pathspec(p);
     }
     let diff = repo
@@ -312,23 +312,36 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
     let (inventory, problems) = crate::inventory::load_all(&repo.dir, &config)?;
     f.errors
         .extend(problems.into_iter().flat_map(Error::into_flat));
-    let ledger = read(&repo.dir, ledger::FILE, ledger::MAX_BYTES).and_then(|t| Ledger::parse(&t));
-    let ca = read(&repo.dir, CA_CERT, ca::MAX_CERT_BYTES).and_then(|t| ca::CaCert::parse(&t));
-    let crl = read(&repo.dir, CRL_FILE, ca::MAX_CRL_BYTES).and_then(|t| CrlInfo::parse(&t, None));
-    let state = match (ledger, ca, crl) {
-        (Ok(ledger), Ok(ca), Ok(crl)) => load::State {
-            config,
-            inventory,
-            ledger,
-            crl,
-            ca,
-        },
-        (ledger, ca, crl) => {
-            f.errors.extend(ledger.err());
-            f.errors.extend(ca.err());
-            f.errors.extend(crl.err());
+    let outputs = match load::outputs(repo) {
+        Ok(o) => o,
+        Err(e) => {
+            f.errors.extend(e.into_flat());
             return Ok(f);
         }
+    };
+    match &outputs.standing {
+        Standing::Recovered { .. } => f.errors.push(Error::bad_file(
+            seal::FILE,
+            seal::describe(&outputs.standing).unwrap_or_default(),
+            "only gitca writes ledger.tsv, crl/ca.crl and ledger.sig: drop the edit from the pull request; on main, the next gitca reconcile writes the sealed versions back",
+        )),
+        Standing::Unsealed => f.warnings.push(Warning {
+            file: seal::FILE.into(),
+            message: "ledger.tsv and crl/ca.crl carry no seal yet (a repository from an earlier gitca)".into(),
+            help: "the next gitca reconcile that writes seals them; until then hand edits of them cannot be told apart".into(),
+        }),
+        Standing::Sealed(_) => {}
+    }
+    let state = load::State {
+        config,
+        inventory,
+        ledger: outputs.ledger,
+        crl: outputs.crl,
+        ca: outputs.ca,
+        crl_text: outputs.crl_text,
+        standing: outputs.standing,
+        problems: Vec::new(),
+        signing_blocked: None,
     };
     // CSR rules, exactly as reconcile applies them, for every identity that wants a certificate.
     let wanting: Vec<&crate::inventory::Identity> = state
@@ -337,19 +350,11 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         .iter()
         .filter(|i| i.wants_certificate())
         .collect();
-    if let Err(e) = apply::check_csrs(&state, &wanting) {
-        f.errors.extend(e.into_flat());
-    }
-    // Integrity: the CRL's signature, and the certificate files against the ledger.
-    let crl = match read(&repo.dir, CRL_FILE, ca::MAX_CRL_BYTES)
-        .and_then(|t| CrlInfo::parse(&t, Some(&state.ca)))
-    {
-        Ok(c) => Some(c),
-        Err(e) => {
-            f.errors.push(e);
-            None
-        }
-    };
+    f.errors
+        .extend(crate::policy::vet(&state.ledger, &state.inventory, &wanting).diagnostics);
+    // Integrity: the certificate files against the (sealed) ledger; the CRL's signature was
+    // checked when it was loaded.
+    let crl = Some(state.crl.clone());
     let live: BTreeSet<&str> = state
         .ledger
         .records
@@ -454,7 +459,7 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         });
     }
     if let Some(base) = base {
-        compare_with_base(repo, base, &state.ledger, &mut f)?;
+        compare_with_base(repo, base, &mut f)?;
     }
     Ok(f)
 }
@@ -495,6 +500,15 @@ pub fn run_check(
         render_findings(&f, out);
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+/// One diagnostic as text, as the terminal shows it (no colour), every secret redacted.
+pub fn render_diagnostic(e: &Error) -> String {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+    let mut s = String::new();
+    let _ = handler.render_report(&mut s, e);
+    crate::redact::Redactor::from_env().text(s.trim_end())
 }
 
 /// Human rendering: each error as a miette diagnostic, then warnings, then a one-line verdict.
@@ -544,8 +558,7 @@ pub fn run_plan(
     let repo = CaRepo::open(dir)?;
     if let Some(base) = base {
         let mut f = Findings::default();
-        let ledger = Ledger::parse(&read(&repo.dir, ledger::FILE, ledger::MAX_BYTES)?)?;
-        compare_with_base(&repo, base, &ledger, &mut f)?;
+        compare_with_base(&repo, base, &mut f)?;
         if !f.errors.is_empty() {
             return Err(Error::Many {
                 count: f.errors.len(),
@@ -553,8 +566,14 @@ pub fn run_plan(
             });
         }
     }
-    let state = load::load(&repo.dir)?;
-    let plan = state.plan(now);
+    let state = load::load(&repo)?;
+    let vetted = state.plan(now);
+    let plan = vetted.plan;
+    if matches!(format, PlanFormat::Human) {
+        for e in state.problems.iter().chain(&vetted.diagnostics) {
+            eprintln!("{}", render_diagnostic(e));
+        }
+    }
     match format {
         PlanFormat::Human => report::render_plan_human(out, &plan),
         PlanFormat::Markdown => report::render_plan_markdown(out, &plan),
@@ -566,7 +585,11 @@ pub fn run_plan(
             );
         }
     }
-    Ok(if detailed_exitcode && !plan.is_empty() {
+    // The whole plan is printed first; then a blocked identity or a broken declaration fails
+    // the command, as an invalid configuration fails `terraform plan`.
+    Ok(if !plan.blocked.is_empty() || !state.problems.is_empty() {
+        1
+    } else if detailed_exitcode && !plan.is_empty() {
         2
     } else {
         0
@@ -582,7 +605,7 @@ pub fn run_status(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let repo = CaRepo::open(dir)?;
-    let state = load::load(&repo.dir)?;
+    let state = load::load(&repo)?;
     let window = expiring.map(|d| d.0);
     let mut expiring_soon = Vec::new();
     let mut identities = Vec::new();
@@ -713,5 +736,12 @@ pub fn run_status(
             );
         }
     }
-    Ok(if expiring_soon.is_empty() { 0 } else { 1 })
+    for e in &state.problems {
+        eprintln!("{}", render_diagnostic(e));
+    }
+    Ok(if expiring_soon.is_empty() && state.problems.is_empty() {
+        0
+    } else {
+        1
+    })
 }

@@ -261,6 +261,50 @@ pub fn custody_from_args(args: &CustodyArgs) -> Result<Custody> {
     Ok(Custody::Recipients(custody::validate_recipients(&all)?))
 }
 
+/// After a reconcile: every held or refused identity's diagnostic on stderr (even with
+/// --quiet: this is what a cron job must show), a one-line summary, and the exit code.
+fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
+    if !outcome.attention {
+        return 0;
+    }
+    let shown = crate::report::MAX_DIAGNOSTICS;
+    for e in outcome.diagnostics.iter().take(shown) {
+        eprintln!("{}", crate::check::render_diagnostic(e));
+    }
+    if outcome.diagnostics.len() > shown {
+        eprintln!(
+            "… and {} more problem(s) (gitca check lists them all)",
+            outcome.diagnostics.len() - shown
+        );
+    }
+    let blocked: Vec<&str> = outcome
+        .plan
+        .blocked
+        .iter()
+        .map(|b| b.identity.as_str())
+        .collect();
+    let mut parts = Vec::new();
+    if !blocked.is_empty() {
+        parts.push(format!(
+            "{} identity(ies) not signed for: {}",
+            blocked.len(),
+            blocked.join(", ")
+        ));
+    }
+    if let Some(why) = &outcome.plan.repair {
+        parts.push(format!("restored the sealed ledger and CRL ({why})"));
+    }
+    if parts.is_empty() {
+        parts.push("declarations with problems (see above)".into());
+    }
+    eprintln!(
+        "gitca: reconcile applied every revocation and CRL update it could{}, but needs attention: {}",
+        if outcome.commit.is_some() { " and committed them" } else { "" },
+        parts.join("; ")
+    );
+    crate::apply::EXIT_ATTENTION
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     let now = parse_now(cli.now.as_deref())?;
@@ -362,7 +406,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             no_commit,
             allow_dirty,
         } => {
-            crate::apply::run_reconcile(
+            let outcome = crate::apply::run_reconcile(
                 &crate::apply::ReconcileOptions {
                     dir,
                     now,
@@ -373,7 +417,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 },
                 out,
             )?;
-            Ok(0)
+            Ok(report_attention(&outcome))
         }
         Command::Status { json, expiring } => {
             let window = expiring.as_deref().map(Dur::parse).transpose()?;

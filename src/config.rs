@@ -121,6 +121,15 @@ pub struct Config {
     pub ca: CaSettings,
     pub crl: CrlPolicy,
     pub profiles: BTreeMap<String, Profile>,
+    /// How long a certificate replaced without withdrawing anything (a new key, an added
+    /// group, a new email, a profile with the same rights) stays valid before it is revoked
+    /// as superseded. Withdrawals revoke at once.
+    #[serde(default = "default_supersede_grace")]
+    pub supersede_grace: Dur,
+}
+
+fn default_supersede_grace() -> Dur {
+    Dur(time::Duration::days(7))
 }
 
 impl Config {

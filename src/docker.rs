@@ -198,7 +198,7 @@ pub fn run_bundle(
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
-    let state = load::load(&repo.dir)?;
+    let state = load::load(&repo)?;
     let name = &args.name;
     if state.inventory.get(name).is_none() {
         return Err(Error::usage(

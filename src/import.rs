@@ -17,7 +17,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use zeroize::Zeroizing;
 
 use crate::apply::cert_path;
-use crate::ca::{self, CaCert, CaKey, CrlEntry};
+use crate::ca::{self, CaCert, CaKey};
 use crate::config::{self, Config};
 use crate::custody::{self, Custody};
 use crate::error::{Error, Result};
@@ -481,16 +481,7 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
         .and_then(|t| u64::from_str_radix(t.trim(), 16).ok())
         .unwrap_or(1)
         .max(1);
-    let entries: Vec<CrlEntry> = ledger
-        .records
-        .iter()
-        .filter(|r| r.on_crl(opts.now))
-        .map(|r| CrlEntry {
-            serial: hex::decode(&r.serial).expect("hex"),
-            revoked_at: r.revoked_at.expect("revoked"),
-            reason: r.reason.expect("revoked"),
-        })
-        .collect();
+    let entries = ca::crl_entries(&ledger, opts.now)?;
     let crl = ca::sign_crl(
         &ca_cert,
         &key,
@@ -498,6 +489,15 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
         opts.now,
         opts.now + config.crl.validity.0,
         &entries,
+    )?;
+    let ledger_text = ledger.render();
+    let seal = crate::seal::Seal::sign(
+        &ca_cert,
+        &key,
+        1,
+        ledger_text.as_bytes(),
+        crl.as_bytes(),
+        next_number,
     )?;
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
     drop(key);
@@ -544,7 +544,8 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             custody::recipients_txt(&opts.custody).into_bytes(),
         ),
         (CRL_FILE.to_string(), crl.into_bytes()),
-        (ledger::FILE.to_string(), ledger.render().into_bytes()),
+        (ledger::FILE.to_string(), ledger_text.into_bytes()),
+        (crate::seal::FILE.to_string(), seal.render().into_bytes()),
     ]);
     files.extend(init::common_files().map(|(p, t)| (p.to_string(), t.into_bytes())));
 

@@ -12,6 +12,7 @@ use crate::custody::{self, Custody, KeySource};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Ledger};
 use crate::repo::{self, CaRepo};
+use crate::seal::{self, Seal};
 
 pub const CA_CERT: &str = "ca/ca.crt";
 pub const CRL_FILE: &str = "crl/ca.crl";
@@ -105,6 +106,8 @@ pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
         opts.now + config.crl.validity.0,
         &[],
     )?;
+    let ledger_text = Ledger::default().render();
+    let seal = Seal::sign(&ca_cert, &key, 1, ledger_text.as_bytes(), crl.as_bytes(), 1)?;
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
     drop(key);
 
@@ -117,7 +120,8 @@ pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
             custody::recipients_txt(&opts.custody),
         ),
         (CRL_FILE, crl),
-        (ledger::FILE, Ledger::default().render()),
+        (ledger::FILE, ledger_text),
+        (seal::FILE, seal.render()),
     ];
     files.extend(common_files());
 

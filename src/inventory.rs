@@ -16,6 +16,7 @@ use crate::config::{Config, Dur};
 use crate::confined::Dir;
 use crate::error::{Error, Located, Result};
 use crate::ledger::RevocationReason;
+use crate::plan::Blocked;
 use crate::yaml;
 
 pub const DIR: &str = "identities";
@@ -78,6 +79,8 @@ struct EntrySpec {
     disabled: Option<bool>,
     #[serde(default)]
     revoke: Option<Spanned<String>>,
+    #[serde(default)]
+    common_name: Option<Spanned<String>>,
 }
 
 /// Where an identity was declared.
@@ -102,6 +105,9 @@ pub struct Identity {
     pub validity: Option<Dur>,
     pub disabled: bool,
     pub revoke: Option<RevocationReason>,
+    /// The certificate's CN when it is not the name (identities imported from an `openssl ca`
+    /// whose CNs are not valid names, such as `John Smith`).
+    pub common_name: Option<String>,
     /// Repository-relative path of the CSR.
     pub csr: String,
     /// SHA-256 (hex) of the CSR file's bytes; `None` when the file does not exist.
@@ -113,6 +119,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The CN its certificates carry (and its CSR must name).
+    pub fn cn(&self) -> &str {
+        self.common_name.as_deref().unwrap_or(&self.name)
+    }
+
     /// Whether reconcile may issue to this identity at all.
     pub fn wants_certificate(&self) -> bool {
         !self.disabled && self.revoke.is_none()
@@ -123,6 +134,11 @@ impl Identity {
 #[derive(Debug, Default)]
 pub struct Inventory {
     pub identities: Vec<Identity>,
+    /// Names whose declarations are broken (see [`crate::plan::Input::held`]).
+    pub held: BTreeMap<String, Blocked>,
+    /// Set when an identities file cannot be read at all: the names it declares are unknown,
+    /// so no certificate may be revoked as removed.
+    pub removals_suspended: Option<String>,
     /// Each identities file's text, shared with the diagnostics that point into it.
     pub files: BTreeMap<String, Arc<str>>,
 }
@@ -245,28 +261,81 @@ pub fn hash_csr(dir: &Dir, rel: &str) -> std::result::Result<Digested, CsrFileEr
 /// Parses and validates one identities file's text (no file is read: CSR digests come later).
 /// Also the entry point of the `identities` fuzz target.
 pub fn parse_file(config: &Config, rel: &str, text: &Arc<str>) -> (Vec<Identity>, Vec<Error>) {
+    let (ids, errors, _) = parse_file_holding(config, rel, text);
+    (ids, errors)
+}
+
+/// [`parse_file`], also naming the identities whose entries are broken: they are held, never
+/// taken for removed (a typo must not revoke anyone).
+fn parse_file_holding(
+    config: &Config,
+    rel: &str,
+    text: &Arc<str>,
+) -> (Vec<Identity>, Vec<Error>, Vec<Blocked>) {
     let mut ids = Vec::new();
     let mut errors = Vec::new();
+    let mut held = Vec::new();
     let has_content = text
         .lines()
         .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
     if !has_content {
-        return (ids, errors);
+        return (ids, errors, held);
     }
     match yaml::from_str::<FileSpec>(rel, text) {
         Ok(spec) => {
             for (kind, list) in [(Kind::User, spec.users), (Kind::Bot, spec.bots)] {
                 for entry in list.unwrap_or_default() {
+                    let name = entry.value.name.value.clone();
+                    let line = entry.value.name.referenced.line() as usize;
                     match validate(config, rel, text, kind, entry.value) {
                         Ok(id) => ids.push(id),
-                        Err(e) => errors.push(e),
+                        Err(e) => {
+                            if valid_name(&name) {
+                                held.push(hold(&name, rel, Some(line), &e));
+                            }
+                            errors.push(e);
+                        }
                     }
                 }
             }
         }
-        Err(e) => errors.push(e),
+        Err(e) => {
+            // The whole file is unreadable as YAML: every name it appears to declare is held.
+            for (line, name) in names_in_text(text) {
+                held.push(hold(&name, rel, Some(line), &e));
+            }
+            errors.push(e);
+        }
     }
-    (ids, errors)
+    (ids, errors, held)
+}
+
+/// A hold on `name` because of the problem `e` in `file`.
+fn hold(name: &str, file: &str, line: Option<usize>, e: &Error) -> Blocked {
+    Blocked {
+        identity: name.to_string(),
+        code: "entry-invalid",
+        detail: format!("its declaration cannot be used: {e}"),
+        fix: format!(
+            "fix the entry in {file}; until then its certificates are neither renewed nor revoked"
+        ),
+        file: Some(file.to_string()),
+        line,
+    }
+}
+
+/// `name:` values found line by line in a file that does not parse as YAML.
+fn names_in_text(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let l = l.trim_start().trim_start_matches("- ").trim_start();
+            let v = l.strip_prefix("name:")?;
+            let v = v.split(" #").next().unwrap_or("").trim();
+            let v = v.trim_matches(|c| c == '"' || c == '\'');
+            valid_name(v).then(|| (i + 1, v.to_string()))
+        })
+        .collect()
 }
 
 /// CSR digests (and bytes) computed ahead of need, by repository-relative path.
@@ -320,26 +389,26 @@ fn hash_csrs(dir: &Dir, inv: &mut Inventory, errors: &mut Vec<Error>, mut early:
             },
         )
         .collect();
-    let mut bad = std::collections::HashSet::new();
     for (id, r) in inv.identities.iter_mut().zip(results) {
         match r {
             Ok(h) => (id.csr_sha256, id.csr_bytes) = h.unzip(),
             Err(why) => {
-                bad.insert(id.name.clone());
                 let name = id.name.clone();
-                errors.push(
-                    inv_locate(
-                        &inv.files,
-                        id,
-                        format!("CSR of `{name}` cannot be used: {why}"),
-                        &format!("add the CSR (`gitca request {name}` writes it), or fix the path"),
-                    )
-                    .into(),
+                let e: Error = inv_locate(
+                    &inv.files,
+                    id,
+                    format!("CSR of `{name}` cannot be used: {why}"),
+                    "commit the CSR as a plain file (`gitca request NAME --rotate` writes one), or fix the path",
+                )
+                .into();
+                inv.held.insert(
+                    name.clone(),
+                    hold(&name, &id.source.file, Some(id.source.line), &e),
                 );
+                errors.push(e);
             }
         }
     }
-    inv.identities.retain(|i| !bad.contains(&i.name));
 }
 
 fn empty_text() -> Arc<str> {
@@ -420,6 +489,8 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
         let text = match dir.read_string(&rel, yaml::MAX_BYTES as u64) {
             Ok(t) => t,
             Err(e) => {
+                // Its names are unknown: nobody may be taken for removed while it is unreadable.
+                inv.removals_suspended = Some(format!("{rel} cannot be read ({e})"));
                 errors.push(e);
                 continue;
             }
@@ -434,9 +505,12 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
             break;
         }
         let text: Arc<str> = Arc::from(text);
-        let (ids, problems) = parse_file(config, &rel, &text);
+        let (ids, problems, held) = parse_file_holding(config, &rel, &text);
         inv.identities.extend(ids);
         errors.extend(problems);
+        for h in held {
+            inv.held.insert(h.identity.clone(), h);
+        }
         inv.files.insert(rel, text);
     }
     if inv.identities.len() > MAX_IDENTITIES {
@@ -449,6 +523,7 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
         ));
     }
     // Names are unique across all files: one diagnostic showing both places.
+    let mut held = Vec::new();
     let mut first: BTreeMap<&str, &Identity> = BTreeMap::new();
     for id in &inv.identities {
         if let Some(prev) = first.get(id.name.as_str()) {
@@ -466,7 +541,9 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
                 "first declaration",
                 "",
             ));
-            errors.push(d.into());
+            let e: Error = d.into();
+            held.push(hold(&id.name, &id.source.file, Some(id.source.line), &e));
+            errors.push(e);
         } else {
             first.insert(&id.name, id);
         }
@@ -485,7 +562,9 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
                 );
                 d.related
                     .push(inv.locate(prev, true, "also used here".into(), "here", ""));
-                errors.push(d.into());
+                let e: Error = d.into();
+                held.push(hold(&id.name, &id.source.file, Some(id.source.line), &e));
+                errors.push(e);
             }
         } else {
             by_csr.insert(&id.csr, id);
@@ -500,6 +579,9 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
             .collect()
     };
     inv.identities.retain(|i| !dup.contains(&i.name));
+    for h in held {
+        inv.held.entry(h.identity.clone()).or_insert(h);
+    }
     inv.identities.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((inv, errors))
 }
@@ -622,6 +704,21 @@ fn validate(
             "point csr at a file inside the repository, e.g. csr/NAME.csr",
         )
     })?;
+    let common_name = match e.common_name {
+        Some(c) => {
+            let v = c.value.trim();
+            if v.is_empty() || v.len() > 64 || v.chars().any(char::is_control) || v != c.value {
+                return Err(at(
+                    &c.referenced,
+                    format!("common_name `{}` of `{name}` is not usable", c.value),
+                    "invalid common name",
+                    "a common name is 1 to 64 printable characters without leading or trailing spaces",
+                ));
+            }
+            Some(c.value)
+        }
+        None => None,
+    };
     let disabled = e.disabled.unwrap_or(false);
     // The CSR is hashed later, in parallel, for all identities at once (see `hash_csrs`).
     let line = name_loc.line() as usize;
@@ -634,6 +731,7 @@ fn validate(
         validity,
         disabled,
         revoke,
+        common_name,
         csr,
         csr_sha256: None,
         csr_bytes: None,

@@ -234,8 +234,19 @@ impl Ledger {
                     && s.bytes()
                         .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
             };
-            if !hex_ok(f[0]) || f[0].len() > 40 {
+            // A serial is whole octets (even length), at most 20 of them, positive, and written
+            // without leading zero octets (as `ca::serial_hex` writes it).
+            if !hex_ok(f[0]) || f[0].len() > 40 || f[0].len() % 2 != 0 || f[0].starts_with("00") {
                 return Err(fail(format!("`{}` is not a serial", f[0])));
+            }
+            if !crate::inventory::valid_name(f[1]) {
+                return Err(fail(format!("`{}` is not an identity name", f[1])));
+            }
+            if !(hex_ok(f[9]) && f[9].len() == 64) {
+                return Err(fail("key_sha256 is not a SHA-256".into()));
+            }
+            if !(f[10] == "-" || (hex_ok(f[10]) && f[10].len() == 64)) {
+                return Err(fail("csr_sha256 is not a SHA-256".into()));
             }
             if !seen.insert(f[0]) {
                 return Err(fail(format!("serial {} appears twice", f[0])));
@@ -261,14 +272,18 @@ impl Ledger {
                     "a revoked row needs revoked_at and reason, an issued one neither".into(),
                 ));
             }
+            let (not_before, not_after) = (time(f[5])?, time(f[6])?);
+            if not_before >= not_after {
+                return Err(fail("not_before is not before not_after".into()));
+            }
             records.push(Record {
                 serial: f[0].to_string(),
                 identity: f[1].to_string(),
                 kind: Kind::parse(f[2]).ok_or_else(|| fail(format!("unknown kind `{}`", f[2])))?,
                 profile: f[3].to_string(),
                 state,
-                not_before: time(f[5])?,
-                not_after: time(f[6])?,
+                not_before,
+                not_after,
                 revoked_at,
                 reason,
                 key_sha256: f[9].to_string(),

@@ -25,6 +25,7 @@ pub mod redact;
 pub mod repo;
 pub mod report;
 pub mod request;
+pub mod seal;
 pub mod yaml;
 
 pub use error::{Error, Result};

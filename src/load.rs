@@ -1,6 +1,9 @@
 //! Loading a CA repository's declared and recorded state: configuration, identities (with
-//! source spans), the ledger, and the current CRL's number and nextUpdate. No CSR is parsed
-//! and no signature is verified here: a no-op reconcile reads this and stops.
+//! source spans), the ledger, and the current CRL's number and nextUpdate, as the CA sealed
+//! them. No CSR is parsed here: a no-op reconcile reads this and stops. The only signatures
+//! checked are the CA's own (its certificate, the seal and the CRL).
+
+use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
@@ -9,9 +12,13 @@ use crate::config::{self, Config};
 use crate::confined::Dir;
 use crate::error::{Error, Result};
 use crate::init::{CA_CERT, CRL_FILE};
+use crate::inventory::Identity;
 use crate::inventory::{self, Inventory};
 use crate::ledger::{self, Ledger};
-use crate::plan::{self, CrlState, Plan};
+use crate::plan::{self, Blocked, CrlState, Plan};
+use crate::policy::VerifiedCsr;
+use crate::repo::CaRepo;
+use crate::seal::{self, Standing};
 
 pub struct State {
     pub config: Config,
@@ -19,6 +26,37 @@ pub struct State {
     pub ledger: Ledger,
     pub crl: CrlInfo,
     pub ca: CaCert,
+    /// The CRL's PEM text (what the seal covers).
+    pub crl_text: String,
+    /// How far the ledger and CRL on disk could be trusted (see [`crate::seal`]); when they
+    /// could not, `ledger` and `crl` above are the newest the CA sealed.
+    pub standing: Standing,
+    /// Problems with the declarations (identity entries, or gitca.yaml itself): the identities
+    /// concerned are held, and everything else goes ahead (invariant 13).
+    pub problems: Vec<Error>,
+    /// Set when gitca.yaml is broken and the last good version from history stands in: CRLs
+    /// and revocations go ahead, nothing is signed.
+    pub signing_blocked: Option<Blocked>,
+}
+
+/// A plan whose CSRs to sign were vetted (see [`crate::policy::vet`]): refused identities are
+/// blocked, and the verified CSRs are what reconcile signs.
+pub struct Vetted {
+    pub plan: Plan,
+    /// Each verified CSR, with its identity's index in `inventory.identities`.
+    pub verified: Vec<(usize, VerifiedCsr)>,
+    /// The refusals, as diagnostics pointing at each entry.
+    pub diagnostics: Vec<Error>,
+}
+
+/// What gitca itself wrote, as it may trust it: the CA certificate, the ledger and the CRL.
+pub struct Outputs {
+    pub ca: CaCert,
+    pub ledger: Ledger,
+    pub crl: CrlInfo,
+    /// The CRL's PEM text (what the seal covers).
+    pub crl_text: String,
+    pub standing: Standing,
 }
 
 /// Reads a repository file as text: without following links, a regular file of at most
@@ -27,48 +65,145 @@ pub fn read(dir: &Dir, rel: &str, limit: u64) -> Result<String> {
     dir.read_string(rel, limit)
 }
 
-/// Loads everything reconcile, plan and check start from, reporting every problem at once.
-pub fn load(dir: &Dir) -> Result<State> {
-    load_with(dir, || Ok(())).map(|(state, ())| state)
+/// The CA certificate, checked: it verifies under its own key, and it is the one `gitca init`
+/// wrote (byte for byte, from the first commit of main's history that has it).
+pub fn ca_cert(repo: &CaRepo) -> Result<CaCert> {
+    let ca = CaCert::parse(&read(&repo.dir, CA_CERT, ca::MAX_CERT_BYTES)?)?;
+    ca::verify_ca_signature(&ca, &ca.spki_der)?;
+    if let Some(original) = seal::original_ca_cert(&repo.git)? {
+        let original = CaCert::parse(&String::from_utf8_lossy(&original)).ok();
+        if original.is_some_and(|o| o.der != ca.der) {
+            return Err(Error::bad_file(
+                CA_CERT,
+                "differs from the CA certificate gitca init wrote",
+                "ca/ca.crt is written by gitca init only; restore it: git checkout $(git rev-list --max-parents=0 --first-parent HEAD) -- ca/ca.crt",
+            ));
+        }
+    }
+    Ok(ca)
 }
 
-/// [`load`], with `first` run on another thread while the identities are parsed and their CSRs
-/// hashed, and finished before the ledger, CA certificate and CRL are read. Reconcile restores
-/// an interrupted run's outputs there (they are the ledger and the CRL, never an input).
+/// The ledger and CRL as the CA sealed them (see [`crate::seal`]): the files on disk when they
+/// are the newest sealed ones, else the newest sealed versions from history.
+pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
+    let ca = ca_cert(repo)?;
+    // A file that cannot be read (a link, a directory, too large) counts as tampered with.
+    let ledger_bytes = repo.dir.read_opt(ledger::FILE, ledger::MAX_BYTES);
+    let crl_bytes = repo.dir.read_opt(CRL_FILE, ca::MAX_CRL_BYTES);
+    let seal_bytes = repo.dir.read_opt(seal::FILE, seal::MAX_BYTES);
+    let ok = |r: &Result<Option<Vec<u8>>>| r.as_ref().ok().and_then(|b| b.clone());
+    let (l, c, s) = (ok(&ledger_bytes), ok(&crl_bytes), ok(&seal_bytes));
+    let standing = seal::judge(
+        &repo.git,
+        &ca,
+        &seal::OnDisk {
+            ledger: l.as_deref(),
+            crl: c.as_deref(),
+            seal: s.as_deref(),
+        },
+    )?;
+    let text = |bytes: Result<Option<Vec<u8>>>, rel: &str| -> Result<String> {
+        let bytes = bytes?.ok_or_else(|| Error::Io {
+            action: "read",
+            path: repo.dir.join(rel),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+        String::from_utf8(bytes)
+            .map_err(|_| Error::bad_file(rel, "is not UTF-8 text", "restore it from git history"))
+    };
+    let (ledger_text, crl_text) = match &standing {
+        Standing::Recovered { ledger, crl, .. } => (ledger.clone(), crl.clone()),
+        _ => (
+            text(ledger_bytes, ledger::FILE)?,
+            text(crl_bytes, CRL_FILE)?,
+        ),
+    };
+    let ledger = Ledger::parse(&ledger_text);
+    let crl = CrlInfo::parse(&crl_text, Some(&ca));
+    let mut errors = Vec::new();
+    let ledger = ledger.map_err(|e| errors.push(e)).ok();
+    let crl = crl.map_err(|e| errors.push(e)).ok();
+    Error::collect(errors)?;
+    Ok(Outputs {
+        ca,
+        ledger: ledger.expect("collected"),
+        crl: crl.expect("collected"),
+        crl_text,
+        standing,
+    })
+}
+
+/// Loads everything reconcile, plan and check start from, reporting every problem at once.
+pub fn load(repo: &CaRepo) -> Result<State> {
+    load_with(repo, |_| Ok(())).map(|(state, ())| state)
+}
+
+/// [`load`], with `first` run on another thread (with its own handle on the repository) while
+/// the identities are parsed and their CSRs hashed, and finished before the CA's outputs are
+/// read there. Reconcile restores an interrupted run's outputs in `first`.
 pub fn load_with<T: Send>(
-    dir: &Dir,
-    first: impl FnOnce() -> Result<T> + Send,
+    repo: &CaRepo,
+    first: impl FnOnce(&CaRepo) -> Result<T> + Send,
 ) -> Result<(State, T)> {
-    let config = Config::parse(&read(dir, config::FILE, config::MAX_BYTES)?)?;
+    let dir = &repo.dir;
+    let mut problems = Vec::new();
+    let (config, signing_blocked) = match read(dir, config::FILE, config::MAX_BYTES)
+        .and_then(|t| Config::parse(&t))
+    {
+        Ok(c) => (c, None),
+        Err(e) => match last_good_config(repo)? {
+            Some((c, commit)) => {
+                let blocked = Blocked {
+                    identity: "*".into(),
+                    code: "config-invalid",
+                    detail: format!(
+                        "gitca.yaml is invalid ({}); the version of commit {} stands in for revocations and the CRL",
+                        e.to_string().lines().next().unwrap_or(""),
+                        &commit[..12]
+                    ),
+                    fix: "fix gitca.yaml (gitca check shows where); nothing is signed until then".into(),
+                    file: Some(config::FILE.into()),
+                    line: None,
+                };
+                problems.push(e);
+                (c, Some(blocked))
+            }
+            None => return Err(e),
+        },
+    };
+    let root = repo.root.clone();
     let (inventory, side) = std::thread::scope(|s| {
-        let side = s.spawn(|| {
-            let first = first()?;
-            let ledger = read(dir, ledger::FILE, ledger::MAX_BYTES).and_then(|t| Ledger::parse(&t));
-            let ca = read(dir, CA_CERT, ca::MAX_CERT_BYTES).and_then(|t| CaCert::parse(&t));
-            let crl = read(dir, CRL_FILE, ca::MAX_CRL_BYTES).and_then(|t| CrlInfo::parse(&t, None));
-            Ok::<_, Error>((first, ledger, ca, crl))
+        let side = s.spawn(move || {
+            let side_repo = CaRepo::open(&root)?;
+            let first = first(&side_repo)?;
+            Ok::<_, Error>((first, outputs(&side_repo)))
         });
-        let inventory = inventory::load(dir, &config);
+        let inventory = inventory::load_all(dir, &config);
         let side = side
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (inventory, side)
     });
-    let (first, ledger, ca, crl) = side?;
+    let (first, outputs) = side?;
     let mut errors = Vec::new();
     let inventory = inventory.map_err(|e| errors.push(e)).ok();
-    let ledger = ledger.map_err(|e| errors.push(e)).ok();
-    let ca = ca.map_err(|e| errors.push(e)).ok();
-    let crl = crl.map_err(|e| errors.push(e)).ok();
+    let outputs = outputs.map_err(|e| errors.push(e)).ok();
     Error::collect(errors)?;
-    match (inventory, ledger, ca, crl) {
-        (Some(inventory), Some(ledger), Some(ca), Some(crl)) => Ok((
+    match (inventory, outputs) {
+        (Some((inventory, inventory_problems)), Some(o)) => Ok((
             State {
                 config,
                 inventory,
-                ledger,
-                crl,
-                ca,
+                ledger: o.ledger,
+                crl: o.crl,
+                ca: o.ca,
+                crl_text: o.crl_text,
+                standing: o.standing,
+                problems: {
+                    problems.extend(inventory_problems.into_iter().flat_map(Error::into_flat));
+                    problems
+                },
+                signing_blocked,
             },
             first,
         )),
@@ -76,9 +211,37 @@ pub fn load_with<T: Send>(
     }
 }
 
+/// The newest gitca.yaml in HEAD's first-parent history that parses, and its commit.
+fn last_good_config(repo: &CaRepo) -> Result<Option<(Config, String)>> {
+    let Ok(head) = repo.git.head().and_then(|h| h.peel_to_commit()) else {
+        return Ok(None);
+    };
+    let mut walk = repo.git.revwalk()?;
+    walk.push(head.id())?;
+    walk.simplify_first_parent()?;
+    for oid in walk {
+        let oid = oid?;
+        let tree = repo.git.find_commit(oid)?.tree()?;
+        let Some(id) = tree.get_name(config::FILE).map(|e| e.id()) else {
+            continue;
+        };
+        let blob = repo.git.find_blob(id)?;
+        if blob.size() as u64 > config::MAX_BYTES {
+            continue;
+        }
+        if let Ok(c) = std::str::from_utf8(blob.content())
+            .map_err(|_| ())
+            .and_then(|t| Config::parse(t).map_err(|_| ()))
+        {
+            return Ok(Some((c, oid.to_string())));
+        }
+    }
+    Ok(None)
+}
+
 impl State {
-    pub fn plan(&self, now: OffsetDateTime) -> Plan {
-        plan::plan(&plan::Input {
+    fn plan_with(&self, now: OffsetDateTime, refused: &BTreeMap<String, Blocked>) -> Plan {
+        let mut plan = plan::plan(&plan::Input {
             identities: &self.inventory.identities,
             ledger: &self.ledger,
             config: &self.config,
@@ -88,6 +251,46 @@ impl State {
             },
             ca_not_after: self.ca.not_after,
             now,
-        })
+            held: &self.inventory.held,
+            refused,
+            signing_blocked: self.signing_blocked.as_ref(),
+            removals_suspended: self.inventory.removals_suspended.as_deref(),
+        });
+        plan.repair = crate::seal::describe(&self.standing);
+        plan
+    }
+
+    /// What reconcile will do: the plan, with the CSRs it would sign verified (only those: a
+    /// plan with nothing to sign parses no CSR) and the refused identities blocked.
+    pub fn plan(&self, now: OffsetDateTime) -> Vetted {
+        let none = BTreeMap::new();
+        let first = self.plan_with(now, &none);
+        let to_sign: Vec<&Identity> = first
+            .actions
+            .iter()
+            .filter(|a| a.op.signs())
+            .filter_map(|a| self.inventory.get(&a.identity))
+            .collect();
+        let vetting = crate::policy::vet(&self.ledger, &self.inventory, &to_sign);
+        let plan = if vetting.refused.is_empty() {
+            first
+        } else {
+            self.plan_with(now, &vetting.refused)
+        };
+        let index = |name: &str| {
+            self.inventory
+                .identities
+                .binary_search_by(|i| i.name.as_str().cmp(name))
+                .expect("vetted identities are declared")
+        };
+        Vetted {
+            plan,
+            verified: vetting
+                .verified
+                .into_iter()
+                .map(|(id, csr)| (index(&id.name), csr))
+                .collect(),
+            diagnostics: vetting.diagnostics,
+        }
     }
 }

@@ -79,15 +79,37 @@ pub struct CrlAction {
     pub reason: Reason,
 }
 
+/// An identity reconcile will not sign for this time, and why: its CSR is missing or refused,
+/// its entry could not be validated, or a `revoke:` holds it. Everything else (revocations, the
+/// CRL) goes ahead without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    pub identity: String,
+    /// `csr-missing`, `csr-refused`, `entry-invalid`, `revocation-held`, `config-invalid`.
+    pub code: &'static str,
+    pub detail: String,
+    /// What to do about it.
+    pub fix: String,
+    /// Where it is declared, when known.
+    pub file: Option<String>,
+    pub line: Option<usize>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub actions: Vec<Action>,
     pub crl: Option<CrlAction>,
+    /// Identities that will not get the certificate they need (see [`Blocked`]).
+    pub blocked: Vec<Blocked>,
+    /// Why the ledger and CRL on disk are replaced by the newest ones the CA sealed (see
+    /// [`crate::seal`]), when they are.
+    pub repair: Option<String>,
 }
 
 impl Plan {
+    /// Nothing to write. (Blocked identities alone change nothing.)
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty() && self.crl.is_none()
+        self.actions.is_empty() && self.crl.is_none() && self.repair.is_none()
     }
 
     pub fn signs_certificates(&self) -> bool {
@@ -113,12 +135,24 @@ pub struct Input<'a> {
     pub crl: CrlState,
     pub ca_not_after: OffsetDateTime,
     pub now: OffsetDateTime,
+    /// Names whose declarations could not be validated (a broken entry, a file that does not
+    /// parse, a name declared twice): their certificates are neither revoked as removed nor
+    /// replaced until the declaration is fixed.
+    pub held: &'a BTreeMap<String, Blocked>,
+    /// Identities whose CSR was checked and refused: nothing is signed for them.
+    pub refused: &'a BTreeMap<String, Blocked>,
+    /// No identity may be signed for (gitca.yaml is broken and an older one stands in).
+    pub signing_blocked: Option<&'a Blocked>,
+    /// Why no certificate may be revoked as removed this time (an identities file cannot be
+    /// read, so the names it declares are unknown).
+    pub removals_suspended: Option<&'a str>,
 }
 
 /// One identity's situation, as the checks see it.
 struct Ctx<'a> {
     id: &'a Identity,
     profile: &'a Profile,
+    profiles: &'a BTreeMap<String, Profile>,
     /// Unrevoked, unexpired certificates, oldest first.
     live: Vec<&'a Record>,
     /// The newest live certificate.
@@ -129,7 +163,10 @@ struct Ctx<'a> {
 }
 
 enum Decision {
-    /// Sign a new certificate; with `supersede`, revoke the live ones with that reason.
+    /// Sign a new certificate. With `withdraw`, the new certificate takes something away (a
+    /// group, an extended key usage): the live ones are revoked at once with that reason,
+    /// whether or not the new one can be signed. Otherwise they stay valid for the
+    /// configured `supersede_grace` and are revoked as superseded afterwards.
     Sign(Op, Reason, Option<RevocationReason>),
     /// Revoke every live certificate.
     Revoke(RevocationReason, Reason),
@@ -237,23 +274,36 @@ fn csr_changed(c: &Ctx) -> Option<Decision> {
                 "csr-changed",
                 format!("{} changed since certificate {}", c.id.csr, cur.serial),
             ),
-            Some(RevocationReason::Superseded),
+            None,
         )
     })
 }
 
 fn profile_changed(c: &Ctx) -> Option<Decision> {
     let cur = c.current?;
-    (cur.profile != c.id.profile).then(|| {
-        Decision::Sign(
-            Op::Reissue,
-            reason(
-                "profile-changed",
-                format!("profile {} → {}", cur.profile, c.id.profile),
+    if cur.profile == c.id.profile {
+        return None;
+    }
+    // Moving to a profile that grants fewer extended key usages withdraws a right; an old
+    // profile that no longer exists is taken to have granted more.
+    let narrowed = c.profiles.get(&cur.profile).is_none_or(|old| {
+        old.extended_key_usage
+            .iter()
+            .any(|e| !c.profile.extended_key_usage.contains(e))
+    });
+    Some(Decision::Sign(
+        Op::Reissue,
+        reason(
+            "profile-changed",
+            format!(
+                "profile {} → {}{}",
+                cur.profile,
+                c.id.profile,
+                if narrowed { " (fewer rights)" } else { "" }
             ),
-            Some(RevocationReason::Superseded),
-        )
-    })
+        ),
+        narrowed.then_some(RevocationReason::PrivilegeWithdrawn),
+    ))
 }
 
 fn email_changed(c: &Ctx) -> Option<Decision> {
@@ -266,7 +316,7 @@ fn email_changed(c: &Ctx) -> Option<Decision> {
                 "email-changed",
                 format!("email {} → {}", show(&cur.email), show(&c.id.email)),
             ),
-            Some(RevocationReason::Superseded),
+            None,
         )
     })
 }
@@ -278,12 +328,9 @@ fn groups_changed(c: &Ctx) -> Option<Decision> {
     if old == new {
         return None;
     }
-    // Losing a group withdraws a privilege the old certificate still grants.
-    let why = if old.is_subset(&new) {
-        RevocationReason::Superseded
-    } else {
-        RevocationReason::PrivilegeWithdrawn
-    };
+    // Losing a group withdraws a privilege the old certificate still grants; gaining one
+    // takes nothing away.
+    let why = (!old.is_subset(&new)).then_some(RevocationReason::PrivilegeWithdrawn);
     Some(Decision::Sign(
         Op::Reissue,
         reason(
@@ -294,7 +341,7 @@ fn groups_changed(c: &Ctx) -> Option<Decision> {
                 c.id.groups.join(", ")
             ),
         ),
-        Some(why),
+        why,
     ))
 }
 
@@ -318,6 +365,45 @@ fn nearing_expiry(c: &Ctx) -> Option<Decision> {
     })
 }
 
+/// After a reissue that took nothing away, the certificates it replaced stay valid for the
+/// grace period (so nobody is locked out before installing the new one), then are revoked as
+/// superseded. A renewal's predecessor (same key and attributes) simply expires.
+fn superseded_after_grace<'a>(c: &Ctx<'a>, grace: time::Duration) -> Vec<(&'a Record, Reason)> {
+    let Some(newest) = c.current else {
+        return Vec::new();
+    };
+    let replaced_at = newest.not_before + BACKDATE;
+    if replaced_at + grace > c.now {
+        return Vec::new();
+    }
+    let same = |r: &Record| {
+        let groups = |r: &Record| r.groups.iter().cloned().collect::<BTreeSet<_>>();
+        r.csr_sha256 == newest.csr_sha256
+            && r.profile == newest.profile
+            && r.email == newest.email
+            && groups(r) == groups(newest)
+    };
+    c.live
+        .iter()
+        .copied()
+        .filter(|r| r.serial != newest.serial && !same(r))
+        .map(|r| {
+            (
+                r,
+                reason(
+                    "superseded",
+                    format!(
+                        "replaced by {} on {}; the {} grace period is over",
+                        newest.serial,
+                        &fmt_time(replaced_at)[..10],
+                        crate::config::Dur(grace)
+                    ),
+                ),
+            )
+        })
+        .collect()
+}
+
 /// "12 days", "5 hours".
 pub fn human_span(d: time::Duration) -> String {
     if d.whole_days() >= 2 {
@@ -333,6 +419,8 @@ pub fn human_span(d: time::Duration) -> String {
 pub fn plan(input: &Input<'_>) -> Plan {
     let now = input.now;
     let mut actions = Vec::new();
+    let mut blocked: Vec<Blocked> = input.held.values().cloned().collect();
+    blocked.extend(input.signing_blocked.cloned());
     let declared: BTreeMap<&str, &Identity> = input
         .identities
         .iter()
@@ -340,6 +428,9 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .collect();
 
     for id in input.identities {
+        if input.held.contains_key(&id.name) {
+            continue;
+        }
         let Some(profile) = input.config.profiles.get(&id.profile) else {
             continue; // inventory validation refuses unknown profiles before planning
         };
@@ -349,6 +440,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         let ctx = Ctx {
             id,
             profile,
+            profiles: &input.config.profiles,
             current: live.last().copied(),
             live,
             history,
@@ -357,7 +449,16 @@ pub fn plan(input: &Input<'_>) -> Plan {
         };
         let decision = CHAIN.iter().find_map(|(_, check)| check(&ctx));
         match decision {
-            None | Some(Decision::Hold) => {}
+            None => {
+                for (rec, r) in superseded_after_grace(&ctx, input.config.supersede_grace.0) {
+                    actions.push(revoke(rec, RevocationReason::Superseded, r));
+                }
+            }
+            Some(Decision::Hold) => {
+                if let Some(b) = held_by_revocation(&ctx) {
+                    blocked.push(b);
+                }
+            }
             Some(Decision::Revoke(why, r)) => {
                 for rec in &ctx.live {
                     actions.push(revoke(rec, why, r.clone()));
@@ -375,35 +476,66 @@ pub fn plan(input: &Input<'_>) -> Plan {
                     actions.push(revoke(rec, why, r));
                 }
             }
-            Some(Decision::Sign(op, r, supersede)) => {
-                actions.push(Action {
-                    identity: id.name.clone(),
-                    kind: id.kind,
-                    op,
-                    reason: r.clone(),
-                    serial: ctx.current.map(|c| c.serial.clone()),
-                    not_after: Some(ctx.new_not_after),
-                    revocation: None,
-                });
-                if let Some(why) = supersede {
+            Some(Decision::Sign(op, r, withdraw)) => {
+                // A withdrawal takes effect whether or not the new certificate can be signed.
+                if let Some(why) = withdraw {
                     for rec in &ctx.live {
                         actions.push(revoke(
                             rec,
                             why,
-                            reason(
-                                r.code,
-                                format!("replaced by the new certificate ({})", r.detail),
-                            ),
+                            reason(r.code, format!("withdrawn at once ({})", r.detail)),
                         ));
                     }
+                }
+                let stop = input
+                    .refused
+                    .get(&id.name)
+                    .or(input.signing_blocked)
+                    .cloned();
+                match stop {
+                    Some(mut b) => {
+                        b.identity = id.name.clone();
+                        b.detail = format!(
+                            "{} — wanted: {op} ({}: {})",
+                            b.detail,
+                            r.code,
+                            r.detail,
+                            op = op.as_str()
+                        );
+                        blocked.push(b);
+                    }
+                    None => actions.push(Action {
+                        identity: id.name.clone(),
+                        kind: id.kind,
+                        op,
+                        reason: r,
+                        serial: ctx.current.map(|c| c.serial.clone()),
+                        not_after: Some(ctx.new_not_after),
+                        revocation: None,
+                    }),
                 }
             }
         }
     }
 
-    // Offboarding: every unexpired certificate of an identity no longer declared.
+    // Offboarding: every unexpired certificate of an identity no longer declared — unless its
+    // declaration is only broken (held), which is not a removal.
+    if let Some(why) = input.removals_suspended {
+        blocked.push(Blocked {
+            identity: "*".into(),
+            code: "removals-suspended",
+            detail: format!("{why}: no certificate is revoked as removed until it can"),
+            fix: "make every file under identities/ a readable YAML file".into(),
+            file: None,
+            line: None,
+        });
+    }
     for rec in &input.ledger.records {
-        if rec.is_live(now) && !declared.contains_key(rec.identity.as_str()) {
+        if input.removals_suspended.is_none()
+            && rec.is_live(now)
+            && !declared.contains_key(rec.identity.as_str())
+            && !input.held.contains_key(&rec.identity)
+        {
             actions.push(revoke(
                 rec,
                 RevocationReason::CessationOfOperation,
@@ -413,6 +545,8 @@ pub fn plan(input: &Input<'_>) -> Plan {
     }
     actions
         .sort_by(|a, b| (&a.identity, a.op == Op::Revoke).cmp(&(&b.identity, b.op == Op::Revoke)));
+    blocked.sort_by(|a, b| a.identity.cmp(&b.identity));
+    blocked.dedup_by(|a, b| a.identity == b.identity && a.code == b.code);
 
     let revocations = actions.iter().filter(|a| a.op == Op::Revoke).count();
     let refresh = input.config.crl.refresh_before.0;
@@ -447,7 +581,37 @@ pub fn plan(input: &Input<'_>) -> Plan {
         next_update: next_crl_update(now, input.config.crl.validity.0, input.crl.next_update),
         reason,
     });
-    Plan { actions, crl }
+    Plan {
+        actions,
+        crl,
+        blocked,
+        repair: None,
+    }
+}
+
+/// An identity held by `revoke:` with no certificate, whose CSR on file was never certified
+/// for it (a new key after a rotation): it gets nothing until `revoke:` is removed, and the
+/// plan says so rather than "no changes".
+fn held_by_revocation(c: &Ctx) -> Option<Blocked> {
+    let why = c.id.revoke?;
+    let digest = c.id.csr_sha256.as_deref()?;
+    if !c.live.is_empty() || c.history.iter().any(|r| r.csr_sha256 == digest) {
+        return None;
+    }
+    Some(Blocked {
+        identity: c.id.name.clone(),
+        code: "revocation-held",
+        detail: format!(
+            "`revoke: {why}` is still set, so nothing is issued for the new CSR {}",
+            c.id.csr
+        ),
+        fix: format!(
+            "remove the `revoke:` line of `{}` from {} (the revoked keys stay barred) to get a certificate for the new key",
+            c.id.name, c.id.source.file
+        ),
+        file: Some(c.id.source.file.clone()),
+        line: Some(c.id.source.line),
+    })
 }
 
 /// A new CRL's nextUpdate: `now + validity`, never earlier than the previous CRL's.
@@ -517,6 +681,7 @@ mod tests {
             validity: None,
             disabled: false,
             revoke: None,
+            common_name: None,
             csr: format!("csr/{name}.csr"),
             csr_sha256: Some(csr.into()),
             csr_bytes: None,
@@ -548,6 +713,16 @@ mod tests {
     }
 
     fn run(ids: &[Identity], ledger: &Ledger, now: &str) -> Plan {
+        run_with(ids, ledger, now, &BTreeMap::new(), &BTreeMap::new())
+    }
+
+    fn run_with(
+        ids: &[Identity],
+        ledger: &Ledger,
+        now: &str,
+        held: &BTreeMap<String, Blocked>,
+        refused: &BTreeMap<String, Blocked>,
+    ) -> Plan {
         let config = config();
         plan(&Input {
             identities: ids,
@@ -559,7 +734,25 @@ mod tests {
             },
             ca_not_after: t("2036-01-01T00:00:00Z"),
             now: t(now),
+            held,
+            refused,
+            signing_blocked: None,
+            removals_suspended: None,
         })
+    }
+
+    fn blocked(name: &str) -> BTreeMap<String, Blocked> {
+        BTreeMap::from([(
+            name.to_string(),
+            Blocked {
+                identity: name.into(),
+                code: "csr-refused",
+                detail: "refused".into(),
+                fix: "fix".into(),
+                file: None,
+                line: None,
+            },
+        )])
     }
 
     fn ops(p: &Plan) -> Vec<(String, &'static str, &'static str)> {
@@ -616,8 +809,8 @@ mod tests {
     }
 
     #[test]
-    fn changed_csr_reissues_and_supersedes_every_live_certificate() {
-        let l = Ledger {
+    fn changed_csr_reissues_and_supersedes_after_the_grace_period() {
+        let mut l = Ledger {
             records: vec![
                 rec(
                     "01",
@@ -636,18 +829,179 @@ mod tests {
             ],
         };
         let p = run(&[ident("alice", "c2")], &l, "2026-12-20T00:00:00Z");
+        assert_eq!(ops(&p), [("alice".into(), "reissue", "csr-changed")]);
+        assert!(
+            p.crl.is_none(),
+            "nothing is revoked yet: nobody is locked out"
+        );
+        // The new certificate exists; six days later both old ones are still valid, after the
+        // seven-day grace they are revoked as superseded.
+        l.records.push(rec(
+            "03",
+            "alice",
+            "c2",
+            "2026-12-19T23:00:00Z",
+            "2027-12-20T00:00:00Z",
+        ));
+        l.sort();
+        assert!(run(&[ident("alice", "c2")], &l, "2026-12-26T00:00:00Z").is_empty());
+        let p = run(&[ident("alice", "c2")], &l, "2026-12-27T00:00:00Z");
         assert_eq!(
             ops(&p),
             [
-                ("alice".into(), "reissue", "csr-changed"),
-                ("alice".into(), "revoke", "csr-changed"),
-                ("alice".into(), "revoke", "csr-changed"),
+                ("alice".into(), "revoke", "superseded"),
+                ("alice".into(), "revoke", "superseded")
             ]
         );
-        assert!(p.actions[1..]
+        assert!(p
+            .actions
             .iter()
             .all(|a| a.revocation == Some(RevocationReason::Superseded)));
         assert_eq!(p.crl.as_ref().unwrap().reason.code, "revocations");
+    }
+
+    #[test]
+    fn a_renewed_certificate_is_left_to_expire() {
+        let l = Ledger {
+            records: vec![
+                rec(
+                    "01",
+                    "alice",
+                    "c1",
+                    "2026-01-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                ),
+                rec(
+                    "02",
+                    "alice",
+                    "c1",
+                    "2026-12-10T00:00:00Z",
+                    "2027-12-10T00:00:00Z",
+                ),
+            ],
+        };
+        assert!(run(&[ident("alice", "c1")], &l, "2026-12-31T00:00:00Z").is_empty());
+    }
+
+    #[test]
+    fn a_refused_csr_blocks_only_its_identity_and_keeps_its_certificate() {
+        let l = Ledger {
+            records: vec![
+                rec(
+                    "01",
+                    "alice",
+                    "c1",
+                    "2026-01-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                ),
+                rec(
+                    "02",
+                    "bob",
+                    "b1",
+                    "2026-01-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                ),
+            ],
+        };
+        // alice's CSR changed to one that is refused; bob left.
+        let p = run_with(
+            &[ident("alice", "c2")],
+            &l,
+            "2026-02-01T00:00:00Z",
+            &BTreeMap::new(),
+            &blocked("alice"),
+        );
+        assert_eq!(ops(&p), [("bob".into(), "revoke", "identity-removed")]);
+        assert_eq!(p.blocked.len(), 1);
+        assert_eq!(p.blocked[0].identity, "alice");
+        assert!(
+            p.blocked[0].detail.contains("csr-changed"),
+            "{:?}",
+            p.blocked
+        );
+        assert_eq!(p.crl.as_ref().unwrap().reason.code, "revocations");
+    }
+
+    #[test]
+    fn a_withdrawal_is_revoked_even_when_the_new_certificate_cannot_be_signed() {
+        let mut r = rec(
+            "01",
+            "alice",
+            "c1",
+            "2026-01-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+        );
+        r.groups = vec!["push".into(), "pull".into()];
+        let mut a = ident("alice", "c1");
+        a.groups = vec!["pull".into()];
+        let p = run_with(
+            &[a],
+            &Ledger { records: vec![r] },
+            "2026-02-01T00:00:00Z",
+            &BTreeMap::new(),
+            &blocked("alice"),
+        );
+        assert_eq!(ops(&p), [("alice".into(), "revoke", "groups-changed")]);
+        assert_eq!(
+            p.actions[0].revocation,
+            Some(RevocationReason::PrivilegeWithdrawn)
+        );
+        assert_eq!(p.blocked.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_declaration_is_held_not_removed() {
+        let l = Ledger {
+            records: vec![rec(
+                "01",
+                "alice",
+                "c1",
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            )],
+        };
+        let mut held = blocked("alice");
+        held.get_mut("alice").unwrap().code = "entry-invalid";
+        let p = run_with(&[], &l, "2026-02-01T00:00:00Z", &held, &BTreeMap::new());
+        assert!(p.actions.is_empty(), "{p:?}");
+        assert_eq!(p.blocked[0].code, "entry-invalid");
+        let config = config();
+        let p = plan(&Input {
+            identities: &[],
+            ledger: &l,
+            config: &config,
+            crl: CrlState {
+                number: 1,
+                next_update: Some(t("2026-02-05T00:00:00Z")),
+            },
+            ca_not_after: t("2036-01-01T00:00:00Z"),
+            now: t("2026-02-01T00:00:00Z"),
+            held: &BTreeMap::new(),
+            refused: &BTreeMap::new(),
+            signing_blocked: None,
+            removals_suspended: Some("identities/x.yaml cannot be read"),
+        });
+        assert!(
+            p.actions.is_empty(),
+            "no removal while a file cannot be read: {p:?}"
+        );
+        assert_eq!(p.blocked[0].code, "removals-suspended");
+    }
+
+    #[test]
+    fn adding_a_group_supersedes_after_grace_dropping_one_revokes_at_once() {
+        let mut r = rec(
+            "01",
+            "alice",
+            "c1",
+            "2026-01-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+        );
+        r.groups = vec!["pull".into()];
+        let mut a = ident("alice", "c1");
+        a.groups = vec!["pull".into(), "push".into()];
+        let p = run(&[a], &Ledger { records: vec![r] }, "2026-02-01T00:00:00Z");
+        assert_eq!(ops(&p), [("alice".into(), "reissue", "groups-changed")]);
     }
 
     #[test]
@@ -756,6 +1110,10 @@ mod tests {
             },
             ca_not_after: t("2036-01-01T00:00:00Z"),
             now,
+            held: &BTreeMap::new(),
+            refused: &BTreeMap::new(),
+            signing_blocked: None,
+            removals_suspended: None,
         });
         let crl = p.crl.unwrap();
         assert_eq!((crl.number, crl.reason.code), (5, "crl-refresh"));
@@ -790,6 +1148,10 @@ mod tests {
             },
             ca_not_after: ca_end,
             now: t("2026-12-20T00:00:00Z"),
+            held: &BTreeMap::new(),
+            refused: &BTreeMap::new(),
+            signing_blocked: None,
+            removals_suspended: None,
         });
         assert!(p.actions.is_empty(), "{p:?}");
     }

@@ -1,8 +1,18 @@
-//! CSR rules: proof of possession, key strength, and the name it claims.
+//! CSR rules: proof of possession, key strength, the name it claims, and whose key it is.
 //!
 //! From a CSR gitca takes only the public key, after verifying the CSR's signature. Nothing
 //! else in it (requested extensions, SANs, key usages, CA:TRUE) is ever used; this module
-//! returns the SubjectPublicKeyInfo and the CN, nothing more. Pure: bytes in, verdict out.
+//! returns the SubjectPublicKeyInfo and the CN, nothing more. Pure: bytes in, verdict out (the
+//! bytes were read when the identities were loaded).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::inventory::{Identity, Inventory};
+use crate::ledger::{Ledger, RevocationReason};
+use crate::plan::Blocked;
 
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
@@ -137,17 +147,154 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
     })
 }
 
-/// The CN rule: a CSR must name the identity it is declared for.
-pub fn check_name(csr: &VerifiedCsr, identity: &str) -> Result<(), Refusal> {
+/// The CN rule: a CSR must name the identity it is declared for (its `common_name`, when the
+/// entry sets one, else its name).
+pub fn check_name(csr: &VerifiedCsr, id: &Identity) -> Result<(), Refusal> {
+    let want = id.cn();
+    let fix = format!(
+        "regenerate the CSR with subject /CN={want} (`gitca request {} --rotate` does)",
+        id.name
+    );
     match csr.common_name.as_deref() {
-        Some(cn) if cn == identity => Ok(()),
-        Some(cn) => Err(refuse(
-            format!("its CN is `{cn}`, not `{identity}`"),
-            format!("regenerate the CSR with subject /CN={identity}"),
-        )),
-        None => Err(refuse(
-            "it has no CN",
-            format!("regenerate the CSR with subject /CN={identity}"),
-        )),
+        Some(cn) if cn == want => Ok(()),
+        Some(cn) => Err(refuse(format!("its CN is `{cn}`, not `{want}`"), fix)),
+        None => Err(refuse("it has no CN", fix)),
     }
+}
+
+/// The outcome of vetting the CSRs reconcile would sign.
+#[derive(Default)]
+pub struct Vetting<'a> {
+    /// CSRs that may be signed, each with its canonical key.
+    pub verified: Vec<(&'a Identity, VerifiedCsr)>,
+    /// Identities whose CSR is missing or refused, with the reason and the fix.
+    pub refused: BTreeMap<String, Blocked>,
+    /// The same refusals as diagnostics pointing at the entry (file and line).
+    pub diagnostics: Vec<Error>,
+}
+
+/// Applies every CSR rule to the CSRs of `to_sign` (their bytes as loaded): the file exists,
+/// signature, key policy, CN, key ownership (a key belongs to one identity for life) and
+/// compromised keys. `check` vets every identity that wants a certificate; `plan` and
+/// reconcile only those they would sign for (a no-op parses no CSR).
+pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity]) -> Vetting<'a> {
+    if to_sign.is_empty() {
+        return Vetting::default();
+    }
+    let checked: Vec<(&Identity, Result<VerifiedCsr, Refusal>)> = to_sign
+        .par_iter()
+        .map(|id| {
+            // The bytes hashed at load time: what is verified and signed is exactly what the
+            // ledger's csr_sha256 records. Loading hashes every CSR file that exists, so no
+            // bytes means no file.
+            let r = id
+                .csr_bytes
+                .as_deref()
+                .ok_or_else(|| Refusal {
+                    rule: format!("{} does not exist", id.csr),
+                    help: format!(
+                        "add the CSR (`gitca request {} --rotate` writes a new key and CSR), or fix the path",
+                        id.name
+                    ),
+                })
+                .and_then(verify_csr)
+                .and_then(|csr| check_name(&csr, id).map(|()| csr));
+            (*id, r)
+        })
+        .collect();
+
+    // Keys are bound to one identity for life, and a compromised key is never certified again.
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    let mut compromised: HashSet<&str> = HashSet::new();
+    for r in &ledger.records {
+        owner
+            .entry(r.key_sha256.as_str())
+            .or_insert(r.identity.as_str());
+        if r.reason == Some(RevocationReason::KeyCompromise) {
+            compromised.insert(r.key_sha256.as_str());
+        }
+    }
+    // Two new identities asking for the same key: neither gets it (which one is the owner's
+    // cannot be told).
+    let mut claims: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (id, r) in &checked {
+        if let Ok(csr) = r {
+            claims
+                .entry(csr.key_sha256.as_str())
+                .or_default()
+                .push(&id.name);
+        }
+    }
+    let mut out = Vetting::default();
+    let mut verdicts = Vec::new();
+    for (id, r) in &checked {
+        let verdict = match r {
+            Err(refusal) => Err(refusal.clone()),
+            Ok(csr) => {
+                let key = csr.key_sha256.as_str();
+                let others: Vec<&str> = claims[key]
+                    .iter()
+                    .copied()
+                    .filter(|n| *n != id.name)
+                    .collect();
+                if compromised.contains(key) {
+                    Err(Refusal {
+                        rule: "its public key was revoked for key compromise".into(),
+                        help: format!("a compromised key is never certified again: make a new key and CSR with `gitca request {} --rotate`", id.name),
+                    })
+                } else if let Some(other) = owner.get(key).filter(|o| **o != id.name) {
+                    Err(Refusal {
+                        rule: format!("its public key belongs to identity `{other}`"),
+                        help: format!("every identity has its own key: make a new key and CSR with `gitca request {} --rotate` (renaming a person? see the docs on renaming)", id.name),
+                    })
+                } else if !others.is_empty() && !owner.contains_key(key) {
+                    Err(Refusal {
+                        rule: format!("its public key is also in the CSR of `{}`", others.join("`, `")),
+                        help: format!("every identity has its own key: make a new key and CSR with `gitca request {} --rotate`", id.name),
+                    })
+                } else {
+                    Ok(csr.clone())
+                }
+            }
+        };
+        verdicts.push((*id, verdict));
+    }
+    for (id, verdict) in verdicts {
+        match verdict {
+            Ok(csr) => out.verified.push((id, csr)),
+            Err(refusal) => {
+                let code = if id.csr_bytes.is_none() {
+                    "csr-missing"
+                } else {
+                    "csr-refused"
+                };
+                out.refused.insert(
+                    id.name.clone(),
+                    Blocked {
+                        identity: id.name.clone(),
+                        code,
+                        detail: format!("CSR {}: {}", id.csr, refusal.rule),
+                        fix: refusal.help.clone(),
+                        file: Some(id.source.file.clone()),
+                        line: Some(id.source.line),
+                    },
+                );
+                out.diagnostics.push(
+                    inventory
+                        .locate(
+                            id,
+                            true,
+                            format!(
+                                "CSR of `{}` ({}) refused: {}",
+                                id.name, id.csr, refusal.rule
+                            ),
+                            "this CSR",
+                            &refusal.help,
+                        )
+                        .into(),
+                );
+            }
+        }
+    }
+    out
 }

@@ -18,11 +18,12 @@ pub const MANAGED: &[&str] = &[
     "certs",
     "crl",
     "ledger.tsv",
+    "ledger.sig",
 ];
 
 /// The paths only reconcile writes: derived from the inputs and the ledger, so an interrupted
 /// reconcile's leftovers there can always be thrown away and redone.
-pub const OUTPUTS: &[&str] = &["certs", "crl", "ledger.tsv"];
+pub const OUTPUTS: &[&str] = &["certs", "crl", "ledger.tsv", "ledger.sig"];
 
 /// Temporary files gitca writes before renaming them into place (see [`crate::confined`]): a
 /// killed run can leave some behind, and they are never tracked.

@@ -9,13 +9,17 @@ use time::OffsetDateTime;
 use crate::ledger::fmt_time;
 use crate::plan::{Op, Plan};
 
+/// Most diagnostics rendered one by one; the rest are counted (a broken file with thousands of
+/// entries must not print thousands of snippets).
+pub const MAX_DIAGNOSTICS: usize = 50;
+
 fn date(t: Option<OffsetDateTime>) -> String {
     t.map(|t| fmt_time(t)[..10].to_string())
         .unwrap_or_else(|| "-".into())
 }
 
 fn summary(plan: &Plan) -> String {
-    if plan.is_empty() {
+    if plan.is_empty() && plan.blocked.is_empty() {
         return "No changes: every identity holds a current certificate and the CRL is fresh."
             .into();
     }
@@ -33,6 +37,15 @@ fn summary(plan: &Plan) -> String {
     }
     if let Some(c) = &plan.crl {
         parts.push(format!("CRL #{} to sign ({})", c.number, c.reason.code));
+    }
+    if plan.repair.is_some() {
+        parts.push("ledger and CRL to restore as sealed".into());
+    }
+    if !plan.blocked.is_empty() {
+        parts.push(format!("{} blocked", plan.blocked.len()));
+    }
+    if plan.is_empty() {
+        return format!("No changes can be applied: {}.", parts.join(", "));
     }
     format!("Plan: {}.", parts.join(", "))
 }
@@ -66,6 +79,16 @@ fn rows(plan: &Plan) -> Vec<Row> {
             reason: format!("{}: {}", a.reason.code, a.reason.detail),
         })
         .collect();
+    if let Some(why) = &plan.repair {
+        rows.push(Row {
+            identity: "(ledger)".into(),
+            kind: "-".into(),
+            action: "restore".into(),
+            serial: "-".into(),
+            expiry: "-".into(),
+            reason: format!("tampered: {why}"),
+        });
+    }
     if let Some(c) = &plan.crl {
         rows.push(Row {
             identity: "(CRL)".into(),
@@ -83,9 +106,18 @@ fn short(serial: &str) -> String {
     serial.chars().take(8).collect::<String>() + "…"
 }
 
-/// The human table.
+fn where_of(b: &crate::plan::Blocked) -> String {
+    match (&b.file, b.line) {
+        (Some(f), Some(l)) => format!("{f}:{l}"),
+        (Some(f), None) => f.clone(),
+        _ => "-".into(),
+    }
+}
+
+/// The human table, then the blocked identities with the fix for each.
 pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
     let _ = writeln!(out, "{}", summary(plan));
+    render_blocked_human(out, plan);
     if plan.is_empty() {
         return;
     }
@@ -134,31 +166,96 @@ pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
     }
 }
 
-/// Markdown for a pull-request comment.
-pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
-    let _ = writeln!(out, "### gitca plan\n");
-    let _ = writeln!(out, "{}", summary(plan));
-    if plan.is_empty() {
+fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
+    if plan.blocked.is_empty() {
         return;
     }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| identity | kind | action | serial | expiry | reason |"
+        "Blocked (nothing is signed for these; everything else goes ahead):"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
-    let esc = |s: &str| s.replace('|', "\\|");
-    for r in rows(plan) {
+    for b in &plan.blocked {
         let _ = writeln!(
             out,
-            "| `{}` | {} | **{}** | `{}` | {} | {} |",
-            esc(&r.identity),
-            r.kind,
-            esc(&r.action),
-            esc(&r.serial),
-            r.expiry,
-            esc(&r.reason)
+            "  {}  {}  {}: {}\n    fix: {}",
+            b.identity,
+            where_of(b),
+            b.code,
+            b.detail,
+            b.fix
         );
+    }
+}
+
+/// Text from the repository (paths, names, details) made inert for a GitHub or GitLab markdown
+/// table: every character that can start markup (emphasis, code, links, images, HTML, entities,
+/// math, headings, strikethrough, a table cell) is backslash-escaped, as CommonMark allows for
+/// any ASCII punctuation; autolinks are broken; line breaks, other control characters and
+/// bidirectional overrides are replaced. A crafted file name cannot end the row, hide rows, or
+/// render as something it is not.
+pub fn md_escape(s: &str) -> String {
+    const MARKUP: &str = "\\`*_[]<>|~&!#$";
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if MARKUP.contains(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push('\u{FFFD}'),
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out.replace("://", ":\\/\\/").replace("www.", "www\\.")
+}
+
+/// Markdown for a pull-request comment.
+pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
+    let _ = writeln!(out, "### gitca plan\n");
+    let _ = writeln!(out, "{}", md_escape(&summary(plan)));
+    if !plan.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "| identity | kind | action | serial | expiry | reason |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for r in rows(plan) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | **{}** | {} | {} | {} |",
+                md_escape(&r.identity),
+                md_escape(&r.kind),
+                md_escape(&r.action),
+                md_escape(&r.serial),
+                md_escape(&r.expiry),
+                md_escape(&r.reason)
+            );
+        }
+    }
+    if !plan.blocked.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "**Blocked**: nothing is signed for these; everything else goes ahead.\n"
+        );
+        let _ = writeln!(out, "| identity | where | problem | fix |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for b in &plan.blocked {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                md_escape(&b.identity),
+                md_escape(&where_of(b)),
+                md_escape(&format!("{}: {}", b.code, b.detail)),
+                md_escape(&b.fix)
+            );
+        }
     }
 }
 
@@ -177,6 +274,8 @@ pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
         },
         "actions": plan.actions,
         "crl": plan.crl,
+        "repair": plan.repair,
+        "blocked": plan.blocked,
     })
 }
 
@@ -198,6 +297,9 @@ pub fn commit_message(plan: &Plan, issued: &[(String, String)]) -> String {
             head.push(format!("{n} {word}"));
         }
     }
+    if plan.repair.is_some() {
+        head.push("restored the sealed ledger and CRL".into());
+    }
     if head.is_empty() {
         head.push("CRL refresh".into());
     }
@@ -218,6 +320,9 @@ pub fn commit_message(plan: &Plan, issued: &[(String, String)]) -> String {
             "{what} {} {serial}: {}: {}\n",
             a.identity, a.reason.code, a.reason.detail
         ));
+    }
+    if let Some(why) = &plan.repair {
+        msg.push_str(&format!("restore ledger.tsv and crl/ca.crl: {why}\n"));
     }
     if let Some(c) = &plan.crl {
         msg.push_str(&format!(

@@ -243,7 +243,11 @@ fn rotation_by_the_person_supersedes_the_old_certificate() {
     let t = days_after(T0, 1);
     let o = ok(ca.reconcile(&t));
     assert!(stdout(&o).contains("csr-changed"));
-    assert!(!ca.verify_crl(&old, &t).status.success());
+    // The old certificate keeps working through the grace period, then is superseded.
+    ok(ca.verify_crl(&old, &t));
+    let after_grace = days_after(T0, 9);
+    ok(ca.reconcile(&after_grace));
+    assert!(!ca.verify_crl(&old, &after_grace).status.success());
     let dir = ca.tmp.path().join("alice-new");
     ok(run(ca
         .cmd(&t)

@@ -178,7 +178,12 @@ fn oversized_inputs_get_a_clear_error() {
     ca.write("csr/big.csr", &"A".repeat(100 * 1024));
     ca.identities("users:\n  - name: big\n");
     ca.commit("big csr");
-    let o = fails(ca.reconcile(T0));
+    let o = ca.reconcile(T0);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "the identity is held, nothing else to do"
+    );
     assert!(
         stderr(&o).contains("102400 bytes, more than the 65536 gitca reads"),
         "{}",
@@ -191,7 +196,12 @@ fn oversized_inputs_get_a_clear_error() {
     }
     ca.identities(&y);
     ca.commit("big yaml");
-    let o = fails(ca.reconcile(T0));
+    let o = ca.reconcile(T0);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "removals are suspended, nothing else to do"
+    );
     assert!(
         stderr(&o)
             .contains("identities/people.yaml is 5242943 bytes, more than the 4194304 gitca reads"),

@@ -166,18 +166,11 @@ fn bundle_keeps_the_promised_mode_whatever_was_planted_in_the_output_directory()
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
 }
 
-/// Every input, replaced by a link to the process's own environment (or another file outside):
-/// refused by name, nothing of the target printed.
+/// Every input, replaced by a link to the process's own environment: refused by name, nothing
+/// of the target printed.
 #[test]
 fn linked_inputs_are_refused_and_never_echoed() {
-    let targets = [
-        "gitca.yaml",
-        "identities/people.yaml",
-        "ledger.tsv",
-        "ca/ca.crt",
-        "crl/ca.crl",
-    ];
-    for rel in targets {
+    for rel in ["gitca.yaml", "identities/people.yaml", "ca/ca.crt"] {
         let ca = issued_ca();
         std::fs::remove_file(ca.path(rel)).unwrap();
         symlink("/proc/self/environ", ca.path(rel)).unwrap();
@@ -198,10 +191,49 @@ fn linked_inputs_are_refused_and_never_echoed() {
                 "{rel} / {args:?} printed the environment:\n{all}"
             );
             assert!(
-                all.contains(&format!("{rel} is")) && all.contains("symbolic link"),
+                all.contains(&format!("{rel} is a symbolic link"))
+                    || all.contains(&format!("{rel}: tracked as a symbolic link")),
                 "{rel} / {args:?}: the link is named:\n{all}"
             );
+            assert_ne!(o.status.code(), Some(0), "{rel} / {args:?}");
         }
+    }
+}
+
+/// gitca's own outputs replaced by links (to the environment, or to a file the runner would
+/// let it overwrite): never read, never written through; reconcile puts the sealed files back.
+#[test]
+fn linked_outputs_are_replaced_by_the_sealed_files() {
+    for rel in ["ledger.tsv", "crl/ca.crl", "ledger.sig"] {
+        let ca = issued_ca();
+        let sealed = ca.read(rel);
+        let victim = ca.tmp.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        std::fs::remove_file(ca.path(rel)).unwrap();
+        symlink(&victim, ca.path(rel)).unwrap();
+        ca.commit("link");
+        let o = fails(run(ca.cmd(T0).arg("check")));
+        assert!(stdout(&o).contains("ledger.sig: "), "{rel}: {}", stdout(&o));
+        let o = ok(run(ca.cmd(T0).arg("plan")));
+        assert!(stdout(&o).contains("restore"), "{rel}: {}", stdout(&o));
+        let o = run(ca
+            .cmd(T0)
+            .args(["reconcile", "--identity", ca.identity.to_str().unwrap()])
+            .env("CANARY_PLAIN", "canary-from-the-environment"));
+        assert!(!all_output(&o).contains("canary-from-the-environment"));
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "precious\n",
+            "{rel}"
+        );
+        assert!(
+            std::fs::symlink_metadata(ca.path(rel)).unwrap().is_file(),
+            "{rel}"
+        );
+        if rel != "ledger.sig" {
+            assert_eq!(ca.read(rel), sealed, "{rel}: the sealed file is back");
+        }
+        ok(run(ca.cmd(T0).arg("check")));
     }
 }
 

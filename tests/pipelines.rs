@@ -159,7 +159,7 @@ fn github_pipelines_review_merge_reconcile_and_recover_a_rejected_push() {
     ok(run_block(&github_step(&pr, "check", "Plan"), &runner, &env));
     let plan = std::fs::read_to_string(runner.join("plan.md")).unwrap();
     assert!(
-        plan.contains("`alice`") && plan.contains("new-identity"),
+        plan.contains("| alice |") && plan.contains("new-identity"),
         "{plan}"
     );
 

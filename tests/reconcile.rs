@@ -363,6 +363,20 @@ fn new_csr_replaces_and_supersedes_the_old_certificate() {
     let t = days_after(T0, 10);
     let o = ok(ca.reconcile(&t));
     assert!(stdout(&o).contains("csr-changed"));
+    // Nothing was withdrawn: the old certificate stays valid through the grace period, so
+    // alice is not locked out before she installs the new one.
+    ok(ca.verify_crl(&old, &t));
+    ok(ca.verify_crl(&ca.path("certs/alice.crt"), &t));
+    let o = ok(run(ca.cmd(&days_after(T0, 16)).arg("plan")));
+    assert!(!stdout(&o).contains("revoke"), "{}", stdout(&o));
+    // The daily reconcile after the seven-day grace revokes it as superseded.
+    let t = days_after(T0, 17);
+    let o = ok(ca.reconcile(&t));
+    assert!(
+        stdout(&o).contains("grace period is over"),
+        "{}",
+        stdout(&o)
+    );
     let o = ca.verify_crl(&old, &t);
     assert!(!o.status.success(), "the old certificate is revoked");
     ok(ca.verify_crl(&ca.path("certs/alice.crt"), &t));
@@ -398,7 +412,8 @@ fn compromised_key_is_revoked_and_never_certified_again() {
     ca.identities(ALICE_BOB);
     ca.commit("alice wants back in with the same key");
     let head = ca.head();
-    let o = fails(ca.reconcile(&days_after(T0, 2)));
+    let o = ca.reconcile(&days_after(T0, 2));
+    assert_eq!(o.status.code(), Some(3));
     assert!(
         stderr(&o).contains("revoked for key compromise"),
         "{}",
@@ -425,7 +440,9 @@ fn a_key_belongs_to_one_identity() {
     ]));
     ca.identities(&format!("{ALICE_BOB}  - name: carol\n"));
     ca.commit("carol");
-    let o = fails(ca.reconcile(T0));
+    let o = ca.reconcile(T0);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(!ca.path("certs/carol.crt").exists());
     assert!(
         stderr(&o).contains("belongs to identity `alice`"),
         "{}",
@@ -440,22 +457,36 @@ fn a_key_belongs_to_one_identity() {
 
 /// Runs a failing reconcile and proves it changed nothing.
 #[track_caller]
+/// Reconcile skips the refused identities with a located diagnostic and exits 3 ("needs
+/// attention"); here nothing else is to be done, so nothing changes.
 fn refused(ca: &Ca, now: &str, expect: &[&str]) -> String {
     let head = ca.head();
     let before = ca.snapshot();
-    let o = fails(ca.reconcile(now));
-    let err = stderr(&o);
-    for e in expect {
-        assert!(err.contains(e), "expected `{e}` in:\n{err}");
-    }
-    assert!(err.contains("help:"), "a help line:\n{err}");
+    let err = skipped(ca, now, expect);
     assert_eq!(ca.head(), head, "HEAD unchanged");
     assert_eq!(ca.snapshot(), before, "working tree unchanged");
     err
 }
 
+/// Reconcile skips what it cannot sign, applies the rest, and exits 3.
+fn skipped(ca: &Ca, now: &str, expect: &[&str]) -> String {
+    let o = ca.reconcile(now);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "exit 3 (needs attention):\n{}{err}",
+        stdout(&o)
+    );
+    for e in expect {
+        assert!(err.contains(e), "expected `{e}` in:\n{err}");
+    }
+    assert!(err.contains("help:"), "a help line:\n{err}");
+    err
+}
+
 #[test]
-fn tampered_csr_fails_the_whole_run_and_changes_nothing() {
+fn a_tampered_csr_blocks_only_its_identity() {
     let ca = ca_with_alice_and_bob();
     let text = ca.read("csr/bob.csr");
     let block = pem::parse(&text).unwrap();
@@ -467,7 +498,7 @@ fn tampered_csr_fails_the_whole_run_and_changes_nothing() {
         &pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)),
     );
     ca.commit("tamper");
-    let err = refused(
+    let err = skipped(
         &ca,
         T0,
         &[
@@ -481,10 +512,13 @@ fn tampered_csr_fails_the_whole_run_and_changes_nothing() {
         err.contains("6 │") || err.contains("[identities/people.yaml:6"),
         "points at the csr line:\n{err}"
     );
+    assert!(err.contains("1 identity(ies) not signed for: bob"), "{err}");
     assert!(
-        !ca.path("certs/alice.crt").exists(),
-        "alice was not issued either: all or nothing"
+        ca.path("certs/alice.crt").exists(),
+        "alice is issued all the same"
     );
+    assert!(!ca.path("certs/bob.crt").exists());
+    assert_eq!(ca.status(), "", "what was done is committed");
 }
 
 #[test]
@@ -509,7 +543,10 @@ fn csr_rules_refuse_weak_keys_wrong_names_and_non_pem() {
             "not PEM",
         ],
     );
-    assert!(err.contains("3 problem(s)"), "{err}");
+    assert!(
+        err.contains("3 identity(ies) not signed for: junk, liar, weak"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -587,7 +624,8 @@ fn hostile_identity_files_get_located_diagnostics() {
         ca.identities(yaml);
         ca.commit(label);
         let head = ca.head();
-        let o = fails(ca.reconcile(T0));
+        let o = ca.reconcile(T0);
+        assert_eq!(o.status.code(), Some(3), "{label}: {}", stderr(&o));
         let err = stderr(&o);
         for e in *expect {
             assert!(err.contains(e), "{label}: expected `{e}` in:\n{err}");

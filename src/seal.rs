@@ -1,0 +1,362 @@
+//! The seal: the CA's own signature over what it published (`ledger.tsv` and `crl/ca.crl`), and
+//! how gitca finds the newest seal the CA ever made.
+//!
+//! A merged pull request can edit anything in the tree, gitca's outputs included: shorten the
+//! `not_after` of revoked rows (so the next CRL drops them), lower a reason from key-compromise
+//! to superseded (so the key is certified again), or put back an older, validly signed CRL. The
+//! ledger and the CRL are therefore trusted only as the CA sealed them:
+//!
+//! - every run that writes them also writes `ledger.sig`: the SHA-256 of both files and the CRL
+//!   number, signed with the CA key (a signature over text that starts with `gitca-seal-v1`,
+//!   which no certificate or CRL — DER, starting with 0x30 — can ever be confused with);
+//! - whoever reads them checks the seal against `ca/ca.crt`, and looks through the history of
+//!   HEAD for a newer seal (a higher CRL number): an older seal put back is a rollback;
+//! - when the files on disk are not the newest sealed ones, gitca uses the newest sealed
+//!   versions from history instead (reconcile writes them back and says so).
+//!
+//! History is the anchor against rollback, so reconcile needs the whole of it (a shallow clone
+//! is refused). Rewriting main's history (a force push) is outside what this defends against.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::ca::{CaCert, CaKey};
+use crate::error::{Error, Result};
+
+pub const FILE: &str = "ledger.sig";
+const DOMAIN: &str = "gitca-seal-v1\n";
+/// Largest seal file gitca reads (an RSA-8192 signature is about 1.4 KB in base64).
+pub const MAX_BYTES: u64 = 16 << 10;
+
+/// What a seal says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seal {
+    /// One more than the seal before it: the newest seal is the one with the highest sequence
+    /// (CRL numbers do not order them: issuing a certificate re-seals without a new CRL).
+    pub sequence: u64,
+    pub ledger_sha256: String,
+    pub crl_sha256: String,
+    pub crl_number: u64,
+    /// SHA-256 (hex) of the DER of the CA certificate whose key signed it.
+    pub signer: String,
+    pub signature: Vec<u8>,
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+impl Seal {
+    /// The exact bytes the CA signs.
+    fn message(&self) -> String {
+        format!(
+            "{DOMAIN}format: 1\nsequence: {}\nledger-sha256: {}\ncrl-sha256: {}\ncrl-number: {}\nsigner: {}\n",
+            self.sequence, self.ledger_sha256, self.crl_sha256, self.crl_number, self.signer
+        )
+    }
+
+    /// Seals `ledger` and `crl` (the texts about to be written) with the CA key.
+    pub fn sign(
+        ca: &CaCert,
+        key: &CaKey,
+        sequence: u64,
+        ledger: &[u8],
+        crl: &[u8],
+        crl_number: u64,
+    ) -> Result<Seal> {
+        let mut seal = Seal {
+            sequence,
+            ledger_sha256: sha256_hex(ledger),
+            crl_sha256: sha256_hex(crl),
+            crl_number,
+            signer: sha256_hex(&ca.der),
+            signature: Vec::new(),
+        };
+        seal.signature = rcgen::SigningKey::sign(key.pair(), seal.message().as_bytes())
+            .map_err(Error::crypto("sealing the ledger"))?;
+        Ok(seal)
+    }
+
+    /// The file's text.
+    pub fn render(&self) -> String {
+        let body = self.message();
+        let body = body
+            .strip_prefix(DOMAIN)
+            .expect("the message starts with the domain");
+        format!(
+            "# gitca seal: the CA's signature over ledger.tsv and crl/ca.crl. Written by gitca only.\n\
+             # The signed message is \"gitca-seal-v1\" and a newline, then the lines below\n\
+             # `format` through `signer`; `signature` is base64 (see docs/formats.md to check it with openssl).\n\
+             {body}signature: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(&self.signature)
+        )
+    }
+
+    /// Parses a seal file (its signature is not checked here: see [`Seal::verify`]).
+    pub fn parse(text: &str) -> std::result::Result<Seal, String> {
+        let mut fields: HashMap<&str, &str> = HashMap::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (k, v) = line
+                .split_once(": ")
+                .ok_or_else(|| format!("`{}` is not a `key: value` line", truncate(line)))?;
+            if fields.insert(k, v).is_some() {
+                return Err(format!("`{k}` appears twice"));
+            }
+        }
+        let get = |k: &str| {
+            fields
+                .get(k)
+                .copied()
+                .ok_or_else(|| format!("`{k}` is missing"))
+        };
+        if get("format")? != "1" {
+            return Err("unknown format (this gitca reads format 1)".into());
+        }
+        let hex64 = |k: &str| -> std::result::Result<String, String> {
+            let v = get(k)?;
+            if v.len() == 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                Ok(v.to_string())
+            } else {
+                Err(format!("`{k}` is not a SHA-256"))
+            }
+        };
+        Ok(Seal {
+            sequence: get("sequence")?
+                .parse()
+                .map_err(|_| "`sequence` is not a number".to_string())?,
+            ledger_sha256: hex64("ledger-sha256")?,
+            crl_sha256: hex64("crl-sha256")?,
+            crl_number: get("crl-number")?
+                .parse()
+                .map_err(|_| "`crl-number` is not a number".to_string())?,
+            signer: hex64("signer")?,
+            signature: base64::engine::general_purpose::STANDARD
+                .decode(get("signature")?)
+                .map_err(|_| "`signature` is not base64".to_string())?,
+        })
+    }
+
+    /// Whether `ca`'s key made this seal.
+    pub fn verify(&self, ca: &CaCert) -> bool {
+        self.signer == sha256_hex(&ca.der)
+            && crate::ca::verify_with(&ca.spki_der, self.message().as_bytes(), &self.signature)
+    }
+
+    /// Whether these are the sealed files.
+    pub fn covers(&self, ledger: &[u8], crl: &[u8]) -> bool {
+        self.ledger_sha256 == sha256_hex(ledger) && self.crl_sha256 == sha256_hex(crl)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// How far the ledger and CRL on disk can be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Sealed by the CA (this seal's sequence), and no newer seal exists in history.
+    Sealed(u64),
+    /// No seal anywhere in history: a repository from before seals. Trusted as found; the next
+    /// run that writes seals it.
+    Unsealed,
+    /// The files on disk are not the newest the CA sealed; these are (from `commit`).
+    Recovered {
+        sequence: u64,
+        commit: String,
+        why: String,
+        ledger: String,
+        crl: String,
+        seal: String,
+    },
+}
+
+/// The outputs as read from disk, to be judged.
+pub struct OnDisk<'a> {
+    pub ledger: Option<&'a [u8]>,
+    pub crl: Option<&'a [u8]>,
+    pub seal: Option<&'a [u8]>,
+}
+
+/// Judges the outputs on disk against their seal and every seal in HEAD's history.
+pub fn judge(git: &git2::Repository, ca: &CaCert, disk: &OnDisk<'_>) -> Result<Standing> {
+    let current = disk
+        .seal
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|t| Seal::parse(t).ok())
+        .filter(|s| s.verify(ca));
+    let current_ok = match (&current, disk.ledger, disk.crl) {
+        (Some(s), Some(l), Some(c)) => s.covers(l, c),
+        _ => false,
+    };
+    let newest = newest_in_history(git, ca)?;
+    match newest {
+        None if current_ok => Ok(Standing::Sealed(current.map_or(0, |c| c.sequence))),
+        None => Ok(Standing::Unsealed),
+        Some(found) => {
+            let best = &found.seal;
+            if let Some(c) = current
+                .as_ref()
+                .filter(|c| current_ok && c.sequence >= best.sequence)
+            {
+                return Ok(Standing::Sealed(c.sequence));
+            }
+            let why = match (&current, current_ok) {
+                (Some(c), true) => format!(
+                    "ledger.tsv, crl/ca.crl and ledger.sig were put back to an older sealed state (seal {}, CRL #{}; commit {} holds seal {}, CRL #{})",
+                    c.sequence,
+                    c.crl_number,
+                    short(&found.commit),
+                    best.sequence,
+                    best.crl_number
+                ),
+                (Some(_), false) => "ledger.tsv or crl/ca.crl differs from what ledger.sig seals (edited by hand)".into(),
+                (None, _) if disk.seal.is_some() => "ledger.sig does not verify against ca/ca.crt (edited by hand)".into(),
+                (None, _) => "ledger.sig is missing (removed by hand)".into(),
+            };
+            Ok(Standing::Recovered {
+                sequence: best.sequence,
+                commit: found.commit.clone(),
+                why,
+                ledger: found.ledger,
+                crl: found.crl,
+                seal: found.seal_text,
+            })
+        }
+    }
+}
+
+impl Standing {
+    /// The sequence the next seal takes.
+    pub fn next_sequence(&self) -> u64 {
+        match self {
+            Standing::Sealed(n) | Standing::Recovered { sequence: n, .. } => n + 1,
+            Standing::Unsealed => 1,
+        }
+    }
+}
+
+fn short(oid: &str) -> &str {
+    &oid[..oid.len().min(12)]
+}
+
+struct Found {
+    seal: Seal,
+    seal_text: String,
+    commit: String,
+    ledger: String,
+    crl: String,
+}
+
+/// The seal with the highest sequence anywhere in HEAD's history that verifies against `ca`,
+/// with the ledger and CRL it seals (from a commit that holds all three).
+fn newest_in_history(git: &git2::Repository, ca: &CaCert) -> Result<Option<Found>> {
+    let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
+        return Ok(None);
+    };
+    let mut walk = git.revwalk()?;
+    walk.push(head.id())?;
+    // Every distinct seal blob, with the commits that hold it.
+    let mut seals: HashMap<git2::Oid, Vec<git2::Oid>> = HashMap::new();
+    for oid in walk {
+        let oid = oid?;
+        let tree = git.find_commit(oid)?.tree()?;
+        let blob = tree.get_name(FILE).map(|e| e.id());
+        if let Some(blob) = blob {
+            seals.entry(blob).or_default().push(oid);
+        }
+    }
+    // Parse them all (small), then verify from the highest sequence down: the first that
+    // verifies and whose files are found is the newest the CA made.
+    let mut parsed: Vec<(Seal, String, Vec<git2::Oid>)> = Vec::new();
+    for (blob, commits) in seals {
+        let Ok(blob) = git.find_blob(blob) else {
+            continue;
+        };
+        if blob.size() as u64 > MAX_BYTES {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(blob.content()) else {
+            continue;
+        };
+        if let Ok(seal) = Seal::parse(text) {
+            parsed.push((seal, text.to_string(), commits));
+        }
+    }
+    parsed.sort_by_key(|b| std::cmp::Reverse(b.0.sequence));
+    for (seal, seal_text, commits) in parsed {
+        if !seal.verify(ca) {
+            continue;
+        }
+        for commit in commits {
+            let tree = git.find_commit(commit)?.tree()?;
+            let blob_text = |path: &str, limit: u64| -> Option<String> {
+                let entry = tree.get_path(std::path::Path::new(path)).ok()?;
+                let blob = git.find_blob(entry.id()).ok()?;
+                (blob.size() as u64 <= limit)
+                    .then(|| String::from_utf8(blob.content().to_vec()).ok())
+                    .flatten()
+            };
+            let (Some(ledger), Some(crl)) = (
+                blob_text(crate::ledger::FILE, crate::ledger::MAX_BYTES),
+                blob_text(crate::init::CRL_FILE, crate::ca::MAX_CRL_BYTES),
+            ) else {
+                continue;
+            };
+            if seal.covers(ledger.as_bytes(), crl.as_bytes()) {
+                return Ok(Some(Found {
+                    seal,
+                    seal_text,
+                    commit: commit.to_string(),
+                    ledger,
+                    crl,
+                }));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The CA certificate as `gitca init` (or `import-openssl`) wrote it: `ca/ca.crt` in the first
+/// commit of HEAD's first-parent history that has one.
+pub fn original_ca_cert(git: &git2::Repository) -> Result<Option<Vec<u8>>> {
+    let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
+        return Ok(None);
+    };
+    let mut walk = git.revwalk()?;
+    walk.push(head.id())?;
+    walk.simplify_first_parent()?;
+    let mut oldest = None;
+    for oid in walk {
+        let tree = git.find_commit(oid?)?.tree()?;
+        let entry = tree
+            .get_path(std::path::Path::new(crate::init::CA_CERT))
+            .map(|e| e.id());
+        if let Ok(id) = entry {
+            oldest = Some(id);
+        }
+    }
+    Ok(match oldest {
+        Some(id) => Some(git.find_blob(id)?.content().to_vec()),
+        None => None,
+    })
+}
+
+/// A human line about a recovery, for reconcile's output and check's error.
+pub fn describe(standing: &Standing) -> Option<String> {
+    match standing {
+        Standing::Recovered { commit, why, .. } => Some(format!(
+            "{why}; using the ledger and CRL the CA sealed in commit {}",
+            short(commit)
+        )),
+        _ => None,
+    }
+}
