@@ -37,19 +37,51 @@ pub struct Warning {
 pub struct Findings {
     pub errors: Vec<Error>,
     pub warnings: Vec<Warning>,
+    /// gitca.yaml changes since the base, field by field: policy for every identity.
+    pub policy: Vec<String>,
 }
 
-// Spelled in two halves so that this source file is not itself mistaken for a key by scanners
-// (including gitca's own) that look for the whole marker.
-const PRIVATE_KEY_MARKERS: &[&str] = &[
-    concat!("-----BEGIN ", "PRIVATE KEY-----"),
-    concat!("-----BEGIN RSA ", "PRIVATE KEY-----"),
-    concat!("-----BEGIN EC ", "PRIVATE KEY-----"),
-    concat!("-----BEGIN DSA ", "PRIVATE KEY-----"),
-    concat!("-----BEGIN OPENSSH ", "PRIVATE KEY-----"),
-    concat!("-----BEGIN ENCRYPTED ", "PRIVATE KEY-----"),
-    concat!("AGE-SECRET", "-KEY-1"),
-];
+/// The commit a pull request forked from `base` at (so later commits on the base branch are not
+/// taken for the pull request's own edits).
+fn fork_point(repo: &CaRepo, base: &str) -> Result<git2::Oid> {
+    let base_obj = repo.git.revparse_single(base).map_err(|_| {
+        Error::usage(
+            format!("`{base}` is not a revision of this repository"),
+            "fetch the base branch first (git fetch origin main) and pass e.g. --base origin/main",
+        )
+    })?;
+    let base_commit = base_obj.peel_to_commit()?;
+    Ok(match repo.head_oid() {
+        Some(head) => repo
+            .git
+            .merge_base(head, base_commit.id())
+            .unwrap_or(base_commit.id()),
+        None => base_commit.id(),
+    })
+}
+
+/// How gitca.yaml changed between the commit `at` (HEAD when `None`) and the working tree.
+pub fn policy_changes(repo: &CaRepo, at: Option<git2::Oid>) -> Vec<String> {
+    let Some(commit) = at.or_else(|| repo.head_oid()) else {
+        return Vec::new();
+    };
+    let old = repo
+        .git
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .ok()
+        .and_then(|t| t.get_name(crate::config::FILE).map(|e| e.id()))
+        .and_then(|id| repo.git.find_blob(id).ok())
+        .and_then(|b| String::from_utf8(b.content().to_vec()).ok())
+        .and_then(|t| crate::config::Config::parse(&t).ok());
+    let new = read(&repo.dir, crate::config::FILE, crate::config::MAX_BYTES)
+        .and_then(|t| crate::config::Config::parse(&t))
+        .ok();
+    match (old, new) {
+        (Some(old), Some(new)) => new.diff(&old),
+        _ => Vec::new(),
+    }
+}
 
 /// Largest file scanned for private keys; larger files are read only this far.
 const SCAN_LIMIT: u64 = 1 << 20;
@@ -105,10 +137,7 @@ fn scan_private_keys(dir: &Dir, files: Vec<String>) -> Vec<Error> {
 
 fn private_key_in(dir: &Dir, rel: String) -> Option<Error> {
     let buf = dir.read_head(&rel, SCAN_LIMIT).ok()??;
-    let text = String::from_utf8_lossy(&buf);
-    let marker = PRIVATE_KEY_MARKERS.iter().find(|m| text.contains(**m))?;
-    let line = text[..text.find(marker).unwrap_or(0)].matches('\n').count() + 1;
-    let kind = marker.trim_matches('-').trim_start_matches("BEGIN ");
+    let crate::keyscan::Found { kind, line } = crate::keyscan::find(&buf)?;
     Some(Error::BadFile {
         path: rel.clone().into(),
         reason: format!("line {line}: holds a private key ({kind}); private keys never enter the CA repository"),
@@ -213,22 +242,8 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
     let ledger = read(&repo.dir, ledger::FILE, ledger::MAX_BYTES)
         .and_then(|t| Ledger::parse(&t))
         .unwrap_or_default();
-    let base_obj = repo.git.revparse_single(base).map_err(|_| {
-        Error::usage(
-            format!("`{base}` is not a revision of this repository"),
-            "fetch the base branch first (git fetch origin main) and pass e.g. --base origin/main",
-        )
-    })?;
-    let base_commit = base_obj.peel_to_commit()?;
-    // Compare with the merge base, so commits that landed on the base branch after the pull
-    // request forked are not mistaken for the pull request's own edits.
-    let fork = match repo.head_oid() {
-        Some(head) => repo
-            .git
-            .merge_base(head, base_commit.id())
-            .unwrap_or(base_commit.id()),
-        None => base_commit.id(),
-    };
+    let fork = fork_point(repo, base)?;
+    findings.policy = policy_changes(repo, Some(fork));
     let fork_tree = repo.git.find_commit(fork)?.tree()?;
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
@@ -494,6 +509,7 @@ pub fn run_check(
             "ok": ok,
             "errors": f.errors.iter().map(error_json).collect::<Vec<_>>(),
             "warnings": f.warnings.iter().map(|w| json!({"file": w.file, "message": w.message, "help": w.help})).collect::<Vec<_>>(),
+            "policy_changes": f.policy,
         });
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json"));
     } else {
@@ -527,6 +543,15 @@ pub fn render_findings(f: &Findings, out: &mut dyn Write) {
             w.file, w.message, w.help
         );
     }
+    if !f.policy.is_empty() {
+        let _ = writeln!(
+            out,
+            "  policy change (gitca.yaml applies to every identity; review each line):"
+        );
+        for p in &f.policy {
+            let _ = writeln!(out, "    {p}");
+        }
+    }
     let verdict = if f.errors.is_empty() {
         "check passed"
     } else {
@@ -556,19 +581,24 @@ pub fn run_plan(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let repo = CaRepo::open(dir)?;
-    if let Some(base) = base {
-        let mut f = Findings::default();
-        compare_with_base(&repo, base, &mut f)?;
-        if !f.errors.is_empty() {
-            return Err(Error::Many {
-                count: f.errors.len(),
-                errors: f.errors,
-            });
+    let policy = match base {
+        Some(base) => {
+            let mut f = Findings::default();
+            compare_with_base(&repo, base, &mut f)?;
+            if !f.errors.is_empty() {
+                return Err(Error::Many {
+                    count: f.errors.len(),
+                    errors: f.errors,
+                });
+            }
+            f.policy
         }
-    }
+        None => policy_changes(&repo, None),
+    };
     let state = load::load(&repo)?;
     let vetted = state.plan(now);
-    let plan = vetted.plan;
+    let mut plan = vetted.plan;
+    plan.policy_changes = policy;
     if matches!(format, PlanFormat::Human) {
         for e in state.problems.iter().chain(&vetted.diagnostics) {
             eprintln!("{}", render_diagnostic(e));

@@ -71,7 +71,19 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-/// The extended key usages a profile may grant.
+/// The longest certificate validity gitca accepts in a profile (three years).
+pub const MAX_VALIDITY: Dur = Dur(time::Duration::days(3 * 365));
+/// The longest CRL validity (the CA/Browser Forum Baseline Requirements' 10 days).
+pub const MAX_CRL_VALIDITY: Dur = Dur(time::Duration::days(10));
+/// The shortest validity of anything gitca signs.
+pub const MIN_VALIDITY: Dur = Dur(time::Duration::hours(1));
+/// The longest a superseded certificate may stay valid.
+pub const MAX_SUPERSEDE_GRACE: Dur = Dur(time::Duration::days(90));
+
+/// The extended key usages a profile may grant: the allow-list. What each one lets a holder do:
+/// `client_auth` authenticate to TLS servers (the registry: what gitca is for); `server_auth`
+/// act as a TLS server; `email_protection` sign and encrypt mail (S/MIME); `code_signing` sign
+/// software. Anything else (timestamping, OCSP signing, any EKU) is not grantable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Eku {
@@ -82,6 +94,16 @@ pub enum Eku {
 }
 
 impl Eku {
+    /// The name used in gitca.yaml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Eku::ClientAuth => "client_auth",
+            Eku::ServerAuth => "server_auth",
+            Eku::EmailProtection => "email_protection",
+            Eku::CodeSigning => "code_signing",
+        }
+    }
+
     /// The OID's DER content octets.
     pub fn oid(self) -> &'static [u64] {
         match self {
@@ -147,6 +169,33 @@ impl Config {
                 "give the CA a name",
             ));
         }
+        if config.ca.organization.trim().is_empty() {
+            return Err(fail(
+                "organization:",
+                "ca.organization is empty".into(),
+                "every certificate carries the organization (O): name it, e.g. organization: Example Corp",
+            ));
+        }
+        if config.crl.validity > MAX_CRL_VALIDITY || config.crl.validity < MIN_VALIDITY {
+            return Err(fail(
+                "validity:",
+                format!(
+                    "crl.validity {} is outside 1h to {}",
+                    config.crl.validity, MAX_CRL_VALIDITY
+                ),
+                "a CRL is valid at most 10 days (the CA/Browser Forum's ceiling for subscriber CRLs): a longer one keeps a stolen CRL — and a revoked client — alive for as long",
+            ));
+        }
+        if config.supersede_grace > MAX_SUPERSEDE_GRACE {
+            return Err(fail(
+                "supersede_grace:",
+                format!(
+                    "supersede_grace {} is longer than {MAX_SUPERSEDE_GRACE}",
+                    config.supersede_grace
+                ),
+                "a replaced certificate stays valid this long: keep it to days (default 7d)",
+            ));
+        }
         if config.crl.refresh_before >= config.crl.validity {
             return Err(fail(
                 "refresh_before:",
@@ -167,6 +216,37 @@ impl Config {
             }
         }
         for (name, p) in &config.profiles {
+            let b = name.as_bytes();
+            if b.is_empty()
+                || !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+                || !b
+                    .iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-".contains(c))
+            {
+                return Err(fail(
+                    &format!("{name}:"),
+                    format!("`{name}` is not a valid profile name"),
+                    "profile names match [a-z0-9][a-z0-9_-]*",
+                ));
+            }
+            if p.validity > MAX_VALIDITY || p.validity < MIN_VALIDITY {
+                return Err(fail(
+                    &format!("{name}:"),
+                    format!(
+                        "profile `{name}`: validity {} is outside 1h to {MAX_VALIDITY}",
+                        p.validity
+                    ),
+                    "client certificates are renewed automatically: keep them short (bots 30d, people 365d)",
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(dup) = p.extended_key_usage.iter().find(|e| !seen.insert(**e)) {
+                return Err(fail(
+                    &format!("{name}:"),
+                    format!("profile `{name}` lists {} twice", dup.name()),
+                    "list each extended key usage once",
+                ));
+            }
             if p.renew_before >= p.validity {
                 return Err(fail(
                     &format!("{name}:"),
@@ -186,6 +266,86 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// What changed from `old` to `self`, field by field, as a reviewer should read it: every
+    /// change to gitca.yaml is a change of policy for every identity.
+    pub fn diff(&self, old: &Config) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut field = |what: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{what} {a} → {b}"));
+            }
+        };
+        field("ca.name", old.ca.name.clone(), self.ca.name.clone());
+        field(
+            "ca.organization",
+            old.ca.organization.clone(),
+            self.ca.organization.clone(),
+        );
+        field(
+            "crl.validity",
+            old.crl.validity.to_string(),
+            self.crl.validity.to_string(),
+        );
+        field(
+            "crl.refresh_before",
+            old.crl.refresh_before.to_string(),
+            self.crl.refresh_before.to_string(),
+        );
+        field(
+            "supersede_grace",
+            old.supersede_grace.to_string(),
+            self.supersede_grace.to_string(),
+        );
+        let ekus = |p: &Profile| {
+            p.extended_key_usage
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (name, p) in &self.profiles {
+            match old.profiles.get(name) {
+                None => out.push(format!(
+                    "profile {name} added: validity {}, renew_before {}, extended_key_usage [{}]",
+                    p.validity,
+                    p.renew_before,
+                    ekus(p)
+                )),
+                Some(o) => {
+                    let mut parts = Vec::new();
+                    if o.validity != p.validity {
+                        parts.push(format!("validity {} → {}", o.validity, p.validity));
+                    }
+                    if o.renew_before != p.renew_before {
+                        parts.push(format!(
+                            "renew_before {} → {}",
+                            o.renew_before, p.renew_before
+                        ));
+                    }
+                    for e in &p.extended_key_usage {
+                        if !o.extended_key_usage.contains(e) {
+                            parts.push(format!("+ {}", e.name()));
+                        }
+                    }
+                    for e in &o.extended_key_usage {
+                        if !p.extended_key_usage.contains(e) {
+                            parts.push(format!("- {}", e.name()));
+                        }
+                    }
+                    if !parts.is_empty() {
+                        out.push(format!("profile {name}: {}", parts.join(", ")));
+                    }
+                }
+            }
+        }
+        for name in old.profiles.keys() {
+            if !self.profiles.contains_key(name) {
+                out.push(format!("profile {name} removed"));
+            }
+        }
+        out
     }
 
     /// The commented `gitca.yaml` written by `gitca init`.
@@ -252,6 +412,48 @@ mod tests {
         assert_eq!(c.ca.name, "Test CA: \"x\"");
         assert_eq!(c.crl.validity.days(), 7);
         assert_eq!(c.profiles["bot"].validity.days(), 30);
+    }
+
+    #[test]
+    fn a_policy_change_reads_field_by_field() {
+        let old = Config::parse(&Config::template("x", "y")).unwrap();
+        let t = Config::template("x", "y")
+            .replace("validity: 7d", "validity: 9d")
+            .replacen(
+                "extended_key_usage: [client_auth]",
+                "extended_key_usage: [client_auth, server_auth, code_signing]",
+                1,
+            );
+        let new = Config::parse(&t).unwrap();
+        assert_eq!(
+            new.diff(&old),
+            [
+                "crl.validity 7d → 9d",
+                "profile user: + server_auth, + code_signing"
+            ]
+        );
+    }
+
+    #[test]
+    fn policy_bounds_are_enforced() {
+        for (from, to, says) in [
+            ("validity: 7d", "validity: 100y", "crl.validity"),
+            (
+                "organization: y",
+                "organization: \"\"",
+                "organization is empty",
+            ),
+            ("validity: 365d", "validity: 5000d", "outside 1h"),
+            (
+                "extended_key_usage: [client_auth]",
+                "extended_key_usage: [client_auth, client_auth]",
+                "twice",
+            ),
+        ] {
+            let t = Config::template("x", "y").replacen(from, to, 1);
+            let e = Config::parse(&t).unwrap_err().to_string();
+            assert!(e.contains(says), "{to}: {e}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod error;
 pub mod import;
 pub mod init;
 pub mod inventory;
+pub mod keyscan;
 pub mod ledger;
 pub mod load;
 pub mod plan;

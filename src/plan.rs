@@ -104,6 +104,8 @@ pub struct Plan {
     /// Why the ledger and CRL on disk are replaced by the newest ones the CA sealed (see
     /// [`crate::seal`]), when they are.
     pub repair: Option<String>,
+    /// gitca.yaml changes under review, field by field (set by `plan`, not by the planner).
+    pub policy_changes: Vec<String>,
 }
 
 impl Plan {
@@ -586,6 +588,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         crl,
         blocked,
         repair: None,
+        policy_changes: Vec::new(),
     }
 }
 

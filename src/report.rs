@@ -117,6 +117,15 @@ fn where_of(b: &crate::plan::Blocked) -> String {
 /// The human table, then the blocked identities with the fix for each.
 pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
     let _ = writeln!(out, "{}", summary(plan));
+    if !plan.policy_changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nPolicy change in gitca.yaml (applies to every identity):"
+        );
+        for p in &plan.policy_changes {
+            let _ = writeln!(out, "  {p}");
+        }
+    }
     render_blocked_human(out, plan);
     if plan.is_empty() {
         return;
@@ -218,6 +227,15 @@ pub fn md_escape(s: &str) -> String {
 pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
     let _ = writeln!(out, "### gitca plan\n");
     let _ = writeln!(out, "{}", md_escape(&summary(plan)));
+    if !plan.policy_changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n**Policy change** in gitca.yaml (applies to every identity):\n"
+        );
+        for p in &plan.policy_changes {
+            let _ = writeln!(out, "- {}", md_escape(p));
+        }
+    }
     if !plan.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -276,6 +294,7 @@ pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
         "crl": plan.crl,
         "repair": plan.repair,
         "blocked": plan.blocked,
+        "policy_changes": plan.policy_changes,
     })
 }
 

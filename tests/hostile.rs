@@ -459,3 +459,152 @@ fn no_command_ever_prints_a_secret_whatever_the_tree() {
         assert_ne!(o.status.code(), Some(101), "no panic: {args:?}\n{all}");
     }
 }
+
+#[test]
+fn check_finds_private_keys_in_every_shape() {
+    let ca = issued_ca();
+    ok(run(ca.cmd(T0).arg("check")));
+    let key = ca.keys.join("alice.key");
+    let k = key.to_str().unwrap();
+    // DER PKCS#8, PKCS#12 (as `openssl pkcs12 -export` writes it), PKCS#1 DER, a JWK, and a
+    // key pasted as bare base64 into a text file.
+    std::fs::create_dir_all(ca.path("docs")).unwrap();
+    ok(ca.openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        k,
+        "-outform",
+        "DER",
+        "-out",
+        "docs/a.der",
+    ]));
+    ok(ca.openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        k,
+        "-in",
+        "certs/alice.crt",
+        "-passout",
+        "pass:x",
+        "-out",
+        "docs/alice.p12",
+    ]));
+    ok(ca.openssl(&["genrsa", "-traditional", "-out", "rsa.pem", "2048"]));
+    ok(ca.openssl(&[
+        "rsa",
+        "-in",
+        "rsa.pem",
+        "-traditional",
+        "-outform",
+        "DER",
+        "-out",
+        "docs/rsa.bin",
+    ]));
+    std::fs::remove_file(ca.path("rsa.pem")).unwrap();
+    ca.write(
+        "docs/key.jwk",
+        r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "d": "jpsQnnGQmL-YBIffH1136cLyN_2aW3PNYTp3HS6-HzE"}]}"#,
+    );
+    let der = std::fs::read(ca.path("docs/a.der")).unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    ca.write(
+        "docs/notes.txt",
+        &format!("the key, just in case:\n{b64}\n"),
+    );
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let out = stdout(&o);
+    for (file, kind) in [
+        ("docs/a.der", "PKCS#8"),
+        ("docs/alice.p12", "PKCS#12"),
+        ("docs/rsa.bin", "PKCS#1"),
+        ("docs/key.jwk", "JSON Web Key"),
+        ("docs/notes.txt", "base64"),
+    ] {
+        assert!(
+            out.contains(file) && out.contains(kind),
+            "{file} ({kind}):\n{out}"
+        );
+    }
+    assert!(out.contains("docs/notes.txt: line 2"), "{out}");
+}
+
+/// A file name (or anything else from the repository) cannot forge rows of the markdown plan
+/// a pull-request comment shows.
+#[test]
+fn markdown_plan_cannot_be_forged_by_file_names() {
+    let ca = issued_ca();
+    // The entry's file name ends the row and starts new ones, and carries markup.
+    let evil = "identities/x\n| mallory | user | **issue** | new | 2099-01-01 | looks fine |\n<img src=x>`|.yaml";
+    std::fs::remove_file(ca.path("identities/people.yaml")).unwrap();
+    ca.write(
+        evil,
+        "users:\n  - name: alice\n    groups: [push]\n    revoke: superseded\n",
+    );
+    git(&ca.root, &["add", "-A"]);
+    git(&ca.root, &["commit", "-qm", "evil name"]);
+    let o = ok(run(ca.cmd(T0).args(["plan", "--markdown"])));
+    let md = stdout(&o);
+    assert!(
+        md.contains("explicit\\-revocation") || md.contains("explicit-revocation"),
+        "{md}"
+    );
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(
+        rows.len(),
+        2 + 2,
+        "header, rule, alice's revocation, the CRL:\n{md}"
+    );
+    assert!(!md.lines().any(|l| l.starts_with("| mallory")), "{md}");
+    assert!(!md.replace("\\<", "").contains('<'), "no raw HTML: {md}");
+}
+
+#[test]
+fn policy_changes_are_shown_field_by_field_and_bounded() {
+    let ca = issued_ca();
+    let base = ca.head();
+    let text = ca
+        .read("gitca.yaml")
+        .replace("validity: 7d", "validity: 10d")
+        .replacen(
+            "extended_key_usage: [client_auth]",
+            "extended_key_usage: [client_auth, server_auth, code_signing]",
+            1,
+        );
+    ca.write("gitca.yaml", &text);
+    ca.commit("policy");
+    let o = ok(run(ca.cmd(T0).args(["check", "--base", &base])));
+    let out = stdout(&o);
+    assert!(out.contains("crl.validity 7d → 10d"), "{out}");
+    assert!(
+        out.contains("profile user: + server_auth, + code_signing"),
+        "{out}"
+    );
+    let o = ok(run(ca.cmd(T0).args([
+        "plan",
+        "--markdown",
+        "--base",
+        &base,
+    ])));
+    assert!(stdout(&o).contains("**Policy change**"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("crl.validity 7d → 10d"),
+        "{}",
+        stdout(&o)
+    );
+    // Out of bounds: a CRL valid for 100 years is refused with file and line.
+    ca.write(
+        "gitca.yaml",
+        &text.replace("validity: 10d", "validity: 100y"),
+    );
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    assert!(
+        stdout(&o).contains("crl.validity 36500d is outside 1h to 10d"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("gitca.yaml:"), "{}", stdout(&o));
+}
