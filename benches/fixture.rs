@@ -161,8 +161,44 @@ pub fn add_revoked_history(f: &Fixture, n: usize) {
         });
     }
     l.sort();
-    std::fs::write(&path, l.render()).unwrap();
+    reseal(f, &l);
     git_commit_all(&f.root, "history");
+}
+
+/// Writes `ledger` with a CRL listing its revocations and a seal over both, as reconcile would
+/// (so gitca trusts them: see src/seal.rs).
+fn reseal(f: &Fixture, ledger: &Ledger) {
+    let dir = gitca::confined::Dir::open(&f.root).unwrap();
+    let key = gitca::custody::unlock(&dir, &f.key_source()).unwrap();
+    let ca = gitca::ca::CaCert::parse(&std::fs::read_to_string(f.root.join("ca/ca.crt")).unwrap())
+        .unwrap();
+    let old =
+        gitca::seal::Seal::parse(&std::fs::read_to_string(f.root.join("ledger.sig")).unwrap())
+            .unwrap();
+    let entries = gitca::ca::crl_entries(ledger, now()).unwrap();
+    let number = old.crl_number + 1;
+    let crl = gitca::ca::sign_crl(
+        &ca,
+        &key,
+        number,
+        now(),
+        now() + time::Duration::days(7),
+        &entries,
+    )
+    .unwrap();
+    let text = ledger.render();
+    let seal = gitca::seal::Seal::sign(
+        &ca,
+        &key,
+        old.sequence + 1,
+        text.as_bytes(),
+        crl.as_bytes(),
+        number,
+    )
+    .unwrap();
+    std::fs::write(f.root.join(ledger::FILE), text).unwrap();
+    std::fs::write(f.root.join("crl/ca.crl"), crl).unwrap();
+    std::fs::write(f.root.join("ledger.sig"), seal.render()).unwrap();
 }
 
 /// Removes the first `n` declared users from the YAML, committed.

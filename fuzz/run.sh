@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-for t in identities config csr ledger certs; do
+for t in identities config csr ledger reconcile_ledger certs; do
   mkdir -p "corpus/$t"
   echo "== fuzz $t for ${secs}s"
   cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048

@@ -287,7 +287,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     drop(key);
     phases.mark("ledger and CRL");
     // 4. Write, then commit; on any failure put every file back.
-    let commit = write_and_commit(&repo, opts, &state, &plan, &jobs, &signed, &next)?;
+    let commit = write_and_commit(&repo, opts, &state, &plan, &jobs, signed, next)?;
     phases.mark("commit");
     let issued: Vec<(String, String)> = jobs
         .iter()
@@ -455,13 +455,13 @@ fn write_and_commit(
     state: &Loaded,
     plan: &Plan,
     jobs: &[Job<'_>],
-    signed: &[Vec<u8>],
-    next: &NextOutputs,
+    signed: Vec<Vec<u8>>,
+    next: NextOutputs,
 ) -> Result<Option<git2::Oid>> {
     let now = opts.now;
     let mut tx = Transaction::new(&repo.dir);
     let result = (|| -> Result<Option<git2::Oid>> {
-        for (job, der) in jobs.iter().zip(signed) {
+        for (job, der) in jobs.iter().zip(&signed) {
             let mut text = ca::to_pem("CERTIFICATE", der);
             text.push_str(&state.ca.pem);
             tx.write(&cert_path(&job.identity.name), text);
@@ -475,8 +475,9 @@ fn write_and_commit(
                 }
             }
         }
-        tx.write(ledger::FILE, next.ledger_text.as_bytes());
-        tx.write(CRL_FILE, next.crl_text.as_bytes());
+        drop(next.ledger);
+        tx.write(ledger::FILE, next.ledger_text.into_bytes());
+        tx.write(CRL_FILE, next.crl_text.into_bytes());
         tx.write(seal::FILE, next.seal.render());
         tx.apply()?;
         crate::repo::failpoint("before-commit");

@@ -518,6 +518,23 @@ pub fn run_check(
     Ok(if ok { 0 } else { 1 })
 }
 
+/// Diagnostics as text, the first [`report::MAX_DIAGNOSTICS`] in full and the rest counted: a
+/// file with thousands of broken entries must not print (or hold) thousands of snippets.
+pub fn render_diagnostics(errors: &[Error]) -> String {
+    let mut s = String::new();
+    for e in errors.iter().take(report::MAX_DIAGNOSTICS) {
+        s.push_str(&render_diagnostic(e));
+        s.push('\n');
+    }
+    if errors.len() > report::MAX_DIAGNOSTICS {
+        s.push_str(&format!(
+            "… and {} more problem(s) not shown (`gitca check --json` lists them all)\n",
+            errors.len() - report::MAX_DIAGNOSTICS
+        ));
+    }
+    s
+}
+
 /// One diagnostic as text, as the terminal shows it (no colour), every secret redacted.
 pub fn render_diagnostic(e: &Error) -> String {
     let handler =
@@ -529,13 +546,7 @@ pub fn render_diagnostic(e: &Error) -> String {
 
 /// Human rendering: each error as a miette diagnostic, then warnings, then a one-line verdict.
 pub fn render_findings(f: &Findings, out: &mut dyn Write) {
-    let handler =
-        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
-    for e in &f.errors {
-        let mut s = String::new();
-        let _ = handler.render_report(&mut s, e);
-        let _ = writeln!(out, "{}", s.trim_end());
-    }
+    let _ = write!(out, "{}", render_diagnostics(&f.errors));
     for w in &f.warnings {
         let _ = writeln!(
             out,
@@ -600,8 +611,15 @@ pub fn run_plan(
     let mut plan = vetted.plan;
     plan.policy_changes = policy;
     if matches!(format, PlanFormat::Human) {
-        for e in state.problems.iter().chain(&vetted.diagnostics) {
+        let all: Vec<&Error> = state.problems.iter().chain(&vetted.diagnostics).collect();
+        for e in all.iter().take(report::MAX_DIAGNOSTICS) {
             eprintln!("{}", render_diagnostic(e));
+        }
+        if all.len() > report::MAX_DIAGNOSTICS {
+            eprintln!(
+                "… and {} more problem(s) (gitca check lists them all)",
+                all.len() - report::MAX_DIAGNOSTICS
+            );
         }
     }
     match format {
@@ -766,9 +784,7 @@ pub fn run_status(
             );
         }
     }
-    for e in &state.problems {
-        eprintln!("{}", render_diagnostic(e));
-    }
+    eprint!("{}", render_diagnostics(&state.problems));
     Ok(if expiring_soon.is_empty() && state.problems.is_empty() {
         0
     } else {

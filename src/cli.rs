@@ -285,10 +285,16 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
         .collect();
     let mut parts = Vec::new();
     if !blocked.is_empty() {
+        let shown: Vec<&str> = blocked.iter().take(20).copied().collect();
         parts.push(format!(
-            "{} identity(ies) not signed for: {}",
+            "{} identity(ies) not signed for: {}{}",
             blocked.len(),
-            blocked.join(", ")
+            shown.join(", "),
+            if blocked.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
         ));
     }
     if let Some(why) = &outcome.plan.repair {

@@ -436,6 +436,35 @@ impl Dir {
         })
     }
 
+    /// [`Dir::stage`], with the contents streamed by `fill` into the new file.
+    pub fn stage_with(
+        &self,
+        rel: &str,
+        mode: u32,
+        fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    ) -> Result<Staged> {
+        let staged = self.stage(rel, b"", mode)?;
+        let shown = self.join(rel);
+        let file = rustix::fs::openat(
+            &*staged.dir,
+            staged.tmp.as_str(),
+            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_err("write", &shown));
+        let filled = file.and_then(|fd| {
+            let mut f = std::fs::File::from(fd);
+            fill(&mut f).map_err(Error::io("write", &shown))
+        });
+        match filled {
+            Ok(()) => Ok(staged),
+            Err(e) => {
+                staged.discard();
+                Err(e)
+            }
+        }
+    }
+
     /// Writes `rel` atomically (see [`Dir::stage`]), synced to disk before the rename.
     pub fn write(&self, rel: &str, data: &[u8], mode: u32) -> Result<()> {
         let staged = self.stage(rel, data, mode)?;
@@ -506,6 +535,60 @@ impl Dir {
     }
 }
 
+/// The previous version of a file, kept under a temporary name (a hard link: no copy), so a
+/// failed transaction can put it back.
+pub struct Backup {
+    dir: Arc<OwnedFd>,
+    tmp: String,
+    name: std::ffi::OsString,
+}
+
+impl Backup {
+    /// Puts the previous version back over whatever is there now.
+    pub fn restore(self) -> Result<()> {
+        let r = rustix::fs::renameat(&*self.dir, self.tmp.as_str(), &*self.dir, &self.name);
+        let shown = PathBuf::from(&self.name);
+        std::mem::forget(self);
+        r.map_err(io_err("restore", &shown))
+    }
+}
+
+impl Drop for Backup {
+    fn drop(&mut self) {
+        let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+    }
+}
+
+impl Dir {
+    /// Keeps the current version of `rel` (a regular file) under a temporary name; `None` when
+    /// there is no regular file there.
+    pub fn backup(&self, rel: &str) -> Result<Option<Backup>> {
+        if self.meta(rel)?.map(|m| m.kind) != Some(Kind::File) {
+            return Ok(None);
+        }
+        let (dir, name) = self.parent(rel, false)?;
+        for _ in 0..8 {
+            let tmp = format!(".{}.{}.gitca-tmp", name.to_string_lossy(), random_suffix());
+            match rustix::fs::linkat(&*dir, name, &*dir, tmp.as_str(), AtFlags::empty()) {
+                Ok(()) => {
+                    return Ok(Some(Backup {
+                        dir: dir.clone(),
+                        tmp,
+                        name: name.to_os_string(),
+                    }))
+                }
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(io_err("back up", &self.join(rel))(e)),
+            }
+        }
+        Err(Error::Io {
+            action: "back up",
+            path: self.join(rel),
+            source: std::io::ErrorKind::AlreadyExists.into(),
+        })
+    }
+}
+
 /// A file written under a temporary name, waiting to be renamed into place.
 pub struct Staged {
     dir: Arc<OwnedFd>,
@@ -530,6 +613,26 @@ impl Staged {
     /// Renames the file over its target. A link there is replaced, never written through.
     pub fn commit(self) -> Result<()> {
         let r = rustix::fs::renameat(&*self.dir, self.tmp.as_str(), &*self.dir, &self.name);
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = io_err("write", &self.shown)(e);
+                self.discard();
+                Err(err)
+            }
+        }
+    }
+
+    /// Renames the file to `name` (in the same directory) instead of the name it was staged for.
+    pub fn commit_as(self, name: &str) -> Result<()> {
+        if name.contains('/') || name.is_empty() || name == "." || name == ".." {
+            self.discard();
+            return Err(Error::usage(
+                format!("`{name}` is not a file name"),
+                "a bug in gitca",
+            ));
+        }
+        let r = rustix::fs::renameat(&*self.dir, self.tmp.as_str(), &*self.dir, name);
         match r {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -261,9 +261,14 @@ pub fn hash_csr(dir: &Dir, rel: &str) -> std::result::Result<Digested, CsrFileEr
 /// Parses and validates one identities file's text (no file is read: CSR digests come later).
 /// Also the entry point of the `identities` fuzz target.
 pub fn parse_file(config: &Config, rel: &str, text: &Arc<str>) -> (Vec<Identity>, Vec<Error>) {
-    let (ids, errors, _) = parse_file_holding(config, rel, text);
+    let (ids, errors, _, _) = parse_file_holding(config, rel, text, usize::MAX);
     (ids, errors)
 }
+
+/// Most diagnostics kept in memory for one run; the rest are counted. A pull request can make
+/// every one of 100,000 entries invalid: each diagnostic is small (the file's text is shared),
+/// but a million of them are not.
+pub const MAX_KEPT_ERRORS: usize = 1_000;
 
 /// [`parse_file`], also naming the identities whose entries are broken: they are held, never
 /// taken for removed (a typo must not revoke anyone).
@@ -271,15 +276,17 @@ fn parse_file_holding(
     config: &Config,
     rel: &str,
     text: &Arc<str>,
-) -> (Vec<Identity>, Vec<Error>, Vec<Blocked>) {
+    keep: usize,
+) -> (Vec<Identity>, Vec<Error>, Vec<Blocked>, usize) {
     let mut ids = Vec::new();
     let mut errors = Vec::new();
     let mut held = Vec::new();
+    let mut dropped = 0;
     let has_content = text
         .lines()
         .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
     if !has_content {
-        return (ids, errors, held);
+        return (ids, errors, held, dropped);
     }
     match yaml::from_str::<FileSpec>(rel, text) {
         Ok(spec) => {
@@ -293,7 +300,11 @@ fn parse_file_holding(
                             if valid_name(&name) {
                                 held.push(hold(&name, rel, Some(line), &e));
                             }
-                            errors.push(e);
+                            if errors.len() < keep {
+                                errors.push(e);
+                            } else {
+                                dropped += 1;
+                            }
                         }
                     }
                 }
@@ -307,7 +318,7 @@ fn parse_file_holding(
             errors.push(e);
         }
     }
-    (ids, errors, held)
+    (ids, errors, held, dropped)
 }
 
 /// A hold on `name` because of the problem `e` in `file`.
@@ -315,10 +326,8 @@ fn hold(name: &str, file: &str, line: Option<usize>, e: &Error) -> Blocked {
     Blocked {
         identity: name.to_string(),
         code: "entry-invalid",
-        detail: format!("its declaration cannot be used: {e}"),
-        fix: format!(
-            "fix the entry in {file}; until then its certificates are neither renewed nor revoked"
-        ),
+        detail: e.to_string(),
+        fix: "fix the entry (gitca check shows it); until then its certificates are neither renewed nor revoked".into(),
         file: Some(file.to_string()),
         line,
     }
@@ -474,6 +483,7 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
     let mut inv = Inventory::default();
     let mut errors: Vec<Error> = Vec::new();
     let mut total: u64 = 0;
+    let mut more_errors = 0usize;
     let files = identity_files(dir)?;
     if files.len() > MAX_FILES {
         return Err(Error::bad_file(
@@ -496,22 +506,36 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
             }
         };
         total += text.len() as u64;
-        if total > MAX_TOTAL_BYTES {
+        let declared = inv.identities.len() + inv.held.len();
+        if total > MAX_TOTAL_BYTES || declared > MAX_IDENTITIES {
+            inv.removals_suspended = Some(format!(
+                "{rel} and the files after it were not read (more than {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries in all)"
+            ));
             errors.push(Error::bad_file(
                 &rel,
-                format!("identity files together exceed {MAX_TOTAL_BYTES} bytes"),
+                format!(
+                    "identity files together exceed {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries"
+                ),
                 "split the population over several CAs",
             ));
             break;
         }
         let text: Arc<str> = Arc::from(text);
-        let (ids, problems, held) = parse_file_holding(config, &rel, &text);
+        let keep = MAX_KEPT_ERRORS.saturating_sub(errors.len());
+        let (ids, problems, held, dropped) = parse_file_holding(config, &rel, &text, keep);
         inv.identities.extend(ids);
         errors.extend(problems);
+        more_errors += dropped;
         for h in held {
             inv.held.insert(h.identity.clone(), h);
         }
         inv.files.insert(rel, text);
+    }
+    if more_errors > 0 {
+        errors.push(Error::usage(
+            format!("… and {more_errors} more invalid entries"),
+            format!("only the first {MAX_KEPT_ERRORS} problems are listed: fix those and run gitca check again"),
+        ));
     }
     if inv.identities.len() > MAX_IDENTITIES {
         errors.push(Error::usage(

@@ -26,8 +26,9 @@ use crate::error::{Located, Result};
 use crate::inventory::Kind;
 
 pub const FILE: &str = "ledger.tsv";
-/// Largest ledger gitca reads (about 200,000 rows).
-pub const MAX_BYTES: u64 = 64 << 20;
+/// Largest ledger gitca reads: about 145,000 certificates, where a reconcile that revokes
+/// and re-signs the CRL peaks near 230 MiB (README, "Performance"). Memory, not speed, sets it.
+pub const MAX_BYTES: u64 = 32 << 20;
 
 const PREAMBLE: &str = "\
 # gitca ledger: every certificate this CA has issued, one per row, sorted by identity and issue time.
@@ -310,7 +311,7 @@ impl Ledger {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(64 + self.records.len() * 300);
+        let mut out = String::with_capacity(400 + self.records.len() * 240);
         out.push_str(PREAMBLE);
         out.push_str(HEADER);
         out.push('\n');

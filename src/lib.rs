@@ -13,6 +13,7 @@ pub mod confined;
 pub mod custody;
 pub mod docker;
 pub mod error;
+pub mod fuzzing;
 pub mod import;
 pub mod init;
 pub mod inventory;

@@ -91,15 +91,16 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
     let ledger_bytes = repo.dir.read_opt(ledger::FILE, ledger::MAX_BYTES);
     let crl_bytes = repo.dir.read_opt(CRL_FILE, ca::MAX_CRL_BYTES);
     let seal_bytes = repo.dir.read_opt(seal::FILE, seal::MAX_BYTES);
-    let ok = |r: &Result<Option<Vec<u8>>>| r.as_ref().ok().and_then(|b| b.clone());
-    let (l, c, s) = (ok(&ledger_bytes), ok(&crl_bytes), ok(&seal_bytes));
+    fn ok(r: &Result<Option<Vec<u8>>>) -> Option<&[u8]> {
+        r.as_ref().ok().and_then(|b| b.as_deref())
+    }
     let standing = seal::judge(
         &repo.git,
         &ca,
         &seal::OnDisk {
-            ledger: l.as_deref(),
-            crl: c.as_deref(),
-            seal: s.as_deref(),
+            ledger: ok(&ledger_bytes),
+            crl: ok(&crl_bytes),
+            seal: ok(&seal_bytes),
         },
     )?;
     let text = |bytes: Result<Option<Vec<u8>>>, rel: &str| -> Result<String> {
@@ -275,6 +276,7 @@ impl State {
         let plan = if vetting.refused.is_empty() {
             first
         } else {
+            drop(first);
             self.plan_with(now, &vetting.refused)
         };
         let index = |name: &str| {
@@ -290,7 +292,16 @@ impl State {
                 .into_iter()
                 .map(|(id, csr)| (index(&id.name), csr))
                 .collect(),
-            diagnostics: vetting.diagnostics,
+            diagnostics: {
+                let mut d = vetting.diagnostics;
+                if vetting.more > 0 {
+                    d.push(Error::usage(
+                        format!("… and {} more refused CSRs", vetting.more),
+                        "gitca check --json lists every problem",
+                    ));
+                }
+                d
+            },
         }
     }
 }

@@ -169,8 +169,10 @@ pub struct Vetting<'a> {
     pub verified: Vec<(&'a Identity, VerifiedCsr)>,
     /// Identities whose CSR is missing or refused, with the reason and the fix.
     pub refused: BTreeMap<String, Blocked>,
-    /// The same refusals as diagnostics pointing at the entry (file and line).
+    /// The same refusals as diagnostics pointing at the entry (file and line), the first
+    /// [`crate::inventory::MAX_KEPT_ERRORS`] of them; `more` counts the rest.
     pub diagnostics: Vec<Error>,
+    pub more: usize,
 }
 
 /// Applies every CSR rule to the CSRs of `to_sign` (their bytes as loaded): the file exists,
@@ -226,10 +228,12 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
         }
     }
     let mut out = Vetting::default();
-    let mut verdicts = Vec::new();
     for (id, r) in &checked {
         let verdict = match r {
-            Err(refusal) => Err(refusal.clone()),
+            Err(refusal) => Err(Refusal {
+                rule: refusal.rule.clone(),
+                help: refusal.help.clone(),
+            }),
             Ok(csr) => {
                 let key = csr.key_sha256.as_str();
                 let others: Vec<&str> = claims[key]
@@ -257,9 +261,7 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
                 }
             }
         };
-        verdicts.push((*id, verdict));
-    }
-    for (id, verdict) in verdicts {
+        let id = *id;
         match verdict {
             Ok(csr) => out.verified.push((id, csr)),
             Err(refusal) => {
@@ -279,20 +281,24 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
                         line: Some(id.source.line),
                     },
                 );
-                out.diagnostics.push(
-                    inventory
-                        .locate(
-                            id,
-                            true,
-                            format!(
-                                "CSR of `{}` ({}) refused: {}",
-                                id.name, id.csr, refusal.rule
-                            ),
-                            "this CSR",
-                            &refusal.help,
-                        )
-                        .into(),
-                );
+                if out.diagnostics.len() < crate::inventory::MAX_KEPT_ERRORS {
+                    out.diagnostics.push(
+                        inventory
+                            .locate(
+                                id,
+                                true,
+                                format!(
+                                    "CSR of `{}` ({}) refused: {}",
+                                    id.name, id.csr, refusal.rule
+                                ),
+                                "this CSR",
+                                &refusal.help,
+                            )
+                            .into(),
+                    );
+                } else {
+                    out.more += 1;
+                }
             }
         }
     }

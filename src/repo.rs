@@ -289,26 +289,39 @@ impl CaRepo {
     /// before its index, as git does: a pack without an index is invisible.
     fn write_blobs(&self, blobs: &[&[u8]]) -> Result<Vec<git2::Oid>> {
         use rayon::prelude::*;
-        let encoded: Vec<([u8; 20], Vec<u8>)> = blobs
-            .par_iter()
-            .map(|data| (blob_id(data), pack_entry(data)))
-            .collect();
-        let oids = encoded
+        let ids: Vec<[u8; 20]> = blobs.par_iter().map(|data| blob_id(data)).collect();
+        let oids = ids
             .iter()
-            .map(|(id, _)| git2::Oid::from_bytes(id))
+            .map(|id| git2::Oid::from_bytes(id))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut seen = std::collections::HashSet::new();
-        let entries: Vec<([u8; 20], Vec<u8>)> = encoded
-            .into_iter()
-            .filter(|(id, _)| seen.insert(*id))
+        let unique: Vec<([u8; 20], &[u8])> = ids
+            .iter()
+            .zip(blobs)
+            .filter(|(id, _)| seen.insert(**id))
+            .map(|(id, data)| (*id, *data))
             .collect();
-        if entries.is_empty() {
+        if unique.is_empty() {
             return Ok(oids);
         }
-        let (pack, idx, name) = build_pack(&entries);
         let objects = Dir::open(&self.git.commondir().join("objects"))?;
-        // Read-only, as git writes its packs.
-        objects.write(&format!("pack/pack-{name}.pack"), &pack, 0o444)?;
+        // The pack is streamed to a temporary file (no copy of the blobs in memory: a
+        // reconcile may commit a 60 MB ledger), then named after its checksum.
+        let mut table = Vec::new();
+        let mut pack_sum = [0u8; 20];
+        let staged = objects.stage_with("pack/pack.gitca-tmp", 0o444, |f| {
+            (table, pack_sum) = write_pack(f, &unique)?;
+            Ok(())
+        })?;
+        let name = hex::encode(pack_sum);
+        let idx = pack_index(&mut table, &pack_sum);
+        if let Err(e) = staged.sync() {
+            staged.discard();
+            return Err(e);
+        }
+        // Read-only, as git writes its packs; the pack before its index, as git does: a pack
+        // without an index is invisible.
+        staged.commit_as(&format!("pack-{name}.pack"))?;
         objects.write(&format!("pack/pack-{name}.idx"), &idx, 0o444)?;
         self.git.odb()?.refresh()?;
         Ok(oids)
@@ -378,35 +391,97 @@ fn blob_id(data: &[u8]) -> [u8; 20] {
     h.finalize().into()
 }
 
+/// A pack entry in the index: object id, CRC-32 of the entry, offset in the pack.
+type PackIndexEntry = ([u8; 20], u32, u64);
+
+/// A writer that feeds everything written to the pack checksum, and to the current entry's
+/// CRC-32 (for the index).
+struct PackWriter<'w, W: std::io::Write> {
+    inner: &'w mut W,
+    sha: sha1::Sha1,
+    crc: crc32fast::Hasher,
+    written: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for PackWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha1::Digest as _;
+        self.inner.write_all(buf)?;
+        self.sha.update(buf);
+        self.crc.update(buf);
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Streams a version 2 pack of `entries` (object id, contents) into `w`: each blob whole, as a
+/// zlib stream of stored (uncompressed) blocks. Returns the (id, crc32, offset) of each entry
+/// and the pack's checksum.
+fn write_pack(
+    w: &mut impl std::io::Write,
+    entries: &[([u8; 20], &[u8])],
+) -> std::io::Result<(Vec<PackIndexEntry>, [u8; 20])> {
+    use sha1::Digest as _;
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, w);
+    let mut p = PackWriter {
+        inner: &mut out,
+        sha: sha1::Sha1::new(),
+        crc: crc32fast::Hasher::new(),
+        written: 0,
+    };
+    p.write_all(b"PACK")?;
+    p.write_all(&2u32.to_be_bytes())?;
+    p.write_all(&(entries.len() as u32).to_be_bytes())?;
+    let mut table = Vec::with_capacity(entries.len());
+    for (id, data) in entries {
+        let offset = p.written;
+        p.crc = crc32fast::Hasher::new();
+        write_pack_entry(&mut p, data)?;
+        let crc = std::mem::replace(&mut p.crc, crc32fast::Hasher::new()).finalize();
+        table.push((*id, crc, offset));
+    }
+    let sum: [u8; 20] = std::mem::take(&mut p.sha).finalize().into();
+    out.write_all(&sum)?;
+    out.flush()?;
+    Ok((table, sum))
+}
+
 /// A whole blob as a pack entry: the type-and-size header, then `data` as a zlib stream of
 /// stored (uncompressed) blocks.
-fn pack_entry(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 16 + 5 * (data.len() / 65_535 + 1));
+fn write_pack_entry(out: &mut impl std::io::Write, data: &[u8]) -> std::io::Result<()> {
     // Object header: type 3 (blob) and the size, 4 bits then 7 bits per byte.
+    let mut header = Vec::with_capacity(10);
     let mut size = data.len();
     let mut byte = (3u8 << 4) | (size & 0x0f) as u8;
     size >>= 4;
     while size > 0 {
-        out.push(byte | 0x80);
+        header.push(byte | 0x80);
         byte = (size & 0x7f) as u8;
         size >>= 7;
     }
-    out.push(byte);
+    header.push(byte);
     // zlib header: deflate, 32 KiB window, no dictionary, "fastest" level; (0x78 0x01) % 31 == 0.
-    out.extend_from_slice(&[0x78, 0x01]);
+    header.extend_from_slice(&[0x78, 0x01]);
+    out.write_all(&header)?;
     let mut chunks = data.chunks(65_535).peekable();
     if chunks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+        out.write_all(&[1, 0, 0, 0xff, 0xff])?;
     }
     while let Some(chunk) = chunks.next() {
         let len = chunk.len() as u16;
-        out.push(u8::from(chunks.peek().is_none()));
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
+        let mut block = [0u8; 5];
+        block[0] = u8::from(chunks.peek().is_none());
+        block[1..3].copy_from_slice(&len.to_le_bytes());
+        block[3..5].copy_from_slice(&(!len).to_le_bytes());
+        out.write_all(&block)?;
+        out.write_all(chunk)?;
     }
-    out.extend_from_slice(&adler32(data).to_be_bytes());
-    out
+    out.write_all(&adler32(data).to_be_bytes())
 }
 
 fn adler32(data: &[u8]) -> u32 {
@@ -424,30 +499,16 @@ fn adler32(data: &[u8]) -> u32 {
     (b << 16) | a
 }
 
-/// A version 2 pack of `entries` (object id, encoded entry) and its version 2 index.
-/// Returns the pack, the index and the pack's name (the hex SHA-1 of its contents).
-fn build_pack(entries: &[([u8; 20], Vec<u8>)]) -> (Vec<u8>, Vec<u8>, String) {
+/// The version 2 index of a pack: `table` is (object id, crc32 of the entry, offset in the
+/// pack), sorted here by id.
+fn pack_index(table: &mut [PackIndexEntry], pack_sum: &[u8; 20]) -> Vec<u8> {
     use sha1::Digest as _;
-    let total: usize = entries.iter().map(|(_, e)| e.len()).sum();
-    let mut pack = Vec::with_capacity(12 + total + 20);
-    pack.extend_from_slice(b"PACK");
-    pack.extend_from_slice(&2u32.to_be_bytes());
-    pack.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-    // (object id, crc32 of the entry, offset in the pack), sorted by id for the index.
-    let mut table: Vec<([u8; 20], u32, u64)> = Vec::with_capacity(entries.len());
-    for (id, entry) in entries {
-        table.push((*id, crc32fast::hash(entry), pack.len() as u64));
-        pack.extend_from_slice(entry);
-    }
-    let pack_sum: [u8; 20] = sha1::Sha1::digest(&pack).into();
-    pack.extend_from_slice(&pack_sum);
     table.sort_unstable_by_key(|a| a.0);
-
     let mut idx = Vec::with_capacity(8 + 1024 + table.len() * 28 + 40);
     idx.extend_from_slice(&[0xff, b't', b'O', b'c']);
     idx.extend_from_slice(&2u32.to_be_bytes());
     let mut fanout = [0u32; 256];
-    for (id, _, _) in &table {
+    for (id, _, _) in table.iter() {
         fanout[usize::from(id[0])] += 1;
     }
     let mut running = 0u32;
@@ -455,15 +516,15 @@ fn build_pack(entries: &[([u8; 20], Vec<u8>)]) -> (Vec<u8>, Vec<u8>, String) {
         running += n;
         idx.extend_from_slice(&running.to_be_bytes());
     }
-    for (id, _, _) in &table {
+    for (id, _, _) in table.iter() {
         idx.extend_from_slice(id);
     }
-    for (_, crc, _) in &table {
+    for (_, crc, _) in table.iter() {
         idx.extend_from_slice(&crc.to_be_bytes());
     }
     // Offsets past 2 GiB go to a table of 8-byte offsets, pointed at with the high bit.
     let mut large: Vec<u64> = Vec::new();
-    for (_, _, offset) in &table {
+    for (_, _, offset) in table.iter() {
         let small = match u32::try_from(*offset) {
             Ok(o) if o < 0x8000_0000 => o,
             _ => {
@@ -476,10 +537,10 @@ fn build_pack(entries: &[([u8; 20], Vec<u8>)]) -> (Vec<u8>, Vec<u8>, String) {
     for offset in large {
         idx.extend_from_slice(&offset.to_be_bytes());
     }
-    idx.extend_from_slice(&pack_sum);
+    idx.extend_from_slice(pack_sum);
     let idx_sum: [u8; 20] = sha1::Sha1::digest(&idx).into();
     idx.extend_from_slice(&idx_sum);
-    (pack, idx, hex::encode(pack_sum))
+    idx
 }
 
 /// An index entry for a file just written, with its stat data so `git status` need not re-read it.
@@ -507,18 +568,16 @@ fn index_entry(dir: &Dir, rel: &str, oid: git2::Oid) -> Result<git2::IndexEntry>
 
 /// The files a command changes, written all or nothing (invariant 8): every new content goes to
 /// a temporary file first (exclusively created, never through a link: see [`Dir::stage`]), the
-/// filesystem is synced once, and only then are they renamed into place; a failure part-way
-/// puts every renamed file back from the saved previous contents.
+/// filesystem is synced once, and only then are they renamed into place, each previous version
+/// kept as a hard link (no copy in memory: a ledger can be 60 MB); a failure part-way puts
+/// every previous version back. The kept versions go when the transaction is dropped.
 pub struct Transaction<'d> {
     dir: &'d Dir,
     staged: Vec<(String, Option<Vec<u8>>)>,
-    saved: Vec<(String, Option<Vec<u8>>)>,
+    saved: Vec<(String, Option<crate::confined::Backup>)>,
     /// What `apply` wrote (contents) and removed (`None`), for the commit.
     pub done: Vec<(String, Option<Vec<u8>>)>,
 }
-
-/// Largest previous contents kept for a rollback: the ledger's own limit.
-const MAX_SAVED: u64 = crate::ledger::MAX_BYTES;
 
 impl<'d> Transaction<'d> {
     pub fn new(dir: &'d Dir) -> Transaction<'d> {
@@ -540,20 +599,6 @@ impl<'d> Transaction<'d> {
         self.staged.push((rel.to_string(), None));
     }
 
-    /// What `rel` holds now, to put back on rollback: a link or nothing saves as nothing (a
-    /// rollback removes what was written there; it never re-creates a link).
-    fn previous(&self, rel: &str) -> Result<Option<Vec<u8>>> {
-        match self.dir.meta(rel)? {
-            Some(m) if m.kind == Kind::File => self.dir.read_opt(rel, MAX_SAVED),
-            Some(m) if m.kind == Kind::Dir => Err(Error::bad_file(
-                rel,
-                "is a directory where gitca writes a file",
-                "remove the directory",
-            )),
-            _ => Ok(None),
-        }
-    }
-
     /// Writes everything staged: temporary files, one sync, renames. Files are written and
     /// renamed in parallel (a reconcile may write 10,000 certificates); a failure at any point
     /// leaves what `rollback` needs to put every renamed file back.
@@ -561,6 +606,15 @@ impl<'d> Transaction<'d> {
         use rayon::prelude::*;
         let staged = std::mem::take(&mut self.staged);
         let dir = self.dir;
+        for (rel, _) in &staged {
+            if dir.meta(rel)?.is_some_and(|m| m.kind == Kind::Dir) {
+                return Err(Error::bad_file(
+                    rel,
+                    "is a directory where gitca writes a file",
+                    "remove the directory",
+                ));
+            }
+        }
         let temps: Vec<Option<Result<crate::confined::Staged>>> = staged
             .par_iter()
             .map(|(rel, data)| Some(dir.stage(rel, data.as_deref()?, 0o644)))
@@ -584,15 +638,16 @@ impl<'d> Transaction<'d> {
         }
         let half = staged.len() / 2;
         let counter = std::sync::atomic::AtomicUsize::new(0);
-        // Each file: its previous contents (for rollback), then the rename or the removal.
-        let outcomes: Vec<(Option<Vec<u8>>, Result<()>)> = staged
+        // Each file: its previous version kept (for rollback), then the rename or the removal.
+        type Outcome = (Option<crate::confined::Backup>, Result<()>);
+        let outcomes: Vec<Outcome> = staged
             .par_iter()
             .zip(temps)
             .map(|((rel, _), tmp)| {
                 if counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == half {
                     failpoint("mid-write");
                 }
-                let old = match self.previous(rel) {
+                let old = match dir.backup(rel) {
                     Ok(old) => old,
                     Err(e) => {
                         if let Some(Ok(t)) = tmp {
@@ -626,10 +681,10 @@ impl<'d> Transaction<'d> {
     }
 
     /// Puts every touched file back as it was.
-    pub fn rollback(self) {
-        for (rel, old) in self.saved.into_iter().rev() {
+    pub fn rollback(mut self) {
+        for (rel, old) in std::mem::take(&mut self.saved).into_iter().rev() {
             let _ = match old {
-                Some(data) => self.dir.write(&rel, &data, 0o644),
+                Some(backup) => backup.restore(),
                 None => self.dir.remove(&rel),
             };
         }

@@ -184,7 +184,7 @@ fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
         out,
         "Blocked (nothing is signed for these; everything else goes ahead):"
     );
-    for b in &plan.blocked {
+    for b in plan.blocked.iter().take(MAX_DIAGNOSTICS) {
         let _ = writeln!(
             out,
             "  {}  {}  {}: {}\n    fix: {}",
@@ -193,6 +193,13 @@ fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
             b.code,
             b.detail,
             b.fix
+        );
+    }
+    if plan.blocked.len() > MAX_DIAGNOSTICS {
+        let _ = writeln!(
+            out,
+            "  … and {} more (plan --json lists them all)",
+            plan.blocked.len() - MAX_DIAGNOSTICS
         );
     }
 }
@@ -264,7 +271,7 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
         );
         let _ = writeln!(out, "| identity | where | problem | fix |");
         let _ = writeln!(out, "|---|---|---|---|");
-        for b in &plan.blocked {
+        for b in plan.blocked.iter().take(MAX_DIAGNOSTICS) {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",
@@ -272,6 +279,13 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
                 md_escape(&where_of(b)),
                 md_escape(&format!("{}: {}", b.code, b.detail)),
                 md_escape(&b.fix)
+            );
+        }
+        if plan.blocked.len() > MAX_DIAGNOSTICS {
+            let _ = writeln!(
+                out,
+                "\n… and {} more blocked identities (`gitca plan --json` lists them all).",
+                plan.blocked.len() - MAX_DIAGNOSTICS
             );
         }
     }

@@ -197,41 +197,50 @@ pub fn judge(git: &git2::Repository, ca: &CaCert, disk: &OnDisk<'_>) -> Result<S
         (Some(s), Some(l), Some(c)) => s.covers(l, c),
         _ => false,
     };
-    let newest = newest_in_history(git, ca)?;
-    match newest {
-        None if current_ok => Ok(Standing::Sealed(current.map_or(0, |c| c.sequence))),
-        None => Ok(Standing::Unsealed),
-        Some(found) => {
-            let best = &found.seal;
-            if let Some(c) = current
-                .as_ref()
-                .filter(|c| current_ok && c.sequence >= best.sequence)
-            {
-                return Ok(Standing::Sealed(c.sequence));
-            }
-            let why = match (&current, current_ok) {
-                (Some(c), true) => format!(
-                    "ledger.tsv, crl/ca.crl and ledger.sig were put back to an older sealed state (seal {}, CRL #{}; commit {} holds seal {}, CRL #{})",
-                    c.sequence,
-                    c.crl_number,
-                    short(&found.commit),
-                    best.sequence,
-                    best.crl_number
-                ),
-                (Some(_), false) => "ledger.tsv or crl/ca.crl differs from what ledger.sig seals (edited by hand)".into(),
-                (None, _) if disk.seal.is_some() => "ledger.sig does not verify against ca/ca.crt (edited by hand)".into(),
-                (None, _) => "ledger.sig is missing (removed by hand)".into(),
-            };
-            Ok(Standing::Recovered {
-                sequence: best.sequence,
-                commit: found.commit.clone(),
-                why,
-                ledger: found.ledger,
-                crl: found.crl,
-                seal: found.seal_text,
-            })
+    let candidates = seals_in_history(git)?;
+    // The common case costs one signature check: the seal on disk is valid, covers the files,
+    // and no seal in history has a higher sequence.
+    let newest_number = candidates.first().map(|c| c.seal.sequence);
+    if let Some(c) = current.as_ref().filter(|_| current_ok) {
+        if newest_number.is_none_or(|n| c.sequence >= n) {
+            return Ok(Standing::Sealed(c.sequence));
         }
     }
+    let Some(found) = newest_verified(git, ca, candidates)? else {
+        return Ok(if current_ok {
+            Standing::Sealed(current.map_or(0, |c| c.sequence))
+        } else {
+            Standing::Unsealed
+        });
+    };
+    if let Some(c) = current
+        .as_ref()
+        .filter(|c| current_ok && c.sequence >= found.seal.sequence)
+    {
+        return Ok(Standing::Sealed(c.sequence));
+    }
+    let best = &found.seal;
+    let why = match (&current, current_ok) {
+        (Some(c), true) => format!(
+            "ledger.tsv, crl/ca.crl and ledger.sig were put back to an older sealed state (seal {}, CRL #{}; commit {} holds seal {}, CRL #{})",
+            c.sequence,
+            c.crl_number,
+            short(&found.commit),
+            best.sequence,
+            best.crl_number
+        ),
+        (Some(_), false) => "ledger.tsv or crl/ca.crl differs from what ledger.sig seals (edited by hand)".into(),
+        (None, _) if disk.seal.is_some() => "ledger.sig does not verify against ca/ca.crt (edited by hand)".into(),
+        (None, _) => "ledger.sig is missing (removed by hand)".into(),
+    };
+    Ok(Standing::Recovered {
+        sequence: best.sequence,
+        commit: found.commit.clone(),
+        why,
+        ledger: found.ledger,
+        crl: found.crl,
+        seal: found.seal_text,
+    })
 }
 
 impl Standing {
@@ -256,15 +265,20 @@ struct Found {
     crl: String,
 }
 
-/// The seal with the highest sequence anywhere in HEAD's history that verifies against `ca`,
-/// with the ledger and CRL it seals (from a commit that holds all three).
-fn newest_in_history(git: &git2::Repository, ca: &CaCert) -> Result<Option<Found>> {
+/// A seal found in history (parsed, not yet verified), with the commits that hold it.
+struct Candidate {
+    seal: Seal,
+    text: String,
+    commits: Vec<git2::Oid>,
+}
+
+/// Every distinct seal in HEAD's history that parses, highest sequence first.
+fn seals_in_history(git: &git2::Repository) -> Result<Vec<Candidate>> {
     let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let mut walk = git.revwalk()?;
     walk.push(head.id())?;
-    // Every distinct seal blob, with the commits that hold it.
     let mut seals: HashMap<git2::Oid, Vec<git2::Oid>> = HashMap::new();
     for oid in walk {
         let oid = oid?;
@@ -274,9 +288,7 @@ fn newest_in_history(git: &git2::Repository, ca: &CaCert) -> Result<Option<Found
             seals.entry(blob).or_default().push(oid);
         }
     }
-    // Parse them all (small), then verify from the highest sequence down: the first that
-    // verifies and whose files are found is the newest the CA made.
-    let mut parsed: Vec<(Seal, String, Vec<git2::Oid>)> = Vec::new();
+    let mut out = Vec::new();
     for (blob, commits) in seals {
         let Ok(blob) = git.find_blob(blob) else {
             continue;
@@ -288,16 +300,30 @@ fn newest_in_history(git: &git2::Repository, ca: &CaCert) -> Result<Option<Found
             continue;
         };
         if let Ok(seal) = Seal::parse(text) {
-            parsed.push((seal, text.to_string(), commits));
+            out.push(Candidate {
+                seal,
+                text: text.to_string(),
+                commits,
+            });
         }
     }
-    parsed.sort_by_key(|b| std::cmp::Reverse(b.0.sequence));
-    for (seal, seal_text, commits) in parsed {
-        if !seal.verify(ca) {
+    out.sort_by_key(|c| std::cmp::Reverse(c.seal.sequence));
+    Ok(out)
+}
+
+/// The newest candidate that verifies against `ca`, with the ledger and CRL it seals (from a
+/// commit that holds all three).
+fn newest_verified(
+    git: &git2::Repository,
+    ca: &CaCert,
+    candidates: Vec<Candidate>,
+) -> Result<Option<Found>> {
+    for c in candidates {
+        if !c.seal.verify(ca) {
             continue;
         }
-        for commit in commits {
-            let tree = git.find_commit(commit)?.tree()?;
+        for commit in &c.commits {
+            let tree = git.find_commit(*commit)?.tree()?;
             let blob_text = |path: &str, limit: u64| -> Option<String> {
                 let entry = tree.get_path(std::path::Path::new(path)).ok()?;
                 let blob = git.find_blob(entry.id()).ok()?;
@@ -311,10 +337,10 @@ fn newest_in_history(git: &git2::Repository, ca: &CaCert) -> Result<Option<Found
             ) else {
                 continue;
             };
-            if seal.covers(ledger.as_bytes(), crl.as_bytes()) {
+            if c.seal.covers(ledger.as_bytes(), crl.as_bytes()) {
                 return Ok(Some(Found {
-                    seal,
-                    seal_text,
+                    seal: c.seal,
+                    seal_text: c.text,
                     commit: commit.to_string(),
                     ledger,
                     crl,

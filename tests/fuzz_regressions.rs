@@ -54,11 +54,15 @@ fn config_csr_ledger_and_cert_inputs_never_panic() {
     for (_, data) in csrs {
         let _ = gitca::policy::verify_csr(&data);
     }
-    for (_, data) in inputs("ledger") {
+    for (_, data) in inputs("ledger")
+        .into_iter()
+        .chain(inputs("reconcile_ledger"))
+    {
         if let Ok(l) = gitca::ledger::Ledger::parse(&String::from_utf8_lossy(&data)) {
             let r = l.render();
             assert_eq!(gitca::ledger::Ledger::parse(&r).unwrap().render(), r);
         }
+        gitca::fuzzing::ledger_through_reconcile(&String::from_utf8_lossy(&data));
     }
     for (_, data) in inputs("certs") {
         for label in ["CERTIFICATE", "X509 CRL"] {
