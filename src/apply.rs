@@ -328,7 +328,8 @@ fn jobs<'a>(
         let identity = &state.inventory.identities[at];
         let profile = &state.config.profiles[&identity.profile];
         let validity = identity.validity.unwrap_or(profile.validity).0;
-        let (not_before, not_after) = plan::validity_window(now, validity, state.ca.not_after);
+        let (not_before, not_after) =
+            plan::validity_window(now, validity, (state.ca.not_before, state.ca.not_after));
         let record = Record {
             serial: ca::serial_hex(&serial_der),
             identity: identity.name.clone(),

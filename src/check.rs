@@ -224,16 +224,48 @@ fn verify_cert_file(
     }
     let serial = ca::serial_hex(cert.raw_serial());
     let current = state.ledger.of(name).filter(|r| r.is_live(now)).last();
-    match current {
-        Some(r) if r.serial == serial => None,
-        Some(r) => bad(format!(
-            "holds serial {serial}, but the ledger's current certificate is {}",
-            r.serial
-        )),
-        None => bad(format!(
-            "holds serial {serial}, but the ledger has no live certificate for `{name}`"
-        )),
+    let r = match current {
+        Some(r) if r.serial == serial => r,
+        Some(r) => {
+            return bad(format!(
+                "holds serial {serial}, but the ledger's current certificate is {}",
+                r.serial
+            ))
+        }
+        None => {
+            return bad(format!(
+                "holds serial {serial}, but the ledger has no live certificate for `{name}`"
+            ))
+        }
+    };
+    // The certificate is what the ledger says was issued: dates, key and name.
+    let v = cert.validity();
+    if v.not_before.to_datetime() != r.not_before || v.not_after.to_datetime() != r.not_after {
+        return bad(format!(
+            "valid {} to {}, but the ledger records {} to {}",
+            fmt_time(v.not_before.to_datetime()),
+            fmt_time(v.not_after.to_datetime()),
+            fmt_time(r.not_before),
+            fmt_time(r.not_after)
+        ));
     }
+    let key = crate::pubkey::canonical(cert.public_key().raw).map(|k| k.id);
+    if key.as_deref() != Ok(r.key_sha256.as_str()) {
+        return bad("its public key is not the one the ledger records".into());
+    }
+    let want_cn = state.inventory.get(name).map_or(name, |id| id.cn());
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok());
+    if cn != Some(want_cn) {
+        return bad(format!(
+            "its CN is {}, not `{want_cn}`",
+            cn.map_or("missing".into(), |c| format!("`{c}`"))
+        ));
+    }
+    None
 }
 
 /// Compares with the base revision: what only reconcile may write must not change in a PR.
@@ -397,11 +429,13 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         for (file, _) in entries {
             let stem = file.strip_suffix(".crt").unwrap_or(&file);
             if !live.contains(stem) {
-                f.errors.push(Error::bad_file(
-                    format!("certs/{file}"),
-                    "no live certificate of this name in the ledger",
-                    "certs/ is written by gitca reconcile only; remove the file",
-                ));
+                // An expired or revoked identity's file left over is not this pull request's
+                // doing: reconcile removes it. (A file added by hand is caught by --base.)
+                f.warnings.push(Warning {
+                    file: format!("certs/{file}"),
+                    message: "no live certificate of this name in the ledger (expired, revoked, or not gitca's)".into(),
+                    help: "run gitca reconcile: it removes certificate files of identities without a live certificate".into(),
+                });
             }
         }
     }
@@ -641,153 +675,5 @@ pub fn run_plan(
         2
     } else {
         0
-    })
-}
-
-/// The top-level entry point for `gitca status`.
-pub fn run_status(
-    dir: &Path,
-    now: OffsetDateTime,
-    json_out: bool,
-    expiring: Option<crate::config::Dur>,
-    out: &mut dyn Write,
-) -> Result<u8> {
-    let repo = CaRepo::open(dir)?;
-    let state = load::load(&repo)?;
-    let window = expiring.map(|d| d.0);
-    let mut expiring_soon = Vec::new();
-    let mut identities = Vec::new();
-    for id in &state.inventory.identities {
-        let cur = state.ledger.of(&id.name).filter(|r| r.is_live(now)).last();
-        let st = if id.disabled {
-            "disabled"
-        } else if id.revoke.is_some() {
-            "revoked"
-        } else if cur.is_some() {
-            "valid"
-        } else {
-            "pending"
-        };
-        if let (Some(w), Some(c)) = (window, cur) {
-            if c.not_after - now <= w {
-                expiring_soon.push(format!("{} ({})", id.name, c.serial));
-            }
-        }
-        identities.push(json!({
-            "name": id.name,
-            "kind": id.kind.as_str(),
-            "state": st,
-            "serial": cur.map(|c| c.serial.clone()),
-            "not_after": cur.map(|c| fmt_time(c.not_after)),
-            "days_left": cur.map(|c| (c.not_after - now).whole_days()),
-        }));
-    }
-    let revoked: Vec<_> = state
-        .ledger
-        .records
-        .iter()
-        .filter(|r| r.state == State::Revoked)
-        .map(|r| {
-            json!({
-                "serial": r.serial,
-                "identity": r.identity,
-                "revoked_at": r.revoked_at.map(fmt_time),
-                "reason": r.reason.map(|x| x.as_str()),
-                "not_after": fmt_time(r.not_after),
-                "on_crl": r.on_crl(now),
-            })
-        })
-        .collect();
-    if let (Some(w), Some(next)) = (window, state.crl.next_update) {
-        if next - now <= w {
-            expiring_soon.push(format!("CRL #{}", state.crl.number));
-        }
-    }
-    if let Some(w) = window {
-        if state.ca.not_after - now <= w {
-            expiring_soon.push("the CA certificate".into());
-        }
-    }
-    if json_out {
-        let doc = json!({
-            "now": fmt_time(now),
-            "identities": identities,
-            "revoked": revoked,
-            "crl": {
-                "number": state.crl.number,
-                "this_update": fmt_time(state.crl.this_update),
-                "next_update": state.crl.next_update.map(fmt_time),
-                "entries": state.crl.serials.len(),
-            },
-            "ca": { "subject": state.ca.subject, "not_after": fmt_time(state.ca.not_after) },
-            "expiring": expiring_soon,
-        });
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json"));
-    } else {
-        let _ = writeln!(
-            out,
-            "CA   {}  expires {} ({} left)",
-            state.ca.subject,
-            &fmt_time(state.ca.not_after)[..10],
-            human_span(state.ca.not_after - now)
-        );
-        let next = state.crl.next_update.map(|n| {
-            if n <= now {
-                format!("EXPIRED {}", fmt_time(n))
-            } else {
-                format!("next update {} (in {})", fmt_time(n), human_span(n - now))
-            }
-        });
-        let _ = writeln!(
-            out,
-            "CRL  #{}  {} entries  this update {}  {}",
-            state.crl.number,
-            state.crl.serials.len(),
-            fmt_time(state.crl.this_update),
-            next.unwrap_or_default()
-        );
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "  {:<24} {:<5} {:<9} {:<34} {:<11} DAYS",
-            "IDENTITY", "KIND", "STATE", "SERIAL", "EXPIRES"
-        );
-        for v in &identities {
-            let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
-            let _ = writeln!(
-                out,
-                "  {:<24} {:<5} {:<9} {:<34} {:<11} {}",
-                s("name"),
-                s("kind"),
-                s("state"),
-                s("serial"),
-                s("not_after").get(..10).unwrap_or("-"),
-                v["days_left"]
-                    .as_i64()
-                    .map(|d| d.to_string())
-                    .unwrap_or_else(|| "-".into())
-            );
-        }
-        if !revoked.is_empty() {
-            let _ = writeln!(
-                out,
-                "\nRevoked: {} certificate(s), {} still on the CRL",
-                revoked.len(),
-                revoked.iter().filter(|r| r["on_crl"] == true).count()
-            );
-        }
-        if !expiring_soon.is_empty() {
-            let _ = writeln!(
-                out,
-                "\nExpiring within the window: {}",
-                expiring_soon.join(", ")
-            );
-        }
-    }
-    eprint!("{}", render_diagnostics(&state.problems));
-    Ok(if expiring_soon.is_empty() && state.problems.is_empty() {
-        0
-    } else {
-        1
     })
 }

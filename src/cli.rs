@@ -152,12 +152,19 @@ pub enum Command {
     },
     /// Identities, serials, expiry, revocations and the CRL's age.
     #[command(after_help = "Example (monitoring):\n  gitca status --expiring 14d || alert")]
+    #[command(
+        after_help = "Example (monitoring, daily; silent unless something needs attention):\n  gitca status -q --expiring 14d || alert
+\n--expiring D exits 1 when a certificate or the CA expires within D, or when the CRL has not been\nre-signed in time (less than crl.refresh_before minus a day left: the daily reconcile stopped)."
+    )]
     Status {
         #[arg(long)]
         json: bool,
-        /// Exit 1 when a certificate, the CRL or the CA expires within DURATION.
+        /// Exit 1 when a certificate or the CA expires within DURATION, or the CRL is overdue.
         #[arg(long, value_name = "DURATION")]
         expiring: Option<String>,
+        /// List every revoked certificate: who, when, why, and until when it stays on the CRL.
+        #[arg(long)]
+        revoked: bool,
     },
     /// The person's side: make a key (kept outside the repo) and add a CSR and YAML entry.
     #[command(
@@ -168,17 +175,17 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  sudo gitca bundle alice --key ~/.config/gitca/keys/alice.key --registry registry.example.com:5000"
     )]
-    Bundle(crate::docker::BundleArgs),
+    Bundle(crate::bundle::BundleArgs),
     /// Explain why a client certificate would be refused, and how to fix it.
     #[command(
         after_help = "Example:\n  gitca doctor --cert client.cert --key client.key\n  gitca doctor --certs-dir /etc/docker/certs.d/registry.example.com:5000"
     )]
-    Doctor(crate::docker::DoctorArgs),
+    Doctor(crate::doctor::DoctorArgs),
     /// Server-side configuration: nginx (enforces the CRL) or the registry's own TLS.
     #[command(
         after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf"
     )]
-    Export(crate::docker::ExportArgs),
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,21 +432,39 @@ pub fn run(cli: Cli) -> Result<u8> {
             )?;
             Ok(report_attention(&outcome))
         }
-        Command::Status { json, expiring } => {
+        Command::Status {
+            json,
+            expiring,
+            revoked,
+        } => {
             let window = expiring.as_deref().map(Dur::parse).transpose()?;
-            crate::check::run_status(&dir, now, json, window, out)
+            let (code, line) = crate::status::run_status(
+                &dir,
+                now,
+                &crate::status::StatusOptions {
+                    json,
+                    expiring: window.map(|d| d.0),
+                    revoked,
+                },
+                out,
+            )?;
+            // The one line a cron job shows, even with --quiet.
+            if let (true, Some(line)) = (cli.quiet, line) {
+                println!("{}", crate::redact::Redactor::from_env().line(&line));
+            }
+            Ok(code)
         }
         Command::Request(args) => {
             crate::request::run_request(&dir, &args, out)?;
             Ok(0)
         }
         Command::Bundle(args) => {
-            crate::docker::run_bundle(&dir, now, &args, out)?;
+            crate::bundle::run_bundle(&dir, now, &args, out)?;
             Ok(0)
         }
-        Command::Doctor(args) => crate::docker::run_doctor(&dir, now, &args, out),
+        Command::Doctor(args) => crate::doctor::run_doctor(&dir, now, &args, out),
         Command::Export(args) => {
-            crate::docker::run_export(&dir, &args, out)?;
+            crate::export::run_export(&dir, &args, out)?;
             Ok(0)
         }
     }

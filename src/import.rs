@@ -511,6 +511,11 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
     for (name, (email, groups)) in &attrs_of {
         declared += 1;
         yaml_text.push_str(&format!("  - name: {name}\n"));
+        // A CN that is not a valid name (`John Smith`) is kept as the certificate's CN, so
+        // renewals from the CSR on file (which names it) keep working.
+        if let Some(cn) = cn_of.get(name).filter(|cn| *cn != name) {
+            yaml_text.push_str(&format!("    common_name: {}\n", yaml::quote(cn)));
+        }
         if let Some(e) = email {
             yaml_text.push_str(&format!("    email: {}\n", yaml::quote(e)));
         }

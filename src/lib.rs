@@ -5,14 +5,16 @@
 //! Each subcommand is one `run_<command>` function, callable from tests without a process.
 
 pub mod apply;
+pub mod bundle;
 pub mod ca;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod confined;
 pub mod custody;
-pub mod docker;
+pub mod doctor;
 pub mod error;
+pub mod export;
 pub mod fuzzing;
 pub mod import;
 pub mod init;
@@ -28,6 +30,7 @@ pub mod repo;
 pub mod report;
 pub mod request;
 pub mod seal;
+pub mod status;
 pub mod yaml;
 
 pub use error::{Error, Result};

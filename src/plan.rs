@@ -640,12 +640,14 @@ fn revoke(rec: &Record, why: RevocationReason, r: Reason) -> Action {
 }
 
 /// The validity window of a certificate signed now for an identity.
+/// The backdating never reaches before the CA's own notBefore (a CA made or imported within
+/// the hour), and the expiry never past its notAfter.
 pub fn validity_window(
     now: OffsetDateTime,
     validity: time::Duration,
-    ca_not_after: OffsetDateTime,
+    ca: (OffsetDateTime, OffsetDateTime),
 ) -> (OffsetDateTime, OffsetDateTime) {
-    (now - BACKDATE, (now + validity).min(ca_not_after))
+    ((now - BACKDATE).max(ca.0), (now + validity).min(ca.1))
 }
 
 mod opt_time {

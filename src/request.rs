@@ -183,6 +183,10 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     let config = Config::parse(&read(&repo.dir, config::FILE, config::MAX_BYTES)?)?;
     let existing = inventory::load(&repo.dir, &config)?;
     let declared = existing.get(name);
+    // The CN the CSR must carry: the entry's common_name when it has one (imported identities).
+    let cn = declared
+        .map(|id| id.cn().to_string())
+        .unwrap_or_else(|| name.clone());
     let csr_rel =
         match (declared, args.rotate) {
             (Some(_), false) => return Err(Error::usage(
@@ -258,7 +262,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
-        .push(DnType::CommonName, name.as_str());
+        .push(DnType::CommonName, cn.as_str());
     let csr = params
         .serialize_request(&key)
         .map_err(Error::crypto("CSR"))?;
@@ -294,7 +298,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     );
     let _ = writeln!(
         out,
-        "CSR          {csr_rel}  ({}, CN={name})",
+        "CSR          {csr_rel}  ({}, CN={cn})",
         match key_type {
             KeyType::P256 => "ECDSA P-256",
             KeyType::P384 => "ECDSA P-384",

@@ -505,3 +505,48 @@ fn doctor_explains_every_refusal() {
     assert_eq!(code, 1);
     assert!(out.contains("client.cert has no client.key"), "{out}");
 }
+
+/// doctor tells the truth about time: an expired CRL locks everyone out, and a certificate
+/// superseded by a renewal for the same key only needs the new one installed.
+#[test]
+fn doctor_knows_the_crl_has_expired_and_that_a_newer_certificate_exists() {
+    let ca = Ca::new();
+    ok(run(ca
+        .cmd(T0)
+        .args(["request", "ci", "--bot", "--key-out"])
+        .arg(ca.keys.join("ci.key"))));
+    ca.commit("ci");
+    ok(ca.reconcile(T0));
+    let dir = ca.tmp.path().join("installed");
+    ok(bundle(&ca, "ci", &dir));
+    let cert = dir.join("client.cert");
+    let key = dir.join("client.key");
+    let args = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let (code, out) = doctor(&ca, T0, &args);
+    assert_eq!(code, 0, "{out}");
+    // Ten days later nobody re-signed the CRL: nginx refuses everyone.
+    let (code, out) = doctor(&ca, &days_after(T0, 10), &args);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the CRL #1 expired 2026-01-08T00:00:00Z"),
+        "{out}"
+    );
+    assert!(out.contains("refuses EVERY client"), "{out}");
+    // Day 21: the bot's certificate is renewed in the repository (same key).
+    let t = days_after(T0, 21);
+    ok(ca.reconcile(&t));
+    let (code, out) = doctor(&ca, &t, &args);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("a newer certificate of ci is in the CA repository"),
+        "{out}"
+    );
+    assert!(out.contains("for this same key"), "{out}");
+    assert!(out.contains("gitca bundle ci --key"), "{out}");
+    assert!(!out.contains("get re-declared"), "{out}");
+}

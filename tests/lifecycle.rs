@@ -48,6 +48,12 @@ subjectKeyIdentifier = hash
 /// An `openssl ca` directory made exactly as the reference article does, with alice, bob and
 /// carol issued and carol revoked for key compromise.
 fn openssl_ca(dir: &Path) {
+    openssl_ca_with(dir, &["alice", "bob", "carol"], Some("carol"));
+}
+
+/// An `openssl ca` directory with a certificate for each CN (keys and CSRs kept beside them,
+/// as the article's recipe leaves them), `revoked` revoked for key compromise.
+fn openssl_ca_with(dir: &Path, cns: &[&str], revoked: Option<&str>) {
     for d in ["certs", "crl", "newcerts", "private"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
@@ -85,7 +91,8 @@ fn openssl_ca(dir: &Path) {
         "-out",
         "certs/docker_ca.crt",
     ]);
-    for name in ["alice", "bob", "carol"] {
+    for cn in cns {
+        let name = cn.to_ascii_lowercase().replace(' ', "-");
         o(&[
             "req",
             "-new",
@@ -99,7 +106,7 @@ fn openssl_ca(dir: &Path) {
             "-out",
             &format!("certs/{name}.csr"),
             "-subj",
-            &format!("/CN={name}"),
+            &format!("/CN={cn}"),
         ]);
         o(&[
             "ca",
@@ -121,17 +128,19 @@ fn openssl_ca(dir: &Path) {
             "366",
         ]);
     }
-    o(&[
-        "ca",
-        "-config",
-        "openssl-ca.cnf",
-        "-passin",
-        "pass:secret",
-        "-revoke",
-        "certs/carol.crt",
-        "-crl_reason",
-        "keyCompromise",
-    ]);
+    if let Some(r) = revoked {
+        o(&[
+            "ca",
+            "-config",
+            "openssl-ca.cnf",
+            "-passin",
+            "pass:secret",
+            "-revoke",
+            &format!("certs/{r}.crt"),
+            "-crl_reason",
+            "keyCompromise",
+        ]);
+    }
     o(&[
         "ca",
         "-gencrl",
@@ -375,11 +384,45 @@ fn status_reports_and_alerts_on_expiry() {
     // The bot's certificate (30 days) is inside a 31-day window; nothing is inside 5 days.
     let o = run(ca.cmd(T0).args(["status", "--expiring", "31d"]));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("ci ("), "{}", stdout(&o));
-    // The CRL (7 days) is inside an 8-day window, too.
-    assert!(stdout(&o).contains("CRL #1"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("certificate of ci ("), "{}", stdout(&o));
     let o = run(ca.cmd(T0).args(["status", "--expiring", "5d"]));
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // The README's monitoring example does not fire on a healthy, fresh CA: the CRL is
+    // re-signed daily, so it alerts only when the reconcile job stopped.
+    let o = run(ca.cmd(T0).args(["status", "-q", "--expiring", "14d"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(stdout(&o), "", "quiet and healthy: silent");
+    // Five days without a reconcile: the CRL has two days left; -q prints the one line.
+    let o = run(ca
+        .cmd(&days_after(T0, 5))
+        .args(["status", "-q", "--expiring", "14d"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    assert!(stdout(&o).contains("CRL #1 expires"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("daily job"), "{}", stdout(&o));
+
+    // Time passes without reconciles: the bot's certificate expires and shows as expired,
+    // with its date; an offboarded identity is listed with who, when and why.
+    let o = ok(run(ca.cmd(&days_after(T0, 40)).args(["status", "--json"])));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["identities"][1]["name"], "ci");
+    assert_eq!(doc["identities"][1]["state"], "expired");
+    assert_eq!(doc["identities"][1]["not_after"], "2026-01-31T00:00:00Z");
+    let o = ok(run(ca.cmd(&days_after(T0, 40)).arg("status")));
+    assert!(stdout(&o).contains("expired"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("2026-01-31"), "{}", stdout(&o));
+    ca.identities("bots:\n  - name: ci\n");
+    ca.commit("alice leaves");
+    ok(ca.reconcile(&days_after(T0, 1)));
+    let o = ok(run(ca
+        .cmd(&days_after(T0, 1))
+        .args(["status", "--revoked"])));
+    let out = stdout(&o);
+    assert!(
+        out.contains("alice") && out.contains("cessation-of-operation"),
+        "{out}"
+    );
+    assert!(out.contains("2026-01-02T00:00:00Z"), "when: {out}");
 }
 
 /// A day of the simulation: who is declared.
@@ -397,6 +440,7 @@ fn declare(ca: &Ca, users: &BTreeSet<String>, bots: &BTreeSet<String>) {
 
 fn rcgen_csr(ca: &Ca, name: &str) {
     let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(ca.keys.join(format!("{name}.key")), key.serialize_pem()).unwrap();
     let mut p = rcgen::CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(rcgen::DnType::CommonName, name);
@@ -517,4 +561,222 @@ fn eight_hundred_days_of_daily_reconciles_keep_everyone_valid_and_the_crl_fresh(
         last_crl > 100,
         "the CRL was refreshed all along ({last_crl})"
     );
+}
+
+/// What the simulation checks every day on main, whatever happened.
+struct Watch {
+    last_crl: u64,
+    last_crl_text: String,
+}
+
+impl Watch {
+    /// The CRL on main is current; its number rose if it changed; every name in `gone` has
+    /// every unexpired certificate on it; every name in `must_hold` holds a valid certificate.
+    fn check(&mut self, ca: &Ca, day: i64, now: &str, gone: &[String], must_hold: &[String]) {
+        let t = time::OffsetDateTime::parse(now, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let parse = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let text = ca.read("crl/ca.crl");
+        let block = pem::parse(&text).unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(block.contents()).unwrap();
+        assert!(
+            crl.next_update().unwrap().to_datetime() > t,
+            "day {day}: the CRL on main has expired"
+        );
+        let number = crl
+            .crl_number()
+            .unwrap()
+            .to_u64_digits()
+            .first()
+            .copied()
+            .unwrap_or(0);
+        if text != self.last_crl_text {
+            assert!(
+                number > self.last_crl,
+                "day {day}: CRL number {number} after {}",
+                self.last_crl
+            );
+        }
+        self.last_crl = number;
+        self.last_crl_text = text;
+        let on_crl: HashSet<String> = crl
+            .iter_revoked_certificates()
+            .map(|r| gitca::ca::serial_hex(r.raw_serial()))
+            .collect();
+        let rows = ca.ledger_rows();
+        for g in gone {
+            for r in rows.iter().filter(|r| &r[1] == g && parse(&r[6]) > t) {
+                assert!(
+                    on_crl.contains(&r[0]),
+                    "day {day}: {g}'s {} is not on the CRL",
+                    r[0]
+                );
+            }
+        }
+        for n in must_hold {
+            let valid = rows
+                .iter()
+                .any(|r| &r[1] == n && r[4] == "issued" && parse(&r[5]) <= t && parse(&r[6]) > t);
+            assert!(valid, "day {day}: {n} holds no valid certificate");
+        }
+    }
+}
+
+/// Issue 13's simulation: 800 days of daily reconciles on an imported CA (CNs that are not
+/// names), with faults: a poisoned pull request merged on day 100 and fixed on day 130, a
+/// duplicate key on day 200 (with an urgent offboarding the same day), and a week without any
+/// reconcile. Every day: the CRL on main is current, every declared signable identity holds a
+/// valid certificate, every removal is on the CRL by the next run, CRL numbers only rise.
+#[test]
+fn eight_hundred_days_with_faults_never_lock_anyone_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = tmp.path().join("old-ca");
+    openssl_ca_with(&old, &["John Smith", "Mallory", "alice"], None);
+    let (identity_file, recipient) = age_identity(tmp.path(), "custodian");
+    let root = tmp.path().join("ca");
+    let start = now();
+    ok(run(gitca()
+        .args([
+            "import-openssl",
+            old.to_str().unwrap(),
+            "-C",
+            root.to_str().unwrap(),
+        ])
+        .args(["--recipient", &recipient, "--now", &start])
+        .env("GITCA_IMPORT_PASSPHRASE", "secret")));
+    let ca = Ca::at(tmp, root, identity_file, recipient);
+    let imported = ca.read("identities/imported.yaml");
+    assert!(imported.contains("common_name: John Smith"), "{imported}");
+    // A team that wants to survive a week without CI: the CRL is re-signed whenever less than
+    // eight of its ten days remain.
+    let cfg = ca
+        .read("gitca.yaml")
+        .replace("validity: 7d", "validity: 10d")
+        .replace("refresh_before: 3d", "refresh_before: 8d");
+    ca.write("gitca.yaml", &cfg);
+    for b in ["b0", "b1"] {
+        rcgen_csr(&ca, b);
+    }
+    ca.write(
+        "identities/bots.yaml",
+        "bots:\n  - name: b0\n  - name: b1\n",
+    );
+    ca.commit("day 0: bots, and a CRL policy for week-long outages");
+    ok(run(ca.cmd(&start).arg("check")));
+    let identity = std::fs::read_to_string(&ca.identity).unwrap();
+    let reconcile = |now: &str| {
+        run(ca
+            .cmd(now)
+            .args(["reconcile", "-q"])
+            .env("GITCA_IDENTITY", &identity))
+    };
+    let mut watch = Watch {
+        last_crl: 0,
+        last_crl_text: String::new(),
+    };
+    let everyone = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut holders = everyone(&["alice", "john-smith", "mallory", "b0", "b1"]);
+    let mut gone: Vec<String> = Vec::new();
+    let mut alice_key: Option<std::path::PathBuf> = None;
+    for day in 0..800i64 {
+        let now = days_after(&start, day);
+        match day {
+            // A poisoned pull request: alice's CSR replaced by a weak key, b1 offboarded.
+            100 => {
+                ca.openssl_csr("alice-weak", "alice", &["rsa:1024"], &[]);
+                std::fs::rename(ca.path("csr/alice-weak.csr"), ca.path("csr/alice.csr")).unwrap();
+                ca.write("identities/bots.yaml", "bots:\n  - name: b0\n");
+                ca.commit("day 100: poisoned");
+                holders.retain(|n| n != "b1");
+                gone.push("b1".into());
+            }
+            // The fix: a proper new key for alice.
+            130 => {
+                alice_key = Some(ca.p256_csr("alice"));
+                ca.commit("day 130: alice's CSR fixed");
+            }
+            // A second identity declares b0's key; mallory must leave the same day.
+            200 => {
+                let b0_key = ca.keys.join("b0.key");
+                ok(ca.openssl(&[
+                    "req",
+                    "-new",
+                    "-key",
+                    b0_key.to_str().unwrap(),
+                    "-subj",
+                    "/CN=svc2",
+                    "-out",
+                    "csr/svc2.csr",
+                ]));
+                ca.write(
+                    "identities/bots.yaml",
+                    "bots:\n  - name: b0\n  - name: svc2\n",
+                );
+                let text = ca.read("identities/imported.yaml");
+                let without_mallory: String = {
+                    let mut out = String::new();
+                    let mut skip = false;
+                    for l in text.lines() {
+                        if l.trim_start().starts_with("- name:") {
+                            skip = l.contains("mallory");
+                        }
+                        if !skip {
+                            out.push_str(l);
+                            out.push('\n');
+                        }
+                    }
+                    out
+                };
+                ca.write("identities/imported.yaml", &without_mallory);
+                ca.commit("day 200: svc2 with b0's key; mallory leaves");
+                holders.retain(|n| n != "mallory");
+                gone.push("mallory".into());
+            }
+            230 => {
+                ca.write("identities/bots.yaml", "bots:\n  - name: b0\n");
+                ca.commit("day 230: svc2 withdrawn");
+            }
+            _ => {}
+        }
+        // A week without any reconcile.
+        if (300..307).contains(&day) {
+            watch.check(&ca, day, &now, &gone, &holders);
+            continue;
+        }
+        let o = reconcile(&now);
+        let expected = if (100..130).contains(&day) || (200..230).contains(&day) {
+            3
+        } else {
+            0
+        };
+        assert_eq!(
+            o.status.code(),
+            Some(expected),
+            "day {day}:\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        watch.check(&ca, day, &now, &gone, &holders);
+    }
+    assert!(alice_key.is_some());
+    // The imported identities were renewed from their carried-over CSRs (CN `John Smith`).
+    let renewals = ca
+        .ledger_rows()
+        .iter()
+        .filter(|r| r[1] == "john-smith")
+        .count();
+    assert!(
+        renewals >= 2,
+        "john-smith was renewed: {renewals} certificates"
+    );
+    let subject = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/john-smith.crt",
+        "-noout",
+        "-subject",
+    ])));
+    assert!(subject.contains("CN = John Smith"), "{subject}");
 }

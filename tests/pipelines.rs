@@ -311,3 +311,69 @@ fn gitlab_pipeline_runs_the_same_story() {
     ids.sort();
     assert_eq!(ids, ["alice", "bob"]);
 }
+
+/// Issue 13: a reconcile that cannot sign for someone still pushes every revocation and the
+/// fresh CRL, and the job turns red (exit 3). A push refused for a reason other than a race is
+/// reported as such, not retried.
+#[test]
+fn the_reconcile_job_pushes_what_it_could_and_turns_red() {
+    let remote = Remote::new();
+    let rec = workflow("examples/ci/github/reconcile.yml");
+    let dev = remote.clone("dev");
+    remote.onboard(&dev, "alice", "main");
+    remote.onboard(&dev, "bob", "main");
+    let identity = std::fs::read_to_string(&remote.ca.identity).unwrap();
+    let env = [
+        ("GITCA_IDENTITY", identity.as_str()),
+        ("GITCA_AUTHOR_NAME", "gitca-bot"),
+        ("GITCA_AUTHOR_EMAIL", "bot@example.com"),
+        ("BRANCH", "main"),
+    ];
+    let step = github_step(&rec, "reconcile", "Reconcile and push");
+    ok(run_block(&step, &remote.clone("r1"), &env));
+    // One merge offboards bob; another breaks carol's CSR.
+    git(&dev, &["pull", "-q", "origin", "main"]);
+    let yaml = std::fs::read_to_string(dev.join("identities/people.yaml")).unwrap();
+    let without_bob: String = yaml.split("  - name: bob").next().unwrap().to_string();
+    std::fs::write(
+        dev.join("identities/people.yaml"),
+        format!("{without_bob}  - name: carol\n    csr: csr/carol.csr\n"),
+    )
+    .unwrap();
+    std::fs::write(dev.join("csr/carol.csr"), "not a CSR\n").unwrap();
+    git(&dev, &["add", "-A"]);
+    git(&dev, &["commit", "-qm", "bob leaves; carol (broken)"]);
+    git(&dev, &["push", "-q", "origin", "main"]);
+    let runner = remote.clone("r2");
+    let o = run_block(&step, &runner, &env);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("carol"), "{}", stderr(&o));
+    let after = remote.clone("after");
+    let ledger = std::fs::read_to_string(after.join("ledger.tsv")).unwrap();
+    assert!(
+        ledger
+            .lines()
+            .any(|l| l.contains("\tbob\t") && l.contains("\trevoked\t")),
+        "bob's revocation was pushed: {ledger}"
+    );
+    // A refused push (here a pre-push hook, as a protected branch would) is not a race.
+    let refused = remote.clone("refused");
+    let hook = refused.join(".git/hooks/pre-push");
+    std::fs::write(&hook, "#!/bin/sh\necho 'denied by policy' >&2\nexit 1\n").unwrap();
+    ok(tool("chmod", &["+x", hook.to_str().unwrap()], &refused));
+    let later = days_after(T0, 6);
+    let mut env6 = env.to_vec();
+    env6.push(("GITCA_NOW", later.as_str()));
+    let o = run_block(&step, &refused, &env6);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("push refused, not a race"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stdout(&o).contains("push rejected"),
+        "not retried: {}",
+        stdout(&o)
+    );
+}

@@ -846,3 +846,131 @@ fn progress_bar_only_on_a_terminal_and_never_with_quiet() {
     assert!(!stderr(&o).contains("signing"), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(ca.path("certs")).unwrap().count(), 120);
 }
+
+/// Issue 13: two merged pull requests declare two new identities with one key, and an urgent
+/// offboarding is merged the same day. The offboarding is applied at once, the CRL stays
+/// fresh day after day, and neither twin gets the key until one of them is withdrawn.
+#[test]
+fn a_duplicate_key_never_holds_up_an_offboarding() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    let key = ca.keys.join("shared.key");
+    ok(ca.openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        key.to_str().unwrap(),
+    ]));
+    for n in ["svc1", "svc2"] {
+        ok(ca.openssl(&[
+            "req",
+            "-new",
+            "-key",
+            key.to_str().unwrap(),
+            "-subj",
+            &format!("/CN={n}"),
+            "-out",
+            &format!("csr/{n}.csr"),
+        ]));
+    }
+    // bob leaves in the same merge window.
+    let alice_only = ALICE_BOB.split("  - name: bob").next().unwrap().to_string();
+    ca.identities(&format!(
+        "{alice_only}bots:\n  - name: svc1\n  - name: svc2\n"
+    ));
+    ca.commit("svc1 and svc2 (one key); bob leaves");
+    let bob = ca.keep("certs/bob.crt", "bob.crt");
+    let o = ca.reconcile(&days_after(T0, 1));
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("also in the CSR of `svc2`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!ca.path("certs/svc1.crt").exists() && !ca.path("certs/svc2.crt").exists());
+    assert!(
+        !ca.verify_crl(&bob, &days_after(T0, 1)).status.success(),
+        "bob is refused at once"
+    );
+    // Daily reconciles keep the CRL fresh while the twins stay blocked.
+    for day in 2..12 {
+        let o = ca.reconcile(&days_after(T0, day));
+        assert_eq!(o.status.code(), Some(3), "day {day}");
+        ok(ca.verify_crl(&ca.path("certs/alice.crt"), &days_after(T0, day)));
+    }
+    // svc2 is withdrawn: svc1 gets its certificate.
+    ca.identities(&format!("{alice_only}bots:\n  - name: svc1\n"));
+    ca.commit("svc2 withdrawn");
+    ok(ca.reconcile(&days_after(T0, 12)));
+    assert!(ca.path("certs/svc1.crt").exists());
+}
+
+/// The plan is the promise: after `request --rotate` with `revoke: key-compromise` still set,
+/// plan does not say "no changes" while carol holds nothing.
+#[test]
+fn a_held_revocation_is_shown_in_every_plan_format() {
+    let ca = Ca::new();
+    ok(run(ca
+        .cmd(T0)
+        .args(["request", "carol", "--key-out"])
+        .arg(ca.keys.join("carol.key"))));
+    ca.commit("carol");
+    ok(ca.reconcile(T0));
+    let text = ca.read("identities/people.yaml").replace(
+        "csr: csr/carol.csr",
+        "csr: csr/carol.csr\n    revoke: key-compromise",
+    );
+    ca.write("identities/people.yaml", &text);
+    ca.commit("carol's key leaked");
+    ok(ca.reconcile(&days_after(T0, 1)));
+    ok(run(ca
+        .cmd(&days_after(T0, 1))
+        .args(["request", "carol", "--rotate", "--key-out"])
+        .arg(ca.keys.join("carol2.key"))));
+    ca.commit("carol rotates, revoke still set");
+    let now = days_after(T0, 2);
+    let o = fails(run(ca.cmd(&now).arg("plan")));
+    assert!(stdout(&o).contains("revocation-held"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("remove the `revoke:` line"),
+        "{}",
+        stdout(&o)
+    );
+    let o = fails(run(ca.cmd(&now).args(["plan", "--markdown"])));
+    assert!(stdout(&o).contains("**Blocked**"), "{}", stdout(&o));
+    let o = fails(run(ca.cmd(&now).args(["plan", "--json"])));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["blocked"][0]["code"], "revocation-held");
+    assert_eq!(doc["blocked"][0]["identity"], "carol");
+}
+
+/// Issue 13: a change that takes nothing away does not cut anyone off; one that withdraws a
+/// right does, at once.
+#[test]
+fn adding_a_group_keeps_the_old_certificate_dropping_one_revokes_it() {
+    let ca = ca_with_alice_and_bob();
+    ok(ca.reconcile(T0));
+    let old = ca.keep("certs/alice.crt", "alice-1.crt");
+    ca.identities(&ALICE_BOB.replace("groups: [push, pull]", "groups: [push, pull, deploy]"));
+    ca.commit("alice gains deploy");
+    let t = days_after(T0, 1);
+    let o = ok(ca.reconcile(&t));
+    assert!(stdout(&o).contains("groups-changed"), "{}", stdout(&o));
+    ok(ca.verify_crl(&old, &t));
+    let second = ca.keep("certs/alice.crt", "alice-2.crt");
+    ca.identities(&ALICE_BOB.replace("groups: [push, pull]", "groups: [pull, deploy]"));
+    ca.commit("alice loses push");
+    let t = days_after(T0, 2);
+    let o = ok(ca.reconcile(&t));
+    assert!(stdout(&o).contains("privilege-withdrawn"), "{}", stdout(&o));
+    for cert in [&old, &second] {
+        assert!(
+            !ca.verify_crl(cert, &t).status.success(),
+            "push is withdrawn at once"
+        );
+    }
+    ok(ca.verify_crl(&ca.path("certs/alice.crt"), &t));
+}

@@ -139,6 +139,19 @@ impl Ca {
         Ca::with_key_type("p256")
     }
 
+    /// A CA repository made some other way (import-openssl) at `root` inside `tmp`.
+    pub fn at(tmp: tempfile::TempDir, root: PathBuf, identity: PathBuf, recipient: String) -> Ca {
+        let keys = tmp.path().join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        Ca {
+            tmp,
+            root,
+            identity,
+            recipient,
+            keys,
+        }
+    }
+
     pub fn with_key_type(key_type: &str) -> Ca {
         let tmp = tempfile::tempdir().unwrap();
         let (identity, recipient) = age_identity(tmp.path(), "custodian");

@@ -1,0 +1,508 @@
+//! `gitca doctor`: why a client certificate would be refused, and how to fix it.
+//!
+//! Facts this module is built on (measured with the real programs, see DESIGN.md): nginx checks
+//! every client certificate against the CA and the CRL, and refuses everyone once the CRL
+//! expires; Docker reads the first certificate of `client.cert` as the client's, treats `*.crt`
+//! as CA roots, and pairs each `X.cert` with `X.key`; Go (the registry) refuses a certificate
+//! without the clientAuth extended key usage.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use miette::Diagnostic;
+use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::ParsedExtension;
+
+use crate::bundle::{parse_pem_certs, read_client_key};
+use crate::ca::{self, CaCert};
+use crate::confined::Dir;
+use crate::error::{Error, Result};
+use crate::init::{CA_CERT, CRL_FILE};
+use crate::ledger::fmt_time;
+use crate::load::read;
+use crate::repo::CaRepo;
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// The client certificate (or Docker's client.cert bundle).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "key",
+        conflicts_with = "certs_dir"
+    )]
+    pub cert: Option<PathBuf>,
+    /// The private key that goes with it.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// A Docker/Podman certs.d directory, e.g. /etc/docker/certs.d/registry.example.com:5000.
+    #[arg(long, value_name = "DIR", required_unless_present = "cert")]
+    pub certs_dir: Option<PathBuf>,
+    /// The CA certificate (default: ca/ca.crt of the CA repository, or the certs.d directory's ca.crt).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// The CRL (default: crl/ca.crl of the CA repository).
+    #[arg(long, value_name = "FILE")]
+    pub crl: Option<PathBuf>,
+}
+
+/// One thing doctor found.
+struct Finding {
+    ok: bool,
+    text: String,
+    fix: String,
+}
+
+struct Doctor {
+    findings: Vec<Finding>,
+}
+
+impl Doctor {
+    fn good(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding {
+            ok: true,
+            text: text.into(),
+            fix: String::new(),
+        });
+    }
+    fn bad(&mut self, text: impl Into<String>, fix: impl Into<String>) {
+        self.findings.push(Finding {
+            ok: false,
+            text: text.into(),
+            fix: fix.into(),
+        });
+    }
+    fn note(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding {
+            ok: true,
+            text: format!("note: {}", text.into()),
+            fix: String::new(),
+        });
+    }
+}
+
+fn is_ca(cert: &X509Certificate<'_>) -> bool {
+    cert.basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca)
+}
+
+/// Revocations on a CRL: serial → (time, reason).
+/// What doctor knows of the CRL: its revocations (serial, time, reason) and its dates.
+struct Crl {
+    revoked: Vec<(String, OffsetDateTime, String)>,
+    number: Option<u64>,
+    this_update: OffsetDateTime,
+    next_update: Option<OffsetDateTime>,
+}
+
+/// What doctor compares a client certificate with.
+struct Context<'a> {
+    ca: Option<&'a CaCert>,
+    crl: Option<&'a Crl>,
+    /// The CA repository's ledger, when doctor runs inside it: which certificate is newest.
+    ledger: Option<&'a crate::ledger::Ledger>,
+    now: OffsetDateTime,
+}
+
+fn crl_revocations(text: &str, ca: Option<&CaCert>) -> Result<Crl> {
+    let block = pem::parse(text)
+        .map_err(|_| Error::bad_file(CRL_FILE, "not a PEM CRL", "pass --crl FILE"))?;
+    let (_, crl) = x509_parser::parse_x509_crl(block.contents())
+        .map_err(|e| Error::bad_file(CRL_FILE, e.to_string(), "pass --crl FILE"))?;
+    if let Some(ca) = ca {
+        let (_, c) = x509_parser::parse_x509_certificate(&ca.der)
+            .map_err(|e| Error::bad_file(CA_CERT, e.to_string(), ""))?;
+        crl.verify_signature(c.public_key()).map_err(|_| {
+            Error::bad_file(
+                CRL_FILE,
+                "the CRL is not signed by the CA",
+                "pass the CRL of this CA",
+            )
+        })?;
+    }
+    let revoked = crl
+        .iter_revoked_certificates()
+        .map(|r| {
+            let reason = r
+                .reason_code()
+                .map(|(_, rc)| {
+                    crate::ledger::RevocationReason::ALL
+                        .into_iter()
+                        .find(|r| r.code() == rc.0)
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_else(|| format!("reason {}", rc.0))
+                })
+                .unwrap_or_else(|| "unspecified".into());
+            (
+                ca::serial_hex(r.raw_serial()),
+                r.revocation_date.to_datetime(),
+                reason,
+            )
+        })
+        .collect();
+    Ok(Crl {
+        revoked,
+        number: crl.crl_number().and_then(|n| u64::try_from(n).ok()),
+        this_update: crl.last_update().to_datetime(),
+        next_update: crl.next_update().map(|t| t.to_datetime()),
+    })
+}
+
+/// The CRL's freshness: nginx refuses every client once it has expired (or before it is valid).
+fn check_crl_dates(d: &mut Doctor, crl: &Crl, now: OffsetDateTime) {
+    let number = crl.number.map(|n| format!(" #{n}")).unwrap_or_default();
+    if crl.this_update > now + time::Duration::minutes(5) {
+        d.bad(
+            format!(
+                "the CRL{number} is not valid before {}: nginx refuses every client until then",
+                fmt_time(crl.this_update)
+            ),
+            "check the server's clock (timedatectl); the CRL's thisUpdate is set when the CA signs it",
+        );
+    }
+    match crl.next_update {
+        Some(next) if next <= now => d.bad(
+            format!(
+                "the CRL{number} expired {}: nginx refuses EVERY client certificate, this one included",
+                fmt_time(next)
+            ),
+            "the CA's daily `gitca reconcile` re-signs the CRL; install the fresh one on the server (gitca deploy crl) and reload nginx",
+        ),
+        Some(next) => d.good(format!("the CRL{number} is current until {}", fmt_time(next))),
+        None => d.note("the CRL has no nextUpdate"),
+    }
+}
+
+fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Context<'_>) {
+    let (ca, crl, now) = (cx.ca, cx.crl, cx.now);
+    let shown = cert_path.display().to_string();
+    let text = match crate::confined::read_named_string(cert_path, ca::MAX_CERT_BYTES, "read") {
+        Ok(t) => t,
+        Err(e) => {
+            return d.bad(
+                format!("{shown}: cannot read it ({e})"),
+                "check the path and permissions",
+            )
+        }
+    };
+    let ders = parse_pem_certs(&text);
+    if ders.is_empty() {
+        return d.bad(
+            format!("{shown} holds no PEM certificate"),
+            "use the client.cert written by `gitca bundle`",
+        );
+    }
+    let parsed: Vec<X509Certificate<'_>> = ders
+        .iter()
+        .filter_map(|der| {
+            x509_parser::parse_x509_certificate(der)
+                .ok()
+                .map(|(_, c)| c)
+        })
+        .collect();
+    if parsed.len() != ders.len() {
+        return d.bad(
+            format!("{shown} holds a certificate that cannot be parsed"),
+            "re-create it with `gitca bundle`",
+        );
+    }
+    let leaf_at = parsed.iter().position(|c| !is_ca(c)).unwrap_or(0);
+    if leaf_at > 0 {
+        d.bad(
+            format!("{shown} starts with the CA certificate; the client certificate comes {}", ordinal(leaf_at + 1)),
+            "Docker reads the first certificate as the client's and then says \"private key does not match public key\": put the client certificate first (gitca bundle does)",
+        );
+    }
+    let leaf = &parsed[leaf_at];
+    let who = leaf.subject().to_string();
+    if let Some(key_path) = key_path {
+        match read_client_key(key_path) {
+            Ok((_, key)) if crate::pubkey::same_key(&rcgen::PublicKeyData::subject_public_key_info(&key), leaf.public_key().raw) => {
+                d.good(format!("the key matches the certificate of {who}"))
+            }
+            Ok(_) => d.bad(
+                format!("{} does not match the certificate of {who}", key_path.display()),
+                "use the key that made this certificate's CSR; if it is lost, `gitca request NAME --rotate` makes a new one",
+            ),
+            Err(e) => d.bad(format!("{e}"), e.help().map(|h| h.to_string()).unwrap_or_default()),
+        }
+    }
+    let v = leaf.validity();
+    let (nb, na) = (v.not_before.to_datetime(), v.not_after.to_datetime());
+    if now < nb {
+        d.bad(
+            format!("the certificate is not valid before {}", fmt_time(nb)),
+            "check this machine's clock, or wait",
+        );
+    } else if now >= na {
+        d.bad(
+            format!("the certificate expired {}", fmt_time(na)),
+            "renewal happens in reconcile: pull the CA repository and run `gitca bundle` again (or ask for a reconcile)",
+        );
+    } else {
+        d.good(format!("valid until {}", fmt_time(na)));
+    }
+    let eku = leaf
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::ExtendedKeyUsage(k) => Some(k.client_auth || k.any),
+            _ => None,
+        });
+    match eku {
+        Some(true) => d.good("extended key usage allows TLS client authentication"),
+        Some(false) => d.bad(
+            "the certificate has no clientAuth extended key usage: the registry (Go) refuses it with \"incompatible key usage\"",
+            "issue it from a profile with `extended_key_usage: [client_auth]` (gitca's user and bot profiles)",
+        ),
+        None => d.note("no extended key usage extension: allowed for any use"),
+    }
+    if let Some(ca) = ca {
+        let issued = x509_parser::parse_x509_certificate(&ca.der)
+            .ok()
+            .is_some_and(|(_, c)| {
+                leaf.issuer() == c.subject() && leaf.verify_signature(Some(c.public_key())).is_ok()
+            });
+        if issued {
+            d.good(format!("issued by {}", ca.subject));
+        } else {
+            d.bad(
+                format!("not issued by this CA ({}); issuer is {}", ca.subject, leaf.issuer()),
+                "the server trusts only ca/ca.crt of the CA repository: get a certificate from this CA (gitca request, then reconcile)",
+            );
+        }
+    }
+    let serial = ca::serial_hex(leaf.raw_serial());
+    let newer = cx.ledger.and_then(|l| newer_certificate(l, &serial, now));
+    if let Some(crl) = crl {
+        match crl.revoked.iter().find(|(s, _, _)| *s == serial) {
+            Some((_, at, reason)) => {
+                let fix = match &newer {
+                    Some(n) => n.fix.clone(),
+                    None => "a revoked certificate never comes back: if you still need access, get re-declared (and, after a key compromise, make a new key with `gitca request NAME --rotate`)".into(),
+                };
+                d.bad(
+                    format!("revoked on {} ({reason}): nginx refuses it", fmt_time(*at)),
+                    fix,
+                )
+            }
+            None => d.good("not on the current CRL"),
+        }
+        check_crl_dates(d, crl, now);
+    }
+    if let Some(n) =
+        newer.filter(|_| !crl.is_some_and(|c| c.revoked.iter().any(|(s, _, _)| *s == serial)))
+    {
+        d.bad(n.what, n.fix);
+    }
+}
+
+/// A certificate in the repository newer than the installed one, and how to install it.
+struct Newer {
+    what: String,
+    fix: String,
+}
+
+/// When the installed certificate (`serial`) is not its identity's newest live one in the
+/// ledger: the newer one, and whether it certifies the same key.
+fn newer_certificate(
+    ledger: &crate::ledger::Ledger,
+    serial: &str,
+    now: OffsetDateTime,
+) -> Option<Newer> {
+    let installed = ledger.records.iter().find(|r| r.serial == serial)?;
+    let newest = ledger
+        .of(&installed.identity)
+        .filter(|r| r.is_live(now))
+        .last()?;
+    if newest.serial == installed.serial {
+        return None;
+    }
+    let name = &installed.identity;
+    let same_key = newest.key_sha256 == installed.key_sha256;
+    Some(Newer {
+        what: format!(
+            "a newer certificate of {name} is in the CA repository: {} (valid until {}){}",
+            newest.serial,
+            fmt_time(newest.not_after),
+            if same_key {
+                ", for this same key"
+            } else {
+                ", for a new key"
+            }
+        ),
+        fix: if same_key {
+            format!("install the new certificate: gitca bundle {name} --key THIS-KEY --registry HOST:PORT (or gitca deploy cert to keep it current)")
+        } else {
+            format!("install the new certificate with the new key it was issued for: gitca bundle {name} --key NEW-KEY --registry HOST:PORT")
+        },
+    })
+}
+
+fn ordinal(n: usize) -> String {
+    match n {
+        2 => "second".into(),
+        3 => "third".into(),
+        n => format!("{n}th"),
+    }
+}
+
+/// The top-level entry point for `gitca doctor`. Exit 0 only when all is well.
+pub fn run_doctor(
+    dir: &Path,
+    now: OffsetDateTime,
+    args: &DoctorArgs,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let repo = CaRepo::open(dir).ok();
+    let mut d = Doctor {
+        findings: Vec::new(),
+    };
+    let ca_text = match (&args.ca, &repo, &args.certs_dir) {
+        (Some(p), _, _) => Some(crate::confined::read_named_string(
+            p,
+            ca::MAX_CERT_BYTES,
+            "read",
+        )?),
+        (None, Some(r), _) => read(&r.dir, CA_CERT, ca::MAX_CERT_BYTES).ok(),
+        (None, None, Some(dir)) => Dir::open(dir)
+            .and_then(|d| d.read_string("ca.crt", ca::MAX_CERT_BYTES))
+            .ok(),
+        _ => None,
+    };
+    let ca = ca_text.as_deref().map(CaCert::parse).transpose()?;
+    let crl_text = match (&args.crl, &repo) {
+        (Some(p), _) => Some(crate::confined::read_named_string(
+            p,
+            ca::MAX_CRL_BYTES,
+            "read",
+        )?),
+        (None, Some(r)) => read(&r.dir, CRL_FILE, ca::MAX_CRL_BYTES).ok(),
+        _ => None,
+    };
+    let crl = crl_text
+        .as_deref()
+        .map(|t| crl_revocations(t, ca.as_ref()))
+        .transpose()?;
+    if ca.is_none() {
+        d.note(
+            "no CA certificate given (--ca, or run inside the CA repository): issuer not checked",
+        );
+    }
+    if crl.is_none() {
+        d.note("no CRL given (--crl, or run inside the CA repository): revocation not checked");
+    }
+    // Inside the CA repository, the sealed ledger says which certificate is the newest.
+    let outputs = repo.as_ref().and_then(|r| crate::load::outputs(r).ok());
+    let cx = Context {
+        ca: ca.as_ref(),
+        crl: crl.as_ref(),
+        ledger: outputs.as_ref().map(|o| &o.ledger),
+        now,
+    };
+    match (&args.cert, &args.certs_dir) {
+        (Some(cert), _) => check_pair(&mut d, cert, args.key.as_deref(), &cx),
+        (None, Some(dir)) => check_certs_dir(&mut d, dir, &cx)?,
+        (None, None) => unreachable!("clap requires one"),
+    }
+    let problems = d.findings.iter().filter(|f| !f.ok).count();
+    for f in &d.findings {
+        if f.ok {
+            let _ = writeln!(out, "  ✔ {}", f.text);
+        } else {
+            let _ = writeln!(out, "  ✘ {}\n    fix: {}", f.text, f.fix);
+        }
+    }
+    if problems == 0 {
+        let _ = writeln!(
+            out,
+            "All is well: the server should accept this client certificate."
+        );
+        Ok(0)
+    } else {
+        let _ = writeln!(
+            out,
+            "{problems} problem(s): the server would refuse this client certificate."
+        );
+        Ok(1)
+    }
+}
+
+fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if !name.contains(':') {
+        d.note(format!(
+            "directory `{name}` has no port: Docker uses it for {name}:443 only; for a registry on another port name it `{name}:PORT`"
+        ));
+    }
+    let listing = Dir::open(dir)?;
+    let files: Vec<String> = listing
+        .list("")?
+        .into_iter()
+        .filter(|(_, kind)| *kind == crate::confined::Kind::File)
+        .map(|(name, _)| name)
+        .collect();
+    let stem = |f: &str, ext: &str| f.strip_suffix(ext).map(str::to_string);
+    let mut pairs = 0;
+    for f in &files {
+        if let Some(s) = stem(f, ".cert") {
+            if files.contains(&format!("{s}.key")) {
+                pairs += 1;
+                check_pair(d, &dir.join(f), Some(&dir.join(format!("{s}.key"))), cx);
+            } else {
+                d.bad(
+                    format!("{f} has no {s}.key beside it"),
+                    format!(
+                        "Docker pairs X.cert with X.key: add {s}.key (gitca bundle writes both)"
+                    ),
+                );
+            }
+        } else if let Some(s) = stem(f, ".key") {
+            if !files.contains(&format!("{s}.cert")) {
+                let hint = if files.contains(&format!("{s}.crt")) {
+                    format!("rename {s}.crt to {s}.cert: Docker treats every .crt file as a CA root, not as a client certificate")
+                } else {
+                    format!("add {s}.cert (the client certificate, first in the file)")
+                };
+                d.bad(format!("{f} has no {s}.cert beside it"), hint);
+            }
+        } else if f.ends_with(".crt") {
+            let text = listing
+                .read_string(f, ca::MAX_CERT_BYTES)
+                .unwrap_or_default();
+            let client = parse_pem_certs(&text)
+                .first()
+                .and_then(|der| {
+                    x509_parser::parse_x509_certificate(der)
+                        .ok()
+                        .map(|(_, c)| !is_ca(&c))
+                })
+                .unwrap_or(false);
+            if client {
+                d.bad(
+                    format!("{f} is a client certificate, but Docker reads every .crt file as a CA root"),
+                    format!("rename it to {}.cert (with its key as {}.key)", f.trim_end_matches(".crt"), f.trim_end_matches(".crt")),
+                );
+            } else {
+                d.good(format!("{f}: CA root"));
+            }
+        } else if f.ends_with(".pem") {
+            d.note(format!(
+                "{f} is ignored by Docker (it reads .crt, .cert and .key only)"
+            ));
+        }
+    }
+    if pairs == 0 && !d.findings.iter().any(|f| !f.ok) {
+        d.bad(
+            "no client certificate (X.cert with X.key) in the directory",
+            "run gitca bundle NAME --key KEY --registry HOST:PORT",
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! `gitca status`: what every identity holds now, what was revoked, and what expires — for
+//! people (a table) and for monitoring (`--json`, `--expiring`). Needs no CA key and parses no
+//! CSR.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::ledger::{fmt_time, Record, State};
+use crate::load;
+use crate::plan::human_span;
+use crate::repo::CaRepo;
+
+pub struct StatusOptions {
+    pub json: bool,
+    /// `--expiring D`: exit 1 when something expires within D.
+    pub expiring: Option<time::Duration>,
+    /// `--revoked`: list every revoked certificate.
+    pub revoked: bool,
+}
+
+/// One identity's standing.
+#[derive(Debug, Serialize)]
+pub struct IdentityStatus {
+    pub name: String,
+    pub kind: &'static str,
+    /// `valid`, `expired`, `revoked`, `disabled`, `pending` (never issued), `held` (its entry
+    /// cannot be used).
+    pub state: &'static str,
+    pub profile: String,
+    pub groups: Vec<String>,
+    pub extended_key_usage: Vec<&'static str>,
+    /// The current certificate; for an expired or revoked identity, its last one.
+    pub serial: Option<String>,
+    pub not_after: Option<String>,
+    pub days_left: Option<i64>,
+    /// The SHA-256 of the certified key's canonical form (see `pubkey`).
+    pub key_sha256: Option<String>,
+    pub revoked: Option<Revocation>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Revocation {
+    pub serial: String,
+    pub identity: String,
+    pub revoked_at: String,
+    pub reason: &'static str,
+    /// The certificate's own expiry: it stays on the CRL until then.
+    pub not_after: String,
+    pub on_crl: bool,
+}
+
+fn revocation(r: &Record, now: OffsetDateTime) -> Option<Revocation> {
+    (r.state == State::Revoked).then(|| Revocation {
+        serial: r.serial.clone(),
+        identity: r.identity.clone(),
+        revoked_at: r.revoked_at.map(fmt_time).unwrap_or_default(),
+        reason: r.reason.map_or("unspecified", |x| x.as_str()),
+        not_after: fmt_time(r.not_after),
+        on_crl: r.on_crl(now),
+    })
+}
+
+/// What expires within the window: certificates and the CA within it, and a CRL the daily
+/// reconcile should already have re-signed. A CRL is re-signed when less than `refresh_before`
+/// remains, so on a healthy CA it never has less than that minus a day: an alert on a shorter
+/// margin (or the window, when shorter) means reconcile stopped running, not that time passed.
+fn expiring(state: &load::State, now: OffsetDateTime, w: time::Duration) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in &state.inventory.identities {
+        if let Some(c) = state.ledger.of(&id.name).filter(|r| r.is_live(now)).last() {
+            if c.not_after - now <= w {
+                out.push(format!(
+                    "certificate of {} ({}) expires {}",
+                    id.name,
+                    &c.serial[..c.serial.len().min(8)],
+                    &fmt_time(c.not_after)[..10]
+                ));
+            }
+        }
+    }
+    if let Some(next) = state.crl.next_update {
+        let stale = (state.config.crl.refresh_before.0 - time::Duration::days(1))
+            .max(time::Duration::hours(1))
+            .min(w);
+        if next - now <= stale {
+            out.push(format!(
+                "CRL #{} expires {} (reconcile has not re-signed it: is the daily job running?)",
+                state.crl.number,
+                fmt_time(next)
+            ));
+        }
+    }
+    if state.ca.not_after - now <= w {
+        out.push(format!(
+            "the CA certificate expires {}",
+            &fmt_time(state.ca.not_after)[..10]
+        ));
+    }
+    out
+}
+
+fn identity_status(state: &load::State, now: OffsetDateTime) -> Vec<IdentityStatus> {
+    let mut out = Vec::new();
+    for id in &state.inventory.identities {
+        let history: Vec<&Record> = state.ledger.of(&id.name).collect();
+        let live = history.iter().copied().rfind(|r| r.is_live(now));
+        let last = live.or(history.last().copied());
+        let held = state.inventory.held.contains_key(&id.name);
+        let st = match (live, last) {
+            _ if held => "held",
+            _ if id.disabled => "disabled",
+            _ if id.revoke.is_some() => "revoked",
+            (Some(_), _) => "valid",
+            (None, Some(l)) if l.state == State::Revoked => "revoked",
+            (None, Some(_)) => "expired",
+            (None, None) => "pending",
+        };
+        let ekus = state
+            .config
+            .profiles
+            .get(&id.profile)
+            .map(|p| p.extended_key_usage.iter().map(|e| e.name()).collect())
+            .unwrap_or_default();
+        out.push(IdentityStatus {
+            name: id.name.clone(),
+            kind: id.kind.as_str(),
+            state: st,
+            profile: id.profile.clone(),
+            groups: id.groups.clone(),
+            extended_key_usage: ekus,
+            serial: last.map(|c| c.serial.clone()),
+            not_after: last.map(|c| fmt_time(c.not_after)),
+            days_left: last.map(|c| (c.not_after - now).whole_days()),
+            key_sha256: last.map(|c| c.key_sha256.clone()),
+            revoked: last.and_then(|c| revocation(c, now)),
+        });
+    }
+    // Identities whose entries are broken are held: shown, never silently missing.
+    for (name, b) in &state.inventory.held {
+        if state.inventory.get(name).is_none() {
+            let last = state.ledger.of(name).last();
+            out.push(IdentityStatus {
+                name: name.clone(),
+                kind: "-",
+                state: "held",
+                profile: "-".into(),
+                groups: Vec::new(),
+                extended_key_usage: Vec::new(),
+                serial: last.map(|c| c.serial.clone()),
+                not_after: last.map(|c| fmt_time(c.not_after)),
+                days_left: last.map(|c| (c.not_after - now).whole_days()),
+                key_sha256: last.map(|c| c.key_sha256.clone()),
+                revoked: None,
+            });
+            let _ = b;
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The top-level entry point for `gitca status`. Returns the exit code (1 when something
+/// expires within the window, or a declaration is broken) and the one line a cron job shows
+/// even with --quiet.
+pub fn run_status(
+    dir: &Path,
+    now: OffsetDateTime,
+    opts: &StatusOptions,
+    out: &mut dyn Write,
+) -> Result<(u8, Option<String>)> {
+    let repo = CaRepo::open(dir)?;
+    let state = load::load(&repo)?;
+    let identities = identity_status(&state, now);
+    let revoked: Vec<Revocation> = state
+        .ledger
+        .records
+        .iter()
+        .filter_map(|r| revocation(r, now))
+        .collect();
+    let soon = opts
+        .expiring
+        .map(|w| expiring(&state, now, w))
+        .unwrap_or_default();
+    if opts.json {
+        let doc = serde_json::json!({
+            "now": fmt_time(now),
+            "identities": identities,
+            "revoked": revoked,
+            "crl": {
+                "number": state.crl.number,
+                "this_update": fmt_time(state.crl.this_update),
+                "next_update": state.crl.next_update.map(fmt_time),
+                "entries": state.crl.serials.len(),
+            },
+            "ca": { "subject": state.ca.subject, "not_after": fmt_time(state.ca.not_after) },
+            "expiring": soon,
+        });
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json"));
+    } else {
+        render_human(out, &state, now, &identities, &revoked, opts.revoked);
+        if !soon.is_empty() {
+            let _ = writeln!(out, "\nExpiring within the window:");
+            for s in &soon {
+                let _ = writeln!(out, "  {s}");
+            }
+        }
+    }
+    eprint!("{}", crate::check::render_diagnostics(&state.problems));
+    let line = (!soon.is_empty()).then(|| format!("gitca: {}", soon.join("; ")));
+    let code = u8::from(!soon.is_empty() || !state.problems.is_empty());
+    Ok((code, line))
+}
+
+fn render_human(
+    out: &mut dyn Write,
+    state: &load::State,
+    now: OffsetDateTime,
+    identities: &[IdentityStatus],
+    revoked: &[Revocation],
+    list_revoked: bool,
+) {
+    let _ = writeln!(
+        out,
+        "CA   {}  expires {} ({} left)",
+        state.ca.subject,
+        &fmt_time(state.ca.not_after)[..10],
+        human_span(state.ca.not_after - now)
+    );
+    let next = state.crl.next_update.map(|n| {
+        if n <= now {
+            format!("EXPIRED {}: nginx refuses every client", fmt_time(n))
+        } else {
+            format!("next update {} (in {})", fmt_time(n), human_span(n - now))
+        }
+    });
+    let _ = writeln!(
+        out,
+        "CRL  #{}  {} entries  this update {}  {}",
+        state.crl.number,
+        state.crl.serials.len(),
+        fmt_time(state.crl.this_update),
+        next.unwrap_or_default()
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  {:<24} {:<5} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} GROUPS / EKU",
+        "IDENTITY", "KIND", "STATE", "PROFILE", "SERIAL", "EXPIRES", "DAYS", "KEY"
+    );
+    for v in identities {
+        let dash = |s: Option<&str>| s.unwrap_or("-").to_string();
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<5} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} [{}] {}",
+            v.name,
+            v.kind,
+            v.state,
+            v.profile,
+            dash(v.serial.as_deref()),
+            v.not_after
+                .as_deref()
+                .and_then(|t| t.get(..10))
+                .unwrap_or("-"),
+            v.days_left
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
+            v.key_sha256
+                .as_deref()
+                .map(|k| &k[..k.len().min(16)])
+                .unwrap_or("-"),
+            v.groups.join(","),
+            v.extended_key_usage.join(",")
+        );
+    }
+    if revoked.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nRevoked: {} certificate(s), {} still on the CRL{}",
+        revoked.len(),
+        revoked.iter().filter(|r| r.on_crl).count(),
+        if list_revoked {
+            ""
+        } else {
+            " (--revoked lists them)"
+        }
+    );
+    if list_revoked {
+        let _ = writeln!(
+            out,
+            "  {:<32} {:<24} {:<20} {:<24} ON CRL UNTIL",
+            "SERIAL", "IDENTITY", "REVOKED", "REASON"
+        );
+        for r in revoked {
+            let _ = writeln!(
+                out,
+                "  {:<32} {:<24} {:<20} {:<24} {}",
+                r.serial,
+                r.identity,
+                r.revoked_at,
+                r.reason,
+                if r.on_crl {
+                    r.not_after.get(..10).unwrap_or("-").to_string()
+                } else {
+                    "(expired)".into()
+                }
+            );
+        }
+    }
+}
