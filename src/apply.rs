@@ -97,7 +97,7 @@ fn fresh_serials(n: usize, ledger: &Ledger) -> Result<Vec<Vec<u8>>> {
 /// Checks a freshly signed certificate before it is written, as Let's Encrypt lints before
 /// issuance: it must parse, carry the serial, key and validity we meant, sit inside the CA's
 /// validity, and carry exactly the extensions of the profile.
-fn lint_leaf(der: &[u8], job: &Job<'_>, ca: &CaCert) -> Result<()> {
+fn lint_leaf(der: &[u8], job: &Job<'_>, ca: &CaCert, crl_url: bool) -> Result<()> {
     let fail = |what: String| Error::Crypto {
         what: "pre-issuance lint",
         detail: format!("certificate for {}: {what}", job.identity.name),
@@ -137,6 +137,9 @@ fn lint_leaf(der: &[u8], job: &Job<'_>, ca: &CaCert) -> Result<()> {
     ];
     if job.identity.email.is_some() {
         want.push("2.5.29.17");
+    }
+    if crl_url {
+        want.push("2.5.29.31");
     }
     want.sort();
     if oids != want {
@@ -381,9 +384,15 @@ fn sign_all(state: &Loaded, key: &CaKey, jobs: &[Job<'_>], quiet: bool) -> Resul
                     serial: &job.serial_der,
                     not_before: job.record.not_before,
                     not_after: job.record.not_after,
+                    crl_url: state.config.crl.distribution_point.as_deref(),
                 },
             )?;
-            lint_leaf(&der, job, &state.ca)?;
+            lint_leaf(
+                &der,
+                job,
+                &state.ca,
+                state.config.crl.distribution_point.is_some(),
+            )?;
             Ok(der)
         })
         .collect();

@@ -25,24 +25,156 @@ pub struct BundleArgs {
     /// The identity's private key (PEM, unencrypted; `gitca request` wrote it).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
-    /// Install for this registry: /etc/docker/certs.d/HOST:PORT/ (no port for 443).
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        conflicts_with = "out_dir",
-        required_unless_present = "out_dir"
-    )]
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Write a PKCS#12 file (browsers, OS keychains) instead: password from GITCA_P12_PASSWORD
+    /// or asked twice on the terminal, never empty.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["registry", "out_dir"])]
+    pub p12: Option<PathBuf>,
+    /// With --p12: the legacy flavour (3DES and SHA-1 MAC) for old macOS and Windows.
+    #[arg(long, requires = "p12")]
+    pub legacy: bool,
+}
+
+/// Where a client's files go: a registry's certs.d directory (Docker, Podman), a containerd
+/// hosts directory, or any directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// Install for this registry: CERTS_ROOT/HOST:PORT/ (no port for 443).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "out_dir")]
     pub registry: Option<String>,
-    /// Write the three files into this directory instead.
+    /// Write client.cert, client.key and ca.crt into this directory instead.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Use Podman's /etc/containers/certs.d instead of Docker's.
-    #[arg(long)]
+    /// Podman, Skopeo, Buildah, CRI-O: /etc/containers/certs.d instead of Docker's.
+    #[arg(long, conflicts_with = "containerd")]
     pub podman: bool,
-    /// The certs.d root to install under (default /etc/docker/certs.d, or /etc/containers/certs.d
-    /// with --podman); for rootless set-ups and tests.
+    /// containerd (Kubernetes nodes, ctr, nerdctl): HOST:PORT/hosts.toml with the client
+    /// certificate, under /etc/containerd/certs.d.
+    #[arg(long)]
+    pub containerd: bool,
+    /// The root to install under (default /etc/docker/certs.d, /etc/containers/certs.d with
+    /// --podman, /etc/containerd/certs.d with --containerd); per-user and rootless set-ups, tests.
     #[arg(long, value_name = "DIR")]
     pub certs_root: Option<PathBuf>,
+    /// The CA of the registry's own TLS certificate, when the system does not trust it
+    /// already: installed as server-ca.crt (and named in containerd's hosts.toml).
+    #[arg(long, value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
+}
+
+/// A resolved place to install a client certificate.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub dir: PathBuf,
+    /// containerd: the registry host (for hosts.toml).
+    pub containerd_host: Option<String>,
+    /// The registry server's CA (PEM), installed beside as server-ca.crt.
+    pub server_ca: Option<String>,
+}
+
+impl TargetArgs {
+    pub fn target(&self) -> Result<Target> {
+        let server_ca = match &self.server_ca {
+            Some(p) => {
+                let text = crate::confined::read_named_string(
+                    p,
+                    ca::MAX_CERT_BYTES,
+                    "read the server CA",
+                )?;
+                if parse_pem_certs(&text).is_empty() {
+                    return Err(Error::bad_file(
+                        p,
+                        "holds no PEM certificate",
+                        "pass the CA certificate of the registry's TLS certificate",
+                    ));
+                }
+                Some(text)
+            }
+            None => None,
+        };
+        match (&self.out_dir, &self.registry) {
+            (Some(d), _) => Ok(Target {
+                dir: d.clone(),
+                containerd_host: None,
+                server_ca,
+            }),
+            (None, Some(r)) => {
+                let root = self.certs_root.clone().unwrap_or_else(|| {
+                    PathBuf::from(if self.containerd {
+                        "/etc/containerd/certs.d"
+                    } else {
+                        default_certs_root(self.podman)
+                    })
+                });
+                Ok(Target {
+                    dir: certs_d_dir(&root, r)?,
+                    containerd_host: self.containerd.then(|| r.clone()),
+                    server_ca,
+                })
+            }
+            (None, None) => Err(Error::usage(
+                "say where to install",
+                "pass --registry HOST:PORT (with --podman or --containerd if not Docker) or --out-dir DIR",
+            )),
+        }
+    }
+}
+
+/// containerd's hosts.toml for a registry reached over HTTPS with this client certificate
+/// (paths relative to the file's own directory). Without a `[host."https://…"]` table
+/// containerd speaks plain HTTP to loopback registries, and nginx answers 400.
+pub fn hosts_toml(host: &str, server_ca: bool) -> String {
+    let ca = if server_ca {
+        "[\"ca.crt\", \"server-ca.crt\"]"
+    } else {
+        "\"ca.crt\""
+    };
+    format!(
+        "# Written by gitca: containerd reads this for {host} (ctr --hosts-dir, the CRI's config_path).\n\
+         server = \"https://{host}\"\n\n\
+         [host.\"https://{host}\"]\n  \
+         capabilities = [\"pull\", \"resolve\", \"push\"]\n  \
+         ca = {ca}\n  \
+         client = [[\"client.cert\", \"client.key\"]]\n"
+    )
+}
+
+/// The files of a client installation: the certificate first then its chain, the key (0600),
+/// the CA, and hosts.toml for containerd.
+pub struct ClientFiles<'a> {
+    pub chain_pem: &'a str,
+    pub key_pem: &'a str,
+    pub ca_pem: &'a str,
+}
+
+/// Installs `files` at `target`, all or nothing; returns the previous versions so a failed
+/// reload hook can put them back.
+pub fn install(target: &Target, files: &ClientFiles<'_>) -> Result<Vec<crate::confined::Backup>> {
+    let dir = Dir::create(&target.dir)?;
+    let toml = target
+        .containerd_host
+        .as_deref()
+        .map(|h| hosts_toml(h, target.server_ca.is_some()));
+    let mut list: Vec<(&str, &[u8], u32)> = vec![
+        ("client.cert", files.chain_pem.as_bytes(), 0o644),
+        ("client.key", files.key_pem.as_bytes(), 0o600),
+        ("ca.crt", files.ca_pem.as_bytes(), 0o644),
+    ];
+    if let Some(t) = &toml {
+        list.push(("hosts.toml", t.as_bytes(), 0o644));
+    }
+    if let Some(s) = &target.server_ca {
+        list.push(("server-ca.crt", s.as_bytes(), 0o644));
+    }
+    let mut backups = Vec::new();
+    for (name, _, _) in &list {
+        if let Some(b) = dir.backup(name)? {
+            backups.push(b);
+        }
+    }
+    install_files(&dir, &list)?;
+    Ok(backups)
 }
 
 /// Where the engine reads per-registry client certificates: Docker's daemon, or Podman (and
@@ -180,30 +312,22 @@ pub fn run_bundle(
             format!("pass the key `gitca request {name}` made; if it is lost, make a new one with `gitca request {name} --rotate`"),
         ));
     }
-    let target = match (&args.out_dir, &args.registry) {
-        (Some(d), _) => d.clone(),
-        (None, Some(r)) => {
-            let root = args
-                .certs_root
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(default_certs_root(args.podman)));
-            certs_d_dir(&root, r)?
-        }
-        (None, None) => unreachable!("clap requires one of them"),
+    let mut chain = ca::to_pem("CERTIFICATE", leaf);
+    chain.push_str(&state.ca.pem);
+    if let Some(p12) = &args.p12 {
+        return write_p12(p12, name, leaf, &state.ca.der, &key_text, args.legacy, out);
+    }
+    let target = args.target.target()?;
+    let files = ClientFiles {
+        chain_pem: &chain,
+        key_pem: &key_text,
+        ca_pem: &state.ca.pem,
     };
-    let dir = Dir::create(&target)?;
-    let mut client_cert = ca::to_pem("CERTIFICATE", leaf);
-    client_cert.push_str(&state.ca.pem);
-    let files: [(&str, &[u8], u32); 3] = [
-        ("client.cert", client_cert.as_bytes(), 0o644),
-        ("client.key", key_text.as_bytes(), 0o600),
-        ("ca.crt", state.ca.pem.as_bytes(), 0o644),
-    ];
-    install_files(&dir, &files)?;
+    drop(install(&target, &files)?);
     let _ = writeln!(
         out,
         "Installed {name}'s client certificate in {}",
-        target.display()
+        target.dir.display()
     );
     let _ = writeln!(
         out,
@@ -212,7 +336,130 @@ pub fn run_bundle(
     );
     let _ = writeln!(out, "  client.key   private key (0600)");
     let _ = writeln!(out, "  ca.crt       {}", state.ca.subject);
+    if target.containerd_host.is_some() {
+        let _ = writeln!(
+            out,
+            "  hosts.toml   containerd's host configuration (client = [[cert, key]])"
+        );
+    }
     let _ = writeln!(out, "  valid until  {}", fmt_time(current.not_after));
+    Ok(())
+}
+
+/// The PKCS#12 password: GITCA_P12_PASSWORD, else asked twice; never empty.
+fn p12_password() -> Result<Zeroizing<String>> {
+    use std::io::IsTerminal;
+    let pass = match std::env::var("GITCA_P12_PASSWORD") {
+        Ok(p) => Zeroizing::new(p),
+        Err(_) if std::io::stdin().is_terminal() => {
+            let a = Zeroizing::new(
+                rpassword::prompt_password("Password for the PKCS#12 file: ")
+                    .map_err(|_| Error::NoPassphrase)?,
+            );
+            let b = Zeroizing::new(
+                rpassword::prompt_password("Repeat the password: ")
+                    .map_err(|_| Error::NoPassphrase)?,
+            );
+            if *a != *b {
+                return Err(Error::PassphraseMismatch);
+            }
+            a
+        }
+        Err(_) => {
+            return Err(Error::usage(
+                "a PKCS#12 file needs a password and there is no terminal to ask for it",
+                "set GITCA_P12_PASSWORD",
+            ))
+        }
+    };
+    if pass.is_empty() {
+        return Err(Error::usage(
+            "the PKCS#12 password is empty",
+            "an unprotected PKCS#12 file is a bare private key: set a password (GITCA_P12_PASSWORD)",
+        ));
+    }
+    Ok(pass)
+}
+
+/// Writes the key and its certificate chain as PKCS#12: PBES2 (AES-256-CBC, PBKDF2-SHA256) and
+/// an HMAC-SHA-256 MAC, or with `legacy` 3DES and an HMAC-SHA-1 MAC for old macOS and Windows.
+fn write_p12(
+    path: &Path,
+    name: &str,
+    leaf_der: &[u8],
+    ca_der: &[u8],
+    key_pem: &str,
+    legacy: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use p12_keystore::{KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    let password = p12_password()?;
+    let bad = |e: p12_keystore::error::Error| Error::Crypto {
+        what: "PKCS#12",
+        detail: e.to_string(),
+    };
+    let key_der = Zeroizing::new(
+        pem::parse(key_pem)
+            .map_err(|_| Error::bad_file(path, "the key is not PEM", "pass the PEM key"))?
+            .into_contents(),
+    );
+    // PKCS#8 is what PKCS#12 carries; rcgen reads SEC1 and PKCS#1 too and writes PKCS#8.
+    let pkcs8 = Zeroizing::new(
+        rcgen::KeyPair::try_from(key_der.as_slice())
+            .or_else(|_| rcgen::KeyPair::from_pem(key_pem))
+            .map_err(|e| {
+                Error::bad_file(
+                    path,
+                    format!("the key cannot be read: {e}"),
+                    "pass the PEM key",
+                )
+            })?
+            .serialize_der(),
+    );
+    let key = PrivateKey::from_der(&pkcs8).map_err(bad)?;
+    let certs = [
+        p12_keystore::Certificate::from_der(leaf_der).map_err(bad)?,
+        p12_keystore::Certificate::from_der(ca_der).map_err(bad)?,
+    ];
+    let local_key_id = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(leaf_der).to_vec()
+    };
+    let mut store = KeyStore::new();
+    store.add_entry(
+        name,
+        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(local_key_id, key, certs)),
+    );
+    let mut writer = store.writer(&password);
+    if legacy {
+        writer = writer
+            .encryption_algorithm(p12_keystore::EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
+            .mac_algorithm(p12_keystore::MacAlgorithm::HmacSha1);
+    } else {
+        writer = writer
+            .encryption_algorithm(p12_keystore::EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
+            .mac_algorithm(p12_keystore::MacAlgorithm::HmacSha256);
+    }
+    let data = writer.write().map_err(bad)?;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::usage("--p12 names no file", "pass a file path"))?;
+    Dir::create(parent)?.write(&file, &data, 0o600)?;
+    let _ = writeln!(
+        out,
+        "Wrote {} (PKCS#12, {}, 0600): {name}'s key, certificate and the CA",
+        path.display(),
+        if legacy {
+            "legacy 3DES/SHA-1"
+        } else {
+            "AES-256/SHA-256"
+        }
+    );
     Ok(())
 }
 

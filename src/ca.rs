@@ -277,9 +277,12 @@ pub struct LeafSpec<'a> {
     pub serial: &'a [u8],
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
+    /// The CRL distribution point URL, when the CA publishes its CRL.
+    pub crl_url: Option<&'a str>,
 }
 
 const OID_CN: &[u64] = &[2, 5, 4, 3];
+const OID_CRL_DP: &[u64] = &[2, 5, 29, 31];
 const OID_O: &[u64] = &[2, 5, 4, 10];
 const OID_OU: &[u64] = &[2, 5, 4, 11];
 const OID_SKI: &[u64] = &[2, 5, 29, 14];
@@ -427,6 +430,30 @@ pub fn sign_leaf(ca: &CaCert, key: &CaKey, spec: &LeafSpec<'_>) -> Result<Vec<u8
                             })
                         }),
                     );
+                    if let Some(url) = spec.crl_url {
+                        // CRLDistributionPoints: one DistributionPoint whose name is the URL.
+                        write_extension(
+                            w.next(),
+                            OID_CRL_DP,
+                            false,
+                            yasna::construct_der(|w| {
+                                w.write_sequence(|w| {
+                                    w.next().write_sequence(|w| {
+                                        w.next().write_tagged(Tag::context(0), |w| {
+                                            w.write_tagged_implicit(Tag::context(0), |w| {
+                                                w.write_sequence(|w| {
+                                                    w.next().write_tagged_implicit(
+                                                        Tag::context(6),
+                                                        |w| w.write_ia5_string(url),
+                                                    )
+                                                })
+                                            })
+                                        })
+                                    })
+                                })
+                            }),
+                        );
+                    }
                     if let Some(email) = spec.email {
                         write_extension(
                             w.next(),

@@ -181,11 +181,37 @@ pub enum Command {
         after_help = "Example:\n  gitca doctor --cert client.cert --key client.key\n  gitca doctor --certs-dir /etc/docker/certs.d/registry.example.com:5000"
     )]
     Doctor(crate::doctor::DoctorArgs),
+    /// Write the CA's public outputs as a static tree for a web server, object store or Pages.
+    #[command(
+        after_help = "Example (CI, after reconcile):\n  gitca publish public/\n\nDIR gets ca.crt, ca.crl (DER), ca.crl.pem, certs/NAME.crt and index.json."
+    )]
+    Publish {
+        /// The directory to write (outside the CA repository).
+        #[arg(value_name = "DIR")]
+        target: PathBuf,
+    },
+    /// Keep what a machine needs current: the CRL on a server, a certificate on a client.
+    #[command(subcommand)]
+    Deploy(DeployCommand),
     /// Server-side configuration: nginx (enforces the CRL) or the registry's own TLS.
     #[command(
         after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf"
     )]
     Export(crate::export::ExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// On a server: install the CA's CRL when a newer one, signed by the pinned CA, is published.
+    #[command(
+        after_help = "Example (nginx in front of the registry; a systemd timer, or --watch 5m):\n  gitca deploy crl --from https://pki.example.com --ca /etc/gitca/ca.crt \\\n      --out /etc/gitca/ca.crl --reload 'nginx -t && nginx -s reload' \\\n      --metrics /var/lib/node_exporter/textfile/gitca-crl.prom\n\nExit codes: 0 current, 1 error or refused, 4 stale (expires within --stale-margin, nothing newer)."
+    )]
+    Crl(crate::deploy::DeployCrlArgs),
+    /// On a client, bot or node: install the identity's newest certificate for its local key.
+    #[command(
+        after_help = "Example (a CI bot pulling from the registry):\n  gitca deploy cert ci-builder --key /etc/gitca/ci-builder.key --from https://pki.example.com \\\n      --ca /etc/gitca/ca.crt --registry registry.example.com:5000 --watch 6h\n\nExit codes: 0 current, 1 error or refused, 4 stale (expires within --stale-margin, nothing newer)."
+    )]
+    Cert(crate::deploy::DeployCertArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -321,6 +347,8 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     let now = parse_now(cli.now.as_deref())?;
+    // Long-running commands (deploy --watch) read the clock each time unless it was fixed.
+    let fixed_now = cli.now.is_some().then_some(now);
     let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let stdout = std::io::stdout();
     let mut lock = crate::redact::Writer::new(stdout.lock(), crate::redact::Redactor::from_env());
@@ -463,6 +491,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Doctor(args) => crate::doctor::run_doctor(&dir, now, &args, out),
+        Command::Publish { target } => {
+            crate::publish::run_publish(&dir, &target, now, out)?;
+            Ok(0)
+        }
+        Command::Deploy(DeployCommand::Crl(args)) => {
+            crate::deploy::run_deploy_crl(&args, fixed_now, out)
+        }
+        Command::Deploy(DeployCommand::Cert(args)) => {
+            crate::deploy::run_deploy_cert(&args, fixed_now, out)
+        }
         Command::Export(args) => {
             crate::export::run_export(&dir, &args, out)?;
             Ok(0)

@@ -122,11 +122,15 @@ pub struct CaSettings {
     pub organization: String,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrlPolicy {
     pub validity: Dur,
     pub refresh_before: Dur,
+    /// Where the CRL is published (`gitca publish`), written into every new certificate as its
+    /// CRL distribution point. Optional.
+    #[serde(default)]
+    pub distribution_point: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +152,21 @@ pub struct Config {
     /// as superseded. Withdrawals revoke at once.
     #[serde(default = "default_supersede_grace")]
     pub supersede_grace: Dur,
+    /// Who may push and pull through the nginx of `gitca export nginx`.
+    #[serde(default)]
+    pub registry: Option<RegistryPolicy>,
+}
+
+/// Registry rights by group (each group is an OU of the client certificate).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryPolicy {
+    /// Members may push (every method).
+    #[serde(default)]
+    pub push_groups: Vec<String>,
+    /// Members may pull (GET, HEAD); `None`: every valid identity may.
+    #[serde(default)]
+    pub pull_groups: Option<Vec<String>>,
 }
 
 fn default_supersede_grace() -> Dur {
@@ -176,6 +195,13 @@ impl Config {
                 "every certificate carries the organization (O): name it, e.g. organization: Example Corp",
             ));
         }
+        if config.ca.organization.contains(['=', '+', '\\']) {
+            return Err(fail(
+                "organization:",
+                "ca.organization contains `=`, `+` or `\\`".into(),
+                "these characters could forge parts of a certificate's subject as servers read it (nginx's $ssl_client_s_dn): leave them out",
+            ));
+        }
         if config.crl.validity > MAX_CRL_VALIDITY || config.crl.validity < MIN_VALIDITY {
             return Err(fail(
                 "validity:",
@@ -185,6 +211,36 @@ impl Config {
                 ),
                 "a CRL is valid at most 10 days (the CA/Browser Forum's ceiling for subscriber CRLs): a longer one keeps a stolen CRL — and a revoked client — alive for as long",
             ));
+        }
+        if let Some(url) = &config.crl.distribution_point {
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme_ok
+                || url.len() > 512
+                || !url.bytes().all(|b| b.is_ascii_graphic())
+                || url.contains(['<', '>', '"', '\\', '`'])
+            {
+                return Err(fail(
+                    "distribution_point:",
+                    format!("crl.distribution_point `{url}` is not a URL gitca writes into certificates"),
+                    "an http:// URL of the published DER CRL, e.g. http://pki.example.com/ca.crl (RFC 5280 recommends plain HTTP: the CRL is signed)",
+                ));
+            }
+        }
+        if let Some(r) = &config.registry {
+            let groups = r.push_groups.iter().chain(r.pull_groups.iter().flatten());
+            for g in groups {
+                let ok = !g.is_empty()
+                    && g.len() <= 64
+                    && g.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
+                if !ok {
+                    return Err(fail(
+                        "registry:",
+                        format!("registry group `{g}` is not a group name"),
+                        "groups use letters, digits, dot, underscore and hyphen (they are OUs of the certificates)",
+                    ));
+                }
+            }
         }
         if config.supersede_grace > MAX_SUPERSEDE_GRACE {
             return Err(fail(
@@ -294,10 +350,32 @@ impl Config {
             self.crl.refresh_before.to_string(),
         );
         field(
+            "crl.distribution_point",
+            old.crl
+                .distribution_point
+                .clone()
+                .unwrap_or_else(|| "(none)".into()),
+            self.crl
+                .distribution_point
+                .clone()
+                .unwrap_or_else(|| "(none)".into()),
+        );
+        field(
             "supersede_grace",
             old.supersede_grace.to_string(),
             self.supersede_grace.to_string(),
         );
+        let show = |r: &Option<RegistryPolicy>| match r {
+            None => "(every valid identity pushes and pulls)".to_string(),
+            Some(r) => format!(
+                "push [{}], pull [{}]",
+                r.push_groups.join(", "),
+                r.pull_groups
+                    .as_ref()
+                    .map_or("every valid identity".to_string(), |g| g.join(", "))
+            ),
+        };
+        field("registry", show(&old.registry), show(&self.registry));
         let ekus = |p: &Profile| {
             p.extended_key_usage
                 .iter()

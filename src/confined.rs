@@ -384,6 +384,25 @@ impl Dir {
         Ok(out)
     }
 
+    /// The directory `rel` below this one (created with `create`), itself an anchor for later
+    /// accesses: reached without following any link.
+    pub fn subdir(&self, rel: &str, create: bool) -> Result<Dir> {
+        let parts = components(rel)?;
+        let fd = self.subdir_fd(&parts, rel, create)?;
+        let fd = rustix::fs::openat(
+            &*fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_err("open", &self.join(rel)))?;
+        Ok(Dir {
+            fd: Arc::new(fd),
+            path: self.join(rel),
+            subdirs: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// Creates the directories of `rel` (each component, none of them a link).
     pub fn create_dirs(&self, rel: &str) -> Result<()> {
         let parts = components(rel)?;

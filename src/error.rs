@@ -268,6 +268,13 @@ pub enum Error {
     #[diagnostic(code(gitca::crypto), help("this is a bug in gitca or its crypto library; please report it with the command you ran"))]
     Crypto { what: &'static str, detail: String },
 
+    #[error("cannot fetch {what}: {reason}")]
+    #[diagnostic(
+        code(gitca::fetch),
+        help("check the source (URL, path or repository) and the network; nothing installed was changed")
+    )]
+    Fetch { what: String, reason: String },
+
     #[error("{message}")]
     #[diagnostic(code(gitca::usage))]
     Usage {

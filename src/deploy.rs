@@ -1,0 +1,738 @@
+//! `gitca deploy crl` and `gitca deploy cert`: the relying party's side. A server keeps the
+//! CA's CRL current for nginx; a client, bot or node keeps its own certificate current, without
+//! a person copying files (invariant 14).
+//!
+//! Whatever the source serves, only what the pinned CA signed is installed (never a CA from the
+//! source), never older than what is installed (CRL numbers, notBefore), never expired or not
+//! yet valid; files are replaced atomically, a reload hook runs after, and a failing hook puts
+//! the previous files back. Staleness is loud: when what is installed is about to expire and
+//! nothing newer can be had, the command exits 4 and the metrics say so, days before nginx
+//! would lock everyone out.
+//!
+//! Exit codes: 0 installed or nothing new (and what is installed is fine); 1 an error, a
+//! fetched file refused (wrong signature, older, expired) or a failed reload hook; 4 stale.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use x509_parser::prelude::FromDer;
+
+use crate::bundle::{ClientFiles, TargetArgs};
+use crate::ca::{self, CaCert, CrlInfo};
+use crate::config::Dur;
+use crate::confined::Dir;
+use crate::error::{Error, Result};
+use crate::ledger::fmt_time;
+use crate::source::{Fetch, Item, Source, SourceArgs, Validators};
+
+/// Exit code: what is installed expires within the margin and nothing newer could be had.
+pub const EXIT_STALE: u8 = 4;
+/// How far in the future a thisUpdate or notBefore may be (clocks drift).
+const SKEW: time::Duration = time::Duration::minutes(5);
+
+#[derive(Debug, clap::Args)]
+pub struct FromArgs {
+    /// Where to fetch from: a published tree (`gitca publish`) as an http(s) URL or a
+    /// directory, or a clone of the CA repository.
+    #[arg(long, value_name = "URL|DIR", conflicts_with = "from_git")]
+    pub from: Option<String>,
+    /// The CA repository itself, through the `git` program (the machine's credentials apply).
+    #[arg(long, value_name = "URL|PATH")]
+    pub from_git: Option<String>,
+    /// The branch to read with --from-git.
+    #[arg(long, default_value = "main", requires = "from_git")]
+    pub branch: String,
+    /// Where --from-git keeps its shallow copy (default ~/.cache/gitca/deploy-…).
+    #[arg(long, value_name = "DIR", requires = "from_git")]
+    pub git_cache: Option<PathBuf>,
+    /// The CA certificate of an https:// source's TLS server (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub https_ca: Option<PathBuf>,
+    /// The CA certificate this machine trusts: everything installed must be signed by it.
+    /// Never taken from the source.
+    #[arg(long = "ca", value_name = "PINNED_CA")]
+    pub pinned: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Run after every change: e.g. `nginx -t && nginx -s reload`. If it fails, the previous
+    /// files are put back.
+    #[arg(long, value_name = "CMD")]
+    pub reload: Option<String>,
+    /// Keep running: check every INTERVAL (with jitter); fetch failures never end it.
+    #[arg(long, value_name = "INTERVAL")]
+    pub watch: Option<String>,
+    /// Write Prometheus textfile-collector metrics here (for node_exporter).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployCrlArgs {
+    #[command(flatten)]
+    pub from: FromArgs,
+    /// The CRL file nginx reads (`ssl_crl`), written as PEM.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Exit 4 when the installed CRL expires within this and no newer one can be fetched.
+    #[arg(long, default_value = "2d", value_name = "DURATION")]
+    pub stale_margin: String,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployCertArgs {
+    /// The identity whose certificate to keep installed.
+    pub name: String,
+    /// Its private key (stays where it is; copied 0600 next to the certificate, as Docker and
+    /// containerd want it).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    #[command(flatten)]
+    pub from: FromArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Exit 4 when the installed certificate expires within this and no renewal can be had.
+    #[arg(long, default_value = "5d", value_name = "DURATION")]
+    pub stale_margin: String,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+/// What a deploy remembers between runs (next to what it installs).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DeployState {
+    validators: Validators,
+    failures_total: u64,
+    consecutive_failures: u64,
+    last_success: Option<i64>,
+    last_check: Option<i64>,
+}
+
+/// One run's result.
+enum Verdict {
+    Installed(String),
+    Unchanged(String),
+    /// Something fetched was refused, or the reload hook failed: an error.
+    Refused(String),
+    /// The source could not be read: transient unless what is installed goes stale.
+    Unavailable(String),
+}
+
+struct Run {
+    verdict: Verdict,
+    stale: Option<String>,
+    metrics: Vec<(String, f64)>,
+}
+
+fn now_or(fixed: Option<OffsetDateTime>) -> OffsetDateTime {
+    fixed.unwrap_or_else(OffsetDateTime::now_utc)
+}
+
+fn state_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.gitca-deploy.json"))
+}
+
+fn load_state(path: &Path) -> DeployState {
+    crate::confined::read_named(path, 1 << 20, "read")
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_state(path: &Path, state: &DeployState) -> Result<()> {
+    let (dir, name) = split(path)?;
+    let text = serde_json::to_string_pretty(state).expect("json");
+    dir.write(&name, text.as_bytes(), 0o644)
+}
+
+/// A file path as its directory (opened as an anchor) and its name.
+fn split(path: &Path) -> Result<(Dir, String)> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Error::usage(
+                format!("{} names no file", path.display()),
+                "pass a file path",
+            )
+        })?;
+    Ok((Dir::create(parent)?, name))
+}
+
+/// Runs the reload hook, with what was installed in its environment.
+fn reload(cmd: &str, env: &[(&str, String)]) -> std::result::Result<(), String> {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(cmd).stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    match c.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("`{cmd}` failed ({s})")),
+        Err(e) => Err(format!("`{cmd}` could not run: {e}")),
+    }
+}
+
+/// A CRL in PEM, whatever the source served (PEM, or DER as CRL distribution points do).
+fn crl_pem(bytes: &[u8]) -> Option<String> {
+    if bytes.first() == Some(&0x30) {
+        return Some(ca::to_pem("X509 CRL", bytes));
+    }
+    std::str::from_utf8(bytes).ok().map(str::to_string)
+}
+
+fn metrics_text(prefix: &str, label: &str, values: &[(String, f64)]) -> String {
+    let mut s = String::new();
+    for (name, v) in values {
+        s.push_str(&format!(
+            "# TYPE {prefix}_{name} gauge\n{prefix}_{name}{{{label}}} {v}\n"
+        ));
+    }
+    s
+}
+
+fn write_metrics(path: &Path, text: &str) -> Result<()> {
+    let (dir, name) = split(path)?;
+    dir.write(&name, text.as_bytes(), 0o644)
+}
+
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Checks a fetched CRL against the pinned CA and what is installed. `Ok(None)`: the same CRL.
+fn judge_crl(
+    pem: &str,
+    pinned: &CaCert,
+    installed: Option<&(CrlInfo, String)>,
+    now: OffsetDateTime,
+) -> std::result::Result<Option<CrlInfo>, String> {
+    let info = CrlInfo::parse(pem, Some(pinned)).map_err(|e| {
+        format!("the fetched CRL is refused: {e} (it must be signed by the pinned CA)")
+    })?;
+    if let Some((old, old_pem)) = installed {
+        if info.number < old.number {
+            return Err(format!(
+                "the fetched CRL #{} is older than the installed #{}: a rollback, refused",
+                info.number, old.number
+            ));
+        }
+        if info.number == old.number {
+            return if pem.trim() == old_pem.trim() {
+                Ok(None)
+            } else {
+                Err(format!(
+                    "the fetched CRL has the installed CRL's number #{} but other contents: refused",
+                    info.number
+                ))
+            };
+        }
+    }
+    if info.this_update > now + SKEW {
+        return Err(format!(
+            "the fetched CRL #{} is not valid before {}: refused (check this machine's clock)",
+            info.number,
+            fmt_time(info.this_update)
+        ));
+    }
+    match info.next_update {
+        Some(n) if n > now => Ok(Some(info)),
+        Some(n) => Err(format!(
+            "the fetched CRL #{} expired {}: refused (the CA's reconcile has not re-signed it)",
+            info.number,
+            fmt_time(n)
+        )),
+        None => Err("the fetched CRL has no nextUpdate: refused".into()),
+    }
+}
+
+/// One check of `deploy crl`.
+fn crl_once(
+    args: &DeployCrlArgs,
+    source: &Source,
+    pinned: &CaCert,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Result<Run> {
+    let (dir, name) = split(&args.out)?;
+    let state_file = state_path(dir.path(), &name);
+    let mut state = load_state(&state_file);
+    state.last_check = Some(now.unix_timestamp());
+    let installed = dir
+        .read_opt(&name, ca::MAX_CRL_BYTES)
+        .ok()
+        .flatten()
+        .and_then(|b| crl_pem(&b))
+        .and_then(|pem| CrlInfo::parse(&pem, Some(pinned)).ok().map(|i| (i, pem)));
+    // Ask "only if changed" only while the installed file is the one we installed.
+    let last = if installed.is_some() {
+        state.validators.clone()
+    } else {
+        Validators::default()
+    };
+    let verdict = match source.fetch(Item::Crl, &last) {
+        Err(e) => Verdict::Unavailable(e.to_string()),
+        Ok(Fetch::NotModified) => Verdict::Unchanged("the source has nothing new".into()),
+        Ok(Fetch::Got(bytes, validators)) => match crl_pem(&bytes) {
+            None => Verdict::Refused("the fetched CRL is neither PEM nor DER".into()),
+            Some(pem) => match judge_crl(&pem, pinned, installed.as_ref(), now) {
+                Err(why) => Verdict::Refused(why),
+                Ok(None) => {
+                    state.validators = validators;
+                    Verdict::Unchanged(format!(
+                        "CRL #{} is installed; nothing new",
+                        installed.as_ref().map_or(0, |i| i.0.number)
+                    ))
+                }
+                Ok(Some(info)) => {
+                    let backup = dir.backup(&name)?;
+                    dir.write(&name, pem.as_bytes(), 0o644)?;
+                    let hook = args.watch.reload.as_deref().map(|cmd| {
+                        reload(
+                            cmd,
+                            &[
+                                ("GITCA_CRL_NUMBER", info.number.to_string()),
+                                ("GITCA_CRL_FILE", args.out.display().to_string()),
+                            ],
+                        )
+                    });
+                    match hook {
+                        Some(Err(why)) => {
+                            match backup {
+                                Some(b) => b.restore()?,
+                                None => dir.remove(&name)?,
+                            }
+                            Verdict::Refused(format!("{why}: the previous CRL was put back"))
+                        }
+                        _ => {
+                            state.validators = validators;
+                            Verdict::Installed(format!(
+                                "installed CRL #{} (next update {}) in {}",
+                                info.number,
+                                info.next_update.map(fmt_time).unwrap_or_default(),
+                                args.out.display()
+                            ))
+                        }
+                    }
+                }
+            },
+        },
+    };
+    match verdict {
+        Verdict::Installed(_) | Verdict::Unchanged(_) => {
+            state.consecutive_failures = 0;
+            state.last_success = Some(now.unix_timestamp());
+        }
+        _ => {
+            state.consecutive_failures += 1;
+            state.failures_total += 1;
+        }
+    }
+    // Staleness, judged on what is installed now.
+    let current = dir
+        .read_opt(&name, ca::MAX_CRL_BYTES)
+        .ok()
+        .flatten()
+        .and_then(|b| crl_pem(&b))
+        .and_then(|pem| CrlInfo::parse(&pem, Some(pinned)).ok());
+    let stale = match &current {
+        None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", args.out.display())),
+        Some(c) => match c.next_update {
+            Some(n) if n <= now => Some(format!(
+                "the installed CRL #{} EXPIRED {}: nginx refuses EVERY client",
+                c.number,
+                fmt_time(n)
+            )),
+            Some(n) if n - now <= margin => Some(format!(
+                "the installed CRL #{} expires {} (in {}) and no newer one could be installed: nginx will refuse EVERY client then",
+                c.number,
+                fmt_time(n),
+                crate::plan::human_span(n - now)
+            )),
+            _ => None,
+        },
+    };
+    let mut metrics = vec![
+        (
+            "deploy_last_check_timestamp_seconds".into(),
+            now.unix_timestamp() as f64,
+        ),
+        (
+            "deploy_last_success_timestamp_seconds".into(),
+            state.last_success.unwrap_or(0) as f64,
+        ),
+        ("deploy_failures_total".into(), state.failures_total as f64),
+        (
+            "deploy_consecutive_failures".into(),
+            state.consecutive_failures as f64,
+        ),
+        ("deploy_stale".into(), f64::from(u8::from(stale.is_some()))),
+    ];
+    if let Some(c) = &current {
+        metrics.push(("crl_number".into(), c.number as f64));
+        metrics.push((
+            "crl_this_update_timestamp_seconds".into(),
+            c.this_update.unix_timestamp() as f64,
+        ));
+        metrics.push((
+            "crl_next_update_timestamp_seconds".into(),
+            c.next_update.map_or(0, |n| n.unix_timestamp()) as f64,
+        ));
+    }
+    save_state(&state_file, &state)?;
+    Ok(Run {
+        verdict,
+        stale,
+        metrics,
+    })
+}
+
+fn interval(text: Option<&str>) -> Result<Option<std::time::Duration>> {
+    text.map(|t| Dur::parse(t).map(|d| std::time::Duration::from_secs(d.0.whole_seconds() as u64)))
+        .transpose()
+}
+
+/// Reports one run; returns its exit code.
+fn report(run: &Run, out: &mut dyn Write, watching: bool) -> u8 {
+    let stamp = if watching {
+        format!("{} ", fmt_time(OffsetDateTime::now_utc()))
+    } else {
+        String::new()
+    };
+    let code = match &run.verdict {
+        Verdict::Installed(m) | Verdict::Unchanged(m) => {
+            let _ = writeln!(out, "{stamp}{m}");
+            0
+        }
+        Verdict::Refused(m) => {
+            eprintln!("{stamp}gitca deploy: {m}");
+            1
+        }
+        Verdict::Unavailable(m) => {
+            eprintln!("{stamp}gitca deploy: cannot fetch ({m}); what is installed stays");
+            0
+        }
+    };
+    if let Some(s) = &run.stale {
+        eprintln!("{stamp}gitca deploy: STALE: {s}");
+        return EXIT_STALE;
+    }
+    code
+}
+
+/// Runs `once` now, or forever every `every` (±10%) with --watch.
+fn drive(
+    every: Option<std::time::Duration>,
+    out: &mut dyn Write,
+    metrics: Option<(&Path, &str, &str)>,
+    mut once: impl FnMut() -> Result<Run>,
+) -> Result<u8> {
+    loop {
+        let code = match once() {
+            Ok(run) => {
+                if let Some((path, prefix, label)) = metrics {
+                    write_metrics(path, &metrics_text(prefix, label, &run.metrics))?;
+                }
+                report(&run, out, every.is_some())
+            }
+            Err(e) if every.is_some() => {
+                eprintln!("gitca deploy: {e}");
+                1
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(every) = every else {
+            return Ok(code);
+        };
+        let _ = out.flush();
+        let mut r = [0u8; 2];
+        let _ = aws_lc_rs::rand::fill(&mut r);
+        let jitter = (u16::from_le_bytes(r) as f64 / 65535.0 - 0.5) * 0.2;
+        std::thread::sleep(every.mul_f64(1.0 + jitter));
+    }
+}
+
+fn read_pinned(path: &Path) -> Result<CaCert> {
+    let text = crate::confined::read_named_string(path, ca::MAX_CERT_BYTES, "read the pinned CA")?;
+    CaCert::parse(&text).map_err(|_| {
+        Error::bad_file(path, "is not a CA certificate", "pass the CA certificate this machine trusts (ca/ca.crt of the CA repository, copied once by hand)")
+    })
+}
+
+fn source_of(f: &FromArgs) -> Result<Source> {
+    Source::new(&SourceArgs {
+        from: f.from.as_deref(),
+        from_git: f.from_git.as_deref(),
+        branch: &f.branch,
+        https_ca: f.https_ca.as_deref(),
+        git_cache: f.git_cache.as_deref(),
+    })
+}
+
+/// The top-level entry point for `gitca deploy crl`.
+pub fn run_deploy_crl(
+    args: &DeployCrlArgs,
+    fixed_now: Option<OffsetDateTime>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let pinned = read_pinned(&args.from.pinned)?;
+    let source = source_of(&args.from)?;
+    let margin = Dur::parse(&args.stale_margin)?.0;
+    let every = interval(args.watch.watch.as_deref())?;
+    let label = format!("file=\"{}\"", label_value(&args.out.display().to_string()));
+    let metrics = args
+        .watch
+        .metrics
+        .as_deref()
+        .map(|p| (p, "gitca", label.as_str()));
+    drive(every, out, metrics, || {
+        crl_once(args, &source, &pinned, now_or(fixed_now), margin)
+    })
+}
+
+/// A certificate chain fetched for an identity, checked.
+struct Checked {
+    chain_pem: String,
+    serial: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+/// Checks a fetched chain: the leaf verifies under the pinned CA, certifies the local key, is
+/// current and not revoked on the (verified) CRL.
+fn judge_cert(
+    bytes: &[u8],
+    pinned: &CaCert,
+    key_spki: &[u8],
+    revoked: &[String],
+    now: OffsetDateTime,
+) -> std::result::Result<Checked, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the certificate is not PEM".to_string())?;
+    let ders = crate::bundle::parse_pem_certs(text);
+    let leaf = ders.first().ok_or("no certificate in the fetched file")?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(leaf).map_err(|e| format!("not X.509: {e}"))?;
+    let (_, issuer) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&pinned.spki_der)
+        .map_err(|_| "the pinned CA's key cannot be read".to_string())?;
+    cert.verify_signature(Some(&issuer)).map_err(|_| {
+        "the fetched certificate is not signed by the pinned CA: refused".to_string()
+    })?;
+    if !crate::pubkey::same_key(key_spki, cert.public_key().raw) {
+        return Err("the fetched certificate is for another key than the local one: refused (a rotation? install the new key first)".into());
+    }
+    let serial = ca::serial_hex(cert.raw_serial());
+    if revoked.contains(&serial) {
+        return Err(format!(
+            "the fetched certificate {serial} is revoked on the CA's CRL: refused"
+        ));
+    }
+    let v = cert.validity();
+    let (nb, na) = (v.not_before.to_datetime(), v.not_after.to_datetime());
+    if nb > now + SKEW || na <= now {
+        return Err(format!(
+            "the fetched certificate {serial} is not valid now ({} to {}): refused",
+            fmt_time(nb),
+            fmt_time(na)
+        ));
+    }
+    // client.cert: the leaf first, then the pinned CA (never a CA from the source).
+    let mut chain_pem = ca::to_pem("CERTIFICATE", leaf);
+    chain_pem.push_str(&pinned.pem);
+    Ok(Checked {
+        chain_pem,
+        serial,
+        not_before: nb,
+        not_after: na,
+    })
+}
+
+/// The installed leaf's (serial, notBefore, notAfter), when it verifies under the pinned CA.
+fn installed_cert(dir: &Dir, pinned: &CaCert) -> Option<(String, OffsetDateTime, OffsetDateTime)> {
+    let text = dir.read_string("client.cert", ca::MAX_CERT_BYTES).ok()?;
+    let ders = crate::bundle::parse_pem_certs(&text);
+    let (_, cert) = x509_parser::parse_x509_certificate(ders.first()?).ok()?;
+    let (_, issuer) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&pinned.spki_der).ok()?;
+    cert.verify_signature(Some(&issuer)).ok()?;
+    let v = cert.validity();
+    Some((
+        ca::serial_hex(cert.raw_serial()),
+        v.not_before.to_datetime(),
+        v.not_after.to_datetime(),
+    ))
+}
+
+/// One check of `deploy cert`.
+fn cert_once(
+    args: &DeployCertArgs,
+    source: &Source,
+    pinned: &CaCert,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Result<Run> {
+    let target = args.target.target()?;
+    let dir = Dir::create(&target.dir)?;
+    let state_file = state_path(&target.dir, &format!("client-{}", args.name));
+    let mut state = load_state(&state_file);
+    state.last_check = Some(now.unix_timestamp());
+    let (key_text, key) = crate::bundle::read_client_key(&args.key)?;
+    let key_spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    let installed = installed_cert(&dir, pinned);
+    let verdict = (|| -> Result<Verdict> {
+        // The CRL first: a certificate is installed only if it is not revoked.
+        let crl = match source.fetch(Item::Crl, &Validators::default()) {
+            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
+            Ok(Fetch::NotModified) => return Ok(Verdict::Unavailable("no CRL".into())),
+            Ok(Fetch::Got(b, _)) => b,
+        };
+        let revoked = match crl_pem(&crl).map(|p| CrlInfo::parse(&p, Some(pinned))) {
+            Some(Ok(info)) => info.serials,
+            _ => {
+                return Ok(Verdict::Refused(
+                    "the fetched CRL is not signed by the pinned CA".into(),
+                ))
+            }
+        };
+        let last = if installed.is_some() {
+            state.validators.clone()
+        } else {
+            Validators::default()
+        };
+        let (bytes, validators) = match source.fetch(Item::Cert(&args.name), &last) {
+            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
+            Ok(Fetch::NotModified) => {
+                return Ok(Verdict::Unchanged("the source has nothing new".into()))
+            }
+            Ok(Fetch::Got(b, v)) => (b, v),
+        };
+        let checked = match judge_cert(&bytes, pinned, &key_spki, &revoked, now) {
+            Err(why) => return Ok(Verdict::Refused(why)),
+            Ok(c) => c,
+        };
+        if let Some((serial, nb, _)) = &installed {
+            if *serial == checked.serial || *nb >= checked.not_before {
+                state.validators = validators;
+                return Ok(Verdict::Unchanged(format!(
+                    "certificate {serial} of {} is installed; nothing newer",
+                    args.name
+                )));
+            }
+        }
+        let backups = crate::bundle::install(
+            &target,
+            &ClientFiles {
+                chain_pem: &checked.chain_pem,
+                key_pem: &key_text,
+                ca_pem: &pinned.pem,
+            },
+        )?;
+        let hook = args.watch.reload.as_deref().map(|cmd| {
+            reload(
+                cmd,
+                &[
+                    ("GITCA_CERT_SERIAL", checked.serial.clone()),
+                    ("GITCA_CERT_DIR", target.dir.display().to_string()),
+                ],
+            )
+        });
+        if let Some(Err(why)) = hook {
+            for b in backups {
+                b.restore()?;
+            }
+            return Ok(Verdict::Refused(format!(
+                "{why}: the previous files were put back"
+            )));
+        }
+        state.validators = validators;
+        Ok(Verdict::Installed(format!(
+            "installed certificate {} of {} (valid until {}) in {}",
+            checked.serial,
+            args.name,
+            fmt_time(checked.not_after),
+            target.dir.display()
+        )))
+    })()?;
+    match verdict {
+        Verdict::Installed(_) | Verdict::Unchanged(_) => {
+            state.consecutive_failures = 0;
+            state.last_success = Some(now.unix_timestamp());
+        }
+        _ => {
+            state.consecutive_failures += 1;
+            state.failures_total += 1;
+        }
+    }
+    let current = installed_cert(&dir, pinned);
+    let stale = match &current {
+        None => Some(format!("no certificate of {} is installed in {}", args.name, target.dir.display())),
+        Some((serial, _, na)) if *na <= now => Some(format!("the installed certificate {serial} EXPIRED {}", fmt_time(*na))),
+        Some((serial, _, na)) if *na - now <= margin => Some(format!(
+            "the installed certificate {serial} expires {} and no renewal could be installed: is the CA's reconcile running, and is the identity still declared?",
+            fmt_time(*na)
+        )),
+        _ => None,
+    };
+    let mut metrics = vec![
+        (
+            "deploy_last_check_timestamp_seconds".into(),
+            now.unix_timestamp() as f64,
+        ),
+        (
+            "deploy_last_success_timestamp_seconds".into(),
+            state.last_success.unwrap_or(0) as f64,
+        ),
+        ("deploy_failures_total".into(), state.failures_total as f64),
+        (
+            "deploy_consecutive_failures".into(),
+            state.consecutive_failures as f64,
+        ),
+        ("deploy_stale".into(), f64::from(u8::from(stale.is_some()))),
+    ];
+    if let Some((_, nb, na)) = &current {
+        metrics.push((
+            "cert_not_before_timestamp_seconds".into(),
+            nb.unix_timestamp() as f64,
+        ));
+        metrics.push((
+            "cert_not_after_timestamp_seconds".into(),
+            na.unix_timestamp() as f64,
+        ));
+    }
+    save_state(&state_file, &state)?;
+    Ok(Run {
+        verdict,
+        stale,
+        metrics,
+    })
+}
+
+/// The top-level entry point for `gitca deploy cert`.
+pub fn run_deploy_cert(
+    args: &DeployCertArgs,
+    fixed_now: Option<OffsetDateTime>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let pinned = read_pinned(&args.from.pinned)?;
+    let source = source_of(&args.from)?;
+    let margin = Dur::parse(&args.stale_margin)?.0;
+    let every = interval(args.watch.watch.as_deref())?;
+    let label = format!("name=\"{}\"", label_value(&args.name));
+    let metrics = args
+        .watch
+        .metrics
+        .as_deref()
+        .map(|p| (p, "gitca", label.as_str()));
+    drive(every, out, metrics, || {
+        cert_once(args, &source, &pinned, now_or(fixed_now), margin)
+    })
+}

@@ -1,0 +1,203 @@
+//! `gitca publish DIR`: the CA's public outputs as a static tree any web server, object store
+//! or Pages site can serve, for relying parties (`gitca deploy`) and CRL distribution points.
+//!
+//! ```text
+//! DIR/ca.crt          the CA certificate (PEM)
+//! DIR/ca.crl          the current CRL, DER (as CRL distribution points serve it)
+//! DIR/ca.crl.pem      the same CRL, PEM (what nginx's ssl_crl reads)
+//! DIR/certs/NAME.crt  the current certificate (chain) of each identity holding one
+//! DIR/index.json      a manifest: CRL number and dates, each file's SHA-256
+//! ```
+//!
+//! Only what the CA sealed is published (see [`crate::seal`]): a hand edit of the repository's
+//! ledger or CRL is never published. Nothing here is secret; relying parties verify everything
+//! against the CA certificate they pinned, never against one from this tree.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::apply::cert_path;
+use crate::ca;
+use crate::confined::{Dir, Kind};
+use crate::error::{Error, Result};
+use crate::ledger::fmt_time;
+use crate::load;
+use crate::repo::CaRepo;
+
+/// The manifest's name in a published tree.
+pub const INDEX: &str = "index.json";
+pub const CA_CRT: &str = "ca.crt";
+pub const CRL_DER: &str = "ca.crl";
+pub const CRL_PEM: &str = "ca.crl.pem";
+
+/// `path` relative to `root` when it lies below it (lexically, `..` resolved), as `a/b`.
+fn lexical_below(path: &Path, root: &Path) -> Option<String> {
+    use std::path::Component;
+    let mut parts: Vec<String> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    let root_parts: Vec<String> = root
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    parts
+        .starts_with(&root_parts)
+        .then(|| parts[root_parts.len()..].join("/"))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// The top-level entry point for `gitca publish`.
+pub fn run_publish(
+    repo_dir: &Path,
+    out_dir: &Path,
+    now: OffsetDateTime,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let repo = CaRepo::open(repo_dir)?;
+    // Inside the repository (CI publishes `public/` of its checkout), the directory is reached
+    // as everything in the repository is: a link a merged pull request planted is refused.
+    let abs = if out_dir.is_absolute() {
+        out_dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(Error::io("read", Path::new(".")))?
+            .join(out_dir)
+    };
+    let real_root = repo
+        .root
+        .canonicalize()
+        .map_err(Error::io("resolve", &repo.root))?;
+    let inside = lexical_below(&abs, &real_root).or_else(|| lexical_below(&abs, &repo.root));
+    if real_root.starts_with(&abs) || inside.as_deref() == Some("") {
+        return Err(Error::usage(
+            format!("{} would hold the CA repository", out_dir.display()),
+            "publish into a subdirectory (public/) or a directory outside the repository",
+        ));
+    }
+    if inside
+        .as_deref()
+        .is_some_and(|r| r == ".git" || r.starts_with(".git/"))
+    {
+        return Err(Error::usage(
+            "publishing into .git",
+            "pick another directory",
+        ));
+    }
+    let outputs = load::outputs(&repo)?;
+    if let Some(why) = crate::seal::describe(&outputs.standing) {
+        let _ = writeln!(
+            out,
+            "warning: {why}; publishing the sealed versions (run gitca reconcile to restore the files)"
+        );
+    }
+    let crl_der = pem::parse(&outputs.crl_text)
+        .map_err(|_| Error::bad_file(crate::init::CRL_FILE, "not PEM", "run gitca reconcile"))?
+        .into_contents();
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    files.insert(CA_CRT.into(), outputs.ca.pem.clone().into_bytes());
+    files.insert(CRL_DER.into(), crl_der);
+    files.insert(CRL_PEM.into(), outputs.crl_text.clone().into_bytes());
+    // The current certificate of each identity holding a live one, checked against the ledger.
+    let mut certs = BTreeMap::new();
+    let live: BTreeMap<&str, &crate::ledger::Record> = outputs
+        .ledger
+        .records
+        .iter()
+        .filter(|r| r.is_live(now))
+        .map(|r| (r.identity.as_str(), r))
+        .collect();
+    for (name, rec) in &live {
+        let text = match repo.dir.read_string(&cert_path(name), ca::MAX_CERT_BYTES) {
+            Ok(t) => t,
+            Err(_) => continue,
+        };
+        let leaf = pem::parse_many(&text)
+            .ok()
+            .and_then(|b| b.into_iter().next())
+            .and_then(|b| {
+                x509_parser::parse_x509_certificate(b.contents())
+                    .ok()
+                    .map(|(_, c)| ca::serial_hex(c.raw_serial()))
+            });
+        if leaf.as_deref() != Some(rec.serial.as_str()) {
+            let _ = writeln!(out, "warning: {} is not the ledger's current certificate of {name}; not published (gitca check explains)", cert_path(name));
+            continue;
+        }
+        certs.insert(
+            name.to_string(),
+            json!({
+                "serial": rec.serial,
+                "not_before": fmt_time(rec.not_before),
+                "not_after": fmt_time(rec.not_after),
+                "sha256": sha256_hex(text.as_bytes()),
+            }),
+        );
+        files.insert(format!("certs/{name}.crt"), text.into_bytes());
+    }
+    let index = json!({
+        "format_version": 1,
+        "generated": fmt_time(now),
+        "ca": {
+            "subject": outputs.ca.subject,
+            "sha256": sha256_hex(&outputs.ca.der),
+            "not_after": fmt_time(outputs.ca.not_after),
+        },
+        "crl": {
+            "number": outputs.crl.number,
+            "this_update": fmt_time(outputs.crl.this_update),
+            "next_update": outputs.crl.next_update.map(fmt_time),
+            "entries": outputs.crl.serials.len(),
+        },
+        "files": files.iter().map(|(k, v)| (k.clone(), sha256_hex(v))).collect::<BTreeMap<_, _>>(),
+        "certs": certs,
+    });
+    let dir = match &inside {
+        Some(rel) => repo.dir.subdir(rel, true)?,
+        None => Dir::create(out_dir)?,
+    };
+    // Files first, the manifest last: a reader that trusts the manifest sees complete files.
+    for (rel, data) in &files {
+        dir.write(rel, data, 0o644)?;
+    }
+    // Certificates of identities that no longer hold one go.
+    for (file, kind) in dir.list("certs")? {
+        let rel = format!("certs/{file}");
+        if kind == Kind::File && file.ends_with(".crt") && !files.contains_key(&rel) {
+            dir.remove(&rel)?;
+        }
+    }
+    let mut index_text = serde_json::to_string_pretty(&index).expect("json");
+    index_text.push('\n');
+    dir.write(INDEX, index_text.as_bytes(), 0o644)?;
+    let _ = writeln!(
+        out,
+        "Published CRL #{} (next update {}) and {} certificate(s) to {}",
+        outputs.crl.number,
+        outputs
+            .crl
+            .next_update
+            .map(fmt_time)
+            .unwrap_or_else(|| "-".into()),
+        certs.len(),
+        out_dir.display()
+    );
+    Ok(())
+}

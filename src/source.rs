@@ -1,0 +1,313 @@
+//! Where a relying party fetches the CA's public outputs from: a published tree over HTTP(S)
+//! (`gitca publish` served by any web server), a local directory (a published tree or a clone
+//! of the CA repository), or the CA repository through the `git` program (so the machine's own
+//! credentials work).
+//!
+//! Nothing fetched is trusted: `deploy` verifies every CRL and certificate against the CA it
+//! pinned. A source only has to be available; HTTP needs no TLS for that reason, but HTTPS is
+//! verified against the system's roots (or `--https-ca`) when used.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::confined::Dir;
+use crate::error::{Error, Result};
+
+/// Largest file fetched (a CRL of the ledger's maximum size, with room).
+pub const MAX_FETCH: u64 = 48 << 20;
+
+/// What the last fetch of an item returned, so the next asks "only if changed".
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// For a git source: the commit the item was read from.
+    pub commit: Option<String>,
+}
+
+pub enum Fetch {
+    /// The source says nothing changed since `Validators` (one small request).
+    NotModified,
+    Got(Vec<u8>, Validators),
+}
+
+/// The items a relying party reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'a> {
+    /// The CA's CRL (PEM).
+    Crl,
+    /// An identity's current certificate chain (PEM).
+    Cert(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A tree written by `gitca publish`.
+    Published,
+    /// A CA repository (a checkout, or read through git).
+    Repository,
+}
+
+impl Layout {
+    fn path(self, item: Item<'_>) -> String {
+        match (self, item) {
+            (Layout::Published, Item::Crl) => crate::publish::CRL_PEM.into(),
+            (Layout::Repository, Item::Crl) => crate::init::CRL_FILE.into(),
+            (_, Item::Cert(name)) => format!("certs/{name}.crt"),
+        }
+    }
+}
+
+pub enum Source {
+    Http {
+        base: String,
+        agent: ureq::Agent,
+    },
+    Dir {
+        dir: Dir,
+        layout: Layout,
+    },
+    Git {
+        url: String,
+        branch: String,
+        cache: PathBuf,
+    },
+}
+
+/// How a source is named on the command line.
+pub struct SourceArgs<'a> {
+    pub from: Option<&'a str>,
+    pub from_git: Option<&'a str>,
+    pub branch: &'a str,
+    pub https_ca: Option<&'a Path>,
+    pub git_cache: Option<&'a Path>,
+}
+
+fn http_agent(https_ca: Option<&Path>) -> Result<ureq::Agent> {
+    // rustls with aws-lc-rs, the crypto gitca already links; installed once per process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let roots = match https_ca {
+        Some(p) => {
+            let pem = crate::confined::read_named(p, 1 << 20, "read the HTTPS CA")?;
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(Error::bad_file(
+                    p,
+                    "holds no PEM certificate",
+                    "pass the CA certificate of the web server's TLS certificate",
+                ));
+            }
+            ureq::tls::RootCerts::new_with_certs(&certs)
+        }
+        None => ureq::tls::RootCerts::PlatformVerifier,
+    };
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(60)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(roots)
+                .build(),
+        )
+        .http_status_as_error(false)
+        .build();
+    Ok(config.into())
+}
+
+impl Source {
+    /// The source named by `--from URL|DIR` or `--from-git URL|PATH`.
+    pub fn new(args: &SourceArgs<'_>) -> Result<Source> {
+        match (args.from, args.from_git) {
+            (Some(url), None) if url.starts_with("http://") || url.starts_with("https://") => {
+                Ok(Source::Http {
+                    base: url.trim_end_matches('/').to_string(),
+                    agent: http_agent(args.https_ca)?,
+                })
+            }
+            (Some(path), None) => {
+                let dir = Dir::open(Path::new(path))?;
+                let layout = if dir.meta(crate::publish::INDEX)?.is_some() {
+                    Layout::Published
+                } else if dir.meta(crate::config::FILE)?.is_some() {
+                    Layout::Repository
+                } else {
+                    return Err(Error::usage(
+                        format!("{path} is neither a published tree (index.json) nor a CA repository (gitca.yaml)"),
+                        "pass the directory `gitca publish` wrote, a clone of the CA repository, or an http(s) URL",
+                    ));
+                };
+                Ok(Source::Dir { dir, layout })
+            }
+            (None, Some(url)) => {
+                if url.starts_with('-') {
+                    return Err(Error::usage(format!("`{url}` is not a repository"), "pass a URL or a path"));
+                }
+                let cache = match args.git_cache {
+                    Some(p) => p.to_path_buf(),
+                    None => default_git_cache(url),
+                };
+                Ok(Source::Git {
+                    url: url.to_string(),
+                    branch: args.branch.to_string(),
+                    cache,
+                })
+            }
+            _ => Err(Error::usage(
+                "say where to fetch from",
+                "pass --from URL|DIR (a published tree, or a CA repository checkout) or --from-git URL|PATH",
+            )),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Http { base, .. } => base.clone(),
+            Source::Dir { dir, .. } => dir.path().display().to_string(),
+            Source::Git { url, branch, .. } => format!("{url} ({branch})"),
+        }
+    }
+
+    /// Fetches `item` unless it is unchanged since `last`.
+    pub fn fetch(&self, item: Item<'_>, last: &Validators) -> Result<Fetch> {
+        match self {
+            Source::Http { base, agent } => {
+                let url = format!("{base}/{}", Layout::Published.path(item));
+                http_get(agent, &url, last)
+            }
+            Source::Dir { dir, layout } => {
+                let rel = layout.path(item);
+                let bytes = dir.read(&rel, MAX_FETCH)?;
+                Ok(Fetch::Got(bytes, Validators::default()))
+            }
+            Source::Git { url, branch, cache } => {
+                let commit = git_fetch(url, branch, cache)?;
+                if last.commit.as_deref() == Some(commit.as_str()) {
+                    return Ok(Fetch::NotModified);
+                }
+                let bytes = git_show(cache, &commit, &Layout::Repository.path(item))?;
+                Ok(Fetch::Got(
+                    bytes,
+                    Validators {
+                        commit: Some(commit),
+                        ..Validators::default()
+                    },
+                ))
+            }
+        }
+    }
+}
+
+fn fetch_error(what: &str, source: impl std::fmt::Display) -> Error {
+    Error::Fetch {
+        what: what.to_string(),
+        reason: source.to_string(),
+    }
+}
+
+fn http_get(agent: &ureq::Agent, url: &str, last: &Validators) -> Result<Fetch> {
+    let mut req = agent.get(url);
+    if let Some(etag) = &last.etag {
+        req = req.header("If-None-Match", etag);
+    }
+    if let Some(lm) = &last.last_modified {
+        req = req.header("If-Modified-Since", lm);
+    }
+    let mut resp = req.call().map_err(|e| fetch_error(url, e))?;
+    match resp.status().as_u16() {
+        304 => return Ok(Fetch::NotModified),
+        200 => {}
+        code => return Err(fetch_error(url, format!("HTTP {code}"))),
+    }
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let validators = Validators {
+        etag: header("etag"),
+        last_modified: header("last-modified"),
+        commit: None,
+    };
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_FETCH)
+        .read_to_vec()
+        .map_err(|e| fetch_error(url, e))?;
+    Ok(Fetch::Got(bytes, validators))
+}
+
+fn default_git_cache(url: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let tag = &hex::encode(Sha256::digest(url.as_bytes()))[..16];
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    base.join("gitca").join(format!("deploy-{tag}"))
+}
+
+fn git(args: &[&str], dir: Option<&Path>) -> Result<std::process::Output> {
+    let mut c = std::process::Command::new("git");
+    if let Some(d) = dir {
+        c.arg("-C").arg(d);
+    }
+    c.args(args).stdin(std::process::Stdio::null());
+    let out = c.output().map_err(|e| fetch_error("git", e))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(fetch_error(
+            &format!("git {}", args.first().unwrap_or(&"")),
+            err.lines().last().unwrap_or("failed"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Fetches the branch's tip (depth 1) into a bare cache repository; returns its commit.
+fn git_fetch(url: &str, branch: &str, cache: &Path) -> Result<String> {
+    if !cache.join("HEAD").exists() {
+        std::fs::create_dir_all(cache).map_err(Error::io("create", cache))?;
+        git(&["init", "-q", "--bare"], Some(cache))?;
+    }
+    let refspec = format!("+refs/heads/{branch}:refs/gitca/deploy");
+    git(
+        &[
+            "fetch",
+            "-q",
+            "--depth",
+            "1",
+            "--no-tags",
+            "--",
+            url,
+            &refspec,
+        ],
+        Some(cache),
+    )?;
+    let out = git(&["rev-parse", "refs/gitca/deploy"], Some(cache))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn git_show(cache: &Path, commit: &str, path: &str) -> Result<Vec<u8>> {
+    let spec = format!("{commit}:{path}");
+    let size = git(&["cat-file", "-s", &spec], Some(cache))?;
+    let size: u64 = String::from_utf8_lossy(&size.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(u64::MAX);
+    if size > MAX_FETCH {
+        return Err(fetch_error(
+            path,
+            format!("{size} bytes, more than {MAX_FETCH}"),
+        ));
+    }
+    Ok(git(&["cat-file", "blob", &spec], Some(cache))?.stdout)
+}
