@@ -11,6 +11,21 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+# Python with pkilint (and cryptography, which it depends on): the PKCS#12 tests read gitca's
+# files with cryptography, and pkilint lints every artifact after the suite.
+PY=python3
+if ! python3 -c 'import pkilint, cryptography' 2>/dev/null; then
+  if [ ! -x target/pkilint-venv/bin/python ]; then python3 -m venv target/pkilint-venv >/dev/null; fi
+  PY=target/pkilint-venv/bin/python
+  "$PY" -c 'import pkilint, cryptography' 2>/dev/null ||
+    "$PY" -m pip install --quiet --disable-pip-version-check pkilint cryptography
+fi
+case "$PY" in
+  */*) GITCA_TEST_PYTHON=$PWD/$PY ;;
+  *) GITCA_TEST_PYTHON=$(command -v "$PY") ;;
+esac
+export GITCA_TEST_PYTHON
+
 echo "== cargo test"
 # Every CA the tests make leaves what gitca issued here, for pkilint below.
 GITCA_ARTIFACTS=$(mktemp -d /tmp/gitca-artifacts.XXXXXX)
@@ -19,11 +34,4 @@ trap 'rm -rf "$GITCA_ARTIFACTS"' EXIT
 cargo test --no-fail-fast
 
 echo "== pkilint: every certificate and CRL the tests issued, RFC 5280 profile, no finding at WARNING or above"
-PY=python3
-if ! python3 -c 'import pkilint' 2>/dev/null; then
-  if python3 -m venv target/pkilint-venv >/dev/null 2>&1; then PY=target/pkilint-venv/bin/python; fi
-  "$PY" -c 'import pkilint' 2>/dev/null ||
-    "$PY" -m pip install --quiet --disable-pip-version-check pkilint ||
-    "$PY" -m pip install --quiet --disable-pip-version-check --break-system-packages pkilint
-fi
 "$PY" scripts/lint-artifacts.py "$GITCA_ARTIFACTS"
