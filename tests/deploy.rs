@@ -456,7 +456,7 @@ fn deploy_cert_keeps_a_bot_current_and_refuses_what_is_not_its_own() {
     let (ca, public, pinned) = published();
     let dir = ca.tmp.path().join("bot-certs");
     let key = ca.keys.join("ci.key");
-    let (code, log) = deploy_cert(&ca, T0, "ci", &key, &public, &pinned, &dir);
+    let (code, log) = deploy_cert(T0, "ci", &key, &public, &pinned, &dir);
     assert_eq!(code, 0, "{log}");
     let first = leaf_serial(&dir.join("client.cert"));
     assert_eq!(
@@ -471,12 +471,12 @@ fn deploy_cert_keeps_a_bot_current_and_refuses_what_is_not_its_own() {
     let day21 = days_after(T0, 21);
     ok(ca.reconcile(&day21));
     ok(run(ca.cmd(&day21).arg("publish").arg(&public)));
-    let (code, log) = deploy_cert(&ca, &day21, "ci", &key, &public, &pinned, &dir);
+    let (code, log) = deploy_cert(&day21, "ci", &key, &public, &pinned, &dir);
     assert_eq!(code, 0, "{log}");
     let second = leaf_serial(&dir.join("client.cert"));
     assert_ne!(first, second, "{log}");
     assert!(log.contains(&second), "{log}");
-    let (code, log) = deploy_cert(&ca, &day21, "ci", &key, &public, &pinned, &dir);
+    let (code, log) = deploy_cert(&day21, "ci", &key, &public, &pinned, &dir);
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("nothing newer"), "{log}");
     // Another identity's key: refused, nothing installed.
@@ -500,7 +500,7 @@ fn deploy_cert_keeps_a_bot_current_and_refuses_what_is_not_its_own() {
     ok(ca.reconcile(&day21));
     ok(run(ca.cmd(&day21).arg("publish").arg(&public)));
     let late = days_after(T0, 48);
-    let (code, log) = deploy_cert(&ca, &late, "ci", &key, &public, &pinned, &dir);
+    let (code, log) = deploy_cert(&late, "ci", &key, &public, &pinned, &dir);
     assert_eq!(code, 4, "{log}");
     assert!(log.contains("STALE"), "{log}");
 }
