@@ -416,7 +416,6 @@ fn deploy_crl_reads_the_ca_repository_through_git() {
 }
 
 fn deploy_cert(
-    ca: &Ca,
     now: &str,
     name: &str,
     key: &Path,
