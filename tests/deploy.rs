@@ -480,7 +480,6 @@ fn deploy_cert_keeps_a_bot_current_and_refuses_what_is_not_its_own() {
     assert!(log.contains("nothing newer"), "{log}");
     // Another identity's key: refused, nothing installed.
     let (code, log) = deploy_cert(
-        &ca,
         &day21,
         "ci",
         &ca.keys.join("alice.key"),
