@@ -151,7 +151,6 @@ pub enum Command {
         allow_dirty: bool,
     },
     /// Identities, serials, expiry, revocations and the CRL's age.
-    #[command(after_help = "Example (monitoring):\n  gitca status --expiring 14d || alert")]
     #[command(
         after_help = "Example (monitoring, daily; silent unless something needs attention):\n  gitca status -q --expiring 14d || alert
 \n--expiring D exits 1 when a certificate or the CA expires within D, or when the CRL has not been\nre-signed in time (less than crl.refresh_before minus a day left: the daily reconcile stopped)."
@@ -198,6 +197,18 @@ pub enum Command {
         after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf"
     )]
     Export(crate::export::ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example:\n  gitca completions bash > /etc/bash_completion.d/gitca")]
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (gitca.1, gitca-reconcile.1, …) into DIR (for packagers).
+    #[command(hide = true)]
+    Man {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,6 +355,13 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
     crate::apply::EXIT_ATTENTION
 }
 
+/// Writes one manual page per command (`gitca.1`, `gitca-deploy-crl.1`, …) into `target`.
+fn write_manual(target: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(target).map_err(Error::io("create", target))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(cmd, target).map_err(Error::io("write manual pages in", target))
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     let now = parse_now(cli.now.as_deref())?;
@@ -355,6 +373,18 @@ pub fn run(cli: Cli) -> Result<u8> {
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if cli.quiet { &mut sink } else { &mut lock };
     match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "gitca", &mut script);
+            // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
+            let _ = out.write_all(&script);
+            Ok(0)
+        }
+        Command::Man { out: target } => {
+            write_manual(&target)?;
+            Ok(0)
+        }
         Command::Init {
             name,
             organization,

@@ -59,7 +59,7 @@ pub struct FromArgs {
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
     /// Run after every change: e.g. `nginx -t && nginx -s reload`. If it fails, the previous
-    /// files are put back.
+    /// files are put back. An empty CMD runs nothing (handy in systemd environment files).
     #[arg(long, value_name = "CMD")]
     pub reload: Option<String>,
     /// Keep running: check every INTERVAL (with jitter); fetch failures never end it.
@@ -68,6 +68,13 @@ pub struct WatchArgs {
     /// Write Prometheus textfile-collector metrics here (for node_exporter).
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+}
+
+impl WatchArgs {
+    /// The reload command, if one was given and it is not blank.
+    fn hook(&self) -> Option<&str> {
+        self.reload.as_deref().filter(|c| !c.trim().is_empty())
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -298,7 +305,7 @@ fn crl_once(
                 Ok(Some(info)) => {
                     let backup = dir.backup(&name)?;
                     dir.write(&name, pem.as_bytes(), 0o644)?;
-                    let hook = args.watch.reload.as_deref().map(|cmd| {
+                    let hook = args.watch.hook().map(|cmd| {
                         reload(
                             cmd,
                             &[
@@ -636,7 +643,7 @@ fn cert_once(
                 ca_pem: &pinned.pem,
             },
         )?;
-        let hook = args.watch.reload.as_deref().map(|cmd| {
+        let hook = args.watch.hook().map(|cmd| {
             reload(
                 cmd,
                 &[

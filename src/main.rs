@@ -21,11 +21,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let text = redactor.text(&e.render().to_string());
-            if e.use_stderr() {
-                eprint!("{text}");
+            // Never print!: it panics when the reader has gone (`gitca --help | head -1`).
+            use std::io::Write;
+            let _ = if e.use_stderr() {
+                std::io::stderr().write_all(text.as_bytes())
             } else {
-                print!("{text}");
-            }
+                std::io::stdout().write_all(text.as_bytes())
+            };
             // clap exits 2 on usage errors, but 2 means "changes pending" here.
             return if e.use_stderr() {
                 ExitCode::from(1)
