@@ -55,6 +55,10 @@ pub struct ExportArgs {
     /// registry: storage directory.
     #[arg(long, default_value = "/var/lib/docker-registry", value_name = "DIR")]
     pub storage: String,
+    /// registry: let clients delete manifests and blobs (DELETE). Off by default: anyone who
+    /// may push could otherwise erase images that others depend on.
+    #[arg(long)]
+    pub allow_delete: bool,
 }
 
 /// The top-level entry point for `gitca export`.
@@ -233,8 +237,9 @@ fn export_registry(a: &ExportArgs, ca: &CaCert) -> Result<String> {
         detail: "the system random generator failed".into(),
     })?;
     Ok(format!(
-        "{header}version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: {secret}\n{tls}  headers:\n    X-Content-Type-Options: [nosniff]\n",
+        "{header}version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: {delete}\nhttp:\n  addr: {addr}\n  secret: {secret}\n{tls}  headers:\n    X-Content-Type-Options: [nosniff]\n",
         storage = a.storage,
+        delete = a.allow_delete,
         secret = hex::encode(secret),
     ))
 }

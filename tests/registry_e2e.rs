@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A server process, stopped by its PID when the test ends (pass or fail).
+/// A server process in its own process group, stopped with all its children (nginx's workers)
+/// when the test ends, pass or fail.
 struct Server {
     name: &'static str,
     child: Child,
@@ -19,7 +20,20 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM first: nginx's master then stops its workers and reaps them (killed all at
+        // once they would outlive it as zombies); SIGKILL whatever is left of the group.
+        let group = -(self.child.id() as i32);
+        // SAFETY: kill(2) on the group this test created for the server; no memory involved.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
@@ -58,7 +72,7 @@ fn start(name: &'static str, cmd: &mut Command, port: u16, log: &Path) -> Server
     let out = std::fs::File::create(log).unwrap();
     let mut s = Server {
         name,
-        child: cmd
+        child: std::os::unix::process::CommandExt::process_group(cmd, 0)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
@@ -118,8 +132,9 @@ fn now_rfc3339() -> String {
         .unwrap()
 }
 
-/// Pushes a blob through the v2 API (POST an upload, PUT it with its digest) and reads it back.
-fn push_and_read_blob(c: &Client<'_>, base: &str) {
+/// Pushes a blob through the v2 API (POST an upload, PUT it with its digest) and reads it back;
+/// returns its digest.
+fn push_and_read_blob(c: &Client<'_>, base: &str) -> String {
     use sha2::Digest;
     let data = format!("hello from gitca e2e {}\n", now_rfc3339());
     let file = c.dir.join("layer");
@@ -166,6 +181,7 @@ fn push_and_read_blob(c: &Client<'_>, base: &str) {
     let (code, out) = c.get(&format!("{base}/v2/test/blobs/{digest}"));
     assert_eq!(code, 200, "GET blob: {out}");
     assert_eq!(out, data, "the blob reads back");
+    digest
 }
 
 #[test]
@@ -282,6 +298,22 @@ fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
         reg_tls.contains("NEVER CHECKS REVOCATION"),
         "the registry export warns"
     );
+    // Deleting images is off unless asked for; this registry asks (see the DELETE below).
+    assert!(reg_tls.contains("delete:\n    enabled: false"), "{reg_tls}");
+    let reg_tls = export(&[
+        "registry",
+        "--allow-delete",
+        "--listen",
+        &format!("127.0.0.1:{p_tls}"),
+        "--storage",
+        tmp.join("data-tls").to_str().unwrap(),
+        "--tls-cert",
+        server_ca.to_str().unwrap(),
+        "--tls-key",
+        server_key.to_str().unwrap(),
+        "--client-ca",
+        deployed_ca.to_str().unwrap(),
+    ]);
     std::fs::write(&own_tls, reg_tls).unwrap();
     let prefix = tmp.join("nginx");
     std::fs::create_dir_all(prefix.join("logs")).unwrap();
@@ -365,7 +397,32 @@ fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
     // Both get in; alice pushes a blob and reads it back.
     assert_eq!(alice.get(&format!("{via_nginx}/v2/")).0, 200);
     assert_eq!(bob.get(&format!("{via_nginx}/v2/")).0, 200);
-    push_and_read_blob(&alice, &via_nginx);
+    let digest = push_and_read_blob(&alice, &via_nginx);
+    // The default export keeps deletion off: even a pusher cannot erase what others pull.
+    let (code, body) = alice.curl(&[
+        "-X",
+        "DELETE",
+        &format!("{via_nginx}/v2/test/blobs/{digest}"),
+    ]);
+    assert_eq!(code, 405, "DELETE with deletion disabled: {body}");
+    assert_eq!(
+        alice.get(&format!("{via_nginx}/v2/test/blobs/{digest}")).0,
+        200
+    );
+    // The registry exported with --allow-delete deletes.
+    let digest = push_and_read_blob(&alice, &via_registry);
+    let (code, body) = alice.curl(&[
+        "-X",
+        "DELETE",
+        &format!("{via_registry}/v2/test/blobs/{digest}"),
+    ]);
+    assert_eq!(code, 202, "DELETE with --allow-delete: {body}");
+    assert_eq!(
+        alice
+            .get(&format!("{via_registry}/v2/test/blobs/{digest}"))
+            .0,
+        404
+    );
 
     // No client certificate, and a certificate from another CA: refused.
     let nobody_dir = tmp.join("nobody");
