@@ -10,7 +10,7 @@
 //! measured median: a machine that is slower today is slower for both.
 //!
 //!   cargo bench                      # everything (about ten minutes on 2 cores)
-//!   cargo bench -- noop              # a group (bulk_issue, noop, check, revoke)
+//!   cargo bench -- noop              # a group (bulk_issue, noop, check, revoke, deploy)
 //!   cargo bench -- bulk_issue/p256   # the P-256 bulk issue, its floor and git's commit
 //!   GITCA_BENCH_DIR=/dev/shm cargo bench   # without the disk
 
@@ -26,6 +26,8 @@ mod fixture;
 use fixture::Fixture;
 
 static PEAKS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+/// CPU time (user + system, every thread) per run, for the benchmarks that report it.
+static CPU: Mutex<Vec<(String, Vec<Duration>)>> = Mutex::new(Vec::new());
 /// Every measured duration per benchmark (per operation for the floor), for the summary.
 static TIMES: Mutex<Vec<(String, Vec<Duration>)>> = Mutex::new(Vec::new());
 
@@ -57,13 +59,20 @@ fn bench_dir() -> PathBuf {
 /// Runs gitca in `root`; returns the wall time and its peak RSS in KiB (gitca reports its
 /// own VmHWM with GITCA_TIMINGS; a fork's rusage would count this process's memory too).
 fn gitca(root: &Path, args: &[&str], f: &Fixture) -> (Duration, u64) {
-    let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_gitca"))
-        .arg("-C")
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gitca"));
+    c.arg("-C")
         .arg(root)
         .args(["--now", fixture::NOW, "-q"])
         .args(args)
-        .env("GITCA_IDENTITY_FILE", &f.identity_file)
+        .env("GITCA_IDENTITY_FILE", &f.identity_file);
+    let (t, kib, _) = timed(&mut c);
+    (t, kib)
+}
+
+/// Runs a gitca command line; returns its wall time, peak RSS (KiB) and CPU time.
+fn timed(c: &mut Command) -> (Duration, u64, Duration) {
+    let start = Instant::now();
+    let out = c
         .env("GITCA_TIMINGS", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .stdout(std::process::Stdio::null())
@@ -71,13 +80,26 @@ fn gitca(root: &Path, args: &[&str], f: &Fixture) -> (Duration, u64) {
         .unwrap();
     let elapsed = start.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "gitca {args:?} failed: {err}");
+    assert!(out.status.success(), "gitca {c:?} failed: {err}");
     let kib = err
         .lines()
         .find_map(|l| l.strip_prefix("gitca peak RSS: "))
         .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
         .unwrap_or(0);
-    (elapsed, kib)
+    let cpu = err
+        .lines()
+        .find_map(|l| l.strip_prefix("gitca cpu: "))
+        .and_then(|v| v.trim_end_matches(" us").trim().parse().ok())
+        .map_or(Duration::ZERO, Duration::from_micros);
+    (elapsed, kib, cpu)
+}
+
+fn record_cpu(name: &str, t: Duration) {
+    let mut cpu = CPU.lock().unwrap();
+    match cpu.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => v.push(t),
+        None => cpu.push((name.to_string(), vec![t])),
+    }
 }
 
 fn record_peak(name: &str, kib: u64) {
@@ -220,6 +242,118 @@ fn git_commit(c: &mut Criterion, template: &Fixture, n: usize) {
     g.finish();
 }
 
+/// A relying server's side (issue 16): `gitca deploy crl` installing a 100,000-entry CRL from a
+/// published tree (fetch, verify against the pinned CA, no-rollback and currency checks, write
+/// atomically), and a poll over HTTP that finds nothing new (a conditional GET answered 304 by
+/// Python's http.server: nothing parsed, nothing written).
+fn deploy(c: &mut Criterion, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let f = fixture::build(dir, 1_000, gitca::ca::KeyType::P256);
+    fixture::reconcile(&f);
+    fixture::add_revoked_history(&f, 99_000);
+    fixture::offboard(&f, 1_000);
+    fixture::reconcile(&f);
+    let public = dir.join("public");
+    gitca(&f.root, &["publish", public.to_str().unwrap()], &f);
+    let pinned = f.root.join("ca/ca.crt");
+    let deploy_to = |from: &str, out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gitca"));
+        c.args([
+            "--now",
+            fixture::NOW,
+            "-q",
+            "deploy",
+            "crl",
+            "--from",
+            from,
+            "--ca",
+        ])
+        .arg(&pinned)
+        .arg("--out")
+        .arg(out);
+        c
+    };
+    let run = |c: &mut Criterion, name: &str, mut setup: Box<dyn FnMut() -> Command>| {
+        let full = format!("deploy/{name}");
+        let mut g = c.benchmark_group("deploy");
+        g.sample_size(10).measurement_time(Duration::from_secs(10));
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut cmd = setup();
+                    let (t, kib, cpu) = timed(&mut cmd);
+                    record_peak(&full, kib);
+                    record_cpu(&full, cpu);
+                    record_time(&full, t);
+                    total += t;
+                }
+                total
+            })
+        });
+        g.finish();
+    };
+
+    let scratch = dir.join("installs");
+    let mut n = 0;
+    let public_dir = public.display().to_string();
+    run(
+        c,
+        "install_crl_100000",
+        Box::new(move || {
+            n += 1;
+            let out = scratch.join(n.to_string()).join("ca.crl");
+            std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+            deploy_to(&public_dir, &out)
+        }),
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(&public)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "http.server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let installed = dir.join("polled/ca.crl");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    timed(&mut deploy_to(&url, &installed));
+    let first = std::fs::metadata(&installed).unwrap().modified().unwrap();
+    run(
+        c,
+        "poll_http_nothing_new",
+        Box::new(move || deploy_to(&url, &installed)),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let after = std::fs::metadata(dir.join("polled/ca.crl"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(first, after, "a poll that finds nothing new writes nothing");
+}
+
 /// The bulk-issue target next to the measurement, from numbers taken in this run.
 fn summary() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -306,7 +440,20 @@ fn benches(c: &mut Criterion) {
         );
     }
 
+    if wanted("deploy") {
+        deploy(c, &dir.join("deploy"));
+    }
+
     summary();
+    eprintln!("\nCPU time per run (median, user + system):");
+    for (name, v) in CPU.lock().unwrap().iter() {
+        let mut v = v.clone();
+        v.sort();
+        eprintln!(
+            "  {name:<40} {:>9.1} ms",
+            v[v.len() / 2].as_secs_f64() * 1e3
+        );
+    }
     eprintln!("\npeak RSS per benchmark (largest of its runs):");
     for (name, kib) in PEAKS.lock().unwrap().iter() {
         eprintln!("  {name:<40} {:>7.1} MiB", *kib as f64 / 1024.0);

@@ -101,9 +101,10 @@ fn components(rel: &str) -> Result<Vec<&OsStr>> {
 
 fn random_suffix() -> String {
     let mut b = [0u8; 8];
-    // A failing generator only makes the name predictable; O_EXCL still refuses any file
-    // planted under it.
-    let _ = aws_lc_rs::rand::fill(&mut b);
+    // The kernel's generator: aws-lc's would first seed its jitter entropy source, 20 ms of
+    // CPU that a `deploy` poll has no other use for. A failing generator only makes the name
+    // predictable; O_EXCL still refuses any file planted under it.
+    let _ = rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty());
     hex::encode(b)
 }
 

@@ -118,6 +118,71 @@ struct DeployState {
     consecutive_failures: u64,
     last_success: Option<i64>,
     last_check: Option<i64>,
+    /// What was verified about the installed CRL (deploy crl).
+    #[serde(default)]
+    crl: Option<VerifiedCrl>,
+}
+
+/// The installed CRL as last verified, keyed by its exact bytes and by the pinned CA: a poll
+/// that finds nothing new hashes the file instead of parsing and verifying 100,000 entries
+/// again. Anyone who could forge this could as well replace the CRL next to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VerifiedCrl {
+    sha256: String,
+    pinned: String,
+    number: u64,
+    this_update: i64,
+    next_update: Option<i64>,
+}
+
+impl VerifiedCrl {
+    fn new(bytes: &[u8], pinned: &CaCert, info: &CrlInfo) -> VerifiedCrl {
+        VerifiedCrl {
+            sha256: sha256_hex(bytes),
+            pinned: pinned.fingerprint(),
+            number: info.number,
+            this_update: info.this_update.unix_timestamp(),
+            next_update: info.next_update.map(OffsetDateTime::unix_timestamp),
+        }
+    }
+
+    /// Number and dates, without the serials (no one here needs them).
+    fn info(&self) -> Option<CrlInfo> {
+        let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok();
+        Some(CrlInfo {
+            number: self.number,
+            this_update: at(self.this_update)?,
+            next_update: match self.next_update {
+                Some(t) => Some(at(t)?),
+                None => None,
+            },
+            serials: Vec::new(),
+        })
+    }
+}
+
+/// SHA-256 through aws-lc (SHA extensions where the CPU has them: a 100,000-entry CRL is 5 MB).
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
+}
+
+/// The installed CRL, if it is one the pinned CA signed: from the state's record when the
+/// file is byte for byte what was verified, else parsed and verified now.
+fn installed_crl(
+    dir: &Dir,
+    name: &str,
+    pinned: &CaCert,
+    known: Option<&VerifiedCrl>,
+) -> Option<(CrlInfo, String, VerifiedCrl)> {
+    let bytes = dir.read_opt(name, ca::MAX_CRL_BYTES).ok().flatten()?;
+    let pem = crl_pem(&bytes)?;
+    let sha256 = sha256_hex(&bytes);
+    if let Some(k) = known.filter(|k| k.sha256 == sha256 && k.pinned == pinned.fingerprint()) {
+        return Some((k.info()?, pem, k.clone()));
+    }
+    let info = CrlInfo::parse(&pem, Some(pinned)).ok()?;
+    let verified = VerifiedCrl::new(&bytes, pinned, &info);
+    Some((info, pem, verified))
 }
 
 /// One run's result.
@@ -276,12 +341,10 @@ fn crl_once(
     let state_file = state_path(dir.path(), &name);
     let mut state = load_state(&state_file);
     state.last_check = Some(now.unix_timestamp());
-    let installed = dir
-        .read_opt(&name, ca::MAX_CRL_BYTES)
-        .ok()
-        .flatten()
-        .and_then(|b| crl_pem(&b))
-        .and_then(|pem| CrlInfo::parse(&pem, Some(pinned)).ok().map(|i| (i, pem)));
+    let installed = installed_crl(&dir, &name, pinned, state.crl.as_ref());
+    // What is installed when this run ends; changes only when a new CRL stays installed.
+    let mut current = installed.as_ref().map(|(i, _, v)| (i.clone(), v.clone()));
+    let installed = installed.map(|(i, pem, _)| (i, pem));
     // Ask "only if changed" only while the installed file is the one we installed.
     let last = if installed.is_some() {
         state.validators.clone()
@@ -324,12 +387,15 @@ fn crl_once(
                         }
                         _ => {
                             state.validators = validators;
-                            Verdict::Installed(format!(
+                            let verified = VerifiedCrl::new(pem.as_bytes(), pinned, &info);
+                            let done = Verdict::Installed(format!(
                                 "installed CRL #{} (next update {}) in {}",
                                 info.number,
                                 info.next_update.map(fmt_time).unwrap_or_default(),
                                 args.out.display()
-                            ))
+                            ));
+                            current = Some((info, verified));
+                            done
                         }
                     }
                 }
@@ -346,13 +412,9 @@ fn crl_once(
             state.failures_total += 1;
         }
     }
+    state.crl = current.as_ref().map(|(_, v)| v.clone());
+    let current = current.map(|(i, _)| i);
     // Staleness, judged on what is installed now.
-    let current = dir
-        .read_opt(&name, ca::MAX_CRL_BYTES)
-        .ok()
-        .flatten()
-        .and_then(|b| crl_pem(&b))
-        .and_then(|pem| CrlInfo::parse(&pem, Some(pinned)).ok());
     let stale = match &current {
         None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", args.out.display())),
         Some(c) => match c.next_update {
@@ -464,7 +526,7 @@ fn drive(
         };
         let _ = out.flush();
         let mut r = [0u8; 2];
-        let _ = aws_lc_rs::rand::fill(&mut r);
+        let _ = rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty());
         let jitter = (u16::from_le_bytes(r) as f64 / 65535.0 - 0.5) * 0.2;
         std::thread::sleep(every.mul_f64(1.0 + jitter));
     }

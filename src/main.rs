@@ -55,6 +55,13 @@ fn main() -> ExitCode {
                 hwm.trim_start_matches("VmHWM:").trim()
             );
         }
+        // CPU time of every thread, user + system, in microseconds.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes one rusage into the struct it is given.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+            let us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
+            eprintln!("gitca cpu: {} us", us(usage.ru_utime) + us(usage.ru_stime));
+        }
     }
     code
 }

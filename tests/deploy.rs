@@ -187,6 +187,18 @@ fn deploy_crl_installs_only_newer_crls_of_the_pinned_ca() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("nothing new"), "{log}");
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "1\n");
+    // The record of what was verified holds only for the same bytes: an installed file that
+    // changed behind gitca's back (here another CA's CRL) is judged afresh and replaced.
+    let stranger = Ca::new();
+    std::fs::copy(stranger.path("crl/ca.crl"), &out).unwrap();
+    let (code, log) = deploy_crl(&ca, T0, from, &pinned, &out, &["--reload", &hook]);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("installed CRL #1"), "{log}");
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "1\n1\n");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(public.join("ca.crl.pem")).unwrap()
+    );
     let old = std::fs::read_to_string(public.join("ca.crl.pem")).unwrap();
     // bob leaves; the next publish is installed and bob's certificate fails against it.
     ca.identities(
@@ -206,7 +218,7 @@ fn deploy_crl_installs_only_newer_crls_of_the_pinned_ca() {
         &["--reload", &hook],
     );
     assert_eq!(code, 0, "{log}");
-    assert_eq!(std::fs::read_to_string(&count).unwrap(), "1\n2\n");
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "1\n1\n2\n");
     let o = tool(
         "openssl",
         &[
@@ -258,7 +270,7 @@ fn deploy_crl_installs_only_newer_crls_of_the_pinned_ca() {
     );
     assert!(log.contains("expired"), "{log}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), installed);
-    assert_eq!(std::fs::read_to_string(&count).unwrap(), "1\n2\n");
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "1\n1\n2\n");
 }
 
 #[test]
