@@ -121,6 +121,40 @@ impl TargetArgs {
     }
 }
 
+/// Docker's trap (measured; see README "Docker and loopback registries"): the daemon's default
+/// `insecure-registries` is 127.0.0.0/8, and for an insecure registry it never reads certs.d,
+/// so it sends no client certificate and nginx answers "No required SSL certificate was sent".
+/// True for `localhost`, `*.localhost` and 127.x.y.z, with or without a port.
+pub fn docker_ignores_certs_d(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => h,
+        _ => registry,
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.octets()[0] == 127)
+}
+
+/// The warning for [`docker_ignores_certs_d`], with the ways out.
+pub fn docker_loopback_warning(registry: &str) -> String {
+    format!(
+        "Docker treats {registry} as an insecure registry (its default insecure-registries is 127.0.0.0/8) and then never reads certs.d: it sends no client certificate, and nginx answers \"No required SSL certificate was sent\". Reach the registry by a name or address outside 127.0.0.0/8 (the host's own address, or a name for it in /etc/hosts); Podman, Skopeo and containerd are not affected."
+    )
+}
+
+impl TargetArgs {
+    /// Docker (neither --podman, --containerd nor --out-dir) installing for a loopback registry.
+    pub fn docker_loopback(&self) -> Option<&str> {
+        let docker = self.out_dir.is_none() && !self.podman && !self.containerd;
+        self.registry
+            .as_deref()
+            .filter(|r| docker && docker_ignores_certs_d(r))
+    }
+}
+
 /// containerd's hosts.toml for a registry reached over HTTPS with this client certificate
 /// (paths relative to the file's own directory). Without a `[host."https://…"]` table
 /// containerd speaks plain HTTP to loopback registries, and nginx answers 400.
@@ -343,6 +377,9 @@ pub fn run_bundle(
         );
     }
     let _ = writeln!(out, "  valid until  {}", fmt_time(current.not_after));
+    if let Some(r) = args.target.docker_loopback() {
+        let _ = writeln!(out, "warning: {}", docker_loopback_warning(r));
+    }
     Ok(())
 }
 
@@ -488,6 +525,28 @@ pub fn install_files(dir: &Dir, files: &[(&str, &[u8], u32)]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_ignores_certs_d_for_loopback_only() {
+        for r in [
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "localhost:443",
+            "LOCALHOST",
+            "reg.localhost:5000",
+        ] {
+            assert!(docker_ignores_certs_d(r), "{r}");
+        }
+        for r in [
+            "192.0.2.10:5443",
+            "registry.example.com:5000",
+            "[::1]:5000",
+            "128.0.0.1",
+            "localhost.example.com",
+        ] {
+            assert!(!docker_ignores_certs_d(r), "{r}");
+        }
+    }
 
     #[test]
     fn certs_d_directory_names_follow_docker() {

@@ -795,6 +795,13 @@ pub fn run_deploy_cert(
     let source = source_of(&args.from)?;
     let margin = Dur::parse(&args.stale_margin)?.0;
     let every = interval(args.watch.watch.as_deref())?;
+    if let Some(r) = args.target.docker_loopback() {
+        let _ = writeln!(
+            out,
+            "warning: {}",
+            crate::bundle::docker_loopback_warning(r)
+        );
+    }
     let label = format!("name=\"{}\"", label_value(&args.name));
     let metrics = args
         .watch

@@ -436,6 +436,18 @@ fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
+    if crate::bundle::docker_ignores_certs_d(&name) {
+        let docker = dir.parent().is_some_and(|p| p.ends_with("docker/certs.d"));
+        let text = crate::bundle::docker_loopback_warning(&name);
+        if docker {
+            d.bad(
+                format!("`{name}` is a loopback registry: Docker will not use this directory"),
+                text,
+            );
+        } else {
+            d.note(format!("if Docker reads this directory: {text}"));
+        }
+    }
     if !name.contains(':') {
         d.note(format!(
             "directory `{name}` has no port: Docker uses it for {name}:443 only; for a registry on another port name it `{name}:PORT`"

@@ -305,6 +305,66 @@ fn bundle_writes_docker_certs_d_leaf_first() {
     assert!(out.contains("All is well"));
 }
 
+/// Issue 16: Docker never reads certs.d for a registry on 127.0.0.0/8 (its default insecure
+/// registries), so it sends no client certificate. bundle warns when installing for Docker
+/// there, doctor flags such a directory under docker/certs.d; Podman's is fine.
+#[test]
+fn the_docker_loopback_trap_is_named() {
+    let ca = ca_with(&["alice"]);
+    let docker_root = ca.tmp.path().join("etc/docker/certs.d");
+    let bundle = |extra: &[&str], root: &Path, registry: &str| {
+        stdout(&ok(run(ca
+            .cmd(T0)
+            .args(["bundle", "alice", "--key"])
+            .arg(ca.keys.join("alice.key"))
+            .args(["--registry", registry])
+            .args(extra)
+            .arg("--certs-root")
+            .arg(root))))
+    };
+    let out = bundle(&[], &docker_root, "127.0.0.1:5000");
+    assert!(
+        out.contains("warning: Docker treats 127.0.0.1:5000 as an insecure registry")
+            && out.contains("never reads certs.d"),
+        "{out}"
+    );
+    let (code, out) = doctor(
+        &ca,
+        T0,
+        &[
+            "--certs-dir",
+            docker_root.join("127.0.0.1:5000").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Docker will not use this directory"), "{out}");
+    // The same files for a routable address, and for Podman on loopback: no warning, all well.
+    let out = bundle(&[], &docker_root, "192.0.2.10:5000");
+    assert!(!out.contains("warning"), "{out}");
+    let (code, out) = doctor(
+        &ca,
+        T0,
+        &[
+            "--certs-dir",
+            docker_root.join("192.0.2.10:5000").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let podman_root = ca.tmp.path().join("etc/containers/certs.d");
+    let out = bundle(&["--podman"], &podman_root, "127.0.0.1:5000");
+    assert!(!out.contains("warning"), "{out}");
+    let (code, out) = doctor(
+        &ca,
+        T0,
+        &[
+            "--certs-dir",
+            podman_root.join("127.0.0.1:5000").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("if Docker reads this directory"), "{out}");
+}
+
 #[test]
 fn bundle_refuses_bad_keys_unknown_names_and_unwritable_targets() {
     let ca = ca_with(&["alice", "bob"]);
