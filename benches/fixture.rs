@@ -85,6 +85,7 @@ pub fn build(dir: &Path, n: usize, ca_key: KeyType) -> Fixture {
             validity: gitca::config::Dur::parse("10y").unwrap(),
             custody: Custody::Recipients(vec![identity.to_public().to_string()]),
             now: now(),
+            offline_root: None,
         },
         &mut std::io::sink(),
     )
@@ -158,6 +159,7 @@ pub fn add_revoked_history(f: &Fixture, n: usize) {
             csr_sha256: "-".into(),
             email: None,
             groups: vec![],
+            issuer: None,
         });
     }
     l.sort();
@@ -175,7 +177,7 @@ fn reseal(f: &Fixture, ledger: &Ledger) {
     let old =
         gitca::seal::Seal::parse(&std::fs::read_to_string(f.root.join("ledger.sig")).unwrap())
             .unwrap();
-    let entries = gitca::ca::crl_entries(ledger, now()).unwrap();
+    let entries = gitca::ca::crl_entries(ledger, now(), None).unwrap();
     let number = old.crl_number + 1;
     let crl = gitca::ca::sign_crl(
         &ca,
@@ -191,9 +193,8 @@ fn reseal(f: &Fixture, ledger: &Ledger) {
         &ca,
         &key,
         old.sequence + 1,
-        text.as_bytes(),
-        crl.as_bytes(),
-        number,
+        (text.as_bytes(), crl.as_bytes(), number),
+        None,
     )
     .unwrap();
     std::fs::write(f.root.join(ledger::FILE), text).unwrap();

@@ -283,10 +283,30 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     let key: CaKey = custody::unlock(&repo.dir, &opts.key_source)?;
     ca::check_key_matches(&state.ca, &key)?;
     crate::repo::failpoint("after-unlock");
+    // A retiring intermediate's key, only when its CRL must be re-signed.
+    let previous_key = match &plan.previous_crl {
+        Some(_) => Some(custody::unlock_vault(
+            &repo.dir,
+            &crate::hierarchy::PREVIOUS_VAULT,
+            &opts.key_source,
+        )?),
+        None => None,
+    };
+    if let (Some(k), Some(p)) = (
+        &previous_key,
+        state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()),
+    ) {
+        ca::check_key_matches(&p.cert, k)?;
+    }
     let signed = sign_all(&state, &key, &jobs, opts.quiet)?;
     phases.mark("unlock and sign");
-    // 3. The new ledger, CRL and seal.
-    let next = next_outputs(ledger, &state, &plan, &jobs, &key, now)?;
+    // 3. The new ledger, CRL(s) and seal.
+    let keys = Keys {
+        current: &key,
+        previous: previous_key.as_ref(),
+    };
+    let next = next_outputs(ledger, &state, &plan, &jobs, keys, now)?;
+    drop(previous_key);
     drop(key);
     phases.mark("ledger and CRL");
     // 4. Write, then commit; on any failure put every file back.
@@ -347,6 +367,7 @@ fn jobs<'a>(
             csr_sha256: identity.csr_sha256.clone().unwrap_or_default(),
             email: identity.email.clone(),
             groups: identity.groups.clone(),
+            issuer: state.issuer_id(),
         };
         jobs.push(Job {
             identity,
@@ -400,12 +421,21 @@ fn sign_all(state: &Loaded, key: &CaKey, jobs: &[Job<'_>], quiet: bool) -> Resul
     signed.into_iter().collect()
 }
 
-/// What a run writes besides the certificates: the ledger, the CRL and the seal over both.
+/// What a run writes besides the certificates: the ledger, the CRL(s) and the seal over them.
 struct NextOutputs {
     ledger: Ledger,
     ledger_text: String,
     crl_text: String,
+    /// `crl/previous.crl`: `None` when there is no retiring intermediate (any more).
+    previous_crl: Option<String>,
     seal: Seal,
+}
+
+/// The keys a run signs with: the issuing CA's, and the retiring intermediate's when its CRL
+/// must be re-signed.
+struct Keys<'a> {
+    current: &'a CaKey,
+    previous: Option<&'a CaKey>,
 }
 
 /// The new ledger (revocations applied, new certificates added), the CRL (re-signed when the
@@ -415,7 +445,7 @@ fn next_outputs(
     state: &Loaded,
     plan: &Plan,
     jobs: &[Job<'_>],
-    key: &CaKey,
+    keys: Keys<'_>,
     now: OffsetDateTime,
 ) -> Result<NextOutputs> {
     let revoke: BTreeMap<&str, RevocationReason> = plan
@@ -431,30 +461,69 @@ fn next_outputs(
     }
     ledger.records.extend(jobs.iter().map(|j| j.record.clone()));
     ledger.sort();
+    let issuer = state.issuer_id();
     let crl_text = match &plan.crl {
         Some(c) => {
-            let entries = ca::crl_entries(&ledger, now)?;
-            let pem = ca::sign_crl(&state.ca, key, c.number, now, c.next_update, &entries)?;
+            let entries = ca::crl_entries(&ledger, now, issuer.as_deref())?;
+            let pem = ca::sign_crl(
+                &state.ca,
+                keys.current,
+                c.number,
+                now,
+                c.next_update,
+                &entries,
+            )?;
             lint_crl(&pem, &state.ca, c.number, entries.len())?;
             pem
         }
         None => state.crl_text.clone(),
     };
+    let previous_crl = previous_crl(&ledger, state, plan, keys.previous, now)?;
     let ledger_text = ledger.render();
     let seal = Seal::sign(
         &state.ca,
-        key,
+        keys.current,
         state.standing.next_sequence(),
-        ledger_text.as_bytes(),
-        crl_text.as_bytes(),
-        plan.crl.as_ref().map_or(state.crl.number, |c| c.number),
+        (
+            ledger_text.as_bytes(),
+            crl_text.as_bytes(),
+            plan.crl.as_ref().map_or(state.crl.number, |c| c.number),
+        ),
+        previous_crl.as_deref().map(str::as_bytes),
     )?;
     Ok(NextOutputs {
         ledger,
         ledger_text,
         crl_text,
+        previous_crl,
         seal,
     })
+}
+
+/// The retiring intermediate's CRL as this run leaves it: re-signed when the plan says so,
+/// gone when it retires, else as it is.
+fn previous_crl(
+    ledger: &Ledger,
+    state: &Loaded,
+    plan: &Plan,
+    key: Option<&CaKey>,
+    now: OffsetDateTime,
+) -> Result<Option<String>> {
+    let Some(previous) = state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()) else {
+        return Ok(None);
+    };
+    if plan.retire_previous {
+        return Ok(None);
+    }
+    match (&plan.previous_crl, key) {
+        (Some(c), Some(key)) => {
+            let entries = ca::crl_entries(ledger, now, Some(&previous.id))?;
+            let pem = ca::sign_crl(&previous.cert, key, c.number, now, c.next_update, &entries)?;
+            lint_crl(&pem, &previous.cert, c.number, entries.len())?;
+            Ok(Some(pem))
+        }
+        _ => Ok(Some(previous.crl_text.clone())),
+    }
 }
 
 /// Writes every file (certificates, stale certificate files removed, ledger, CRL, seal) and
@@ -488,6 +557,25 @@ fn write_and_commit(
         drop(next.ledger);
         tx.write(ledger::FILE, next.ledger_text.into_bytes());
         tx.write(CRL_FILE, next.crl_text.into_bytes());
+        if let Some(h) = &state.hierarchy {
+            use crate::hierarchy::{PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY};
+            match &next.previous_crl {
+                Some(text) => tx.write(PREVIOUS_CRL, text.clone().into_bytes()),
+                None if plan.retire_previous => {
+                    for f in [PREVIOUS_CERT, PREVIOUS_KEY, PREVIOUS_CRL] {
+                        tx.remove(f);
+                    }
+                }
+                None => {}
+            }
+            // A root CRL put back by a merge: the newest one from history is written back.
+            if h.root_crl_recovered.is_some() {
+                tx.write(
+                    crate::hierarchy::ROOT_CRL,
+                    h.root_crl_text.clone().into_bytes(),
+                );
+            }
+        }
         tx.write(seal::FILE, next.seal.render());
         tx.apply()?;
         crate::repo::failpoint("before-commit");

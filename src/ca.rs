@@ -246,13 +246,28 @@ pub fn self_signed(
     now: OffsetDateTime,
     validity: time::Duration,
 ) -> Result<String> {
+    self_signed_with(name, organization, key, now, validity, None)
+}
+
+/// A self-signed CA certificate with an optional path length constraint (a root: 1).
+pub fn self_signed_with(
+    name: &str,
+    organization: &str,
+    key: &CaKey,
+    now: OffsetDateTime,
+    validity: time::Duration,
+    path_len: Option<u8>,
+) -> Result<String> {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::OrganizationName, organization);
     params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.is_ca = IsCa::Ca(match path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = truncate(now - BACKDATE);
     params.not_after = truncate(now + validity);
@@ -498,12 +513,17 @@ pub struct CrlEntry {
     pub reason: RevocationReason,
 }
 
-/// The entries of a CRL at `now`: every revoked certificate not yet expired.
-pub fn crl_entries(ledger: &crate::ledger::Ledger, now: OffsetDateTime) -> Result<Vec<CrlEntry>> {
+/// The entries of `issuer`'s CRL at `now`: every certificate it signed that is revoked and not
+/// yet expired (`issuer`: the ledger's issuer column, `None` in a single-level CA).
+pub fn crl_entries(
+    ledger: &crate::ledger::Ledger,
+    now: OffsetDateTime,
+    issuer: Option<&str>,
+) -> Result<Vec<CrlEntry>> {
     ledger
         .records
         .iter()
-        .filter(|r| r.on_crl(now))
+        .filter(|r| r.on_crl(now) && r.issuer.as_deref() == issuer)
         .map(|r| {
             let bad = || {
                 Error::bad_file(

@@ -385,6 +385,7 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         ledger: outputs.ledger,
         crl: outputs.crl,
         ca: outputs.ca,
+        hierarchy: outputs.hierarchy,
         crl_text: outputs.crl_text,
         standing: outputs.standing,
         problems: Vec::new(),

@@ -74,11 +74,29 @@ pub enum Command {
         /// p256 (default), p384, rsa3072 or rsa4096.
         #[arg(long, default_value = "p256", value_name = "TYPE")]
         key_type: String,
-        /// Lifetime of the CA certificate.
+        /// Lifetime of the CA certificate (the root's, with --offline-root).
         #[arg(long, default_value = "10y", value_name = "DURATION")]
         validity: String,
         #[command(flatten)]
         custody: CustodyArgs,
+        /// Keep the root offline: its key is encrypted to the root custodians only
+        /// (--root-recipient), and an issuing intermediate's key to CI (--recipient) and the
+        /// custodians. Reconcile then never needs the root; `gitca root …` ceremonies do.
+        #[arg(long)]
+        offline_root: bool,
+        /// A root custodian's age (age1…) or SSH public key. Repeatable.
+        #[arg(
+            long = "root-recipient",
+            value_name = "RECIPIENT",
+            requires = "offline_root"
+        )]
+        root_recipients: Vec<String>,
+        /// Root custodians listed in FILE (age's recipients-file format).
+        #[arg(long, value_name = "FILE", requires = "offline_root")]
+        root_recipients_file: Vec<PathBuf>,
+        /// Lifetime of the issuing intermediate (--offline-root).
+        #[arg(long, default_value = "5y", value_name = "DURATION")]
+        intermediate_validity: String,
     },
     /// Re-encrypt the CA key for a new set of custodians and commit (same as `gitca ca rekey`).
     #[command(
@@ -391,10 +409,32 @@ pub fn run(cli: Cli) -> Result<u8> {
             key_type,
             validity,
             custody,
+            offline_root,
+            root_recipients,
+            root_recipients_file,
+            intermediate_validity,
         } => {
             let key_type = key_type.parse()?;
             let validity = Dur::parse(&validity)?;
             let custody = custody_from_args(&custody)?;
+            let offline_root = if offline_root {
+                let mut custodians = root_recipients;
+                for f in &root_recipients_file {
+                    custodians.extend(custody::read_recipients_file(f)?);
+                }
+                if custodians.is_empty() {
+                    return Err(Error::usage(
+                        "--offline-root needs the root custodians",
+                        "pass each custodian's age recipient with --root-recipient age1… (or --root-recipients-file FILE); CI is not one of them",
+                    ));
+                }
+                Some(crate::init::OfflineRoot {
+                    custodians,
+                    intermediate_validity: Dur::parse(&intermediate_validity)?,
+                })
+            } else {
+                None
+            };
             crate::init::run_init(
                 crate::init::InitOptions {
                     dir,
@@ -404,6 +444,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     validity,
                     custody,
                     now,
+                    offline_root,
                 },
                 out,
             )?;

@@ -155,7 +155,45 @@ pub struct Config {
     /// Who may push and pull through the nginx of `gitca export nginx`.
     #[serde(default)]
     pub registry: Option<RegistryPolicy>,
+    /// The offline root's CRL (a CA made with `gitca init --offline-root`; ignored otherwise).
+    #[serde(default)]
+    pub root: RootPolicy,
 }
+
+/// The root CRL of a CA with an offline root, re-signed only in a custodians' ceremony
+/// (`gitca root sign-crl`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RootPolicy {
+    /// The root CRL's nextUpdate = the ceremony + this. At most 366 days (the CA/Browser Forum's
+    /// ceiling for CRLs of CA certificates).
+    #[serde(default = "default_root_crl_validity")]
+    pub crl_validity: Dur,
+    /// `status`, `check` and `status --expiring` warn this long before the root CRL's
+    /// nextUpdate that a ceremony is due.
+    #[serde(default = "default_ceremony_warning")]
+    pub ceremony_warning: Dur,
+}
+
+impl Default for RootPolicy {
+    fn default() -> RootPolicy {
+        RootPolicy {
+            crl_validity: default_root_crl_validity(),
+            ceremony_warning: default_ceremony_warning(),
+        }
+    }
+}
+
+fn default_root_crl_validity() -> Dur {
+    Dur(time::Duration::days(365))
+}
+
+fn default_ceremony_warning() -> Dur {
+    Dur(time::Duration::days(60))
+}
+
+/// The longest a root CRL may be valid.
+pub const MAX_ROOT_CRL_VALIDITY: Dur = Dur(time::Duration::days(366));
 
 /// Registry rights by group (each group is an OU of the client certificate).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -250,6 +288,29 @@ impl Config {
                     config.supersede_grace
                 ),
                 "a replaced certificate stays valid this long: keep it to days (default 7d)",
+            ));
+        }
+        let root = &config.root;
+        if root.crl_validity > MAX_ROOT_CRL_VALIDITY
+            || root.crl_validity.0 < time::Duration::days(7)
+        {
+            return Err(fail(
+                "crl_validity:",
+                format!(
+                    "root.crl_validity {} is outside 7d to {MAX_ROOT_CRL_VALIDITY}",
+                    root.crl_validity
+                ),
+                "the root CRL is re-signed in a custodians' ceremony: a year (365d) is usual, never longer (the CA/Browser Forum's ceiling)",
+            ));
+        }
+        if root.ceremony_warning >= root.crl_validity {
+            return Err(fail(
+                "ceremony_warning:",
+                format!(
+                    "root.ceremony_warning ({}) must be shorter than root.crl_validity ({})",
+                    root.ceremony_warning, root.crl_validity
+                ),
+                "e.g. crl_validity: 365d, ceremony_warning: 60d — time enough to gather the custodians",
             ));
         }
         if config.crl.refresh_before >= config.crl.validity {
@@ -376,6 +437,16 @@ impl Config {
             ),
         };
         field("registry", show(&old.registry), show(&self.registry));
+        field(
+            "root.crl_validity",
+            old.root.crl_validity.to_string(),
+            self.root.crl_validity.to_string(),
+        );
+        field(
+            "root.ceremony_warning",
+            old.root.ceremony_warning.to_string(),
+            self.root.ceremony_warning.to_string(),
+        );
         let ekus = |p: &Profile| {
             p.extended_key_usage
                 .iter()
@@ -425,6 +496,19 @@ impl Config {
         }
         out
     }
+
+    /// The `root:` section `gitca init --offline-root` appends to the template.
+    pub const ROOT_TEMPLATE: &'static str = r#"
+# The offline root (ca/root.crt). Its key (ca/root.key.age) is encrypted to the root custodians
+# only; it signs the issuing CA (ca/ca.crt) and its own CRL (crl/root.crl), in a ceremony:
+# `gitca root sign-crl`, `gitca root new-intermediate`. Reconcile never needs it.
+root:
+  # The root CRL's nextUpdate = the ceremony + crl_validity (at most 366d). nginx refuses EVERY
+  # client once it expires.
+  crl_validity: 365d
+  # status, check and `status --expiring` warn this long before that a ceremony is due.
+  ceremony_warning: 60d
+"#;
 
     /// The commented `gitca.yaml` written by `gitca init`.
     pub fn template(name: &str, organization: &str) -> String {

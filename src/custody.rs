@@ -16,6 +16,22 @@ use crate::error::{Error, Located, Result};
 
 pub const KEY_FILE: &str = "ca/ca.key.age";
 pub const RECIPIENTS_FILE: &str = "ca/recipients.txt";
+
+/// An encrypted CA key in the repository and the list of who can decrypt it.
+#[derive(Debug, Clone, Copy)]
+pub struct Vault {
+    pub key: &'static str,
+    pub recipients: &'static str,
+    /// What it is, for messages: "the CA key", "the root key".
+    pub what: &'static str,
+}
+
+/// The issuing CA's key (the intermediate's, in a CA with an offline root): what CI unlocks.
+pub const ISSUING: Vault = Vault {
+    key: KEY_FILE,
+    recipients: RECIPIENTS_FILE,
+    what: "the CA key",
+};
 /// Largest encrypted key or recipients file gitca reads.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
@@ -101,8 +117,14 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<String>> {
 
 /// The text of `ca/recipients.txt` for a custody choice.
 pub fn recipients_txt(custody: &Custody) -> String {
-    let mut s = String::from(
-        "# Who can decrypt ca/ca.key.age. Change it with `gitca rekey`, never by hand.\n",
+    recipients_txt_for(&ISSUING, custody)
+}
+
+/// The recipients file of `vault` for a custody choice.
+pub fn recipients_txt_for(vault: &Vault, custody: &Custody) -> String {
+    let mut s = format!(
+        "# Who can decrypt {}. Change it with `gitca rekey`, never by hand.\n",
+        vault.key
     );
     match custody {
         Custody::Recipients(rs) => {
@@ -209,9 +231,9 @@ fn identities_from_text(text: &str, origin: &str) -> Result<Vec<Box<dyn age::Ide
     })
 }
 
-fn recipients_hint(dir: &Dir) -> String {
+fn recipients_hint(dir: &Dir, vault: &Vault) -> String {
     let listed = dir
-        .read_string(RECIPIENTS_FILE, MAX_FILE_BYTES)
+        .read_string(vault.recipients, MAX_FILE_BYTES)
         .map(|t| {
             t.lines()
                 .map(str::trim)
@@ -222,35 +244,47 @@ fn recipients_hint(dir: &Dir) -> String {
         })
         .unwrap_or_default();
     let listed = if listed.is_empty() {
-        "  (none listed: the key is passphrase-protected, or ca/recipients.txt is missing)"
-            .to_string()
+        format!(
+            "  (none listed: the key is passphrase-protected, or {} is missing)",
+            vault.recipients
+        )
     } else {
         listed
     };
     format!(
-        "the CA key is encrypted to:\n{listed}\npass the matching identity with --identity FILE, GITCA_IDENTITY (the identity text, e.g. from a CI secret) or GITCA_IDENTITY_FILE; a passphrase-protected key reads GITCA_PASSPHRASE"
+        "{} is encrypted to:\n{listed}\npass the matching identity with --identity FILE, GITCA_IDENTITY (the identity text, e.g. from a CI secret) or GITCA_IDENTITY_FILE; a passphrase-protected key reads GITCA_PASSPHRASE",
+        vault.what
     )
 }
 
 /// Decrypts `ca/ca.key.age` of the repository `dir` into memory.
 pub fn unlock(dir: &Dir, source: &KeySource) -> Result<CaKey> {
-    let armored = dir.read(KEY_FILE, MAX_FILE_BYTES)?;
+    unlock_vault(dir, &ISSUING, source)
+}
+
+/// Decrypts the key of `vault` into memory.
+pub fn unlock_vault(dir: &Dir, vault: &Vault, source: &KeySource) -> Result<CaKey> {
+    let key_file = vault.key;
+    let armored = dir.read(key_file, MAX_FILE_BYTES)?;
     let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&armored[..]))
         .map_err(|e| Error::Unlock {
-            reason: format!("{KEY_FILE} is not an age file: {e}"),
-            help: "restore ca/ca.key.age from git history".into(),
+            reason: format!("{key_file} is not an age file: {e}"),
+            help: format!("restore {key_file} from git history"),
         })?;
-    let hint = || recipients_hint(dir);
+    let hint = || recipients_hint(dir, vault);
     let identities: Vec<Box<dyn age::Identity>> = if decryptor.is_scrypt() {
         let pass = match &source.passphrase {
             Some(p) => p.clone(),
             None if std::io::stdin().is_terminal() => Zeroizing::new(
-                rpassword::prompt_password("Passphrase for the CA key: ")
+                rpassword::prompt_password(format!("Passphrase for {}: ", vault.what))
                     .map_err(|_| Error::NoPassphrase)?,
             ),
             None => {
                 return Err(Error::Unlock {
-                    reason: "the CA key is passphrase-protected and no passphrase was given".into(),
+                    reason: format!(
+                        "{} is passphrase-protected and no passphrase was given",
+                        vault.what
+                    ),
                     help: "set GITCA_PASSPHRASE".into(),
                 })
             }
@@ -298,12 +332,12 @@ pub fn unlock(dir: &Dir, source: &KeySource) -> Result<CaKey> {
     reader
         .read_to_end(&mut plaintext)
         .map_err(|e| Error::Unlock {
-            reason: format!("{KEY_FILE} is damaged: {e}"),
-            help: "restore ca/ca.key.age from git history".into(),
+            reason: format!("{key_file} is damaged: {e}"),
+            help: format!("restore {key_file} from git history"),
         })?;
     let text = std::str::from_utf8(&plaintext).map_err(|_| Error::Unlock {
-        reason: "the decrypted CA key is not text".into(),
-        help: "restore ca/ca.key.age from git history".into(),
+        reason: format!("the decrypted {} is not text", vault.what),
+        help: format!("restore {key_file} from git history"),
     })?;
     CaKey::from_pem(text)
 }

@@ -54,6 +54,7 @@ pub fn ledger_through_reconcile(text: &str) {
                 number: 1,
                 next_update: Some(now),
             },
+            issuers: &crate::plan::Issuers::default(),
             ca_not_after: signer.ca.not_after,
             now,
             held: &none,
@@ -72,7 +73,7 @@ pub fn ledger_through_reconcile(text: &str) {
                 crate::apply::apply_revocation(r, *why, now);
             }
         }
-        let Ok(entries) = ca::crl_entries(&ledger, now) else {
+        let Ok(entries) = ca::crl_entries(&ledger, now, None) else {
             continue;
         };
         let number = plan.crl.as_ref().map_or(2, |c| c.number);

@@ -437,6 +437,7 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             csr_sha256: "-".into(),
             email: a.email,
             groups: a.groups,
+            issuer: None,
         });
         ders.insert(serial, der);
     }
@@ -481,7 +482,7 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
         .and_then(|t| u64::from_str_radix(t.trim(), 16).ok())
         .unwrap_or(1)
         .max(1);
-    let entries = ca::crl_entries(&ledger, opts.now)?;
+    let entries = ca::crl_entries(&ledger, opts.now, None)?;
     let crl = ca::sign_crl(
         &ca_cert,
         &key,
@@ -495,9 +496,8 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
         &ca_cert,
         &key,
         1,
-        ledger_text.as_bytes(),
-        crl.as_bytes(),
-        next_number,
+        (ledger_text.as_bytes(), crl.as_bytes(), next_number),
+        None,
     )?;
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
     drop(key);

@@ -51,6 +51,15 @@ pub struct InitOptions {
     pub validity: Dur,
     pub custody: Custody,
     pub now: OffsetDateTime,
+    /// Make an offline root and an issuing intermediate (see [`crate::hierarchy`]).
+    pub offline_root: Option<OfflineRoot>,
+}
+
+/// `gitca init --offline-root`: who keeps the root key, and how long the intermediate lives.
+pub struct OfflineRoot {
+    /// The root custodians (age or SSH recipients; never a passphrase, never CI).
+    pub custodians: Vec<String>,
+    pub intermediate_validity: Dur,
 }
 
 /// Refuses a target that is a file, a CA already, or a non-empty directory.
@@ -87,47 +96,17 @@ pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
     }
 
     // Everything is made in memory first; nothing touches the disk until it all succeeded.
-    let key = CaKey::new(opts.key_type.generate()?);
-    let ca_pem = ca::self_signed(
-        &opts.name,
-        &opts.organization,
-        &key,
-        opts.now,
-        opts.validity.0,
-    )?;
-    let ca_cert = CaCert::parse(&ca_pem)?;
     let config_text = Config::template(&opts.name, &opts.organization);
-    let config = Config::parse(&config_text)?;
-    let crl = ca::sign_crl(
-        &ca_cert,
-        &key,
-        1,
-        opts.now,
-        opts.now + config.crl.validity.0,
-        &[],
-    )?;
-    let ledger_text = Ledger::default().render();
-    let seal = Seal::sign(&ca_cert, &key, 1, ledger_text.as_bytes(), crl.as_bytes(), 1)?;
-    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
-    drop(key);
-
-    let mut files: Vec<(&str, String)> = vec![
-        (config::FILE, config_text),
-        (CA_CERT, ca_pem),
-        (custody::KEY_FILE, encrypted),
-        (
-            custody::RECIPIENTS_FILE,
-            custody::recipients_txt(&opts.custody),
-        ),
-        (CRL_FILE, crl),
-        (ledger::FILE, ledger_text),
-        (seal::FILE, seal.render()),
-    ];
-    files.extend(common_files());
+    let (files, summary) = match &opts.offline_root {
+        None => single_level(&opts, config_text)?,
+        Some(root) => offline_root(&opts, root, config_text)?,
+    };
+    let mut files = files;
+    files.extend(common_files().map(|(p, t)| (p.to_string(), t)));
 
     let files: Vec<(String, Vec<u8>)> = files
         .into_iter()
-        .map(|(p, t)| (p.to_string(), t.into_bytes()))
+        .map(|(p, t)| (p, t.into_bytes()))
         .collect();
     let oid = write_new_repo(
         &opts.dir,
@@ -141,21 +120,207 @@ pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
         opts.name,
         opts.dir.display()
     );
-    let _ = writeln!(
-        out,
-        "  certificate  {CA_CERT}  (valid until {})",
-        ledger::fmt_time(ca_cert.not_after)
-    );
-    let _ = writeln!(out, "  SHA-256      {}", ca_cert.fingerprint());
-    let _ = writeln!(
-        out,
-        "  private key  {}  (age-encrypted; the plaintext never touched the disk)",
-        custody::KEY_FILE
-    );
-    let _ = writeln!(out, "  CRL          {CRL_FILE}  (number 1, empty)");
+    for line in summary {
+        let _ = writeln!(out, "  {line}");
+    }
     let _ = writeln!(out, "  commit       {}", &oid.to_string()[..12]);
     let _ = writeln!(out, "Next: declare identities in identities/*.yaml (`gitca request NAME`), then `gitca reconcile`.");
     Ok(())
+}
+
+type Made = (Vec<(String, String)>, Vec<String>);
+
+/// A single-level CA: one key, self-signed, that signs everything.
+fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
+    let key = CaKey::new(opts.key_type.generate()?);
+    let ca_pem = ca::self_signed(
+        &opts.name,
+        &opts.organization,
+        &key,
+        opts.now,
+        opts.validity.0,
+    )?;
+    let ca_cert = CaCert::parse(&ca_pem)?;
+    let config = Config::parse(&config_text)?;
+    let crl = ca::sign_crl(
+        &ca_cert,
+        &key,
+        1,
+        opts.now,
+        opts.now + config.crl.validity.0,
+        &[],
+    )?;
+    let ledger_text = Ledger::default().render();
+    let seal = Seal::sign(
+        &ca_cert,
+        &key,
+        1,
+        (ledger_text.as_bytes(), crl.as_bytes(), 1),
+        None,
+    )?;
+    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
+    drop(key);
+    let summary = vec![
+        format!(
+            "certificate  {CA_CERT}  (valid until {})",
+            ledger::fmt_time(ca_cert.not_after)
+        ),
+        format!("SHA-256      {}", ca_cert.fingerprint()),
+        format!(
+            "private key  {}  (age-encrypted; the plaintext never touched the disk)",
+            custody::KEY_FILE
+        ),
+        format!("CRL          {CRL_FILE}  (number 1, empty)"),
+    ];
+    let files = vec![
+        (config::FILE.to_string(), config_text),
+        (CA_CERT.to_string(), ca_pem),
+        (custody::KEY_FILE.to_string(), encrypted),
+        (
+            custody::RECIPIENTS_FILE.to_string(),
+            custody::recipients_txt(&opts.custody),
+        ),
+        (CRL_FILE.to_string(), crl),
+        (ledger::FILE.to_string(), ledger_text),
+        (seal::FILE.to_string(), seal.render()),
+    ];
+    Ok((files, summary))
+}
+
+/// A CA with an offline root: the root key for the custodians only, and an issuing
+/// intermediate whose key CI and the custodians can decrypt.
+fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> Result<Made> {
+    use crate::hierarchy::{self as h, Intermediate, Roster};
+    let config_text = format!("{config_text}{}", Config::ROOT_TEMPLATE);
+    let config = Config::parse(&config_text)?;
+    let root_custody = Custody::Recipients(custody::validate_recipients(&root.custodians)?);
+    // The intermediate's key: CI's recipients, and the custodians (who sign its successor
+    // and can stand in for CI).
+    let issuing =
+        match &opts.custody {
+            Custody::Recipients(r) => {
+                let mut all = r.clone();
+                for c in &root.custodians {
+                    if !all.contains(c) {
+                        all.push(c.clone());
+                    }
+                }
+                Custody::Recipients(all)
+            }
+            Custody::Passphrase(_) => return Err(Error::usage(
+                "an offline root's intermediate is for CI: it needs recipients, not a passphrase",
+                "pass CI's age recipient with --recipient (the root custodians are added to it)",
+            )),
+        };
+    let root_key = CaKey::new(opts.key_type.generate()?);
+    let root_pem = h::root_certificate(
+        &opts.name,
+        &opts.organization,
+        &root_key,
+        opts.now,
+        opts.validity.0,
+    )?;
+    let root_cert = CaCert::parse(&root_pem)?;
+    let key = CaKey::new(opts.key_type.generate()?);
+    let ca_pem = h::intermediate_certificate(
+        &root_cert,
+        &root_key,
+        &h::intermediate_name(&opts.name, 1),
+        &opts.organization,
+        &key,
+        opts.now,
+        root.intermediate_validity.0,
+    )?;
+    let ca_cert = CaCert::parse(&ca_pem)?;
+    let root_crl = h::sign_root_crl(
+        &root_cert,
+        &root_key,
+        1,
+        opts.now,
+        config.root.crl_validity.0,
+        None,
+        &[],
+    )?;
+    let crl = ca::sign_crl(
+        &ca_cert,
+        &key,
+        1,
+        opts.now,
+        opts.now + config.crl.validity.0,
+        &[],
+    )?;
+    let ledger_text = Ledger {
+        with_issuer: true,
+        ..Ledger::default()
+    }
+    .render();
+    let seal = Seal::sign(
+        &ca_cert,
+        &key,
+        1,
+        (ledger_text.as_bytes(), crl.as_bytes(), 1),
+        None,
+    )?;
+    let roster = Roster {
+        rows: vec![Intermediate::of(&ca_cert)?],
+    };
+    let root_encrypted = custody::encrypt(root_key.to_pem().as_bytes(), &root_custody)?;
+    drop(root_key);
+    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &issuing)?;
+    drop(key);
+    let root_crl_info = ca::CrlInfo::parse(&root_crl, Some(&root_cert))?;
+    let summary = vec![
+        format!(
+            "root         {}  (valid until {}; what servers and clients trust)",
+            h::ROOT_CERT,
+            ledger::fmt_time(root_cert.not_after)
+        ),
+        format!("SHA-256      {}", root_cert.fingerprint()),
+        format!(
+            "root key     {}  (age-encrypted to the {} root custodian(s) only: CI cannot decrypt it)",
+            h::ROOT_KEY,
+            root.custodians.len()
+        ),
+        format!(
+            "root CRL     {}  (number 1, next update {}: re-signed by `gitca root sign-crl`)",
+            h::ROOT_CRL,
+            root_crl_info
+                .next_update
+                .map(ledger::fmt_time)
+                .unwrap_or_default()
+        ),
+        format!(
+            "issuing CA   {CA_CERT}  (intermediate {}, valid until {})",
+            h::id_of(&ca_cert.der),
+            ledger::fmt_time(ca_cert.not_after)
+        ),
+        format!(
+            "its key      {}  (age-encrypted to CI and the custodians)",
+            custody::KEY_FILE
+        ),
+        format!("CRL          {CRL_FILE}  (number 1, empty)"),
+    ];
+    let files = vec![
+        (config::FILE.to_string(), config_text),
+        (h::ROOT_CERT.to_string(), root_pem),
+        (h::ROOT_KEY.to_string(), root_encrypted),
+        (
+            h::ROOT_RECIPIENTS.to_string(),
+            custody::recipients_txt_for(&h::ROOT_VAULT, &root_custody),
+        ),
+        (h::ROSTER.to_string(), roster.render()),
+        (h::ROOT_CRL.to_string(), root_crl),
+        (CA_CERT.to_string(), ca_pem),
+        (custody::KEY_FILE.to_string(), encrypted),
+        (
+            custody::RECIPIENTS_FILE.to_string(),
+            custody::recipients_txt(&issuing),
+        ),
+        (CRL_FILE.to_string(), crl),
+        (ledger::FILE.to_string(), ledger_text),
+        (seal::FILE.to_string(), seal.render()),
+    ];
+    Ok((files, summary))
 }
 
 /// The files every new CA repository starts with, whatever made it: the identities template,

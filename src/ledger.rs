@@ -14,6 +14,7 @@
 //! | key_sha256 | SHA-256 of the certified SubjectPublicKeyInfo |
 //! | csr_sha256 | SHA-256 of the CSR file's bytes: what lets a no-op reconcile skip every CSR |
 //! | email, groups | the SAN email and the OUs (comma-separated) the certificate carries |
+//! | issuer | (a CA with an offline root only) which CA signed it: the first 16 hex digits of the SHA-256 of that CA's certificate, as listed in `ca/intermediates.tsv` |
 //!
 //! Pure: parses and renders text; no filesystem access.
 
@@ -36,6 +37,7 @@ const PREAMBLE: &str = "\
 ";
 const HEADER: &str =
     "serial\tidentity\tkind\tprofile\tstate\tnot_before\tnot_after\trevoked_at\treason\tkey_sha256\tcsr_sha256\temail\tgroups";
+const ISSUER_HEADER: &str = "\tissuer";
 
 /// RFC 5280 revocation reasons gitca uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,6 +133,8 @@ pub struct Record {
     pub csr_sha256: String,
     pub email: Option<String>,
     pub groups: Vec<String>,
+    /// Which CA signed it (see [`crate::hierarchy::id_of`]); `None` in a single-level CA.
+    pub issuer: Option<String>,
 }
 
 impl Record {
@@ -187,6 +191,8 @@ fn parse_utc_seconds(s: &str) -> Option<OffsetDateTime> {
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     pub records: Vec<Record>,
+    /// Written with the `issuer` column (a CA with an offline root).
+    pub with_issuer: bool,
 }
 
 impl Ledger {
@@ -195,11 +201,16 @@ impl Ledger {
         let mut records = Vec::with_capacity(rows);
         let mut offset = 0;
         let mut seen = HashSet::with_capacity(rows);
+        let mut with_issuer = false;
         for (i, line) in text.split_inclusive('\n').enumerate() {
             let start = offset;
             offset += line.len();
             let row = line.trim_end_matches(['\n', '\r']);
             if row.is_empty() || row.starts_with('#') || row == HEADER {
+                continue;
+            }
+            if row.strip_prefix(HEADER) == Some(ISSUER_HEADER) {
+                with_issuer = true;
                 continue;
             }
             let fail = |what: String| -> crate::error::Error {
@@ -213,7 +224,7 @@ impl Ledger {
                 )
                 .into()
             };
-            let mut f = [""; 13];
+            let mut f = [""; 14];
             let mut fields = 0;
             for (slot, field) in row.split('\t').enumerate() {
                 if let Some(x) = f.get_mut(slot) {
@@ -221,9 +232,10 @@ impl Ledger {
                 }
                 fields += 1;
             }
-            if fields != 13 {
+            let want = if with_issuer { 14 } else { 13 };
+            if fields != want {
                 return Err(fail(format!(
-                    "expected 13 tab-separated fields, found {fields}"
+                    "expected {want} tab-separated fields, found {fields}"
                 )));
             }
             let opt = |s: &str| (s != "-").then(|| s.to_string());
@@ -234,6 +246,12 @@ impl Ledger {
                 !s.is_empty()
                     && s.bytes()
                         .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            };
+            let issuer = match f[13] {
+                "-" => None,
+                "" if !with_issuer => None,
+                id if id.len() == 16 && hex_ok(id) => Some(id.to_string()),
+                id => return Err(fail(format!("`{id}` is not an issuer id"))),
             };
             // A serial is whole octets (even length), at most 20 of them, positive, and written
             // without leading zero octets (as `ca::serial_hex` writes it).
@@ -293,9 +311,13 @@ impl Ledger {
                 groups: opt(f[12])
                     .map(|g| g.split(',').map(str::to_string).collect())
                     .unwrap_or_default(),
+                issuer,
             });
         }
-        let mut ledger = Ledger { records };
+        let mut ledger = Ledger {
+            records,
+            with_issuer,
+        };
         ledger.sort();
         Ok(ledger)
     }
@@ -314,6 +336,10 @@ impl Ledger {
         let mut out = String::with_capacity(400 + self.records.len() * 240);
         out.push_str(PREAMBLE);
         out.push_str(HEADER);
+        let with_issuer = self.with_issuer || self.records.iter().any(|r| r.issuer.is_some());
+        if with_issuer {
+            out.push_str(ISSUER_HEADER);
+        }
         out.push('\n');
         for r in &self.records {
             let dash = |s: Option<&str>| s.unwrap_or("-").to_string();
@@ -342,6 +368,10 @@ impl Ledger {
                 groups,
             ];
             out.push_str(&fields.join("\t"));
+            if with_issuer {
+                out.push('\t');
+                out.push_str(r.issuer.as_deref().unwrap_or("-"));
+            }
             out.push('\n');
         }
         out
@@ -413,6 +443,7 @@ mod tests {
             csr_sha256: "cd".repeat(32),
             email: Some("a@example.com".into()),
             groups: vec!["push".into(), "pull".into()],
+            issuer: None,
         }
     }
 
@@ -423,6 +454,7 @@ mod tests {
                 rec("0b", "zed", State::Issued),
                 rec("0a", "alice", State::Revoked),
             ],
+            with_issuer: false,
         };
         let text = l.render();
         let back = Ledger::parse(&text).unwrap();
@@ -440,6 +472,7 @@ mod tests {
     fn duplicate_serial_is_refused() {
         let l = Ledger {
             records: vec![rec("0a", "a", State::Issued), rec("0a", "b", State::Issued)],
+            with_issuer: false,
         };
         let e = Ledger::parse(&l.render()).unwrap_err();
         assert!(e.to_string().contains("twice"), "{e}");
@@ -450,8 +483,34 @@ mod tests {
         let text = rec("0a", "a", State::Revoked).clone();
         let mut l = Ledger {
             records: vec![text],
+            with_issuer: false,
         };
         l.records[0].reason = None;
         assert!(Ledger::parse(&l.render()).is_err());
+    }
+
+    #[test]
+    fn the_issuer_column_appears_with_a_hierarchy_and_round_trips() {
+        let mut l = Ledger {
+            records: vec![rec("0a", "a", State::Issued)],
+            with_issuer: false,
+        };
+        assert!(!l.render().contains("issuer"));
+        l.records.push(Record {
+            issuer: Some("0123456789abcdef".into()),
+            ..rec("0b", "b", State::Issued)
+        });
+        let text = l.render();
+        assert!(text.contains("\tgroups\tissuer\n"));
+        let back = Ledger::parse(&text).unwrap();
+        assert!(back.with_issuer);
+        assert_eq!(back.records[0].issuer, None);
+        assert_eq!(back.records[1].issuer.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(back.render(), text);
+        // A 13-field row under the 14-column header, and a malformed issuer: refused.
+        let short = text.replace("\t-\n", "\n");
+        assert!(Ledger::parse(&short).is_err());
+        let bad = text.replace("0123456789abcdef", "XYZ");
+        assert!(Ledger::parse(&bad).is_err());
     }
 }

@@ -17,6 +17,7 @@ pub mod doctor;
 pub mod error;
 pub mod export;
 pub mod fuzzing;
+pub mod hierarchy;
 pub mod import;
 pub mod init;
 pub mod inventory;

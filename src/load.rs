@@ -11,6 +11,7 @@ use crate::ca::{self, CaCert, CrlInfo};
 use crate::config::{self, Config};
 use crate::confined::Dir;
 use crate::error::{Error, Result};
+use crate::hierarchy::{self, Hierarchy};
 use crate::init::{CA_CERT, CRL_FILE};
 use crate::inventory::Identity;
 use crate::inventory::{self, Inventory};
@@ -25,7 +26,10 @@ pub struct State {
     pub inventory: Inventory,
     pub ledger: Ledger,
     pub crl: CrlInfo,
+    /// The issuing CA: the CA itself, or the current intermediate below an offline root.
     pub ca: CaCert,
+    /// The offline root and the intermediates (`gitca init --offline-root`), if any.
+    pub hierarchy: Option<Hierarchy>,
     /// The CRL's PEM text (what the seal covers).
     pub crl_text: String,
     /// How far the ledger and CRL on disk could be trusted (see [`crate::seal`]); when they
@@ -52,6 +56,7 @@ pub struct Vetted {
 /// What gitca itself wrote, as it may trust it: the CA certificate, the ledger and the CRL.
 pub struct Outputs {
     pub ca: CaCert,
+    pub hierarchy: Option<Hierarchy>,
     pub ledger: Ledger,
     pub crl: CrlInfo,
     /// The CRL's PEM text (what the seal covers).
@@ -65,12 +70,19 @@ pub fn read(dir: &Dir, rel: &str, limit: u64) -> Result<String> {
     dir.read_string(rel, limit)
 }
 
-/// The CA certificate, checked: it verifies under its own key, and it is the one `gitca init`
-/// wrote (byte for byte, from the first commit of main's history that has it).
-pub fn ca_cert(repo: &CaRepo) -> Result<CaCert> {
+/// The issuing CA certificate, checked, and the root side when the CA has an offline root.
+/// A single-level CA's certificate verifies under its own key and is the one `gitca init`
+/// wrote (byte for byte, from the first commit of main's history that has it); an
+/// intermediate verifies under the root, which is anchored the same way (see
+/// [`crate::hierarchy`]).
+pub fn authority(repo: &CaRepo) -> Result<(CaCert, Option<Hierarchy>)> {
     let ca = CaCert::parse(&read(&repo.dir, CA_CERT, ca::MAX_CERT_BYTES)?)?;
+    if hierarchy::present(&repo.dir) {
+        let h = hierarchy::load(repo, &ca)?;
+        return Ok((ca, Some(h)));
+    }
     ca::verify_ca_signature(&ca, &ca.spki_der)?;
-    if let Some(original) = seal::original_ca_cert(&repo.git)? {
+    if let Some(original) = hierarchy::anchor(&repo.git)? {
         let original = CaCert::parse(&String::from_utf8_lossy(&original)).ok();
         if original.is_some_and(|o| o.der != ca.der) {
             return Err(Error::bad_file(
@@ -80,13 +92,18 @@ pub fn ca_cert(repo: &CaRepo) -> Result<CaCert> {
             ));
         }
     }
-    Ok(ca)
+    Ok((ca, None))
+}
+
+/// The issuing CA certificate, checked (see [`authority`]).
+pub fn ca_cert(repo: &CaRepo) -> Result<CaCert> {
+    authority(repo).map(|(ca, _)| ca)
 }
 
 /// The ledger and CRL as the CA sealed them (see [`crate::seal`]): the files on disk when they
 /// are the newest sealed ones, else the newest sealed versions from history.
 pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
-    let ca = ca_cert(repo)?;
+    let (ca, hierarchy) = authority(repo)?;
     // A file that cannot be read (a link, a directory, too large) counts as tampered with.
     let ledger_bytes = repo.dir.read_opt(ledger::FILE, ledger::MAX_BYTES);
     let crl_bytes = repo.dir.read_opt(CRL_FILE, ca::MAX_CRL_BYTES);
@@ -94,12 +111,20 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
     fn ok(r: &Result<Option<Vec<u8>>>) -> Option<&[u8]> {
         r.as_ref().ok().and_then(|b| b.as_deref())
     }
+    let signers = match &hierarchy {
+        Some(h) => h.seal_signers(&ca),
+        None => vec![&ca],
+    };
     let standing = seal::judge(
         &repo.git,
-        &ca,
+        &signers,
         &seal::OnDisk {
             ledger: ok(&ledger_bytes),
             crl: ok(&crl_bytes),
+            previous_crl: hierarchy
+                .as_ref()
+                .and_then(|h| h.previous.as_ref())
+                .map(|p| p.crl_text.as_bytes()),
             seal: ok(&seal_bytes),
         },
     )?;
@@ -112,8 +137,25 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
         String::from_utf8(bytes)
             .map_err(|_| Error::bad_file(rel, "is not UTF-8 text", "restore it from git history"))
     };
+    let mut hierarchy = hierarchy;
     let (ledger_text, crl_text) = match &standing {
-        Standing::Recovered { ledger, crl, .. } => (ledger.clone(), crl.clone()),
+        Standing::Recovered {
+            ledger,
+            crl,
+            previous_crl,
+            ..
+        } => {
+            // The retiring intermediate's CRL comes back with the rest of what was sealed.
+            if let (Some(h), Some(text)) = (hierarchy.as_mut(), previous_crl) {
+                if let Some(p) = h.previous.as_mut() {
+                    if let Ok(info) = CrlInfo::parse(text, Some(&p.cert)) {
+                        p.crl = info;
+                        p.crl_text = text.clone();
+                    }
+                }
+            }
+            (ledger.clone(), crl.clone())
+        }
         _ => (
             text(ledger_bytes, ledger::FILE)?,
             text(crl_bytes, CRL_FILE)?,
@@ -127,6 +169,7 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
     Error::collect(errors)?;
     Ok(Outputs {
         ca,
+        hierarchy,
         ledger: ledger.expect("collected"),
         crl: crl.expect("collected"),
         crl_text,
@@ -198,6 +241,7 @@ pub fn load_with<T: Send>(
                 ledger: o.ledger,
                 crl: o.crl,
                 ca: o.ca,
+                hierarchy: o.hierarchy,
                 crl_text: o.crl_text,
                 standing: o.standing,
                 problems: {
@@ -241,6 +285,38 @@ fn last_good_config(repo: &CaRepo) -> Result<Option<(Config, String)>> {
 }
 
 impl State {
+    /// What the ledger records as the issuer of certificates signed now: the current
+    /// intermediate's id below an offline root, nothing in a single-level CA.
+    pub fn issuer_id(&self) -> Option<String> {
+        self.hierarchy.as_ref().map(|h| h.current.clone())
+    }
+
+    /// The issuers the planner knows of (see [`plan::Issuers`]).
+    pub fn issuers(&self) -> plan::Issuers {
+        let Some(h) = &self.hierarchy else {
+            return plan::Issuers::default();
+        };
+        plan::Issuers {
+            current: Some(h.current.clone()),
+            revoked: h
+                .roster
+                .rows
+                .iter()
+                .filter(|r| r.reason.is_some())
+                .map(|r| r.id.clone())
+                .collect(),
+            previous: h.previous.as_ref().map(|p| {
+                (
+                    p.id.clone(),
+                    CrlState {
+                        number: p.crl.number,
+                        next_update: p.crl.next_update,
+                    },
+                )
+            }),
+        }
+    }
+
     fn plan_with(&self, now: OffsetDateTime, refused: &BTreeMap<String, Blocked>) -> Plan {
         let mut plan = plan::plan(&plan::Input {
             identities: &self.inventory.identities,
@@ -250,6 +326,7 @@ impl State {
                 number: self.crl.number,
                 next_update: self.crl.next_update,
             },
+            issuers: &self.issuers(),
             ca_not_after: self.ca.not_after,
             now,
             held: &self.inventory.held,
@@ -257,7 +334,15 @@ impl State {
             signing_blocked: self.signing_blocked.as_ref(),
             removals_suspended: self.inventory.removals_suspended.as_deref(),
         });
-        plan.repair = crate::seal::describe(&self.standing);
+        let repairs: Vec<String> = crate::seal::describe(&self.standing)
+            .into_iter()
+            .chain(
+                self.hierarchy
+                    .as_ref()
+                    .and_then(|h| h.root_crl_recovered.clone()),
+            )
+            .collect();
+        plan.repair = (!repairs.is_empty()).then(|| repairs.join("; "));
         plan
     }
 

@@ -99,6 +99,13 @@ pub struct Blocked {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub crl: Option<CrlAction>,
+    /// The retiring intermediate's CRL (`crl/previous.crl`), when it must be re-signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_crl: Option<CrlAction>,
+    /// The retiring intermediate has no valid certificate left: its key, certificate and CRL
+    /// are removed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retire_previous: bool,
     /// Identities that will not get the certificate they need (see [`Blocked`]).
     pub blocked: Vec<Blocked>,
     /// Why the ledger and CRL on disk are replaced by the newest ones the CA sealed (see
@@ -111,7 +118,11 @@ pub struct Plan {
 impl Plan {
     /// Nothing to write. (Blocked identities alone change nothing.)
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty() && self.crl.is_none() && self.repair.is_none()
+        self.actions.is_empty()
+            && self.crl.is_none()
+            && self.previous_crl.is_none()
+            && !self.retire_previous
+            && self.repair.is_none()
     }
 
     pub fn signs_certificates(&self) -> bool {
@@ -130,11 +141,24 @@ pub struct CrlState {
     pub next_update: Option<OffsetDateTime>,
 }
 
+/// Which CAs sign, below an offline root (see [`crate::hierarchy`]); all empty in a
+/// single-level CA.
+#[derive(Debug, Clone, Default)]
+pub struct Issuers {
+    /// The current intermediate's id: what new certificates record as their issuer.
+    pub current: Option<String>,
+    /// Intermediates the root revoked: their certificates are dead and replaced.
+    pub revoked: BTreeSet<String>,
+    /// The retiring intermediate and its CRL, while it has one.
+    pub previous: Option<(String, CrlState)>,
+}
+
 pub struct Input<'a> {
     pub identities: &'a [Identity],
     pub ledger: &'a Ledger,
     pub config: &'a Config,
     pub crl: CrlState,
+    pub issuers: &'a Issuers,
     pub ca_not_after: OffsetDateTime,
     pub now: OffsetDateTime,
     /// Names whose declarations could not be validated (a broken entry, a file that does not
@@ -162,6 +186,8 @@ struct Ctx<'a> {
     history: Vec<&'a Record>,
     new_not_after: OffsetDateTime,
     now: OffsetDateTime,
+    /// The current issuer's id (see [`Issuers`]).
+    issuer: Option<&'a str>,
 }
 
 enum Decision {
@@ -190,6 +216,7 @@ const CHAIN: &[(&str, Check)] = &[
     ("profile-changed", profile_changed),
     ("email-changed", email_changed),
     ("groups-changed", groups_changed),
+    ("issuer-rotated", issuer_rotated),
     ("nearing-expiry", nearing_expiry),
 ];
 
@@ -347,6 +374,30 @@ fn groups_changed(c: &Ctx) -> Option<Decision> {
     ))
 }
 
+/// Below an offline root: the certificate was signed by an intermediate that is no longer the
+/// issuing one (`gitca root new-intermediate`). Same key, same attributes, new issuer; the old
+/// certificate stays valid for the grace period.
+fn issuer_rotated(c: &Ctx) -> Option<Decision> {
+    let cur = c.current?;
+    let issuer = c.issuer?;
+    (cur.issuer.as_deref() != Some(issuer)).then(|| {
+        Decision::Sign(
+            Op::Reissue,
+            reason(
+                "issuer-rotated",
+                format!(
+                    "certificate {} was signed by {}; the issuing CA is now intermediate {issuer}",
+                    cur.serial,
+                    cur.issuer
+                        .as_deref()
+                        .map_or("the CA".to_string(), |i| format!("intermediate {i}"))
+                ),
+            ),
+            None,
+        )
+    })
+}
+
 fn nearing_expiry(c: &Ctx) -> Option<Decision> {
     let cur = c.current?;
     let left = cur.not_after - c.now;
@@ -384,6 +435,7 @@ fn superseded_after_grace<'a>(c: &Ctx<'a>, grace: time::Duration) -> Vec<(&'a Re
             && r.profile == newest.profile
             && r.email == newest.email
             && groups(r) == groups(newest)
+            && r.issuer == newest.issuer
     };
     c.live
         .iter()
@@ -437,7 +489,31 @@ pub fn plan(input: &Input<'_>) -> Plan {
             continue; // inventory validation refuses unknown profiles before planning
         };
         let history: Vec<&Record> = input.ledger.of(&id.name).collect();
-        let live: Vec<&Record> = history.iter().copied().filter(|r| r.is_live(now)).collect();
+        // A certificate of a revoked intermediate is dead whatever the ledger says: it is
+        // marked revoked, and the identity is issued anew.
+        let dead = |r: &Record| {
+            r.issuer
+                .as_ref()
+                .is_some_and(|i| input.issuers.revoked.contains(i))
+        };
+        for r in history.iter().filter(|r| r.is_live(now) && dead(r)) {
+            actions.push(revoke(
+                r,
+                RevocationReason::Superseded,
+                reason(
+                    "issuer-revoked",
+                    format!(
+                        "its issuer, intermediate {}, was revoked by the root",
+                        r.issuer.as_deref().unwrap_or("?")
+                    ),
+                ),
+            ));
+        }
+        let live: Vec<&Record> = history
+            .iter()
+            .copied()
+            .filter(|r| r.is_live(now) && !dead(r))
+            .collect();
         let validity = id.validity.unwrap_or(profile.validity).0;
         let ctx = Ctx {
             id,
@@ -448,6 +524,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             history,
             new_not_after: (now + validity).min(input.ca_not_after),
             now,
+            issuer: input.issuers.current.as_deref(),
         };
         let decision = CHAIN.iter().find_map(|(_, check)| check(&ctx));
         match decision {
@@ -550,15 +627,77 @@ pub fn plan(input: &Input<'_>) -> Plan {
     blocked.sort_by(|a, b| a.identity.cmp(&b.identity));
     blocked.dedup_by(|a, b| a.identity == b.identity && a.code == b.code);
 
-    let revocations = actions.iter().filter(|a| a.op == Op::Revoke).count();
-    let refresh = input.config.crl.refresh_before.0;
+    // Each CA re-signs its CRL for revocations of what it signed, and when its CRL is due.
+    let revoked_by = |issuer: Option<&str>| {
+        actions
+            .iter()
+            .filter(|a| a.op == Op::Revoke && issuer_of(input.ledger, a) == issuer)
+            .count()
+    };
+    let crl = crl_action(
+        revoked_by(input.issuers.current.as_deref()),
+        input.crl,
+        input.config,
+        now,
+    );
+    let (previous_crl, retire_previous) = match &input.issuers.previous {
+        None => (None, false),
+        Some((id, state)) => {
+            let revoking: BTreeSet<&str> = actions
+                .iter()
+                .filter(|a| a.op == Op::Revoke)
+                .filter_map(|a| a.serial.as_deref())
+                .collect();
+            let still_live = input.ledger.records.iter().any(|r| {
+                r.issuer.as_deref() == Some(id.as_str())
+                    && r.is_live(now)
+                    && !revoking.contains(r.serial.as_str())
+            });
+            if still_live {
+                (
+                    crl_action(revoked_by(Some(id.as_str())), *state, input.config, now),
+                    false,
+                )
+            } else {
+                (None, true)
+            }
+        }
+    };
+    Plan {
+        actions,
+        crl,
+        previous_crl,
+        retire_previous,
+        blocked,
+        repair: None,
+        policy_changes: Vec::new(),
+    }
+}
+
+/// The issuer of the certificate a revocation is about.
+fn issuer_of<'l>(ledger: &'l Ledger, a: &'l Action) -> Option<&'l str> {
+    let serial = a.serial.as_deref()?;
+    ledger
+        .of(&a.identity)
+        .find(|r| r.serial == serial)
+        .and_then(|r| r.issuer.as_deref())
+}
+
+/// Whether a CRL must be re-signed (revocations, or its refresh window), and as what.
+fn crl_action(
+    revocations: usize,
+    crl: CrlState,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Option<CrlAction> {
+    let refresh = config.crl.refresh_before.0;
     let crl_reason = if revocations > 0 {
         Some(reason(
             "revocations",
             format!("{revocations} certificate(s) revoked"),
         ))
     } else {
-        match input.crl.next_update {
+        match crl.next_update {
             None => Some(reason("crl-refresh", "the CRL has no nextUpdate")),
             Some(next) if next <= now => Some(reason(
                 "crl-expired",
@@ -572,24 +711,17 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 format!(
                     "nextUpdate in {} < refresh_before {}",
                     human_span(next - now),
-                    input.config.crl.refresh_before
+                    config.crl.refresh_before
                 ),
             )),
             Some(_) => None,
         }
     };
-    let crl = crl_reason.map(|reason| CrlAction {
-        number: input.crl.number + 1,
-        next_update: next_crl_update(now, input.config.crl.validity.0, input.crl.next_update),
+    crl_reason.map(|reason| CrlAction {
+        number: crl.number + 1,
+        next_update: next_crl_update(now, config.crl.validity.0, crl.next_update),
         reason,
-    });
-    Plan {
-        actions,
-        crl,
-        blocked,
-        repair: None,
-        policy_changes: Vec::new(),
-    }
+    })
 }
 
 /// An identity held by `revoke:` with no certificate, whose CSR on file was never certified
@@ -714,6 +846,7 @@ mod tests {
             csr_sha256: csr.into(),
             email: None,
             groups: vec![],
+            issuer: None,
         }
     }
 
@@ -730,6 +863,7 @@ mod tests {
     ) -> Plan {
         let config = config();
         plan(&Input {
+            issuers: &Issuers::default(),
             identities: ids,
             ledger,
             config: &config,
@@ -782,6 +916,7 @@ mod tests {
     #[test]
     fn nothing_changed_means_an_empty_plan() {
         let l = Ledger {
+            with_issuer: false,
             records: vec![rec(
                 "01",
                 "alice",
@@ -796,6 +931,7 @@ mod tests {
     #[test]
     fn nearing_expiry_renews_without_revoking() {
         let l = Ledger {
+            with_issuer: false,
             records: vec![rec(
                 "01",
                 "alice",
@@ -816,6 +952,7 @@ mod tests {
     #[test]
     fn changed_csr_reissues_and_supersedes_after_the_grace_period() {
         let mut l = Ledger {
+            with_issuer: false,
             records: vec![
                 rec(
                     "01",
@@ -868,6 +1005,7 @@ mod tests {
     #[test]
     fn a_renewed_certificate_is_left_to_expire() {
         let l = Ledger {
+            with_issuer: false,
             records: vec![
                 rec(
                     "01",
@@ -891,6 +1029,7 @@ mod tests {
     #[test]
     fn a_refused_csr_blocks_only_its_identity_and_keeps_its_certificate() {
         let l = Ledger {
+            with_issuer: false,
             records: vec![
                 rec(
                     "01",
@@ -941,7 +1080,10 @@ mod tests {
         a.groups = vec!["pull".into()];
         let p = run_with(
             &[a],
-            &Ledger { records: vec![r] },
+            &Ledger {
+                with_issuer: false,
+                records: vec![r],
+            },
             "2026-02-01T00:00:00Z",
             &BTreeMap::new(),
             &blocked("alice"),
@@ -957,6 +1099,7 @@ mod tests {
     #[test]
     fn a_broken_declaration_is_held_not_removed() {
         let l = Ledger {
+            with_issuer: false,
             records: vec![rec(
                 "01",
                 "alice",
@@ -972,6 +1115,7 @@ mod tests {
         assert_eq!(p.blocked[0].code, "entry-invalid");
         let config = config();
         let p = plan(&Input {
+            issuers: &Issuers::default(),
             identities: &[],
             ledger: &l,
             config: &config,
@@ -1005,7 +1149,14 @@ mod tests {
         r.groups = vec!["pull".into()];
         let mut a = ident("alice", "c1");
         a.groups = vec!["pull".into(), "push".into()];
-        let p = run(&[a], &Ledger { records: vec![r] }, "2026-02-01T00:00:00Z");
+        let p = run(
+            &[a],
+            &Ledger {
+                with_issuer: false,
+                records: vec![r],
+            },
+            "2026-02-01T00:00:00Z",
+        );
         assert_eq!(ops(&p), [("alice".into(), "reissue", "groups-changed")]);
     }
 
@@ -1020,6 +1171,7 @@ mod tests {
         );
         expired.state = State::Issued;
         let l = Ledger {
+            with_issuer: false,
             records: vec![
                 expired,
                 rec(
@@ -1057,6 +1209,7 @@ mod tests {
     #[test]
     fn key_compromise_revokes_and_never_reissues() {
         let l = Ledger {
+            with_issuer: false,
             records: vec![rec(
                 "01",
                 "alice",
@@ -1093,7 +1246,14 @@ mod tests {
         r.groups = vec!["push".into(), "pull".into()];
         let mut a = ident("alice", "c1");
         a.groups = vec!["pull".into()];
-        let p = run(&[a], &Ledger { records: vec![r] }, "2026-02-01T00:00:00Z");
+        let p = run(
+            &[a],
+            &Ledger {
+                with_issuer: false,
+                records: vec![r],
+            },
+            "2026-02-01T00:00:00Z",
+        );
         assert_eq!(p.actions[0].reason.code, "groups-changed");
         assert_eq!(
             p.actions[1].revocation,
@@ -1106,6 +1266,7 @@ mod tests {
         let config = config();
         let now = t("2026-01-10T00:00:00Z");
         let p = plan(&Input {
+            issuers: &Issuers::default(),
             identities: &[],
             ledger: &Ledger::default(),
             config: &config,
@@ -1135,6 +1296,7 @@ mod tests {
         let config = config();
         let ca_end = t("2027-01-01T00:00:00Z");
         let l = Ledger {
+            with_issuer: false,
             records: vec![rec(
                 "01",
                 "alice",
@@ -1144,6 +1306,7 @@ mod tests {
             )],
         };
         let p = plan(&Input {
+            issuers: &Issuers::default(),
             identities: &[ident("alice", "c1")],
             ledger: &l,
             config: &config,

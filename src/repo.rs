@@ -22,8 +22,16 @@ pub const MANAGED: &[&str] = &[
 ];
 
 /// The paths only reconcile writes: derived from the inputs and the ledger, so an interrupted
-/// reconcile's leftovers there can always be thrown away and redone.
-pub const OUTPUTS: &[&str] = &["certs", "crl", "ledger.tsv", "ledger.sig"];
+/// reconcile's leftovers there can always be thrown away and redone. (A retiring intermediate,
+/// see [`crate::hierarchy`], is removed by reconcile once it has no valid certificate left.)
+pub const OUTPUTS: &[&str] = &[
+    "certs",
+    "crl",
+    "ledger.tsv",
+    "ledger.sig",
+    "ca/previous.crt",
+    "ca/previous.key.age",
+];
 
 /// Temporary files gitca writes before renaming them into place (see [`crate::confined`]): a
 /// killed run can leave some behind, and they are never tracked.

@@ -41,6 +41,8 @@ pub struct Seal {
     pub crl_number: u64,
     /// SHA-256 (hex) of the DER of the CA certificate whose key signed it.
     pub signer: String,
+    /// SHA-256 of `crl/previous.crl`, while a retiring intermediate has one (format 2).
+    pub previous_crl_sha256: Option<String>,
     pub signature: Vec<u8>,
 }
 
@@ -51,20 +53,26 @@ fn sha256_hex(b: &[u8]) -> String {
 impl Seal {
     /// The exact bytes the CA signs.
     fn message(&self) -> String {
-        format!(
-            "{DOMAIN}format: 1\nsequence: {}\nledger-sha256: {}\ncrl-sha256: {}\ncrl-number: {}\nsigner: {}\n",
-            self.sequence, self.ledger_sha256, self.crl_sha256, self.crl_number, self.signer
-        )
+        match &self.previous_crl_sha256 {
+            None => format!(
+                "{DOMAIN}format: 1\nsequence: {}\nledger-sha256: {}\ncrl-sha256: {}\ncrl-number: {}\nsigner: {}\n",
+                self.sequence, self.ledger_sha256, self.crl_sha256, self.crl_number, self.signer
+            ),
+            Some(previous) => format!(
+                "{DOMAIN}format: 2\nsequence: {}\nledger-sha256: {}\ncrl-sha256: {}\ncrl-number: {}\nprevious-crl-sha256: {previous}\nsigner: {}\n",
+                self.sequence, self.ledger_sha256, self.crl_sha256, self.crl_number, self.signer
+            ),
+        }
     }
 
-    /// Seals `ledger` and `crl` (the texts about to be written) with the CA key.
+    /// Seals `ledger` and `crl` (the texts about to be written), and a retiring intermediate's
+    /// CRL when there is one, with the CA key.
     pub fn sign(
         ca: &CaCert,
         key: &CaKey,
         sequence: u64,
-        ledger: &[u8],
-        crl: &[u8],
-        crl_number: u64,
+        (ledger, crl, crl_number): (&[u8], &[u8], u64),
+        previous_crl: Option<&[u8]>,
     ) -> Result<Seal> {
         let mut seal = Seal {
             sequence,
@@ -72,6 +80,7 @@ impl Seal {
             crl_sha256: sha256_hex(crl),
             crl_number,
             signer: sha256_hex(&ca.der),
+            previous_crl_sha256: previous_crl.map(sha256_hex),
             signature: Vec::new(),
         };
         seal.signature = rcgen::SigningKey::sign(key.pair(), seal.message().as_bytes())
@@ -86,7 +95,7 @@ impl Seal {
             .strip_prefix(DOMAIN)
             .expect("the message starts with the domain");
         format!(
-            "# gitca seal: the CA's signature over ledger.tsv and crl/ca.crl. Written by gitca only.\n\
+            "# gitca seal: the CA's signature over ledger.tsv and crl/ca.crl (and crl/previous.crl). Written by gitca only.\n\
              # The signed message is \"gitca-seal-v1\" and a newline, then the lines below\n\
              # `format` through `signer`; `signature` is base64 (see docs/formats.md to check it with openssl).\n\
              {body}signature: {}\n",
@@ -114,8 +123,9 @@ impl Seal {
                 .copied()
                 .ok_or_else(|| format!("`{k}` is missing"))
         };
-        if get("format")? != "1" {
-            return Err("unknown format (this gitca reads format 1)".into());
+        let format = get("format")?;
+        if format != "1" && format != "2" {
+            return Err("unknown format (this gitca reads formats 1 and 2)".into());
         }
         let hex64 = |k: &str| -> std::result::Result<String, String> {
             let v = get(k)?;
@@ -138,6 +148,10 @@ impl Seal {
                 .parse()
                 .map_err(|_| "`crl-number` is not a number".to_string())?,
             signer: hex64("signer")?,
+            previous_crl_sha256: match format {
+                "2" => Some(hex64("previous-crl-sha256")?),
+                _ => None,
+            },
             signature: base64::engine::general_purpose::STANDARD
                 .decode(get("signature")?)
                 .map_err(|_| "`signature` is not base64".to_string())?,
@@ -150,9 +164,16 @@ impl Seal {
             && crate::ca::verify_with(&ca.spki_der, self.message().as_bytes(), &self.signature)
     }
 
+    /// Whether one of `signers` made this seal.
+    pub fn verify_any(&self, signers: &[&CaCert]) -> bool {
+        signers.iter().any(|ca| self.verify(ca))
+    }
+
     /// Whether these are the sealed files.
-    pub fn covers(&self, ledger: &[u8], crl: &[u8]) -> bool {
-        self.ledger_sha256 == sha256_hex(ledger) && self.crl_sha256 == sha256_hex(crl)
+    pub fn covers(&self, ledger: &[u8], crl: &[u8], previous_crl: Option<&[u8]>) -> bool {
+        self.ledger_sha256 == sha256_hex(ledger)
+            && self.crl_sha256 == sha256_hex(crl)
+            && self.previous_crl_sha256 == previous_crl.map(sha256_hex)
     }
 }
 
@@ -175,6 +196,7 @@ pub enum Standing {
         why: String,
         ledger: String,
         crl: String,
+        previous_crl: Option<String>,
         seal: String,
     },
 }
@@ -183,18 +205,22 @@ pub enum Standing {
 pub struct OnDisk<'a> {
     pub ledger: Option<&'a [u8]>,
     pub crl: Option<&'a [u8]>,
+    /// `crl/previous.crl`, when the file exists.
+    pub previous_crl: Option<&'a [u8]>,
     pub seal: Option<&'a [u8]>,
 }
 
-/// Judges the outputs on disk against their seal and every seal in HEAD's history.
-pub fn judge(git: &git2::Repository, ca: &CaCert, disk: &OnDisk<'_>) -> Result<Standing> {
+/// Judges the outputs on disk against their seal and every seal in HEAD's history. A seal
+/// counts when one of `signers` made it (the CA; with an offline root, the root and the
+/// current and retiring intermediates).
+pub fn judge(git: &git2::Repository, signers: &[&CaCert], disk: &OnDisk<'_>) -> Result<Standing> {
     let current = disk
         .seal
         .and_then(|b| std::str::from_utf8(b).ok())
         .and_then(|t| Seal::parse(t).ok())
-        .filter(|s| s.verify(ca));
+        .filter(|s| s.verify_any(signers));
     let current_ok = match (&current, disk.ledger, disk.crl) {
-        (Some(s), Some(l), Some(c)) => s.covers(l, c),
+        (Some(s), Some(l), Some(c)) => s.covers(l, c, disk.previous_crl),
         _ => false,
     };
     let candidates = seals_in_history(git)?;
@@ -206,7 +232,7 @@ pub fn judge(git: &git2::Repository, ca: &CaCert, disk: &OnDisk<'_>) -> Result<S
             return Ok(Standing::Sealed(c.sequence));
         }
     }
-    let Some(found) = newest_verified(git, ca, candidates)? else {
+    let Some(found) = newest_verified(git, signers, candidates)? else {
         return Ok(if current_ok {
             Standing::Sealed(current.map_or(0, |c| c.sequence))
         } else {
@@ -239,6 +265,7 @@ pub fn judge(git: &git2::Repository, ca: &CaCert, disk: &OnDisk<'_>) -> Result<S
         why,
         ledger: found.ledger,
         crl: found.crl,
+        previous_crl: found.previous_crl,
         seal: found.seal_text,
     })
 }
@@ -263,6 +290,7 @@ struct Found {
     commit: String,
     ledger: String,
     crl: String,
+    previous_crl: Option<String>,
 }
 
 /// A seal found in history (parsed, not yet verified), with the commits that hold it.
@@ -315,11 +343,11 @@ fn seals_in_history(git: &git2::Repository) -> Result<Vec<Candidate>> {
 /// commit that holds all three).
 fn newest_verified(
     git: &git2::Repository,
-    ca: &CaCert,
+    signers: &[&CaCert],
     candidates: Vec<Candidate>,
 ) -> Result<Option<Found>> {
     for c in candidates {
-        if !c.seal.verify(ca) {
+        if !c.seal.verify_any(signers) {
             continue;
         }
         for commit in &c.commits {
@@ -337,43 +365,27 @@ fn newest_verified(
             ) else {
                 continue;
             };
-            if c.seal.covers(ledger.as_bytes(), crl.as_bytes()) {
+            let previous_crl =
+                c.seal.previous_crl_sha256.as_ref().and_then(|_| {
+                    blob_text(crate::hierarchy::PREVIOUS_CRL, crate::ca::MAX_CRL_BYTES)
+                });
+            if c.seal.covers(
+                ledger.as_bytes(),
+                crl.as_bytes(),
+                previous_crl.as_deref().map(str::as_bytes),
+            ) {
                 return Ok(Some(Found {
                     seal: c.seal,
                     seal_text: c.text,
                     commit: commit.to_string(),
                     ledger,
                     crl,
+                    previous_crl,
                 }));
             }
         }
     }
     Ok(None)
-}
-
-/// The CA certificate as `gitca init` (or `import-openssl`) wrote it: `ca/ca.crt` in the first
-/// commit of HEAD's first-parent history that has one.
-pub fn original_ca_cert(git: &git2::Repository) -> Result<Option<Vec<u8>>> {
-    let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
-        return Ok(None);
-    };
-    let mut walk = git.revwalk()?;
-    walk.push(head.id())?;
-    walk.simplify_first_parent()?;
-    let mut oldest = None;
-    for oid in walk {
-        let tree = git.find_commit(oid?)?.tree()?;
-        let entry = tree
-            .get_path(std::path::Path::new(crate::init::CA_CERT))
-            .map(|e| e.id());
-        if let Ok(id) = entry {
-            oldest = Some(id);
-        }
-    }
-    Ok(match oldest {
-        Some(id) => Some(git.find_blob(id)?.content().to_vec()),
-        None => None,
-    })
 }
 
 /// A human line about a recovery, for reconcile's output and check's error.

@@ -1,0 +1,611 @@
+//! The offline root: a CA made with `gitca init --offline-root` (or moved to it with
+//! `gitca root migrate`) has two levels. The root key is encrypted to the root custodians only
+//! and signs nothing but intermediates and its own CRL, in a ceremony (`gitca root …`); CI
+//! holds the issuing intermediate, which signs the certificates, its CRL and the seal exactly
+//! as a single-level CA does. A compromised runner then costs an intermediate, which the
+//! custodians revoke and replace, not the root every server and client trusts.
+//!
+//! ```text
+//! ca/root.crt             the root certificate (the anchor servers and clients pin)
+//! ca/root.key.age         its key, age-encrypted to the root custodians only
+//! ca/root-recipients.txt  who they are
+//! ca/intermediates.tsv    every intermediate the root certified (the root's ledger)
+//! crl/root.crl            the root's CRL: revoked intermediates; re-signed in ceremonies only
+//! ca/ca.crt, ca/ca.key.age, ca/recipients.txt, crl/ca.crl
+//!                         the issuing intermediate (CI and the custodians decrypt its key)
+//! ca/previous.crt, ca/previous.key.age, crl/previous.crl
+//!                         the intermediate being retired after a planned rotation, while
+//!                         certificates it signed are still valid: reconcile keeps its CRL
+//!                         current, and removes all three once none is left
+//! ```
+//!
+//! Trust is anchored in history: `ca/root.crt` must be the root of the repository's first
+//! commit (`ca/root.crt` there, or `ca/ca.crt` for a CA that was migrated), and every
+//! intermediate must verify under it, be listed in the roster and not be revoked.
+
+use std::fmt::Write;
+
+use time::OffsetDateTime;
+
+use crate::ca::{self, CaCert, CaKey, CrlEntry, CrlInfo};
+use crate::confined::Dir;
+use crate::custody::Vault;
+use crate::error::{Error, Located, Result};
+use crate::ledger::{fmt_time, parse_time, Ledger, RevocationReason};
+use crate::repo::CaRepo;
+
+pub const ROOT_CERT: &str = "ca/root.crt";
+pub const ROOT_KEY: &str = "ca/root.key.age";
+pub const ROOT_RECIPIENTS: &str = "ca/root-recipients.txt";
+pub const ROOT_CRL: &str = "crl/root.crl";
+pub const ROSTER: &str = "ca/intermediates.tsv";
+pub const PREVIOUS_CERT: &str = "ca/previous.crt";
+pub const PREVIOUS_KEY: &str = "ca/previous.key.age";
+pub const PREVIOUS_CRL: &str = "crl/previous.crl";
+
+/// The root key: decrypted only in a ceremony.
+pub const ROOT_VAULT: Vault = Vault {
+    key: ROOT_KEY,
+    recipients: ROOT_RECIPIENTS,
+    what: "the root key",
+};
+
+/// The retiring intermediate's key (encrypted to the same recipients as the current one).
+pub const PREVIOUS_VAULT: Vault = Vault {
+    key: PREVIOUS_KEY,
+    recipients: crate::custody::RECIPIENTS_FILE,
+    what: "the previous intermediate's key",
+};
+
+/// How intermediates are named in the ledger's `issuer` column, the roster and messages: the
+/// first 16 hex digits of the SHA-256 of the certificate.
+pub fn id_of(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(der)[..8])
+}
+
+/// A CA with an offline root has `ca/root.crt`.
+pub fn present(dir: &Dir) -> bool {
+    matches!(dir.meta(ROOT_CERT), Ok(Some(_)))
+}
+
+/// One intermediate the root certified: a row of `ca/intermediates.tsv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intermediate {
+    pub id: String,
+    pub serial: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub reason: Option<RevocationReason>,
+    pub subject: String,
+}
+
+impl Intermediate {
+    pub fn of(cert: &CaCert) -> Result<Intermediate> {
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(&cert.der).map_err(|e| Error::Crypto {
+                what: "intermediate",
+                detail: e.to_string(),
+            })?;
+        Ok(Intermediate {
+            id: id_of(&cert.der),
+            serial: ca::serial_hex(parsed.raw_serial()),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            revoked_at: None,
+            reason: None,
+            subject: cert.subject.clone(),
+        })
+    }
+}
+
+const ROSTER_PREAMBLE: &str = "\
+# gitca roster: every intermediate CA the offline root certified, oldest first (the root's ledger).
+# Written only by `gitca init --offline-root` and `gitca root …` ceremonies; never edit by hand.
+id\tserial\tnot_before\tnot_after\trevoked_at\treason\tsubject
+";
+
+/// `ca/intermediates.tsv`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roster {
+    pub rows: Vec<Intermediate>,
+}
+
+impl Roster {
+    pub fn parse(text: &str) -> Result<Roster> {
+        let mut rows: Vec<Intermediate> = Vec::new();
+        let mut offset = 0;
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            let start = offset;
+            offset += line.len();
+            let row = line.trim_end_matches(['\n', '\r']);
+            if row.is_empty() || row.starts_with('#') || row.starts_with("id\t") {
+                continue;
+            }
+            let fail = |what: String| -> Error {
+                Located::new(
+                    ROSTER,
+                    text,
+                    (start, row.len()),
+                    format!("{ROSTER} line {}: {what}", i + 1),
+                    "this row",
+                    "the roster is written by gitca's root ceremonies only; restore it from git history",
+                )
+                .into()
+            };
+            let f: Vec<&str> = row.splitn(7, '\t').collect();
+            if f.len() != 7 {
+                return Err(fail(format!(
+                    "expected 7 tab-separated fields, found {}",
+                    f.len()
+                )));
+            }
+            let hex = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            };
+            if !(f[0].len() == 16 && hex(f[0])) {
+                return Err(fail(format!("`{}` is not an intermediate id", f[0])));
+            }
+            if !(hex(f[1]) && f[1].len() <= 40) {
+                return Err(fail(format!("`{}` is not a serial", f[1])));
+            }
+            let time = |s: &str| parse_time(s).ok_or_else(|| fail(format!("`{s}` is not a time")));
+            let (revoked_at, reason) = match (f[4], f[5]) {
+                ("-", "-") => (None, None),
+                (t, r) => (
+                    Some(time(t)?),
+                    Some(
+                        RevocationReason::parse(r)
+                            .ok_or_else(|| fail(format!("unknown reason `{r}`")))?,
+                    ),
+                ),
+            };
+            if rows.iter().any(|r| r.id == f[0]) {
+                return Err(fail(format!("intermediate {} appears twice", f[0])));
+            }
+            rows.push(Intermediate {
+                id: f[0].to_string(),
+                serial: f[1].to_string(),
+                not_before: time(f[2])?,
+                not_after: time(f[3])?,
+                revoked_at,
+                reason,
+                subject: f[6].to_string(),
+            });
+        }
+        Ok(Roster { rows })
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::from(ROSTER_PREAMBLE);
+        for r in &self.rows {
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                r.id,
+                r.serial,
+                fmt_time(r.not_before),
+                fmt_time(r.not_after),
+                r.revoked_at.map_or("-".into(), fmt_time),
+                r.reason.map_or("-", |x| x.as_str()),
+                r.subject.replace(['\t', '\n', '\r'], " ")
+            );
+        }
+        out
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Intermediate> {
+        self.rows.iter().find(|r| r.id == id)
+    }
+}
+
+/// The intermediate being retired: its certificate and CRL.
+#[derive(Debug, Clone)]
+pub struct Retiring {
+    pub cert: CaCert,
+    pub id: String,
+    pub crl: CrlInfo,
+    pub crl_text: String,
+}
+
+/// The root side of a two-level CA, as loaded and checked.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub root: CaCert,
+    pub root_id: String,
+    pub root_crl: CrlInfo,
+    pub root_crl_text: String,
+    /// Set when the root CRL on disk was older than one in history (put back by a merge): the
+    /// newest one stands in, and reconcile writes it back.
+    pub root_crl_recovered: Option<String>,
+    pub roster: Roster,
+    /// The issuing intermediate's id.
+    pub current: String,
+    pub previous: Option<Retiring>,
+}
+
+impl Hierarchy {
+    /// Every CA whose signature on a seal is accepted: the root, the current intermediate, and
+    /// a retiring one (none of them revoked).
+    pub fn seal_signers<'a>(&'a self, current: &'a CaCert) -> Vec<&'a CaCert> {
+        let mut v = vec![current, &self.root];
+        if let Some(p) = &self.previous {
+            v.push(&p.cert);
+        }
+        v
+    }
+
+    /// The root CRL needs a ceremony: it expires within `warning` (or has).
+    pub fn ceremony_due(&self, now: OffsetDateTime, warning: time::Duration) -> Option<String> {
+        let next = self.root_crl.next_update?;
+        if next <= now {
+            Some(format!(
+                "the root CRL EXPIRED {}: nginx refuses EVERY client; the root custodians must run `gitca root sign-crl` now",
+                fmt_time(next)
+            ))
+        } else if next - now <= warning {
+            Some(format!(
+                "the root CRL expires {} (in {}): gather the root custodians for `gitca root sign-crl` before then",
+                fmt_time(next),
+                crate::plan::human_span(next - now)
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Certificates the root itself signed (a migrated CA's older ones) that the ledger has
+    /// revoked but the root CRL does not list yet: only a ceremony can publish them.
+    pub fn unpublished_revocations(&self, ledger: &Ledger, now: OffsetDateTime) -> Vec<String> {
+        let listed: std::collections::HashSet<&str> =
+            self.root_crl.serials.iter().map(String::as_str).collect();
+        ledger
+            .records
+            .iter()
+            .filter(|r| r.issuer.as_deref() == Some(self.root_id.as_str()) && r.on_crl(now))
+            .filter(|r| !listed.contains(r.serial.as_str()))
+            .map(|r| format!("{} ({})", r.serial, r.identity))
+            .collect()
+    }
+
+    /// What the root CRL of a ceremony at `now` lists: every revoked intermediate and every
+    /// revoked certificate the root signed itself, until each expires; and whatever the
+    /// current root CRL lists that gitca cannot date (nothing is ever dropped early).
+    pub fn root_crl_entries(&self, ledger: &Ledger, now: OffsetDateTime) -> Result<Vec<CrlEntry>> {
+        let mut entries: Vec<CrlEntry> = Vec::new();
+        let mut known = std::collections::HashSet::new();
+        for r in &self.roster.rows {
+            known.insert(r.serial.clone());
+            if let (Some(at), Some(reason)) = (r.revoked_at, r.reason) {
+                if r.not_after > now {
+                    entries.push(CrlEntry {
+                        serial: hex::decode(&r.serial).map_err(|_| bad_roster())?,
+                        revoked_at: at,
+                        reason,
+                    });
+                }
+            }
+        }
+        for r in &ledger.records {
+            if r.issuer.as_deref() == Some(self.root_id.as_str()) {
+                known.insert(r.serial.clone());
+                if r.on_crl(now) {
+                    entries.push(CrlEntry {
+                        serial: hex::decode(&r.serial).map_err(|_| bad_roster())?,
+                        revoked_at: r.revoked_at.unwrap_or(now),
+                        reason: r.reason.unwrap_or(RevocationReason::Unspecified),
+                    });
+                }
+            }
+        }
+        // Anything else the current root CRL lists stays (an entry of unknown expiry).
+        for serial in &self.root_crl.serials {
+            if !known.contains(serial) {
+                entries.push(CrlEntry {
+                    serial: hex::decode(serial).map_err(|_| bad_roster())?,
+                    revoked_at: self.root_crl.this_update,
+                    reason: RevocationReason::Unspecified,
+                });
+            }
+        }
+        Ok(entries)
+    }
+}
+
+fn bad_roster() -> Error {
+    Error::bad_file(
+        ROSTER,
+        "holds a serial that is not hex",
+        "restore ca/intermediates.tsv from git history",
+    )
+}
+
+/// The repository's trust anchor: `ca/root.crt` of the oldest first-parent commit that has
+/// one — unless that commit already had `ca/ca.crt` without a root, in which case the CA was
+/// migrated and its original `ca/ca.crt` is the root.
+pub fn anchor(git: &git2::Repository) -> Result<Option<Vec<u8>>> {
+    let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
+        return Ok(None);
+    };
+    let mut walk = git.revwalk()?;
+    walk.push(head.id())?;
+    walk.simplify_first_parent()?;
+    let mut oldest: Option<git2::Oid> = None;
+    for oid in walk {
+        let oid = oid?;
+        let tree = git.find_commit(oid)?.tree()?;
+        if tree
+            .get_path(std::path::Path::new(crate::init::CA_CERT))
+            .is_ok()
+            || tree.get_path(std::path::Path::new(ROOT_CERT)).is_ok()
+        {
+            oldest = Some(oid);
+        }
+    }
+    let Some(first) = oldest else {
+        return Ok(None);
+    };
+    let tree = git.find_commit(first)?.tree()?;
+    let entry = tree
+        .get_path(std::path::Path::new(ROOT_CERT))
+        .or_else(|_| tree.get_path(std::path::Path::new(crate::init::CA_CERT)))?;
+    Ok(Some(git.find_blob(entry.id())?.content().to_vec()))
+}
+
+/// Loads and checks the root side; `current` is `ca/ca.crt`, already parsed.
+pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
+    let dir = &repo.dir;
+    let root = CaCert::parse(&dir.read_string(ROOT_CERT, ca::MAX_CERT_BYTES)?)
+        .map_err(|_| bad(ROOT_CERT, "is not a usable CA certificate"))?;
+    ca::verify_ca_signature(&root, &root.spki_der)
+        .map_err(|_| bad(ROOT_CERT, "is not a self-signed CA certificate"))?;
+    if let Some(anchor) = anchor(&repo.git)? {
+        let anchor = CaCert::parse(&String::from_utf8_lossy(&anchor)).ok();
+        if anchor.is_some_and(|a| a.der != root.der) {
+            return Err(Error::bad_file(
+                ROOT_CERT,
+                "is not the root this CA was created with",
+                "ca/root.crt never changes: restore it from the first commit that has it (git log --diff-filter=A -- ca/root.crt ca/ca.crt)",
+            ));
+        }
+    }
+    let roster = Roster::parse(&dir.read_string(ROSTER, 1 << 20)?)?;
+    let (root_crl_text, root_crl, root_crl_recovered) = root_crl(repo, &root)?;
+    let revoked = |id: &str, serial: &str| {
+        roster.get(id).is_some_and(|r| r.reason.is_some())
+            || root_crl.serials.iter().any(|s| s == serial)
+    };
+    let check_intermediate = |cert: &CaCert, path: &str| -> Result<String> {
+        ca::verify_ca_signature(cert, &root.spki_der)
+            .map_err(|_| bad(path, "is not signed by the root (ca/root.crt)"))?;
+        let row = Intermediate::of(cert)?;
+        if roster.get(&row.id).is_none() {
+            return Err(bad(path, "is not listed in ca/intermediates.tsv"));
+        }
+        if revoked(&row.id, &row.serial) {
+            return Err(Error::bad_file(
+                path,
+                format!("is the intermediate {} the root revoked", row.id),
+                "a revoked intermediate never signs again: restore the current one from git history, or make a new one with `gitca root new-intermediate`",
+            ));
+        }
+        Ok(row.id)
+    };
+    let current_id = check_intermediate(current, crate::init::CA_CERT)?;
+    let previous = match dir.read_opt(PREVIOUS_CERT, ca::MAX_CERT_BYTES)? {
+        None => None,
+        Some(bytes) => {
+            let cert = CaCert::parse(&String::from_utf8_lossy(&bytes))
+                .map_err(|_| bad(PREVIOUS_CERT, "is not a usable CA certificate"))?;
+            let id = check_intermediate(&cert, PREVIOUS_CERT)?;
+            let crl_text = dir.read_string(PREVIOUS_CRL, ca::MAX_CRL_BYTES)?;
+            let crl = CrlInfo::parse(&crl_text, Some(&cert))
+                .map_err(|_| bad(PREVIOUS_CRL, "is not a CRL signed by ca/previous.crt"))?;
+            Some(Retiring {
+                cert,
+                id,
+                crl,
+                crl_text,
+            })
+        }
+    };
+    Ok(Hierarchy {
+        root_id: id_of(&root.der),
+        root,
+        root_crl,
+        root_crl_text,
+        root_crl_recovered,
+        roster,
+        current: current_id,
+        previous,
+    })
+}
+
+fn bad(path: &str, what: &str) -> Error {
+    Error::bad_file(
+        path,
+        format!("{path} {what}"),
+        format!("{path} is written by gitca's root ceremonies only; restore it from git history"),
+    )
+}
+
+/// The newest root CRL: the one on disk, unless history holds one with a higher number (a
+/// merge put an older one back: the newer one stands in, and the reason is returned).
+fn root_crl(repo: &CaRepo, root: &CaCert) -> Result<(String, CrlInfo, Option<String>)> {
+    let disk = repo
+        .dir
+        .read_opt(ROOT_CRL, ca::MAX_CRL_BYTES)
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| CrlInfo::parse(&t, Some(root)).ok().map(|i| (t, i)));
+    let mut best = disk.clone();
+    let mut from: Option<String> = None;
+    let Ok(head) = repo.git.head().and_then(|h| h.peel_to_commit()) else {
+        return best
+            .map(|(t, i)| (t, i, None))
+            .ok_or_else(|| bad(ROOT_CRL, "is missing or not signed by the root"));
+    };
+    let mut walk = repo.git.revwalk()?;
+    walk.push(head.id())?;
+    let mut seen = std::collections::HashSet::new();
+    for oid in walk {
+        let oid = oid?;
+        let tree = repo.git.find_commit(oid)?.tree()?;
+        let Ok(entry) = tree.get_path(std::path::Path::new(ROOT_CRL)) else {
+            continue;
+        };
+        if !seen.insert(entry.id()) {
+            continue;
+        }
+        let blob = repo.git.find_blob(entry.id())?;
+        if blob.size() as u64 > ca::MAX_CRL_BYTES {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(blob.content()) else {
+            continue;
+        };
+        let Ok(info) = CrlInfo::parse(text, Some(root)) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(_, b)| info.number > b.number) {
+            best = Some((text.to_string(), info));
+            from = Some(oid.to_string());
+        }
+    }
+    let (text, info) = best.ok_or_else(|| bad(ROOT_CRL, "is missing or not signed by the root"))?;
+    let why = from.map(|commit| {
+        format!(
+            "crl/root.crl on disk is {} than root CRL #{} of commit {}: that one stands in",
+            if disk.is_some() {
+                "older"
+            } else {
+                "missing or invalid, and older"
+            },
+            info.number,
+            &commit[..12]
+        )
+    });
+    Ok((text, info, why))
+}
+
+/// The root certificate: self-signed, allowed one intermediate below it (pathLen 1).
+pub fn root_certificate(
+    name: &str,
+    organization: &str,
+    key: &CaKey,
+    now: OffsetDateTime,
+    validity: time::Duration,
+) -> Result<String> {
+    ca::self_signed_with(name, organization, key, now, validity, Some(1))
+}
+
+/// A new intermediate for `key`, signed by the root: pathLen 0, and extended key usages for
+/// everything a profile can grant (Go checks EKUs up the chain: an intermediate without
+/// clientAuth fails every client certificate below it at the registry).
+pub fn intermediate_certificate(
+    root: &CaCert,
+    root_key: &CaKey,
+    name: &str,
+    organization: &str,
+    key: &CaKey,
+    now: OffsetDateTime,
+    validity: time::Duration,
+) -> Result<String> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyIdMethod, KeyUsagePurpose, SerialNumber,
+    };
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, organization);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::EmailProtection,
+        ExtendedKeyUsagePurpose::CodeSigning,
+    ];
+    let (not_before, not_after) =
+        crate::plan::validity_window(now, validity, (root.not_before, root.not_after));
+    params.not_before = not_before.replace_nanosecond(0).expect("valid");
+    params.not_after = not_after.replace_nanosecond(0).expect("valid");
+    params.serial_number = Some(SerialNumber::from_slice(&ca::random_serial()?));
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    params.use_authority_key_identifier_extension = true;
+    let issuer = Issuer::from_ca_cert_der(&root.der.clone().into(), root_key.pair())
+        .map_err(Error::crypto("root issuer"))?;
+    let cert = params
+        .signed_by(key.pair(), &issuer)
+        .map_err(Error::crypto("intermediate certificate"))?;
+    Ok(cert.pem())
+}
+
+/// The common name of the `n`th intermediate of a CA called `name`.
+pub fn intermediate_name(name: &str, n: usize) -> String {
+    format!("{name} Issuing CA {n}")
+}
+
+/// Signs the root CRL of a ceremony: number one above the current, nextUpdate `validity`
+/// from now and never earlier than the current one's.
+pub fn sign_root_crl(
+    root: &CaCert,
+    root_key: &CaKey,
+    number: u64,
+    now: OffsetDateTime,
+    validity: time::Duration,
+    previous_next: Option<OffsetDateTime>,
+    entries: &[CrlEntry],
+) -> Result<String> {
+    let next = crate::plan::next_crl_update(now, validity, previous_next).min(root.not_after);
+    ca::sign_crl(root, root_key, number, now, next, entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roster_round_trips_and_refuses_damage() {
+        let t = parse_time("2026-01-01T00:00:00Z").unwrap();
+        let r = Roster {
+            rows: vec![
+                Intermediate {
+                    id: "0123456789abcdef".into(),
+                    serial: "7f01".into(),
+                    not_before: t,
+                    not_after: t + time::Duration::days(100),
+                    revoked_at: Some(t),
+                    reason: Some(RevocationReason::KeyCompromise),
+                    subject: "CN=X Issuing CA 1, O=X".into(),
+                },
+                Intermediate {
+                    id: "fedcba9876543210".into(),
+                    serial: "7f02".into(),
+                    not_before: t,
+                    not_after: t + time::Duration::days(100),
+                    revoked_at: None,
+                    reason: None,
+                    subject: "CN=X Issuing CA 2, O=X".into(),
+                },
+            ],
+        };
+        let text = r.render();
+        assert_eq!(Roster::parse(&text).unwrap(), r);
+        for bad in [
+            text.replace("0123456789abcdef", "0123"),
+            text.replace("key-compromise", "oops"),
+            text.replace("7f02", "zz"),
+            format!("{text}{}", text.lines().last().unwrap()),
+        ] {
+            assert!(Roster::parse(&bad).is_err(), "{bad}");
+        }
+    }
+}
