@@ -39,6 +39,8 @@ pub struct Findings {
     pub warnings: Vec<Warning>,
     /// gitca.yaml changes since the base, field by field: policy for every identity.
     pub policy: Vec<String>,
+    /// The chain, for a CA with an offline root: root, issuing and retiring intermediates.
+    pub hierarchy: Vec<String>,
 }
 
 /// The commit a pull request forked from `base` at (so later commits on the base branch are not
@@ -188,10 +190,52 @@ fn special_file_error(rel: &str, what: &str, tracked: bool) -> Error {
     )
 }
 
+/// The CRL of `issuer` and the ledger agree: what it lists is revoked, and every revoked,
+/// unexpired certificate that issuer signed is on it.
+fn check_crl_entries(
+    f: &mut Findings,
+    ledger: &ledger::Ledger,
+    crl: &ca::CrlInfo,
+    path: &str,
+    issuer: Option<&str>,
+) {
+    let revoked: HashSet<&str> = ledger
+        .records
+        .iter()
+        .filter(|r| r.state == State::Revoked)
+        .map(|r| r.serial.as_str())
+        .collect();
+    for s in &crl.serials {
+        if !revoked.contains(s.as_str()) {
+            f.errors.push(Error::bad_file(
+                ledger::FILE,
+                format!("serial {s} is on {path} but not revoked in the ledger"),
+                "revocation is permanent: a hand edit un-revoked it; restore ledger.tsv from git history",
+            ));
+        }
+    }
+    let on_crl: HashSet<&str> = crl.serials.iter().map(String::as_str).collect();
+    for r in ledger
+        .records
+        .iter()
+        .filter(|r| r.on_crl(crl.this_update) && r.issuer.as_deref() == issuer)
+    {
+        if !on_crl.contains(r.serial.as_str()) {
+            f.errors.push(Error::bad_file(
+                path,
+                format!(
+                    "revoked serial {} ({}) is missing from the CRL",
+                    r.serial, r.identity
+                ),
+                "run gitca reconcile to re-sign the CRL",
+            ));
+        }
+    }
+}
+
 fn verify_cert_file(
     dir: &Dir,
     state: &load::State,
-    ca_cert: &x509_parser::certificate::X509Certificate<'_>,
     name: &str,
     now: OffsetDateTime,
 ) -> Option<Error> {
@@ -219,9 +263,6 @@ fn verify_cert_file(
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(first.contents()) else {
         return bad("not an X.509 certificate".into());
     };
-    if cert.verify_signature(Some(ca_cert.public_key())).is_err() {
-        return bad("its signature does not verify against ca/ca.crt".into());
-    }
     let serial = ca::serial_hex(cert.raw_serial());
     let current = state.ledger.of(name).filter(|r| r.is_live(now)).last();
     let r = match current {
@@ -238,6 +279,24 @@ fn verify_cert_file(
             ))
         }
     };
+    // Signed by the CA the ledger names (an intermediate, below an offline root).
+    let Some((issuer_path, issuer)) = state.issuer_cert(r.issuer.as_deref()) else {
+        return bad(format!(
+            "was signed by intermediate {}, which no longer issues (revoked or retired): run gitca reconcile to replace it",
+            r.issuer.as_deref().unwrap_or("?")
+        ));
+    };
+    let verified =
+        <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(
+            &issuer.spki_der,
+        )
+        .ok()
+        .is_some_and(|(_, spki)| cert.verify_signature(Some(&spki)).is_ok());
+    if !verified {
+        return bad(format!(
+            "its signature does not verify against {issuer_path}"
+        ));
+    }
     // The certificate is what the ledger says was issued: dates, key and name.
     let v = cert.validity();
     if v.not_before.to_datetime() != r.not_before || v.not_after.to_datetime() != r.not_after {
@@ -410,21 +469,14 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         .filter(|r| r.is_live(now))
         .map(|r| r.identity.as_str())
         .collect();
-    match x509_parser::parse_x509_certificate(&state.ca.der) {
-        Ok((_, ca_cert)) => {
-            use rayon::prelude::*;
-            let dir = &repo.dir;
-            let found: Vec<Option<Error>> = live
-                .par_iter()
-                .map(|name| verify_cert_file(dir, &state, &ca_cert, name, now))
-                .collect();
-            f.errors.extend(found.into_iter().flatten());
-        }
-        Err(_) => f.errors.push(Error::bad_file(
-            CA_CERT,
-            "cannot be parsed as an X.509 certificate",
-            "ca/ca.crt is written by gitca init only; restore it with `git checkout -- ca/ca.crt`",
-        )),
+    {
+        use rayon::prelude::*;
+        let dir = &repo.dir;
+        let found: Vec<Option<Error>> = live
+            .par_iter()
+            .map(|name| verify_cert_file(dir, &state, name, now))
+            .collect();
+        f.errors.extend(found.into_iter().flatten());
     }
     if let Ok(entries) = repo.dir.list("certs") {
         for (file, _) in entries {
@@ -441,39 +493,16 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         }
     }
     if let Some(crl) = &crl {
-        let revoked: HashSet<&str> = state
-            .ledger
-            .records
-            .iter()
-            .filter(|r| r.state == State::Revoked)
-            .map(|r| r.serial.as_str())
-            .collect();
-        for s in &crl.serials {
-            if !revoked.contains(s.as_str()) {
-                f.errors.push(Error::bad_file(
-                    ledger::FILE,
-                    format!("serial {s} is on the CRL but not revoked in the ledger"),
-                    "revocation is permanent: a hand edit un-revoked it; restore ledger.tsv from git history",
-                ));
-            }
-        }
-        let on_crl: HashSet<&str> = crl.serials.iter().map(String::as_str).collect();
-        for r in state
-            .ledger
-            .records
-            .iter()
-            .filter(|r| r.on_crl(crl.this_update))
-        {
-            if !on_crl.contains(r.serial.as_str()) {
-                f.errors.push(Error::bad_file(
-                    CRL_FILE,
-                    format!(
-                        "revoked serial {} ({}) is missing from the CRL",
-                        r.serial, r.identity
-                    ),
-                    "run gitca reconcile to re-sign the CRL",
-                ));
-            }
+        let issuer = state.issuer_id();
+        check_crl_entries(&mut f, &state.ledger, crl, CRL_FILE, issuer.as_deref());
+        if let Some(p) = state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()) {
+            check_crl_entries(
+                &mut f,
+                &state.ledger,
+                &p.crl,
+                crate::hierarchy::PREVIOUS_CRL,
+                Some(&p.id),
+            );
         }
         match crl.next_update {
             Some(next) if next <= now => f.errors.push(Error::bad_file(
@@ -505,13 +534,112 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
                 "the CA certificate expires in {}",
                 human_span(state.ca.not_after - now)
             ),
-            help: "plan the move to a new CA before then".into(),
+            help: if state.hierarchy.is_some() {
+                "make its successor before then: gitca root new-intermediate".into()
+            } else {
+                "plan the move to a new CA before then".into()
+            },
         });
+    }
+    if let Some(h) = &state.hierarchy {
+        check_hierarchy(&mut f, h, &state, now);
+        f.hierarchy = describe_hierarchy(h, &state.ca);
     }
     if let Some(base) = base {
         compare_with_base(repo, base, &mut f)?;
     }
     Ok(f)
+}
+
+/// The chain in a few lines: what check shows of a CA with an offline root.
+fn describe_hierarchy(h: &crate::hierarchy::Hierarchy, ca: &crate::ca::CaCert) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "root {} (offline; expires {}); root CRL #{} until {}",
+            h.root.subject,
+            &fmt_time(h.root.not_after)[..10],
+            h.root_crl.number,
+            h.root_crl.next_update.map(fmt_time).unwrap_or_default()
+        ),
+        format!(
+            "└ issuing intermediate {} {} (expires {})",
+            h.current,
+            ca.subject,
+            &fmt_time(ca.not_after)[..10]
+        ),
+    ];
+    if let Some(p) = &h.previous {
+        lines.push(format!(
+            "└ retiring intermediate {} {} (CRL #{})",
+            p.id, p.cert.subject, p.crl.number
+        ));
+    }
+    let revoked = h.roster.rows.iter().filter(|r| r.reason.is_some()).count();
+    if revoked > 0 {
+        lines.push(format!(
+            "└ {revoked} revoked intermediate(s) on the root CRL"
+        ));
+    }
+    lines
+}
+
+/// The root side of a CA with an offline root: the root CRL's ceremony, revocations only the
+/// root can publish, a retiring intermediate's CRL, and the root's own expiry.
+fn check_hierarchy(
+    f: &mut Findings,
+    h: &crate::hierarchy::Hierarchy,
+    state: &load::State,
+    now: OffsetDateTime,
+) {
+    use crate::hierarchy::{PREVIOUS_CRL, ROOT_CERT, ROOT_CRL};
+    match h.root_crl.next_update {
+        Some(next) if next <= now => f.errors.push(Error::bad_file(
+            ROOT_CRL,
+            format!("the root CRL expired {}: nginx refuses every client", fmt_time(next)),
+            "the root custodians must run `gitca root sign-crl` now, then `gitca deploy crl` on the servers",
+        )),
+        _ => {
+            if let Some(due) = h.ceremony_due(now, state.config.root.ceremony_warning.0) {
+                f.warnings.push(Warning {
+                    file: ROOT_CRL.into(),
+                    message: due,
+                    help: "a root custodian runs `gitca root sign-crl --identity KEY` and pushes".into(),
+                });
+            }
+        }
+    }
+    let pending = h.unpublished_revocations(&state.ledger, now);
+    if !pending.is_empty() {
+        f.warnings.push(Warning {
+            file: ROOT_CRL.into(),
+            message: format!(
+                "{} revocation(s) of certificates the root signed itself are not on the root CRL yet: {}",
+                pending.len(),
+                pending.join(", ")
+            ),
+            help: "they stay valid until a root custodian runs `gitca root sign-crl`".into(),
+        });
+    }
+    if let Some(p) = &h.previous {
+        if p.crl.next_update.is_some_and(|n| n <= now) {
+            f.errors.push(Error::bad_file(
+                PREVIOUS_CRL,
+                "the retiring intermediate's CRL expired: its certificates are refused",
+                "run gitca reconcile (it re-signs it, or retires the intermediate)",
+            ));
+        }
+    }
+    if h.root.not_after - now <= time::Duration::days(365) {
+        f.warnings.push(Warning {
+            file: ROOT_CERT.into(),
+            message: format!(
+                "the root certificate expires {} (in {})",
+                &fmt_time(h.root.not_after)[..10],
+                human_span(h.root.not_after - now)
+            ),
+            help: "plan a new root (gitca init --offline-root) and move servers and clients to it before then".into(),
+        });
+    }
 }
 
 fn error_json(e: &Error) -> serde_json::Value {
@@ -545,6 +673,7 @@ pub fn run_check(
             "errors": f.errors.iter().map(error_json).collect::<Vec<_>>(),
             "warnings": f.warnings.iter().map(|w| json!({"file": w.file, "message": w.message, "help": w.help})).collect::<Vec<_>>(),
             "policy_changes": f.policy,
+            "hierarchy": f.hierarchy,
         });
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json"));
     } else {
@@ -597,6 +726,9 @@ pub fn render_findings(f: &Findings, out: &mut dyn Write) {
         for p in &f.policy {
             let _ = writeln!(out, "    {p}");
         }
+    }
+    for line in &f.hierarchy {
+        let _ = writeln!(out, "  {line}");
     }
     let verdict = if f.errors.is_empty() {
         "check passed"

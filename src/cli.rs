@@ -215,6 +215,9 @@ pub enum Command {
         after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf"
     )]
     Export(crate::export::ExportArgs),
+    /// Ceremonies of the root custodians (a CA made with `gitca init --offline-root`).
+    #[command(subcommand)]
+    Root(crate::ceremony::RootCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example:\n  gitca completions bash > /etc/bash_completion.d/gitca")]
     Completions {
@@ -397,6 +400,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             clap_complete::generate(shell, &mut cmd, "gitca", &mut script);
             // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
             let _ = out.write_all(&script);
+            Ok(0)
+        }
+        Command::Root(cmd) => {
+            crate::ceremony::run(&dir, now, cmd, out)?;
             Ok(0)
         }
         Command::Man { out: target } => {

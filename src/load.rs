@@ -291,6 +291,24 @@ impl State {
         self.hierarchy.as_ref().map(|h| h.current.clone())
     }
 
+    /// The CA certificate that signs as `issuer` (the ledger's issuer column), and its path.
+    pub fn issuer_cert(&self, issuer: Option<&str>) -> Option<(&'static str, &CaCert)> {
+        let Some(h) = &self.hierarchy else {
+            return issuer.is_none().then_some((CA_CERT, &self.ca));
+        };
+        let id = issuer?;
+        if id == h.current {
+            Some((CA_CERT, &self.ca))
+        } else if id == h.root_id {
+            Some((hierarchy::ROOT_CERT, &h.root))
+        } else {
+            h.previous
+                .as_ref()
+                .filter(|p| p.id == id)
+                .map(|p| (hierarchy::PREVIOUS_CERT, &p.cert))
+        }
+    }
+
     /// The issuers the planner knows of (see [`plan::Issuers`]).
     pub fn issuers(&self) -> plan::Issuers {
         let Some(h) = &self.hierarchy else {

@@ -279,6 +279,11 @@ fn no_certificate(c: &Ctx) -> Option<Decision> {
                 fmt_time(last.not_after)
             )
         }
+        Some(last) if last.is_live(c.now) => format!(
+            "certificate {} was signed by intermediate {}, which the root revoked",
+            last.serial,
+            last.issuer.as_deref().unwrap_or("?")
+        ),
         Some(last) => format!(
             "previous certificate {} was revoked ({})",
             last.serial,

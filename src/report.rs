@@ -38,6 +38,15 @@ fn summary(plan: &Plan) -> String {
     if let Some(c) = &plan.crl {
         parts.push(format!("CRL #{} to sign ({})", c.number, c.reason.code));
     }
+    if let Some(c) = &plan.previous_crl {
+        parts.push(format!(
+            "retiring intermediate's CRL #{} to sign ({})",
+            c.number, c.reason.code
+        ));
+    }
+    if plan.retire_previous {
+        parts.push("retiring intermediate to remove".into());
+    }
     if plan.repair.is_some() {
         parts.push("ledger and CRL to restore as sealed".into());
     }
@@ -97,6 +106,26 @@ fn rows(plan: &Plan) -> Vec<Row> {
             serial: format!("#{}", c.number),
             expiry: date(Some(c.next_update)),
             reason: format!("{}: {}", c.reason.code, c.reason.detail),
+        });
+    }
+    if let Some(c) = &plan.previous_crl {
+        rows.push(Row {
+            identity: "(previous CRL)".into(),
+            kind: "-".into(),
+            action: "sign".into(),
+            serial: format!("#{}", c.number),
+            expiry: date(Some(c.next_update)),
+            reason: format!("{}: {}", c.reason.code, c.reason.detail),
+        });
+    }
+    if plan.retire_previous {
+        rows.push(Row {
+            identity: "(previous CA)".into(),
+            kind: "-".into(),
+            action: "retire".into(),
+            serial: "-".into(),
+            expiry: "-".into(),
+            reason: "retired: no certificate it signed is valid any more; ca/previous.* and crl/previous.crl are removed".into(),
         });
     }
     rows
@@ -293,7 +322,7 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
 
 /// The JSON document of `plan --json` (format version 1; see README "plan --json").
 pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
-    json!({
+    let mut doc = json!({
         "format_version": 1,
         "now": fmt_time(now),
         "changes": !plan.is_empty(),
@@ -309,7 +338,13 @@ pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
         "repair": plan.repair,
         "blocked": plan.blocked,
         "policy_changes": plan.policy_changes,
-    })
+    });
+    // A retiring intermediate (offline root) only: single-level documents stay as they were.
+    if plan.previous_crl.is_some() || plan.retire_previous {
+        doc["previous_crl"] = json!(plan.previous_crl);
+        doc["retire_previous"] = json!(plan.retire_previous);
+    }
+    doc
 }
 
 /// The reconcile commit's message: a one-line summary, then one line per action.
@@ -332,6 +367,9 @@ pub fn commit_message(plan: &Plan, issued: &[(String, String)]) -> String {
     }
     if plan.repair.is_some() {
         head.push("restored the sealed ledger and CRL".into());
+    }
+    if plan.retire_previous {
+        head.push("retired the previous intermediate".into());
     }
     if head.is_empty() {
         head.push("CRL refresh".into());
@@ -366,6 +404,18 @@ pub fn commit_message(plan: &Plan, issued: &[(String, String)]) -> String {
             c.reason.detail
         ));
     }
+    if let Some(c) = &plan.previous_crl {
+        msg.push_str(&format!(
+            "previous crl #{} next update {}: {}: {}\n",
+            c.number,
+            fmt_time(c.next_update),
+            c.reason.code,
+            c.reason.detail
+        ));
+    }
+    if plan.retire_previous {
+        msg.push_str("retire the previous intermediate: no certificate it signed is valid\n");
+    }
     msg
 }
 
@@ -390,7 +440,7 @@ pub fn render_applied(
     );
     match commit {
         Some(oid) => {
-            let _ = writeln!(out, "Committed {}. Push it, then reload the servers that read crl/ca.crl (nginx -s reload).", &oid.to_string()[..12]);
+            let _ = writeln!(out, "Committed {}. Push it; servers install the new CRL with `gitca deploy crl` (or copy it and run nginx -s reload).", &oid.to_string()[..12]);
         }
         None => {
             let _ = writeln!(out, "Not committed (--no-commit): review with `git status` and commit the files yourself.");

@@ -2,6 +2,7 @@
 //! people (a table) and for monitoring (`--json`, `--expiring`). Needs no CA key and parses no
 //! CSR.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -53,14 +54,94 @@ pub struct Revocation {
     pub on_crl: bool,
 }
 
-fn revocation(r: &Record, now: OffsetDateTime) -> Option<Revocation> {
+/// Every serial on a CRL this CA publishes: its own (or the intermediate's), a retiring
+/// intermediate's and the root's.
+fn published(state: &load::State) -> HashSet<&str> {
+    let mut set: HashSet<&str> = state.crl.serials.iter().map(String::as_str).collect();
+    if let Some(h) = &state.hierarchy {
+        set.extend(h.root_crl.serials.iter().map(String::as_str));
+        if let Some(p) = &h.previous {
+            set.extend(p.crl.serials.iter().map(String::as_str));
+        }
+    }
+    set
+}
+
+fn revocation(r: &Record, on_crl: &HashSet<&str>) -> Option<Revocation> {
     (r.state == State::Revoked).then(|| Revocation {
         serial: r.serial.clone(),
         identity: r.identity.clone(),
         revoked_at: r.revoked_at.map(fmt_time).unwrap_or_default(),
         reason: r.reason.map_or("unspecified", |x| x.as_str()),
         not_after: fmt_time(r.not_after),
-        on_crl: r.on_crl(now),
+        on_crl: on_crl.contains(r.serial.as_str()),
+    })
+}
+
+/// The offline root and its intermediates, as `status` shows them.
+#[derive(Debug, Serialize)]
+pub struct HierarchyStatus {
+    pub root: String,
+    pub root_not_after: String,
+    pub root_crl_number: u64,
+    pub root_crl_next_update: Option<String>,
+    /// Set when the root CRL needs a ceremony within `root.ceremony_warning` (or is expired).
+    pub ceremony_due: Option<String>,
+    /// Revocations of certificates the root signed itself that only a ceremony can publish.
+    pub unpublished_revocations: Vec<String>,
+    pub intermediates: Vec<IntermediateStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IntermediateStatus {
+    pub id: String,
+    pub subject: String,
+    /// `issuing`, `retiring`, `revoked`, `expired` or `replaced`.
+    pub state: &'static str,
+    pub not_after: String,
+    pub reason: Option<&'static str>,
+    /// Valid certificates it signed.
+    pub valid_certificates: usize,
+}
+
+fn hierarchy_status(state: &load::State, now: OffsetDateTime) -> Option<HierarchyStatus> {
+    let h = state.hierarchy.as_ref()?;
+    let intermediates = h
+        .roster
+        .rows
+        .iter()
+        .map(|r| IntermediateStatus {
+            id: r.id.clone(),
+            subject: r.subject.clone(),
+            state: if r.reason.is_some() {
+                "revoked"
+            } else if r.id == h.current {
+                "issuing"
+            } else if h.previous.as_ref().is_some_and(|p| p.id == r.id) {
+                "retiring"
+            } else if r.not_after <= now {
+                "expired"
+            } else {
+                "replaced"
+            },
+            not_after: fmt_time(r.not_after),
+            reason: r.reason.map(|x| x.as_str()),
+            valid_certificates: state
+                .ledger
+                .records
+                .iter()
+                .filter(|c| c.issuer.as_deref() == Some(r.id.as_str()) && c.is_live(now))
+                .count(),
+        })
+        .collect();
+    Some(HierarchyStatus {
+        root: h.root.subject.clone(),
+        root_not_after: fmt_time(h.root.not_after),
+        root_crl_number: h.root_crl.number,
+        root_crl_next_update: h.root_crl.next_update.map(fmt_time),
+        ceremony_due: h.ceremony_due(now, state.config.root.ceremony_warning.0),
+        unpublished_revocations: h.unpublished_revocations(&state.ledger, now),
+        intermediates,
     })
 }
 
@@ -100,10 +181,42 @@ fn expiring(state: &load::State, now: OffsetDateTime, w: time::Duration) -> Vec<
             &fmt_time(state.ca.not_after)[..10]
         ));
     }
+    if let Some(h) = &state.hierarchy {
+        // The root CRL is re-signed by people, not by the daily job: warned the configured
+        // margin ahead (or the window, when longer).
+        let margin = state.config.root.ceremony_warning.0.max(w);
+        out.extend(h.ceremony_due(now, margin));
+        let pending = h.unpublished_revocations(&state.ledger, now);
+        if !pending.is_empty() {
+            out.push(format!(
+                "{} revocation(s) of certificates the root signed await a root ceremony (gitca root sign-crl): {}",
+                pending.len(),
+                pending.join(", ")
+            ));
+        }
+        if h.root.not_after - now <= w {
+            out.push(format!(
+                "the root certificate expires {}",
+                &fmt_time(h.root.not_after)[..10]
+            ));
+        }
+        if let Some(next) = h.previous.as_ref().and_then(|p| p.crl.next_update) {
+            if next <= now {
+                out.push(format!(
+                    "the retiring intermediate's CRL expired {}: is the daily reconcile running?",
+                    fmt_time(next)
+                ));
+            }
+        }
+    }
     out
 }
 
-fn identity_status(state: &load::State, now: OffsetDateTime) -> Vec<IdentityStatus> {
+fn identity_status(
+    state: &load::State,
+    now: OffsetDateTime,
+    on_crl: &HashSet<&str>,
+) -> Vec<IdentityStatus> {
     let mut out = Vec::new();
     for id in &state.inventory.identities {
         let history: Vec<&Record> = state.ledger.of(&id.name).collect();
@@ -136,7 +249,7 @@ fn identity_status(state: &load::State, now: OffsetDateTime) -> Vec<IdentityStat
             not_after: last.map(|c| fmt_time(c.not_after)),
             days_left: last.map(|c| (c.not_after - now).whole_days()),
             key_sha256: last.map(|c| c.key_sha256.clone()),
-            revoked: last.and_then(|c| revocation(c, now)),
+            revoked: last.and_then(|c| revocation(c, on_crl)),
         });
     }
     // Identities whose entries are broken are held: shown, never silently missing.
@@ -174,13 +287,15 @@ pub fn run_status(
 ) -> Result<(u8, Option<String>)> {
     let repo = CaRepo::open(dir)?;
     let state = load::load(&repo)?;
-    let identities = identity_status(&state, now);
+    let on_crl = published(&state);
+    let identities = identity_status(&state, now, &on_crl);
     let revoked: Vec<Revocation> = state
         .ledger
         .records
         .iter()
-        .filter_map(|r| revocation(r, now))
+        .filter_map(|r| revocation(r, &on_crl))
         .collect();
+    let hierarchy = hierarchy_status(&state, now);
     let soon = opts
         .expiring
         .map(|w| expiring(&state, now, w))
@@ -197,10 +312,14 @@ pub fn run_status(
                 "entries": state.crl.serials.len(),
             },
             "ca": { "subject": state.ca.subject, "not_after": fmt_time(state.ca.not_after) },
+            "hierarchy": hierarchy,
             "expiring": soon,
         });
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json"));
     } else {
+        if let Some(h) = &hierarchy {
+            render_hierarchy(out, h, now);
+        }
         render_human(out, &state, now, &identities, &revoked, opts.revoked);
         if !soon.is_empty() {
             let _ = writeln!(out, "\nExpiring within the window:");
@@ -213,6 +332,52 @@ pub fn run_status(
     let line = (!soon.is_empty()).then(|| format!("gitca: {}", soon.join("; ")));
     let code = u8::from(!soon.is_empty() || !state.problems.is_empty());
     Ok((code, line))
+}
+
+fn render_hierarchy(out: &mut dyn Write, h: &HierarchyStatus, now: OffsetDateTime) {
+    let days = |t: &str| {
+        crate::ledger::parse_time(t)
+            .map(|t| human_span(t - now))
+            .unwrap_or_default()
+    };
+    let _ = writeln!(
+        out,
+        "Root      {}  expires {} ({} left)  offline: ceremonies only",
+        h.root,
+        h.root_not_after.get(..10).unwrap_or("-"),
+        days(&h.root_not_after)
+    );
+    let _ = writeln!(
+        out,
+        "Root CRL  #{}  next update {}{}",
+        h.root_crl_number,
+        h.root_crl_next_update.as_deref().unwrap_or("-"),
+        h.root_crl_next_update
+            .as_deref()
+            .map(|t| format!(" (in {})", days(t)))
+            .unwrap_or_default()
+    );
+    if let Some(due) = &h.ceremony_due {
+        let _ = writeln!(out, "  CEREMONY DUE: {due}");
+    }
+    if !h.unpublished_revocations.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} revocation(s) of certificates the root signed await `gitca root sign-crl`",
+            h.unpublished_revocations.len()
+        );
+    }
+    for i in &h.intermediates {
+        let _ = writeln!(
+            out,
+            "  intermediate {}  {:<8}  until {}  {} valid certificate(s){}",
+            i.id,
+            i.state,
+            i.not_after.get(..10).unwrap_or("-"),
+            i.valid_certificates,
+            i.reason.map(|r| format!("  ({r})")).unwrap_or_default()
+        );
+    }
 }
 
 fn render_human(
