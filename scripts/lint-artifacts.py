@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Lints every certificate and CRL the test suite produced with pkilint (RFC 5280 profile).
 
-The tests copy what gitca issued into $GITCA_ARTIFACTS/<ca>/ (ca.crt, ca.crl, leaf-*.pem);
+The tests copy what gitca issued into $GITCA_ARTIFACTS/<ca>/ (ca.crt, ca.crl, leaf-*.pem, and
+for a CA with an offline root root.crt and root.crl: the root, its CRL, and the intermediate
+linted as the root's signee);
 this runs pkilint's own command-line entry points in one process over all of them and fails
 on any finding at WARNING or above.
 """
@@ -26,6 +28,10 @@ def main(root):
     for d in sorted(glob.glob(f"{root}/*/")):
         checks = [(lint_pkix_cert.main, ["lint", "-s", "WARNING", f"{d}ca.crt"])]
         checks.append((lint_crl.main, ["lint", "-s", "WARNING", "-t", "CRL", "-p", "PKIX", f"{d}ca.crl"]))
+        if glob.glob(f"{d}root.crt"):
+            checks.append((lint_pkix_cert.main, ["lint", "-s", "WARNING", f"{d}root.crt"]))
+            checks.append((lint_pkix_signer_signee_cert_chain.main, ["lint", "-s", "WARNING", f"{d}root.crt", f"{d}ca.crt"]))
+            checks.append((lint_crl.main, ["lint", "-s", "WARNING", "-t", "ARL", "-p", "PKIX", f"{d}root.crl"]))
         for leaf in sorted(glob.glob(f"{d}leaf-*.pem")):
             checks.append((lint_pkix_cert.main, ["lint", "-s", "WARNING", leaf]))
             checks.append((lint_pkix_signer_signee_cert_chain.main, ["lint", "-s", "WARNING", f"{d}ca.crt", leaf]))

@@ -346,16 +346,31 @@ pub fn run_bundle(
             format!("pass the key `gitca request {name}` made; if it is lost, make a new one with `gitca request {name} --rotate`"),
         ));
     }
+    // The leaf, then the CA that signed it (an intermediate below an offline root); the
+    // anchor a client trusts is the root, or the CA itself.
+    let (_, issuer) = state
+        .issuer_cert(current.issuer.as_deref())
+        .ok_or_else(|| {
+            Error::usage(
+            format!("{name}'s certificate was signed by an intermediate that no longer issues"),
+            "run gitca reconcile (it re-issues under the current intermediate), then bundle again",
+        )
+        })?;
+    let anchor = state.hierarchy.as_ref().map_or(&state.ca, |h| &h.root);
     let mut chain = ca::to_pem("CERTIFICATE", leaf);
-    chain.push_str(&state.ca.pem);
+    chain.push_str(&issuer.pem);
     if let Some(p12) = &args.p12 {
-        return write_p12(p12, name, leaf, &state.ca.der, &key_text, args.legacy, out);
+        let mut cas: Vec<&[u8]> = vec![&issuer.der];
+        if anchor.der != issuer.der {
+            cas.push(&anchor.der);
+        }
+        return write_p12(p12, name, leaf, &cas, &key_text, args.legacy, out);
     }
     let target = args.target.target()?;
     let files = ClientFiles {
         chain_pem: &chain,
         key_pem: &key_text,
-        ca_pem: &state.ca.pem,
+        ca_pem: &anchor.pem,
     };
     drop(install(&target, &files)?);
     let _ = writeln!(
@@ -369,7 +384,7 @@ pub fn run_bundle(
         current.serial
     );
     let _ = writeln!(out, "  client.key   private key (0600)");
-    let _ = writeln!(out, "  ca.crt       {}", state.ca.subject);
+    let _ = writeln!(out, "  ca.crt       {}", anchor.subject);
     if target.containerd_host.is_some() {
         let _ = writeln!(
             out,
@@ -424,7 +439,7 @@ fn write_p12(
     path: &Path,
     name: &str,
     leaf_der: &[u8],
-    ca_der: &[u8],
+    ca_ders: &[&[u8]],
     key_pem: &str,
     legacy: bool,
     out: &mut dyn Write,
@@ -454,10 +469,10 @@ fn write_p12(
             .serialize_der(),
     );
     let key = PrivateKey::from_der(&pkcs8).map_err(bad)?;
-    let certs = [
-        p12_keystore::Certificate::from_der(leaf_der).map_err(bad)?,
-        p12_keystore::Certificate::from_der(ca_der).map_err(bad)?,
-    ];
+    let mut certs = vec![p12_keystore::Certificate::from_der(leaf_der).map_err(bad)?];
+    for der in ca_ders {
+        certs.push(p12_keystore::Certificate::from_der(der).map_err(bad)?);
+    }
     let local_key_id = {
         use sha2::Digest as _;
         sha2::Sha256::digest(leaf_der).to_vec()

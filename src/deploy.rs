@@ -21,6 +21,7 @@ use x509_parser::prelude::FromDer;
 
 use crate::bundle::{ClientFiles, TargetArgs};
 use crate::ca::{self, CaCert, CrlInfo};
+use crate::chain;
 use crate::config::Dur;
 use crate::confined::Dir;
 use crate::error::{Error, Result};
@@ -29,8 +30,7 @@ use crate::source::{Fetch, Item, Source, SourceArgs, Validators};
 
 /// Exit code: what is installed expires within the margin and nothing newer could be had.
 pub const EXIT_STALE: u8 = 4;
-/// How far in the future a thisUpdate or notBefore may be (clocks drift).
-const SKEW: time::Duration = time::Duration::minutes(5);
+use chain::SKEW;
 
 #[derive(Debug, clap::Args)]
 pub struct FromArgs {
@@ -118,46 +118,43 @@ struct DeployState {
     consecutive_failures: u64,
     last_success: Option<i64>,
     last_check: Option<i64>,
-    /// What was verified about the installed CRL (deploy crl).
+    /// What was verified about the installed CRLs (deploy crl).
     #[serde(default)]
-    crl: Option<VerifiedCrl>,
+    crls: Option<VerifiedCrls>,
 }
 
-/// The installed CRL as last verified, keyed by its exact bytes and by the pinned CA: a poll
-/// that finds nothing new hashes the file instead of parsing and verifying 100,000 entries
-/// again. Anyone who could forge this could as well replace the CRL next to it.
+/// The installed CRLs as last verified, keyed by the file's exact bytes and by the pinned CA:
+/// a poll that finds nothing new hashes the file instead of parsing and verifying 100,000
+/// entries again. Anyone who could forge this could as well replace the CRLs next to it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct VerifiedCrl {
+struct VerifiedCrls {
     sha256: String,
     pinned: String,
+    crls: Vec<Recorded>,
+}
+
+/// One installed CRL: who signed it, its number and dates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Recorded {
+    issuer: String,
     number: u64,
     this_update: i64,
     next_update: Option<i64>,
 }
 
-impl VerifiedCrl {
-    fn new(bytes: &[u8], pinned: &CaCert, info: &CrlInfo) -> VerifiedCrl {
-        VerifiedCrl {
-            sha256: sha256_hex(bytes),
-            pinned: pinned.fingerprint(),
-            number: info.number,
-            this_update: info.this_update.unix_timestamp(),
-            next_update: info.next_update.map(OffsetDateTime::unix_timestamp),
+impl Recorded {
+    fn of(c: &chain::IssuedCrl) -> Recorded {
+        Recorded {
+            issuer: c.issuer.clone(),
+            number: c.info.number,
+            this_update: c.info.this_update.unix_timestamp(),
+            next_update: c.info.next_update.map(OffsetDateTime::unix_timestamp),
         }
     }
 
-    /// Number and dates, without the serials (no one here needs them).
-    fn info(&self) -> Option<CrlInfo> {
-        let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).ok();
-        Some(CrlInfo {
-            number: self.number,
-            this_update: at(self.this_update)?,
-            next_update: match self.next_update {
-                Some(t) => Some(at(t)?),
-                None => None,
-            },
-            serials: Vec::new(),
-        })
+    fn next_update(&self) -> Option<OffsetDateTime> {
+        self.next_update
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
     }
 }
 
@@ -166,23 +163,46 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
 }
 
-/// The installed CRL, if it is one the pinned CA signed: from the state's record when the
-/// file is byte for byte what was verified, else parsed and verified now.
-fn installed_crl(
+/// The installed CRLs: the state's record when the file is byte for byte what was verified,
+/// else each CRL in the file the pinned CA signed (an intermediate's cannot be checked without
+/// its certificate, and is left out: nothing is known of it).
+fn installed_crls(
     dir: &Dir,
     name: &str,
     pinned: &CaCert,
-    known: Option<&VerifiedCrl>,
-) -> Option<(CrlInfo, String, VerifiedCrl)> {
+    known: Option<&VerifiedCrls>,
+) -> Option<(Vec<u8>, VerifiedCrls)> {
     let bytes = dir.read_opt(name, ca::MAX_CRL_BYTES).ok().flatten()?;
-    let pem = crl_pem(&bytes)?;
     let sha256 = sha256_hex(&bytes);
-    if let Some(k) = known.filter(|k| k.sha256 == sha256 && k.pinned == pinned.fingerprint()) {
-        return Some((k.info()?, pem, k.clone()));
+    let fingerprint = pinned.fingerprint();
+    if let Some(k) = known.filter(|k| k.sha256 == sha256 && k.pinned == fingerprint) {
+        return Some((bytes, k.clone()));
     }
-    let info = CrlInfo::parse(&pem, Some(pinned)).ok()?;
-    let verified = VerifiedCrl::new(&bytes, pinned, &info);
-    Some((info, pem, verified))
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let pinned_id = crate::hierarchy::id_of(&pinned.der);
+    let crls: Vec<Recorded> = pem::parse_many(text)
+        .ok()?
+        .into_iter()
+        .filter(|b| b.tag() == "X509 CRL")
+        .filter_map(|b| CrlInfo::parse(&ca::to_pem("X509 CRL", b.contents()), Some(pinned)).ok())
+        .map(|info| Recorded {
+            issuer: pinned_id.clone(),
+            number: info.number,
+            this_update: info.this_update.unix_timestamp(),
+            next_update: info.next_update.map(OffsetDateTime::unix_timestamp),
+        })
+        .collect();
+    if crls.is_empty() {
+        return None;
+    }
+    Some((
+        bytes,
+        VerifiedCrls {
+            sha256,
+            pinned: fingerprint,
+            crls,
+        },
+    ))
 }
 
 /// One run's result.
@@ -254,20 +274,20 @@ fn reload(cmd: &str, env: &[(&str, String)]) -> std::result::Result<(), String> 
     }
 }
 
-/// A CRL in PEM, whatever the source served (PEM, or DER as CRL distribution points do).
-fn crl_pem(bytes: &[u8]) -> Option<String> {
-    if bytes.first() == Some(&0x30) {
-        return Some(ca::to_pem("X509 CRL", bytes));
-    }
-    std::str::from_utf8(bytes).ok().map(str::to_string)
-}
-
+/// Prometheus text format. A name may carry labels of its own (`name{issuer="…"}`): they join
+/// the run's label, and the TYPE line is written once per metric.
 fn metrics_text(prefix: &str, label: &str, values: &[(String, f64)]) -> String {
     let mut s = String::new();
+    let mut typed = std::collections::HashSet::new();
     for (name, v) in values {
-        s.push_str(&format!(
-            "# TYPE {prefix}_{name} gauge\n{prefix}_{name}{{{label}}} {v}\n"
-        ));
+        let (base, extra) = match name.split_once('{') {
+            Some((b, rest)) => (b, format!(",{}", rest.trim_end_matches('}'))),
+            None => (name.as_str(), String::new()),
+        };
+        if typed.insert(base) {
+            s.push_str(&format!("# TYPE {prefix}_{base} gauge\n"));
+        }
+        s.push_str(&format!("{prefix}_{base}{{{label}{extra}}} {v}\n"));
     }
     s
 }
@@ -283,50 +303,49 @@ fn label_value(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Checks a fetched CRL against the pinned CA and what is installed. `Ok(None)`: the same CRL.
-fn judge_crl(
-    pem: &str,
+/// Checks fetched CRLs against the pinned CA and what is installed. `Ok(None)`: the same.
+fn judge_crls(
+    bytes: &[u8],
     pinned: &CaCert,
-    installed: Option<&(CrlInfo, String)>,
+    installed: Option<&(Vec<u8>, VerifiedCrls)>,
     now: OffsetDateTime,
-) -> std::result::Result<Option<CrlInfo>, String> {
-    let info = CrlInfo::parse(pem, Some(pinned)).map_err(|e| {
-        format!("the fetched CRL is refused: {e} (it must be signed by the pinned CA)")
-    })?;
-    if let Some((old, old_pem)) = installed {
-        if info.number < old.number {
+) -> std::result::Result<Option<chain::Crls>, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| "the fetched CRLs are not PEM".to_string())?;
+    let crls = chain::verify_crls(text, pinned, now)?;
+    let Some((old_bytes, old)) = installed else {
+        return Ok(Some(crls));
+    };
+    // No rollback, CA by CA: a CRL older than the installed one of the same CA is refused, and
+    // one with the same number must be the same CRL.
+    let mut same = crls.crls.len() == old.crls.len();
+    for c in &crls.crls {
+        let Some(o) = old.crls.iter().find(|o| o.issuer == c.issuer) else {
+            same = false;
+            continue;
+        };
+        if c.info.number < o.number {
             return Err(format!(
-                "the fetched CRL #{} is older than the installed #{}: a rollback, refused",
-                info.number, old.number
+                "the fetched CRL #{} of {} is older than the installed #{}: a rollback, refused",
+                c.info.number, c.issuer_subject, o.number
             ));
         }
-        if info.number == old.number {
-            return if pem.trim() == old_pem.trim() {
-                Ok(None)
-            } else {
-                Err(format!(
-                    "the fetched CRL has the installed CRL's number #{} but other contents: refused",
-                    info.number
-                ))
-            };
+        if c.info.number > o.number {
+            same = false;
         }
     }
-    if info.this_update > now + SKEW {
-        return Err(format!(
-            "the fetched CRL #{} is not valid before {}: refused (check this machine's clock)",
-            info.number,
-            fmt_time(info.this_update)
-        ));
+    let rendered = crls.render();
+    if same {
+        return if rendered.as_bytes() == old_bytes.as_slice() {
+            Ok(None)
+        } else {
+            Err(
+                "the fetched CRLs have the installed CRLs' numbers but other contents: refused"
+                    .into(),
+            )
+        };
     }
-    match info.next_update {
-        Some(n) if n > now => Ok(Some(info)),
-        Some(n) => Err(format!(
-            "the fetched CRL #{} expired {}: refused (the CA's reconcile has not re-signed it)",
-            info.number,
-            fmt_time(n)
-        )),
-        None => Err("the fetched CRL has no nextUpdate: refused".into()),
-    }
+    Ok(Some(crls))
 }
 
 /// One check of `deploy crl`.
@@ -341,38 +360,38 @@ fn crl_once(
     let state_file = state_path(dir.path(), &name);
     let mut state = load_state(&state_file);
     state.last_check = Some(now.unix_timestamp());
-    let installed = installed_crl(&dir, &name, pinned, state.crl.as_ref());
-    // What is installed when this run ends; changes only when a new CRL stays installed.
-    let mut current = installed.as_ref().map(|(i, _, v)| (i.clone(), v.clone()));
-    let installed = installed.map(|(i, pem, _)| (i, pem));
+    let installed = installed_crls(&dir, &name, pinned, state.crls.as_ref());
+    // What is installed when this run ends; changes only when new CRLs stay installed.
+    let mut current = installed.as_ref().map(|(_, v)| v.clone());
     // Ask "only if changed" only while the installed file is the one we installed.
     let last = if installed.is_some() {
         state.validators.clone()
     } else {
         Validators::default()
     };
-    let verdict = match source.fetch(Item::Crl, &last) {
+    let verdict = match source.fetch(Item::Crls, &last) {
         Err(e) => Verdict::Unavailable(e.to_string()),
         Ok(Fetch::NotModified) => Verdict::Unchanged("the source has nothing new".into()),
-        Ok(Fetch::Got(bytes, validators)) => match crl_pem(&bytes) {
-            None => Verdict::Refused("the fetched CRL is neither PEM nor DER".into()),
-            Some(pem) => match judge_crl(&pem, pinned, installed.as_ref(), now) {
+        Ok(Fetch::Got(bytes, validators)) => {
+            match judge_crls(&bytes, pinned, installed.as_ref(), now) {
                 Err(why) => Verdict::Refused(why),
                 Ok(None) => {
                     state.validators = validators;
                     Verdict::Unchanged(format!(
-                        "CRL #{} is installed; nothing new",
-                        installed.as_ref().map_or(0, |i| i.0.number)
+                        "CRL {} installed; nothing new",
+                        describe_numbers(current.as_ref())
                     ))
                 }
-                Ok(Some(info)) => {
+                Ok(Some(crls)) => {
+                    let text = crls.render();
                     let backup = dir.backup(&name)?;
-                    dir.write(&name, pem.as_bytes(), 0o644)?;
+                    dir.write(&name, text.as_bytes(), 0o644)?;
+                    let own = &crls.crls[crls.crls.len() - 1];
                     let hook = args.watch.hook().map(|cmd| {
                         reload(
                             cmd,
                             &[
-                                ("GITCA_CRL_NUMBER", info.number.to_string()),
+                                ("GITCA_CRL_NUMBER", own.info.number.to_string()),
                                 ("GITCA_CRL_FILE", args.out.display().to_string()),
                             ],
                         )
@@ -387,20 +406,24 @@ fn crl_once(
                         }
                         _ => {
                             state.validators = validators;
-                            let verified = VerifiedCrl::new(pem.as_bytes(), pinned, &info);
+                            let verified = VerifiedCrls {
+                                sha256: sha256_hex(text.as_bytes()),
+                                pinned: pinned.fingerprint(),
+                                crls: crls.crls.iter().map(Recorded::of).collect(),
+                            };
                             let done = Verdict::Installed(format!(
-                                "installed CRL #{} (next update {}) in {}",
-                                info.number,
-                                info.next_update.map(fmt_time).unwrap_or_default(),
+                                "installed CRL {} (next update {}) in {}",
+                                describe_numbers(Some(&verified)),
+                                crls.next_update().map(fmt_time).unwrap_or_default(),
                                 args.out.display()
                             ));
-                            current = Some((info, verified));
+                            current = Some(verified);
                             done
                         }
                     }
                 }
-            },
-        },
+            }
+        }
     };
     match verdict {
         Verdict::Installed(_) | Verdict::Unchanged(_) => {
@@ -412,12 +435,17 @@ fn crl_once(
             state.failures_total += 1;
         }
     }
-    state.crl = current.as_ref().map(|(_, v)| v.clone());
-    let current = current.map(|(i, _)| i);
-    // Staleness, judged on what is installed now.
-    let stale = match &current {
+    state.crls = current.clone();
+    // Staleness, judged on what is installed now: the first CRL to expire locks everyone out.
+    let pinned_id = crate::hierarchy::id_of(&pinned.der);
+    let earliest = current.as_ref().and_then(|v| {
+        v.crls
+            .iter()
+            .min_by_key(|c| c.next_update.unwrap_or(i64::MIN))
+    });
+    let stale = match earliest {
         None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", args.out.display())),
-        Some(c) => match c.next_update {
+        Some(c) => match c.next_update() {
             Some(n) if n <= now => Some(format!(
                 "the installed CRL #{} EXPIRED {}: nginx refuses EVERY client",
                 c.number,
@@ -429,6 +457,7 @@ fn crl_once(
                 fmt_time(n),
                 crate::plan::human_span(n - now)
             )),
+            None => Some("an installed CRL has no nextUpdate".into()),
             _ => None,
         },
     };
@@ -448,16 +477,25 @@ fn crl_once(
         ),
         ("deploy_stale".into(), f64::from(u8::from(stale.is_some()))),
     ];
-    if let Some(c) = &current {
-        metrics.push(("crl_number".into(), c.number as f64));
-        metrics.push((
-            "crl_this_update_timestamp_seconds".into(),
-            c.this_update.unix_timestamp() as f64,
-        ));
-        metrics.push((
-            "crl_next_update_timestamp_seconds".into(),
-            c.next_update.map_or(0, |n| n.unix_timestamp()) as f64,
-        ));
+    if let Some(v) = &current {
+        if let Some(own) = v.crls.iter().find(|c| c.issuer == pinned_id) {
+            metrics.push(("crl_number".into(), own.number as f64));
+            metrics.push((
+                "crl_this_update_timestamp_seconds".into(),
+                own.this_update as f64,
+            ));
+        }
+        if let Some(n) = earliest.and_then(|c| c.next_update) {
+            metrics.push(("crl_next_update_timestamp_seconds".into(), n as f64));
+        }
+        for c in &v.crls {
+            let at = format!("{{issuer=\"{}\"}}", c.issuer);
+            metrics.push((format!("crl_issuer_number{at}"), c.number as f64));
+            metrics.push((
+                format!("crl_issuer_next_update_timestamp_seconds{at}"),
+                c.next_update.unwrap_or(0) as f64,
+            ));
+        }
     }
     save_state(&state_file, &state)?;
     Ok(Run {
@@ -465,6 +503,18 @@ fn crl_once(
         stale,
         metrics,
     })
+}
+
+/// "#7" for one CRL; "#2 (root), #7" for a chain (the pinned CA's first).
+fn describe_numbers(v: Option<&VerifiedCrls>) -> String {
+    let Some(v) = v else {
+        return "(none)".into();
+    };
+    v.crls
+        .iter()
+        .map(|c| format!("#{}", c.number))
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 fn interval(text: Option<&str>) -> Result<Option<std::time::Duration>> {
@@ -570,69 +620,51 @@ pub fn run_deploy_crl(
     })
 }
 
-/// A certificate chain fetched for an identity, checked.
-struct Checked {
-    chain_pem: String,
-    serial: String,
-    not_before: OffsetDateTime,
-    not_after: OffsetDateTime,
-}
-
-/// Checks a fetched chain: the leaf verifies under the pinned CA, certifies the local key, is
-/// current and not revoked on the (verified) CRL.
+/// Checks a fetched chain: the leaf verifies under the pinned CA (or an intermediate it
+/// certified and did not revoke), certifies the local key, is current and not revoked.
 fn judge_cert(
     bytes: &[u8],
     pinned: &CaCert,
     key_spki: &[u8],
-    revoked: &[String],
+    crls: &chain::Crls,
     now: OffsetDateTime,
-) -> std::result::Result<Checked, String> {
+) -> std::result::Result<chain::Leaf, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "the certificate is not PEM".to_string())?;
-    let ders = crate::bundle::parse_pem_certs(text);
-    let leaf = ders.first().ok_or("no certificate in the fetched file")?;
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(leaf).map_err(|e| format!("not X.509: {e}"))?;
-    let (_, issuer) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&pinned.spki_der)
-        .map_err(|_| "the pinned CA's key cannot be read".to_string())?;
-    cert.verify_signature(Some(&issuer)).map_err(|_| {
-        "the fetched certificate is not signed by the pinned CA: refused".to_string()
-    })?;
-    if !crate::pubkey::same_key(key_spki, cert.public_key().raw) {
+    let leaf = chain::verify_leaf(text, pinned, crls)?;
+    if !crate::pubkey::same_key(key_spki, &leaf.spki) {
         return Err("the fetched certificate is for another key than the local one: refused (a rotation? install the new key first)".into());
     }
-    let serial = ca::serial_hex(cert.raw_serial());
-    if revoked.contains(&serial) {
+    if leaf.not_before > now + SKEW || leaf.not_after <= now {
         return Err(format!(
-            "the fetched certificate {serial} is revoked on the CA's CRL: refused"
+            "the fetched certificate {} is not valid now ({} to {}): refused",
+            leaf.serial,
+            fmt_time(leaf.not_before),
+            fmt_time(leaf.not_after)
         ));
     }
-    let v = cert.validity();
-    let (nb, na) = (v.not_before.to_datetime(), v.not_after.to_datetime());
-    if nb > now + SKEW || na <= now {
-        return Err(format!(
-            "the fetched certificate {serial} is not valid now ({} to {}): refused",
-            fmt_time(nb),
-            fmt_time(na)
-        ));
-    }
-    // client.cert: the leaf first, then the pinned CA (never a CA from the source).
-    let mut chain_pem = ca::to_pem("CERTIFICATE", leaf);
-    chain_pem.push_str(&pinned.pem);
-    Ok(Checked {
-        chain_pem,
-        serial,
-        not_before: nb,
-        not_after: na,
-    })
+    Ok(leaf)
 }
 
-/// The installed leaf's (serial, notBefore, notAfter), when it verifies under the pinned CA.
+/// The installed leaf's (serial, notBefore, notAfter), when it verifies under the pinned CA
+/// (directly, or through the intermediate installed after it).
 fn installed_cert(dir: &Dir, pinned: &CaCert) -> Option<(String, OffsetDateTime, OffsetDateTime)> {
     let text = dir.read_string("client.cert", ca::MAX_CERT_BYTES).ok()?;
     let ders = crate::bundle::parse_pem_certs(&text);
     let (_, cert) = x509_parser::parse_x509_certificate(ders.first()?).ok()?;
-    let (_, issuer) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&pinned.spki_der).ok()?;
-    cert.verify_signature(Some(&issuer)).ok()?;
+    let verifies = |spki_der: &[u8]| {
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+            .ok()
+            .is_some_and(|(_, k)| cert.verify_signature(Some(&k)).is_ok())
+    };
+    let chained = verifies(&pinned.spki_der)
+        || ders.iter().skip(1).any(|d| {
+            CaCert::parse(&ca::to_pem("CERTIFICATE", d)).is_ok_and(|i| {
+                ca::verify_ca_signature(&i, &pinned.spki_der).is_ok() && verifies(&i.spki_der)
+            })
+        });
+    if !chained {
+        return None;
+    }
     let v = cert.validity();
     Some((
         ca::serial_hex(cert.raw_serial()),
@@ -658,19 +690,19 @@ fn cert_once(
     let key_spki = rcgen::PublicKeyData::subject_public_key_info(&key);
     let installed = installed_cert(&dir, pinned);
     let verdict = (|| -> Result<Verdict> {
-        // The CRL first: a certificate is installed only if it is not revoked.
-        let crl = match source.fetch(Item::Crl, &Validators::default()) {
+        // The CRLs first: a certificate is installed only if it is not revoked, nor its
+        // intermediate.
+        let crls = match source.fetch(Item::Crls, &Validators::default()) {
             Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
             Ok(Fetch::NotModified) => return Ok(Verdict::Unavailable("no CRL".into())),
             Ok(Fetch::Got(b, _)) => b,
         };
-        let revoked = match crl_pem(&crl).map(|p| CrlInfo::parse(&p, Some(pinned))) {
-            Some(Ok(info)) => info.serials,
-            _ => {
-                return Ok(Verdict::Refused(
-                    "the fetched CRL is not signed by the pinned CA".into(),
-                ))
-            }
+        let crls = match std::str::from_utf8(&crls)
+            .map_err(|_| "the fetched CRLs are not PEM".to_string())
+            .and_then(|t| chain::verify_crls(t, pinned, now))
+        {
+            Ok(c) => c,
+            Err(why) => return Ok(Verdict::Refused(why)),
         };
         let last = if installed.is_some() {
             state.validators.clone()
@@ -684,7 +716,7 @@ fn cert_once(
             }
             Ok(Fetch::Got(b, v)) => (b, v),
         };
-        let checked = match judge_cert(&bytes, pinned, &key_spki, &revoked, now) {
+        let checked = match judge_cert(&bytes, pinned, &key_spki, &crls, now) {
             Err(why) => return Ok(Verdict::Refused(why)),
             Ok(c) => c,
         };

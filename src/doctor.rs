@@ -18,9 +18,8 @@ use crate::bundle::{parse_pem_certs, read_client_key};
 use crate::ca::{self, CaCert};
 use crate::confined::Dir;
 use crate::error::{Error, Result};
-use crate::init::{CA_CERT, CRL_FILE};
+use crate::init::CRL_FILE;
 use crate::ledger::fmt_time;
-use crate::load::read;
 use crate::repo::CaRepo;
 
 #[derive(Debug, clap::Args)]
@@ -89,9 +88,12 @@ fn is_ca(cert: &X509Certificate<'_>) -> bool {
         .is_some_and(|bc| bc.value.ca)
 }
 
-/// Revocations on a CRL: serial → (time, reason).
-/// What doctor knows of the CRL: its revocations (serial, time, reason) and its dates.
+/// What doctor knows of a CRL: who signed it, its revocations (serial, time, reason) and its
+/// dates.
 struct Crl {
+    /// The issuing CA's subject, and its certificate when doctor knows it.
+    issuer: String,
+    issuer_der: Option<Vec<u8>>,
     revoked: Vec<(String, OffsetDateTime, String)>,
     number: Option<u64>,
     this_update: OffsetDateTime,
@@ -100,60 +102,84 @@ struct Crl {
 
 /// What doctor compares a client certificate with.
 struct Context<'a> {
+    /// The CA the server trusts: the CA itself, or the root of a CA with an offline root.
     ca: Option<&'a CaCert>,
-    crl: Option<&'a Crl>,
+    /// Intermediates doctor knows of (the CA repository's current and retiring ones).
+    intermediates: &'a [CaCert],
+    /// Every CRL given (a file may hold several: the root's and the intermediates').
+    crls: &'a [Crl],
     /// The CA repository's ledger, when doctor runs inside it: which certificate is newest.
     ledger: Option<&'a crate::ledger::Ledger>,
     now: OffsetDateTime,
 }
 
-fn crl_revocations(text: &str, ca: Option<&CaCert>) -> Result<Crl> {
-    let block = pem::parse(text)
-        .map_err(|_| Error::bad_file(CRL_FILE, "not a PEM CRL", "pass --crl FILE"))?;
-    let (_, crl) = x509_parser::parse_x509_crl(block.contents())
-        .map_err(|e| Error::bad_file(CRL_FILE, e.to_string(), "pass --crl FILE"))?;
-    if let Some(ca) = ca {
-        let (_, c) = x509_parser::parse_x509_certificate(&ca.der)
-            .map_err(|e| Error::bad_file(CA_CERT, e.to_string(), ""))?;
-        crl.verify_signature(c.public_key()).map_err(|_| {
-            Error::bad_file(
-                CRL_FILE,
-                "the CRL is not signed by the CA",
-                "pass the CRL of this CA",
-            )
-        })?;
+/// Every CRL in `text`, each attributed to the CA among `cas` that signed it (refused when
+/// CAs are known and none did).
+fn read_crls(text: &str, origin: &str, cas: &[&CaCert]) -> Result<Vec<Crl>> {
+    let blocks = pem::parse_many(text)
+        .map_err(|_| Error::bad_file(origin, "not a PEM CRL", "pass --crl FILE"))?;
+    let mut out = Vec::new();
+    for block in blocks.iter().filter(|b| b.tag() == "X509 CRL") {
+        let (_, crl) = x509_parser::parse_x509_crl(block.contents())
+            .map_err(|e| Error::bad_file(origin, e.to_string(), "pass --crl FILE"))?;
+        let issuer = cas.iter().find(|c| {
+            x509_parser::parse_x509_certificate(&c.der)
+                .ok()
+                .is_some_and(|(_, c)| crl.verify_signature(c.public_key()).is_ok())
+        });
+        if issuer.is_none() && !cas.is_empty() {
+            return Err(Error::bad_file(
+                origin,
+                format!("the CRL of {} is not signed by the CA", crl.issuer()),
+                "pass the CRL of this CA (with an offline root: the root's and the intermediate's, as `gitca deploy crl` writes them)",
+            ));
+        }
+        let revoked = crl
+            .iter_revoked_certificates()
+            .map(|r| {
+                let reason = r
+                    .reason_code()
+                    .map(|(_, rc)| {
+                        crate::ledger::RevocationReason::ALL
+                            .into_iter()
+                            .find(|r| r.code() == rc.0)
+                            .map(|r| r.as_str().to_string())
+                            .unwrap_or_else(|| format!("reason {}", rc.0))
+                    })
+                    .unwrap_or_else(|| "unspecified".into());
+                (
+                    ca::serial_hex(r.raw_serial()),
+                    r.revocation_date.to_datetime(),
+                    reason,
+                )
+            })
+            .collect();
+        out.push(Crl {
+            issuer: issuer.map_or_else(|| crl.issuer().to_string(), |c| c.subject.clone()),
+            issuer_der: issuer.map(|c| c.der.clone()),
+            revoked,
+            number: crl.crl_number().and_then(|n| u64::try_from(n).ok()),
+            this_update: crl.last_update().to_datetime(),
+            next_update: crl.next_update().map(|t| t.to_datetime()),
+        });
     }
-    let revoked = crl
-        .iter_revoked_certificates()
-        .map(|r| {
-            let reason = r
-                .reason_code()
-                .map(|(_, rc)| {
-                    crate::ledger::RevocationReason::ALL
-                        .into_iter()
-                        .find(|r| r.code() == rc.0)
-                        .map(|r| r.as_str().to_string())
-                        .unwrap_or_else(|| format!("reason {}", rc.0))
-                })
-                .unwrap_or_else(|| "unspecified".into());
-            (
-                ca::serial_hex(r.raw_serial()),
-                r.revocation_date.to_datetime(),
-                reason,
-            )
-        })
-        .collect();
-    Ok(Crl {
-        revoked,
-        number: crl.crl_number().and_then(|n| u64::try_from(n).ok()),
-        this_update: crl.last_update().to_datetime(),
-        next_update: crl.next_update().map(|t| t.to_datetime()),
-    })
+    if out.is_empty() {
+        return Err(Error::bad_file(origin, "holds no CRL", "pass --crl FILE"));
+    }
+    Ok(out)
 }
 
 /// The CRL's freshness: nginx refuses every client once it has expired (or before it is valid).
-fn check_crl_dates(d: &mut Doctor, crl: &Crl, now: OffsetDateTime) {
-    let number = crl.number.map(|n| format!(" #{n}")).unwrap_or_default();
+fn check_crl_dates(d: &mut Doctor, crl: &Crl, root: bool, now: OffsetDateTime) {
+    let number = format!(
+        "{}{}",
+        crl.number.map(|n| format!(" #{n}")).unwrap_or_default(),
+        if root {
+            format!(" of the root ({})", crl.issuer)
+        } else {
+            String::new()
+        }
+    );
     if crl.this_update > now + time::Duration::minutes(5) {
         d.bad(
             format!(
@@ -169,7 +195,11 @@ fn check_crl_dates(d: &mut Doctor, crl: &Crl, now: OffsetDateTime) {
                 "the CRL{number} expired {}: nginx refuses EVERY client certificate, this one included",
                 fmt_time(next)
             ),
-            "the CA's daily `gitca reconcile` re-signs the CRL; install the fresh one on the server (gitca deploy crl) and reload nginx",
+            if root {
+                "the root CRL is re-signed by the root custodians: `gitca root sign-crl`, then `gitca deploy crl` on the server"
+            } else {
+                "the CA's daily `gitca reconcile` re-signs the CRL; install the fresh one on the server (gitca deploy crl) and reload nginx"
+            },
         ),
         Some(next) => d.good(format!("the CRL{number} is current until {}", fmt_time(next))),
         None => d.note("the CRL has no nextUpdate"),
@@ -177,7 +207,7 @@ fn check_crl_dates(d: &mut Doctor, crl: &Crl, now: OffsetDateTime) {
 }
 
 fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Context<'_>) {
-    let (ca, crl, now) = (cx.ca, cx.crl, cx.now);
+    let now = cx.now;
     let shown = cert_path.display().to_string();
     let text = match crate::confined::read_named_string(cert_path, ca::MAX_CERT_BYTES, "read") {
         Ok(t) => t,
@@ -260,44 +290,156 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         ),
         None => d.note("no extended key usage extension: allowed for any use"),
     }
-    if let Some(ca) = ca {
-        let issued = x509_parser::parse_x509_certificate(&ca.der)
+    let serial = ca::serial_hex(leaf.raw_serial());
+    // The chain: the leaf's issuer (the CA, or an intermediate from the file or the
+    // repository), the intermediate's standing under the root, and every CRL on the way.
+    let issuer = match cx.ca {
+        Some(anchor) => match check_chain(d, leaf, &ders[leaf_at + 1..], anchor, cx) {
+            Some(i) => Some(i),
+            None => return,
+        },
+        None => None,
+    };
+    let newer = cx.ledger.and_then(|l| newer_certificate(l, &serial, now));
+    let issuer_crl = issuer
+        .as_ref()
+        .and_then(|i| {
+            cx.crls
+                .iter()
+                .find(|c| c.issuer_der.as_deref() == Some(&i.der[..]))
+        })
+        .or(if cx.ca.is_none() {
+            cx.crls.first()
+        } else {
+            None
+        });
+    let revoked_here = issuer_crl.and_then(|crl| crl.revoked.iter().find(|(s, _, _)| *s == serial));
+    match (issuer_crl, revoked_here) {
+        (Some(_), Some((_, at, reason))) => {
+            let fix = match &newer {
+                Some(n) => n.fix.clone(),
+                None => "a revoked certificate never comes back: if you still need access, get re-declared (and, after a key compromise, make a new key with `gitca request NAME --rotate`)".into(),
+            };
+            d.bad(
+                format!("revoked on {} ({reason}): nginx refuses it", fmt_time(*at)),
+                fix,
+            )
+        }
+        (Some(_), None) => d.good("not on the current CRL"),
+        (None, _) => {}
+    }
+    // With an offline root, the anchor's CRL is the root CRL (re-signed in ceremonies).
+    let root_der = cx.ca.map(|c| c.der.as_slice());
+    let two_levels = !cx.intermediates.is_empty()
+        || issuer
+            .as_ref()
+            .is_some_and(|i| Some(i.der.as_slice()) != root_der);
+    for crl in cx.crls {
+        let root = two_levels && root_der.is_some() && crl.issuer_der.as_deref() == root_der;
+        check_crl_dates(d, crl, root, now);
+    }
+    if let Some(n) = newer.filter(|_| revoked_here.is_none()) {
+        d.bad(n.what, n.fix);
+    }
+}
+
+/// Finds the leaf's issuer under `anchor` and judges each link: returns the issuer (the
+/// anchor itself, or an intermediate), or `None` when the chain is broken (already reported).
+fn check_chain(
+    d: &mut Doctor,
+    leaf: &X509Certificate<'_>,
+    rest: &[Vec<u8>],
+    anchor: &CaCert,
+    cx: &Context<'_>,
+) -> Option<CaCert> {
+    let signs = |ca: &CaCert| {
+        x509_parser::parse_x509_certificate(&ca.der)
             .ok()
             .is_some_and(|(_, c)| {
                 leaf.issuer() == c.subject() && leaf.verify_signature(Some(c.public_key())).is_ok()
-            });
-        if issued {
-            d.good(format!("issued by {}", ca.subject));
-        } else {
-            d.bad(
-                format!("not issued by this CA ({}); issuer is {}", ca.subject, leaf.issuer()),
-                "the server trusts only ca/ca.crt of the CA repository: get a certificate from this CA (gitca request, then reconcile)",
-            );
-        }
+            })
+    };
+    if signs(anchor) {
+        d.good(format!("issued by {}", anchor.subject));
+        return Some(anchor.clone());
     }
-    let serial = ca::serial_hex(leaf.raw_serial());
-    let newer = cx.ledger.and_then(|l| newer_certificate(l, &serial, now));
-    if let Some(crl) = crl {
-        match crl.revoked.iter().find(|(s, _, _)| *s == serial) {
-            Some((_, at, reason)) => {
-                let fix = match &newer {
-                    Some(n) => n.fix.clone(),
-                    None => "a revoked certificate never comes back: if you still need access, get re-declared (and, after a key compromise, make a new key with `gitca request NAME --rotate`)".into(),
-                };
+    let from_file: Vec<CaCert> = rest
+        .iter()
+        .filter_map(|der| CaCert::parse(&ca::to_pem("CERTIFICATE", der)).ok())
+        .collect();
+    // Only an intermediate the anchor certified counts (a CA of the same name does not).
+    let certified = |c: &&CaCert| ca::verify_ca_signature(c, &anchor.spki_der).is_ok();
+    let in_file = from_file.iter().filter(certified).find(|c| signs(c));
+    let known = cx.intermediates.iter().filter(certified).find(|c| signs(c));
+    let Some(intermediate) = in_file.or(known) else {
+        d.bad(
+            format!(
+                "not issued by this CA ({}); issuer is {}",
+                anchor.subject,
+                leaf.issuer()
+            ),
+            "the server trusts only the CA's root (ca/root.crt, or ca/ca.crt of a single-level CA): get a certificate from this CA (gitca request, then reconcile)",
+        );
+        return None;
+    };
+    if in_file.is_none() {
+        d.bad(
+            format!(
+                "the intermediate {} is missing from the certificate file: the server cannot build the chain to the root",
+                intermediate.subject
+            ),
+            "client.cert holds the client certificate, then the intermediate: reinstall it with `gitca bundle` (or `gitca deploy cert`)",
+        );
+    } else {
+        d.good(format!(
+            "issued by intermediate {}, certified by {}",
+            intermediate.subject, anchor.subject
+        ));
+    }
+    // Revoked by the root?
+    let serial = x509_parser::parse_x509_certificate(&intermediate.der)
+        .ok()
+        .map(|(_, c)| ca::serial_hex(c.raw_serial()));
+    let root_crl = cx
+        .crls
+        .iter()
+        .find(|c| c.issuer_der.as_deref() == Some(&anchor.der[..]));
+    match (root_crl, serial) {
+        (Some(crl), Some(serial)) => {
+            if let Some((_, at, reason)) = crl.revoked.iter().find(|(s, _, _)| *s == serial) {
                 d.bad(
-                    format!("revoked on {} ({reason}): nginx refuses it", fmt_time(*at)),
-                    fix,
-                )
+                    format!(
+                        "its intermediate {} was revoked by the root on {} ({reason}): nginx refuses every certificate it signed",
+                        intermediate.subject,
+                        fmt_time(*at)
+                    ),
+                    "the CA re-issued every certificate under a new intermediate: pull the CA repository and install yours again (gitca bundle, or gitca deploy cert)",
+                );
+            } else {
+                d.good(format!(
+                    "intermediate {} is not revoked on the root CRL",
+                    intermediate.subject
+                ));
             }
-            None => d.good("not on the current CRL"),
         }
-        check_crl_dates(d, crl, now);
+        (None, _) if !cx.crls.is_empty() => d.bad(
+            format!("no CRL of the root ({}) was given", anchor.subject),
+            "nginx checks the CRL of every CA in the chain: ssl_crl must hold the root's CRL and the intermediate's (gitca deploy crl writes both)",
+        ),
+        _ => {}
     }
-    if let Some(n) =
-        newer.filter(|_| !crl.is_some_and(|c| c.revoked.iter().any(|(s, _, _)| *s == serial)))
+    if !cx.crls.is_empty()
+        && !cx
+            .crls
+            .iter()
+            .any(|c| c.issuer_der.as_deref() == Some(&intermediate.der[..]))
     {
-        d.bad(n.what, n.fix);
+        d.bad(
+            format!("no CRL of intermediate {} was given", intermediate.subject),
+            "nginx refuses a client whose intermediate's CRL it lacks: ssl_crl must hold it (gitca deploy crl writes it)",
+        );
     }
+    Some(intermediate.clone())
 }
 
 /// A certificate in the repository newer than the installed one, and how to install it.
@@ -361,45 +503,60 @@ pub fn run_doctor(
     let mut d = Doctor {
         findings: Vec::new(),
     };
-    let ca_text = match (&args.ca, &repo, &args.certs_dir) {
-        (Some(p), _, _) => Some(crate::confined::read_named_string(
+    // Inside the CA repository: its anchor (the root, with an offline root), intermediates and
+    // CRLs, as the CA sealed them; the sealed ledger says which certificate is the newest.
+    let outputs = repo.as_ref().and_then(|r| crate::load::outputs(r).ok());
+    let ca = match (&args.ca, &outputs, &args.certs_dir) {
+        (Some(p), _, _) => Some(CaCert::parse(&crate::confined::read_named_string(
             p,
             ca::MAX_CERT_BYTES,
             "read",
-        )?),
-        (None, Some(r), _) => read(&r.dir, CA_CERT, ca::MAX_CERT_BYTES).ok(),
+        )?)?),
+        (None, Some(o), _) => Some(o.hierarchy.as_ref().map_or(&o.ca, |h| &h.root).clone()),
         (None, None, Some(dir)) => Dir::open(dir)
             .and_then(|d| d.read_string("ca.crt", ca::MAX_CERT_BYTES))
-            .ok(),
+            .ok()
+            .map(|t| CaCert::parse(&t))
+            .transpose()?,
         _ => None,
     };
-    let ca = ca_text.as_deref().map(CaCert::parse).transpose()?;
-    let crl_text = match (&args.crl, &repo) {
-        (Some(p), _) => Some(crate::confined::read_named_string(
-            p,
-            ca::MAX_CRL_BYTES,
-            "read",
-        )?),
-        (None, Some(r)) => read(&r.dir, CRL_FILE, ca::MAX_CRL_BYTES).ok(),
-        _ => None,
+    let mut intermediates: Vec<CaCert> = Vec::new();
+    let mut repo_crls = String::new();
+    if let Some(o) = &outputs {
+        match &o.hierarchy {
+            Some(h) => {
+                intermediates.push(o.ca.clone());
+                repo_crls.push_str(&h.root_crl_text);
+                repo_crls.push_str(&o.crl_text);
+                if let Some(p) = &h.previous {
+                    intermediates.push(p.cert.clone());
+                    repo_crls.push_str(&p.crl_text);
+                }
+            }
+            None => repo_crls.push_str(&o.crl_text),
+        }
+    }
+    let cas: Vec<&CaCert> = ca.iter().chain(intermediates.iter()).collect();
+    let crls = match (&args.crl, &outputs) {
+        (Some(p), _) => {
+            let text = crate::confined::read_named_string(p, ca::MAX_CRL_BYTES, "read")?;
+            read_crls(&text, &p.display().to_string(), &cas)?
+        }
+        (None, Some(_)) => read_crls(&repo_crls, CRL_FILE, &cas)?,
+        _ => Vec::new(),
     };
-    let crl = crl_text
-        .as_deref()
-        .map(|t| crl_revocations(t, ca.as_ref()))
-        .transpose()?;
     if ca.is_none() {
         d.note(
             "no CA certificate given (--ca, or run inside the CA repository): issuer not checked",
         );
     }
-    if crl.is_none() {
+    if crls.is_empty() {
         d.note("no CRL given (--crl, or run inside the CA repository): revocation not checked");
     }
-    // Inside the CA repository, the sealed ledger says which certificate is the newest.
-    let outputs = repo.as_ref().and_then(|r| crate::load::outputs(r).ok());
     let cx = Context {
         ca: ca.as_ref(),
-        crl: crl.as_ref(),
+        intermediates: &intermediates,
+        crls: &crls,
         ledger: outputs.as_ref().map(|o| &o.ledger),
         now,
     };

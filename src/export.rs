@@ -39,7 +39,8 @@ pub struct ExportArgs {
     /// The server's TLS key.
     #[arg(long, default_value = "/etc/gitca/server.key", value_name = "PATH")]
     pub tls_key: String,
-    /// Where the server reads this CA's certificate (deploy ca/ca.crt there).
+    /// Where the server reads the certificate it trusts: ca/ca.crt, or ca/root.crt of a CA
+    /// with an offline root (deploy it there once, by hand: it is the pin).
     #[arg(long, default_value = "/etc/gitca/ca.crt", value_name = "PATH")]
     pub client_ca: String,
     /// nginx: where it reads the CRL (deploy crl/ca.crl there after every reconcile).
@@ -65,14 +66,21 @@ pub struct ExportArgs {
 pub fn run_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
     // Exporting needs no repository state, but refusing outside a CA catches a wrong -C early.
     let repo = CaRepo::open(dir)?;
-    let ca = CaCert::parse(&read(&repo.dir, CA_CERT, ca::MAX_CERT_BYTES)?)?;
+    // What the server trusts: the CA, or the root above the intermediates.
+    let two_levels = crate::hierarchy::present(&repo.dir);
+    let anchor = if two_levels {
+        crate::hierarchy::ROOT_CERT
+    } else {
+        CA_CERT
+    };
+    let ca = CaCert::parse(&read(&repo.dir, anchor, ca::MAX_CERT_BYTES)?)?;
     let config = crate::config::Config::parse(&read(
         &repo.dir,
         crate::config::FILE,
         crate::config::MAX_BYTES,
     )?)?;
     let text = match args.target {
-        ExportTarget::Nginx => export_nginx(args, &ca, config.registry.as_ref()),
+        ExportTarget::Nginx => export_nginx(args, &ca, config.registry.as_ref(), two_levels),
         ExportTarget::Registry => export_registry(args, &ca)?,
     };
     let _ = out.write_all(text.as_bytes());
@@ -117,7 +125,20 @@ fn export_nginx(
     a: &ExportArgs,
     ca: &CaCert,
     rights: Option<&crate::config::RegistryPolicy>,
+    two_levels: bool,
 ) -> String {
+    let chain_note = if two_levels {
+        "#
+# An offline root: {client_ca} holds the ROOT (ca/root.crt); clients present their certificate
+# and the intermediate (client.cert, as gitca bundle writes it). nginx checks the CRL of every CA
+# in the chain: {crl} must hold the root's CRL and the intermediates' (gitca deploy crl writes
+# them all), and ssl_verify_depth 2 lets the chain be leaf, intermediate, root.
+"
+        .replace("{client_ca}", &a.client_ca)
+        .replace("{crl}", &a.crl)
+    } else {
+        String::new()
+    };
     let listen = a.listen.clone().unwrap_or_else(|| "443".into());
     let maps = rights.map(rights_maps).unwrap_or_default();
     let check = if rights.is_some() {
@@ -134,7 +155,7 @@ fn export_nginx(
 # (a systemd timer or --watch): nginx reads the CRL only at start and reload, and a reload with a
 # broken CRL keeps the old one. An EXPIRED CRL LOCKS EVERY CLIENT OUT ("CRL has expired"): keep
 # the CA's daily reconcile running, and alert on deploy's exit code 4 or its metrics.
-{maps}map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {{
+{chain_note}{maps}map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {{
     '' 'registry/2.0';
 }}
 
@@ -179,6 +200,7 @@ server {{
         upstream = a.upstream,
         maps = maps,
         check = check,
+        chain_note = chain_note,
     );
     match &a.standalone {
         None => server,

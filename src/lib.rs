@@ -8,6 +8,7 @@ pub mod apply;
 pub mod bundle;
 pub mod ca;
 pub mod ceremony;
+pub mod chain;
 pub mod check;
 pub mod cli;
 pub mod config;

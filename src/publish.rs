@@ -2,12 +2,17 @@
 //! or Pages site can serve, for relying parties (`gitca deploy`) and CRL distribution points.
 //!
 //! ```text
-//! DIR/ca.crt          the CA certificate (PEM)
-//! DIR/ca.crl          the current CRL, DER (as CRL distribution points serve it)
-//! DIR/ca.crl.pem      the same CRL, PEM (what nginx's ssl_crl reads)
+//! DIR/ca.crt          the issuing CA's certificate (PEM)
+//! DIR/ca.crl          its current CRL, DER (as CRL distribution points serve it)
+//! DIR/ca.crl.pem      the same CRL, PEM
+//! DIR/crls.pem        every CRL of the chain with the intermediates (what `gitca deploy crl`
+//!                     fetches; its CRLs are what nginx's ssl_crl reads)
 //! DIR/certs/NAME.crt  the current certificate (chain) of each identity holding one
-//! DIR/index.json      a manifest: CRL number and dates, each file's SHA-256
+//! DIR/index.json      a manifest: CRL numbers and dates, each file's SHA-256
 //! ```
+//!
+//! With an offline root (see [`crate::hierarchy`]) also `root.crt` (the anchor relying parties
+//! pin), `root.crl` (DER) and `root.crl.pem`.
 //!
 //! Only what the CA sealed is published (see [`crate::seal`]): a hand edit of the repository's
 //! ledger or CRL is never published. Nothing here is secret; relying parties verify everything
@@ -34,6 +39,10 @@ pub const INDEX: &str = "index.json";
 pub const CA_CRT: &str = "ca.crt";
 pub const CRL_DER: &str = "ca.crl";
 pub const CRL_PEM: &str = "ca.crl.pem";
+pub const CRLS: &str = "crls.pem";
+pub const ROOT_CRT: &str = "root.crt";
+pub const ROOT_CRL_DER: &str = "root.crl";
+pub const ROOT_CRL_PEM: &str = "root.crl.pem";
 
 /// `path` relative to `root` when it lies below it (lexically, `..` resolved), as `a/b`.
 fn lexical_below(path: &Path, root: &Path) -> Option<String> {
@@ -62,6 +71,24 @@ fn lexical_below(path: &Path, root: &Path) -> Option<String> {
 
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
+}
+
+fn der_of(pem_text: &str) -> Result<Vec<u8>> {
+    Ok(pem::parse(pem_text)
+        .map_err(|_| Error::bad_file(crate::init::CRL_FILE, "not PEM", "run gitca reconcile"))?
+        .into_contents())
+}
+
+/// One CRL as the manifest lists it.
+fn crl_summary(issuer: &ca::CaCert, crl: &ca::CrlInfo) -> serde_json::Value {
+    json!({
+        "issuer": issuer.subject,
+        "issuer_id": crate::hierarchy::id_of(&issuer.der),
+        "number": crl.number,
+        "this_update": fmt_time(crl.this_update),
+        "next_update": crl.next_update.map(fmt_time),
+        "entries": crl.serials.len(),
+    })
 }
 
 /// The top-level entry point for `gitca publish`.
@@ -108,13 +135,33 @@ pub fn run_publish(
             "warning: {why}; publishing the sealed versions (run gitca reconcile to restore the files)"
         );
     }
-    let crl_der = pem::parse(&outputs.crl_text)
-        .map_err(|_| Error::bad_file(crate::init::CRL_FILE, "not PEM", "run gitca reconcile"))?
-        .into_contents();
+    let crl_der = der_of(&outputs.crl_text)?;
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     files.insert(CA_CRT.into(), outputs.ca.pem.clone().into_bytes());
     files.insert(CRL_DER.into(), crl_der);
     files.insert(CRL_PEM.into(), outputs.crl_text.clone().into_bytes());
+    let mut crls = vec![crl_summary(&outputs.ca, &outputs.crl)];
+    let bundle = match &outputs.hierarchy {
+        None => outputs.crl_text.clone(),
+        Some(h) => {
+            files.insert(ROOT_CRT.into(), h.root.pem.clone().into_bytes());
+            files.insert(ROOT_CRL_DER.into(), der_of(&h.root_crl_text)?);
+            files.insert(ROOT_CRL_PEM.into(), h.root_crl_text.clone().into_bytes());
+            crls.insert(0, crl_summary(&h.root, &h.root_crl));
+            let mut b = outputs.ca.pem.clone();
+            if let Some(p) = &h.previous {
+                b.push_str(&p.cert.pem);
+            }
+            b.push_str(&h.root_crl_text);
+            b.push_str(&outputs.crl_text);
+            if let Some(p) = &h.previous {
+                b.push_str(&p.crl_text);
+                crls.push(crl_summary(&p.cert, &p.crl));
+            }
+            b
+        }
+    };
+    files.insert(CRLS.into(), bundle.into_bytes());
     // The current certificate of each identity holding a live one, checked against the ledger.
     let mut certs = BTreeMap::new();
     let live: BTreeMap<&str, &crate::ledger::Record> = outputs
@@ -160,12 +207,14 @@ pub fn run_publish(
             "sha256": sha256_hex(&outputs.ca.der),
             "not_after": fmt_time(outputs.ca.not_after),
         },
+        "anchor": if outputs.hierarchy.is_some() { ROOT_CRT } else { CA_CRT },
         "crl": {
             "number": outputs.crl.number,
             "this_update": fmt_time(outputs.crl.this_update),
             "next_update": outputs.crl.next_update.map(fmt_time),
             "entries": outputs.crl.serials.len(),
         },
+        "crls": crls,
         "files": files.iter().map(|(k, v)| (k.clone(), sha256_hex(v))).collect::<BTreeMap<_, _>>(),
         "certs": certs,
     });

@@ -36,8 +36,8 @@ pub enum Fetch {
 /// The items a relying party reads.
 #[derive(Debug, Clone, Copy)]
 pub enum Item<'a> {
-    /// The CA's CRL (PEM).
-    Crl,
+    /// Every CRL of the chain, with the intermediates (PEM; see [`crate::chain`]).
+    Crls,
     /// An identity's current certificate chain (PEM).
     Cert(&'a str),
 }
@@ -51,11 +51,22 @@ pub enum Layout {
 }
 
 impl Layout {
-    fn path(self, item: Item<'_>) -> String {
+    /// The files that make up `item`, concatenated in this order (in a repository, those of
+    /// them that exist; the CRL bundle of a published tree is one file).
+    fn paths(self, item: Item<'_>) -> Vec<String> {
+        use crate::hierarchy as h;
         match (self, item) {
-            (Layout::Published, Item::Crl) => crate::publish::CRL_PEM.into(),
-            (Layout::Repository, Item::Crl) => crate::init::CRL_FILE.into(),
-            (_, Item::Cert(name)) => format!("certs/{name}.crt"),
+            (Layout::Published, Item::Crls) => vec![crate::publish::CRLS.into()],
+            (Layout::Repository, Item::Crls) => [
+                crate::init::CA_CERT,
+                h::PREVIOUS_CERT,
+                h::ROOT_CRL,
+                crate::init::CRL_FILE,
+                h::PREVIOUS_CRL,
+            ]
+            .map(String::from)
+            .to_vec(),
+            (_, Item::Cert(name)) => vec![format!("certs/{name}.crt")],
         }
     }
 }
@@ -178,12 +189,11 @@ impl Source {
     pub fn fetch(&self, item: Item<'_>, last: &Validators) -> Result<Fetch> {
         match self {
             Source::Http { base, agent } => {
-                let url = format!("{base}/{}", Layout::Published.path(item));
+                let url = format!("{base}/{}", Layout::Published.paths(item).concat());
                 http_get(agent, &url, last)
             }
             Source::Dir { dir, layout } => {
-                let rel = layout.path(item);
-                let bytes = dir.read(&rel, MAX_FETCH)?;
+                let bytes = gather(layout.paths(item), |rel| dir.read_opt(rel, MAX_FETCH))?;
                 Ok(Fetch::Got(bytes, Validators::default()))
             }
             Source::Git { url, branch, cache } => {
@@ -191,7 +201,9 @@ impl Source {
                 if last.commit.as_deref() == Some(commit.as_str()) {
                     return Ok(Fetch::NotModified);
                 }
-                let bytes = git_show(cache, &commit, &Layout::Repository.path(item))?;
+                let bytes = gather(Layout::Repository.paths(item), |rel| {
+                    git_show_opt(cache, &commit, rel)
+                })?;
                 Ok(Fetch::Got(
                     bytes,
                     Validators {
@@ -294,6 +306,53 @@ fn git_fetch(url: &str, branch: &str, cache: &Path) -> Result<String> {
     )?;
     let out = git(&["rev-parse", "refs/gitca/deploy"], Some(cache))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The files of an item concatenated; the last one must exist (the CRL of the issuing CA, or
+/// the certificate asked for), the others are there when the CA has an offline root.
+fn gather(
+    paths: Vec<String>,
+    mut read: impl FnMut(&str) -> Result<Option<Vec<u8>>>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let required = paths
+        .iter()
+        .position(|p| p == crate::init::CRL_FILE || p.starts_with("certs/"))
+        .unwrap_or(0);
+    for (i, rel) in paths.iter().enumerate() {
+        match read(rel)? {
+            Some(bytes) => {
+                if out.len() as u64 + bytes.len() as u64 > MAX_FETCH {
+                    return Err(fetch_error(rel, "too large"));
+                }
+                out.extend_from_slice(&bytes);
+                if !out.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+            None if i == required => return Err(fetch_error(rel, "not found")),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A file of `commit`, or `None` when the commit has no such file.
+fn git_show_opt(cache: &Path, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+    let spec = format!("{commit}:{path}");
+    let exists = std::process::Command::new("git")
+        .args(["cat-file", "-e", &spec])
+        .current_dir(cache)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| fetch_error("git", e))?;
+    if !exists.success() {
+        return Ok(None);
+    }
+    git_show(cache, commit, path).map(Some)
 }
 
 fn git_show(cache: &Path, commit: &str, path: &str) -> Result<Vec<u8>> {

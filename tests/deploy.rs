@@ -197,9 +197,9 @@ fn deploy_crl_installs_only_newer_crls_of_the_pinned_ca() {
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "1\n1\n");
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
-        std::fs::read_to_string(public.join("ca.crl.pem")).unwrap()
+        std::fs::read_to_string(public.join("crls.pem")).unwrap()
     );
-    let old = std::fs::read_to_string(public.join("ca.crl.pem")).unwrap();
+    let old = std::fs::read_to_string(public.join("crls.pem")).unwrap();
     // bob leaves; the next publish is installed and bob's certificate fails against it.
     ca.identities(
         &ca.read("identities/people.yaml")
@@ -239,7 +239,7 @@ fn deploy_crl_installs_only_newer_crls_of_the_pinned_ca() {
 
     // A rollback (the older CRL served again), another CA's CRL, and an expired one: refused,
     // exit 1, nothing touched.
-    std::fs::write(public.join("ca.crl.pem"), &old).unwrap();
+    std::fs::write(public.join("crls.pem"), &old).unwrap();
     let (code, log) = deploy_crl(
         &ca,
         &days_after(T0, 1),
@@ -251,10 +251,10 @@ fn deploy_crl_installs_only_newer_crls_of_the_pinned_ca() {
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("older than the installed #2"), "{log}");
     let other = Ca::new();
-    std::fs::copy(other.path("crl/ca.crl"), public.join("ca.crl.pem")).unwrap();
+    std::fs::copy(other.path("crl/ca.crl"), public.join("crls.pem")).unwrap();
     let (code, log) = deploy_crl(&ca, &days_after(T0, 1), from, &pinned, &out, &[]);
     assert_eq!(code, 1, "{log}");
-    assert!(log.contains("signed by the pinned CA"), "{log}");
+    assert!(log.contains("signed neither by the pinned CA"), "{log}");
     ok(run(ca.cmd(&days_after(T0, 1)).arg("publish").arg(&public)));
     let (code, log) = deploy_crl(
         &ca,
@@ -389,7 +389,7 @@ fn deploy_crl_over_http_asks_only_if_changed() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(
         *log.lock().unwrap(),
-        ["200 ca.crl.pem", "304 ca.crl.pem"],
+        ["200 crls.pem", "304 crls.pem"],
         "the second poll moved no CRL"
     );
     ok(ca.reconcile(&days_after(T0, 5)));
@@ -397,7 +397,7 @@ fn deploy_crl_over_http_asks_only_if_changed() {
     let (code, text) = deploy_crl(&ca, &days_after(T0, 5), &url, &pinned, &out, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("installed CRL #2"), "{text}");
-    assert_eq!(log.lock().unwrap().last().unwrap(), "200 ca.crl.pem");
+    assert_eq!(log.lock().unwrap().last().unwrap(), "200 crls.pem");
 }
 
 #[test]

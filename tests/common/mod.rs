@@ -340,6 +340,9 @@ impl Drop for Ca {
         }
         let _ = std::fs::copy(self.path("ca/ca.crt"), out.join("ca.crt"));
         let _ = std::fs::copy(self.path("crl/ca.crl"), out.join("ca.crl"));
+        // An offline root: the root and its CRL too (the intermediate is linted under it).
+        let _ = std::fs::copy(self.path("ca/root.crt"), out.join("root.crt"));
+        let _ = std::fs::copy(self.path("crl/root.crl"), out.join("root.crl"));
         if let Ok(entries) = std::fs::read_dir(self.path("certs")) {
             for e in entries.flatten() {
                 let text = std::fs::read_to_string(e.path()).unwrap_or_default();
