@@ -246,6 +246,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     let (plan, verified) = (vetted.plan, vetted.verified);
     let mut diagnostics = std::mem::take(&mut state.problems);
     diagnostics.extend(vetted.diagnostics);
+    diagnostics.extend(root_pending(&state, &plan, now));
     phases.mark("load and plan");
     let attention = !plan.blocked.is_empty() || plan.repair.is_some() || !diagnostics.is_empty();
     if plan.is_empty() {
@@ -325,6 +326,40 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         commit,
         diagnostics,
         attention,
+    })
+}
+
+/// Revocations that only the offline root can publish (certificates it signed itself before a
+/// migration): they stay valid until a custodians' ceremony, so the run asks for one (exit 3).
+fn root_pending(state: &Loaded, plan: &Plan, now: OffsetDateTime) -> Option<Error> {
+    let h = state.hierarchy.as_ref()?;
+    let listed: HashSet<&str> = h.root_crl.serials.iter().map(String::as_str).collect();
+    let revoking: BTreeMap<&str, RevocationReason> = plan
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::Revoke)
+        .filter_map(|a| Some((a.serial.as_deref()?, a.revocation?)))
+        .collect();
+    let pending: Vec<String> = state
+        .ledger
+        .records
+        .iter()
+        .filter(|r| r.issuer.as_deref() == Some(h.root_id.as_str()) && r.not_after > now)
+        .filter(|r| !listed.contains(r.serial.as_str()))
+        .filter_map(|r| {
+            let why = revoking.get(r.serial.as_str()).copied().or(r.reason)?;
+            Some(format!("{} ({}, {why})", r.serial, r.identity))
+        })
+        .collect();
+    (!pending.is_empty()).then(|| {
+        Error::usage(
+            format!(
+                "{} revocation(s) of certificates the root signed before the migration are not published: {}",
+                pending.len(),
+                pending.join(", ")
+            ),
+            "only the root can publish them: a root custodian runs `gitca root sign-crl` and pushes; until then those certificates stay valid",
+        )
     })
 }
 

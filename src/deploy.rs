@@ -584,9 +584,19 @@ fn drive(
 
 fn read_pinned(path: &Path) -> Result<CaCert> {
     let text = crate::confined::read_named_string(path, ca::MAX_CERT_BYTES, "read the pinned CA")?;
-    CaCert::parse(&text).map_err(|_| {
+    let pinned = CaCert::parse(&text).map_err(|_| {
         Error::bad_file(path, "is not a CA certificate", "pass the CA certificate this machine trusts (ca/ca.crt of the CA repository, copied once by hand)")
-    })
+    })?;
+    // The pin is a trust anchor: a self-signed CA. An intermediate cannot vouch for the root
+    // CRL nginx needs, nor survive the intermediate's replacement.
+    if ca::verify_ca_signature(&pinned, &pinned.spki_der).is_err() {
+        return Err(Error::bad_file(
+            path,
+            format!("is not a root: {} is not self-signed (an intermediate?)", pinned.subject),
+            "pin the CA's root: ca/root.crt of a CA with an offline root (root.crt of the published tree), ca/ca.crt otherwise",
+        ));
+    }
+    Ok(pinned)
 }
 
 fn source_of(f: &FromArgs) -> Result<Source> {

@@ -1,0 +1,752 @@
+//! Issue 14: an offline root. The root key is encrypted to the custodians only; CI's identity
+//! decrypts the intermediate and nothing else. Everything is checked with the real tools:
+//! `age` for who can decrypt what, `openssl verify -crl_check_all` and GnuTLS `certtool` for
+//! every chain, and the ceremonies (`gitca root …`) through the binary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// A CA with an offline root: `identity` is CI's (it reconciles), `custodian` the root's.
+struct Hier {
+    ca: Ca,
+    custodian: PathBuf,
+}
+
+fn offline_root(now: &str) -> Hier {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ci, ci_recipient) = age_identity(tmp.path(), "ci");
+    let (custodian, custodian_recipient) = age_identity(tmp.path(), "custodian");
+    let root = tmp.path().join("ca");
+    let o = ok(run(gitca().args([
+        "init",
+        "-C",
+        root.to_str().unwrap(),
+        "--name",
+        "Test Registry CA",
+        "--organization",
+        "Acme",
+        "--offline-root",
+        "--recipient",
+        &ci_recipient,
+        "--root-recipient",
+        &custodian_recipient,
+        "--now",
+        now,
+    ])));
+    assert!(
+        stdout(&o).contains("CI cannot decrypt it"),
+        "{}",
+        stdout(&o)
+    );
+    Hier {
+        ca: Ca::at(tmp, root, ci, ci_recipient),
+        custodian,
+    }
+}
+
+impl Hier {
+    fn request(&self, name: &str, bot: bool, now: &str) -> PathBuf {
+        let key = self.ca.keys.join(format!("{name}.key"));
+        let mut c = self.ca.cmd(now);
+        c.args(["request", name, "--key-out"]).arg(&key);
+        if bot {
+            c.arg("--bot");
+        }
+        ok(run(&mut c));
+        key
+    }
+
+    fn ceremony(&self, now: &str, args: &[&str]) -> std::process::Output {
+        run(self
+            .ca
+            .cmd(now)
+            .arg("root")
+            .args(args)
+            .arg("--identity")
+            .arg(&self.custodian))
+    }
+
+    /// Every CRL a server needs (as `gitca deploy crl` installs them), in one file.
+    fn crls(&self) -> PathBuf {
+        let mut all = self.ca.read("crl/root.crl") + &self.ca.read("crl/ca.crl");
+        if self.ca.path("crl/previous.crl").exists() {
+            all += &self.ca.read("crl/previous.crl");
+        }
+        let f = self.ca.tmp.path().join("all-crls.pem");
+        std::fs::write(&f, all).unwrap();
+        f
+    }
+
+    /// `openssl verify -crl_check_all` of a chain file (leaf, then intermediate) against the
+    /// root and every CRL, at `at`.
+    fn verify(&self, chain: &Path, at: &str) -> std::process::Output {
+        let crls = self.crls();
+        self.ca.openssl(&[
+            "verify",
+            "-attime",
+            &epoch(at),
+            "-crl_check_all",
+            "-CAfile",
+            "ca/root.crt",
+            "-untrusted",
+            chain.to_str().unwrap(),
+            "-CRLfile",
+            crls.to_str().unwrap(),
+            chain.to_str().unwrap(),
+        ])
+    }
+}
+
+/// Offboards `name`: its entry leaves the identities file.
+fn remove(ca: &Ca, name: &str) {
+    let own = ca.path(&format!("identities/{name}.yaml"));
+    if own.exists() {
+        std::fs::remove_file(own).unwrap();
+        return;
+    }
+    let yaml = ca.read("identities/people.yaml");
+    let mut skip = false;
+    let kept: Vec<&str> = yaml
+        .lines()
+        .filter(|l| {
+            if l.trim_start() == format!("- name: {name}") {
+                skip = true;
+                return false;
+            }
+            if skip && l.starts_with("    ") {
+                return false;
+            }
+            skip = false;
+            true
+        })
+        .collect();
+    ca.identities(&(kept.join("\n") + "\n"));
+}
+
+fn age_decrypts(identity: &Path, file: &Path) -> bool {
+    std::process::Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(file)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn ci_holds_only_the_intermediate_and_every_chain_verifies() {
+    for t in ["age", "openssl", "certtool"] {
+        require(t);
+    }
+    // certtool checks against the real clock: this CA lives now.
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let h = offline_root(&now);
+    let ca = &h.ca;
+    for f in [
+        "ca/root.crt",
+        "ca/root.key.age",
+        "ca/root-recipients.txt",
+        "ca/intermediates.tsv",
+        "crl/root.crl",
+        "ca/ca.crt",
+        "ca/ca.key.age",
+        "crl/ca.crl",
+    ] {
+        assert!(ca.path(f).is_file(), "{f}");
+    }
+    // Custody, with the real age CLI: CI cannot decrypt the root key; the custodian can, and
+    // both can decrypt the intermediate's.
+    assert!(!age_decrypts(&ca.identity, &ca.path("ca/root.key.age")));
+    assert!(age_decrypts(&h.custodian, &ca.path("ca/root.key.age")));
+    assert!(age_decrypts(&ca.identity, &ca.path("ca/ca.key.age")));
+    assert!(age_decrypts(&h.custodian, &ca.path("ca/ca.key.age")));
+    assert!(!ca.read("ca/root-recipients.txt").contains(&ca.recipient));
+
+    // The root may certify one level below it; the intermediate none, and carries clientAuth
+    // (Go checks extended key usages up the chain).
+    let root = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "ca/root.crt",
+        "-noout",
+        "-text",
+    ])));
+    assert!(root.contains("CA:TRUE, pathlen:1"), "{root}");
+    let inter = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "ca/ca.crt",
+        "-noout",
+        "-text",
+    ])));
+    assert!(inter.contains("CA:TRUE, pathlen:0"), "{inter}");
+    assert!(inter.contains("TLS Web Client Authentication"), "{inter}");
+
+    // CI reconciles with its identity alone: issues, and later revokes.
+    h.request("alice", false, &now);
+    h.request("ci-bot", true, &now);
+    ca.commit("two");
+    let o = ok(ca.reconcile(&now));
+    assert!(stdout(&o).contains("2 to issue"), "{}", stdout(&o));
+    let id = ca.read("ca/intermediates.tsv");
+    let intermediate = id.lines().last().unwrap().split('\t').next().unwrap();
+    for row in ca.ledger_rows() {
+        assert_eq!(
+            row.last().unwrap(),
+            intermediate,
+            "the issuer column: {row:?}"
+        );
+    }
+    for name in ["alice", "ci-bot"] {
+        let chain = ca.path(&format!("certs/{name}.crt"));
+        assert_eq!(
+            ca.read(&format!("certs/{name}.crt"))
+                .matches("BEGIN CERTIFICATE")
+                .count(),
+            2
+        );
+        let o = h.verify(&chain, &now);
+        assert!(o.status.success(), "{name}: {}{}", stdout(&o), stderr(&o));
+        // GnuTLS, with both CRLs.
+        let o = tool(
+            "certtool",
+            &[
+                "--verify",
+                "--load-ca-certificate",
+                "ca/root.crt",
+                "--load-crl",
+                h.crls().to_str().unwrap(),
+                "--infile",
+                chain.to_str().unwrap(),
+            ],
+            &ca.root,
+        );
+        assert!(
+            stdout(&o).contains("Chain verification output: Verified"),
+            "{name}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    // Without the intermediate's CRL, or without the root's, the chain is refused (nginx
+    // behaves the same: every CA of the chain needs its CRL).
+    let alice = ca.keep("certs/alice.crt", "alice.crt");
+    for only in ["crl/root.crl", "crl/ca.crl"] {
+        let o = ca.openssl(&[
+            "verify",
+            "-attime",
+            &epoch(&now),
+            "-crl_check_all",
+            "-CAfile",
+            "ca/root.crt",
+            "-untrusted",
+            alice.to_str().unwrap(),
+            "-CRLfile",
+            only,
+            alice.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success(), "verified with {only} alone");
+    }
+
+    // Offboarding: the intermediate's CRL lists alice; openssl and certtool refuse her.
+    remove(ca, "alice");
+    ca.commit("alice leaves");
+    let o = ok(ca.reconcile(&now));
+    assert!(stdout(&o).contains("identity-removed"), "{}", stdout(&o));
+    let o = h.verify(&alice, &now);
+    assert!(stdout(&o).contains("revoked") || stderr(&o).contains("revoked"));
+    let o = tool(
+        "certtool",
+        &[
+            "--verify",
+            "--load-ca-certificate",
+            "ca/root.crt",
+            "--load-crl",
+            h.crls().to_str().unwrap(),
+            "--infile",
+            alice.to_str().unwrap(),
+        ],
+        &ca.root,
+    );
+    assert!(stdout(&o).contains("revoked"), "{}", stdout(&o));
+    let o = ok(run(ca.cmd(&now).arg("check")));
+    assert!(
+        stdout(&o).contains("issuing intermediate"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn root_crl_ceremonies_are_scheduled_from_status() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    // CI's identity cannot sign the root CRL.
+    let o = fails(run(ca
+        .cmd(T0)
+        .args(["root", "sign-crl", "--identity"])
+        .arg(&ca.identity)));
+    assert!(
+        stderr(&o).contains("the root key is encrypted to"),
+        "{}",
+        stderr(&o)
+    );
+    // Fresh: no warning. 310 days later (55 left of 365): check warns, status --expiring says
+    // so whatever the window; after the ceremony, all is quiet for another year.
+    let o = ok(run(ca.cmd(T0).args(["status", "-q", "--expiring", "1d"])));
+    assert!(stdout(&o).is_empty());
+    ok(ca.reconcile(&days_after(T0, 5)));
+    let day = days_after(T0, 310);
+    ok(ca.reconcile(&day));
+    let o = ok(run(ca.cmd(&day).arg("check")));
+    assert!(
+        stdout(&o).contains("gather the root custodians"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(ca.cmd(&day).args(["status", "--expiring", "1d"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("root CRL expires"), "{}", stdout(&o));
+    let o = ok(h.ceremony(&day, &["sign-crl"]));
+    assert!(stdout(&o).contains("Signed root CRL #2"), "{}", stdout(&o));
+    let next = stdout(&ok(ca.openssl(&[
+        "crl",
+        "-in",
+        "crl/root.crl",
+        "-noout",
+        "-nextupdate",
+    ])));
+    assert!(
+        next.contains(&(day[..4].parse::<i32>().unwrap() + 1).to_string()),
+        "{next}"
+    );
+    let o = run(ca.cmd(&day).args(["status", "-q", "--expiring", "1d"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // A custodian's ceremony is a commit of crl/root.crl alone.
+    let files = git(&ca.root, &["show", "--name-only", "--format=", "HEAD"]);
+    assert_eq!(files.trim(), "crl/root.crl");
+}
+
+#[test]
+fn a_planned_rotation_keeps_old_certificates_revocable_until_they_retire() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    h.request("alice", false, T0);
+    h.request("bob", false, T0);
+    ca.commit("two");
+    ok(ca.reconcile(T0));
+    let old_alice = ca.keep("certs/alice.crt", "old-alice.crt");
+    let old_bob = ca.keep("certs/bob.crt", "old-bob.crt");
+    let d1 = days_after(T0, 30);
+    let o = ok(h.ceremony(&d1, &["new-intermediate"]));
+    assert!(stdout(&o).contains("retires"), "{}", stdout(&o));
+    for f in ["ca/previous.crt", "ca/previous.key.age", "crl/previous.crl"] {
+        assert!(ca.path(f).exists(), "{f}");
+    }
+    assert!(ca.read("ledger.sig").contains("format: 2"));
+    let o = ok(run(ca.cmd(&d1).arg("plan")));
+    assert!(stdout(&o).contains("issuer-rotated"), "{}", stdout(&o));
+    ok(ca.reconcile(&d1));
+    // Both generations verify during the grace period (three CRLs on the server).
+    for f in [&old_alice, &old_bob, &ca.path("certs/alice.crt")] {
+        let o = h.verify(f, &days_after(T0, 31));
+        assert!(o.status.success(), "{}: {}", f.display(), stdout(&o));
+    }
+    // bob leaves during the grace period: both his certificates are revoked, the old one on
+    // the retiring intermediate's CRL, kept by reconcile with CI's identity alone.
+    let d2 = days_after(T0, 33);
+    remove(ca, "bob");
+    ca.commit("bob leaves");
+    ok(ca.reconcile(&d2));
+    let o = h.verify(&old_bob, &d2);
+    assert!(
+        !o.status.success() && stdout(&o).contains("revoked") || stderr(&o).contains("revoked"),
+        "{}",
+        stdout(&o)
+    );
+    let o = ok(ca.openssl(&["crl", "-in", "crl/previous.crl", "-noout", "-text"]));
+    let bob_serial = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        old_bob.to_str().unwrap(),
+        "-noout",
+        "-serial",
+    ])));
+    let bob_serial = bob_serial.trim().trim_start_matches("serial=");
+    assert!(
+        stdout(&o).to_uppercase().contains(bob_serial),
+        "{}",
+        stdout(&o)
+    );
+    // After the grace period the old certificates are superseded, and the retiring
+    // intermediate goes: nothing it signed is valid any more.
+    let d3 = days_after(T0, 40);
+    let o = ok(ca.reconcile(&d3));
+    assert!(stdout(&o).contains("retire"), "{}", stdout(&o));
+    for f in ["ca/previous.crt", "ca/previous.key.age", "crl/previous.crl"] {
+        assert!(!ca.path(f).exists(), "{f}");
+    }
+    assert!(ca.read("ledger.sig").contains("format: 1"));
+    ok(run(ca.cmd(&d3).arg("check")));
+    let o = h.verify(&old_alice, &d3);
+    assert!(
+        !o.status.success(),
+        "the old certificate has no CRL any more: refused"
+    );
+    assert!(h.verify(&ca.path("certs/alice.crt"), &d3).status.success());
+    // A second rotation while one retires is refused with the way out.
+    ok(h.ceremony(&d3, &["new-intermediate"]));
+    let o = fails(h.ceremony(&days_after(T0, 41), &["new-intermediate"]));
+    assert!(stderr(&o).contains("--revoke-previous"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_compromised_intermediate_is_revoked_and_everyone_reissued() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    h.request("alice", false, T0);
+    h.request("bot", true, T0);
+    ca.commit("two");
+    ok(ca.reconcile(T0));
+    let old = ca.keep("certs/alice.crt", "old-alice.crt");
+    let old_key = ca.read("ca/ca.key.age");
+    let d1 = days_after(T0, 3);
+    let o = ok(h.ceremony(
+        &d1,
+        &["new-intermediate", "--revoke-current", "key-compromise"],
+    ));
+    assert!(
+        stdout(&o).contains("revoked (key-compromise)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!ca.path("ca/previous.key.age").exists());
+    assert_ne!(ca.read("ca/ca.key.age"), old_key);
+    assert!(ca.read("ca/intermediates.tsv").contains("key-compromise"));
+    let o = ok(run(ca.cmd(&d1).args(["plan", "--json"])));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let codes: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["reason"]["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"issuer-revoked"), "{codes:?}");
+    ok(ca.reconcile(&d1));
+    // The old certificate's intermediate is on the root CRL: refused with every CRL of the
+    // old chain too (the old intermediate's last CRL included).
+    let with_old = ca.tmp.path().join("with-old.pem");
+    std::fs::write(
+        &with_old,
+        ca.read("crl/root.crl") + &git(&ca.root, &["show", "HEAD~2:crl/ca.crl"]),
+    )
+    .unwrap();
+    let o = ca.openssl(&[
+        "verify",
+        "-attime",
+        &epoch(&d1),
+        "-crl_check_all",
+        "-CAfile",
+        "ca/root.crt",
+        "-untrusted",
+        old.to_str().unwrap(),
+        "-CRLfile",
+        with_old.to_str().unwrap(),
+        old.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o).contains("revoked") || stderr(&o).contains("revoked"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    for name in ["alice", "bot"] {
+        let o = h.verify(&ca.path(&format!("certs/{name}.crt")), &d1);
+        assert!(o.status.success(), "{name}: {}", stdout(&o));
+    }
+    // doctor names the failing link.
+    let o = run(ca
+        .cmd(&d1)
+        .args(["doctor", "--cert"])
+        .arg(&old)
+        .arg("--key")
+        .arg(ca.keys.join("alice.key")));
+    assert!(
+        stdout(&o).contains("was revoked by the root"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(ca
+        .cmd(&d1)
+        .args(["doctor", "--cert"])
+        .arg(ca.path("certs/alice.crt"))
+        .arg("--key")
+        .arg(ca.keys.join("alice.key")));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn a_single_level_ca_migrates_and_stays_trusted() {
+    let ca = Ca::new();
+    for n in ["alice", "bob"] {
+        ca.p256_csr(n);
+    }
+    ca.identities("users:\n  - name: alice\n  - name: bob\n");
+    ca.commit("two");
+    ok(ca.reconcile(T0));
+    let old_ca = ca.read("ca/ca.crt");
+    let old_alice = ca.keep("certs/alice.crt", "old-alice.crt");
+    let (custodian, custodian_recipient) = age_identity(ca.tmp.path(), "root-custodian");
+    let d1 = days_after(T0, 10);
+    let o = ok(run(ca
+        .cmd(&d1)
+        .args(["root", "migrate", "--identity"])
+        .arg(&ca.identity)
+        .args(["--root-recipient", &custodian_recipient])));
+    assert!(
+        stdout(&o).contains("git history still holds"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        ca.read("ca/root.crt"),
+        old_ca,
+        "the CA became the root, unchanged"
+    );
+    assert!(!age_decrypts(&ca.identity, &ca.path("ca/root.key.age")));
+    assert!(age_decrypts(&custodian, &ca.path("ca/root.key.age")));
+    let h = Hier {
+        ca,
+        custodian: custodian.clone(),
+    };
+    let ca = &h.ca;
+    // The old certificates verify under the root as before (its CRL is now the root CRL).
+    assert!(h.verify(&old_alice, &d1).status.success());
+    let o = ok(ca.reconcile(&d1));
+    assert!(stdout(&o).contains("issuer-rotated"), "{}", stdout(&o));
+    assert!(h.verify(&ca.path("certs/alice.crt"), &d1).status.success());
+    // After the grace, the old (root-signed) certificates are superseded, which only the root
+    // can publish: reconcile commits and says so (exit 3) until the ceremony publishes them.
+    let d2 = days_after(T0, 20);
+    let o = run(ca
+        .cmd(&d2)
+        .arg("reconcile")
+        .arg("--identity")
+        .arg(&ca.identity));
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("superseded"), "{}", stdout(&o));
+    let o = run(ca.cmd(&d2).args(["status", "--expiring", "1d"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("await a root ceremony"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        h.verify(&old_alice, &d2).status.success(),
+        "not published yet"
+    );
+    // bob leaves: his new certificate is revoked by reconcile at once; his old, root-signed
+    // one only by the root: the run stays red (exit 3) until a ceremony.
+    remove(ca, "bob");
+    ca.commit("bob leaves");
+    let d3 = days_after(T0, 21);
+    let o = run(ca
+        .cmd(&d3)
+        .arg("reconcile")
+        .arg("--identity")
+        .arg(&ca.identity));
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("gitca root sign-crl"), "{}", stderr(&o));
+    ok(h.ceremony(&d3, &["sign-crl"]));
+    let o = h.verify(&old_alice, &d3);
+    assert!(!o.status.success(), "published by the root CRL");
+    let o = run(ca
+        .cmd(&d3)
+        .arg("reconcile")
+        .arg("--identity")
+        .arg(&ca.identity));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = ok(run(ca.cmd(&d3).args(["status", "--expiring", "1d"])));
+    assert!(!stdout(&o).contains("await a root ceremony"));
+}
+
+#[test]
+fn hand_edits_of_the_root_side_are_refused_or_undone() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    h.request("alice", false, T0);
+    ca.commit("alice");
+    ok(ca.reconcile(T0));
+    // A merged pull request puts back an older root CRL: reconcile writes the newest back.
+    let d1 = days_after(T0, 5);
+    ok(h.ceremony(&d1, &["sign-crl"]));
+    let newest = ca.read("crl/root.crl");
+    let older = git(&ca.root, &["show", "HEAD~1:crl/root.crl"]);
+    ca.write("crl/root.crl", &older);
+    ca.commit("merged: older root CRL");
+    let o = run(ca
+        .cmd(&d1)
+        .arg("reconcile")
+        .arg("--identity")
+        .arg(&ca.identity));
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(ca.read("crl/root.crl"), newest);
+    // Another root, a missing root, an intermediate the root did not sign: refused, with the
+    // file named; and nothing is written.
+    let other = offline_root(T0);
+    for (path, text, says) in [
+        (
+            "ca/root.crt",
+            other.ca.read("ca/root.crt"),
+            "is not the root this CA was created with",
+        ),
+        (
+            "ca/ca.crt",
+            other.ca.read("ca/ca.crt"),
+            "is not signed by the root",
+        ),
+    ] {
+        let keep = ca.read(path);
+        ca.write(path, &text);
+        let before = ca.snapshot();
+        let o = fails(run(ca
+            .cmd(&d1)
+            .arg("reconcile")
+            .arg("--identity")
+            .arg(&ca.identity)));
+        assert!(stderr(&o).contains(says), "{path}: {}", stderr(&o));
+        assert_eq!(ca.snapshot(), before);
+        let o = fails(run(ca.cmd(&d1).arg("check")));
+        assert!(
+            stdout(&o).contains(says) || stderr(&o).contains(says),
+            "{path}"
+        );
+        ca.write(path, &keep);
+    }
+    let root = ca.read("ca/root.crt");
+    std::fs::remove_file(ca.path("ca/root.crt")).unwrap();
+    // Without ca/root.crt the intermediate is taken for a single-level CA's certificate, and
+    // it is not self-signed.
+    let o = fails(run(ca.cmd(&d1).arg("check")));
+    assert!(
+        (stdout(&o) + &stderr(&o)).contains("ca/ca.crt: not the CA certificate"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    ca.write("ca/root.crt", &root);
+    // A revoked intermediate put back as the issuing one.
+    let d2 = days_after(T0, 6);
+    let revoked = ca.read("ca/ca.crt");
+    ok(h.ceremony(
+        &d2,
+        &["new-intermediate", "--revoke-current", "key-compromise"],
+    ));
+    ca.write("ca/ca.crt", &revoked);
+    let o = fails(run(ca.cmd(&d2).arg("check")));
+    assert!(
+        (stdout(&o) + &stderr(&o)).contains("the root revoked"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+#[test]
+fn relying_parties_install_the_whole_chain() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    let bot_key = h.request("bot", true, T0);
+    ca.commit("bot");
+    ok(ca.reconcile(T0));
+    let public = ca.tmp.path().join("public");
+    ok(run(ca.cmd(T0).arg("publish").arg(&public)));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(public.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["anchor"], "root.crt");
+    assert_eq!(index["crls"].as_array().unwrap().len(), 2);
+    let pinned = ca.keep("ca/root.crt", "pinned-root.crt");
+    let server = ca.tmp.path().join("server");
+    let out = server.join("crls.pem");
+    let deploy_crl = |now: &str, pin: &Path| {
+        run(gitca()
+            .args(["--now", now, "deploy", "crl", "--from"])
+            .arg(&public)
+            .arg("--ca")
+            .arg(pin)
+            .arg("--out")
+            .arg(&out))
+    };
+    let o = ok(deploy_crl(T0, &pinned));
+    assert!(stdout(&o).contains("#1 + #1"), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .matches("BEGIN X509 CRL")
+            .count(),
+        2
+    );
+    // Pinning the intermediate instead of the root: the root CRL cannot be checked.
+    let wrong = ca.keep("ca/ca.crt", "pinned-intermediate.crt");
+    let o = fails(deploy_crl(T0, &wrong));
+    assert!(stderr(&o).contains("is not a root"), "{}", stderr(&o));
+    // The bot installs its chain; after a compromise rotation it gets the re-issued one.
+    let certs_d = ca.tmp.path().join("certs.d");
+    let deploy_cert = |now: &str| {
+        run(gitca()
+            .args(["--now", now, "deploy", "cert", "bot", "--key"])
+            .arg(&bot_key)
+            .arg("--from")
+            .arg(&public)
+            .arg("--ca")
+            .arg(&pinned)
+            .arg("--out-dir")
+            .arg(&certs_d))
+    };
+    ok(deploy_cert(T0));
+    let chain = std::fs::read_to_string(certs_d.join("client.cert")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+    assert_eq!(
+        std::fs::read_to_string(certs_d.join("ca.crt")).unwrap(),
+        ca.read("ca/root.crt")
+    );
+    let d1 = days_after(T0, 2);
+    ok(h.ceremony(
+        &d1,
+        &["new-intermediate", "--revoke-current", "key-compromise"],
+    ));
+    ok(ca.reconcile(&d1));
+    ok(run(ca.cmd(&d1).arg("publish").arg(&public)));
+    let o = ok(deploy_crl(&d1, &pinned));
+    assert!(stdout(&o).contains("installed CRL #"), "{}", stdout(&o));
+    let o = ok(deploy_cert(&d1));
+    assert!(
+        stdout(&o).contains("installed certificate"),
+        "{}",
+        stdout(&o)
+    );
+    let installed = certs_d.join("client.cert");
+    let o = ca.openssl(&[
+        "verify",
+        "-attime",
+        &epoch(&d1),
+        "-crl_check_all",
+        "-CAfile",
+        pinned.to_str().unwrap(),
+        "-untrusted",
+        installed.to_str().unwrap(),
+        "-CRLfile",
+        out.to_str().unwrap(),
+        installed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
