@@ -232,6 +232,184 @@ fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
         })
         .collect();
 
+    // Deploy the CA and CRL where the servers read them.
+    let deployed_ca = tmp.join("deployed-ca.crt");
+    let deployed_crl = tmp.join("deployed-crl.pem");
+    std::fs::copy(ca.path("ca/ca.crt"), &deployed_ca).unwrap();
+    std::fs::copy(ca.path("crl/ca.crl"), &deployed_crl).unwrap();
+    let stack = start_stack(&ca, &now, &tmp, &deployed_ca, &deployed_crl);
+    let (via_nginx, via_registry, server_ca) =
+        (&stack.via_nginx, &stack.via_registry, &stack.server_ca);
+    let alice = Client {
+        dir: clients[0].clone(),
+        server_ca,
+    };
+    let bob = Client {
+        dir: clients[1].clone(),
+        server_ca,
+    };
+
+    // Both get in; alice pushes a blob and reads it back.
+    assert_eq!(alice.get(&format!("{via_nginx}/v2/")).0, 200);
+    assert_eq!(bob.get(&format!("{via_nginx}/v2/")).0, 200);
+    let digest = push_and_read_blob(&alice, via_nginx);
+    // The default export keeps deletion off: even a pusher cannot erase what others pull.
+    let (code, body) = alice.curl(&[
+        "-X",
+        "DELETE",
+        &format!("{via_nginx}/v2/test/blobs/{digest}"),
+    ]);
+    assert_eq!(code, 405, "DELETE with deletion disabled: {body}");
+    assert_eq!(
+        alice.get(&format!("{via_nginx}/v2/test/blobs/{digest}")).0,
+        200
+    );
+    // The registry exported with --allow-delete deletes.
+    let digest = push_and_read_blob(&alice, via_registry);
+    let (code, body) = alice.curl(&[
+        "-X",
+        "DELETE",
+        &format!("{via_registry}/v2/test/blobs/{digest}"),
+    ]);
+    assert_eq!(code, 202, "DELETE with --allow-delete: {body}");
+    assert_eq!(
+        alice
+            .get(&format!("{via_registry}/v2/test/blobs/{digest}"))
+            .0,
+        404
+    );
+
+    // No client certificate, and a certificate from another CA: refused.
+    let nobody_dir = tmp.join("nobody");
+    std::fs::create_dir_all(&nobody_dir).unwrap();
+    let nobody = Client {
+        dir: nobody_dir,
+        server_ca,
+    };
+    let (code, body) = nobody.get(&format!("{via_nginx}/v2/"));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("No required SSL certificate was sent"),
+        "{body}"
+    );
+    let other = Ca::new();
+    let mallory_key = other.p256_csr("mallory");
+    other.identities("users:\n  - name: mallory\n");
+    other.commit("mallory");
+    ok(other.reconcile(&now));
+    let mallory_dir = tmp.join("mallory-certs.d");
+    ok(run(other
+        .cmd(&now)
+        .args(["bundle", "mallory", "--key"])
+        .arg(&mallory_key)
+        .arg("--out-dir")
+        .arg(&mallory_dir)));
+    let mallory = Client {
+        dir: mallory_dir,
+        server_ca,
+    };
+    let (code, body) = mallory.get(&format!("{via_nginx}/v2/"));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("SSL certificate error"), "{body}");
+
+    // Offboard bob: delete his entry, reconcile, deploy the CRL, reload nginx.
+    let yaml = ca.read("identities/people.yaml");
+    let kept: Vec<&str> = {
+        let mut skip = false;
+        yaml.lines()
+            .filter(|l| {
+                if l.trim_start().starts_with("- name: bob") {
+                    skip = true;
+                    return false;
+                }
+                if skip && l.starts_with("    ") {
+                    return false;
+                }
+                skip = false;
+                true
+            })
+            .collect()
+    };
+    ca.identities(&(kept.join("\n") + "\n"));
+    ca.commit("offboard bob");
+    let o = ok(ca.reconcile(&now_rfc3339()));
+    assert!(stdout(&o).contains("identity-removed"), "{}", stdout(&o));
+    std::fs::copy(ca.path("crl/ca.crl"), &deployed_crl).unwrap();
+    stack.reload();
+
+    let (code, body) = bob.get(&format!("{via_nginx}/v2/"));
+    assert_eq!(code, 400, "bob is refused through nginx: {body}");
+    assert_eq!(
+        alice.get(&format!("{via_nginx}/v2/")).0,
+        200,
+        "alice still gets in"
+    );
+    let o = run(gitca()
+        .arg("-C")
+        .arg(&ca.root)
+        .args(["doctor", "--cert"])
+        .arg(bob.dir.join("client.cert"))
+        .arg("--key")
+        .arg(bob.dir.join("client.key")));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("revoked on") && stdout(&o).contains("cessation"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The registry's own TLS never reads a CRL: bob still gets in there. This is why the
+    // nginx front is needed.
+    assert_eq!(
+        bob.get(&format!("{via_registry}/v2/")).0,
+        200,
+        "the registry alone accepts revoked bob"
+    );
+    assert_eq!(
+        nobody.get(&format!("{via_registry}/v2/")).0,
+        0,
+        "without a certificate the registry's TLS aborts the handshake"
+    );
+}
+
+/// The deployment under test: a registry behind nginx (configured by `gitca export`), and a
+/// second registry with its own TLS client verification (Go's verifier, no CRL).
+struct Stack {
+    _servers: Vec<Server>,
+    via_nginx: String,
+    via_registry: String,
+    server_ca: PathBuf,
+    prefix: PathBuf,
+    conf: PathBuf,
+}
+
+impl Stack {
+    /// `nginx -s reload`, and a moment for the workers to restart.
+    fn reload(&self) {
+        ok(Command::new("nginx")
+            .args(nginx_args(&self.prefix, &self.conf, &["-s", "reload"]))
+            .output()
+            .unwrap());
+        std::thread::sleep(Duration::from_millis(700));
+    }
+}
+
+fn nginx_args(prefix: &Path, conf: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "-p".into(),
+        format!("{}/", prefix.display()),
+        "-c".into(),
+        conf.display().to_string(),
+        "-e".into(),
+        prefix.join("logs/error.log").display().to_string(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Starts the stack for `ca`: the servers trust `deployed_ca` and nginx reads `deployed_crl`.
+fn start_stack(ca: &Ca, now: &str, tmp: &Path, deployed_ca: &Path, deployed_crl: &Path) -> Stack {
+    let now = now.to_string();
     // The server's own TLS certificate, from an unrelated throwaway CA.
     let server_ca = tmp.join("server-ca.crt");
     let server_key = tmp.join("server.key");
@@ -256,14 +434,8 @@ fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
             "-out",
             server_ca.to_str().unwrap(),
         ],
-        &tmp,
+        tmp,
     ));
-
-    // Deploy the CA and CRL where the servers read them.
-    let deployed_ca = tmp.join("deployed-ca.crt");
-    let deployed_crl = tmp.join("deployed-crl.pem");
-    std::fs::copy(ca.path("ca/ca.crt"), &deployed_ca).unwrap();
-    std::fs::copy(ca.path("crl/ca.crl"), &deployed_crl).unwrap();
 
     let (p_plain, p_nginx, p_tls) = (free_port(), free_port(), free_port());
     let export = |args: &[&str]| stdout(&ok(run(ca.cmd(&now).arg("export").args(args))));
@@ -364,18 +536,7 @@ fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
         p_tls,
         &tmp.join("registry-tls.log"),
     );
-    let nginx_args = |extra: &[&str]| -> Vec<String> {
-        let mut v = vec![
-            "-p".into(),
-            format!("{}/", prefix.display()),
-            "-c".into(),
-            conf.display().to_string(),
-            "-e".into(),
-            prefix.join("logs/error.log").display().to_string(),
-        ];
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
+    let nginx_args = |extra: &[&str]| nginx_args(&prefix, &conf, extra);
     let _nginx = start(
         "nginx",
         Command::new("nginx").args(nginx_args(&[])),
@@ -383,140 +544,125 @@ fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
         &tmp.join("nginx.out"),
     );
 
-    let via_nginx = format!("https://127.0.0.1:{p_nginx}");
-    let via_registry = format!("https://127.0.0.1:{p_tls}");
-    let alice = Client {
-        dir: clients[0].clone(),
-        server_ca: &server_ca,
-    };
-    let bob = Client {
-        dir: clients[1].clone(),
-        server_ca: &server_ca,
-    };
+    Stack {
+        _servers: vec![_registry, _registry_tls, _nginx],
+        via_nginx: format!("https://127.0.0.1:{p_nginx}"),
+        via_registry: format!("https://127.0.0.1:{p_tls}"),
+        server_ca,
+        prefix,
+        conf,
+    }
+}
 
-    // Both get in; alice pushes a blob and reads it back.
-    assert_eq!(alice.get(&format!("{via_nginx}/v2/")).0, 200);
-    assert_eq!(bob.get(&format!("{via_nginx}/v2/")).0, 200);
-    let digest = push_and_read_blob(&alice, &via_nginx);
-    // The default export keeps deletion off: even a pusher cannot erase what others pull.
-    let (code, body) = alice.curl(&[
-        "-X",
-        "DELETE",
-        &format!("{via_nginx}/v2/test/blobs/{digest}"),
-    ]);
-    assert_eq!(code, 405, "DELETE with deletion disabled: {body}");
-    assert_eq!(
-        alice.get(&format!("{via_nginx}/v2/test/blobs/{digest}")).0,
-        200
-    );
-    // The registry exported with --allow-delete deletes.
-    let digest = push_and_read_blob(&alice, &via_registry);
-    let (code, body) = alice.curl(&[
-        "-X",
-        "DELETE",
-        &format!("{via_registry}/v2/test/blobs/{digest}"),
-    ]);
-    assert_eq!(code, 202, "DELETE with --allow-delete: {body}");
-    assert_eq!(
-        alice
-            .get(&format!("{via_registry}/v2/test/blobs/{digest}"))
-            .0,
-        404
-    );
-
-    // No client certificate, and a certificate from another CA: refused.
-    let nobody_dir = tmp.join("nobody");
-    std::fs::create_dir_all(&nobody_dir).unwrap();
-    let nobody = Client {
-        dir: nobody_dir,
-        server_ca: &server_ca,
-    };
-    let (code, body) = nobody.get(&format!("{via_nginx}/v2/"));
-    assert_eq!(code, 400, "{body}");
-    assert!(
-        body.contains("No required SSL certificate was sent"),
-        "{body}"
-    );
-    let other = Ca::new();
-    let mallory_key = other.p256_csr("mallory");
-    other.identities("users:\n  - name: mallory\n");
-    other.commit("mallory");
-    ok(other.reconcile(&now));
-    let mallory_dir = tmp.join("mallory-certs.d");
-    ok(run(other
-        .cmd(&now)
-        .args(["bundle", "mallory", "--key"])
-        .arg(&mallory_key)
-        .arg("--out-dir")
-        .arg(&mallory_dir)));
-    let mallory = Client {
-        dir: mallory_dir,
-        server_ca: &server_ca,
-    };
-    let (code, body) = mallory.get(&format!("{via_nginx}/v2/"));
-    assert_eq!(code, 400, "{body}");
-    assert!(body.contains("SSL certificate error"), "{body}");
-
-    // Offboard bob: delete his entry, reconcile, deploy the CRL, reload nginx.
-    let yaml = ca.read("identities/people.yaml");
-    let kept: Vec<&str> = {
-        let mut skip = false;
-        yaml.lines()
-            .filter(|l| {
-                if l.trim_start().starts_with("- name: bob") {
-                    skip = true;
-                    return false;
-                }
-                if skip && l.starts_with("    ") {
-                    return false;
-                }
-                skip = false;
-                true
-            })
-            .collect()
-    };
-    ca.identities(&(kept.join("\n") + "\n"));
-    ca.commit("offboard bob");
-    let o = ok(ca.reconcile(&now_rfc3339()));
-    assert!(stdout(&o).contains("identity-removed"), "{}", stdout(&o));
-    std::fs::copy(ca.path("crl/ca.crl"), &deployed_crl).unwrap();
-    ok(Command::new("nginx")
-        .args(nginx_args(&["-s", "reload"]))
+/// Issue 14, the compromise drill, end to end: a CA with an offline root, nginx trusting the
+/// root with both CRLs (as `gitca deploy crl` installs them), the registry's own TLS (Go's
+/// verifier, which checks extended key usages up the chain). The custodians revoke the
+/// intermediate CI held; after reconcile and deploy, a certificate from the old intermediate
+/// is refused and every re-issued one is admitted.
+#[test]
+fn the_compromise_drill_with_an_offline_root() {
+    for t in ["nginx", "docker-registry", "curl", "openssl"] {
+        require(t);
+    }
+    let now = now_rfc3339();
+    let (ca, custodian) = offline_root_ca(&now);
+    let tmp = ca.tmp.path().to_path_buf();
+    ok(Command::new("chmod")
+        .args(["755", tmp.to_str().unwrap()])
         .output()
         .unwrap());
-    std::thread::sleep(Duration::from_millis(700));
+    for (name, bot) in [("alice", false), ("builder", true)] {
+        let mut c = ca.cmd(&now);
+        c.args(["request", name, "--key-out"])
+            .arg(ca.keys.join(format!("{name}.key")));
+        if bot {
+            c.arg("--bot");
+        }
+        ok(run(&mut c));
+    }
+    ca.commit("onboard");
+    ok(ca.reconcile(&now));
+    let bundle = |name: &str| {
+        let dir = tmp.join(format!("{name}-certs.d"));
+        ok(run(ca
+            .cmd(&now)
+            .args(["bundle", name, "--key"])
+            .arg(ca.keys.join(format!("{name}.key")))
+            .arg("--out-dir")
+            .arg(&dir)));
+        dir
+    };
+    let old_alice = bundle("alice");
+    // The server side: the root, pinned by hand; the CRLs installed by deploy from the
+    // published tree.
+    let public = tmp.join("public");
+    let deployed_ca = tmp.join("deployed-root.crt");
+    let deployed_crl = tmp.join("deployed-crls.pem");
+    std::fs::copy(ca.path("ca/root.crt"), &deployed_ca).unwrap();
+    let deploy = || {
+        ok(run(ca.cmd(&now).arg("publish").arg(&public)));
+        ok(run(gitca()
+            .args(["--now", &now, "deploy", "crl", "--from"])
+            .arg(&public)
+            .arg("--ca")
+            .arg(&deployed_ca)
+            .arg("--out")
+            .arg(&deployed_crl)))
+    };
+    deploy();
+    let stack = start_stack(&ca, &now, &tmp, &deployed_ca, &deployed_crl);
+    let nginx_conf = std::fs::read_to_string(&stack.conf).unwrap();
+    assert!(nginx_conf.contains("holds the ROOT"), "{nginx_conf}");
+    let alice = Client {
+        dir: old_alice.clone(),
+        server_ca: &stack.server_ca,
+    };
+    assert_eq!(alice.get(&format!("{}/v2/", stack.via_nginx)).0, 200);
+    push_and_read_blob(&alice, &stack.via_nginx);
+    // Go's verifier accepts the chain: the intermediate carries clientAuth.
+    assert_eq!(alice.get(&format!("{}/v2/", stack.via_registry)).0, 200);
 
-    let (code, body) = bob.get(&format!("{via_nginx}/v2/"));
-    assert_eq!(code, 400, "bob is refused through nginx: {body}");
+    // The drill: CI's identity leaked. The custodians revoke the intermediate it decrypts.
+    ok(run(ca
+        .cmd(&now)
+        .args([
+            "root",
+            "new-intermediate",
+            "--revoke-current",
+            "key-compromise",
+        ])
+        .arg("--identity")
+        .arg(&custodian)));
+    ok(ca.reconcile(&now));
+    let o = deploy();
+    assert!(stdout(&o).contains("installed CRL"), "{}", stdout(&o));
+    stack.reload();
+    let (code, body) = alice.get(&format!("{}/v2/", stack.via_nginx));
     assert_eq!(
-        alice.get(&format!("{via_nginx}/v2/")).0,
-        200,
-        "alice still gets in"
+        code, 400,
+        "the old intermediate's certificate is refused: {body}"
     );
-    let o = run(gitca()
-        .arg("-C")
-        .arg(&ca.root)
-        .args(["doctor", "--cert"])
-        .arg(bob.dir.join("client.cert"))
-        .arg("--key")
-        .arg(bob.dir.join("client.key")));
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(
-        stdout(&o).contains("revoked on") && stdout(&o).contains("cessation"),
-        "{}",
-        stdout(&o)
-    );
-
-    // The registry's own TLS never reads a CRL: bob still gets in there. This is why the
-    // nginx front is needed.
-    assert_eq!(
-        bob.get(&format!("{via_registry}/v2/")).0,
-        200,
-        "the registry alone accepts revoked bob"
-    );
-    assert_eq!(
-        nobody.get(&format!("{via_registry}/v2/")).0,
-        0,
-        "without a certificate the registry's TLS aborts the handshake"
-    );
+    // Every identity was re-issued under the new intermediate and is admitted.
+    let new_alice = Client {
+        dir: bundle("alice"),
+        server_ca: &stack.server_ca,
+    };
+    assert_eq!(new_alice.get(&format!("{}/v2/", stack.via_nginx)).0, 200);
+    push_and_read_blob(&new_alice, &stack.via_nginx);
+    let builder_dir = tmp.join("builder-deployed");
+    ok(run(gitca()
+        .args(["--now", &now, "deploy", "cert", "builder", "--key"])
+        .arg(ca.keys.join("builder.key"))
+        .arg("--from")
+        .arg(&public)
+        .arg("--ca")
+        .arg(&deployed_ca)
+        .arg("--out-dir")
+        .arg(&builder_dir)));
+    let builder = Client {
+        dir: builder_dir,
+        server_ca: &stack.server_ca,
+    };
+    assert_eq!(builder.get(&format!("{}/v2/", stack.via_nginx)).0, 200);
+    assert_eq!(builder.get(&format!("{}/v2/", stack.via_registry)).0, 200);
 }

@@ -319,6 +319,33 @@ impl Ca {
     }
 }
 
+/// A CA with an offline root (`gitca init --offline-root`) at `now`: the returned CA's
+/// `identity` is CI's (it reconciles and decrypts only the intermediate's key); the second
+/// value is the root custodian's identity (ceremonies).
+pub fn offline_root_ca(now: &str) -> (Ca, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ci, ci_recipient) = age_identity(tmp.path(), "ci");
+    let (custodian, custodian_recipient) = age_identity(tmp.path(), "root-custodian");
+    let root = tmp.path().join("ca");
+    ok(run(gitca().args([
+        "init",
+        "-C",
+        root.to_str().unwrap(),
+        "--name",
+        "Test Registry CA",
+        "--organization",
+        "Acme",
+        "--offline-root",
+        "--recipient",
+        &ci_recipient,
+        "--root-recipient",
+        &custodian_recipient,
+        "--now",
+        now,
+    ])));
+    (Ca::at(tmp, root, ci, ci_recipient), custodian)
+}
+
 /// With GITCA_ARTIFACTS set (scripts/test.sh sets it), every CA a test made leaves a copy of
 /// what gitca issued — CA certificate, CRL, leaf certificates — for scripts/lint-artifacts.py
 /// to lint with pkilint after the suite.
