@@ -547,7 +547,7 @@ fn previous_crl(
     let Some(previous) = state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()) else {
         return Ok(None);
     };
-    if plan.retire_previous {
+    if plan.retire_previous || previous.revoked {
         return Ok(None);
     }
     match (&plan.previous_crl, key) {

@@ -253,20 +253,29 @@ fn sign_crl(
     out: &mut dyn Write,
 ) -> Result<()> {
     let s = start(dir)?;
-    let hierarchy = s.outputs.hierarchy.as_ref().expect("checked by start");
+    let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
     let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
-    let (pem, info) = next_root_crl(hierarchy, &root_key, &s.outputs.ledger, &s.config, now)?;
+    let retired = retire_idle_previous(&mut hierarchy, &s.outputs.ledger, now);
+    let (pem, info) = next_root_crl(&hierarchy, &root_key, &s.outputs.ledger, &s.config, now)?;
     drop(root_key);
     let published = hierarchy
         .unpublished_revocations(&s.outputs.ledger, now)
         .len();
+    let mut files = vec![(h::ROOT_CRL, Some(pem.into_bytes()))];
+    if retired.is_some() {
+        files.push((h::ROSTER, Some(hierarchy.roster.render().into_bytes())));
+    }
     let oid = commit(
         &s.repo,
-        vec![(h::ROOT_CRL, Some(pem.into_bytes()))],
+        files,
         &format!(
-            "gitca: root CRL #{} (ceremony), next update {}",
+            "gitca: root CRL #{} (ceremony), next update {}{}",
             info.number,
-            info.next_update.map(fmt_time).unwrap_or_default()
+            info.next_update.map(fmt_time).unwrap_or_default(),
+            retired
+                .as_deref()
+                .map(|id| format!("; retired intermediate {id} revoked"))
+                .unwrap_or_default()
         ),
     )?;
     let _ = writeln!(
@@ -284,11 +293,34 @@ fn sign_crl(
             "  it publishes {published} revocation(s) of certificates the root signed itself"
         );
     }
+    if let Some(id) = retired {
+        let _ = writeln!(
+            out,
+            "  the retiring intermediate {id} has no valid certificate left: revoked (cessation-of-operation); the next reconcile removes it"
+        );
+    }
     let _ = writeln!(
         out,
         "Next: git push; servers pick it up with `gitca deploy crl` (nginx needs the root CRL too)."
     );
     Ok(())
+}
+
+/// A retiring intermediate none of whose certificates is valid any more is revoked in this
+/// ceremony (its CRL then need not be kept any longer); returns its id.
+fn retire_idle_previous(
+    hierarchy: &mut h::Hierarchy,
+    ledger: &ledger::Ledger,
+    now: OffsetDateTime,
+) -> Option<String> {
+    let id = hierarchy.idle_previous(ledger, now)?.id.clone();
+    let row = hierarchy.roster.rows.iter_mut().find(|r| r.id == id)?;
+    row.revoked_at = Some(now);
+    row.reason = Some(RevocationReason::CessationOfOperation);
+    if let Some(p) = hierarchy.previous.as_mut() {
+        p.revoked = true;
+    }
+    Some(id)
 }
 
 /// What `new-intermediate` does with the intermediates in place.
@@ -331,9 +363,20 @@ fn new_intermediate(
     out: &mut dyn Write,
 ) -> Result<()> {
     let s = start(dir)?;
-    let hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
+    let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
     let current = s.outputs.ca.clone();
-    if let (Some(p), None) = (&hierarchy.previous, rotation.revoke_previous) {
+    // A retiring intermediate with no valid certificate left is revoked on the way.
+    let idle = retire_idle_previous(&mut hierarchy, &s.outputs.ledger, now);
+    let rotation = Rotation {
+        revoke_previous: rotation.revoke_previous.or(idle
+            .as_ref()
+            .map(|_| RevocationReason::CessationOfOperation)),
+        ..rotation
+    };
+    if let (Some(p), None) = (
+        hierarchy.previous.as_ref().filter(|p| !p.revoked),
+        rotation.revoke_previous,
+    ) {
         if rotation.revoke_current.is_none() {
             let live = s
                 .outputs

@@ -14,9 +14,11 @@
 //! ca/ca.crt, ca/ca.key.age, ca/recipients.txt, crl/ca.crl
 //!                         the issuing intermediate (CI and the custodians decrypt its key)
 //! ca/previous.crt, ca/previous.key.age, crl/previous.crl
-//!                         the intermediate being retired after a planned rotation, while
-//!                         certificates it signed are still valid: reconcile keeps its CRL
-//!                         current, and removes all three once none is left
+//!                         the intermediate being retired after a planned rotation: reconcile
+//!                         keeps its CRL current while certificates it signed are unexpired,
+//!                         and removes all three once none is left, or once a ceremony has
+//!                         revoked it (which ceremonies do when none of its certificates is
+//!                         valid any more)
 //! ```
 //!
 //! Trust is anchored in history: `ca/root.crt` must be the root of the repository's first
@@ -202,13 +204,17 @@ impl Roster {
     }
 }
 
-/// The intermediate being retired: its certificate and CRL.
+/// The intermediate being retired: its certificate and CRL. Its CRL is kept current until
+/// every certificate it signed has expired (a revoked one stays listed until then), or until
+/// a ceremony revokes it on the root CRL once none of its certificates is valid.
 #[derive(Debug, Clone)]
 pub struct Retiring {
     pub cert: CaCert,
     pub id: String,
     pub crl: CrlInfo,
     pub crl_text: String,
+    /// The root revoked it: nothing of it is needed any more, reconcile removes it.
+    pub revoked: bool,
 }
 
 /// The root side of a two-level CA, as loaded and checked.
@@ -232,10 +238,21 @@ impl Hierarchy {
     /// a retiring one (none of them revoked).
     pub fn seal_signers<'a>(&'a self, current: &'a CaCert) -> Vec<&'a CaCert> {
         let mut v = vec![current, &self.root];
-        if let Some(p) = &self.previous {
+        if let Some(p) = self.previous.as_ref().filter(|p| !p.revoked) {
             v.push(&p.cert);
         }
         v
+    }
+
+    /// The retiring intermediate, when none of its certificates is valid any more: a ceremony
+    /// revokes it on the root CRL (cessation of operation), and the next reconcile removes it.
+    pub fn idle_previous(&self, ledger: &Ledger, now: OffsetDateTime) -> Option<&Retiring> {
+        let p = self.previous.as_ref().filter(|p| !p.revoked)?;
+        let busy = ledger
+            .records
+            .iter()
+            .any(|r| r.issuer.as_deref() == Some(p.id.as_str()) && r.is_live(now));
+        (!busy).then_some(p)
     }
 
     /// The root CRL needs a ceremony: it expires within `warning` (or has).
@@ -378,29 +395,34 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         roster.get(id).is_some_and(|r| r.reason.is_some())
             || root_crl.serials.iter().any(|s| s == serial)
     };
-    let check_intermediate = |cert: &CaCert, path: &str| -> Result<String> {
+    let check_intermediate = |cert: &CaCert,
+                              path: &str,
+                              may_be_revoked: bool|
+     -> Result<(String, bool)> {
         ca::verify_ca_signature(cert, &root.spki_der)
             .map_err(|_| bad(path, "is not signed by the root (ca/root.crt)"))?;
         let row = Intermediate::of(cert)?;
         if roster.get(&row.id).is_none() {
             return Err(bad(path, "is not listed in ca/intermediates.tsv"));
         }
-        if revoked(&row.id, &row.serial) {
+        let is_revoked = revoked(&row.id, &row.serial);
+        if is_revoked && !may_be_revoked {
             return Err(Error::bad_file(
                 path,
                 format!("is the intermediate {} the root revoked", row.id),
                 "a revoked intermediate never signs again: restore the current one from git history, or make a new one with `gitca root new-intermediate`",
             ));
         }
-        Ok(row.id)
+        Ok((row.id, is_revoked))
     };
-    let current_id = check_intermediate(current, crate::init::CA_CERT)?;
+    let (current_id, _) = check_intermediate(current, crate::init::CA_CERT, false)?;
     let previous = match dir.read_opt(PREVIOUS_CERT, ca::MAX_CERT_BYTES)? {
         None => None,
         Some(bytes) => {
             let cert = CaCert::parse(&String::from_utf8_lossy(&bytes))
                 .map_err(|_| bad(PREVIOUS_CERT, "is not a usable CA certificate"))?;
-            let id = check_intermediate(&cert, PREVIOUS_CERT)?;
+            // A retiring intermediate the root revoked is no error: reconcile removes it.
+            let (id, revoked) = check_intermediate(&cert, PREVIOUS_CERT, true)?;
             let crl_text = dir.read_string(PREVIOUS_CRL, ca::MAX_CRL_BYTES)?;
             let crl = CrlInfo::parse(&crl_text, Some(&cert))
                 .map_err(|_| bad(PREVIOUS_CRL, "is not a CRL signed by ca/previous.crt"))?;
@@ -409,6 +431,7 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
                 id,
                 crl,
                 crl_text,
+                revoked,
             })
         }
     };

@@ -323,14 +323,13 @@ impl State {
                 .filter(|r| r.reason.is_some())
                 .map(|r| r.id.clone())
                 .collect(),
-            previous: h.previous.as_ref().map(|p| {
-                (
-                    p.id.clone(),
-                    CrlState {
-                        number: p.crl.number,
-                        next_update: p.crl.next_update,
-                    },
-                )
+            previous: h.previous.as_ref().map(|p| plan::Retiring {
+                id: p.id.clone(),
+                crl: CrlState {
+                    number: p.crl.number,
+                    next_update: p.crl.next_update,
+                },
+                revoked: p.revoked,
             }),
         }
     }

@@ -150,7 +150,16 @@ pub struct Issuers {
     /// Intermediates the root revoked: their certificates are dead and replaced.
     pub revoked: BTreeSet<String>,
     /// The retiring intermediate and its CRL, while it has one.
-    pub previous: Option<(String, CrlState)>,
+    pub previous: Option<Retiring>,
+}
+
+/// A retiring intermediate, as the planner sees it.
+#[derive(Debug, Clone)]
+pub struct Retiring {
+    pub id: String,
+    pub crl: CrlState,
+    /// The root revoked it (a ceremony, once none of its certificates was valid).
+    pub revoked: bool,
 }
 
 pub struct Input<'a> {
@@ -645,22 +654,21 @@ pub fn plan(input: &Input<'_>) -> Plan {
         input.config,
         now,
     );
+    // A retiring intermediate keeps its CRL current while anything it signed is unexpired (a
+    // revocation stays listed until the certificate expires), and goes once nothing is left or
+    // the root has revoked it.
     let (previous_crl, retire_previous) = match &input.issuers.previous {
         None => (None, false),
-        Some((id, state)) => {
-            let revoking: BTreeSet<&str> = actions
+        Some(p) if p.revoked => (None, true),
+        Some(p) => {
+            let unexpired = input
+                .ledger
+                .records
                 .iter()
-                .filter(|a| a.op == Op::Revoke)
-                .filter_map(|a| a.serial.as_deref())
-                .collect();
-            let still_live = input.ledger.records.iter().any(|r| {
-                r.issuer.as_deref() == Some(id.as_str())
-                    && r.is_live(now)
-                    && !revoking.contains(r.serial.as_str())
-            });
-            if still_live {
+                .any(|r| r.issuer.as_deref() == Some(p.id.as_str()) && r.not_after > now);
+            if unexpired {
                 (
-                    crl_action(revoked_by(Some(id.as_str())), *state, input.config, now),
+                    crl_action(revoked_by(Some(p.id.as_str())), p.crl, input.config, now),
                     false,
                 )
             } else {

@@ -362,22 +362,39 @@ fn a_planned_rotation_keeps_old_certificates_revocable_until_they_retire() {
         "{}",
         stdout(&o)
     );
-    // After the grace period the old certificates are superseded, and the retiring
-    // intermediate goes: nothing it signed is valid any more.
+    // After the grace period the old certificates are superseded: listed on the retiring
+    // intermediate's CRL, which reconcile keeps current while they are unexpired.
     let d3 = days_after(T0, 40);
     let o = ok(ca.reconcile(&d3));
+    assert!(stdout(&o).contains("superseded"), "{}", stdout(&o));
+    assert!(ca.path("crl/previous.crl").exists());
+    let o = h.verify(&old_alice, &d3);
+    assert!(!o.status.success(), "the old certificate is revoked");
+    assert!(h.verify(&ca.path("certs/alice.crt"), &d3).status.success());
+    let d4 = days_after(T0, 60);
+    ok(ca.reconcile(&d4));
+    assert!(
+        ca.read("crl/previous.crl") != git(&ca.root, &["show", "HEAD~3:crl/previous.crl"]),
+        "reconcile re-signs the retiring intermediate's CRL"
+    );
+    // The next ceremony revokes the idle intermediate on the root CRL; reconcile removes it.
+    let o = ok(h.ceremony(&d4, &["sign-crl"]));
+    assert!(
+        stdout(&o).contains("no valid certificate left"),
+        "{}",
+        stdout(&o)
+    );
+    let o = ok(ca.reconcile(&d4));
     assert!(stdout(&o).contains("retire"), "{}", stdout(&o));
     for f in ["ca/previous.crt", "ca/previous.key.age", "crl/previous.crl"] {
         assert!(!ca.path(f).exists(), "{f}");
     }
     assert!(ca.read("ledger.sig").contains("format: 1"));
-    ok(run(ca.cmd(&d3).arg("check")));
-    let o = h.verify(&old_alice, &d3);
-    assert!(
-        !o.status.success(),
-        "the old certificate has no CRL any more: refused"
-    );
-    assert!(h.verify(&ca.path("certs/alice.crt"), &d3).status.success());
+    ok(run(ca.cmd(&d4).arg("check")));
+    let o = h.verify(&old_alice, &d4);
+    assert!(!o.status.success(), "its intermediate is revoked");
+    assert!(h.verify(&ca.path("certs/alice.crt"), &d4).status.success());
+    let d3 = d4;
     // A second rotation while one retires is refused with the way out.
     ok(h.ceremony(&d3, &["new-intermediate"]));
     let o = fails(h.ceremony(&days_after(T0, 41), &["new-intermediate"]));
@@ -726,4 +743,132 @@ fn relying_parties_install_the_whole_chain() {
         installed.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// Issue 14's simulation: 800 days of daily reconciles with CI's identity on a CA with an
+/// offline root. People come and go, a planned rotation on day 150, a compromise rotation on
+/// day 700, and the root CRL's ceremonies scheduled only from what `status --expiring`
+/// reports (as a cron job would). Every day: no CRL anywhere in the chain has expired, every
+/// declared identity holds a valid certificate from the issuing intermediate or (during the
+/// grace after a planned rotation) the retiring one, and every removal is on its CRL.
+#[test]
+fn eight_hundred_days_of_a_hierarchy_never_lock_anyone_out() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    let mut people: Vec<String> = (0..4).map(|i| format!("u{i}")).collect();
+    for p in &people {
+        h.request(p, false, T0);
+    }
+    ca.commit("day 0");
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let crl_next = |rel: &str| -> time::OffsetDateTime {
+        let block = pem::parse(ca.read(rel)).unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(block.contents()).unwrap();
+        crl.next_update().unwrap().to_datetime()
+    };
+    let crl_serials = |rel: &str| -> Vec<String> {
+        let block = pem::parse(ca.read(rel)).unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(block.contents()).unwrap();
+        crl.iter_revoked_certificates()
+            .map(|r| gitca::ca::serial_hex(r.raw_serial()))
+            .collect()
+    };
+    let mut ceremonies = 0;
+    let mut gone: Vec<String> = Vec::new();
+    let mut next_id = people.len();
+    for day in 0..800i64 {
+        let now = days_after(T0, day);
+        let t = parse(&now);
+        if day > 0 && day % 45 == 0 {
+            let n = format!("u{next_id}");
+            next_id += 1;
+            h.request(&n, false, &now);
+            people.push(n);
+            ca.commit(&format!("day {day}: join"));
+        }
+        if day % 70 == 35 && people.len() > 2 {
+            let n = people.remove(0);
+            remove(ca, &n);
+            gone.push(n);
+            ca.commit(&format!("day {day}: leave"));
+        }
+        if day == 150 {
+            ok(h.ceremony(&now, &["new-intermediate"]));
+        }
+        if day == 700 {
+            ok(h.ceremony(
+                &now,
+                &["new-intermediate", "--revoke-current", "key-compromise"],
+            ));
+        }
+        let o = ca.reconcile(&now);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "day {day}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        // The cron job: a ceremony when status says one is due.
+        let s = run(ca.cmd(&now).args(["status", "-q", "--expiring", "1d"]));
+        if s.status.code() == Some(1) {
+            assert!(stdout(&s).contains("root CRL"), "day {day}: {}", stdout(&s));
+            ok(h.ceremony(&now, &["sign-crl"]));
+            ceremonies += 1;
+        }
+        // No CRL in the chain has expired.
+        for rel in ["crl/root.crl", "crl/ca.crl", "crl/previous.crl"] {
+            if ca.path(rel).exists() {
+                assert!(crl_next(rel) > t, "day {day}: {rel} has expired");
+            }
+        }
+        // Everyone declared holds a valid certificate of a live intermediate.
+        let issuers: Vec<String> = ca
+            .read("ca/intermediates.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("id\t"))
+            .filter(|l| l.split('\t').nth(5) == Some("-"))
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect();
+        let rows = ca.ledger_rows();
+        for p in &people {
+            assert!(
+                rows.iter().any(|r| &r[1] == p
+                    && r[4] == "issued"
+                    && parse(&r[5]) <= t
+                    && parse(&r[6]) > t
+                    && issuers.contains(&r[13])),
+                "day {day}: {p} holds no valid certificate"
+            );
+        }
+        // Every certificate of those who left is on its issuer's CRL (or its issuer is gone).
+        let current = crl_serials("crl/ca.crl");
+        let previous = if ca.path("crl/previous.crl").exists() {
+            crl_serials("crl/previous.crl")
+        } else {
+            Vec::new()
+        };
+        for g in &gone {
+            for r in rows.iter().filter(|r| &r[1] == g && parse(&r[6]) > t) {
+                assert!(
+                    current.contains(&r[0])
+                        || previous.contains(&r[0])
+                        || !issuers.contains(&r[13]),
+                    "day {day}: {g}'s {} is not on a CRL",
+                    r[0]
+                );
+            }
+        }
+        if day % 100 == 50 {
+            let p = &people[people.len() - 1];
+            let o = h.verify(&ca.path(&format!("certs/{p}.crt")), &now);
+            assert!(o.status.success(), "day {day}: {p}: {}", stdout(&o));
+        }
+    }
+    assert!(
+        ceremonies >= 1,
+        "status scheduled the root CRL's ceremonies"
+    );
 }

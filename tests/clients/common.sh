@@ -159,21 +159,35 @@ deploy_crl_and_reload() { # published-tree
         "$GITCA" deploy crl --from "$1" --ca "$PINNED_CA" --out "$SERVER_CRL" --reload "$NGINX_RELOAD"
     log "  $(tr '\n' ' ' <"$RUN/last.out")"
     assert_contains "$(cat "$RUN/last.out")" "installed CRL" "deploy crl installed a new CRL"
-    for _ in $(seq 1 100); do
+    # done when the master has a new worker and none of the old ones (an old worker still
+    # accepts connections, with the old CRL, until it has seen the signal)
+    local done=0 p
+    for _ in $(seq 1 200); do
         now=$(nginx_workers)
-        [ -n "$now" ] && [ "$now" != "$before" ] && break
+        if [ -n "$now" ] && [ "$now" != "$before" ]; then
+            done=1
+            for p in $before; do
+                case " $now " in *" $p "*) done=0 ;; esac
+            done
+        fi
+        [ $done = 1 ] && break
         sleep 0.05
     done
-    [ "$now" != "$before" ] || die "nginx did not start new workers after the reload"
+    [ $done = 1 ] || die "nginx did not replace its workers after the reload (before: $before, now: $now)"
     log "nginx reloaded (workers $before-> $now)"
 }
 
 # curl through nginx with the files of a cert dir (client.cert, client.key, server-ca.crt).
 # Prints the HTTP status (000: no HTTP answer).
 curl_code() { # certdir method path
-    curl -s -o /dev/null -w '%{http_code}' --max-time 10 --noproxy '*' \
-        --cacert "$1/server-ca.crt" --cert "$1/client.cert" --key "$1/client.key" \
-        -X "$2" "https://$REGISTRY$3" || true
+    local code cert=$1/client.cert
+    # curl reads --cert as FILE[:PASSWORD]: escape the colon of a HOST:PORT directory
+    cert=${cert//:/\\:}
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --noproxy '*' \
+        --cacert "$1/server-ca.crt" --cert "$cert" --key "$1/client.key" \
+        -X "$2" "https://$REGISTRY$3" 2>"$RUN/curl.err") || true
+    [ "$code" != 000 ] || log "curl $2 $3 with $1: $(cat "$RUN/curl.err")"
+    echo "$code"
 }
 
 # The v2 API's first step of every push: open a blob upload.

@@ -40,7 +40,7 @@ client_push() { # who ref
     PUSHED_DIGEST=$LOCAL_DIGEST
 }
 # skopeo's words for nginx's refusals
-why_text() { case $1 in forbidden) echo "403 (Forbidden)" ;; revoked) echo "400 (Bad Request)" ;; esac; }
+why_text() { case $1 in forbidden) echo "StatusCode: 403" ;; revoked) echo "400 (Bad Request)" ;; esac; }
 client_push_refused() { # who ref why
     local oci=$RUN/oci-$1-refused
     [ -d "$oci" ] || make_oci_layout "$oci" v1 "$2" "$1" >/dev/null

@@ -1,0 +1,441 @@
+//! Time to revoke, measured end to end with the real programs: a developer pushes the commit
+//! that deletes alice's entry; the CI example's reconcile and publish steps run verbatim
+//! (examples/ci/github/reconcile.yml, jobs `reconcile` and `publish`) against a bare repository
+//! standing in for the remote; the published tree goes live (an atomic swap, as a Pages deploy);
+//! the server — nginx in front of docker-registry on 127.0.0.1 — runs
+//! `gitca deploy crl --watch 2s --reload 'nginx -t && nginx -s reload'`. The clock runs from the
+//! push until nginx answers alice's certificate with 400; the result is printed and written to
+//! target/time-to-revoke.txt, and must stay within the watch interval plus the CI's own time
+//! plus a small slack.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The watch interval of the server's `gitca deploy crl` (it sleeps it ±10%).
+const WATCH: Duration = Duration::from_secs(2);
+/// What may come on top of the CI's time and one watch interval: deploy's fetch and install,
+/// `nginx -t`, the reload (asynchronous: new workers), and the 50 ms polling of this test.
+const SLACK: Duration = Duration::from_millis(1500);
+
+/// A server process in its own process group, stopped with all its children when the test ends.
+struct Server {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let group = -(self.child.id() as i32);
+        // SAFETY: kill(2) on the process group this test created for the server.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // nginx's master stops its workers on SIGTERM; SIGKILL whatever is left of the group.
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: as above.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(name: &'static str, cmd: &mut Command, log: PathBuf) -> Server {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::os::unix::process::CommandExt::process_group(cmd, 0)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        Server { name, child, log }
+    }
+
+    fn wait_port(&mut self, port: u16) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}):\n{}", self.name, self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} did not listen on {port}:\n{}", self.name, self.output());
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn workflow(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+/// The `run:` block of the step named `name` in a GitHub workflow (as tests/pipelines.rs).
+fn github_step(wf: &serde_json::Value, job: &str, name: &str) -> String {
+    wf["jobs"][job]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}"))["run"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Runs a pipeline shell block in `dir` with gitca on PATH (as tests/pipelines.rs), on the real
+/// clock: nginx judges the CRL by it.
+fn run_block(script: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
+    let bin = assert_cmd::cargo::cargo_bin("gitca");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(script).current_dir(dir).env("PATH", path);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GITCA_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", empty_home())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// The identities file without `name`'s entry (offboarding is deleting it).
+fn without_entry(yaml: &str, name: &str) -> String {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for l in yaml.lines() {
+        if l.trim_start() == format!("- name: {name}") {
+            skip = true;
+            continue;
+        }
+        if skip && l.starts_with("    ") {
+            continue;
+        }
+        skip = false;
+        out.push(l);
+    }
+    out.join("\n") + "\n"
+}
+
+/// curl through nginx with a `gitca bundle --out-dir` directory; the HTTP status (0: none).
+fn status(dir: &Path, url: &str) -> u16 {
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+        .args(["--noproxy", "*", "--cacert"])
+        .arg(dir.join("server-ca.crt"))
+        .arg("--cert")
+        .arg(dir.join("client.cert"))
+        .arg("--key")
+        .arg(dir.join("client.key"))
+        .arg(url)
+        .output()
+        .unwrap();
+    stdout(&o).trim().parse().unwrap_or(0)
+}
+
+#[test]
+fn time_to_revoke_from_push_to_nginx_refusing() {
+    for t in ["nginx", "docker-registry", "curl", "openssl", "git", "bash", "age-keygen"] {
+        require(t);
+    }
+    let rec = workflow("examples/ci/github/reconcile.yml");
+    let reconcile_step = github_step(&rec, "reconcile", "Reconcile and push");
+    let publish_step = github_step(&rec, "publish", "Publish");
+
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    ok(tool("chmod", &["755", tmp.to_str().unwrap()], &tmp));
+    let bare = tmp.join("remote.git");
+    git(&tmp, &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    git(&ca.root, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    git(&ca.root, &["push", "-q", "origin", "main"]);
+    let clone = |name: &str| {
+        let dir = tmp.join(name);
+        git(&tmp, &["clone", "-q", bare.to_str().unwrap(), dir.to_str().unwrap()]);
+        dir
+    };
+
+    // alice and bob onboard (one merged pull request).
+    let dev = clone("dev");
+    for name in ["alice", "bob"] {
+        ok(run(gitca()
+            .arg("-C")
+            .arg(&dev)
+            .args(["request", name, "--key-out"])
+            .arg(ca.keys.join(format!("{name}.key")))));
+    }
+    git(&dev, &["add", "-A"]);
+    git(&dev, &["commit", "-q", "-m", "onboard alice and bob"]);
+    git(&dev, &["push", "-q", "origin", "main"]);
+
+    // The CI: reconcile (and push), then publish from main; the tree goes live by an atomic
+    // swap of the `pages` symlink the server reads.
+    let identity = std::fs::read_to_string(&ca.identity).unwrap();
+    let env = [
+        ("GITCA_IDENTITY", identity.as_str()),
+        ("GITCA_AUTHOR_NAME", "gitca-bot"),
+        ("GITCA_AUTHOR_EMAIL", "bot@example.com"),
+        ("BRANCH", "main"),
+    ];
+    let pages = tmp.join("pages");
+    let ci = |n: u32| -> (Duration, Duration) {
+        let start = Instant::now();
+        let runner = clone(&format!("reconcile-runner-{n}"));
+        let o = run_block(&reconcile_step, &runner, &env);
+        assert!(
+            o.status.success(),
+            "reconcile step:\n{}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        eprintln!("reconcile step (run {n}):\n{}", stdout(&o));
+        let reconciled = start.elapsed();
+        let publisher = clone(&format!("publish-runner-{n}"));
+        let o = run_block(&publish_step, &publisher, &[]);
+        assert!(
+            o.status.success(),
+            "publish step:\n{}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let next = tmp.join("pages.next");
+        std::os::unix::fs::symlink(publisher.join("public"), &next).unwrap();
+        std::fs::rename(&next, &pages).unwrap();
+        eprintln!("publish step (run {n}): {}", stdout(&o));
+        (reconciled, start.elapsed())
+    };
+    ci(1);
+
+    // The server: the pinned CA, its own TLS certificate, nginx.conf and the registry's config
+    // from `gitca export`, the CRL installed by `gitca deploy crl`.
+    let server = tmp.join("server");
+    std::fs::create_dir_all(&server).unwrap();
+    let pinned = server.join("ca.crt");
+    std::fs::copy(ca.path("ca/ca.crt"), &pinned).unwrap();
+    let server_ca = server.join("server-ca.crt");
+    let server_key = server.join("server.key");
+    ok(tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            server_key.to_str().unwrap(),
+            "-out",
+            server_ca.to_str().unwrap(),
+        ],
+        &server,
+    ));
+    let crl = server.join("ca.crl.pem");
+    let prefix = server.join("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+    ok(tool(
+        "chmod",
+        &["1777", prefix.join("tmp").to_str().unwrap()],
+        &tmp,
+    ));
+    let (p_registry, p_nginx) = (free_port(), free_port());
+    let export = |args: &[&str]| stdout(&ok(run(gitca().arg("-C").arg(&dev).arg("export").args(args))));
+    std::fs::write(
+        prefix.join("nginx.conf"),
+        export(&[
+            "nginx",
+            "--standalone",
+            prefix.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{p_nginx}"),
+            "--server-name",
+            "127.0.0.1",
+            "--upstream",
+            &format!("127.0.0.1:{p_registry}"),
+            "--tls-cert",
+            server_ca.to_str().unwrap(),
+            "--tls-key",
+            server_key.to_str().unwrap(),
+            "--client-ca",
+            pinned.to_str().unwrap(),
+            "--crl",
+            crl.to_str().unwrap(),
+        ]),
+    )
+    .unwrap();
+    let registry_conf = server.join("registry.yml");
+    std::fs::write(
+        &registry_conf,
+        export(&[
+            "registry",
+            "--behind-nginx",
+            "--listen",
+            &format!("127.0.0.1:{p_registry}"),
+            "--storage",
+            server.join("data").to_str().unwrap(),
+        ]),
+    )
+    .unwrap();
+    let nginx_args = format!(
+        "-p {p}/ -c {p}/nginx.conf -e {p}/logs/error.log",
+        p = prefix.display()
+    );
+    let deploy = |extra: &[&str]| {
+        let mut c = gitca();
+        c.args(["deploy", "crl", "--from"])
+            .arg(&pages)
+            .arg("--ca")
+            .arg(&pinned)
+            .arg("--out")
+            .arg(&crl)
+            .args(extra);
+        c
+    };
+    ok(run(&mut deploy(&[])));
+    let mut registry = Server::start(
+        "docker-registry",
+        Command::new("docker-registry").arg("serve").arg(&registry_conf),
+        tmp.join("registry.log"),
+    );
+    registry.wait_port(p_registry);
+    let mut nginx = Server::start(
+        "nginx",
+        Command::new("nginx").args(nginx_args.split(' ')),
+        tmp.join("nginx.out"),
+    );
+    nginx.wait_port(p_nginx);
+    let reload = format!("nginx -t -q {nginx_args} && nginx {nginx_args} -s reload");
+    let watcher = Server::start(
+        "gitca deploy crl --watch",
+        &mut deploy(&["--watch", &format!("{}s", WATCH.as_secs()), "--reload", &reload]),
+        tmp.join("deploy-crl.log"),
+    );
+
+    // alice's and bob's machines: `gitca bundle`.
+    let bundle = |name: &str| {
+        let dir = tmp.join(format!("{name}-certs"));
+        ok(run(gitca()
+            .arg("-C")
+            .arg(clone(&format!("{name}-checkout")))
+            .args(["bundle", name, "--key"])
+            .arg(ca.keys.join(format!("{name}.key")))
+            .arg("--out-dir")
+            .arg(&dir)
+            .arg("--server-ca")
+            .arg(&server_ca)));
+        dir
+    };
+    let (alice, bob) = (bundle("alice"), bundle("bob"));
+    let url = format!("https://127.0.0.1:{p_nginx}/v2/");
+    assert_eq!(status(&alice, &url), 200, "alice gets in");
+    assert_eq!(status(&bob, &url), 200, "bob gets in");
+
+    // alice leaves: the pull request deleting her entry is merged (pushed to main).
+    git(&dev, &["pull", "-q", "origin", "main"]);
+    let people = std::fs::read_to_string(dev.join("identities/people.yaml")).unwrap();
+    let people2 = without_entry(&people, "alice");
+    assert!(
+        !people2.contains("name: alice\n") && people2.contains("name: bob\n"),
+        "{people2}"
+    );
+    std::fs::write(dev.join("identities/people.yaml"), people2).unwrap();
+    git(&dev, &["commit", "-q", "-am", "offboard alice"]);
+    let t0 = Instant::now();
+    git(&dev, &["push", "-q", "origin", "main"]);
+    let pushed = t0.elapsed();
+    let (reconciled, published) = ci(2);
+    let ci_time = t0.elapsed();
+    let mut refused = None;
+    while t0.elapsed() < ci_time + WATCH * 3 + SLACK * 2 {
+        if status(&alice, &url) == 400 {
+            refused = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = watcher.output();
+    let Some(revoked) = refused else {
+        panic!(
+            "alice was not refused {:.1} s after the push; deploy crl --watch:\n{log}",
+            t0.elapsed().as_secs_f64()
+        );
+    };
+    let report = format!(
+        "time to revoke: {:.1} s (push {:.2} s, reconcile step {:.2} s, publish step {:.2} s, \
+         then deploy crl --watch {}s + reload {:.2} s)\n",
+        revoked.as_secs_f64(),
+        pushed.as_secs_f64(),
+        (reconciled).as_secs_f64(),
+        (published - reconciled).as_secs_f64(),
+        WATCH.as_secs(),
+        (revoked - ci_time).as_secs_f64()
+    );
+    eprint!("{report}");
+    let target = assert_cmd::cargo::cargo_bin("gitca")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::fs::write(target.join("time-to-revoke.txt"), &report).unwrap();
+
+    assert!(log.contains("installed CRL"), "deploy crl --watch:\n{log}");
+    assert_eq!(status(&bob, &url), 200, "bob still gets in");
+    let error_log = std::fs::read_to_string(prefix.join("logs/error.log")).unwrap();
+    assert!(
+        error_log.contains("(23:certificate revoked)"),
+        "nginx says why: {error_log}"
+    );
+    let bound = ci_time + WATCH.mul_f64(1.1) + SLACK;
+    assert!(
+        revoked <= bound,
+        "time to revoke {:.1} s exceeds the watch interval ({} s ±10%) + the CI's {:.1} s + {:.1} s slack\n{report}deploy crl --watch:\n{log}",
+        revoked.as_secs_f64(),
+        WATCH.as_secs(),
+        ci_time.as_secs_f64(),
+        SLACK.as_secs_f64()
+    );
+    drop(watcher);
+    drop(nginx);
+    drop(registry);
+}
