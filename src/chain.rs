@@ -180,6 +180,17 @@ pub struct Leaf {
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub spki: Vec<u8>,
+    /// The subject's common name (the identity's name, or its `common_name`).
+    pub cn: Option<String>,
+}
+
+/// The first common name of a certificate's subject.
+pub fn common_name(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<String> {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .map(str::to_string)
 }
 
 /// Verifies a leaf's chain (the leaf first, then its intermediate if any) against `pinned`:
@@ -251,5 +262,6 @@ pub fn verify_leaf(text: &str, pinned: &CaCert, crls: &Crls) -> Result<Leaf, Str
         not_before: v.not_before.to_datetime(),
         not_after: v.not_after.to_datetime(),
         spki: cert.public_key().raw.to_vec(),
+        cn: common_name(&cert),
     })
 }

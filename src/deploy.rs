@@ -121,6 +121,10 @@ struct DeployState {
     /// What was verified about the installed CRLs (deploy crl).
     #[serde(default)]
     crls: Option<VerifiedCrls>,
+    /// The common name of the certificate installed (deploy cert): an identity imported with
+    /// a `common_name` has certificates whose CN is not its name.
+    #[serde(default)]
+    installed_cn: Option<String>,
 }
 
 /// The installed CRLs as last verified, keyed by the file's exact bytes and by the pinned CA:
@@ -655,9 +659,16 @@ fn judge_cert(
     Ok(leaf)
 }
 
-/// The installed leaf's (serial, notBefore, notAfter), when it verifies under the pinned CA
-/// (directly, or through the intermediate installed after it).
-fn installed_cert(dir: &Dir, pinned: &CaCert) -> Option<(String, OffsetDateTime, OffsetDateTime)> {
+/// The installed leaf, when it verifies under the pinned CA (directly, or through the
+/// intermediate installed after it).
+struct InstalledCert {
+    serial: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    cn: Option<String>,
+}
+
+fn installed_cert(dir: &Dir, pinned: &CaCert) -> Option<InstalledCert> {
     let text = dir.read_string("client.cert", ca::MAX_CERT_BYTES).ok()?;
     let ders = crate::bundle::parse_pem_certs(&text);
     let (_, cert) = x509_parser::parse_x509_certificate(ders.first()?).ok()?;
@@ -676,11 +687,12 @@ fn installed_cert(dir: &Dir, pinned: &CaCert) -> Option<(String, OffsetDateTime,
         return None;
     }
     let v = cert.validity();
-    Some((
-        ca::serial_hex(cert.raw_serial()),
-        v.not_before.to_datetime(),
-        v.not_after.to_datetime(),
-    ))
+    Some(InstalledCert {
+        serial: ca::serial_hex(cert.raw_serial()),
+        not_before: v.not_before.to_datetime(),
+        not_after: v.not_after.to_datetime(),
+        cn: chain::common_name(&cert),
+    })
 }
 
 /// One check of `deploy cert`.
@@ -730,7 +742,19 @@ fn cert_once(
             Err(why) => return Ok(Verdict::Refused(why)),
             Ok(c) => c,
         };
-        if let Some((serial, nb, _)) = &installed {
+        if let Some(i) = &installed {
+            // Another identity's certificate (a person's bundle where a bot deploys) is never
+            // taken for this one's, nor overwritten.
+            if i.cn != checked.cn {
+                return Ok(Verdict::Refused(format!(
+                    "{} holds the certificate of {} ({}), not {}'s: gitca does not overwrite another identity's files (use another --certs-root or --out-dir, or remove them)",
+                    target.dir.display(),
+                    i.cn.as_deref().unwrap_or("an unnamed identity"),
+                    i.serial,
+                    args.name
+                )));
+            }
+            let (serial, nb) = (&i.serial, &i.not_before);
             if *serial == checked.serial || *nb >= checked.not_before {
                 state.validators = validators;
                 return Ok(Verdict::Unchanged(format!(
@@ -765,6 +789,7 @@ fn cert_once(
             )));
         }
         state.validators = validators;
+        state.installed_cn = checked.cn.clone();
         Ok(Verdict::Installed(format!(
             "installed certificate {} of {} (valid until {}) in {}",
             checked.serial,
@@ -783,7 +808,13 @@ fn cert_once(
             state.failures_total += 1;
         }
     }
-    let current = installed_cert(&dir, pinned);
+    // What is installed counts only if it is this identity's.
+    let current = installed_cert(&dir, pinned)
+        .filter(|i| {
+            i.cn.as_deref() == Some(args.name.as_str())
+                || (i.cn.is_some() && i.cn == state.installed_cn)
+        })
+        .map(|i| (i.serial, i.not_before, i.not_after));
     let stale = match &current {
         None => Some(format!("no certificate of {} is installed in {}", args.name, target.dir.display())),
         Some((serial, _, na)) if *na <= now => Some(format!("the installed certificate {serial} EXPIRED {}", fmt_time(*na))),

@@ -81,6 +81,8 @@ struct EntrySpec {
     revoke: Option<Spanned<String>>,
     #[serde(default)]
     common_name: Option<Spanned<String>>,
+    #[serde(default)]
+    renamed_from: Option<Spanned<String>>,
 }
 
 /// Where an identity was declared.
@@ -108,6 +110,9 @@ pub struct Identity {
     /// The certificate's CN when it is not the name (identities imported from an `openssl ca`
     /// whose CNs are not valid names, such as `John Smith`).
     pub common_name: Option<String>,
+    /// The name this identity had before (a rename): it takes over that identity's key, and
+    /// that identity's certificates are revoked as superseded.
+    pub renamed_from: Option<String>,
     /// Repository-relative path of the CSR.
     pub csr: String,
     /// SHA-256 (hex) of the CSR file's bytes; `None` when the file does not exist.
@@ -743,6 +748,19 @@ fn validate(
         }
         None => None,
     };
+    let renamed_from = match e.renamed_from {
+        Some(r) if !valid_name(&r.value) || r.value == name => return Err(at(
+            &r.referenced,
+            format!(
+                "renamed_from `{}` of `{name}` is not another identity's name",
+                r.value
+            ),
+            "not a former name",
+            "renamed_from names the identity this one was called before, e.g. renamed_from: carol",
+        )),
+        Some(r) => Some(r.value),
+        None => None,
+    };
     let disabled = e.disabled.unwrap_or(false);
     // The CSR is hashed later, in parallel, for all identities at once (see `hash_csrs`).
     let line = name_loc.line() as usize;
@@ -756,6 +774,7 @@ fn validate(
         disabled,
         revoke,
         common_name,
+        renamed_from,
         csr,
         csr_sha256: None,
         csr_bytes: None,

@@ -623,17 +623,30 @@ pub fn plan(input: &Input<'_>) -> Plan {
             line: None,
         });
     }
+    // A rename (`renamed_from:`) supersedes the former name's certificates.
+    let successor: BTreeMap<&str, &str> = input
+        .identities
+        .iter()
+        .filter_map(|i| Some((i.renamed_from.as_deref()?, i.name.as_str())))
+        .collect();
     for rec in &input.ledger.records {
         if input.removals_suspended.is_none()
             && rec.is_live(now)
             && !declared.contains_key(rec.identity.as_str())
             && !input.held.contains_key(&rec.identity)
         {
-            actions.push(revoke(
-                rec,
-                RevocationReason::CessationOfOperation,
-                reason("identity-removed", "no longer declared in identities/"),
-            ));
+            actions.push(match successor.get(rec.identity.as_str()) {
+                Some(new) => revoke(
+                    rec,
+                    RevocationReason::Superseded,
+                    reason("renamed", format!("renamed to `{new}`")),
+                ),
+                None => revoke(
+                    rec,
+                    RevocationReason::CessationOfOperation,
+                    reason("identity-removed", "no longer declared in identities/"),
+                ),
+            });
         }
     }
     actions
@@ -832,6 +845,7 @@ mod tests {
             disabled: false,
             revoke: None,
             common_name: None,
+            renamed_from: None,
             csr: format!("csr/{name}.csr"),
             csr_sha256: Some(csr.into()),
             csr_bytes: None,

@@ -51,6 +51,12 @@ const REGENERATE: &str = "generate a new key and CSR: `gitca request NAME` (ECDS
 
 /// Parses a PEM CSR, verifies its signature and applies the key policy.
 pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
+    if bytes.first() == Some(&0x30) {
+        return Err(refuse(
+            "the CSR is DER (binary), not PEM",
+            "convert it, the key stays as it is: openssl req -in FILE -inform DER -out FILE.pem -outform PEM (then commit the PEM file as the CSR)",
+        ));
+    }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| refuse("the file is not a PEM text file", REGENERATE))?;
     if text.contains("PRIVATE KEY-----") {
@@ -179,6 +185,12 @@ pub struct Vetting<'a> {
 /// signature, key policy, CN, key ownership (a key belongs to one identity for life) and
 /// compromised keys. `check` vets every identity that wants a certificate; `plan` and
 /// reconcile only those they would sign for (a no-op parses no CSR).
+/// `id` is `former` renamed: its entry says `renamed_from: former`, and `former` is no longer
+/// declared (a key moves on only when its holder's name is gone).
+fn renamed(id: &Identity, former: &str, inventory: &Inventory) -> bool {
+    id.renamed_from.as_deref() == Some(former) && inventory.get(former).is_none()
+}
+
 pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity]) -> Vetting<'a> {
     if to_sign.is_empty() {
         return Vetting::default();
@@ -205,17 +217,22 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
         })
         .collect();
 
-    // Keys are bound to one identity for life, and a compromised key is never certified again.
-    let mut owner: HashMap<&str, &str> = HashMap::new();
+    // Keys are bound to one identity at a time (the last to hold it; a rename hands it on),
+    // and a compromised key is never certified again.
+    let mut owner: HashMap<&str, (&str, time::OffsetDateTime)> = HashMap::new();
     let mut compromised: HashSet<&str> = HashSet::new();
     for r in &ledger.records {
-        owner
+        let e = owner
             .entry(r.key_sha256.as_str())
-            .or_insert(r.identity.as_str());
+            .or_insert((r.identity.as_str(), r.not_before));
+        if r.not_before > e.1 {
+            *e = (r.identity.as_str(), r.not_before);
+        }
         if r.reason == Some(RevocationReason::KeyCompromise) {
             compromised.insert(r.key_sha256.as_str());
         }
     }
+    let owner: HashMap<&str, &str> = owner.into_iter().map(|(k, (n, _))| (k, n)).collect();
     // Two new identities asking for the same key: neither gets it (which one is the owner's
     // cannot be told).
     let mut claims: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -246,10 +263,16 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
                         rule: "its public key was revoked for key compromise".into(),
                         help: format!("a compromised key is never certified again: make a new key and CSR with `gitca request {} --rotate`", id.name),
                     })
-                } else if let Some(other) = owner.get(key).filter(|o| **o != id.name) {
+                } else if let Some(other) = owner
+                    .get(key)
+                    .filter(|o| **o != id.name && !renamed(id, o, inventory))
+                {
                     Err(Refusal {
                         rule: format!("its public key belongs to identity `{other}`"),
-                        help: format!("every identity has its own key: make a new key and CSR with `gitca request {} --rotate` (renaming a person? see the docs on renaming)", id.name),
+                        help: format!(
+                            "every identity has its own key: make a new key and CSR with `gitca request {} --rotate`; or, if `{}` is `{other}` renamed, remove `{other}`'s entry and add `renamed_from: {other}` to this one (docs/onboarding.md, \"Renaming\")",
+                            id.name, id.name
+                        ),
                     })
                 } else if !others.is_empty() && !owner.contains_key(key) {
                     Err(Refusal {

@@ -35,9 +35,23 @@ pub struct RequestArgs {
     pub key_type: String,
     /// Where to write the private key (default: ~/.config/gitca/keys/NAME.key). Never inside the
     /// repository; never overwritten.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["key", "csr"])]
     pub key_out: Option<PathBuf>,
-    /// The identities file to add the entry to (default: identities/people.yaml).
+    /// Make the CSR with this existing private key (PEM: PKCS#8, SEC1 or PKCS#1; P-256, P-384,
+    /// RSA ≥ 2048, Ed25519) instead of a new one. It is read, never copied or moved.
+    #[arg(long, value_name = "FILE", conflicts_with = "csr")]
+    pub key: Option<PathBuf>,
+    /// Use this CSR, made elsewhere (a hardware token, another tool), instead of making a key.
+    /// It is checked with the rules reconcile applies before it is added.
+    #[arg(long, value_name = "FILE")]
+    pub csr: Option<PathBuf>,
+    /// This identity was called NAME before (a rename): it keeps NAME's key (pass it with
+    /// --key), NAME's entry must go in the same change, and NAME's certificates are revoked
+    /// as superseded once the new one is issued.
+    #[arg(long, value_name = "NAME")]
+    pub renamed_from: Option<String>,
+    /// The identities file to add the entry to (default: identities/NAME.yaml, one file per
+    /// identity, so that pull requests onboarding different people never conflict).
     #[arg(long, value_name = "FILE")]
     pub file: Option<String>,
     /// The identity exists already: make a new key and CSR for it (key rotation); the YAML entry
@@ -211,7 +225,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     let file = args
         .file
         .clone()
-        .unwrap_or_else(|| "identities/people.yaml".into());
+        .unwrap_or_else(|| format!("identities/{name}.yaml"));
     let file = inventory::normalize_path(&file)
         .ok()
         .filter(|f| f.starts_with("identities/") && (f.ends_with(".yaml") || f.ends_with(".yml")))
@@ -221,14 +235,32 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
                 "pass --file identities/NAME.yaml",
             )
         })?;
-    let key_default = if args.rotate {
-        let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-        default_key_dir().join(format!("{name}-{stamp}.key"))
-    } else {
-        default_key_dir().join(format!("{name}.key"))
+    // Where the key comes from: made here (the default), an existing one, or none (a CSR made
+    // elsewhere).
+    let key_source = match (&args.key, &args.csr) {
+        (Some(k), _) => KeySource::Existing(existing_key(&repo.root, k)?),
+        (None, Some(_)) => KeySource::None,
+        (None, None) => {
+            let key_default = if args.rotate {
+                let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+                default_key_dir().join(format!("{name}-{stamp}.key"))
+            } else {
+                default_key_dir().join(format!("{name}.key"))
+            };
+            KeySource::New(check_key_path(
+                &repo.root,
+                args.key_out.as_deref().unwrap_or(&key_default),
+            )?)
+        }
     };
-    let key_path = check_key_path(&repo.root, args.key_out.as_deref().unwrap_or(&key_default))?;
-
+    if let Some(former) = &args.renamed_from {
+        if !valid_name(former) || former == name {
+            return Err(Error::usage(
+                format!("`{former}` is not another identity's name"),
+                "--renamed-from names the identity this one was called before",
+            ));
+        }
+    }
     // The YAML entry, checked by the same loader reconcile uses before anything is written.
     let new_yaml = if args.rotate {
         None
@@ -241,6 +273,9 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         if !args.groups.is_empty() {
             let gs: Vec<String> = args.groups.iter().map(|g| yaml::quote(g)).collect();
             entry.push(format!("groups: [{}]", gs.join(", ")));
+        }
+        if let Some(former) = &args.renamed_from {
+            entry.push(format!("renamed_from: {former}"));
         }
         let old = match repo.dir.read_opt(&file, yaml::MAX_BYTES as u64)? {
             Some(bytes) => String::from_utf8(bytes).map_err(|_| {
@@ -257,22 +292,24 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         ))
     };
 
-    let key = key_type.generate()?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, cn.as_str());
-    let csr = params
-        .serialize_request(&key)
-        .map_err(Error::crypto("CSR"))?;
-    let csr_pem = csr.pem().map_err(Error::crypto("CSR encoding"))?;
-    let key_pem = Zeroizing::new(key.serialize_pem());
-
-    // The key first, exclusively, 0600; then the CSR and the YAML; undo on failure.
-    key_path
-        .dir
-        .create_new(&key_path.name, key_pem.as_bytes(), 0o600)?;
+    // The CSR: made with the new or existing key, or taken as given once it passes the
+    // checks reconcile applies.
+    let (csr_pem, key_desc) = match (&key_source, &args.csr) {
+        (KeySource::None, Some(path)) => given_csr(path, &cn)?,
+        (KeySource::Existing((_, key)), _) => (make_csr(key, &cn)?, describe(key)),
+        (KeySource::New(_), _) => {
+            let key = key_type.generate()?;
+            let csr = make_csr(&key, &cn)?;
+            let desc = describe(&key);
+            let key_pem = Zeroizing::new(key.serialize_pem());
+            if let KeySource::New(path) = &key_source {
+                // The key first, exclusively, 0600; then the CSR and the YAML.
+                path.dir.create_new(&path.name, key_pem.as_bytes(), 0o600)?;
+            }
+            (csr, desc)
+        }
+        (KeySource::None, None) => unreachable!("no key without --csr"),
+    };
     let mut tx = repo::Transaction::new(&repo.dir);
     let written = (|| -> Result<()> {
         tx.write(&csr_rel, csr_pem.as_bytes());
@@ -287,25 +324,32 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     })();
     if let Err(e) = written {
         tx.rollback();
-        let _ = key_path.dir.remove(&key_path.name);
+        if let KeySource::New(path) = &key_source {
+            let _ = path.dir.remove(&path.name);
+        }
         return Err(e);
     }
 
-    let _ = writeln!(
-        out,
-        "Private key  {}  (0600; it never leaves this machine)",
-        key_path.shown.display()
-    );
-    let _ = writeln!(
-        out,
-        "CSR          {csr_rel}  ({}, CN={cn})",
-        match key_type {
-            KeyType::P256 => "ECDSA P-256",
-            KeyType::P384 => "ECDSA P-384",
-            KeyType::Rsa3072 => "RSA 3072",
-            KeyType::Rsa4096 => "RSA 4096",
+    let key_shown = match &key_source {
+        KeySource::New(path) => {
+            let _ = writeln!(
+                out,
+                "Private key  {}  (0600; it never leaves this machine)",
+                path.shown.display()
+            );
+            path.shown.display().to_string()
         }
-    );
+        KeySource::Existing((path, _)) => {
+            let _ = writeln!(
+                out,
+                "Private key  {} (yours, left where it is)",
+                path.display()
+            );
+            path.display().to_string()
+        }
+        KeySource::None => "YOUR-KEY".to_string(),
+    };
+    let _ = writeln!(out, "CSR          {csr_rel}  ({key_desc}, CN={cn})");
     if new_yaml.is_some() {
         let _ = writeln!(out, "Declared     {name} in {file}");
     }
@@ -317,12 +361,88 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         out,
         "  git add {csr_rel} {file} && git commit -m 'onboard {name}'"
     );
+    if let Some(former) = &args.renamed_from {
+        let _ = writeln!(
+            out,
+            "  and remove `{former}`'s entry in the same commit (the rename hands its key on; its certificates are revoked as superseded)"
+        );
+    }
     let _ = writeln!(
         out,
-        "After the merge and reconcile: gitca bundle {name} --key {} --registry HOST:PORT",
-        key_path.shown.display()
+        "After the merge and reconcile: gitca bundle {name} --key {key_shown} --registry HOST:PORT"
     );
     Ok(())
+}
+
+/// Where the private key of a request comes from.
+enum KeySource {
+    /// Made now, written here.
+    New(KeyPath),
+    /// The person's own key, read in place.
+    Existing((PathBuf, rcgen::KeyPair)),
+    /// None: the CSR was made elsewhere.
+    None,
+}
+
+/// An existing private key: readable, unencrypted, and not inside the repository.
+fn existing_key(repo_root: &Path, path: &Path) -> Result<(PathBuf, rcgen::KeyPair)> {
+    let real = path.canonicalize().map_err(Error::io("read", path))?;
+    let root = repo_root
+        .canonicalize()
+        .map_err(Error::io("resolve", repo_root))?;
+    if real.starts_with(&root) {
+        return Err(Error::usage(
+            format!("{} is inside the CA repository", path.display()),
+            "a private key never belongs in the repository: move it out (and, as it may have been committed or copied, consider it exposed: make a new one)",
+        ));
+    }
+    let (_, key) = crate::bundle::read_client_key(path)?;
+    Ok((path.to_path_buf(), key))
+}
+
+/// A CSR naming `cn`, signed by `key`: proof that whoever submits it holds the key.
+fn make_csr(key: &rcgen::KeyPair, cn: &str) -> Result<String> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let csr = params
+        .serialize_request(key)
+        .map_err(Error::crypto("CSR"))?;
+    csr.pem().map_err(Error::crypto("CSR encoding"))
+}
+
+fn describe(key: &rcgen::KeyPair) -> String {
+    crate::pubkey::canonical(&rcgen::PublicKeyData::subject_public_key_info(key))
+        .map(|k| k.desc)
+        .unwrap_or_else(|_| "key".into())
+}
+
+/// A CSR made elsewhere: verified as reconcile will (signature, key policy, CN) before it is
+/// added; a DER one is converted to PEM. Returns its PEM and the key's description.
+fn given_csr(path: &Path, cn: &str) -> Result<(String, String)> {
+    let bytes = crate::confined::read_named(path, 64 * 1024, "read the CSR")?;
+    let pem_text = if bytes.first() == Some(&0x30) {
+        crate::ca::to_pem("CERTIFICATE REQUEST", &bytes)
+    } else {
+        String::from_utf8(bytes)
+            .map_err(|_| Error::bad_file(path, "is neither PEM nor DER", "pass a CSR file"))?
+    };
+    let csr = crate::policy::verify_csr(pem_text.as_bytes())
+        .map_err(|r| Error::bad_file(path, format!("the CSR is refused: {}", r.rule), r.help))?;
+    match csr.common_name.as_deref() {
+        Some(c) if c == cn => {}
+        other => {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "the CSR's CN is {}, not `{cn}`",
+                    other.map_or("missing".to_string(), |c| format!("`{c}`"))
+                ),
+                format!("make the CSR with subject /CN={cn} (e.g. openssl req -new -key KEY -subj /CN={cn} -out FILE)"),
+            ))
+        }
+    }
+    Ok((pem_text, csr.key_desc))
 }
 
 #[cfg(test)]

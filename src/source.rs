@@ -76,8 +76,10 @@ pub enum Source {
         base: String,
         agent: ureq::Agent,
     },
+    /// Re-opened for every fetch: a published tree swapped in atomically (a symlink flipped, a
+    /// directory renamed over the old one) is what the next poll reads.
     Dir {
-        dir: Dir,
+        path: PathBuf,
         layout: Layout,
     },
     Git {
@@ -154,7 +156,10 @@ impl Source {
                         "pass the directory `gitca publish` wrote, a clone of the CA repository, or an http(s) URL",
                     ));
                 };
-                Ok(Source::Dir { dir, layout })
+                Ok(Source::Dir {
+                    path: dir.path().to_path_buf(),
+                    layout,
+                })
             }
             (None, Some(url)) => {
                 if url.starts_with('-') {
@@ -180,7 +185,7 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::Http { base, .. } => base.clone(),
-            Source::Dir { dir, .. } => dir.path().display().to_string(),
+            Source::Dir { path, .. } => path.display().to_string(),
             Source::Git { url, branch, .. } => format!("{url} ({branch})"),
         }
     }
@@ -192,7 +197,8 @@ impl Source {
                 let url = format!("{base}/{}", Layout::Published.paths(item).concat());
                 http_get(agent, &url, last)
             }
-            Source::Dir { dir, layout } => {
+            Source::Dir { path, layout } => {
+                let dir = Dir::open(path)?;
                 let bytes = gather(layout.paths(item), |rel| dir.read_opt(rel, MAX_FETCH))?;
                 Ok(Fetch::Got(bytes, Validators::default()))
             }

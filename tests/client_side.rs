@@ -37,7 +37,6 @@ fn doctor(ca: &Ca, now: &str, args: &[&str]) -> (i32, String) {
 #[test]
 fn request_keeps_the_key_outside_and_the_yaml_layout() {
     let ca = Ca::new();
-    let before = ca.read("identities/people.yaml");
     let key = ca.keys.join("alice.key");
     let o = ok(run(ca
         .cmd(T0)
@@ -51,17 +50,34 @@ fn request_keeps_the_key_outside_and_the_yaml_layout() {
             "--key-out",
         ])
         .arg(&key)));
+    // One file per identity: two people onboarding at once never touch the same file.
     assert!(
-        stdout(&o).contains("git add csr/alice.csr identities/people.yaml"),
+        stdout(&o).contains("git add csr/alice.csr identities/alice.yaml"),
         "{}",
         stdout(&o)
     );
-    let yaml = ca.read("identities/people.yaml");
-    // Every comment line of the template is still there, in order.
+    let yaml = ca.read("identities/alice.yaml");
+    assert_eq!(yaml, "# yaml-language-server: $schema=../schema/identities.schema.json\n\nusers:\n  - name: alice\n    email: alice@example.com\n    csr: csr/alice.csr\n    groups: [push]\n");
+    // --file appends to a shared file, keeping every comment line of it in order.
+    let before = ca.read("identities/people.yaml");
+    ok(run(ca
+        .cmd(T0)
+        .args([
+            "request",
+            "dave",
+            "--file",
+            "identities/people.yaml",
+            "--key-out",
+        ])
+        .arg(ca.keys.join("dave.key"))));
+    let shared = ca.read("identities/people.yaml");
     let comments: Vec<&str> = before.lines().filter(|l| l.starts_with('#')).collect();
-    let kept: Vec<&str> = yaml.lines().filter(|l| l.starts_with('#')).collect();
+    let kept: Vec<&str> = shared.lines().filter(|l| l.starts_with('#')).collect();
     assert_eq!(comments, kept);
-    assert!(yaml.contains("users:\n  - name: alice\n    email: alice@example.com\n    csr: csr/alice.csr\n    groups: [push]\nbots: []\n"), "{yaml}");
+    assert!(
+        shared.contains("users:\n  - name: dave\n    csr: csr/dave.csr\nbots: []\n"),
+        "{shared}"
+    );
     // The CSR is what openssl expects, for the key that stays outside.
     let csr_pub = stdout(&ok(ca.openssl(&[
         "req",
@@ -92,7 +108,7 @@ fn request_keeps_the_key_outside_and_the_yaml_layout() {
         .args(["request", "ci-builder", "--bot", "--key-out"])
         .arg(ca.keys.join("ci.key"))));
     assert!(ca
-        .read("identities/people.yaml")
+        .read("identities/ci-builder.yaml")
         .contains("bots:\n  - name: ci-builder\n    csr: csr/ci-builder.csr\n"));
     ok(run(ca.cmd(T0).arg("check")));
 }
@@ -521,11 +537,11 @@ fn doctor_explains_every_refusal() {
         .cmd(T0)
         .args(["request", "web", "--key-out"])
         .arg(&web_key)));
-    let yaml = ca.read("identities/people.yaml").replace(
+    let yaml = ca.read("identities/web.yaml").replace(
         "    csr: csr/web.csr\n",
         "    csr: csr/web.csr\n    profile: server\n",
     );
-    ca.identities(&yaml);
+    ca.write("identities/web.yaml", &yaml);
     ca.commit("a server cert");
     ok(ca.reconcile(T0));
     let (code, out) = doctor(

@@ -87,9 +87,7 @@ fn without_entry(yaml: &str, name: &str) -> String {
     let mut out = Vec::new();
     let mut skip = false;
     for l in yaml.lines() {
-        if l.trim_start().starts_with(&format!("- name: {name}"))
-            && l.trim_start().trim_start_matches("- name: ") == name
-        {
+        if l.split('#').next().unwrap().trim() == format!("- name: {name}") {
             skip = true;
             continue;
         }
@@ -100,6 +98,47 @@ fn without_entry(yaml: &str, name: &str) -> String {
         out.push(l);
     }
     out.join("\n") + "\n"
+}
+
+/// Offboarding: deletes `name`'s entry from whichever identities file declares it (the whole
+/// file when nothing else is declared in it, as for a per-identity file).
+fn offboard(root: &Path, name: &str) {
+    let declares = |text: &str, who: &str| {
+        text.lines().any(|l| {
+            let l = l.split('#').next().unwrap().trim();
+            l.strip_prefix("- name:").map(str::trim) == Some(who)
+        })
+    };
+    let mut found = false;
+    for e in std::fs::read_dir(root.join("identities")).unwrap() {
+        let path = e.unwrap().path();
+        if !matches!(
+            path.extension().and_then(|x| x.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !declares(&text, name) {
+            continue;
+        }
+        found = true;
+        let rest = without_entry(&text, name);
+        let others = rest
+            .lines()
+            .any(|l| l.split('#').next().unwrap().trim().starts_with("- name:"));
+        if others {
+            std::fs::write(&path, rest).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    assert!(found, "no identities file declares {name}");
+    let all: String = std::fs::read_dir(root.join("identities"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(!declares(&all, name), "{name} is still declared:\n{all}");
 }
 
 /// The serial `index.json` of a published tree lists for `name`.
@@ -268,13 +307,7 @@ fn prepare(client: Client) -> Story {
     assert_ne!(ci_old, ci_new, "the bot got a new certificate");
 
     // Now: alice leaves. Her entry is deleted, reconcile revokes, the CA publishes.
-    let people = ca.read("identities/people.yaml");
-    let people2 = without_entry(&people, "alice");
-    assert!(
-        !people2.contains("name: alice\n") && people2.contains("name: bob\n"),
-        "{people2}"
-    );
-    ca.identities(&people2);
+    offboard(&ca.root, "alice");
     ca.commit("offboard alice");
     let o = ok(ca.reconcile(&now));
     assert!(stdout(&o).contains("identity-removed"), "{}", stdout(&o));

@@ -105,10 +105,7 @@ fn publish_writes_a_tree_relying_parties_can_check() {
         &public,
     ));
     // bob leaves: his certificate is no longer published, the CRL is.
-    ca.identities(
-        &ca.read("identities/people.yaml")
-            .replace("  - name: bob\n    csr: csr/bob.csr\n", ""),
-    );
+    ca.offboard("bob");
     ca.commit("bob leaves");
     ok(ca.reconcile(&days_after(T0, 1)));
     ok(run(ca.cmd(&days_after(T0, 1)).arg("publish").arg(&public)));
@@ -201,10 +198,7 @@ fn deploy_crl_installs_only_newer_crls_of_the_pinned_ca() {
     );
     let old = std::fs::read_to_string(public.join("crls.pem")).unwrap();
     // bob leaves; the next publish is installed and bob's certificate fails against it.
-    ca.identities(
-        &ca.read("identities/people.yaml")
-            .replace("  - name: bob\n    csr: csr/bob.csr\n", ""),
-    );
+    ca.offboard("bob");
     ca.commit("bob leaves");
     let bob = ca.keep("certs/bob.crt", "bob.crt");
     ok(ca.reconcile(&days_after(T0, 1)));
@@ -502,10 +496,7 @@ fn deploy_cert_keeps_a_bot_current_and_refuses_what_is_not_its_own() {
     assert_eq!(code, 4, "refused and nothing installed: {log}");
     assert!(log.contains("another key"), "{log}");
     // Offboarded: the certificate is revoked; a stale one is loud once it nears expiry.
-    ca.identities(
-        &ca.read("identities/people.yaml")
-            .replace("  - name: ci\n    csr: csr/ci.csr\n", ""),
-    );
+    ca.offboard("ci");
     ca.commit("ci removed");
     ok(ca.reconcile(&day21));
     ok(run(ca.cmd(&day21).arg("publish").arg(&public)));
@@ -647,4 +638,52 @@ fn containerd_bundles_carry_hosts_toml() {
     for f in ["client.cert", "client.key", "ca.crt", "server-ca.crt"] {
         assert!(dir.join(f).is_file(), "{f}");
     }
+}
+
+/// A bot's deploy never takes another identity's files in the target directory for its own
+/// (a person's bundle where the bot deploys), nor overwrites them: refused, files untouched;
+/// in an empty directory it installs its own.
+#[test]
+fn deploy_cert_never_takes_or_overwrites_another_identitys_files() {
+    let (ca, public, pinned) = published();
+    let root = ca.tmp.path().join("certs.d");
+    ok(run(ca
+        .cmd(T0)
+        .args(["bundle", "bob", "--key"])
+        .arg(ca.keys.join("bob.key"))
+        .args(["--registry", "reg.example:5000", "--certs-root"])
+        .arg(&root)));
+    let dir = root.join("reg.example:5000");
+    let bobs = std::fs::read_to_string(dir.join("client.cert")).unwrap();
+    let deploy = || {
+        run(gitca()
+            .args(["--now", T0, "deploy", "cert", "ci", "--key"])
+            .arg(ca.keys.join("ci.key"))
+            .arg("--from")
+            .arg(&public)
+            .arg("--ca")
+            .arg(&pinned)
+            .args(["--registry", "reg.example:5000", "--certs-root"])
+            .arg(&root))
+    };
+    let o = deploy();
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("holds the certificate of bob"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("client.cert")).unwrap(),
+        bobs
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let o = ok(deploy());
+    assert!(
+        stdout(&o).contains("installed certificate"),
+        "{}",
+        stdout(&o)
+    );
+    let o = ok(deploy());
+    assert!(stdout(&o).contains("nothing newer"), "{}", stdout(&o));
 }

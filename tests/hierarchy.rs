@@ -77,30 +77,9 @@ impl Hier {
     }
 }
 
-/// Offboards `name`: its entry leaves the identities file.
+/// Offboards `name`.
 fn remove(ca: &Ca, name: &str) {
-    let own = ca.path(&format!("identities/{name}.yaml"));
-    if own.exists() {
-        std::fs::remove_file(own).unwrap();
-        return;
-    }
-    let yaml = ca.read("identities/people.yaml");
-    let mut skip = false;
-    let kept: Vec<&str> = yaml
-        .lines()
-        .filter(|l| {
-            if l.trim_start() == format!("- name: {name}") {
-                skip = true;
-                return false;
-            }
-            if skip && l.starts_with("    ") {
-                return false;
-            }
-            skip = false;
-            true
-        })
-        .collect();
-    ca.identities(&(kept.join("\n") + "\n"));
+    ca.offboard(name);
 }
 
 fn age_decrypts(identity: &Path, file: &Path) -> bool {

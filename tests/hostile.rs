@@ -67,7 +67,7 @@ fn request_never_writes_through_a_planted_temporary_name() {
     let ca = Ca::new();
     let outside = ca.tmp.path().join("outside");
     std::fs::write(&outside, "precious\n").unwrap();
-    symlink(&outside, ca.path("identities/.people.yaml.gitca-tmp")).unwrap();
+    symlink(&outside, ca.path("identities/.carol.yaml.gitca-tmp")).unwrap();
     std::fs::create_dir_all(ca.path("csr")).unwrap();
     symlink(&outside, ca.path("csr/.carol.csr.gitca-tmp")).unwrap();
     ca.commit("links");
@@ -77,8 +77,8 @@ fn request_never_writes_through_a_planted_temporary_name() {
         .args(["request", "carol", "--key-out"])
         .arg(&key)));
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
-    assert!(ca.read("identities/people.yaml").contains("name: carol"));
-    assert!(std::fs::symlink_metadata(ca.path("identities/people.yaml"))
+    assert!(ca.read("identities/carol.yaml").contains("name: carol"));
+    assert!(std::fs::symlink_metadata(ca.path("identities/carol.yaml"))
         .unwrap()
         .is_file());
     assert!(ca.read("csr/carol.csr").contains("CERTIFICATE REQUEST"));

@@ -333,11 +333,10 @@ fn the_reconcile_job_pushes_what_it_could_and_turns_red() {
     ok(run_block(&step, &remote.clone("r1"), &env));
     // One merge offboards bob; another breaks carol's CSR.
     git(&dev, &["pull", "-q", "origin", "main"]);
-    let yaml = std::fs::read_to_string(dev.join("identities/people.yaml")).unwrap();
-    let without_bob: String = yaml.split("  - name: bob").next().unwrap().to_string();
+    std::fs::remove_file(dev.join("identities/bob.yaml")).unwrap();
     std::fs::write(
-        dev.join("identities/people.yaml"),
-        format!("{without_bob}  - name: carol\n    csr: csr/carol.csr\n"),
+        dev.join("identities/carol.yaml"),
+        "users:\n  - name: carol\n    csr: csr/carol.csr\n",
     )
     .unwrap();
     std::fs::write(dev.join("csr/carol.csr"), "not a CSR\n").unwrap();

@@ -919,11 +919,11 @@ fn a_held_revocation_is_shown_in_every_plan_format() {
         .arg(ca.keys.join("carol.key"))));
     ca.commit("carol");
     ok(ca.reconcile(T0));
-    let text = ca.read("identities/people.yaml").replace(
+    let text = ca.read("identities/carol.yaml").replace(
         "csr: csr/carol.csr",
         "csr: csr/carol.csr\n    revoke: key-compromise",
     );
-    ca.write("identities/people.yaml", &text);
+    ca.write("identities/carol.yaml", &text);
     ca.commit("carol's key leaked");
     ok(ca.reconcile(&days_after(T0, 1)));
     ok(run(ca

@@ -313,24 +313,7 @@ fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
     assert!(body.contains("SSL certificate error"), "{body}");
 
     // Offboard bob: delete his entry, reconcile, deploy the CRL, reload nginx.
-    let yaml = ca.read("identities/people.yaml");
-    let kept: Vec<&str> = {
-        let mut skip = false;
-        yaml.lines()
-            .filter(|l| {
-                if l.trim_start().starts_with("- name: bob") {
-                    skip = true;
-                    return false;
-                }
-                if skip && l.starts_with("    ") {
-                    return false;
-                }
-                skip = false;
-                true
-            })
-            .collect()
-    };
-    ca.identities(&(kept.join("\n") + "\n"));
+    ca.offboard("bob");
     ca.commit("offboard bob");
     let o = ok(ca.reconcile(&now_rfc3339()));
     assert!(stdout(&o).contains("identity-removed"), "{}", stdout(&o));

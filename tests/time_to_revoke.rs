@@ -1,8 +1,8 @@
 //! Time to revoke, measured end to end with the real programs: a developer pushes the commit
 //! that deletes alice's entry; the CI example's reconcile and publish steps run verbatim
 //! (examples/ci/github/reconcile.yml, jobs `reconcile` and `publish`) against a bare repository
-//! standing in for the remote; the published tree goes live (an atomic swap, as a Pages deploy);
-//! the server — nginx in front of docker-registry on 127.0.0.1 — runs
+//! standing in for the remote (the publish job in a persistent workspace whose `public/` the
+//! server reads); the server — nginx in front of docker-registry on 127.0.0.1 — runs
 //! `gitca deploy crl --watch 2s --reload 'nginx -t && nginx -s reload'`. The clock runs from the
 //! push until nginx answers alice's certificate with 400; the result is printed and written to
 //! target/time-to-revoke.txt, and must stay within the watch interval plus the CI's own time
@@ -136,7 +136,7 @@ fn without_entry(yaml: &str, name: &str) -> String {
     let mut out = Vec::new();
     let mut skip = false;
     for l in yaml.lines() {
-        if l.trim_start() == format!("- name: {name}") {
+        if l.split('#').next().unwrap().trim() == format!("- name: {name}") {
             skip = true;
             continue;
         }
@@ -149,10 +149,59 @@ fn without_entry(yaml: &str, name: &str) -> String {
     out.join("\n") + "\n"
 }
 
+/// Offboarding: deletes `name`'s entry from whichever identities file declares it (the whole
+/// file when nothing else is declared in it, as for a per-identity file).
+fn offboard(root: &Path, name: &str) {
+    let declares = |text: &str, who: &str| {
+        text.lines().any(|l| {
+            let l = l.split('#').next().unwrap().trim();
+            l.strip_prefix("- name:").map(str::trim) == Some(who)
+        })
+    };
+    let mut found = false;
+    for e in std::fs::read_dir(root.join("identities")).unwrap() {
+        let path = e.unwrap().path();
+        if !matches!(
+            path.extension().and_then(|x| x.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !declares(&text, name) {
+            continue;
+        }
+        found = true;
+        let rest = without_entry(&text, name);
+        let others = rest
+            .lines()
+            .any(|l| l.split('#').next().unwrap().trim().starts_with("- name:"));
+        if others {
+            std::fs::write(&path, rest).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    assert!(found, "no identities file declares {name}");
+    let all: String = std::fs::read_dir(root.join("identities"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(!declares(&all, name), "{name} is still declared:\n{all}");
+}
+
 /// curl through nginx with a `gitca bundle --out-dir` directory; the HTTP status (0: none).
 fn status(dir: &Path, url: &str) -> u16 {
     let o = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
         .args(["--noproxy", "*", "--cacert"])
         .arg(dir.join("server-ca.crt"))
         .arg("--cert")
@@ -167,7 +216,15 @@ fn status(dir: &Path, url: &str) -> u16 {
 
 #[test]
 fn time_to_revoke_from_push_to_nginx_refusing() {
-    for t in ["nginx", "docker-registry", "curl", "openssl", "git", "bash", "age-keygen"] {
+    for t in [
+        "nginx",
+        "docker-registry",
+        "curl",
+        "openssl",
+        "git",
+        "bash",
+        "age-keygen",
+    ] {
         require(t);
     }
     let rec = workflow("examples/ci/github/reconcile.yml");
@@ -178,12 +235,21 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
     let tmp = ca.tmp.path().to_path_buf();
     ok(tool("chmod", &["755", tmp.to_str().unwrap()], &tmp));
     let bare = tmp.join("remote.git");
-    git(&tmp, &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
-    git(&ca.root, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    git(
+        &tmp,
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    git(
+        &ca.root,
+        &["remote", "add", "origin", bare.to_str().unwrap()],
+    );
     git(&ca.root, &["push", "-q", "origin", "main"]);
     let clone = |name: &str| {
         let dir = tmp.join(name);
-        git(&tmp, &["clone", "-q", bare.to_str().unwrap(), dir.to_str().unwrap()]);
+        git(
+            &tmp,
+            &["clone", "-q", bare.to_str().unwrap(), dir.to_str().unwrap()],
+        );
         dir
     };
 
@@ -200,8 +266,9 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
     git(&dev, &["commit", "-q", "-m", "onboard alice and bob"]);
     git(&dev, &["push", "-q", "origin", "main"]);
 
-    // The CI: reconcile (and push), then publish from main; the tree goes live by an atomic
-    // swap of the `pages` symlink the server reads.
+    // The CI: reconcile (and push) in a fresh checkout; then the publish job in its workspace
+    // (a self-hosted runner's: the same directory every run, its `public/` served as it is —
+    // `gitca publish` replaces each file atomically, the server reads only crls.pem).
     let identity = std::fs::read_to_string(&ca.identity).unwrap();
     let env = [
         ("GITCA_IDENTITY", identity.as_str()),
@@ -209,7 +276,8 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
         ("GITCA_AUTHOR_EMAIL", "bot@example.com"),
         ("BRANCH", "main"),
     ];
-    let pages = tmp.join("pages");
+    let publisher = clone("publish-runner");
+    let published = publisher.join("public");
     let ci = |n: u32| -> (Duration, Duration) {
         let start = Instant::now();
         let runner = clone(&format!("reconcile-runner-{n}"));
@@ -220,9 +288,8 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
             stdout(&o),
             stderr(&o)
         );
-        eprintln!("reconcile step (run {n}):\n{}", stdout(&o));
         let reconciled = start.elapsed();
-        let publisher = clone(&format!("publish-runner-{n}"));
+        git(&publisher, &["pull", "-q", "--ff-only", "origin", "main"]);
         let o = run_block(&publish_step, &publisher, &[]);
         assert!(
             o.status.success(),
@@ -230,10 +297,6 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
             stdout(&o),
             stderr(&o)
         );
-        let next = tmp.join("pages.next");
-        std::os::unix::fs::symlink(publisher.join("public"), &next).unwrap();
-        std::fs::rename(&next, &pages).unwrap();
-        eprintln!("publish step (run {n}): {}", stdout(&o));
         (reconciled, start.elapsed())
     };
     ci(1);
@@ -279,7 +342,13 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
         &tmp,
     ));
     let (p_registry, p_nginx) = (free_port(), free_port());
-    let export = |args: &[&str]| stdout(&ok(run(gitca().arg("-C").arg(&dev).arg("export").args(args))));
+    let export = |args: &[&str]| {
+        stdout(&ok(run(gitca()
+            .arg("-C")
+            .arg(&dev)
+            .arg("export")
+            .args(args))))
+    };
     std::fs::write(
         prefix.join("nginx.conf"),
         export(&[
@@ -323,7 +392,7 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
     let deploy = |extra: &[&str]| {
         let mut c = gitca();
         c.args(["deploy", "crl", "--from"])
-            .arg(&pages)
+            .arg(&published)
             .arg("--ca")
             .arg(&pinned)
             .arg("--out")
@@ -334,7 +403,9 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
     ok(run(&mut deploy(&[])));
     let mut registry = Server::start(
         "docker-registry",
-        Command::new("docker-registry").arg("serve").arg(&registry_conf),
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(&registry_conf),
         tmp.join("registry.log"),
     );
     registry.wait_port(p_registry);
@@ -347,7 +418,12 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
     let reload = format!("nginx -t -q {nginx_args} && nginx {nginx_args} -s reload");
     let watcher = Server::start(
         "gitca deploy crl --watch",
-        &mut deploy(&["--watch", &format!("{}s", WATCH.as_secs()), "--reload", &reload]),
+        &mut deploy(&[
+            "--watch",
+            &format!("{}s", WATCH.as_secs()),
+            "--reload",
+            &reload,
+        ]),
         tmp.join("deploy-crl.log"),
     );
 
@@ -372,14 +448,9 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
 
     // alice leaves: the pull request deleting her entry is merged (pushed to main).
     git(&dev, &["pull", "-q", "origin", "main"]);
-    let people = std::fs::read_to_string(dev.join("identities/people.yaml")).unwrap();
-    let people2 = without_entry(&people, "alice");
-    assert!(
-        !people2.contains("name: alice\n") && people2.contains("name: bob\n"),
-        "{people2}"
-    );
-    std::fs::write(dev.join("identities/people.yaml"), people2).unwrap();
-    git(&dev, &["commit", "-q", "-am", "offboard alice"]);
+    offboard(&dev, "alice");
+    git(&dev, &["add", "-A"]);
+    git(&dev, &["commit", "-q", "-m", "offboard alice"]);
     let t0 = Instant::now();
     git(&dev, &["push", "-q", "origin", "main"]);
     let pushed = t0.elapsed();
@@ -401,14 +472,15 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
         );
     };
     let report = format!(
-        "time to revoke: {:.1} s (push {:.2} s, reconcile step {:.2} s, publish step {:.2} s, \
-         then deploy crl --watch {}s + reload {:.2} s)\n",
+        "time to revoke: {:.1} s (git push {:.2} s; reconcile job: clone + step {:.2} s; \
+         publish job: pull + step {:.2} s; then {:.2} s until nginx refused alice: \
+         deploy crl --watch {}s polling, nginx -t, reload)\n",
         revoked.as_secs_f64(),
         pushed.as_secs_f64(),
-        (reconciled).as_secs_f64(),
+        reconciled.as_secs_f64(),
         (published - reconciled).as_secs_f64(),
-        WATCH.as_secs(),
-        (revoked - ci_time).as_secs_f64()
+        (revoked - ci_time).as_secs_f64(),
+        WATCH.as_secs()
     );
     eprint!("{report}");
     let target = assert_cmd::cargo::cargo_bin("gitca")
@@ -438,4 +510,81 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
     drop(watcher);
     drop(nginx);
     drop(registry);
+}
+
+/// `gitca deploy crl --from DIR --watch` follows DIR when a new published tree replaces the
+/// old one by an atomic swap (a symlink flipped to a freshly written directory, as static web
+/// roots are deployed): every poll opens DIR anew, never keeps reading the directory it opened
+/// at start (which reported "CRL #2 installed; nothing new" forever).
+#[test]
+fn deploy_crl_watch_follows_a_published_tree_swapped_in_atomically() {
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    let now = || {
+        time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    ok(run(ca
+        .cmd(&now())
+        .args(["request", "alice", "--key-out"])
+        .arg(ca.keys.join("alice.key"))));
+    ca.commit("onboard alice");
+    ok(ca.reconcile(&now()));
+    let (tree_a, tree_b) = (tmp.join("tree-a"), tmp.join("tree-b"));
+    ok(run(ca.cmd(&now()).arg("publish").arg(&tree_a)));
+    let live = tmp.join("live");
+    std::os::unix::fs::symlink(&tree_a, &live).unwrap();
+    let pinned = tmp.join("pinned.crt");
+    std::fs::copy(ca.path("ca/ca.crt"), &pinned).unwrap();
+    let out = tmp.join("crl.pem");
+    let watcher = Server::start(
+        "gitca deploy crl --watch",
+        gitca()
+            .args(["deploy", "crl", "--from"])
+            .arg(&live)
+            .arg("--ca")
+            .arg(&pinned)
+            .arg("--out")
+            .arg(&out)
+            .args(["--watch", "1s"]),
+        tmp.join("watch.log"),
+    );
+    let wait_for = |needle: &str| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if watcher.output().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(wait_for("installed CRL #2"), "{}", watcher.output());
+
+    // alice leaves; the new tree is written next to the live one and swapped in.
+    offboard(&ca.root, "alice");
+    ca.commit("offboard alice");
+    ok(ca.reconcile(&now()));
+    ok(run(ca.cmd(&now()).arg("publish").arg(&tree_b)));
+    let next = tmp.join("live.next");
+    std::os::unix::fs::symlink(&tree_b, &next).unwrap();
+    std::fs::rename(&next, &live).unwrap();
+    // A one-shot run sees it...
+    let o = ok(run(gitca()
+        .args(["deploy", "crl", "--from"])
+        .arg(&live)
+        .arg("--ca")
+        .arg(&pinned)
+        .arg("--out")
+        .arg(tmp.join("one-shot.pem"))));
+    assert!(stdout(&o).contains("installed CRL #3"), "{}", stdout(&o));
+    // ...and so must the watcher.
+    assert!(
+        wait_for("installed CRL #3"),
+        "the watcher never saw the swapped-in tree:\n{}",
+        watcher.output()
+    );
 }

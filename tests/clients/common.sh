@@ -43,7 +43,7 @@ need_tools() {
     local t
     for t in "$@"; do command -v "$t" >/dev/null 2>&1 || die "required tool '$t' is not installed (scripts/install-deps.sh)"; done
 }
-need_tools nginx docker-registry curl openssl tar gzip sha256sum pgrep ss
+need_tools nginx docker-registry curl openssl tar gzip sha256sum pgrep
 
 RUN=$W/run
 mkdir -p "$RUN"

@@ -139,11 +139,9 @@ use_identity() { # who
     assert_eq "$1" "$(current)" "identity in certs.d/$REGISTRY"
 }
 ci_deploy() { # now tree -> prints the cert dir
-    # certs.d/HOST:PORT/ holds one identity at a time; empty it when it holds another one's files.
-    # WORKAROUND (gitca bug, reported): `gitca deploy cert ci` takes whatever client.cert is in
-    # the directory for ci's installed certificate, whoever it belongs to; with bob's bundle there
-    # (notBefore not older than ci's) it answers "certificate <bob's serial> of ci is installed;
-    # nothing newer", exit 0, and leaves bob's files in place.
+    # certs.d/HOST:PORT/ holds one identity at a time, and `gitca deploy cert ci` refuses to
+    # overwrite another identity's files (tests/deploy.rs proves it): empty it when it holds
+    # another one's.
     if [ -n "$(current)" ] && [ "$(current)" != ci ]; then rm -rf "$DIR"; fi
     expect_ok "bot: gitca deploy cert ci --registry $REGISTRY (now $1)" \
         "$GITCA" --now "$1" deploy cert ci --key "$KEY_CI" --from "$2" --ca "$PINNED_CA" \

@@ -244,6 +244,46 @@ impl Ca {
         self.write("identities/people.yaml", yaml);
     }
 
+    /// The identities file declaring `name`: its own (`gitca request` writes
+    /// identities/NAME.yaml), else identities/people.yaml.
+    pub fn declaration(&self, name: &str) -> String {
+        let own = format!("identities/{name}.yaml");
+        if self.path(&own).exists() {
+            own
+        } else {
+            "identities/people.yaml".into()
+        }
+    }
+
+    /// Offboarding: `name`'s entry leaves its identities file (its own file is removed).
+    pub fn offboard(&self, name: &str) {
+        let file = self.declaration(name);
+        if file != "identities/people.yaml" {
+            std::fs::remove_file(self.path(&file)).unwrap();
+            return;
+        }
+        let yaml = self.read(&file);
+        let mut skip = false;
+        let kept: Vec<&str> = yaml
+            .lines()
+            .filter(|l| {
+                if l.trim_start() == format!("- name: {name}") {
+                    skip = true;
+                    return false;
+                }
+                if skip
+                    && (l.starts_with("    ")
+                        || l.starts_with("  ") && !l.trim_start().starts_with('-'))
+                {
+                    return false;
+                }
+                skip = false;
+                true
+            })
+            .collect();
+        self.write(&file, &(kept.join("\n") + "\n"));
+    }
+
     pub fn commit(&self, msg: &str) {
         git(&self.root, &["add", "-A"]);
         git(&self.root, &["commit", "-q", "--allow-empty", "-m", msg]);
