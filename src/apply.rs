@@ -272,6 +272,25 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     // and commits only its own outputs. A run with nothing to do needs no such check.
     if !opts.allow_dirty {
         start.ensure_clean()?;
+    } else if !opts.no_commit {
+        // A commit of certificates for inputs that are not committed would record a state the
+        // repository does not hold (and the next plan would revoke them).
+        let inputs: Vec<&String> = start
+            .dirty
+            .iter()
+            .filter(|p| {
+                p.starts_with("identities/") || p.starts_with("csr/") || *p == crate::config::FILE
+            })
+            .collect();
+        if !inputs.is_empty() {
+            return Err(Error::usage(
+                format!(
+                    "--allow-dirty would commit certificates for uncommitted changes: {}",
+                    inputs.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                "commit them first (git add identities/ csr/ gitca.yaml && git commit; their review is the point), or add --no-commit to try them out without committing",
+            ));
+        }
     }
 
     // 1. Everything that can refuse the run, before the CA key is touched. The ledger is

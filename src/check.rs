@@ -4,7 +4,7 @@
 //! private keys, integrity of certs/ledger/CRL, time, and — with `--base` — hand edits of
 //! what only reconcile may write.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -344,24 +344,37 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
     let diff = repo
         .git
         .diff_tree_to_workdir_with_index(Some(&fork_tree), Some(&mut opts))?;
-    let mut changed = BTreeSet::new();
+    // Each changed path, and whether the base has it (a file the pull request added cannot be
+    // checked out from the base: it is removed instead).
+    let mut changed: BTreeMap<String, bool> = BTreeMap::new();
     for d in diff.deltas() {
         if let Some(p) = d.new_file().path().or(d.old_file().path()) {
-            changed.insert(p.to_string_lossy().to_string());
+            let added = matches!(d.status(), git2::Delta::Added | git2::Delta::Untracked);
+            changed.insert(p.to_string_lossy().to_string(), !added);
         }
     }
-    for path in changed {
+    for (path, in_base) in &changed {
         let what = if path.starts_with("ca/") {
             "changes the CA itself"
         } else {
             "is written by gitca reconcile only"
         };
+        let undo = if *in_base {
+            format!("git checkout {base} -- {path}")
+        } else {
+            format!("git rm -f {path}")
+        };
         findings.errors.push(Error::bad_file(
-            &path,
-            format!("edited by hand since {base} ({what})"),
-            format!("drop this change from the pull request (git checkout {base} -- {path}); reconcile updates it after the merge"),
+            path,
+            format!(
+                "{} by hand since {base} ({what})",
+                if *in_base { "edited" } else { "added" }
+            ),
+            format!("drop this change from the pull request ({undo}); reconcile updates it after the merge"),
         ));
     }
+    // A file the pull request changed is reported as that, not as a leftover to clean up.
+    findings.warnings.retain(|w| !changed.contains_key(&w.file));
     // A revoked certificate's record must never disappear or be un-revoked.
     if let Ok(entry) = fork_tree.get_path(Path::new(ledger::FILE)) {
         let blob = repo.git.find_blob(entry.id())?;
@@ -379,7 +392,7 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
                             "the record of certificate {} ({}) was removed",
                             r.serial, r.identity
                         ),
-                        "the ledger keeps every certificate ever issued; restore the row",
+                        format!("the ledger keeps every certificate ever issued: restore it (git checkout {base} -- ledger.tsv)"),
                     )),
                     Some(n) if r.state == State::Revoked && n.state != State::Revoked => {
                         findings.errors.push(Error::bad_file(
@@ -388,7 +401,7 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
                                 "certificate {} ({}) was revoked and is no longer",
                                 r.serial, r.identity
                             ),
-                            "revocation is permanent; restore the row",
+                            format!("revocation is permanent: restore the ledger (git checkout {base} -- ledger.tsv)"),
                         ))
                     }
                     _ => {}
@@ -415,7 +428,36 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
             return Ok(f);
         }
     };
-    let (inventory, problems) = crate::inventory::load_all(&repo.dir, &config)?;
+    // With a base: which names each identity file already declared there (a name declared
+    // twice is then reported where the pull request added it).
+    let base_tree = match base {
+        Some(b) => Some(repo.git.find_commit(fork_point(repo, b)?)?.tree()?),
+        None => None,
+    };
+    let base_names = std::cell::RefCell::new(BTreeMap::new());
+    let established = |file: &str, name: &str| -> bool {
+        let Some(tree) = &base_tree else { return false };
+        let mut cache = base_names.borrow_mut();
+        let names = cache.entry(file.to_string()).or_insert_with(|| {
+            tree.get_path(std::path::Path::new(file))
+                .ok()
+                .and_then(|e| e.to_object(&repo.git).ok())
+                .and_then(|o| {
+                    o.as_blob()
+                        .filter(|b| b.size() as u64 <= crate::yaml::MAX_BYTES as u64)
+                        .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+                })
+                .map(|text| crate::inventory::names_in(&config, file, &text))
+                .unwrap_or_default()
+        });
+        names.contains(name)
+    };
+    let (inventory, problems) = crate::inventory::load_all_against(
+        &repo.dir,
+        &config,
+        base.is_some()
+            .then_some(&established as crate::inventory::Established),
+    )?;
     f.errors
         .extend(problems.into_iter().flat_map(Error::into_flat));
     let outputs = match load::outputs(repo) {
@@ -701,8 +743,10 @@ pub fn render_diagnostics(errors: &[Error]) -> String {
 
 /// One diagnostic as text, as the terminal shows it (no colour), every secret redacted.
 pub fn render_diagnostic(e: &Error) -> String {
+    // The other places of a diagnostic nest under it (no second `Error:` heading).
     let handler =
-        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_show_related_as_nested(true);
     let mut s = String::new();
     let _ = handler.render_report(&mut s, e);
     crate::redact::Redactor::from_env().text(s.trim_end())

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
     long_about = "gitca keeps a private CA in a git repository: identities are declared in YAML, \
 each person adds their own CSR, the CA key is age-encrypted, and `gitca reconcile` issues, renews \
 and revokes certificates and commits the result.",
-    after_help = "Example: the onboarding story\n  gitca init --name \"Registry CA\" --recipient age1…\n  gitca request alice --email alice@example.com   # on alice's machine\n  gitca check && gitca plan                        # in the pull request\n  GITCA_IDENTITY=\"$(cat ca.agekey)\" gitca reconcile  # after the merge\n\nExit codes: 0 success, 1 error, 2 changes pending (plan --detailed-exitcode)."
+    after_help = "Example: the onboarding story\n  gitca init --name \"Registry CA\" --recipient age1…\n  gitca request alice --email alice@example.com   # on alice's machine\n  gitca check && gitca plan                        # in the pull request\n  GITCA_IDENTITY=\"$(cat ca.agekey)\" gitca reconcile  # after the merge\n\nExit codes: 0 success, 1 error (nothing written), 2 changes pending (plan --detailed-exitcode),\n3 reconcile applied what it could and some identities need attention, 4 deploy: stale.\nGuides: docs/ in the source repository (setup, onboarding, CI, deploy, offline root)."
 )]
 pub struct Cli {
     /// The CA repository (default: the repository containing the current directory).
@@ -54,7 +54,9 @@ pub struct CustodyArgs {
     #[arg(long, short = 'R', value_name = "FILE")]
     pub recipients_file: Vec<PathBuf>,
     /// Encrypt with a passphrase (scrypt): GITCA_PASSPHRASE, else asked twice on the terminal.
-    #[arg(long, conflicts_with_all = ["recipients", "recipients_file"])]
+    /// Not together with recipients (the age format forbids it); for a break-glass copy next
+    /// to CI, see docs/custody.md.
+    #[arg(long)]
     pub passphrase: bool,
 }
 
@@ -98,15 +100,24 @@ pub enum Command {
         #[arg(long, default_value = "5y", value_name = "DURATION")]
         intermediate_validity: String,
     },
-    /// Re-encrypt the CA key for a new set of custodians and commit (same as `gitca ca rekey`).
+    /// Re-encrypt the CA key for a new set of custodians and commit (the key itself stays).
     #[command(
-        after_help = "Example (a custodian leaves, CI gets a new identity):\n  gitca rekey --identity ~/ca.agekey -r age1alice… -r age1ci…\n\nThe old ciphertext stays in git history: see README, \"Custody\"."
+        after_help = "Examples:\n  gitca rekey --identity ~/ca.agekey --add age1newcustodian…      # someone joins\n  gitca rekey --identity ~/ca.agekey --remove age1leaver…         # someone leaves\n  gitca rekey --identity ~/ca.agekey -r age1alice… -r age1ci…      # the whole set\n  gitca rekey --root --identity ~/custodian.agekey --add age1…    # the offline root's custodians\n\nA removed custodian can still decrypt the old ciphertext from git history: see docs/custody.md."
     )]
     Rekey {
         #[command(flatten)]
         identity: IdentityArg,
         #[command(flatten)]
         custody: CustodyArgs,
+        /// Add a recipient to those the key is encrypted to now. Repeatable.
+        #[arg(long, value_name = "RECIPIENT", conflicts_with_all = ["recipients", "recipients_file", "passphrase"])]
+        add: Vec<String>,
+        /// Remove a recipient from those the key is encrypted to now. Repeatable.
+        #[arg(long, value_name = "RECIPIENT", conflicts_with_all = ["recipients", "recipients_file", "passphrase"])]
+        remove: Vec<String>,
+        /// Rekey the offline root's key (ca/root.key.age) instead of the CA key.
+        #[arg(long)]
+        root: bool,
     },
     /// Adopt a CA built with the classic `openssl ca` recipe (index.txt, newcerts/, private/).
     #[command(
@@ -164,7 +175,9 @@ pub enum Command {
         /// Write the files but do not commit.
         #[arg(long)]
         no_commit: bool,
-        /// Run even with uncommitted changes to gitca's files.
+        /// Run even with uncommitted changes to gitca's files. Uncommitted identities, CSRs or
+        /// gitca.yaml are refused unless --no-commit: a commit never holds certificates for
+        /// inputs it does not hold.
         #[arg(long)]
         allow_dirty: bool,
     },
@@ -316,6 +329,12 @@ fn read_new_passphrase() -> Result<age::secrecy::SecretString> {
 
 /// Turns the recipient flags into a custody choice, validating every recipient.
 pub fn custody_from_args(args: &CustodyArgs) -> Result<Custody> {
+    if args.passphrase && !(args.recipients.is_empty() && args.recipients_file.is_empty()) {
+        return Err(Error::usage(
+            "--passphrase and recipients together: age encrypts a file to recipients or to one passphrase, never both",
+            "for a passphrase-protected break-glass copy, make an age identity and protect it with a passphrase (age-keygen | age -p -a > breakglass.age), pass its public key as one more --recipient, and keep breakglass.age offline: gitca reads such an identity file, asking for its passphrase (or GITCA_IDENTITY_PASSPHRASE)",
+        ));
+    }
     if args.passphrase {
         return Ok(Custody::Passphrase(read_passphrase()?));
     }
@@ -457,14 +476,33 @@ pub fn run(cli: Cli) -> Result<u8> {
             )?;
             Ok(0)
         }
-        Command::Rekey { identity, custody } => {
+        Command::Rekey {
+            identity,
+            custody,
+            add,
+            remove,
+            root,
+        } => {
             let source = KeySource::from_env(identity.identity);
-            let custody = if custody.passphrase {
-                Custody::Passphrase(read_new_passphrase()?)
+            let change = if !add.is_empty() || !remove.is_empty() {
+                crate::init::Rekey::Change { add, remove }
+            } else if custody.passphrase {
+                if root {
+                    return Err(Error::usage(
+                        "the root key is for its custodians' age identities",
+                        "pass them with -r age1… (or --add/--remove)",
+                    ));
+                }
+                crate::init::Rekey::To(Custody::Passphrase(read_new_passphrase()?))
             } else {
-                custody_from_args(&custody)?
+                crate::init::Rekey::To(custody_from_args(&custody)?)
             };
-            crate::init::run_rekey(&dir, &source, custody, out)?;
+            let vault = if root {
+                crate::hierarchy::ROOT_VAULT
+            } else {
+                custody::ISSUING
+            };
+            crate::init::run_rekey(&dir, &source, &vault, change, out)?;
             Ok(0)
         }
         Command::ImportOpenssl {

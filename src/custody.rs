@@ -180,6 +180,9 @@ pub struct KeySource {
     pub identity_env_file: Option<PathBuf>,
     /// `GITCA_PASSPHRASE`.
     pub passphrase: Option<Zeroizing<String>>,
+    /// `GITCA_IDENTITY_PASSPHRASE`: for an identity file encrypted with a passphrase (`age -p`
+    /// over an age identity, the usual break-glass copy); else asked on the terminal.
+    pub identity_passphrase: Option<Zeroizing<String>>,
 }
 
 impl KeySource {
@@ -191,8 +194,64 @@ impl KeySource {
             identity_text: var("GITCA_IDENTITY").map(Zeroizing::new),
             identity_env_file: var("GITCA_IDENTITY_FILE").map(PathBuf::from),
             passphrase: var("GITCA_PASSPHRASE").map(Zeroizing::new),
+            identity_passphrase: var("GITCA_IDENTITY_PASSPHRASE").map(Zeroizing::new),
         }
     }
+}
+
+/// The identities in an identity file's bytes; a file that is itself age-encrypted with a
+/// passphrase (`age -p` over an `age-keygen` identity) is decrypted first, as the age CLI does.
+fn identities_from(
+    bytes: &[u8],
+    origin: &str,
+    source: &KeySource,
+) -> Result<Vec<Box<dyn age::Identity>>> {
+    let encrypted = bytes.starts_with(b"age-encryption.org/")
+        || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----");
+    if !encrypted {
+        let text = std::str::from_utf8(bytes).map_err(|_| Error::Unlock {
+            reason: format!("{origin} is neither an identity file nor an age-encrypted one"),
+            help: "pass the file written by `age-keygen` (or one encrypted with `age -p`)".into(),
+        })?;
+        return identities_from_text(text, origin);
+    }
+    let fail = |reason: String| {
+        Error::Unlock {
+        reason,
+        help: "the identity file is encrypted with a passphrase: set GITCA_IDENTITY_PASSPHRASE, or run on a terminal to be asked".into(),
+    }
+    };
+    let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(bytes))
+        .map_err(|e| fail(format!("{origin} is not a readable age file: {e}")))?;
+    if !decryptor.is_scrypt() {
+        return Err(fail(format!(
+            "{origin} is encrypted to recipients, not a passphrase: gitca reads passphrase-protected identity files only"
+        )));
+    }
+    let pass = match &source.identity_passphrase {
+        Some(p) => p.clone(),
+        None if std::io::stdin().is_terminal() => Zeroizing::new(
+            rpassword::prompt_password(format!("Passphrase for identity file {origin}: "))
+                .map_err(|_| Error::NoPassphrase)?,
+        ),
+        None => {
+            return Err(fail(format!(
+                "{origin} is passphrase-protected and no passphrase was given"
+            )))
+        }
+    };
+    let mut id = age::scrypt::Identity::new(SecretString::from(pass.to_string()));
+    id.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&id as &dyn age::Identity))
+        .map_err(|_| fail(format!("wrong passphrase for {origin}")))?;
+    let mut plain = Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut plain)
+        .map_err(|e| fail(format!("{origin} is damaged: {e}")))?;
+    let text = std::str::from_utf8(&plain)
+        .map_err(|_| fail(format!("{origin} does not hold an identity")))?;
+    identities_from_text(text, origin)
 }
 
 fn identities_from_text(text: &str, origin: &str) -> Result<Vec<Box<dyn age::Identity>>> {
@@ -293,21 +352,21 @@ pub fn unlock_vault(dir: &Dir, vault: &Vault, source: &KeySource) -> Result<CaKe
         id.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
         vec![Box::new(id)]
     } else if let Some(file) = &source.identity_file {
-        let text = Zeroizing::new(crate::confined::read_named_string(
+        let bytes = Zeroizing::new(crate::confined::read_named(
             file,
             MAX_FILE_BYTES,
             "read the identity file",
         )?);
-        identities_from_text(&text, &file.display().to_string())?
+        identities_from(&bytes, &file.display().to_string(), source)?
     } else if let Some(text) = &source.identity_text {
-        identities_from_text(text, "GITCA_IDENTITY")?
+        identities_from(text.as_bytes(), "GITCA_IDENTITY", source)?
     } else if let Some(file) = &source.identity_env_file {
-        let text = Zeroizing::new(crate::confined::read_named_string(
+        let bytes = Zeroizing::new(crate::confined::read_named(
             file,
             MAX_FILE_BYTES,
             "read GITCA_IDENTITY_FILE",
         )?);
-        identities_from_text(&text, &file.display().to_string())?
+        identities_from(&bytes, &file.display().to_string(), source)?
     } else {
         return Err(Error::Unlock {
             reason: "no age identity was given".into(),

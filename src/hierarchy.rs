@@ -102,11 +102,9 @@ impl Intermediate {
     }
 }
 
-const ROSTER_PREAMBLE: &str = "\
-# gitca roster: every intermediate CA the offline root certified, oldest first (the root's ledger).
-# Written only by `gitca init --offline-root` and `gitca root …` ceremonies; never edit by hand.
-id\tserial\tnot_before\tnot_after\trevoked_at\treason\tsubject
-";
+/// The roster's header: the first line, as in the ledger (every intermediate the root certified,
+/// oldest first; written only by `gitca init --offline-root` and the root ceremonies).
+const ROSTER_PREAMBLE: &str = "id\tserial\tnot_before\tnot_after\trevoked_at\treason\tsubject\n";
 
 /// `ca/intermediates.tsv`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -23,9 +23,10 @@ pub const IDENTITIES_SCHEMA: &str = include_str!("../schema/identities.schema.js
 
 /// The identities file `init` writes: an empty list that documents every key.
 pub const IDENTITIES_TEMPLATE: &str = r#"# yaml-language-server: $schema=../schema/identities.schema.json
-# Declared users and bots. Onboarding: `gitca request NAME` writes csr/NAME.csr and an entry
-# here; open a pull request with both. Offboarding: delete the entry; the next reconcile revokes
-# every certificate the identity ever had.
+# Declared users and bots, in any number of files under identities/. Onboarding: `gitca request
+# NAME` writes csr/NAME.csr and identities/NAME.yaml (one file per identity, so that pull
+# requests never conflict); open a pull request with both. Offboarding: delete the entry (or its
+# file); the next reconcile revokes every certificate the identity ever had.
 #
 # users:
 #   - name: alice              # [a-z0-9][a-z0-9._-]*, unique across all files; becomes the CN
@@ -36,6 +37,7 @@ pub const IDENTITIES_TEMPLATE: &str = r#"# yaml-language-server: $schema=../sche
 #     validity: 90d            # optional: shorter than the profile's validity
 #     disabled: true           # optional: revoke every certificate and issue none, keeping the entry
 #     revoke: key-compromise   # optional: revoke now; key-compromise bars that key forever
+#     renamed_from: carol      # optional: a rename; keeps carol's key (her entry is removed)
 # bots:
 #   - name: ci-builder         # bots default to the short-lived `bot` profile
 #     csr: csr/ci-builder.csr
@@ -395,12 +397,35 @@ pub fn run_ca_verify(dir: &Path, source: &KeySource, out: &mut dyn Write) -> Res
     Ok(())
 }
 
-/// The top-level entry point for `gitca rekey`: re-encrypts `ca/ca.key.age` for a new set of
-/// custodians and commits. The CA key itself does not change.
+/// What `gitca rekey` changes: the whole set of custodians, or some added and removed.
+pub enum Rekey {
+    To(Custody),
+    Change {
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+}
+
+/// The recipients a vault is encrypted to, as its recipients file lists them (empty for a
+/// passphrase).
+fn listed_recipients(dir: &Dir, vault: &custody::Vault) -> Result<Vec<String>> {
+    Ok(dir
+        .read_string(vault.recipients, custody::MAX_FILE_BYTES)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The top-level entry point for `gitca rekey`: re-encrypts the CA key (or, with an offline
+/// root, the root key) for a new set of custodians and commits. The key itself does not
+/// change; the warning about history is printed only when someone lost access.
 pub fn run_rekey(
     dir: &Path,
     source: &KeySource,
-    custody: Custody,
+    vault: &custody::Vault,
+    change: Rekey,
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
@@ -419,24 +444,61 @@ pub fn run_rekey(
                 .join("\n"),
         });
     }
-    let cert = CaCert::parse(&repo.dir.read_string(CA_CERT, ca::MAX_CERT_BYTES)?)?;
-    let key = custody::unlock(&repo.dir, source)?;
+    let cert_path = if vault.key == custody::KEY_FILE {
+        CA_CERT
+    } else {
+        crate::hierarchy::ROOT_CERT
+    };
+    let cert = CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)?;
+    let before = listed_recipients(&repo.dir, vault)?;
+    let custody = match change {
+        Rekey::To(c) => c,
+        Rekey::Change { add, remove } => {
+            let mut now = before.clone();
+            for r in remove {
+                let r = r.trim().to_string();
+                let Some(at) = now.iter().position(|x| *x == r) else {
+                    return Err(Error::usage(
+                        format!(
+                            "{} is not among the recipients of {}",
+                            r.chars().take(80).collect::<String>(),
+                            vault.key
+                        ),
+                        format!("the recipients are listed in {}", vault.recipients),
+                    ));
+                };
+                now.remove(at);
+            }
+            for r in add {
+                let r = r.trim().to_string();
+                if !now.contains(&r) {
+                    now.push(r);
+                }
+            }
+            Custody::Recipients(custody::validate_recipients(&now)?)
+        }
+    };
+    let removed: Vec<&String> = match &custody {
+        Custody::Recipients(now) => before.iter().filter(|r| !now.contains(r)).collect(),
+        Custody::Passphrase(_) => before.iter().collect(),
+    };
+    let key = custody::unlock_vault(&repo.dir, vault, source)?;
     ca::check_key_matches(&cert, &key)?;
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
     drop(key);
     let mut tx = repo::Transaction::new(&repo.dir);
     let result = (|| -> Result<git2::Oid> {
-        tx.write(custody::KEY_FILE, encrypted.as_bytes());
+        tx.write(vault.key, encrypted.as_bytes());
         tx.write(
-            custody::RECIPIENTS_FILE,
-            custody::recipients_txt(&custody).as_bytes(),
+            vault.recipients,
+            custody::recipients_txt_for(vault, &custody).as_bytes(),
         );
         tx.apply()?;
         let who = match &custody {
             Custody::Recipients(r) => format!("{} recipient(s)", r.len()),
             Custody::Passphrase(_) => "a passphrase".to_string(),
         };
-        repo.commit_files(&tx.done, &format!("gitca: rekey the CA key for {who}"))
+        repo.commit_files(&tx.done, &format!("gitca: rekey {} for {who}", vault.what))
     })();
     let oid = match result {
         Ok(oid) => oid,
@@ -448,14 +510,23 @@ pub fn run_rekey(
     let _ = writeln!(
         out,
         "Re-encrypted {} for the new custodians (commit {}).",
-        custody::KEY_FILE,
+        vault.key,
         &oid.to_string()[..12]
     );
-    let _ = writeln!(
-        out,
-        "warning: the previous ciphertext stays in git history. A removed custodian who kept their identity can still\n\
-         decrypt the CA key from an old commit. If they may be hostile, or their identity may have leaked, create a\n\
-         new CA (gitca init) and re-issue: rekeying protects against future custodians, not past ones."
-    );
+    if !removed.is_empty() {
+        let _ = writeln!(
+            out,
+            "warning: {} recipient(s) lost access from now on, but the previous ciphertext stays in git history:\n\
+             whoever kept a removed identity can still decrypt {} from an old commit. If they may be hostile, or\n\
+             their identity may have leaked, {}.",
+            removed.len(),
+            vault.what,
+            if vault.key == custody::KEY_FILE {
+                "replace the key itself: with an offline root, `gitca root new-intermediate --revoke-current key-compromise`; otherwise a new CA (gitca init) and re-issuing"
+            } else {
+                "make a new root (gitca init --offline-root) and move servers and clients to it"
+            }
+        );
+    }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! problem found, not only the first, each pointing at its file and line. It reads CSR files
 //! only to hash them: no CSR is parsed here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 use std::sync::Arc;
 
@@ -457,6 +457,28 @@ pub fn identity_files(dir: &Dir) -> Result<Vec<(String, crate::confined::Kind)>>
         .collect())
 }
 
+/// How a name declared twice is shown: (the flagged declaration, the other one, the fix).
+const LATER_IN_ORDER: (&str, &str, &str) = (
+    "declared again here",
+    "first declared here",
+    "names are unique across all identity files; remove or rename one of the two entries",
+);
+const NEW_IN_CHANGE: (&str, &str, &str) = (
+    "declared again here, by this change",
+    "first declared here, before this change",
+    "names are unique across all identity files: this change declares a name that is taken; pick another name (or rename with renamed_from)",
+);
+
+/// The names a file declares (valid entries and held ones alike): what a base revision had.
+pub fn names_in(config: &Config, rel: &str, text: &str) -> BTreeSet<String> {
+    let text: Arc<str> = Arc::from(text);
+    let (ids, _, held, _) = parse_file_holding(config, rel, &text, 0);
+    ids.into_iter()
+        .map(|i| i.name)
+        .chain(held.into_iter().map(|h| h.identity))
+        .collect()
+}
+
 /// Loads and validates every identity file, failing with every problem found.
 pub fn load(dir: &Dir, config: &Config) -> Result<Inventory> {
     let (inv, errors) = load_all(dir, config)?;
@@ -467,10 +489,23 @@ pub fn load(dir: &Dir, config: &Config) -> Result<Inventory> {
 /// Loads every identity file; returns the identities that passed validation and the problems
 /// found (for `check`, which goes on checking the valid ones). A name declared twice is dropped.
 pub fn load_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
+    load_all_against(dir, config, None)
+}
+
+/// Whether a base revision already declared a name in a file: `check --base` passes it, so a
+/// name declared twice is reported at the declaration the pull request added.
+pub type Established<'a> = &'a dyn Fn(&str, &str) -> bool;
+
+/// [`load_all`], knowing which declarations the base revision already had.
+pub fn load_all_against(
+    dir: &Dir,
+    config: &Config,
+    established: Option<Established>,
+) -> Result<(Inventory, Vec<Error>)> {
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let early = s.spawn(|| prefetch_csrs(dir, &stop));
-        let parsed = parse_all(dir, config);
+        let parsed = parse_all(dir, config, established);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let early = early
             .join()
@@ -484,7 +519,11 @@ pub fn load_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
 /// Every identity file parsed and validated, before the CSRs are hashed. Each file is read
 /// without following links and size-checked before it is read; all of them together are
 /// bounded too, so memory stays bounded whatever a pull request adds.
-fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
+fn parse_all(
+    dir: &Dir,
+    config: &Config,
+    established: Option<Established>,
+) -> Result<(Inventory, Vec<Error>)> {
     let mut inv = Inventory::default();
     let mut errors: Vec<Error> = Vec::new();
     let mut total: u64 = 0;
@@ -551,27 +590,34 @@ fn parse_all(dir: &Dir, config: &Config) -> Result<(Inventory, Vec<Error>)> {
             "split the population over several CAs",
         ));
     }
-    // Names are unique across all files: one diagnostic showing both places.
+    // Names are unique across all files: one diagnostic showing both places, at the later
+    // declaration, or with a base revision at the one it did not have.
     let mut held = Vec::new();
     let mut first: BTreeMap<&str, &Identity> = BTreeMap::new();
     for id in &inv.identities {
         if let Some(prev) = first.get(id.name.as_str()) {
+            let known = |i: &Identity| established.map(|f| f(&i.source.file, &i.name));
+            let (added, kept, labels) = match (known(prev), known(id)) {
+                (Some(false), Some(true)) => (*prev, id, NEW_IN_CHANGE),
+                (Some(true), Some(false)) => (id, *prev, NEW_IN_CHANGE),
+                _ => (id, *prev, LATER_IN_ORDER),
+            };
             let mut d = inv.locate(
-                id,
+                added,
                 false,
                 format!("`{}` is declared twice", id.name),
-                "declared again here",
-                "names are unique across all identity files; remove or rename one of the two entries",
+                labels.0,
+                labels.2,
             );
-            d.related.push(inv.locate(
-                prev,
-                false,
-                "first declared here".into(),
-                "first declaration",
-                "",
-            ));
+            d.related
+                .push(inv.locate(kept, false, labels.1.into(), labels.1, ""));
             let e: Error = d.into();
-            held.push(hold(&id.name, &id.source.file, Some(id.source.line), &e));
+            held.push(hold(
+                &added.name,
+                &added.source.file,
+                Some(added.source.line),
+                &e,
+            ));
             errors.push(e);
         } else {
             first.insert(&id.name, id);

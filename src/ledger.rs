@@ -1,6 +1,6 @@
 //! The ledger: every certificate this CA ever issued, one line each (`ledger.tsv`).
 //!
-//! Format: a comment block, a header row, then one tab-separated row per certificate, sorted by
+//! Format: a header row, then one tab-separated row per certificate, sorted by
 //! identity, then issue time, then serial, so that `git diff` shows exactly the certificates a
 //! commit issued or revoked. Empty fields are `-`. Columns:
 //!
@@ -31,10 +31,6 @@ pub const FILE: &str = "ledger.tsv";
 /// and re-signs the CRL peaks near 230 MiB (README, "Performance"). Memory, not speed, sets it.
 pub const MAX_BYTES: u64 = 32 << 20;
 
-const PREAMBLE: &str = "\
-# gitca ledger: every certificate this CA has issued, one per row, sorted by identity and issue time.
-# Written only by `gitca reconcile`; never edit by hand (`gitca check --base` flags hand edits).
-";
 const HEADER: &str =
     "serial\tidentity\tkind\tprofile\tstate\tnot_before\tnot_after\trevoked_at\treason\tkey_sha256\tcsr_sha256\temail\tgroups";
 const ISSUER_HEADER: &str = "\tissuer";
@@ -334,7 +330,8 @@ impl Ledger {
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(400 + self.records.len() * 240);
-        out.push_str(PREAMBLE);
+        // The header is the first line (no comment above it), so `column -t -s$'\t'` and
+        // spreadsheet imports read the file as it is; docs/formats.md explains it.
         out.push_str(HEADER);
         let with_issuer = self.with_issuer || self.records.iter().any(|r| r.issuer.is_some());
         if with_issuer {
@@ -466,6 +463,26 @@ mod tests {
         );
         assert_eq!(back.of("zed").count(), 1);
         assert_eq!(back.of("nobody").count(), 0);
+    }
+
+    /// The header is the first line and every line has as many fields as it: `column -t` and
+    /// spreadsheet imports read the file as it is.
+    #[test]
+    fn the_file_is_a_plain_table() {
+        let l = Ledger {
+            records: vec![
+                rec("0b", "zed", State::Issued),
+                rec("0a", "al", State::Revoked),
+            ],
+            with_issuer: false,
+        };
+        let text = l.render();
+        assert!(text.starts_with("serial\tidentity\t"), "{text}");
+        let widths: Vec<usize> = text.lines().map(|l| l.split('\t').count()).collect();
+        assert!(widths.iter().all(|w| *w == 13), "{widths:?}");
+        // An older ledger with a comment block above the header still reads.
+        let old = format!("# gitca ledger: …\n# Written only by gitca.\n{text}");
+        assert_eq!(Ledger::parse(&old).unwrap().records.len(), 2);
     }
 
     #[test]

@@ -309,6 +309,32 @@ impl State {
         }
     }
 
+    /// What a certificate for `id` with this CSR's key will carry.
+    fn carries(&self, id: &Identity, csr: &VerifiedCsr) -> plan::Carries {
+        let profile = self.config.profiles.get(&id.profile);
+        let mut subject = format!("O = {}", self.config.ca.organization);
+        for g in &id.groups {
+            subject.push_str(&format!(", OU = {g}"));
+        }
+        subject.push_str(&format!(", CN = {}", id.cn()));
+        plan::Carries {
+            identity: id.name.clone(),
+            subject,
+            email: id.email.clone(),
+            profile: id.profile.clone(),
+            validity: id
+                .validity
+                .or(profile.map(|p| p.validity))
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            extended_key_usage: profile
+                .map(|p| p.extended_key_usage.iter().map(|e| e.name()).collect())
+                .unwrap_or_default(),
+            key: csr.key_desc.clone(),
+            key_sha256: csr.key_sha256.clone(),
+        }
+    }
+
     /// The issuers the planner knows of (see [`plan::Issuers`]).
     pub fn issuers(&self) -> plan::Issuers {
         let Some(h) = &self.hierarchy else {
@@ -387,6 +413,17 @@ impl State {
                 .binary_search_by(|i| i.name.as_str().cmp(name))
                 .expect("vetted identities are declared")
         };
+        let mut plan = plan;
+        plan.signing = vetting
+            .verified
+            .iter()
+            .filter(|(id, _)| {
+                plan.actions
+                    .iter()
+                    .any(|a| a.op.signs() && a.identity == id.name)
+            })
+            .map(|(id, csr)| self.carries(id, csr))
+            .collect();
         Vetted {
             plan,
             verified: vetting

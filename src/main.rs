@@ -13,7 +13,12 @@ fn main() -> ExitCode {
     let _ = miette::set_hook(Box::new(|_| {
         use std::io::IsTerminal;
         let tty = std::io::stderr().is_terminal();
-        Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).build())
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .wrap_lines(tty)
+                .show_related_errors_as_nested()
+                .build(),
+        )
     }));
     // Everything printed goes through the redactor (invariant 11; see src/redact.rs).
     let redactor = gitca::redact::Redactor::from_env();

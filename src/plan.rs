@@ -113,6 +113,26 @@ pub struct Plan {
     pub repair: Option<String>,
     /// gitca.yaml changes under review, field by field (set by `plan`, not by the planner).
     pub policy_changes: Vec<String>,
+    /// What each certificate to be signed will carry (set once its CSR is verified, not by
+    /// the planner).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signing: Vec<Carries>,
+}
+
+/// What a certificate about to be signed carries: what a reviewer approves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Carries {
+    pub identity: String,
+    /// The subject, as `openssl x509 -subject` prints it.
+    pub subject: String,
+    pub email: Option<String>,
+    pub profile: String,
+    pub validity: String,
+    pub extended_key_usage: Vec<&'static str>,
+    /// e.g. "ECDSA P-256".
+    pub key: String,
+    /// SHA-256 of the certified key (see [`crate::pubkey`]).
+    pub key_sha256: String,
 }
 
 impl Plan {
@@ -697,6 +717,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         blocked,
         repair: None,
         policy_changes: Vec::new(),
+        signing: Vec::new(),
     }
 }
 

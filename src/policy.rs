@@ -54,7 +54,7 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
     if bytes.first() == Some(&0x30) {
         return Err(refuse(
             "the CSR is DER (binary), not PEM",
-            "convert it, the key stays as it is: openssl req -in FILE -inform DER -out FILE.pem -outform PEM (then commit the PEM file as the CSR)",
+            "convert it (the key stays as it is): `openssl req -in FILE -inform DER -out FILE.pem -outform PEM`, then commit FILE.pem in its place",
         ));
     }
     let text = std::str::from_utf8(bytes)

@@ -96,8 +96,26 @@ pub struct CaRepo {
 impl CaRepo {
     /// Opens the git repository containing `dir` and checks it holds a CA.
     pub fn open(dir: &Path) -> Result<CaRepo> {
-        let git = Repository::discover(dir).map_err(|_| Error::NotACa {
-            path: dir.to_path_buf(),
+        let git = Repository::discover(dir).map_err(|e| match e.code() {
+            // git's safe.directory check (CVE-2022-24765): a clone owned by another user, as
+            // after `sudo gitca bundle …` in someone's checkout.
+            git2::ErrorCode::Owner => {
+                let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+                Error::usage(
+                    format!(
+                        "{} belongs to another user, and git refuses to read a repository it does not own ({})",
+                        path.display(),
+                        e.message()
+                    ),
+                    format!(
+                        "run gitca as the user who owns the clone (for `bundle`, write to a directory that user may write, e.g. --out-dir, and install it with sudo), or trust it once: git config --global --add safe.directory {}",
+                        path.display()
+                    ),
+                )
+            }
+            _ => Error::NotACa {
+                path: dir.to_path_buf(),
+            },
         })?;
         let root = git
             .workdir()

@@ -202,6 +202,38 @@ pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
             ])
         );
     }
+    if !plan.signing.is_empty() {
+        let _ = writeln!(out, "\nWhat each new certificate carries:");
+        for c in plan.signing.iter().take(MAX_DIAGNOSTICS) {
+            let _ = writeln!(out, "  {}", carries_line(c));
+        }
+        if plan.signing.len() > MAX_DIAGNOSTICS {
+            let _ = writeln!(
+                out,
+                "  … and {} more (plan --json lists them all)",
+                plan.signing.len() - MAX_DIAGNOSTICS
+            );
+        }
+    }
+}
+
+/// One certificate to sign, in a line: subject, email, profile and validity, extended key
+/// usages, and the key (type and SHA-256, as `gitca status` and the ledger show it).
+fn carries_line(c: &crate::plan::Carries) -> String {
+    format!(
+        "{}: {}{} · profile {} ({}) · {} · {} key {}",
+        c.identity,
+        c.subject,
+        c.email
+            .as_deref()
+            .map(|e| format!(", email {e}"))
+            .unwrap_or_default(),
+        c.profile,
+        c.validity,
+        c.extended_key_usage.join(", "),
+        c.key,
+        &c.key_sha256[..c.key_sha256.len().min(16)]
+    )
 }
 
 fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
@@ -292,6 +324,31 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             );
         }
     }
+    if !plan.signing.is_empty() {
+        let _ = writeln!(out, "\n**What each new certificate carries**\n");
+        let _ = writeln!(
+            out,
+            "| identity | subject | profile | extended key usage | key |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for c in plan.signing.iter().take(MAX_DIAGNOSTICS) {
+            let _ = writeln!(
+                out,
+                "| {} | {}{} | {} ({}) | {} | {} `{}` |",
+                md_escape(&c.identity),
+                md_escape(&c.subject),
+                c.email
+                    .as_deref()
+                    .map(|e| format!(", email {}", md_escape(e)))
+                    .unwrap_or_default(),
+                md_escape(&c.profile),
+                md_escape(&c.validity),
+                md_escape(&c.extended_key_usage.join(", ")),
+                md_escape(&c.key),
+                &c.key_sha256[..c.key_sha256.len().min(16)]
+            );
+        }
+    }
     if !plan.blocked.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -339,6 +396,9 @@ pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
         "blocked": plan.blocked,
         "policy_changes": plan.policy_changes,
     });
+    if !plan.signing.is_empty() {
+        doc["signing"] = json!(plan.signing);
+    }
     // A retiring intermediate (offline root) only: single-level documents stay as they were.
     if plan.previous_crl.is_some() || plan.retire_previous {
         doc["previous_crl"] = json!(plan.previous_crl);

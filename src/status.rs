@@ -40,7 +40,34 @@ pub struct IdentityStatus {
     pub days_left: Option<i64>,
     /// The SHA-256 of the certified key's canonical form (see `pubkey`).
     pub key_sha256: Option<String>,
+    /// The current certificate's subject and key type, read from certs/NAME.crt.
+    pub subject: Option<String>,
+    pub key_type: Option<String>,
     pub revoked: Option<Revocation>,
+}
+
+/// The subject and key type of certs/NAME.crt, when it holds `serial`.
+fn certificate_facts(
+    dir: &crate::confined::Dir,
+    name: &str,
+    serial: &str,
+) -> Option<(String, String)> {
+    let text = dir
+        .read_string(&crate::apply::cert_path(name), crate::ca::MAX_CERT_BYTES)
+        .ok()?;
+    let der = pem::parse_many(&text)
+        .ok()?
+        .into_iter()
+        .next()?
+        .into_contents();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    if crate::ca::serial_hex(cert.raw_serial()) != serial {
+        return None;
+    }
+    let key = crate::pubkey::canonical(cert.public_key().raw)
+        .map(|k| k.desc)
+        .unwrap_or_else(|_| "?".into());
+    Some((cert.subject().to_string(), key))
 }
 
 #[derive(Debug, Serialize)]
@@ -214,6 +241,7 @@ fn expiring(state: &load::State, now: OffsetDateTime, w: time::Duration) -> Vec<
 
 fn identity_status(
     state: &load::State,
+    dir: &crate::confined::Dir,
     now: OffsetDateTime,
     on_crl: &HashSet<&str>,
 ) -> Vec<IdentityStatus> {
@@ -238,7 +266,10 @@ fn identity_status(
             .get(&id.profile)
             .map(|p| p.extended_key_usage.iter().map(|e| e.name()).collect())
             .unwrap_or_default();
+        let facts = live.and_then(|c| certificate_facts(dir, &id.name, &c.serial));
         out.push(IdentityStatus {
+            subject: facts.as_ref().map(|f| f.0.clone()),
+            key_type: facts.map(|f| f.1),
             name: id.name.clone(),
             kind: id.kind.as_str(),
             state: st,
@@ -267,6 +298,8 @@ fn identity_status(
                 not_after: last.map(|c| fmt_time(c.not_after)),
                 days_left: last.map(|c| (c.not_after - now).whole_days()),
                 key_sha256: last.map(|c| c.key_sha256.clone()),
+                subject: None,
+                key_type: None,
                 revoked: None,
             });
             let _ = b;
@@ -288,7 +321,7 @@ pub fn run_status(
     let repo = CaRepo::open(dir)?;
     let state = load::load(&repo)?;
     let on_crl = published(&state);
-    let identities = identity_status(&state, now, &on_crl);
+    let identities = identity_status(&state, &repo.dir, now, &on_crl);
     let revoked: Vec<Revocation> = state
         .ledger
         .records
@@ -413,14 +446,14 @@ fn render_human(
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "  {:<24} {:<5} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} GROUPS / EKU",
+        "  {:<24} {:<5} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} GROUPS / EKU / KEY TYPE",
         "IDENTITY", "KIND", "STATE", "PROFILE", "SERIAL", "EXPIRES", "DAYS", "KEY"
     );
     for v in identities {
         let dash = |s: Option<&str>| s.unwrap_or("-").to_string();
         let _ = writeln!(
             out,
-            "  {:<24} {:<5} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} [{}] {}",
+            "  {:<24} {:<5} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} [{}] {}{}",
             v.name,
             v.kind,
             v.state,
@@ -438,7 +471,11 @@ fn render_human(
                 .map(|k| &k[..k.len().min(16)])
                 .unwrap_or("-"),
             v.groups.join(","),
-            v.extended_key_usage.join(",")
+            v.extended_key_usage.join(","),
+            v.key_type
+                .as_deref()
+                .map(|k| format!("  {k}"))
+                .unwrap_or_default()
         );
     }
     if revoked.is_empty() {

@@ -365,6 +365,84 @@ fn rekey_changes_custodians_and_warns_about_history() {
         .arg(&ca.identity)
         .args(["--recipient", &new_r])));
     assert_eq!(ca.head(), head);
+    // --add keeps everyone and adds one: no warning, nobody lost access.
+    let (third_id, third_r) = age_identity(ca.tmp.path(), "third");
+    let o = ok(run(ca
+        .cmd(T0)
+        .args(["rekey", "--identity"])
+        .arg(&new_id)
+        .args(["--add", &third_r])));
+    assert!(!stdout(&o).contains("warning"), "{}", stdout(&o));
+    let listed = ca.read("ca/recipients.txt");
+    assert!(
+        listed.contains(&new_r) && listed.contains(&third_r),
+        "{listed}"
+    );
+    for id in [&new_id, &third_id] {
+        ok(tool(
+            "age",
+            &["-d", "-i", id.to_str().unwrap(), "ca/ca.key.age"],
+            &ca.root,
+        ));
+    }
+    // --remove takes one away, and then the history warning is due; a recipient that is not
+    // there is refused, naming the file that lists them.
+    let o = fails(run(ca
+        .cmd(T0)
+        .args(["rekey", "--identity"])
+        .arg(&new_id)
+        .args(["--remove", &ca.recipient])));
+    assert!(stderr(&o).contains("ca/recipients.txt"), "{}", stderr(&o));
+    let o = ok(run(ca
+        .cmd(T0)
+        .args(["rekey", "--identity"])
+        .arg(&new_id)
+        .args(["--remove", &third_r])));
+    assert!(
+        stdout(&o).contains("1 recipient(s) lost access"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!tool(
+        "age",
+        &["-d", "-i", third_id.to_str().unwrap(), "ca/ca.key.age"],
+        &ca.root
+    )
+    .status
+    .success());
+}
+
+/// With an offline root, `rekey --root` changes the root's custodians; CI's identity cannot.
+#[test]
+fn the_root_custodians_change_with_rekey_root() {
+    let (ca, custodian) = offline_root_ca(T0);
+    let (new_id, new_r) = age_identity(ca.tmp.path(), "new-root-custodian");
+    fails(run(ca
+        .cmd(T0)
+        .args(["rekey", "--root", "--identity"])
+        .arg(&ca.identity)
+        .args(["--add", &new_r])));
+    ok(run(ca
+        .cmd(T0)
+        .args(["rekey", "--root", "--identity"])
+        .arg(&custodian)
+        .args(["--add", &new_r])));
+    ok(tool(
+        "age",
+        &["-d", "-i", new_id.to_str().unwrap(), "ca/root.key.age"],
+        &ca.root,
+    ));
+    assert!(!tool(
+        "age",
+        &["-d", "-i", new_id.to_str().unwrap(), "ca/ca.key.age"],
+        &ca.root
+    )
+    .status
+    .success());
+    ok(run(ca
+        .cmd(T0)
+        .args(["root", "sign-crl", "--identity"])
+        .arg(&new_id)));
 }
 
 #[test]
@@ -646,7 +724,7 @@ fn eight_hundred_days_with_faults_never_lock_anyone_out() {
         ])
         .args(["--recipient", &recipient, "--now", &start])
         .env("GITCA_IMPORT_PASSPHRASE", "secret")));
-    let ca = Ca::at(tmp, root, identity_file, recipient);
+    let ca = Ca::imported(tmp, root, identity_file, recipient);
     let imported = ca.read("identities/imported.yaml");
     assert!(imported.contains("common_name: John Smith"), "{imported}");
     // A team that wants to survive a week without CI: the CRL is re-signed whenever less than
@@ -779,4 +857,84 @@ fn eight_hundred_days_with_faults_never_lock_anyone_out() {
         "-subject",
     ])));
     assert!(subject.contains("CN = John Smith"), "{subject}");
+}
+
+/// Issue 15: a break-glass identity kept encrypted with a passphrase (`age -p` over an
+/// `age-keygen` identity) unlocks the CA key, as the age CLI does: the passphrase from
+/// GITCA_IDENTITY_PASSPHRASE or the terminal.
+#[test]
+fn a_passphrase_protected_identity_file_unlocks_the_ca_key() {
+    for t in ["age", "age-keygen", "script"] {
+        require(t);
+    }
+    let ca = Ca::new();
+    let dir = ca.tmp.path();
+    let plain = dir.join("breakglass.txt");
+    ok(tool("age-keygen", &["-o", plain.to_str().unwrap()], dir));
+    let public = stdout(&ok(tool(
+        "age-keygen",
+        &["-y", plain.to_str().unwrap()],
+        dir,
+    )));
+    let tty = |cmd: &str, input: &str| {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '{input}' | script -qec '{cmd}' /dev/null"))
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    // The age CLI encrypts the identity with a passphrase...
+    tty(
+        "age -p -a -o breakglass.age breakglass.txt",
+        "correct horse\\ncorrect horse\\n",
+    );
+    std::fs::remove_file(&plain).unwrap();
+    let enc = dir.join("breakglass.age");
+    assert!(std::fs::read_to_string(&enc)
+        .unwrap()
+        .contains("BEGIN AGE ENCRYPTED FILE"));
+    ok(run(ca
+        .cmd(T0)
+        .args(["rekey", "--identity"])
+        .arg(&ca.identity)
+        .args(["--add", public.trim()])));
+    // ...and decrypts the CA key with it.
+    let o = tty(
+        &format!(
+            "age -d -i breakglass.age {}",
+            ca.path("ca/ca.key.age").display()
+        ),
+        "correct horse\\n",
+    );
+    assert!(stdout(&o).contains("PRIVATE KEY"), "the age CLI reads it");
+    // gitca does too: from the environment, or asked on the terminal.
+    let verify = |pass: Option<&str>| {
+        let mut c = ca.cmd(T0);
+        c.args(["ca", "verify", "--identity"]).arg(&enc);
+        if let Some(p) = pass {
+            c.env("GITCA_IDENTITY_PASSPHRASE", p);
+        }
+        run(&mut c)
+    };
+    let o = ok(verify(Some("correct horse")));
+    assert!(stdout(&o).contains("CA key unlocked"), "{}", stdout(&o));
+    let o = fails(verify(Some("wrong horse")));
+    assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
+    let o = fails(verify(None));
+    assert!(
+        stderr(&o).contains("GITCA_IDENTITY_PASSPHRASE"),
+        "{}",
+        stderr(&o)
+    );
+    let bin = assert_cmd::cargo::cargo_bin("gitca");
+    let o = tty(
+        &format!(
+            "{} -C {} ca verify --identity breakglass.age",
+            bin.display(),
+            ca.root.display()
+        ),
+        "correct horse\\n",
+    );
+    assert!(stdout(&o).contains("CA key unlocked"), "{}", stdout(&o));
 }

@@ -705,6 +705,54 @@ fn duplicate_names_across_files_show_both_places() {
         ],
     );
     assert!(err.contains("first declared here"), "{err}");
+    // The second place nests under the first: one diagnostic, not a second `Error:`.
+    assert!(!err.lines().any(|l| l.starts_with("Error:")), "{err}");
+}
+
+#[test]
+fn a_name_taken_by_a_pull_request_is_flagged_where_the_pull_request_took_it() {
+    // main declares carol in team.yaml; a pull request declares another carol in
+    // identities/carol.yaml, which sorts first: the diagnostic still points at the new entry.
+    let ca = Ca::new();
+    ca.p256_csr("carol");
+    ca.write("identities/team.yaml", "users:\n  - name: carol\n");
+    ca.commit("carol");
+    ok(ca.reconcile(T0));
+    git(&ca.root, &["branch", "main-before"]);
+    ca.write(
+        "identities/carol.yaml",
+        "users:\n  - name: carol\n    email: carol@example.com\n",
+    );
+    ca.commit("a second carol");
+    let o = fails(run(ca.cmd(T0).args(["check", "--base", "main-before"])));
+    let out = stdout(&o) + &stderr(&o);
+    let flagged = out
+        .split("`carol` is declared twice")
+        .nth(1)
+        .expect("the duplicate is reported");
+    assert!(
+        flagged.find("identities/carol.yaml") < flagged.find("identities/team.yaml"),
+        "the new entry is the flagged one:\n{out}"
+    );
+    assert!(out.contains("declared again here, by this change"), "{out}");
+    assert!(
+        out.contains("first declared here, before this change"),
+        "{out}"
+    );
+    assert!(!out.lines().any(|l| l.starts_with("Error:")), "{out}");
+    // Without the base, file order decides (carol.yaml comes first): the proof that --base
+    // is what turned it round.
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let out = stdout(&o) + &stderr(&o);
+    let flagged = out.split("`carol` is declared twice").nth(1).unwrap();
+    assert!(
+        flagged.find("identities/team.yaml") < flagged.find("identities/carol.yaml"),
+        "{out}"
+    );
+    // Dropping the new entry, as the hint says, makes the pull request clean again.
+    std::fs::remove_file(ca.path("identities/carol.yaml")).unwrap();
+    ca.commit("drop it");
+    ok(run(ca.cmd(T0).args(["check", "--base", "main-before"])));
 }
 
 #[test]
@@ -721,6 +769,20 @@ fn dirty_tree_is_refused_unless_allowed_and_no_commit_leaves_files() {
         stderr(&o)
     );
     let head = ca.head();
+    // --allow-dirty alone would commit alice's certificate without her entry: refused, with
+    // the uncommitted inputs named; with --no-commit it tries them out.
+    let o = fails(run(ca
+        .cmd(T0)
+        .args(["reconcile", "--allow-dirty", "--identity"])
+        .arg(&ca.identity)));
+    assert!(
+        stderr(&o).contains("would commit certificates for uncommitted changes")
+            && stderr(&o).contains("identities/people.yaml"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(ca.head(), head);
+    assert!(!ca.path("certs/alice.crt").exists());
     ok(run(ca
         .cmd(T0)
         .args(["reconcile", "--allow-dirty", "--no-commit", "--identity"])

@@ -12,6 +12,8 @@ fn settings() -> insta::Settings {
     s.add_filter(r"\b[0-9a-f]{32}\b", "[SERIAL-32-HEX-DIGITS-----------]");
     s.add_filter(r"\b[0-9a-f]{8}…", "[SERIAL]…");
     s.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    s.add_filter(r"key [0-9a-f]{16}\b", "key [KEY-SHA256-16]");
+    s.add_filter(r"`[0-9a-f]{16}`", "`[KEY-SHA256-16]`");
     s
 }
 
@@ -195,7 +197,7 @@ fn check_catches_hand_edits_of_certs_ledger_and_crl() {
     let o = fails(run(ca.cmd(T0).args(["check", "--base", &base])));
     let out = stdout(&o);
     assert!(out.contains("certs/bob.crt"), "{out}");
-    assert!(out.contains("edited by hand"), "{out}");
+    assert!(out.contains("added by hand"), "{out}");
     std::fs::remove_file(ca.path("certs/bob.crt")).unwrap();
 
     // A CRL that is not signed by the CA.

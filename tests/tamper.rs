@@ -201,7 +201,7 @@ fn an_odd_serial_never_makes_reconcile_panic() {
     ca.write("ledger.tsv", &bad);
     ca.commit("legacy + odd serial");
     let o = fails(run(ca.cmd(T0).arg("plan")));
-    assert!(stderr(&o).contains("ledger.tsv line 4"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ledger.tsv line 2"), "{}", stderr(&o));
     assert!(stderr(&o).contains("not a serial"), "{}", stderr(&o));
 }
 

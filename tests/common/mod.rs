@@ -132,6 +132,9 @@ pub struct Ca {
     pub identity: PathBuf,
     pub recipient: String,
     pub keys: PathBuf,
+    /// The CA certificate came from elsewhere (import-openssl): pkilint lints only what gitca
+    /// made, so it is left out of the artifacts.
+    pub foreign_ca: bool,
 }
 
 impl Ca {
@@ -149,7 +152,20 @@ impl Ca {
             identity,
             recipient,
             keys,
+            foreign_ca: false,
         }
+    }
+
+    /// A CA repository adopted with import-openssl at `root`: its CA certificate is openssl's.
+    pub fn imported(
+        tmp: tempfile::TempDir,
+        root: PathBuf,
+        identity: PathBuf,
+        recipient: String,
+    ) -> Ca {
+        let mut ca = Ca::at(tmp, root, identity, recipient);
+        ca.foreign_ca = true;
+        ca
     }
 
     pub fn with_key_type(key_type: &str) -> Ca {
@@ -171,15 +187,7 @@ impl Ca {
             "--now",
             T0,
         ])));
-        let keys = tmp.path().join("keys");
-        std::fs::create_dir_all(&keys).unwrap();
-        Ca {
-            tmp,
-            root,
-            identity,
-            recipient,
-            keys,
-        }
+        Ca::at(tmp, root, identity, recipient)
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -405,21 +413,40 @@ impl Drop for Ca {
         if std::fs::create_dir_all(&out).is_err() {
             return;
         }
-        let _ = std::fs::copy(self.path("ca/ca.crt"), out.join("ca.crt"));
-        let _ = std::fs::copy(self.path("crl/ca.crl"), out.join("ca.crl"));
+        // libtest names each test's thread after the test: the lint report names it.
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        let _ = std::fs::write(out.join("test.txt"), test);
+        // Only regular files (a test may have planted links), and only what gitca made.
+        let regular = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+        let copy = |from: &str, to: &str| {
+            let from = self.path(from);
+            if regular(&from) {
+                let _ = std::fs::copy(from, out.join(to));
+            }
+        };
+        if !self.foreign_ca {
+            copy("ca/ca.crt", "ca.crt");
+        }
+        copy("crl/ca.crl", "ca.crl");
         // An offline root: the root and its CRL too (the intermediate is linted under it).
-        let _ = std::fs::copy(self.path("ca/root.crt"), out.join("root.crt"));
-        let _ = std::fs::copy(self.path("crl/root.crl"), out.join("root.crl"));
+        copy("ca/root.crt", "root.crt");
+        copy("crl/root.crl", "root.crl");
+        // Each leaf with the issuer its file carries (after a rotation, a retiring
+        // intermediate's leaves are not under ca/ca.crt; a test may forge ca/ca.crt).
         if let Ok(entries) = std::fs::read_dir(self.path("certs")) {
             for e in entries.flatten() {
+                if !regular(&e.path()) {
+                    continue;
+                }
                 let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-                if let Some(leaf) = pem::parse_many(&text)
-                    .ok()
-                    .and_then(|b| b.into_iter().next())
-                {
-                    let stem = e.path().file_stem().unwrap().to_string_lossy().to_string();
+                let chain = pem::parse_many(&text).unwrap_or_default();
+                let stem = e.path().file_stem().unwrap().to_string_lossy().to_string();
+                if let Some(leaf) = chain.first() {
+                    let _ = std::fs::write(out.join(format!("leaf-{stem}.pem")), pem::encode(leaf));
+                }
+                if let Some(issuer) = chain.get(1) {
                     let _ =
-                        std::fs::write(out.join(format!("leaf-{stem}.pem")), pem::encode(&leaf));
+                        std::fs::write(out.join(format!("issuer-{stem}.pem")), pem::encode(issuer));
                 }
             }
         }
