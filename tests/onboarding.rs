@@ -1,0 +1,244 @@
+//! Onboarding as people do it: two people request on two branches at once, people bring their
+//! own key or CSR, and a person is renamed without losing their key.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const T0: &str = "2026-01-10T00:00:00Z";
+
+/// `gitca request` in the CA repository, as the person runs it.
+fn request(ca: &Ca, args: &[&str]) -> std::process::Output {
+    run(ca.cmd(T0).arg("request").args(args))
+}
+
+/// The public key of a certificate or private key file, PEM, as openssl prints it.
+fn pubkey_of_cert(ca: &Ca, cert: &str) -> String {
+    stdout(&ok(ca.openssl(&["x509", "-in", cert, "-noout", "-pubkey"])))
+}
+fn pubkey_of_key(ca: &Ca, key: &Path) -> String {
+    stdout(&ok(ca.openssl(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+    ])))
+}
+
+#[test]
+fn two_people_onboarding_on_two_branches_merge_without_conflict() {
+    let ca = Ca::new();
+    let main = git(&ca.root, &["rev-parse", "--abbrev-ref", "HEAD"]);
+    let main = main.trim();
+    for who in ["dana", "erin"] {
+        git(&ca.root, &["switch", "-q", "-c", who, main]);
+        let key = ca.keys.join(format!("{who}.key"));
+        let email = format!("{who}@example.com");
+        ok(request(
+            &ca,
+            &[who, "--email", &email, "--key-out", key.to_str().unwrap()],
+        ));
+        ca.commit(&format!("onboard {who}"));
+    }
+    git(&ca.root, &["switch", "-q", main]);
+    // Both merges are clean: each request wrote its own identities/NAME.yaml.
+    for who in ["dana", "erin"] {
+        let o = run(std::process::Command::new("git")
+            .args(["merge", "--no-edit", "-q", who])
+            .current_dir(&ca.root));
+        assert!(o.status.success(), "merge {who}: {}", stderr(&o));
+    }
+    assert!(ca.path("identities/dana.yaml").is_file());
+    assert!(ca.path("identities/erin.yaml").is_file());
+    ok(ca.reconcile(T0));
+    for who in ["dana", "erin"] {
+        assert!(ca.path(&format!("certs/{who}.crt")).is_file(), "{who}");
+    }
+    // The same two requests appended to one shared file (--file) do conflict: the proof that
+    // the per-identity file is what avoids it.
+    let ca = Ca::new();
+    for who in ["fay", "gus"] {
+        git(&ca.root, &["switch", "-q", "-c", who, main]);
+        ok(request(
+            &ca,
+            &[
+                who,
+                "--file",
+                "identities/people.yaml",
+                "--key-out",
+                ca.keys.join(format!("{who}.key")).to_str().unwrap(),
+            ],
+        ));
+        ca.commit(&format!("onboard {who}"));
+    }
+    git(&ca.root, &["switch", "-q", main]);
+    git(&ca.root, &["merge", "--no-edit", "-q", "fay"]);
+    let o = run(std::process::Command::new("git")
+        .args(["merge", "--no-edit", "-q", "gus"])
+        .current_dir(&ca.root));
+    assert!(!o.status.success(), "a shared file conflicts");
+}
+
+#[test]
+fn a_person_brings_their_own_ed25519_key() {
+    let ca = Ca::new();
+    let key = ca.keys.join("hana.key");
+    ok(ca.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        key.to_str().unwrap(),
+    ]));
+    let before = std::fs::read(&key).unwrap();
+    let o = ok(request(&ca, &["hana", "--key", key.to_str().unwrap()]));
+    assert!(stdout(&o).contains("Ed25519"), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        before,
+        "the key is left alone"
+    );
+    ca.commit("onboard hana");
+    ok(ca.reconcile(T0));
+    assert_eq!(
+        pubkey_of_cert(&ca, "certs/hana.crt"),
+        pubkey_of_key(&ca, &key),
+        "certified for exactly that key"
+    );
+    // A key gitca does not accept (RSA 1024) is refused before anything is written.
+    let weak = ca.keys.join("weak.key");
+    ok(ca.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "rsa",
+        "-pkeyopt",
+        "rsa_keygen_bits:1024",
+        "-out",
+        weak.to_str().unwrap(),
+    ]));
+    let snap = ca.snapshot();
+    let o = fails(request(&ca, &["ivan", "--key", weak.to_str().unwrap()]));
+    assert!(stderr(&o).contains("help:"), "{}", stderr(&o));
+    assert_eq!(ca.snapshot(), snap, "nothing written");
+}
+
+#[test]
+fn a_csr_made_elsewhere_is_checked_like_reconcile_and_taken() {
+    let ca = Ca::new();
+    let key = ca.keys.join("jo.key");
+    let csr = ca.tmp.path().join("jo.csr");
+    ok(ca.openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        "/CN=jo",
+        "-outform",
+        "DER",
+        "-out",
+        csr.to_str().unwrap(),
+    ]));
+    // A CSR for another name is refused, nothing written.
+    let snap = ca.snapshot();
+    let o = fails(request(&ca, &["joanna", "--csr", csr.to_str().unwrap()]));
+    assert!(stderr(&o).contains("CN"), "{}", stderr(&o));
+    assert_eq!(ca.snapshot(), snap);
+    // The right name: taken (DER converted to PEM), certified for that key.
+    ok(request(&ca, &["jo", "--csr", csr.to_str().unwrap()]));
+    assert!(ca
+        .read("csr/jo.csr")
+        .starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
+    ca.commit("onboard jo");
+    ok(ca.reconcile(T0));
+    assert_eq!(
+        pubkey_of_cert(&ca, "certs/jo.crt"),
+        pubkey_of_key(&ca, &key)
+    );
+}
+
+#[test]
+fn a_renamed_person_keeps_their_key_and_the_old_name_is_superseded() {
+    let ca = Ca::new();
+    let key = ca.keys.join("kim.key");
+    ok(request(
+        &ca,
+        &["kim", "--group", "push", "--key-out", key.to_str().unwrap()],
+    ));
+    ca.commit("onboard kim");
+    ok(ca.reconcile(T0));
+    let old_serial = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/kim.crt",
+        "-noout",
+        "-serial",
+    ])));
+    // Without renamed_from the key belongs to kim: the new name is blocked.
+    std::fs::remove_file(ca.path("identities/kim.yaml")).unwrap();
+    std::fs::rename(ca.path("csr/kim.csr"), ca.tmp.path().join("kim.csr")).unwrap();
+    let o = ok(request(
+        &ca,
+        &[
+            "kim-lee",
+            "--group",
+            "push",
+            "--key",
+            key.to_str().unwrap(),
+            "--renamed-from",
+            "kim",
+        ],
+    ));
+    assert!(
+        stdout(&o).contains("remove `kim`'s entry"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(ca
+        .read("identities/kim-lee.yaml")
+        .contains("renamed_from: kim"));
+    ca.commit("kim is now kim-lee");
+    let plan = stdout(&run(ca.cmd(T0).arg("plan")));
+    assert!(plan.contains("renamed"), "{plan}");
+    ok(ca.reconcile(T0));
+    assert_eq!(
+        pubkey_of_cert(&ca, "certs/kim-lee.crt"),
+        pubkey_of_key(&ca, &key),
+        "same key under the new name"
+    );
+    assert!(!ca.path("certs/kim.crt").exists());
+    let serial = old_serial
+        .trim()
+        .trim_start_matches("serial=")
+        .to_lowercase();
+    let row = ca
+        .ledger_rows()
+        .into_iter()
+        .find(|r| r[0].trim_start_matches('0') == serial.trim_start_matches('0'))
+        .expect("kim's row");
+    assert_eq!(
+        (row[4].as_str(), row[8].as_str()),
+        ("revoked", "superseded")
+    );
+    // The proof that renamed_from is what allowed it: without it the same change is refused.
+    let ca2 = Ca::new();
+    let key2 = ca2.keys.join("kim.key");
+    ok(request(&ca2, &["kim", "--key-out", key2.to_str().unwrap()]));
+    ca2.commit("kim");
+    ok(ca2.reconcile(T0));
+    std::fs::remove_file(ca2.path("identities/kim.yaml")).unwrap();
+    std::fs::remove_file(ca2.path("csr/kim.csr")).unwrap();
+    ok(request(&ca2, &["kim-lee", "--key", key2.to_str().unwrap()]));
+    ca2.commit("kim-lee, not declared a rename");
+    let o = ca2.reconcile(T0);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("renamed_from"), "{}", stderr(&o));
+    assert!(!ca2.path("certs/kim-lee.crt").exists());
+}
