@@ -151,7 +151,7 @@ fn lint_leaf(der: &[u8], job: &Job<'_>, ca: &CaCert, crl_url: bool) -> Result<()
 }
 
 /// Prints how long each phase took when GITCA_TIMINGS is set: how the performance numbers in
-/// the README were broken down.
+/// docs/performance.md were broken down.
 struct Phases {
     start: std::time::Instant,
     on: bool,

@@ -121,7 +121,7 @@ impl TargetArgs {
     }
 }
 
-/// Docker's trap (measured; see README "Docker and loopback registries"): the daemon's default
+/// Docker's trap (measured; see docs/deploy.md, "Docker and loopback registries"): the daemon's default
 /// `insecure-registries` is 127.0.0.0/8, and for an insecure registry it never reads certs.d,
 /// so it sends no client certificate and nginx answers "No required SSL certificate was sent".
 /// True for `localhost`, `*.localhost` and 127.x.y.z, with or without a port.

@@ -64,7 +64,7 @@ pub enum RootCommand {
     /// the CA key): the CA becomes the root, encrypted to the root custodians only, and a new
     /// intermediate becomes the issuing CA.
     #[command(
-        after_help = "Example:\n  gitca root migrate --identity ~/custodian.agekey --root-recipient age1alice… --root-recipient age1bob…\n\nThe CA key stays in git history encrypted to everyone who could decrypt it before (CI too):\nsee README, \"Offline root\"."
+        after_help = "Example:\n  gitca root migrate --identity ~/custodian.agekey --root-recipient age1alice… --root-recipient age1bob…\n\nThe CA key stays in git history encrypted to everyone who could decrypt it before (CI too):\nsee docs/offline-root.md, \"Migrating a CA\"."
     )]
     Migrate {
         #[command(flatten)]

@@ -28,7 +28,7 @@ use crate::inventory::Kind;
 
 pub const FILE: &str = "ledger.tsv";
 /// Largest ledger gitca reads: about 145,000 certificates, where a reconcile that revokes
-/// and re-signs the CRL peaks near 230 MiB (README, "Performance"). Memory, not speed, sets it.
+/// and re-signs the CRL peaks near 230 MiB (docs/performance.md). Memory, not speed, sets it.
 pub const MAX_BYTES: u64 = 32 << 20;
 
 const HEADER: &str =

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         }
     };
     if std::env::var_os("GITCA_TIMINGS").is_some() {
-        // Peak resident memory, for the benchmarks (README, "Performance").
+        // Peak resident memory, for the benchmarks (docs/performance.md).
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         if let Some(hwm) = status.lines().find(|l| l.starts_with("VmHWM:")) {
             eprintln!(

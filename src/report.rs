@@ -377,7 +377,7 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
     }
 }
 
-/// The JSON document of `plan --json` (format version 1; see README "plan --json").
+/// The JSON document of `plan --json` (format version 1; see docs/formats.md).
 pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
     let mut doc = json!({
         "format_version": 1,
