@@ -242,6 +242,13 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         );
     }
     let now = opts.now;
+    if let Some(e) = state
+        .hierarchy
+        .as_ref()
+        .and_then(|h| h.orphans(&state.ledger, now))
+    {
+        return Err(e);
+    }
     let vetted = state.plan(now);
     let (plan, verified) = (vetted.plan, vetted.verified);
     let mut diagnostics = std::mem::take(&mut state.problems);

@@ -634,6 +634,7 @@ fn check_hierarchy(
     now: OffsetDateTime,
 ) {
     use crate::hierarchy::{PREVIOUS_CRL, ROOT_CERT, ROOT_CRL};
+    f.errors.extend(h.orphans(&state.ledger, now));
     match h.root_crl.next_update {
         Some(next) if next <= now => f.errors.push(Error::bad_file(
             ROOT_CRL,

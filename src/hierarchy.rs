@@ -272,6 +272,40 @@ impl Hierarchy {
         }
     }
 
+    /// Unexpired certificates whose issuer is no longer here to keep their CRL: not the root,
+    /// the current or the retiring intermediate, and not revoked by the root (which makes all of
+    /// them invalid at once). Only a merge that deleted `ca/previous.*` leaves such orphans:
+    /// their revocations could reach no CRL, so reconcile refuses until the files are back.
+    pub fn orphans(&self, ledger: &Ledger, now: OffsetDateTime) -> Option<Error> {
+        let here = |issuer: &str| {
+            issuer == self.root_id
+                || issuer == self.current
+                || self.previous.as_ref().is_some_and(|p| p.id == issuer)
+                || self
+                    .roster
+                    .get(issuer)
+                    .is_some_and(|r| self.root_crl.serials.contains(&r.serial))
+        };
+        let lost: std::collections::BTreeSet<&str> = ledger
+            .records
+            .iter()
+            .filter(|r| r.not_after > now)
+            .filter_map(|r| r.issuer.as_deref())
+            .filter(|i| !here(i))
+            .collect();
+        let first = *lost.iter().next()?;
+        Some(Error::bad_file(
+            PREVIOUS_CERT,
+            format!(
+                "unexpired certificates were signed by intermediate {}, which is neither current, retiring (ca/previous.crt) nor revoked by the root: its files were removed by hand, and revocations of its certificates could reach no CRL",
+                lost.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+            format!(
+                "restore the retiring intermediate: `git checkout $(git log -1 --format=%H --diff-filter=D -- {PREVIOUS_CERT})~1 -- {PREVIOUS_CERT} {PREVIOUS_KEY} {PREVIOUS_CRL}` (intermediate {first})"
+            ),
+        ))
+    }
+
     /// Certificates the root itself signed (a migrated CA's older ones) that the ledger has
     /// revoked but the root CRL does not list yet: only a ceremony can publish them.
     pub fn unpublished_revocations(&self, ledger: &Ledger, now: OffsetDateTime) -> Vec<String> {
@@ -389,10 +423,9 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
     }
     let roster = Roster::parse(&dir.read_string(ROSTER, 1 << 20)?)?;
     let (root_crl_text, root_crl, root_crl_recovered) = root_crl(repo, &root)?;
-    let revoked = |id: &str, serial: &str| {
-        roster.get(id).is_some_and(|r| r.reason.is_some())
-            || root_crl.serials.iter().any(|s| s == serial)
-    };
+    // Only the root's own signature says an intermediate is revoked: the newest root CRL (the
+    // roster is not signed; a merged edit of its reason column must not stop the CA).
+    let revoked = |_id: &str, serial: &str| root_crl.serials.iter().any(|s| s == serial);
     let check_intermediate = |cert: &CaCert,
                               path: &str,
                               may_be_revoked: bool|
@@ -414,6 +447,7 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         Ok((row.id, is_revoked))
     };
     let (current_id, _) = check_intermediate(current, crate::init::CA_CERT, false)?;
+    refuse_rolled_back_intermediate(repo, &root, current)?;
     let previous = match dir.read_opt(PREVIOUS_CERT, ca::MAX_CERT_BYTES)? {
         None => None,
         Some(bytes) => {
@@ -443,6 +477,58 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         current: current_id,
         previous,
     })
+}
+
+/// `ca/ca.crt` must be the newest intermediate the repository's history ever made current: a
+/// merge that puts a retired intermediate back (with its key) would let it sign again and make
+/// its older seal look like the newest, dropping what the current one issued. An error before
+/// any key is unlocked, as for any other edit of `ca/`.
+fn refuse_rolled_back_intermediate(repo: &CaRepo, root: &CaCert, current: &CaCert) -> Result<()> {
+    let Ok(head) = repo.git.head().and_then(|h| h.peel_to_commit()) else {
+        return Ok(());
+    };
+    let mut walk = repo.git.revwalk()?;
+    walk.push(head.id())?;
+    let mut seen = std::collections::HashSet::new();
+    let mut newest: Option<(OffsetDateTime, git2::Oid, String)> = None;
+    for oid in walk {
+        let oid = oid?;
+        let tree = repo.git.find_commit(oid)?.tree()?;
+        let Ok(entry) = tree.get_path(std::path::Path::new(crate::init::CA_CERT)) else {
+            continue;
+        };
+        if !seen.insert(entry.id()) {
+            continue;
+        }
+        let blob = repo.git.find_blob(entry.id())?;
+        if blob.size() as u64 > ca::MAX_CERT_BYTES {
+            continue;
+        }
+        let Ok(cert) = CaCert::parse(&String::from_utf8_lossy(blob.content())) else {
+            continue;
+        };
+        if cert.der == root.der || ca::verify_ca_signature(&cert, &root.spki_der).is_err() {
+            continue;
+        }
+        if newest.as_ref().is_none_or(|(t, _, _)| cert.not_before > *t) {
+            newest = Some((cert.not_before, oid, id_of(&cert.der)));
+        }
+    }
+    match newest {
+        Some((t, commit, id)) if t > current.not_before => Err(Error::bad_file(
+            crate::init::CA_CERT,
+            format!(
+                "ca/ca.crt is intermediate {}, older than intermediate {id} (ca/ca.crt of commit {}): a retired intermediate was put back",
+                id_of(&current.der),
+                &commit.to_string()[..12]
+            ),
+            format!(
+                "only a root ceremony changes the issuing intermediate: restore it with `git checkout {} -- ca/ca.crt ca/ca.key.age ca/recipients.txt`",
+                &commit.to_string()[..12]
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn bad(path: &str, what: &str) -> Error {

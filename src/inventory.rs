@@ -653,9 +653,34 @@ fn parse_all(
             .map(|i| i.name.clone())
             .collect()
     };
-    inv.identities.retain(|i| !dup.contains(&i.name));
+    // A name declared twice is dropped (held: neither renewed nor revoked) — unless one of its
+    // declarations asks for a revocation, which takes nothing from anyone: the strongest such
+    // declaration stays, so a duplicate added by a pull request never holds up a revocation.
+    let strength = |i: &Identity| match (i.revoke, i.disabled) {
+        (Some(RevocationReason::KeyCompromise), _) => 3,
+        (Some(_), _) => 2,
+        (None, true) => 1,
+        (None, false) => 0,
+    };
+    let mut revoking: BTreeMap<String, usize> = BTreeMap::new();
+    for (n, i) in inv.identities.iter().enumerate() {
+        if dup.contains(&i.name) && strength(i) > 0 {
+            let best = revoking.entry(i.name.clone()).or_insert(n);
+            if strength(i) > strength(&inv.identities[*best]) {
+                *best = n;
+            }
+        }
+    }
+    let kept: std::collections::HashSet<usize> = revoking.values().copied().collect();
+    let mut n = 0;
+    inv.identities.retain(|i| {
+        n += 1;
+        !dup.contains(&i.name) || kept.contains(&(n - 1))
+    });
     for h in held {
-        inv.held.entry(h.identity.clone()).or_insert(h);
+        if !revoking.contains_key(&h.identity) {
+            inv.held.entry(h.identity.clone()).or_insert(h);
+        }
     }
     inv.identities.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((inv, errors))

@@ -5,7 +5,7 @@
 //! certificate is decided by a chain of named checks evaluated in order (as cert-manager's
 //! trigger policies); the first that fires decides, and its reason is what a reviewer reads.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -643,10 +643,23 @@ pub fn plan(input: &Input<'_>) -> Plan {
             line: None,
         });
     }
-    // A rename (`renamed_from:`) supersedes the former name's certificates.
+    // A rename (`renamed_from:`) supersedes the former name's certificates — when the new name
+    // is new (a rename happens in one change); a `renamed_from:` left on an identity that
+    // already holds certificates says nothing about a later offboarding of that name.
+    let certified: BTreeSet<&str> = if input.identities.iter().any(|i| i.renamed_from.is_some()) {
+        input
+            .ledger
+            .records
+            .iter()
+            .map(|r| r.identity.as_str())
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
     let successor: BTreeMap<&str, &str> = input
         .identities
         .iter()
+        .filter(|i| !certified.contains(i.name.as_str()))
         .filter_map(|i| Some((i.renamed_from.as_deref()?, i.name.as_str())))
         .collect();
     for rec in &input.ledger.records {
@@ -669,6 +682,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             });
         }
     }
+    revoke_compromised_keys(input.ledger, now, &mut actions);
     actions
         .sort_by(|a, b| (&a.identity, a.op == Op::Revoke).cmp(&(&b.identity, b.op == Op::Revoke)));
     blocked.sort_by(|a, b| a.identity.cmp(&b.identity));
@@ -804,6 +818,60 @@ pub fn next_crl_update(
 ) -> OffsetDateTime {
     let next = now + validity;
     previous.map_or(next, |p| next.max(p))
+}
+
+/// A key revoked for compromise is dead whoever holds it: every live certificate of that key,
+/// of any identity, is revoked for key compromise too. (Signing keeps one key to one identity;
+/// this holds even for a ledger that predates that, or an import.)
+fn revoke_compromised_keys(ledger: &Ledger, now: OffsetDateTime, actions: &mut Vec<Action>) {
+    let any = |a: &Action| a.revocation == Some(RevocationReason::KeyCompromise);
+    if !actions.iter().any(any)
+        && !ledger
+            .records
+            .iter()
+            .any(|r| r.reason == Some(RevocationReason::KeyCompromise))
+    {
+        return;
+    }
+    let by_serial: HashMap<&str, &Record> = ledger
+        .records
+        .iter()
+        .map(|r| (r.serial.as_str(), r))
+        .collect();
+    let mut barred: HashMap<&str, &str> = ledger
+        .records
+        .iter()
+        .filter(|r| r.reason == Some(RevocationReason::KeyCompromise))
+        .map(|r| (r.key_sha256.as_str(), r.identity.as_str()))
+        .collect();
+    let mut targeted: HashSet<&str> = HashSet::new();
+    for a in actions.iter().filter(|a| a.op == Op::Revoke) {
+        let Some(rec) = a.serial.as_deref().and_then(|s| by_serial.get(s)) else {
+            continue;
+        };
+        targeted.insert(rec.serial.as_str());
+        if a.revocation == Some(RevocationReason::KeyCompromise) {
+            barred.insert(rec.key_sha256.as_str(), rec.identity.as_str());
+        }
+    }
+    if barred.is_empty() {
+        return;
+    }
+    for rec in &ledger.records {
+        if !rec.is_live(now) || targeted.contains(rec.serial.as_str()) {
+            continue;
+        }
+        if let Some(who) = barred.get(rec.key_sha256.as_str()) {
+            actions.push(revoke(
+                rec,
+                RevocationReason::KeyCompromise,
+                reason(
+                    "key-compromised",
+                    format!("its key was revoked for key compromise (`{who}`)"),
+                ),
+            ));
+        }
+    }
 }
 
 fn revoke(rec: &Record, why: RevocationReason, r: Reason) -> Action {
@@ -1280,6 +1348,70 @@ mod tests {
         l2.records[0].reason = Some(RevocationReason::KeyCompromise);
         l2.records[0].revoked_at = Some(t("2026-02-01T00:00:00Z"));
         assert!(run(&[a], &l2, "2026-02-02T00:00:00Z").is_empty());
+    }
+
+    /// A key revoked for compromise is dead for everyone: a live certificate of the same key
+    /// held by another identity (a ledger from before one-key-per-identity, an import) is
+    /// revoked in the same run, and so is it in a later run once the first is recorded.
+    #[test]
+    fn a_compromised_key_is_revoked_whoever_holds_it() {
+        let l = Ledger {
+            with_issuer: false,
+            records: vec![
+                rec(
+                    "01",
+                    "mal2",
+                    "shared",
+                    "2026-01-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                ),
+                rec(
+                    "02",
+                    "mal3",
+                    "shared",
+                    "2026-01-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                ),
+                rec(
+                    "03",
+                    "zed",
+                    "own",
+                    "2026-01-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                ),
+            ],
+        };
+        let mut a = ident("mal2", "shared");
+        a.revoke = Some(RevocationReason::KeyCompromise);
+        let ids = [a.clone(), ident("mal3", "shared"), ident("zed", "own")];
+        let p = run(&ids, &l, "2026-02-01T00:00:00Z");
+        let mut got = ops(&p);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("mal2".into(), "revoke", "explicit-revocation"),
+                ("mal3".into(), "revoke", "key-compromised"),
+            ]
+        );
+        assert!(p
+            .actions
+            .iter()
+            .all(|a| a.revocation == Some(RevocationReason::KeyCompromise)));
+        // Recorded: the next run still catches mal3's certificate if it is live.
+        let mut l2 = l.clone();
+        l2.records[0].state = State::Revoked;
+        l2.records[0].reason = Some(RevocationReason::KeyCompromise);
+        l2.records[0].revoked_at = Some(t("2026-02-01T00:00:00Z"));
+        let p = run(&ids[1..], &l2, "2026-02-02T00:00:00Z");
+        assert_eq!(ops(&p), [("mal3".into(), "revoke", "key-compromised")]);
+        // Without a compromise nothing of the kind happens (the proof it is the bar).
+        let innocent = [
+            ident("mal2", "shared"),
+            ident("mal3", "shared"),
+            ident("zed", "own"),
+        ];
+        assert!(run(&innocent, &l, "2026-02-02T00:00:00Z").is_empty());
     }
 
     #[test]

@@ -185,10 +185,55 @@ pub struct Vetting<'a> {
 /// signature, key policy, CN, key ownership (a key belongs to one identity for life) and
 /// compromised keys. `check` vets every identity that wants a certificate; `plan` and
 /// reconcile only those they would sign for (a no-op parses no CSR).
-/// `id` is `former` renamed: its entry says `renamed_from: former`, and `former` is no longer
-/// declared (a key moves on only when its holder's name is gone).
-fn renamed(id: &Identity, former: &str, inventory: &Inventory) -> bool {
-    id.renamed_from.as_deref() == Some(former) && inventory.get(former).is_none()
+/// `id` is `former` renamed, and may take over `former`'s key: its entry says
+/// `renamed_from: former`, `former` is no longer declared (a key moves on only when its holder's
+/// name is gone), no other entry claims the same former name, and `former` did not lose that
+/// key to a revocation (an offboarded or compromised identity's key never comes back under
+/// another name; only a supersession, as the rename itself makes, passes).
+struct Renames<'a> {
+    claims: HashMap<&'a str, usize>,
+    ended: HashSet<(&'a str, &'a str)>,
+}
+
+impl<'a> Renames<'a> {
+    fn new(inventory: &'a Inventory, ledger: &'a Ledger) -> Self {
+        let mut claims: HashMap<&str, usize> = HashMap::new();
+        for id in &inventory.identities {
+            if let Some(f) = id.renamed_from.as_deref() {
+                *claims.entry(f).or_default() += 1;
+            }
+        }
+        let ended = ledger
+            .records
+            .iter()
+            .filter(|r| claims.contains_key(r.identity.as_str()))
+            .filter(|r| {
+                r.reason
+                    .is_some_and(|why| why != RevocationReason::Superseded)
+            })
+            .map(|r| (r.identity.as_str(), r.key_sha256.as_str()))
+            .collect();
+        Renames { claims, ended }
+    }
+
+    fn why_not(&self, former: &str, key: &str, inventory: &Inventory) -> &'static str {
+        if inventory.get(former).is_some() {
+            "it is still declared"
+        } else if self.claims.get(former).is_some_and(|n| *n > 1) {
+            "more than one entry says it was renamed from it"
+        } else if self.ended.contains(&(former, key)) {
+            "its certificate for this key was revoked (offboarded, disabled or compromised)"
+        } else {
+            "it is not this entry's former name"
+        }
+    }
+
+    fn allows(&self, id: &Identity, former: &str, key: &str, inventory: &Inventory) -> bool {
+        id.renamed_from.as_deref() == Some(former)
+            && inventory.get(former).is_none()
+            && self.claims.get(former) == Some(&1)
+            && !self.ended.contains(&(former, key))
+    }
 }
 
 pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity]) -> Vetting<'a> {
@@ -233,6 +278,7 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
         }
     }
     let owner: HashMap<&str, &str> = owner.into_iter().map(|(k, (n, _))| (k, n)).collect();
+    let renames = Renames::new(inventory, ledger);
     // Two new identities asking for the same key: neither gets it (which one is the owner's
     // cannot be told).
     let mut claims: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -265,16 +311,31 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
                     })
                 } else if let Some(other) = owner
                     .get(key)
-                    .filter(|o| **o != id.name && !renamed(id, o, inventory))
+                    .filter(|o| **o != id.name && !renames.allows(id, o, key, inventory))
                 {
-                    Err(Refusal {
+                    Err(if id.renamed_from.as_deref() == Some(*other) {
+                        Refusal {
+                            rule: format!(
+                                "`renamed_from: {other}` cannot hand on `{other}`'s key: {}",
+                                renames.why_not(other, key, inventory)
+                            ),
+                            help: format!(
+                                "a rename takes over the key of a name that is removed in the same change and was never revoked; otherwise make a new key and CSR with `gitca request {} --rotate`",
+                                id.name
+                            ),
+                        }
+                    } else {
+                        Refusal {
                         rule: format!("its public key belongs to identity `{other}`"),
                         help: format!(
                             "every identity has its own key: make a new key and CSR with `gitca request {} --rotate`; or, if `{}` is `{other}` renamed, remove `{other}`'s entry and add `renamed_from: {other}` to this one (docs/onboarding.md, \"Renaming\")",
                             id.name, id.name
                         ),
+                    }
                     })
-                } else if !others.is_empty() && !owner.contains_key(key) {
+                } else if !others.is_empty()
+                    && owner.get(key).is_none_or(|o| !claims[key].contains(o))
+                {
                     Err(Refusal {
                         rule: format!("its public key is also in the CSR of `{}`", others.join("`, `")),
                         help: format!("every identity has its own key: make a new key and CSR with `gitca request {} --rotate`", id.name),

@@ -851,3 +851,108 @@ fn eight_hundred_days_of_a_hierarchy_never_lock_anyone_out() {
         "status scheduled the root CRL's ceremonies"
     );
 }
+
+/// Merged edits of the hierarchy's files during a planned rotation: putting the retiring
+/// intermediate back in charge, deleting it, or writing a revocation into the unsigned roster.
+/// None may drop what the current intermediate issued or stop revocations silently.
+#[test]
+fn merged_edits_during_a_rotation_never_drop_certificates_or_revocations() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    h.request("alice", false, T0);
+    h.request("mallory", false, T0);
+    ca.commit("two");
+    ok(ca.reconcile(T0));
+    let d1 = days_after(T0, 30);
+    ok(h.ceremony(&d1, &["new-intermediate"]));
+    ok(ca.reconcile(&d1));
+    let ledger = ca.read("ledger.tsv");
+    let d2 = days_after(T0, 31);
+    let refused = |says: &str| {
+        let head = ca.head();
+        let o = fails(ca.reconcile(&d2));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+        assert_eq!(ca.head(), head, "nothing committed");
+        assert_eq!(ca.read("ledger.tsv"), ledger, "no ledger row dropped");
+        let o = fails(run(ca.cmd(&d2).arg("check")));
+        assert!((stdout(&o) + &stderr(&o)).contains(says));
+        o
+    };
+    // 1. The retiring intermediate put back as the current one (with its key).
+    let current = (ca.read("ca/ca.crt"), ca.read("ca/ca.key.age"));
+    ca.write("ca/ca.crt", &ca.read("ca/previous.crt"));
+    ca.write("ca/ca.key.age", &ca.read("ca/previous.key.age"));
+    ca.commit("merged: swap");
+    let o = refused("a retired intermediate was put back");
+    // Its hint restores the current one, and the CA works again.
+    let hint = stdout(&o) + &stderr(&o);
+    let cmd = hint
+        .split('`')
+        .find(|s| s.starts_with("git checkout"))
+        .unwrap_or_else(|| panic!("a git checkout hint in: {hint}"));
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(&ca.root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    assert_eq!(ca.read("ca/ca.crt"), current.0);
+    assert_eq!(ca.read("ca/ca.key.age"), current.1);
+    ca.commit("restored");
+
+    // 2. The retiring intermediate's files deleted: its unexpired certificates would lose
+    // their CRL.
+    let keep: Vec<(String, String)> =
+        ["ca/previous.crt", "ca/previous.key.age", "crl/previous.crl"]
+            .iter()
+            .map(|f| (f.to_string(), ca.read(f)))
+            .collect();
+    for (f, _) in &keep {
+        std::fs::remove_file(ca.path(f)).unwrap();
+    }
+    ca.commit("merged: previous deleted");
+    let o = refused("neither current, retiring");
+    let hint = stdout(&o) + &stderr(&o);
+    let cmd = hint
+        .split('`')
+        .find(|s| s.starts_with("git checkout"))
+        .unwrap_or_else(|| panic!("a git checkout hint in: {hint}"));
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(&ca.root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    for (f, text) in &keep {
+        assert_eq!(&ca.read(f), text, "{f} restored by the hint");
+    }
+    ca.commit("previous restored");
+
+    // 3. A revocation written into the roster (unsigned): the root CRL says otherwise, so
+    // reconcile goes on, and mallory's offboarding is applied.
+    let roster = ca.read("ca/intermediates.tsv");
+    let forged: Vec<String> = roster
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split('\t').collect();
+            if f.len() == 7 && f[4] == "-" {
+                f[4] = "2026-01-01T00:00:00Z";
+                f[5] = "key-compromise";
+            }
+            f.join("\t")
+        })
+        .collect();
+    ca.write("ca/intermediates.tsv", &(forged.join("\n") + "\n"));
+    remove(ca, "mallory");
+    ca.commit("merged: roster revocation + offboard mallory");
+    ok(ca.reconcile(&d2));
+    let rows = ca.ledger_rows();
+    assert!(
+        rows.iter()
+            .filter(|r| r[1] == "mallory" && r[6].as_str() > d2.as_str())
+            .all(|r| r[4] == "revoked"),
+        "every unexpired certificate of mallory revoked: {rows:?}"
+    );
+}

@@ -242,3 +242,80 @@ fn a_renamed_person_keeps_their_key_and_the_old_name_is_superseded() {
     assert!(stderr(&o).contains("renamed_from"), "{}", stderr(&o));
     assert!(!ca2.path("certs/kim-lee.crt").exists());
 }
+
+/// A rename hands a key on to one successor, once, and never brings back a key its holder lost
+/// to a revocation: two entries renamed from the same name get nothing, and an offboarded
+/// person's key cannot return under another name.
+#[test]
+fn a_rename_hands_a_key_to_one_successor_and_never_revives_a_revoked_key() {
+    let ca = Ca::new();
+    let key = ca.keys.join("mallory.key");
+    ok(request(
+        &ca,
+        &["mallory", "--key-out", key.to_str().unwrap()],
+    ));
+    ca.commit("mallory");
+    ok(ca.reconcile(T0));
+    // Two successors claim her key in one change: neither is certified.
+    std::fs::remove_file(ca.path("identities/mallory.yaml")).unwrap();
+    std::fs::remove_file(ca.path("csr/mallory.csr")).unwrap();
+    for n in ["mal2", "mal3"] {
+        ok(request(
+            &ca,
+            &[
+                n,
+                "--key",
+                key.to_str().unwrap(),
+                "--renamed-from",
+                "mallory",
+            ],
+        ));
+    }
+    ca.commit("two successors");
+    let o = ca.reconcile(T0);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("more than one entry says it was renamed from it"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!ca.path("certs/mal2.crt").exists() && !ca.path("certs/mal3.crt").exists());
+    // The proof that it was the second claim: with one successor left, the rename goes through.
+    std::fs::remove_file(ca.path("identities/mal3.yaml")).unwrap();
+    std::fs::remove_file(ca.path("csr/mal3.csr")).unwrap();
+    ca.commit("one successor");
+    ok(ca.reconcile(T0));
+    assert_eq!(
+        pubkey_of_cert(&ca, "certs/mal2.crt"),
+        pubkey_of_key(&ca, &key)
+    );
+
+    // Offboarded: her key does not come back under a new name.
+    let ca = Ca::new();
+    let key = ca.keys.join("mallory.key");
+    ok(request(
+        &ca,
+        &["mallory", "--key-out", key.to_str().unwrap()],
+    ));
+    ca.commit("mallory");
+    ok(ca.reconcile(T0));
+    ca.offboard("mallory");
+    std::fs::remove_file(ca.path("csr/mallory.csr")).unwrap();
+    ca.commit("offboard mallory");
+    ok(ca.reconcile(T0));
+    ok(request(
+        &ca,
+        &[
+            "mal2",
+            "--key",
+            key.to_str().unwrap(),
+            "--renamed-from",
+            "mallory",
+        ],
+    ));
+    ca.commit("mallory returns as mal2");
+    let o = ca.reconcile(T0);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("was revoked"), "{}", stderr(&o));
+    assert!(!ca.path("certs/mal2.crt").exists());
+}

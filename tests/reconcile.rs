@@ -709,6 +709,30 @@ fn duplicate_names_across_files_show_both_places() {
     assert!(!err.lines().any(|l| l.starts_with("Error:")), "{err}");
 }
 
+/// A duplicate added next to a revocation request does not hold the revocation up: revoking
+/// takes nothing from anyone, so the revoking declaration goes ahead (and the run exits 3 for
+/// the duplicate).
+#[test]
+fn a_duplicate_never_holds_up_a_revocation() {
+    let ca = Ca::new();
+    ca.p256_csr("mallory");
+    ca.identities("users:\n  - name: mallory\n");
+    ca.commit("mallory");
+    ok(ca.reconcile(T0));
+    ca.identities("users:\n  - name: mallory\n    revoke: key-compromise\n");
+    ca.write("identities/zz.yaml", "users:\n  - name: mallory\n");
+    ca.commit("revoke mallory, and a duplicate");
+    let o = ca.reconcile(T0);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("declared twice"), "{}", stderr(&o));
+    let rows = ca.ledger_rows();
+    let row = rows.iter().find(|r| r[1] == "mallory").unwrap();
+    assert_eq!(
+        (row[4].as_str(), row[8].as_str()),
+        ("revoked", "key-compromise")
+    );
+}
+
 #[test]
 fn a_name_taken_by_a_pull_request_is_flagged_where_the_pull_request_took_it() {
     // main declares carol in team.yaml; a pull request declares another carol in
