@@ -310,6 +310,9 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         }
         (KeySource::None, None) => unreachable!("no key without --csr"),
     };
+    if !matches!(key_source, KeySource::New(_)) {
+        refuse_taken_key(&repo.dir, &csr_pem, name, args.renamed_from.as_deref())?;
+    }
     let mut tx = repo::Transaction::new(&repo.dir);
     let written = (|| -> Result<()> {
         tx.write(&csr_rel, csr_pem.as_bytes());
@@ -419,6 +422,59 @@ fn describe(key: &rcgen::KeyPair) -> String {
 
 /// A CSR made elsewhere: verified as reconcile will (signature, key policy, CN) before it is
 /// added; a DER one is converted to PEM. Returns its PEM and the key's description.
+/// A key brought along (`--key`, `--csr`) that reconcile would refuse is refused now, before
+/// anything is written: a key revoked for compromise, or one another identity holds (unless
+/// this is that identity renamed). Reconcile checks again; this saves a pull request.
+fn refuse_taken_key(
+    dir: &crate::confined::Dir,
+    csr_pem: &str,
+    name: &str,
+    renamed_from: Option<&str>,
+) -> Result<()> {
+    let Ok(csr) = crate::policy::verify_csr(csr_pem.as_bytes()) else {
+        return Ok(());
+    };
+    let Some(text) = dir
+        .read_opt(crate::ledger::FILE, crate::ledger::MAX_BYTES)
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+    else {
+        return Ok(());
+    };
+    let Ok(ledger) = crate::ledger::Ledger::parse(&text) else {
+        return Ok(());
+    };
+    let mine = ledger
+        .records
+        .iter()
+        .filter(|r| r.key_sha256 == csr.key_sha256);
+    let mut holder: Option<&crate::ledger::Record> = None;
+    for r in mine {
+        if r.reason == Some(crate::ledger::RevocationReason::KeyCompromise) {
+            return Err(Error::usage(
+                format!("this key was revoked for key compromise (certificate {} of `{}`)", r.serial, r.identity),
+                format!("a compromised key is never certified again: make a new key (gitca request {name} without --key/--csr, or with --rotate for an existing identity)"),
+            ));
+        }
+        if holder.is_none_or(|h| r.not_before > h.not_before) {
+            holder = Some(r);
+        }
+    }
+    match holder {
+        Some(h) if h.identity != name && Some(h.identity.as_str()) != renamed_from => {
+            Err(Error::usage(
+                format!("this key belongs to identity `{}`", h.identity),
+                format!(
+                    "every identity has its own key: make a new one (gitca request {name} without --key/--csr); if `{name}` is `{}` renamed, add --renamed-from {}",
+                    h.identity, h.identity
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn given_csr(path: &Path, cn: &str) -> Result<(String, String)> {
     let bytes = crate::confined::read_named(path, 64 * 1024, "read the CSR")?;
     let pem_text = if bytes.first() == Some(&0x30) {

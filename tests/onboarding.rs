@@ -122,6 +122,13 @@ fn a_person_brings_their_own_ed25519_key() {
     let o = fails(request(&ca, &["ivan", "--key", weak.to_str().unwrap()]));
     assert!(stderr(&o).contains("help:"), "{}", stderr(&o));
     assert_eq!(ca.snapshot(), snap, "nothing written");
+    // A new key for the same new name goes through (the refusal was the key's).
+    let fresh = ca.keys.join("lou2.key");
+    ok(request(
+        &ca,
+        &["lou2", "--key-out", fresh.to_str().unwrap()],
+    ));
+    assert!(ca.path("identities/lou2.yaml").exists());
 }
 
 #[test]
@@ -235,7 +242,30 @@ fn a_renamed_person_keeps_their_key_and_the_old_name_is_superseded() {
     ok(ca2.reconcile(T0));
     std::fs::remove_file(ca2.path("identities/kim.yaml")).unwrap();
     std::fs::remove_file(ca2.path("csr/kim.csr")).unwrap();
-    ok(request(&ca2, &["kim-lee", "--key", key2.to_str().unwrap()]));
+    // request itself refuses a key another identity holds…
+    let o = fails(request(&ca2, &["kim-lee", "--key", key2.to_str().unwrap()]));
+    assert!(
+        stderr(&o).contains("belongs to identity `kim`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!ca2.path("identities/kim-lee.yaml").exists());
+    // …and reconcile refuses the same entry written by hand (the rename line dropped).
+    ok(request(
+        &ca2,
+        &[
+            "kim-lee",
+            "--key",
+            key2.to_str().unwrap(),
+            "--renamed-from",
+            "kim",
+        ],
+    ));
+    let yaml = ca2.read("identities/kim-lee.yaml");
+    ca2.write(
+        "identities/kim-lee.yaml",
+        &yaml.replace("    renamed_from: kim\n", ""),
+    );
     ca2.commit("kim-lee, not declared a rename");
     let o = ca2.reconcile(T0);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -318,4 +348,30 @@ fn a_rename_hands_a_key_to_one_successor_and_never_revives_a_revoked_key() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("was revoked"), "{}", stderr(&o));
     assert!(!ca.path("certs/mal2.crt").exists());
+}
+
+/// `request --key`/`--csr` with a key reconcile would refuse is refused at once, nothing
+/// written: a key revoked for compromise comes back under no name and in no encoding.
+#[test]
+fn a_compromised_key_brought_along_is_refused_by_request() {
+    let ca = Ca::new();
+    let key = ca.keys.join("lou.key");
+    ok(request(&ca, &["lou", "--key-out", key.to_str().unwrap()]));
+    ca.commit("lou");
+    ok(ca.reconcile(T0));
+    let yaml = ca.read("identities/lou.yaml");
+    ca.write(
+        "identities/lou.yaml",
+        &(yaml + "    revoke: key-compromise\n"),
+    );
+    ca.commit("lou compromised");
+    ok(ca.reconcile(T0));
+    let snap = ca.snapshot();
+    let o = fails(request(&ca, &["lou2", "--key", key.to_str().unwrap()]));
+    assert!(
+        stderr(&o).contains("revoked for key compromise"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(ca.snapshot(), snap, "nothing written");
 }
