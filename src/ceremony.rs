@@ -41,7 +41,7 @@ pub enum RootCommand {
     /// Make a new issuing intermediate (a ceremony): after a compromise of CI
     /// (--revoke-current key-compromise), or before the current one expires.
     #[command(
-        after_help = "Example (CI's identity leaked):\n  gitca root new-intermediate --revoke-current key-compromise --identity ~/custodian.agekey\n  git push   # then reconcile re-issues every certificate under the new intermediate"
+        after_help = "Example (CI's identity leaked):\n  age-keygen -o ci-new.agekey    # CI's new identity: its text becomes the CI secret\n  gitca root new-intermediate --revoke-current key-compromise --identity ~/custodian.agekey \\\n      --recipient \"$(age-keygen -y ci-new.agekey)\"\n  git push   # then reconcile (with the new identity) re-issues every certificate under the new intermediate"
     )]
     NewIntermediate {
         #[command(flatten)]
@@ -59,6 +59,11 @@ pub enum RootCommand {
         /// Lifetime of the new intermediate.
         #[arg(long, default_value = "5y", value_name = "DURATION")]
         validity: String,
+        /// With --revoke-current: encrypt the new intermediate's key to this recipient (CI's
+        /// new age identity) instead of ca/recipients.txt, whose CI identity may have leaked;
+        /// the root custodians are always added. Repeatable.
+        #[arg(long = "recipient", value_name = "RECIPIENT")]
+        recipients: Vec<String>,
     },
     /// Move a single-level CA to an offline root (a ceremony, with an identity that decrypts
     /// the CA key): the CA becomes the root, encrypted to the root custodians only, and a new
@@ -92,6 +97,7 @@ pub fn run(dir: &Path, now: OffsetDateTime, cmd: RootCommand, out: &mut dyn Writ
             revoke_current,
             revoke_previous,
             validity,
+            recipients,
         } => new_intermediate(
             dir,
             now,
@@ -100,6 +106,7 @@ pub fn run(dir: &Path, now: OffsetDateTime, cmd: RootCommand, out: &mut dyn Writ
                 revoke_current: revoke_current.as_deref().map(reason).transpose()?,
                 revoke_previous: revoke_previous.as_deref().map(reason).transpose()?,
                 validity: Dur::parse(&validity)?,
+                recipients,
             },
             out,
         ),
@@ -301,7 +308,7 @@ fn sign_crl(
     }
     let _ = writeln!(
         out,
-        "Next: git push; servers pick it up with `gitca deploy crl` (nginx needs the root CRL too)."
+        "Next: git push; the publish job (`gitca publish`) serves it and servers install it with `gitca deploy crl` (nginx needs the root CRL too)."
     );
     Ok(())
 }
@@ -328,6 +335,9 @@ struct Rotation {
     revoke_current: Option<RevocationReason>,
     revoke_previous: Option<RevocationReason>,
     validity: Dur,
+    /// New recipients for the new intermediate's key (with the root custodians), replacing
+    /// ca/recipients.txt; empty: whoever can decrypt the current one.
+    recipients: Vec<String>,
 }
 
 /// The custody of a new intermediate's key: whoever can decrypt the current one.
@@ -362,6 +372,14 @@ fn new_intermediate(
     rotation: Rotation,
     out: &mut dyn Write,
 ) -> Result<()> {
+    if !rotation.recipients.is_empty() && rotation.revoke_current.is_none() {
+        // A retiring intermediate's key stays with the current recipients (CI keeps its CRL):
+        // both keys must be readable by the same CI identity.
+        return Err(Error::usage(
+            "--recipient replaces CI's recipient for the new intermediate, which only a rotation with --revoke-current may do",
+            "for a planned rotation, change CI's recipient first with `gitca rekey --add NEW --remove OLD`, then run the ceremony",
+        ));
+    }
     let s = start(dir)?;
     let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
     let current = s.outputs.ca.clone();
@@ -446,7 +464,29 @@ fn new_intermediate(
         (ledger_text.as_bytes(), crl.as_bytes(), 1),
         previous_crl.as_deref().map(str::as_bytes),
     )?;
-    let custody = issuing_custody(&s.repo, &[])?;
+    let (custody, new_recipients) = if rotation.recipients.is_empty() {
+        (issuing_custody(&s.repo, &[])?, None)
+    } else {
+        let mut all = rotation.recipients.clone();
+        let custodians = s
+            .repo
+            .dir
+            .read_string(h::ROOT_RECIPIENTS, custody::MAX_FILE_BYTES)?;
+        for r in custodians
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            if !all.iter().any(|a| a == r) {
+                all.push(r.to_string());
+            }
+        }
+        let text = all.join("\n") + "\n";
+        (
+            Custody::Recipients(custody::validate_recipients(&all)?),
+            Some(text),
+        )
+    };
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
     drop(key);
 
@@ -459,6 +499,10 @@ fn new_intermediate(
         (seal::FILE, Some(seal.render().into_bytes())),
         (ledger::FILE, Some(ledger_text.into_bytes())),
     ];
+    let recipients_replaced = new_recipients.is_some();
+    if let Some(text) = new_recipients {
+        files.push((custody::RECIPIENTS_FILE, Some(text.into_bytes())));
+    }
     if retiring {
         // The current intermediate moves aside, its key as it is (CI can still decrypt it).
         let old_key = s
@@ -496,6 +540,17 @@ fn new_intermediate(
                 "  intermediate {current_id} is revoked ({why}) on root CRL #{}: every certificate it signed is refused once servers have the new CRLs",
                 root_info.number
             );
+            if recipients_replaced {
+                let _ = writeln!(
+                    out,
+                    "  the new intermediate's key is encrypted to the recipients given and the root custodians (ca/recipients.txt): give CI its new identity before the next reconcile"
+                );
+            } else if why == RevocationReason::KeyCompromise {
+                let _ = writeln!(
+                    out,
+                    "warning: the new intermediate's key is encrypted to ca/recipients.txt as it was, CI's identity included: if that identity leaked, whoever holds it can decrypt the new key too. Run this ceremony again with --recipient set to CI's new age recipient (and --revoke-current key-compromise)."
+                );
+            }
         }
         None => {
             let _ = writeln!(

@@ -39,7 +39,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct IdentityArg {
-    /// age identity file (or unencrypted SSH private key) that decrypts ca/ca.key.age.
+    /// age identity file (or unencrypted SSH private key) that decrypts the key this command
+    /// needs: ca/ca.key.age, or ca/root.key.age for `gitca root …` and `rekey --root`.
     /// Also: GITCA_IDENTITY (the identity text), GITCA_IDENTITY_FILE, GITCA_PASSPHRASE.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
@@ -385,7 +386,7 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
         parts.push(format!("restored the sealed ledger and CRL ({why})"));
     }
     if parts.is_empty() {
-        parts.push("declarations with problems (see above)".into());
+        parts.push("the problems listed above".into());
     }
     eprintln!(
         "gitca: reconcile applied every revocation and CRL update it could{}, but needs attention: {}",

@@ -338,8 +338,10 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         let root = two_levels && root_der.is_some() && crl.issuer_der.as_deref() == root_der;
         check_crl_dates(d, crl, root, now);
     }
+    // Not revoked: the server still accepts this one (a renewal, or a replacement within its
+    // grace period), so the newer certificate is advice, not a refusal.
     if let Some(n) = newer.filter(|_| revoked_here.is_none()) {
-        d.bad(n.what, n.fix);
+        d.note(format!("{}; {}", n.what, n.fix));
     }
 }
 
@@ -404,9 +406,11 @@ fn check_chain(
         .crls
         .iter()
         .find(|c| c.issuer_der.as_deref() == Some(&anchor.der[..]));
+    let mut revoked_by_root = false;
     match (root_crl, serial) {
         (Some(crl), Some(serial)) => {
             if let Some((_, at, reason)) = crl.revoked.iter().find(|(s, _, _)| *s == serial) {
+                revoked_by_root = true;
                 d.bad(
                     format!(
                         "its intermediate {} was revoked by the root on {} ({reason}): nginx refuses every certificate it signed",
@@ -428,7 +432,9 @@ fn check_chain(
         ),
         _ => {}
     }
+    // A revoked intermediate's own CRL is no longer published: its absence is no second problem.
     if !cx.crls.is_empty()
+        && !revoked_by_root
         && !cx
             .crls
             .iter()
@@ -492,6 +498,26 @@ fn ordinal(n: usize) -> String {
     }
 }
 
+/// The CA certificates after the leaf in the certificate file (`--cert`, or certs.d's
+/// `client.cert`); unverified (the caller checks them against the anchor).
+fn chain_intermediates(args: &DoctorArgs) -> Vec<CaCert> {
+    let path = match (&args.cert, &args.certs_dir) {
+        (Some(c), _) => c.clone(),
+        (None, Some(d)) => d.join("client.cert"),
+        _ => return Vec::new(),
+    };
+    let Ok(text) = crate::confined::read_named_string(&path, ca::MAX_CERT_BYTES * 4, "read") else {
+        return Vec::new();
+    };
+    pem::parse_many(&text)
+        .unwrap_or_default()
+        .iter()
+        .skip(1)
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .filter_map(|b| CaCert::parse(&pem::encode(b)).ok())
+        .collect()
+}
+
 /// The top-level entry point for `gitca doctor`. Exit 0 only when all is well.
 pub fn run_doctor(
     dir: &Path,
@@ -534,6 +560,18 @@ pub fn run_doctor(
                 }
             }
             None => repo_crls.push_str(&o.crl_text),
+        }
+    }
+    // Outside the repository, the intermediate comes with the certificate (client.cert is leaf
+    // + issuer): it counts once the pinned anchor has signed it.
+    if let Some(anchor) = &ca {
+        for c in chain_intermediates(args) {
+            if c.der != anchor.der
+                && ca::verify_ca_signature(&c, &anchor.spki_der).is_ok()
+                && !intermediates.iter().any(|i| i.der == c.der)
+            {
+                intermediates.push(c);
+            }
         }
     }
     let cas: Vec<&CaCert> = ca.iter().chain(intermediates.iter()).collect();

@@ -522,7 +522,7 @@ pub fn run_rekey(
             removed.len(),
             vault.what,
             if vault.key == custody::KEY_FILE {
-                "replace the key itself: with an offline root, `gitca root new-intermediate --revoke-current key-compromise`; otherwise a new CA (gitca init) and re-issuing"
+                "replace the key itself: with an offline root, `gitca root new-intermediate --revoke-current key-compromise --recipient NEW-CI`; otherwise a new CA (gitca init) and re-issuing"
             } else {
                 "make a new root (gitca init --offline-root) and move servers and clients to it"
             }

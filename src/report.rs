@@ -500,7 +500,11 @@ pub fn render_applied(
     );
     match commit {
         Some(oid) => {
-            let _ = writeln!(out, "Committed {}. Push it; servers install the new CRL with `gitca deploy crl` (or copy it and run nginx -s reload).", &oid.to_string()[..12]);
+            if plan.crl.is_some() {
+                let _ = writeln!(out, "Committed {}. Push it; the publish job (`gitca publish`) serves the new CRL and servers install it with `gitca deploy crl`.", &oid.to_string()[..12]);
+            } else {
+                let _ = writeln!(out, "Committed {}. Push it.", &oid.to_string()[..12]);
+            }
         }
         None => {
             let _ = writeln!(out, "Not committed (--no-commit): review with `git status` and commit the files yourself.");

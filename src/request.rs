@@ -362,7 +362,12 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     );
     let _ = writeln!(
         out,
-        "  git add {csr_rel} {file} && git commit -m 'onboard {name}'"
+        "  git add {csr_rel} {file} && git commit -m '{} {name}'",
+        if args.rotate {
+            "new key for"
+        } else {
+            "onboard"
+        }
     );
     if let Some(former) = &args.renamed_from {
         let _ = writeln!(

@@ -457,6 +457,12 @@ fn a_compromised_intermediate_is_revoked_and_everyone_reissued() {
         "{}",
         stdout(&o)
     );
+    // One problem, not two: a revoked intermediate's CRL is not published any more.
+    assert!(
+        !stdout(&o).contains("no CRL of intermediate"),
+        "{}",
+        stdout(&o)
+    );
     let o = run(ca
         .cmd(&d1)
         .args(["doctor", "--cert"])
@@ -955,4 +961,114 @@ fn merged_edits_during_a_rotation_never_drop_certificates_or_revocations() {
             .all(|r| r[4] == "revoked"),
         "every unexpired certificate of mallory revoked: {rows:?}"
     );
+}
+
+/// After a compromise of CI, the new intermediate's key must not be readable with the leaked
+/// identity: `--recipient` gives it to CI's new identity (and the custodians) only.
+#[test]
+fn a_compromise_rotation_can_leave_the_leaked_ci_identity_behind() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    h.request("alice", false, T0);
+    ca.commit("alice");
+    ok(ca.reconcile(T0));
+    let d1 = days_after(T0, 3);
+    // Without --recipient the ceremony warns, and the leaked identity does open the new key.
+    let o = ok(h.ceremony(
+        &d1,
+        &["new-intermediate", "--revoke-current", "key-compromise"],
+    ));
+    assert!(
+        stdout(&o).contains(
+            "warning: the new intermediate's key is encrypted to ca/recipients.txt as it was"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    assert!(age_decrypts(&ca.identity, &ca.path("ca/ca.key.age")));
+    // --recipient only goes with --revoke-current.
+    let (new_ci, new_r) = age_identity(ca.tmp.path(), "new-ci");
+    let o = fails(h.ceremony(&d1, &["new-intermediate", "--recipient", &new_r]));
+    assert!(stderr(&o).contains("--revoke-current"), "{}", stderr(&o));
+    // With it: the leaked identity opens nothing new, CI's new one and the custodian do.
+    let o = ok(h.ceremony(
+        &d1,
+        &[
+            "new-intermediate",
+            "--revoke-current",
+            "key-compromise",
+            "--recipient",
+            &new_r,
+        ],
+    ));
+    assert!(!stdout(&o).contains("warning"), "{}", stdout(&o));
+    assert!(!age_decrypts(&ca.identity, &ca.path("ca/ca.key.age")));
+    assert!(age_decrypts(&new_ci, &ca.path("ca/ca.key.age")));
+    assert!(age_decrypts(&h.custodian, &ca.path("ca/ca.key.age")));
+    assert!(ca.read("ca/recipients.txt").contains(&new_r));
+    ok(run(ca
+        .cmd(&d1)
+        .args(["reconcile", "--identity"])
+        .arg(&new_ci)));
+    let o = h.verify(&ca.path("certs/alice.crt"), &d1);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
+/// On a server or a bot, outside any CA repository: doctor takes the intermediate from the
+/// certificate file, checks it against the pinned root, and reads both CRLs as `deploy crl`
+/// wrote them.
+#[test]
+fn doctor_outside_the_repository_reads_the_chain_and_both_crls() {
+    let h = offline_root(T0);
+    let ca = &h.ca;
+    let key = h.request("alice", false, T0);
+    ca.commit("alice");
+    ok(ca.reconcile(T0));
+    let box_dir = ca.tmp.path().join("bot-box");
+    std::fs::create_dir_all(&box_dir).unwrap();
+    let publish_and_deploy = |at: &str| {
+        let public = ca.tmp.path().join("public");
+        ok(run(ca.cmd(at).arg("publish").arg(&public)));
+        ok(run(gitca()
+            .current_dir(&box_dir)
+            .args(["--now", at, "deploy", "crl", "--from"])
+            .arg(&public)
+            .arg("--ca")
+            .arg(ca.path("ca/root.crt"))
+            .args(["--out", "ca.crl"])));
+    };
+    publish_and_deploy(T0);
+    ok(run(ca
+        .cmd(T0)
+        .args(["bundle", "alice", "--key"])
+        .arg(&key)
+        .arg("--out-dir")
+        .arg(box_dir.join("certs"))));
+    let doctor = |at: &str| {
+        run(gitca().current_dir(&box_dir).args([
+            "--now",
+            at,
+            "doctor",
+            "--certs-dir",
+            "certs",
+            "--crl",
+            "ca.crl",
+        ]))
+    };
+    let o = doctor(T0);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("is not revoked on the root CRL"),
+        "{}",
+        stdout(&o)
+    );
+    // alice leaves: the new CRLs reach the box, and doctor says she is refused.
+    let d1 = days_after(T0, 1);
+    remove(ca, "alice");
+    ca.commit("alice leaves");
+    ok(ca.reconcile(&d1));
+    publish_and_deploy(&d1);
+    let o = doctor(&d1);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("revoked on"), "{}", stdout(&o));
 }
