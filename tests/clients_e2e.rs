@@ -66,79 +66,12 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn chmod(mode: &str, path: &Path) {
     ok(tool(
         "chmod",
         &[mode, path.to_str().unwrap()],
         Path::new("/"),
     ));
-}
-
-/// The identities file without `name`'s entry (offboarding is deleting it).
-fn without_entry(yaml: &str, name: &str) -> String {
-    let mut out = Vec::new();
-    let mut skip = false;
-    for l in yaml.lines() {
-        if l.split('#').next().unwrap().trim() == format!("- name: {name}") {
-            skip = true;
-            continue;
-        }
-        if skip && l.starts_with("    ") {
-            continue;
-        }
-        skip = false;
-        out.push(l);
-    }
-    out.join("\n") + "\n"
-}
-
-/// Offboarding: deletes `name`'s entry from whichever identities file declares it (the whole
-/// file when nothing else is declared in it, as for a per-identity file).
-fn offboard(root: &Path, name: &str) {
-    let declares = |text: &str, who: &str| {
-        text.lines().any(|l| {
-            let l = l.split('#').next().unwrap().trim();
-            l.strip_prefix("- name:").map(str::trim) == Some(who)
-        })
-    };
-    let mut found = false;
-    for e in std::fs::read_dir(root.join("identities")).unwrap() {
-        let path = e.unwrap().path();
-        if !matches!(
-            path.extension().and_then(|x| x.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        if !declares(&text, name) {
-            continue;
-        }
-        found = true;
-        let rest = without_entry(&text, name);
-        let others = rest
-            .lines()
-            .any(|l| l.split('#').next().unwrap().trim().starts_with("- name:"));
-        if others {
-            std::fs::write(&path, rest).unwrap();
-        } else {
-            std::fs::remove_file(&path).unwrap();
-        }
-    }
-    assert!(found, "no identities file declares {name}");
-    let all: String = std::fs::read_dir(root.join("identities"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
-        .collect();
-    assert!(!declares(&all, name), "{name} is still declared:\n{all}");
 }
 
 /// The serial `index.json` of a published tree lists for `name`.
@@ -307,7 +240,7 @@ fn prepare(client: Client) -> Story {
     assert_ne!(ci_old, ci_new, "the bot got a new certificate");
 
     // Now: alice leaves. Her entry is deleted, reconcile revokes, the CA publishes.
-    offboard(&ca.root, "alice");
+    offboard_at(&ca.root, "alice");
     ca.commit("offboard alice");
     let o = ok(ca.reconcile(&now));
     assert!(stdout(&o).contains("identity-removed"), "{}", stdout(&o));

@@ -892,17 +892,7 @@ fn merged_edits_during_a_rotation_never_drop_certificates_or_revocations() {
     let o = refused("a retired intermediate was put back");
     // Its hint restores the current one, and the CA works again.
     let hint = stdout(&o) + &stderr(&o);
-    let cmd = hint
-        .split('`')
-        .find(|s| s.starts_with("git checkout"))
-        .unwrap_or_else(|| panic!("a git checkout hint in: {hint}"));
-    let o = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(&ca.root)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    ca.sh(&suggested(&hint, "git checkout")[0]);
     assert_eq!(ca.read("ca/ca.crt"), current.0);
     assert_eq!(ca.read("ca/ca.key.age"), current.1);
     ca.commit("restored");
@@ -920,17 +910,7 @@ fn merged_edits_during_a_rotation_never_drop_certificates_or_revocations() {
     ca.commit("merged: previous deleted");
     let o = refused("neither current, retiring");
     let hint = stdout(&o) + &stderr(&o);
-    let cmd = hint
-        .split('`')
-        .find(|s| s.starts_with("git checkout"))
-        .unwrap_or_else(|| panic!("a git checkout hint in: {hint}"));
-    let o = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(&ca.root)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    ca.sh(&suggested(&hint, "git checkout")[0]);
     for (f, text) in &keep {
         assert_eq!(&ca.read(f), text, "{f} restored by the hint");
     }

@@ -5,42 +5,6 @@ mod common;
 
 use common::*;
 
-/// The commands a diagnostic suggests in parentheses or backticks: `(git … )`, `` `gitca …` ``,
-/// `openssl …`.
-fn suggested(text: &str, prefix: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for (open, close) in [("(", ')'), ("`", '`'), (": ", '\n')] {
-        for part in text.split(open).skip(1) {
-            if let Some(cmd) = part.split(close).next() {
-                let cmd = cmd.trim();
-                if cmd.starts_with(prefix) && !out.iter().any(|c| c == cmd) {
-                    out.push(cmd.to_string());
-                }
-            }
-        }
-    }
-    out
-}
-
-fn sh(ca: &Ca, cmd: &str) {
-    let gitca = assert_cmd::cargo::cargo_bin("gitca");
-    let path = format!(
-        "{}:{}",
-        gitca.parent().unwrap().display(),
-        std::env::var("PATH").unwrap()
-    );
-    ok(std::process::Command::new("bash")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(&ca.root)
-        .env("PATH", path)
-        .env("GITCA_NOW", T0)
-        .env("HOME", empty_home())
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap());
-}
-
 #[test]
 fn check_base_hints_undo_hand_edits_added_and_changed_files() {
     let ca = Ca::new();
@@ -75,7 +39,7 @@ fn check_base_hints_undo_hand_edits_added_and_changed_files() {
         "{cmds:?}"
     );
     for c in &cmds {
-        sh(&ca, c);
+        ca.sh(c);
     }
     ca.commit("undo");
     let o = ok(run(ca.cmd(T0).args(["check", "--base", "base"])));
@@ -106,7 +70,7 @@ fn a_der_csr_is_told_how_to_convert_it_and_the_conversion_works() {
     let cmd = cmds[0]
         .replace("FILE.pem", "csr/erin.pem")
         .replace("FILE", "csr/erin.csr");
-    sh(&ca, &format!("{cmd} && mv csr/erin.pem csr/erin.csr"));
+    ca.sh(&format!("{cmd} && mv csr/erin.pem csr/erin.csr"));
     ca.commit("erin, PEM");
     ok(run(ca.cmd(T0).arg("check")));
     ok(ca.reconcile(T0));
@@ -138,14 +102,11 @@ fn a_compromised_key_is_told_to_rotate_and_rotating_works() {
     let text = stdout(&o) + &stderr(&o);
     let cmds = suggested(&text, "gitca request carol");
     assert_eq!(cmds, ["gitca request carol --rotate"], "{text}");
-    sh(
-        &ca,
-        &format!(
-            "{} --key-out {}",
-            cmds[0],
-            ca.keys.join("carol2.key").display()
-        ),
-    );
+    ca.sh(&format!(
+        "{} --key-out {}",
+        cmds[0],
+        ca.keys.join("carol2.key").display()
+    ));
     ca.commit("carol rotates");
     ok(run(ca.cmd(&days_after(T0, 2)).arg("check")));
     ok(ca.reconcile(&days_after(T0, 2)));

@@ -4,27 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::ci::{github_step, workflow};
 use common::*;
-
-fn workflow(path: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
-    serde_saphyr::from_str(&text).unwrap()
-}
-
-/// The `run:` block of the step named `name` in a GitHub workflow.
-fn github_step(wf: &serde_json::Value, job: &str, name: &str) -> String {
-    wf["jobs"][job]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name}"))["run"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 /// A GitLab job's `script:` lines as one shell script (GitLab stops at the first failing line).
 fn gitlab_script(wf: &serde_json::Value, job: &str) -> String {
@@ -37,29 +19,11 @@ fn gitlab_script(wf: &serde_json::Value, job: &str) -> String {
     format!("set -e\n{}", lines.join("\n"))
 }
 
-/// Runs a pipeline shell block in `dir`, with gitca on PATH and the given environment.
+/// Runs a pipeline shell block in `dir` (see [`ci::run_block`]) at the tests' fixed time.
 fn run_block(script: &str, dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
-    let bin = assert_cmd::cargo::cargo_bin("gitca");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let mut c = Command::new("bash");
-    c.arg("-c").arg(script).current_dir(dir).env("PATH", path);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GITCA_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("HOME", empty_home())
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    c.env("GITCA_NOW", T0);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    let mut all = vec![("GITCA_NOW", T0)];
+    all.extend_from_slice(env);
+    ci::run_block(script, dir, &all)
 }
 
 struct Remote {

@@ -38,14 +38,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait_for_port(port: u16, server: &mut Server, log: &Path) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15) {

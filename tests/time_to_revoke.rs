@@ -11,9 +11,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ci::{github_step, run_block, workflow};
 use common::*;
 
 /// The watch interval of the server's `gitca deploy crl` (it sleeps it ±10%).
@@ -78,116 +79,6 @@ impl Server {
     fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn workflow(path: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
-    serde_saphyr::from_str(&text).unwrap()
-}
-
-/// The `run:` block of the step named `name` in a GitHub workflow (as tests/pipelines.rs).
-fn github_step(wf: &serde_json::Value, job: &str, name: &str) -> String {
-    wf["jobs"][job]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name}"))["run"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// Runs a pipeline shell block in `dir` with gitca on PATH (as tests/pipelines.rs), on the real
-/// clock: nginx judges the CRL by it.
-fn run_block(script: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
-    let bin = assert_cmd::cargo::cargo_bin("gitca");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let mut c = Command::new("bash");
-    c.arg("-c").arg(script).current_dir(dir).env("PATH", path);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GITCA_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("HOME", empty_home())
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-/// The identities file without `name`'s entry (offboarding is deleting it).
-fn without_entry(yaml: &str, name: &str) -> String {
-    let mut out = Vec::new();
-    let mut skip = false;
-    for l in yaml.lines() {
-        if l.split('#').next().unwrap().trim() == format!("- name: {name}") {
-            skip = true;
-            continue;
-        }
-        if skip && l.starts_with("    ") {
-            continue;
-        }
-        skip = false;
-        out.push(l);
-    }
-    out.join("\n") + "\n"
-}
-
-/// Offboarding: deletes `name`'s entry from whichever identities file declares it (the whole
-/// file when nothing else is declared in it, as for a per-identity file).
-fn offboard(root: &Path, name: &str) {
-    let declares = |text: &str, who: &str| {
-        text.lines().any(|l| {
-            let l = l.split('#').next().unwrap().trim();
-            l.strip_prefix("- name:").map(str::trim) == Some(who)
-        })
-    };
-    let mut found = false;
-    for e in std::fs::read_dir(root.join("identities")).unwrap() {
-        let path = e.unwrap().path();
-        if !matches!(
-            path.extension().and_then(|x| x.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        if !declares(&text, name) {
-            continue;
-        }
-        found = true;
-        let rest = without_entry(&text, name);
-        let others = rest
-            .lines()
-            .any(|l| l.split('#').next().unwrap().trim().starts_with("- name:"));
-        if others {
-            std::fs::write(&path, rest).unwrap();
-        } else {
-            std::fs::remove_file(&path).unwrap();
-        }
-    }
-    assert!(found, "no identities file declares {name}");
-    let all: String = std::fs::read_dir(root.join("identities"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
-        .collect();
-    assert!(!declares(&all, name), "{name} is still declared:\n{all}");
 }
 
 /// curl through nginx with a `gitca bundle --out-dir` directory; the HTTP status (0: none).
@@ -448,7 +339,7 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
 
     // alice leaves: the pull request deleting her entry is merged (pushed to main).
     git(&dev, &["pull", "-q", "origin", "main"]);
-    offboard(&dev, "alice");
+    offboard_at(&dev, "alice");
     git(&dev, &["add", "-A"]);
     git(&dev, &["commit", "-q", "-m", "offboard alice"]);
     let t0 = Instant::now();
@@ -565,7 +456,7 @@ fn deploy_crl_watch_follows_a_published_tree_swapped_in_atomically() {
     assert!(wait_for("installed CRL #2"), "{}", watcher.output());
 
     // alice leaves; the new tree is written next to the live one and swapped in.
-    offboard(&ca.root, "alice");
+    offboard_at(&ca.root, "alice");
     ca.commit("offboard alice");
     ok(ca.reconcile(&now()));
     ok(run(ca.cmd(&now()).arg("publish").arg(&tree_b)));

@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 
 use assert_cmd::cargo::CommandCargoExt;
 
+pub mod ci;
+
 pub const T0: &str = "2026-01-01T00:00:00Z";
 
 /// Fails the test when `tool` is not installed.
@@ -265,31 +267,28 @@ impl Ca {
 
     /// Offboarding: `name`'s entry leaves its identities file (its own file is removed).
     pub fn offboard(&self, name: &str) {
-        let file = self.declaration(name);
-        if file != "identities/people.yaml" {
-            std::fs::remove_file(self.path(&file)).unwrap();
-            return;
-        }
-        let yaml = self.read(&file);
-        let mut skip = false;
-        let kept: Vec<&str> = yaml
-            .lines()
-            .filter(|l| {
-                if l.trim_start() == format!("- name: {name}") {
-                    skip = true;
-                    return false;
-                }
-                if skip
-                    && (l.starts_with("    ")
-                        || l.starts_with("  ") && !l.trim_start().starts_with('-'))
-                {
-                    return false;
-                }
-                skip = false;
-                true
-            })
-            .collect();
-        self.write(&file, &(kept.join("\n") + "\n"));
+        offboard_at(&self.root, name);
+    }
+
+    /// Runs a shell command in the repository, as a person following a hint would: gitca on
+    /// PATH, at T0, with a private HOME and no git configuration. It must succeed.
+    pub fn sh(&self, cmd: &str) {
+        let gitca = assert_cmd::cargo::cargo_bin("gitca");
+        let path = format!(
+            "{}:{}",
+            gitca.parent().unwrap().display(),
+            std::env::var("PATH").unwrap()
+        );
+        ok(Command::new("bash")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(&self.root)
+            .env("PATH", path)
+            .env("GITCA_NOW", T0)
+            .env("HOME", empty_home())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap());
     }
 
     pub fn commit(&self, msg: &str) {
@@ -451,6 +450,91 @@ impl Drop for Ca {
             }
         }
     }
+}
+
+/// The commands a diagnostic suggests in parentheses or backticks: `(git … )`, `` `gitca …` ``,
+/// `openssl …`.
+pub fn suggested(text: &str, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (open, close) in [("(", ')'), ("`", '`'), (": ", '\n')] {
+        for part in text.split(open).skip(1) {
+            if let Some(cmd) = part.split(close).next() {
+                let cmd = cmd.trim();
+                if cmd.starts_with(prefix) && !out.iter().any(|c| c == cmd) {
+                    out.push(cmd.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A TCP port free on 127.0.0.1 right now (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The identities file without `name`'s entry (offboarding is deleting it).
+pub fn without_entry(yaml: &str, name: &str) -> String {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for l in yaml.lines() {
+        if l.split('#').next().unwrap().trim() == format!("- name: {name}") {
+            skip = true;
+            continue;
+        }
+        if skip && l.starts_with("    ") {
+            continue;
+        }
+        skip = false;
+        out.push(l);
+    }
+    out.join("\n") + "\n"
+}
+
+/// Offboarding: deletes `name`'s entry from whichever identities file declares it (the whole
+/// file when nothing else is declared in it, as for a per-identity file).
+pub fn offboard_at(root: &Path, name: &str) {
+    let declares = |text: &str, who: &str| {
+        text.lines().any(|l| {
+            let l = l.split('#').next().unwrap().trim();
+            l.strip_prefix("- name:").map(str::trim) == Some(who)
+        })
+    };
+    let mut found = false;
+    for e in std::fs::read_dir(root.join("identities")).unwrap() {
+        let path = e.unwrap().path();
+        if !matches!(
+            path.extension().and_then(|x| x.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !declares(&text, name) {
+            continue;
+        }
+        found = true;
+        let rest = without_entry(&text, name);
+        let others = rest
+            .lines()
+            .any(|l| l.split('#').next().unwrap().trim().starts_with("- name:"));
+        if others {
+            std::fs::write(&path, rest).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    assert!(found, "no identities file declares {name}");
+    let all: String = std::fs::read_dir(root.join("identities"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(!declares(&all, name), "{name} is still declared:\n{all}");
 }
 
 /// Advances an RFC 3339 time by whole days.
