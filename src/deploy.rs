@@ -127,6 +127,29 @@ struct DeployState {
     installed_cn: Option<String>,
 }
 
+impl DeployState {
+    /// The metrics both `deploy crl` and `deploy cert` report: when they last checked and
+    /// succeeded, their failures, and whether what is installed is stale.
+    fn metrics(&self, now: OffsetDateTime, stale: bool) -> Vec<(String, f64)> {
+        vec![
+            (
+                "deploy_last_check_timestamp_seconds".into(),
+                now.unix_timestamp() as f64,
+            ),
+            (
+                "deploy_last_success_timestamp_seconds".into(),
+                self.last_success.unwrap_or(0) as f64,
+            ),
+            ("deploy_failures_total".into(), self.failures_total as f64),
+            (
+                "deploy_consecutive_failures".into(),
+                self.consecutive_failures as f64,
+            ),
+            ("deploy_stale".into(), f64::from(u8::from(stale))),
+        ]
+    }
+}
+
 /// The installed CRLs as last verified, keyed by the file's exact bytes and by the pinned CA:
 /// a poll that finds nothing new hashes the file instead of parsing and verifying 100,000
 /// entries again. Anyone who could forge this could as well replace the CRLs next to it.
@@ -465,22 +488,7 @@ fn crl_once(
             _ => None,
         },
     };
-    let mut metrics = vec![
-        (
-            "deploy_last_check_timestamp_seconds".into(),
-            now.unix_timestamp() as f64,
-        ),
-        (
-            "deploy_last_success_timestamp_seconds".into(),
-            state.last_success.unwrap_or(0) as f64,
-        ),
-        ("deploy_failures_total".into(), state.failures_total as f64),
-        (
-            "deploy_consecutive_failures".into(),
-            state.consecutive_failures as f64,
-        ),
-        ("deploy_stale".into(), f64::from(u8::from(stale.is_some()))),
-    ];
+    let mut metrics = state.metrics(now, stale.is_some());
     if let Some(v) = &current {
         if let Some(own) = v.crls.iter().find(|c| c.issuer == pinned_id) {
             metrics.push(("crl_number".into(), own.number as f64));
@@ -824,22 +832,7 @@ fn cert_once(
         )),
         _ => None,
     };
-    let mut metrics = vec![
-        (
-            "deploy_last_check_timestamp_seconds".into(),
-            now.unix_timestamp() as f64,
-        ),
-        (
-            "deploy_last_success_timestamp_seconds".into(),
-            state.last_success.unwrap_or(0) as f64,
-        ),
-        ("deploy_failures_total".into(), state.failures_total as f64),
-        (
-            "deploy_consecutive_failures".into(),
-            state.consecutive_failures as f64,
-        ),
-        ("deploy_stale".into(), f64::from(u8::from(stale.is_some()))),
-    ];
+    let mut metrics = state.metrics(now, stale.is_some());
     if let Some((_, nb, na)) = &current {
         metrics.push((
             "cert_not_before_timestamp_seconds".into(),

@@ -484,27 +484,9 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
 /// its older seal look like the newest, dropping what the current one issued. An error before
 /// any key is unlocked, as for any other edit of `ca/`.
 fn refuse_rolled_back_intermediate(repo: &CaRepo, root: &CaCert, current: &CaCert) -> Result<()> {
-    let Ok(head) = repo.git.head().and_then(|h| h.peel_to_commit()) else {
-        return Ok(());
-    };
-    let mut walk = repo.git.revwalk()?;
-    walk.push(head.id())?;
-    let mut seen = std::collections::HashSet::new();
     let mut newest: Option<(OffsetDateTime, git2::Oid, String)> = None;
-    for oid in walk {
-        let oid = oid?;
-        let tree = repo.git.find_commit(oid)?.tree()?;
-        let Ok(entry) = tree.get_path(std::path::Path::new(crate::init::CA_CERT)) else {
-            continue;
-        };
-        if !seen.insert(entry.id()) {
-            continue;
-        }
-        let blob = repo.git.find_blob(entry.id())?;
-        if blob.size() as u64 > ca::MAX_CERT_BYTES {
-            continue;
-        }
-        let Ok(cert) = CaCert::parse(&String::from_utf8_lossy(blob.content())) else {
+    for (oid, text) in versions(repo, crate::init::CA_CERT, ca::MAX_CERT_BYTES)? {
+        let Ok(cert) = CaCert::parse(&text) else {
             continue;
         };
         if cert.der == root.der || ca::verify_ca_signature(&cert, &root.spki_der).is_err() {
@@ -531,6 +513,36 @@ fn refuse_rolled_back_intermediate(repo: &CaRepo, root: &CaCert, current: &CaCer
     }
 }
 
+/// Every distinct version of `path` in the history of HEAD, newest commit first, as text (the
+/// commit that has it; versions over `limit` bytes or not UTF-8 are skipped).
+fn versions(repo: &CaRepo, path: &str, limit: u64) -> Result<Vec<(git2::Oid, String)>> {
+    let Ok(head) = repo.git.head().and_then(|h| h.peel_to_commit()) else {
+        return Ok(Vec::new());
+    };
+    let mut walk = repo.git.revwalk()?;
+    walk.push(head.id())?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for oid in walk {
+        let oid = oid?;
+        let tree = repo.git.find_commit(oid)?.tree()?;
+        let Ok(entry) = tree.get_path(std::path::Path::new(path)) else {
+            continue;
+        };
+        if !seen.insert(entry.id()) {
+            continue;
+        }
+        let blob = repo.git.find_blob(entry.id())?;
+        if blob.size() as u64 > limit {
+            continue;
+        }
+        if let Ok(text) = std::str::from_utf8(blob.content()) {
+            out.push((oid, text.to_string()));
+        }
+    }
+    Ok(out)
+}
+
 fn bad(path: &str, what: &str) -> Error {
     Error::bad_file(
         path,
@@ -551,35 +563,12 @@ fn root_crl(repo: &CaRepo, root: &CaCert) -> Result<(String, CrlInfo, Option<Str
         .and_then(|t| CrlInfo::parse(&t, Some(root)).ok().map(|i| (t, i)));
     let mut best = disk.clone();
     let mut from: Option<String> = None;
-    let Ok(head) = repo.git.head().and_then(|h| h.peel_to_commit()) else {
-        return best
-            .map(|(t, i)| (t, i, None))
-            .ok_or_else(|| bad(ROOT_CRL, "is missing or not signed by the root"));
-    };
-    let mut walk = repo.git.revwalk()?;
-    walk.push(head.id())?;
-    let mut seen = std::collections::HashSet::new();
-    for oid in walk {
-        let oid = oid?;
-        let tree = repo.git.find_commit(oid)?.tree()?;
-        let Ok(entry) = tree.get_path(std::path::Path::new(ROOT_CRL)) else {
-            continue;
-        };
-        if !seen.insert(entry.id()) {
-            continue;
-        }
-        let blob = repo.git.find_blob(entry.id())?;
-        if blob.size() as u64 > ca::MAX_CRL_BYTES {
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(blob.content()) else {
-            continue;
-        };
-        let Ok(info) = CrlInfo::parse(text, Some(root)) else {
+    for (oid, text) in versions(repo, ROOT_CRL, ca::MAX_CRL_BYTES)? {
+        let Ok(info) = CrlInfo::parse(&text, Some(root)) else {
             continue;
         };
         if best.as_ref().is_none_or(|(_, b)| info.number > b.number) {
-            best = Some((text.to_string(), info));
+            best = Some((text, info));
             from = Some(oid.to_string());
         }
     }

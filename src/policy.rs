@@ -181,11 +181,7 @@ pub struct Vetting<'a> {
     pub more: usize,
 }
 
-/// Applies every CSR rule to the CSRs of `to_sign` (their bytes as loaded): the file exists,
-/// signature, key policy, CN, key ownership (a key belongs to one identity for life) and
-/// compromised keys. `check` vets every identity that wants a certificate; `plan` and
-/// reconcile only those they would sign for (a no-op parses no CSR).
-/// `id` is `former` renamed, and may take over `former`'s key: its entry says
+/// When an entry `renamed_from: former` may take over `former`'s key: its entry says
 /// `renamed_from: former`, `former` is no longer declared (a key moves on only when its holder's
 /// name is gone), no other entry claims the same former name, and `former` did not lose that
 /// key to a revocation (an offboarded or compromised identity's key never comes back under
@@ -236,6 +232,39 @@ impl<'a> Renames<'a> {
     }
 }
 
+/// What the ledger says of keys (by canonical `key_sha256`): who holds each — the last identity
+/// certified for it, so a rename hands it on — and which were revoked for key compromise.
+pub struct KeyHolders<'l> {
+    pub owner: HashMap<&'l str, &'l str>,
+    pub compromised: HashSet<&'l str>,
+}
+
+impl<'l> KeyHolders<'l> {
+    pub fn of(ledger: &'l Ledger) -> Self {
+        let mut owner: HashMap<&str, (&str, time::OffsetDateTime)> = HashMap::new();
+        let mut compromised: HashSet<&str> = HashSet::new();
+        for r in &ledger.records {
+            let e = owner
+                .entry(r.key_sha256.as_str())
+                .or_insert((r.identity.as_str(), r.not_before));
+            if r.not_before > e.1 {
+                *e = (r.identity.as_str(), r.not_before);
+            }
+            if r.reason == Some(RevocationReason::KeyCompromise) {
+                compromised.insert(r.key_sha256.as_str());
+            }
+        }
+        KeyHolders {
+            owner: owner.into_iter().map(|(k, (n, _))| (k, n)).collect(),
+            compromised,
+        }
+    }
+}
+
+/// Applies every CSR rule to the CSRs of `to_sign` (their bytes as loaded): the file exists,
+/// signature, key policy, CN, key ownership (a key belongs to one identity for life) and
+/// compromised keys. `check` vets every identity that wants a certificate; `plan` and
+/// reconcile only those they would sign for (a no-op parses no CSR).
 pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity]) -> Vetting<'a> {
     if to_sign.is_empty() {
         return Vetting::default();
@@ -264,20 +293,7 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
 
     // Keys are bound to one identity at a time (the last to hold it; a rename hands it on),
     // and a compromised key is never certified again.
-    let mut owner: HashMap<&str, (&str, time::OffsetDateTime)> = HashMap::new();
-    let mut compromised: HashSet<&str> = HashSet::new();
-    for r in &ledger.records {
-        let e = owner
-            .entry(r.key_sha256.as_str())
-            .or_insert((r.identity.as_str(), r.not_before));
-        if r.not_before > e.1 {
-            *e = (r.identity.as_str(), r.not_before);
-        }
-        if r.reason == Some(RevocationReason::KeyCompromise) {
-            compromised.insert(r.key_sha256.as_str());
-        }
-    }
-    let owner: HashMap<&str, &str> = owner.into_iter().map(|(k, (n, _))| (k, n)).collect();
+    let KeyHolders { owner, compromised } = KeyHolders::of(ledger);
     let renames = Renames::new(inventory, ledger);
     // Two new identities asking for the same key: neither gets it (which one is the owner's
     // cannot be told).

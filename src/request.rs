@@ -450,32 +450,21 @@ fn refuse_taken_key(
     let Ok(ledger) = crate::ledger::Ledger::parse(&text) else {
         return Ok(());
     };
-    let mine = ledger
-        .records
-        .iter()
-        .filter(|r| r.key_sha256 == csr.key_sha256);
-    let mut holder: Option<&crate::ledger::Record> = None;
-    for r in mine {
-        if r.reason == Some(crate::ledger::RevocationReason::KeyCompromise) {
-            return Err(Error::usage(
-                format!("this key was revoked for key compromise (certificate {} of `{}`)", r.serial, r.identity),
-                format!("a compromised key is never certified again: make a new key (gitca request {name} without --key/--csr, or with --rotate for an existing identity)"),
-            ));
-        }
-        if holder.is_none_or(|h| r.not_before > h.not_before) {
-            holder = Some(r);
-        }
+    let keys = crate::policy::KeyHolders::of(&ledger);
+    let key = csr.key_sha256.as_str();
+    if keys.compromised.contains(key) {
+        return Err(Error::usage(
+            "this key was revoked for key compromise",
+            format!("a compromised key is never certified again: make a new key (gitca request {name} without --key/--csr, or with --rotate for an existing identity)"),
+        ));
     }
-    match holder {
-        Some(h) if h.identity != name && Some(h.identity.as_str()) != renamed_from => {
-            Err(Error::usage(
-                format!("this key belongs to identity `{}`", h.identity),
-                format!(
-                    "every identity has its own key: make a new one (gitca request {name} without --key/--csr); if `{name}` is `{}` renamed, add --renamed-from {}",
-                    h.identity, h.identity
-                ),
-            ))
-        }
+    match keys.owner.get(key) {
+        Some(holder) if *holder != name && Some(*holder) != renamed_from => Err(Error::usage(
+            format!("this key belongs to identity `{holder}`"),
+            format!(
+                "every identity has its own key: make a new one (gitca request {name} without --key/--csr); if `{name}` is `{holder}` renamed, add --renamed-from {holder}"
+            ),
+        )),
         _ => Ok(()),
     }
 }

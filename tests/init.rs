@@ -564,3 +564,30 @@ fn every_command_has_help_with_an_example() {
     let o = ok(run(gitca().arg("--help")));
     assert!(stdout(&o).contains("Exit codes"));
 }
+
+/// A passphrase together with recipients is refused with the custody that does both (age
+/// encrypts to recipients or to one passphrase); nothing is created. The same init without
+/// the passphrase works.
+#[test]
+fn a_passphrase_with_recipients_is_refused_with_the_custody_that_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, recipient) = age_identity(tmp.path(), "ci");
+    let root = tmp.path().join("ca");
+    let o = fails(run(gitca()
+        .args([
+            "init",
+            "-C",
+            root.to_str().unwrap(),
+            "--name",
+            "X",
+            "--passphrase",
+        ])
+        .args(["--recipient", &recipient])
+        .env("GITCA_PASSPHRASE", "correct horse battery staple")));
+    assert!(stderr(&o).contains("never both"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("age -p"), "{}", stderr(&o));
+    assert!(!root.join("gitca.yaml").exists());
+    ok(run(gitca()
+        .args(["init", "-C", root.to_str().unwrap(), "--name", "X"])
+        .args(["--recipient", &recipient])));
+}

@@ -375,3 +375,46 @@ fn a_compromised_key_brought_along_is_refused_by_request() {
     );
     assert_eq!(ca.snapshot(), snap, "nothing written");
 }
+
+/// What reviewers approved is what status shows for live certificates: subject, groups, EKU
+/// and key type, in the table and in JSON.
+#[test]
+fn status_shows_what_each_live_certificate_carries() {
+    let ca = Ca::new();
+    let key = ca.keys.join("nia.key");
+    ok(ca.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        key.to_str().unwrap(),
+    ]));
+    ok(request(
+        &ca,
+        &["nia", "--group", "push", "--key", key.to_str().unwrap()],
+    ));
+    ca.commit("nia");
+    let o = ok(run(ca.cmd(T0).arg("status")));
+    assert!(
+        !stdout(&o).contains("Ed25519"),
+        "nothing issued yet: {}",
+        stdout(&o)
+    );
+    ok(ca.reconcile(T0));
+    let o = ok(run(ca.cmd(T0).arg("status")));
+    let row = stdout(&o)
+        .lines()
+        .find(|l| l.trim_start().starts_with("nia "))
+        .unwrap_or_else(|| panic!("{}", stdout(&o)))
+        .to_string();
+    assert!(
+        row.contains("[push]") && row.contains("client_auth") && row.contains("Ed25519"),
+        "{row}"
+    );
+    let o = ok(run(ca.cmd(T0).args(["status", "--json"])));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let nia = &v["identities"][0];
+    assert_eq!(nia["name"], "nia");
+    assert_eq!(nia["subject"], "O=Acme, OU=push, CN=nia");
+    assert_eq!(nia["key_type"], "Ed25519");
+}
