@@ -73,8 +73,8 @@ pub fn policy_changes(repo: &CaRepo, at: Option<git2::Oid>) -> Vec<String> {
         .and_then(|c| c.tree())
         .ok()
         .and_then(|t| t.get_name(crate::config::FILE).map(|e| e.id()))
-        .and_then(|id| repo.git.find_blob(id).ok())
-        .and_then(|b| String::from_utf8(b.content().to_vec()).ok())
+        .and_then(|id| crate::history::read_blob(&repo.git, id, crate::config::MAX_BYTES))
+        .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| crate::config::Config::parse(&t).ok());
     let new = read(&repo.dir, crate::config::FILE, crate::config::MAX_BYTES)
         .and_then(|t| crate::config::Config::parse(&t))
@@ -377,8 +377,8 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
     findings.warnings.retain(|w| !changed.contains_key(&w.file));
     // A revoked certificate's record must never disappear or be un-revoked.
     if let Ok(entry) = fork_tree.get_path(Path::new(ledger::FILE)) {
-        let blob = repo.git.find_blob(entry.id())?;
-        if let Ok(old) = Ledger::parse(&String::from_utf8_lossy(blob.content())) {
+        let blob = crate::history::read_blob(&repo.git, entry.id(), ledger::MAX_BYTES);
+        if let Some(Ok(old)) = blob.map(|b| Ledger::parse(&String::from_utf8_lossy(&b))) {
             let now: HashMap<&str, &ledger::Record> = ledger
                 .records
                 .iter()
@@ -441,12 +441,10 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         let names = cache.entry(file.to_string()).or_insert_with(|| {
             tree.get_path(std::path::Path::new(file))
                 .ok()
-                .and_then(|e| e.to_object(&repo.git).ok())
-                .and_then(|o| {
-                    o.as_blob()
-                        .filter(|b| b.size() as u64 <= crate::yaml::MAX_BYTES as u64)
-                        .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+                .and_then(|e| {
+                    crate::history::read_blob(&repo.git, e.id(), crate::yaml::MAX_BYTES as u64)
                 })
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .map(|text| crate::inventory::names_in(&config, file, &text))
                 .unwrap_or_default()
         });

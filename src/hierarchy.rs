@@ -40,6 +40,8 @@ pub const ROOT_CERT: &str = "ca/root.crt";
 pub const ROOT_KEY: &str = "ca/root.key.age";
 pub const ROOT_RECIPIENTS: &str = "ca/root-recipients.txt";
 pub const ROOT_CRL: &str = "crl/root.crl";
+/// Largest root CRL gitca reads: it lists revoked intermediates only (a few hundred bytes each).
+pub const MAX_ROOT_CRL_BYTES: u64 = 1 << 20;
 pub const ROSTER: &str = "ca/intermediates.tsv";
 pub const PREVIOUS_CERT: &str = "ca/previous.crt";
 pub const PREVIOUS_KEY: &str = "ca/previous.key.age";
@@ -375,33 +377,18 @@ fn bad_roster() -> Error {
 /// The repository's trust anchor: `ca/root.crt` of the oldest first-parent commit that has
 /// one — unless that commit already had `ca/ca.crt` without a root, in which case the CA was
 /// migrated and its original `ca/ca.crt` is the root.
-pub fn anchor(git: &git2::Repository) -> Result<Option<Vec<u8>>> {
-    let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
+pub fn anchor(repo: &CaRepo) -> Result<Option<Vec<u8>>> {
+    let history = repo.history()?;
+    let Some(first) = history.oldest_with(&[crate::init::CA_CERT, ROOT_CERT]) else {
         return Ok(None);
     };
-    let mut walk = git.revwalk()?;
-    walk.push(head.id())?;
-    walk.simplify_first_parent()?;
-    let mut oldest: Option<git2::Oid> = None;
-    for oid in walk {
-        let oid = oid?;
-        let tree = git.find_commit(oid)?.tree()?;
-        if tree
-            .get_path(std::path::Path::new(crate::init::CA_CERT))
-            .is_ok()
-            || tree.get_path(std::path::Path::new(ROOT_CERT)).is_ok()
-        {
-            oldest = Some(oid);
-        }
-    }
-    let Some(first) = oldest else {
+    let Some(blob) = history
+        .blob_at(ROOT_CERT, first)
+        .or_else(|| history.blob_at(crate::init::CA_CERT, first))
+    else {
         return Ok(None);
     };
-    let tree = git.find_commit(first)?.tree()?;
-    let entry = tree
-        .get_path(std::path::Path::new(ROOT_CERT))
-        .or_else(|_| tree.get_path(std::path::Path::new(crate::init::CA_CERT)))?;
-    Ok(Some(git.find_blob(entry.id())?.content().to_vec()))
+    history.read(&repo.git, blob, ca::MAX_CERT_BYTES)
 }
 
 /// Loads and checks the root side; `current` is `ca/ca.crt`, already parsed.
@@ -411,7 +398,7 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         .map_err(|_| bad(ROOT_CERT, "is not a usable CA certificate"))?;
     ca::verify_ca_signature(&root, &root.spki_der)
         .map_err(|_| bad(ROOT_CERT, "is not a self-signed CA certificate"))?;
-    if let Some(anchor) = anchor(&repo.git)? {
+    if let Some(anchor) = anchor(repo)? {
         let anchor = CaCert::parse(&String::from_utf8_lossy(&anchor)).ok();
         if anchor.is_some_and(|a| a.der != root.der) {
             return Err(Error::bad_file(
@@ -485,17 +472,22 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
 /// any key is unlocked, as for any other edit of `ca/`.
 fn refuse_rolled_back_intermediate(repo: &CaRepo, root: &CaCert, current: &CaCert) -> Result<()> {
     let mut newest: Option<(OffsetDateTime, git2::Oid, String)> = None;
-    for (oid, text) in versions(repo, crate::init::CA_CERT, ca::MAX_CERT_BYTES)? {
-        let Ok(cert) = CaCert::parse(&text) else {
-            continue;
-        };
-        if cert.der == root.der || ca::verify_ca_signature(&cert, &root.spki_der).is_err() {
-            continue;
-        }
-        if newest.as_ref().is_none_or(|(t, _, _)| cert.not_before > *t) {
-            newest = Some((cert.not_before, oid, id_of(&cert.der)));
-        }
-    }
+    each_version(
+        repo,
+        crate::init::CA_CERT,
+        ca::MAX_CERT_BYTES,
+        |oid, text| {
+            let Ok(cert) = CaCert::parse(&text) else {
+                return;
+            };
+            if cert.der == root.der || ca::verify_ca_signature(&cert, &root.spki_der).is_err() {
+                return;
+            }
+            if newest.as_ref().is_none_or(|(t, _, _)| cert.not_before > *t) {
+                newest = Some((cert.not_before, oid, id_of(&cert.der)));
+            }
+        },
+    )?;
     match newest {
         Some((t, commit, id)) if t > current.not_before => Err(Error::bad_file(
             crate::init::CA_CERT,
@@ -513,34 +505,25 @@ fn refuse_rolled_back_intermediate(repo: &CaRepo, root: &CaCert, current: &CaCer
     }
 }
 
-/// Every distinct version of `path` in the history of HEAD, newest commit first, as text (the
-/// commit that has it; versions over `limit` bytes or not UTF-8 are skipped).
-fn versions(repo: &CaRepo, path: &str, limit: u64) -> Result<Vec<(git2::Oid, String)>> {
-    let Ok(head) = repo.git.head().and_then(|h| h.peel_to_commit()) else {
-        return Ok(Vec::new());
-    };
-    let mut walk = repo.git.revwalk()?;
-    walk.push(head.id())?;
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for oid in walk {
-        let oid = oid?;
-        let tree = repo.git.find_commit(oid)?.tree()?;
-        let Ok(entry) = tree.get_path(std::path::Path::new(path)) else {
-            continue;
-        };
-        if !seen.insert(entry.id()) {
-            continue;
-        }
-        let blob = repo.git.find_blob(entry.id())?;
-        if blob.size() as u64 > limit {
-            continue;
-        }
-        if let Ok(text) = std::str::from_utf8(blob.content()) {
-            out.push((oid, text.to_string()));
+/// Calls `each` with every distinct version of `path` in HEAD's first-parent history, newest
+/// first, as text, and the newest commit that has it. One at a time: a long history never sits
+/// in memory at once. Versions over `limit` bytes are skipped without being inflated, and so
+/// is what is not UTF-8 (see [`crate::history`]).
+fn each_version(
+    repo: &CaRepo,
+    path: &str,
+    limit: u64,
+    mut each: impl FnMut(git2::Oid, String),
+) -> Result<()> {
+    let history = repo.history()?;
+    for (blob, index) in history.versions(path) {
+        if let (Some(text), Some(commit)) =
+            (history.text(&repo.git, blob, limit)?, history.commit(index))
+        {
+            each(commit, text);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn bad(path: &str, what: &str) -> Error {
@@ -556,22 +539,22 @@ fn bad(path: &str, what: &str) -> Error {
 fn root_crl(repo: &CaRepo, root: &CaCert) -> Result<(String, CrlInfo, Option<String>)> {
     let disk = repo
         .dir
-        .read_opt(ROOT_CRL, ca::MAX_CRL_BYTES)
+        .read_opt(ROOT_CRL, MAX_ROOT_CRL_BYTES)
         .ok()
         .flatten()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| CrlInfo::parse(&t, Some(root)).ok().map(|i| (t, i)));
     let mut best = disk.clone();
     let mut from: Option<String> = None;
-    for (oid, text) in versions(repo, ROOT_CRL, ca::MAX_CRL_BYTES)? {
+    each_version(repo, ROOT_CRL, MAX_ROOT_CRL_BYTES, |oid, text| {
         let Ok(info) = CrlInfo::parse(&text, Some(root)) else {
-            continue;
+            return;
         };
         if best.as_ref().is_none_or(|(_, b)| info.number > b.number) {
             best = Some((text, info));
             from = Some(oid.to_string());
         }
-    }
+    })?;
     let (text, info) = best.ok_or_else(|| bad(ROOT_CRL, "is missing or not signed by the root"))?;
     let why = from.map(|commit| {
         format!(

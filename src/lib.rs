@@ -20,6 +20,7 @@ pub mod error;
 pub mod export;
 pub mod fuzzing;
 pub mod hierarchy;
+pub mod history;
 pub mod import;
 pub mod init;
 pub mod inventory;

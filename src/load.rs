@@ -82,7 +82,7 @@ pub fn authority(repo: &CaRepo) -> Result<(CaCert, Option<Hierarchy>)> {
         return Ok((ca, Some(h)));
     }
     ca::verify_ca_signature(&ca, &ca.spki_der)?;
-    if let Some(original) = hierarchy::anchor(&repo.git)? {
+    if let Some(original) = hierarchy::anchor(repo)? {
         let original = CaCert::parse(&String::from_utf8_lossy(&original)).ok();
         if original.is_some_and(|o| o.der != ca.der) {
             return Err(Error::bad_file(
@@ -117,6 +117,7 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
     };
     let standing = seal::judge(
         &repo.git,
+        repo.history()?,
         &signers,
         &seal::OnDisk {
             ledger: ok(&ledger_bytes),
@@ -258,27 +259,13 @@ pub fn load_with<T: Send>(
 
 /// The newest gitca.yaml in HEAD's first-parent history that parses, and its commit.
 fn last_good_config(repo: &CaRepo) -> Result<Option<(Config, String)>> {
-    let Ok(head) = repo.git.head().and_then(|h| h.peel_to_commit()) else {
-        return Ok(None);
-    };
-    let mut walk = repo.git.revwalk()?;
-    walk.push(head.id())?;
-    walk.simplify_first_parent()?;
-    for oid in walk {
-        let oid = oid?;
-        let tree = repo.git.find_commit(oid)?.tree()?;
-        let Some(id) = tree.get_name(config::FILE).map(|e| e.id()) else {
+    let history = repo.history()?;
+    for (blob, index) in history.versions(config::FILE) {
+        let Some(text) = history.text(&repo.git, blob, config::MAX_BYTES)? else {
             continue;
         };
-        let blob = repo.git.find_blob(id)?;
-        if blob.size() as u64 > config::MAX_BYTES {
-            continue;
-        }
-        if let Ok(c) = std::str::from_utf8(blob.content())
-            .map_err(|_| ())
-            .and_then(|t| Config::parse(t).map_err(|_| ()))
-        {
-            return Ok(Some((c, oid.to_string())));
+        if let (Ok(c), Some(commit)) = (Config::parse(&text), history.commit(index)) {
+            return Ok(Some((c, commit.to_string())));
         }
     }
     Ok(None)

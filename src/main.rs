@@ -67,6 +67,9 @@ fn main() -> ExitCode {
             let us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
             eprintln!("gitca cpu: {} us", us(usage.ru_utime) + us(usage.ru_stime));
         }
+        // What history cost (invariant 16: bounded whatever a merge added).
+        let (commits, bytes) = gitca::history::work();
+        eprintln!("gitca history: {commits} commits walked, {bytes} bytes read");
     }
     code
 }

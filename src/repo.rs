@@ -91,6 +91,8 @@ pub struct CaRepo {
     /// The working tree: every file gitca reads or writes in it goes through here (no links).
     pub dir: Dir,
     pub git: Repository,
+    /// HEAD's first-parent history, walked once, on first use (see [`crate::history`]).
+    history: std::cell::OnceCell<crate::history::History>,
 }
 
 impl CaRepo {
@@ -130,7 +132,21 @@ impl CaRepo {
         if dir.meta(crate::config::FILE)?.is_none() {
             return Err(Error::NotACa { path: root });
         }
-        Ok(CaRepo { root, dir, git })
+        Ok(CaRepo {
+            root,
+            dir,
+            git,
+            history: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// HEAD's first-parent history as of the first call (one bounded walk per command).
+    pub fn history(&self) -> Result<&crate::history::History> {
+        if let Some(h) = self.history.get() {
+            return Ok(h);
+        }
+        let walked = crate::history::History::walk(&self.git)?;
+        Ok(self.history.get_or_init(|| walked))
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -746,6 +762,7 @@ mod tests {
             root: dir.path().to_path_buf(),
             dir: Dir::open(dir.path()).unwrap(),
             git: Repository::open(dir.path()).unwrap(),
+            history: std::cell::OnceCell::new(),
         };
         let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let blobs: Vec<&[u8]> = vec![b"hello\n", b"", &big, b"hello\n"];

@@ -15,7 +15,8 @@
 //!   versions from history instead (reconcile writes them back and says so).
 //!
 //! History is the anchor against rollback, so reconcile needs the whole of it (a shallow clone
-//! is refused). Rewriting main's history (a force push) is outside what this defends against.
+//! is refused); it is read as [`crate::history`] bounds it: HEAD's first-parent line, where
+//! every reconcile commits. Rewriting main's history (a force push) is outside what this defends against.
 
 use std::collections::HashMap;
 
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ca::{CaCert, CaKey};
 use crate::error::{Error, Result};
+use crate::history::History;
 
 pub const FILE: &str = "ledger.sig";
 const DOMAIN: &str = "gitca-seal-v1\n";
@@ -213,7 +215,12 @@ pub struct OnDisk<'a> {
 /// Judges the outputs on disk against their seal and every seal in HEAD's history. A seal
 /// counts when one of `signers` made it (the CA; with an offline root, the root and the
 /// current and retiring intermediates).
-pub fn judge(git: &git2::Repository, signers: &[&CaCert], disk: &OnDisk<'_>) -> Result<Standing> {
+pub fn judge(
+    git: &git2::Repository,
+    history: &History,
+    signers: &[&CaCert],
+    disk: &OnDisk<'_>,
+) -> Result<Standing> {
     let current = disk
         .seal
         .and_then(|b| std::str::from_utf8(b).ok())
@@ -223,7 +230,7 @@ pub fn judge(git: &git2::Repository, signers: &[&CaCert], disk: &OnDisk<'_>) -> 
         (Some(s), Some(l), Some(c)) => s.covers(l, c, disk.previous_crl),
         _ => false,
     };
-    let candidates = seals_in_history(git)?;
+    let candidates = seals_in_history(git, history)?;
     // The common case costs one signature check: the seal on disk is valid, covers the files,
     // and no seal in history has a higher sequence.
     let newest_number = candidates.first().map(|c| c.seal.sequence);
@@ -232,7 +239,7 @@ pub fn judge(git: &git2::Repository, signers: &[&CaCert], disk: &OnDisk<'_>) -> 
             return Ok(Standing::Sealed(c.sequence));
         }
     }
-    let Some(found) = newest_verified(git, signers, candidates)? else {
+    let Some(found) = newest_verified(git, history, signers, candidates)? else {
         return Ok(if current_ok {
             Standing::Sealed(current.map_or(0, |c| c.sequence))
         } else {
@@ -293,44 +300,43 @@ struct Found {
     previous_crl: Option<String>,
 }
 
-/// A seal found in history (parsed, not yet verified), with the commits that hold it.
+/// A seal found in history (parsed, not yet verified), with the commits (indices into
+/// [`History`]) where it was written: the commit that introduced it first.
 struct Candidate {
     seal: Seal,
     text: String,
-    commits: Vec<git2::Oid>,
+    commits: Vec<usize>,
 }
 
-/// Every distinct seal in HEAD's history that parses, highest sequence first.
-fn seals_in_history(git: &git2::Repository) -> Result<Vec<Candidate>> {
-    let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
-        return Ok(Vec::new());
-    };
-    let mut walk = git.revwalk()?;
-    walk.push(head.id())?;
-    let mut seals: HashMap<git2::Oid, Vec<git2::Oid>> = HashMap::new();
-    for oid in walk {
-        let oid = oid?;
-        let tree = git.find_commit(oid)?.tree()?;
-        let blob = tree.get_name(FILE).map(|e| e.id());
-        if let Some(blob) = blob {
-            seals.entry(blob).or_default().push(oid);
-        }
+/// How many commits holding one seal are tried for the ledger and CRL it covers. Reconcile
+/// writes the three files in one commit, the seal's first, which is tried first; the others
+/// are where a merge put the seal back.
+const COMMITS_TRIED: usize = 8;
+
+/// Every distinct seal in HEAD's first-parent history that parses, highest sequence first.
+fn seals_in_history(git: &git2::Repository, history: &History) -> Result<Vec<Candidate>> {
+    let mut by_blob: Vec<(git2::Oid, Vec<usize>)> = Vec::new();
+    let mut at: HashMap<git2::Oid, usize> = HashMap::new();
+    for run in history.runs(FILE) {
+        let Some(blob) = run.blob else { continue };
+        let i = *at.entry(blob).or_insert_with(|| {
+            by_blob.push((blob, Vec::new()));
+            by_blob.len() - 1
+        });
+        by_blob[i].1.push(run.oldest);
     }
     let mut out = Vec::new();
-    for (blob, commits) in seals {
-        let Ok(blob) = git.find_blob(blob) else {
+    for (blob, mut commits) in by_blob {
+        let Some(text) = history.text(git, blob, MAX_BYTES)? else {
             continue;
         };
-        if blob.size() as u64 > MAX_BYTES {
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(blob.content()) else {
-            continue;
-        };
-        if let Ok(seal) = Seal::parse(text) {
+        if let Ok(seal) = Seal::parse(&text) {
+            // Runs come newest first: the oldest commit holding the seal wrote it.
+            commits.reverse();
+            commits.truncate(COMMITS_TRIED);
             out.push(Candidate {
                 seal,
-                text: text.to_string(),
+                text,
                 commits,
             });
         }
@@ -343,6 +349,7 @@ fn seals_in_history(git: &git2::Repository) -> Result<Vec<Candidate>> {
 /// commit that holds all three).
 fn newest_verified(
     git: &git2::Repository,
+    history: &History,
     signers: &[&CaCert],
     candidates: Vec<Candidate>,
 ) -> Result<Option<Found>> {
@@ -350,25 +357,23 @@ fn newest_verified(
         if !c.seal.verify_any(signers) {
             continue;
         }
-        for commit in &c.commits {
-            let tree = git.find_commit(*commit)?.tree()?;
-            let blob_text = |path: &str, limit: u64| -> Option<String> {
-                let entry = tree.get_path(std::path::Path::new(path)).ok()?;
-                let blob = git.find_blob(entry.id()).ok()?;
-                (blob.size() as u64 <= limit)
-                    .then(|| String::from_utf8(blob.content().to_vec()).ok())
-                    .flatten()
+        for &index in &c.commits {
+            let blob_text = |path: &str, limit: u64| -> Result<Option<String>> {
+                match history.blob_at(path, index) {
+                    Some(blob) => history.text(git, blob, limit),
+                    None => Ok(None),
+                }
             };
             let (Some(ledger), Some(crl)) = (
-                blob_text(crate::ledger::FILE, crate::ledger::MAX_BYTES),
-                blob_text(crate::init::CRL_FILE, crate::ca::MAX_CRL_BYTES),
+                blob_text(crate::ledger::FILE, crate::ledger::MAX_BYTES)?,
+                blob_text(crate::init::CRL_FILE, crate::ca::MAX_CRL_BYTES)?,
             ) else {
                 continue;
             };
-            let previous_crl =
-                c.seal.previous_crl_sha256.as_ref().and_then(|_| {
-                    blob_text(crate::hierarchy::PREVIOUS_CRL, crate::ca::MAX_CRL_BYTES)
-                });
+            let previous_crl = match c.seal.previous_crl_sha256 {
+                Some(_) => blob_text(crate::hierarchy::PREVIOUS_CRL, crate::ca::MAX_CRL_BYTES)?,
+                None => None,
+            };
             if c.seal.covers(
                 ledger.as_bytes(),
                 crl.as_bytes(),
@@ -377,7 +382,10 @@ fn newest_verified(
                 return Ok(Some(Found {
                     seal: c.seal,
                     seal_text: c.text,
-                    commit: commit.to_string(),
+                    commit: history
+                        .commit(index)
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
                     ledger,
                     crl,
                     previous_crl,

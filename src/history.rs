@@ -1,0 +1,276 @@
+//! The CA's history, read once per command and within bounds (invariant 16).
+//!
+//! Several rules read history: the trust anchor (the first commit's CA or root certificate),
+//! the seal against rollback (the newest seal the CA ever wrote), the newest intermediate and
+//! root CRL, and the last good `gitca.yaml`. A merged pull request can add history cheaply —
+//! thousands of commits, deep merges, 31 MiB blobs of one repeated byte that pack into a few
+//! bytes — so no rule walks history on its own. One walk here follows HEAD's *first-parent*
+//! chain (the CA's own line: every reconcile and ceremony commits on main; a merged branch's
+//! inner commits are not the CA's), at most [`MAX_COMMITS`] commits, and records for each
+//! tracked path which blob each commit holds. Blobs are read only on demand, each one's size
+//! taken from its object header before it is inflated (a blob over the caller's limit is never
+//! inflated), and at most [`MAX_BYTES`] in all per command.
+//!
+//! What this module must never do: follow a second parent, inflate a blob before its size is
+//! known, or read anything but the paths in [`TRACKED`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use git2::{ObjectType, Oid, Repository};
+
+use crate::error::{Error, Result};
+
+/// The most first-parent commits one walk visits. A CA that reconciles on every merge and daily
+/// for ten years has a few ten thousand; a history deeper than this is refused (with the count),
+/// never silently cut, because the oldest commit is the trust anchor.
+pub const MAX_COMMITS: usize = 1_000_000;
+
+/// The most bytes of history blobs one command inflates, all paths together.
+pub const MAX_BYTES: u64 = 512 << 20;
+
+/// The paths whose versions history keeps.
+pub const TRACKED: &[&str] = &[
+    crate::config::FILE,
+    crate::ledger::FILE,
+    crate::seal::FILE,
+    crate::init::CRL_FILE,
+    crate::hierarchy::PREVIOUS_CRL,
+    crate::hierarchy::ROOT_CRL,
+    crate::init::CA_CERT,
+    crate::hierarchy::ROOT_CERT,
+];
+
+/// Commits walked and blob bytes inflated by this process, for `GITCA_TIMINGS` and the tests
+/// that bound them.
+static COMMITS_WALKED: AtomicU64 = AtomicU64::new(0);
+static BYTES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// (commits walked, bytes of history blobs inflated) by this process so far.
+pub fn work() -> (u64, u64) {
+    (
+        COMMITS_WALKED.load(Ordering::Relaxed),
+        BYTES_READ.load(Ordering::Relaxed),
+    )
+}
+
+/// A run of consecutive first-parent commits holding the same blob at one path.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// The blob, or `None` where the path does not exist.
+    pub blob: Option<Oid>,
+    /// Index (0 = HEAD) of the newest commit of the run.
+    pub newest: usize,
+    /// Index of the oldest commit of the run: where this blob was written, as far as the
+    /// first-parent line tells.
+    pub oldest: usize,
+}
+
+/// HEAD's first-parent history, as far as gitca reads it.
+#[derive(Debug, Default)]
+pub struct History {
+    commits: Vec<Oid>,
+    /// One list per [`TRACKED`] path, newest run first.
+    runs: Vec<Vec<Run>>,
+    read: AtomicU64,
+}
+
+fn slot(path: &str) -> Option<usize> {
+    TRACKED.iter().position(|p| *p == path)
+}
+
+/// The blob at each tracked path of one commit's tree, reusing the previous commit's answers
+/// for every subtree whose id did not change.
+struct TreeReader<'r> {
+    git: &'r Repository,
+    last_root: Option<Oid>,
+    last_sub: Vec<(String, Option<Oid>)>,
+    blobs: Vec<Option<Oid>>,
+}
+
+impl<'r> TreeReader<'r> {
+    fn new(git: &'r Repository) -> Self {
+        TreeReader {
+            git,
+            last_root: None,
+            last_sub: Vec::new(),
+            blobs: vec![None; TRACKED.len()],
+        }
+    }
+
+    fn read(&mut self, root: Oid) -> Result<()> {
+        if self.last_root == Some(root) {
+            return Ok(());
+        }
+        self.last_root = Some(root);
+        let tree = self.git.find_tree(root)?;
+        let mut subtrees: Vec<(String, Option<Oid>)> = Vec::new();
+        for (i, path) in TRACKED.iter().enumerate() {
+            let (dir, name) = match path.split_once('/') {
+                Some((d, n)) => (Some(d), n),
+                None => (None, *path),
+            };
+            self.blobs[i] = match dir {
+                None => tree.get_name(name).map(|e| e.id()),
+                Some(d) => {
+                    let sub = match subtrees.iter().find(|(n, _)| n == d) {
+                        Some((_, id)) => *id,
+                        None => {
+                            let id = tree
+                                .get_name(d)
+                                .filter(|e| e.kind() == Some(ObjectType::Tree))
+                                .map(|e| e.id());
+                            subtrees.push((d.to_string(), id));
+                            id
+                        }
+                    };
+                    let unchanged = self.last_sub.iter().any(|(n, id)| n == d && *id == sub);
+                    if unchanged {
+                        continue;
+                    }
+                    match sub {
+                        None => None,
+                        Some(id) => self.git.find_tree(id)?.get_name(name).map(|e| e.id()),
+                    }
+                }
+            };
+        }
+        self.last_sub = subtrees;
+        Ok(())
+    }
+}
+
+impl History {
+    /// Walks HEAD's first-parent chain once (empty when there is no commit yet).
+    pub fn walk(git: &Repository) -> Result<History> {
+        let mut history = History {
+            runs: vec![Vec::new(); TRACKED.len()],
+            ..History::default()
+        };
+        let Ok(mut commit) = git.head().and_then(|h| h.peel_to_commit()) else {
+            return Ok(history);
+        };
+        let mut reader = TreeReader::new(git);
+        loop {
+            let at = history.commits.len();
+            if at == MAX_COMMITS {
+                return Err(Error::usage(
+                    format!("HEAD has more than {MAX_COMMITS} first-parent commits: gitca reads at most that many"),
+                    "history is the CA's anchor against rollback, and gitca bounds what it reads of it (docs/performance.md); a pull request that added this many commits should be squashed, or the CA's history started anew (gitca import)",
+                ));
+            }
+            history.commits.push(commit.id());
+            reader.read(commit.tree_id())?;
+            for (runs, blob) in history.runs.iter_mut().zip(&reader.blobs) {
+                match runs.last_mut() {
+                    Some(run) if run.blob == *blob => run.oldest = at,
+                    _ => runs.push(Run {
+                        blob: *blob,
+                        newest: at,
+                        oldest: at,
+                    }),
+                }
+            }
+            // A shallow clone's oldest commit names a parent that is not there: history ends.
+            let Some(parent) = commit.parent_ids().next() else {
+                break;
+            };
+            match git.find_commit(parent) {
+                Ok(p) => commit = p,
+                Err(_) => break,
+            }
+        }
+        COMMITS_WALKED.fetch_add(history.commits.len() as u64, Ordering::Relaxed);
+        Ok(history)
+    }
+
+    /// The commit at `index` (0 = HEAD).
+    pub fn commit(&self, index: usize) -> Option<Oid> {
+        self.commits.get(index).copied()
+    }
+
+    /// How many commits were walked.
+    pub fn len(&self) -> usize {
+        self.commits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commits.is_empty()
+    }
+
+    /// The runs of `path`, newest first (empty for a path that is not tracked).
+    pub fn runs(&self, path: &str) -> &[Run] {
+        slot(path).map_or(&[], |i| &self.runs[i])
+    }
+
+    /// The blob `path` holds in the commit at `index`.
+    pub fn blob_at(&self, path: &str, index: usize) -> Option<Oid> {
+        let runs = self.runs(path);
+        let at = runs.partition_point(|r| r.oldest < index);
+        runs.get(at)
+            .filter(|r| r.newest <= index && index <= r.oldest)
+            .and_then(|r| r.blob)
+    }
+
+    /// Each distinct blob `path` ever held, newest first, with the newest commit that holds it.
+    pub fn versions(&self, path: &str) -> Vec<(Oid, usize)> {
+        let mut seen = std::collections::HashSet::new();
+        self.runs(path)
+            .iter()
+            .filter_map(|r| r.blob.map(|b| (b, r.newest)))
+            .filter(|(b, _)| seen.insert(*b))
+            .collect()
+    }
+
+    /// The oldest commit (its index) holding any of `paths`.
+    pub fn oldest_with(&self, paths: &[&str]) -> Option<usize> {
+        paths
+            .iter()
+            .filter_map(|p| self.runs(p).iter().rev().find(|r| r.blob.is_some()))
+            .map(|r| r.oldest)
+            .max()
+    }
+
+    /// A blob's bytes, when it is a blob of at most `limit` bytes. Its size is read from the
+    /// object header first: a larger blob is never inflated. Errors once this history has
+    /// inflated [`MAX_BYTES`].
+    pub fn read(&self, git: &Repository, blob: Oid, limit: u64) -> Result<Option<Vec<u8>>> {
+        let Some(size) = blob_size(git, blob).filter(|s| *s <= limit) else {
+            return Ok(None);
+        };
+        let total = self.read.fetch_add(size, Ordering::Relaxed) + size;
+        if total > MAX_BYTES {
+            return Err(Error::usage(
+                format!(
+                    "history holds more than {} MiB of versions of gitca's files: gitca reads at most that much",
+                    MAX_BYTES >> 20
+                ),
+                "a merged change rewrote gitca's files many times over (see docs/threat-model.md, bounded history); squash it, or restore the files with `git checkout` from the last commit gitca wrote",
+            ));
+        }
+        Ok(read_blob(git, blob, limit))
+    }
+
+    /// [`History::read`] as UTF-8 text.
+    pub fn text(&self, git: &Repository, blob: Oid, limit: u64) -> Result<Option<String>> {
+        Ok(self
+            .read(git, blob, limit)?
+            .and_then(|b| String::from_utf8(b).ok()))
+    }
+}
+
+/// A blob's size from its object header (nothing inflated); `None` when it is not a blob.
+fn blob_size(git: &Repository, blob: Oid) -> Option<u64> {
+    let (size, kind) = git.odb().ok()?.read_header(blob).ok()?;
+    (kind == ObjectType::Blob).then_some(size as u64)
+}
+
+/// A blob's bytes when it is a blob of at most `limit` bytes, its size read from the object
+/// header before anything is inflated.
+pub fn read_blob(git: &Repository, blob: Oid, limit: u64) -> Option<Vec<u8>> {
+    if blob_size(git, blob)? > limit {
+        return None;
+    }
+    let data = git.odb().ok()?.read(blob).ok()?.data().to_vec();
+    BYTES_READ.fetch_add(data.len() as u64, Ordering::Relaxed);
+    Some(data)
+}
