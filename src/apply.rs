@@ -167,10 +167,10 @@ impl Phases {
 
     fn mark(&self, phase: &str) {
         if self.on {
-            eprintln!(
+            crate::redact::stderr(&format!(
                 "gitca timing: {phase:<22} {:>8.1} ms",
                 self.start.elapsed().as_secs_f64() * 1000.0
-            );
+            ));
         }
     }
 }

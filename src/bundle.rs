@@ -164,13 +164,15 @@ pub fn hosts_toml(host: &str, server_ca: bool) -> String {
     } else {
         "\"ca.crt\""
     };
+    let url = crate::encode::toml_string(&format!("https://{host}"));
     format!(
-        "# Written by gitca: containerd reads this for {host} (ctr --hosts-dir, the CRI's config_path).\n\
-         server = \"https://{host}\"\n\n\
-         [host.\"https://{host}\"]\n  \
+        "# Written by gitca: containerd reads this for {shown} (ctr --hosts-dir, the CRI's config_path).\n\
+         server = {url}\n\n\
+         [host.{url}]\n  \
          capabilities = [\"pull\", \"resolve\", \"push\"]\n  \
          ca = {ca}\n  \
-         client = [[\"client.cert\", \"client.key\"]]\n"
+         client = [[\"client.cert\", \"client.key\"]]\n",
+        shown = crate::encode::comment_line(host),
     )
 }
 
@@ -261,26 +263,57 @@ pub(crate) fn parse_pem_certs(text: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A registry address as an operator gives it: a host name, an IPv4 address or a bracketed
+/// IPv6 address, and an optional port. Returns the host (as given) and the port. Anything else
+/// — a path, a space, a quote, a newline — is refused: the address becomes a directory name and
+/// goes into containerd's hosts.toml.
+pub fn parse_host_port(value: &str) -> std::result::Result<(String, Option<u16>), String> {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (ip, after) = rest
+            .split_once(']')
+            .ok_or("an IPv6 address in brackets needs its `]`")?;
+        ip.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("`{ip}` is not an IPv6 address"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or("a port follows `:`")?),
+        };
+        (format!("[{ip}]"), port)
+    } else {
+        let (host, port) = match value.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (value, None),
+        };
+        if host.parse::<std::net::Ipv4Addr>().is_err() {
+            crate::subject::check_host(host)?;
+        }
+        (host.to_string(), port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && !p.starts_with('0') => Some(n),
+            _ => return Err(format!("`{p}` is not a port (1 to 65535)")),
+        },
+    };
+    Ok((host, port))
+}
+
 /// The certs.d directory for a registry address; Docker uses the bare host for port 443.
 pub fn certs_d_dir(root: &Path, registry: &str) -> Result<PathBuf> {
-    let bad = || {
+    let (host, port) = parse_host_port(registry).map_err(|why| {
         Error::usage(
-            format!("`{registry}` is not HOST or HOST:PORT"),
+            format!(
+                "`{}` is not HOST or HOST:PORT: {why}",
+                crate::encode::terminal(registry)
+            ),
             "pass the registry as you pull from it, e.g. registry.example.com:5000",
         )
-    };
-    if registry.is_empty() || registry.contains(['/', '\\', ' ']) || registry.starts_with('.') {
-        return Err(bad());
-    }
-    let dir = match registry.rsplit_once(':') {
-        Some((host, "443")) => host.to_string(),
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-            registry.to_string()
-        }
-        Some(_) => return Err(bad()),
-        None => registry.to_string(),
-    };
-    Ok(root.join(dir))
+    })?;
+    Ok(root.join(match port {
+        None | Some(443) => host,
+        Some(p) => format!("{host}:{p}"),
+    }))
 }
 
 /// The top-level entry point for `gitca bundle`.

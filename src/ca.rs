@@ -190,7 +190,7 @@ impl CaCert {
             ski,
             not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),
-            subject: cert.subject().to_string(),
+            subject: crate::subject::rfc4514(cert.subject()),
             der: der.clone(),
         })
     }

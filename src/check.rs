@@ -823,13 +823,13 @@ pub fn run_plan(
     if matches!(format, PlanFormat::Human) {
         let all: Vec<&Error> = state.problems.iter().chain(&vetted.diagnostics).collect();
         for e in all.iter().take(report::MAX_DIAGNOSTICS) {
-            eprintln!("{}", render_diagnostic(e));
+            crate::redact::stderr(&render_diagnostic(e));
         }
         if all.len() > report::MAX_DIAGNOSTICS {
-            eprintln!(
+            crate::redact::stderr(&format!(
                 "… and {} more problem(s) (gitca check lists them all)",
                 all.len() - report::MAX_DIAGNOSTICS
-            );
+            ));
         }
     }
     match format {

@@ -354,13 +354,13 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
     }
     let shown = crate::report::MAX_DIAGNOSTICS;
     for e in outcome.diagnostics.iter().take(shown) {
-        eprintln!("{}", crate::check::render_diagnostic(e));
+        crate::redact::stderr(&crate::check::render_diagnostic(e));
     }
     if outcome.diagnostics.len() > shown {
-        eprintln!(
+        crate::redact::stderr(&format!(
             "… and {} more problem(s) (gitca check lists them all)",
             outcome.diagnostics.len() - shown
-        );
+        ));
     }
     let blocked: Vec<&str> = outcome
         .plan
@@ -388,11 +388,11 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
     if parts.is_empty() {
         parts.push("the problems listed above".into());
     }
-    eprintln!(
+    crate::redact::stderr(&format!(
         "gitca: reconcile applied every revocation and CRL update it could{}, but needs attention: {}",
         if outcome.commit.is_some() { " and committed them" } else { "" },
         parts.join("; ")
-    );
+    ));
     crate::apply::EXIT_ATTENTION
 }
 
@@ -595,7 +595,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             )?;
             // The one line a cron job shows, even with --quiet.
             if let (true, Some(line)) = (cli.quiet, line) {
-                println!("{}", crate::redact::Redactor::from_env().line(&line));
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    crate::redact::Redactor::from_env().line(&line)
+                );
             }
             Ok(code)
         }

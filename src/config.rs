@@ -233,12 +233,17 @@ impl Config {
                 "every certificate carries the organization (O): name it, e.g. organization: Example Corp",
             ));
         }
-        if config.ca.organization.contains(['=', '+', '\\']) {
-            return Err(fail(
-                "organization:",
-                "ca.organization contains `=`, `+` or `\\`".into(),
-                "these characters could forge parts of a certificate's subject as servers read it (nginx's $ssl_client_s_dn): leave them out",
-            ));
+        for (field, key, value) in [
+            ("name:", "ca.name", &config.ca.name),
+            ("organization:", "ca.organization", &config.ca.organization),
+        ] {
+            if let Err(why) = crate::subject::check_text(value) {
+                return Err(fail(
+                    field,
+                    format!("{key} `{value}` is refused: {why}"),
+                    "every certificate carries it, and servers read subjects as text (nginx's $ssl_client_s_dn): 1 to 64 letters, digits and spaces of one script, with . - _ ' ( ) & @ : (docs/setup.md)",
+                ));
+            }
         }
         if config.crl.validity > MAX_CRL_VALIDITY || config.crl.validity < MIN_VALIDITY {
             return Err(fail(
@@ -267,11 +272,7 @@ impl Config {
         if let Some(r) = &config.registry {
             let groups = r.push_groups.iter().chain(r.pull_groups.iter().flatten());
             for g in groups {
-                let ok = !g.is_empty()
-                    && g.len() <= 64
-                    && g.bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
-                if !ok {
+                if !crate::inventory::valid_group(g) {
                     return Err(fail(
                         "registry:",
                         format!("registry group `{g}` is not a group name"),
@@ -570,8 +571,8 @@ mod tests {
 
     #[test]
     fn template_parses() {
-        let c = Config::parse(&Config::template("Test CA: \"x\"", "Acme")).unwrap();
-        assert_eq!(c.ca.name, "Test CA: \"x\"");
+        let c = Config::parse(&Config::template("Test CA: O'Brien (x)", "Acme")).unwrap();
+        assert_eq!(c.ca.name, "Test CA: O'Brien (x)");
         assert_eq!(c.crl.validity.days(), 7);
         assert_eq!(c.profiles["bot"].validity.days(), 30);
     }
@@ -604,6 +605,11 @@ mod tests {
                 "organization: y",
                 "organization: \"\"",
                 "organization is empty",
+            ),
+            (
+                "organization: y",
+                "organization: \"Acme,OU=push\"",
+                "holds `,`",
             ),
             ("validity: 365d", "validity: 5000d", "outside 1h"),
             (

@@ -547,16 +547,18 @@ fn report(run: &Run, out: &mut dyn Write, watching: bool) -> u8 {
             0
         }
         Verdict::Refused(m) => {
-            eprintln!("{stamp}gitca deploy: {m}");
+            crate::redact::stderr(&format!("{stamp}gitca deploy: {m}"));
             1
         }
         Verdict::Unavailable(m) => {
-            eprintln!("{stamp}gitca deploy: cannot fetch ({m}); what is installed stays");
+            crate::redact::stderr(&format!(
+                "{stamp}gitca deploy: cannot fetch ({m}); what is installed stays"
+            ));
             0
         }
     };
     if let Some(s) = &run.stale {
-        eprintln!("{stamp}gitca deploy: STALE: {s}");
+        crate::redact::stderr(&format!("{stamp}gitca deploy: STALE: {s}"));
         return EXIT_STALE;
     }
     code
@@ -578,7 +580,7 @@ fn drive(
                 report(&run, out, every.is_some())
             }
             Err(e) if every.is_some() => {
-                eprintln!("gitca deploy: {e}");
+                crate::redact::stderr(&format!("gitca deploy: {e}"));
                 1
             }
             Err(e) => return Err(e),

@@ -130,7 +130,7 @@ fn read_crls(text: &str, origin: &str, cas: &[&CaCert]) -> Result<Vec<Crl>> {
         if issuer.is_none() && !cas.is_empty() {
             return Err(Error::bad_file(
                 origin,
-                format!("the CRL of {} is not signed by the CA", crl.issuer()),
+                format!("the CRL of {} is not signed by the CA", crate::subject::rfc4514(crl.issuer())),
                 "pass the CRL of this CA (with an offline root: the root's and the intermediate's, as `gitca deploy crl` writes them)",
             ));
         }
@@ -155,7 +155,10 @@ fn read_crls(text: &str, origin: &str, cas: &[&CaCert]) -> Result<Vec<Crl>> {
             })
             .collect();
         out.push(Crl {
-            issuer: issuer.map_or_else(|| crl.issuer().to_string(), |c| c.subject.clone()),
+            issuer: issuer.map_or_else(
+                || crate::subject::rfc4514(crl.issuer()),
+                |c| c.subject.clone(),
+            ),
             issuer_der: issuer.map(|c| c.der.clone()),
             revoked,
             number: crl.crl_number().and_then(|n| u64::try_from(n).ok()),
@@ -247,7 +250,7 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         );
     }
     let leaf = &parsed[leaf_at];
-    let who = leaf.subject().to_string();
+    let who = crate::subject::rfc4514(leaf.subject());
     if let Some(key_path) = key_path {
         match read_client_key(key_path) {
             Ok((_, key)) if crate::pubkey::same_key(&rcgen::PublicKeyData::subject_public_key_info(&key), leaf.public_key().raw) => {
@@ -378,7 +381,7 @@ fn check_chain(
             format!(
                 "not issued by this CA ({}); issuer is {}",
                 anchor.subject,
-                leaf.issuer()
+                crate::subject::rfc4514(leaf.issuer())
             ),
             "the server trusts only the CA's root (ca/root.crt, or ca/ca.crt of a single-level CA): get a certificate from this CA (gitca request, then reconcile)",
         );

@@ -80,7 +80,7 @@ pub fn run_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<
         crate::config::MAX_BYTES,
     )?)?;
     let text = match args.target {
-        ExportTarget::Nginx => export_nginx(args, &ca, config.registry.as_ref(), two_levels),
+        ExportTarget::Nginx => export_nginx(args, &ca, config.registry.as_ref(), two_levels)?,
         ExportTarget::Registry => export_registry(args, &ca)?,
     };
     let _ = out.write_all(text.as_bytes());
@@ -89,8 +89,13 @@ pub fn run_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<
 
 /// nginx maps that turn gitca.yaml's `registry:` rights into `$gitca_allowed`: a member of a
 /// push group may use every method, a member of a pull group (everyone, without pull_groups)
-/// may GET and HEAD. Groups are the certificate's OUs; nginx gives the subject as RFC 2253
-/// (`CN=alice,OU=push,O=Acme`), and gitca's group names and organization cannot forge an RDN.
+/// may GET and HEAD. Groups are the certificate's OUs, and nginx gives the subject as RFC 2253
+/// text (`CN=alice,OU=push,O=Acme`), escaping a `,` inside a value as `\,`. The rule therefore
+/// matches whole attributes only: it walks the subject from its start one attribute at a time
+/// (an attribute is any run of characters and `\`-escaped pairs up to an unescaped comma), and
+/// a group matches only as a complete `OU=group` followed by an unescaped comma or the end. A
+/// value that tries to forge a group (`CN=x\,OU=push`, `OU=push\,x`, `OU=push+CN=x`) matches
+/// nothing. (`\x5c` is PCRE's backslash: nginx itself unescapes `\\` in quoted strings.)
 fn rights_maps(r: &crate::config::RegistryPolicy) -> String {
     let group_map = |var: &str, groups: &[String]| {
         let alternatives: Vec<String> = groups.iter().map(|g| g.replace('.', "[.]")).collect();
@@ -98,7 +103,7 @@ fn rights_maps(r: &crate::config::RegistryPolicy) -> String {
             format!("map $ssl_client_s_dn ${var} {{\n    default 0;\n}}\n")
         } else {
             format!(
-                "map $ssl_client_s_dn ${var} {{\n    default 0;\n    \"~(^|,)OU=({})(,|$)\" 1;\n}}\n",
+                "map $ssl_client_s_dn ${var} {{\n    default 0;\n    \"~^(?:(?:[^\\x5c,]|\\x5c.)*,)*OU=(?:{})(?:,|$)\" 1;\n}}\n",
                 alternatives.join("|")
             )
         }
@@ -121,12 +126,81 @@ fn rights_maps(r: &crate::config::RegistryPolicy) -> String {
     s
 }
 
+/// The operator's values as nginx tokens (see [`crate::encode::nginx_value`]); the first one
+/// nginx could read as something else is refused, with the flag named.
+fn nginx_values(a: &ExportArgs) -> Result<NginxValues> {
+    let value = |flag: &str, v: &str| {
+        crate::encode::nginx_value(v).map_err(|why| {
+            Error::usage(
+                format!(
+                    "{flag} `{}` cannot go into an nginx configuration: {}",
+                    crate::encode::terminal(v),
+                    why.0
+                ),
+                "pass a plain path, address or name",
+            )
+        })
+    };
+    let listen = a.listen.clone().unwrap_or_else(|| "443".into());
+    check_listen(&listen)?;
+    check_host_port("--upstream", &a.upstream)?;
+    if a.server_name != "_" {
+        crate::subject::check_host(a.server_name.trim_start_matches("*.")).map_err(|why| {
+            Error::usage(
+                format!(
+                    "--server-name `{}` is not a host name: {why}",
+                    crate::encode::terminal(&a.server_name)
+                ),
+                "pass the registry's DNS name, or leave it out (`_`)",
+            )
+        })?;
+    }
+    Ok(NginxValues {
+        listen: value("--listen", &listen)?,
+        server_name: value("--server-name", &a.server_name)?,
+        upstream: value("--upstream", &format!("http://{}", a.upstream))?,
+        tls_cert: value("--tls-cert", &a.tls_cert)?,
+        tls_key: value("--tls-key", &a.tls_key)?,
+        client_ca: value("--client-ca", &a.client_ca)?,
+        crl: value("--crl", &a.crl)?,
+    })
+}
+
+struct NginxValues {
+    listen: String,
+    server_name: String,
+    upstream: String,
+    tls_cert: String,
+    tls_key: String,
+    client_ca: String,
+    crl: String,
+}
+
+/// `--listen`: a port, or an address and a port (`127.0.0.1:8443`, `[::1]:8443`).
+fn check_listen(listen: &str) -> Result<()> {
+    if listen.parse::<u16>().is_ok_and(|p| p > 0) {
+        return Ok(());
+    }
+    check_host_port("--listen", listen)
+}
+
+/// A HOST:PORT the operator gave: a host name or an IP address (IPv6 in brackets), and a port.
+pub fn check_host_port(flag: &str, value: &str) -> Result<()> {
+    crate::bundle::parse_host_port(value).map(|_| ()).map_err(|why| {
+        Error::usage(
+            format!("{flag} `{}` is not HOST:PORT: {why}", crate::encode::terminal(value)),
+            "pass a host name or an IP address and a port, e.g. registry.example.com:5000 or [::1]:5000",
+        )
+    })
+}
+
 fn export_nginx(
     a: &ExportArgs,
     ca: &CaCert,
     rights: Option<&crate::config::RegistryPolicy>,
     two_levels: bool,
-) -> String {
+) -> Result<String> {
+    let v = nginx_values(a)?;
     let chain_note = if two_levels {
         "#
 # An offline root: {client_ca} holds the ROOT (ca/root.crt); clients present their certificate
@@ -134,12 +208,11 @@ fn export_nginx(
 # in the chain: {crl} must hold the root's CRL and the intermediates' (gitca deploy crl writes
 # them all), and ssl_verify_depth 2 lets the chain be leaf, intermediate, root.
 "
-        .replace("{client_ca}", &a.client_ca)
-        .replace("{crl}", &a.crl)
+        .replace("{client_ca}", &v.client_ca)
+        .replace("{crl}", &v.crl)
     } else {
         String::new()
     };
-    let listen = a.listen.clone().unwrap_or_else(|| "443".into());
     let maps = rights.map(rights_maps).unwrap_or_default();
     let check = if rights.is_some() {
         "        # Who may push and pull (gitca.yaml `registry:`).\n        if ($gitca_allowed = 0) { return 403; }\n"
@@ -177,7 +250,7 @@ server {{
     chunked_transfer_encoding on;
 
     location /v2/ {{
-{check}        proxy_pass                          http://{upstream};
+{check}        proxy_pass                          {upstream};
         proxy_request_buffering             off;
         proxy_set_header  Host              $http_host;
         proxy_set_header  X-Real-IP         $remote_addr;
@@ -190,22 +263,34 @@ server {{
     }}
 }}
 "#,
-        subject = ca.subject,
-        crl = a.crl,
-        listen = listen,
-        server_name = a.server_name,
-        tls_cert = a.tls_cert,
-        tls_key = a.tls_key,
-        client_ca = a.client_ca,
-        upstream = a.upstream,
+        subject = crate::encode::comment_line(&ca.subject),
+        crl = v.crl,
+        listen = v.listen,
+        server_name = v.server_name,
+        tls_cert = v.tls_cert,
+        tls_key = v.tls_key,
+        client_ca = v.client_ca,
+        upstream = v.upstream,
         maps = maps,
         check = check,
         chain_note = chain_note,
     );
     match &a.standalone {
-        None => server,
+        None => Ok(server),
         Some(prefix) => {
-            let p = prefix.display();
+            let p = prefix.display().to_string();
+            let at = |suffix: &str| {
+                crate::encode::nginx_value(&format!("{p}{suffix}")).map_err(|why| {
+                    Error::usage(
+                        format!(
+                            "--standalone `{}` cannot go into an nginx configuration: {}",
+                            crate::encode::terminal(&p),
+                            why.0
+                        ),
+                        "pass a plain directory path",
+                    )
+                })
+            };
             let indented: String = server
                 .lines()
                 .map(|l| {
@@ -216,9 +301,18 @@ server {{
                     }
                 })
                 .collect();
-            format!(
-                "# A complete nginx.conf: run with\n#   nginx -p {p}/ -c {p}/nginx.conf -e {p}/logs/error.log\n# (mkdir -p {p}/logs {p}/tmp; chmod 1777 {p}/tmp: workers run as nobody)\ndaemon off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log info;\nevents {{ worker_connections 64; }}\nhttp {{\n    access_log {p}/logs/access.log;\n    client_body_temp_path {p}/tmp/body;\n    proxy_temp_path       {p}/tmp/proxy;\n    fastcgi_temp_path     {p}/tmp/fastcgi;\n    uwsgi_temp_path       {p}/tmp/uwsgi;\n    scgi_temp_path        {p}/tmp/scgi;\n\n{indented}}}\n"
-            )
+            Ok(format!(
+                "# A complete nginx.conf: run with\n#   nginx -p {p}/ -c {p}/nginx.conf -e {p}/logs/error.log\n# (mkdir -p {p}/logs {p}/tmp; chmod 1777 {p}/tmp: workers run as nobody)\ndaemon off;\nworker_processes 1;\npid {pid};\nerror_log {log} info;\nevents {{ worker_connections 64; }}\nhttp {{\n    access_log {access};\n    client_body_temp_path {body};\n    proxy_temp_path       {proxy};\n    fastcgi_temp_path     {fastcgi};\n    uwsgi_temp_path       {uwsgi};\n    scgi_temp_path        {scgi};\n\n{indented}}}\n",
+                p = at("")?.trim_matches('"'),
+                pid = at("/nginx.pid")?,
+                log = at("/logs/error.log")?,
+                access = at("/logs/access.log")?,
+                body = at("/tmp/body")?,
+                proxy = at("/tmp/proxy")?,
+                fastcgi = at("/tmp/fastcgi")?,
+                uwsgi = at("/tmp/uwsgi")?,
+                scgi = at("/tmp/scgi")?,
+            ))
         }
     }
 }

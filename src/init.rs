@@ -90,11 +90,16 @@ pub fn check_target(dir: &Path) -> Result<()> {
 /// The top-level entry point for `gitca init`.
 pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
     check_target(&opts.dir)?;
-    if opts.name.trim().is_empty() {
-        return Err(Error::usage(
-            "the CA name is empty",
-            "pass --name \"Example Registry CA\"",
-        ));
+    for (flag, value) in [
+        ("--name", &opts.name),
+        ("--organization", &opts.organization),
+    ] {
+        if let Err(why) = crate::subject::check_text(value) {
+            return Err(Error::usage(
+                format!("{flag} `{value}` is refused: {why}"),
+                "every certificate carries it, and servers read subjects as text: 1 to 64 letters, digits and spaces of one script, with . - _ ' ( ) & @ :, e.g. --name \"Example Registry CA\"",
+            ));
+        }
     }
 
     // Everything is made in memory first; nothing touches the disk until it all succeeded.

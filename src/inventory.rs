@@ -93,6 +93,8 @@ pub struct Source {
     pub span: (usize, usize),
     /// Byte span of the entry's `csr` value (the name's when `csr` is implicit).
     pub csr_span: (usize, usize),
+    /// Byte span of the entry's `common_name` value, when it has one.
+    pub cn_span: Option<(usize, usize)>,
     pub line: usize,
 }
 
@@ -192,22 +194,8 @@ pub fn valid_name(name: &str) -> bool {
         && !name.contains("..")
 }
 
-fn valid_email(email: &str) -> bool {
-    let mut parts = email.split('@');
-    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    email.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && email
-            .bytes()
-            .all(|c| c.is_ascii_graphic() && !b"<>()[]\\,;:\"".contains(&c))
-}
-
-fn valid_group(g: &str) -> bool {
+/// A group: one OU of the certificates (ASCII letters, digits, `.`, `_`, `-`).
+pub fn valid_group(g: &str) -> bool {
     !g.is_empty()
         && g.len() <= 64
         && g.bytes()
@@ -708,15 +696,20 @@ fn validate(
         ));
     }
     let email = match e.email {
-        Some(s) if !valid_email(&s.value) => {
-            return Err(at(
-                &s.referenced,
-                format!("`{}` is not a valid email address for `{name}`", s.value),
-                "invalid email",
-                "write a plain ASCII address such as alice@example.com",
-            ))
-        }
-        Some(s) => Some(s.value),
+        Some(s) => match crate::subject::check_email(&s.value) {
+            Ok(()) => Some(s.value),
+            Err(why) => {
+                return Err(at(
+                    &s.referenced,
+                    format!(
+                        "`{}` is not a valid email address for `{name}`: {why}",
+                        s.value
+                    ),
+                    "invalid email",
+                    "write a plain ASCII address such as alice@example.com",
+                ))
+            }
+        },
         None => None,
     };
     let groups = match e.groups {
@@ -804,20 +797,20 @@ fn validate(
             "point csr at a file inside the repository, e.g. csr/NAME.csr",
         )
     })?;
-    let common_name = match e.common_name {
+    let (common_name, cn_span) = match e.common_name {
         Some(c) => {
-            let v = c.value.trim();
-            if v.is_empty() || v.len() > 64 || v.chars().any(char::is_control) || v != c.value {
+            if let Err(why) = crate::subject::check_text(&c.value) {
                 return Err(at(
                     &c.referenced,
-                    format!("common_name `{}` of `{name}` is not usable", c.value),
+                    format!("common_name `{}` of `{name}` is refused: {why}", c.value),
                     "invalid common name",
-                    "a common name is 1 to 64 printable characters without leading or trailing spaces",
+                    "a common name is 1 to 64 letters, digits and spaces of one script, with . - _ ' ( ) & @ : (docs/onboarding.md, \"Names\"); leave it out to use the name",
                 ));
             }
-            Some(c.value)
+            let span = span(&c.referenced);
+            (Some(c.value), Some(span))
         }
-        None => None,
+        None => (None, None),
     };
     let renamed_from = match e.renamed_from {
         Some(r) if !valid_name(&r.value) || r.value == name => return Err(at(
@@ -853,6 +846,7 @@ fn validate(
             file: file.to_string(),
             span: span(&name_loc),
             csr_span: span(&csr_loc),
+            cn_span,
             line,
         },
     })
@@ -879,14 +873,6 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert!(!valid_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn emails_are_checked() {
-        assert!(valid_email("alice@example.com"));
-        for bad in ["alice", "a@b", "a@@b.c", "a b@c.d", "a@.c", "<a@b.c>"] {
-            assert!(!valid_email(bad), "{bad}");
         }
     }
 

@@ -3,6 +3,12 @@
 //! Data flows one way: `load` (config, identities, ledger, CSR digests; no crypto) → `plan`
 //! (pure) → `apply` (unlock the CA key, sign, write atomically) → `repo` (one git commit).
 //! Each subcommand is one `run_<command>` function, callable from tests without a process.
+//!
+//! Nothing here prints with `print!`/`eprint!`: stdout goes through the writer each command is
+//! given, stderr through [`redact::stderr`], so that every line passes the redactor and the
+//! terminal encoder (invariants 11 and 15). Clippy enforces it.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod apply;
 pub mod bundle;
@@ -16,6 +22,7 @@ pub mod confined;
 pub mod custody;
 pub mod deploy;
 pub mod doctor;
+pub mod encode;
 pub mod error;
 pub mod export;
 pub mod fuzzing;
@@ -38,6 +45,7 @@ pub mod request;
 pub mod seal;
 pub mod source;
 pub mod status;
+pub mod subject;
 pub mod yaml;
 
 pub use error::{Error, Result};

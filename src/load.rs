@@ -299,11 +299,10 @@ impl State {
     /// What a certificate for `id` with this CSR's key will carry.
     fn carries(&self, id: &Identity, csr: &VerifiedCsr) -> plan::Carries {
         let profile = self.config.profiles.get(&id.profile);
-        let mut subject = format!("O = {}", self.config.ca.organization);
-        for g in &id.groups {
-            subject.push_str(&format!(", OU = {g}"));
-        }
-        subject.push_str(&format!(", CN = {}", id.cn()));
+        let mut attributes = vec![("O", self.config.ca.organization.as_str())];
+        attributes.extend(id.groups.iter().map(|g| ("OU", g.as_str())));
+        attributes.push(("CN", id.cn()));
+        let subject = crate::subject::rfc4514_of(&attributes);
         plan::Carries {
             identity: id.name.clone(),
             subject,

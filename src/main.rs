@@ -9,13 +9,17 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Diagnostics wrap to the terminal; in CI logs and pipes they stay on one line per sentence,
-    // so paths and recipients can be searched for.
+    // so paths and recipients can be searched for. No colours: every line gitca writes passes
+    // the terminal encoder, which shows escape sequences instead of obeying them (a value from
+    // a pull request must never move the cursor or forge a line), so ours would show too.
     let _ = miette::set_hook(Box::new(|_| {
         use std::io::IsTerminal;
         let tty = std::io::stderr().is_terminal();
         Box::new(
             miette::MietteHandlerOpts::new()
                 .wrap_lines(tty)
+                .color(false)
+                .terminal_links(false)
                 .show_related_errors_as_nested()
                 .build(),
         )

@@ -942,6 +942,7 @@ mod tests {
                 file: "identities/people.yaml".into(),
                 span: (0, 0),
                 csr_span: (0, 0),
+                cn_span: None,
                 line: 1,
             },
         }

@@ -163,9 +163,52 @@ pub fn check_name(csr: &VerifiedCsr, id: &Identity) -> Result<(), Refusal> {
     );
     match csr.common_name.as_deref() {
         Some(cn) if cn == want => Ok(()),
-        Some(cn) => Err(refuse(format!("its CN is `{cn}`, not `{want}`"), fix)),
+        Some(cn) => Err(refuse(
+            format!("its CN is `{cn}`, not `{want}`"),
+            format!("{fix}; or, to keep a CN that is not the name (as for people adopted from an `openssl ca`), add `common_name: {cn}` to the entry (docs/onboarding.md, \"Names\")"),
+        )),
         None => Err(refuse("it has no CN", fix)),
     }
+}
+
+/// Identities whose certificate would stand for someone else: a `common_name` whose
+/// [`crate::subject::clash_key`] is another identity's name or common name — declared, or
+/// in the ledger (offboarded and revoked names included: a name once certified is never
+/// someone else's). Maps each such identity to the other name.
+pub fn name_clashes<'a>(ledger: &'a Ledger, inventory: &'a Inventory) -> HashMap<&'a str, &'a str> {
+    use crate::subject::clash_key;
+    let with_cn: Vec<(&Identity, &str)> = inventory
+        .identities
+        .iter()
+        .filter_map(|i| i.common_name.as_deref().map(|c| (i, c)))
+        .filter(|(i, c)| *c != i.name)
+        .collect();
+    if with_cn.is_empty() {
+        return HashMap::new();
+    }
+    let mut taken: HashMap<String, Vec<&str>> = HashMap::new();
+    let declared = inventory.identities.iter().map(|i| i.name.as_str());
+    let recorded = ledger.records.iter().map(|r| r.identity.as_str());
+    let mut seen = HashSet::new();
+    for name in declared.chain(recorded) {
+        if seen.insert(name) {
+            taken.entry(clash_key(name)).or_default().push(name);
+        }
+    }
+    for (i, cn) in &with_cn {
+        taken
+            .entry(clash_key(cn))
+            .or_default()
+            .push(i.name.as_str());
+    }
+    let mut out = HashMap::new();
+    for (i, cn) in with_cn {
+        let mine = |n: &&str| *n == i.name || i.renamed_from.as_deref() == Some(*n);
+        if let Some(other) = taken[&clash_key(cn)].iter().find(|n| !mine(n)) {
+            out.insert(i.name.as_str(), *other);
+        }
+    }
+    out
 }
 
 /// The outcome of vetting the CSRs reconcile would sign.
@@ -179,6 +222,44 @@ pub struct Vetting<'a> {
     /// [`crate::inventory::MAX_KEPT_ERRORS`] of them; `more` counts the rest.
     pub diagnostics: Vec<Error>,
     pub more: usize,
+}
+
+impl Vetting<'_> {
+    /// Records an identity whose common name is refused: blocked, with a diagnostic at its
+    /// `common_name:` value.
+    fn refuse_name(&mut self, inventory: &Inventory, id: &Identity, refusal: Refusal) {
+        self.refused.insert(
+            id.name.clone(),
+            Blocked {
+                identity: id.name.clone(),
+                code: "name-clash",
+                detail: refusal.rule.clone(),
+                fix: refusal.help.clone(),
+                file: Some(id.source.file.clone()),
+                line: Some(id.source.line),
+            },
+        );
+        if self.diagnostics.len() >= crate::inventory::MAX_KEPT_ERRORS {
+            self.more += 1;
+            return;
+        }
+        let text = inventory
+            .files
+            .get(&id.source.file)
+            .cloned()
+            .unwrap_or_else(|| std::sync::Arc::from(""));
+        self.diagnostics.push(
+            crate::error::Located::shared(
+                &id.source.file,
+                &text,
+                id.source.cn_span.unwrap_or(id.source.span),
+                format!("common_name of `{}` refused: {}", id.name, refusal.rule),
+                "this common name",
+                &refusal.help,
+            )
+            .into(),
+        );
+    }
 }
 
 /// When an entry `renamed_from: former` may take over `former`'s key: its entry says
@@ -290,6 +371,7 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
             (*id, r)
         })
         .collect();
+    let clashes = name_clashes(ledger, inventory);
 
     // Keys are bound to one identity at a time (the last to hold it; a rename hands it on),
     // and a compromised key is never certified again.
@@ -308,6 +390,20 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
     }
     let mut out = Vetting::default();
     for (id, r) in &checked {
+        let clash = clashes.get(id.name.as_str()).map(|other| Refusal {
+            rule: format!(
+                "common_name `{}` stands for identity `{other}` (the same name, ignoring case, separators and look-alike letters)",
+                id.cn()
+            ),
+            help: format!(
+                "a certificate names one identity: choose a common name that is not `{other}`'s, or leave common_name out to use `{}`",
+                id.name
+            ),
+        });
+        if let Some(clash) = clash {
+            out.refuse_name(inventory, id, clash);
+            continue;
+        }
         let verdict = match r {
             Err(refusal) => Err(Refusal {
                 rule: refusal.rule.clone(),

@@ -1,5 +1,7 @@
 //! The last line of defence for invariant 11: nothing gitca prints may contain an age identity,
-//! a passphrase or a private key, whatever the input.
+//! a passphrase or a private key, whatever the input; and the terminal channel's encoder of
+//! invariant 15: no control, bidi or invisible character reaches a terminal or a CI log
+//! (see [`crate::encode::terminal`]).
 //!
 //! gitca never reads a secret into anything it prints (the CA key is decrypted in memory only,
 //! inputs are read without following links, diagnostics quote repository files only), so this
@@ -48,9 +50,9 @@ impl Redactor {
         Redactor { secrets }
     }
 
-    /// `line` with every secret blanked out.
+    /// `line` with every secret blanked out and every invisible character made visible.
     pub fn line(&self, line: &str) -> String {
-        let mut out = line.to_string();
+        let mut out = crate::encode::terminal(line).into_owned();
         for s in &self.secrets {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), MASK);
@@ -99,6 +101,20 @@ fn mask_age_keys(s: &mut String) {
             .count();
         s.replace_range(at..at + HRP.len() + tail, MASK);
     }
+}
+
+/// Writes `text` (one or more lines) to stderr through the redactor and the terminal encoder:
+/// the one way gitca writes to stderr. A closed stderr is not an error worth a panic.
+pub fn stderr(text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    static REDACTOR: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+    let mut text = REDACTOR.get_or_init(Redactor::from_env).text(text);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 /// A writer that redacts what passes through it, a line at a time (a secret is never split

@@ -226,7 +226,7 @@ fn carries_line(c: &crate::plan::Carries) -> String {
         c.subject,
         c.email
             .as_deref()
-            .map(|e| format!(", email {e}"))
+            .map(|e| format!(" · email {e}"))
             .unwrap_or_default(),
         c.profile,
         c.validity,
@@ -265,43 +265,17 @@ fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
     }
 }
 
-/// Text from the repository (paths, names, details) made inert for a GitHub or GitLab markdown
-/// table: every character that can start markup (emphasis, code, links, images, HTML, entities,
-/// math, headings, strikethrough, a table cell) is backslash-escaped, as CommonMark allows for
-/// any ASCII punctuation; autolinks are broken; line breaks, other control characters and
-/// bidirectional overrides are replaced. A crafted file name cannot end the row, hide rows, or
-/// render as something it is not.
-pub fn md_escape(s: &str) -> String {
-    const MARKUP: &str = "\\`*_[]<>|~&!#$";
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            c if MARKUP.contains(c) => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => out.push('\u{FFFD}'),
-            '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out.replace("://", ":\\/\\/").replace("www.", "www\\.")
-}
-
 /// Markdown for a pull-request comment.
 pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
     let _ = writeln!(out, "### gitca plan\n");
-    let _ = writeln!(out, "{}", md_escape(&summary(plan)));
+    let _ = writeln!(out, "{}", crate::encode::markdown(&summary(plan)));
     if !plan.policy_changes.is_empty() {
         let _ = writeln!(
             out,
             "\n**Policy change** in gitca.yaml (applies to every identity):\n"
         );
         for p in &plan.policy_changes {
-            let _ = writeln!(out, "- {}", md_escape(p));
+            let _ = writeln!(out, "- {}", crate::encode::markdown(p));
         }
     }
     if !plan.is_empty() {
@@ -315,12 +289,12 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             let _ = writeln!(
                 out,
                 "| {} | {} | **{}** | {} | {} | {} |",
-                md_escape(&r.identity),
-                md_escape(&r.kind),
-                md_escape(&r.action),
-                md_escape(&r.serial),
-                md_escape(&r.expiry),
-                md_escape(&r.reason)
+                crate::encode::markdown(&r.identity),
+                crate::encode::markdown(&r.kind),
+                crate::encode::markdown(&r.action),
+                crate::encode::markdown(&r.serial),
+                crate::encode::markdown(&r.expiry),
+                crate::encode::markdown(&r.reason)
             );
         }
     }
@@ -335,16 +309,16 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             let _ = writeln!(
                 out,
                 "| {} | {}{} | {} ({}) | {} | {} `{}` |",
-                md_escape(&c.identity),
-                md_escape(&c.subject),
+                crate::encode::markdown(&c.identity),
+                crate::encode::markdown(&c.subject),
                 c.email
                     .as_deref()
-                    .map(|e| format!(", email {}", md_escape(e)))
+                    .map(|e| format!(" · email {}", crate::encode::markdown(e)))
                     .unwrap_or_default(),
-                md_escape(&c.profile),
-                md_escape(&c.validity),
-                md_escape(&c.extended_key_usage.join(", ")),
-                md_escape(&c.key),
+                crate::encode::markdown(&c.profile),
+                crate::encode::markdown(&c.validity),
+                crate::encode::markdown(&c.extended_key_usage.join(", ")),
+                crate::encode::markdown(&c.key),
                 &c.key_sha256[..c.key_sha256.len().min(16)]
             );
         }
@@ -361,10 +335,10 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",
-                md_escape(&b.identity),
-                md_escape(&where_of(b)),
-                md_escape(&format!("{}: {}", b.code, b.detail)),
-                md_escape(&b.fix)
+                crate::encode::markdown(&b.identity),
+                crate::encode::markdown(&where_of(b)),
+                crate::encode::markdown(&format!("{}: {}", b.code, b.detail)),
+                crate::encode::markdown(&b.fix)
             );
         }
         if plan.blocked.len() > MAX_DIAGNOSTICS {

@@ -67,7 +67,7 @@ fn certificate_facts(
     let key = crate::pubkey::canonical(cert.public_key().raw)
         .map(|k| k.desc)
         .unwrap_or_else(|_| "?".into());
-    Some((cert.subject().to_string(), key))
+    Some((crate::subject::rfc4514(cert.subject()), key))
 }
 
 #[derive(Debug, Serialize)]
@@ -361,7 +361,7 @@ pub fn run_status(
             }
         }
     }
-    eprint!("{}", crate::check::render_diagnostics(&state.problems));
+    crate::redact::stderr(&crate::check::render_diagnostics(&state.problems));
     let line = (!soon.is_empty()).then(|| format!("gitca: {}", soon.join("; ")));
     let code = u8::from(!soon.is_empty() || !state.problems.is_empty());
     Ok((code, line))

@@ -415,6 +415,6 @@ fn status_shows_what_each_live_certificate_carries() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let nia = &v["identities"][0];
     assert_eq!(nia["name"], "nia");
-    assert_eq!(nia["subject"], "O=Acme, OU=push, CN=nia");
+    assert_eq!(nia["subject"], "CN=nia,OU=push,O=Acme");
     assert_eq!(nia["key_type"], "Ed25519");
 }

@@ -641,3 +641,162 @@ fn the_compromise_drill_with_an_offline_root() {
     assert_eq!(builder.get(&format!("{}/v2/", stack.via_nginx)).0, 200);
     assert_eq!(builder.get(&format!("{}/v2/", stack.via_registry)).0, 200);
 }
+
+/// A certificate minted with the real `openssl x509 -req` and the CA's own key (decrypted with
+/// the age CLI, as a custodian could): subjects gitca would never issue, to test the server's
+/// rules on their own. `subj` is openssl's `-subj` form.
+fn mint(ca: &Ca, ca_key: &Path, dir: &Path, subj: &str, multivalue: bool, serial: u32) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let (key, csr, cert, ext) = (
+        dir.join("client.key"),
+        dir.join("req.csr"),
+        dir.join("client.cert"),
+        dir.join("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        csr.to_str().unwrap(),
+        "-utf8",
+        "-subj",
+        subj,
+    ];
+    if multivalue {
+        args.push("-multivalue-rdn");
+    }
+    ok(tool("openssl", &args, dir));
+    ok(tool(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            csr.to_str().unwrap(),
+            "-CA",
+            ca.path("ca/ca.crt").to_str().unwrap(),
+            "-CAkey",
+            ca_key.to_str().unwrap(),
+            "-set_serial",
+            &format!("0x7a{serial:06x}"),
+            "-days",
+            "2",
+            "-extfile",
+            ext.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ],
+        dir,
+    ));
+    dir.to_path_buf()
+}
+
+/// Issue 19, class 1, at the server that reads the values: the nginx that `gitca export nginx`
+/// writes admits each group to exactly its methods, and a subject whose values try to forge a
+/// group — an escaped comma in CN, O or OU, a multi-valued RDN, `=` in a value, a trailing
+/// space, another case — is worth nothing. Every group × method, against the real nginx and
+/// registry.
+#[test]
+fn nginx_group_rules_match_whole_attributes_only() {
+    for t in ["nginx", "docker-registry", "curl", "openssl", "age"] {
+        require(t);
+    }
+    let ca = Ca::new();
+    let now = now_rfc3339();
+    let tmp = ca.tmp.path().to_path_buf();
+    ok(Command::new("chmod")
+        .args(["755", tmp.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let config = ca.read("gitca.yaml")
+        + "\nregistry:\n  push_groups: [push, ops.admin]\n  pull_groups: [push, pull, ops.admin]\n";
+    ca.write("gitca.yaml", &config);
+    ca.commit("registry rights");
+    ok(ca.reconcile(&now));
+    let ca_key = tmp.join("stolen-ca.key");
+    ok(tool(
+        "age",
+        &[
+            "-d",
+            "-i",
+            ca.identity.to_str().unwrap(),
+            "-o",
+            ca_key.to_str().unwrap(),
+            ca.path("ca/ca.key.age").to_str().unwrap(),
+        ],
+        &tmp,
+    ));
+    let deployed_ca = tmp.join("deployed-ca.crt");
+    let deployed_crl = tmp.join("deployed-crl.pem");
+    std::fs::copy(ca.path("ca/ca.crt"), &deployed_ca).unwrap();
+    std::fs::copy(ca.path("crl/ca.crl"), &deployed_crl).unwrap();
+    let stack = start_stack(&ca, &now, &tmp, &deployed_ca, &deployed_crl);
+
+    // (subject, multi-valued RDN, may push, may pull)
+    let cases: &[(&str, bool, bool, bool)] = &[
+        ("/O=Acme/OU=push/CN=pusher", false, true, true),
+        ("/O=Acme/OU=ops.admin/CN=admin", false, true, true),
+        ("/O=Acme/OU=pull/CN=puller", false, false, true),
+        ("/O=Acme/OU=pull/OU=push/CN=both", false, true, true),
+        ("/O=Acme/CN=nobody", false, false, false),
+        ("/O=Acme/OU=pull/CN=mallory\\,OU=push", false, false, true),
+        (
+            "/O=Acme/OU=pull/CN=x\\,OU=push\\,O=Acme",
+            false,
+            false,
+            true,
+        ),
+        ("/O=Acme\\,OU=push/OU=pull/CN=org", false, false, true),
+        ("/O=Acme/OU=pull\\,OU=push/CN=ou", false, false, false),
+        ("/O=Acme/OU=push\\,x/CN=suffix", false, false, false),
+        ("/O=Acme/OU=push+CN=multi", true, false, false),
+        ("/O=Acme/OU=pull/CN=OU=push", false, false, true),
+        ("/O=Acme/OU=push /CN=space", false, false, false),
+        ("/O=Acme/OU=PUSH/CN=upper", false, false, false),
+        ("/O=Acme/OU=opsXadmin/CN=dot", false, false, false),
+        ("/O=Acme/OU=pull/CN=\\,OU=push", false, false, true),
+    ];
+    let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+    let mut wrong = Vec::new();
+    for (i, (subj, multi, push, pull)) in cases.iter().enumerate() {
+        let dir = mint(
+            &ca,
+            &ca_key,
+            &tmp.join(format!("minted-{i}")),
+            subj,
+            *multi,
+            i as u32,
+        );
+        let client = Client {
+            dir,
+            server_ca: &stack.server_ca,
+        };
+        for m in methods {
+            let url = format!("{}/v2/rights-test/blobs/uploads/", stack.via_nginx);
+            let mut args = vec!["-X", m, url.as_str()];
+            if m == "HEAD" {
+                args = vec!["-I", url.as_str()];
+            }
+            let (code, body) = client.curl(&args);
+            let allowed = *push || (*pull && (m == "GET" || m == "HEAD"));
+            if (code == 403) == allowed || code == 0 || code == 400 {
+                wrong.push(format!("{subj} {m}: {code} (allowed: {allowed}) {body}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Decoding the key leaves no unencrypted CA key behind in the test's tree.
+    std::fs::remove_file(&ca_key).unwrap();
+}

@@ -575,8 +575,10 @@ pub fn hand_csr(dir: &Path, cn: &str, spki: &[u8], key: &Path, sig: HandSig) -> 
     cri_body.extend_from_slice(spki);
     cri_body.extend_from_slice(&[0xa0, 0x00]);
     let cri = der_wrap(0x30, &cri_body);
-    let cri_file = dir.join(format!("{cn}.cri.der"));
-    let sig_file = dir.join(format!("{cn}.sig"));
+    // Scratch files named after the CN's digest: a hostile CN may hold any character.
+    let stem = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(cn.as_bytes())[..8]);
+    let cri_file = dir.join(format!("{stem}.cri.der"));
+    let sig_file = dir.join(format!("{stem}.sig"));
     std::fs::write(&cri_file, &cri).unwrap();
     let (k, c, s) = (
         key.to_str().unwrap(),
