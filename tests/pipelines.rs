@@ -748,6 +748,23 @@ fn gitlab_pipeline_publishes_the_new_crl_when_an_identity_is_blocked_and_fails_a
     assert_eq!(verdict(&v, "gitca-attention"), Some("FAIL"), "{log}");
     assert!(!o.status.success(), "the pipeline failed: {log}");
 
+    // Acknowledged in a reviewed change (docs/ci.md), carol alone no longer turns the daily
+    // run red; she is still reported, and Pages is still published.
+    let dev = remote.clone(&format!("ack-{}", rand_suffix()));
+    std::fs::write(
+        dev.join("identities/carol.yaml"),
+        "users:\n  - name: carol\n    csr: csr/carol.csr\n    acknowledged: {until: 2026-01-20, reason: \"waiting for carol's new CSR\"}\n",
+    )
+    .unwrap();
+    git(&dev, &["commit", "-qam", "acknowledge carol"]);
+    git(&dev, &["push", "-q", "origin", "main"]);
+    let (o, v, _) = gitlab_pipeline(&remote, &days_after(T0, 1), "schedule");
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{log}");
+    assert_eq!(verdict(&v, "pages"), Some("PASS"), "{log}");
+    assert_eq!(verdict(&v, "gitca-attention"), Some("PASS"), "{log}");
+    assert!(log.contains("still blocked, acknowledged: carol"), "{log}");
+
     // A push refused publishes nothing: the daily run six days on (CRL refresh due).
     refuse_pushes(&remote);
     let (o, v, state) = gitlab_pipeline(&remote, &days_after(T0, 6), "schedule");
