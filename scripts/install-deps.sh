@@ -3,15 +3,30 @@
 # openssl, age, git, nginx, docker-registry, curl, GnuTLS certtool, ssh-keygen, script, and the
 # real registry clients the end-to-end tests drive: dockerd/docker, containerd/ctr, skopeo (with
 # ip and unshare for the private network namespace dockerd runs in); and what builds and checks
-# the Debian package (dpkg-deb, dpkg-shlibdeps, strip, systemd-analyze, man).
+# the Debian package (dpkg-deb, dpkg-shlibdeps, strip, systemd-analyze, man); and what runs the
+# CI examples' job graphs (Node.js and npm for gitlab-ci-local, rsync, shellcheck; the tools
+# themselves come from scripts/install-ci-tools.sh).
 set -euo pipefail
-need=(openssl age age-keygen nginx docker-registry curl certtool ssh-keygen script git dockerd containerd ctr skopeo ip unshare python3 dpkg-deb dpkg-shlibdeps strip systemd-analyze man pgrep)
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+# The job-graph tools, on their own: a machine may have Node.js from elsewhere (NodeSource's
+# package conflicts with Debian's npm), so only what is missing is installed.
+graph=()
+command -v rsync >/dev/null 2>&1 || graph+=(rsync)
+command -v shellcheck >/dev/null 2>&1 || graph+=(shellcheck)
+command -v node >/dev/null 2>&1 || graph+=(nodejs)
+command -v npm >/dev/null 2>&1 || graph+=(npm)
+updated=
+if [ ${#graph[@]} -gt 0 ]; then
+  echo "== installing missing packages: ${graph[*]}"
+  $SUDO apt-get update -qq && updated=1
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${graph[@]}" >/dev/null
+fi
+need=(openssl age age-keygen nginx docker-registry curl certtool ssh-keygen script git dockerd containerd ctr skopeo ip unshare python3 dpkg-deb dpkg-shlibdeps strip systemd-analyze man pgrep rsync shellcheck node npm)
 missing=()
 for t in "${need[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "== installing missing tools: ${missing[*]}"
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-$SUDO apt-get update -qq
+[ -n "$updated" ] || $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
   openssl age nginx docker-registry curl gnutls-bin openssh-client bsdutils git ca-certificates \
   docker.io containerd skopeo iproute2 util-linux python3 python3-venv \

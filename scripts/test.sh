@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole gitca test suite on a fresh Debian machine: installs the real tools the tests
-# drive (openssl, age, git, nginx, docker-registry, curl, GnuTLS certtool, ssh-keygen, script),
-# then formatting, lints, and every test. Fails — never skips — when something is missing.
+# drive (openssl, age, git, nginx, docker-registry, curl, GnuTLS certtool, ssh-keygen, script;
+# gitlab-ci-local and actionlint for the CI examples' job graphs), then formatting, lints, and
+# every test. Fails — never skips — when something is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
+./scripts/install-ci-tools.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

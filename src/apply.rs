@@ -220,8 +220,8 @@ fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
 
 /// The exit code of a reconcile that applied everything it could (revocations, the CRL, every
 /// certificate it could sign) and committed it, but left something that needs a person: an
-/// identity it could not sign for, a broken declaration, a hand edit of its outputs it undid.
-/// CI pushes the commit and still turns red.
+/// identity it could not sign for (unless its `acknowledged:` holds), a broken declaration, a
+/// hand edit of its outputs it undid. CI pushes and publishes the commit and still turns red.
 pub const EXIT_ATTENTION: u8 = 3;
 
 /// The top-level entry point for `gitca reconcile`.
@@ -252,10 +252,18 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     let vetted = state.plan(now);
     let (plan, verified) = (vetted.plan, vetted.verified);
     let mut diagnostics = std::mem::take(&mut state.problems);
+    diagnostics.extend(state.inventory.acknowledgements_too_far(now));
+    let pending = root_pending(&state, &plan, now);
+    // A person is needed for a broken declaration, a repair, revocations waiting for the root,
+    // and each blocked identity nobody acknowledged. The refusals vetting reports are those
+    // blocked identities: an acknowledged one is still reported, but alone it is not news.
+    let attention = !diagnostics.is_empty()
+        || pending.is_some()
+        || plan.repair.is_some()
+        || plan.unacknowledged().next().is_some();
     diagnostics.extend(vetted.diagnostics);
-    diagnostics.extend(root_pending(&state, &plan, now));
+    diagnostics.extend(pending);
     phases.mark("load and plan");
-    let attention = !plan.blocked.is_empty() || plan.repair.is_some() || !diagnostics.is_empty();
     if plan.is_empty() {
         if !opts.quiet {
             let _ = writeln!(

@@ -491,14 +491,44 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         signing_blocked: None,
     };
     // CSR rules, exactly as reconcile applies them, for every identity that wants a certificate.
-    let wanting: Vec<&crate::inventory::Identity> = state
+    // An identity whose `acknowledged:` holds is known to be blocked: its refusal is a warning.
+    let (acknowledged, wanting): (Vec<_>, Vec<_>) = state
         .inventory
         .identities
         .iter()
         .filter(|i| i.wants_certificate())
-        .collect();
+        .partition(|i| i.acknowledged.as_ref().is_some_and(|a| a.holds(now)));
     f.errors
         .extend(crate::policy::vet(&state.ledger, &state.inventory, &wanting).diagnostics);
+    let known = crate::policy::vet(&state.ledger, &state.inventory, &acknowledged).refused;
+    for (id, b) in acknowledged
+        .iter()
+        .filter_map(|i| Some((i, known.get(&i.name)?)))
+    {
+        let a = id.acknowledged.as_ref().expect("partitioned on it");
+        f.warnings.push(Warning {
+            file: id.source.file.clone(),
+            message: format!(
+                "`{}` is blocked ({}), acknowledged until {}: {}",
+                id.name, b.detail, a.until, a.reason
+            ),
+            help: b.fix.clone(),
+        });
+    }
+    f.errors
+        .extend(state.inventory.acknowledgements_too_far(now));
+    for (id, a) in state.inventory.acknowledgements() {
+        if a.ended(now) {
+            f.warnings.push(Warning {
+                file: id.source.file.clone(),
+                message: format!(
+                    "the acknowledgement of `{}` ended {} ({})",
+                    id.name, a.until, a.reason
+                ),
+                help: "remove it; if the identity is still blocked, reconcile turns red again until it is fixed or acknowledged anew in a reviewed change".into(),
+            });
+        }
+    }
     // Integrity: the certificate files against the (sealed) ledger; the CRL's signature was
     // checked when it was loaded.
     let crl = Some(state.crl.clone());
@@ -820,8 +850,14 @@ pub fn run_plan(
     let vetted = state.plan(now);
     let mut plan = vetted.plan;
     plan.policy_changes = policy;
+    let too_far = state.inventory.acknowledgements_too_far(now);
     if matches!(format, PlanFormat::Human) {
-        let all: Vec<&Error> = state.problems.iter().chain(&vetted.diagnostics).collect();
+        let all: Vec<&Error> = state
+            .problems
+            .iter()
+            .chain(&too_far)
+            .chain(&vetted.diagnostics)
+            .collect();
         for e in all.iter().take(report::MAX_DIAGNOSTICS) {
             crate::redact::stderr(&render_diagnostic(e));
         }
@@ -843,13 +879,18 @@ pub fn run_plan(
             );
         }
     }
-    // The whole plan is printed first; then a blocked identity or a broken declaration fails
-    // the command, as an invalid configuration fails `terraform plan`.
-    Ok(if !plan.blocked.is_empty() || !state.problems.is_empty() {
-        1
-    } else if detailed_exitcode && !plan.is_empty() {
-        2
-    } else {
-        0
-    })
+    // The whole plan is printed first; then a blocked identity nobody acknowledged or a broken
+    // declaration fails the command, as an invalid configuration fails `terraform plan`.
+    Ok(
+        if plan.unacknowledged().next().is_some()
+            || !state.problems.is_empty()
+            || !too_far.is_empty()
+        {
+            1
+        } else if detailed_exitcode && !plan.is_empty() {
+            2
+        } else {
+            0
+        },
+    )
 }

@@ -347,9 +347,19 @@ pub fn custody_from_args(args: &CustodyArgs) -> Result<Custody> {
 }
 
 /// After a reconcile: every held or refused identity's diagnostic on stderr (even with
-/// --quiet: this is what a cron job must show), a one-line summary, and the exit code.
+/// --quiet: this is what a cron job must show), a one-line summary, and the exit code. An
+/// acknowledged blocked identity is shown the same way, but alone it keeps the exit at 0.
 fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
-    if !outcome.attention {
+    let acknowledged: Vec<String> = outcome
+        .plan
+        .blocked
+        .iter()
+        .filter_map(|b| {
+            let a = b.acknowledged.as_ref()?;
+            Some(format!("{} (until {}: {})", b.identity, a.until, a.reason))
+        })
+        .collect();
+    if !outcome.attention && acknowledged.is_empty() {
         return 0;
     }
     let shown = crate::report::MAX_DIAGNOSTICS;
@@ -362,24 +372,39 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
             outcome.diagnostics.len() - shown
         ));
     }
-    let blocked: Vec<&str> = outcome
+    let listed = |names: Vec<String>| {
+        let more = if names.len() > 20 { ", …" } else { "" };
+        format!(
+            "{}{more}",
+            names.into_iter().take(20).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let acknowledged = if acknowledged.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "still blocked, acknowledged: {}",
+            listed(acknowledged)
+        ))
+    };
+    if !outcome.attention {
+        crate::redact::stderr(&format!(
+            "gitca: reconcile applied everything it could; {}",
+            acknowledged.unwrap_or_default()
+        ));
+        return 0;
+    }
+    let blocked: Vec<String> = outcome
         .plan
-        .blocked
-        .iter()
-        .map(|b| b.identity.as_str())
+        .unacknowledged()
+        .map(|b| b.identity.clone())
         .collect();
     let mut parts = Vec::new();
     if !blocked.is_empty() {
-        let shown: Vec<&str> = blocked.iter().take(20).copied().collect();
         parts.push(format!(
-            "{} identity(ies) not signed for: {}{}",
+            "{} identity(ies) not signed for: {}",
             blocked.len(),
-            shown.join(", "),
-            if blocked.len() > shown.len() {
-                ", …"
-            } else {
-                ""
-            }
+            listed(blocked)
         ));
     }
     if let Some(why) = &outcome.plan.repair {
@@ -388,6 +413,7 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
     if parts.is_empty() {
         parts.push("the problems listed above".into());
     }
+    parts.extend(acknowledged);
     crate::redact::stderr(&format!(
         "gitca: reconcile applied every revocation and CRL update it could{}, but needs attention: {}",
         if outcome.commit.is_some() { " and committed them" } else { "" },

@@ -83,6 +83,53 @@ struct EntrySpec {
     common_name: Option<Spanned<String>>,
     #[serde(default)]
     renamed_from: Option<Spanned<String>>,
+    #[serde(default)]
+    acknowledged: Option<AcknowledgedSpec>,
+}
+
+/// `acknowledged: {until: YYYY-MM-DD, reason: "…"}` (see [`Acknowledged`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcknowledgedSpec {
+    until: Spanned<String>,
+    reason: Spanned<String>,
+}
+
+/// Longest an acknowledgement may run, counted from the clock of the run that reads it.
+pub const MAX_ACKNOWLEDGED_DAYS: i64 = 30;
+
+/// A reviewed acknowledgement that an identity is blocked (a CSR refused or missing): through
+/// the end of `until` (UTC) it is still reported everywhere, but alone it turns nothing red —
+/// reconcile exits 0, plan and check pass — so that the next new problem stands out. It holds
+/// only while `until` is at most [`MAX_ACKNOWLEDGED_DAYS`] ahead: silencing is renewed by a
+/// reviewed change, never open-ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub until: time::Date,
+    pub reason: String,
+    /// Byte span of the `until` value.
+    pub span: (usize, usize),
+}
+
+impl Acknowledged {
+    fn today(now: time::OffsetDateTime) -> time::Date {
+        now.to_offset(time::UtcOffset::UTC).date()
+    }
+
+    /// Whether it holds at `now`: `until` not past, and not too far ahead.
+    pub fn holds(&self, now: time::OffsetDateTime) -> bool {
+        Acknowledged::today(now) <= self.until && !self.too_far(now)
+    }
+
+    /// `until` is more than [`MAX_ACKNOWLEDGED_DAYS`] after `now`.
+    pub fn too_far(&self, now: time::OffsetDateTime) -> bool {
+        self.until > Acknowledged::today(now) + time::Duration::days(MAX_ACKNOWLEDGED_DAYS)
+    }
+
+    /// `until` has passed.
+    pub fn ended(&self, now: time::OffsetDateTime) -> bool {
+        Acknowledged::today(now) > self.until
+    }
 }
 
 /// Where an identity was declared.
@@ -115,6 +162,8 @@ pub struct Identity {
     /// The name this identity had before (a rename): it takes over that identity's key, and
     /// that identity's certificates are revoked as superseded.
     pub renamed_from: Option<String>,
+    /// Its being blocked is known and reviewed (see [`Acknowledged`]).
+    pub acknowledged: Option<Acknowledged>,
     /// Repository-relative path of the CSR.
     pub csr: String,
     /// SHA-256 (hex) of the CSR file's bytes; `None` when the file does not exist.
@@ -181,6 +230,35 @@ impl Inventory {
             label,
             help,
         )
+    }
+
+    /// Every `acknowledged:` whose `until` is more than [`MAX_ACKNOWLEDGED_DAYS`] after `now`,
+    /// as a diagnostic at that value: it does not hold (its identity counts as news again).
+    pub fn acknowledgements_too_far(&self, now: time::OffsetDateTime) -> Vec<Error> {
+        let latest = Acknowledged::today(now) + time::Duration::days(MAX_ACKNOWLEDGED_DAYS);
+        let help = format!(
+            "acknowledge for at most {MAX_ACKNOWLEDGED_DAYS} days (until {latest} at the latest), and renew it in a reviewed change if it still holds then"
+        );
+        self.acknowledgements()
+            .filter(|(_, a)| a.too_far(now))
+            .map(|(id, a)| {
+                let message = format!(
+                    "the acknowledgement of `{}` runs until {}, more than {MAX_ACKNOWLEDGED_DAYS} days ahead",
+                    id.name, a.until
+                );
+                let text = self.files.get(&id.source.file).cloned();
+                let text = text.unwrap_or_else(empty_text);
+                Located::shared(&id.source.file, &text, a.span, message, "too far ahead", &help)
+                    .into()
+            })
+            .collect()
+    }
+
+    /// Every identity with an `acknowledged:`, and it.
+    pub fn acknowledgements(&self) -> impl Iterator<Item = (&Identity, &Acknowledged)> {
+        self.identities
+            .iter()
+            .filter_map(|id| Some((id, id.acknowledged.as_ref()?)))
     }
 }
 
@@ -323,6 +401,7 @@ fn hold(name: &str, file: &str, line: Option<usize>, e: &Error) -> Blocked {
         fix: "fix the entry (gitca check shows it); until then its certificates are neither renewed nor revoked".into(),
         file: Some(file.to_string()),
         line,
+        acknowledged: None,
     }
 }
 
@@ -825,6 +904,10 @@ fn validate(
         Some(r) => Some(r.value),
         None => None,
     };
+    let acknowledged = match e.acknowledged {
+        Some(a) => Some(acknowledgement(&name, a, &span, &at)?),
+        None => None,
+    };
     let disabled = e.disabled.unwrap_or(false);
     // The CSR is hashed later, in parallel, for all identities at once (see `hash_csrs`).
     let line = name_loc.line() as usize;
@@ -839,6 +922,7 @@ fn validate(
         revoke,
         common_name,
         renamed_from,
+        acknowledged,
         csr,
         csr_sha256: None,
         csr_bytes: None,
@@ -850,6 +934,92 @@ fn validate(
             line,
         },
     })
+}
+
+/// An `acknowledged:` value: `until` a date (YYYY-MM-DD), `reason` one line of at most 200
+/// printable characters (it reaches the terminal, the plan's markdown and JSON). How far ahead
+/// `until` may be depends on the clock: see [`Inventory::acknowledgements_too_far`].
+fn acknowledgement(
+    name: &str,
+    a: AcknowledgedSpec,
+    span: &dyn Fn(&serde_saphyr::Location) -> (usize, usize),
+    at: &dyn Fn(&serde_saphyr::Location, String, &str, &str) -> Error,
+) -> Result<Acknowledged> {
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    let until = time::Date::parse(&a.until.value, date).map_err(|_| {
+        at(
+            &a.until.referenced,
+            format!("acknowledged.until `{}` of `{name}` is not a date", a.until.value),
+            "not a date",
+            &format!("write the last day the acknowledgement holds as YYYY-MM-DD, at most {MAX_ACKNOWLEDGED_DAYS} days ahead"),
+        )
+    })?;
+    let reason = &a.reason.value;
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    };
+    if reason.is_empty()
+        || reason.chars().count() > 200
+        || reason.trim() != reason
+        || reason.chars().any(invisible)
+    {
+        return Err(at(
+            &a.reason.referenced,
+            format!("acknowledged.reason of `{name}` is not usable"),
+            "invalid reason",
+            "say in one line of at most 200 printable characters why the identity stays blocked, e.g. \"waiting for carol's new CSR\"",
+        ));
+    }
+    Ok(Acknowledged {
+        until,
+        reason: reason.clone(),
+        span: span(&a.until.referenced),
+    })
+}
+
+#[cfg(test)]
+mod acknowledged_tests {
+    use super::*;
+
+    fn parse(ack: &str) -> (Vec<Identity>, Vec<Error>) {
+        let config = Config::parse(&Config::template("Test CA", "Acme")).unwrap();
+        let text: Arc<str> = Arc::from(format!(
+            "users:\n  - name: carol\n    acknowledged: {ack}\n"
+        ));
+        parse_file(&config, "identities/people.yaml", &text)
+    }
+
+    #[test]
+    fn an_acknowledgement_has_a_date_and_a_one_line_reason() {
+        let (ids, errors) = parse("{until: 2026-01-15, reason: \"waiting for carol's new CSR\"}");
+        assert!(errors.is_empty(), "{errors:?}");
+        let a = ids[0].acknowledged.as_ref().unwrap();
+        assert_eq!(a.until, time::macros::date!(2026 - 01 - 15));
+        assert_eq!(a.reason, "waiting for carol's new CSR");
+        let long = "x".repeat(201);
+        for bad in [
+            "{until: 2026-1-15, reason: x}",
+            "{until: tomorrow, reason: x}",
+            "{until: 2026-02-30, reason: x}",
+            "{until: 2026-01-15}",
+            "{until: 2026-01-15, reason: \"\"}",
+            "{until: 2026-01-15, reason: \" padded\"}",
+            "{until: 2026-01-15, reason: \"two\\nlines\"}",
+            "{until: 2026-01-15, reason: \"\\u202Eevil\"}",
+            "{until: 2026-01-15, reason: x, by: me}",
+            &format!("{{until: 2026-01-15, reason: {long}}}"),
+        ] {
+            let (ids, errors) = parse(bad);
+            assert!(ids.is_empty() && !errors.is_empty(), "accepted {bad}");
+            assert!(
+                errors[0].to_string().contains("acknowledged")
+                    || format!("{:?}", errors[0]).contains("identities/people.yaml"),
+                "{bad}: {:?}",
+                errors[0]
+            );
+        }
+    }
 }
 
 #[cfg(test)]

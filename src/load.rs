@@ -209,6 +209,7 @@ pub fn load_with<T: Send>(
                     fix: "fix gitca.yaml (gitca check shows where); nothing is signed until then".into(),
                     file: Some(config::FILE.into()),
                     line: None,
+                    acknowledged: None,
                 };
                 problems.push(e);
                 (c, Some(blocked))

@@ -93,6 +93,18 @@ pub struct Blocked {
     /// Where it is declared, when known.
     pub file: Option<String>,
     pub line: Option<usize>,
+    /// The identity's reviewed `acknowledged:`, when it holds now: still reported, but alone
+    /// it needs no one's attention (see [`crate::inventory::Acknowledged`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// An acknowledgement as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acknowledgement {
+    /// The last day it holds, YYYY-MM-DD (UTC).
+    pub until: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -136,6 +148,11 @@ pub struct Carries {
 }
 
 impl Plan {
+    /// Blocked identities nobody acknowledged: each makes reconcile exit 3 and plan fail.
+    pub fn unacknowledged(&self) -> impl Iterator<Item = &Blocked> {
+        self.blocked.iter().filter(|b| b.acknowledged.is_none())
+    }
+
     /// Nothing to write. (Blocked identities alone change nothing.)
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
@@ -641,6 +658,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             fix: "make every file under identities/ a readable YAML file".into(),
             file: None,
             line: None,
+            acknowledged: None,
         });
     }
     // A rename (`renamed_from:`) supersedes the former name's certificates — when the new name
@@ -687,6 +705,16 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .sort_by(|a, b| (&a.identity, a.op == Op::Revoke).cmp(&(&b.identity, b.op == Op::Revoke)));
     blocked.sort_by(|a, b| a.identity.cmp(&b.identity));
     blocked.dedup_by(|a, b| a.identity == b.identity && a.code == b.code);
+    for b in &mut blocked {
+        let ack = declared
+            .get(b.identity.as_str())
+            .and_then(|i| i.acknowledged.as_ref())
+            .filter(|a| a.holds(now));
+        b.acknowledged = ack.map(|a| Acknowledgement {
+            until: a.until.to_string(),
+            reason: a.reason.clone(),
+        });
+    }
 
     // Each CA re-signs its CRL for revocations of what it signed, and when its CRL is due.
     let revoked_by = |issuer: Option<&str>| {
@@ -807,6 +835,7 @@ fn held_by_revocation(c: &Ctx) -> Option<Blocked> {
         ),
         file: Some(c.id.source.file.clone()),
         line: Some(c.id.source.line),
+        acknowledged: None,
     })
 }
 
@@ -935,6 +964,7 @@ mod tests {
             revoke: None,
             common_name: None,
             renamed_from: None,
+            acknowledged: None,
             csr: format!("csr/{name}.csr"),
             csr_sha256: Some(csr.into()),
             csr_bytes: None,
@@ -1007,6 +1037,7 @@ mod tests {
                 fix: "fix".into(),
                 file: None,
                 line: None,
+                acknowledged: None,
             },
         )])
     }
@@ -1181,6 +1212,34 @@ mod tests {
             p.blocked
         );
         assert_eq!(p.crl.as_ref().unwrap().reason.code, "revocations");
+    }
+
+    #[test]
+    fn an_acknowledgement_marks_its_blocked_identity_only_while_it_holds() {
+        let mut carol = ident("carol", "c1");
+        carol.acknowledged = Some(crate::inventory::Acknowledged {
+            until: time::macros::date!(2026 - 01 - 15),
+            reason: "waiting for carol's new CSR".into(),
+            span: (0, 0),
+        });
+        let ids = [carol, ident("dave", "d1")];
+        let mut refused = blocked("carol");
+        refused.extend(blocked("dave"));
+        let at = |now: &str| {
+            let p = run_with(&ids, &Ledger::default(), now, &BTreeMap::new(), &refused);
+            assert_eq!(p.blocked.len(), 2, "both are reported: {:?}", p.blocked);
+            p.unacknowledged()
+                .map(|b| b.identity.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at("2026-01-15T23:59:59Z"), ["dave"], "through its last day");
+        assert_eq!(at("2026-01-16T00:00:00Z"), ["carol", "dave"], "past it");
+        assert_eq!(
+            at("2025-12-15T00:00:00Z"),
+            ["carol", "dave"],
+            "more than 30 days ahead: it does not hold"
+        );
+        assert_eq!(at("2025-12-16T00:00:00Z"), ["dave"], "30 days ahead");
     }
 
     #[test]

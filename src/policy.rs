@@ -237,6 +237,7 @@ impl Vetting<'_> {
                 fix: refusal.help.clone(),
                 file: Some(id.source.file.clone()),
                 line: Some(id.source.line),
+                acknowledged: None,
             },
         );
         if self.diagnostics.len() >= crate::inventory::MAX_KEPT_ERRORS {
@@ -475,6 +476,7 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
                         fix: refusal.help.clone(),
                         file: Some(id.source.file.clone()),
                         line: Some(id.source.line),
+                        acknowledged: None,
                     },
                 );
                 if out.diagnostics.len() < crate::inventory::MAX_KEPT_ERRORS {

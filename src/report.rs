@@ -51,7 +51,11 @@ fn summary(plan: &Plan) -> String {
         parts.push("ledger and CRL to restore as sealed".into());
     }
     if !plan.blocked.is_empty() {
-        parts.push(format!("{} blocked", plan.blocked.len()));
+        let known = plan.blocked.len() - plan.unacknowledged().count();
+        parts.push(match known {
+            0 => format!("{} blocked", plan.blocked.len()),
+            n => format!("{} blocked ({n} acknowledged)", plan.blocked.len()),
+        });
     }
     if plan.is_empty() {
         return format!("No changes can be applied: {}.", parts.join(", "));
@@ -255,6 +259,9 @@ fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
             b.detail,
             b.fix
         );
+        if let Some(a) = &b.acknowledged {
+            let _ = writeln!(out, "    acknowledged until {}: {}", a.until, a.reason);
+        }
     }
     if plan.blocked.len() > MAX_DIAGNOSTICS {
         let _ = writeln!(
@@ -337,7 +344,13 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
                 "| {} | {} | {} | {} |",
                 crate::encode::markdown(&b.identity),
                 crate::encode::markdown(&where_of(b)),
-                crate::encode::markdown(&format!("{}: {}", b.code, b.detail)),
+                crate::encode::markdown(&match &b.acknowledged {
+                    None => format!("{}: {}", b.code, b.detail),
+                    Some(a) => format!(
+                        "{}: {} (acknowledged until {}: {})",
+                        b.code, b.detail, a.until, a.reason
+                    ),
+                }),
                 crate::encode::markdown(&b.fix)
             );
         }

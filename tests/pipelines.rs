@@ -277,8 +277,9 @@ fn gitlab_pipeline_runs_the_same_story() {
 }
 
 /// Issue 13: a reconcile that cannot sign for someone still pushes every revocation and the
-/// fresh CRL, and the job turns red (exit 3). A push refused for a reason other than a race is
-/// reported as such, not retried.
+/// fresh CRL, and records gitca's exit 3 for the jobs after it (issue 19: the step succeeds,
+/// publishing follows, and the `attention` job turns the run red). A push refused for a reason
+/// other than a race is reported as such, not retried, and records nothing.
 #[test]
 fn the_reconcile_job_pushes_what_it_could_and_turns_red() {
     let remote = Remote::new();
@@ -308,9 +309,18 @@ fn the_reconcile_job_pushes_what_it_could_and_turns_red() {
     git(&dev, &["commit", "-qm", "bob leaves; carol (broken)"]);
     git(&dev, &["push", "-q", "origin", "main"]);
     let runner = remote.clone("r2");
-    let o = run_block(&step, &runner, &env);
-    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    let outputs = remote.ca.tmp.path().join("r2-outputs");
+    let mut env2 = env.to_vec();
+    env2.push(("GITHUB_OUTPUT", outputs.to_str().unwrap()));
+    let o = ok(run_block(&step, &runner, &env2));
     assert!(stderr(&o).contains("carol"), "{}", stderr(&o));
+    let recorded = std::fs::read_to_string(&outputs).unwrap();
+    let origin = git(&remote.bare, &["rev-parse", "main"]);
+    assert_eq!(
+        recorded,
+        format!("status=3\ncommit={origin}"),
+        "gitca's status and the commit on origin, for the publish and attention jobs"
+    );
     let after = remote.clone("after");
     let ledger = std::fs::read_to_string(after.join("ledger.tsv")).unwrap();
     assert!(
@@ -325,10 +335,16 @@ fn the_reconcile_job_pushes_what_it_could_and_turns_red() {
     std::fs::write(&hook, "#!/bin/sh\necho 'denied by policy' >&2\nexit 1\n").unwrap();
     ok(tool("chmod", &["+x", hook.to_str().unwrap()], &refused));
     let later = days_after(T0, 6);
+    let outputs = remote.ca.tmp.path().join("refused-outputs");
     let mut env6 = env.to_vec();
     env6.push(("GITCA_NOW", later.as_str()));
+    env6.push(("GITHUB_OUTPUT", outputs.to_str().unwrap()));
     let o = run_block(&step, &refused, &env6);
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        !outputs.exists(),
+        "nothing recorded, so nothing is published"
+    );
     assert!(
         stderr(&o).contains("push refused, not a race"),
         "{}",
@@ -339,4 +355,423 @@ fn the_reconcile_job_pushes_what_it_could_and_turns_red() {
         "not retried: {}",
         stdout(&o)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The job graphs (issue 19, "the CRL never depends on a green job"). The tests above run the
+// shell; these run what decides which shell runs: GitLab's stages, `needs`, rules and dotenv
+// reports with the real gitlab-ci-local, and GitHub's `needs` and `if:` with the evaluator of
+// tests/common/github.rs. The story is the one that broke it: a merge offboards bob (a
+// revocation, a new CRL) while carol's CSR names someone else, so gitca reconcile commits
+// everything it could and exits 3.
+
+/// A tool scripts/install-ci-tools.sh installs under target/ci-tools (never skipped: missing,
+/// the test fails).
+fn ci_tool(rel: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/ci-tools")
+        .join(rel);
+    assert!(
+        path.is_file(),
+        "{} is not installed: run scripts/install-ci-tools.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The number and revoked serials (lowercase hex, no leading zeros) of a published CRL, as the
+/// real openssl reads it.
+fn published_crl(tree: &Path) -> (u64, Vec<String>) {
+    let pem = tree.join("ca.crl.pem");
+    assert!(pem.is_file(), "nothing published at {}", tree.display());
+    let o = ok(tool(
+        "openssl",
+        &["crl", "-in", pem.to_str().unwrap(), "-noout", "-text"],
+        tree,
+    ));
+    let text = stdout(&o);
+    let mut lines = text.lines().map(str::trim);
+    let mut number = None;
+    let mut serials = Vec::new();
+    while let Some(l) = lines.next() {
+        if l.starts_with("X509v3 CRL Number") {
+            number = lines.next().and_then(|n| n.parse().ok());
+        } else if let Some(s) = l.strip_prefix("Serial Number: ") {
+            serials.push(hex_serial(s));
+        }
+    }
+    (number.expect("a CRL number"), serials)
+}
+
+fn hex_serial(s: &str) -> String {
+    s.to_ascii_lowercase().trim_start_matches('0').to_string()
+}
+
+/// `name`'s serials in the ledger on origin.
+fn serials_of(remote: &Remote, name: &str) -> Vec<String> {
+    let check = remote.clone(&format!("serials-{}", rand_suffix()));
+    std::fs::read_to_string(check.join("ledger.tsv"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.split('\t').nth(1) == Some(name))
+        .map(|l| hex_serial(l.split('\t').next().unwrap()))
+        .collect()
+}
+
+/// alice and bob onboard and are reconciled; then one merge offboards bob while carol's new
+/// CSR names someone else (`mallory`). Returns bob's serial.
+fn offboard_bob_while_carol_is_blocked(remote: &Remote, reconcile: impl Fn()) -> String {
+    let dev = remote.clone(&format!("dev-{}", rand_suffix()));
+    remote.onboard(&dev, "alice", "main");
+    remote.onboard(&dev, "bob", "main");
+    reconcile();
+    git(&dev, &["pull", "-q", "origin", "main"]);
+    std::fs::remove_file(dev.join("identities/bob.yaml")).unwrap();
+    std::fs::remove_file(dev.join("csr/bob.csr")).unwrap();
+    let key = remote.ca.keys.join("carol.key");
+    ok(tool(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            "csr/carol.csr",
+            "-subj",
+            "/CN=mallory",
+        ],
+        &dev,
+    ));
+    std::fs::write(
+        dev.join("identities/carol.yaml"),
+        "users:\n  - name: carol\n    csr: csr/carol.csr\n",
+    )
+    .unwrap();
+    git(&dev, &["add", "-A"]);
+    git(
+        &dev,
+        &["commit", "-qm", "bob leaves; carol (CSR for mallory)"],
+    );
+    git(&dev, &["push", "-q", "origin", "main"]);
+    serials_of(remote, "bob").pop().expect("bob was issued")
+}
+
+/// Makes the remote refuse every push, as a protected branch would.
+fn refuse_pushes(remote: &Remote) {
+    let hook = remote.bare.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'denied by policy' >&2\nexit 1\n").unwrap();
+    ok(tool(
+        "chmod",
+        &["+x", hook.to_str().unwrap()],
+        remote.ca.tmp.path(),
+    ));
+}
+
+/// One run of examples/ci/github/reconcile.yml, as GitHub runs it, for a push to main at `now`;
+/// `pages` is what GitHub Pages serves.
+fn github_run(remote: &Remote, pages: &Path, now: &str) -> common::github::WorkflowRun {
+    let wf = workflow("examples/ci/github/reconcile.yml");
+    let root = remote.ca.tmp.path().join(format!("gh-{}", rand_suffix()));
+    let artifact = root.join("pages-artifact");
+    let bare = remote.bare.clone();
+    let action = |uses: &str, with: &std::collections::BTreeMap<String, String>, ws: &Path| {
+        let copy = |from: &Path, to: &Path| {
+            let _ = std::fs::remove_dir_all(to);
+            std::fs::create_dir_all(to).unwrap();
+            let from = format!("{}/.", from.display());
+            tool("cp", &["-a", &from, to.to_str().unwrap()], ws)
+                .status
+                .success()
+        };
+        match uses {
+            // A full clone (the example asks for fetch-depth: 0), at `ref` when given.
+            "actions/checkout@v4" => {
+                let cloned = tool(
+                    "git",
+                    &["clone", "-q", bare.to_str().unwrap(), ws.to_str().unwrap()],
+                    ws,
+                )
+                .status
+                .success();
+                let r = with.get("ref").map(String::as_str).unwrap_or("");
+                cloned && (r.is_empty() || tool("git", &["checkout", "-q", r], ws).status.success())
+            }
+            "actions/upload-pages-artifact@v3" => copy(&ws.join(&with["path"]), &artifact),
+            "actions/deploy-pages@v4" => copy(&artifact, pages),
+            other => panic!("no stand-in for {other}"),
+        }
+    };
+    let identity = std::fs::read_to_string(&remote.ca.identity).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("gitca");
+    let runner = common::github::Runner {
+        secrets: [("GITCA_AGE_IDENTITY".to_string(), identity)].into(),
+        vars: Default::default(),
+        github: [
+            ("event_name".to_string(), "push".to_string()),
+            ("ref".to_string(), "refs/heads/main".to_string()),
+        ]
+        .into(),
+        env: vec![("GITCA_NOW".into(), now.into())],
+        path: vec![bin.parent().unwrap().to_path_buf()],
+        // The package install (download, checksum, dpkg-deb) is tested in tests/package.rs;
+        // here the gitca under test is on PATH.
+        replace: [("Install gitca".to_string(), "gitca --version".to_string())].into(),
+        action: &action,
+        root,
+    };
+    runner.run(&wf)
+}
+
+/// On the example before issue 19, this failed: the reconcile step (run with `bash -e`, as
+/// GitHub runs it) ended at gitca's exit 3 before pushing, and `publish` (needs: reconcile,
+/// no `if:`) was skipped, so the published CRL stayed the old one.
+#[test]
+fn github_workflow_publishes_the_new_crl_when_an_identity_is_blocked_and_turns_red_after() {
+    let remote = Remote::new();
+    let pages = remote.ca.tmp.path().join("github-pages");
+    let bob = offboard_bob_while_carol_is_blocked(&remote, || {
+        let r = github_run(&remote, &pages, T0);
+        assert_eq!(r.conclusion(), "success", "{}", r.story());
+    });
+    let (before, _) = published_crl(&pages);
+
+    let r = github_run(&remote, &pages, T0);
+    let reconcile = r.job("reconcile");
+    assert_eq!(reconcile.result, "success", "{}", r.story());
+    assert_eq!(reconcile.outputs["status"], "3", "{}", r.story());
+    assert!(reconcile.log.contains("carol"), "{}", reconcile.log);
+    assert_eq!(r.job("publish").result, "success", "{}", r.story());
+    let (after, revoked) = published_crl(&pages);
+    assert!(
+        after > before && revoked.contains(&bob),
+        "the published CRL is the new one (#{before} -> #{after}, bob {bob} in {revoked:?})"
+    );
+    // Exactly the commit on origin was published.
+    let origin = git(&remote.bare, &["rev-parse", "main"]);
+    assert_eq!(reconcile.outputs["commit"], origin.trim());
+    // ...and only then the run turns red.
+    assert_eq!(r.job("attention").result, "failure", "{}", r.story());
+    assert_eq!(r.conclusion(), "failure");
+
+    // A push refused (a protected branch) publishes nothing: what the runner committed was
+    // never on origin. Six days on, the CRL is due for its refresh.
+    refuse_pushes(&remote);
+    let r = github_run(&remote, &pages, &days_after(T0, 6));
+    assert_eq!(r.job("reconcile").result, "failure", "{}", r.story());
+    assert!(
+        r.job("reconcile").log.contains("push refused, not a race"),
+        "{}",
+        r.story()
+    );
+    assert_eq!(r.job("publish").result, "skipped", "{}", r.story());
+    assert_eq!(published_crl(&pages).0, after, "nothing unpushed published");
+    assert_eq!(r.conclusion(), "failure");
+}
+
+/// The GitHub workflows pass actionlint (with shellcheck on every `run:` block).
+#[test]
+fn github_workflows_pass_actionlint() {
+    require("shellcheck");
+    let actionlint = ci_tool("venv/bin/actionlint");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = run(std::process::Command::new(actionlint)
+        .current_dir(root)
+        .args([
+            "-shellcheck",
+            "shellcheck",
+            // GitHub's node20 runtime deprecation of actions/checkout@v4 and
+            // actions/deploy-pages@v4: moving the examples to new action majors is its own
+            // change, reviewed on its own.
+            "-ignore",
+            r#"runtime "node20" is deprecated"#,
+            "examples/ci/github/pr.yml",
+            "examples/ci/github/reconcile.yml",
+        ]));
+    assert!(
+        o.status.success(),
+        "actionlint:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_github_evaluator_reads_conditions_as_github_does() {
+    use common::github::step_condition as c;
+    let steps = serde_json::json!({
+        "r": { "outcome": "failure", "outputs": { "commit": "abc", "status": "3" } }
+    });
+    assert!(c(
+        "${{ steps.r.outputs.status == '3' }}",
+        steps.clone(),
+        false
+    ));
+    assert!(
+        !c("steps.r.outputs.status == '3'", steps.clone(), true),
+        "implicit success() after a failed step"
+    );
+    assert!(c(
+        "${{ !cancelled() && steps.r.outputs.commit != '' }}",
+        steps.clone(),
+        true
+    ));
+    assert!(!c(
+        "${{ !cancelled() && steps.r.outputs.missing != '' }}",
+        steps.clone(),
+        true
+    ));
+    assert!(c("always()", steps.clone(), true));
+    assert!(c("failure()", steps.clone(), true) && !c("failure()", steps.clone(), false));
+    assert!(c(
+        "steps.r.outcome == 'FAILURE' || false",
+        steps.clone(),
+        false
+    ));
+    assert!(c("steps.r.outputs.status == 3", steps, false), "loose ==");
+}
+
+/// One pipeline of examples/ci/gitlab/gitlab-ci.yml run by the real gitlab-ci-local with the
+/// shell executor, in a fresh clone of the remote (the pipeline's checkout) at `now`; `source`
+/// is CI_PIPELINE_SOURCE. Returns the process output, the jobs' verdicts (`PASS`/`FAIL`/`WARN`
+/// per job that ran) and the state directory (artifacts under `artifacts/JOB/`).
+fn gitlab_pipeline(
+    remote: &Remote,
+    now: &str,
+    source: &str,
+) -> (std::process::Output, Vec<(String, String)>, PathBuf) {
+    require("rsync");
+    let gcl = ci_tool("node_modules/.bin/gitlab-ci-local");
+    let tmp = remote.ca.tmp.path();
+    let n = rand_suffix();
+    let checkout = remote.clone(&format!("gl-pipeline-{n}"));
+    // The test's copy: no image (the shell executor runs no container), and the gitca under
+    // test instead of the pinned package (its install is tested in tests/package.rs). JSON is
+    // YAML, so the copy is the parsed file written back.
+    let mut wf = workflow("examples/ci/gitlab/gitlab-ci.yml");
+    let default = wf["default"].as_object_mut().unwrap();
+    assert!(default.remove("image").is_some());
+    let bin = assert_cmd::cargo::cargo_bin("gitca");
+    default.insert(
+        "before_script".into(),
+        serde_json::json!([
+            format!("export PATH=\"{}:$PATH\"", bin.parent().unwrap().display()),
+            "gitca --version"
+        ]),
+    );
+    std::fs::write(
+        tmp.join(format!("gitlab-ci-{n}.yml")),
+        serde_json::to_string_pretty(&wf).unwrap(),
+    )
+    .unwrap();
+    let identity = std::fs::read_to_string(&remote.ca.identity).unwrap();
+    std::fs::write(
+        tmp.join(format!("gitlab-vars-{n}.yml")),
+        serde_json::json!({ "GITCA_AGE_IDENTITY": identity, "GITCA_NOW": now }).to_string(),
+    )
+    .unwrap();
+    let state = format!("../gl-state-{n}");
+    let mut c = std::process::Command::new(gcl);
+    c.current_dir(&checkout)
+        .args(["--shell-executor-no-image", "--file"])
+        .arg(format!("../gitlab-ci-{n}.yml"))
+        .arg("--variables-file")
+        .arg(format!("../gitlab-vars-{n}.yml"))
+        .args(["--state-dir", &state, "--variable"])
+        .arg(format!("CI_PIPELINE_SOURCE={source}"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GITCA_") || k.starts_with("GIT_") || k.starts_with("CI_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", empty_home())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("NO_COLOR", "1");
+    let o = run(&mut c);
+    // The summary: " PASS  job", " FAIL  job", " WARN  job" (allowed to fail), one per job run.
+    let verdicts = stdout(&o)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some(v @ ("PASS" | "FAIL" | "WARN")), Some(job), None) => {
+                    Some((job.to_string(), v.to_string()))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    (o, verdicts, checkout.join(state))
+}
+
+fn verdict<'v>(verdicts: &'v [(String, String)], job: &str) -> Option<&'v str> {
+    verdicts
+        .iter()
+        .find(|(j, _)| j == job)
+        .map(|(_, v)| v.as_str())
+}
+
+/// On the example before issue 19, this failed: gitca-reconcile exited 3 (pushed, then failed)
+/// and `pages`, in a later stage, never ran — the published CRL stayed the old one.
+#[test]
+fn gitlab_pipeline_publishes_the_new_crl_when_an_identity_is_blocked_and_fails_after() {
+    let remote = Remote::new();
+    let before = std::cell::Cell::new(0);
+    let bob = offboard_bob_while_carol_is_blocked(&remote, || {
+        let (o, v, state) = gitlab_pipeline(&remote, T0, "push");
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        assert_eq!(verdict(&v, "pages"), Some("PASS"), "{v:?}");
+        before.set(published_crl(&state.join("artifacts/pages/public")).0);
+    });
+    let before = before.get();
+
+    let (o, v, state) = gitlab_pipeline(&remote, T0, "push");
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(verdict(&v, "gitca-reconcile"), Some("PASS"), "{log}");
+    assert!(log.contains("carol"), "{log}");
+    assert_eq!(
+        verdict(&v, "pages"),
+        Some("PASS"),
+        "pages ran on exit 3: {log}"
+    );
+    let (number, revoked) = published_crl(&state.join("artifacts/pages/public"));
+    assert!(
+        number > before && revoked.contains(&bob),
+        "the published CRL is the new one (#{before} -> #{number}, bob {bob} in {revoked:?}): {log}"
+    );
+    assert_eq!(verdict(&v, "gitca-attention"), Some("FAIL"), "{log}");
+    assert!(!o.status.success(), "the pipeline failed: {log}");
+
+    // Acknowledged in a reviewed change (docs/ci.md), carol alone no longer turns the daily
+    // run red; she is still reported, and Pages is still published.
+    let dev = remote.clone(&format!("ack-{}", rand_suffix()));
+    std::fs::write(
+        dev.join("identities/carol.yaml"),
+        "users:\n  - name: carol\n    csr: csr/carol.csr\n    acknowledged: {until: 2026-01-20, reason: \"waiting for carol's new CSR\"}\n",
+    )
+    .unwrap();
+    git(&dev, &["commit", "-qam", "acknowledge carol"]);
+    git(&dev, &["push", "-q", "origin", "main"]);
+    let (o, v, _) = gitlab_pipeline(&remote, &days_after(T0, 1), "schedule");
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{log}");
+    assert_eq!(verdict(&v, "pages"), Some("PASS"), "{log}");
+    assert_eq!(verdict(&v, "gitca-attention"), Some("PASS"), "{log}");
+    assert!(log.contains("still blocked, acknowledged: carol"), "{log}");
+
+    // A push refused publishes nothing: the daily run six days on (CRL refresh due).
+    refuse_pushes(&remote);
+    let (o, v, state) = gitlab_pipeline(&remote, &days_after(T0, 6), "schedule");
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(verdict(&v, "gitca-reconcile"), Some("FAIL"), "{log}");
+    assert!(log.contains("push refused, not a race"), "{log}");
+    assert_eq!(verdict(&v, "pages"), None, "pages never ran: {log}");
+    assert!(!state.join("artifacts/pages").exists(), "{log}");
+    assert!(!o.status.success());
 }

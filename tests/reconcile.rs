@@ -1060,3 +1060,94 @@ fn adding_a_group_keeps_the_old_certificate_dropping_one_revokes_it() {
     }
     ok(ca.verify_crl(&ca.path("certs/alice.crt"), &t));
 }
+
+/// Issue 19: a known blocked identity, acknowledged in a reviewed change, is still reported but
+/// alone keeps reconcile (exit 0), plan and check green, so that the next new problem stands
+/// out: a new blocked identity still makes exit 3, and so does the acknowledged one once its
+/// `until` has passed. An `until` more than 30 days ahead is refused where it is written.
+#[test]
+fn an_acknowledged_blocked_identity_is_reported_but_alone_is_not_news() {
+    let ca = ca_with_alice_and_bob();
+    let p256 = ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    ca.openssl_csr("carol", "mallory", &p256, &[]);
+    let carol = |until: &str| {
+        format!("{ALICE_BOB}  - name: carol\n    acknowledged: {{until: {until}, reason: \"waiting for carol's new CSR\"}}\n")
+    };
+    ca.identities(&carol("2026-01-15"));
+    ca.commit("carol, whose CSR is wrong: acknowledged");
+    let o = ca.reconcile(T0);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("its CN is `mallory`")
+            && stderr(&o).contains(
+                "still blocked, acknowledged: carol (until 2026-01-15: waiting for carol's new CSR)"
+            ),
+        "still reported: {}",
+        stderr(&o)
+    );
+    assert!(ca.path("certs/alice.crt").exists() && !ca.path("certs/carol.crt").exists());
+    let o = run(ca.cmd(T0).arg("plan"));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("1 blocked (1 acknowledged)")
+            && stdout(&o).contains("acknowledged until 2026-01-15: waiting for carol's new CSR"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(ca.cmd(T0).args(["plan", "--json"]));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["blocked"][0]["acknowledged"]["until"], "2026-01-15");
+    let o = run(ca.cmd(T0).arg("check"));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        format!("{}{}", stdout(&o), stderr(&o)).contains("acknowledged until 2026-01-15"),
+        "a warning: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+
+    // A new blocked identity is news, and the acknowledged one is named beside it.
+    ca.openssl_csr("dave", "eve", &p256, &[]);
+    ca.identities(&format!("{}  - name: dave\n", carol("2026-01-15")));
+    ca.commit("dave, whose CSR is wrong too");
+    let o = ca.reconcile(T0);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 identity(ies) not signed for: dave")
+            && stderr(&o).contains("acknowledged: carol"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(run(ca.cmd(T0).arg("plan")).status.code(), Some(1));
+
+    // Past its last day, carol is news again (the clock is --now).
+    ca.identities(&carol("2026-01-15"));
+    ca.commit("dave leaves");
+    ok(ca.reconcile(&days_after(T0, 14)));
+    let o = ca.reconcile(&days_after(T0, 15));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not signed for: carol"),
+        "{}",
+        stderr(&o)
+    );
+
+    // At most 30 days ahead: check points at the value; reconcile does not honour it.
+    let now = days_after(T0, 16);
+    ca.identities(&carol("2026-02-18"));
+    ca.commit("carol, acknowledged for a long time");
+    let o = run(ca.cmd(&now).arg("check"));
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("identities/people.yaml:9") && text.contains("more than 30 days ahead"),
+        "{text}"
+    );
+    let o = ca.reconcile(&now);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("more than 30 days ahead"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -105,3 +105,35 @@ fn schemas_reject_what_gitca_refuses() {
         .replace("validity: 7d", "validity: 7 days");
     assert!(!config.is_valid(&yaml(&text)));
 }
+
+/// Issue 19: `acknowledged:` means the same to the schema and to gitca check.
+#[test]
+fn schema_and_gitca_agree_on_acknowledged() {
+    let identities = schema("identities.schema.json");
+    let ca = Ca::new();
+    ca.p256_csr("carol");
+    for (ack, accepted) in [
+        (
+            "{until: 2026-01-15, reason: \"waiting for carol's new CSR\"}",
+            true,
+        ),
+        ("{until: 2026-1-15, reason: x}", false),
+        ("{until: 2026-01-15}", false),
+        ("{reason: x}", false),
+        ("{until: 2026-01-15, reason: \"\"}", false),
+        ("{until: 2026-01-15, reason: \" padded\"}", false),
+        ("{until: 2026-01-15, reason: x, by: me}", false),
+    ] {
+        let text = format!("users:\n  - name: carol\n    acknowledged: {ack}\n");
+        assert_eq!(identities.is_valid(&yaml(&text)), accepted, "schema: {ack}");
+        ca.identities(&text);
+        let o = run(ca.cmd(T0).arg("check"));
+        assert_eq!(
+            o.status.success(),
+            accepted,
+            "gitca check: {ack}\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+}

@@ -25,8 +25,10 @@ pub fn github_step(wf: &serde_json::Value, job: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Runs a pipeline shell block in `dir` with gitca on PATH, no GITCA_* variable of the test's
-/// own environment, a private HOME and no git configuration; then `env`.
+/// Runs a GitHub `run:` block in `dir` as the runner does (`bash -e FILE`: a failing command
+/// ends the step unless the block catches it), with gitca on PATH, no GITCA_* variable of the
+/// test's own environment, a private HOME, no git configuration, and `$GITHUB_OUTPUT` (and
+/// `$GITHUB_ENV`, `$GITHUB_PATH`, `$RUNNER_TEMP`) in a fresh directory; then `env`.
 pub fn run_block(script: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
     let bin = assert_cmd::cargo::cargo_bin("gitca");
     let path = format!(
@@ -34,8 +36,11 @@ pub fn run_block(script: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap()
     );
+    let runner = tempfile::tempdir().unwrap();
+    let file = runner.path().join("step.sh");
+    std::fs::write(&file, script).unwrap();
     let mut c = Command::new("bash");
-    c.arg("-c").arg(script).current_dir(dir).env("PATH", path);
+    c.arg("-e").arg(&file).current_dir(dir).env("PATH", path);
     for (k, _) in std::env::vars() {
         if k.starts_with("GITCA_") {
             c.env_remove(k);
@@ -43,7 +48,11 @@ pub fn run_block(script: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
     }
     c.env("HOME", empty_home())
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("RUNNER_TEMP", runner.path());
+    for f in ["GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH"] {
+        c.env(f, runner.path().join(f));
+    }
     for (k, v) in env {
         c.env(k, v);
     }

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use assert_cmd::cargo::CommandCargoExt;
 
 pub mod ci;
+pub mod github;
 
 pub const T0: &str = "2026-01-01T00:00:00Z";
 
