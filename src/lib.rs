@@ -18,6 +18,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod error;
 pub mod export;
+pub mod floors;
 pub mod fuzzing;
 pub mod hierarchy;
 pub mod import;
