@@ -670,3 +670,62 @@ fn hostile_mirrors_never_move_a_relying_party_back() {
         "{installs} installs, {refusals} refusals"
     );
 }
+
+/// Across the seam between the CA and its relying parties: after a planned rotation the
+/// retiring intermediate stays in what is published, its CRL kept current, until a root
+/// ceremony revokes it (or it expires), even once nothing it signed is valid. A relying party
+/// that installed its CRL never sees it vanish without the root's word, and so keeps
+/// installing the CA's CRLs through the rotation and after it.
+#[test]
+fn a_retired_intermediate_leaves_relying_parties_only_with_the_roots_word() {
+    let (ca, custodian) = offline_root_ca(T0);
+    ok(run(ca
+        .cmd(T0)
+        .args(["request", "robot", "--bot", "--key-out"])
+        .arg(ca.keys.join("robot.key"))));
+    ca.commit("robot");
+    let public = ca.tmp.path().join("public");
+    let pinned = ca.keep("ca/root.crt", "pinned.crt");
+    let out = ca.tmp.path().join("server/crls.pem");
+    let step = |at: &str| {
+        ok(ca.reconcile(at));
+        ok(run(ca.cmd(at).arg("publish").arg(&public)));
+        let o = run(gitca()
+            .args(["--now", at, "deploy", "crl", "--from"])
+            .arg(&public)
+            .arg("--ca")
+            .arg(&pinned)
+            .arg("--out")
+            .arg(&out));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{at}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        pem::parse_many(std::fs::read_to_string(&out).unwrap())
+            .unwrap()
+            .len()
+    };
+    assert_eq!(step(T0), 2);
+    let d1 = days_after(T0, 1);
+    ok(run(ca
+        .cmd(&d1)
+        .args(["root", "new-intermediate", "--identity"])
+        .arg(&custodian)));
+    assert_eq!(step(&d1), 3, "root, current and retiring intermediate");
+    // The robot's certificate under the retiring intermediate (30 days) expires; the CRLs go on.
+    for day in [4, 8, 12, 16, 20, 24, 28, 32, 36] {
+        assert_eq!(step(&days_after(T0, day)), 3, "day {day}");
+    }
+    assert!(ca.path("ca/previous.crt").exists());
+    // The ceremony revokes it; reconcile removes it; the relying party lets it go.
+    let d40 = days_after(T0, 40);
+    ok(run(ca
+        .cmd(&d40)
+        .args(["root", "sign-crl", "--identity"])
+        .arg(&custodian)));
+    assert_eq!(step(&d40), 2);
+    assert!(!ca.path("ca/previous.crt").exists());
+}
