@@ -219,3 +219,53 @@ impl Floors {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::{self, CaKey, KeyType};
+
+    fn at(days: i64) -> OffsetDateTime {
+        crate::ledger::parse_time("2026-01-01T00:00:00Z").unwrap() + time::Duration::days(days)
+    }
+
+    /// A single-level CA's bundle of one CRL, signed at `day` with `number`.
+    fn bundle(ca: &CaCert, key: &CaKey, number: u64, day: i64) -> Crls {
+        let pem = ca::sign_crl(ca, key, number, at(day), at(day + 7), &[]).unwrap();
+        chain::verify_crls(&pem, ca, at(day)).unwrap()
+    }
+
+    #[test]
+    fn a_floor_refuses_an_older_or_a_second_crl_of_one_number() {
+        let key = CaKey::new(KeyType::P256.generate().unwrap());
+        let ca = CaCert::parse(
+            &ca::self_signed("T", "O", &key, at(0), time::Duration::days(3650)).unwrap(),
+        )
+        .unwrap();
+        let id = id_of(&ca.der);
+        let mut floors = Floors::new(&ca);
+        let second = bundle(&ca, &key, 2, 1);
+        floors.check(&second, &id, at(1)).unwrap();
+        floors.raise(&second.crls, &[], &id);
+        assert_eq!(floors.issuers[&id].number, 2);
+        // The same CRL again: fine. Another one under number 2, or number 1: refused.
+        floors.check(&second, &id, at(1)).unwrap();
+        let other = bundle(&ca, &key, 2, 2);
+        let why = floors.check(&other, &id, at(2)).unwrap_err();
+        assert!(why.contains("one CRL per number"), "{why}");
+        let older = bundle(&ca, &key, 1, 0);
+        let why = floors.check(&older, &id, at(1)).unwrap_err();
+        assert!(why.contains("older than #2"), "{why}");
+        // A higher number signed earlier than what is installed: refused too.
+        let backdated = bundle(&ca, &key, 3, 0);
+        let why = floors.check(&backdated, &id, at(1)).unwrap_err();
+        assert!(why.contains("before the CRL installed before"), "{why}");
+        // Raising never lowers.
+        floors.raise(&older.crls, &[], &id);
+        assert_eq!(floors.issuers[&id].number, 2);
+        assert!(
+            floors.missing(&[], at(1)).is_empty(),
+            "the pin is no intermediate"
+        );
+    }
+}
