@@ -60,6 +60,10 @@ pub struct FromArgs {
     /// Never taken from the source.
     #[arg(long = "ca", value_name = "PINNED_CA")]
     pub pinned: PathBuf,
+    /// The most one fetch may take (HTTP: the whole request; --from-git: every git program it
+    /// runs, which are then killed); past it the fetch fails like any other.
+    #[arg(long, default_value = crate::source::DEFAULT_TIMEOUT, value_name = "DURATION")]
+    pub timeout: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +72,10 @@ pub struct WatchArgs {
     /// files are put back. An empty CMD runs nothing (handy in systemd environment files).
     #[arg(long, value_name = "CMD")]
     pub reload: Option<String>,
+    /// The most the reload command may take: past it, it is killed with everything it started,
+    /// and the previous files are put back.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub reload_timeout: String,
     /// Keep running: check every INTERVAL (with jitter); fetch failures never end it.
     #[arg(long, value_name = "INTERVAL")]
     pub watch: Option<String>,
@@ -77,10 +85,24 @@ pub struct WatchArgs {
 }
 
 impl WatchArgs {
-    /// The reload command, if one was given and it is not blank.
-    fn hook(&self) -> Option<&str> {
-        self.reload.as_deref().filter(|c| !c.trim().is_empty())
+    /// The reload command, if one was given and it is not blank, with its limit.
+    fn hook(&self) -> Option<(&str, std::time::Duration)> {
+        let cmd = self.reload.as_deref().filter(|c| !c.trim().is_empty())?;
+        Some((
+            cmd,
+            seconds(&self.reload_timeout).unwrap_or(DEFAULT_RELOAD_LIMIT),
+        ))
     }
+}
+
+/// The reload command's limit when `--reload-timeout` cannot be read (checked before).
+const DEFAULT_RELOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A duration flag (`30s`, `5m`) as a std duration.
+fn seconds(text: &str) -> Result<std::time::Duration> {
+    Ok(std::time::Duration::from_secs(
+        Dur::parse(text)?.0.whole_seconds().unsigned_abs(),
+    ))
 }
 
 #[derive(Debug, clap::Args)]
@@ -318,17 +340,24 @@ fn split(path: &Path) -> Result<(Dir, String)> {
     Ok((Dir::create(parent)?, name))
 }
 
-/// Runs the reload hook, with what was installed in its environment.
-fn reload(cmd: &str, env: &[(&str, String)]) -> std::result::Result<(), String> {
-    let mut c = std::process::Command::new("sh");
-    c.arg("-c").arg(cmd).stdin(std::process::Stdio::null());
+/// Runs the reload hook, with what was installed in its environment, for at most `limit`.
+fn reload(
+    (cmd, limit): (&str, std::time::Duration),
+    env: &[(&str, String)],
+) -> std::result::Result<(), String> {
+    let mut c = crate::program::command("sh");
+    c.arg("-c").arg(cmd);
     for (k, v) in env {
         c.env(k, v);
     }
-    match c.status() {
+    match crate::program::status(&mut c, limit) {
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(format!("`{cmd}` failed ({s})")),
-        Err(e) => Err(format!("`{cmd}` could not run: {e}")),
+        Err(crate::program::Failure::TimedOut(_)) => Err(format!(
+            "`{cmd}` did not finish within {}s (--reload-timeout): killed with everything it started",
+            limit.as_secs()
+        )),
+        Err(e) => Err(format!("`{cmd}` {e}")),
     }
 }
 
@@ -489,9 +518,9 @@ fn crl_once(
                         let backup = dir.backup(&name)?;
                         dir.write(&name, text.as_bytes(), 0o644)?;
                         let issuing = issuing_crl(&crls);
-                        let hook = args.watch.hook().map(|cmd| {
+                        let hook = args.watch.hook().map(|h| {
                             reload(
-                                cmd,
+                                h,
                                 &[
                                     ("GITCA_CRL_NUMBER", issuing.info.number.to_string()),
                                     ("GITCA_CRL_FILE", args.out.display().to_string()),
@@ -714,13 +743,16 @@ fn read_pinned(path: &Path) -> Result<CaCert> {
     Ok(pinned)
 }
 
-fn source_of(f: &FromArgs) -> Result<Source> {
+/// The source, and the limits checked before anything runs.
+fn source_of(f: &FromArgs, w: &WatchArgs) -> Result<Source> {
+    seconds(&w.reload_timeout)?;
     Source::new(&SourceArgs {
         from: f.from.as_deref(),
         from_git: f.from_git.as_deref(),
         branch: &f.branch,
         https_ca: f.https_ca.as_deref(),
         git_cache: f.git_cache.as_deref(),
+        timeout: seconds(&f.timeout)?,
     })
 }
 
@@ -731,7 +763,7 @@ pub fn run_deploy_crl(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let pinned = read_pinned(&args.from.pinned)?;
-    let source = source_of(&args.from)?;
+    let source = source_of(&args.from, &args.watch)?;
     let margin = Dur::parse(&args.stale_margin)?.0;
     let every = interval(args.watch.watch.as_deref())?;
     let label = format!("file=\"{}\"", label_value(&args.out.display().to_string()));
@@ -883,9 +915,9 @@ fn cert_once(
                 ca_pem: &pinned.pem,
             },
         )?;
-        let hook = args.watch.hook().map(|cmd| {
+        let hook = args.watch.hook().map(|h| {
             reload(
-                cmd,
+                h,
                 &[
                     ("GITCA_CERT_SERIAL", checked.serial.clone()),
                     ("GITCA_CERT_DIR", target.dir.display().to_string()),
@@ -962,7 +994,7 @@ pub fn run_deploy_cert(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let pinned = read_pinned(&args.from.pinned)?;
-    let source = source_of(&args.from)?;
+    let source = source_of(&args.from, &args.watch)?;
     let margin = Dur::parse(&args.stale_margin)?.0;
     let every = interval(args.watch.watch.as_deref())?;
     if let Some(r) = args.target.docker_loopback() {

@@ -29,6 +29,7 @@ pub mod ledger;
 pub mod load;
 pub mod plan;
 pub mod policy;
+pub mod program;
 pub mod pubkey;
 pub mod publish;
 pub mod redact;
