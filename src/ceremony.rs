@@ -555,7 +555,7 @@ fn new_intermediate(
         None => {
             let _ = writeln!(
                 out,
-                "  intermediate {current_id} retires: its certificates stay valid until reconcile has replaced them and supersede_grace is over; reconcile keeps its CRL (crl/previous.crl) current until then"
+                "  intermediate {current_id} retires: its certificates stay valid until reconcile has replaced them and supersede_grace is over; reconcile keeps its CRL (crl/previous.crl) current until a later ceremony revokes it (once none of them is valid)"
             );
         }
     }

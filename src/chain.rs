@@ -6,8 +6,9 @@
 //! The CRL bundle (`crls.pem` in a published tree) holds the intermediates' certificates and
 //! every CRL: the pinned CA's, and each intermediate's. nginx checks the CRL of every CA in the
 //! chain and refuses every client when one is missing or expired, so the bundle is accepted
-//! only whole: the pinned CA's CRL, a CRL for every intermediate the root has not revoked, all
-//! of them current.
+//! only whole: the pinned CA's CRL, a CRL for every unexpired intermediate the root has not
+//! revoked, all of them current. What a bundle must hold beyond itself (every issuer installed
+//! before, nothing older) is [`crate::floors`]'s.
 
 use time::OffsetDateTime;
 
@@ -99,27 +100,27 @@ pub fn verify_crls(text: &str, pinned: &CaCert, now: OffsetDateTime) -> Result<C
         }
     }
     let mut crls: Vec<IssuedCrl> = Vec::new();
+    let cas: Vec<&CaCert> = std::iter::once(pinned)
+        .chain(intermediates.iter())
+        .collect();
     for pem in crl_pems {
-        let issuer = std::iter::once(pinned)
-            .chain(intermediates.iter())
-            .find_map(|ca| CrlInfo::parse(&pem, Some(ca)).ok().map(|info| (ca, info)));
-        let Some((issuer, info)) = issuer else {
+        let Some(crl) = attribute(&pem, &cas) else {
             return Err(
                 "a fetched CRL is refused: it is signed neither by the pinned CA nor by an intermediate it certified".into(),
             );
         };
-        let id = id_of(&issuer.der);
-        if crls.iter().any(|c| c.issuer == id) {
+        if crls.iter().any(|c| c.issuer == crl.issuer) {
             return Err(format!(
                 "two CRLs of {} in one bundle: refused",
-                issuer.subject
+                crl.issuer_subject
             ));
         }
+        let info = &crl.info;
         if info.this_update > now + SKEW {
             return Err(format!(
                 "the fetched CRL #{} of {} is not valid before {}: refused (check this machine's clock)",
                 info.number,
-                issuer.subject,
+                crl.issuer_subject,
                 fmt_time(info.this_update)
             ));
         }
@@ -129,29 +130,27 @@ pub fn verify_crls(text: &str, pinned: &CaCert, now: OffsetDateTime) -> Result<C
                 return Err(format!(
                     "the fetched CRL #{} of {} expired {}: refused (the CA has not re-signed it)",
                     info.number,
-                    issuer.subject,
+                    crl.issuer_subject,
                     fmt_time(n)
                 ))
             }
             None => return Err("a fetched CRL has no nextUpdate: refused".into()),
         }
-        crls.push(IssuedCrl {
-            issuer: id,
-            issuer_subject: issuer.subject.clone(),
-            info,
-            pem,
-        });
+        crls.push(crl);
     }
     let pinned_id = id_of(&pinned.der);
     let Some(at) = crls.iter().position(|c| c.issuer == pinned_id) else {
         return Err("the pinned CA's own CRL is missing: refused (nginx needs the CRL of every CA in the chain)".into());
     };
     let own = crls.remove(at);
+    // One order whatever the source's: the same CRLs are the same installed file.
+    crls.sort_by(|a, b| a.issuer.cmp(&b.issuer));
     crls.insert(0, own);
     for i in &intermediates {
         let id = id_of(&i.der);
         let revoked = serial_of(i).is_some_and(|s| crls[0].info.serials.contains(&s));
-        if !revoked && !crls.iter().any(|c| c.issuer == id) {
+        // An expired intermediate's clients fail anyway: nginx needs its CRL no more.
+        if !revoked && i.not_after > now && !crls.iter().any(|c| c.issuer == id) {
             return Err(format!(
                 "the CRL of intermediate {} is missing: refused (nginx would refuse its clients)",
                 i.subject
@@ -164,7 +163,20 @@ pub fn verify_crls(text: &str, pinned: &CaCert, now: OffsetDateTime) -> Result<C
     })
 }
 
-fn serial_of(cert: &CaCert) -> Option<String> {
+/// The CRL `pem` as issued by the first of `cas` whose signature on it verifies, if any.
+pub fn attribute(pem: &str, cas: &[&CaCert]) -> Option<IssuedCrl> {
+    cas.iter().find_map(|ca| {
+        CrlInfo::parse(pem, Some(ca)).ok().map(|info| IssuedCrl {
+            issuer: id_of(&ca.der),
+            issuer_subject: ca.subject.clone(),
+            info,
+            pem: pem.to_string(),
+        })
+    })
+}
+
+/// The serial of a CA certificate (lowercase hex), as CRLs list it.
+pub fn serial_of(cert: &CaCert) -> Option<String> {
     x509_parser::parse_x509_certificate(&cert.der)
         .ok()
         .map(|(_, c)| ca::serial_hex(c.raw_serial()))

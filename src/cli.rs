@@ -252,12 +252,12 @@ pub enum DeployCommand {
     #[command(
         after_help = "Example (nginx in front of the registry; a systemd timer, or --watch 5m):\n  gitca deploy crl --from https://pki.example.com --ca /etc/gitca/ca.crt \\\n      --out /etc/gitca/ca.crl --reload 'nginx -t && nginx -s reload' \\\n      --metrics /var/lib/node_exporter/textfile/gitca-crl.prom\n\nExit codes: 0 current, 1 error or refused, 4 stale (expires within --stale-margin, nothing newer)."
     )]
-    Crl(crate::deploy::DeployCrlArgs),
+    Crl(Box<crate::deploy::DeployCrlArgs>),
     /// On a client, bot or node: install the identity's newest certificate for its local key.
     #[command(
         after_help = "Example (a CI bot pulling from the registry):\n  gitca deploy cert ci-builder --key /etc/gitca/ci-builder.key --from https://pki.example.com \\\n      --ca /etc/gitca/ca.crt --registry registry.example.com:5000 --watch 6h\n\nExit codes: 0 current, 1 error or refused, 4 stale (expires within --stale-margin, nothing newer)."
     )]
-    Cert(crate::deploy::DeployCertArgs),
+    Cert(Box<crate::deploy::DeployCertArgs>),
 }
 
 #[derive(Debug, Subcommand)]

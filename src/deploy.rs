@@ -10,7 +10,11 @@
 //! would lock everyone out.
 //!
 //! Exit codes: 0 installed or nothing new (and what is installed is fine); 1 an error, a
-//! fetched file refused (wrong signature, older, expired) or a failed reload hook; 4 stale.
+//! fetched file refused (wrong signature, older, an issuer dropped, expired) or a failed reload
+//! hook, even when what is installed is stale too; 4 stale (nothing was refused).
+//!
+//! What `deploy crl` has installed only moves forward, per issuer, across fetches: see
+//! [`crate::floors`], kept in the state file next to the installed file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,11 +24,13 @@ use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
 use crate::bundle::{ClientFiles, TargetArgs};
-use crate::ca::{self, CaCert, CrlInfo};
+use crate::ca::{self, CaCert};
 use crate::chain;
 use crate::config::Dur;
 use crate::confined::Dir;
 use crate::error::{Error, Result};
+use crate::floors::Floors;
+use crate::hierarchy::id_of;
 use crate::ledger::fmt_time;
 use crate::source::{Fetch, Item, Source, SourceArgs, Validators};
 
@@ -54,6 +60,10 @@ pub struct FromArgs {
     /// Never taken from the source.
     #[arg(long = "ca", value_name = "PINNED_CA")]
     pub pinned: PathBuf,
+    /// The most one fetch may take (HTTP: the whole request; --from-git: every git program it
+    /// runs, which are then killed); past it the fetch fails like any other.
+    #[arg(long, default_value = crate::source::DEFAULT_TIMEOUT, value_name = "DURATION")]
+    pub timeout: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +72,10 @@ pub struct WatchArgs {
     /// files are put back. An empty CMD runs nothing (handy in systemd environment files).
     #[arg(long, value_name = "CMD")]
     pub reload: Option<String>,
+    /// The most the reload command may take: past it, it is killed with everything it started,
+    /// and the previous files are put back.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub reload_timeout: String,
     /// Keep running: check every INTERVAL (with jitter); fetch failures never end it.
     #[arg(long, value_name = "INTERVAL")]
     pub watch: Option<String>,
@@ -71,10 +85,24 @@ pub struct WatchArgs {
 }
 
 impl WatchArgs {
-    /// The reload command, if one was given and it is not blank.
-    fn hook(&self) -> Option<&str> {
-        self.reload.as_deref().filter(|c| !c.trim().is_empty())
+    /// The reload command, if one was given and it is not blank, with its limit.
+    fn hook(&self) -> Option<(&str, std::time::Duration)> {
+        let cmd = self.reload.as_deref().filter(|c| !c.trim().is_empty())?;
+        Some((
+            cmd,
+            seconds(&self.reload_timeout).unwrap_or(DEFAULT_RELOAD_LIMIT),
+        ))
     }
+}
+
+/// The reload command's limit when `--reload-timeout` cannot be read (checked before).
+const DEFAULT_RELOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A duration flag (`30s`, `5m`) as a std duration.
+fn seconds(text: &str) -> Result<std::time::Duration> {
+    Ok(std::time::Duration::from_secs(
+        Dur::parse(text)?.0.whole_seconds().unsigned_abs(),
+    ))
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +153,10 @@ struct DeployState {
     /// a `common_name` has certificates whose CN is not its name.
     #[serde(default)]
     installed_cn: Option<String>,
+    /// The newest CRL of every issuer ever installed (deploy crl): what no later fetch may go
+    /// below, whatever was fetched in between.
+    #[serde(default)]
+    floors: Option<Floors>,
 }
 
 impl DeployState {
@@ -190,46 +222,62 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
 }
 
+/// What the installed CRL file holds.
+struct Installed {
+    bytes: Vec<u8>,
+    /// Its CRLs that the pin or an intermediate the floors know signed.
+    record: VerifiedCrls,
+    /// Those CRLs, when the file was read afresh (the state's record was not of these bytes).
+    parsed: Vec<chain::IssuedCrl>,
+    /// Its CRLs that no CA known here signed (PEM): an intermediate the floors do not know yet,
+    /// or something gitca did not write.
+    strangers: Vec<String>,
+}
+
 /// The installed CRLs: the state's record when the file is byte for byte what was verified,
-/// else each CRL in the file the pinned CA signed (an intermediate's cannot be checked without
-/// its certificate, and is left out: nothing is known of it).
+/// else each CRL in the file attributed to the pinned CA or an intermediate in `cas`.
 fn installed_crls(
     dir: &Dir,
     name: &str,
     pinned: &CaCert,
     known: Option<&VerifiedCrls>,
-) -> Option<(Vec<u8>, VerifiedCrls)> {
+    cas: &[CaCert],
+) -> Option<Installed> {
     let bytes = dir.read_opt(name, ca::MAX_CRL_BYTES).ok().flatten()?;
     let sha256 = sha256_hex(&bytes);
     let fingerprint = pinned.fingerprint();
     if let Some(k) = known.filter(|k| k.sha256 == sha256 && k.pinned == fingerprint) {
-        return Some((bytes, k.clone()));
+        return Some(Installed {
+            bytes,
+            record: k.clone(),
+            parsed: Vec::new(),
+            strangers: Vec::new(),
+        });
     }
-    let text = std::str::from_utf8(&bytes).ok()?;
-    let pinned_id = crate::hierarchy::id_of(&pinned.der);
-    let crls: Vec<Recorded> = pem::parse_many(text)
-        .ok()?
-        .into_iter()
-        .filter(|b| b.tag() == "X509 CRL")
-        .filter_map(|b| CrlInfo::parse(&ca::to_pem("X509 CRL", b.contents()), Some(pinned)).ok())
-        .map(|info| Recorded {
-            issuer: pinned_id.clone(),
-            number: info.number,
-            this_update: info.this_update.unix_timestamp(),
-            next_update: info.next_update.map(OffsetDateTime::unix_timestamp),
-        })
-        .collect();
-    if crls.is_empty() {
-        return None;
+    let blocks = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| pem::parse_many(t).ok())
+        .unwrap_or_default();
+    let signers: Vec<&CaCert> = std::iter::once(pinned).chain(cas.iter()).collect();
+    let mut parsed = Vec::new();
+    let mut strangers = Vec::new();
+    for b in blocks.iter().filter(|b| b.tag() == "X509 CRL") {
+        let pem = ca::to_pem("X509 CRL", b.contents());
+        match chain::attribute(&pem, &signers) {
+            Some(c) => parsed.push(c),
+            None => strangers.push(pem),
+        }
     }
-    Some((
+    Some(Installed {
         bytes,
-        VerifiedCrls {
+        record: VerifiedCrls {
             sha256,
             pinned: fingerprint,
-            crls,
+            crls: parsed.iter().map(Recorded::of).collect(),
         },
-    ))
+        parsed,
+        strangers,
+    })
 }
 
 /// One run's result.
@@ -256,11 +304,16 @@ fn state_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.gitca-deploy.json"))
 }
 
-fn load_state(path: &Path) -> DeployState {
-    crate::confined::read_named(path, 1 << 20, "read")
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+/// The state file: `Ok(None)` when there is none; `Err` says why it cannot be read.
+fn load_state(path: &Path) -> std::result::Result<Option<DeployState>, String> {
+    let (dir, name) = split(path).map_err(|e| e.to_string())?;
+    match dir.read_opt(&name, 1 << 20) {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("not a state file gitca wrote: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn save_state(path: &Path, state: &DeployState) -> Result<()> {
@@ -287,17 +340,24 @@ fn split(path: &Path) -> Result<(Dir, String)> {
     Ok((Dir::create(parent)?, name))
 }
 
-/// Runs the reload hook, with what was installed in its environment.
-fn reload(cmd: &str, env: &[(&str, String)]) -> std::result::Result<(), String> {
-    let mut c = std::process::Command::new("sh");
-    c.arg("-c").arg(cmd).stdin(std::process::Stdio::null());
+/// Runs the reload hook, with what was installed in its environment, for at most `limit`.
+fn reload(
+    (cmd, limit): (&str, std::time::Duration),
+    env: &[(&str, String)],
+) -> std::result::Result<(), String> {
+    let mut c = crate::program::command("sh");
+    c.arg("-c").arg(cmd);
     for (k, v) in env {
         c.env(k, v);
     }
-    match c.status() {
+    match crate::program::status(&mut c, limit) {
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(format!("`{cmd}` failed ({s})")),
-        Err(e) => Err(format!("`{cmd}` could not run: {e}")),
+        Err(crate::program::Failure::TimedOut(_)) => Err(format!(
+            "`{cmd}` did not finish within {}s (--reload-timeout): killed with everything it started",
+            limit.as_secs()
+        )),
+        Err(e) => Err(format!("`{cmd}` {e}")),
     }
 }
 
@@ -324,53 +384,49 @@ fn write_metrics(path: &Path, text: &str) -> Result<()> {
     dir.write(&name, text.as_bytes(), 0o644)
 }
 
-fn label_value(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Checks fetched CRLs against the pinned CA and what is installed. `Ok(None)`: the same.
+/// Checks fetched CRLs against the pinned CA, the floors and what is installed (`file`).
+/// `Ok(None)`: what is installed already. `unresolved`: the floors come from the installed
+/// file alone (no state file, or one of another pin) and some of its CRLs are nobody's known
+/// here; cleared once the fetched intermediates account for all of them.
 fn judge_crls(
     bytes: &[u8],
     pinned: &CaCert,
-    installed: Option<&(Vec<u8>, VerifiedCrls)>,
+    floors: &mut Floors,
+    unresolved: &mut bool,
+    installed: Option<&Installed>,
+    file: &Path,
     now: OffsetDateTime,
 ) -> std::result::Result<Option<chain::Crls>, String> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| "the fetched CRLs are not PEM".to_string())?;
     let crls = chain::verify_crls(text, pinned, now)?;
-    let Some((old_bytes, old)) = installed else {
-        return Ok(Some(crls));
-    };
-    // No rollback, CA by CA: a CRL older than the installed one of the same CA is refused, and
-    // one with the same number must be the same CRL.
-    let mut same = crls.crls.len() == old.crls.len();
-    for c in &crls.crls {
-        let Some(o) = old.crls.iter().find(|o| o.issuer == c.issuer) else {
-            same = false;
-            continue;
-        };
-        if c.info.number < o.number {
+    let pinned_id = id_of(&pinned.der);
+    if let Some(i) = installed {
+        // Installed CRLs of intermediates the floors did not know: one the source carries may
+        // have signed them, and then they are floors too.
+        let fetched: Vec<&CaCert> = crls.intermediates.iter().collect();
+        let (found, unknown): (Vec<_>, Vec<_>) = i
+            .strangers
+            .iter()
+            .map(|pem| chain::attribute(pem, &fetched).ok_or(pem))
+            .partition(std::result::Result::is_ok);
+        let found: Vec<chain::IssuedCrl> = found.into_iter().flatten().collect();
+        floors.raise(&found, &crls.intermediates, &pinned_id);
+        // Without a record, a CRL of an intermediate the source no longer carries cannot be told
+        // from one the source dropped to lock its clients out, or to roll it back later.
+        if !unknown.is_empty() && *unresolved {
             return Err(format!(
-                "the fetched CRL #{} of {} is older than the installed #{}: a rollback, refused",
-                c.info.number, c.issuer_subject, o.number
+                "{} holds {} CRL(s) that neither the pinned CA nor an intermediate of the fetched CRLs signed, and no state file records whose they are: the source may have dropped an intermediate that is still valid; refused (if the CA retired it, remove {} and run again)",
+                file.display(),
+                unknown.len(),
+                file.display()
             ));
         }
-        if c.info.number > o.number {
-            same = false;
-        }
+        *unresolved = false;
     }
-    let rendered = crls.render();
-    if same {
-        return if rendered.as_bytes() == old_bytes.as_slice() {
-            Ok(None)
-        } else {
-            Err(
-                "the fetched CRLs have the installed CRLs' numbers but other contents: refused"
-                    .into(),
-            )
-        };
+    floors.check(&crls, &pinned_id, now)?;
+    if installed.is_some_and(|i| i.bytes == crls.render().as_bytes()) {
+        return Ok(None);
     }
     Ok(Some(crls))
 }
@@ -385,67 +441,110 @@ fn crl_once(
 ) -> Result<Run> {
     let (dir, name) = split(&args.out)?;
     let state_file = state_path(dir.path(), &name);
-    let mut state = load_state(&state_file);
+    let (mut state, damaged) = match load_state(&state_file) {
+        Ok(s) => (s.unwrap_or_default(), None),
+        Err(why) => (DeployState::default(), Some(why)),
+    };
     state.last_check = Some(now.unix_timestamp());
-    let installed = installed_crls(&dir, &name, pinned, state.crls.as_ref());
+    let pinned_id = id_of(&pinned.der);
+    // Floors kept under another pin say nothing of this one's issuers (the operator re-pinned).
+    let kept = state.floors.take().filter(|f| f.belong_to(pinned));
+    let rebuilt = kept.is_none();
+    let mut floors = kept.unwrap_or_else(|| Floors::new(pinned));
+    let known = floors.intermediates();
+    // The record of the installed file stands in for reading it only next to whole floors:
+    // without them every CRL in the file must be attributed afresh.
+    let record = state.crls.as_ref().filter(|_| !rebuilt);
+    let installed = installed_crls(&dir, &name, pinned, record, &known);
+    if let Some(i) = &installed {
+        // What is installed is a floor as well: the state may be behind the file, or gone.
+        floors.raise(&i.parsed, &known, &pinned_id);
+    }
+    // Rebuilt from a file some of whose CRLs nobody known here signed: the floors are not
+    // whole, and are not kept as if they were (the next run rebuilds them again).
+    let mut unresolved = rebuilt && installed.as_ref().is_some_and(|i| !i.strangers.is_empty());
     // What is installed when this run ends; changes only when new CRLs stay installed.
-    let mut current = installed.as_ref().map(|(_, v)| v.clone());
-    // Ask "only if changed" only while the installed file is the one we installed.
-    let last = if installed.is_some() {
+    let mut current = installed
+        .as_ref()
+        .map(|i| i.record.clone())
+        .filter(|r| !r.crls.is_empty());
+    // Ask "only if changed" only while the installed file is the one the state recorded.
+    let last = if installed.is_some() && !rebuilt {
         state.validators.clone()
     } else {
         Validators::default()
     };
-    let verdict = match source.fetch(Item::Crls, &last) {
-        Err(e) => Verdict::Unavailable(e.to_string()),
-        Ok(Fetch::NotModified) => Verdict::Unchanged("the source has nothing new".into()),
-        Ok(Fetch::Got(bytes, validators)) => {
-            match judge_crls(&bytes, pinned, installed.as_ref(), now) {
-                Err(why) => Verdict::Refused(why),
-                Ok(None) => {
-                    state.validators = validators;
-                    Verdict::Unchanged(format!(
-                        "CRL {} installed; nothing new",
-                        describe_numbers(current.as_ref())
-                    ))
-                }
-                Ok(Some(crls)) => {
-                    let text = crls.render();
-                    let backup = dir.backup(&name)?;
-                    dir.write(&name, text.as_bytes(), 0o644)?;
-                    let own = &crls.crls[crls.crls.len() - 1];
-                    let hook = args.watch.hook().map(|cmd| {
-                        reload(
-                            cmd,
-                            &[
-                                ("GITCA_CRL_NUMBER", own.info.number.to_string()),
-                                ("GITCA_CRL_FILE", args.out.display().to_string()),
-                            ],
-                        )
-                    });
-                    match hook {
-                        Some(Err(why)) => {
-                            match backup {
-                                Some(b) => b.restore()?,
-                                None => dir.remove(&name)?,
+    let verdict = if let Some(why) = &damaged {
+        Verdict::Refused(format!(
+            "{} is damaged ({why}); it records the newest CRL of every issuer installed, which is what refuses rollbacks, so nothing is installed while it is: if it was damaged by accident, remove it (gitca then takes the CRLs installed in {} as the floor)",
+            state_file.display(),
+            args.out.display()
+        ))
+    } else {
+        match source.fetch(Item::Crls, &last) {
+            Err(e) => Verdict::Unavailable(e.to_string()),
+            Ok(Fetch::NotModified) => Verdict::Unchanged("the source has nothing new".into()),
+            Ok(Fetch::Got(bytes, validators)) => {
+                match judge_crls(
+                    &bytes,
+                    pinned,
+                    &mut floors,
+                    &mut unresolved,
+                    installed.as_ref(),
+                    &args.out,
+                    now,
+                ) {
+                    Err(why) => Verdict::Refused(why),
+                    Ok(None) => {
+                        state.validators = validators;
+                        Verdict::Unchanged(format!(
+                            "CRL {} installed; nothing new",
+                            describe_numbers(current.as_ref())
+                        ))
+                    }
+                    Ok(Some(crls)) => {
+                        let text = crls.render();
+                        // The floors move before the file does: a crash in between leaves them
+                        // ahead of what is installed, never behind.
+                        floors.raise(&crls.crls, &crls.intermediates, &pinned_id);
+                        state.floors = Some(floors.clone());
+                        save_state(&state_file, &state)?;
+                        let backup = dir.backup(&name)?;
+                        dir.write(&name, text.as_bytes(), 0o644)?;
+                        let issuing = issuing_crl(&crls);
+                        let hook = args.watch.hook().map(|h| {
+                            reload(
+                                h,
+                                &[
+                                    ("GITCA_CRL_NUMBER", issuing.info.number.to_string()),
+                                    ("GITCA_CRL_FILE", args.out.display().to_string()),
+                                ],
+                            )
+                        });
+                        match hook {
+                            Some(Err(why)) => {
+                                match backup {
+                                    Some(b) => b.restore()?,
+                                    None => dir.remove(&name)?,
+                                }
+                                Verdict::Refused(format!("{why}: the previous CRL was put back"))
                             }
-                            Verdict::Refused(format!("{why}: the previous CRL was put back"))
-                        }
-                        _ => {
-                            state.validators = validators;
-                            let verified = VerifiedCrls {
-                                sha256: sha256_hex(text.as_bytes()),
-                                pinned: pinned.fingerprint(),
-                                crls: crls.crls.iter().map(Recorded::of).collect(),
-                            };
-                            let done = Verdict::Installed(format!(
-                                "installed CRL {} (next update {}) in {}",
-                                describe_numbers(Some(&verified)),
-                                crls.next_update().map(fmt_time).unwrap_or_default(),
-                                args.out.display()
-                            ));
-                            current = Some(verified);
-                            done
+                            _ => {
+                                state.validators = validators;
+                                let verified = VerifiedCrls {
+                                    sha256: sha256_hex(text.as_bytes()),
+                                    pinned: pinned.fingerprint(),
+                                    crls: crls.crls.iter().map(Recorded::of).collect(),
+                                };
+                                let done = Verdict::Installed(format!(
+                                    "installed CRL {} (next update {}) in {}",
+                                    describe_numbers(Some(&verified)),
+                                    crls.next_update().map(fmt_time).unwrap_or_default(),
+                                    args.out.display()
+                                ));
+                                current = Some(verified);
+                                done
+                            }
                         }
                     }
                 }
@@ -463,8 +562,13 @@ fn crl_once(
         }
     }
     state.crls = current.clone();
-    // Staleness, judged on what is installed now: the first CRL to expire locks everyone out.
-    let pinned_id = crate::hierarchy::id_of(&pinned.der);
+    // Staleness, judged on what is installed now: a CRL nginx needs and lacks, or the first to
+    // expire, locks clients out.
+    let ids: Vec<&str> = current
+        .iter()
+        .flat_map(|v| v.crls.iter().map(|c| c.issuer.as_str()))
+        .collect();
+    let missing = floors.missing(&ids, now);
     let earliest = current.as_ref().and_then(|v| {
         v.crls
             .iter()
@@ -472,6 +576,12 @@ fn crl_once(
     });
     let stale = match earliest {
         None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", args.out.display())),
+        Some(_) if !missing.is_empty() => Some(format!(
+            "{} holds no CRL of intermediate {} (its CRL #{} was installed before): nginx refuses every client it certified",
+            args.out.display(),
+            missing.iter().map(|f| f.subject.as_str()).collect::<Vec<_>>().join(", "),
+            missing[0].number
+        )),
         Some(c) => match c.next_update() {
             Some(n) if n <= now => Some(format!(
                 "the installed CRL #{} EXPIRED {}: nginx refuses EVERY client",
@@ -501,7 +611,10 @@ fn crl_once(
             metrics.push(("crl_next_update_timestamp_seconds".into(), n as f64));
         }
         for c in &v.crls {
-            let at = format!("{{issuer=\"{}\"}}", c.issuer);
+            let at = format!(
+                "{{issuer=\"{}\"}}",
+                crate::encode::prometheus_label(&c.issuer)
+            );
             metrics.push((format!("crl_issuer_number{at}"), c.number as f64));
             metrics.push((
                 format!("crl_issuer_next_update_timestamp_seconds{at}"),
@@ -509,12 +622,25 @@ fn crl_once(
             ));
         }
     }
-    save_state(&state_file, &state)?;
+    // A damaged state file stays as it is, for whoever looks into it.
+    if damaged.is_none() {
+        state.floors = (!unresolved).then_some(floors);
+        save_state(&state_file, &state)?;
+    }
     Ok(Run {
         verdict,
         stale,
         metrics,
     })
+}
+
+/// The CRL of the CA that issues now: the newest intermediate's, or the pinned CA's.
+fn issuing_crl(crls: &chain::Crls) -> &chain::IssuedCrl {
+    crls.intermediates
+        .iter()
+        .filter_map(|i| crls.of(&id_of(&i.der)).map(|c| (i.not_before, c)))
+        .max_by_key(|(nb, _)| *nb)
+        .map_or(&crls.crls[0], |(_, c)| c)
 }
 
 /// "#7" for one CRL; "#2 (root), #7" for a chain (the pinned CA's first).
@@ -559,7 +685,10 @@ fn report(run: &Run, out: &mut dyn Write, watching: bool) -> u8 {
     };
     if let Some(s) = &run.stale {
         crate::redact::stderr(&format!("{stamp}gitca deploy: STALE: {s}"));
-        return EXIT_STALE;
+        // A refusal stays exit 1 (what came was refused); staleness is in the metrics too.
+        if code == 0 {
+            return EXIT_STALE;
+        }
     }
     code
 }
@@ -613,13 +742,16 @@ fn read_pinned(path: &Path) -> Result<CaCert> {
     Ok(pinned)
 }
 
-fn source_of(f: &FromArgs) -> Result<Source> {
+/// The source, and the limits checked before anything runs.
+fn source_of(f: &FromArgs, w: &WatchArgs) -> Result<Source> {
+    seconds(&w.reload_timeout)?;
     Source::new(&SourceArgs {
         from: f.from.as_deref(),
         from_git: f.from_git.as_deref(),
         branch: &f.branch,
         https_ca: f.https_ca.as_deref(),
         git_cache: f.git_cache.as_deref(),
+        timeout: seconds(&f.timeout)?,
     })
 }
 
@@ -630,10 +762,13 @@ pub fn run_deploy_crl(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let pinned = read_pinned(&args.from.pinned)?;
-    let source = source_of(&args.from)?;
+    let source = source_of(&args.from, &args.watch)?;
     let margin = Dur::parse(&args.stale_margin)?.0;
     let every = interval(args.watch.watch.as_deref())?;
-    let label = format!("file=\"{}\"", label_value(&args.out.display().to_string()));
+    let label = format!(
+        "file=\"{}\"",
+        crate::encode::prometheus_label(&args.out.display().to_string())
+    );
     let metrics = args
         .watch
         .metrics
@@ -716,7 +851,8 @@ fn cert_once(
     let target = args.target.target()?;
     let dir = Dir::create(&target.dir)?;
     let state_file = state_path(&target.dir, &format!("client-{}", args.name));
-    let mut state = load_state(&state_file);
+    // What it records (validators, counters) only saves work: a damaged one starts afresh.
+    let mut state = load_state(&state_file).ok().flatten().unwrap_or_default();
     state.last_check = Some(now.unix_timestamp());
     let (key_text, key) = crate::bundle::read_client_key(&args.key)?;
     let key_spki = rcgen::PublicKeyData::subject_public_key_info(&key);
@@ -781,9 +917,9 @@ fn cert_once(
                 ca_pem: &pinned.pem,
             },
         )?;
-        let hook = args.watch.hook().map(|cmd| {
+        let hook = args.watch.hook().map(|h| {
             reload(
-                cmd,
+                h,
                 &[
                     ("GITCA_CERT_SERIAL", checked.serial.clone()),
                     ("GITCA_CERT_DIR", target.dir.display().to_string()),
@@ -860,7 +996,7 @@ pub fn run_deploy_cert(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let pinned = read_pinned(&args.from.pinned)?;
-    let source = source_of(&args.from)?;
+    let source = source_of(&args.from, &args.watch)?;
     let margin = Dur::parse(&args.stale_margin)?.0;
     let every = interval(args.watch.watch.as_deref())?;
     if let Some(r) = args.target.docker_loopback() {
@@ -870,7 +1006,7 @@ pub fn run_deploy_cert(
             crate::bundle::docker_loopback_warning(r)
         );
     }
-    let label = format!("name=\"{}\"", label_value(&args.name));
+    let label = format!("name=\"{}\"", crate::encode::prometheus_label(&args.name));
     let metrics = args
         .watch
         .metrics

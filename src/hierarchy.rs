@@ -204,9 +204,10 @@ impl Roster {
     }
 }
 
-/// The intermediate being retired: its certificate and CRL. Its CRL is kept current until
-/// every certificate it signed has expired (a revoked one stays listed until then), or until
-/// a ceremony revokes it on the root CRL once none of its certificates is valid.
+/// The intermediate being retired: its certificate and CRL. Its CRL is kept current until a
+/// ceremony revokes it on the root CRL once none of its certificates is valid (a revoked one
+/// stays listed until then), or until it expires: relying parties let an intermediate go only
+/// on the root's word (see [`crate::floors`]).
 #[derive(Debug, Clone)]
 pub struct Retiring {
     pub cert: CaCert,

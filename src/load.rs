@@ -343,6 +343,7 @@ impl State {
                     next_update: p.crl.next_update,
                 },
                 revoked: p.revoked,
+                not_after: p.cert.not_after,
             }),
         }
     }

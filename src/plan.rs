@@ -197,6 +197,8 @@ pub struct Retiring {
     pub crl: CrlState,
     /// The root revoked it (a ceremony, once none of its certificates was valid).
     pub revoked: bool,
+    /// Its certificate's notAfter: once past, nothing it signed is valid anywhere.
+    pub not_after: OffsetDateTime,
 }
 
 pub struct Input<'a> {
@@ -729,27 +731,17 @@ pub fn plan(input: &Input<'_>) -> Plan {
         input.config,
         now,
     );
-    // A retiring intermediate keeps its CRL current while anything it signed is unexpired (a
-    // revocation stays listed until the certificate expires), and goes once nothing is left or
-    // the root has revoked it.
+    // A retiring intermediate keeps its CRL current (a revocation stays listed until the
+    // certificate expires) until the root has revoked it (a ceremony does so once nothing it
+    // signed is valid) or it has expired. Not before: relying parties that installed its CRL let it go only on
+    // the root's word (or its expiry), never because it vanished from what is published.
     let (previous_crl, retire_previous) = match &input.issuers.previous {
         None => (None, false),
-        Some(p) if p.revoked => (None, true),
-        Some(p) => {
-            let unexpired = input
-                .ledger
-                .records
-                .iter()
-                .any(|r| r.issuer.as_deref() == Some(p.id.as_str()) && r.not_after > now);
-            if unexpired {
-                (
-                    crl_action(revoked_by(Some(p.id.as_str())), p.crl, input.config, now),
-                    false,
-                )
-            } else {
-                (None, true)
-            }
-        }
+        Some(p) if p.revoked || p.not_after <= now => (None, true),
+        Some(p) => (
+            crl_action(revoked_by(Some(p.id.as_str())), p.crl, input.config, now),
+            false,
+        ),
     };
     Plan {
         actions,

@@ -6,9 +6,14 @@
 //! Nothing fetched is trusted: `deploy` verifies every CRL and certificate against the CA it
 //! pinned. A source only has to be available; HTTP needs no TLS for that reason, but HTTPS is
 //! verified against the system's roots (or `--https-ca`) when used.
+//!
+//! Every fetch has a limit (`--timeout`, invariant 16): over HTTP the whole request, with a
+//! stalled read given up after at most 30 s; through git every program it runs shares one
+//! deadline (see [`crate::program`]), with git's own low-speed limit on HTTP transfers. A source
+//! that accepts and never answers costs one limit, then is reported like any other failure.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -71,21 +76,30 @@ impl Layout {
     }
 }
 
+/// How long a fetch may take unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: &str = "60s";
+
+/// The longest a stalled HTTP read is waited for, whatever the fetch's whole limit.
+const STALL: Duration = Duration::from_secs(30);
+
+/// git's low-speed limit: a transfer slower than this many bytes a second for the stall time
+/// is given up (`http.lowSpeedLimit`).
+const LOW_SPEED_BYTES: u32 = 1000;
+
 pub enum Source {
     Http {
         base: String,
         agent: ureq::Agent,
+        timeout: Duration,
     },
     /// Re-opened for every fetch: a published tree swapped in atomically (a symlink flipped, a
     /// directory renamed over the old one) is what the next poll reads.
-    Dir {
-        path: PathBuf,
-        layout: Layout,
-    },
+    Dir { path: PathBuf, layout: Layout },
     Git {
         url: String,
         branch: String,
         cache: PathBuf,
+        timeout: Duration,
     },
 }
 
@@ -96,9 +110,11 @@ pub struct SourceArgs<'a> {
     pub branch: &'a str,
     pub https_ca: Option<&'a Path>,
     pub git_cache: Option<&'a Path>,
+    /// The most one fetch may take.
+    pub timeout: Duration,
 }
 
-fn http_agent(https_ca: Option<&Path>) -> Result<ureq::Agent> {
+fn http_agent(https_ca: Option<&Path>, timeout: Duration) -> Result<ureq::Agent> {
     // rustls with aws-lc-rs, the crypto gitca already links; installed once per process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let roots = match https_ca {
@@ -122,7 +138,8 @@ fn http_agent(https_ca: Option<&Path>) -> Result<ureq::Agent> {
         None => ureq::tls::RootCerts::PlatformVerifier,
     };
     let config = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(60)))
+        .timeout_global(Some(timeout))
+        .timeout_per_read(Some(timeout.min(STALL)))
         .tls_config(
             ureq::tls::TlsConfig::builder()
                 .provider(ureq::tls::TlsProvider::Rustls)
@@ -141,7 +158,8 @@ impl Source {
             (Some(url), None) if url.starts_with("http://") || url.starts_with("https://") => {
                 Ok(Source::Http {
                     base: url.trim_end_matches('/').to_string(),
-                    agent: http_agent(args.https_ca)?,
+                    agent: http_agent(args.https_ca, args.timeout)?,
+                    timeout: args.timeout,
                 })
             }
             (Some(path), None) => {
@@ -173,6 +191,7 @@ impl Source {
                     url: url.to_string(),
                     branch: args.branch.to_string(),
                     cache,
+                    timeout: args.timeout,
                 })
             }
             _ => Err(Error::usage(
@@ -193,22 +212,35 @@ impl Source {
     /// Fetches `item` unless it is unchanged since `last`.
     pub fn fetch(&self, item: Item<'_>, last: &Validators) -> Result<Fetch> {
         match self {
-            Source::Http { base, agent } => {
+            Source::Http {
+                base,
+                agent,
+                timeout,
+            } => {
                 let url = format!("{base}/{}", Layout::Published.paths(item).concat());
-                http_get(agent, &url, last)
+                http_get(agent, &url, last, *timeout)
             }
             Source::Dir { path, layout } => {
                 let dir = Dir::open(path)?;
                 let bytes = gather(layout.paths(item), |rel| dir.read_opt(rel, MAX_FETCH))?;
                 Ok(Fetch::Got(bytes, Validators::default()))
             }
-            Source::Git { url, branch, cache } => {
-                let commit = git_fetch(url, branch, cache)?;
+            Source::Git {
+                url,
+                branch,
+                cache,
+                timeout,
+            } => {
+                let git = Git {
+                    deadline: Instant::now() + *timeout,
+                    timeout: *timeout,
+                };
+                let commit = git.fetch(url, branch, cache)?;
                 if last.commit.as_deref() == Some(commit.as_str()) {
                     return Ok(Fetch::NotModified);
                 }
                 let bytes = gather(Layout::Repository.paths(item), |rel| {
-                    git_show_opt(cache, &commit, rel)
+                    git.show_opt(cache, &commit, rel)
                 })?;
                 Ok(Fetch::Got(
                     bytes,
@@ -229,7 +261,18 @@ fn fetch_error(what: &str, source: impl std::fmt::Display) -> Error {
     }
 }
 
-fn http_get(agent: &ureq::Agent, url: &str, last: &Validators) -> Result<Fetch> {
+/// A ureq error in words; a timeout names the limit that ran out.
+fn http_failure(e: ureq::Error, timeout: Duration) -> String {
+    match e {
+        ureq::Error::Timeout(_) => format!(
+            "no answer within the fetch's limit of {}s (--timeout)",
+            timeout.as_secs()
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn http_get(agent: &ureq::Agent, url: &str, last: &Validators, timeout: Duration) -> Result<Fetch> {
     let mut req = agent.get(url);
     if let Some(etag) = &last.etag {
         req = req.header("If-None-Match", etag);
@@ -237,7 +280,9 @@ fn http_get(agent: &ureq::Agent, url: &str, last: &Validators) -> Result<Fetch> 
     if let Some(lm) = &last.last_modified {
         req = req.header("If-Modified-Since", lm);
     }
-    let mut resp = req.call().map_err(|e| fetch_error(url, e))?;
+    let mut resp = req
+        .call()
+        .map_err(|e| fetch_error(url, http_failure(e, timeout)))?;
     match resp.status().as_u16() {
         304 => return Ok(Fetch::NotModified),
         200 => {}
@@ -259,7 +304,7 @@ fn http_get(agent: &ureq::Agent, url: &str, last: &Validators) -> Result<Fetch> 
         .with_config()
         .limit(MAX_FETCH)
         .read_to_vec()
-        .map_err(|e| fetch_error(url, e))?;
+        .map_err(|e| fetch_error(url, http_failure(e, timeout)))?;
     Ok(Fetch::Got(bytes, validators))
 }
 
@@ -273,45 +318,112 @@ fn default_git_cache(url: &str) -> PathBuf {
     base.join("gitca").join(format!("deploy-{tag}"))
 }
 
-fn git(args: &[&str], dir: Option<&Path>) -> Result<std::process::Output> {
-    let mut c = std::process::Command::new("git");
-    if let Some(d) = dir {
-        c.arg("-C").arg(d);
-    }
-    c.args(args).stdin(std::process::Stdio::null());
-    let out = c.output().map_err(|e| fetch_error("git", e))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(fetch_error(
-            &format!("git {}", args.first().unwrap_or(&"")),
-            err.lines().last().unwrap_or("failed"),
-        ));
-    }
-    Ok(out)
+/// The `git` program for one fetch: every run shares the fetch's deadline.
+struct Git {
+    deadline: Instant,
+    /// The whole limit, for messages and git's own low-speed limit.
+    timeout: Duration,
 }
 
-/// Fetches the branch's tip (depth 1) into a bare cache repository; returns its commit.
-fn git_fetch(url: &str, branch: &str, cache: &Path) -> Result<String> {
-    if !cache.join("HEAD").exists() {
-        std::fs::create_dir_all(cache).map_err(Error::io("create", cache))?;
-        git(&["init", "-q", "--bare"], Some(cache))?;
+impl Git {
+    fn command(&self, dir: Option<&Path>) -> std::process::Command {
+        let mut c = crate::program::command("git");
+        if let Some(d) = dir {
+            c.arg("-C").arg(d);
+        }
+        // Never a prompt for credentials (nobody answers it), and HTTP transfers slower than
+        // LOW_SPEED_BYTES a second for the stall time are given up by git itself.
+        let stall = self.timeout.min(STALL).as_secs().max(1);
+        c.env("GIT_TERMINAL_PROMPT", "0")
+            .arg("-c")
+            .arg(format!("http.lowSpeedLimit={LOW_SPEED_BYTES}"))
+            .arg("-c")
+            .arg(format!("http.lowSpeedTime={stall}"));
+        c
     }
-    let refspec = format!("+refs/heads/{branch}:refs/gitca/deploy");
-    git(
-        &[
-            "fetch",
-            "-q",
-            "--depth",
-            "1",
-            "--no-tags",
-            "--",
-            url,
-            &refspec,
-        ],
-        Some(cache),
-    )?;
-    let out = git(&["rev-parse", "refs/gitca/deploy"], Some(cache))?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Runs git; its standard output (at most `MAX_FETCH` bytes) when it succeeds.
+    fn run(&self, args: &[&str], dir: Option<&Path>) -> Result<Vec<u8>> {
+        let what = format!("git {}", args.first().unwrap_or(&""));
+        let mut c = self.command(dir);
+        c.args(args);
+        let out = crate::program::output(&mut c, self.left(), MAX_FETCH)
+            .map_err(|e| fetch_error(&what, self.failure(e)))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(fetch_error(&what, err.lines().last().unwrap_or("failed")));
+        }
+        Ok(out.stdout)
+    }
+
+    fn failure(&self, e: crate::program::Failure) -> String {
+        match e {
+            crate::program::Failure::TimedOut(_) => format!(
+                "no answer within the fetch's limit of {}s (--timeout): git was killed",
+                self.timeout.as_secs()
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    /// Fetches the branch's tip (depth 1) into a bare cache repository; returns its commit.
+    fn fetch(&self, url: &str, branch: &str, cache: &Path) -> Result<String> {
+        if !cache.join("HEAD").exists() {
+            std::fs::create_dir_all(cache).map_err(Error::io("create", cache))?;
+            self.run(&["init", "-q", "--bare"], Some(cache))?;
+        }
+        let refspec = format!("+refs/heads/{branch}:refs/gitca/deploy");
+        self.run(
+            &[
+                "fetch",
+                "-q",
+                "--depth",
+                "1",
+                "--no-tags",
+                "--",
+                url,
+                &refspec,
+            ],
+            Some(cache),
+        )?;
+        let out = self.run(&["rev-parse", "refs/gitca/deploy"], Some(cache))?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// A file of `commit`, or `None` when the commit has no such file.
+    fn show_opt(&self, cache: &Path, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let spec = format!("{commit}:{path}");
+        let mut c = self.command(Some(cache));
+        c.args(["cat-file", "-e", &spec])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let exists = crate::program::status(&mut c, self.left())
+            .map_err(|e| fetch_error("git cat-file", self.failure(e)))?;
+        if !exists.success() {
+            return Ok(None);
+        }
+        self.show(cache, commit, path).map(Some)
+    }
+
+    fn show(&self, cache: &Path, commit: &str, path: &str) -> Result<Vec<u8>> {
+        let spec = format!("{commit}:{path}");
+        let size = self.run(&["cat-file", "-s", &spec], Some(cache))?;
+        let size: u64 = String::from_utf8_lossy(&size)
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
+        if size > MAX_FETCH {
+            return Err(fetch_error(
+                path,
+                format!("{size} bytes, more than {MAX_FETCH}"),
+            ));
+        }
+        self.run(&["cat-file", "blob", &spec], Some(cache))
+    }
 }
 
 /// The files of an item concatenated; the last one must exist (the CRL of the issuing CA, or
@@ -341,38 +453,4 @@ fn gather(
         }
     }
     Ok(out)
-}
-
-/// A file of `commit`, or `None` when the commit has no such file.
-fn git_show_opt(cache: &Path, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
-    let spec = format!("{commit}:{path}");
-    let exists = std::process::Command::new("git")
-        .args(["cat-file", "-e", &spec])
-        .current_dir(cache)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map_err(|e| fetch_error("git", e))?;
-    if !exists.success() {
-        return Ok(None);
-    }
-    git_show(cache, commit, path).map(Some)
-}
-
-fn git_show(cache: &Path, commit: &str, path: &str) -> Result<Vec<u8>> {
-    let spec = format!("{commit}:{path}");
-    let size = git(&["cat-file", "-s", &spec], Some(cache))?;
-    let size: u64 = String::from_utf8_lossy(&size.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(u64::MAX);
-    if size > MAX_FETCH {
-        return Err(fetch_error(
-            path,
-            format!("{size} bytes, more than {MAX_FETCH}"),
-        ));
-    }
-    Ok(git(&["cat-file", "blob", &spec], Some(cache))?.stdout)
 }
