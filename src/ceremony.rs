@@ -20,7 +20,7 @@ use crate::ca::{self, CaCert, CaKey};
 use crate::config::{self, Config, Dur};
 use crate::custody::{self, Custody, KeySource};
 use crate::error::{Error, Result};
-use crate::hierarchy::{self as h, Intermediate, Roster};
+use crate::hierarchy::{self as h, Intermediate};
 use crate::init::{CA_CERT, CRL_FILE};
 use crate::ledger::{self, fmt_time, RevocationReason};
 use crate::load;
@@ -224,15 +224,16 @@ fn commit(repo: &CaRepo, files: Vec<(&str, Option<Vec<u8>>)>, message: &str) -> 
     result.inspect_err(|_| tx.rollback())
 }
 
-/// The root CRL of a ceremony at `now`.
+/// The root CRL of a ceremony at `now`, revoking `revoke` too, and its entries.
 fn next_root_crl(
     hierarchy: &h::Hierarchy,
     root_key: &CaKey,
     ledger: &ledger::Ledger,
     config: &Config,
     now: OffsetDateTime,
-) -> Result<(String, ca::CrlInfo)> {
-    let entries = hierarchy.root_crl_entries(ledger, now)?;
+    revoke: &[(String, RevocationReason)],
+) -> Result<(String, ca::CrlInfo, Vec<ca::CrlEntry>)> {
+    let entries = hierarchy.root_crl_entries(ledger, now, revoke)?;
     let number = hierarchy.root_crl.number + 1;
     let pem = h::sign_root_crl(
         &hierarchy.root,
@@ -250,7 +251,7 @@ fn next_root_crl(
             detail: "the signed root CRL differs from what was meant".into(),
         });
     }
-    Ok((pem, info))
+    Ok((pem, info, entries))
 }
 
 fn sign_crl(
@@ -260,18 +261,33 @@ fn sign_crl(
     out: &mut dyn Write,
 ) -> Result<()> {
     let s = start(dir)?;
-    let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
+    let hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
     let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
-    let retired = retire_idle_previous(&mut hierarchy, &s.outputs.ledger, now);
-    let (pem, info) = next_root_crl(&hierarchy, &root_key, &s.outputs.ledger, &s.config, now)?;
+    let retired = idle_previous(&hierarchy, &s.outputs.ledger, now);
+    let revoke: Vec<(String, RevocationReason)> = retired
+        .iter()
+        .map(|id| (id.clone(), RevocationReason::CessationOfOperation))
+        .collect();
+    let (pem, info, entries) = next_root_crl(
+        &hierarchy,
+        &root_key,
+        &s.outputs.ledger,
+        &s.config,
+        now,
+        &revoke,
+    )?;
     drop(root_key);
     let published = hierarchy
         .unpublished_revocations(&s.outputs.ledger, now)
         .len();
-    let mut files = vec![(h::ROOT_CRL, Some(pem.into_bytes()))];
-    if retired.is_some() {
-        files.push((h::ROSTER, Some(hierarchy.roster.render().into_bytes())));
-    }
+    // The roster is rewritten from what the root signed, whatever a merge made of it.
+    let files = vec![
+        (h::ROOT_CRL, Some(pem.into_bytes())),
+        (
+            h::ROSTER,
+            Some(hierarchy.roster_for(&entries, None).render().into_bytes()),
+        ),
+    ];
     let oid = commit(
         &s.repo,
         files,
@@ -315,19 +331,12 @@ fn sign_crl(
 
 /// A retiring intermediate none of whose certificates is valid any more is revoked in this
 /// ceremony (its CRL then need not be kept any longer); returns its id.
-fn retire_idle_previous(
-    hierarchy: &mut h::Hierarchy,
+fn idle_previous(
+    hierarchy: &h::Hierarchy,
     ledger: &ledger::Ledger,
     now: OffsetDateTime,
 ) -> Option<String> {
-    let id = hierarchy.idle_previous(ledger, now)?.id.clone();
-    let row = hierarchy.roster.rows.iter_mut().find(|r| r.id == id)?;
-    row.revoked_at = Some(now);
-    row.reason = Some(RevocationReason::CessationOfOperation);
-    if let Some(p) = hierarchy.previous.as_mut() {
-        p.revoked = true;
-    }
-    Some(id)
+    hierarchy.idle_previous(ledger, now).map(|p| p.id.clone())
 }
 
 /// What `new-intermediate` does with the intermediates in place.
@@ -384,7 +393,10 @@ fn new_intermediate(
     let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
     let current = s.outputs.ca.clone();
     // A retiring intermediate with no valid certificate left is revoked on the way.
-    let idle = retire_idle_previous(&mut hierarchy, &s.outputs.ledger, now);
+    let idle = idle_previous(&hierarchy, &s.outputs.ledger, now);
+    if let (Some(p), Some(_)) = (hierarchy.previous.as_mut(), &idle) {
+        p.revoked = true;
+    }
     let rotation = Rotation {
         revoke_previous: rotation.revoke_previous.or(idle
             .as_ref()
@@ -417,7 +429,7 @@ fn new_intermediate(
     let ca_pem = h::intermediate_certificate(
         &hierarchy.root,
         &root_key,
-        &h::intermediate_name(&s.config.ca.name, hierarchy.roster.rows.len() + 1),
+        &h::intermediate_name(&s.config.ca.name, hierarchy.intermediates.len() + 1),
         &s.config.ca.organization,
         &key,
         now,
@@ -426,25 +438,26 @@ fn new_intermediate(
     let new_cert = CaCert::parse(&ca_pem)?;
     let new_row = Intermediate::of(&new_cert)?;
 
-    // The roster: the new intermediate, and the revocations of this ceremony.
-    let mut next = hierarchy.clone();
-    let mut revoke = |id: &str, why: RevocationReason| {
-        if let Some(r) = next.roster.rows.iter_mut().find(|r| r.id == id) {
-            r.revoked_at = Some(now);
-            r.reason = Some(why);
-        }
-    };
+    // The revocations of this ceremony, on the root CRL; the roster follows from it.
     let current_id = hierarchy.current.clone();
-    if let Some(why) = rotation.revoke_current {
-        revoke(&current_id, why);
-    }
     let previous_id = hierarchy.previous.as_ref().map(|p| p.id.clone());
-    if let (Some(id), Some(why)) = (&previous_id, rotation.revoke_previous) {
-        revoke(id, why);
+    let mut revoke: Vec<(String, RevocationReason)> = Vec::new();
+    if let Some(why) = rotation.revoke_current {
+        revoke.push((current_id.clone(), why));
     }
-    next.roster.rows.push(new_row.clone());
-    let (root_crl, root_info) = next_root_crl(&next, &root_key, &s.outputs.ledger, &s.config, now)?;
+    if let (Some(id), Some(why)) = (&previous_id, rotation.revoke_previous) {
+        revoke.push((id.clone(), why));
+    }
+    let (root_crl, root_info, entries) = next_root_crl(
+        &hierarchy,
+        &root_key,
+        &s.outputs.ledger,
+        &s.config,
+        now,
+        &revoke,
+    )?;
     drop(root_key);
+    let roster = hierarchy.roster_for(&entries, Some(&new_row));
 
     // The new intermediate's first CRL, and the seal it makes over the outputs.
     let crl = ca::sign_crl(&new_cert, &key, 1, now, now + s.config.crl.validity.0, &[])?;
@@ -494,7 +507,7 @@ fn new_intermediate(
         (CA_CERT, Some(ca_pem.into_bytes())),
         (custody::KEY_FILE, Some(encrypted.into_bytes())),
         (CRL_FILE, Some(crl.into_bytes())),
-        (h::ROSTER, Some(next.roster.render().into_bytes())),
+        (h::ROSTER, Some(roster.render().into_bytes())),
         (h::ROOT_CRL, Some(root_crl.into_bytes())),
         (seal::FILE, Some(seal.render().into_bytes())),
         (ledger::FILE, Some(ledger_text.into_bytes())),
@@ -655,9 +668,7 @@ fn migrate(
         validity.0,
     )?;
     let new_cert = CaCert::parse(&ca_pem)?;
-    let roster = Roster {
-        rows: vec![Intermediate::of(&new_cert)?],
-    };
+    let first = Intermediate::of(&new_cert)?;
     // Every certificate so far was signed by the key that is now the root.
     let mut ledger = outputs.ledger.clone();
     ledger.with_issuer = true;
@@ -670,11 +681,14 @@ fn migrate(
         root_crl: outputs.crl.clone(),
         root_crl_text: outputs.crl_text.clone(),
         root_crl_recovered: None,
-        roster: roster.clone(),
-        current: roster.rows[0].id.clone(),
+        intermediates: vec![first.clone()],
+        roster_problem: None,
+        current: first.id.clone(),
         previous: None,
     };
-    let (root_crl, root_info) = next_root_crl(&hierarchy, &root_key, &ledger, &config, now)?;
+    let (root_crl, root_info, entries) =
+        next_root_crl(&hierarchy, &root_key, &ledger, &config, now, &[])?;
+    let roster = hierarchy.roster_for(&entries, None);
     let root_encrypted = custody::encrypt(root_key.to_pem().as_bytes(), &root_custody)?;
     drop(root_key);
     let crl = ca::sign_crl(&new_cert, &key, 1, now, now + config.crl.validity.0, &[])?;
@@ -714,7 +728,7 @@ fn migrate(
         files,
         &format!(
             "gitca: migrate to an offline root (ceremony); new intermediate {}",
-            roster.rows[0].id
+            first.id
         ),
     )?;
     let _ = writeln!(
@@ -742,7 +756,7 @@ fn migrate(
     let _ = writeln!(
         out,
         "  issuing CA   {CA_CERT}: intermediate {} (encrypted to ca/recipients.txt and the custodians)",
-        roster.rows[0].id
+        first.id
     );
     let _ = writeln!(
         out,

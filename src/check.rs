@@ -644,7 +644,11 @@ fn describe_hierarchy(h: &crate::hierarchy::Hierarchy, ca: &crate::ca::CaCert) -
             p.id, p.cert.subject, p.crl.number
         ));
     }
-    let revoked = h.roster.rows.iter().filter(|r| r.reason.is_some()).count();
+    let revoked = h
+        .intermediates
+        .iter()
+        .filter(|r| r.reason.is_some())
+        .count();
     if revoked > 0 {
         lines.push(format!(
             "└ {revoked} revoked intermediate(s) on the root CRL"
@@ -661,8 +665,15 @@ fn check_hierarchy(
     state: &load::State,
     now: OffsetDateTime,
 ) {
-    use crate::hierarchy::{PREVIOUS_CRL, ROOT_CERT, ROOT_CRL};
+    use crate::hierarchy::{PREVIOUS_CRL, ROOT_CERT, ROOT_CRL, ROSTER};
     f.errors.extend(h.orphans(&state.ledger, now));
+    if let Some(why) = &h.roster_problem {
+        f.errors.push(Error::bad_file(
+            ROSTER,
+            why.clone(),
+            "ca/intermediates.tsv is written by gitca's root ceremonies only",
+        ));
+    }
     match h.root_crl.next_update {
         Some(next) if next <= now => f.errors.push(Error::bad_file(
             ROOT_CRL,

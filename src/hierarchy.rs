@@ -228,7 +228,13 @@ pub struct Hierarchy {
     /// Set when the root CRL on disk was older than one in history (put back by a merge): the
     /// newest one stands in, and reconcile writes it back.
     pub root_crl_recovered: Option<String>,
-    pub roster: Roster,
+    /// Every intermediate the root certified, oldest first: the certificates in history that
+    /// verify under the root (serials and dates from them), revoked as the newest root CRL says.
+    /// Never read from `ca/intermediates.tsv`, which is derived from this.
+    pub intermediates: Vec<Intermediate>,
+    /// Set when `ca/intermediates.tsv` is not what the root signed says (a merged edit): what
+    /// differs, and how to restore it. Nothing reads the file; `check` reports this.
+    pub roster_problem: Option<String>,
     /// The issuing intermediate's id.
     pub current: String,
     pub previous: Option<Retiring>,
@@ -285,8 +291,7 @@ impl Hierarchy {
                 || issuer == self.current
                 || self.previous.as_ref().is_some_and(|p| p.id == issuer)
                 || self
-                    .roster
-                    .get(issuer)
+                    .intermediate(issuer)
                     .is_some_and(|r| self.root_crl.serials.contains(&r.serial))
         };
         let lost: std::collections::BTreeSet<&str> = ledger
@@ -323,48 +328,106 @@ impl Hierarchy {
             .collect()
     }
 
-    /// What the root CRL of a ceremony at `now` lists: every revoked intermediate and every
-    /// revoked certificate the root signed itself, until each expires; and whatever the
-    /// current root CRL lists that gitca cannot date (nothing is ever dropped early).
-    pub fn root_crl_entries(&self, ledger: &Ledger, now: OffsetDateTime) -> Result<Vec<CrlEntry>> {
+    /// The intermediate with this id.
+    pub fn intermediate(&self, id: &str) -> Option<&Intermediate> {
+        self.intermediates.iter().find(|i| i.id == id)
+    }
+
+    /// What the root CRL of a ceremony at `now` lists, revoking also `revoke` (intermediate id
+    /// and reason): every revocation the newest root CRL holds stays until the certificate it
+    /// names expires (an intermediate's real notAfter, from its certificate; an entry gitca
+    /// cannot date stays for good), then this ceremony's revocations, then revoked certificates
+    /// the root signed itself (a migrated CA's older ones). Nothing comes from the roster.
+    pub fn root_crl_entries(
+        &self,
+        ledger: &Ledger,
+        now: OffsetDateTime,
+        revoke: &[(String, RevocationReason)],
+    ) -> Result<Vec<CrlEntry>> {
         let mut entries: Vec<CrlEntry> = Vec::new();
-        let mut known = std::collections::HashSet::new();
-        for r in &self.roster.rows {
-            known.insert(r.serial.clone());
-            if let (Some(at), Some(reason)) = (r.revoked_at, r.reason) {
-                if r.not_after > now {
-                    entries.push(CrlEntry {
-                        serial: hex::decode(&r.serial).map_err(|_| bad_roster())?,
-                        revoked_at: at,
-                        reason,
-                    });
-                }
+        let mut listed = std::collections::HashSet::new();
+        let expiry = |serial: &str| {
+            self.intermediates
+                .iter()
+                .find(|i| i.serial == serial)
+                .map(|i| i.not_after)
+                .or_else(|| {
+                    ledger
+                        .records
+                        .iter()
+                        .find(|r| r.serial == serial && r.issuer.as_deref() == Some(&self.root_id))
+                        .map(|r| r.not_after)
+                })
+        };
+        let mut push = |serial: &str, revoked_at: OffsetDateTime, reason: RevocationReason| {
+            if listed.insert(serial.to_string()) {
+                entries.push(CrlEntry {
+                    serial: hex::decode(serial).map_err(|_| bad_roster())?,
+                    revoked_at,
+                    reason,
+                });
+            }
+            Ok::<(), Error>(())
+        };
+        for (serial, at, reason) in revocations(&self.root_crl_text) {
+            if expiry(&serial).is_none_or(|t| t > now) {
+                push(&serial, at, reason)?;
+            }
+        }
+        for (id, why) in revoke {
+            if let Some(i) = self.intermediate(id).filter(|i| i.not_after > now) {
+                push(&i.serial, now, *why)?;
             }
         }
         for r in &ledger.records {
-            if r.issuer.as_deref() == Some(self.root_id.as_str()) {
-                known.insert(r.serial.clone());
-                if r.on_crl(now) {
-                    entries.push(CrlEntry {
-                        serial: hex::decode(&r.serial).map_err(|_| bad_roster())?,
-                        revoked_at: r.revoked_at.unwrap_or(now),
-                        reason: r.reason.unwrap_or(RevocationReason::Unspecified),
-                    });
-                }
-            }
-        }
-        // Anything else the current root CRL lists stays (an entry of unknown expiry).
-        for serial in &self.root_crl.serials {
-            if !known.contains(serial) {
-                entries.push(CrlEntry {
-                    serial: hex::decode(serial).map_err(|_| bad_roster())?,
-                    revoked_at: self.root_crl.this_update,
-                    reason: RevocationReason::Unspecified,
-                });
+            if r.issuer.as_deref() == Some(self.root_id.as_str()) && r.on_crl(now) {
+                push(
+                    &r.serial,
+                    r.revoked_at.unwrap_or(now),
+                    r.reason.unwrap_or(RevocationReason::Unspecified),
+                )?;
             }
         }
         Ok(entries)
     }
+
+    /// `ca/intermediates.tsv` as the intermediates and a root CRL's entries make it.
+    pub fn roster_for(&self, entries: &[CrlEntry], extra: Option<&Intermediate>) -> Roster {
+        let mut rows: Vec<Intermediate> = self.intermediates.clone();
+        rows.extend(extra.cloned());
+        for row in &mut rows {
+            let on = entries
+                .iter()
+                .find(|e| hex::encode(&e.serial) == row.serial);
+            row.revoked_at = on.map(|e| e.revoked_at);
+            row.reason = on.map(|e| e.reason);
+        }
+        Roster { rows }
+    }
+}
+
+/// The revocations a root CRL lists (serial, date, reason). The root CRL is small (revoked
+/// intermediates), so it is read whole with x509-parser; its signature was checked on load.
+pub fn revocations(pem_text: &str) -> Vec<(String, OffsetDateTime, RevocationReason)> {
+    let Ok(block) = pem::parse(pem_text) else {
+        return Vec::new();
+    };
+    let Ok((_, crl)) = x509_parser::parse_x509_crl(block.contents()) else {
+        return Vec::new();
+    };
+    crl.iter_revoked_certificates()
+        .map(|r| {
+            let reason = r
+                .reason_code()
+                .and_then(|(_, c)| RevocationReason::ALL.into_iter().find(|x| x.code() == c.0))
+                .unwrap_or(RevocationReason::Unspecified);
+            (
+                ca::serial_hex(r.raw_serial()),
+                r.revocation_date.to_datetime(),
+                reason,
+            )
+        })
+        .collect()
 }
 
 fn bad_roster() -> Error {
@@ -409,11 +472,9 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
             ));
         }
     }
-    let roster = Roster::parse(&dir.read_string(ROSTER, 1 << 20)?)?;
     let (root_crl_text, root_crl, root_crl_recovered) = root_crl(repo, &root)?;
-    // Only the root's own signature says an intermediate is revoked: the newest root CRL (the
-    // roster is not signed; a merged edit of its reason column must not stop the CA).
-    let revoked = |_id: &str, serial: &str| root_crl.serials.iter().any(|s| s == serial);
+    let revoked_by_root = revocations(&root_crl_text);
+    // Only the root's own signature says an intermediate is revoked: the newest root CRL.
     let check_intermediate = |cert: &CaCert,
                               path: &str,
                               may_be_revoked: bool|
@@ -421,10 +482,7 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         ca::verify_ca_signature(cert, &root.spki_der)
             .map_err(|_| bad(path, "is not signed by the root (ca/root.crt)"))?;
         let row = Intermediate::of(cert)?;
-        if roster.get(&row.id).is_none() {
-            return Err(bad(path, "is not listed in ca/intermediates.tsv"));
-        }
-        let is_revoked = revoked(&row.id, &row.serial);
+        let is_revoked = root_crl.serials.contains(&row.serial);
         if is_revoked && !may_be_revoked {
             return Err(Error::bad_file(
                 path,
@@ -435,7 +493,6 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         Ok((row.id, is_revoked))
     };
     let (current_id, _) = check_intermediate(current, crate::init::CA_CERT, false)?;
-    refuse_rolled_back_intermediate(repo, &root, current)?;
     let previous = match dir.read_opt(PREVIOUS_CERT, ca::MAX_CERT_BYTES)? {
         None => None,
         Some(bytes) => {
@@ -455,46 +512,161 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
             })
         }
     };
+    let mut known = certified(repo, &root, current, previous.as_ref().map(|p| &p.cert))?;
+    refuse_rolled_back_intermediate(&known, current)?;
+    for k in &mut known {
+        if let Some((_, at, why)) = revoked_by_root.iter().find(|(s, _, _)| *s == k.row.serial) {
+            k.row.revoked_at = Some(*at);
+            k.row.reason = Some(*why);
+        }
+    }
+    let intermediates: Vec<Intermediate> = known.into_iter().map(|k| k.row).collect();
+    let roster_problem = roster_problem(repo, &intermediates);
     Ok(Hierarchy {
         root_id: id_of(&root.der),
         root,
         root_crl,
         root_crl_text,
         root_crl_recovered,
-        roster,
+        intermediates,
+        roster_problem,
         current: current_id,
         previous,
     })
+}
+
+/// The facts of two rosters agree (the subject column is for people, and its form changed).
+fn same_rows(a: &Roster, b: &Roster) -> bool {
+    let key = |r: &Intermediate| {
+        (
+            r.id.clone(),
+            r.serial.clone(),
+            r.not_before,
+            r.not_after,
+            r.revoked_at,
+            r.reason,
+        )
+    };
+    a.rows.len() == b.rows.len() && a.rows.iter().map(key).eq(b.rows.iter().map(key))
+}
+
+/// An intermediate found in history, and whether it was ever `ca/ca.crt` (made current).
+struct Certified {
+    row: Intermediate,
+    /// The newest commit whose `ca/ca.crt` it is, when it ever was.
+    current_in: Option<git2::Oid>,
+}
+
+/// Every intermediate the root certified: each distinct version of `ca/ca.crt` and
+/// `ca/previous.crt` in history, and the files on disk, that verifies under the root (the root
+/// itself, a migrated CA's old `ca/ca.crt`, left out). Oldest first.
+fn certified(
+    repo: &CaRepo,
+    root: &CaCert,
+    current: &CaCert,
+    previous: Option<&CaCert>,
+) -> Result<Vec<Certified>> {
+    let mut found: Vec<Certified> = Vec::new();
+    let mut add = |cert: &CaCert, current_in: Option<git2::Oid>| {
+        if cert.der == root.der || ca::verify_ca_signature(cert, &root.spki_der).is_err() {
+            return;
+        }
+        let id = id_of(&cert.der);
+        if let Some(known) = found.iter_mut().find(|k| k.row.id == id) {
+            known.current_in = known.current_in.or(current_in);
+        } else if let Ok(row) = Intermediate::of(cert) {
+            found.push(Certified { row, current_in });
+        }
+    };
+    add(current, None);
+    if let Some(p) = previous {
+        add(p, None);
+    }
+    for path in [crate::init::CA_CERT, PREVIOUS_CERT] {
+        each_version(repo, path, ca::MAX_CERT_BYTES, |oid, text| {
+            if let Ok(cert) = CaCert::parse(&text) {
+                add(&cert, (path == crate::init::CA_CERT).then_some(oid));
+            }
+        })?;
+    }
+    found.sort_by(|a, b| (a.row.not_before, &a.row.id).cmp(&(b.row.not_before, &b.row.id)));
+    Ok(found)
+}
+
+/// What differs between `ca/intermediates.tsv` and the intermediates the root signed, if
+/// anything, with how to restore it.
+fn roster_problem(repo: &CaRepo, intermediates: &[Intermediate]) -> Option<String> {
+    let derived = Roster {
+        rows: intermediates.to_vec(),
+    };
+    let text = repo.dir.read_string(ROSTER, 1 << 20).ok();
+    let on_disk = text.as_deref().map(Roster::parse);
+    let why = match on_disk {
+        None => "is missing or unreadable".to_string(),
+        Some(Err(_)) => "does not parse".to_string(),
+        Some(Ok(r)) if same_rows(&r, &derived) => return None,
+        Some(Ok(r)) => {
+            let differs = derived
+                .rows
+                .iter()
+                .find(|d| {
+                    r.get(&d.id).is_none_or(|row| {
+                        !same_rows(
+                            &Roster {
+                                rows: vec![row.clone()],
+                            },
+                            &Roster {
+                                rows: vec![(*d).clone()],
+                            },
+                        )
+                    })
+                })
+                .map(|d| match r.get(&d.id) {
+                    None => format!("intermediate {} is not listed", d.id),
+                    Some(row) if row.serial != d.serial => format!(
+                        "intermediate {} is listed with serial {}, but its certificate has {}",
+                        d.id, row.serial, d.serial
+                    ),
+                    Some(row) if row.reason != d.reason => format!(
+                        "intermediate {} is listed as {}, but the root CRL says {}",
+                        d.id,
+                        row.reason
+                            .map_or("not revoked".into(), |x| format!("revoked ({x})")),
+                        d.reason
+                            .map_or("not revoked".into(), |x| format!("revoked ({x})"))
+                    ),
+                    Some(_) => format!("the row of intermediate {} was changed", d.id),
+                })
+                .or_else(|| {
+                    r.rows
+                        .iter()
+                        .find(|row| derived.get(&row.id).is_none())
+                        .map(|row| format!("it lists {}, which the root never signed", row.id))
+                });
+            differs.unwrap_or_else(|| "its rows are not in order".into())
+        }
+    };
+    Some(format!(
+        "{ROSTER} {why}: it is derived from the intermediates the root signed (their certificates in history) and the root CRL, and nothing trusts it; restore it with `git checkout $(git log -1 --format=%H -- {ROOT_CRL}) -- {ROSTER}`, or let the next ceremony (`gitca root sign-crl`) rewrite it"
+    ))
 }
 
 /// `ca/ca.crt` must be the newest intermediate the repository's history ever made current: a
 /// merge that puts a retired intermediate back (with its key) would let it sign again and make
 /// its older seal look like the newest, dropping what the current one issued. An error before
 /// any key is unlocked, as for any other edit of `ca/`.
-fn refuse_rolled_back_intermediate(repo: &CaRepo, root: &CaCert, current: &CaCert) -> Result<()> {
-    let mut newest: Option<(OffsetDateTime, git2::Oid, String)> = None;
-    each_version(
-        repo,
-        crate::init::CA_CERT,
-        ca::MAX_CERT_BYTES,
-        |oid, text| {
-            let Ok(cert) = CaCert::parse(&text) else {
-                return;
-            };
-            if cert.der == root.der || ca::verify_ca_signature(&cert, &root.spki_der).is_err() {
-                return;
-            }
-            if newest.as_ref().is_none_or(|(t, _, _)| cert.not_before > *t) {
-                newest = Some((cert.not_before, oid, id_of(&cert.der)));
-            }
-        },
-    )?;
+fn refuse_rolled_back_intermediate(known: &[Certified], current: &CaCert) -> Result<()> {
+    let newest = known
+        .iter()
+        .filter_map(|k| k.current_in.map(|c| (k, c)))
+        .max_by_key(|(k, _)| k.row.not_before);
     match newest {
-        Some((t, commit, id)) if t > current.not_before => Err(Error::bad_file(
+        Some((k, commit)) if k.row.not_before > current.not_before => Err(Error::bad_file(
             crate::init::CA_CERT,
             format!(
-                "ca/ca.crt is intermediate {}, older than intermediate {id} (ca/ca.crt of commit {}): a retired intermediate was put back",
+                "ca/ca.crt is intermediate {}, older than intermediate {} (ca/ca.crt of commit {}): a retired intermediate was put back",
                 id_of(&current.der),
+                k.row.id,
                 &commit.to_string()[..12]
             ),
             format!(

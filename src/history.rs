@@ -38,6 +38,9 @@ pub const TRACKED: &[&str] = &[
     crate::hierarchy::ROOT_CRL,
     crate::init::CA_CERT,
     crate::hierarchy::ROOT_CERT,
+    crate::hierarchy::PREVIOUS_CERT,
+    crate::custody::RECIPIENTS_FILE,
+    crate::hierarchy::ROOT_RECIPIENTS,
 ];
 
 /// Commits walked and blob bytes inflated by this process, for `GITCA_TIMINGS` and the tests

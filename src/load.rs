@@ -330,8 +330,7 @@ impl State {
         plan::Issuers {
             current: Some(h.current.clone()),
             revoked: h
-                .roster
-                .rows
+                .intermediates
                 .iter()
                 .filter(|r| r.reason.is_some())
                 .map(|r| r.id.clone())

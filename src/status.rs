@@ -134,8 +134,7 @@ pub struct IntermediateStatus {
 fn hierarchy_status(state: &load::State, now: OffsetDateTime) -> Option<HierarchyStatus> {
     let h = state.hierarchy.as_ref()?;
     let intermediates = h
-        .roster
-        .rows
+        .intermediates
         .iter()
         .map(|r| IntermediateStatus {
             id: r.id.clone(),

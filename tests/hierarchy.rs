@@ -1052,3 +1052,137 @@ fn doctor_outside_the_repository_reads_the_chain_and_both_crls() {
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("revoked on"), "{}", stdout(&o));
 }
+
+/// The serial of a certificate file, lowercase hex, as `openssl x509 -serial` gives it.
+fn serial_of(ca: &Ca, rel: &str) -> String {
+    let o = ok(ca.openssl(&["x509", "-in", rel, "-noout", "-serial"]));
+    stdout(&o)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+/// The serials a root CRL lists (openssl crl -text), lowercase.
+fn root_crl_serials(ca: &Ca) -> Vec<String> {
+    let o = ok(ca.openssl(&["crl", "-in", "crl/root.crl", "-noout", "-text"]));
+    stdout(&o)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Serial Number: "))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// Rewrites the roster row of `serial` with `f` (fields: id, serial, not_before, not_after,
+/// revoked_at, reason, subject) and commits it, as a merged pull request would.
+fn edit_roster(ca: &Ca, serial: &str, f: impl Fn(&mut Vec<String>)) {
+    let text: String = ca
+        .read("ca/intermediates.tsv")
+        .lines()
+        .map(|l| {
+            let mut fields: Vec<String> = l.split('\t').map(str::to_string).collect();
+            if fields.get(1).map(String::as_str) == Some(serial) {
+                f(&mut fields);
+            }
+            fields.join("\t") + "\n"
+        })
+        .collect();
+    ca.write("ca/intermediates.tsv", &text);
+    ca.commit("merged: edit the roster");
+}
+
+/// Issue 26, items 1 and 2: a ceremony revokes the intermediate the root signed — its serial
+/// from its certificate, never from `ca/intermediates.tsv` — and an intermediate the root CRL
+/// revokes stays on every later root CRL until its real notAfter, whatever the roster says.
+/// The roster is derived and checked: a mismatch is an error naming the file and its remedy.
+#[test]
+fn ceremonies_revoke_what_the_root_signed_whatever_the_roster_says() {
+    let h = offline_root(T0);
+    h.request("alice", false, T0);
+    h.ca.commit("onboard alice");
+    ok(h.ca.reconcile(T0));
+    let int1_cert = h.ca.keep("ca/ca.crt", "int1.pem");
+    let int1 = serial_of(&h.ca, "ca/ca.crt");
+    ok(run(h.ca.cmd(T0).arg("check")));
+    // The compromised intermediate, checked against the root and the root CRL alone.
+    let int1_revoked = |at: &str| {
+        let v = h.ca.openssl(&[
+            "verify",
+            "-attime",
+            &epoch(at),
+            "-crl_check",
+            "-CAfile",
+            "ca/root.crt",
+            "-CRLfile",
+            "crl/root.crl",
+            int1_cert.to_str().unwrap(),
+        ]);
+        !v.status.success() && format!("{}{}", stdout(&v), stderr(&v)).contains("revoked")
+    };
+    assert!(
+        !int1_revoked(T0),
+        "the positive path: int1 verifies before the ceremony"
+    );
+
+    // 1. The current intermediate's serial is forged in the roster and merged.
+    edit_roster(&h.ca, &int1, |f| f[1] = "0bad".into());
+    let o = run(h.ca.cmd(T0).arg("check"));
+    let err = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!o.status.success(), "check passes a forged roster:\n{err}");
+    assert!(
+        err.contains("ca/intermediates.tsv") && err.contains("0bad") && err.contains(&int1),
+        "{err}"
+    );
+    // Reconcile does not read it: revocations and signing go on.
+    ok(h.ca.reconcile(T0));
+    let (_, ci2) = age_identity(h.ca.tmp.path(), "ci-2");
+    let day1 = days_after(T0, 1);
+    ok(h.ceremony(
+        &day1,
+        &[
+            "new-intermediate",
+            "--revoke-current",
+            "key-compromise",
+            "--recipient",
+            &ci2,
+        ],
+    ));
+    let listed = root_crl_serials(&h.ca);
+    assert!(
+        listed.contains(&int1),
+        "root CRL lists {listed:?}, not {int1}"
+    );
+    assert!(!listed.iter().any(|s| s.ends_with("0bad")), "{listed:?}");
+    assert!(int1_revoked(&day1), "the compromised intermediate verifies");
+    // The ceremony wrote the roster back as the root signed it.
+    let o = run(h.ca.cmd(&day1).arg("check"));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!all.contains("ca/intermediates.tsv"), "{all}");
+
+    // 2. The revocation is blanked in the roster (and the expiry moved into the past), merged;
+    //    the next root CRL still lists the compromised intermediate.
+    edit_roster(&h.ca, &int1, |f| {
+        f[3] = "2026-01-01T00:00:00Z".into();
+        f[4] = "-".into();
+        f[5] = "-".into();
+    });
+    let o = run(h.ca.cmd(&day1).arg("check"));
+    assert!(!o.status.success());
+    let day2 = days_after(T0, 2);
+    ok(h.ceremony(&day2, &["sign-crl"]));
+    let listed = root_crl_serials(&h.ca);
+    assert!(
+        listed.contains(&int1),
+        "the revocation was dropped: {listed:?}"
+    );
+    assert!(
+        int1_revoked(&day2),
+        "the compromised intermediate verifies again"
+    );
+    let roster = h.ca.read("ca/intermediates.tsv");
+    assert!(
+        roster
+            .lines()
+            .any(|l| l.contains(&int1) && l.contains("key-compromise")),
+        "{roster}"
+    );
+}
