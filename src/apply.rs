@@ -609,18 +609,33 @@ fn write_and_commit(
     let now = opts.now;
     let mut tx = Transaction::new(&repo.dir);
     let result = (|| -> Result<Option<git2::Oid>> {
+        let mut staged = std::collections::HashSet::new();
         for (job, der) in jobs.iter().zip(&signed) {
             let mut text = ca::to_pem("CERTIFICATE", der);
             text.push_str(&state.ca.pem);
-            tx.write(&cert_path(&job.identity.name), text);
+            let path = cert_path(&job.identity.name);
+            tx.write(&path, text);
+            staged.insert(path);
         }
         // certs/NAME.crt is the current certificate of a live identity: one left without a live
         // certificate (revoked, disabled, expired, removed) has none.
         for (file, _) in repo.dir.list("certs")? {
             if let Some(name) = file.strip_suffix(".crt") {
-                if !next.ledger.of(name).any(|r| r.is_live(now)) {
+                if !next.ledger.of(name).any(|r| r.is_live(now)) && staged.insert(cert_path(name)) {
                     tx.remove(&cert_path(name));
                 }
+            }
+        }
+        // Files under certs/ edited by hand since reconcile wrote them go back to what it
+        // wrote (see crate::issued), unless this run writes or removes them anyway.
+        for edit in &state.certs_edited {
+            if !staged.insert(edit.path.clone()) {
+                continue;
+            }
+            match crate::issued::sealed_text(repo, edit) {
+                Some(text) => tx.write(&edit.path, text),
+                None if edit.sealed.is_none() => tx.remove(&edit.path),
+                None => {}
             }
         }
         drop(next.ledger);

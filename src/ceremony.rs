@@ -24,6 +24,7 @@ use crate::hierarchy::{self as h, Intermediate};
 use crate::init::{CA_CERT, CRL_FILE};
 use crate::ledger::{self, fmt_time, RevocationReason};
 use crate::load;
+use crate::recipients;
 use crate::repo::{self, CaRepo};
 use crate::seal::{self, Seal, Standing};
 
@@ -64,6 +65,10 @@ pub enum RootCommand {
         /// the root custodians are always added. Repeatable.
         #[arg(long = "recipient", value_name = "RECIPIENT")]
         recipients: Vec<String>,
+        /// Confirm a recipient that ca/recipients.txt or ca/root-recipients.txt lists but the
+        /// key holders did not sign (added since). Repeatable. See docs/custody.md.
+        #[arg(long = "accept-recipient", value_name = "RECIPIENT")]
+        accept: Vec<String>,
     },
     /// Move a single-level CA to an offline root (a ceremony, with an identity that decrypts
     /// the CA key): the CA becomes the root, encrypted to the root custodians only, and a new
@@ -83,6 +88,10 @@ pub enum RootCommand {
         /// Lifetime of the new intermediate.
         #[arg(long, default_value = "5y", value_name = "DURATION")]
         intermediate_validity: String,
+        /// Confirm a recipient that ca/recipients.txt lists but the CA key did not sign (added
+        /// since). Repeatable.
+        #[arg(long = "accept-recipient", value_name = "RECIPIENT")]
+        accept: Vec<String>,
     },
 }
 
@@ -98,6 +107,7 @@ pub fn run(dir: &Path, now: OffsetDateTime, cmd: RootCommand, out: &mut dyn Writ
             revoke_previous,
             validity,
             recipients,
+            accept,
         } => new_intermediate(
             dir,
             now,
@@ -107,6 +117,7 @@ pub fn run(dir: &Path, now: OffsetDateTime, cmd: RootCommand, out: &mut dyn Writ
                 revoke_previous: revoke_previous.as_deref().map(reason).transpose()?,
                 validity: Dur::parse(&validity)?,
                 recipients,
+                accept,
             },
             out,
         ),
@@ -115,6 +126,7 @@ pub fn run(dir: &Path, now: OffsetDateTime, cmd: RootCommand, out: &mut dyn Writ
             root_recipients,
             root_recipients_file,
             intermediate_validity,
+            accept,
         } => {
             let mut custodians = root_recipients;
             for f in &root_recipients_file {
@@ -125,6 +137,7 @@ pub fn run(dir: &Path, now: OffsetDateTime, cmd: RootCommand, out: &mut dyn Writ
                 now,
                 &KeySource::from_env(identity.identity),
                 &custodians,
+                &accept,
                 Dur::parse(&intermediate_validity)?,
                 out,
             )
@@ -347,31 +360,67 @@ struct Rotation {
     /// New recipients for the new intermediate's key (with the root custodians), replacing
     /// ca/recipients.txt; empty: whoever can decrypt the current one.
     recipients: Vec<String>,
+    /// Recipients the custodian confirms although no key holder signed them.
+    accept: Vec<String>,
 }
 
-/// The custody of a new intermediate's key: whoever can decrypt the current one.
-fn issuing_custody(repo: &CaRepo, also: &[String]) -> Result<Custody> {
-    let text = repo
-        .dir
-        .read_string(custody::RECIPIENTS_FILE, custody::MAX_FILE_BYTES)?;
-    let mut all: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    for r in also {
-        if !all.contains(r) {
-            all.push(r.clone());
+/// Whom a new intermediate's key is encrypted to: `replacing` (and the root custodians) when
+/// given, else whoever can decrypt the current one (`ca/recipients.txt`); checked against what
+/// the key holders signed, shown, and confirmed (see [`crate::recipients`]) before any key is
+/// unlocked. Returns the custody and the standing of `ca/recipients.txt` (for its next
+/// signed version).
+fn issuing_custody(
+    repo: &CaRepo,
+    issuing_signer: &CaCert,
+    root_signer: Option<&CaCert>,
+    replacing: &[String],
+    named: &[String],
+    out: &mut dyn Write,
+) -> Result<(Custody, recipients::Standing)> {
+    let (issuing, issuing_standing) = recipients::judge(repo, &custody::ISSUING, issuing_signer)?;
+    let root = match root_signer {
+        Some(root) => Some(recipients::judge(repo, &h::ROOT_VAULT, root)?),
+        None => None,
+    };
+    let mut to: Vec<String> = if replacing.is_empty() {
+        issuing.recipients.clone()
+    } else {
+        replacing.iter().map(|r| r.trim().to_string()).collect()
+    };
+    if let (false, Some((root_list, _))) = (replacing.is_empty(), &root) {
+        for r in &root_list.recipients {
+            if !to.contains(r) {
+                to.push(r.clone());
+            }
         }
     }
-    if all.is_empty() {
+    if to.is_empty() {
         return Err(Error::usage(
             "ca/recipients.txt lists no recipient for the issuing key (a passphrase CA?)",
             "encrypt the CA key to CI's age recipient first: gitca rekey -r age1…",
         ));
     }
-    Ok(Custody::Recipients(custody::validate_recipients(&all)?))
+    let mut sources = vec![(
+        custody::RECIPIENTS_FILE,
+        &issuing_standing,
+        issuing.recipients.as_slice(),
+    )];
+    if let Some((list, standing)) = &root {
+        sources.push((h::ROOT_RECIPIENTS, standing, list.recipients.as_slice()));
+    }
+    let mut confirmed: Vec<String> = replacing.iter().map(|r| r.trim().to_string()).collect();
+    confirmed.extend(named.iter().map(|r| r.trim().to_string()));
+    recipients::Agreement {
+        what: "the new intermediate's key",
+        to: &to,
+        sources,
+        named: &confirmed,
+    }
+    .confirm(out)?;
+    Ok((
+        Custody::Recipients(custody::validate_recipients(&to)?),
+        issuing_standing,
+    ))
 }
 
 fn new_intermediate(
@@ -424,6 +473,14 @@ fn new_intermediate(
             ));
         }
     }
+    let (custody, issuing_standing) = issuing_custody(
+        &s.repo,
+        &current,
+        Some(&hierarchy.root),
+        &rotation.recipients,
+        &rotation.accept,
+        out,
+    )?;
     let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
     let key = CaKey::new(key_type_of(&current)?.generate()?);
     let ca_pem = h::intermediate_certificate(
@@ -477,30 +534,13 @@ fn new_intermediate(
         (ledger_text.as_bytes(), crl.as_bytes(), 1),
         previous_crl.as_deref().map(str::as_bytes),
     )?;
-    let (custody, new_recipients) = if rotation.recipients.is_empty() {
-        (issuing_custody(&s.repo, &[])?, None)
-    } else {
-        let mut all = rotation.recipients.clone();
-        let custodians = s
-            .repo
-            .dir
-            .read_string(h::ROOT_RECIPIENTS, custody::MAX_FILE_BYTES)?;
-        for r in custodians
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            if !all.iter().any(|a| a == r) {
-                all.push(r.to_string());
-            }
-        }
-        let text = all.join("\n") + "\n";
-        (
-            Custody::Recipients(custody::validate_recipients(&all)?),
-            Some(text),
-        )
-    };
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
+    let recipients_text = recipients::signed_text(
+        &custody::ISSUING,
+        &custody,
+        issuing_standing.next_sequence(),
+        &key,
+    )?;
     drop(key);
 
     let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
@@ -512,10 +552,9 @@ fn new_intermediate(
         (seal::FILE, Some(seal.render().into_bytes())),
         (ledger::FILE, Some(ledger_text.into_bytes())),
     ];
-    let recipients_replaced = new_recipients.is_some();
-    if let Some(text) = new_recipients {
-        files.push((custody::RECIPIENTS_FILE, Some(text.into_bytes())));
-    }
+    let recipients_replaced = !rotation.recipients.is_empty();
+    // Signed by the new intermediate's key: the list its holders agreed to from now on.
+    files.push((custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
     if retiring {
         // The current intermediate moves aside, its key as it is (CI can still decrypt it).
         let old_key = s
@@ -608,6 +647,7 @@ fn migrate(
     now: OffsetDateTime,
     source: &KeySource,
     custodians: &[String],
+    accept: &[String],
     validity: Dur,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -652,6 +692,27 @@ fn migrate(
     };
     let config = Config::parse(&config_text)?;
     let root = outputs.ca.clone();
+    // The new intermediate's key goes to whoever decrypts the CA key now, and the custodians.
+    let (issuing_now, issuing_standing) = recipients::judge(&repo, &custody::ISSUING, &root)?;
+    let mut to = issuing_now.recipients.clone();
+    for c in custodians {
+        if !to.contains(c) {
+            to.push(c.clone());
+        }
+    }
+    let mut named: Vec<String> = custodians.to_vec();
+    named.extend(accept.iter().cloned());
+    recipients::Agreement {
+        what: "the new intermediate's key",
+        to: &to,
+        sources: vec![(
+            custody::RECIPIENTS_FILE,
+            &issuing_standing,
+            issuing_now.recipients.as_slice(),
+        )],
+        named: &named,
+    }
+    .confirm(out)?;
     let root_key = custody::unlock(&repo.dir, source)?;
     ca::check_key_matches(&root, &root_key)?;
     let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
@@ -690,6 +751,7 @@ fn migrate(
         next_root_crl(&hierarchy, &root_key, &ledger, &config, now, &[])?;
     let roster = hierarchy.roster_for(&entries, None);
     let root_encrypted = custody::encrypt(root_key.to_pem().as_bytes(), &root_custody)?;
+    let root_recipients = recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
     drop(root_key);
     let crl = ca::sign_crl(&new_cert, &key, 1, now, now + config.crl.validity.0, &[])?;
     let ledger_text = ledger.render();
@@ -700,25 +762,25 @@ fn migrate(
         (ledger_text.as_bytes(), crl.as_bytes(), 1),
         None,
     )?;
-    let custody = issuing_custody(&repo, custodians)?;
+    let custody = Custody::Recipients(custody::validate_recipients(&to)?);
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
+    let recipients_text = recipients::signed_text(
+        &custody::ISSUING,
+        &custody,
+        issuing_standing.next_sequence(),
+        &key,
+    )?;
     drop(key);
     let files: Vec<(&str, Option<Vec<u8>>)> = vec![
         (config::FILE, Some(config_text.into_bytes())),
         (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
         (h::ROOT_KEY, Some(root_encrypted.into_bytes())),
-        (
-            h::ROOT_RECIPIENTS,
-            Some(custody::recipients_txt_for(&h::ROOT_VAULT, &root_custody).into_bytes()),
-        ),
+        (h::ROOT_RECIPIENTS, Some(root_recipients.into_bytes())),
         (h::ROSTER, Some(roster.render().into_bytes())),
         (h::ROOT_CRL, Some(root_crl.into_bytes())),
         (CA_CERT, Some(ca_pem.into_bytes())),
         (custody::KEY_FILE, Some(encrypted.into_bytes())),
-        (
-            custody::RECIPIENTS_FILE,
-            Some(custody::recipients_txt(&custody).into_bytes()),
-        ),
+        (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
         (CRL_FILE, Some(crl.into_bytes())),
         (ledger::FILE, Some(ledger_text.into_bytes())),
         (seal::FILE, Some(seal.render().into_bytes())),

@@ -254,30 +254,11 @@ fn verify_cert_file(
         }
         Err(e) => return Some(e),
     };
-    let Ok(blocks) = pem::parse_many(&text) else {
-        return bad("not PEM".into());
-    };
-    let Some(first) = blocks.first().filter(|b| b.tag() == "CERTIFICATE") else {
-        return bad("does not start with a certificate".into());
-    };
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(first.contents()) else {
-        return bad("not an X.509 certificate".into());
-    };
-    let serial = ca::serial_hex(cert.raw_serial());
     let current = state.ledger.of(name).filter(|r| r.is_live(now)).last();
-    let r = match current {
-        Some(r) if r.serial == serial => r,
-        Some(r) => {
-            return bad(format!(
-                "holds serial {serial}, but the ledger's current certificate is {}",
-                r.serial
-            ))
-        }
-        None => {
-            return bad(format!(
-                "holds serial {serial}, but the ledger has no live certificate for `{name}`"
-            ))
-        }
+    let Some(r) = current else {
+        return bad(format!(
+            "holds a certificate, but the ledger has no live certificate for `{name}`"
+        ));
     };
     // Signed by the CA the ledger names (an intermediate, below an offline root).
     let Some((issuer_path, issuer)) = state.issuer_cert(r.issuer.as_deref()) else {
@@ -286,45 +267,18 @@ fn verify_cert_file(
             r.issuer.as_deref().unwrap_or("?")
         ));
     };
-    let verified =
-        <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(
-            &issuer.spki_der,
-        )
-        .ok()
-        .is_some_and(|(_, spki)| cert.verify_signature(Some(&spki)).is_ok());
-    if !verified {
-        return bad(format!(
-            "its signature does not verify against {issuer_path}"
-        ));
-    }
-    // The certificate is what the ledger says was issued: dates, key and name.
-    let v = cert.validity();
-    if v.not_before.to_datetime() != r.not_before || v.not_after.to_datetime() != r.not_after {
-        return bad(format!(
-            "valid {} to {}, but the ledger records {} to {}",
-            fmt_time(v.not_before.to_datetime()),
-            fmt_time(v.not_after.to_datetime()),
-            fmt_time(r.not_before),
-            fmt_time(r.not_after)
-        ));
-    }
-    let key = crate::pubkey::canonical(cert.public_key().raw).map(|k| k.id);
-    if key.as_deref() != Ok(r.key_sha256.as_str()) {
-        return bad("its public key is not the one the ledger records".into());
-    }
     let want_cn = state.inventory.get(name).map_or(name, |id| id.cn());
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|c| c.as_str().ok());
-    if cn != Some(want_cn) {
-        return bad(format!(
-            "its CN is {}, not `{want_cn}`",
-            cn.map_or("missing".into(), |c| format!("`{c}`"))
-        ));
-    }
-    None
+    crate::issued::verify(
+        &text,
+        &crate::issued::Expected {
+            record: r,
+            issuer,
+            issuer_path,
+            cn: Some(want_cn),
+        },
+    )
+    .err()
+    .and_then(bad)
 }
 
 /// Compares with the base revision: what only reconcile may write must not change in a PR.
@@ -487,6 +441,7 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         hierarchy: outputs.hierarchy,
         crl_text: outputs.crl_text,
         standing: outputs.standing,
+        certs_edited: outputs.certs_edited,
         problems: Vec::new(),
         signing_blocked: None,
     };
@@ -615,10 +570,65 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         check_hierarchy(&mut f, h, &state, now);
         f.hierarchy = describe_hierarchy(h, &state.ca);
     }
+    check_custody(repo, &state, &mut f)?;
     if let Some(base) = base {
         compare_with_base(repo, base, &mut f)?;
     }
     Ok(f)
+}
+
+/// Each recipients file against the list its key last signed (see [`crate::recipients`]): a
+/// recipient added by hand would receive the key at the next rekey or ceremony.
+fn check_custody(repo: &CaRepo, state: &load::State, f: &mut Findings) -> Result<()> {
+    use crate::recipients::{diff, judge, Standing};
+    let mut vaults = vec![(
+        crate::custody::ISSUING,
+        &state.ca,
+        "gitca rekey --add RECIPIENT",
+    )];
+    if let Some(h) = &state.hierarchy {
+        vaults.push((
+            crate::hierarchy::ROOT_VAULT,
+            &h.root,
+            "gitca rekey --root --add RECIPIENT (a root custodian)",
+        ));
+    }
+    for (vault, signer, confirm) in vaults {
+        let (list, standing) = judge(repo, &vault, signer)?;
+        match standing {
+            Standing::Signed { .. } => {}
+            Standing::Unsigned => f.warnings.push(Warning {
+                file: vault.recipients.into(),
+                message: format!("{} is not signed by {} yet (a CA from before signed lists)", vault.recipients, vault.what),
+                help: format!("the next rekey or ceremony asks to confirm each recipient and signs it; or now: {}", confirm.replace("--add RECIPIENT", "--add EACH-LISTED-RECIPIENT")),
+            }),
+            Standing::Changed { signed, commit, why, .. } => {
+                let (added, removed) = diff(&signed, &list.recipients);
+                let change: Vec<String> = added
+                    .iter()
+                    .map(|r| format!("+ {r}"))
+                    .chain(removed.iter().map(|r| format!("- {r}")))
+                    .collect();
+                f.errors.push(Error::bad_file(
+                    vault.recipients,
+                    format!(
+                        "not the list {} last signed ({why}){}: the next rekey or ceremony would encrypt the key to it",
+                        vault.what,
+                        if change.is_empty() { String::new() } else { format!(": {}", change.join(", ")) }
+                    ),
+                    format!(
+                        "{}if the change is wanted, a key holder confirms it: {confirm}",
+                        if commit.is_empty() {
+                            String::new()
+                        } else {
+                            format!("restore the signed list (git checkout {} -- {}); ", &commit[..12.min(commit.len())], vault.recipients)
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The chain in a few lines: what check shows of a CA with an offline root.

@@ -137,6 +137,18 @@ pub fn run_init(opts: InitOptions, out: &mut dyn Write) -> Result<()> {
 
 type Made = (Vec<(String, String)>, Vec<String>);
 
+/// Whom a key file is encrypted to, for init's summary (what is encrypted is always said).
+fn recipient_lines(file: &str, custody: &Custody) -> Vec<String> {
+    match custody {
+        Custody::Passphrase(_) => vec![format!("{file} is encrypted to a passphrase")],
+        Custody::Recipients(r) => {
+            std::iter::once(format!("{file} is encrypted to {} recipient(s):", r.len()))
+                .chain(r.iter().map(|x| format!("  {x}")))
+                .collect()
+        }
+    }
+}
+
 /// A single-level CA: one key, self-signed, that signs everything.
 fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
     let key = CaKey::new(opts.key_type.generate()?);
@@ -166,6 +178,7 @@ fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
         None,
     )?;
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
+    let recipients = crate::recipients::signed_text(&custody::ISSUING, &opts.custody, 1, &key)?;
     drop(key);
     let summary = vec![
         format!(
@@ -178,15 +191,15 @@ fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
             custody::KEY_FILE
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
-    ];
+    ]
+    .into_iter()
+    .chain(recipient_lines(custody::KEY_FILE, &opts.custody))
+    .collect();
     let files = vec![
         (config::FILE.to_string(), config_text),
         (CA_CERT.to_string(), ca_pem),
         (custody::KEY_FILE.to_string(), encrypted),
-        (
-            custody::RECIPIENTS_FILE.to_string(),
-            custody::recipients_txt(&opts.custody),
-        ),
+        (custody::RECIPIENTS_FILE.to_string(), recipients),
         (CRL_FILE.to_string(), crl),
         (ledger::FILE.to_string(), ledger_text),
         (seal::FILE.to_string(), seal.render()),
@@ -272,8 +285,11 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         rows: vec![Intermediate::of(&ca_cert)?],
     };
     let root_encrypted = custody::encrypt(root_key.to_pem().as_bytes(), &root_custody)?;
+    let root_recipients =
+        crate::recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
     drop(root_key);
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &issuing)?;
+    let recipients = crate::recipients::signed_text(&custody::ISSUING, &issuing, 1, &key)?;
     drop(key);
     let root_crl_info = ca::CrlInfo::parse(&root_crl, Some(&root_cert))?;
     let summary = vec![
@@ -306,23 +322,21 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
             custody::KEY_FILE
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
-    ];
+    ]
+    .into_iter()
+    .chain(recipient_lines(h::ROOT_KEY, &root_custody))
+    .chain(recipient_lines(custody::KEY_FILE, &issuing))
+    .collect();
     let files = vec![
         (config::FILE.to_string(), config_text),
         (h::ROOT_CERT.to_string(), root_pem),
         (h::ROOT_KEY.to_string(), root_encrypted),
-        (
-            h::ROOT_RECIPIENTS.to_string(),
-            custody::recipients_txt_for(&h::ROOT_VAULT, &root_custody),
-        ),
+        (h::ROOT_RECIPIENTS.to_string(), root_recipients),
         (h::ROSTER.to_string(), roster.render()),
         (h::ROOT_CRL.to_string(), root_crl),
         (CA_CERT.to_string(), ca_pem),
         (custody::KEY_FILE.to_string(), encrypted),
-        (
-            custody::RECIPIENTS_FILE.to_string(),
-            custody::recipients_txt(&issuing),
-        ),
+        (custody::RECIPIENTS_FILE.to_string(), recipients),
         (CRL_FILE.to_string(), crl),
         (ledger::FILE.to_string(), ledger_text),
         (seal::FILE.to_string(), seal.render()),
@@ -411,18 +425,6 @@ pub enum Rekey {
     },
 }
 
-/// The recipients a vault is encrypted to, as its recipients file lists them (empty for a
-/// passphrase).
-fn listed_recipients(dir: &Dir, vault: &custody::Vault) -> Result<Vec<String>> {
-    Ok(dir
-        .read_string(vault.recipients, custody::MAX_FILE_BYTES)?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
-}
-
 /// The top-level entry point for `gitca rekey`: re-encrypts the CA key (or, with an offline
 /// root, the root key) for a new set of custodians and commits. The key itself does not
 /// change; the warning about history is printed only when someone lost access.
@@ -455,10 +457,18 @@ pub fn run_rekey(
         crate::hierarchy::ROOT_CERT
     };
     let cert = CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)?;
-    let before = listed_recipients(&repo.dir, vault)?;
+    let (listed, standing) = crate::recipients::judge(&repo, vault, &cert)?;
+    let before = listed.recipients;
+    let mut named: Vec<String> = Vec::new();
     let custody = match change {
-        Rekey::To(c) => c,
+        Rekey::To(c) => {
+            if let Custody::Recipients(r) = &c {
+                named.extend(r.iter().cloned());
+            }
+            c
+        }
         Rekey::Change { add, remove } => {
+            named.extend(add.iter().map(|r| r.trim().to_string()));
             let mut now = before.clone();
             for r in remove {
                 let r = r.trim().to_string();
@@ -487,17 +497,25 @@ pub fn run_rekey(
         Custody::Recipients(now) => before.iter().filter(|r| !now.contains(r)).collect(),
         Custody::Passphrase(_) => before.iter().collect(),
     };
+    if let Custody::Recipients(to) = &custody {
+        crate::recipients::Agreement {
+            what: vault.what,
+            to,
+            sources: vec![(vault.recipients, &standing, &before)],
+            named: &named,
+        }
+        .confirm(out)?;
+    }
     let key = custody::unlock_vault(&repo.dir, vault, source)?;
     ca::check_key_matches(&cert, &key)?;
     let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
+    let recipients_text =
+        crate::recipients::signed_text(vault, &custody, standing.next_sequence(), &key)?;
     drop(key);
     let mut tx = repo::Transaction::new(&repo.dir);
     let result = (|| -> Result<git2::Oid> {
         tx.write(vault.key, encrypted.as_bytes());
-        tx.write(
-            vault.recipients,
-            custody::recipients_txt_for(vault, &custody).as_bytes(),
-        );
+        tx.write(vault.recipients, recipients_text.as_bytes());
         tx.apply()?;
         let who = match &custody {
             Custody::Recipients(r) => format!("{} recipient(s)", r.len()),

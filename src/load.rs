@@ -35,6 +35,8 @@ pub struct State {
     /// How far the ledger and CRL on disk could be trusted (see [`crate::seal`]); when they
     /// could not, `ledger` and `crl` above are the newest the CA sealed.
     pub standing: Standing,
+    /// Files under `certs/` edited since reconcile wrote them (see [`crate::issued`]).
+    pub certs_edited: Vec<crate::issued::Edited>,
     /// Problems with the declarations (identity entries, or gitca.yaml itself): the identities
     /// concerned are held, and everything else goes ahead (invariant 13).
     pub problems: Vec<Error>,
@@ -62,6 +64,8 @@ pub struct Outputs {
     /// The CRL's PEM text (what the seal covers).
     pub crl_text: String,
     pub standing: Standing,
+    /// Files under `certs/` edited since reconcile wrote them (see [`crate::issued`]).
+    pub certs_edited: Vec<crate::issued::Edited>,
 }
 
 /// Reads a repository file as text: without following links, a regular file of at most
@@ -168,6 +172,7 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
     let ledger = ledger.map_err(|e| errors.push(e)).ok();
     let crl = crl.map_err(|e| errors.push(e)).ok();
     Error::collect(errors)?;
+    let certs_edited = crate::issued::edited(repo, &standing)?;
     Ok(Outputs {
         ca,
         hierarchy,
@@ -175,6 +180,7 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
         crl: crl.expect("collected"),
         crl_text,
         standing,
+        certs_edited,
     })
 }
 
@@ -246,6 +252,7 @@ pub fn load_with<T: Send>(
                 hierarchy: o.hierarchy,
                 crl_text: o.crl_text,
                 standing: o.standing,
+                certs_edited: o.certs_edited,
                 problems: {
                     problems.extend(inventory_problems.into_iter().flat_map(Error::into_flat));
                     problems
@@ -272,6 +279,29 @@ fn last_good_config(repo: &CaRepo) -> Result<Option<(Config, String)>> {
     Ok(None)
 }
 
+/// The CA certificate that signs as `issuer` (the ledger's issuer column), and its path: the
+/// CA itself, or below an offline root the current or retiring intermediate or the root.
+pub fn issuer_cert<'a>(
+    ca: &'a CaCert,
+    hierarchy: Option<&'a Hierarchy>,
+    issuer: Option<&str>,
+) -> Option<(&'static str, &'a CaCert)> {
+    let Some(h) = hierarchy else {
+        return issuer.is_none().then_some((CA_CERT, ca));
+    };
+    let id = issuer?;
+    if id == h.current {
+        Some((CA_CERT, ca))
+    } else if id == h.root_id {
+        Some((hierarchy::ROOT_CERT, &h.root))
+    } else {
+        h.previous
+            .as_ref()
+            .filter(|p| p.id == id)
+            .map(|p| (hierarchy::PREVIOUS_CERT, &p.cert))
+    }
+}
+
 impl State {
     /// What the ledger records as the issuer of certificates signed now: the current
     /// intermediate's id below an offline root, nothing in a single-level CA.
@@ -281,20 +311,7 @@ impl State {
 
     /// The CA certificate that signs as `issuer` (the ledger's issuer column), and its path.
     pub fn issuer_cert(&self, issuer: Option<&str>) -> Option<(&'static str, &CaCert)> {
-        let Some(h) = &self.hierarchy else {
-            return issuer.is_none().then_some((CA_CERT, &self.ca));
-        };
-        let id = issuer?;
-        if id == h.current {
-            Some((CA_CERT, &self.ca))
-        } else if id == h.root_id {
-            Some((hierarchy::ROOT_CERT, &h.root))
-        } else {
-            h.previous
-                .as_ref()
-                .filter(|p| p.id == id)
-                .map(|p| (hierarchy::PREVIOUS_CERT, &p.cert))
-        }
+        issuer_cert(&self.ca, self.hierarchy.as_ref(), issuer)
     }
 
     /// What a certificate for `id` with this CSR's key will carry.
@@ -371,6 +388,7 @@ impl State {
                     .as_ref()
                     .and_then(|h| h.root_crl_recovered.clone()),
             )
+            .chain(crate::issued::describe(&self.certs_edited))
             .collect();
         plan.repair = (!repairs.is_empty()).then(|| repairs.join("; "));
         plan

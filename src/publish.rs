@@ -171,22 +171,41 @@ pub fn run_publish(
         .filter(|r| r.is_live(now))
         .map(|r| (r.identity.as_str(), r))
         .collect();
+    let mut refused: Vec<String> = Vec::new();
     for (name, rec) in &live {
-        let text = match repo.dir.read_string(&cert_path(name), ca::MAX_CERT_BYTES) {
-            Ok(t) => t,
-            Err(_) => continue,
+        let path = cert_path(name);
+        // A file edited since reconcile wrote it: the version reconcile wrote stands in.
+        let edited = outputs.certs_edited.iter().find(|e| e.path == path);
+        let text = match edited {
+            Some(e) => crate::issued::sealed_text(&repo, e),
+            None => repo.dir.read_string(&path, ca::MAX_CERT_BYTES).ok(),
         };
-        let leaf = pem::parse_many(&text)
-            .ok()
-            .and_then(|b| b.into_iter().next())
-            .and_then(|b| {
-                x509_parser::parse_x509_certificate(b.contents())
-                    .ok()
-                    .map(|(_, c)| ca::serial_hex(c.raw_serial()))
-            });
-        if leaf.as_deref() != Some(rec.serial.as_str()) {
-            let _ = writeln!(out, "warning: {} is not the ledger's current certificate of {name}; not published (gitca check explains)", cert_path(name));
+        let Some(text) = text else {
             continue;
+        };
+        // Published only when it is the certificate the ledger records, under its issuer.
+        let checked = match load::issuer_cert(
+            &outputs.ca,
+            outputs.hierarchy.as_ref(),
+            rec.issuer.as_deref(),
+        ) {
+            None => Err("its issuer no longer issues".to_string()),
+            Some((issuer_path, issuer)) => crate::issued::verify(
+                &text,
+                &crate::issued::Expected {
+                    record: rec,
+                    issuer,
+                    issuer_path,
+                    cn: None,
+                },
+            ),
+        };
+        if let Err(why) = checked {
+            refused.push(format!("{path}: {why}"));
+            continue;
+        }
+        if edited.is_some() {
+            let _ = writeln!(out, "warning: {path} was edited since reconcile wrote it; published the version reconcile wrote (run gitca reconcile to restore the file)");
         }
         certs.insert(
             name.to_string(),
@@ -248,5 +267,16 @@ pub fn run_publish(
         certs.len(),
         out_dir.display()
     );
+    if !refused.is_empty() {
+        return Err(Error::bad_file(
+            "certs/",
+            format!(
+                "{} certificate file(s) are not what the ledger records and were not published: {}",
+                refused.len(),
+                refused.join("; ")
+            ),
+            "run gitca reconcile (it writes back the certificates it issued), then publish again; the CRLs and every verified certificate were published",
+        ));
+    }
     Ok(())
 }

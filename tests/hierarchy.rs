@@ -1186,3 +1186,156 @@ fn ceremonies_revoke_what_the_root_signed_whatever_the_roster_says() {
         "{roster}"
     );
 }
+
+/// Appends a recipient to a recipients file and commits it, as a merged pull request (or a
+/// compromised CI runner) would.
+fn append_recipient(ca: &Ca, file: &str, recipient: &str) {
+    let text = ca.read(file) + recipient + "\n";
+    ca.write(file, &text);
+    ca.commit("merged: one more recipient");
+}
+
+/// Issue 26, item 3: whoever receives a key is said, and agreed to. A recipient appended to
+/// `ca/recipients.txt` or `ca/root-recipients.txt` by a merge is flagged by check, shown by
+/// every ceremony and rekey, and refused unless a person names it; the age CLI proves who can
+/// decrypt what came out.
+#[test]
+fn a_recipient_nobody_confirmed_never_receives_a_key() {
+    let h = offline_root(T0);
+    let tmp = h.ca.tmp.path().to_path_buf();
+    let (mallory, mallory_r) = age_identity(&tmp, "mallory");
+    ok(run(h.ca.cmd(T0).arg("check")));
+
+    // ca/recipients.txt: check says so; a planned rotation refuses and writes nothing.
+    append_recipient(&h.ca, "ca/recipients.txt", &mallory_r);
+    let o = run(h.ca.cmd(T0).arg("check"));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!o.status.success(), "{all}");
+    assert!(
+        all.contains("ca/recipients.txt") && all.contains(&format!("+ {mallory_r}")),
+        "{all}"
+    );
+    let head = h.ca.head();
+    let o = h.ceremony(&days_after(T0, 1), &["new-intermediate"]);
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        !o.status.success(),
+        "the ceremony encrypted to mallory:\n{all}"
+    );
+    assert!(
+        all.contains("nobody confirmed") && all.contains(&mallory_r),
+        "{all}"
+    );
+    assert!(
+        all.contains("Encrypting the new intermediate's key to"),
+        "{all}"
+    );
+    assert_eq!(h.ca.head(), head, "nothing committed");
+    // A compromise rotation to CI's new identity leaves the file aside: mallory gets nothing.
+    let (ci2, ci2_r) = age_identity(&tmp, "ci-2");
+    ok(h.ceremony(
+        &days_after(T0, 1),
+        &[
+            "new-intermediate",
+            "--revoke-current",
+            "key-compromise",
+            "--recipient",
+            &ci2_r,
+        ],
+    ));
+    assert!(age_decrypts(&ci2, &h.ca.path("ca/ca.key.age")));
+    assert!(age_decrypts(&h.custodian, &h.ca.path("ca/ca.key.age")));
+    assert!(!age_decrypts(&mallory, &h.ca.path("ca/ca.key.age")));
+    ok(run(h.ca.cmd(&days_after(T0, 1)).arg("check")));
+
+    // ca/root-recipients.txt: the root custodians receive every new intermediate's key.
+    append_recipient(&h.ca, "ca/root-recipients.txt", &mallory_r);
+    let o = run(h.ca.cmd(&days_after(T0, 2)).arg("check"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("ca/root-recipients.txt")
+            || stdout(&o).contains("ca/root-recipients.txt")
+    );
+    let (ci3, ci3_r) = age_identity(&tmp, "ci-3");
+    let head = h.ca.head();
+    let o = h.ceremony(
+        &days_after(T0, 2),
+        &[
+            "new-intermediate",
+            "--revoke-current",
+            "key-compromise",
+            "--recipient",
+            &ci3_r,
+        ],
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert_eq!(h.ca.head(), head);
+    // rekey --root refuses to keep mallory unless someone names her.
+    let (custodian2, custodian2_r) = age_identity(&tmp, "custodian-2");
+    let o = run(h
+        .ca
+        .cmd(&days_after(T0, 2))
+        .args(["rekey", "--root", "--add", &custodian2_r, "--identity"])
+        .arg(&h.custodian));
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(!age_decrypts(&custodian2, &h.ca.path("ca/root.key.age")));
+    // The positive path: a person who checked names her, and she does get the key.
+    ok(h.ceremony(
+        &days_after(T0, 2),
+        &[
+            "new-intermediate",
+            "--revoke-current",
+            "superseded",
+            "--recipient",
+            &ci3_r,
+            "--accept-recipient",
+            &mallory_r,
+        ],
+    ));
+    assert!(age_decrypts(&ci3, &h.ca.path("ca/ca.key.age")));
+    assert!(age_decrypts(&mallory, &h.ca.path("ca/ca.key.age")));
+    let _ = ci2;
+}
+
+/// Issue 26, item 3, for a single-level CA: rekey and migrate refuse a recipient a merge added.
+#[test]
+fn rekey_and_migrate_refuse_a_recipient_nobody_confirmed() {
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    let (mallory, mallory_r) = age_identity(&tmp, "mallory");
+    let (bob, bob_r) = age_identity(&tmp, "bob");
+    append_recipient(&ca, "ca/recipients.txt", &mallory_r);
+    let o = run(ca
+        .cmd(T0)
+        .args(["rekey", "--add", &bob_r, "--identity"])
+        .arg(&ca.identity));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!o.status.success(), "{all}");
+    assert!(all.contains(&mallory_r), "{all}");
+    assert!(!age_decrypts(&mallory, &ca.path("ca/ca.key.age")));
+    let (custodian, custodian_r) = age_identity(&tmp, "root-custodian");
+    let o = run(ca
+        .cmd(T0)
+        .args([
+            "root",
+            "migrate",
+            "--root-recipient",
+            &custodian_r,
+            "--identity",
+        ])
+        .arg(&ca.identity));
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(!ca.path("ca/root.crt").exists());
+    // Restoring the signed list, as check says, and the rekey goes through.
+    git(&ca.root, &["checkout", "HEAD~1", "--", "ca/recipients.txt"]);
+    ca.commit("restore the signed list");
+    ok(run(ca.cmd(T0).arg("check")));
+    ok(run(ca
+        .cmd(T0)
+        .args(["rekey", "--add", &bob_r, "--identity"])
+        .arg(&ca.identity)));
+    assert!(age_decrypts(&bob, &ca.path("ca/ca.key.age")));
+    assert!(!age_decrypts(&mallory, &ca.path("ca/ca.key.age")));
+    ok(run(ca.cmd(T0).arg("check")));
+    let _ = custodian;
+}

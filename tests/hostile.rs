@@ -51,9 +51,17 @@ fn reconcile_never_writes_through_a_planted_temporary_name() {
             stdout(&o)
         );
     }
-    // Merged anyway: reconcile issues bob and never touches the outside file.
-    ok(ca.reconcile(&days_after(T0, 1)));
+    // Merged anyway: reconcile issues bob and never touches the outside file. The links under
+    // certs/ are edits of an output: removed, and the run asks a person to look (exit 3).
+    let o = ca.reconcile(&days_after(T0, 1));
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    for link in ["certs/.alice.crt.gitca-tmp", "certs/.bob.crt.gitca-tmp"] {
+        assert!(
+            std::fs::symlink_metadata(ca.path(link)).is_err(),
+            "{link} stays"
+        );
+    }
     for f in ["ledger.tsv", "certs/bob.crt"] {
         let m = std::fs::symlink_metadata(ca.path(f)).unwrap();
         assert!(m.file_type().is_file(), "{f} is a regular file");

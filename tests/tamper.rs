@@ -346,3 +346,100 @@ fn reconcile_refuses_a_shallow_clone() {
     assert!(stderr(&o).contains("shallow"), "{}", stderr(&o));
     assert!(stderr(&o).contains("fetch-depth: 0"), "{}", stderr(&o));
 }
+
+/// Issue 26, item 4: `certs/` is an output like the ledger and the CRL. A forged
+/// `certs/alice.crt` (self-signed, alice's serial), a deleted `certs/bob.crt` and a planted
+/// `certs/mallory.crt`, merged: publish publishes only what verifies (the versions reconcile
+/// wrote), reconcile writes them back, and alice's `deploy cert` installs her real certificate.
+#[test]
+fn edited_certificate_files_are_never_published_and_are_written_back() {
+    let ca = Ca::new();
+    for n in ["alice", "bob"] {
+        ca.p256_csr(n);
+    }
+    ca.identities("users:\n  - name: alice\n  - name: bob\n");
+    ca.commit("two");
+    ok(ca.reconcile(T0));
+    let real_alice = ca.read("certs/alice.crt");
+    let real_bob = ca.read("certs/bob.crt");
+    let serial = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/alice.crt",
+        "-noout",
+        "-serial",
+    ])))
+    .trim()
+    .trim_start_matches("serial=")
+    .to_string();
+    // A self-signed certificate with alice's serial, CN and key.
+    let forged = ca.tmp.path().join("forged.crt");
+    ok(ca.openssl(&[
+        "req",
+        "-x509",
+        "-key",
+        ca.keys.join("alice.key").to_str().unwrap(),
+        "-subj",
+        "/O=Acme/CN=alice",
+        "-set_serial",
+        &format!("0x{serial}"),
+        "-days",
+        "30",
+        "-out",
+        forged.to_str().unwrap(),
+    ]));
+    ca.write(
+        "certs/alice.crt",
+        &(std::fs::read_to_string(&forged).unwrap() + "junk\n"),
+    );
+    std::fs::remove_file(ca.path("certs/bob.crt")).unwrap();
+    ca.write(
+        "certs/mallory.crt",
+        &std::fs::read_to_string(&forged).unwrap(),
+    );
+    ca.commit("merged: certificate files by hand");
+    // check names them.
+    let o = run(ca.cmd(T0).arg("check"));
+    assert!(!o.status.success());
+    // publish: the versions reconcile wrote, never the forged one.
+    let public = ca.tmp.path().join("public");
+    let o = ok(run(ca.cmd(T0).arg("publish").arg(&public)));
+    assert!(
+        stdout(&o).contains("edited since reconcile wrote it"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(public.join("certs/alice.crt")).unwrap(),
+        real_alice
+    );
+    assert_eq!(
+        std::fs::read_to_string(public.join("certs/bob.crt")).unwrap(),
+        real_bob
+    );
+    assert!(!public.join("certs/mallory.crt").exists());
+    // alice's machine installs her real certificate from it.
+    let out = ca.tmp.path().join("alice-certs");
+    ok(run(gitca()
+        .args(["--now", T0, "deploy", "cert", "alice", "--key"])
+        .arg(ca.keys.join("alice.key"))
+        .arg("--from")
+        .arg(&public)
+        .arg("--ca")
+        .arg(ca.path("ca/ca.crt"))
+        .arg("--out-dir")
+        .arg(&out)));
+    assert_eq!(
+        std::fs::read_to_string(out.join("client.cert")).unwrap(),
+        real_alice
+    );
+    // reconcile writes them back and says so (a person should look: exit 3).
+    let o = ca.reconcile(T0);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(ca.read("certs/alice.crt"), real_alice);
+    assert_eq!(ca.read("certs/bob.crt"), real_bob);
+    assert!(!ca.path("certs/mallory.crt").exists());
+    ok(run(ca.cmd(T0).arg("check")));
+    let o = ok(ca.reconcile(T0));
+    assert!(stdout(&o).contains("Nothing to do"), "{}", stdout(&o));
+}
