@@ -264,7 +264,7 @@ fn verify_cert_file(
         return bad("not an X.509 certificate".into());
     };
     let serial = ca::serial_hex(cert.raw_serial());
-    let current = state.ledger.of(name).filter(|r| r.is_live(now)).last();
+    let current = state.ledger.current(name, now);
     let r = match current {
         Some(r) if r.serial == serial => r,
         Some(r) => {

@@ -465,10 +465,7 @@ fn newer_certificate(
     now: OffsetDateTime,
 ) -> Option<Newer> {
     let installed = ledger.records.iter().find(|r| r.serial == serial)?;
-    let newest = ledger
-        .of(&installed.identity)
-        .filter(|r| r.is_live(now))
-        .last()?;
+    let newest = ledger.current(&installed.identity, now)?;
     if newest.serial == installed.serial {
         return None;
     }
