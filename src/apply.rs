@@ -250,7 +250,8 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         return Err(e);
     }
     let vetted = state.plan(now);
-    let (plan, verified) = (vetted.plan, vetted.verified);
+    let (mut plan, verified) = (vetted.plan, vetted.verified);
+    state.note_replacements(&repo.dir, &mut plan);
     let mut diagnostics = std::mem::take(&mut state.problems);
     diagnostics.extend(vetted.diagnostics);
     diagnostics.extend(root_pending(&state, &plan, now));

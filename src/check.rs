@@ -859,6 +859,7 @@ pub fn run_plan(
     let state = load::load(&repo)?;
     let vetted = state.plan(now);
     let mut plan = vetted.plan;
+    state.note_replacements(&repo.dir, &mut plan);
     plan.policy_changes = policy;
     if matches!(format, PlanFormat::Human) {
         let all: Vec<&Error> = state.problems.iter().chain(&vetted.diagnostics).collect();

@@ -117,6 +117,20 @@ pub struct Plan {
     /// the planner).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signing: Vec<Carries>,
+    /// What a relying party may notice of a new certificate, compared with the one it replaces
+    /// (set from that certificate's file, not by the planner): warnings, nothing blocks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
+}
+
+/// A warning about a certificate to be signed: what changes for those who read it (a subject
+/// mapped by nginx's `$ssl_client_s_dn`, an extension a client relied on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub identity: String,
+    /// Always `warning`: a note never blocks.
+    pub level: &'static str,
+    pub message: String,
 }
 
 /// What a certificate about to be signed carries: what a reviewer approves.
@@ -732,6 +746,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         repair: None,
         policy_changes: Vec::new(),
         signing: Vec::new(),
+        notes: Vec::new(),
     }
 }
 

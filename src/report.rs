@@ -202,6 +202,22 @@ pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
             ])
         );
     }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWarnings (what changes for those who read the new certificates):"
+        );
+        for n in plan.notes.iter().take(MAX_DIAGNOSTICS) {
+            let _ = writeln!(out, "  ⚠ {}: {}", n.identity, n.message);
+        }
+        if plan.notes.len() > MAX_DIAGNOSTICS {
+            let _ = writeln!(
+                out,
+                "  … and {} more (plan --json lists them all)",
+                plan.notes.len() - MAX_DIAGNOSTICS
+            );
+        }
+    }
     if !plan.signing.is_empty() {
         let _ = writeln!(out, "\nWhat each new certificate carries:");
         for c in plan.signing.iter().take(MAX_DIAGNOSTICS) {
@@ -323,6 +339,27 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             );
         }
     }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n**⚠ Warnings**: what changes for those who read the new certificates\n"
+        );
+        for n in plan.notes.iter().take(MAX_DIAGNOSTICS) {
+            let _ = writeln!(
+                out,
+                "- ⚠ **{}**: {}",
+                crate::encode::markdown(&n.identity),
+                crate::encode::markdown(&n.message)
+            );
+        }
+        if plan.notes.len() > MAX_DIAGNOSTICS {
+            let _ = writeln!(
+                out,
+                "\n… and {} more warnings (`gitca plan --json` lists them all).",
+                plan.notes.len() - MAX_DIAGNOSTICS
+            );
+        }
+    }
     if !plan.blocked.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -372,6 +409,9 @@ pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
     });
     if !plan.signing.is_empty() {
         doc["signing"] = json!(plan.signing);
+    }
+    if !plan.notes.is_empty() {
+        doc["notes"] = json!(plan.notes);
     }
     // A retiring intermediate (offline root) only: single-level documents stay as they were.
     if plan.previous_crl.is_some() || plan.retire_previous {

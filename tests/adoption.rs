@@ -219,6 +219,13 @@ fn minutes_from_now(minutes: i64) -> String {
         .unwrap()
 }
 
+fn later(t: &str, minutes: i64) -> String {
+    let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
+    (t + time::Duration::minutes(minutes))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
 fn import(old: &Path, new: &Path, recipient: &str, now: &str) -> std::process::Output {
     run(gitca()
         .arg("import-openssl")
@@ -227,6 +234,196 @@ fn import(old: &Path, new: &Path, recipient: &str, now: &str) -> std::process::O
         .arg(new)
         .args(["--recipient", recipient, "--now", now])
         .env("GITCA_IMPORT_PASSPHRASE", "secret"))
+}
+
+/// An article CA under a temporary directory, imported into `ca` at `now`.
+fn adopted(now: &str) -> (Ca, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = tmp.path().join("old-ca");
+    article_ca(&old);
+    let (identity, recipient) = age_identity(tmp.path(), "custodian");
+    let root = tmp.path().join("ca");
+    let o = ok(import(&old, &root, &recipient, now));
+    let said = stdout(&o);
+    (Ca::imported(tmp, root, identity, recipient), old, said)
+}
+
+fn serial_of(cert: &Path) -> String {
+    let o = ok(tool(
+        "openssl",
+        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"],
+        Path::new("."),
+    ));
+    stdout(&o)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+/// Item 1, 2, 3 and 7 on the reporter's path: nothing reissued on every run, the old
+/// certificate superseded after the grace period like any other, the new one taken by bundle,
+/// publish and deploy cert; CSRs and the CA key found by their public keys; the plan warns of
+/// what the reissue drops.
+#[test]
+fn an_article_ca_adopted_minutes_after_its_last_signature_lives_through_its_first_month() {
+    let start = minutes_from_now(5);
+    let (ca, old, said) = adopted(&start);
+    // The CA key picked among the people's keys in private/, the CSRs found as csr/NAME.csr.pem.
+    assert!(said.contains("private/docker_ca.key"), "{said}");
+    assert!(said.contains("3 still valid"), "{said}");
+    assert!(said.contains("(3 with a CSR)"), "{said}");
+    assert!(
+        said.contains("csr/olga-ray.csr.pem → csr/olga-ray.csr"),
+        "{said}"
+    );
+    assert!(
+        said.contains("C, ST, emailAddress, nsCertType"),
+        "the import says what renewals drop: {said}"
+    );
+    let o = ok(run(ca.cmd(&start).arg("check")));
+    assert!(
+        stdout(&o).contains("check passed: 0 error(s), 0 warning(s)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(ca.cmd(&start).args(["plan", "--detailed-exitcode"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // The same CA: openssl's certificates verify against gitca's CRL, pete.smith's
+    // compromised one does not.
+    for (_, file) in PEOPLE {
+        ok(ca.verify_crl(&old.join(format!("certs/{file}.crt")), &start));
+    }
+    let o = ca.verify_crl(&old.join("certs/pete.smith-compromised.crt"), &start);
+    let said = stdout(&o) + &stderr(&o);
+    assert!(
+        !o.status.success() && said.contains("certificate revoked"),
+        "{said}"
+    );
+    let imported_olga = serial_of(&old.join("certs/olga-ray.crt"));
+
+    // Olga's laptop installs her imported certificate from the published tree.
+    let public = ca.tmp.path().join("public");
+    let pinned = ca.keep("ca/ca.crt", "pinned.crt");
+    let installed = ca.tmp.path().join("olga-certs");
+    let olga_key = old.join("private/olga-ray.key");
+    let deploy = |now: &str| {
+        ok(run(ca.cmd(now).arg("publish").arg(&public)));
+        ok(run(gitca()
+            .args(["--now", now, "deploy", "cert", "olga-ray", "--key"])
+            .arg(&olga_key)
+            .arg("--from")
+            .arg(&public)
+            .arg("--ca")
+            .arg(&pinned)
+            .arg("--out-dir")
+            .arg(&installed)));
+        serial_of(&installed.join("client.cert"))
+    };
+    assert_eq!(deploy(&start), imported_olga);
+
+    // Half an hour later Olga joins the push group: her certificate is reissued, once, and the
+    // plan warns of what the new certificate no longer carries.
+    let t30 = later(&start, 30);
+    let y = ca.read("identities/imported.yaml").replace(
+        "    csr: csr/olga-ray.csr\n",
+        "    csr: csr/olga-ray.csr\n    groups: [push]\n",
+    );
+    ca.write("identities/imported.yaml", &y);
+    ca.commit("olga may push");
+    let o = run(ca.cmd(&t30).args(["plan", "--detailed-exitcode"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let human = stdout(&o);
+    assert!(human.contains("1 to reissue"), "{human}");
+    for warning in [
+        "⚠ olga-ray: subject changes from emailAddress=olga-ray@example.com,CN=Olga Ray,O=Example Ltd,ST=London,C=GB to CN=Olga Ray,OU=push,O=Example Ltd",
+        "⚠ olga-ray: drops nsCertType (client)",
+        "⚠ olga-ray: drops extended key usage email_protection",
+    ] {
+        assert!(human.contains(warning), "{warning}\n{human}");
+    }
+    let md = stdout(&ok(run(ca.cmd(&t30).args(["plan", "--markdown"]))));
+    assert!(
+        md.contains("**⚠ Warnings**") && md.contains("drops nsCertType (client)"),
+        "{md}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&ok(run(ca.cmd(&t30).args(["plan", "--json"]))))).unwrap();
+    let notes = json["notes"].as_array().expect("notes");
+    assert_eq!(notes.len(), 3, "{json}");
+    assert!(notes
+        .iter()
+        .all(|n| n["identity"] == "olga-ray" && n["level"] == "warning"));
+    let o = ok(ca.reconcile(&t30));
+    assert!(
+        stdout(&o).contains("Signed 1 certificate(s)"),
+        "{}",
+        stdout(&o)
+    );
+    let rows = ca.ledger_rows();
+    let olga: Vec<&Vec<String>> = rows.iter().filter(|r| r[1] == "olga-ray").collect();
+    assert_eq!(olga.len(), 2, "{rows:?}");
+    assert_eq!(olga[0][0], imported_olga, "the imported row first");
+    let reissued = olga[1][0].clone();
+    assert_eq!(serial_of(&ca.path("certs/olga-ray.crt")), reissued);
+
+    // Ten minutes, then two hours later: nothing to do, and everything reads the new one.
+    for t in [later(&start, 40), later(&start, 150)] {
+        let o = run(ca.cmd(&t).args(["plan", "--detailed-exitcode"]));
+        assert_eq!(o.status.code(), Some(0), "at {t}: {}", stdout(&o));
+        ok(run(ca.cmd(&t).arg("check")));
+        let head = ca.head();
+        let o = ok(ca.reconcile(&t));
+        assert!(stdout(&o).contains("Nothing to do"), "{}", stdout(&o));
+        assert_eq!(ca.head(), head, "no commit");
+    }
+    let t40 = later(&start, 40);
+    let bundle = ca.tmp.path().join("bundle");
+    ok(run(ca
+        .cmd(&t40)
+        .args(["bundle", "olga-ray", "--key"])
+        .arg(&olga_key)
+        .arg("--out-dir")
+        .arg(&bundle)));
+    assert_eq!(serial_of(&bundle.join("client.cert")), reissued);
+    ok(ca.verify_crl(&bundle.join("client.cert"), &t40));
+    // Published, and installed by deploy cert over the imported one (it starts later).
+    assert_eq!(deploy(&t40), reissued);
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(public.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["certs"]["olga-ray"]["serial"], reissued.as_str());
+    assert_eq!(index["certs"].as_object().unwrap().len(), 3, "{index}");
+
+    // After the seven days of grace the imported certificate is revoked as superseded.
+    let week = later(&start, 7 * 24 * 60 + 150);
+    let o = ok(ca.reconcile(&week));
+    assert!(stdout(&o).contains("superseded"), "{}", stdout(&o));
+    let o = ca.verify_crl(&old.join("certs/olga-ray.crt"), &week);
+    let said = stdout(&o) + &stderr(&o);
+    assert!(
+        !o.status.success() && said.contains("certificate revoked"),
+        "{said}"
+    );
+    let text = stdout(&ok(ca.openssl(&[
+        "crl",
+        "-in",
+        "crl/ca.crl",
+        "-noout",
+        "-text",
+    ])));
+    assert!(text.contains("Superseded"), "{text}");
+    // A month on: the daily reconciles keep it quiet and sound.
+    for day in 8..=31 {
+        let t = later(&start, day * 24 * 60);
+        ok(ca.reconcile(&t));
+    }
+    let month = later(&start, 31 * 24 * 60);
+    ok(run(ca.cmd(&month).arg("check")));
+    ok(ca.verify_crl(&ca.path("certs/olga-ray.crt"), &month));
+    for file in ["sebdangerfield", "pete.smith"] {
+        ok(ca.verify_crl(&old.join(format!("certs/{file}.crt")), &month));
+    }
+    let rows = ca.ledger_rows();
+    assert_eq!(rows.len(), 5, "one reissue in a month: {rows:?}");
 }
 
 /// Item 2: CSRs are found by the key they carry, wherever the old CA kept them; an identity
