@@ -833,3 +833,95 @@ fn the_old_ca_is_read_as_hostile_input() {
         &new,
     ));
 }
+
+/// Item 6: on imported.yaml, where `echo "    revoke: key-compromise" >> …` revoked the last
+/// entry (someone else), `gitca identity` edits the entry of the person named, keeps every
+/// other line, and shows the plan that follows; reinstating after a new key and offboarding
+/// work the same way.
+#[test]
+fn identity_edits_revoke_reinstate_and_offboard_the_right_entry_of_a_shared_file() {
+    let start = minutes_from_now(5);
+    let (ca, old, _) = adopted(&start);
+    let before = ca.read("identities/imported.yaml");
+    let t = later(&start, 60);
+    let o = ok(run(ca.cmd(&t).args([
+        "identity",
+        "revoke",
+        "olga-ray",
+        "--reason",
+        "key-compromise",
+    ])));
+    let said = stdout(&o);
+    assert!(said.contains("Plan: 1 to revoke"), "{said}");
+    assert!(
+        said.contains("olga-ray")
+            && said.contains("revoke (key-compromise)")
+            && !said.contains("sebdangerfield  user"),
+        "{said}"
+    );
+    let after = ca.read("identities/imported.yaml");
+    assert_eq!(
+        after,
+        before.replace(
+            "    csr: csr/olga-ray.csr\n",
+            "    csr: csr/olga-ray.csr\n    revoke: key-compromise\n"
+        ),
+        "one line added, in olga's entry"
+    );
+    let cmd = said
+        .lines()
+        .find_map(|l| l.strip_prefix("Next: "))
+        .expect("next step")
+        .to_string();
+    assert_eq!(
+        cmd,
+        "git add -A identities/imported.yaml && git commit -m 'olga-ray: revoke (key-compromise)'"
+    );
+    ca.sh(&format!(
+        "export GIT_AUTHOR_NAME=A GIT_AUTHOR_EMAIL=a@example.com GIT_COMMITTER_NAME=A GIT_COMMITTER_EMAIL=a@example.com; {cmd}"
+    ));
+    ok(ca.reconcile(&t));
+    let o = ca.verify_crl(&old.join("certs/olga-ray.crt"), &t);
+    assert!(!o.status.success(), "olga's certificate is revoked");
+    for file in ["sebdangerfield", "pete.smith"] {
+        ok(ca.verify_crl(&old.join(format!("certs/{file}.crt")), &t));
+    }
+    // A new key, then the revocation lifted: olga is certified again; her old key stays barred.
+    ok(run(ca
+        .cmd(&t)
+        .args(["request", "olga-ray", "--rotate", "--key-out"])
+        .arg(ca.keys.join("olga-2.key"))));
+    let o = ok(run(ca.cmd(&t).args(["identity", "reinstate", "olga-ray"])));
+    assert!(stdout(&o).contains("1 to issue"), "{}", stdout(&o));
+    assert_eq!(ca.read("identities/imported.yaml"), before);
+    ca.commit("olga: new key");
+    ok(ca.reconcile(&t));
+    ok(ca.verify_crl(&ca.path("certs/olga-ray.crt"), &t));
+    // Offboarding pete.smith, the middle entry: his entry and CSR go, nobody else's.
+    let o = ok(run(ca.cmd(&t).args(["identity", "offboard", "pete.smith"])));
+    let said = stdout(&o);
+    assert!(said.contains("csr/pete.smith.csr removed"), "{said}");
+    assert!(said.contains("revoke (cessation-of-operation)"), "{said}");
+    let yaml = ca.read("identities/imported.yaml");
+    assert!(
+        !yaml.contains("pete.smith")
+            && yaml.contains("name: olga-ray")
+            && yaml.contains("name: sebdangerfield"),
+        "{yaml}"
+    );
+    assert!(!ca.path("csr/pete.smith.csr").exists());
+    ca.commit("offboard pete");
+    ok(ca.reconcile(&t));
+    let o = ca.verify_crl(&old.join("certs/pete.smith.crt"), &t);
+    assert!(!o.status.success(), "pete's certificate is revoked");
+    ok(ca.verify_crl(&old.join("certs/sebdangerfield.crt"), &t));
+    // A name nobody declares, and a reason that is none: refused, nothing written.
+    let snap = ca.snapshot();
+    let o = fails(run(ca.cmd(&t).args(["identity", "offboard", "pete.smith"])));
+    assert!(stderr(&o).contains("is not declared"), "{}", stderr(&o));
+    let o = fails(run(ca
+        .cmd(&t)
+        .args(["identity", "revoke", "olga-ray", "--reason", "lost"])));
+    assert!(stderr(&o).contains("key-compromise"), "{}", stderr(&o));
+    assert_eq!(ca.snapshot(), snap);
+}
