@@ -233,9 +233,10 @@ pub enum Command {
     Deploy(DeployCommand),
     /// Server-side configuration: nginx (enforces the CRL) or the registry's own TLS.
     #[command(
-        after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf"
+        subcommand,
+        after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf\n  gitca export registry --behind-nginx --listen 127.0.0.1:5000 > registry.yml"
     )]
-    Export(crate::export::ExportArgs),
+    Export(crate::export::ExportCommand),
     /// Ceremonies of the root custodians (a CA made with `gitca init --offline-root`).
     #[command(subcommand)]
     Root(crate::ceremony::RootCommand),
@@ -630,8 +631,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Deploy(DeployCommand::Cert(args)) => {
             crate::deploy::run_deploy_cert(&args, fixed_now, out)
         }
-        Command::Export(args) => {
-            crate::export::run_export(&dir, &args, out)?;
+        Command::Export(cmd) => {
+            crate::export::run_export(&dir, &cmd, out)?;
             Ok(0)
         }
     }

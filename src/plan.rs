@@ -314,7 +314,7 @@ fn no_certificate(c: &Ctx) -> Option<Decision> {
         return None;
     }
     let detail = match c.history.last() {
-        None => "new identity: no certificate yet".to_string(),
+        None => "no certificate yet".to_string(),
         Some(last) if last.not_after <= c.now && last.reason.is_none() => {
             format!(
                 "previous certificate {} expired {}",
@@ -373,7 +373,7 @@ fn profile_changed(c: &Ctx) -> Option<Decision> {
         reason(
             "profile-changed",
             format!(
-                "profile {} → {}{}",
+                "{} → {}{}",
                 cur.profile,
                 c.id.profile,
                 if narrowed { " (fewer rights)" } else { "" }
@@ -391,7 +391,7 @@ fn email_changed(c: &Ctx) -> Option<Decision> {
             Op::Reissue,
             reason(
                 "email-changed",
-                format!("email {} → {}", show(&cur.email), show(&c.id.email)),
+                format!("{} → {}", show(&cur.email), show(&c.id.email)),
             ),
             None,
         )
@@ -412,11 +412,7 @@ fn groups_changed(c: &Ctx) -> Option<Decision> {
         Op::Reissue,
         reason(
             "groups-changed",
-            format!(
-                "groups [{}] → [{}]",
-                cur.groups.join(", "),
-                c.id.groups.join(", ")
-            ),
+            format!("[{}] → [{}]", cur.groups.join(", "), c.id.groups.join(", ")),
         ),
         why,
     ))
@@ -686,7 +682,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 Some(new) => revoke(
                     rec,
                     RevocationReason::Superseded,
-                    reason("renamed", format!("renamed to `{new}`")),
+                    reason("renamed", format!("now declared as `{new}`")),
                 ),
                 None => revoke(
                     rec,
@@ -882,7 +878,7 @@ fn revoke_compromised_keys(ledger: &Ledger, now: OffsetDateTime, actions: &mut V
                 RevocationReason::KeyCompromise,
                 reason(
                     "key-compromised",
-                    format!("its key was revoked for key compromise (`{who}`)"),
+                    format!("the same key as `{who}`'s, which was revoked for compromise"),
                 ),
             ));
         }

@@ -145,6 +145,20 @@ fn where_of(b: &crate::plan::Blocked) -> String {
 
 /// The human table, then the blocked identities with the fix for each.
 pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
+    render_human(out, plan, false);
+}
+
+/// Blocked codes that always come with a diagnostic of their own (pointing into the file),
+/// which reconcile prints on stderr: its plan names them once, without repeating it.
+const DIAGNOSED: [&str; 5] = [
+    "csr-missing",
+    "csr-refused",
+    "name-clash",
+    "entry-invalid",
+    "config-invalid",
+];
+
+fn render_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
     let _ = writeln!(out, "{}", summary(plan));
     if !plan.policy_changes.is_empty() {
         let _ = writeln!(
@@ -155,7 +169,7 @@ pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
             let _ = writeln!(out, "  {p}");
         }
     }
-    render_blocked_human(out, plan);
+    render_blocked_human(out, plan, diagnosed_below);
     if plan.is_empty() {
         return;
     }
@@ -252,7 +266,7 @@ fn carries_line(c: &crate::plan::Carries) -> String {
     )
 }
 
-fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
+fn render_blocked_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
     if plan.blocked.is_empty() {
         return;
     }
@@ -262,6 +276,16 @@ fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
         "Blocked (nothing is signed for these; everything else goes ahead):"
     );
     for b in plan.blocked.iter().take(MAX_DIAGNOSTICS) {
+        if diagnosed_below && DIAGNOSED.contains(&b.code) {
+            let _ = writeln!(
+                out,
+                "  {}  {}  {} (explained below, with the fix)",
+                b.identity,
+                where_of(b),
+                b.code
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "  {}  {}  {}: {}\n    fix: {}",
@@ -500,7 +524,9 @@ pub fn render_applied(
     issued: &[(String, String)],
     commit: Option<git2::Oid>,
 ) {
-    render_plan_human(out, plan);
+    // The blocked identities' diagnostics follow on stderr (even with --quiet): each is
+    // named here once, not told twice.
+    render_human(out, plan, true);
     let _ = writeln!(out);
     let _ = writeln!(
         out,

@@ -153,3 +153,129 @@ fn a_clone_owned_by_another_user_is_explained_and_the_remedy_works() {
     let o = ok(status());
     assert!(stdout(&o).contains("CRL  #1"), "{}", stdout(&o));
 }
+
+/// Issue 20, item 9: reconcile names each blocked identity once (its diagnostic, with the fix,
+/// on stderr; the plan on stdout points at it), and no plan reason repeats its own code.
+#[test]
+fn reconcile_tells_each_blocked_identity_once_and_reasons_do_not_repeat_themselves() {
+    let ca = Ca::new();
+    ok(run(ca
+        .cmd(T0)
+        .args([
+            "request",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--key-out",
+        ])
+        .arg(ca.keys.join("alice.key"))));
+    ok(run(ca
+        .cmd(T0)
+        .args(["request", "carl", "--group", "pull", "--key-out"])
+        .arg(ca.keys.join("carl.key"))));
+    ca.openssl_csr("bob", "bob", &["rsa:1024"], &[]);
+    ca.write("identities/bob.yaml", "users:\n  - name: bob\n");
+    ca.commit("alice, carl, and bob with a weak key");
+    let o = run(ca
+        .cmd(T0)
+        .args(["reconcile", "--identity"])
+        .arg(&ca.identity));
+    assert_eq!(o.status.code(), Some(3));
+    let all = stdout(&o) + &stderr(&o);
+    assert_eq!(all.matches("1024 bits is weak").count(), 1, "{all}");
+    assert!(
+        stdout(&o)
+            .contains("bob  identities/bob.yaml:2  csr-refused (explained below, with the fix)"),
+        "{all}"
+    );
+    assert!(stderr(&o).contains("generate a new key and CSR"), "{all}");
+    // Reasons: new, email and groups changed, renamed.
+    let y = ca
+        .read("identities/alice.yaml")
+        .replace("alice@example.com", "alice@example.org");
+    ca.write("identities/alice.yaml", &y);
+    let y = ca
+        .read("identities/carl.yaml")
+        .replace("[pull]", "[pull, push]");
+    ca.write("identities/carl.yaml", &y);
+    std::fs::remove_file(ca.path("identities/bob.yaml")).unwrap();
+    ca.p256_csr("dora");
+    ca.write("identities/dora.yaml", "users:\n  - name: dora\n");
+    ca.commit("changes");
+    let plan: serde_json::Value =
+        serde_json::from_str(&stdout(&ok(run(ca.cmd(T0).args(["plan", "--json"]))))).unwrap();
+    let mut codes = Vec::new();
+    for a in plan["actions"].as_array().unwrap() {
+        let code = a["reason"]["code"].as_str().unwrap();
+        let detail = a["reason"]["detail"].as_str().unwrap().to_lowercase();
+        let first_word = code.split('-').next().unwrap();
+        assert!(
+            !detail.starts_with(&code.replace('-', " ")) && !detail.starts_with(first_word),
+            "{code}: {detail}"
+        );
+        codes.push(code.to_string());
+    }
+    codes.sort();
+    assert_eq!(
+        codes,
+        ["email-changed", "groups-changed", "new-identity"],
+        "{plan}"
+    );
+}
+
+/// Issue 20, item 9: `export nginx` and `export registry` each have their own flags and help.
+#[test]
+fn export_nginx_and_registry_each_have_their_own_flags() {
+    let help = |target: &str| stdout(&ok(run(gitca().args(["export", target, "--help"]))));
+    let (nginx, registry) = (help("nginx"), help("registry"));
+    for f in [
+        "--upstream",
+        "--crl",
+        "--server-name",
+        "--standalone",
+        "--client-ca",
+    ] {
+        assert!(nginx.contains(f), "{f}\n{nginx}");
+    }
+    for f in ["--storage", "--behind-nginx", "--allow-delete"] {
+        assert!(!nginx.contains(f), "{f}\n{nginx}");
+        assert!(registry.contains(f), "{f}\n{registry}");
+    }
+    for f in ["--upstream", "--crl ", "--server-name", "--standalone"] {
+        assert!(!registry.contains(f), "{f}\n{registry}");
+    }
+    let ca = Ca::new();
+    let o = fails(run(ca.cmd(T0).args(["export", "nginx", "--storage", "/x"])));
+    assert!(stderr(&o).contains("--storage"), "{}", stderr(&o));
+    let conf = stdout(&ok(run(ca
+        .cmd(T0)
+        .args(["export", "nginx", "--listen", "8443"]))));
+    assert!(conf.contains("listen \"8443\" ssl;"), "{conf}");
+    let conf = stdout(&ok(run(ca.cmd(T0).args([
+        "export",
+        "registry",
+        "--behind-nginx",
+        "--listen",
+        "127.0.0.1:5000",
+    ]))));
+    assert!(conf.contains("addr: 127.0.0.1:5000"), "{conf}");
+}
+
+/// Issue 20, item 9: the key is encrypted to recipients, so a passphrase can only be the
+/// identity file's own: the hint names GITCA_IDENTITY_PASSPHRASE, not GITCA_PASSPHRASE.
+#[test]
+fn a_wrong_identity_is_told_the_identity_passphrase_variable() {
+    let ca = Ca::new();
+    let (other, _) = age_identity(ca.tmp.path(), "other");
+    ca.p256_csr("erin");
+    ca.identities("users:\n  - name: erin\n");
+    ca.commit("erin");
+    let o = fails(run(ca
+        .cmd(T0)
+        .args(["reconcile", "--identity"])
+        .arg(&other)));
+    let text = stderr(&o);
+    assert!(text.contains("GITCA_IDENTITY_PASSPHRASE"), "{text}");
+    assert!(!text.contains("reads GITCA_PASSPHRASE"), "{text}");
+    assert!(text.contains(&ca.recipient[..20]), "{text}");
+}
