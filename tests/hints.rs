@@ -279,3 +279,161 @@ fn a_wrong_identity_is_told_the_identity_passphrase_variable() {
     assert!(!text.contains("reads GITCA_PASSPHRASE"), "{text}");
     assert!(text.contains(&ca.recipient[..20]), "{text}");
 }
+
+/// Issue 20, item 10: a registry whose server certificate comes from a private CA. doctor
+/// --certs-dir no longer says "All is well" without judging it; with --server it finds what
+/// skopeo would ("signed by unknown authority"), and the fix it gives (bundle --server-ca)
+/// makes it trusted.
+#[test]
+fn doctor_says_what_it_did_not_judge_and_checks_the_server_certificate() {
+    let ca = Ca::new();
+    ok(run(ca
+        .cmd(T0)
+        .args(["request", "alice", "--key-out"])
+        .arg(ca.keys.join("alice.key"))));
+    ca.commit("alice");
+    let w = ca.tmp.path();
+    let o = |args: &[&str]| ok(tool("openssl", args, w));
+    o(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=Registry Server CA",
+        "-keyout",
+        "server-ca.key",
+        "-out",
+        "server-ca.pem",
+    ]);
+    o(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(w.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    o(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "server-ca.pem",
+        "-CAkey",
+        "server-ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    // The server certificate above was made by openssl with the real clock: so is the rest.
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    ok(ca.reconcile(&now));
+    // s_server says ACCEPT once it listens (a port taken meanwhile makes it exit instead).
+    let (mut server, port) = loop {
+        let port = free_port();
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_server", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", "server.crt", "-key", "server.key"])
+            .current_dir(w)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Read on a thread that keeps draining what s_server writes later.
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut told = false;
+            for l in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+                if !told && l.contains("ACCEPT") {
+                    told = tx.send(true).is_ok();
+                }
+            }
+            let _ = tx.send(false);
+        });
+        if rx.recv() == Ok(true) {
+            break (child, port);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let registry = format!("127.0.0.1:{port}");
+    let root = w.join("certs.d");
+    let bundle = |extra: &[&str]| {
+        ok(run(ca
+            .cmd(&now)
+            .args(["bundle", "alice", "--key"])
+            .arg(ca.keys.join("alice.key"))
+            .args(["--registry", &registry, "--podman", "--certs-root"])
+            .arg(&root)
+            .args(extra)))
+    };
+    bundle(&[]);
+    let dir = root.join(&registry);
+    let doctor = |server: bool| {
+        let mut c = ca.cmd(&now);
+        c.args(["doctor", "--certs-dir"]).arg(&dir);
+        if server {
+            c.args(["--server", &registry]);
+        }
+        run(&mut c)
+    };
+    let out = doctor(false);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("All is well"), "{said}");
+    assert!(
+        said.contains("not checked: the registry's server certificate")
+            && said.contains("--server HOST:PORT")
+            && said.contains("--server-ca FILE"),
+        "{said}"
+    );
+    let out = doctor(true);
+    let said = stdout(&out) + &stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("certificate signed by unknown authority"),
+        "{said}"
+    );
+    let fix = suggested(&said, "gitca bundle");
+    assert_eq!(fix.len(), 1, "{said}");
+    assert!(fix[0].contains("--server-ca FILE"), "{}", fix[0]);
+    // The fix, with the server's CA for FILE.
+    bundle(&["--server-ca", w.join("server-ca.pem").to_str().unwrap()]);
+    let out = doctor(true);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("server certificate (CN=127.0.0.1) is trusted for 127.0.0.1")
+            && said.contains("server-ca.crt")
+            && said.contains("All is well"),
+        "{said}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
