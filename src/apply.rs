@@ -5,7 +5,7 @@
 //! before the CA key is decrypted; files are written only once everything is signed; the
 //! commit comes last, and any failure puts every touched file back.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -250,7 +250,8 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         return Err(e);
     }
     let vetted = state.plan(now);
-    let (plan, verified) = (vetted.plan, vetted.verified);
+    let (mut plan, verified) = (vetted.plan, vetted.verified);
+    state.note_replacements(&repo.dir, &mut plan);
     let mut diagnostics = std::mem::take(&mut state.problems);
     diagnostics.extend(state.inventory.acknowledgements_too_far(now));
     let pending = root_pending(&state, &plan, now);
@@ -415,13 +416,32 @@ fn jobs<'a>(
     now: OffsetDateTime,
 ) -> Result<Vec<Job<'a>>> {
     let serials = fresh_serials(verified.len(), ledger)?;
+    let mut latest_of_key: HashMap<&str, OffsetDateTime> = HashMap::new();
+    if !verified.is_empty() {
+        for r in &ledger.records {
+            let t = latest_of_key
+                .entry(r.key_sha256.as_str())
+                .or_insert(r.not_before);
+            *t = (*t).max(r.not_before);
+        }
+    }
     let mut jobs: Vec<Job<'_>> = Vec::with_capacity(verified.len());
     for ((at, csr), serial_der) in verified.into_iter().zip(serials) {
         let identity = &state.inventory.identities[at];
         let profile = &state.config.profiles[&identity.profile];
         let validity = identity.validity.unwrap_or(profile.validity).0;
-        let (not_before, not_after) =
-            plan::validity_window(now, validity, (state.ca.not_before, state.ca.not_after));
+        // The certificates this one follows: the identity's own, and any of the same key.
+        let after = ledger
+            .of(&identity.name)
+            .map(|r| r.not_before)
+            .chain(latest_of_key.get(csr.key_sha256.as_str()).copied())
+            .max();
+        let (not_before, not_after) = plan::validity_window(
+            now,
+            validity,
+            (state.ca.not_before, state.ca.not_after),
+            after,
+        );
         let record = Record {
             serial: ca::serial_hex(&serial_der),
             identity: identity.name.clone(),

@@ -332,17 +332,12 @@ pub fn run_bundle(
             "check the name (gitca status lists them), or onboard it with gitca request",
         ));
     }
-    let current = state
-        .ledger
-        .of(name)
-        .filter(|r| r.is_live(now))
-        .last()
-        .ok_or_else(|| {
-            Error::usage(
-                format!("`{name}` has no current certificate"),
-                "the merge may not be reconciled yet: git pull, and check `gitca status`",
-            )
-        })?;
+    let current = state.ledger.current(name, now).ok_or_else(|| {
+        Error::usage(
+            format!("`{name}` has no current certificate"),
+            "the merge may not be reconciled yet: git pull, and check `gitca status`",
+        )
+    })?;
     let cert_text = read(
         &repo.dir,
         &crate::apply::cert_path(name),

@@ -254,7 +254,7 @@ fn verify_cert_file(
         }
         Err(e) => return Some(e),
     };
-    let current = state.ledger.of(name).filter(|r| r.is_live(now)).last();
+    let current = state.ledger.current(name, now);
     let Some(r) = current else {
         return bad(format!(
             "holds a certificate, but the ledger has no live certificate for `{name}`"
@@ -445,13 +445,56 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         problems: Vec::new(),
         signing_blocked: None,
     };
-    // CSR rules, exactly as reconcile applies them, for every identity that wants a certificate.
-    // An identity whose `acknowledged:` holds is known to be blocked: its refusal is a warning.
-    let (acknowledged, wanting): (Vec<_>, Vec<_>) = state
+    // CSR rules, exactly as reconcile applies them, for every identity that wants a certificate
+    // — except one without a CSR file that holds a live certificate and is not due for a new
+    // one (an identity imported from `openssl ca` without its CSR): nothing needs its CSR yet,
+    // so it is a warning until its renewal is due; then the plan blocks it, with the command.
+    let plan = state.plan(now).plan;
+    let signs_for: HashSet<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.op.signs())
+        .map(|a| a.identity.as_str())
+        .chain(plan.blocked.iter().map(|b| b.identity.as_str()))
+        .collect();
+    let (waiting, wanting): (Vec<&crate::inventory::Identity>, Vec<_>) = state
         .inventory
         .identities
         .iter()
         .filter(|i| i.wants_certificate())
+        .partition(|i| {
+            i.csr_bytes.is_none()
+                && !signs_for.contains(i.name.as_str())
+                && state.ledger.current(&i.name, now).is_some()
+        });
+    for id in waiting {
+        let Some(cur) = state.ledger.current(&id.name, now) else {
+            continue;
+        };
+        let renew_before = state
+            .config
+            .profiles
+            .get(&id.profile)
+            .map_or(time::Duration::ZERO, |p| p.renew_before.0);
+        f.warnings.push(Warning {
+            file: format!("{}:{}", id.source.file, id.source.line),
+            message: format!(
+                "`{}` has no CSR ({} does not exist): certificate {} stays valid until {}, but its renewal, due from {}, needs one",
+                id.name,
+                id.csr,
+                cur.serial,
+                &fmt_time(cur.not_after)[..10],
+                &fmt_time(cur.not_after - renew_before)[..10]
+            ),
+            help: format!(
+                "before then, its holder runs `gitca request {} --rotate` (a new key; with --key KEY, a CSR for the key they hold) and opens a pull request",
+                id.name
+            ),
+        });
+    }
+    // An identity whose `acknowledged:` holds is known to be blocked: its refusal is a warning.
+    let (acknowledged, wanting): (Vec<_>, Vec<_>) = wanting
+        .into_iter()
         .partition(|i| i.acknowledged.as_ref().is_some_and(|a| a.holds(now)));
     f.errors
         .extend(crate::policy::vet(&state.ledger, &state.inventory, &wanting).diagnostics);
@@ -870,6 +913,7 @@ pub fn run_plan(
     let state = load::load(&repo)?;
     let vetted = state.plan(now);
     let mut plan = vetted.plan;
+    state.note_replacements(&repo.dir, &mut plan);
     plan.policy_changes = policy;
     let too_far = state.inventory.acknowledgements_too_far(now);
     if matches!(format, PlanFormat::Human) {

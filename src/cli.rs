@@ -202,6 +202,13 @@ pub enum Command {
         after_help = "Example:\n  gitca request alice --email alice@example.com --group push\n  git add csr/alice.csr identities/ && git commit -m 'onboard alice'"
     )]
     Request(crate::request::RequestArgs),
+    /// Edit one identity's entry in place, in whichever identities file declares it: revoke
+    /// (with a reason), reinstate, offboard. Shows the plan that follows.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gitca identity revoke robert --reason key-compromise\n  gitca identity reinstate robert      # after `gitca request robert --rotate`\n  gitca identity offboard carol"
+    )]
+    Identity(crate::entry::IdentityCommand),
     /// Write Docker/Podman certs.d files for NAME: client.cert (leaf first), client.key, ca.crt.
     #[command(
         after_help = "Example:\n  sudo gitca bundle alice --key ~/.config/gitca/keys/alice.key --registry registry.example.com:5000"
@@ -226,9 +233,10 @@ pub enum Command {
     Deploy(DeployCommand),
     /// Server-side configuration: nginx (enforces the CRL) or the registry's own TLS.
     #[command(
-        after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf"
+        subcommand,
+        after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf\n  gitca export registry --behind-nginx --listen 127.0.0.1:5000 > registry.yml"
     )]
-    Export(crate::export::ExportArgs),
+    Export(crate::export::ExportCommand),
     /// Ceremonies of the root custodians (a CA made with `gitca init --offline-root`).
     #[command(subcommand)]
     Root(crate::ceremony::RootCommand),
@@ -633,6 +641,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::request::run_request(&dir, &args, out)?;
             Ok(0)
         }
+        Command::Identity(cmd) => crate::entry::run_identity(&dir, now, &cmd, out),
         Command::Bundle(args) => {
             crate::bundle::run_bundle(&dir, now, &args, out)?;
             Ok(0)
@@ -648,8 +657,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Deploy(DeployCommand::Cert(args)) => {
             crate::deploy::run_deploy_cert(&args, fixed_now, out)
         }
-        Command::Export(args) => {
-            crate::export::run_export(&dir, &args, out)?;
+        Command::Export(cmd) => {
+            crate::export::run_export(&dir, &cmd, out)?;
             Ok(0)
         }
     }

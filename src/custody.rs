@@ -302,16 +302,16 @@ fn recipients_hint(dir: &Dir, vault: &Vault) -> String {
                 .join("\n")
         })
         .unwrap_or_default();
-    let listed = if listed.is_empty() {
-        format!(
-            "  (none listed: the key is passphrase-protected, or {} is missing)",
-            vault.recipients
-        )
-    } else {
-        listed
-    };
+    if listed.is_empty() {
+        return format!(
+            "{} is encrypted to no recipient listed in {} (the key is passphrase-protected, or the file is missing): set GITCA_PASSPHRASE to the key's passphrase",
+            vault.what, vault.recipients
+        );
+    }
+    // The key is encrypted to recipients: a passphrase can only be the identity file's own
+    // (`age -p` over an identity, the break-glass copy), never the key's.
     format!(
-        "{} is encrypted to:\n{listed}\npass the matching identity with --identity FILE, GITCA_IDENTITY (the identity text, e.g. from a CI secret) or GITCA_IDENTITY_FILE; a passphrase-protected key reads GITCA_PASSPHRASE",
+        "{} is encrypted to:\n{listed}\npass the matching identity with --identity FILE, GITCA_IDENTITY (the identity text, e.g. from a CI secret) or GITCA_IDENTITY_FILE; an identity file encrypted with a passphrase (age -p) reads it from GITCA_IDENTITY_PASSPHRASE",
         vault.what
     )
 }

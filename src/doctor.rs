@@ -44,6 +44,11 @@ pub struct DoctorArgs {
     /// The CRL (default: crl/ca.crl of the CA repository).
     #[arg(long, value_name = "FILE")]
     pub crl: Option<PathBuf>,
+    /// With --certs-dir: connect to the registry (TLS only, no request; 10 seconds at most)
+    /// and check its server certificate against what the client trusts (the directory's .crt
+    /// files, as Docker and Podman read them, and the system's roots).
+    #[arg(long, value_name = "HOST:PORT", requires = "certs_dir")]
+    pub server: Option<String>,
 }
 
 /// One thing doctor found.
@@ -465,10 +470,7 @@ fn newer_certificate(
     now: OffsetDateTime,
 ) -> Option<Newer> {
     let installed = ledger.records.iter().find(|r| r.serial == serial)?;
-    let newest = ledger
-        .of(&installed.identity)
-        .filter(|r| r.is_live(now))
-        .last()?;
+    let newest = ledger.current(&installed.identity, now)?;
     if newest.serial == installed.serial {
         return None;
     }
@@ -601,9 +603,19 @@ pub fn run_doctor(
         ledger: outputs.as_ref().map(|o| &o.ledger),
         now,
     };
+    // What doctor could not judge, said instead of "all is well".
+    let mut unjudged: Vec<String> = Vec::new();
     match (&args.cert, &args.certs_dir) {
         (Some(cert), _) => check_pair(&mut d, cert, args.key.as_deref(), &cx),
-        (None, Some(dir)) => check_certs_dir(&mut d, dir, &cx)?,
+        (None, Some(dir)) => {
+            check_certs_dir(&mut d, dir, &cx)?;
+            match &args.server {
+                Some(server) => check_server(&mut d, dir, server, now),
+                None => unjudged.push(
+                    "the registry's server certificate was not checked: pass --server HOST:PORT, or, if it comes from a private CA, install that CA with `gitca bundle NAME --key KEY --registry HOST:PORT --server-ca FILE` (clients refuse it otherwise: \"x509: certificate signed by unknown authority\")".into(),
+                ),
+            }
+        }
         (None, None) => unreachable!("clap requires one"),
     }
     let problems = d.findings.iter().filter(|f| !f.ok).count();
@@ -614,7 +626,16 @@ pub fn run_doctor(
             let _ = writeln!(out, "  ✘ {}\n    fix: {}", f.text, f.fix);
         }
     }
-    if problems == 0 {
+    if problems == 0 && !unjudged.is_empty() {
+        for u in &unjudged {
+            let _ = writeln!(out, "  ? not checked: {u}");
+        }
+        let _ = writeln!(
+            out,
+            "No problem found in what was checked; see what was not, above."
+        );
+        Ok(0)
+    } else if problems == 0 {
         let _ = writeln!(
             out,
             "All is well: the server should accept this client certificate."
@@ -715,4 +736,230 @@ fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Longest doctor waits for the registry: connecting, then the TLS handshake.
+const SERVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The system's roots, where Debian, Fedora and Alpine keep them.
+const SYSTEM_ROOTS: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// Records the server's certificates during the handshake and accepts them: they are judged
+/// afterwards, against the client's trust, so that doctor can say why they would be refused.
+#[derive(Debug)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<Vec<u8>>>,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let mut seen = self.seen.lock().expect("not poisoned");
+        seen.push(end_entity.to_vec());
+        seen.extend(intermediates.iter().take(8).map(|c| c.to_vec()));
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The certificates `server` presents (leaf first), fetched with a bounded TLS handshake.
+fn server_chain(host: &str, port: u16) -> std::result::Result<Vec<Vec<u8>>, String> {
+    use std::net::ToSocketAddrs;
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let recorder = Arc::new(Recorder {
+        seen: std::sync::Mutex::new(Vec::new()),
+        provider: provider.clone(),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(recorder.clone())
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| format!("`{host}` is not a host name or address"))?;
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let mut sock = std::net::TcpStream::connect_timeout(&addr, SERVER_TIMEOUT)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = sock.set_read_timeout(Some(SERVER_TIMEOUT));
+    let _ = sock.set_write_timeout(Some(SERVER_TIMEOUT));
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    // A handful of round trips at most; the server may end it once it has sent its
+    // certificate (a client certificate is required), which is all doctor needs.
+    for _ in 0..16 {
+        if !conn.is_handshaking() || !recorder.seen.lock().expect("not poisoned").is_empty() {
+            break;
+        }
+        if let Err(e) = conn.complete_io(&mut sock) {
+            if recorder.seen.lock().expect("not poisoned").is_empty() {
+                return Err(format!("TLS handshake with {addr} failed: {e}"));
+            }
+            break;
+        }
+    }
+    let seen = recorder.seen.lock().expect("not poisoned").clone();
+    if seen.is_empty() {
+        return Err(format!("{addr} sent no certificate"));
+    }
+    Ok(seen)
+}
+
+/// The registry's server certificate, judged as the client will: against the `.crt` files of
+/// the certs.d directory (Docker and Podman read each as a CA root) and the system's roots,
+/// for the host name the client connects to.
+fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let (host, port) = match crate::bundle::parse_host_port(server) {
+        Ok((h, p)) => (h.trim_matches(['[', ']']).to_string(), p.unwrap_or(443)),
+        Err(why) => {
+            d.bad(
+                format!(
+                    "--server `{}` is not HOST:PORT: {why}",
+                    crate::encode::terminal(server)
+                ),
+                "pass the registry's address, e.g. registry.example.com:5000",
+            );
+            return;
+        }
+    };
+    let chain = match server_chain(&host, port) {
+        Ok(c) => c,
+        Err(why) => {
+            d.bad(
+                format!("the registry's server certificate could not be fetched: {why}"),
+                "check that the registry (or the nginx in front of it) listens there",
+            );
+            return;
+        }
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let mut local = Vec::new();
+    if let Ok(listing) = Dir::open(dir) {
+        for (f, kind) in listing.list("").unwrap_or_default() {
+            if kind != crate::confined::Kind::File || !f.ends_with(".crt") {
+                continue;
+            }
+            let text = listing
+                .read_string(&f, ca::MAX_CERT_BYTES)
+                .unwrap_or_default();
+            let (added, _) = roots.add_parsable_certificates(
+                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
+            );
+            if added > 0 {
+                local.push(f);
+            }
+        }
+    }
+    for path in SYSTEM_ROOTS {
+        if let Ok(text) = crate::confined::read_named_string(Path::new(path), 8 << 20, "read") {
+            roots.add_parsable_certificates(
+                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
+            );
+            break;
+        }
+    }
+    let subject = x509_parser::parse_x509_certificate(&chain[0])
+        .map(|(_, c)| crate::subject::rfc4514(c.subject()))
+        .unwrap_or_else(|_| "?".into());
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = match rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider,
+    )
+    .build()
+    {
+        Ok(v) => v,
+        Err(e) => {
+            d.bad(
+                format!("no CA to check the registry's server certificate against: {e}"),
+                "install the system's CA certificates (ca-certificates), or the registry's CA with `gitca bundle … --server-ca FILE`",
+            );
+            return;
+        }
+    };
+    let leaf = CertificateDer::from(chain[0].clone());
+    let rest: Vec<CertificateDer<'static>> = chain[1..]
+        .iter()
+        .cloned()
+        .map(CertificateDer::from)
+        .collect();
+    let name = match ServerName::try_from(host.clone()) {
+        Ok(n) => n,
+        Err(_) => return,
+    };
+    let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        now.unix_timestamp().max(0) as u64,
+    ));
+    use rustls::client::danger::ServerCertVerifier;
+    match verifier.verify_server_cert(&leaf, &rest, &name, &[], at) {
+        Ok(_) => d.good(format!(
+            "the registry's server certificate ({subject}) is trusted for {host}{}",
+            if local.is_empty() {
+                " by the system's roots".to_string()
+            } else {
+                format!(" (this directory's CA roots: {}, and the system's)", local.join(", "))
+            }
+        )),
+        Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => d.bad(
+            format!(
+                "the registry's server certificate ({subject}) is signed by an authority the client does not trust: Docker, Podman and skopeo fail with \"x509: certificate signed by unknown authority\""
+            ),
+            format!(
+                "install the CA that signed it beside the client certificate: gitca bundle NAME --key KEY --registry {server} --server-ca FILE (it becomes server-ca.crt)"
+            ),
+        ),
+        Err(e) => d.bad(
+            format!("the registry's server certificate ({subject}) would be refused: {e}"),
+            format!("fix the server certificate of {server} (its names, dates or chain)"),
+        ),
+    }
 }

@@ -13,26 +13,24 @@ use crate::init::CA_CERT;
 use crate::load::read;
 use crate::repo::CaRepo;
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ExportTarget {
+/// `gitca export nginx` and `gitca export registry`, each with its own flags.
+#[derive(Debug, clap::Subcommand)]
+pub enum ExportCommand {
     /// nginx server block enforcing client certificates and the CRL, proxying to the registry.
-    Nginx,
-    /// docker-registry (distribution) configuration.
-    Registry,
+    #[command(
+        after_help = "Example:\n  gitca export nginx --listen 443 --server-name registry.example.com --upstream 127.0.0.1:5000 \\\n      > /etc/nginx/conf.d/registry.conf"
+    )]
+    Nginx(NginxArgs),
+    /// docker-registry (distribution) configuration: its own TLS, or plain HTTP behind nginx.
+    #[command(
+        after_help = "Example (behind the nginx of `gitca export nginx`):\n  gitca export registry --behind-nginx --listen 127.0.0.1:5000 > /etc/docker/registry/config.yml"
+    )]
+    Registry(RegistryArgs),
 }
 
+/// What both servers are told about TLS.
 #[derive(Debug, clap::Args)]
-pub struct ExportArgs {
-    pub target: ExportTarget,
-    /// nginx: address to listen on (e.g. 443 or 127.0.0.1:8443). registry: http.addr.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// nginx: server_name.
-    #[arg(long, default_value = "_", value_name = "NAME")]
-    pub server_name: String,
-    /// nginx: the registry it proxies to.
-    #[arg(long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
-    pub upstream: String,
+pub struct TlsArgs {
     /// The server's TLS certificate.
     #[arg(long, default_value = "/etc/gitca/server.crt", value_name = "PATH")]
     pub tls_cert: String,
@@ -43,27 +41,51 @@ pub struct ExportArgs {
     /// with an offline root (deploy it there once, by hand: it is the pin).
     #[arg(long, default_value = "/etc/gitca/ca.crt", value_name = "PATH")]
     pub client_ca: String,
-    /// nginx: where it reads the CRL (deploy crl/ca.crl there after every reconcile).
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NginxArgs {
+    /// Address to listen on (e.g. 443 or 127.0.0.1:8443).
+    #[arg(long, default_value = "443", value_name = "ADDR")]
+    pub listen: String,
+    /// server_name: the registry's DNS name (`_`: any).
+    #[arg(long, default_value = "_", value_name = "NAME")]
+    pub server_name: String,
+    /// The registry nginx proxies to.
+    #[arg(long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
+    pub upstream: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Where nginx reads the CRL (keep it current with `gitca deploy crl`).
     #[arg(long, default_value = "/etc/gitca/ca.crl", value_name = "PATH")]
     pub crl: String,
-    /// nginx: emit a complete nginx.conf (daemon off, pid, logs and temp paths under PREFIX)
+    /// Emit a complete nginx.conf (daemon off, pid, logs and temp paths under PREFIX)
     /// instead of a server block for conf.d.
     #[arg(long, value_name = "PREFIX")]
     pub standalone: Option<PathBuf>,
-    /// registry: plain HTTP on loopback for use behind the nginx of `gitca export nginx`.
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// http.addr (default :5000; 127.0.0.1:5000 with --behind-nginx).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Plain HTTP on loopback for use behind the nginx of `gitca export nginx`.
     #[arg(long)]
     pub behind_nginx: bool,
-    /// registry: storage directory.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Storage directory.
     #[arg(long, default_value = "/var/lib/docker-registry", value_name = "DIR")]
     pub storage: String,
-    /// registry: let clients delete manifests and blobs (DELETE). Off by default: anyone who
-    /// may push could otherwise erase images that others depend on.
+    /// Let clients delete manifests and blobs (DELETE). Off by default: anyone who may push
+    /// could otherwise erase images that others depend on.
     #[arg(long)]
     pub allow_delete: bool,
 }
 
 /// The top-level entry point for `gitca export`.
-pub fn run_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run_export(dir: &Path, cmd: &ExportCommand, out: &mut dyn Write) -> Result<()> {
     // Exporting needs no repository state, but refusing outside a CA catches a wrong -C early.
     let repo = CaRepo::open(dir)?;
     // What the server trusts: the CA, or the root above the intermediates.
@@ -79,9 +101,11 @@ pub fn run_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<
         crate::config::FILE,
         crate::config::MAX_BYTES,
     )?)?;
-    let text = match args.target {
-        ExportTarget::Nginx => export_nginx(args, &ca, config.registry.as_ref(), two_levels)?,
-        ExportTarget::Registry => export_registry(args, &ca)?,
+    let text = match cmd {
+        ExportCommand::Nginx(args) => {
+            export_nginx(args, &ca, config.registry.as_ref(), two_levels)?
+        }
+        ExportCommand::Registry(args) => export_registry(args, &ca)?,
     };
     let _ = out.write_all(text.as_bytes());
     Ok(())
@@ -128,7 +152,7 @@ fn rights_maps(r: &crate::config::RegistryPolicy) -> String {
 
 /// The operator's values as nginx tokens (see [`crate::encode::nginx_value`]); the first one
 /// nginx could read as something else is refused, with the flag named.
-fn nginx_values(a: &ExportArgs) -> Result<NginxValues> {
+fn nginx_values(a: &NginxArgs) -> Result<NginxValues> {
     let value = |flag: &str, v: &str| {
         crate::encode::nginx_value(v).map_err(|why| {
             Error::usage(
@@ -141,7 +165,7 @@ fn nginx_values(a: &ExportArgs) -> Result<NginxValues> {
             )
         })
     };
-    let listen = a.listen.clone().unwrap_or_else(|| "443".into());
+    let listen = a.listen.clone();
     check_listen(&listen)?;
     check_host_port("--upstream", &a.upstream)?;
     if a.server_name != "_" {
@@ -159,9 +183,9 @@ fn nginx_values(a: &ExportArgs) -> Result<NginxValues> {
         listen: value("--listen", &listen)?,
         server_name: value("--server-name", &a.server_name)?,
         upstream: value("--upstream", &format!("http://{}", a.upstream))?,
-        tls_cert: value("--tls-cert", &a.tls_cert)?,
-        tls_key: value("--tls-key", &a.tls_key)?,
-        client_ca: value("--client-ca", &a.client_ca)?,
+        tls_cert: value("--tls-cert", &a.tls.tls_cert)?,
+        tls_key: value("--tls-key", &a.tls.tls_key)?,
+        client_ca: value("--client-ca", &a.tls.client_ca)?,
         crl: value("--crl", &a.crl)?,
     })
 }
@@ -195,7 +219,7 @@ pub fn check_host_port(flag: &str, value: &str) -> Result<()> {
 }
 
 fn export_nginx(
-    a: &ExportArgs,
+    a: &NginxArgs,
     ca: &CaCert,
     rights: Option<&crate::config::RegistryPolicy>,
     two_levels: bool,
@@ -317,7 +341,7 @@ server {{
     }
 }
 
-fn export_registry(a: &ExportArgs, ca: &CaCert) -> Result<String> {
+fn export_registry(a: &RegistryArgs, ca: &CaCert) -> Result<String> {
     let (header, addr, tls) = if a.behind_nginx {
         (
             format!(
@@ -342,7 +366,7 @@ fn export_registry(a: &ExportArgs, ca: &CaCert) -> Result<String> {
             a.listen.clone().unwrap_or_else(|| ":5000".into()),
             format!(
                 "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
-                a.tls_cert, a.tls_key, a.client_ca
+                a.tls.tls_cert, a.tls.tls_key, a.tls.client_ca
             ),
         )
     };

@@ -786,7 +786,7 @@ pub fn intermediate_certificate(
         ExtendedKeyUsagePurpose::CodeSigning,
     ];
     let (not_before, not_after) =
-        crate::plan::validity_window(now, validity, (root.not_before, root.not_after));
+        crate::plan::validity_window(now, validity, (root.not_before, root.not_after), None);
     params.not_before = not_before.replace_nanosecond(0).expect("valid");
     params.not_after = not_after.replace_nanosecond(0).expect("valid");
     params.serial_number = Some(SerialNumber::from_slice(&ca::random_serial()?));

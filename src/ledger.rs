@@ -1,8 +1,12 @@
 //! The ledger: every certificate this CA ever issued, one line each (`ledger.tsv`).
 //!
-//! Format: a header row, then one tab-separated row per certificate, sorted by
-//! identity, then issue time, then serial, so that `git diff` shows exactly the certificates a
-//! commit issued or revoked. Empty fields are `-`. Columns:
+//! Format: a header row, then one tab-separated row per certificate, grouped by identity and,
+//! within an identity, in the order the certificates were issued (a new one is appended), so
+//! that `git diff` shows exactly the certificates a commit issued or revoked. That order is
+//! what makes a certificate the identity's *current* one (the last live row), never its
+//! notBefore: a certificate is backdated, and one signed elsewhere (an imported `openssl ca`
+//! certificate) may start later than the gitca certificate that replaces it. Empty fields are
+//! `-`. Columns:
 //!
 //! | column | meaning |
 //! |---|---|
@@ -318,14 +322,16 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// Groups the rows by identity, keeping each identity's rows in the order they came (a
+    /// stable sort): the order they were issued in, as the file records it and as apply and
+    /// import append them. Never by notBefore (see the module documentation).
     pub fn sort(&mut self) {
-        self.records.sort_by(|a, b| {
-            (a.identity.as_str(), a.not_before, a.serial.as_str()).cmp(&(
-                b.identity.as_str(),
-                b.not_before,
-                b.serial.as_str(),
-            ))
-        });
+        self.records.sort_by(|a, b| a.identity.cmp(&b.identity));
+    }
+
+    /// The identity's current certificate: the last issued of those live at `now`.
+    pub fn current<'a>(&'a self, identity: &'a str, now: OffsetDateTime) -> Option<&'a Record> {
+        self.of(identity).filter(|r| r.is_live(now)).last()
     }
 
     pub fn render(&self) -> String {
@@ -374,7 +380,7 @@ impl Ledger {
         out
     }
 
-    /// Records of one identity, oldest first.
+    /// Records of one identity, in the order they were issued.
     pub fn of<'a>(&'a self, identity: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
         let start = self
             .records
@@ -463,6 +469,29 @@ mod tests {
         );
         assert_eq!(back.of("zed").count(), 1);
         assert_eq!(back.of("nobody").count(), 0);
+    }
+
+    /// Within an identity, rows stay in the order they were issued, whatever their notBefore:
+    /// the last live one is current (issue 20: an imported certificate starting minutes after
+    /// the backdated one that replaced it).
+    #[test]
+    fn rows_keep_the_order_of_issue_and_the_last_live_is_current() {
+        let t = |s: &str| parse_time(s).unwrap();
+        let mut imported = rec("1001", "olga", State::Issued);
+        imported.not_before = t("2026-03-01T11:55:00Z");
+        let mut reissued = rec("7f", "olga", State::Issued);
+        reissued.not_before = t("2026-03-01T11:30:00Z");
+        let mut l = Ledger {
+            records: vec![rec("0a", "zed", State::Issued), imported, reissued],
+            with_issuer: false,
+        };
+        l.sort();
+        let back = Ledger::parse(&l.render()).unwrap();
+        let serials: Vec<&str> = back.records.iter().map(|r| r.serial.as_str()).collect();
+        assert_eq!(serials, ["1001", "7f", "0a"]);
+        let now = t("2026-03-01T12:00:00Z");
+        assert_eq!(back.current("olga", now).unwrap().serial, "7f");
+        assert_eq!(back.render(), l.render());
     }
 
     /// The header is the first line and every line has as many fields as it: `column -t` and

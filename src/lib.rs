@@ -23,6 +23,7 @@ pub mod custody;
 pub mod deploy;
 pub mod doctor;
 pub mod encode;
+pub mod entry;
 pub mod error;
 pub mod export;
 pub mod floors;

@@ -339,6 +339,67 @@ impl State {
         }
     }
 
+    /// Warns of what changes between each certificate to be signed and the one it replaces,
+    /// as read from `certs/NAME.crt` (gitca's own output, taken only when it holds the serial
+    /// the ledger says is replaced): the subject (nginx maps `$ssl_client_s_dn` as text, so a
+    /// dropped `C`, `ST` or `emailAddress`, or another order, breaks a rule), Netscape's
+    /// nsCertType, and extended key usages the new one does not grant. Certificates adopted
+    /// from `openssl ca` are where this bites: gitca writes O, OU and CN, and the email as a SAN.
+    pub fn note_replacements(&self, dir: &Dir, plan: &mut Plan) {
+        let mut notes = Vec::new();
+        for a in plan.actions.iter().filter(|a| a.op.signs()) {
+            let (Some(serial), Some(new)) = (
+                a.serial.as_deref(),
+                plan.signing.iter().find(|c| c.identity == a.identity),
+            ) else {
+                continue;
+            };
+            let Some(old) = read_replaced(dir, &a.identity, serial) else {
+                continue;
+            };
+            let mut note = |message: String| {
+                notes.push(plan::Note {
+                    identity: a.identity.clone(),
+                    level: "warning",
+                    message,
+                })
+            };
+            if old.subject != new.subject {
+                note(format!(
+                    "subject changes from {} to {} (rules that match $ssl_client_s_dn see the new one)",
+                    old.subject, new.subject
+                ));
+            }
+            if let Some(ns) = &old.ns_cert_type {
+                note(format!(
+                    "drops nsCertType ({ns}): gitca writes extended key usages only"
+                ));
+            }
+            match &old.ekus {
+                None => note(format!(
+                    "extended key usage narrows from any (the old certificate names none) to {}",
+                    new.extended_key_usage.join(", ")
+                )),
+                Some(ekus) => {
+                    let dropped: Vec<&str> = ekus
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|e| !new.extended_key_usage.contains(e))
+                        .collect();
+                    if !dropped.is_empty() {
+                        note(format!(
+                            "drops extended key usage {} (profile {} grants {})",
+                            dropped.join(", "),
+                            new.profile,
+                            new.extended_key_usage.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        plan.notes = notes;
+    }
+
     /// The issuers the planner knows of (see [`plan::Issuers`]).
     pub fn issuers(&self) -> plan::Issuers {
         let Some(h) = &self.hierarchy else {
@@ -448,4 +509,67 @@ impl State {
             },
         }
     }
+}
+
+/// What a relying party sees of a certificate about to be replaced.
+struct Replaced {
+    subject: String,
+    ns_cert_type: Option<String>,
+    /// `None`: no extended key usage extension (any purpose).
+    ekus: Option<Vec<String>>,
+}
+
+/// The leaf of `certs/NAME.crt`, when it is the certificate `serial` (size-checked, no link
+/// followed).
+fn read_replaced(dir: &Dir, name: &str, serial: &str) -> Option<Replaced> {
+    use x509_parser::extensions::ParsedExtension;
+    let text = dir
+        .read_string(&crate::apply::cert_path(name), ca::MAX_CERT_BYTES)
+        .ok()?;
+    let block = pem::parse_many(&text).ok()?.into_iter().next()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(block.contents()).ok()?;
+    if ca::serial_hex(cert.raw_serial()) != serial {
+        return None;
+    }
+    let mut ns_cert_type = None;
+    let mut ekus = None;
+    for e in cert.extensions() {
+        match e.parsed_extension() {
+            ParsedExtension::NSCertType(t) => {
+                let names: Vec<&str> = [
+                    (t.ssl_client(), "client"),
+                    (t.ssl_server(), "server"),
+                    (t.smime(), "email"),
+                    (t.object_signing(), "objsign"),
+                ]
+                .into_iter()
+                .filter_map(|(set, n)| set.then_some(n))
+                .collect();
+                ns_cert_type = Some(names.join(", "));
+            }
+            ParsedExtension::ExtendedKeyUsage(u) => {
+                let mut names: Vec<String> = [
+                    (u.any, "any"),
+                    (u.client_auth, "client_auth"),
+                    (u.server_auth, "server_auth"),
+                    (u.email_protection, "email_protection"),
+                    (u.code_signing, "code_signing"),
+                    (u.time_stamping, "time_stamping"),
+                    (u.ocsp_signing, "ocsp_signing"),
+                ]
+                .into_iter()
+                .filter(|(set, _)| *set)
+                .map(|(_, n)| n.to_string())
+                .collect();
+                names.extend(u.other.iter().map(|o| o.to_id_string()));
+                ekus = Some(names);
+            }
+            _ => {}
+        }
+    }
+    Some(Replaced {
+        subject: crate::subject::rfc4514(cert.subject()),
+        ns_cert_type,
+        ekus,
+    })
 }

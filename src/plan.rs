@@ -129,6 +129,20 @@ pub struct Plan {
     /// the planner).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signing: Vec<Carries>,
+    /// What a relying party may notice of a new certificate, compared with the one it replaces
+    /// (set from that certificate's file, not by the planner): warnings, nothing blocks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
+}
+
+/// A warning about a certificate to be signed: what changes for those who read it (a subject
+/// mapped by nginx's `$ssl_client_s_dn`, an extension a client relied on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub identity: String,
+    /// Always `warning`: a note never blocks.
+    pub level: &'static str,
+    pub message: String,
 }
 
 /// What a certificate about to be signed carries: what a reviewer approves.
@@ -319,7 +333,7 @@ fn no_certificate(c: &Ctx) -> Option<Decision> {
         return None;
     }
     let detail = match c.history.last() {
-        None => "new identity: no certificate yet".to_string(),
+        None => "no certificate yet".to_string(),
         Some(last) if last.not_after <= c.now && last.reason.is_none() => {
             format!(
                 "previous certificate {} expired {}",
@@ -378,7 +392,7 @@ fn profile_changed(c: &Ctx) -> Option<Decision> {
         reason(
             "profile-changed",
             format!(
-                "profile {} → {}{}",
+                "{} → {}{}",
                 cur.profile,
                 c.id.profile,
                 if narrowed { " (fewer rights)" } else { "" }
@@ -396,7 +410,7 @@ fn email_changed(c: &Ctx) -> Option<Decision> {
             Op::Reissue,
             reason(
                 "email-changed",
-                format!("email {} → {}", show(&cur.email), show(&c.id.email)),
+                format!("{} → {}", show(&cur.email), show(&c.id.email)),
             ),
             None,
         )
@@ -417,11 +431,7 @@ fn groups_changed(c: &Ctx) -> Option<Decision> {
         Op::Reissue,
         reason(
             "groups-changed",
-            format!(
-                "groups [{}] → [{}]",
-                cur.groups.join(", "),
-                c.id.groups.join(", ")
-            ),
+            format!("[{}] → [{}]", cur.groups.join(", "), c.id.groups.join(", ")),
         ),
         why,
     ))
@@ -692,7 +702,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 Some(new) => revoke(
                     rec,
                     RevocationReason::Superseded,
-                    reason("renamed", format!("renamed to `{new}`")),
+                    reason("renamed", format!("now declared as `{new}`")),
                 ),
                 None => revoke(
                     rec,
@@ -752,6 +762,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         repair: None,
         policy_changes: Vec::new(),
         signing: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -888,7 +899,7 @@ fn revoke_compromised_keys(ledger: &Ledger, now: OffsetDateTime, actions: &mut V
                 RevocationReason::KeyCompromise,
                 reason(
                     "key-compromised",
-                    format!("its key was revoked for key compromise (`{who}`)"),
+                    format!("the same key as `{who}`'s, which was revoked for compromise"),
                 ),
             ));
         }
@@ -909,13 +920,23 @@ fn revoke(rec: &Record, why: RevocationReason, r: Reason) -> Action {
 
 /// The validity window of a certificate signed now for an identity.
 /// The backdating never reaches before the CA's own notBefore (a CA made or imported within
-/// the hour), and the expiry never past its notAfter.
+/// the hour), and the expiry never past its notAfter. Nor does it reach before `after`, the
+/// latest notBefore of the certificates the new one follows (the identity's, and any of the
+/// same key), up to `now`: whoever compares certificates by notBefore — `gitca deploy cert`
+/// installs only a newer one, a key's holder is the last certified for it — sees the new one
+/// as the newer, even when it replaces a certificate signed minutes ago without backdating
+/// (one `openssl ca` issued just before an import).
 pub fn validity_window(
     now: OffsetDateTime,
     validity: time::Duration,
     ca: (OffsetDateTime, OffsetDateTime),
+    after: Option<OffsetDateTime>,
 ) -> (OffsetDateTime, OffsetDateTime) {
-    ((now - BACKDATE).max(ca.0), (now + validity).min(ca.1))
+    let mut start = (now - BACKDATE).max(ca.0);
+    if let Some(after) = after {
+        start = start.max((after + time::Duration::SECOND).min(now));
+    }
+    (start, (now + validity).min(ca.1))
 }
 
 mod opt_time {
@@ -1140,6 +1161,63 @@ mod tests {
             .iter()
             .all(|a| a.revocation == Some(RevocationReason::Superseded)));
         assert_eq!(p.crl.as_ref().unwrap().reason.code, "revocations");
+    }
+
+    /// Which certificate is current follows the order of issue the ledger records, never
+    /// notBefore: a certificate `openssl ca` signed minutes before an import starts later than
+    /// the backdated gitca certificate that replaced it (issue 20).
+    #[test]
+    fn the_current_certificate_is_the_last_issued_whatever_its_not_before() {
+        let imported = rec(
+            "1001",
+            "olga",
+            "c1",
+            "2026-03-01T11:55:00Z",
+            "2027-03-02T11:55:00Z",
+        );
+        let mut reissued = rec(
+            "7fe1",
+            "olga",
+            "c1",
+            "2026-03-01T11:30:00Z",
+            "2027-03-01T12:30:00Z",
+        );
+        reissued.groups = vec!["push".into()];
+        let mut l = Ledger {
+            with_issuer: false,
+            records: vec![imported, reissued],
+        };
+        l.sort();
+        assert_eq!(l.records[1].serial, "7fe1");
+        let mut olga = ident("olga", "c1");
+        olga.groups = vec!["push".into()];
+        assert!(run(&[olga.clone()], &l, "2026-03-01T12:40:00Z").is_empty());
+        // After the grace period the imported certificate is superseded, as any other.
+        let p = run(&[olga], &l, "2026-03-09T13:00:00Z");
+        assert_eq!(ops(&p), [("olga".into(), "revoke", "superseded")]);
+        assert_eq!(p.actions[0].serial.as_deref(), Some("1001"));
+    }
+
+    #[test]
+    fn a_new_certificate_never_starts_before_the_one_it_follows() {
+        let ca = (t("2026-03-01T11:50:00Z"), t("2036-03-01T11:50:00Z"));
+        let now = t("2026-03-01T12:30:00Z");
+        let year = time::Duration::days(365);
+        assert_eq!(validity_window(now, year, ca, None).0, ca.0);
+        let after = t("2026-03-01T11:55:00Z");
+        assert_eq!(
+            validity_window(now, year, ca, Some(after)).0,
+            t("2026-03-01T11:55:01Z")
+        );
+        // Never after now, whatever the other certificate claims.
+        let future = t("2026-04-01T00:00:00Z");
+        assert_eq!(validity_window(now, year, ca, Some(future)).0, now);
+        // Otherwise backdated by the hour, as before.
+        let later = t("2026-06-01T00:00:00Z");
+        assert_eq!(
+            validity_window(later, year, ca, Some(after)).0,
+            later - BACKDATE
+        );
     }
 
     #[test]

@@ -363,7 +363,7 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
                 .ok_or_else(|| Refusal {
                     rule: format!("{} does not exist", id.csr),
                     help: format!(
-                        "add the CSR (`gitca request {} --rotate` writes a new key and CSR), or fix the path",
+                        "its holder runs `gitca request {} --rotate` (a new key and CSR; with --key KEY, a CSR for the key they hold) and opens a pull request; or fix the path",
                         id.name
                     ),
                 })

@@ -149,6 +149,20 @@ fn where_of(b: &crate::plan::Blocked) -> String {
 
 /// The human table, then the blocked identities with the fix for each.
 pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
+    render_human(out, plan, false);
+}
+
+/// Blocked codes that always come with a diagnostic of their own (pointing into the file),
+/// which reconcile prints on stderr: its plan names them once, without repeating it.
+const DIAGNOSED: [&str; 5] = [
+    "csr-missing",
+    "csr-refused",
+    "name-clash",
+    "entry-invalid",
+    "config-invalid",
+];
+
+fn render_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
     let _ = writeln!(out, "{}", summary(plan));
     if !plan.policy_changes.is_empty() {
         let _ = writeln!(
@@ -159,7 +173,7 @@ pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
             let _ = writeln!(out, "  {p}");
         }
     }
-    render_blocked_human(out, plan);
+    render_blocked_human(out, plan, diagnosed_below);
     if plan.is_empty() {
         return;
     }
@@ -206,6 +220,22 @@ pub fn render_plan_human(out: &mut dyn Write, plan: &Plan) {
             ])
         );
     }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWarnings (what changes for those who read the new certificates):"
+        );
+        for n in plan.notes.iter().take(MAX_DIAGNOSTICS) {
+            let _ = writeln!(out, "  ⚠ {}: {}", n.identity, n.message);
+        }
+        if plan.notes.len() > MAX_DIAGNOSTICS {
+            let _ = writeln!(
+                out,
+                "  … and {} more (plan --json lists them all)",
+                plan.notes.len() - MAX_DIAGNOSTICS
+            );
+        }
+    }
     if !plan.signing.is_empty() {
         let _ = writeln!(out, "\nWhat each new certificate carries:");
         for c in plan.signing.iter().take(MAX_DIAGNOSTICS) {
@@ -240,7 +270,7 @@ fn carries_line(c: &crate::plan::Carries) -> String {
     )
 }
 
-fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
+fn render_blocked_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
     if plan.blocked.is_empty() {
         return;
     }
@@ -250,6 +280,16 @@ fn render_blocked_human(out: &mut dyn Write, plan: &Plan) {
         "Blocked (nothing is signed for these; everything else goes ahead):"
     );
     for b in plan.blocked.iter().take(MAX_DIAGNOSTICS) {
+        if diagnosed_below && DIAGNOSED.contains(&b.code) {
+            let _ = writeln!(
+                out,
+                "  {}  {}  {} (explained below, with the fix)",
+                b.identity,
+                where_of(b),
+                b.code
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "  {}  {}  {}: {}\n    fix: {}",
@@ -330,6 +370,27 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             );
         }
     }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n**⚠ Warnings**: what changes for those who read the new certificates\n"
+        );
+        for n in plan.notes.iter().take(MAX_DIAGNOSTICS) {
+            let _ = writeln!(
+                out,
+                "- ⚠ **{}**: {}",
+                crate::encode::markdown(&n.identity),
+                crate::encode::markdown(&n.message)
+            );
+        }
+        if plan.notes.len() > MAX_DIAGNOSTICS {
+            let _ = writeln!(
+                out,
+                "\n… and {} more warnings (`gitca plan --json` lists them all).",
+                plan.notes.len() - MAX_DIAGNOSTICS
+            );
+        }
+    }
     if !plan.blocked.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -385,6 +446,9 @@ pub fn plan_json(plan: &Plan, now: OffsetDateTime) -> serde_json::Value {
     });
     if !plan.signing.is_empty() {
         doc["signing"] = json!(plan.signing);
+    }
+    if !plan.notes.is_empty() {
+        doc["notes"] = json!(plan.notes);
     }
     // A retiring intermediate (offline root) only: single-level documents stay as they were.
     if plan.previous_crl.is_some() || plan.retire_previous {
@@ -473,7 +537,9 @@ pub fn render_applied(
     issued: &[(String, String)],
     commit: Option<git2::Oid>,
 ) {
-    render_plan_human(out, plan);
+    // The blocked identities' diagnostics follow on stderr (even with --quiet): each is
+    // named here once, not told twice.
+    render_human(out, plan, true);
     let _ = writeln!(out);
     let _ = writeln!(
         out,

@@ -27,6 +27,10 @@ pub struct RequestArgs {
     /// Email address for the certificate's SAN.
     #[arg(long)]
     pub email: Option<String>,
+    /// The certificate's CN when it is not the name (`Alice Liddell`): 1 to 64 letters,
+    /// digits and spaces of one script, with . - _ ' ( ) & @ : (docs/onboarding.md, "Names").
+    #[arg(long, value_name = "CN", conflicts_with = "rotate")]
+    pub common_name: Option<String>,
     /// A group (one OU each). Repeatable.
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
@@ -197,9 +201,14 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     let config = Config::parse(&read(&repo.dir, config::FILE, config::MAX_BYTES)?)?;
     let existing = inventory::load(&repo.dir, &config)?;
     let declared = existing.get(name);
+    let ledger = read_ledger(&repo.dir);
+    // Every value the entry will carry passes the grammar reconcile applies, before anything
+    // (the key first of all) is written.
+    check_values(args, &existing, ledger.as_ref())?;
     // The CN the CSR must carry: the entry's common_name when it has one (imported identities).
     let cn = declared
         .map(|id| id.cn().to_string())
+        .or_else(|| args.common_name.clone())
         .unwrap_or_else(|| name.clone());
     let csr_rel =
         match (declared, args.rotate) {
@@ -266,6 +275,9 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         None
     } else {
         let mut entry = vec![format!("name: {name}")];
+        if let Some(c) = args.common_name.as_ref().filter(|c| *c != name) {
+            entry.push(format!("common_name: {}", yaml::quote(c)));
+        }
         if let Some(e) = &args.email {
             entry.push(format!("email: {}", yaml::quote(e)));
         }
@@ -313,6 +325,20 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     if !matches!(key_source, KeySource::New(_)) {
         refuse_taken_key(&repo.dir, &csr_pem, name, args.renamed_from.as_deref())?;
     }
+    // With --rotate: the same key as the current certificate (a CSR for the key the person
+    // holds), or a new one.
+    let current = ledger.as_ref().and_then(|l| {
+        l.of(name)
+            .filter(|r| r.state == crate::ledger::State::Issued)
+            .last()
+            .cloned()
+    });
+    let same_key = args.rotate
+        && !matches!(key_source, KeySource::New(_))
+        && current.as_ref().is_some_and(|c| {
+            crate::policy::verify_csr(csr_pem.as_bytes())
+                .is_ok_and(|v| v.key_sha256 == c.key_sha256)
+        });
     let mut tx = repo::Transaction::new(&repo.dir);
     let written = (|| -> Result<()> {
         tx.write(&csr_rel, csr_pem.as_bytes());
@@ -356,18 +382,45 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     if new_yaml.is_some() {
         let _ = writeln!(out, "Declared     {name} in {file}");
     }
+    if args.rotate {
+        let _ = match (&current, same_key) {
+            (Some(c), true) => writeln!(
+                out,
+                "Same key    as certificate {}: reconcile issues a new certificate for the key you hold",
+                c.serial
+            ),
+            (Some(c), false) => writeln!(
+                out,
+                "New key     reconcile certifies it; certificate {} is revoked as superseded after the grace period",
+                c.serial
+            ),
+            (None, _) => Ok(()),
+        };
+    }
+    // What changed: the CSR, and the identities file only when an entry was added (a rotation
+    // leaves the entry, wherever it is declared, as it is).
+    let mut paths = vec![csr_rel.clone()];
+    if new_yaml.is_some() {
+        paths.push(file.clone());
+    }
+    let message = match (args.rotate, same_key) {
+        (false, _) => format!("onboard {name}"),
+        (true, true) => format!("CSR for {name} (same key)"),
+        (true, false) => format!("new key for {name}"),
+    };
     let _ = writeln!(
         out,
-        "\nNext: commit the CSR and the YAML (never the key) and open a pull request:"
+        "\nNext: commit {} (never the key) and open a pull request:",
+        if new_yaml.is_some() {
+            "the CSR and the YAML"
+        } else {
+            "the CSR"
+        }
     );
     let _ = writeln!(
         out,
-        "  git add {csr_rel} {file} && git commit -m '{} {name}'",
-        if args.rotate {
-            "new key for"
-        } else {
-            "onboard"
-        }
+        "  git add {} && git commit -m '{message}'",
+        paths.join(" ")
     );
     if let Some(former) = &args.renamed_from {
         let _ = writeln!(
@@ -379,6 +432,70 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         out,
         "After the merge and reconcile: gitca bundle {name} --key {key_shown} --registry HOST:PORT"
     );
+    Ok(())
+}
+
+/// The ledger, when there is one that reads (a fresh CA has an empty one).
+fn read_ledger(dir: &crate::confined::Dir) -> Option<crate::ledger::Ledger> {
+    dir.read_opt(crate::ledger::FILE, crate::ledger::MAX_BYTES)
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| crate::ledger::Ledger::parse(&t).ok())
+}
+
+/// `--common-name`, `--email` and `--group` under the grammar of every subject value
+/// ([`crate::subject`]), and a common name that stands for nobody else (another identity's
+/// name or common name, declared or in the ledger), as reconcile will judge them.
+fn check_values(
+    args: &RequestArgs,
+    existing: &inventory::Inventory,
+    ledger: Option<&crate::ledger::Ledger>,
+) -> Result<()> {
+    let refuse = |flag: &str, value: &str, why: String| {
+        Error::usage(
+            format!(
+                "{flag} `{}` is refused: {why}",
+                crate::encode::terminal(value)
+            ),
+            "see the grammar of each value in docs/onboarding.md, \"Names\"",
+        )
+    };
+    if let Some(e) = &args.email {
+        crate::subject::check_email(e).map_err(|why| refuse("--email", e, why))?;
+    }
+    if let Some(g) = args.groups.iter().find(|g| !inventory::valid_group(g)) {
+        return Err(refuse(
+            "--group",
+            g,
+            "a group is ASCII letters, digits, `.`, `_` and `-` (at most 64)".into(),
+        ));
+    }
+    let Some(cn) = &args.common_name else {
+        return Ok(());
+    };
+    crate::subject::check_text(cn).map_err(|why| refuse("--common-name", cn, why))?;
+    let key = crate::subject::clash_key(cn);
+    let mine = |n: &str| n == args.name || args.renamed_from.as_deref() == Some(n);
+    let others = existing
+        .identities
+        .iter()
+        .flat_map(|i| [Some(i.name.as_str()), i.common_name.as_deref()])
+        .flatten()
+        .chain(
+            ledger
+                .into_iter()
+                .flat_map(|l| l.records.iter().map(|r| r.identity.as_str())),
+        );
+    for other in others {
+        if !mine(other) && crate::subject::clash_key(other) == key {
+            return Err(refuse(
+                "--common-name",
+                cn,
+                format!("it stands for `{other}` (the same name, ignoring case, separators and look-alike letters)"),
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -178,7 +178,7 @@ fn hierarchy_status(state: &load::State, now: OffsetDateTime) -> Option<Hierarch
 fn expiring(state: &load::State, now: OffsetDateTime, w: time::Duration) -> Vec<String> {
     let mut out = Vec::new();
     for id in &state.inventory.identities {
-        if let Some(c) = state.ledger.of(&id.name).filter(|r| r.is_live(now)).last() {
+        if let Some(c) = state.ledger.current(&id.name, now) {
             if c.not_after - now <= w {
                 out.push(format!(
                     "certificate of {} ({}) expires {}",

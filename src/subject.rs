@@ -159,6 +159,16 @@ fn short_name(oid: &str) -> Option<&'static str> {
     })
 }
 
+/// The name of a subject attribute as gitca shows it: its short name, else its dotted OID.
+pub fn attribute_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
+    let dotted = oid.to_id_string();
+    short_name(&dotted).map_or(dotted, str::to_string)
+}
+
+/// Netscape's certificate type extension (`nsCertType`), which `openssl ca` recipes add and
+/// gitca never writes.
+pub const OID_NS_CERT_TYPE: &str = "2.16.840.1.113730.1.1";
+
 /// An attribute value escaped as RFC 4514 says: `, + " \ < > ;` and a leading `#` or space and
 /// a trailing space with a backslash; control and invisible characters as `\XX` hex of their
 /// UTF-8 bytes.

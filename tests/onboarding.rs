@@ -418,3 +418,163 @@ fn status_shows_what_each_live_certificate_carries() {
     assert_eq!(nia["subject"], "CN=nia,OU=push,O=Acme");
     assert_eq!(nia["key_type"], "Ed25519");
 }
+
+/// The `git add …` lines request prints as the next step.
+fn git_add(said: &str) -> Vec<String> {
+    said.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("git add "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs a printed command as its person would, with a git identity for the commit.
+fn as_person(ca: &Ca, cmd: &str) {
+    ca.sh(&format!(
+        "export GIT_AUTHOR_NAME=P GIT_AUTHOR_EMAIL=p@example.com GIT_COMMITTER_NAME=P GIT_COMMITTER_EMAIL=p@example.com; {cmd}"
+    ));
+}
+
+/// Issue 20, item 4: rotating the key of an identity declared in a shared file prints a
+/// `git add` that works (the CSR only: the entry does not change), and a CSR for the key the
+/// person already holds is called that, not a new key.
+#[test]
+fn rotating_in_a_shared_file_prints_a_git_add_that_works_and_names_the_same_key() {
+    let ca = Ca::new();
+    let keys: Vec<_> = ["ann", "ben"]
+        .iter()
+        .map(|n| {
+            let key = ca.keys.join(format!("{n}.key"));
+            ok(request(
+                &ca,
+                &[
+                    n,
+                    "--file",
+                    "identities/team.yaml",
+                    "--key-out",
+                    key.to_str().unwrap(),
+                ],
+            ));
+            key
+        })
+        .collect();
+    ca.commit("team");
+    ok(ca.reconcile(T0));
+    let yaml = ca.read("identities/team.yaml");
+    // A CSR for the key ann holds: the same key.
+    let o = ok(request(
+        &ca,
+        &["ann", "--rotate", "--key", keys[0].to_str().unwrap()],
+    ));
+    let said = stdout(&o);
+    assert!(said.contains("Same key"), "{said}");
+    assert!(!said.contains("New key"), "{said}");
+    let cmds = git_add(&said);
+    assert_eq!(
+        cmds,
+        ["git add csr/ann.csr && git commit -m 'CSR for ann (same key)'"],
+        "{said}"
+    );
+    as_person(&ca, &cmds[0]);
+    assert_eq!(
+        ca.read("identities/team.yaml"),
+        yaml,
+        "the entry is unchanged"
+    );
+    // A new key for ben.
+    let o = ok(request(
+        &ca,
+        &[
+            "ben",
+            "--rotate",
+            "--key-out",
+            ca.keys.join("ben-2.key").to_str().unwrap(),
+        ],
+    ));
+    let said = stdout(&o);
+    assert!(said.contains("New key"), "{said}");
+    let cmds = git_add(&said);
+    assert_eq!(
+        cmds,
+        ["git add csr/ben.csr && git commit -m 'new key for ben'"],
+        "{said}"
+    );
+    as_person(&ca, &cmds[0]);
+    assert!(
+        ca.status().is_empty(),
+        "everything committed: {}",
+        ca.status()
+    );
+    ok(run(ca.cmd(T0).arg("check")));
+}
+
+/// Issue 20, item 5: `--common-name` declares the CN, checked like reconcile checks it
+/// (grammar, and never standing for someone else) before anything is written; so are
+/// `--email` and `--group`.
+#[test]
+fn request_takes_a_common_name_and_checks_every_value_before_writing() {
+    let ca = Ca::new();
+    ok(request(
+        &ca,
+        &[
+            "alice",
+            "--key-out",
+            ca.keys.join("alice.key").to_str().unwrap(),
+        ],
+    ));
+    ca.commit("alice");
+    let snap = ca.snapshot();
+    let refused = |args: &[&str], said: &str| {
+        let key = ca.keys.join("x.key");
+        let mut all = vec!["zoe", "--key-out", key.to_str().unwrap()];
+        all.extend(args);
+        let o = fails(request(&ca, &all));
+        assert!(stderr(&o).contains(said), "{args:?}: {}", stderr(&o));
+        assert_eq!(ca.snapshot(), snap, "{args:?}: nothing written");
+        assert!(!key.exists(), "{args:?}: no key made");
+    };
+    refused(&["--common-name", "Smith, Zoe"], "holds `,`");
+    refused(&["--common-name", "A  lice"], "double space");
+    refused(&["--common-name", "ALICE"], "it stands for `alice`");
+    refused(&["--common-name", "Аlice"], "mixes scripts");
+    refused(
+        &["--email", "zoe@localhost"],
+        "--email `zoe@localhost` is refused",
+    );
+    refused(
+        &["--group", "push,admin"],
+        "--group `push,admin` is refused",
+    );
+    // A good one: in the entry, in the CSR, and in the certificate.
+    let o = ok(request(
+        &ca,
+        &[
+            "zoe",
+            "--common-name",
+            "Zoë Ångström",
+            "--email",
+            "zoe@example.com",
+            "--key-out",
+            ca.keys.join("zoe.key").to_str().unwrap(),
+        ],
+    ));
+    assert!(stdout(&o).contains("CN=Zoë Ångström"), "{}", stdout(&o));
+    assert!(
+        ca.read("identities/zoe.yaml")
+            .contains("common_name: \"Zoë Ångström\""),
+        "{}",
+        ca.read("identities/zoe.yaml")
+    );
+    ca.commit("zoe");
+    ok(ca.reconcile(T0));
+    let subject = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/zoe.crt",
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "utf8",
+    ])));
+    assert!(subject.contains("CN=Zoë Ångström"), "{subject}");
+}
