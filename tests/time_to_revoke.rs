@@ -355,6 +355,11 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The watcher writes its line after the reload returns: nginx may refuse first.
+    let logged = Instant::now();
+    while !watcher.output().contains("installed CRL") && logged.elapsed() < SLACK {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = watcher.output();
     let Some(revoked) = refused else {
         panic!(
