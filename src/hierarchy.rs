@@ -441,8 +441,26 @@ fn bad_roster() -> Error {
 /// The repository's trust anchor: `ca/root.crt` of the oldest first-parent commit that has
 /// one — unless that commit already had `ca/ca.crt` without a root, in which case the CA was
 /// migrated and its original `ca/ca.crt` is the root.
+///
+/// Every commit HEAD reaches that begins a CA (any parent, not only the first: a merge whose
+/// first parent is another CA's orphan commit must not make that CA the anchor) must begin the
+/// same one; two different beginnings are refused, naming both commits.
 pub fn anchor(repo: &CaRepo) -> Result<Option<Vec<u8>>> {
     let history = repo.history()?;
+    let anchors = history.anchors();
+    if let Some((first, blob)) = anchors.first() {
+        if let Some((other, _)) = anchors.iter().find(|(_, b)| b != blob) {
+            return Err(Error::usage(
+                format!(
+                    "history holds the beginnings of two different CAs: commit {} and commit {} each add a CA certificate that no parent has",
+                    crate::seal::short(&first.to_string()),
+                    crate::seal::short(&other.to_string())
+                ),
+                "a merge joined another CA's history to this one (a merge whose first parent is an unrelated commit hides main behind its second parent); reset main to the last commit gitca wrote before that merge and merge the change again with main as first parent",
+            ));
+        }
+        return history.read(&repo.git, *blob, ca::MAX_CERT_BYTES);
+    }
     let Some(first) = history.oldest_with(&[crate::init::CA_CERT, ROOT_CERT]) else {
         return Ok(None);
     };

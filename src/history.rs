@@ -2,17 +2,25 @@
 //!
 //! Several rules read history: the trust anchor (the first commit's CA or root certificate),
 //! the seal against rollback (the newest seal the CA ever wrote), the newest intermediate and
-//! root CRL, and the last good `gitca.yaml`. A merged pull request can add history cheaply —
-//! thousands of commits, deep merges, 31 MiB blobs of one repeated byte that pack into a few
-//! bytes — so no rule walks history on its own. One walk here follows HEAD's *first-parent*
-//! chain (the CA's own line: every reconcile and ceremony commits on main; a merged branch's
-//! inner commits are not the CA's), at most [`MAX_COMMITS`] commits, and records for each
-//! tracked path which blob each commit holds. Blobs are read only on demand, each one's size
-//! taken from its object header before it is inflated (a blob over the caller's limit is never
-//! inflated), and at most [`MAX_BYTES`] in all per command.
+//! root CRL, the newest signed recipients list, and the last good `gitca.yaml`. A merged pull
+//! request can add history cheaply — thousands of commits, deep merges, 31 MiB blobs of one
+//! repeated byte that pack into a few bytes — so no rule walks history on its own: one walk
+//! here, at most [`MAX_COMMITS`] commits in all, records for each tracked path which blob each
+//! commit holds. Blobs are read only on demand, each one's size taken from its object header
+//! before it is inflated (a blob over the caller's limit is never inflated), and at most
+//! [`MAX_BYTES`] in all per command.
 //!
-//! What this module must never do: follow a second parent, inflate a blob before its size is
-//! known, or read anything but the paths in [`TRACKED`].
+//! The walk follows HEAD's *first-parent* chain (the CA's own line: every reconcile and
+//! ceremony commits on main) and then every other commit HEAD reaches. The second part is
+//! what a fast-forward cannot hide from: a merge whose first parent is an old commit (or an
+//! orphan of another CA) and whose second parent is main makes main's newest seal, CRL and
+//! signed recipients list reachable only through a second parent. The versions found there
+//! ([`History::versions`]) stand beside the first-parent ones in every rule that orders them
+//! by what the CA signed (a seal's sequence, a CRL's number, a list's sequence), and every
+//! beginning of a CA in reachable history must be the same one ([`History::anchors`]).
+//!
+//! What this module must never do: inflate a blob before its size is known, read anything but
+//! the paths in [`TRACKED`], or visit a commit twice.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,12 +76,25 @@ pub struct Run {
     pub oldest: usize,
 }
 
-/// HEAD's first-parent history, as far as gitca reads it.
+/// HEAD's history, as far as gitca reads it.
 #[derive(Debug, Default)]
 pub struct History {
+    /// The first-parent line (0 = HEAD), then the commits off it that hold a version of a
+    /// tracked path seen nowhere before.
     commits: Vec<Oid>,
-    /// One list per [`TRACKED`] path, newest run first.
+    /// How many of `commits` are the first-parent line.
+    line: usize,
+    /// One list per [`TRACKED`] path, newest run first (the first-parent line only).
     runs: Vec<Vec<Run>>,
+    /// Per [`TRACKED`] path: versions held only off the first-parent line, with their commit.
+    side: Vec<Vec<(Oid, usize)>>,
+    /// The tracked blobs of each commit in `commits` past `line`.
+    side_blobs: Vec<Vec<Option<Oid>>>,
+    /// Every commit that begins a CA: it holds `ca/ca.crt` or `ca/root.crt` and no parent does.
+    anchors: Vec<(Oid, Oid)>,
+    /// While walking: whether each commit holds a CA certificate, and those that do.
+    holds: std::collections::HashMap<Oid, bool>,
+    holding: Vec<(Oid, Oid, Vec<Oid>)>,
     read: AtomicU64,
 }
 
@@ -143,26 +164,28 @@ impl<'r> TreeReader<'r> {
 }
 
 impl History {
-    /// Walks HEAD's first-parent chain once (empty when there is no commit yet).
+    /// Walks HEAD's history once (empty when there is no commit yet): its first-parent line,
+    /// then every other commit it reaches.
     pub fn walk(git: &Repository) -> Result<History> {
         let mut history = History {
             runs: vec![Vec::new(); TRACKED.len()],
+            side: vec![Vec::new(); TRACKED.len()],
             ..History::default()
         };
-        let Ok(mut commit) = git.head().and_then(|h| h.peel_to_commit()) else {
+        let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
             return Ok(history);
         };
         let mut reader = TreeReader::new(git);
+        let mut seen = std::collections::HashSet::new();
+        let mut others = Vec::new();
+        let mut commit = head;
         loop {
             let at = history.commits.len();
-            if at == MAX_COMMITS {
-                return Err(Error::usage(
-                    format!("HEAD has more than {MAX_COMMITS} first-parent commits: gitca reads at most that many"),
-                    "history is the CA's anchor against rollback, and gitca bounds what it reads of it (docs/performance.md); a pull request that added this many commits should be squashed, or the CA's history started anew (gitca import)",
-                ));
-            }
+            too_many(at)?;
+            seen.insert(commit.id());
             history.commits.push(commit.id());
             reader.read(commit.tree_id())?;
+            history.note_anchor(&commit, &reader.blobs);
             for (runs, blob) in history.runs.iter_mut().zip(&reader.blobs) {
                 match runs.last_mut() {
                     Some(run) if run.blob == *blob => run.oldest = at,
@@ -173,6 +196,7 @@ impl History {
                     }),
                 }
             }
+            others.extend(commit.parent_ids().skip(1));
             // A shallow clone's oldest commit names a parent that is not there: history ends.
             let Some(parent) = commit.parent_ids().next() else {
                 break;
@@ -182,8 +206,83 @@ impl History {
                 Err(_) => break,
             }
         }
-        COMMITS_WALKED.fetch_add(history.commits.len() as u64, Ordering::Relaxed);
+        history.line = history.commits.len();
+        history.walk_off_line(git, &mut reader, &mut seen, others)?;
+        history.find_anchors();
+        COMMITS_WALKED.fetch_add(seen.len() as u64, Ordering::Relaxed);
         Ok(history)
+    }
+
+    /// Visits every commit reachable from `starts` and not yet `seen`, keeping each tracked
+    /// path's versions that the first-parent line does not hold.
+    fn walk_off_line(
+        &mut self,
+        git: &Repository,
+        reader: &mut TreeReader<'_>,
+        seen: &mut std::collections::HashSet<Oid>,
+        mut todo: Vec<Oid>,
+    ) -> Result<()> {
+        let mut known: Vec<std::collections::HashSet<Oid>> = self
+            .runs
+            .iter()
+            .map(|runs| runs.iter().filter_map(|r| r.blob).collect())
+            .collect();
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            too_many(seen.len())?;
+            let Ok(commit) = git.find_commit(id) else {
+                continue;
+            };
+            reader.read(commit.tree_id())?;
+            self.note_anchor(&commit, &reader.blobs);
+            let mut index = None;
+            for (slot, blob) in reader.blobs.iter().enumerate() {
+                let Some(blob) = *blob else { continue };
+                if known[slot].insert(blob) {
+                    let at = *index.get_or_insert_with(|| {
+                        self.commits.push(id);
+                        self.side_blobs.push(reader.blobs.clone());
+                        self.commits.len() - 1
+                    });
+                    self.side[slot].push((blob, at));
+                }
+            }
+            todo.extend(commit.parent_ids());
+        }
+        Ok(())
+    }
+
+    /// Notes whether `commit` holds a CA or root certificate, for [`History::find_anchors`].
+    fn note_anchor(&mut self, commit: &git2::Commit<'_>, blobs: &[Option<Oid>]) {
+        let at = |path: &str| slot(path).and_then(|i| blobs[i]);
+        let blob = at(crate::hierarchy::ROOT_CERT).or_else(|| at(crate::init::CA_CERT));
+        self.holds.insert(commit.id(), blob.is_some());
+        if let Some(blob) = blob {
+            self.holding
+                .push((commit.id(), blob, commit.parent_ids().collect()));
+        }
+    }
+
+    /// The commits that begin a CA: they hold a CA or root certificate and no parent does (a
+    /// parent that was not walked — a shallow clone's edge — tells nothing).
+    fn find_anchors(&mut self) {
+        let holding = std::mem::take(&mut self.holding);
+        for (commit, blob, parents) in holding {
+            let begins = parents.iter().all(|p| self.holds.get(p) == Some(&false));
+            if begins {
+                self.anchors.push((commit, blob));
+            }
+        }
+        self.holds = Default::default();
+    }
+
+    /// Each commit HEAD reaches that begins a CA, with the certificate it begins with (the root
+    /// where there is one). More than one distinct certificate: unrelated CA histories were
+    /// joined, and no anchor can be trusted.
+    pub fn anchors(&self) -> &[(Oid, Oid)] {
+        &self.anchors
     }
 
     /// The commit at `index` (0 = HEAD).
@@ -191,13 +290,13 @@ impl History {
         self.commits.get(index).copied()
     }
 
-    /// How many commits were walked.
+    /// How many commits the first-parent line has.
     pub fn len(&self) -> usize {
-        self.commits.len()
+        self.line
     }
 
     pub fn is_empty(&self) -> bool {
-        self.commits.is_empty()
+        self.line == 0
     }
 
     /// The runs of `path`, newest first (empty for a path that is not tracked).
@@ -207,6 +306,10 @@ impl History {
 
     /// The blob `path` holds in the commit at `index`.
     pub fn blob_at(&self, path: &str, index: usize) -> Option<Oid> {
+        if index >= self.line {
+            let blobs = self.side_blobs.get(index - self.line)?;
+            return slot(path).and_then(|i| blobs[i]);
+        }
         let runs = self.runs(path);
         let at = runs.partition_point(|r| r.oldest < index);
         runs.get(at)
@@ -214,14 +317,22 @@ impl History {
             .and_then(|r| r.blob)
     }
 
-    /// Each distinct blob `path` ever held, newest first, with the newest commit that holds it.
+    /// Each distinct blob `path` ever held: the first-parent line's, newest first, with the
+    /// newest commit that holds it; then those held only off that line ([`History::side`]).
     pub fn versions(&self, path: &str) -> Vec<(Oid, usize)> {
         let mut seen = std::collections::HashSet::new();
         self.runs(path)
             .iter()
             .filter_map(|r| r.blob.map(|b| (b, r.newest)))
+            .chain(self.side(path).iter().copied())
             .filter(|(b, _)| seen.insert(*b))
             .collect()
+    }
+
+    /// The versions of `path` held only off the first-parent line (reached through a merge's
+    /// other parents), each with the first commit found holding it.
+    pub fn side(&self, path: &str) -> &[(Oid, usize)] {
+        slot(path).map_or(&[], |i| &self.side[i])
     }
 
     /// The oldest commit (its index) holding any of `paths`.
@@ -259,6 +370,18 @@ impl History {
             .read(git, blob, limit)?
             .and_then(|b| String::from_utf8(b).ok()))
     }
+}
+
+/// Refuses a history of more than [`MAX_COMMITS`] commits (never silently cut: the oldest
+/// commit is the trust anchor).
+fn too_many(count: usize) -> Result<()> {
+    if count < MAX_COMMITS {
+        return Ok(());
+    }
+    Err(Error::usage(
+        format!("HEAD reaches more than {MAX_COMMITS} commits: gitca reads at most that many"),
+        "history is the CA's anchor against rollback, and gitca bounds what it reads of it (docs/performance.md); a pull request that added this many commits should be squashed, or the CA's history started anew (gitca import)",
+    ))
 }
 
 /// A blob's size from its object header (nothing inflated); `None` when it is not a blob.

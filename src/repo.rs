@@ -85,6 +85,34 @@ pub fn failpoint(name: &str) {
     let _ = name;
 }
 
+/// Runs `f` (whose parallel iterators then use it) on the pool that creates, links and renames
+/// files. Those run in one directory (`certs/`), where the kernel serialises them on the
+/// directory's lock: threads beyond a few only spin on it, and a 16-core machine got slower
+/// with every core added (docs/performance.md, "Cores"). So file-system work has a small pool
+/// of its own — `GITCA_FS_THREADS`, default 4 — while verifying and signing use every core.
+pub fn on_fs_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let n = std::env::var("GITCA_FS_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| (1..=256).contains(n))
+            .unwrap_or(FS_THREADS);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("gitca-fs-{i}"))
+            .build()
+            .ok()
+    });
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+/// Threads of the file-system pool (see [`on_fs_pool`]).
+pub const FS_THREADS: usize = 4;
+
 /// An open CA repository.
 pub struct CaRepo {
     pub root: PathBuf,
@@ -642,9 +670,14 @@ impl<'d> Transaction<'d> {
     }
 
     /// Writes everything staged: temporary files, one sync, renames. Files are written and
-    /// renamed in parallel (a reconcile may write 10,000 certificates); a failure at any point
-    /// leaves what `rollback` needs to put every renamed file back.
+    /// renamed in parallel (a reconcile may write 10,000 certificates), on the file-system pool
+    /// (see [`on_fs_pool`]); a failure at any point leaves what `rollback` needs to put every
+    /// renamed file back.
     pub fn apply(&mut self) -> Result<()> {
+        on_fs_pool(|| self.apply_here())
+    }
+
+    fn apply_here(&mut self) -> Result<()> {
         use rayon::prelude::*;
         let staged = std::mem::take(&mut self.staged);
         let dir = self.dir;

@@ -287,7 +287,7 @@ impl Standing {
     }
 }
 
-fn short(oid: &str) -> &str {
+pub fn short(oid: &str) -> &str {
     &oid[..oid.len().min(12)]
 }
 
@@ -313,7 +313,7 @@ struct Candidate {
 /// are where a merge put the seal back.
 const COMMITS_TRIED: usize = 8;
 
-/// Every distinct seal in HEAD's first-parent history that parses, highest sequence first.
+/// Every distinct seal in HEAD's history that parses, highest sequence first.
 fn seals_in_history(git: &git2::Repository, history: &History) -> Result<Vec<Candidate>> {
     let mut by_blob: Vec<(git2::Oid, Vec<usize>)> = Vec::new();
     let mut at: HashMap<git2::Oid, usize> = HashMap::new();
@@ -325,6 +325,16 @@ fn seals_in_history(git: &git2::Repository, history: &History) -> Result<Vec<Can
         });
         by_blob[i].1.push(run.oldest);
     }
+    // Seals reached only through a merge's other parents: a merge whose first parent is an old
+    // commit hides main's newest seal there (see crate::history).
+    let mut side: HashMap<git2::Oid, usize> = HashMap::new();
+    for &(blob, index) in history.side(FILE) {
+        side.insert(blob, index);
+        if let std::collections::hash_map::Entry::Vacant(e) = at.entry(blob) {
+            e.insert(by_blob.len());
+            by_blob.push((blob, Vec::new()));
+        }
+    }
     let mut out = Vec::new();
     for (blob, mut commits) in by_blob {
         let Some(text) = history.text(git, blob, MAX_BYTES)? else {
@@ -334,6 +344,7 @@ fn seals_in_history(git: &git2::Repository, history: &History) -> Result<Vec<Can
             // Runs come newest first: the oldest commit holding the seal wrote it.
             commits.reverse();
             commits.truncate(COMMITS_TRIED);
+            commits.extend(side.get(&blob));
             out.push(Candidate {
                 seal,
                 text,
