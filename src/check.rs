@@ -144,7 +144,8 @@ fn private_key_in(dir: &Dir, rel: String) -> Option<Error> {
         path: rel.clone().into(),
         reason: format!("line {line}: holds a private key ({kind}); private keys never enter the CA repository"),
         help: format!(
-            "remove it from the pull request (git rm --cached {rel}) and, since it was exposed, make a new key; commit only the .csr"
+            "remove it from the pull request (git rm --cached {}) and, since it was exposed, make a new key; commit only the .csr",
+            crate::encode::one_line(&rel)
         ),
     })
 }
@@ -186,7 +187,7 @@ fn special_file_error(rel: &str, what: &str, tracked: bool) -> Error {
     Error::bad_file(
         rel,
         format!("{} {what}", if tracked { "tracked as" } else { "is" }),
-        format!("a CA repository holds only regular files: gitca never follows links; remove it (git rm --cached {rel}) and commit the file itself if it is needed"),
+        format!("a CA repository holds only regular files: gitca never follows links; remove it (git rm --cached {}) and commit the file itself if it is needed", crate::encode::one_line(rel)),
     )
 }
 
@@ -852,7 +853,9 @@ pub fn render_findings(f: &Findings, out: &mut dyn Write) {
         let _ = writeln!(
             out,
             "  ⚠ warning: {}: {}\n  help: {}",
-            w.file, w.message, w.help
+            crate::encode::one_line(&w.file),
+            w.message,
+            w.help
         );
     }
     if !f.policy.is_empty() {

@@ -78,6 +78,26 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A value from the repository (a file name, a path, a name) for one line of a message: as
+/// [`terminal`], and newlines, carriage returns and tabs escaped too, so that a value can never
+/// start a line of its own in a CI log (where `::error`, `::add-mask::` or `::set-output` at
+/// the start of a line is a command to the runner).
+pub fn one_line(s: &str) -> Cow<'_, str> {
+    let breaks = |c: char| is_invisible(c) || matches!(c, '\n' | '\r' | '\t');
+    if !s.chars().any(breaks) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if breaks(c) {
+            escape_into(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Text from the repository (paths, names, details) made inert for a GitHub or GitLab markdown
 /// table: every character that can start markup (emphasis, code, links, images, HTML, entities,
 /// math, headings, strikethrough, a table cell) is backslash-escaped, as CommonMark allows for

@@ -222,21 +222,25 @@ pub enum Error {
     )]
     SymlinkRefused { path: PathBuf },
 
-    #[error("{} is {len} bytes, more than the {limit} gitca reads", path.display())]
+    #[error("{} is {len} bytes, more than the {limit} gitca reads", shown(path))]
     #[diagnostic(
         code(gitca::too_large),
         help("nothing was read; a file of this kind is at most {limit} bytes: remove or split it")
     )]
     FileTooLarge { path: PathBuf, len: u64, limit: u64 },
 
-    #[error("{}: `{link}` on the way is a symbolic link another user could have planted", path.display())]
+    #[error(
+        "{}: `{}` on the way is a symbolic link another user could have planted",
+        shown(path),
+        crate::encode::one_line(link)
+    )]
     #[diagnostic(
         code(gitca::untrusted_link),
         help("gitca follows a link on the way to a directory only when it and the directory holding it belong to root or to you and nobody else may write there; pass the real path (realpath PATH)")
     )]
     UntrustedLink { path: PathBuf, link: String },
 
-    #[error("{path}: {reason}")]
+    #[error("{}: {reason}", shown(path))]
     #[diagnostic(code(gitca::file))]
     BadFile {
         path: PathBuf,
@@ -245,7 +249,7 @@ pub enum Error {
         help: String,
     },
 
-    #[error("cannot {action} {path}")]
+    #[error("cannot {action} {}", shown(path))]
     #[diagnostic(
         code(gitca::io),
         help("check that the path exists and that you may read and write it")
@@ -342,4 +346,9 @@ impl From<Located> for Error {
     fn from(l: Located) -> Self {
         Error::Located(Box::new(l))
     }
+}
+
+/// A path in a message: on one line whatever its name holds (see [`crate::encode::one_line`]).
+fn shown(path: &std::path::Path) -> String {
+    crate::encode::one_line(&path.to_string_lossy()).into_owned()
 }

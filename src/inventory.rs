@@ -513,15 +513,28 @@ fn inv_locate(
 }
 
 /// Lists `identities/*.yaml` (and `.yml`), sorted, with what each entry is (not followed).
+/// A name with a control, bidirectional or invisible character is refused: file names reach
+/// every message, CI log and review comment, where a newline in one forges whole lines.
 pub fn identity_files(dir: &Dir) -> Result<Vec<(String, crate::confined::Kind)>> {
-    Ok(dir
+    let files: Vec<_> = dir
         .list(DIR)?
         .into_iter()
         .filter(|(name, _)| {
             (name.ends_with(".yaml") || name.ends_with(".yml")) && !name.starts_with('.')
         })
         .map(|(name, kind)| (format!("{DIR}/{name}"), kind))
-        .collect())
+        .collect();
+    let hidden = |c: char| c.is_control() || crate::encode::is_invisible(c);
+    if let Some((bad, _)) = files.iter().find(|(name, _)| name.chars().any(hidden)) {
+        return Err(Error::usage(
+            format!(
+                "identity file `{}` has a control or invisible character in its name",
+                crate::encode::one_line(bad)
+            ),
+            "file names show in every message and CI log, where a line break in one forges log lines: rename it (`gitca request` writes identities/NAME.yaml)",
+        ));
+    }
+    Ok(files)
 }
 
 /// How a name declared twice is shown: (the flagged declaration, the other one, the fix).
@@ -871,7 +884,10 @@ fn validate(
     let csr = normalize_path(&csr_rel).map_err(|why| {
         at(
             &csr_loc,
-            format!("csr path `{csr_rel}` of `{name}` is refused: {why}"),
+            format!(
+                "csr path `{}` of `{name}` is refused: {why}",
+                crate::encode::one_line(&csr_rel)
+            ),
             "refused path",
             "point csr at a file inside the repository, e.g. csr/NAME.csr",
         )
@@ -881,7 +897,10 @@ fn validate(
             if let Err(why) = crate::subject::check_text(&c.value) {
                 return Err(at(
                     &c.referenced,
-                    format!("common_name `{}` of `{name}` is refused: {why}", c.value),
+                    format!(
+                        "common_name `{}` of `{name}` is refused: {why}",
+                        crate::encode::one_line(&c.value)
+                    ),
                     "invalid common name",
                     "a common name is 1 to 64 letters, digits and spaces of one script, with . - _ ' ( ) & @ : (docs/onboarding.md, \"Names\"); leave it out to use the name",
                 ));

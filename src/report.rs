@@ -141,8 +141,8 @@ fn short(serial: &str) -> String {
 
 fn where_of(b: &crate::plan::Blocked) -> String {
     match (&b.file, b.line) {
-        (Some(f), Some(l)) => format!("{f}:{l}"),
-        (Some(f), None) => f.clone(),
+        (Some(f), Some(l)) => format!("{}:{l}", crate::encode::one_line(f)),
+        (Some(f), None) => crate::encode::one_line(f).into_owned(),
         _ => "-".into(),
     }
 }

@@ -317,6 +317,69 @@ fn a_hostile_file_name_is_shown_inert() {
     assert!(all.contains("\\u001b[2K\\u000dok\\u202e.yaml"), "{all}");
 }
 
+/// A line break in a value from the tree (an identity file's name, any file's name, a `csr:`
+/// path) never starts a line of its own: a CI runner reads `::error`, `::add-mask::` or
+/// `::set-output` at the start of a line as a command. Renaming the file, check passes.
+#[test]
+fn a_line_break_in_a_name_forges_no_log_line() {
+    let ca = Ca::new();
+    let forged = "x\n::error title=gitca::check passed\n::add-mask::alice\ny";
+    ca.p256_csr("carol");
+    ca.write(
+        &format!("identities/{forged}.yaml"),
+        "users:\n  - name: carol\n",
+    );
+    ca.write(&format!("docs/{forged}.txt"), "notes\n");
+    ca.write(
+        "identities/dave.yaml",
+        &format!(
+            "users:\n  - name: dave\n    csr: \"csr/{}.csr\"\n",
+            forged.replace('\n', "\\n")
+        ),
+    );
+    ca.commit("innocent");
+    let forges = |what: &str, o: &std::process::Output| {
+        let all = format!("{}{}", stdout(o), stderr(o));
+        for line in all.lines() {
+            assert!(
+                !line.trim_start().starts_with("::"),
+                "{what}: a value started a log line: {line:?}\n{all}"
+            );
+        }
+        all
+    };
+    for args in [
+        &["check"][..],
+        &["check", "--json"],
+        &["plan"],
+        &["plan", "--markdown"],
+        &["status"],
+    ] {
+        forges(&format!("{args:?}"), &run(ca.cmd(T0).args(args)));
+    }
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let all = forges("check", &o);
+    assert!(
+        all.contains("x\\u000a::error"),
+        "the name is shown escaped: {all}"
+    );
+    let o = fails(ca.reconcile(T0));
+    forges("reconcile", &o);
+    assert!(!ca.path("certs/carol.crt").exists());
+    // Renamed, and dave's path fixed: check passes and carol is signed.
+    std::fs::rename(
+        ca.path(&format!("identities/{forged}.yaml")),
+        ca.path("identities/carol.yaml"),
+    )
+    .unwrap();
+    std::fs::remove_file(ca.path(&format!("docs/{forged}.txt"))).unwrap();
+    std::fs::remove_file(ca.path("identities/dave.yaml")).unwrap();
+    ca.commit("rename");
+    ok(run(ca.cmd(T0).arg("check")));
+    ok(ca.reconcile(T0));
+    assert!(ca.path("certs/carol.crt").exists());
+}
+
 /// Values an operator gives reach nginx's configuration and containerd's hosts.toml as one
 /// literal token each, or are refused: `nginx -t` reads every configuration that is written,
 /// and Python's tomllib every hosts.toml.
