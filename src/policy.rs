@@ -176,7 +176,7 @@ pub fn check_name(csr: &VerifiedCsr, id: &Identity) -> Result<(), Refusal> {
 /// in the ledger (offboarded and revoked names included: a name once certified is never
 /// someone else's). Maps each such identity to the other name.
 pub fn name_clashes<'a>(ledger: &'a Ledger, inventory: &'a Inventory) -> HashMap<&'a str, &'a str> {
-    use crate::subject::clash_key;
+    use crate::subject::clash_keys;
     let with_cn: Vec<(&Identity, &str)> = inventory
         .identities
         .iter()
@@ -192,20 +192,24 @@ pub fn name_clashes<'a>(ledger: &'a Ledger, inventory: &'a Inventory) -> HashMap
     let mut seen = HashSet::new();
     for name in declared.chain(recorded) {
         if seen.insert(name) {
-            taken.entry(clash_key(name)).or_default().push(name);
+            for key in clash_keys(name) {
+                taken.entry(key).or_default().push(name);
+            }
         }
     }
     for (i, cn) in &with_cn {
-        taken
-            .entry(clash_key(cn))
-            .or_default()
-            .push(i.name.as_str());
+        for key in clash_keys(cn) {
+            taken.entry(key).or_default().push(i.name.as_str());
+        }
     }
     let mut out = HashMap::new();
     for (i, cn) in with_cn {
         let mine = |n: &&str| *n == i.name || i.renamed_from.as_deref() == Some(*n);
-        if let Some(other) = taken[&clash_key(cn)].iter().find(|n| !mine(n)) {
-            out.insert(i.name.as_str(), *other);
+        let other = clash_keys(cn)
+            .iter()
+            .find_map(|k| taken[k].iter().find(|n| !mine(n)).copied());
+        if let Some(other) = other {
+            out.insert(i.name.as_str(), other);
         }
     }
     out

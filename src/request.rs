@@ -475,7 +475,6 @@ fn check_values(
         return Ok(());
     };
     crate::subject::check_text(cn).map_err(|why| refuse("--common-name", cn, why))?;
-    let key = crate::subject::clash_key(cn);
     let mine = |n: &str| n == args.name || args.renamed_from.as_deref() == Some(n);
     let others = existing
         .identities
@@ -488,7 +487,7 @@ fn check_values(
                 .flat_map(|l| l.records.iter().map(|r| r.identity.as_str())),
         );
     for other in others {
-        if !mine(other) && crate::subject::clash_key(other) == key {
+        if !mine(other) && crate::subject::clash(other, cn) {
             return Err(refuse(
                 "--common-name",
                 cn,

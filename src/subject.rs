@@ -131,14 +131,38 @@ pub fn check_host(host: &str) -> Result<(), Broken> {
 }
 
 /// What two names must not share: the UTS #39 confusable skeleton of the NFC, lower-cased
-/// value, without spaces, dots, hyphens and underscores. `Alice`, `alice`, `a.lice`, `ALİCE` and
-/// `аlice` (Cyrillic а) all have the key `alice`; so do `olga-ray` and `Olga Ray`.
+/// value, without spaces, dots, hyphens, underscores and combining marks (accents). `Alice`,
+/// `alice`, `a.lice`, `ALİCE`, `alicé` and `аlice` (Cyrillic а) all have the key `alice`; so do
+/// `olga-ray` and `Olga Ray`.
 pub fn clash_key(value: &str) -> String {
     let lower: String = value.nfc().flat_map(char::to_lowercase).collect();
-    unicode_security::skeleton(&lower)
-        .filter(|c| !" .-_".contains(*c))
+    plain(unicode_security::skeleton(&lower))
+}
+
+/// Lower-cased, without separators and combining marks.
+fn plain(chars: impl Iterator<Item = char>) -> String {
+    use unicode_normalization::char::is_combining_mark;
+    chars
+        .filter(|c| !" .-_".contains(*c) && !is_combining_mark(*c))
         .flat_map(char::to_lowercase)
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
         .collect()
+}
+
+/// Both keys two names must not share: [`clash_key`] (lower-cased, then the skeleton), and the
+/// skeleton taken before lower-casing, which sees what lower-casing first hides: `aIice`
+/// (capital I) looks like `alice` but lower-cases to `aiice`; `ВОВ` (Cyrillic capitals) looks
+/// like `BOB`.
+pub fn clash_keys(value: &str) -> [String; 2] {
+    let nfc: String = value.nfc().collect();
+    [clash_key(value), plain(unicode_security::skeleton(&nfc))]
+}
+
+/// Whether two names look alike by either of their [`clash_keys`].
+pub fn clash(a: &str, b: &str) -> bool {
+    let (a, b) = (clash_keys(a), clash_keys(b));
+    a.iter().any(|k| b.contains(k))
 }
 
 /// Short names of the attributes gitca shows (RFC 4514 section 3; emailAddress as openssl
@@ -311,6 +335,12 @@ mod tests {
         }
         assert_eq!(clash_key("Olga Ray"), clash_key("olga-ray"));
         assert_ne!(clash_key("alice"), clash_key("alicia"));
+        for same in ["aIice", "ALİCE", "ALICE", "а1ice", "alicé"] {
+            assert!(clash(same, "alice"), "{same}");
+        }
+        assert!(clash("ВОВ", "bob"));
+        assert!(!clash("alice", "alicia"));
+        assert!(!clash("bob", "rob"));
     }
 
     #[test]
