@@ -143,7 +143,10 @@ fn recipient_lines(file: &str, custody: &Custody) -> Vec<String> {
         Custody::Passphrase(_) => vec![format!("{file} is encrypted to a passphrase")],
         Custody::Recipients(r) => {
             std::iter::once(format!("{file} is encrypted to {} recipient(s):", r.len()))
-                .chain(r.iter().map(|x| format!("  {x}")))
+                .chain(
+                    r.iter()
+                        .map(|x| format!("  {}", crate::recipients::shown(x))),
+                )
                 .collect()
         }
     }

@@ -198,21 +198,32 @@ pub fn diff<'a>(agreed: &'a [String], now: &'a [String]) -> (Vec<&'a String>, Ve
     )
 }
 
-/// A line naming a recipient for people: age keys whole, SSH keys by type and comment.
-fn shown(r: &str) -> String {
-    let r = crate::encode::terminal(r);
-    if r.starts_with("ssh-") {
-        let parts: Vec<&str> = r.split_whitespace().collect();
-        match parts.as_slice() {
-            [t, key, rest @ ..] => format!(
-                "{t} …{} {}",
-                &key[key.len().saturating_sub(12)..],
-                rest.join(" ")
-            ),
-            _ => r.into_owned(),
-        }
-    } else {
-        r.into_owned()
+/// A line naming a recipient for people: age keys whole (short enough to compare), SSH keys by
+/// type, their SHA-256 fingerprint as `ssh-keygen -l` prints it, and comment. A few characters
+/// of the key itself are no proof: for ssh-rsa anyone can make a key of their own that ends
+/// like a custodian's.
+pub fn shown(r: &str) -> String {
+    let r = crate::encode::one_line(r);
+    if !r.starts_with("ssh-") {
+        return r.into_owned();
+    }
+    let parts: Vec<&str> = r.split_whitespace().collect();
+    match parts.as_slice() {
+        [t, key, rest @ ..] => format!("{t} {} {}", fingerprint(key), rest.join(" ")),
+        _ => r.into_owned(),
+    }
+}
+
+/// `SHA256:…` of an SSH public key's base64 blob, as `ssh-keygen -l` prints it.
+fn fingerprint(key: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Ok(blob) => format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(sha2::Sha256::digest(&blob))
+        ),
+        Err(_) => format!("(not base64: {key})"),
     }
 }
 

@@ -181,7 +181,7 @@ fn ssh_ed25519_recipient_works_with_age_and_gitca() {
     ));
     let pubkey = std::fs::read_to_string(tmp.path().join("id_ed25519.pub")).unwrap();
     let root = tmp.path().join("ca");
-    ok(run(gitca().args([
+    let init = ok(run(gitca().args([
         "init",
         "-C",
         root.to_str().unwrap(),
@@ -190,6 +190,20 @@ fn ssh_ed25519_recipient_works_with_age_and_gitca() {
         "--recipient",
         pubkey.trim(),
     ])));
+    // The key is shown by the fingerprint ssh-keygen -l prints, which people compare.
+    let l = ok(tool(
+        "ssh-keygen",
+        &[
+            "-l",
+            "-f",
+            tmp.path().join("id_ed25519.pub").to_str().unwrap(),
+        ],
+        tmp.path(),
+    ));
+    let fp = stdout(&l).split_whitespace().nth(1).unwrap().to_string();
+    assert!(fp.starts_with("SHA256:"), "{fp}");
+    let shown = format!("{}{}", stdout(&init), stderr(&init));
+    assert!(shown.contains(&format!("ssh-ed25519 {fp}")), "{shown}");
     let o = ok(tool(
         "age",
         &["-d", "-i", key.to_str().unwrap(), "ca/ca.key.age"],
