@@ -126,6 +126,11 @@ impl<'r> TreeReader<'r> {
             return Ok(());
         }
         self.last_root = Some(root);
+        if !narrow(self.git, root) {
+            self.blobs.iter_mut().for_each(|b| *b = None);
+            self.last_sub.clear();
+            return Ok(());
+        }
         let tree = self.git.find_tree(root)?;
         let mut subtrees: Vec<(String, Option<Oid>)> = Vec::new();
         for (i, path) in TRACKED.iter().enumerate() {
@@ -152,8 +157,10 @@ impl<'r> TreeReader<'r> {
                         continue;
                     }
                     match sub {
-                        None => None,
-                        Some(id) => self.git.find_tree(id)?.get_name(name).map(|e| e.id()),
+                        Some(id) if narrow(self.git, id) => {
+                            self.git.find_tree(id)?.get_name(name).map(|e| e.id())
+                        }
+                        _ => None,
                     }
                 }
             };
@@ -175,6 +182,7 @@ impl History {
         let Ok(head) = git.head().and_then(|h| h.peel_to_commit()) else {
             return Ok(history);
         };
+        wide_at_head(git, head.tree_id())?;
         let mut reader = TreeReader::new(git);
         let mut seen = std::collections::HashSet::new();
         let mut others = Vec::new();
@@ -370,6 +378,49 @@ impl History {
             .read(git, blob, limit)?
             .and_then(|b| String::from_utf8(b).ok()))
     }
+}
+
+/// The largest tree (the root, `ca/`, `crl/`) the walk parses: a CA repository's hold a few
+/// dozen entries. A wider one — a pull request of commits whose root trees hold 50,000 entries
+/// each packs into little, but would be parsed in full once per commit — is taken to hold none
+/// of gitca's files (it is no commit gitca wrote).
+pub const MAX_TREE_BYTES: usize = 64 << 10;
+
+/// Refuses a HEAD whose root, `ca/` or `crl/` tree is wider than [`MAX_TREE_BYTES`]: older
+/// commits with such a tree are read as holding none of gitca's files, so a CA signing on top
+/// of one would seal versions the next walk could not see.
+fn wide_at_head(git: &Repository, root: Oid) -> Result<()> {
+    let tree = git.find_tree(root)?;
+    let mut wide = Vec::new();
+    if !narrow(git, root) {
+        wide.push("the top of the repository".to_string());
+    }
+    for dir in ["ca", "crl"] {
+        if let Some(e) = tree.get_name(dir) {
+            if e.kind() == Some(ObjectType::Tree) && !narrow(git, e.id()) {
+                wide.push(format!("{dir}/"));
+            }
+        }
+    }
+    if wide.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(
+        format!(
+            "HEAD's tree at {} holds more than {} KiB of entries",
+            wide.join(" and "),
+            MAX_TREE_BYTES >> 10
+        ),
+        "a CA repository holds a few dozen entries there, and gitca bounds the trees it reads in history (docs/performance.md): move the extra files into a folder (docs/, or another repository) and commit",
+    ))
+}
+
+/// Whether a tree is at most [`MAX_TREE_BYTES`], from its object header (nothing inflated).
+fn narrow(git: &Repository, tree: Oid) -> bool {
+    git.odb()
+        .ok()
+        .and_then(|odb| odb.read_header(tree).ok())
+        .is_some_and(|(size, _)| size <= MAX_TREE_BYTES)
 }
 
 /// Refuses a history of more than [`MAX_COMMITS`] commits (never silently cut: the oldest

@@ -303,3 +303,46 @@ fn rollback_is_found_past_many_commits() {
     let v = ca.verify_crl(&bob, &later);
     assert!(!v.status.success(), "bob verifies again: {}", stdout(&v));
 }
+
+/// A tree far wider than any gitca writes (thousands of entries at the top) is cheap to push
+/// and costly to read once per commit: at HEAD every command refuses it, naming where, and
+/// leaves the repository as it was; once moved into a folder the CA goes on, the wide commit
+/// in its history read as holding none of gitca's files.
+#[test]
+fn a_wide_tree_at_head_is_refused_and_skipped_in_history() {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n");
+    ca.commit("onboard");
+    ok(ca.reconcile(T0));
+    for i in 0..3_000 {
+        ca.write(&format!("pad-{i:05}-xxxxxxxxxxxxxxxxxxxxxxxx.txt"), "x\n");
+    }
+    ca.commit("wide");
+    let wide = ca.head();
+    let later = days_after(T0, 5);
+    for args in [vec!["check"], vec!["plan"]] {
+        let o = fails(run(ca.cmd(&later).args(&args)));
+        let err = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            err.contains("top of the repository") && err.contains("KiB"),
+            "{args:?}: {err}"
+        );
+    }
+    let o = fails(ca.reconcile(&later));
+    let err = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(err.contains("top of the repository"), "{err}");
+    assert_eq!(ca.head(), wide, "nothing committed");
+    std::fs::create_dir_all(ca.path("docs")).unwrap();
+    for i in 0..3_000 {
+        let name = format!("pad-{i:05}-xxxxxxxxxxxxxxxxxxxxxxxx.txt");
+        std::fs::rename(ca.path(&name), ca.path(&format!("docs/{name}"))).unwrap();
+    }
+    git(&ca.root, &["add", "-A"]);
+    let moved = git(&ca.root, &["ls-files", "docs"]).lines().count();
+    assert_eq!(moved, 3_000);
+    ca.commit("into a folder");
+    ok(run(ca.cmd(&later).arg("check")));
+    ok(ca.reconcile(&later));
+    assert_ne!(ca.head(), wide);
+}
