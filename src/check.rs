@@ -150,6 +150,27 @@ fn private_key_in(dir: &Dir, rel: String) -> Option<Error> {
     })
 }
 
+/// `.gitattributes` anywhere in the repository: gitca reads and writes its files byte for byte,
+/// and an attribute (`working-tree-encoding`, `eol`, `text`, a `filter`) makes every later
+/// checkout — CI's included — rewrite identity files, CSRs or certificates into something else.
+/// One line in a pull request outside `identities/`, so outside a CODEOWNERS rule on it.
+fn attributes_files(files: &[String]) -> Vec<Error> {
+    files
+        .iter()
+        .filter(|rel| rel.rsplit('/').next() == Some(".gitattributes"))
+        .map(|rel| {
+            Error::bad_file(
+                rel.as_str(),
+                "sets git attributes: a checkout would rewrite files gitca reads byte for byte (encodings, line endings, filters)",
+                format!(
+                    "remove it (git rm {}); a CA repository holds no attributes",
+                    crate::encode::one_line(rel)
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Symbolic links, submodules and anything but regular files and directories, tracked anywhere
 /// in the repository or present in its working tree: gitca never follows a link, and a link
 /// merged into the CA repository is how a pull request would reach outside it.
@@ -372,6 +393,7 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
     let mut f = Findings::default();
     let tree = walk_tree(&repo.dir);
     f.errors.extend(links_and_special_files(repo, &tree.others));
+    f.errors.extend(attributes_files(&tree.files));
     f.errors.extend(scan_private_keys(&repo.dir, tree.files));
     // Load piece by piece, so one broken file does not hide the problems of the others.
     let config = match read(&repo.dir, crate::config::FILE, crate::config::MAX_BYTES)

@@ -402,12 +402,15 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
         ));
         return 0;
     }
-    let blocked: Vec<String> = outcome
+    let (whole, blocked): (Vec<_>, Vec<_>) = outcome
         .plan
         .unacknowledged()
-        .map(|b| b.identity.clone())
+        .partition(|b| b.identity == "*");
+    let blocked: Vec<String> = blocked.into_iter().map(|b| b.identity.clone()).collect();
+    let mut parts: Vec<String> = whole
+        .into_iter()
+        .map(|b| format!("{} ({})", b.code, b.detail))
         .collect();
-    let mut parts = Vec::new();
     if !blocked.is_empty() {
         parts.push(format!(
             "{} identity(ies) not signed for: {}",

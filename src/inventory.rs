@@ -25,8 +25,10 @@ pub const MAX_CSR_BYTES: u64 = 64 * 1024;
 /// Most identities one CA repository may declare.
 pub const MAX_IDENTITIES: usize = 100_000;
 /// Most identity files, and most bytes all of them together, that gitca reads.
-pub const MAX_FILES: usize = 1_000;
-pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
+pub const MAX_FILES: usize = 2 * MAX_IDENTITIES;
+pub const MAX_TOTAL_BYTES: u64 = 128 << 20;
+/// Identity files are read and parsed in parallel this many bytes at a time (see `parse_all`).
+const CHUNK_BYTES: u64 = 4 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -382,15 +384,25 @@ fn parse_file_holding(
             }
         }
         Err(e) => {
-            // The whole file is unreadable as YAML: every name it appears to declare is held.
+            // The whole file is unreadable as YAML: every name it appears to declare is held,
+            // and since a file not understood may declare names no line-by-line reading finds
+            // (flow style, another encoding), nobody is taken for removed until it parses.
             for (line, name) in names_in_text(text) {
                 held.push(hold(&name, rel, Some(line), &e));
             }
+            held.push(Blocked {
+                identity: SUSPENDS.into(),
+                ..hold(SUSPENDS, rel, None, &e)
+            });
             errors.push(e);
         }
     }
     (ids, errors, held, dropped)
 }
+
+/// Not a name (no valid name has a space): marks a file that does not parse at all, which
+/// suspends every removal (see `parse_file_holding`).
+const SUSPENDS: &str = "* unparsed file";
 
 /// A hold on `name` because of the problem `e` in `file`.
 fn hold(name: &str, file: &str, line: Option<usize>, e: &Error) -> Blocked {
@@ -556,6 +568,7 @@ pub fn names_in(config: &Config, rel: &str, text: &str) -> BTreeSet<String> {
     ids.into_iter()
         .map(|i| i.name)
         .chain(held.into_iter().map(|h| h.identity))
+        .filter(|n| n != SUSPENDS)
         .collect()
 }
 
@@ -608,6 +621,7 @@ fn parse_all(
     let mut errors: Vec<Error> = Vec::new();
     let mut total: u64 = 0;
     let mut more_errors = 0usize;
+    use rayon::prelude::*;
     let files = identity_files(dir)?;
     if files.len() > MAX_FILES {
         return Err(Error::bad_file(
@@ -616,44 +630,73 @@ fn parse_all(
                 "{} identity files; gitca reads at most {MAX_FILES}",
                 files.len()
             ),
-            "merge identity files: one file may declare thousands of identities",
+            "an identity file declares one or more identities: merge some files, or split the population over several CAs",
         ));
     }
-    for (rel, _) in files {
-        let text = match dir.read_string(&rel, yaml::MAX_BYTES as u64) {
-            Ok(t) => t,
-            Err(e) => {
-                // Its names are unknown: nobody may be taken for removed while it is unreadable.
-                inv.removals_suspended = Some(format!("{rel} cannot be read ({e})"));
-                errors.push(e);
-                continue;
+    // Files are read and parsed in parallel, a chunk of at most CHUNK_BYTES (by their sizes)
+    // at a time, in order: the totals are checked between chunks, so a pull request of many
+    // small entries costs at most one chunk past the bounds.
+    let sizes: Vec<u64> = files
+        .par_iter()
+        .map(|(rel, _)| dir.meta(rel).ok().flatten().map_or(0, |m| m.len))
+        .collect();
+    let mut next = 0;
+    'chunks: while next < files.len() {
+        let mut end = next;
+        let mut bytes = 0;
+        while end < files.len() && (end == next || bytes + sizes[end] <= CHUNK_BYTES) {
+            bytes += sizes[end];
+            end += 1;
+        }
+        let parsed: Vec<_> = files[next..end]
+            .par_iter()
+            .map(|(rel, _)| {
+                let text = dir.read_string(rel, yaml::MAX_BYTES as u64)?;
+                let text: Arc<str> = Arc::from(text);
+                let parsed = parse_file_holding(config, rel, &text, MAX_KEPT_ERRORS);
+                Ok((text, parsed))
+            })
+            .collect();
+        for ((rel, _), parsed) in files[next..end].iter().zip(parsed) {
+            let (text, (ids, problems, held, dropped)) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    // Its names are unknown: nobody may be taken for removed while it is unreadable.
+                    inv.removals_suspended = Some(format!("{rel} cannot be read ({e})"));
+                    errors.push(e);
+                    continue;
+                }
+            };
+            total += text.len() as u64;
+            let declared = inv.identities.len() + inv.held.len();
+            if total > MAX_TOTAL_BYTES || declared > MAX_IDENTITIES {
+                inv.removals_suspended = Some(format!(
+                    "{rel} and the files after it were not read (more than {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries in all)"
+                ));
+                errors.push(Error::bad_file(
+                    rel,
+                    format!(
+                        "identity files together exceed {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries"
+                    ),
+                    "split the population over several CAs",
+                ));
+                break 'chunks;
             }
-        };
-        total += text.len() as u64;
-        let declared = inv.identities.len() + inv.held.len();
-        if total > MAX_TOTAL_BYTES || declared > MAX_IDENTITIES {
-            inv.removals_suspended = Some(format!(
-                "{rel} and the files after it were not read (more than {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries in all)"
-            ));
-            errors.push(Error::bad_file(
-                &rel,
-                format!(
-                    "identity files together exceed {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries"
-                ),
-                "split the population over several CAs",
-            ));
-            break;
+            inv.identities.extend(ids);
+            let keep = MAX_KEPT_ERRORS.saturating_sub(errors.len());
+            more_errors += dropped + problems.len().saturating_sub(keep);
+            errors.extend(problems.into_iter().take(keep));
+            for h in held {
+                if h.identity == SUSPENDS {
+                    inv.removals_suspended =
+                        Some(format!("{rel} does not parse as YAML ({})", h.detail));
+                    continue;
+                }
+                inv.held.insert(h.identity.clone(), h);
+            }
+            inv.files.insert(rel.clone(), text);
         }
-        let text: Arc<str> = Arc::from(text);
-        let keep = MAX_KEPT_ERRORS.saturating_sub(errors.len());
-        let (ids, problems, held, dropped) = parse_file_holding(config, &rel, &text, keep);
-        inv.identities.extend(ids);
-        errors.extend(problems);
-        more_errors += dropped;
-        for h in held {
-            inv.held.insert(h.identity.clone(), h);
-        }
-        inv.files.insert(rel, text);
+        next = end;
     }
     if more_errors > 0 {
         errors.push(Error::usage(

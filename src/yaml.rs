@@ -5,8 +5,16 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Located, Result};
 
-/// Largest YAML file gitca reads. Identity files of 10,000 entries are about 1 MiB.
-pub const MAX_BYTES: usize = 4 << 20;
+/// Largest YAML file gitca reads. Identity files of 10,000 entries are about 1 MiB: one file
+/// may declare every one of [`crate::inventory::MAX_IDENTITIES`].
+pub const MAX_BYTES: usize = 16 << 20;
+
+/// Nodes (sequences, maps, scalars) and parser events in one file: serde-saphyr's defaults
+/// (250,000 nodes) stop a file of 100,000 entries at entry 83,334. These bound a file of
+/// [`MAX_BYTES`] (a node costs at least two bytes of YAML) while aliases, anchors, depth and
+/// documents keep the library's defaults against alias bombs.
+const MAX_NODES: usize = MAX_BYTES / 2;
+const MAX_EVENTS: usize = MAX_BYTES;
 
 /// Parses `text` (the contents of the file `name`), or explains where and why it fails.
 pub fn from_str<T: DeserializeOwned>(name: &str, text: &str) -> Result<T> {
@@ -24,7 +32,13 @@ pub fn from_str<T: DeserializeOwned>(name: &str, text: &str) -> Result<T> {
         )
         .into());
     }
-    serde_saphyr::from_str(text).map_err(|e| {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_NODES,
+            max_events: MAX_EVENTS,
+        },
+    };
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let (offset, len) = e
             .location()
             .map(|l| location_span(text, &l))

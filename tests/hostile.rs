@@ -545,15 +545,24 @@ fn check_finds_private_keys_in_every_shape() {
 #[test]
 fn markdown_plan_cannot_be_forged_by_file_names() {
     let ca = issued_ca();
-    // The entry's file name ends the row and starts new ones, and carries markup.
+    // A line break in the name would end the row and start new ones: refused outright.
     let evil = "identities/x\n| mallory | user | **issue** | new | 2099-01-01 | looks fine |\n<img src=x>`|.yaml";
     std::fs::remove_file(ca.path("identities/people.yaml")).unwrap();
-    ca.write(
-        evil,
-        "users:\n  - name: alice\n    groups: [push]\n    revoke: superseded\n",
-    );
+    let entry = "users:\n  - name: alice\n    groups: [push]\n    revoke: superseded\n";
+    ca.write(evil, entry);
     git(&ca.root, &["add", "-A"]);
     git(&ca.root, &["commit", "-qm", "evil name"]);
+    let o = run(ca.cmd(T0).args(["plan", "--markdown"]));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("control or invisible character"), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("| mallory")), "{err}");
+    // Without a line break the name stays in its cell, its markup inert.
+    git(&ca.root, &["rm", "-q", evil]);
+    let evil = "identities/x | mallory | user | **issue** | new | <img src=x>`|.yaml";
+    ca.write(evil, entry);
+    git(&ca.root, &["add", "-A"]);
+    git(&ca.root, &["commit", "-qm", "markup name"]);
     let o = ok(run(ca.cmd(T0).args(["plan", "--markdown"])));
     let md = stdout(&o);
     assert!(
@@ -568,6 +577,7 @@ fn markdown_plan_cannot_be_forged_by_file_names() {
     );
     assert!(!md.lines().any(|l| l.starts_with("| mallory")), "{md}");
     assert!(!md.replace("\\<", "").contains('<'), "no raw HTML: {md}");
+    assert!(!md.contains("**issue**"), "no raw emphasis: {md}");
 }
 
 #[test]
@@ -615,4 +625,66 @@ fn policy_changes_are_shown_field_by_field_and_bounded() {
         stdout(&o)
     );
     assert!(stdout(&o).contains("gitca.yaml:"), "{}", stdout(&o));
+}
+
+/// A file gitca does not understand as a whole (flow style broken mid-way, UTF-16 without a
+/// byte-order mark) may declare names no line-by-line reading finds: nobody is revoked as
+/// removed until it parses. A real removal, once it does, revokes.
+#[test]
+fn a_file_not_understood_revokes_nobody() {
+    let ca = Ca::new();
+    for n in ["alice", "bob"] {
+        ca.p256_csr(n);
+    }
+    let team = "users:\n  - name: alice\n  - name: bob\n";
+    ca.write("identities/team.yaml", team);
+    ca.commit("onboard");
+    ok(ca.reconcile(T0));
+    let revoked = |ca: &Ca| {
+        ca.ledger_rows()
+            .iter()
+            .filter(|r| r.iter().any(|c| c == "revoked"))
+            .count()
+    };
+    let utf16: Vec<u8> = team.bytes().flat_map(|b| [b, 0]).collect();
+    let flow = b"{users: [{name: alice}, {name: bob}".to_vec();
+    for (what, bytes) in [("flow style", flow), ("UTF-16", utf16)] {
+        std::fs::write(ca.path("identities/team.yaml"), bytes).unwrap();
+        ca.commit(what);
+        let o = ca.reconcile(&days_after(T0, 1));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(!o.status.success(), "{what}: {all}");
+        assert_eq!(revoked(&ca), 0, "{what}: nobody revoked\n{all}");
+        assert!(
+            all.contains("removals-suspended") || all.contains("no certificate is revoked"),
+            "{what}: {all}"
+        );
+        ca.write("identities/team.yaml", team);
+        ca.commit("restore");
+    }
+    ca.write("identities/team.yaml", "users:\n  - name: alice\n");
+    ca.commit("offboard bob");
+    ok(ca.reconcile(&days_after(T0, 2)));
+    assert_eq!(revoked(&ca), 1, "bob's removal revokes");
+}
+
+/// A `.gitattributes` anywhere makes git rewrite gitca's files on every later checkout (CI's
+/// too): check refuses it, naming the file; without it, check passes.
+#[test]
+fn git_attributes_are_refused_by_check() {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n");
+    ca.commit("onboard");
+    ok(run(ca.cmd(T0).arg("check")));
+    for at in [".gitattributes", "docs/.gitattributes"] {
+        ca.write(at, "identities/*.yaml text eol=crlf\n");
+        ca.commit("normalize encodings");
+        let o = fails(run(ca.cmd(T0).arg("check")));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains(at) && all.contains("git attributes"), "{all}");
+        git(&ca.root, &["rm", "-q", at]);
+        ca.commit("remove");
+        ok(run(ca.cmd(T0).arg("check")));
+    }
 }
