@@ -65,6 +65,21 @@ fn git_commit_all(root: &Path, msg: &str) {
 
 /// A CA with `n` declared users, each with a fresh P-256 CSR, committed but not reconciled.
 pub fn build(dir: &Path, n: usize, ca_key: KeyType) -> Fixture {
+    build_layout(dir, n, ca_key, Layout::OneFile)
+}
+
+/// How the fixture declares its users.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)]
+pub enum Layout {
+    /// All in identities/people.yaml.
+    OneFile,
+    /// identities/NAME.yaml each, as `gitca request` writes them.
+    PerFile,
+}
+
+/// [`build`], declaring the users as `layout` says.
+pub fn build_layout(dir: &Path, n: usize, ca_key: KeyType, layout: Layout) -> Fixture {
     let identity = age::x25519::Identity::generate();
     let identity_file = dir.join("bench.agekey");
     {
@@ -107,11 +122,19 @@ pub fn build(dir: &Path, n: usize, ca_key: KeyType) -> Fixture {
     yaml.push_str("users:\n");
     for (name, pem) in &csrs {
         std::fs::write(root.join(format!("csr/{name}.csr")), pem).unwrap();
-        yaml.push_str(&format!(
-            "  - name: {name}\n    csr: csr/{name}.csr\n    groups: [push]\n"
-        ));
+        let entry = format!("  - name: {name}\n    csr: csr/{name}.csr\n    groups: [push]\n");
+        match layout {
+            Layout::OneFile => yaml.push_str(&entry),
+            Layout::PerFile => std::fs::write(
+                root.join(format!("identities/{name}.yaml")),
+                format!("users:\n{entry}"),
+            )
+            .unwrap(),
+        }
     }
-    std::fs::write(root.join("identities/people.yaml"), yaml).unwrap();
+    if layout == Layout::OneFile {
+        std::fs::write(root.join("identities/people.yaml"), yaml).unwrap();
+    }
     git_commit_all(&root, "onboard");
     Fixture {
         root,

@@ -1,5 +1,6 @@
 //! Builds a benchmark-sized CA repository:
-//! `cargo run --release --example fixture -- DIR N [p256|rsa4096] [--reconcile] [--revoked-history M --offboard K]`.
+//! `cargo run --release --example fixture -- DIR N [p256|rsa4096] [--per-file] [--reconcile] [--revoked-history M --offboard K]`.
+//! `--per-file` declares each user in identities/NAME.yaml, as `gitca request` does.
 //! Used by benches/openssl-compare.sh and for measuring by hand.
 
 #[path = "../benches/fixture.rs"]
@@ -19,7 +20,12 @@ fn main() {
         .parse()
         .expect("key type");
     std::fs::create_dir_all(&dir).unwrap();
-    let f = fixture::build(&dir, n, kt);
+    let layout = if args.iter().any(|a| a == "--per-file") {
+        fixture::Layout::PerFile
+    } else {
+        fixture::Layout::OneFile
+    };
+    let f = fixture::build_layout(&dir, n, kt, layout);
     let value = |flag: &str| {
         args.iter()
             .position(|a| a == flag)
