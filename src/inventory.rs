@@ -688,8 +688,7 @@ fn parse_all(
             errors.extend(problems.into_iter().take(keep));
             for h in held {
                 if h.identity == SUSPENDS {
-                    inv.removals_suspended =
-                        Some(format!("{rel} does not parse as YAML ({})", h.detail));
+                    inv.removals_suspended = Some(format!("{rel} does not parse as YAML"));
                     continue;
                 }
                 inv.held.insert(h.identity.clone(), h);

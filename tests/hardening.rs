@@ -189,9 +189,9 @@ fn oversized_inputs_get_a_clear_error() {
         "{}",
         stderr(&o)
     );
-    // An identity file of 5 MiB.
+    // An identity file over the 16 MiB gitca reads of one file.
     let mut y = String::from("users:\n");
-    while y.len() < 5 << 20 {
+    while y.len() <= 16 << 20 {
         y.push_str("  # padding padding padding padding padding padding padding padding padding\n");
     }
     ca.identities(&y);
@@ -203,8 +203,10 @@ fn oversized_inputs_get_a_clear_error() {
         "removals are suspended, nothing else to do"
     );
     assert!(
-        stderr(&o)
-            .contains("identities/people.yaml is 5242943 bytes, more than the 4194304 gitca reads"),
+        stderr(&o).contains(&format!(
+            "identities/people.yaml is {} bytes, more than the 16777216 gitca reads",
+            y.len()
+        )),
         "{}",
         stderr(&o)
     );

@@ -258,7 +258,7 @@ fn export_nginx_and_registry_each_have_their_own_flags() {
         "--listen",
         "127.0.0.1:5000",
     ]))));
-    assert!(conf.contains("addr: 127.0.0.1:5000"), "{conf}");
+    assert!(conf.contains("addr: \"127.0.0.1:5000\""), "{conf}");
 }
 
 /// Issue 20, item 9: the key is encrypted to recipients, so a passphrase can only be the
