@@ -311,6 +311,17 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
         .unwrap_or_default();
     let fork = fork_point(repo, base)?;
     findings.policy = policy_changes(repo, Some(fork));
+    let (versions, bytes) = crate::history::added_by_change(&repo.git, fork)?;
+    if bytes > crate::history::MAX_CHANGE_BYTES {
+        findings.errors.push(Error::usage(
+            format!(
+                "this change adds {} MiB of versions of gitca's files to history ({versions} distinct versions since {base}): at most {} MiB",
+                bytes >> 20,
+                crate::history::MAX_CHANGE_BYTES >> 20
+            ),
+            "every later gitca command reads these versions (it reads at most 512 MiB in all, docs/performance.md): squash the change into one commit that leaves gitca's files as they are on the base",
+        ));
+    }
     let fork_tree = repo.git.find_commit(fork)?.tree()?;
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);

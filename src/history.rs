@@ -36,6 +36,20 @@ pub const MAX_COMMITS: usize = 1_000_000;
 /// The most bytes of history blobs one command inflates, all paths together.
 pub const MAX_BYTES: u64 = 512 << 20;
 
+/// The variable an operator sets (in the CA jobs' environment, never in the repository) to
+/// raise [`MAX_BYTES`], in MiB: the way out after a change that fills history was pushed past
+/// review.
+pub const MAX_BYTES_ENV: &str = "GITCA_HISTORY_MAX_MIB";
+
+/// [`MAX_BYTES`], or what [`MAX_BYTES_ENV`] raises it to (never lowers: a typo must not lock
+/// the CA out).
+fn max_bytes() -> u64 {
+    std::env::var(MAX_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(MAX_BYTES, |mib| MAX_BYTES.max(mib.saturating_mul(1 << 20)))
+}
+
 /// The paths whose versions history keeps.
 pub const TRACKED: &[&str] = &[
     crate::config::FILE,
@@ -360,13 +374,14 @@ impl History {
             return Ok(None);
         };
         let total = self.read.fetch_add(size, Ordering::Relaxed) + size;
-        if total > MAX_BYTES {
+        let max = max_bytes();
+        if total > max {
             return Err(Error::usage(
                 format!(
                     "history holds more than {} MiB of versions of gitca's files: gitca reads at most that much",
-                    MAX_BYTES >> 20
+                    max >> 20
                 ),
-                "a merged change rewrote gitca's files many times over (see docs/threat-model.md, bounded history); squash it, or restore the files with `git checkout` from the last commit gitca wrote",
+                format!("a merged change rewrote gitca's files many times over, past `check --base` (see docs/threat-model.md, bounded history). To go on at once, raise the bound for the CA's jobs from their environment (never from the repository): {MAX_BYTES_ENV}=2048 (MiB); then find the commits with `git log --stat -- ledger.sig ledger.tsv crl ca gitca.yaml` and keep such changes out (check --base refuses one)"),
             ));
         }
         Ok(read_blob(git, blob, limit))
@@ -385,6 +400,36 @@ impl History {
 /// each packs into little, but would be parsed in full once per commit — is taken to hold none
 /// of gitca's files (it is no commit gitca wrote).
 pub const MAX_TREE_BYTES: usize = 64 << 10;
+
+/// The most bytes of versions of gitca's files one change (the commits HEAD has and its base
+/// has not) may add to history: [`MAX_BYTES`] is what every later command reads, and a change
+/// of many commits rewriting them with cheap, distinct blobs would otherwise fill it in a few
+/// merges that each pass review. Honest changes add a few KiB.
+pub const MAX_CHANGE_BYTES: u64 = 16 << 20;
+
+/// What the commits in `fork..HEAD` add to history: the distinct versions of [`TRACKED`]
+/// files they hold that `fork`'s line does not end with, as (count, bytes from object headers:
+/// nothing inflated). Visits at most [`MAX_COMMITS`] commits.
+pub fn added_by_change(git: &Repository, fork: Oid) -> Result<(usize, u64)> {
+    let mut walk = git.revwalk()?;
+    walk.push_head()?;
+    walk.hide(fork)?;
+    let mut reader = TreeReader::new(git);
+    reader.read(git.find_commit(fork)?.tree_id())?;
+    let mut seen: std::collections::HashSet<Oid> = reader.blobs.iter().flatten().copied().collect();
+    let (mut count, mut bytes) = (0, 0u64);
+    for (n, id) in walk.enumerate() {
+        too_many(n)?;
+        reader.read(git.find_commit(id?)?.tree_id())?;
+        for blob in reader.blobs.iter().flatten() {
+            if seen.insert(*blob) {
+                count += 1;
+                bytes += blob_size(git, *blob).unwrap_or(0);
+            }
+        }
+    }
+    Ok((count, bytes))
+}
 
 /// Refuses a HEAD whose root, `ca/` or `crl/` tree is wider than [`MAX_TREE_BYTES`]: older
 /// commits with such a tree are read as holding none of gitca's files, so a CA signing on top

@@ -524,30 +524,50 @@ fn inv_locate(
     )
 }
 
-/// Lists `identities/*.yaml` (and `.yml`), sorted, with what each entry is (not followed).
-/// A name with a control, bidirectional or invisible character is refused: file names reach
-/// every message, CI log and review comment, where a newline in one forges whole lines.
-pub fn identity_files(dir: &Dir) -> Result<Vec<(String, crate::confined::Kind)>> {
-    let files: Vec<_> = dir
-        .list(DIR)?
-        .into_iter()
-        .filter(|(name, _)| {
-            (name.ends_with(".yaml") || name.ends_with(".yml")) && !name.starts_with('.')
-        })
-        .map(|(name, kind)| (format!("{DIR}/{name}"), kind))
-        .collect();
+/// Lists `identities/*.yaml` (and `.yml`), sorted, with what each entry is (not followed),
+/// and apart from them every other entry there, each with why gitca does not read it: a name
+/// that is not `NAME.yaml` (`alice.yaml ` with a trailing space, `alice.YAML`, `.alice.yaml`,
+/// `alice.yaml~`), a folder, or a name with a control, bidirectional or invisible character
+/// (file names reach every message and CI log, where a newline in one forges whole lines).
+/// An entry not read may declare anyone, so it suspends removals (see `parse_all`).
+pub fn identity_files(dir: &Dir) -> Result<IdentityFiles> {
+    use crate::confined::Kind;
     let hidden = |c: char| c.is_control() || crate::encode::is_invisible(c);
-    if let Some((bad, _)) = files.iter().find(|(name, _)| name.chars().any(hidden)) {
-        return Err(Error::usage(
-            format!(
-                "identity file `{}` has a control or invisible character in its name",
-                crate::encode::one_line(bad)
-            ),
-            "file names show in every message and CI log, where a line break in one forges log lines: rename it (`gitca request` writes identities/NAME.yaml)",
-        ));
+    let mut files = Vec::new();
+    let mut strays = Vec::new();
+    for (name, kind) in dir.list(DIR)? {
+        let rel = format!("{DIR}/{name}");
+        let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        let why = if name.chars().any(hidden) {
+            "its name has a control or invisible character: rename it (`gitca request` writes identities/NAME.yaml)"
+        } else if kind == Kind::Dir && dir.list(&rel).is_ok_and(|l| l.is_empty()) {
+            continue;
+        } else if kind == Kind::Dir {
+            "gitca reads identities/*.yaml only, not folders: move its files up into identities/"
+        } else if NOT_IDENTITIES.contains(&name.as_str())
+            || (name.starts_with('.') && name.ends_with(".gitca-tmp"))
+        {
+            continue;
+        } else if !yaml || name.starts_with('.') {
+            "gitca reads identities/NAME.yaml (or .yml) only: rename it so that it ends in .yaml, or move it out of identities/"
+        } else {
+            files.push((rel, kind));
+            continue;
+        };
+        strays.push((rel, why));
     }
-    Ok(files)
+    Ok((files, strays))
 }
+
+/// Files a team may keep beside its identity files (gitca's own temporary files, which a
+/// command writing an identity file leaves there for a moment, are skipped too).
+const NOT_IDENTITIES: &[&str] = &["README.md", "README", ".gitkeep"];
+
+/// What [`identity_files`] lists: the files read, and the entries not read with why.
+pub type IdentityFiles = (
+    Vec<(String, crate::confined::Kind)>,
+    Vec<(String, &'static str)>,
+);
 
 /// How a name declared twice is shown: (the flagged declaration, the other one, the fix).
 const LATER_IN_ORDER: (&str, &str, &str) = (
@@ -622,7 +642,17 @@ fn parse_all(
     let mut total: u64 = 0;
     let mut more_errors = 0usize;
     use rayon::prelude::*;
-    let files = identity_files(dir)?;
+    let (files, strays) = identity_files(dir)?;
+    more_errors += strays.len().saturating_sub(MAX_KEPT_ERRORS);
+    for (rel, why) in strays.into_iter().take(MAX_KEPT_ERRORS) {
+        inv.removals_suspended = Some(format!("{} is not read", crate::encode::one_line(&rel)));
+        let name = rel.strip_prefix("identities/").unwrap_or(&rel);
+        errors.push(Error::bad_file(
+            &rel,
+            format!("is under identities/ but not an identity file gitca reads (name {name:?})"),
+            why,
+        ));
+    }
     if files.len() > MAX_FILES {
         return Err(Error::bad_file(
             DIR,

@@ -131,19 +131,19 @@ pub fn check_host(host: &str) -> Result<(), Broken> {
 }
 
 /// What two names must not share: the UTS #39 confusable skeleton of the NFC, lower-cased
-/// value, without spaces, dots, hyphens, underscores and combining marks (accents). `Alice`,
-/// `alice`, `a.lice`, `ALİCE`, `alicé` and `аlice` (Cyrillic а) all have the key `alice`; so do
-/// `olga-ray` and `Olga Ray`.
+/// value, letters and digits only: no spaces, punctuation or combining marks (accents).
+/// `Alice`, `alice`, `a.lice`, `(alice)`, `@alice:`, `ALİCE`, `alicé` and `аlice` (Cyrillic а)
+/// all have the key `alice`; so do `olga-ray` and `Olga Ray`.
 pub fn clash_key(value: &str) -> String {
     let lower: String = value.nfc().flat_map(char::to_lowercase).collect();
     plain(unicode_security::skeleton(&lower))
 }
 
-/// Lower-cased, without separators and combining marks.
+/// Lower-cased letters and digits, without combining marks.
 fn plain(chars: impl Iterator<Item = char>) -> String {
     use unicode_normalization::char::is_combining_mark;
     chars
-        .filter(|c| !" .-_".contains(*c) && !is_combining_mark(*c))
+        .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
         .nfd()
         .filter(|c| !is_combining_mark(*c))
@@ -335,7 +335,9 @@ mod tests {
         }
         assert_eq!(clash_key("Olga Ray"), clash_key("olga-ray"));
         assert_ne!(clash_key("alice"), clash_key("alicia"));
-        for same in ["aIice", "ALİCE", "ALICE", "а1ice", "alicé"] {
+        for same in [
+            "aIice", "ALİCE", "ALICE", "а1ice", "alicé", "alice:", "(alice)", "@alice", "alice'",
+        ] {
             assert!(clash(same, "alice"), "{same}");
         }
         assert!(clash("ВОВ", "bob"));

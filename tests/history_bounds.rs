@@ -346,3 +346,36 @@ fn a_wide_tree_at_head_is_refused_and_skipped_in_history() {
     ok(ca.reconcile(&later));
     assert_ne!(ca.head(), wide);
 }
+
+/// A change that rewrites gitca's files many times over, its net diff empty, is refused by
+/// `check --base` with what it adds: a few such changes merged would fill what every later
+/// command reads of history. An honest change passes.
+#[test]
+fn check_base_refuses_a_change_that_fills_history() {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n");
+    ca.commit("onboard alice");
+    ok(ca.reconcile(T0));
+    let base = ca.head();
+    git(&ca.root, &["branch", "-q", "base"]);
+    ca.p256_csr("bob");
+    ca.identities("users:\n  - name: alice\n  - name: bob\n");
+    ca.commit("onboard bob");
+    ok(run(ca.cmd(T0).args(["check", "--base", "base"])));
+    git(&ca.root, &["reset", "-q", "--hard", &base]);
+    hostile_commits(&ca.root, "pr", &base, 6, &["ledger.sig", "gitca.yaml"]);
+    git(&ca.root, &["reset", "-q", "--hard", "pr"]);
+    assert_eq!(
+        git(&ca.root, &["diff", "--stat", &base]),
+        "",
+        "net diff empty"
+    );
+    let o = fails(run(ca.cmd(T0).args(["check", "--base", "base"])));
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        out.contains("this change adds 155 MiB of versions of gitca's files")
+            && out.contains("squash"),
+        "{out}"
+    );
+}

@@ -552,11 +552,15 @@ fn markdown_plan_cannot_be_forged_by_file_names() {
     ca.write(evil, entry);
     git(&ca.root, &["add", "-A"]);
     git(&ca.root, &["commit", "-qm", "evil name"]);
+    // A line break in the name: the file is not read (removals suspended), check fails, and
+    // the name, shown escaped, starts no row.
     let o = run(ca.cmd(T0).args(["plan", "--markdown"]));
-    assert!(!o.status.success());
-    let err = stderr(&o);
-    assert!(err.contains("control or invisible character"), "{err}");
-    assert!(!err.lines().any(|l| l.starts_with("| mallory")), "{err}");
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("removals"), "{all}");
+    assert!(!all.lines().any(|l| l.starts_with("| mallory")), "{all}");
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("control or invisible character"), "{all}");
     // Without a line break the name stays in its cell, its markup inert.
     git(&ca.root, &["rm", "-q", evil]);
     let evil = "identities/x | mallory | user | **issue** | new | <img src=x>`|.yaml";
@@ -687,4 +691,59 @@ fn git_attributes_are_refused_by_check() {
         ca.commit("remove");
         ok(run(ca.cmd(T0).arg("check")));
     }
+}
+
+/// An entry under identities/ that gitca does not read (a trailing space, another case of the
+/// extension, a hidden name, a folder) may declare anyone: check fails naming it, and reconcile
+/// revokes nobody as removed (exit 3) while keeping the CRL fresh. Put back, nothing is lost.
+#[test]
+fn an_identity_file_gitca_does_not_read_revokes_nobody() {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.write("identities/alice.yaml", "users:\n  - name: alice\n");
+    ca.commit("onboard");
+    ok(ca.reconcile(T0));
+    let live = |ca: &Ca| {
+        ca.ledger_rows()
+            .iter()
+            .filter(|r| r.iter().any(|c| c == "revoked"))
+            .count()
+    };
+    for (i, stray) in [
+        "identities/alice.yaml ",
+        "identities/alice.YAML",
+        "identities/.alice.yaml",
+        "identities/sub/alice.yaml",
+        "identities/alice.yaml~",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let Some(dir) = std::path::Path::new(&ca.path(stray)).parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::rename(ca.path("identities/alice.yaml"), ca.path(stray)).unwrap();
+        ca.commit(stray);
+        let o = fails(run(ca.cmd(T0).arg("check")));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            all.contains("not an identity file gitca reads"),
+            "{stray}: {all}"
+        );
+        let now = days_after(T0, 1 + i as i64);
+        let o = ca.reconcile(&now);
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(3), "{stray}: {all}");
+        assert_eq!(live(&ca), 0, "{stray}: alice is not revoked\n{all}");
+        let crl = ca.path("crl/ca.crl");
+        let next = ca.openssl(&["crl", "-in", crl.to_str().unwrap(), "-noout", "-nextupdate"]);
+        assert!(stdout(&next).contains("nextUpdate"), "{stray}");
+        std::fs::rename(ca.path(stray), ca.path("identities/alice.yaml")).unwrap();
+        ca.commit("put back");
+        ok(run(ca.cmd(&now).arg("check")));
+    }
+    ca.write("identities/alice.yaml", "users: []\n");
+    ca.commit("offboard alice");
+    ok(ca.reconcile(&days_after(T0, 7)));
+    assert_eq!(live(&ca), 1, "a real removal revokes");
 }
