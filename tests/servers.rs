@@ -453,9 +453,46 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
         .args(["1777", prefix.join("tmp").to_str().unwrap()])
         .output()
         .unwrap());
-    // The server's files where a server keeps them (its key never was in the repository).
-    let cert = tmp.join("registry.crt");
-    std::fs::copy(ca.path("certs/registry.crt"), &cert).unwrap();
+    // The server installs its certificate next to its key from what CI published, verified
+    // against the CA it pinned: server.crt and server.key, where `export nginx` reads them.
+    let public = tmp.join("public");
+    let etc = tmp.join("etc-gitca");
+    let deploy = |name: &str, key: &Path, flag: &str, dir: &Path, reload: Option<&str>| {
+        ok(run(ca.cmd(&now).arg("publish").arg(&public)));
+        let mut c = gitca();
+        c.args(["deploy", "cert", name, "--key"]).arg(key);
+        c.arg("--from")
+            .arg(&public)
+            .arg("--ca")
+            .arg(ca.path("ca/ca.crt"));
+        c.arg(flag).arg(dir);
+        if let Some(r) = reload {
+            c.args(["--reload", r]);
+        }
+        run(&mut c)
+    };
+    ok(deploy("registry", &server_key, "--server-dir", &etc, None));
+    let cert = etc.join("server.crt");
+    let installed_key = etc.join("server.key");
+    assert!(cert.exists() && installed_key.exists());
+    // Each kind of certificate only where its kind is read.
+    let both = |o: Output| stdout(&o) + &stderr(&o);
+    let said = both(fails(deploy(
+        "registry",
+        &server_key,
+        "--out-dir",
+        &tmp.join("x"),
+        None,
+    )));
+    assert!(said.contains("--server-dir"), "{said}");
+    let said = both(fails(deploy(
+        "alice",
+        &alice_key,
+        "--server-dir",
+        &tmp.join("y"),
+        None,
+    )));
+    assert!(said.contains("not hold a server certificate"), "{said}");
     let conf = prefix.join("nginx.conf");
     let nginx_conf = export(&[
         "nginx",
@@ -470,7 +507,7 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
-        server_key.to_str().unwrap(),
+        installed_key.to_str().unwrap(),
         "--client-ca",
         ca.path("ca/ca.crt").to_str().unwrap(),
         "--crl",
