@@ -473,10 +473,17 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             "  and remove `{former}`'s entry in the same commit (the rename hands its key on; its certificates are revoked as superseded)"
         );
     }
-    let _ = writeln!(
-        out,
-        "After the merge and reconcile: gitca bundle {name} --key {key_shown} --registry HOST:PORT"
-    );
+    let _ = if args.server || declared.is_some_and(|d| d.kind == inventory::Kind::Server) {
+        writeln!(
+            out,
+            "After the merge and reconcile: gitca deploy cert {name} --key {key_shown} --from PUBLISHED --ca PINNED-CA --server-dir /etc/gitca --reload 'nginx -s reload'"
+        )
+    } else {
+        writeln!(
+            out,
+            "After the merge and reconcile: gitca bundle {name} --key {key_shown} --registry HOST:PORT"
+        )
+    };
     Ok(())
 }
 
