@@ -1,9 +1,10 @@
 //! Issue 22: server certificates from the same reviewed repository. A server is declared in
 //! identities/ with its names, asks with its own key (`gitca request --server`), is bounded by
 //! gitca.yaml's `servers:` policy, and gets a serverAuth-only certificate for exactly its names
-//! — proved with the real openssl, GnuTLS's certtool, nginx (as the registry's front, where a
-//! server certificate is refused as a client certificate), curl and skopeo (which trust the
-//! server through the `ca.crt` of `gitca bundle`, with no `--server-ca`).
+//! — proved with the real openssl, GnuTLS's certtool, nginx (as the registry's front) and the
+//! registry's own Go TLS (each refuses a server certificate as a client certificate), curl and
+//! skopeo (which trust the server through the `ca.crt` of `gitca bundle`, with no
+//! `--server-ca`); below an offline root, the chain verifies from the root.
 
 mod common;
 
@@ -533,6 +534,32 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
         p_nginx,
         &tmp.join("nginx.out"),
     );
+    // The registry's own TLS (Go's verifier), on the same deployed files.
+    let p_tls = free_port();
+    let own_tls = tmp.join("registry-tls.yml");
+    std::fs::write(
+        &own_tls,
+        export(&[
+            "registry",
+            "--listen",
+            &format!("127.0.0.1:{p_tls}"),
+            "--storage",
+            tmp.join("data-tls").to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            installed_key.to_str().unwrap(),
+            "--client-ca",
+            ca.path("ca/ca.crt").to_str().unwrap(),
+        ]),
+    )
+    .unwrap();
+    let _registry_tls = start(
+        "docker-registry (own TLS)",
+        Command::new("docker-registry").arg("serve").arg(&own_tls),
+        p_tls,
+        &tmp.join("registry-tls.log"),
+    );
     let ca_crt = alice.join("ca.crt");
     let alice_pair = (alice.join("client.cert"), alice.join("client.key"));
     let as_alice = Some((alice_pair.0.as_path(), alice_pair.1.as_path()));
@@ -565,6 +592,21 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
     );
     let log = std::fs::read_to_string(prefix.join("logs/error.log")).unwrap_or_default();
     assert!(log.contains("unsuitable certificate purpose"), "{log}");
+    // Go's verifier, in the registry's own TLS: alice in, the server certificate refused.
+    let (code, said) = curl(p_tls, "registry.test", &ca_crt, as_alice);
+    assert_eq!(code, 200, "{said}");
+    let (code, said) = curl(
+        p_tls,
+        "registry.test",
+        &ca_crt,
+        Some((cert.as_path(), server_key.as_path())),
+    );
+    assert_eq!(
+        code, 0,
+        "the registry refuses a server certificate as a client's: {said}"
+    );
+    let log = std::fs::read_to_string(tmp.join("registry-tls.log")).unwrap_or_default();
+    assert!(log.contains("incompatible key usage"), "{log}");
 
     // skopeo, with alice's bundle directory as its cert dir: TLS to the registry succeeds
     // (the registry answers for a missing image); without the bundle's ca.crt it does not.
@@ -608,4 +650,55 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
         said.contains("x509") || said.contains("certificate"),
         "{said}"
     );
+}
+
+/// With an offline root, a server certificate comes from the intermediate like every other,
+/// and `certs/NAME.crt` (what `deploy cert --server-dir` installs as server.crt) is the chain
+/// nginx serves: it verifies from the root and the file itself, for the name, as a TLS server.
+#[test]
+fn below_an_offline_root_the_server_chain_verifies_from_the_root() {
+    require("certtool");
+    let now = now_rfc3339();
+    let (ca, _custodian) = offline_root_ca(&now);
+    let text = ca.read("gitca.yaml") + POLICY;
+    ca.write("gitca.yaml", &text);
+    ca.commit("server policy");
+    request_server(&ca, &now, "registry", &["registry.test"]);
+    ca.commit("registry");
+    ok(ca.reconcile(&now));
+    let chain = ca.read("certs/registry.crt");
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+    let at = epoch(&now);
+    let verify = |host: &str| {
+        ca.openssl(&[
+            "verify",
+            "-attime",
+            &at,
+            "-CAfile",
+            "ca/root.crt",
+            "-untrusted",
+            "certs/registry.crt",
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            host,
+            "certs/registry.crt",
+        ])
+    };
+    ok(verify("registry.test"));
+    assert!(!verify("other.test").status.success());
+    let o = tool(
+        "certtool",
+        &[
+            "--verify",
+            "--load-ca-certificate",
+            "ca/root.crt",
+            "--infile",
+            "certs/registry.crt",
+            "--verify-hostname",
+            "registry.test",
+        ],
+        &ca.root,
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
