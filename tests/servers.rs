@@ -579,6 +579,22 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
         "{said}"
     );
 
+    // doctor judges the server side as the client will: trusted through the bundle's ca.crt
+    // for the address it carries; another name is a mismatch, said in plain words.
+    let doctor = |server: String| {
+        let o = run(ca
+            .cmd(&now)
+            .args(["doctor", "--certs-dir"])
+            .arg(&alice)
+            .args(["--server", &server]));
+        (o.status.code(), stdout(&o) + &stderr(&o))
+    };
+    let (code, said) = doctor(format!("127.0.0.1:{p_nginx}"));
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("is trusted for 127.0.0.1"), "{said}");
+    let (code, said) = doctor(format!("localhost:{p_nginx}"));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("is not for the name localhost"), "{said}");
     // The server's own certificate and key, presented as a client certificate: refused.
     let (code, said) = curl(
         p_nginx,
