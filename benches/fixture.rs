@@ -183,6 +183,7 @@ pub fn add_revoked_history(f: &Fixture, n: usize) {
             email: None,
             groups: vec![],
             issuer: None,
+            names: Vec::new(),
         });
     }
     l.sort();

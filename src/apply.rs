@@ -135,8 +135,33 @@ fn lint_leaf(der: &[u8], job: &Job<'_>, ca: &CaCert, crl_url: bool) -> Result<()
         "2.5.29.35",
         "2.5.29.37",
     ];
-    if job.identity.email.is_some() {
+    if job.identity.email.is_some() || !job.identity.names.is_empty() {
         want.push("2.5.29.17");
+    }
+    // A server certificate names exactly its declared names and is never a client
+    // certificate: serverAuth is its only extended key usage.
+    if !job.identity.names.is_empty() {
+        let san = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|s| s.value.general_names.len());
+        let eku = cert.extended_key_usage().ok().flatten().map(|e| e.value);
+        let server_only = eku.is_some_and(|e| {
+            e.server_auth
+                && !e.client_auth
+                && !e.any
+                && e.other.is_empty()
+                && !e.email_protection
+                && !e.code_signing
+                && !e.time_stamping
+                && !e.ocsp_signing
+        });
+        if san != Some(job.identity.names.len()) || !server_only {
+            return Err(fail(
+                "a server certificate must carry its names and serverAuth alone".into(),
+            ));
+        }
     }
     if crl_url {
         want.push("2.5.29.31");
@@ -457,6 +482,7 @@ fn jobs<'a>(
             email: identity.email.clone(),
             groups: identity.groups.clone(),
             issuer: state.issuer_id(),
+            names: identity.names.clone(),
         };
         jobs.push(Job {
             identity,
@@ -485,10 +511,11 @@ fn sign_all(state: &Loaded, key: &CaKey, jobs: &[Job<'_>], quiet: bool) -> Resul
                 &state.ca,
                 key,
                 &LeafSpec {
-                    name: job.identity.cn(),
+                    name: &job.identity.cn(),
                     organization: &organization,
                     groups: &job.identity.groups,
                     email: job.identity.email.as_deref(),
+                    names: &job.identity.names,
                     ekus: &profile.extended_key_usage,
                     spki_der: &job.csr.spki_der,
                     serial: &job.serial_der,

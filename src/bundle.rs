@@ -44,8 +44,17 @@ pub struct TargetArgs {
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "out_dir")]
     pub registry: Option<String>,
     /// Write client.cert, client.key and ca.crt into this directory instead.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "server_dir")]
     pub out_dir: Option<PathBuf>,
+    /// A server's certificate: write DIR/server.crt (leaf first, chain included) and
+    /// DIR/server.key (0600), where `gitca export nginx` and `export registry` read them by
+    /// default (/etc/gitca). The CA certificate the server trusts stays the one pinned by hand.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["registry", "podman", "containerd", "server_ca"]
+    )]
+    pub server_dir: Option<PathBuf>,
     /// Podman, Skopeo, Buildah, CRI-O: /etc/containers/certs.d instead of Docker's.
     #[arg(long, conflicts_with = "containerd")]
     pub podman: bool,
@@ -71,7 +80,25 @@ pub struct Target {
     pub containerd_host: Option<String>,
     /// The registry server's CA (PEM), installed beside as server-ca.crt.
     pub server_ca: Option<String>,
+    /// A server's files (server.crt, server.key) rather than a client's.
+    pub server: bool,
 }
+
+impl Target {
+    /// The file holding the certificate chain, leaf first.
+    pub fn cert_file(&self) -> &'static str {
+        if self.server {
+            SERVER_CERT
+        } else {
+            "client.cert"
+        }
+    }
+}
+
+/// A server's certificate chain and key, as `deploy cert --server-dir` installs them and
+/// `gitca export` reads them by default.
+pub const SERVER_CERT: &str = "server.crt";
+pub const SERVER_KEY: &str = "server.key";
 
 impl TargetArgs {
     pub fn target(&self) -> Result<Target> {
@@ -93,11 +120,20 @@ impl TargetArgs {
             }
             None => None,
         };
+        if let Some(d) = &self.server_dir {
+            return Ok(Target {
+                dir: d.clone(),
+                containerd_host: None,
+                server_ca: None,
+                server: true,
+            });
+        }
         match (&self.out_dir, &self.registry) {
             (Some(d), _) => Ok(Target {
                 dir: d.clone(),
                 containerd_host: None,
                 server_ca,
+                server: false,
             }),
             (None, Some(r)) => {
                 let root = self.certs_root.clone().unwrap_or_else(|| {
@@ -111,11 +147,12 @@ impl TargetArgs {
                     dir: certs_d_dir(&root, r)?,
                     containerd_host: self.containerd.then(|| r.clone()),
                     server_ca,
+                    server: false,
                 })
             }
             (None, None) => Err(Error::usage(
                 "say where to install",
-                "pass --registry HOST:PORT (with --podman or --containerd if not Docker) or --out-dir DIR",
+                "pass --registry HOST:PORT (with --podman or --containerd if not Docker), --out-dir DIR, or --server-dir DIR for a server's certificate",
             )),
         }
     }
@@ -192,11 +229,18 @@ pub fn install(target: &Target, files: &ClientFiles<'_>) -> Result<Vec<crate::co
         .containerd_host
         .as_deref()
         .map(|h| hosts_toml(h, target.server_ca.is_some()));
-    let mut list: Vec<(&str, &[u8], u32)> = vec![
-        ("client.cert", files.chain_pem.as_bytes(), 0o644),
-        ("client.key", files.key_pem.as_bytes(), 0o600),
-        ("ca.crt", files.ca_pem.as_bytes(), 0o644),
-    ];
+    let mut list: Vec<(&str, &[u8], u32)> = if target.server {
+        vec![
+            (SERVER_CERT, files.chain_pem.as_bytes(), 0o644),
+            (SERVER_KEY, files.key_pem.as_bytes(), 0o600),
+        ]
+    } else {
+        vec![
+            ("client.cert", files.chain_pem.as_bytes(), 0o644),
+            ("client.key", files.key_pem.as_bytes(), 0o600),
+            ("ca.crt", files.ca_pem.as_bytes(), 0o644),
+        ]
+    };
     if let Some(t) = &toml {
         list.push(("hosts.toml", t.as_bytes(), 0o644));
     }

@@ -287,6 +287,8 @@ pub struct LeafSpec<'a> {
     pub organization: &'a str,
     pub groups: &'a [String],
     pub email: Option<&'a str>,
+    /// A server's DNS names and IP addresses (subjectAltName dNSName and iPAddress).
+    pub names: &'a [crate::server::San],
     pub ekus: &'a [Eku],
     pub spki_der: &'a [u8],
     pub serial: &'a [u8],
@@ -469,16 +471,39 @@ pub fn sign_leaf(ca: &CaCert, key: &CaKey, spec: &LeafSpec<'_>) -> Result<Vec<u8
                             }),
                         );
                     }
-                    if let Some(email) = spec.email {
+                    if spec.email.is_some() || !spec.names.is_empty() {
                         write_extension(
                             w.next(),
                             OID_SAN,
                             false,
                             yasna::construct_der(|w| {
                                 w.write_sequence(|w| {
-                                    w.next().write_tagged_implicit(Tag::context(1), |w| {
-                                        w.write_bytes(email.as_bytes())
-                                    })
+                                    if let Some(email) = spec.email {
+                                        w.next().write_tagged_implicit(Tag::context(1), |w| {
+                                            w.write_bytes(email.as_bytes())
+                                        })
+                                    }
+                                    for n in spec.names {
+                                        // dNSName [2] IA5String; iPAddress [7] OCTET STRING of
+                                        // 4 or 16 octets (RFC 5280 4.2.1.6).
+                                        match n {
+                                            crate::server::San::Dns(d) => w
+                                                .next()
+                                                .write_tagged_implicit(Tag::context(2), |w| {
+                                                    w.write_bytes(d.as_bytes())
+                                                }),
+                                            crate::server::San::Ip(std::net::IpAddr::V4(a)) => w
+                                                .next()
+                                                .write_tagged_implicit(Tag::context(7), |w| {
+                                                    w.write_bytes(&a.octets())
+                                                }),
+                                            crate::server::San::Ip(std::net::IpAddr::V6(a)) => w
+                                                .next()
+                                                .write_tagged_implicit(Tag::context(7), |w| {
+                                                    w.write_bytes(&a.octets())
+                                                }),
+                                        }
+                                    }
                                 })
                             }),
                         );

@@ -289,14 +289,17 @@ fn verify_cert_file(
             r.issuer.as_deref().unwrap_or("?")
         ));
     };
-    let want_cn = state.inventory.get(name).map_or(name, |id| id.cn());
+    let want_cn = state
+        .inventory
+        .get(name)
+        .map_or(std::borrow::Cow::Borrowed(name), |id| id.cn());
     crate::issued::verify(
         &text,
         &crate::issued::Expected {
             record: r,
             issuer,
             issuer_path,
-            cn: Some(want_cn),
+            cn: Some(&want_cn),
         },
     )
     .err()

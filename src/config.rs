@@ -158,7 +158,14 @@ pub struct Config {
     /// The offline root's CRL (a CA made with `gitca init --offline-root`; ignored otherwise).
     #[serde(default)]
     pub root: RootPolicy,
+    /// The DNS names and IP ranges this CA may certify for servers (`servers:` in identities
+    /// files). Without it, no server certificate is issued.
+    #[serde(default)]
+    pub servers: Option<crate::server::ServerPolicy>,
 }
+
+/// The profile servers use unless their entry names another.
+pub const SERVER_PROFILE: &str = "server";
 
 /// The root CRL of a CA with an offline root, re-signed only in a custodians' ceremony
 /// (`gitca root sign-crl`).
@@ -281,6 +288,18 @@ impl Config {
                 }
             }
         }
+        if let Some(why) = config.servers.as_ref().and_then(|s| s.validate().err()) {
+            let at = text.find("\nservers:").map_or(0, |a| a + 1);
+            return Err(Located::new(
+                FILE,
+                text,
+                (at, "servers:".len()),
+                why,
+                "here",
+                "list exact names (registry.example.com), suffixes with a leading dot (.internal.example.com: any name below it) and CIDR ranges (192.0.2.0/24), in lower case (docs/deploy.md, \"Server certificates\")",
+            )
+            .into());
+        }
         if config.supersede_grace > MAX_SUPERSEDE_GRACE {
             return Err(fail(
                 "supersede_grace:",
@@ -375,6 +394,13 @@ impl Config {
                     "renewal starts renew_before ahead of expiry; e.g. validity: 365d, renew_before: 30d",
                 ));
             }
+            if name == SERVER_PROFILE && p.extended_key_usage != [Eku::ServerAuth] {
+                return Err(fail(
+                    &format!("{name}:"),
+                    format!("profile `{name}` must grant server_auth and nothing else"),
+                    "a server certificate is never a client certificate: extended_key_usage: [server_auth]",
+                ));
+            }
             if p.extended_key_usage.is_empty() {
                 return Err(fail(
                     &format!("{name}:"),
@@ -438,6 +464,16 @@ impl Config {
             ),
         };
         field("registry", show(&old.registry), show(&self.registry));
+        let servers = |s: &Option<crate::server::ServerPolicy>| match s {
+            None => "(no server certificates)".to_string(),
+            Some(s) => format!(
+                "dns_names [{}], ip_ranges [{}], wildcards {}",
+                s.dns_names.join(", "),
+                s.ip_ranges.join(", "),
+                s.wildcards
+            ),
+        };
+        field("servers", servers(&old.servers), servers(&self.servers));
         field(
             "root.crl_validity",
             old.root.crl_validity.to_string(),
@@ -546,6 +582,19 @@ profiles:
     validity: 30d
     renew_before: 10d
     extended_key_usage: [client_auth]
+  server:
+    # Server certificates (`servers:` in identities files): TLS server only, never a client
+    # certificate; short-lived and renewed like bots, delivered by `gitca deploy cert`.
+    validity: 30d
+    renew_before: 10d
+    extended_key_usage: [server_auth]
+
+# The names this CA may certify for servers. Uncomment and list yours: exact names, suffixes
+# with a leading dot (any name below it), CIDR ranges. `gitca check` refuses any other name.
+# servers:
+#   dns_names: [registry.example.com, .internal.example.com]
+#   ip_ranges: [192.0.2.0/24]
+#   wildcards: false
 "#,
             name = yaml::quote(name),
             organization = yaml::quote(organization),

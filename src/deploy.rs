@@ -804,6 +804,17 @@ fn judge_cert(
     Ok(leaf)
 }
 
+/// Whether a certificate grants serverAuth and no client authentication (a gitca server
+/// certificate).
+fn server_auth_only(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| {
+        c.extended_key_usage()
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.value.server_auth && !e.value.client_auth && !e.value.any)
+    })
+}
+
 /// The installed leaf, when it verifies under the pinned CA (directly, or through the
 /// intermediate installed after it).
 struct InstalledCert {
@@ -813,8 +824,8 @@ struct InstalledCert {
     cn: Option<String>,
 }
 
-fn installed_cert(dir: &Dir, pinned: &CaCert) -> Option<InstalledCert> {
-    let text = dir.read_string("client.cert", ca::MAX_CERT_BYTES).ok()?;
+fn installed_cert(dir: &Dir, file: &str, pinned: &CaCert) -> Option<InstalledCert> {
+    let text = dir.read_string(file, ca::MAX_CERT_BYTES).ok()?;
     let ders = crate::bundle::parse_pem_certs(&text);
     let (_, cert) = x509_parser::parse_x509_certificate(ders.first()?).ok()?;
     let verifies = |spki_der: &[u8]| {
@@ -856,7 +867,7 @@ fn cert_once(
     state.last_check = Some(now.unix_timestamp());
     let (key_text, key) = crate::bundle::read_client_key(&args.key)?;
     let key_spki = rcgen::PublicKeyData::subject_public_key_info(&key);
-    let installed = installed_cert(&dir, pinned);
+    let installed = installed_cert(&dir, target.cert_file(), pinned);
     let verdict = (|| -> Result<Verdict> {
         // The CRLs first: a certificate is installed only if it is not revoked, nor its
         // intermediate.
@@ -888,6 +899,16 @@ fn cert_once(
             Err(why) => return Ok(Verdict::Refused(why)),
             Ok(c) => c,
         };
+        // A server's certificate goes where a server reads it, a client's where a client
+        // does: each in the other's place would fail there, later and less clearly.
+        let serves = server_auth_only(&checked.der);
+        if serves != target.server {
+            return Ok(Verdict::Refused(if serves {
+                format!("{} holds a server certificate (serverAuth only): install it with --server-dir DIR, where the server reads server.crt and server.key", args.name)
+            } else {
+                format!("{} does not hold a server certificate: --server-dir is for identities declared under `servers:`", args.name)
+            }));
+        }
         if let Some(i) = &installed {
             // Another identity's certificate (a person's bundle where a bot deploys) is never
             // taken for this one's, nor overwritten.
@@ -955,7 +976,7 @@ fn cert_once(
         }
     }
     // What is installed counts only if it is this identity's.
-    let current = installed_cert(&dir, pinned)
+    let current = installed_cert(&dir, target.cert_file(), pinned)
         .filter(|i| {
             i.cn.as_deref() == Some(args.name.as_str())
                 || (i.cn.is_some() && i.cn == state.installed_cn)

@@ -954,9 +954,34 @@ fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
                 "the registry's server certificate ({subject}) is signed by an authority the client does not trust: Docker, Podman and skopeo fail with \"x509: certificate signed by unknown authority\""
             ),
             format!(
-                "install the CA that signed it beside the client certificate: gitca bundle NAME --key KEY --registry {server} --server-ca FILE (it becomes server-ca.crt)"
+                "install the CA that signed it beside the client certificate: gitca bundle NAME --key KEY --registry {server} --server-ca FILE (it becomes server-ca.crt); or have this CA issue the registry's certificate, which the bundle's ca.crt then verifies (docs/deploy.md, \"Server certificates\")"
             ),
         ),
+        Err(rustls::Error::InvalidCertificate(why)) => {
+            use rustls::CertificateError as C;
+            let (what, fix) = match &why {
+                C::NotValidForName | C::NotValidForNameContext { .. } => (
+                    format!("is not for the name {host}: clients refuse it (\"certificate is valid for …, not {host}\")"),
+                    "connect by a name the certificate carries, or add the name to the server's dns_names (ip_addresses) in review (docs/deploy.md, \"Server certificates\")",
+                ),
+                C::Expired | C::ExpiredContext { .. } => (
+                    "has expired: every client refuses it".to_string(),
+                    "install the renewed certificate on the server (gitca deploy cert NAME --server-dir … --reload 'nginx -s reload')",
+                ),
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => (
+                    "is not a TLS server certificate (no serverAuth extended key usage)".to_string(),
+                    "serve a certificate of the `server` profile (declared under `servers:`), not a client's",
+                ),
+                _ => (
+                    format!("would be refused: {why:?}"),
+                    "fix the server certificate (its names, dates or chain)",
+                ),
+            };
+            d.bad(
+                format!("the registry's server certificate ({subject}) {what}"),
+                format!("{fix}; checked at {server}"),
+            )
+        }
         Err(e) => d.bad(
             format!("the registry's server certificate ({subject}) would be refused: {e}"),
             format!("fix the server certificate of {server} (its names, dates or chain)"),

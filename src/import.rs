@@ -930,6 +930,7 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             email,
             groups,
             issuer: None,
+            names: Vec::new(),
         });
         ders.insert(serial, der);
     }

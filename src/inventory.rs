@@ -35,6 +35,9 @@ const CHUNK_BYTES: u64 = 4 << 20;
 pub enum Kind {
     User,
     Bot,
+    /// A TLS server (a registry host, an internal service): DNS names and IP addresses,
+    /// serverAuth only.
+    Server,
 }
 
 impl Kind {
@@ -42,6 +45,7 @@ impl Kind {
         match self {
             Kind::User => "user",
             Kind::Bot => "bot",
+            Kind::Server => "server",
         }
     }
 
@@ -49,6 +53,7 @@ impl Kind {
         match s {
             "user" => Some(Kind::User),
             "bot" => Some(Kind::Bot),
+            "server" => Some(Kind::Server),
             _ => None,
         }
     }
@@ -61,6 +66,8 @@ struct FileSpec {
     users: Option<Vec<Spanned<EntrySpec>>>,
     #[serde(default)]
     bots: Option<Vec<Spanned<EntrySpec>>>,
+    #[serde(default)]
+    servers: Option<Vec<Spanned<EntrySpec>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +94,12 @@ struct EntrySpec {
     renamed_from: Option<Spanned<String>>,
     #[serde(default)]
     acknowledged: Option<AcknowledgedSpec>,
+    /// Servers only: the certificate's DNS names.
+    #[serde(default)]
+    dns_names: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Servers only: the certificate's IP addresses.
+    #[serde(default)]
+    ip_addresses: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `acknowledged: {until: YYYY-MM-DD, reason: "…"}` (see [`Acknowledged`]).
@@ -166,6 +179,9 @@ pub struct Identity {
     pub renamed_from: Option<String>,
     /// Its being blocked is known and reviewed (see [`Acknowledged`]).
     pub acknowledged: Option<Acknowledged>,
+    /// A server's DNS names and IP addresses, as declared (checked against gitca.yaml's
+    /// `servers:` policy); empty for users and bots.
+    pub names: Vec<crate::server::San>,
     /// Repository-relative path of the CSR.
     pub csr: String,
     /// SHA-256 (hex) of the CSR file's bytes; `None` when the file does not exist.
@@ -177,9 +193,15 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The CN its certificates carry (and its CSR must name).
-    pub fn cn(&self) -> &str {
-        self.common_name.as_deref().unwrap_or(&self.name)
+    /// The CN its certificates carry (and its CSR must name). A server's is its
+    /// `common_name` (one of its names) or else its first name: a CN that is not a SAN would
+    /// be a name clients must never match.
+    pub fn cn(&self) -> std::borrow::Cow<'_, str> {
+        match (&self.common_name, self.names.first()) {
+            (Some(c), _) => c.as_str().into(),
+            (None, Some(first)) if self.kind == Kind::Server => first.value().into(),
+            (None, _) => self.name.as_str().into(),
+        }
     }
 
     /// Whether reconcile may issue to this identity at all.
@@ -363,7 +385,12 @@ fn parse_file_holding(
     }
     match yaml::from_str::<FileSpec>(rel, text) {
         Ok(spec) => {
-            for (kind, list) in [(Kind::User, spec.users), (Kind::Bot, spec.bots)] {
+            let lists = [
+                (Kind::User, spec.users),
+                (Kind::Bot, spec.bots),
+                (Kind::Server, spec.servers),
+            ];
+            for (kind, list) in lists {
                 for entry in list.unwrap_or_default() {
                     let name = entry.value.name.value.clone();
                     let line = entry.value.name.referenced.line() as usize;
@@ -859,6 +886,7 @@ fn validate(
             "names match [a-z0-9][a-z0-9._-]* (at most 64 characters, no `..`): lowercase letters, digits, dot, underscore, hyphen",
         ));
     }
+    let names = server_names(config, kind, &name, &e, name_loc, &at)?;
     let email = match e.email {
         Some(s) => match crate::subject::check_email(&s.value) {
             Ok(()) => Some(s.value),
@@ -892,6 +920,7 @@ fn validate(
         }
         None => Vec::new(),
     };
+    let profile_loc = e.profile.as_ref().map(|p| p.referenced);
     let profile = match e.profile {
         Some(p) if !config.profiles.contains_key(&p.value) => {
             return Err(at(
@@ -912,6 +941,15 @@ fn validate(
         Some(p) => p.value,
         None => kind.as_str().to_string(),
     };
+    if kind == Kind::Server {
+        server_profile(
+            config,
+            &name,
+            &profile,
+            profile_loc.unwrap_or(name_loc),
+            &at,
+        )?;
+    }
     let validity = match e.validity {
         Some(v) => {
             let d = Dur::parse(&v.value).map_err(|_| {
@@ -999,6 +1037,22 @@ fn validate(
         Some(a) => Some(acknowledgement(&name, a, &span, &at)?),
         None => None,
     };
+    if let (Some(cn), Kind::Server) = (&common_name, kind) {
+        if !names.iter().any(|n| n.value() == *cn) {
+            return Err(Located::shared(
+                file,
+                text,
+                cn_span.unwrap_or(span(&name_loc)),
+                format!(
+                    "common_name `{}` of server `{name}` is not one of its names",
+                    crate::encode::one_line(cn)
+                ),
+                "not a DNS name or IP address of this entry",
+                "a server's CN, if any, is one of its dns_names or ip_addresses (clients match only those); leave it out to use the first name",
+            )
+            .into());
+        }
+    }
     let disabled = e.disabled.unwrap_or(false);
     // The CSR is hashed later, in parallel, for all identities at once (see `hash_csrs`).
     let line = name_loc.line() as usize;
@@ -1014,6 +1068,7 @@ fn validate(
         common_name,
         renamed_from,
         acknowledged,
+        names,
         csr,
         csr_sha256: None,
         csr_bytes: None,
@@ -1025,6 +1080,141 @@ fn validate(
             line,
         },
     })
+}
+
+type At<'a> = dyn Fn(&serde_saphyr::Location, String, &str, &str) -> Error + 'a;
+
+/// A server entry's names, checked against the grammar and gitca.yaml's `servers:` policy
+/// (see [`crate::server`]); what only servers may have (names), and what they may not (an
+/// email, groups), refused for the others.
+fn server_names(
+    config: &Config,
+    kind: Kind,
+    name: &str,
+    e: &EntrySpec,
+    name_loc: serde_saphyr::Location,
+    at: &At<'_>,
+) -> Result<Vec<crate::server::San>> {
+    use crate::server;
+    let lists = [
+        (&e.dns_names, "dns_names"),
+        (&e.ip_addresses, "ip_addresses"),
+    ];
+    if kind != Kind::Server {
+        if let Some((list, key)) = lists.iter().find_map(|(l, k)| l.as_ref().map(|l| (l, k))) {
+            return Err(at(
+                &list.referenced,
+                format!("`{name}` is a {}: {key} is for servers", kind.as_str()),
+                "servers only",
+                "declare the server under `servers:` (its certificate is serverAuth only); users and bots hold client certificates",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    for (what, loc) in [
+        ("an email", e.email.as_ref().map(|x| x.referenced)),
+        ("groups", e.groups.as_ref().map(|x| x.referenced)),
+    ] {
+        if let Some(loc) = loc {
+            return Err(at(
+                &loc,
+                format!("server `{name}` has {what}"),
+                "not for servers",
+                "a server certificate carries only its DNS names and IP addresses: remove this key",
+            ));
+        }
+    }
+    let policy = config.servers.as_ref();
+    let help_policy = "list it in gitca.yaml's servers.dns_names / servers.ip_ranges in a reviewed change first (docs/deploy.md, \"Server certificates\"), or correct the name";
+    let mut names = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (list, key) in lists {
+        for item in list.iter().flat_map(|l| l.value.iter()) {
+            let checked = if key == "dns_names" {
+                server::dns_name(policy, &item.value)
+            } else {
+                server::ip_address(policy, &item.value)
+            };
+            let san = checked.map_err(|why| {
+                let grammar = if key == "dns_names" {
+                    server::check_dns_name(&item.value, policy.is_some_and(|p| p.wildcards)).is_err()
+                } else {
+                    server::check_ip(&item.value).is_err()
+                };
+                at(
+                    &item.referenced,
+                    format!(
+                        "{key} entry `{}` of server `{name}` is refused: {why}",
+                        crate::encode::one_line(&item.value)
+                    ),
+                    "refused name",
+                    if grammar {
+                        "write each name once, in its canonical form: lower-case ASCII (IDNs as xn-- A-labels), no trailing dot; IP addresses canonical (192.0.2.10, 2001:db8::1)"
+                    } else {
+                        help_policy
+                    },
+                )
+            })?;
+            if !seen.insert(san.clone()) {
+                return Err(at(
+                    &item.referenced,
+                    format!("server `{name}` lists {san} twice"),
+                    "listed twice",
+                    "list each name once",
+                ));
+            }
+            names.push(san);
+        }
+    }
+    if names.is_empty() {
+        return Err(at(
+            &name_loc,
+            format!("server `{name}` has no names"),
+            "no dns_names or ip_addresses",
+            "a server certificate names the server: add dns_names: [HOST] and/or ip_addresses: [ADDRESS]",
+        ));
+    }
+    if names.len() > server::MAX_NAMES {
+        return Err(at(
+            &name_loc,
+            format!("server `{name}` has {} names", names.len()),
+            "too many names",
+            &format!(
+                "a server certificate carries at most {} names",
+                server::MAX_NAMES
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+/// A server's profile grants server_auth and nothing else: a server certificate is never a
+/// client certificate.
+fn server_profile(
+    config: &Config,
+    name: &str,
+    profile: &str,
+    loc: serde_saphyr::Location,
+    at: &At<'_>,
+) -> Result<()> {
+    match config.profiles.get(profile) {
+        None => Err(at(
+            &loc,
+            format!("server `{name}` uses profile `{profile}`, which gitca.yaml does not define"),
+            "unknown profile",
+            "add to gitca.yaml's profiles: `server: {validity: 30d, renew_before: 10d, extended_key_usage: [server_auth]}` (as `gitca init` writes it)",
+        )),
+        Some(p) if p.extended_key_usage != [crate::config::Eku::ServerAuth] => Err(at(
+            &loc,
+            format!(
+                "server `{name}` uses profile `{profile}`, which grants [{}]",
+                p.extended_key_usage.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+            ),
+            "not a server profile",
+            "a server certificate is serverAuth only, never a client certificate: use a profile with extended_key_usage: [server_auth] (`server`)",
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 /// An `acknowledged:` value: `until` a date (YYYY-MM-DD), `reason` one line of at most 200

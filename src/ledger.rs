@@ -19,6 +19,7 @@
 //! | csr_sha256 | SHA-256 of the CSR file's bytes: what lets a no-op reconcile skip every CSR |
 //! | email, groups | the SAN email and the OUs (comma-separated) the certificate carries |
 //! | issuer | (a CA with an offline root only) which CA signed it: the first 16 hex digits of the SHA-256 of that CA's certificate, as listed in `ca/intermediates.tsv` |
+//! | names | (once the CA has certified a server) a server certificate's subject alternative names, `DNS:name` and `IP:address`, comma-separated |
 //!
 //! Pure: parses and renders text; no filesystem access.
 
@@ -38,6 +39,7 @@ pub const MAX_BYTES: u64 = 32 << 20;
 const HEADER: &str =
     "serial\tidentity\tkind\tprofile\tstate\tnot_before\tnot_after\trevoked_at\treason\tkey_sha256\tcsr_sha256\temail\tgroups";
 const ISSUER_HEADER: &str = "\tissuer";
+const NAMES_HEADER: &str = "\tnames";
 
 /// RFC 5280 revocation reasons gitca uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -135,6 +137,8 @@ pub struct Record {
     pub groups: Vec<String>,
     /// Which CA signed it (see [`crate::hierarchy::id_of`]); `None` in a single-level CA.
     pub issuer: Option<String>,
+    /// A server certificate's DNS names and IP addresses; empty for users and bots.
+    pub names: Vec<crate::server::San>,
 }
 
 impl Record {
@@ -202,16 +206,29 @@ impl Ledger {
         let mut offset = 0;
         let mut seen = HashSet::with_capacity(rows);
         let mut with_issuer = false;
+        let mut with_names = false;
         for (i, line) in text.split_inclusive('\n').enumerate() {
             let start = offset;
             offset += line.len();
             let row = line.trim_end_matches(['\n', '\r']);
-            if row.is_empty() || row.starts_with('#') || row == HEADER {
+            if row.is_empty() || row.starts_with('#') {
                 continue;
             }
-            if row.strip_prefix(HEADER) == Some(ISSUER_HEADER) {
-                with_issuer = true;
-                continue;
+            if let Some(rest) = row.strip_prefix(HEADER) {
+                let rest = match rest.strip_suffix(NAMES_HEADER) {
+                    Some(r) => {
+                        with_names = true;
+                        r
+                    }
+                    None => rest,
+                };
+                if rest == ISSUER_HEADER {
+                    with_issuer = true;
+                    continue;
+                }
+                if rest.is_empty() {
+                    continue;
+                }
             }
             let fail = |what: String| -> crate::error::Error {
                 Located::new(
@@ -224,7 +241,7 @@ impl Ledger {
                 )
                 .into()
             };
-            let mut f = [""; 14];
+            let mut f = [""; 15];
             let mut fields = 0;
             for (slot, field) in row.split('\t').enumerate() {
                 if let Some(x) = f.get_mut(slot) {
@@ -232,7 +249,7 @@ impl Ledger {
                 }
                 fields += 1;
             }
-            let want = if with_issuer { 14 } else { 13 };
+            let want = 13 + usize::from(with_issuer) + usize::from(with_names);
             if fields != want {
                 return Err(fail(format!(
                     "expected {want} tab-separated fields, found {fields}"
@@ -247,9 +264,19 @@ impl Ledger {
                     && s.bytes()
                         .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
             };
-            let issuer = match f[13] {
+            let names_field = if with_names { f[want - 1] } else { "-" };
+            let names = match names_field {
+                "-" => Vec::new(),
+                list => list
+                    .split(',')
+                    .map(|n| {
+                        crate::server::San::parse(n)
+                            .ok_or_else(|| fail(format!("`{n}` is not a server name")))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            };
+            let issuer = match if with_issuer { f[13] } else { "-" } {
                 "-" => None,
-                "" if !with_issuer => None,
                 id if id.len() == 16 && hex_ok(id) => Some(id.to_string()),
                 id => return Err(fail(format!("`{id}` is not an issuer id"))),
             };
@@ -312,6 +339,7 @@ impl Ledger {
                     .map(|g| g.split(',').map(str::to_string).collect())
                     .unwrap_or_default(),
                 issuer,
+                names,
             });
         }
         let mut ledger = Ledger {
@@ -342,6 +370,12 @@ impl Ledger {
         let with_issuer = self.with_issuer || self.records.iter().any(|r| r.issuer.is_some());
         if with_issuer {
             out.push_str(ISSUER_HEADER);
+        }
+        // The names column appears once a server is certified: ledgers without servers keep
+        // the 13 (or 14) columns every earlier gitca wrote and reads.
+        let with_names = self.records.iter().any(|r| !r.names.is_empty());
+        if with_names {
+            out.push_str(NAMES_HEADER);
         }
         out.push('\n');
         for r in &self.records {
@@ -374,6 +408,15 @@ impl Ledger {
             if with_issuer {
                 out.push('\t');
                 out.push_str(r.issuer.as_deref().unwrap_or("-"));
+            }
+            if with_names {
+                out.push('\t');
+                if r.names.is_empty() {
+                    out.push('-');
+                } else {
+                    let names: Vec<String> = r.names.iter().map(|n| n.to_string()).collect();
+                    out.push_str(&names.join(","));
+                }
             }
             out.push('\n');
         }
@@ -447,6 +490,7 @@ mod tests {
             email: Some("a@example.com".into()),
             groups: vec!["push".into(), "pull".into()],
             issuer: None,
+            names: Vec::new(),
         }
     }
 
@@ -544,6 +588,7 @@ mod tests {
         assert!(!l.render().contains("issuer"));
         l.records.push(Record {
             issuer: Some("0123456789abcdef".into()),
+            names: Vec::new(),
             ..rec("0b", "b", State::Issued)
         });
         let text = l.render();

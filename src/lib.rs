@@ -48,6 +48,7 @@ pub mod repo;
 pub mod report;
 pub mod request;
 pub mod seal;
+pub mod server;
 pub mod source;
 pub mod status;
 pub mod subject;

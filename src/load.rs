@@ -319,7 +319,8 @@ impl State {
         let profile = self.config.profiles.get(&id.profile);
         let mut attributes = vec![("O", self.config.ca.organization.as_str())];
         attributes.extend(id.groups.iter().map(|g| ("OU", g.as_str())));
-        attributes.push(("CN", id.cn()));
+        let cn = id.cn();
+        attributes.push(("CN", &cn));
         let subject = crate::subject::rfc4514_of(&attributes);
         plan::Carries {
             identity: id.name.clone(),
@@ -334,6 +335,7 @@ impl State {
             extended_key_usage: profile
                 .map(|p| p.extended_key_usage.iter().map(|e| e.name()).collect())
                 .unwrap_or_default(),
+            names: id.names.iter().map(|n| n.shown()).collect(),
             key: csr.key_desc.clone(),
             key_sha256: csr.key_sha256.clone(),
         }

@@ -155,6 +155,10 @@ pub struct Carries {
     pub profile: String,
     pub validity: String,
     pub extended_key_usage: Vec<&'static str>,
+    /// A server's subject alternative names, every one (`DNS:…`, `IP:…`; an IDN with its
+    /// Unicode form): what clients will accept this certificate for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
     /// e.g. "ECDSA P-256".
     pub key: String,
     /// SHA-256 of the certified key (see [`crate::pubkey`]).
@@ -278,6 +282,7 @@ const CHAIN: &[(&str, Check)] = &[
     ("profile-changed", profile_changed),
     ("email-changed", email_changed),
     ("groups-changed", groups_changed),
+    ("names-changed", names_changed),
     ("issuer-rotated", issuer_rotated),
     ("nearing-expiry", nearing_expiry),
 ];
@@ -437,6 +442,33 @@ fn groups_changed(c: &Ctx) -> Option<Decision> {
     ))
 }
 
+/// A server's DNS names or IP addresses changed. A name dropped is withdrawn at once: the old
+/// certificate would go on vouching for a host the reviewed entry no longer names.
+fn names_changed(c: &Ctx) -> Option<Decision> {
+    let cur = c.current?;
+    let old: BTreeSet<&crate::server::San> = cur.names.iter().collect();
+    let new: BTreeSet<&crate::server::San> = c.id.names.iter().collect();
+    if old == new {
+        return None;
+    }
+    let show = |names: &BTreeSet<&crate::server::San>| {
+        names
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let why = (!old.is_subset(&new)).then_some(RevocationReason::PrivilegeWithdrawn);
+    Some(Decision::Sign(
+        Op::Reissue,
+        reason(
+            "names-changed",
+            format!("[{}] → [{}]", show(&old), show(&new)),
+        ),
+        why,
+    ))
+}
+
 /// Below an offline root: the certificate was signed by an intermediate that is no longer the
 /// issuing one (`gitca root new-intermediate`). Same key, same attributes, new issuer; the old
 /// certificate stays valid for the grace period.
@@ -498,6 +530,7 @@ fn superseded_after_grace<'a>(c: &Ctx<'a>, grace: time::Duration) -> Vec<(&'a Re
             && r.profile == newest.profile
             && r.email == newest.email
             && groups(r) == groups(newest)
+            && r.names == newest.names
             && r.issuer == newest.issuer
     };
     c.live
@@ -978,6 +1011,7 @@ mod tests {
             common_name: None,
             renamed_from: None,
             acknowledged: None,
+            names: Vec::new(),
             csr: format!("csr/{name}.csr"),
             csr_sha256: Some(csr.into()),
             csr_bytes: None,
@@ -1007,6 +1041,7 @@ mod tests {
             email: None,
             groups: vec![],
             issuer: None,
+            names: Vec::new(),
         }
     }
 

@@ -255,19 +255,29 @@ fn render_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
 /// usages, and the key (type and SHA-256, as `gitca status` and the ledger show it).
 fn carries_line(c: &crate::plan::Carries) -> String {
     format!(
-        "{}: {}{} · profile {} ({}) · {} · {} key {}",
+        "{}: {}{}{} · profile {} ({}) · {} · {} key {}",
         c.identity,
         c.subject,
         c.email
             .as_deref()
             .map(|e| format!(" · email {e}"))
             .unwrap_or_default(),
+        names_of(c, |n| n.to_string()),
         c.profile,
         c.validity,
         c.extended_key_usage.join(", "),
         c.key,
         &c.key_sha256[..c.key_sha256.len().min(16)]
     )
+}
+
+/// A server certificate's names, every one, after ` · names `; nothing for users and bots.
+fn names_of(c: &crate::plan::Carries, encode: impl Fn(&str) -> String) -> String {
+    if c.names.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = c.names.iter().map(|n| encode(n)).collect();
+    format!(" · names {}", names.join(", "))
 }
 
 fn render_blocked_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
@@ -355,13 +365,14 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
         for c in plan.signing.iter().take(MAX_DIAGNOSTICS) {
             let _ = writeln!(
                 out,
-                "| {} | {}{} | {} ({}) | {} | {} `{}` |",
+                "| {} | {}{}{} | {} ({}) | {} | {} `{}` |",
                 crate::encode::markdown(&c.identity),
                 crate::encode::markdown(&c.subject),
                 c.email
                     .as_deref()
                     .map(|e| format!(" · email {}", crate::encode::markdown(e)))
                     .unwrap_or_default(),
+                names_of(c, crate::encode::markdown),
                 crate::encode::markdown(&c.profile),
                 crate::encode::markdown(&c.validity),
                 crate::encode::markdown(&c.extended_key_usage.join(", ")),

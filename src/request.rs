@@ -22,8 +22,20 @@ pub struct RequestArgs {
     /// The identity's name: [a-z0-9][a-z0-9._-]*; becomes the certificate's CN.
     pub name: String,
     /// Declare a bot (short-lived `bot` profile) instead of a user.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "server")]
     pub bot: bool,
+    /// Declare a TLS server (the `server` profile: serverAuth only): run this on the server,
+    /// whose key stays there. Needs --dns-name or --ip-address; the names must be within
+    /// gitca.yaml's `servers:` policy.
+    #[arg(long, conflicts_with_all = ["email", "groups"])]
+    pub server: bool,
+    /// A DNS name of the server (lower case; IDNs as xn-- A-labels). Repeatable; the first
+    /// becomes the CN.
+    #[arg(long = "dns-name", value_name = "NAME", requires = "server")]
+    pub dns_names: Vec<String>,
+    /// An IP address of the server. Repeatable.
+    #[arg(long = "ip-address", value_name = "ADDRESS", requires = "server")]
+    pub ip_addresses: Vec<String>,
     /// Email address for the certificate's SAN.
     #[arg(long)]
     pub email: Option<String>,
@@ -206,10 +218,28 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     // (the key first of all) is written.
     check_values(args, &existing, ledger.as_ref())?;
     // The CN the CSR must carry: the entry's common_name when it has one (imported identities).
+    // A server's: its first name (see `Identity::cn`).
     let cn = declared
         .map(|id| id.cn().to_string())
         .or_else(|| args.common_name.clone())
+        .or_else(|| {
+            args.server
+                .then(|| {
+                    args.dns_names
+                        .iter()
+                        .chain(&args.ip_addresses)
+                        .next()
+                        .cloned()
+                })
+                .flatten()
+        })
         .unwrap_or_else(|| name.clone());
+    if args.server && !args.rotate && args.dns_names.is_empty() && args.ip_addresses.is_empty() {
+        return Err(Error::usage(
+            "a server needs at least one name",
+            "pass --dns-name HOST and/or --ip-address ADDRESS (repeatable): the names clients connect to",
+        ));
+    }
     let csr_rel =
         match (declared, args.rotate) {
             (Some(_), false) => return Err(Error::usage(
@@ -286,6 +316,15 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             let gs: Vec<String> = args.groups.iter().map(|g| yaml::quote(g)).collect();
             entry.push(format!("groups: [{}]", gs.join(", ")));
         }
+        for (key, values) in [
+            ("dns_names", &args.dns_names),
+            ("ip_addresses", &args.ip_addresses),
+        ] {
+            if !values.is_empty() {
+                let vs: Vec<String> = values.iter().map(|v| yaml::quote(v)).collect();
+                entry.push(format!("{key}: [{}]", vs.join(", ")));
+            }
+        }
         if let Some(former) = &args.renamed_from {
             entry.push(format!("renamed_from: {former}"));
         }
@@ -299,7 +338,13 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         };
         Some(insert_entry(
             &old,
-            if args.bot { "bots" } else { "users" },
+            if args.server {
+                "servers"
+            } else if args.bot {
+                "bots"
+            } else {
+                "users"
+            },
             &entry,
         ))
     };
@@ -428,10 +473,17 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             "  and remove `{former}`'s entry in the same commit (the rename hands its key on; its certificates are revoked as superseded)"
         );
     }
-    let _ = writeln!(
-        out,
-        "After the merge and reconcile: gitca bundle {name} --key {key_shown} --registry HOST:PORT"
-    );
+    let _ = if args.server || declared.is_some_and(|d| d.kind == inventory::Kind::Server) {
+        writeln!(
+            out,
+            "After the merge and reconcile: gitca deploy cert {name} --key {key_shown} --from PUBLISHED --ca PINNED-CA --server-dir /etc/gitca --reload 'nginx -s reload'"
+        )
+    } else {
+        writeln!(
+            out,
+            "After the merge and reconcile: gitca bundle {name} --key {key_shown} --registry HOST:PORT"
+        )
+    };
     Ok(())
 }
 

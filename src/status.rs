@@ -445,14 +445,14 @@ fn render_human(
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "  {:<24} {:<5} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} GROUPS / EKU / KEY TYPE",
+        "  {:<24} {:<6} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} GROUPS / EKU / KEY TYPE",
         "IDENTITY", "KIND", "STATE", "PROFILE", "SERIAL", "EXPIRES", "DAYS", "KEY"
     );
     for v in identities {
         let dash = |s: Option<&str>| s.unwrap_or("-").to_string();
         let _ = writeln!(
             out,
-            "  {:<24} {:<5} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} [{}] {}{}",
+            "  {:<24} {:<6} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} [{}] {}{}",
             v.name,
             v.kind,
             v.state,

@@ -601,7 +601,7 @@ fn hostile_identity_files_get_located_diagnostics() {
         (
             "users:\n  - name: x\n    profile: admin\n",
             "profile",
-            &["unknown profile `admin`", "bot, user"],
+            &["unknown profile `admin`", "bot, server, user"],
         ),
         (
             "users:\n  - name: x\n   csr: [\n",

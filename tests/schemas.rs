@@ -137,3 +137,100 @@ fn schema_and_gitca_agree_on_acknowledged() {
         );
     }
 }
+
+/// Issue 22: a server entry means the same to the schemas and to gitca check — names in their
+/// one spelling, and only in the entries and gitca.yaml sections made for them.
+#[test]
+fn schema_and_gitca_agree_on_servers() {
+    let identities = schema("identities.schema.json");
+    let config = schema("gitca.schema.json");
+    let ca = Ca::new();
+    let policy = "\nservers:\n  dns_names: [registry.example.com, .internal.example.com]\n  ip_ranges: [192.0.2.0/24]\n";
+    let gitca_yaml = ca.read("gitca.yaml") + policy;
+    valid(&config, &gitca_yaml, "gitca.yaml with servers:");
+    ca.write("gitca.yaml", &gitca_yaml);
+    ca.openssl_csr(
+        "registry",
+        "registry.example.com",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &[],
+    );
+    for (entry, accepted) in [
+        ("dns_names: [registry.example.com]", true),
+        (
+            "dns_names: [registry.example.com]\n    ip_addresses: [192.0.2.10]",
+            true,
+        ),
+        ("dns_names: [Registry.example.com]", false),
+        ("dns_names: [\"registry.example.com.\"]", false),
+        ("dns_names: [\"registry.example.com\\n\"]", false),
+        ("dns_names: [\"a,b.example.com\"]", false),
+        (
+            "dns_names: [registry.example.com, registry.example.com]",
+            false,
+        ),
+        (
+            "dns_names: [registry.example.com]\n    email: a@example.com",
+            false,
+        ),
+        (
+            "dns_names: [registry.example.com]\n    groups: [push]",
+            false,
+        ),
+        (
+            "dns_names: [registry.example.com]\n    ip_addresses: [192.0.2.010]",
+            false,
+        ),
+        ("common_name: registry.example.com", false),
+    ] {
+        let text = format!("servers:\n  - name: registry\n    {entry}\n");
+        assert_eq!(
+            identities.is_valid(&yaml(&text)),
+            accepted,
+            "schema: {entry}"
+        );
+        ca.identities(&text);
+        let o = run(ca.cmd(T0).arg("check"));
+        assert_eq!(
+            o.status.success(),
+            accepted,
+            "gitca check: {entry}\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    // What only gitca.yaml decides, the schema cannot see: a wildcard, or a name outside
+    // the policy, is well-formed to the schema and refused by gitca check.
+    for entry in [
+        "dns_names: [\"*.internal.example.com\"]",
+        "dns_names: [registry.example.org]",
+        "ip_addresses: [198.51.100.1]",
+    ] {
+        let text = format!("servers:\n  - name: registry\n    {entry}\n");
+        assert!(identities.is_valid(&yaml(&text)), "schema: {entry}");
+        ca.identities(&text);
+        let o = fails(run(ca.cmd(T0).arg("check")));
+        let said = stdout(&o) + &stderr(&o);
+        assert!(said.contains("identities/people.yaml:3"), "{said}");
+    }
+    // Server names are for servers; the policy's entries have one spelling too.
+    let user = "users:\n  - name: registry\n    dns_names: [registry.example.com]\n";
+    assert!(!identities.is_valid(&yaml(user)));
+    for bad in [
+        "\nservers:\n  dns_names: [Registry.example.com]\n",
+        "\nservers:\n  ip_ranges: [192.0.2.1/24]\n",
+        "\nservers:\n  ip_ranges: [192.0.2.0/0]\n",
+        "\nservers:\n  colour: blue\n",
+    ] {
+        let text = ca.read("gitca.yaml").replace(policy, bad);
+        ca.write("gitca.yaml", &text);
+        let o = run(ca.cmd(T0).arg("check"));
+        assert!(!o.status.success(), "gitca check accepts {bad:?}");
+        ca.write("gitca.yaml", &gitca_yaml);
+        let schema_ok = config.is_valid(&yaml(&text));
+        // The schema's patterns cannot see host bits past a prefix: gitca's check can.
+        if !bad.contains("192.0.2.1/24") {
+            assert!(!schema_ok, "schema accepts {bad:?}");
+        }
+    }
+}
