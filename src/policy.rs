@@ -204,6 +204,11 @@ pub fn name_clashes<'a>(ledger: &'a Ledger, inventory: &'a Inventory) -> HashMap
     }
     let mut out = HashMap::new();
     for (i, cn) in with_cn {
+        // A common name that looks like the identity's own name stands for it: another
+        // identity's look-alike claim blocks that other identity, never this one.
+        if crate::subject::clash(cn, &i.name) {
+            continue;
+        }
         let mine = |n: &&str| *n == i.name || i.renamed_from.as_deref() == Some(*n);
         let other = clash_keys(cn)
             .iter()
