@@ -349,11 +349,14 @@ impl State {
     /// from `openssl ca` are where this bites: gitca writes O, OU and CN, and the email as a SAN.
     pub fn note_replacements(&self, dir: &Dir, plan: &mut Plan) {
         let mut notes = Vec::new();
+        let signing: std::collections::HashMap<&str, _> = plan
+            .signing
+            .iter()
+            .map(|c| (c.identity.as_str(), c))
+            .collect();
         for a in plan.actions.iter().filter(|a| a.op.signs()) {
-            let (Some(serial), Some(new)) = (
-                a.serial.as_deref(),
-                plan.signing.iter().find(|c| c.identity == a.identity),
-            ) else {
+            let (Some(serial), Some(new)) = (a.serial.as_deref(), signing.get(a.identity.as_str()))
+            else {
                 continue;
             };
             let Some(old) = read_replaced(dir, &a.identity, serial) else {
@@ -482,16 +485,20 @@ impl State {
                 .expect("vetted identities are declared")
         };
         let mut plan = plan;
-        plan.signing = vetting
+        let signs: std::collections::HashSet<&str> = plan
+            .actions
+            .iter()
+            .filter(|a| a.op.signs())
+            .map(|a| a.identity.as_str())
+            .collect();
+        let signing = vetting
             .verified
             .iter()
-            .filter(|(id, _)| {
-                plan.actions
-                    .iter()
-                    .any(|a| a.op.signs() && a.identity == id.name)
-            })
+            .filter(|(id, _)| signs.contains(id.name.as_str()))
             .map(|(id, csr)| self.carries(id, csr))
             .collect();
+        drop(signs);
+        plan.signing = signing;
         Vetted {
             plan,
             verified: vetting
