@@ -153,8 +153,23 @@ fn private_key_in(dir: &Dir, rel: String) -> Option<Error> {
 /// `.gitattributes` anywhere in the repository: gitca reads and writes its files byte for byte,
 /// and an attribute (`working-tree-encoding`, `eol`, `text`, a `filter`) makes every later
 /// checkout — CI's included — rewrite identity files, CSRs or certificates into something else.
-/// One line in a pull request outside `identities/`, so outside a CODEOWNERS rule on it.
+/// One line in a pull request outside `identities/`, so outside a CODEOWNERS rule on it. And
+/// files named like gitca's temporary files, which gitca skips: a tracked one hides what it
+/// declares.
 fn attributes_files(files: &[String]) -> Vec<Error> {
+    let temporary = files
+        .iter()
+        .filter(|rel| rel.ends_with(".gitca-tmp"))
+        .map(|rel| {
+            Error::bad_file(
+                rel.as_str(),
+                "has the name of a gitca temporary file, which gitca skips where it reads (identities/ included): whom it declares would be taken for removed",
+                format!(
+                    "remove it (git rm {}), or give its content a name that ends in .yaml",
+                    crate::encode::one_line(rel)
+                ),
+            )
+        });
     files
         .iter()
         .filter(|rel| rel.rsplit('/').next() == Some(".gitattributes"))
@@ -168,6 +183,7 @@ fn attributes_files(files: &[String]) -> Vec<Error> {
                 ),
             )
         })
+        .chain(temporary)
         .collect()
 }
 

@@ -691,6 +691,14 @@ fn git_attributes_are_refused_by_check() {
         ca.commit("remove");
         ok(run(ca.cmd(T0).arg("check")));
     }
+    // A file named like gitca's temporary files is skipped where gitca reads: tracked, it
+    // would hide whom it declares.
+    let hidden = "identities/.alice.yaml.0123.gitca-tmp";
+    git(&ca.root, &["mv", "identities/people.yaml", hidden]);
+    ca.commit("hide");
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("gitca temporary file"), "{all}");
 }
 
 /// An entry under identities/ that gitca does not read (a trailing space, another case of the
