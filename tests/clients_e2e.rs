@@ -1,6 +1,9 @@
 //! The real registry clients — skopeo, containerd's ctr, dockerd with the docker CLI — against
-//! docker-registry behind nginx, with every client certificate, the CRL and the server's
-//! configuration coming from gitca. Each test proves, with its client:
+//! docker-registry behind nginx, with every client certificate, the CRL, the server's own TLS
+//! certificate (a `servers:` entry, issued with the `server` profile) and the server's
+//! configuration coming from gitca: each client trusts the registry through the ca.crt gitca
+//! installed beside its client certificate, with no --server-ca. Each test proves, with its
+//! client:
 //!
 //! a) alice (group `push`) pushes and pulls; bob (group `pull`) pulls, and his push is refused
 //!    by the rights of gitca.yaml `registry:` (nginx answers 403 to his upload);
@@ -84,8 +87,7 @@ fn published_serial(tree: &Path, name: &str) -> String {
         .to_string()
 }
 
-/// Everything the client script needs, made by gitca (plus the server's own TLS certificate,
-/// from a throwaway openssl CA).
+/// Everything the client script needs, made by gitca: the server's own TLS certificate too.
 struct Story {
     ca: Ca,
     w: PathBuf,
@@ -123,8 +125,11 @@ fn prepare(client: Client) -> Story {
     chmod("755", &w);
     let mut cfg = ca.read("gitca.yaml");
     cfg.push_str("\nregistry:\n  push_groups: [push]\n  pull_groups: [push, pull]\n");
+    cfg.push_str(
+        "\nservers:\n  dns_names: [registry.test]\n  ip_ranges: [127.0.0.1/32, 192.0.2.10/32]\n",
+    );
     ca.write("gitca.yaml", &cfg);
-    ca.commit("registry rights: push and pull groups");
+    ca.commit("registry rights: push and pull groups; the registry's names");
 
     // Onboarding on day 0.
     let key = |n: &str| ca.keys.join(format!("{n}.key"));
@@ -132,6 +137,18 @@ fn prepare(client: Client) -> Story {
         ("alice", &["--group", "push"][..]),
         ("bob", &["--group", "pull"][..]),
         ("ci", &["--bot", "--group", "push"][..]),
+        (
+            "registry",
+            &[
+                "--server",
+                "--dns-name",
+                "registry.test",
+                "--ip-address",
+                "127.0.0.1",
+                "--ip-address",
+                "192.0.2.10",
+            ][..],
+        ),
     ] {
         ok(run(ca
             .cmd(&t)
@@ -140,10 +157,10 @@ fn prepare(client: Client) -> Story {
             .arg("--key-out")
             .arg(key(name))));
     }
-    ca.commit("onboard alice, bob and the bot ci");
+    ca.commit("onboard alice, bob, the bot ci and the registry's server certificate");
     let o = ok(ca.reconcile(&t));
     assert!(
-        stdout(&o).contains("Signed 3 certificate(s)"),
+        stdout(&o).contains("Signed 4 certificate(s)"),
         "{}",
         stdout(&o)
     );
@@ -163,40 +180,36 @@ fn prepare(client: Client) -> Story {
         Client::Docker => "192.0.2.10:5443".to_string(),
         _ => format!("127.0.0.1:{}", free_port()),
     };
-    let server_ca = w.join("server/server-ca.crt");
-    let server_key = w.join("server/server.key");
+    // The registry's own certificate comes from the same repository (a `servers:` entry issued
+    // on day 0, serverAuth only, for registry.test, 127.0.0.1 and 192.0.2.10): the server keeps
+    // the one the day-0 tree published.
+    let server_crt = w.join("server/server.crt");
+    let server_key = key("registry");
     std::fs::create_dir_all(w.join("server")).unwrap();
-    ok(tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=registry.test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,IP:192.0.2.10,DNS:registry.test",
-            "-keyout",
-            server_key.to_str().unwrap(),
-            "-out",
-            server_ca.to_str().unwrap(),
-        ],
-        &w,
-    ));
+    std::fs::copy(pub_initial.join("certs/registry.crt"), &server_crt).unwrap();
+    let v = ca.openssl(&[
+        "verify",
+        "-CAfile",
+        ca.path("ca/ca.crt").to_str().unwrap(),
+        "-purpose",
+        "sslserver",
+        "-verify_hostname",
+        "registry.test",
+        "-attime",
+        &time::OffsetDateTime::now_utc().unix_timestamp().to_string(),
+        server_crt.to_str().unwrap(),
+    ]);
+    assert!(
+        v.status.success(),
+        "server certificate: {}{}",
+        stdout(&v),
+        stderr(&v)
+    );
     let certs: Vec<PathBuf> = ["alice", "bob"]
         .iter()
         .map(|name| {
             let mut c = ca.cmd(&install);
-            c.args(["bundle", name, "--key"])
-                .arg(key(name))
-                .arg("--server-ca")
-                .arg(&server_ca);
+            c.args(["bundle", name, "--key"]).arg(key(name));
             let dir = match client {
                 Client::Skopeo => {
                     let d = w.join(format!("clients/{name}"));
@@ -279,7 +292,7 @@ fn prepare(client: Client) -> Story {
         "--upstream",
         &registry_addr,
         "--tls-cert",
-        server_ca.to_str().unwrap(),
+        server_crt.to_str().unwrap(),
         "--tls-key",
         server_key.to_str().unwrap(),
         "--client-ca",
@@ -310,7 +323,6 @@ fn prepare(client: Client) -> Story {
     let env = vec![
         ("GITCA", p(&assert_cmd::cargo::cargo_bin("gitca"))),
         ("W", p(&w)),
-        ("SERVER_CA", p(&server_ca)),
         ("PINNED_CA", p(&pinned)),
         ("SERVER_CRL", p(&crl)),
         ("NGINX_PREFIX", p(&prefix)),

@@ -13,8 +13,10 @@
 #   W                the test's work directory (chmod 755; nginx workers run as nobody). These
 #                    scripts write only under $W/run (and the directories named below); the
 #                    Rust test removes $W.
-#   SERVER_CA        the CA of the registry's own TLS certificate (a throwaway openssl CA)
-#   PINNED_CA        the gitca CA certificate the server (and the bot) trust: the pin
+#   PINNED_CA        the gitca CA certificate the server (and the bot) trust: the pin. The
+#                    registry's own TLS certificate comes from the same CA (a `servers:` entry),
+#                    so every client verifies the server with the ca.crt gitca installed beside
+#                    its client certificate: no --server-ca anywhere
 #   SERVER_CRL       the CRL file nginx reads (`ssl_crl`), written by `gitca deploy crl`
 #   NGINX_PREFIX     nginx's prefix: nginx.conf (from `gitca export nginx --standalone`), logs/, tmp/
 #   REGISTRY_CONF    docker-registry's config (from `gitca export registry --behind-nginx`)
@@ -34,7 +36,7 @@
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
-for v in GITCA W SERVER_CA PINNED_CA SERVER_CRL NGINX_PREFIX REGISTRY_CONF REGISTRY_ADDR REGISTRY \
+for v in GITCA W PINNED_CA SERVER_CRL NGINX_PREFIX REGISTRY_CONF REGISTRY_ADDR REGISTRY \
     PUB_INITIAL PUB_RENEWED PUB_OFFBOARDED NOW_INSTALL NOW_RENEW KEY_CI CERTS_ALICE CERTS_BOB; do
     [ -n "${!v:-}" ] || die "environment variable $v is not set (run through tests/clients_e2e.rs)"
 done
@@ -177,14 +179,15 @@ deploy_crl_and_reload() { # published-tree
     log "nginx reloaded (workers $before-> $now)"
 }
 
-# curl through nginx with the files of a cert dir (client.cert, client.key, server-ca.crt).
+# curl through nginx with the files of a cert dir (client.cert, client.key, ca.crt: the gitca CA,
+# which issued the server's certificate too).
 # Prints the HTTP status (000: no HTTP answer).
 curl_code() { # certdir method path
     local code cert=$1/client.cert
     # curl reads --cert as FILE[:PASSWORD]: escape the colon of a HOST:PORT directory
     cert=${cert//:/\\:}
     code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --noproxy '*' \
-        --cacert "$1/server-ca.crt" --cert "$cert" --key "$1/client.key" \
+        --cacert "$1/ca.crt" --cert "$cert" --key "$1/client.key" \
         -X "$2" "https://$REGISTRY$3" 2>"$RUN/curl.err") || true
     [ "$code" != 000 ] || log "curl $2 $3 with $1: $(cat "$RUN/curl.err")"
     echo "$code"
@@ -246,7 +249,7 @@ make_oci_layout() { # dir tag full-image-name [text]
 #   client_pull_refused WHO IMAGE-REF WHY   a pull that must fail (WHY: revoked)
 #   ci_deploy NOW TREE             `gitca deploy cert` of the bot into the client's location;
 #                                  prints the directory holding its client.cert
-#   certdir WHO                    a directory with WHO's client.cert, client.key, server-ca.crt
+#   certdir WHO                    a directory with WHO's client.cert, client.key, ca.crt
 
 # a) the registry rights of gitca.yaml `registry:`: alice (push) pushes and pulls, bob (pull)
 #    pulls; bob's push is refused with 403 by nginx before it reaches the registry.

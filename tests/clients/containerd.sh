@@ -115,7 +115,7 @@ client_pull_refused() { # who ref why
 ci_deploy() { # now tree -> prints the cert dir
     expect_ok "bot: gitca deploy cert ci --containerd (now $1)" \
         "$GITCA" --now "$1" deploy cert ci --key "$KEY_CI" --from "$2" --ca "$PINNED_CA" \
-        --containerd --registry "$REGISTRY" --certs-root "$CI_ROOT" --server-ca "$SERVER_CA"
+        --containerd --registry "$REGISTRY" --certs-root "$CI_ROOT"
     log "  $(cat "$RUN/last.out")"
     certdir ci
 }

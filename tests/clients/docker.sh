@@ -145,7 +145,7 @@ ci_deploy() { # now tree -> prints the cert dir
     if [ -n "$(current)" ] && [ "$(current)" != ci ]; then rm -rf "$DIR"; fi
     expect_ok "bot: gitca deploy cert ci --registry $REGISTRY (now $1)" \
         "$GITCA" --now "$1" deploy cert ci --key "$KEY_CI" --from "$2" --ca "$PINNED_CA" \
-        --registry "$REGISTRY" --certs-root "$CERTS_ROOT" --server-ca "$SERVER_CA"
+        --registry "$REGISTRY" --certs-root "$CERTS_ROOT"
     log "  $(cat "$RUN/last.out")"
     echo "$DIR"
 }
@@ -153,7 +153,7 @@ ci_deploy() { # now tree -> prints the cert dir
 ci_deploy_now() {
     expect_ok "bot: gitca deploy cert ci --registry $REGISTRY" \
         "$GITCA" deploy cert ci --key "$KEY_CI" --from "$PUB_OFFBOARDED" --ca "$PINNED_CA" \
-        --registry "$REGISTRY" --certs-root "$CERTS_ROOT" --server-ca "$SERVER_CA"
+        --registry "$REGISTRY" --certs-root "$CERTS_ROOT"
     log "  $(cat "$RUN/last.out")"
     assert_eq "$(cat "$RUN/ci-serial-after")" "$(serial_of "$DIR/client.cert")" "ci's installed serial (the renewed one)"
 }

@@ -67,7 +67,7 @@ client_pull_refused() { # who ref why
 ci_deploy() { # now tree -> prints the cert dir
     expect_ok "bot: gitca deploy cert ci --out-dir (now $1)" \
         "$GITCA" --now "$1" deploy cert ci --key "$KEY_CI" --from "$2" --ca "$PINNED_CA" \
-        --out-dir "$CI_DIR" --server-ca "$SERVER_CA"
+        --out-dir "$CI_DIR"
     log "  $(cat "$RUN/last.out")"
     echo "$CI_DIR"
 }
