@@ -59,7 +59,13 @@ fn bench_dir() -> PathBuf {
 /// Runs gitca in `root`; returns the wall time and its peak RSS in KiB (gitca reports its
 /// own VmHWM with GITCA_TIMINGS; a fork's rusage would count this process's memory too).
 fn gitca(root: &Path, args: &[&str], f: &Fixture) -> (Duration, u64) {
+    gitca_with(root, args, f, &[])
+}
+
+/// [`gitca`] with environment variables set (thread counts).
+fn gitca_with(root: &Path, args: &[&str], f: &Fixture, env: &[(&str, String)]) -> (Duration, u64) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gitca"));
+    c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     c.arg("-C")
         .arg(root)
         .args(["--now", fixture::NOW, "-q"])
@@ -125,6 +131,18 @@ fn on_copies(
     template: &Fixture,
     args: &[&str],
 ) {
+    on_copies_with(c, group, (func, n), template, args, &[]);
+}
+
+/// [`on_copies`] with environment variables set for gitca.
+fn on_copies_with(
+    c: &mut Criterion,
+    group: &str,
+    (func, n): (&str, usize),
+    template: &Fixture,
+    args: &[&str],
+    env: &[(&str, String)],
+) {
     let name = format!("{group}/{func}/{n}");
     let id = BenchmarkId::new(func, n);
     let mut g = c.benchmark_group(group);
@@ -136,7 +154,7 @@ fn on_copies(
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let (_dir, copy) = scratch_copy(template);
-                let (t, rss) = gitca(&copy.root, args, template);
+                let (t, rss) = gitca_with(&copy.root, args, template, env);
                 record_peak(&name, rss);
                 record_time(&name, t);
                 total += t;
@@ -414,6 +432,33 @@ fn benches(c: &mut Criterion) {
                 on_copies(c, "bulk_issue", (kt, n), &f, &["reconcile"]);
             }
         }
+    }
+    if wanted("threads") {
+        // Wall time must never grow with threads (issue 25): bulk issue of the same 10,000
+        // CSRs at 1, 2, 4, … threads up to this machine's cores (verifying and signing use
+        // RAYON_NUM_THREADS; file-system work keeps its own pool, GITCA_FS_THREADS).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let d = dir.join("threads-10000");
+        std::fs::create_dir_all(&d).unwrap();
+        let f = fixture::build(&d, 10_000, gitca::ca::KeyType::P256);
+        for t in (0..8).map(|i| 1usize << i).take_while(|t| *t <= cores) {
+            let env = [("RAYON_NUM_THREADS", t.to_string())];
+            on_copies_with(c, "threads", ("p256_10000", t), &f, &["reconcile"], &env);
+        }
+    }
+    if wanted("per_file") {
+        // The layout `gitca request` writes: one identities/NAME.yaml per person.
+        let d = dir.join("per-file-10000");
+        std::fs::create_dir_all(&d).unwrap();
+        let f = fixture::build_layout(
+            &d,
+            10_000,
+            gitca::ca::KeyType::P256,
+            fixture::Layout::PerFile,
+        );
+        on_copies(c, "per_file", ("bulk_issue", 10_000), &f, &["reconcile"]);
+        fixture::reconcile(&f);
+        in_place(c, "per_file", ("noop", 10_000), &f, &["reconcile"]);
     }
     if wanted("noop") || wanted("check") {
         let d = dir.join("noop-10000");

@@ -33,6 +33,9 @@ pub struct IdentityStatus {
     pub state: &'static str,
     pub profile: String,
     pub groups: Vec<String>,
+    /// A server's DNS names and IP addresses (empty for people and bots).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
     pub extended_key_usage: Vec<&'static str>,
     /// The current certificate; for an expired or revoked identity, its last one.
     pub serial: Option<String>,
@@ -274,6 +277,7 @@ fn identity_status(
             state: st,
             profile: id.profile.clone(),
             groups: id.groups.clone(),
+            names: id.names.iter().map(|n| n.to_string()).collect(),
             extended_key_usage: ekus,
             serial: last.map(|c| c.serial.clone()),
             not_after: last.map(|c| fmt_time(c.not_after)),
@@ -292,6 +296,7 @@ fn identity_status(
                 state: "held",
                 profile: "-".into(),
                 groups: Vec::new(),
+                names: Vec::new(),
                 extended_key_usage: Vec::new(),
                 serial: last.map(|c| c.serial.clone()),
                 not_after: last.map(|c| fmt_time(c.not_after)),
@@ -445,7 +450,7 @@ fn render_human(
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "  {:<24} {:<6} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} GROUPS / EKU / KEY TYPE",
+        "  {:<24} {:<6} {:<8} {:<8} {:<32} {:<10} {:>5}  {:<16} GROUPS (A SERVER'S NAMES) / EKU / KEY TYPE",
         "IDENTITY", "KIND", "STATE", "PROFILE", "SERIAL", "EXPIRES", "DAYS", "KEY"
     );
     for v in identities {
@@ -469,7 +474,11 @@ fn render_human(
                 .as_deref()
                 .map(|k| &k[..k.len().min(16)])
                 .unwrap_or("-"),
-            v.groups.join(","),
+            if v.names.is_empty() {
+                v.groups.join(",")
+            } else {
+                v.names.join(",")
+            },
             v.extended_key_usage.join(","),
             v.key_type
                 .as_deref()

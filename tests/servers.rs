@@ -94,6 +94,15 @@ fn a_server_certificate_carries_its_names_and_server_auth_alone() {
         serde_json::json!(["server_auth"])
     );
     ok(ca.reconcile(now));
+    // status names the server's names where people have their groups.
+    let st = stdout(&ok(run(ca.cmd(now).arg("status"))));
+    let row = st
+        .lines()
+        .find(|l| l.contains("registry "))
+        .unwrap_or_default();
+    assert!(row.contains("[DNS:registry.test,IP:127.0.0.1]"), "{st}");
+    let json = stdout(&ok(run(ca.cmd(now).args(["status", "--json"]))));
+    assert!(json.contains("\"DNS:registry.test\""), "{json}");
 
     // openssl: the host name and the address verify, as a TLS server; nothing else does.
     ok(openssl_verify(
