@@ -101,6 +101,7 @@ pub fn build_layout(dir: &Path, n: usize, ca_key: KeyType, layout: Layout) -> Fi
             custody: Custody::Recipients(vec![identity.to_public().to_string()]),
             now: now(),
             offline_root: None,
+            token: None,
         },
         &mut std::io::sink(),
     )

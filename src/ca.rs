@@ -73,15 +73,23 @@ impl KeyType {
     }
 }
 
-/// The unlocked CA private key. Its PKCS#8 bytes are zeroized when it is dropped; the
-/// aws-lc key object behind it is cleansed by aws-lc's own `OPENSSL_free`.
+/// The unlocked CA private key: in memory (from age custody; its PKCS#8 bytes are zeroized
+/// when it is dropped, and the aws-lc key object behind it is cleansed by aws-lc's own
+/// `OPENSSL_free`), or held by a PKCS#11 token that signs for it and never lets it out.
 pub struct CaKey {
-    pair: KeyPair,
+    inner: Inner,
+}
+
+enum Inner {
+    Memory(KeyPair),
+    Token(crate::token::TokenKey),
 }
 
 impl Drop for CaKey {
     fn drop(&mut self) {
-        self.pair.zeroize();
+        if let Inner::Memory(pair) = &mut self.inner {
+            pair.zeroize();
+        }
     }
 }
 
@@ -91,9 +99,47 @@ impl std::fmt::Debug for CaKey {
     }
 }
 
+impl PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Memory(p) => p.der_bytes(),
+            Inner::Token(t) => t.der_bytes(),
+        }
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match &self.inner {
+            Inner::Memory(p) => PublicKeyData::algorithm(p),
+            Inner::Token(t) => t.algorithm(),
+        }
+    }
+}
+
+impl SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        match &self.inner {
+            Inner::Memory(p) => p.sign(msg),
+            Inner::Token(t) => t.sign(msg),
+        }
+    }
+}
+
 impl CaKey {
     pub fn new(pair: KeyPair) -> CaKey {
-        CaKey { pair }
+        CaKey {
+            inner: Inner::Memory(pair),
+        }
+    }
+
+    /// A key a PKCS#11 token holds.
+    pub fn in_token(key: crate::token::TokenKey) -> CaKey {
+        CaKey {
+            inner: Inner::Token(key),
+        }
+    }
+
+    /// Whether a token holds this key (it cannot be re-encrypted, only used).
+    pub fn is_in_token(&self) -> bool {
+        matches!(self.inner, Inner::Token(_))
     }
 
     /// Parses a PKCS#8 PEM private key (the plaintext inside `ca/ca.key.age`).
@@ -107,25 +153,31 @@ impl CaKey {
             reason: format!("the decrypted CA key cannot be loaded: {e}"),
             help: "ca/ca.key.age was not written by gitca; restore it from git history".into(),
         })?;
-        Ok(CaKey { pair })
+        Ok(CaKey::new(pair))
     }
 
     /// The key in PKCS#8 PEM, for encryption only: callers must never write it to disk as is.
-    pub fn to_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(self.pair.serialize_pem())
+    /// A token-held key has none: it never leaves the token.
+    pub fn to_pem(&self) -> Result<Zeroizing<String>> {
+        match &self.inner {
+            Inner::Memory(p) => Ok(Zeroizing::new(p.serialize_pem())),
+            Inner::Token(t) => Err(Error::Token {
+                reason: format!(
+                    "the key at {} lives in a token and cannot be exported or re-encrypted",
+                    t.uri().render()
+                ),
+                help: "a token-held key is used in place: there are no age recipients to change. To move custody, follow the ceremony in docs/custody.md".into(),
+            }),
+        }
     }
 
     pub fn spki_der(&self) -> Vec<u8> {
-        self.pair.subject_public_key_info()
-    }
-
-    pub fn pair(&self) -> &KeyPair {
-        &self.pair
+        self.subject_public_key_info()
     }
 
     /// The DER AlgorithmIdentifier of the signatures this key makes.
     fn signature_algorithm(&self) -> Result<&'static [u8]> {
-        let alg = self.pair.algorithm();
+        let alg = PublicKeyData::algorithm(self);
         if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
             Ok(&[
                 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
@@ -274,7 +326,7 @@ pub fn self_signed_with(
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     params.key_identifier_method = KeyIdMethod::Sha256;
     let cert = params
-        .self_signed(key.pair())
+        .self_signed(key)
         .map_err(Error::crypto("CA certificate"))?;
     Ok(cert.pem())
 }
@@ -512,7 +564,7 @@ pub fn sign_leaf(ca: &CaCert, key: &CaKey, spec: &LeafSpec<'_>) -> Result<Vec<u8
             });
         })
     });
-    let signature = key.pair().sign(&tbs).map_err(Error::crypto("signing"))?;
+    let signature = key.sign(&tbs).map_err(Error::crypto("signing"))?;
     Ok(yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_der(&tbs);
@@ -575,7 +627,7 @@ pub fn sign_crl(
     next_update: OffsetDateTime,
     entries: &[CrlEntry],
 ) -> Result<String> {
-    let issuer = Issuer::from_ca_cert_der(&ca.der.clone().into(), key.pair())
+    let issuer = Issuer::from_ca_cert_der(&ca.der.clone().into(), key)
         .map_err(Error::crypto("CRL issuer"))?;
     let params = CertificateRevocationListParams {
         this_update: truncate(this_update),

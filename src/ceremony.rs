@@ -534,7 +534,7 @@ fn new_intermediate(
         (ledger_text.as_bytes(), crl.as_bytes(), 1),
         previous_crl.as_deref().map(str::as_bytes),
     )?;
-    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
     let recipients_text = recipients::signed_text(
         &custody::ISSUING,
         &custody,
@@ -750,7 +750,7 @@ fn migrate(
     let (root_crl, root_info, entries) =
         next_root_crl(&hierarchy, &root_key, &ledger, &config, now, &[])?;
     let roster = hierarchy.roster_for(&entries, None);
-    let root_encrypted = custody::encrypt(root_key.to_pem().as_bytes(), &root_custody)?;
+    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), &root_custody)?;
     let root_recipients = recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
     drop(root_key);
     let crl = ca::sign_crl(&new_cert, &key, 1, now, now + config.crl.validity.0, &[])?;
@@ -763,7 +763,7 @@ fn migrate(
         None,
     )?;
     let custody = Custody::Recipients(custody::validate_recipients(&to)?);
-    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
     let recipients_text = recipients::signed_text(
         &custody::ISSUING,
         &custody,

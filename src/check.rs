@@ -690,6 +690,24 @@ fn check_custody(repo: &CaRepo, state: &load::State, f: &mut Findings) -> Result
         ));
     }
     for (vault, signer, confirm) in vaults {
+        // A key a token holds has no recipients; its record must parse and name this CA's key.
+        match crate::custody::token_record(&repo.dir, &vault) {
+            Ok(Some(record)) => {
+                if !crate::pubkey::same_key(&record.spki_der, &signer.spki_der) {
+                    f.errors.push(Error::bad_file(
+                        crate::custody::token_file(&vault),
+                        format!("the public key it records is not the one of the certificate {} signs for", vault.what),
+                        format!("restore it from git history (git log -p -- {})", crate::custody::token_file(&vault)),
+                    ));
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                f.errors.push(e);
+                continue;
+            }
+        }
         let (list, standing) = judge(repo, &vault, signer)?;
         match standing {
             Standing::Signed { .. } => {}

@@ -44,6 +44,21 @@ pub struct IdentityArg {
     /// Also: GITCA_IDENTITY (the identity text), GITCA_IDENTITY_FILE, GITCA_PASSPHRASE.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// The PKCS#11 library of the token that holds the key, when the repository records one
+    /// (ca/ca.key.pkcs11). Also: GITCA_PKCS11_MODULE. The PIN: GITCA_PKCS11_PIN, else asked.
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
+}
+
+impl IdentityArg {
+    /// Where the key comes from: these flags, then the environment.
+    pub fn key_source(self) -> KeySource {
+        let mut source = KeySource::from_env(self.identity);
+        if self.pkcs11_module.is_some() {
+            source.token.module = self.pkcs11_module;
+        }
+        source
+    }
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +115,18 @@ pub enum Command {
         /// Lifetime of the issuing intermediate (--offline-root).
         #[arg(long, default_value = "5y", value_name = "DURATION")]
         intermediate_validity: String,
+        /// Keep the CA key in a PKCS#11 token instead of age: the RFC 7512 URI of the token and
+        /// key, e.g. `pkcs11:token=ca-hsm;object=gitca-ca`. Adopts the key it names, or makes
+        /// one with --pkcs11-generate. No PIN in it: GITCA_PKCS11_PIN, else asked.
+        #[arg(long, value_name = "URI", conflicts_with_all = ["recipients", "recipients_file", "passphrase", "offline_root"])]
+        pkcs11: Option<String>,
+        /// Generate the CA key in the token (sensitive, never extractable) instead of adopting one.
+        #[arg(long, requires = "pkcs11")]
+        pkcs11_generate: bool,
+        /// The token's PKCS#11 library (also GITCA_PKCS11_MODULE), e.g.
+        /// /usr/lib/softhsm/libsofthsm2.so.
+        #[arg(long, value_name = "PATH", requires = "pkcs11")]
+        pkcs11_module: Option<PathBuf>,
     },
     /// Re-encrypt the CA key for a new set of custodians and commit (the key itself stays).
     #[command(
@@ -477,10 +504,23 @@ pub fn run(cli: Cli) -> Result<u8> {
             root_recipients,
             root_recipients_file,
             intermediate_validity,
+            pkcs11,
+            pkcs11_generate,
+            pkcs11_module,
         } => {
             let key_type = key_type.parse()?;
             let validity = Dur::parse(&validity)?;
-            let custody = custody_from_args(&custody)?;
+            let (custody, token) = match pkcs11 {
+                Some(uri) => (
+                    Custody::Recipients(Vec::new()),
+                    Some(crate::init::TokenInit {
+                        uri: crate::token::Pkcs11Uri::parse(&uri)?,
+                        generate: pkcs11_generate,
+                        access: crate::token::TokenAccess::from_env(pkcs11_module),
+                    }),
+                ),
+                None => (custody_from_args(&custody)?, None),
+            };
             let offline_root = if offline_root {
                 let mut custodians = root_recipients;
                 for f in &root_recipients_file {
@@ -509,6 +549,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     custody,
                     now,
                     offline_root,
+                    token,
                 },
                 out,
             )?;
@@ -521,7 +562,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             remove,
             root,
         } => {
-            let source = KeySource::from_env(identity.identity);
+            let source = identity.key_source();
             let change = if !add.is_empty() || !remove.is_empty() {
                 crate::init::Rekey::Change { add, remove }
             } else if custody.passphrase {
@@ -575,7 +616,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Ca(CaCommand::Verify { identity }) => {
-            crate::init::run_ca_verify(&dir, &KeySource::from_env(identity.identity), out)?;
+            crate::init::run_ca_verify(&dir, &identity.key_source(), out)?;
             Ok(0)
         }
         Command::Check { json, base } => {
@@ -605,7 +646,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 &crate::apply::ReconcileOptions {
                     dir,
                     now,
-                    key_source: KeySource::from_env(identity.identity),
+                    key_source: identity.key_source(),
                     no_commit,
                     allow_dirty,
                     quiet: cli.quiet,

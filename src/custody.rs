@@ -183,6 +183,8 @@ pub struct KeySource {
     /// `GITCA_IDENTITY_PASSPHRASE`: for an identity file encrypted with a passphrase (`age -p`
     /// over an age identity, the usual break-glass copy); else asked on the terminal.
     pub identity_passphrase: Option<Zeroizing<String>>,
+    /// For a key held by a PKCS#11 token: the module and PIN (see [`crate::token`]).
+    pub token: crate::token::TokenAccess,
 }
 
 impl KeySource {
@@ -195,6 +197,7 @@ impl KeySource {
             identity_env_file: var("GITCA_IDENTITY_FILE").map(PathBuf::from),
             passphrase: var("GITCA_PASSPHRASE").map(Zeroizing::new),
             identity_passphrase: var("GITCA_IDENTITY_PASSPHRASE").map(Zeroizing::new),
+            token: crate::token::TokenAccess::from_env(None),
         }
     }
 }
@@ -321,8 +324,45 @@ pub fn unlock(dir: &Dir, source: &KeySource) -> Result<CaKey> {
     unlock_vault(dir, &ISSUING, source)
 }
 
-/// Decrypts the key of `vault` into memory.
+/// Where a vault's key is recorded when a PKCS#11 token holds it: `ca/ca.key.pkcs11` beside
+/// `ca/ca.key.age`.
+pub fn token_file(vault: &Vault) -> String {
+    match vault.key.strip_suffix(".age") {
+        Some(stem) => format!("{stem}.pkcs11"),
+        None => format!("{}.pkcs11", vault.key),
+    }
+}
+
+/// The token record of `vault`, when its key is held by a token (and not also age-encrypted:
+/// both at once is refused, since nobody can tell which one signs).
+pub fn token_record(dir: &Dir, vault: &Vault) -> Result<Option<crate::token::Record>> {
+    let file = token_file(vault);
+    let Some(bytes) = dir.read_opt(&file, crate::token::MAX_FILE_BYTES)? else {
+        return Ok(None);
+    };
+    if dir.meta(vault.key)?.is_some() {
+        return Err(Error::bad_file(
+            std::path::Path::new(&file),
+            format!("both {file} and {} are present: is {} in a token or age-encrypted?", vault.key, vault.what),
+            format!("restore ca/ from git history (git log -- ca/); a CA keeps its key one way: {file} for a PKCS#11 token, {} for age", vault.key),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::bad_file(
+            std::path::Path::new(&file),
+            format!("{file} is not text"),
+            format!("restore {file} from git history"),
+        )
+    })?;
+    crate::token::Record::parse(&file, &text).map(Some)
+}
+
+/// Decrypts the key of `vault` into memory, or opens the token that holds it.
 pub fn unlock_vault(dir: &Dir, vault: &Vault, source: &KeySource) -> Result<CaKey> {
+    if let Some(record) = token_record(dir, vault)? {
+        let key = crate::token::TokenKey::open(&record, &source.token, &record.spki_der)?;
+        return Ok(CaKey::in_token(key));
+    }
     let key_file = vault.key;
     let armored = dir.read(key_file, MAX_FILE_BYTES)?;
     let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&armored[..]))

@@ -170,6 +170,23 @@ pub enum Error {
     #[diagnostic(code(gitca::passphrase::no_tty), help("set GITCA_PASSPHRASE"))]
     NoPassphrase,
 
+    #[error("PKCS#11 token: {reason}")]
+    #[diagnostic(code(gitca::token))]
+    Token {
+        reason: String,
+        #[help]
+        help: String,
+    },
+
+    #[error(
+        "the key the token holds at {uri} is not the private half of the certificate it signs for"
+    )]
+    #[diagnostic(
+        code(gitca::token_key_mismatch),
+        help("the token (or the URI recorded in the repository) was swapped: restore the URI file from git history, or insert the token that holds the CA key; nothing was signed or written")
+    )]
+    TokenKeyMismatch { uri: String },
+
     #[error("cannot unlock the CA key: {reason}")]
     #[diagnostic(code(gitca::unlock))]
     Unlock {

@@ -810,10 +810,10 @@ pub fn intermediate_certificate(
     params.serial_number = Some(SerialNumber::from_slice(&ca::random_serial()?));
     params.key_identifier_method = KeyIdMethod::Sha256;
     params.use_authority_key_identifier_extension = true;
-    let issuer = Issuer::from_ca_cert_der(&root.der.clone().into(), root_key.pair())
+    let issuer = Issuer::from_ca_cert_der(&root.der.clone().into(), root_key)
         .map_err(Error::crypto("root issuer"))?;
     let cert = params
-        .signed_by(key.pair(), &issuer)
+        .signed_by(key, &issuer)
         .map_err(Error::crypto("intermediate certificate"))?;
     Ok(cert.pem())
 }

@@ -1027,7 +1027,7 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
         (ledger_text.as_bytes(), crl.as_bytes(), next_number),
         None,
     )?;
-    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &opts.custody)?;
     let recipients = crate::recipients::signed_text(&custody::ISSUING, &opts.custody, 1, &key)?;
     drop(key);
 

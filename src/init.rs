@@ -55,6 +55,15 @@ pub struct InitOptions {
     pub now: OffsetDateTime,
     /// Make an offline root and an issuing intermediate (see [`crate::hierarchy`]).
     pub offline_root: Option<OfflineRoot>,
+    /// Keep the CA key in a PKCS#11 token (then `custody` is unused).
+    pub token: Option<TokenInit>,
+}
+
+/// `gitca init --pkcs11 URI`: the token key to adopt or generate.
+pub struct TokenInit {
+    pub uri: crate::token::Pkcs11Uri,
+    pub generate: bool,
+    pub access: crate::token::TokenAccess,
 }
 
 /// `gitca init --offline-root`: who keeps the root key, and how long the intermediate lives.
@@ -71,7 +80,10 @@ pub fn check_target(dir: &Path) -> Result<()> {
             path: dir.to_path_buf(),
         });
     }
-    if dir.join(config::FILE).exists() || dir.join(custody::KEY_FILE).exists() {
+    if dir.join(config::FILE).exists()
+        || dir.join(custody::KEY_FILE).exists()
+        || dir.join(custody::token_file(&custody::ISSUING)).exists()
+    {
         return Err(Error::AlreadyInitialized {
             path: dir.to_path_buf(),
         });
@@ -154,7 +166,16 @@ fn recipient_lines(file: &str, custody: &Custody) -> Vec<String> {
 
 /// A single-level CA: one key, self-signed, that signs everything.
 fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
-    let key = CaKey::new(opts.key_type.generate()?);
+    let mut record = None;
+    let key = match &opts.token {
+        None => CaKey::new(opts.key_type.generate()?),
+        Some(t) => {
+            let made =
+                crate::token::init_key(&t.uri, &t.access, t.generate.then_some(opts.key_type))?;
+            record = Some(made.record);
+            CaKey::in_token(made.key)
+        }
+    };
     let ca_pem = ca::self_signed(
         &opts.name,
         &opts.organization,
@@ -180,7 +201,40 @@ fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
         (ledger_text.as_bytes(), crl.as_bytes(), 1),
         None,
     )?;
-    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &opts.custody)?;
+    if let Some(record) = record {
+        drop(key);
+        let file = custody::token_file(&custody::ISSUING);
+        let summary = vec![
+            format!(
+                "certificate  {CA_CERT}  (valid until {})",
+                ledger::fmt_time(ca_cert.not_after)
+            ),
+            format!("SHA-256      {}", ca_cert.fingerprint()),
+            format!(
+                "private key  in the PKCS#11 token, {} ({}; never leaves it)",
+                record.uri.render(),
+                if opts.token.as_ref().is_some_and(|t| t.generate) {
+                    "generated there, sensitive and not extractable"
+                } else {
+                    "adopted"
+                }
+            ),
+            format!(
+                "             {file} records where it is and its public key (no PIN, no module)"
+            ),
+            format!("CRL          {CRL_FILE}  (number 1, empty)"),
+        ];
+        let files = vec![
+            (config::FILE.to_string(), config_text),
+            (CA_CERT.to_string(), ca_pem),
+            (file, record.render("The CA private key")),
+            (CRL_FILE.to_string(), crl),
+            (ledger::FILE.to_string(), ledger_text),
+            (seal::FILE.to_string(), seal.render()),
+        ];
+        return Ok((files, summary));
+    }
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &opts.custody)?;
     let recipients = crate::recipients::signed_text(&custody::ISSUING, &opts.custody, 1, &key)?;
     drop(key);
     let summary = vec![
@@ -287,11 +341,11 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
     let roster = Roster {
         rows: vec![Intermediate::of(&ca_cert)?],
     };
-    let root_encrypted = custody::encrypt(root_key.to_pem().as_bytes(), &root_custody)?;
+    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), &root_custody)?;
     let root_recipients =
         crate::recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
     drop(root_key);
-    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &issuing)?;
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &issuing)?;
     let recipients = crate::recipients::signed_text(&custody::ISSUING, &issuing, 1, &key)?;
     drop(key);
     let root_crl_info = ca::CrlInfo::parse(&root_crl, Some(&root_cert))?;
@@ -439,6 +493,12 @@ pub fn run_rekey(
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
+    if custody::token_record(&repo.dir, vault)?.is_some() {
+        return Err(Error::Token {
+            reason: format!("{} lives in a PKCS#11 token: there are no age recipients to change", vault.what),
+            help: "who can sign is who holds the token and its PIN; to move the key into another custody, follow the ceremony in docs/custody.md".into(),
+        });
+    }
     let _lock = repo.lock()?;
     let dirty: Vec<String> = repo
         .dirty_paths()?
@@ -511,7 +571,7 @@ pub fn run_rekey(
     }
     let key = custody::unlock_vault(&repo.dir, vault, source)?;
     ca::check_key_matches(&cert, &key)?;
-    let encrypted = custody::encrypt(key.to_pem().as_bytes(), &custody)?;
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
     let recipients_text =
         crate::recipients::signed_text(vault, &custody, standing.next_sequence(), &key)?;
     drop(key);

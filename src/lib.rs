@@ -52,6 +52,7 @@ pub mod server;
 pub mod source;
 pub mod status;
 pub mod subject;
+pub mod token;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -89,7 +89,7 @@ pub fn signed_text(vault: &Vault, custody: &Custody, sequence: u64, key: &CaKey)
         Custody::Passphrase(_) => Vec::new(),
     };
     let sig = rcgen::SigningKey::sign(
-        key.pair(),
+        key,
         message(vault.recipients, sequence, &recipients).as_bytes(),
     )
     .map_err(Error::crypto("signing the recipients list"))?;

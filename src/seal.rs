@@ -85,7 +85,7 @@ impl Seal {
             previous_crl_sha256: previous_crl.map(sha256_hex),
             signature: Vec::new(),
         };
-        seal.signature = rcgen::SigningKey::sign(key.pair(), seal.message().as_bytes())
+        seal.signature = rcgen::SigningKey::sign(key, seal.message().as_bytes())
             .map_err(Error::crypto("sealing the ledger"))?;
         Ok(seal)
     }

@@ -11,6 +11,7 @@ use assert_cmd::cargo::CommandCargoExt;
 
 pub mod ci;
 pub mod github;
+pub mod hsm;
 
 pub const T0: &str = "2026-01-01T00:00:00Z";
 

@@ -1,0 +1,388 @@
+//! PKCS#11 custody against the real SoftHSM2: a CA whose key is generated in (or adopted from)
+//! a token signs certificates and CRLs through it, everything checked with `openssl verify
+//! -crl_check`; a wrong PIN, a missing token, a foreign key or a hostile URI changes nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::hsm::{Token, LABEL, PIN};
+use common::*;
+
+const URI: &str = "pkcs11:token=gitca-test;object=ca";
+
+struct HsmCa {
+    token: Token,
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl HsmCa {
+    /// A CA whose key `gitca init --pkcs11-generate` made in a fresh token.
+    fn new() -> HsmCa {
+        let token = Token::new();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("ca");
+        let mut c = gitca();
+        token
+            .env(&mut c)
+            .args(["--now", T0, "init", "-C"])
+            .arg(&root);
+        c.args([
+            "--name",
+            "HSM CA",
+            "--pkcs11",
+            URI,
+            "--pkcs11-generate",
+            "-q",
+        ]);
+        ok(run(&mut c));
+        HsmCa { token, tmp, root }
+    }
+
+    fn cmd(&self, now: &str) -> Command {
+        let mut c = gitca();
+        self.token.env(&mut c);
+        c.arg("-C").arg(&self.root).arg("--now").arg(now);
+        c
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn request(&self, names: &[String]) {
+        for n in names {
+            let key = self.tmp.path().join(format!("{n}.key"));
+            ok(run(self
+                .cmd(T0)
+                .args(["request", n, "-q", "--key-out"])
+                .arg(&key)));
+        }
+        git(&self.root, &["add", "-A"]);
+        git(&self.root, &["commit", "-q", "-m", "onboard"]);
+    }
+
+    /// `openssl verify -crl_check` at the time the CA was last reconciled ([`T0`] or a day on).
+    fn verify(&self, name: &str) -> Output {
+        tool(
+            "openssl",
+            &[
+                "verify",
+                "-attime",
+                &epoch("2026-01-02T00:00:00Z"),
+                "-crl_check",
+                "-CAfile",
+                "ca/ca.crt",
+                "-CRLfile",
+                "crl/ca.crl",
+                &format!("certs/{name}.crt"),
+            ],
+            &self.root,
+        )
+    }
+
+    fn head(&self) -> String {
+        git(&self.root, &["rev-parse", "HEAD"])
+    }
+
+    fn status(&self) -> String {
+        git(&self.root, &["status", "--porcelain", "--ignored"])
+    }
+}
+
+fn tracked_text(root: &Path) -> String {
+    git(root, &["ls-files"])
+        .lines()
+        .map(|f| String::from_utf8_lossy(&std::fs::read(root.join(f)).unwrap()).to_string())
+        .collect()
+}
+
+#[test]
+fn a_ca_key_generated_in_softhsm_signs_a_bulk_reconcile_and_its_crls() {
+    let ca = HsmCa::new();
+    // The repository records where the key is and its public key: no age key, no PIN, no module.
+    assert!(ca.path("ca/ca.key.pkcs11").is_file());
+    assert!(!ca.path("ca/ca.key.age").exists());
+    assert!(!ca.path("ca/recipients.txt").exists());
+    let recorded = std::fs::read_to_string(ca.path("ca/ca.key.pkcs11")).unwrap();
+    assert!(
+        recorded.contains("pkcs11:token=gitca-test;serial="),
+        "{recorded}"
+    );
+    let text = tracked_text(&ca.root);
+    assert!(!text.contains(PIN) && !text.contains("libsofthsm2"));
+    // The recorded public key is the certificate's.
+    let cert_pub = tool(
+        "openssl",
+        &["x509", "-in", "ca/ca.crt", "-pubkey", "-noout"],
+        &ca.root,
+    );
+    assert!(recorded.contains(stdout(&cert_pub).trim()), "{recorded}");
+
+    let names: Vec<String> = (0..12).map(|i| format!("user{i:02}")).collect();
+    ca.request(&names);
+    let out = ok(run(ca.cmd(T0).arg("reconcile")));
+    assert!(
+        stdout(&out).contains("Signed 12 certificate(s)"),
+        "{}",
+        stdout(&out)
+    );
+    for n in &names {
+        let v = ca.verify(n);
+        assert!(v.status.success(), "{n}: {}{}", stdout(&v), stderr(&v));
+    }
+    ok(run(ca.cmd(T0).arg("check")));
+
+    // Offboarding revokes through the token: the new CRL, signed by the token, names user03.
+    common::offboard_at(&ca.root, "user03");
+    git(&ca.root, &["add", "-A"]);
+    git(&ca.root, &["commit", "-q", "-m", "offboard user03"]);
+    ok(run(ca.cmd("2026-01-02T00:00:00Z").arg("reconcile")));
+    let v = ca.verify("user03");
+    if ca.path("certs/user03.crt").exists() {
+        assert!(!v.status.success());
+    }
+    let crl = tool(
+        "openssl",
+        &[
+            "crl",
+            "-in",
+            "crl/ca.crl",
+            "-CAfile",
+            "ca/ca.crt",
+            "-noout",
+            "-text",
+        ],
+        &ca.root,
+    );
+    assert!(stderr(&crl).contains("verify OK"), "{}", stderr(&crl));
+    assert!(stdout(&crl).contains("Serial Number"), "{}", stdout(&crl));
+    for n in names.iter().filter(|n| *n != "user03") {
+        assert!(ca.verify(n).status.success(), "{n}");
+    }
+    assert_eq!(ca.status(), "");
+}
+
+#[test]
+fn a_wrong_pin_a_missing_token_or_module_or_a_foreign_key_changes_nothing() {
+    let ca = HsmCa::new();
+    ca.request(&["alice".to_string()]);
+    let head = ca.head();
+    let refused = |c: &mut Command, why: &str| {
+        let o = fails(run(c));
+        assert!(stderr(&o).contains(why), "want {why}:\n{}", stderr(&o));
+        assert!(!stderr(&o).contains(PIN));
+        assert_eq!(ca.head(), head);
+        assert_eq!(ca.status(), "");
+        assert!(!ca.path("certs/alice.crt").exists());
+    };
+    refused(
+        ca.cmd(T0)
+            .env("GITCA_PKCS11_PIN", "not-the-pin")
+            .arg("reconcile"),
+        "wrong PIN",
+    );
+    refused(
+        ca.cmd(T0).env_remove("GITCA_PKCS11_PIN").arg("reconcile"),
+        "needs its user PIN",
+    );
+    refused(
+        ca.cmd(T0)
+            .env_remove("GITCA_PKCS11_MODULE")
+            .arg("reconcile"),
+        "no module was given",
+    );
+    let elsewhere = Token::new();
+    refused(
+        ca.cmd(T0)
+            .env("SOFTHSM2_CONF", &elsewhere.conf)
+            .arg("reconcile"),
+        "no token matches",
+    );
+
+    // Another key in the same token, swapped into the record: the token proves it is not the
+    // CA's key before anything is signed.
+    let other = ca.tmp.path().join("other");
+    let mut c = gitca();
+    ca.token
+        .env(&mut c)
+        .args(["--now", T0, "init", "-C"])
+        .arg(&other);
+    c.args([
+        "--name",
+        "Other",
+        "--pkcs11",
+        "pkcs11:token=gitca-test;object=other",
+    ]);
+    ok(run(c.args(["--pkcs11-generate", "-q"])));
+    let ours = std::fs::read_to_string(ca.path("ca/ca.key.pkcs11")).unwrap();
+    let theirs = std::fs::read_to_string(other.join("ca/ca.key.pkcs11")).unwrap();
+    let uri = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("pkcs11:"))
+            .unwrap()
+            .to_string()
+    };
+    let swapped = ours.replace(&uri(&ours), &uri(&theirs));
+    std::fs::write(ca.path("ca/ca.key.pkcs11"), &swapped).unwrap();
+    git(&ca.root, &["commit", "-q", "-am", "merged: another key"]);
+    let head = ca.head();
+    let o = fails(run(ca.cmd(T0).arg("reconcile")));
+    assert!(
+        stderr(&o).contains("is not the private half"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(ca.head(), head);
+    assert!(!ca.path("certs/alice.crt").exists());
+    git(&ca.root, &["revert", "--no-edit", "HEAD"]);
+
+    // The same repository with the right token and PIN signs.
+    ok(run(ca.cmd(T0).arg("reconcile")));
+    assert!(ca.verify("alice").status.success());
+}
+
+#[test]
+fn a_hostile_token_record_is_refused_with_its_file_and_line() {
+    let ca = HsmCa::new();
+    ca.request(&["alice".to_string()]);
+    let good = std::fs::read_to_string(ca.path("ca/ca.key.pkcs11")).unwrap();
+    let uri = good.lines().find(|l| l.starts_with("pkcs11:")).unwrap();
+    for (bad, why, line) in [
+        (format!("{uri}?module-path=/tmp/evil.so"), "query part", 4),
+        (format!("{uri}?pin-value={PIN}"), "query part", 4),
+        (format!("{uri};slot-id=0"), "slot-id", 4),
+        (format!("{uri};object=again"), "given twice", 4),
+        (
+            uri.replace("pkcs11:", "pkcs12:"),
+            "does not start with `pkcs11:`",
+            4,
+        ),
+        (
+            uri.replace("token=gitca-test", "token=gitca test"),
+            "percent-encoded",
+            4,
+        ),
+        (format!("{uri}\n{uri}"), "a second URI", 5),
+    ] {
+        std::fs::write(ca.path("ca/ca.key.pkcs11"), good.replace(uri, &bad)).unwrap();
+        for args in [
+            &["reconcile", "--no-commit", "--allow-dirty"][..],
+            &["ca", "verify"],
+            &["check"],
+        ] {
+            let o = fails(run(ca.cmd(T0).args(args)));
+            let err = format!("{}{}", stdout(&o), stderr(&o));
+            assert!(
+                err.contains(&format!("ca/ca.key.pkcs11:{line}")) && err.contains(why),
+                "{args:?} {bad}:\n{err}"
+            );
+            assert!(err.contains("git log -p -- ca/ca.key.pkcs11"), "{err}");
+            assert!(!ca.path("certs/alice.crt").exists());
+        }
+    }
+    // A record whose public key is not the certificate's: check names the file.
+    let other_key = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEKzqhjeATGH6XSpQAcfDQ3WO6LS36\nAVAz3YpmU7JkV8U11S+lb3tduzAcAzpxi0CUluCuz57WLZmYXyajrfCWvg==\n-----END PUBLIC KEY-----\n";
+    let pem_at = good.find("-----BEGIN PUBLIC KEY-----").unwrap();
+    std::fs::write(
+        ca.path("ca/ca.key.pkcs11"),
+        format!("{}{other_key}", &good[..pem_at]),
+    )
+    .unwrap();
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    assert!(
+        stdout(&o).contains("ca/ca.key.pkcs11") || stderr(&o).contains("ca/ca.key.pkcs11"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = fails(run(ca.cmd(T0).args([
+        "reconcile",
+        "--no-commit",
+        "--allow-dirty",
+    ])));
+    assert!(
+        stderr(&o).contains("is not the private half"),
+        "{}",
+        stderr(&o)
+    );
+    // Both custodies at once is refused: nobody can tell which key signs.
+    std::fs::write(ca.path("ca/ca.key.pkcs11"), &good).unwrap();
+    std::fs::write(ca.path("ca/ca.key.age"), "x").unwrap();
+    let o = fails(run(ca.cmd(T0).args(["ca", "verify"])));
+    assert!(
+        stderr(&o).contains("both ca/ca.key.pkcs11 and ca/ca.key.age"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_file(ca.path("ca/ca.key.age")).unwrap();
+    // Restored, the same commands succeed.
+    assert_eq!(ca.status(), "");
+    ok(run(ca.cmd(T0).arg("check")));
+    ok(run(ca.cmd(T0).arg("reconcile")));
+    assert!(ca.verify("alice").status.success());
+}
+
+#[test]
+fn init_adopts_an_existing_token_key_and_refuses_to_overwrite_or_invent_one() {
+    let ca = HsmCa::new();
+    let adopt = |dir: &Path, uri: &str, generate: bool| {
+        let mut c = gitca();
+        ca.token
+            .env(&mut c)
+            .args(["--now", T0, "init", "-C"])
+            .arg(dir);
+        c.args(["--name", "Adopted", "--pkcs11", uri, "-q"]);
+        if generate {
+            c.arg("--pkcs11-generate");
+        }
+        run(&mut c)
+    };
+    let b = ca.tmp.path().join("b");
+    let o = fails(adopt(&b, URI, true));
+    assert!(stderr(&o).contains("already holds a key"), "{}", stderr(&o));
+    let o = fails(adopt(
+        &b,
+        "pkcs11:token=gitca-test;object=nothing-here",
+        false,
+    ));
+    assert!(
+        stderr(&o).contains("holds no private key"),
+        "{}",
+        stderr(&o)
+    );
+    let o = fails(adopt(
+        &b,
+        "pkcs11:token=gitca-test;object=ca?pin-value=1",
+        false,
+    ));
+    assert!(stderr(&o).contains("query part"), "{}", stderr(&o));
+    assert!(!b.join("gitca.yaml").exists());
+    // Adopting the key by its label: the new CA's certificate carries the same public key.
+    ok(adopt(&b, &format!("pkcs11:token={LABEL};object=ca"), false));
+    let pubkey = |root: &Path| {
+        stdout(&tool(
+            "openssl",
+            &["x509", "-in", "ca/ca.crt", "-pubkey", "-noout"],
+            root,
+        ))
+    };
+    assert_eq!(pubkey(&b), pubkey(&ca.root));
+    let mut c = gitca();
+    ca.token.env(&mut c).arg("-C").arg(&b);
+    let o = ok(run(c.args(["ca", "verify"])));
+    assert!(stdout(&o).contains("matches ca/ca.crt"));
+    // rekey has no recipients to change on a token CA, and says so.
+    let o = fails(run(ca.cmd(T0).args([
+        "rekey",
+        "--add",
+        "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+    ])));
+    assert!(
+        stderr(&o).contains("lives in a PKCS#11 token"),
+        "{}",
+        stderr(&o)
+    );
+}
