@@ -432,6 +432,20 @@ impl Drop for Ca {
         // An offline root: the root and its CRL too (the intermediate is linted under it).
         copy("ca/root.crt", "root.crt");
         copy("crl/root.crl", "root.crl");
+        // An adopted CA's imported certificates are openssl's, not gitca's: the serials of the
+        // import commit's ledger are left out.
+        let imported: Vec<String> = if self.foreign_ca {
+            imported_serials(&self.root)
+        } else {
+            Vec::new()
+        };
+        let foreign = |der: &[u8]| {
+            x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| {
+                let serial = c.raw_serial_as_string().replace(':', "");
+                let serial = serial.trim_start_matches('0').to_ascii_lowercase();
+                imported.iter().any(|s| *s == serial)
+            })
+        };
         // Each leaf with the issuer its file carries (after a rotation, a retiring
         // intermediate's leaves are not under ca/ca.crt; a test may forge ca/ca.crt).
         if let Ok(entries) = std::fs::read_dir(self.path("certs")) {
@@ -442,6 +456,9 @@ impl Drop for Ca {
                 let text = std::fs::read_to_string(e.path()).unwrap_or_default();
                 let chain = pem::parse_many(&text).unwrap_or_default();
                 let stem = e.path().file_stem().unwrap().to_string_lossy().to_string();
+                if chain.first().is_some_and(|l| foreign(l.contents())) {
+                    continue;
+                }
                 if let Some(leaf) = chain.first() {
                     let _ = std::fs::write(out.join(format!("leaf-{stem}.pem")), pem::encode(leaf));
                 }
@@ -452,6 +469,34 @@ impl Drop for Ca {
             }
         }
     }
+}
+
+/// Serials (lower-case hex, no leading zeros) in the first version of ledger.tsv that git
+/// history holds: for an adopted CA, the certificates openssl issued before the import.
+fn imported_serials(root: &Path) -> Vec<String> {
+    let first = Command::new("git")
+        .args(["log", "--reverse", "--format=%H", "--", "ledger.tsv"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string));
+    let Some(commit) = first else {
+        return Vec::new();
+    };
+    let ledger = Command::new("git")
+        .args(["show", &format!("{commit}:ledger.tsv")])
+        .current_dir(root)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    ledger
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .map(|s| s.trim_start_matches('0').to_ascii_lowercase())
+        .collect()
 }
 
 /// The commands a diagnostic suggests in parentheses or backticks: `(git … )`, `` `gitca …` ``,
