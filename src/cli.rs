@@ -33,6 +33,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// OpenSSH ed25519 private key that signs gitca's commits (never the CA key); needed when
+    /// ca/allowed_signers exists. Also: GITCA_SIGNING_KEY (the key's text), GITCA_SIGNING_KEY_FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -446,6 +451,9 @@ pub fn run(cli: Cli) -> Result<u8> {
     // Long-running commands (deploy --watch) read the clock each time unless it was fixed.
     let fixed_now = cli.now.is_some().then_some(now);
     let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    if let Some(key) = cli.signing_key.clone() {
+        crate::signer::set_flag(key);
+    }
     let stdout = std::io::stdout();
     let mut lock = crate::redact::Writer::new(stdout.lock(), crate::redact::Redactor::from_env());
     let mut sink = std::io::sink();

@@ -440,6 +440,7 @@ pub fn run_rekey(
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
     let _lock = repo.lock()?;
+    repo.history_signer()?;
     let dirty: Vec<String> = repo
         .dirty_paths()?
         .into_iter()

@@ -49,6 +49,7 @@ pub mod report;
 pub mod request;
 pub mod seal;
 pub mod server;
+pub mod signer;
 pub mod source;
 pub mod status;
 pub mod subject;

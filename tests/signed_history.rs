@@ -1,0 +1,248 @@
+//! Signed history (issue 23): with `ca/allowed_signers`, gitca's commits carry an SSH signature
+//! by a key that is not the CA key, checked here with the real `git verify-commit` and
+//! `ssh-keygen -Y verify`; `gitca audit` proves every certificate came from such a commit.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+const ALICE: &str = "users:\n  - name: alice\n    csr: csr/alice.csr\n";
+
+/// An ed25519 key made by the real ssh-keygen: (private key file, public key line).
+fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    ok(tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            name,
+            "-f",
+            key.to_str().unwrap(),
+        ],
+        dir,
+    ));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
+
+/// A CA whose history is signed by `ci-signer` (listed as principal `gitca-ci`), with alice
+/// declared and not yet signed for. The allowed-signers file is committed signed by that key
+/// with the real `git commit -S`, as a signer adds it.
+fn signed_ca() -> (Ca, PathBuf, String) {
+    let ca = Ca::new();
+    let keys = ca.path("../keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (key, public) = ssh_key(&keys, "ci-signer");
+    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
+    git_signed_commit(&ca, &key, "history signers");
+    ca.p256_csr("alice");
+    ca.identities(ALICE);
+    ca.commit("onboard alice");
+    (ca, key, public)
+}
+
+/// `git commit -S` with gpg.format=ssh and `key`: what a signer does by hand.
+fn git_signed_commit(ca: &Ca, key: &Path, msg: &str) {
+    git(&ca.root, &["add", "-A"]);
+    git(
+        &ca.root,
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", key.display()),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            msg,
+        ],
+    );
+}
+
+fn reconcile_signed(ca: &Ca, key: &Path, now: &str) -> std::process::Output {
+    let mut c = ca.cmd(now);
+    c.arg("reconcile")
+        .arg("--identity")
+        .arg(&ca.identity)
+        .env("GITCA_SIGNING_KEY", std::fs::read_to_string(key).unwrap());
+    run(&mut c)
+}
+
+/// `git verify-commit REV` against `allowed` (an allowed-signers file).
+fn git_verify(ca: &Ca, allowed: &Path, rev: &str) -> std::process::Output {
+    tool(
+        "git",
+        &[
+            "-C",
+            ca.root.to_str().unwrap(),
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("gpg.ssh.allowedSignersFile={}", allowed.display()),
+            "verify-commit",
+            rev,
+        ],
+        &ca.root,
+    )
+}
+
+/// `ssh-keygen -Y verify` of commit `rev`: the signature from its `gpgsig` header, the payload
+/// the commit object without that header, as git hands them to ssh-keygen.
+fn ssh_keygen_verify(ca: &Ca, allowed: &Path, principal: &str, rev: &str) -> std::process::Output {
+    let raw = git(&ca.root, &["cat-file", "commit", rev]);
+    let (mut payload, mut sig, mut in_sig) = (String::new(), String::new(), false);
+    for line in raw.split_inclusive('\n') {
+        if let Some(first) = line.strip_prefix("gpgsig ") {
+            in_sig = true;
+            sig.push_str(first);
+        } else if in_sig && line.starts_with(' ') {
+            sig.push_str(&line[1..]);
+        } else {
+            in_sig = false;
+            payload.push_str(line);
+        }
+    }
+    let dir = ca.path("../verify");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("commit.sig"), sig).unwrap();
+    std::fs::write(dir.join("payload"), payload).unwrap();
+    require("ssh-keygen");
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ssh-keygen -Y verify -f '{}' -I '{principal}' -n git -s commit.sig < payload",
+            allowed.display()
+        ))
+        .current_dir(&dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn reconcile_signs_its_commit_and_git_and_ssh_keygen_verify_it() {
+    let (ca, key, _) = signed_ca();
+    let before = ca.head();
+    // Without the signing key: refused before anything is unlocked or written.
+    let o = fails(ca.reconcile(T0));
+    let err = stderr(&o);
+    assert!(err.contains("ca/allowed_signers"), "{err}");
+    assert!(err.contains("GITCA_SIGNING_KEY"), "{err}");
+    assert_eq!(ca.head(), before);
+    assert_eq!(ca.status(), "");
+    assert!(!ca.path("certs/alice.crt").exists());
+
+    let o = ok(reconcile_signed(&ca, &key, T0));
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    for line in key_text.lines().filter(|l| l.len() > 20) {
+        assert!(!stdout(&o).contains(line) && !stderr(&o).contains(line));
+    }
+    assert_ne!(ca.head(), before);
+    assert!(ca.path("certs/alice.crt").exists());
+    let allowed = ca.path("ca/allowed_signers");
+    let v = ok(git_verify(&ca, &allowed, "HEAD"));
+    assert!(
+        stderr(&v).contains("Good \"git\" signature for gitca-ci"),
+        "{}",
+        stderr(&v)
+    );
+    let v = ok(ssh_keygen_verify(&ca, &allowed, "gitca-ci", "HEAD"));
+    assert!(
+        stdout(&v).contains("Good \"git\" signature"),
+        "{}",
+        stdout(&v)
+    );
+
+    // The same checks fail for a key nobody listed, and for the human commit before.
+    let (_, stranger) = ssh_key(&ca.path("../keys"), "stranger");
+    let other = ca.path("../keys/other_signers");
+    std::fs::write(&other, format!("gitca-ci {stranger}\n")).unwrap();
+    assert!(!git_verify(&ca, &other, "HEAD").status.success());
+    assert!(!ssh_keygen_verify(&ca, &other, "gitca-ci", "HEAD")
+        .status
+        .success());
+    assert!(!git_verify(&ca, &allowed, "HEAD~1").status.success());
+}
+
+#[test]
+fn a_signing_key_the_file_does_not_list_is_refused_before_anything_is_written() {
+    let (ca, _, _) = signed_ca();
+    let (stranger, _) = ssh_key(&ca.path("../keys"), "stranger");
+    let before = ca.head();
+    let mut c = ca.cmd(T0);
+    c.arg("--signing-key")
+        .arg(&stranger)
+        .arg("reconcile")
+        .arg("--identity")
+        .arg(&ca.identity);
+    let o = fails(run(&mut c));
+    assert!(
+        stderr(&o).contains("not listed in ca/allowed_signers"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("gitca-ci"), "{}", stderr(&o));
+    assert_eq!(ca.head(), before);
+    assert_eq!(ca.status(), "");
+    // Not a key at all: said plainly, the text never echoed.
+    let mut c = ca.cmd(T0);
+    c.arg("reconcile")
+        .arg("--identity")
+        .arg(&ca.identity)
+        .env("GITCA_SIGNING_KEY", "not-a-key-but-a-secret-value");
+    let o = fails(run(&mut c));
+    assert!(
+        stderr(&o).contains("not an OpenSSH private key"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("not-a-key-but-a-secret-value"));
+    assert_eq!(ca.head(), before);
+}
+
+#[test]
+fn without_allowed_signers_reconcile_commits_unsigned_as_before() {
+    let ca = Ca::new();
+    ca.p256_csr("alice");
+    ca.identities(ALICE);
+    ca.commit("onboard alice");
+    ok(ca.reconcile(T0));
+    let raw = git(&ca.root, &["cat-file", "commit", "HEAD"]);
+    assert!(raw.starts_with("tree "), "{raw}");
+    assert!(!raw.contains("gpgsig"), "{raw}");
+    assert!(ca.path("certs/alice.crt").exists());
+}
+
+#[test]
+fn check_names_a_bad_allowed_signer_line_and_base_flags_any_change() {
+    let (ca, key, public) = signed_ca();
+    ok(reconcile_signed(&ca, &key, T0));
+    let good = ca.head();
+    ok(run(ca.cmd(T0).args(["check", "--base", &good])));
+    // A pull request that adds a signer: flagged for what it is.
+    let (_, mallory) = ssh_key(&ca.path("../keys"), "mallory");
+    ca.write(
+        "ca/allowed_signers",
+        &format!("gitca-ci {public}\nmallory {mallory}\n"),
+    );
+    ca.commit("add a signer");
+    let o = fails(run(ca.cmd(T0).args(["check", "--base", &good])));
+    let err = stdout(&o) + &stderr(&o);
+    assert!(err.contains("who may sign the CA's history"), "{err}");
+    // A line gitca cannot read: file and line.
+    ca.write(
+        "ca/allowed_signers",
+        &format!("gitca-ci {public}\n* ssh-rsa AAAA\n"),
+    );
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let err = stdout(&o) + &stderr(&o);
+    assert!(err.contains("ca/allowed_signers:2"), "{err}");
+    assert!(err.contains("not a principal"), "{err}");
+}
