@@ -246,3 +246,30 @@ fn check_names_a_bad_allowed_signer_line_and_base_flags_any_change() {
     assert!(err.contains("ca/allowed_signers:2"), "{err}");
     assert!(err.contains("not a principal"), "{err}");
 }
+
+#[test]
+fn a_root_ceremony_signs_its_commit_and_refuses_without_the_key() {
+    let (ca, custodian) = offline_root_ca(T0);
+    let keys = ca.path("../keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (key, public) = ssh_key(&keys, "ci-signer");
+    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
+    git_signed_commit(&ca, &key, "history signers");
+    let before = ca.head();
+    let ceremony = |with_key: bool| {
+        let mut c = ca.cmd(T0);
+        c.args(["root", "sign-crl", "--identity"]).arg(&custodian);
+        if with_key {
+            c.arg("--signing-key").arg(&key);
+        }
+        run(&mut c)
+    };
+    let o = fails(ceremony(false));
+    assert!(stderr(&o).contains("GITCA_SIGNING_KEY"), "{}", stderr(&o));
+    assert_eq!(ca.head(), before);
+    assert_eq!(ca.status(), "");
+    ok(ceremony(true));
+    assert_ne!(ca.head(), before);
+    let v = ok(git_verify(&ca, &ca.path("ca/allowed_signers"), "HEAD"));
+    assert!(stderr(&v).contains("gitca-ci"), "{}", stderr(&v));
+}
