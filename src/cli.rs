@@ -224,6 +224,15 @@ pub enum Command {
         after_help = "Example:\n  gitca doctor --cert client.cert --key client.key\n  gitca doctor --certs-dir /etc/docker/certs.d/registry.example.com:5000"
     )]
     Doctor(crate::doctor::DoctorArgs),
+    /// Prove, offline, that every certificate in the ledger was issued by a signed commit for
+    /// what its parent declared, every revocation reached the CRL and CRL numbers only grew.
+    #[command(
+        after_help = "Example (anyone, from a clone; in CI after each push):\n  gitca audit\n  gitca audit --json\n\nExit 0: history proves out; 1: the first break, with its commit and what to do.\nThe signers are ca/allowed_signers (docs/custody.md)."
+    )]
+    Audit {
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the CA's public outputs as a static tree for a web server, object store or Pages.
     #[command(
         after_help = "Example (CI, after reconcile):\n  gitca publish public/\n\nDIR gets ca.crt, ca.crl (DER), ca.crl.pem, certs/NAME.crt and index.json."
@@ -658,6 +667,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Doctor(args) => crate::doctor::run_doctor(&dir, now, &args, out),
+        Command::Audit { json } => crate::audit::run_audit(&dir, json, out),
         Command::Publish { target } => {
             crate::publish::run_publish(&dir, &target, now, out)?;
             Ok(0)

@@ -11,6 +11,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod apply;
+pub mod audit;
 pub mod bundle;
 pub mod ca;
 pub mod ceremony;

@@ -273,3 +273,150 @@ fn a_root_ceremony_signs_its_commit_and_refuses_without_the_key() {
     let v = ok(git_verify(&ca, &ca.path("ca/allowed_signers"), "HEAD"));
     assert!(stderr(&v).contains("gitca-ci"), "{}", stderr(&v));
 }
+
+fn audit(ca: &Ca) -> (std::process::Output, serde_json::Value) {
+    let o = run(ca.cmd(T0).args(["audit", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    (o, v)
+}
+
+/// A clean signed history: issuance, a second identity, an offboarding (revocation on the CRL).
+fn clean_history() -> (Ca, PathBuf) {
+    let (ca, key, _) = signed_ca();
+    ok(reconcile_signed(&ca, &key, T0));
+    ca.p256_csr("bob");
+    ca.identities(&format!("{ALICE}  - name: bob\n    csr: csr/bob.csr\n"));
+    ca.commit("onboard bob");
+    ok(reconcile_signed(&ca, &key, T0));
+    ca.identities("users:\n  - name: bob\n    csr: csr/bob.csr\n");
+    ca.commit("offboard alice");
+    ok(reconcile_signed(&ca, &key, &days_after(T0, 1)));
+    (ca, key)
+}
+
+#[test]
+fn audit_proves_a_clean_signed_history() {
+    let (ca, _) = clean_history();
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["proven"], 2, "{v}");
+    assert_eq!(v["revocations"], 1, "{v}");
+    assert_eq!(
+        v["crls"], 2,
+        "the first CRL and the one revoking alice: {v}"
+    );
+    assert!(v["break"].is_null(), "{v}");
+    let o = ok(run(ca.cmd(T0).arg("audit")));
+    assert!(stdout(&o).contains("audit: ok"), "{}", stdout(&o));
+}
+
+#[test]
+fn audit_names_an_unsigned_commit_that_adds_a_certificate() {
+    let (ca, _) = clean_history();
+    // A thief with the CA key (and not the signing key): reconcile without committing, then a
+    // plain commit pushed past CI.
+    ca.p256_csr("mallory");
+    ca.identities("users:\n  - name: bob\n    csr: csr/bob.csr\n  - name: mallory\n    csr: csr/mallory.csr\n");
+    ca.commit("onboard mallory");
+    ok(run(ca
+        .cmd(&days_after(T0, 2))
+        .args(["reconcile", "--no-commit", "--identity"])
+        .arg(&ca.identity)));
+    ca.commit("certificates");
+    let bad = ca.head();
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert_eq!(v["break"]["commit"], bad.as_str(), "{v}");
+    assert_eq!(v["break"]["rule"], "unsigned-issuance", "{v}");
+    assert_eq!(v["break"]["identity"], "mallory", "{v}");
+    let serial = v["break"]["serial"].as_str().unwrap().to_string();
+    let cert_serial = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/mallory.crt",
+        "-noout",
+        "-serial",
+    ])));
+    assert_eq!(
+        cert_serial
+            .trim()
+            .trim_start_matches("serial=")
+            .to_ascii_lowercase(),
+        serial
+    );
+    let o = fails(run(ca.cmd(T0).arg("audit")));
+    let text = stdout(&o);
+    assert!(text.contains(&bad[..12]), "{text}");
+    assert!(text.contains("what to do"), "{text}");
+}
+
+#[test]
+fn audit_names_a_signed_commit_that_issues_what_its_parent_never_declared() {
+    let (ca, key) = clean_history();
+    let main = git(&ca.root, &["rev-parse", "--abbrev-ref", "HEAD"]);
+    // On a side branch mallory is declared and signed for; only the outputs reach main, in a
+    // commit signed with the real history signing key.
+    git(&ca.root, &["checkout", "-q", "-b", "side"]);
+    ca.p256_csr("mallory");
+    ca.identities("users:\n  - name: bob\n    csr: csr/bob.csr\n  - name: mallory\n    csr: csr/mallory.csr\n");
+    ca.commit("onboard mallory");
+    ok(reconcile_signed(&ca, &key, &days_after(T0, 2)));
+    git(&ca.root, &["checkout", "-q", main.trim()]);
+    git(
+        &ca.root,
+        &[
+            "checkout",
+            "side",
+            "--",
+            "ledger.tsv",
+            "ledger.sig",
+            "certs",
+            "crl",
+        ],
+    );
+    git_signed_commit(&ca, &key, "outputs only");
+    let bad = ca.head();
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert_eq!(v["break"]["commit"], bad.as_str(), "{v}");
+    assert_eq!(v["break"]["rule"], "undeclared-issuance", "{v}");
+    assert_eq!(v["break"]["identity"], "mallory", "{v}");
+    // The side branch itself proves out: mallory was declared there.
+    git(&ca.root, &["checkout", "-q", "side"]);
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(0), "{v}");
+}
+
+#[test]
+fn audit_refuses_switching_signing_off_or_changing_signers_unsigned() {
+    let (ca, _) = clean_history();
+    let good = ca.head();
+    git(&ca.root, &["rm", "-q", "ca/allowed_signers"]);
+    ca.commit("no more signing");
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert_eq!(v["break"]["rule"], "signers-removed", "{v}");
+    git(&ca.root, &["reset", "-q", "--hard", &good]);
+    let (_, mallory) = ssh_key(&ca.path("../keys"), "mallory");
+    let text = ca.read("ca/allowed_signers");
+    ca.write("ca/allowed_signers", &format!("{text}mallory {mallory}\n"));
+    ca.commit("one more signer");
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert_eq!(v["break"]["rule"], "signers-changed-unsigned", "{v}");
+    assert_eq!(v["break"]["commit"], ca.head().as_str(), "{v}");
+}
+
+#[test]
+fn audit_names_a_crl_rolled_back_to_a_lower_number() {
+    let (ca, _) = clean_history();
+    let first = git(&ca.root, &["rev-list", "--max-parents=0", "HEAD"]);
+    git(&ca.root, &["checkout", first.trim(), "--", "crl/ca.crl"]);
+    ca.commit("an older CRL");
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert_eq!(v["break"]["rule"], "crl-number-not-grown", "{v}");
+    assert_eq!(v["break"]["commit"], ca.head().as_str(), "{v}");
+}

@@ -1,0 +1,545 @@
+//! `gitca audit`: proves, offline and from a clone, that the CA's history is what review
+//! approved — every certificate in the ledger issued by a commit signed by a history signer
+//! allowed at that point, for an identity its parent declared with that very CSR; every
+//! revocation on the CRL of the commit that made it; CRL numbers only growing; the
+//! allowed-signers file changed only by a commit one of its current signers signed.
+//!
+//! One first-parent walk from HEAD, oldest first, each commit once (invariant 16: at most
+//! [`crate::history::MAX_COMMITS`]). A commit is only read further when a tracked path changed
+//! (blob ids compared, nothing inflated), and identity files and CSRs are parsed once per blob,
+//! so a history of many small reconciles costs what its changes cost.
+//!
+//! Before `ca/allowed_signers` first appears nothing was signed, and nothing can be proven:
+//! certificates issued then are counted and reported, not failed. From then on signing cannot
+//! be switched off (removing the file is a break) and the file's every change must be signed
+//! by a signer of its previous version (its first version: by a key it lists).
+//!
+//! What this module must never do: write anything, trust a file's content before the commit
+//! that brought it is verified, or follow anything but first parents.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use git2::{Oid, Repository, Tree};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ledger::{Ledger, State};
+use crate::signer::{self, AllowedSigners, ALLOWED_SIGNERS};
+
+/// What an audit found.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    /// First-parent commits walked.
+    pub commits: usize,
+    /// The commit that first declared the allowed signers.
+    pub signing_began: Option<String>,
+    /// Certificates issued by a signed commit for an identity and CSR its parent declared.
+    pub proven: usize,
+    /// Certificates issued before signing began (not provable).
+    pub before_signing: usize,
+    /// Revocations found on the CRL of the commit that made them.
+    pub revocations: usize,
+    /// CRL versions whose number was checked.
+    pub crls: usize,
+    /// The first break, if any.
+    #[serde(rename = "break")]
+    pub broken: Option<Break>,
+}
+
+/// The first place where history is not what review approved.
+#[derive(Debug, Serialize)]
+pub struct Break {
+    pub commit: String,
+    pub summary: String,
+    pub rule: &'static str,
+    pub serial: Option<String>,
+    pub identity: Option<String>,
+    pub message: String,
+    pub help: String,
+}
+
+const CRL_ISSUERS: &[(&str, &str)] = &[
+    (crate::init::CRL_FILE, crate::init::CA_CERT),
+    (
+        crate::hierarchy::PREVIOUS_CRL,
+        crate::hierarchy::PREVIOUS_CERT,
+    ),
+    (crate::hierarchy::ROOT_CRL, crate::hierarchy::ROOT_CERT),
+];
+
+/// The top-level entry point for `gitca audit`: exit 0 when history proves out, 1 at the first
+/// break (printed with its commit and what to do).
+pub fn run_audit(dir: &Path, json: bool, out: &mut dyn Write) -> Result<u8> {
+    let repo = crate::repo::CaRepo::open(dir)?;
+    let report = audit(&repo.git)?;
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        render(&report, out);
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}
+
+fn render(r: &Report, out: &mut dyn Write) {
+    if let Some(b) = &r.broken {
+        let _ = writeln!(
+            out,
+            "audit: history breaks at commit {} ({})",
+            &b.commit[..12.min(b.commit.len())],
+            b.summary
+        );
+        let _ = writeln!(out, "  {} [{}]", b.message, b.rule);
+        let _ = writeln!(out, "  what to do: {}", b.help);
+        let _ = writeln!(
+            out,
+            "  (up to there: {} certificate(s) proven, {} revocation(s) on their CRL)",
+            r.proven, r.revocations
+        );
+        return;
+    }
+    match &r.signing_began {
+        None => {
+            let _ = writeln!(
+                out,
+                "audit: nothing to prove — {ALLOWED_SIGNERS} was never committed, so no commit is signed ({} commit(s), {} certificate(s))",
+                r.commits, r.before_signing
+            );
+        }
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "audit: ok — {} commit(s); {} certificate(s) issued by signed commits for what their parent declared; {} revocation(s) on their CRL; {} CRL version(s), numbers only growing",
+                r.commits, r.proven, r.revocations, r.crls
+            );
+            let _ = writeln!(out, "  signing began at {}", &c[..12.min(c.len())]);
+            if r.before_signing > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {} certificate(s) were issued before signing began: not provable",
+                    r.before_signing
+                );
+            }
+        }
+    }
+}
+
+/// Walks HEAD's first-parent history and checks every rule; stops at the first break.
+pub fn audit(git: &Repository) -> Result<Report> {
+    let mut walk = git.revwalk()?;
+    walk.push_head()?;
+    walk.simplify_first_parent()?;
+    let mut commits = Vec::new();
+    for oid in walk {
+        commits.push(oid?);
+        if commits.len() > crate::history::MAX_COMMITS {
+            return Err(Error::usage(
+                format!(
+                    "history is deeper than {} first-parent commits",
+                    crate::history::MAX_COMMITS
+                ),
+                "audit reads at most this many commits; this CA's history is not one gitca made",
+            ));
+        }
+    }
+    commits.reverse();
+    let mut a = Auditor {
+        git,
+        report: Report {
+            commits: commits.len(),
+            ..Report::default()
+        },
+        signers: None,
+        signers_blob: None,
+        ledger_blob: None,
+        states: HashMap::new(),
+        seen: HashSet::new(),
+        crl_blobs: HashMap::new(),
+        crl_numbers: HashMap::new(),
+        files: HashMap::new(),
+        csrs: HashMap::new(),
+    };
+    let mut parent: Option<Tree<'_>> = None;
+    for oid in commits {
+        let commit = git.find_commit(oid)?;
+        let tree = commit.tree()?;
+        if let Some(b) = a.step(&commit, parent.as_ref(), &tree)? {
+            a.report.broken = Some(b);
+            return Ok(a.report);
+        }
+        parent = Some(tree);
+    }
+    a.report.ok = true;
+    Ok(a.report)
+}
+
+struct Auditor<'r> {
+    git: &'r Repository,
+    report: Report,
+    /// The allowed signers as the parent of the commit being checked has them.
+    signers: Option<AllowedSigners>,
+    signers_blob: Option<Oid>,
+    ledger_blob: Option<Oid>,
+    /// Each serial's state in the parent's ledger.
+    states: HashMap<String, State>,
+    /// Every serial any earlier ledger held (a row put back is not a new certificate).
+    seen: HashSet<String>,
+    crl_blobs: HashMap<&'static str, Oid>,
+    /// The highest CRL number each issuer (its certificate's blob) reached.
+    crl_numbers: HashMap<Oid, u64>,
+    /// Identity files parsed, by blob: (name, CSR path) of each entry.
+    files: HashMap<Oid, Arc<Vec<(String, String)>>>,
+    /// CSR blobs' SHA-256.
+    csrs: HashMap<Oid, String>,
+}
+
+fn blob_at(tree: &Tree<'_>, path: &str) -> Option<Oid> {
+    tree.get_path(Path::new(path))
+        .ok()
+        .filter(|e| e.kind() == Some(git2::ObjectType::Blob))
+        .map(|e| e.id())
+}
+
+impl<'r> Auditor<'r> {
+    fn brk(
+        commit: &git2::Commit<'_>,
+        rule: &'static str,
+        serial: Option<&str>,
+        identity: Option<&str>,
+        message: String,
+        help: impl Into<String>,
+    ) -> Break {
+        Break {
+            commit: commit.id().to_string(),
+            summary: crate::encode::terminal(commit.summary().ok().flatten().unwrap_or(""))
+                .into_owned(),
+            rule,
+            serial: serial.map(str::to_string),
+            identity: identity.map(|s| crate::encode::terminal(s).into_owned()),
+            message,
+            help: help.into(),
+        }
+    }
+
+    fn step(
+        &mut self,
+        commit: &git2::Commit<'_>,
+        parent: Option<&Tree<'_>>,
+        tree: &Tree<'_>,
+    ) -> Result<Option<Break>> {
+        let short = commit.id().to_string()[..12].to_string();
+        // 1. The allowed signers: changed only by a commit a current signer signed.
+        let signers_blob = blob_at(tree, ALLOWED_SIGNERS);
+        let mut next_signers = None;
+        if signers_blob != self.signers_blob {
+            match signers_blob {
+                None => {
+                    return Ok(Some(Self::brk(
+                        commit,
+                        "signers-removed",
+                        None,
+                        None,
+                        format!("this commit removes {ALLOWED_SIGNERS}: signing cannot be switched off"),
+                        format!("restore it (git checkout {short}~1 -- {ALLOWED_SIGNERS}) in a commit signed by a current signer, and find out who pushed {short}"),
+                    )));
+                }
+                Some(_) => {
+                    let new = match signer::in_tree(
+                        self.git,
+                        tree,
+                        &format!("{ALLOWED_SIGNERS} at {short}"),
+                    ) {
+                        Ok(Some(s)) => s,
+                        Ok(None) => unreachable!("the blob exists"),
+                        Err(e) => {
+                            return Ok(Some(Self::brk(
+                                commit,
+                                "signers-unreadable",
+                                None,
+                                None,
+                                format!("{ALLOWED_SIGNERS} cannot be read: {e}"),
+                                "gitca check shows the line; fix it in a commit signed by a current signer",
+                            )))
+                        }
+                    };
+                    let judge = self.signers.as_ref().unwrap_or(&new);
+                    if let Err(why) = signer::verify_commit(self.git, commit.id(), judge) {
+                        let whose = if self.signers.is_some() {
+                            "a signer listed before it"
+                        } else {
+                            "a key it lists"
+                        };
+                        let help = if self.signers.is_some() {
+                            format!("who may sign the CA's history was changed outside its signers: find who pushed {short}, restore the signers (git checkout {short}~1 -- {ALLOWED_SIGNERS}) in a commit a current signer signs, and rotate the signing key")
+                        } else {
+                            format!("the first {ALLOWED_SIGNERS} is committed by one of the keys it lists, signed: git -c gpg.format=ssh -c user.signingkey=signing.key commit -S (docs/custody.md); if {short} was pushed that way, the key it is signed with is not the one listed")
+                        };
+                        return Ok(Some(Self::brk(
+                            commit,
+                            "signers-changed-unsigned",
+                            None,
+                            None,
+                            format!("this commit changes {ALLOWED_SIGNERS}, and {why}: it must be signed by {whose}"),
+                            help,
+                        )));
+                    }
+                    if self.report.signing_began.is_none() {
+                        self.report.signing_began = Some(commit.id().to_string());
+                    }
+                    next_signers = Some(new);
+                }
+            }
+        }
+        // 2. New certificates: signed by a signer of the parent, declared by the parent.
+        let ledger_blob = blob_at(tree, crate::ledger::FILE);
+        if ledger_blob != self.ledger_blob {
+            let ledger = match ledger_blob {
+                Some(b) => {
+                    let text = crate::history::read_blob(self.git, b, crate::ledger::MAX_BYTES)
+                        .map(|v| String::from_utf8_lossy(&v).into_owned());
+                    match text.map(|t| Ledger::parse(&t)) {
+                        Some(Ok(l)) => l,
+                        _ => {
+                            return Ok(Some(Self::brk(
+                                commit,
+                                "ledger-unreadable",
+                                None,
+                                None,
+                                format!("{} cannot be read at this commit", crate::ledger::FILE),
+                                format!("gitca check names the line; the ledger is written by reconcile only: find who pushed {short}"),
+                            )))
+                        }
+                    }
+                }
+                None => Ledger::default(),
+            };
+            let new: Vec<&crate::ledger::Record> = ledger
+                .records
+                .iter()
+                .filter(|r| !self.seen.contains(&r.serial))
+                .collect();
+            if !new.is_empty() {
+                match &self.signers {
+                    None => self.report.before_signing += new.len(),
+                    Some(allowed) => {
+                        if let Err(why) = signer::verify_commit(self.git, commit.id(), allowed) {
+                            let r = new[0];
+                            return Ok(Some(Self::brk(
+                                commit,
+                                "unsigned-issuance",
+                                Some(&r.serial),
+                                Some(&r.identity),
+                                format!(
+                                    "certificate {} for {} (and {} more) was added to the ledger by a commit that is not a signed gitca commit: {why}",
+                                    r.serial,
+                                    r.identity,
+                                    new.len() - 1
+                                ),
+                                format!("treat the CA key as stolen: this certificate was not issued through review. Find who pushed {short}; revoke serial {} (restore the ledger from {short}~1 and let a signed reconcile re-issue only what is declared); rotate the CA key (gitca root new-intermediate --revoke-current key-compromise, or a new CA) and the signing key if it may have leaked", r.serial),
+                            )));
+                        }
+                        let parent = parent.expect("a ledger change with signers has a parent");
+                        let declared = self.declared(parent)?;
+                        for r in &new {
+                            let ok = match declared.get(r.identity.as_str()) {
+                                Some(csr) => {
+                                    self.csr_digest(parent, csr).as_deref()
+                                        == Some(r.csr_sha256.as_str())
+                                }
+                                None => false,
+                            };
+                            if !ok {
+                                return Ok(Some(Self::brk(
+                                    commit,
+                                    "undeclared-issuance",
+                                    Some(&r.serial),
+                                    Some(&r.identity),
+                                    format!(
+                                        "certificate {} for {} was issued by a signed commit, but the commit before it does not declare {} with the CSR it was issued for",
+                                        r.serial, crate::encode::terminal(&r.identity), crate::encode::terminal(&r.identity)
+                                    ),
+                                    format!("the history signing key signed something review did not approve: treat it and the CA key as compromised, rotate both, and revoke serial {}", r.serial),
+                                )));
+                            }
+                            self.report.proven += 1;
+                        }
+                    }
+                }
+            }
+            // 3. Revocations: on the CRL of the commit that made them, and never undone.
+            let crl_serials = self.crl_serials(tree);
+            let when = time::OffsetDateTime::from_unix_timestamp(commit.time().seconds())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            for r in &ledger.records {
+                let before = self.states.get(&r.serial).copied();
+                if r.state == State::Revoked && before != Some(State::Revoked) {
+                    if r.not_after > when && !crl_serials.contains(&r.serial) {
+                        return Ok(Some(Self::brk(
+                            commit,
+                            "revocation-not-on-crl",
+                            Some(&r.serial),
+                            Some(&r.identity),
+                            format!("certificate {} for {} is revoked in the ledger of this commit, and its CRL does not list it", r.serial, crate::encode::terminal(&r.identity)),
+                            "servers admit it until a CRL lists it: run gitca reconcile (or, for a certificate the offline root signed, gitca root sign-crl) and publish",
+                        )));
+                    }
+                    self.report.revocations += 1;
+                }
+                if before == Some(State::Revoked)
+                    && r.state != State::Revoked
+                    && self.signers.is_some()
+                {
+                    return Ok(Some(Self::brk(
+                        commit,
+                        "revocation-undone",
+                        Some(&r.serial),
+                        Some(&r.identity),
+                        format!(
+                            "certificate {} was revoked, and this commit marks it issued again",
+                            r.serial
+                        ),
+                        format!("revocation is permanent: restore the ledger from {short}~1"),
+                    )));
+                }
+            }
+            if self.signers.is_some() {
+                let now: HashSet<&str> = ledger.records.iter().map(|r| r.serial.as_str()).collect();
+                if let Some(gone) = self.states.keys().find(|s| !now.contains(s.as_str())) {
+                    return Ok(Some(Self::brk(
+                        commit,
+                        "ledger-row-dropped",
+                        Some(gone),
+                        None,
+                        format!("certificate {gone} disappears from the ledger at this commit"),
+                        format!("the ledger keeps every certificate ever issued: restore it from {short}~1"),
+                    )));
+                }
+            }
+            self.states = ledger
+                .records
+                .iter()
+                .map(|r| (r.serial.clone(), r.state))
+                .collect();
+            self.seen
+                .extend(ledger.records.iter().map(|r| r.serial.clone()));
+            self.ledger_blob = ledger_blob;
+        }
+        // 4. CRL numbers only grow, per issuer.
+        for (crl, cert) in CRL_ISSUERS {
+            let Some(blob) = blob_at(tree, crl) else {
+                continue;
+            };
+            if self.crl_blobs.get(crl) == Some(&blob) {
+                continue;
+            }
+            self.crl_blobs.insert(crl, blob);
+            let Some(issuer) = blob_at(tree, cert) else {
+                continue;
+            };
+            let Some(info) = crate::history::read_blob(self.git, blob, crate::ca::MAX_CRL_BYTES)
+                .and_then(|b| crate::ca::CrlInfo::parse(&String::from_utf8_lossy(&b), None).ok())
+            else {
+                return Ok(Some(Self::brk(
+                    commit,
+                    "crl-unreadable",
+                    None,
+                    None,
+                    format!("{crl} is not a CRL at this commit"),
+                    format!("CRLs are written by gitca only: find who pushed {short}, and restore {crl} from {short}~1"),
+                )));
+            };
+            if let Some(&last) = self.crl_numbers.get(&issuer) {
+                if info.number <= last {
+                    return Ok(Some(Self::brk(
+                        commit,
+                        "crl-number-not-grown",
+                        None,
+                        None,
+                        format!("{crl} has CRL number {}, not above the {last} its issuer already published", info.number),
+                        format!("CRL numbers only grow (a lower one is a rollback): restore {crl} from {short}~1 and run gitca reconcile"),
+                    )));
+                }
+            }
+            self.crl_numbers.insert(issuer, info.number);
+            self.report.crls += 1;
+        }
+        if let Some(s) = next_signers {
+            self.signers = Some(s);
+            self.signers_blob = signers_blob;
+        }
+        Ok(None)
+    }
+
+    /// Every serial on a CRL in `tree`.
+    fn crl_serials(&self, tree: &Tree<'_>) -> HashSet<String> {
+        let mut out = HashSet::new();
+        for (crl, _) in CRL_ISSUERS {
+            if let Some(info) = blob_at(tree, crl)
+                .and_then(|b| crate::history::read_blob(self.git, b, crate::ca::MAX_CRL_BYTES))
+                .and_then(|b| crate::ca::CrlInfo::parse(&String::from_utf8_lossy(&b), None).ok())
+            {
+                out.extend(info.serials);
+            }
+        }
+        out
+    }
+
+    /// Each identity `tree` declares, with its CSR path.
+    fn declared(&mut self, tree: &Tree<'_>) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        let Ok(entry) = tree.get_path(Path::new(crate::inventory::DIR)) else {
+            return Ok(out);
+        };
+        let Ok(dir) = self.git.find_tree(entry.id()) else {
+            return Ok(out);
+        };
+        let config = blob_at(tree, crate::config::FILE)
+            .and_then(|b| crate::history::read_blob(self.git, b, 4 << 20))
+            .and_then(|b| crate::config::Config::parse(&String::from_utf8_lossy(&b)).ok());
+        let Some(config) = config else { return Ok(out) };
+        for e in dir.iter() {
+            let Ok(name) = e.name() else { continue };
+            if !name.ends_with(".yaml") || e.kind() != Some(git2::ObjectType::Blob) {
+                continue;
+            }
+            let parsed = match self.files.get(&e.id()) {
+                Some(p) => p.clone(),
+                None => {
+                    let rel = format!("{}/{name}", crate::inventory::DIR);
+                    let text: Arc<str> = crate::history::read_blob(self.git, e.id(), 4 << 20)
+                        .map(|b| Arc::from(String::from_utf8_lossy(&b).as_ref()))
+                        .unwrap_or_else(|| Arc::from(""));
+                    let (ids, _) = crate::inventory::parse_file(&config, &rel, &text);
+                    let p: Arc<Vec<(String, String)>> =
+                        Arc::new(ids.into_iter().map(|i| (i.name, i.csr)).collect());
+                    self.files.insert(e.id(), p.clone());
+                    p
+                }
+            };
+            for (n, csr) in parsed.iter() {
+                out.insert(n.clone(), csr.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The SHA-256 of the CSR file at `path` in `tree`.
+    fn csr_digest(&mut self, tree: &Tree<'_>, path: &str) -> Option<String> {
+        use sha2::Digest as _;
+        let blob = blob_at(tree, path)?;
+        if let Some(d) = self.csrs.get(&blob) {
+            return Some(d.clone());
+        }
+        let bytes = crate::history::read_blob(self.git, blob, crate::inventory::MAX_CSR_BYTES)?;
+        let d = hex::encode(sha2::Sha256::digest(&bytes));
+        self.csrs.insert(blob, d.clone());
+        Some(d)
+    }
+}
