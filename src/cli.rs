@@ -280,6 +280,12 @@ pub enum DeployCommand {
         after_help = "Example (a CI bot pulling from the registry):\n  gitca deploy cert ci-builder --key /etc/gitca/ci-builder.key --from https://pki.example.com \\\n      --ca /etc/gitca/ca.crt --registry registry.example.com:5000 --watch 6h\n\nExit codes: 0 current, 1 error or refused, 4 stale (expires within --stale-margin, nothing newer)."
     )]
     Cert(Box<crate::deploy::DeployCertArgs>),
+    /// On a server: install the CA's signed admission list as an nginx map, verified against
+    /// the history signers it pinned, never older than the one installed.
+    #[command(
+        after_help = "Example (nginx from `gitca export nginx --admitted /etc/gitca/admitted.map`):\n  gitca deploy admission --from /srv/pki --signers /etc/gitca/allowed_signers \\\n      --out /etc/gitca/admitted.map && nginx -s reload\n\nExit codes: 0 installed or current, 1 refused (nothing installed)."
+    )]
+    Admission(crate::admission::DeployAdmissionArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -671,6 +677,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Publish { target } => {
             crate::publish::run_publish(&dir, &target, now, out)?;
             Ok(0)
+        }
+        Command::Deploy(DeployCommand::Admission(args)) => {
+            crate::admission::run_deploy_admission(&args, out)
         }
         Command::Deploy(DeployCommand::Crl(args)) => {
             crate::deploy::run_deploy_crl(&args, fixed_now, out)

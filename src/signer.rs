@@ -239,9 +239,14 @@ impl SigningKey {
     /// The armored SSH signature (namespace `git`, SHA-512) of `data`, as git stores it in a
     /// commit's `gpgsig` header.
     pub fn sign(&self, data: &[u8]) -> Result<String> {
+        self.sign_in(NAMESPACE, data)
+    }
+
+    /// The armored SSH signature of `data` in `namespace` (SHA-512).
+    pub fn sign_in(&self, namespace: &str, data: &[u8]) -> Result<String> {
         let sig = self
             .key
-            .sign(NAMESPACE, HashAlg::Sha512, data)
+            .sign(namespace, HashAlg::Sha512, data)
             .map_err(|e| Error::Crypto {
                 what: "sign the commit",
                 detail: e.to_string(),
@@ -269,7 +274,7 @@ impl std::fmt::Display for Unverified {
             Unverified::Unsigned => write!(f, "it is not signed"),
             Unverified::NotSsh => write!(f, "its signature is not an SSH signature"),
             Unverified::WrongNamespace(n) => {
-                write!(f, "its signature is for namespace `{n}`, not `git`")
+                write!(f, "its signature is for another namespace (`{n}`)")
             }
             Unverified::UnknownKey(fp) => {
                 write!(
@@ -290,8 +295,19 @@ pub fn verify(
     armored: &[u8],
     data: &[u8],
 ) -> std::result::Result<String, Unverified> {
+    verify_in(allowed, NAMESPACE, armored, data)
+}
+
+/// Verifies the armored SSH signature of `data` in `namespace` against `allowed`: the principal
+/// that signed.
+pub fn verify_in(
+    allowed: &AllowedSigners,
+    namespace: &str,
+    armored: &[u8],
+    data: &[u8],
+) -> std::result::Result<String, Unverified> {
     let sig = SshSig::from_pem(armored).map_err(|_| Unverified::NotSsh)?;
-    if sig.namespace() != NAMESPACE {
+    if sig.namespace() != namespace {
         return Err(Unverified::WrongNamespace(
             crate::encode::terminal(sig.namespace()).into(),
         ));
@@ -304,7 +320,7 @@ pub fn verify(
         .ok_or_else(|| Unverified::UnknownKey(fp.clone()))?;
     signer
         .key
-        .verify(NAMESPACE, data, &sig)
+        .verify(namespace, data, &sig)
         .map_err(|_| Unverified::BadSignature(fp))?;
     Ok(signer.principals.join(","))
 }
