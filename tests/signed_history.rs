@@ -420,3 +420,50 @@ fn audit_names_a_crl_rolled_back_to_a_lower_number() {
     assert_eq!(v["break"]["rule"], "crl-number-not-grown", "{v}");
     assert_eq!(v["break"]["commit"], ca.head().as_str(), "{v}");
 }
+
+/// A hostile allowed-signers file — a link to the process's environment, a binary blob, an
+/// oversized one — is named, never read through or echoed, and nothing is written.
+#[test]
+fn a_hostile_allowed_signers_file_is_named_and_never_followed() {
+    for (what, plant) in [("link", 0), ("binary", 1), ("oversized", 2)] {
+        let (ca, key, _) = signed_ca();
+        let rel = "ca/allowed_signers";
+        std::fs::remove_file(ca.path(rel)).unwrap();
+        match plant {
+            0 => std::os::unix::fs::symlink("/proc/self/environ", ca.path(rel)).unwrap(),
+            1 => std::fs::write(ca.path(rel), [0xffu8, 0, 1, 2, b'\n']).unwrap(),
+            _ => std::fs::write(ca.path(rel), "# x\n".repeat(20_000)).unwrap(),
+        }
+        ca.commit("hostile signers");
+        let before = ca.head();
+        let mut c = ca.cmd(T0);
+        c.args(["reconcile", "--identity"])
+            .arg(&ca.identity)
+            .env("GITCA_SIGNING_KEY", std::fs::read_to_string(&key).unwrap())
+            .env("CANARY_PLAIN", "canary-from-the-environment");
+        let o = fails(run(&mut c));
+        let all = stdout(&o) + &stderr(&o);
+        assert!(all.contains(rel), "{what}: {all}");
+        assert!(
+            !all.contains("canary-from-the-environment"),
+            "{what}: {all}"
+        );
+        assert!(!all.contains("panicked"), "{what}: {all}");
+        assert_eq!(ca.head(), before, "{what}");
+        assert_eq!(ca.status(), "", "{what}");
+        let o = fails(run(ca
+            .cmd(T0)
+            .arg("check")
+            .env("CANARY_PLAIN", "canary-from-the-environment")));
+        let all = stdout(&o) + &stderr(&o);
+        assert!(all.contains(rel), "{what}: {all}");
+        assert!(
+            !all.contains("canary-from-the-environment"),
+            "{what}: {all}"
+        );
+        let (o, v) = audit(&ca);
+        assert_eq!(o.status.code(), Some(1), "{what}: {v}");
+        assert_eq!(v["break"]["commit"], before.as_str(), "{what}: {v}");
+        assert!(!stdout(&o).contains("canary"), "{what}");
+    }
+}
