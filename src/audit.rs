@@ -159,12 +159,14 @@ pub fn audit(git: &Repository) -> Result<Report> {
         signers: None,
         signers_blob: None,
         ledger_blob: None,
+        lines: HashSet::new(),
         states: HashMap::new(),
         seen: HashSet::new(),
         crl_blobs: HashMap::new(),
         crl_numbers: HashMap::new(),
         files: HashMap::new(),
         csrs: HashMap::new(),
+        configs: HashMap::new(),
     };
     let mut parent: Option<Tree<'_>> = None;
     for oid in commits {
@@ -187,6 +189,8 @@ struct Auditor<'r> {
     signers: Option<AllowedSigners>,
     signers_blob: Option<Oid>,
     ledger_blob: Option<Oid>,
+    /// A hash of each line of the parent's ledger.
+    lines: HashSet<u64>,
     /// Each serial's state in the parent's ledger.
     states: HashMap<String, State>,
     /// Every serial any earlier ledger held (a row put back is not a new certificate).
@@ -198,6 +202,18 @@ struct Auditor<'r> {
     files: HashMap<Oid, Arc<Vec<(String, String)>>>,
     /// CSR blobs' SHA-256.
     csrs: HashMap<Oid, String>,
+    /// gitca.yaml versions parsed, by blob.
+    configs: HashMap<Oid, Option<Arc<crate::config::Config>>>,
+}
+
+/// The largest identity file audit reads (what the threat model promises for any input).
+const IDENTITY_FILE_BYTES: u64 = 4 << 20;
+
+fn line_hash(line: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    line.hash(&mut h);
+    h.finish()
 }
 
 fn blob_at(tree: &Tree<'_>, path: &str) -> Option<Oid> {
@@ -300,25 +316,25 @@ impl<'r> Auditor<'r> {
         // 2. New certificates: signed by a signer of the parent, declared by the parent.
         let ledger_blob = blob_at(tree, crate::ledger::FILE);
         if ledger_blob != self.ledger_blob {
-            let ledger = match ledger_blob {
-                Some(b) => {
-                    let text = crate::history::read_blob(self.git, b, crate::ledger::MAX_BYTES)
-                        .map(|v| String::from_utf8_lossy(&v).into_owned());
-                    match text.map(|t| Ledger::parse(&t)) {
-                        Some(Ok(l)) => l,
-                        _ => {
-                            return Ok(Some(Self::brk(
-                                commit,
-                                "ledger-unreadable",
-                                None,
-                                None,
-                                format!("{} cannot be read at this commit", crate::ledger::FILE),
-                                format!("gitca check names the line; the ledger is written by reconcile only: find who pushed {short}"),
-                            )))
-                        }
-                    }
-                }
-                None => Ledger::default(),
+            // Only the lines that differ from the parent's ledger are parsed (one line per
+            // certificate, and a reconcile changes a few): a history of a thousand reconciles
+            // over ten thousand certificates costs what changed, plus one hash per line.
+            let text = match ledger_blob {
+                Some(b) => crate::history::read_blob(self.git, b, crate::ledger::MAX_BYTES)
+                    .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                None => Some(String::new()),
+            };
+            let Some((ledger, now_lines, serials)) =
+                text.as_deref().and_then(|t| self.changed_rows(t))
+            else {
+                return Ok(Some(Self::brk(
+                    commit,
+                    "ledger-unreadable",
+                    None,
+                    None,
+                    format!("{} cannot be read at this commit", crate::ledger::FILE),
+                    format!("gitca check names the line; the ledger is written by reconcile only: find who pushed {short}"),
+                )));
             };
             let new: Vec<&crate::ledger::Record> = ledger
                 .records
@@ -346,11 +362,11 @@ impl<'r> Auditor<'r> {
                             )));
                         }
                         let parent = parent.expect("a ledger change with signers has a parent");
-                        let declared = self.declared(parent)?;
+                        let mut all = None;
                         for r in &new {
-                            let ok = match declared.get(r.identity.as_str()) {
+                            let ok = match self.declared_csr(parent, &r.identity, &mut all)? {
                                 Some(csr) => {
-                                    self.csr_digest(parent, csr).as_deref()
+                                    self.csr_digest(parent, &csr).as_deref()
                                         == Some(r.csr_sha256.as_str())
                                 }
                                 None => false,
@@ -410,8 +426,7 @@ impl<'r> Auditor<'r> {
                 }
             }
             if self.signers.is_some() {
-                let now: HashSet<&str> = ledger.records.iter().map(|r| r.serial.as_str()).collect();
-                if let Some(gone) = self.states.keys().find(|s| !now.contains(s.as_str())) {
+                if let Some(gone) = self.states.keys().find(|s| !serials.contains(s.as_str())) {
                     return Ok(Some(Self::brk(
                         commit,
                         "ledger-row-dropped",
@@ -422,13 +437,12 @@ impl<'r> Auditor<'r> {
                     )));
                 }
             }
-            self.states = ledger
-                .records
-                .iter()
-                .map(|r| (r.serial.clone(), r.state))
-                .collect();
-            self.seen
-                .extend(ledger.records.iter().map(|r| r.serial.clone()));
+            self.states.retain(|s, _| serials.contains(s));
+            for r in &ledger.records {
+                self.states.insert(r.serial.clone(), r.state);
+                self.seen.insert(r.serial.clone());
+            }
+            self.lines = now_lines;
             self.ledger_blob = ledger_blob;
         }
         // 4. CRL numbers only grow, per issuer.
@@ -477,6 +491,34 @@ impl<'r> Auditor<'r> {
         Ok(None)
     }
 
+    /// The ledger rows of `text` that are not lines of the parent's ledger, with the hash of
+    /// every line and every serial of `text`; `None` when it is not a ledger.
+    fn changed_rows(&self, text: &str) -> Option<(Ledger, HashSet<u64>, HashSet<String>)> {
+        if text.is_empty() {
+            return Some((Ledger::default(), HashSet::new(), HashSet::new()));
+        }
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let mut hashes = HashSet::new();
+        let mut serials = HashSet::new();
+        let mut changed = format!("{header}\n");
+        for l in lines {
+            let h = line_hash(l);
+            if !self.lines.contains(&h) {
+                changed.push_str(l);
+                changed.push('\n');
+            }
+            hashes.insert(h);
+            serials.insert(l.split('\t').next().unwrap_or_default().to_string());
+        }
+        // A subset the parser refuses (a rule across rows) falls back to every row: unchanged
+        // rows are then seen again, which changes nothing.
+        let ledger = Ledger::parse(&changed)
+            .or_else(|_| Ledger::parse(text))
+            .ok()?;
+        Some((ledger, hashes, serials))
+    }
+
     /// Every serial on a CRL in `tree`.
     fn crl_serials(&self, tree: &Tree<'_>) -> HashSet<String> {
         let mut out = HashSet::new();
@@ -492,6 +534,62 @@ impl<'r> Auditor<'r> {
     }
 
     /// Each identity `tree` declares, with its CSR path.
+    /// The CSR path `tree` declares for `name`: from its own file (`identities/NAME.yaml`, what
+    /// `gitca request` writes) when that declares it, else from a scan of every identity file
+    /// (done once per commit, into `all`).
+    fn declared_csr(
+        &mut self,
+        tree: &Tree<'_>,
+        name: &str,
+        all: &mut Option<HashMap<String, String>>,
+    ) -> Result<Option<String>> {
+        let own = format!("{}/{name}.yaml", crate::inventory::DIR);
+        if let Some(blob) = blob_at(tree, &own) {
+            if let Some(config) = self.config(tree) {
+                let parsed = self.parse_identities(&config, blob, &own);
+                if let Some((_, csr)) = parsed.iter().find(|(n, _)| n == name) {
+                    return Ok(Some(csr.clone()));
+                }
+            }
+        }
+        if all.is_none() {
+            *all = Some(self.declared(tree)?);
+        }
+        Ok(all.as_ref().and_then(|a| a.get(name).cloned()))
+    }
+
+    fn config(&mut self, tree: &Tree<'_>) -> Option<Arc<crate::config::Config>> {
+        let blob = blob_at(tree, crate::config::FILE)?;
+        if let Some(c) = self.configs.get(&blob) {
+            return c.clone();
+        }
+        let c = crate::history::read_blob(self.git, blob, crate::config::MAX_BYTES)
+            .and_then(|b| crate::config::Config::parse(&String::from_utf8_lossy(&b)).ok())
+            .map(Arc::new);
+        self.configs.insert(blob, c.clone());
+        c
+    }
+
+    /// (name, CSR path) of each entry of the identity file `blob` (parsed once per blob).
+    fn parse_identities(
+        &mut self,
+        config: &crate::config::Config,
+        blob: Oid,
+        rel: &str,
+    ) -> Arc<Vec<(String, String)>> {
+        if let Some(p) = self.files.get(&blob) {
+            return p.clone();
+        }
+        let text: Arc<str> = crate::history::read_blob(self.git, blob, IDENTITY_FILE_BYTES)
+            .map(|b| Arc::from(String::from_utf8_lossy(&b).as_ref()))
+            .unwrap_or_else(|| Arc::from(""));
+        let (ids, _) = crate::inventory::parse_file(config, rel, &text);
+        let p: Arc<Vec<(String, String)>> =
+            Arc::new(ids.into_iter().map(|i| (i.name, i.csr)).collect());
+        self.files.insert(blob, p.clone());
+        p
+    }
+
     fn declared(&mut self, tree: &Tree<'_>) -> Result<HashMap<String, String>> {
         let mut out = HashMap::new();
         let Ok(entry) = tree.get_path(Path::new(crate::inventory::DIR)) else {
@@ -500,29 +598,16 @@ impl<'r> Auditor<'r> {
         let Ok(dir) = self.git.find_tree(entry.id()) else {
             return Ok(out);
         };
-        let config = blob_at(tree, crate::config::FILE)
-            .and_then(|b| crate::history::read_blob(self.git, b, 4 << 20))
-            .and_then(|b| crate::config::Config::parse(&String::from_utf8_lossy(&b)).ok());
-        let Some(config) = config else { return Ok(out) };
+        let Some(config) = self.config(tree) else {
+            return Ok(out);
+        };
         for e in dir.iter() {
             let Ok(name) = e.name() else { continue };
             if !name.ends_with(".yaml") || e.kind() != Some(git2::ObjectType::Blob) {
                 continue;
             }
-            let parsed = match self.files.get(&e.id()) {
-                Some(p) => p.clone(),
-                None => {
-                    let rel = format!("{}/{name}", crate::inventory::DIR);
-                    let text: Arc<str> = crate::history::read_blob(self.git, e.id(), 4 << 20)
-                        .map(|b| Arc::from(String::from_utf8_lossy(&b).as_ref()))
-                        .unwrap_or_else(|| Arc::from(""));
-                    let (ids, _) = crate::inventory::parse_file(&config, &rel, &text);
-                    let p: Arc<Vec<(String, String)>> =
-                        Arc::new(ids.into_iter().map(|i| (i.name, i.csr)).collect());
-                    self.files.insert(e.id(), p.clone());
-                    p
-                }
-            };
+            let rel = format!("{}/{name}", crate::inventory::DIR);
+            let parsed = self.parse_identities(&config, e.id(), &rel);
             for (n, csr) in parsed.iter() {
                 out.insert(n.clone(), csr.clone());
             }
