@@ -196,8 +196,8 @@ struct Auditor<'r> {
     /// Every serial any earlier ledger held (a row put back is not a new certificate).
     seen: HashSet<String>,
     crl_blobs: HashMap<&'static str, Oid>,
-    /// The highest CRL number each issuer (its certificate's blob) reached.
-    crl_numbers: HashMap<Oid, u64>,
+    /// Each issuer's (its certificate's blob) newest CRL: its blob and number.
+    crl_numbers: HashMap<Oid, (Oid, u64)>,
     /// Identity files parsed, by blob: (name, CSR path) of each entry.
     files: HashMap<Oid, Arc<Vec<(String, String)>>>,
     /// CSR blobs' SHA-256.
@@ -457,6 +457,15 @@ impl<'r> Auditor<'r> {
             let Some(issuer) = blob_at(tree, cert) else {
                 continue;
             };
+            // The same CRL under another name (a rotation moves ca.crl to previous.crl) is
+            // not a new one.
+            if self
+                .crl_numbers
+                .get(&issuer)
+                .is_some_and(|(b, _)| *b == blob)
+            {
+                continue;
+            }
             let Some(info) = crate::history::read_blob(self.git, blob, crate::ca::MAX_CRL_BYTES)
                 .and_then(|b| crate::ca::CrlInfo::parse(&String::from_utf8_lossy(&b), None).ok())
             else {
@@ -469,7 +478,7 @@ impl<'r> Auditor<'r> {
                     format!("CRLs are written by gitca only: find who pushed {short}, and restore {crl} from {short}~1"),
                 )));
             };
-            if let Some(&last) = self.crl_numbers.get(&issuer) {
+            if let Some(&(_, last)) = self.crl_numbers.get(&issuer) {
                 if info.number <= last {
                     return Ok(Some(Self::brk(
                         commit,
@@ -481,7 +490,7 @@ impl<'r> Auditor<'r> {
                     )));
                 }
             }
-            self.crl_numbers.insert(issuer, info.number);
+            self.crl_numbers.insert(issuer, (blob, info.number));
             self.report.crls += 1;
         }
         if let Some(s) = next_signers {

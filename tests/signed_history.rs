@@ -272,6 +272,29 @@ fn a_root_ceremony_signs_its_commit_and_refuses_without_the_key() {
     assert_ne!(ca.head(), before);
     let v = ok(git_verify(&ca, &ca.path("ca/allowed_signers"), "HEAD"));
     assert!(stderr(&v).contains("gitca-ci"), "{}", stderr(&v));
+    // Issuance under the intermediate, a rotation that revokes it, revocation of alice: the
+    // signed history proves out, CRL numbers checked per issuer across the rotation.
+    ca.p256_csr("alice");
+    ca.p256_csr("bob");
+    ca.identities(
+        "users:\n  - name: alice\n    csr: csr/alice.csr\n  - name: bob\n    csr: csr/bob.csr\n",
+    );
+    ca.commit("onboard alice and bob");
+    ok(reconcile_signed(&ca, &key, T0));
+    let d1 = days_after(T0, 1);
+    let mut c = ca.cmd(&d1);
+    c.args(["root", "new-intermediate", "--identity"])
+        .arg(&custodian)
+        .arg("--signing-key")
+        .arg(&key);
+    ok(run(&mut c));
+    ca.identities("users:\n  - name: bob\n    csr: csr/bob.csr\n");
+    ca.commit("offboard alice");
+    ok(reconcile_signed(&ca, &key, &days_after(T0, 2)));
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert!(v["proven"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["revocations"].as_u64().unwrap() >= 1, "{v}");
 }
 
 fn audit(ca: &Ca) -> (std::process::Output, serde_json::Value) {
