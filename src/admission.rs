@@ -164,7 +164,8 @@ impl List {
 /// declares no history signers, so there is nothing to admit by).
 pub fn for_publish(
     repo: &crate::repo::CaRepo,
-    entries: Vec<Entry>,
+    outputs: &crate::load::Outputs,
+    mut entries: Vec<Entry>,
     now: time::OffsetDateTime,
 ) -> Result<Option<std::result::Result<(String, String), String>>> {
     let head = match repo.head_oid() {
@@ -200,6 +201,47 @@ pub fn for_publish(
             crate::signer::ALLOWED_SIGNERS
         ))));
     }
+    // Every live certificate, not only each identity's current one: a certificate a renewal
+    // replaced stays valid (and in use) until it expires. Its file is the one the commit that
+    // issued it wrote, verified against the ledger and its issuer like the current ones.
+    let listed: std::collections::HashSet<String> =
+        entries.iter().map(|e| e.serial.clone()).collect();
+    for rec in outputs.ledger.records.iter().filter(|r| r.is_live(now)) {
+        if listed.contains(&rec.serial) {
+            continue;
+        }
+        let Some(text) = report
+            .issued_in
+            .get(&rec.serial)
+            .and_then(|b| crate::history::read_blob(&repo.git, *b, crate::ca::MAX_CERT_BYTES))
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            continue;
+        };
+        let Some((issuer_path, issuer)) = crate::load::issuer_cert(
+            &outputs.ca,
+            outputs.hierarchy.as_ref(),
+            rec.issuer.as_deref(),
+        ) else {
+            continue;
+        };
+        let expected = crate::issued::Expected {
+            record: rec,
+            issuer,
+            issuer_path,
+            cn: None,
+        };
+        if crate::issued::verify(&text, &expected).is_err() {
+            continue;
+        }
+        if let Some(leaf) = pem::parse_many(&text)
+            .ok()
+            .and_then(|b| b.into_iter().next())
+        {
+            entries.push(Entry::of(&rec.serial, leaf.contents()));
+        }
+    }
+    entries.sort_by(|a, b| a.serial.cmp(&b.serial));
     let list = List {
         commit: head.id().to_string(),
         sequence: report.commits as u64,

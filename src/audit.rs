@@ -48,6 +48,10 @@ pub struct Report {
     /// The first break, if any.
     #[serde(rename = "break")]
     pub broken: Option<Break>,
+    /// Each certificate's file as the commit that issued it wrote it (serial -> blob of
+    /// `certs/NAME.crt` there): what `publish` lists a certificate a renewal replaced by.
+    #[serde(skip)]
+    pub issued_in: HashMap<String, Oid>,
 }
 
 /// The first place where history is not what review approved.
@@ -341,6 +345,11 @@ impl<'r> Auditor<'r> {
                 .iter()
                 .filter(|r| !self.seen.contains(&r.serial))
                 .collect();
+            for r in &new {
+                if let Some(b) = blob_at(tree, &crate::apply::cert_path(&r.identity)) {
+                    self.report.issued_in.insert(r.serial.clone(), b);
+                }
+            }
             if !new.is_empty() {
                 match &self.signers {
                     None => self.report.before_signing += new.len(),

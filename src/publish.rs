@@ -228,11 +228,11 @@ pub fn run_publish(
     // The admission list: only with declared history signers, a history audit proves, and the
     // history signing key. Its absence never stops the CRL from being published: the list
     // installed on servers stays until a newer one is (and a warning says why there is none).
-    admitted.sort_by(|a, b| a.serial.cmp(&b.serial));
-    let admitted_count = admitted.len();
-    let admission = crate::admission::for_publish(&repo, admitted, now)?;
+    let admission = crate::admission::for_publish(&repo, &outputs, admitted, now)?;
+    let mut admitted_count = 0;
     match &admission {
         Some(Ok((list, sig))) => {
+            admitted_count = list.lines().count().saturating_sub(4);
             files.insert(crate::admission::LIST.into(), list.clone().into_bytes());
             files.insert(crate::admission::SIG.into(), sig.clone().into_bytes());
         }

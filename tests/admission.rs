@@ -540,3 +540,90 @@ fn publish_without_the_signing_key_still_publishes_the_crl() {
     assert!(!stdout(&o).contains("admission"), "{}", stdout(&o));
     assert!(!out.join("admitted.txt").exists());
 }
+
+/// After a renewal both of alice's certificates are valid, and both are on the list (each
+/// with the fingerprint openssl computes for it): a client not yet moved to the new one keeps
+/// working until the old one expires. An expired or revoked one is not listed.
+#[test]
+fn the_list_holds_every_live_certificate_a_renewal_left() {
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    let (signing, public) = ssh_key(&tmp, "ci-signer");
+    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
+    git(&ca.root, &["add", "-A"]);
+    git(
+        &ca.root,
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", signing.display()),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            "history signers",
+        ],
+    );
+    ca.p256_csr("alice");
+    ca.p256_csr("bob");
+    ca.identities(PEOPLE);
+    ca.commit("onboard alice and bob");
+    let signed = |now: &str, args: &[&str]| {
+        let mut c = ca.cmd(now);
+        c.args(args).env("GITCA_SIGNING_KEY", &signing_text);
+        ok(run(&mut c))
+    };
+    let id = ca.identity.to_str().unwrap().to_string();
+    signed(T0, &["reconcile", "--identity", &id]);
+    let first = ca.keep("certs/alice.crt", "alice-1.crt");
+    let t1 = days_after(T0, 340);
+    signed(&t1, &["reconcile", "--identity", &id]);
+    let second = ca.path("certs/alice.crt");
+    ca.identities("users:\n  - name: alice\n    csr: csr/alice.csr\n");
+    ca.commit("offboard bob");
+    signed(&t1, &["reconcile", "--identity", &id]);
+    let out = tmp.join("public");
+    signed(&t1, &["publish", out.to_str().unwrap()]);
+    let list = std::fs::read_to_string(out.join("admitted.txt")).unwrap();
+    let fingerprint = |cert: &Path| {
+        let o = ok(tool(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "openssl x509 -in '{}' -outform DER | sha256sum",
+                    cert.display()
+                ),
+            ],
+            &tmp,
+        ));
+        stdout(&o).split(' ').next().unwrap().to_string()
+    };
+    assert_ne!(fingerprint(&first), fingerprint(&second));
+    assert!(list.contains(&fingerprint(&first)), "{list}");
+    assert!(list.contains(&fingerprint(&second)), "{list}");
+    assert_eq!(
+        list.lines().count(),
+        4 + 2,
+        "alice's two, not bob's revoked one: {list}"
+    );
+    // ssh-keygen verifies the list's signature against the repository's signers.
+    let o = ok(tool(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "ssh-keygen -Y verify -f '{}' -I gitca-ci -n gitca-admission -s admitted.txt.sig < admitted.txt",
+                ca.path("ca/allowed_signers").display()
+            ),
+        ],
+        &out,
+    ));
+    assert!(
+        stdout(&o).contains("Good \"gitca-admission\" signature"),
+        "{}",
+        stdout(&o)
+    );
+}
