@@ -171,7 +171,10 @@ pub fn audit(git: &Repository) -> Result<Report> {
         files: HashMap::new(),
         csrs: HashMap::new(),
         configs: HashMap::new(),
+        trees: HashMap::new(),
+        read_bytes: std::cell::Cell::new(0),
     };
+    let limit = max_bytes();
     let mut parent: Option<Tree<'_>> = None;
     for oid in commits {
         let commit = git.find_commit(oid)?;
@@ -179,6 +182,15 @@ pub fn audit(git: &Repository) -> Result<Report> {
         if let Some(b) = a.step(&commit, parent.as_ref(), &tree)? {
             a.report.broken = Some(b);
             return Ok(a.report);
+        }
+        if a.read_bytes.get() > limit {
+            return Err(Error::usage(
+                format!(
+                    "audit read more than {} MiB of history by commit {oid}",
+                    limit >> 20
+                ),
+                "a history this large is not one gitca's reconciles make: find the commits that added large versions of ledger.tsv or crl/; to read further anyway, raise GITCA_AUDIT_MAX_MIB",
+            ));
         }
         parent = Some(tree);
     }
@@ -208,6 +220,20 @@ struct Auditor<'r> {
     csrs: HashMap<Oid, String>,
     /// gitca.yaml versions parsed, by blob.
     configs: HashMap<Oid, Option<Arc<crate::config::Config>>>,
+    /// Directory trees read, by id (see [`Auditor::blob_at`]).
+    trees: HashMap<Oid, Tree<'r>>,
+    /// Bytes of blobs inflated so far, against [`max_bytes`].
+    read_bytes: std::cell::Cell<u64>,
+}
+
+/// The most bytes of history one audit inflates: 16 GiB, or GITCA_AUDIT_MAX_MIB (invariant
+/// 16: a merge can add versions that cost more to read than to write). Audit reads every
+/// version of the ledger (a CA of 10,000 identities and 1,000 reconciles: about 1.3 GiB).
+fn max_bytes() -> u64 {
+    std::env::var("GITCA_AUDIT_MAX_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(16 << 30, |mib| mib.saturating_mul(1 << 20))
 }
 
 /// The largest identity file audit reads (what the threat model promises for any input).
@@ -228,6 +254,42 @@ fn blob_at(tree: &Tree<'_>, path: &str) -> Option<Oid> {
 }
 
 impl<'r> Auditor<'r> {
+    /// A blob's contents, at most `limit` bytes (its size read before it is inflated), counted
+    /// against [`max_bytes`].
+    fn read(&self, blob: Oid, limit: u64) -> Option<Vec<u8>> {
+        let data = crate::history::read_blob(self.git, blob, limit)?;
+        self.read_bytes
+            .set(self.read_bytes.get() + data.len() as u64);
+        Some(data)
+    }
+
+    /// The blob at `path` in `tree`. A directory's tree is read once (by id) however many
+    /// paths are looked up in it: libgit2 caches no tree above 4 KiB and re-hashes each one it
+    /// reads, and `identities/`, `csr/` and `certs/` of a large CA are hundreds of KiB.
+    fn blob_at(&mut self, tree: &Tree<'_>, path: &str) -> Option<Oid> {
+        let Some((dir, name)) = path.split_once('/').filter(|(_, n)| !n.contains('/')) else {
+            return blob_at(tree, path);
+        };
+        let entry = tree.get_name(dir)?;
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            return None;
+        }
+        let id = entry.id();
+        if !self.trees.contains_key(&id) {
+            // Two commits' worth of directories is all a step reads.
+            if self.trees.len() >= 64 {
+                self.trees.clear();
+            }
+            let t = self.git.find_tree(id).ok()?;
+            self.trees.insert(id, t);
+        }
+        self.trees
+            .get(&id)?
+            .get_name(name)
+            .filter(|e| e.kind() == Some(git2::ObjectType::Blob))
+            .map(|e| e.id())
+    }
+
     fn brk(
         commit: &git2::Commit<'_>,
         rule: &'static str,
@@ -256,7 +318,7 @@ impl<'r> Auditor<'r> {
     ) -> Result<Option<Break>> {
         let short = commit.id().to_string()[..12].to_string();
         // 1. The allowed signers: changed only by a commit a current signer signed.
-        let signers_blob = blob_at(tree, ALLOWED_SIGNERS);
+        let signers_blob = self.blob_at(tree, ALLOWED_SIGNERS);
         let mut next_signers = None;
         if signers_blob != self.signers_blob {
             match signers_blob {
@@ -318,13 +380,14 @@ impl<'r> Auditor<'r> {
             }
         }
         // 2. New certificates: signed by a signer of the parent, declared by the parent.
-        let ledger_blob = blob_at(tree, crate::ledger::FILE);
+        let ledger_blob = self.blob_at(tree, crate::ledger::FILE);
         if ledger_blob != self.ledger_blob {
             // Only the lines that differ from the parent's ledger are parsed (one line per
             // certificate, and a reconcile changes a few): a history of a thousand reconciles
             // over ten thousand certificates costs what changed, plus one hash per line.
             let text = match ledger_blob {
-                Some(b) => crate::history::read_blob(self.git, b, crate::ledger::MAX_BYTES)
+                Some(b) => self
+                    .read(b, crate::ledger::MAX_BYTES)
                     .map(|v| String::from_utf8_lossy(&v).into_owned()),
                 None => Some(String::new()),
             };
@@ -346,7 +409,7 @@ impl<'r> Auditor<'r> {
                 .filter(|r| !self.seen.contains(&r.serial))
                 .collect();
             for r in &new {
-                if let Some(b) = blob_at(tree, &crate::apply::cert_path(&r.identity)) {
+                if let Some(b) = self.blob_at(tree, &crate::apply::cert_path(&r.identity)) {
                     self.report.issued_in.insert(r.serial.clone(), b);
                 }
             }
@@ -456,14 +519,14 @@ impl<'r> Auditor<'r> {
         }
         // 4. CRL numbers only grow, per issuer.
         for (crl, cert) in CRL_ISSUERS {
-            let Some(blob) = blob_at(tree, crl) else {
+            let Some(blob) = self.blob_at(tree, crl) else {
                 continue;
             };
             if self.crl_blobs.get(crl) == Some(&blob) {
                 continue;
             }
             self.crl_blobs.insert(crl, blob);
-            let Some(issuer) = blob_at(tree, cert) else {
+            let Some(issuer) = self.blob_at(tree, cert) else {
                 continue;
             };
             // The same CRL under another name (a rotation moves ca.crl to previous.crl) is
@@ -475,7 +538,8 @@ impl<'r> Auditor<'r> {
             {
                 continue;
             }
-            let Some(info) = crate::history::read_blob(self.git, blob, crate::ca::MAX_CRL_BYTES)
+            let Some(info) = self
+                .read(blob, crate::ca::MAX_CRL_BYTES)
                 .and_then(|b| crate::ca::CrlInfo::parse(&String::from_utf8_lossy(&b), None).ok())
             else {
                 return Ok(Some(Self::brk(
@@ -538,11 +602,12 @@ impl<'r> Auditor<'r> {
     }
 
     /// Every serial on a CRL in `tree`.
-    fn crl_serials(&self, tree: &Tree<'_>) -> HashSet<String> {
+    fn crl_serials(&mut self, tree: &Tree<'_>) -> HashSet<String> {
         let mut out = HashSet::new();
         for (crl, _) in CRL_ISSUERS {
-            if let Some(info) = blob_at(tree, crl)
-                .and_then(|b| crate::history::read_blob(self.git, b, crate::ca::MAX_CRL_BYTES))
+            if let Some(info) = self
+                .blob_at(tree, crl)
+                .and_then(|b| self.read(b, crate::ca::MAX_CRL_BYTES))
                 .and_then(|b| crate::ca::CrlInfo::parse(&String::from_utf8_lossy(&b), None).ok())
             {
                 out.extend(info.serials);
@@ -562,7 +627,7 @@ impl<'r> Auditor<'r> {
         all: &mut Option<HashMap<String, String>>,
     ) -> Result<Option<String>> {
         let own = format!("{}/{name}.yaml", crate::inventory::DIR);
-        if let Some(blob) = blob_at(tree, &own) {
+        if let Some(blob) = self.blob_at(tree, &own) {
             if let Some(config) = self.config(tree) {
                 let parsed = self.parse_identities(&config, blob, &own);
                 if let Some((_, csr)) = parsed.iter().find(|(n, _)| n == name) {
@@ -577,11 +642,12 @@ impl<'r> Auditor<'r> {
     }
 
     fn config(&mut self, tree: &Tree<'_>) -> Option<Arc<crate::config::Config>> {
-        let blob = blob_at(tree, crate::config::FILE)?;
+        let blob = self.blob_at(tree, crate::config::FILE)?;
         if let Some(c) = self.configs.get(&blob) {
             return c.clone();
         }
-        let c = crate::history::read_blob(self.git, blob, crate::config::MAX_BYTES)
+        let c = self
+            .read(blob, crate::config::MAX_BYTES)
             .and_then(|b| crate::config::Config::parse(&String::from_utf8_lossy(&b)).ok())
             .map(Arc::new);
         self.configs.insert(blob, c.clone());
@@ -598,7 +664,8 @@ impl<'r> Auditor<'r> {
         if let Some(p) = self.files.get(&blob) {
             return p.clone();
         }
-        let text: Arc<str> = crate::history::read_blob(self.git, blob, IDENTITY_FILE_BYTES)
+        let text: Arc<str> = self
+            .read(blob, IDENTITY_FILE_BYTES)
             .map(|b| Arc::from(String::from_utf8_lossy(&b).as_ref()))
             .unwrap_or_else(|| Arc::from(""));
         let (ids, _) = crate::inventory::parse_file(config, rel, &text);
@@ -636,11 +703,11 @@ impl<'r> Auditor<'r> {
     /// The SHA-256 of the CSR file at `path` in `tree`.
     fn csr_digest(&mut self, tree: &Tree<'_>, path: &str) -> Option<String> {
         use sha2::Digest as _;
-        let blob = blob_at(tree, path)?;
+        let blob = self.blob_at(tree, path)?;
         if let Some(d) = self.csrs.get(&blob) {
             return Some(d.clone());
         }
-        let bytes = crate::history::read_blob(self.git, blob, crate::inventory::MAX_CSR_BYTES)?;
+        let bytes = self.read(blob, crate::inventory::MAX_CSR_BYTES)?;
         let d = hex::encode(sha2::Sha256::digest(&bytes));
         self.csrs.insert(blob, d.clone());
         Some(d)

@@ -333,6 +333,9 @@ fn audit_proves_a_clean_signed_history() {
     assert!(v["break"].is_null(), "{v}");
     let o = ok(run(ca.cmd(T0).arg("audit")));
     assert!(stdout(&o).contains("audit: ok"), "{}", stdout(&o));
+    // Its reading of history is bounded, and the bound says how to raise it.
+    let o = fails(run(ca.cmd(T0).arg("audit").env("GITCA_AUDIT_MAX_MIB", "0")));
+    assert!(stderr(&o).contains("GITCA_AUDIT_MAX_MIB"), "{}", stderr(&o));
 }
 
 #[test]
