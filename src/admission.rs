@@ -283,7 +283,20 @@ pub fn run_deploy_admission(args: &DeployAdmissionArgs, out: &mut dyn Write) -> 
         crate::signer::MAX_BYTES,
         "read the pinned signers",
     )?;
-    let pinned = AllowedSigners::parse(&args.signers.display().to_string(), &signers_text)?;
+    // A file of the operator's, outside any repository: its lines are never quoted back (it
+    // could be anything, /proc/self/environ included), only their numbers.
+    let pinned = AllowedSigners::parse(&args.signers.display().to_string(), &signers_text)
+        .map_err(|e| match e {
+            Error::Located(l) => Error::usage(
+                format!(
+                    "{} line {} is not an allowed signer gitca reads",
+                    args.signers.display(),
+                    l.line()
+                ),
+                "pass a copy of the CA's ca/allowed_signers (`PRINCIPAL ssh-ed25519 AAAA…` lines)",
+            ),
+            e => e,
+        })?;
     let list_path = args.from.join(LIST);
     let sig_path = args.from.join(SIG);
     let text =
