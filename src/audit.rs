@@ -413,6 +413,21 @@ impl<'r> Auditor<'r> {
                     self.report.issued_in.insert(r.serial.clone(), b);
                 }
             }
+            // Any other change of the ledger (a row edited, revoked, dropped) is gitca's too.
+            if new.is_empty() {
+                if let Some(allowed) = &self.signers {
+                    if let Err(why) = signer::verify_commit(self.git, commit.id(), allowed) {
+                        return Ok(Some(Self::brk(
+                            commit,
+                            "unsigned-output-change",
+                            None,
+                            None,
+                            format!("this commit changes {}, and {why}: only signed gitca commits change it", crate::ledger::FILE),
+                            format!("the ledger is written by reconcile only: find who pushed {short}, and restore it (git checkout {short}~1 -- {})", crate::ledger::FILE),
+                        )));
+                    }
+                }
+            }
             if !new.is_empty() {
                 match &self.signers {
                     None => self.report.before_signing += new.len(),
@@ -526,6 +541,18 @@ impl<'r> Auditor<'r> {
                 continue;
             }
             self.crl_blobs.insert(crl, blob);
+            if let Some(allowed) = &self.signers {
+                if let Err(why) = signer::verify_commit(self.git, commit.id(), allowed) {
+                    return Ok(Some(Self::brk(
+                        commit,
+                        "unsigned-output-change",
+                        None,
+                        None,
+                        format!("this commit changes {crl}, and {why}: only signed gitca commits change it"),
+                        format!("CRLs are written by gitca only: find who pushed {short}, and restore {crl} from {short}~1 (a CRL the CA key signed outside gitca can only add revocations, but it is not the CA's record)"),
+                    )));
+                }
+            }
             let Some(issuer) = self.blob_at(tree, cert) else {
                 continue;
             };

@@ -437,13 +437,37 @@ fn audit_refuses_switching_signing_off_or_changing_signers_unsigned() {
 
 #[test]
 fn audit_names_a_crl_rolled_back_to_a_lower_number() {
-    let (ca, _) = clean_history();
+    let (ca, key) = clean_history();
     let first = git(&ca.root, &["rev-list", "--max-parents=0", "HEAD"]);
+    let good = ca.head();
     git(&ca.root, &["checkout", first.trim(), "--", "crl/ca.crl"]);
     ca.commit("an older CRL");
+    // Pushed unsigned: a change of gitca's outputs nobody allowed signed.
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert_eq!(v["break"]["rule"], "unsigned-output-change", "{v}");
+    assert_eq!(v["break"]["commit"], ca.head().as_str(), "{v}");
+    // Signed with the history signing key itself: still a rollback.
+    git(&ca.root, &["reset", "-q", "--hard", &good]);
+    git(&ca.root, &["checkout", first.trim(), "--", "crl/ca.crl"]);
+    git_signed_commit(&ca, &key, "an older CRL, signed");
     let (o, v) = audit(&ca);
     assert_eq!(o.status.code(), Some(1), "{v}");
     assert_eq!(v["break"]["rule"], "crl-number-not-grown", "{v}");
+    assert_eq!(v["break"]["commit"], ca.head().as_str(), "{v}");
+}
+
+#[test]
+fn audit_names_an_unsigned_edit_of_a_ledger_row() {
+    let (ca, _) = clean_history();
+    // bob's row handed to mallory, no certificate added: an edit, not an issuance.
+    let ledger = ca.read("ledger.tsv").replace("\tbob\t", "\tmallory\t");
+    assert_ne!(ledger, ca.read("ledger.tsv"));
+    ca.write("ledger.tsv", &ledger);
+    ca.commit("hand edit");
+    let (o, v) = audit(&ca);
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert_eq!(v["break"]["rule"], "unsigned-output-change", "{v}");
     assert_eq!(v["break"]["commit"], ca.head().as_str(), "{v}");
 }
 
