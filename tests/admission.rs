@@ -501,6 +501,59 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
     // The same list again is current.
     let o = ok(deploy(&public));
     assert!(stdout(&o).contains("current"), "{}", stdout(&o));
+
+    // Time to admit: from the merge that declares carol to nginx letting her in, through the
+    // signed reconcile, publish, deploy admission and a reload. Her certificate is refused
+    // until the list that holds it is installed.
+    ca.p256_csr("carol");
+    ca.identities(&format!(
+        "{PEOPLE}  - name: carol\n    csr: csr/carol.csr\n"
+    ));
+    ca.commit("onboard carol");
+    let merged = Instant::now();
+    reconcile();
+    publish(&public);
+    let carol = (ca.path("certs/carol.crt"), ca.keys.join("carol.key"));
+    assert_eq!(
+        status(&server_ca, &carol.0, &carol.1, guarded),
+        403,
+        "not installed yet"
+    );
+    ok(deploy(&public));
+    let p = server.join("nginx-admitted").display().to_string();
+    ok(tool(
+        "nginx",
+        &[
+            "-p",
+            &format!("{p}/"),
+            "-c",
+            &format!("{p}/nginx.conf"),
+            "-e",
+            &format!("{p}/logs/error.log"),
+            "-s",
+            "reload",
+        ],
+        &server,
+    ));
+    let mut code = 0;
+    while merged.elapsed() < Duration::from_secs(20) {
+        code = status(&server_ca, &carol.0, &carol.1, guarded);
+        if code == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(code, 200, "carol admitted after the reload");
+    let took = merged.elapsed();
+    eprintln!("time to admit (merge -> nginx admits carol): {took:.2?}");
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/time-to-admit.txt"),
+        format!("{:.3}\n", took.as_secs_f64()),
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The thief is still out, alice still in.
+    assert_eq!(status(&server_ca, &mallory, &mallory_key, guarded), 403);
+    assert_eq!(status(&server_ca, &alice.0, &alice.1, guarded), 200);
 }
 
 #[test]
