@@ -161,13 +161,13 @@ fn main() {
         identities.div_ceil(per_merge),
         built.elapsed()
     );
-    let report = gitca::audit::audit(&git).unwrap();
+    let report = gitca::audit::audit(&git, None).unwrap();
     assert!(report.ok, "{:?}", report.broken);
     assert_eq!(report.proven, identities);
     let mut c = Criterion::default().sample_size(10).configure_from_args();
     c.bench_function(
         &format!("audit/{identities}_identities_{per_merge}_per_reconcile"),
-        |b| b.iter(|| gitca::audit::audit(&git).unwrap()),
+        |b| b.iter(|| gitca::audit::audit(&git, None).unwrap()),
     );
     c.final_summary();
 }

@@ -177,7 +177,7 @@ pub fn for_publish(
     else {
         return Ok(None);
     };
-    let report = crate::audit::audit(&repo.git)?;
+    let report = crate::audit::audit(&repo.git, None)?;
     if let Some(b) = &report.broken {
         return Ok(Some(Err(format!(
             "gitca audit breaks at commit {} ({}): run gitca audit",

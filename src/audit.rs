@@ -77,9 +77,37 @@ const CRL_ISSUERS: &[(&str, &str)] = &[
 
 /// The top-level entry point for `gitca audit`: exit 0 when history proves out, 1 at the first
 /// break (printed with its commit and what to do).
-pub fn run_audit(dir: &Path, json: bool, out: &mut dyn Write) -> Result<u8> {
+pub fn run_audit(
+    dir: &Path,
+    json: bool,
+    signers: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<u8> {
     let repo = crate::repo::CaRepo::open(dir)?;
-    let report = audit(&repo.git)?;
+    let pinned = match signers {
+        Some(path) => {
+            let text = crate::confined::read_named_string(
+                path,
+                signer::MAX_BYTES,
+                "read the pinned signers",
+            )?;
+            Some(AllowedSigners::parse(&path.display().to_string(), &text).map_err(|e| {
+                match e {
+                    Error::Located(l) => Error::usage(
+                        format!(
+                            "{} line {} is not an allowed signer gitca reads",
+                            path.display(),
+                            l.line()
+                        ),
+                        "pass a copy of the CA's ca/allowed_signers, kept apart from the repository",
+                    ),
+                    e => e,
+                }
+            })?)
+        }
+        None => None,
+    };
+    let report = audit(&repo.git, pinned.as_ref())?;
     if json {
         let _ = writeln!(
             out,
@@ -136,7 +164,7 @@ fn render(r: &Report, out: &mut dyn Write) {
 }
 
 /// Walks HEAD's first-parent history and checks every rule; stops at the first break.
-pub fn audit(git: &Repository) -> Result<Report> {
+pub fn audit(git: &Repository, pinned: Option<&AllowedSigners>) -> Result<Report> {
     let mut walk = git.revwalk()?;
     walk.push_head()?;
     walk.simplify_first_parent()?;
@@ -172,6 +200,7 @@ pub fn audit(git: &Repository) -> Result<Report> {
         csrs: HashMap::new(),
         configs: HashMap::new(),
         trees: HashMap::new(),
+        pinned: pinned.cloned(),
         read_bytes: std::cell::Cell::new(0),
     };
     let limit = max_bytes();
@@ -193,6 +222,18 @@ pub fn audit(git: &Repository) -> Result<Report> {
             ));
         }
         parent = Some(tree);
+    }
+    if a.pinned.is_some() && a.report.signing_began.is_none() {
+        a.report.broken = Some(Break {
+            commit: git.head()?.peel_to_commit()?.id().to_string(),
+            summary: String::new(),
+            rule: "never-signed",
+            serial: None,
+            identity: None,
+            message: format!("signers were pinned (--signers), and this history never declared {ALLOWED_SIGNERS}: nothing in it is signed"),
+            help: "audit the CA's own repository (a fork or mirror without its signed history proves nothing), or leave out --signers".into(),
+        });
+        return Ok(a.report);
     }
     a.report.ok = true;
     Ok(a.report)
@@ -222,6 +263,8 @@ struct Auditor<'r> {
     configs: HashMap<Oid, Option<Arc<crate::config::Config>>>,
     /// Directory trees read, by id (see [`Auditor::blob_at`]).
     trees: HashMap<Oid, Tree<'r>>,
+    /// `--signers`: what the first allowed-signers file must be signed by.
+    pinned: Option<AllowedSigners>,
     /// Bytes of blobs inflated so far, against [`max_bytes`].
     read_bytes: std::cell::Cell<u64>,
 }
@@ -351,15 +394,25 @@ impl<'r> Auditor<'r> {
                             )))
                         }
                     };
-                    let judge = self.signers.as_ref().unwrap_or(&new);
+                    // The first version answers to the signers the auditor pinned, if any (else
+                    // to itself: trust on first use, said in the report).
+                    let judge = self
+                        .signers
+                        .as_ref()
+                        .or(self.pinned.as_ref())
+                        .unwrap_or(&new);
                     if let Err(why) = signer::verify_commit(self.git, commit.id(), judge) {
                         let whose = if self.signers.is_some() {
                             "a signer listed before it"
+                        } else if self.pinned.is_some() {
+                            "a signer of the file pinned with --signers"
                         } else {
                             "a key it lists"
                         };
                         let help = if self.signers.is_some() {
                             format!("who may sign the CA's history was changed outside its signers: find who pushed {short}, restore the signers (git checkout {short}~1 -- {ALLOWED_SIGNERS}) in a commit a current signer signs, and rotate the signing key")
+                        } else if self.pinned.is_some() {
+                            format!("the history's first signers are not signed by a signer you pinned: compare your pinned file with the CA's {ALLOWED_SIGNERS} with whoever keeps the CA; if they differ, this history was started or rewritten by someone else")
                         } else {
                             format!("the first {ALLOWED_SIGNERS} is committed by one of the keys it lists, signed: git -c gpg.format=ssh -c user.signingkey=signing.key commit -S (docs/custody.md); if {short} was pushed that way, the key it is signed with is not the one listed")
                         };

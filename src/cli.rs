@@ -232,6 +232,11 @@ pub enum Command {
     Audit {
         #[arg(long)]
         json: bool,
+        /// The allowed signers you trust, kept apart from the repository (a copy of
+        /// ca/allowed_signers from when you last checked): the history's first signers file
+        /// must be signed by one of them. Without it the first file vouches for itself.
+        #[arg(long, value_name = "FILE")]
+        signers: Option<PathBuf>,
     },
     /// Write the CA's public outputs as a static tree for a web server, object store or Pages.
     #[command(
@@ -673,7 +678,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Doctor(args) => crate::doctor::run_doctor(&dir, now, &args, out),
-        Command::Audit { json } => crate::audit::run_audit(&dir, json, out),
+        Command::Audit { json, signers } => {
+            crate::audit::run_audit(&dir, json, signers.as_deref(), out)
+        }
         Command::Publish { target } => {
             crate::publish::run_publish(&dir, &target, now, out)?;
             Ok(0)

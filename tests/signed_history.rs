@@ -218,6 +218,18 @@ fn without_allowed_signers_reconcile_commits_unsigned_as_before() {
     assert!(raw.starts_with("tree "), "{raw}");
     assert!(!raw.contains("gpgsig"), "{raw}");
     assert!(ca.path("certs/alice.crt").exists());
+    // Audit has nothing to prove, and says so; with pinned signers that is a failure.
+    let o = ok(run(ca.cmd(T0).arg("audit")));
+    assert!(stdout(&o).contains("nothing to prove"), "{}", stdout(&o));
+    let keys = ca.path("../keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (_, public) = ssh_key(&keys, "ci-signer");
+    std::fs::write(keys.join("pinned"), format!("gitca-ci {public}\n")).unwrap();
+    let o = fails(run(ca
+        .cmd(T0)
+        .args(["audit", "--json", "--signers"])
+        .arg(keys.join("pinned"))));
+    assert!(stdout(&o).contains("never-signed"), "{}", stdout(&o));
 }
 
 #[test]
@@ -333,6 +345,27 @@ fn audit_proves_a_clean_signed_history() {
     assert!(v["break"].is_null(), "{v}");
     let o = ok(run(ca.cmd(T0).arg("audit")));
     assert!(stdout(&o).contains("audit: ok"), "{}", stdout(&o));
+    // Pinned signers: the first signers file must be signed by one of them.
+    let pinned = ca.path("../keys/pinned_signers");
+    std::fs::copy(ca.path("ca/allowed_signers"), &pinned).unwrap();
+    let o = ok(run(ca.cmd(T0).arg("audit").arg("--signers").arg(&pinned)));
+    assert!(stdout(&o).contains("audit: ok"), "{}", stdout(&o));
+    let (_, stranger) = ssh_key(&ca.path("../keys"), "stranger");
+    std::fs::write(&pinned, format!("gitca-ci {stranger}\n")).unwrap();
+    let o = fails(run(ca
+        .cmd(T0)
+        .args(["audit", "--json", "--signers"])
+        .arg(&pinned)));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["break"]["rule"], "signers-changed-unsigned", "{v}");
+    assert_eq!(v["break"]["summary"], "history signers", "{v}");
+    assert!(
+        v["break"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--signers"),
+        "{v}"
+    );
     // Its reading of history is bounded, and the bound says how to raise it.
     let o = fails(run(ca.cmd(T0).arg("audit").env("GITCA_AUDIT_MAX_MIB", "0")));
     assert!(stderr(&o).contains("GITCA_AUDIT_MAX_MIB"), "{}", stderr(&o));
