@@ -339,6 +339,11 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     // tens of MiB).
     let ledger = std::mem::take(&mut state.ledger);
     let jobs = jobs(&state, &ledger, verified, now)?;
+    if !opts.no_commit {
+        // A history that declares its signers is never extended unsigned: refused before the
+        // CA key is unlocked.
+        repo.history_signer()?;
+    }
     phases.mark("verify CSRs");
     // 2. Unlock the CA key: the last thing before signing.
     let key: CaKey = custody::unlock(&repo.dir, &opts.key_source)?;

@@ -170,6 +170,8 @@ fn start(dir: &Path) -> Result<Start> {
     let repo = CaRepo::open(dir)?;
     let lock = repo.lock()?;
     refuse_dirty(&repo)?;
+    // The ceremony's commit is signed like reconcile's: no key, no ceremony (before unlocking).
+    repo.history_signer()?;
     let outputs = load::outputs(&repo)?;
     if outputs.hierarchy.is_none() {
         return Err(Error::usage(
@@ -654,6 +656,7 @@ fn migrate(
     let repo = CaRepo::open(dir)?;
     let _lock = repo.lock()?;
     refuse_dirty(&repo)?;
+    repo.history_signer()?;
     if h::present(&repo.dir) {
         return Err(Error::usage(
             "this CA already has an offline root",

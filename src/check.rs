@@ -360,7 +360,9 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
         }
     }
     for (path, in_base) in &changed {
-        let what = if path.starts_with("ca/") {
+        let what = if path == crate::signer::ALLOWED_SIGNERS {
+            "changes who may sign the CA's history: a current signer commits it, signed, outside a pull request (docs/custody.md)"
+        } else if path.starts_with("ca/") {
             "changes the CA itself"
         } else {
             "is written by gitca reconcile only"
@@ -667,6 +669,23 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         f.hierarchy = describe_hierarchy(h, &state.ca);
     }
     check_custody(repo, &state, &mut f)?;
+    // The allowed signers are read by reconcile and audit from history: a line neither can read
+    // is an error here, in the pull request that writes it.
+    match repo
+        .dir
+        .read_opt(crate::signer::ALLOWED_SIGNERS, crate::signer::MAX_BYTES)
+    {
+        Ok(Some(bytes)) => {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(e) =
+                crate::signer::AllowedSigners::parse(crate::signer::ALLOWED_SIGNERS, &text)
+            {
+                f.errors.push(e);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => f.errors.push(e),
+    }
     if let Some(base) = base {
         compare_with_base(repo, base, &mut f)?;
     }

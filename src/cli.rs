@@ -33,6 +33,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// OpenSSH ed25519 private key that signs gitca's commits (never the CA key); needed when
+    /// ca/allowed_signers exists. Also: GITCA_SIGNING_KEY (the key's text), GITCA_SIGNING_KEY_FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -246,6 +251,20 @@ pub enum Command {
         after_help = "Example:\n  gitca doctor --cert client.cert --key client.key\n  gitca doctor --certs-dir /etc/docker/certs.d/registry.example.com:5000"
     )]
     Doctor(crate::doctor::DoctorArgs),
+    /// Prove, offline, that every certificate in the ledger was issued by a signed commit for
+    /// what its parent declared, every revocation reached the CRL and CRL numbers only grew.
+    #[command(
+        after_help = "Example (anyone, from a clone; in CI after each push):\n  gitca audit\n  gitca audit --json\n\nExit 0: history proves out; 1: the first break, with its commit and what to do.\nThe signers are ca/allowed_signers (docs/custody.md)."
+    )]
+    Audit {
+        #[arg(long)]
+        json: bool,
+        /// The allowed signers you trust, kept apart from the repository (a copy of
+        /// ca/allowed_signers from when you last checked): the history's first signers file
+        /// must be signed by one of them. Without it the first file vouches for itself.
+        #[arg(long, value_name = "FILE")]
+        signers: Option<PathBuf>,
+    },
     /// Write the CA's public outputs as a static tree for a web server, object store or Pages.
     #[command(
         after_help = "Example (CI, after reconcile):\n  gitca publish public/\n\nDIR gets ca.crt, ca.crl (DER), ca.crl.pem, certs/NAME.crt and index.json."
@@ -293,6 +312,12 @@ pub enum DeployCommand {
         after_help = "Example (a CI bot pulling from the registry):\n  gitca deploy cert ci-builder --key /etc/gitca/ci-builder.key --from https://pki.example.com \\\n      --ca /etc/gitca/ca.crt --registry registry.example.com:5000 --watch 6h\n\nExit codes: 0 current, 1 error or refused, 4 stale (expires within --stale-margin, nothing newer)."
     )]
     Cert(Box<crate::deploy::DeployCertArgs>),
+    /// On a server: install the CA's signed admission list as an nginx map, verified against
+    /// the history signers it pinned, never older than the one installed.
+    #[command(
+        after_help = "Example (nginx from `gitca export nginx --admitted /etc/gitca/admitted.map`):\n  gitca deploy admission --from /srv/pki --signers /etc/gitca/allowed_signers \\\n      --out /etc/gitca/admitted.map && nginx -s reload\n\nExit codes: 0 installed or current, 1 refused (nothing installed)."
+    )]
+    Admission(crate::admission::DeployAdmissionArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -473,6 +498,9 @@ pub fn run(cli: Cli) -> Result<u8> {
     // Long-running commands (deploy --watch) read the clock each time unless it was fixed.
     let fixed_now = cli.now.is_some().then_some(now);
     let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    if let Some(key) = cli.signing_key.clone() {
+        crate::signer::set_flag(key);
+    }
     let stdout = std::io::stdout();
     let mut lock = crate::redact::Writer::new(stdout.lock(), crate::redact::Redactor::from_env());
     let mut sink = std::io::sink();
@@ -691,9 +719,15 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Doctor(args) => crate::doctor::run_doctor(&dir, now, &args, out),
+        Command::Audit { json, signers } => {
+            crate::audit::run_audit(&dir, json, signers.as_deref(), out)
+        }
         Command::Publish { target } => {
             crate::publish::run_publish(&dir, &target, now, out)?;
             Ok(0)
+        }
+        Command::Deploy(DeployCommand::Admission(args)) => {
+            crate::admission::run_deploy_admission(&args, out)
         }
         Command::Deploy(DeployCommand::Crl(args)) => {
             crate::deploy::run_deploy_crl(&args, fixed_now, out)

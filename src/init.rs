@@ -500,6 +500,7 @@ pub fn run_rekey(
         });
     }
     let _lock = repo.lock()?;
+    repo.history_signer()?;
     let dirty: Vec<String> = repo
         .dirty_paths()?
         .into_iter()

@@ -10,7 +10,9 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod admission;
 pub mod apply;
+pub mod audit;
 pub mod bundle;
 pub mod ca;
 pub mod ceremony;
@@ -49,6 +51,7 @@ pub mod report;
 pub mod request;
 pub mod seal;
 pub mod server;
+pub mod signer;
 pub mod source;
 pub mod status;
 pub mod subject;

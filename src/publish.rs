@@ -172,6 +172,7 @@ pub fn run_publish(
         .map(|r| (r.identity.as_str(), r))
         .collect();
     let mut refused: Vec<String> = Vec::new();
+    let mut admitted = Vec::new();
     for (name, rec) in &live {
         let path = cert_path(name);
         // A file edited since reconcile wrote it: the version reconcile wrote stands in.
@@ -204,6 +205,12 @@ pub fn run_publish(
             refused.push(format!("{path}: {why}"));
             continue;
         }
+        if let Some(leaf) = pem::parse_many(&text)
+            .ok()
+            .and_then(|b| b.into_iter().next())
+        {
+            admitted.push(crate::admission::Entry::of(&rec.serial, leaf.contents()));
+        }
         if edited.is_some() {
             let _ = writeln!(out, "warning: {path} was edited since reconcile wrote it; published the version reconcile wrote (run gitca reconcile to restore the file)");
         }
@@ -217,6 +224,25 @@ pub fn run_publish(
             }),
         );
         files.insert(format!("certs/{name}.crt"), text.into_bytes());
+    }
+    // The admission list: only with declared history signers, a history audit proves, and the
+    // history signing key. Its absence never stops the CRL from being published: the list
+    // installed on servers stays until a newer one is (and a warning says why there is none).
+    let admission = crate::admission::for_publish(&repo, &outputs, admitted, now)?;
+    let mut admitted_count = 0;
+    match &admission {
+        Some(Ok((list, sig))) => {
+            admitted_count = list.lines().count().saturating_sub(4);
+            files.insert(crate::admission::LIST.into(), list.clone().into_bytes());
+            files.insert(crate::admission::SIG.into(), sig.clone().into_bytes());
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(
+                out,
+                "warning: no admission list published ({why}); servers keep the one they installed"
+            );
+        }
+        None => {}
     }
     let index = json!({
         "format_version": 1,
@@ -267,6 +293,12 @@ pub fn run_publish(
         certs.len(),
         out_dir.display()
     );
+    if let Some(Ok(_)) = &admission {
+        let _ = writeln!(
+            out,
+            "Published the signed admission list: {admitted_count} certificate(s)"
+        );
+    }
     if !refused.is_empty() {
         return Err(Error::bad_file(
             "certs/",

@@ -19,6 +19,7 @@ pub const SECRET_VARS: &[&str] = &[
     "GITCA_NEW_PASSPHRASE",
     "GITCA_IMPORT_PASSPHRASE",
     "GITCA_P12_PASSWORD",
+    "GITCA_SIGNING_KEY",
 ];
 
 const MASK: &str = "[redacted]";

@@ -121,6 +121,8 @@ pub struct CaRepo {
     pub git: Repository,
     /// HEAD's first-parent history, walked once, on first use (see [`crate::history`]).
     history: std::cell::OnceCell<crate::history::History>,
+    /// What this command's commit is signed with (see [`crate::signer`]), decided once.
+    signer: std::cell::OnceCell<Option<crate::signer::SigningKey>>,
 }
 
 impl CaRepo {
@@ -165,7 +167,20 @@ impl CaRepo {
             dir,
             git,
             history: std::cell::OnceCell::new(),
+            signer: std::cell::OnceCell::new(),
         })
+    }
+
+    /// The key this command's commit will be signed with: none when the repository declares no
+    /// history signers and none was given; an error (before anything is written) when it
+    /// declares signers and none of theirs was given. Commands that commit call it before they
+    /// unlock a CA key, so a missing signing key costs nothing.
+    pub fn history_signer(&self) -> Result<Option<&crate::signer::SigningKey>> {
+        if let Some(s) = self.signer.get() {
+            return Ok(s.as_ref());
+        }
+        let found = crate::signer::for_commit(&self.git)?;
+        Ok(self.signer.get_or_init(|| found).as_ref())
     }
 
     /// HEAD's first-parent history as of the first call (one bounded walk per command).
@@ -342,9 +357,27 @@ impl CaRepo {
             .find_tree(update.create_updated(&self.git, &base)?)?;
         let sig = self.signature()?;
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let oid = self
-            .git
-            .commit(None, &sig, &sig, message, &tree, &parents)?;
+        let oid = match self.history_signer()? {
+            // Signed as `git commit -S` with gpg.format=ssh signs: the commit object without
+            // its signature, in a `gpgsig` header.
+            Some(key) => {
+                let buf = self
+                    .git
+                    .commit_create_buffer(&sig, &sig, message, &tree, &parents)?;
+                let content = std::str::from_utf8(&buf).map_err(|_| {
+                    Error::usage(
+                        "the commit message is not UTF-8",
+                        "this is a bug in gitca: report it",
+                    )
+                })?;
+                let armored = key.sign(content.as_bytes())?;
+                self.git
+                    .commit_signed(content, armored.trim_end(), Some("gpgsig"))?
+            }
+            None => self
+                .git
+                .commit(None, &sig, &sig, message, &tree, &parents)?,
+        };
         failpoint("after-objects");
         index.write()?;
         failpoint("after-index");
@@ -796,6 +829,7 @@ mod tests {
             dir: Dir::open(dir.path()).unwrap(),
             git: Repository::open(dir.path()).unwrap(),
             history: std::cell::OnceCell::new(),
+            signer: std::cell::OnceCell::new(),
         };
         let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let blobs: Vec<&[u8]> = vec![b"hello\n", b"", &big, b"hello\n"];

@@ -346,8 +346,26 @@ fn no_command_ever_prints_a_secret_whatever_the_tree() {
         .unwrap()
         .to_string();
     let passphrase = "canary-passphrase-0123456789";
+    // A real history signing key (ssh-keygen), as CI holds it: its body lines are secrets too.
+    let signing = ca.tmp.path().join("signing.key");
+    ok(tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            signing.to_str().unwrap(),
+        ],
+        ca.tmp.path(),
+    ));
+    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    let signing_line = signing_text.lines().nth(1).unwrap().to_string();
     let env = |c: &mut std::process::Command| {
-        c.env("GITCA_IDENTITY", &identity_text)
+        c.env("GITCA_SIGNING_KEY", &signing_text)
+            .env("GITCA_IDENTITY", &identity_text)
             .env("GITCA_PASSPHRASE", passphrase)
             .env("GITCA_NEW_PASSPHRASE", passphrase)
             .env("GITCA_IMPORT_PASSPHRASE", passphrase)
@@ -360,6 +378,7 @@ fn no_command_ever_prints_a_secret_whatever_the_tree() {
         "csr/evil.csr",
         "identities/evil.yaml",
         "ca/recipients.txt",
+        "ca/allowed_signers",
         "certs/evil.crt",
         "schema/x.json",
     ] {
@@ -445,6 +464,27 @@ fn no_command_ever_prints_a_secret_whatever_the_tree() {
             "/proc/self/environ".into(),
         ],
         vec!["--bogus-flag".into(), secret_line.clone()],
+        vec!["audit".into()],
+        vec!["audit".into(), "--json".into()],
+        vec![
+            "publish".into(),
+            ca.tmp.path().join("public").display().to_string(),
+        ],
+        vec![
+            "deploy".into(),
+            "admission".into(),
+            "--from".into(),
+            "/proc/self".into(),
+            "--signers".into(),
+            "/proc/self/environ".into(),
+            "--out".into(),
+            ca.tmp.path().join("admitted.map").display().to_string(),
+        ],
+        vec![
+            "--signing-key".into(),
+            "/proc/self/environ".into(),
+            "reconcile".into(),
+        ],
     ];
     for args in runs {
         let mut c = ca.cmd(&later);
@@ -455,6 +495,7 @@ fn no_command_ever_prints_a_secret_whatever_the_tree() {
         for secret in [
             secret_line.as_str(),
             &secret_line[20..50],
+            signing_line.as_str(),
             passphrase,
             "canary-from-the-environment",
         ] {

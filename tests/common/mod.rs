@@ -443,7 +443,7 @@ impl Drop for Ca {
             x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| {
                 let serial = c.raw_serial_as_string().replace(':', "");
                 let serial = serial.trim_start_matches('0').to_ascii_lowercase();
-                imported.iter().any(|s| *s == serial)
+                imported.contains(&serial)
             })
         };
         // Each leaf with the issuer its file carries (after a rotation, a retiring

@@ -1,0 +1,682 @@
+//! The drill of issue 23, against the real nginx and registry: a thief decrypts the CA key as
+//! CI holds it (`age -d`), mints certificates for "mallory" with `openssl x509 -req` outside
+//! gitca — one with a fresh serial, one with alice's — and presents them: refused by the nginx
+//! `gitca export nginx --admitted` configures, admitted by one without it (so the refusal is
+//! the admission list's doing). Reviewed identities are admitted. The relying party's
+//! `gitca deploy admission` refuses a list re-signed with the CA key, an unsigned one, a
+//! tampered one and an older one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A server process in its own process group, stopped with all its children when the test ends.
+struct Server {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let group = -(self.child.id() as i32);
+        // SAFETY: kill(2) on the process group this test created for the server.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: as above.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(name: &'static str, cmd: &mut Command, log: PathBuf) -> Server {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::os::unix::process::CommandExt::process_group(cmd, 0)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        Server { name, child, log }
+    }
+
+    fn wait_port(&mut self, port: u16) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}):\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} did not listen on {port}", self.name);
+    }
+}
+
+const PEOPLE: &str =
+    "users:\n  - name: alice\n    csr: csr/alice.csr\n  - name: bob\n    csr: csr/bob.csr\n";
+
+fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    ok(tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            name,
+            "-f",
+            key.to_str().unwrap(),
+        ],
+        dir,
+    ));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
+
+fn status(server_ca: &Path, cert: &Path, key: &Path, port: u16) -> u16 {
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .args(["--noproxy", "*", "--cacert"])
+        .arg(server_ca)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg(format!("https://127.0.0.1:{port}/v2/"))
+        .output()
+        .unwrap();
+    stdout(&o).trim().parse().unwrap_or(0)
+}
+
+/// A certificate for `cn` signed with the stolen CA key by openssl, with `serial`.
+fn mint(ca: &Ca, dir: &Path, stolen: &Path, cn: &str, serial: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{cn}-{serial}.key"));
+    let csr = dir.join(format!("{cn}-{serial}.csr"));
+    let crt = dir.join(format!("{cn}-{serial}.crt"));
+    let ext = dir.join("client.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    ok(tool(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            &s(&key),
+            "-out",
+            &s(&csr),
+            "-subj",
+            &format!("/O=Acme/CN={cn}"),
+        ],
+        dir,
+    ));
+    ok(tool(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &s(&csr),
+            "-CA",
+            &s(&ca.path("ca/ca.crt")),
+            "-CAkey",
+            &s(stolen),
+            "-set_serial",
+            &format!("0x{serial}"),
+            "-days",
+            "30",
+            "-sha256",
+            "-extfile",
+            &s(&ext),
+            "-out",
+            &s(&crt),
+        ],
+        dir,
+    ));
+    (crt, key)
+}
+
+#[test]
+fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
+    for t in [
+        "nginx",
+        "docker-registry",
+        "curl",
+        "openssl",
+        "age",
+        "ssh-keygen",
+    ] {
+        require(t);
+    }
+    // Real time: nginx checks the CRL's dates against its own clock.
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    ok(tool("chmod", &["755", tmp.to_str().unwrap()], &tmp));
+    let keys = tmp.join("signing");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (signing, public) = ssh_key(&keys, "ci-signer");
+    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
+    git(&ca.root, &["add", "-A"]);
+    git(
+        &ca.root,
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", signing.display()),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            "history signers",
+        ],
+    );
+    let publish = |dir: &Path| {
+        let mut c = ca.cmd(&now);
+        c.arg("publish")
+            .arg(dir)
+            .env("GITCA_SIGNING_KEY", &signing_text);
+        let o = ok(run(&mut c));
+        assert!(
+            stdout(&o).contains("signed admission list"),
+            "{}",
+            stdout(&o)
+        );
+    };
+    let reconcile = || {
+        let mut c = ca.cmd(&now);
+        c.args(["reconcile", "--identity"])
+            .arg(&ca.identity)
+            .env("GITCA_SIGNING_KEY", &signing_text);
+        ok(run(&mut c));
+    };
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n    csr: csr/alice.csr\n");
+    ca.commit("onboard alice");
+    reconcile();
+    let older = tmp.join("public-older");
+    publish(&older);
+    ca.p256_csr("bob");
+    ca.identities(PEOPLE);
+    ca.commit("onboard bob");
+    reconcile();
+    let public = tmp.join("public");
+    publish(&public);
+    ok(run(ca.cmd(&now).arg("audit")));
+
+    // The server: the CA and its history signers pinned once, the list installed by gitca.
+    let server = tmp.join("server");
+    std::fs::create_dir_all(&server).unwrap();
+    let pinned_ca = server.join("ca.crt");
+    std::fs::copy(ca.path("ca/ca.crt"), &pinned_ca).unwrap();
+    let pinned_signers = server.join("allowed_signers");
+    std::fs::copy(ca.path("ca/allowed_signers"), &pinned_signers).unwrap();
+    let map = server.join("admitted.map");
+    let deploy = |from: &Path| {
+        let mut c = gitca();
+        c.args(["deploy", "admission", "--from"])
+            .arg(from)
+            .arg("--signers")
+            .arg(&pinned_signers)
+            .arg("--out")
+            .arg(&map);
+        run(&mut c)
+    };
+    let o = ok(deploy(&public));
+    assert!(stdout(&o).contains("2 certificate(s)"), "{}", stdout(&o));
+    let crl = server.join("ca.crl.pem");
+    std::fs::copy(public.join("ca.crl.pem"), &crl).unwrap();
+    let server_ca = server.join("server-ca.crt");
+    let server_key = server.join("server.key");
+    ok(tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            server_key.to_str().unwrap(),
+            "-out",
+            server_ca.to_str().unwrap(),
+        ],
+        &server,
+    ));
+    let p_registry = free_port();
+    let registry_conf = server.join("registry.yml");
+    let export = |args: &[&str]| stdout(&ok(run(ca.cmd(&now).arg("export").args(args))));
+    std::fs::write(
+        &registry_conf,
+        export(&[
+            "registry",
+            "--behind-nginx",
+            "--listen",
+            &format!("127.0.0.1:{p_registry}"),
+            "--storage",
+            server.join("data").to_str().unwrap(),
+        ]),
+    )
+    .unwrap();
+    let mut registry = Server::start(
+        "docker-registry",
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(&registry_conf),
+        tmp.join("registry.log"),
+    );
+    registry.wait_port(p_registry);
+    // Two nginx: the same configuration with and without admission by record.
+    let nginx = |name: &'static str, admitted: bool| {
+        let prefix = server.join(name);
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+        ok(tool(
+            "chmod",
+            &["1777", prefix.join("tmp").to_str().unwrap()],
+            &tmp,
+        ));
+        let port = free_port();
+        let mut args = vec![
+            "nginx".to_string(),
+            "--standalone".into(),
+            prefix.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--server-name".into(),
+            "127.0.0.1".into(),
+            "--upstream".into(),
+            format!("127.0.0.1:{p_registry}"),
+            "--tls-cert".into(),
+            server_ca.display().to_string(),
+            "--tls-key".into(),
+            server_key.display().to_string(),
+            "--client-ca".into(),
+            pinned_ca.display().to_string(),
+            "--crl".into(),
+            crl.display().to_string(),
+        ];
+        if admitted {
+            args.extend(["--admitted".to_string(), map.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        std::fs::write(prefix.join("nginx.conf"), export(&args)).unwrap();
+        let p = prefix.display().to_string();
+        let mut s = Server::start(
+            name,
+            Command::new("nginx").args([
+                "-p",
+                &format!("{p}/"),
+                "-c",
+                &format!("{p}/nginx.conf"),
+                "-e",
+                &format!("{p}/logs/error.log"),
+            ]),
+            tmp.join(format!("{name}.out")),
+        );
+        s.wait_port(port);
+        (s, port)
+    };
+    let (_guarded, guarded) = nginx("nginx-admitted", true);
+    let (_plain, plain) = nginx("nginx-plain", false);
+
+    // The thief: the CA key decrypted as CI would, certificates minted with openssl.
+    let thief = tmp.join("thief");
+    std::fs::create_dir_all(&thief).unwrap();
+    let stolen = thief.join("ca.key");
+    ok(tool(
+        "age",
+        &[
+            "-d",
+            "-i",
+            ca.identity.to_str().unwrap(),
+            "-o",
+            stolen.to_str().unwrap(),
+            ca.path("ca/ca.key.age").to_str().unwrap(),
+        ],
+        &thief,
+    ));
+    let alice_serial = stdout(&ok(ca.openssl(&[
+        "x509",
+        "-in",
+        "certs/alice.crt",
+        "-noout",
+        "-serial",
+    ])))
+    .trim()
+    .trim_start_matches("serial=")
+    .to_string();
+    let (mallory, mallory_key) = mint(&ca, &thief, &stolen, "mallory", "5eedf00d5eedf00d5eedf00d");
+    let (copycat, copycat_key) = mint(&ca, &thief, &stolen, "mallory", &alice_serial);
+    let alice = (ca.path("certs/alice.crt"), ca.keys.join("alice.key"));
+    let bob = (ca.path("certs/bob.crt"), ca.keys.join("bob.key"));
+
+    // Chain and CRL alone admit the thief's certificates: the plain nginx lets them in.
+    let log =
+        || std::fs::read_to_string(server.join("nginx-plain/logs/error.log")).unwrap_or_default();
+    assert_eq!(
+        status(&server_ca, &mallory, &mallory_key, plain),
+        200,
+        "{}",
+        log()
+    );
+    assert_eq!(status(&server_ca, &copycat, &copycat_key, plain), 200);
+    assert_eq!(status(&server_ca, &alice.0, &alice.1, plain), 200);
+    // With admission by record: reviewed identities in, the thief's certificates out.
+    assert_eq!(status(&server_ca, &alice.0, &alice.1, guarded), 200);
+    assert_eq!(status(&server_ca, &bob.0, &bob.1, guarded), 200);
+    assert_eq!(status(&server_ca, &mallory, &mallory_key, guarded), 403);
+    assert_eq!(status(&server_ca, &copycat, &copycat_key, guarded), 403);
+
+    // The relying party refuses what the thief can make of the list, and an older list.
+    let installed = std::fs::read(&map).unwrap();
+    let forged = tmp.join("forged");
+    std::fs::create_dir_all(&forged).unwrap();
+    let mallory_der = stdout(&ok(tool(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "openssl x509 -in {} -outform DER | sha256sum",
+                mallory.display()
+            ),
+        ],
+        &thief,
+    )));
+    let mallory_sha1 = stdout(&ok(tool(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "openssl x509 -in {} -outform DER | sha1sum",
+                mallory.display()
+            ),
+        ],
+        &thief,
+    )));
+    let mut list = std::fs::read_to_string(public.join("admitted.txt")).unwrap();
+    list.push_str(&format!(
+        "5eedf00d5eedf00d5eedf00d {} {}\n",
+        mallory_der.split(' ').next().unwrap(),
+        mallory_sha1.split(' ').next().unwrap()
+    ));
+    std::fs::write(forged.join("admitted.txt"), &list).unwrap();
+    // 1. Tampered, with the genuine signature.
+    std::fs::copy(
+        public.join("admitted.txt.sig"),
+        forged.join("admitted.txt.sig"),
+    )
+    .unwrap();
+    let o = fails(deploy(&forged));
+    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+    // 2. Re-signed with the CA key (ssh-keygen reads its PKCS#8 PEM).
+    std::fs::remove_file(forged.join("admitted.txt.sig")).unwrap();
+    ok(tool("chmod", &["600", stolen.to_str().unwrap()], &thief));
+    ok(tool(
+        "sh",
+        &["-c", "ssh-keygen -y -f ca.key > ca.key.pub"],
+        &thief,
+    ));
+    ok(tool(
+        "ssh-keygen",
+        &[
+            "-Y",
+            "sign",
+            "-n",
+            "gitca-admission",
+            "-f",
+            stolen.to_str().unwrap(),
+            forged.join("admitted.txt").to_str().unwrap(),
+        ],
+        &thief,
+    ));
+    assert!(forged.join("admitted.txt.sig").exists());
+    let o = fails(deploy(&forged));
+    assert!(stderr(&o).contains("not list"), "{}", stderr(&o));
+    // 3. Unsigned.
+    std::fs::remove_file(forged.join("admitted.txt.sig")).unwrap();
+    let o = fails(deploy(&forged));
+    assert!(stderr(&o).contains("no signature"), "{}", stderr(&o));
+    // 4. Older (genuinely signed, before bob).
+    let o = fails(deploy(&older));
+    assert!(stderr(&o).contains("older"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&map).unwrap(),
+        installed,
+        "nothing was installed"
+    );
+    // The same list again is current.
+    let o = ok(deploy(&public));
+    assert!(stdout(&o).contains("current"), "{}", stdout(&o));
+
+    // Time to admit: from the merge that declares carol to nginx letting her in, through the
+    // signed reconcile, publish, deploy admission and a reload. Her certificate is refused
+    // until the list that holds it is installed.
+    ca.p256_csr("carol");
+    ca.identities(&format!(
+        "{PEOPLE}  - name: carol\n    csr: csr/carol.csr\n"
+    ));
+    ca.commit("onboard carol");
+    let merged = Instant::now();
+    reconcile();
+    publish(&public);
+    let carol = (ca.path("certs/carol.crt"), ca.keys.join("carol.key"));
+    assert_eq!(
+        status(&server_ca, &carol.0, &carol.1, guarded),
+        403,
+        "not installed yet"
+    );
+    ok(deploy(&public));
+    let p = server.join("nginx-admitted").display().to_string();
+    ok(tool(
+        "nginx",
+        &[
+            "-p",
+            &format!("{p}/"),
+            "-c",
+            &format!("{p}/nginx.conf"),
+            "-e",
+            &format!("{p}/logs/error.log"),
+            "-s",
+            "reload",
+        ],
+        &server,
+    ));
+    let mut code = 0;
+    while merged.elapsed() < Duration::from_secs(20) {
+        code = status(&server_ca, &carol.0, &carol.1, guarded);
+        if code == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(code, 200, "carol admitted after the reload");
+    let took = merged.elapsed();
+    eprintln!("time to admit (merge -> nginx admits carol): {took:.2?}");
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/time-to-admit.txt"),
+        format!("{:.3}\n", took.as_secs_f64()),
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The thief is still out, alice still in.
+    assert_eq!(status(&server_ca, &mallory, &mallory_key, guarded), 403);
+    assert_eq!(status(&server_ca, &alice.0, &alice.1, guarded), 200);
+}
+
+#[test]
+fn publish_without_the_signing_key_still_publishes_the_crl() {
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    let (signing, public) = ssh_key(&tmp, "ci-signer");
+    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
+    git(&ca.root, &["add", "-A"]);
+    git(
+        &ca.root,
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", signing.display()),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            "history signers",
+        ],
+    );
+    let out = tmp.join("public");
+    let o = ok(run(ca.cmd(T0).arg("publish").arg(&out)));
+    assert!(
+        stdout(&o).contains("no admission list published"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(out.join("ca.crl.pem").exists());
+    assert!(!out.join("admitted.txt").exists());
+    // Without declared signers nothing about admission is said or written.
+    let plain = Ca::new();
+    let out = plain.tmp.path().join("public");
+    let o = ok(run(plain.cmd(T0).arg("publish").arg(&out)));
+    assert!(!stdout(&o).contains("admission"), "{}", stdout(&o));
+    assert!(!out.join("admitted.txt").exists());
+}
+
+/// After a renewal both of alice's certificates are valid, and both are on the list (each
+/// with the fingerprint openssl computes for it): a client not yet moved to the new one keeps
+/// working until the old one expires. An expired or revoked one is not listed.
+#[test]
+fn the_list_holds_every_live_certificate_a_renewal_left() {
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    let (signing, public) = ssh_key(&tmp, "ci-signer");
+    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
+    git(&ca.root, &["add", "-A"]);
+    git(
+        &ca.root,
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", signing.display()),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            "history signers",
+        ],
+    );
+    ca.p256_csr("alice");
+    ca.p256_csr("bob");
+    ca.identities(PEOPLE);
+    ca.commit("onboard alice and bob");
+    let signed = |now: &str, args: &[&str]| {
+        let mut c = ca.cmd(now);
+        c.args(args).env("GITCA_SIGNING_KEY", &signing_text);
+        ok(run(&mut c))
+    };
+    let id = ca.identity.to_str().unwrap().to_string();
+    signed(T0, &["reconcile", "--identity", &id]);
+    let first = ca.keep("certs/alice.crt", "alice-1.crt");
+    let t1 = days_after(T0, 340);
+    signed(&t1, &["reconcile", "--identity", &id]);
+    let second = ca.path("certs/alice.crt");
+    ca.identities("users:\n  - name: alice\n    csr: csr/alice.csr\n");
+    ca.commit("offboard bob");
+    signed(&t1, &["reconcile", "--identity", &id]);
+    let out = tmp.join("public");
+    signed(&t1, &["publish", out.to_str().unwrap()]);
+    let list = std::fs::read_to_string(out.join("admitted.txt")).unwrap();
+    let fingerprint = |cert: &Path| {
+        let o = ok(tool(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "openssl x509 -in '{}' -outform DER | sha256sum",
+                    cert.display()
+                ),
+            ],
+            &tmp,
+        ));
+        stdout(&o).split(' ').next().unwrap().to_string()
+    };
+    assert_ne!(fingerprint(&first), fingerprint(&second));
+    assert!(list.contains(&fingerprint(&first)), "{list}");
+    assert!(list.contains(&fingerprint(&second)), "{list}");
+    assert_eq!(
+        list.lines().count(),
+        4 + 2,
+        "alice's two, not bob's revoked one: {list}"
+    );
+    // ssh-keygen verifies the list's signature against the repository's signers.
+    let o = ok(tool(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "ssh-keygen -Y verify -f '{}' -I gitca-ci -n gitca-admission -s admitted.txt.sig < admitted.txt",
+                ca.path("ca/allowed_signers").display()
+            ),
+        ],
+        &out,
+    ));
+    assert!(
+        stdout(&o).contains("Good \"gitca-admission\" signature"),
+        "{}",
+        stdout(&o)
+    );
+}
