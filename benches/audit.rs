@@ -81,6 +81,7 @@ fn build(dir: &Path, identities: usize, per_merge: usize) -> Repository {
             custody: gitca::custody::Custody::Recipients(vec![age.to_public().to_string()]),
             now: ledger::parse_time("2026-01-01T00:00:00Z").unwrap(),
             offline_root: None,
+            token: None,
         },
         &mut std::io::sink(),
     )
