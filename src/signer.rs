@@ -209,7 +209,7 @@ impl SigningKey {
             .map_err(|_| bad(format!("{origin} is not an OpenSSH private key")))?;
         let key = PrivateKey::from_openssh(text.trim().as_bytes()).map_err(|_| {
             bad(format!(
-                "{origin} is not an OpenSSH private key (-----BEGIN OPENSSH PRIVATE KEY-----)"
+                "{origin} is not an OpenSSH private key (the file `ssh-keygen -t ed25519` writes)"
             ))
         })?;
         if key.is_encrypted() {
