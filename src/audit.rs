@@ -333,6 +333,21 @@ impl<'r> Auditor<'r> {
             .map(|e| e.id())
     }
 
+    /// The break for a commit that changes `path`, one of gitca's outputs, without an allowed
+    /// signer's signature (none when the CA declares no signers, or the commit is signed).
+    fn unsigned_change(&self, commit: &git2::Commit<'_>, path: &str, fix: String) -> Option<Break> {
+        let allowed = self.signers.as_ref()?;
+        let why = signer::verify_commit(self.git, commit.id(), allowed).err()?;
+        Some(Self::brk(
+            commit,
+            "unsigned-output-change",
+            None,
+            None,
+            format!("this commit changes {path}, and {why}: only signed gitca commits change it"),
+            fix,
+        ))
+    }
+
     fn brk(
         commit: &git2::Commit<'_>,
         rule: &'static str,
@@ -468,17 +483,9 @@ impl<'r> Auditor<'r> {
             }
             // Any other change of the ledger (a row edited, revoked, dropped) is gitca's too.
             if new.is_empty() {
-                if let Some(allowed) = &self.signers {
-                    if let Err(why) = signer::verify_commit(self.git, commit.id(), allowed) {
-                        return Ok(Some(Self::brk(
-                            commit,
-                            "unsigned-output-change",
-                            None,
-                            None,
-                            format!("this commit changes {}, and {why}: only signed gitca commits change it", crate::ledger::FILE),
-                            format!("the ledger is written by reconcile only: find who pushed {short}, and restore it (git checkout {short}~1 -- {})", crate::ledger::FILE),
-                        )));
-                    }
+                let fix = format!("the ledger is written by reconcile only: find who pushed {short}, and restore it (git checkout {short}~1 -- {})", crate::ledger::FILE);
+                if let Some(b) = self.unsigned_change(commit, crate::ledger::FILE, fix) {
+                    return Ok(Some(b));
                 }
             }
             if !new.is_empty() {
@@ -594,17 +601,9 @@ impl<'r> Auditor<'r> {
                 continue;
             }
             self.crl_blobs.insert(crl, blob);
-            if let Some(allowed) = &self.signers {
-                if let Err(why) = signer::verify_commit(self.git, commit.id(), allowed) {
-                    return Ok(Some(Self::brk(
-                        commit,
-                        "unsigned-output-change",
-                        None,
-                        None,
-                        format!("this commit changes {crl}, and {why}: only signed gitca commits change it"),
-                        format!("CRLs are written by gitca only: find who pushed {short}, and restore {crl} from {short}~1 (a CRL the CA key signed outside gitca can only add revocations, but it is not the CA's record)"),
-                    )));
-                }
+            let fix = format!("CRLs are written by gitca only: find who pushed {short}, and restore {crl} from {short}~1 (a CRL the CA key signed outside gitca can only add revocations, but it is not the CA's record)");
+            if let Some(b) = self.unsigned_change(commit, crl, fix) {
+                return Ok(Some(b));
             }
             let Some(issuer) = self.blob_at(tree, cert) else {
                 continue;

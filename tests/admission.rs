@@ -74,27 +74,6 @@ impl Server {
 const PEOPLE: &str =
     "users:\n  - name: alice\n    csr: csr/alice.csr\n  - name: bob\n    csr: csr/bob.csr\n";
 
-fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    ok(tool(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            name,
-            "-f",
-            key.to_str().unwrap(),
-        ],
-        dir,
-    ));
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    (key, public.trim().to_string())
-}
-
 fn status(server_ca: &Path, cert: &Path, key: &Path, port: u16) -> u16 {
     let o = Command::new("curl")
         .args([

@@ -742,6 +742,17 @@ fn git_attributes_are_refused_by_check() {
     assert!(all.contains("gitca temporary file"), "{all}");
 }
 
+/// The CRL's number, from openssl.
+fn crl_number(ca: &Ca) -> u64 {
+    let crl = ca.path("crl/ca.crl");
+    let o = ok(ca.openssl(&["crl", "-in", crl.to_str().unwrap(), "-noout", "-crlnumber"]));
+    let hex = stdout(&o)
+        .trim()
+        .trim_start_matches("crlNumber=0x")
+        .to_string();
+    u64::from_str_radix(&hex, 16).unwrap_or_else(|_| panic!("crl number: {}", stdout(&o)))
+}
+
 /// An entry under identities/ that gitca does not read (a trailing space, another case of the
 /// extension, a hidden name, a folder) may declare anyone: check fails naming it, and reconcile
 /// revokes nobody as removed (exit 3) while keeping the CRL fresh. Put back, nothing is lost.
@@ -779,20 +790,24 @@ fn an_identity_file_gitca_does_not_read_revokes_nobody() {
             all.contains("not an identity file gitca reads"),
             "{stray}: {all}"
         );
-        let now = days_after(T0, 1 + i as i64);
+        // Six days on: the CRL (7 days, refreshed 3 days before) must be re-signed.
+        let now = days_after(T0, 6 * (i as i64 + 1));
+        let before = crl_number(&ca);
         let o = ca.reconcile(&now);
         let all = format!("{}{}", stdout(&o), stderr(&o));
         assert_eq!(o.status.code(), Some(3), "{stray}: {all}");
         assert_eq!(live(&ca), 0, "{stray}: alice is not revoked\n{all}");
-        let crl = ca.path("crl/ca.crl");
-        let next = ca.openssl(&["crl", "-in", crl.to_str().unwrap(), "-noout", "-nextupdate"]);
-        assert!(stdout(&next).contains("nextUpdate"), "{stray}");
+        assert!(
+            crl_number(&ca) > before,
+            "{stray}: the CRL is refreshed\n{all}"
+        );
         std::fs::rename(ca.path(stray), ca.path("identities/alice.yaml")).unwrap();
         ca.commit("put back");
         ok(run(ca.cmd(&now).arg("check")));
+        ok(ca.reconcile(&now));
     }
     ca.write("identities/alice.yaml", "users: []\n");
     ca.commit("offboard alice");
-    ok(ca.reconcile(&days_after(T0, 7)));
+    ok(ca.reconcile(&days_after(T0, 31)));
     assert_eq!(live(&ca), 1, "a real removal revokes");
 }

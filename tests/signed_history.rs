@@ -10,28 +10,6 @@ use common::*;
 
 const ALICE: &str = "users:\n  - name: alice\n    csr: csr/alice.csr\n";
 
-/// An ed25519 key made by the real ssh-keygen: (private key file, public key line).
-fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    ok(tool(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            name,
-            "-f",
-            key.to_str().unwrap(),
-        ],
-        dir,
-    ));
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    (key, public.trim().to_string())
-}
-
 /// A CA whose history is signed by `ci-signer` (listed as principal `gitca-ci`), with alice
 /// declared and not yet signed for. The allowed-signers file is committed signed by that key
 /// with the real `git commit -S`, as a signer adds it.

@@ -698,3 +698,25 @@ pub fn spki_of(key: &Path) -> Vec<u8> {
     ));
     o.stdout
 }
+
+/// An unencrypted OpenSSH ed25519 key made by ssh-keygen in `dir`: its path and public line.
+pub fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    ok(tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            name,
+            "-f",
+            key.to_str().unwrap(),
+        ],
+        dir,
+    ));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
