@@ -12,7 +12,7 @@ use criterion::Criterion;
 use git2::{Repository, Signature};
 use sha2::Digest as _;
 
-use gitca::ledger::{self, Ledger, Record, State};
+use gitca::repository::ledger::{self, Ledger, Record, State};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -25,7 +25,7 @@ fn commit(
     git: &Repository,
     tree: git2::Oid,
     msg: &str,
-    key: Option<&gitca::signer::SigningKey>,
+    key: Option<&gitca::repository::signer::SigningKey>,
 ) -> git2::Oid {
     let sig = Signature::new(
         "bench",
@@ -71,14 +71,16 @@ fn head_tree(git: &Repository) -> git2::Tree<'_> {
 fn build(dir: &Path, identities: usize, per_merge: usize) -> Repository {
     let root = dir.join("ca");
     let age = age::x25519::Identity::generate();
-    gitca::init::run_init(
-        gitca::init::InitOptions {
+    gitca::authority::init::run_init(
+        gitca::authority::init::InitOptions {
             dir: root.clone(),
             name: "Bench CA".into(),
             organization: "Bench".into(),
-            key_type: gitca::ca::KeyType::P256,
-            validity: gitca::config::Dur::parse("10y").unwrap(),
-            custody: gitca::custody::Custody::Recipients(vec![age.to_public().to_string()]),
+            key_type: gitca::authority::ca::KeyType::P256,
+            validity: gitca::repository::config::Dur::parse("10y").unwrap(),
+            custody: gitca::authority::custody::Custody::Recipients(vec![age
+                .to_public()
+                .to_string()]),
             now: ledger::parse_time("2026-01-01T00:00:00Z").unwrap(),
             offline_root: None,
             token: None,
@@ -93,7 +95,9 @@ fn build(dir: &Path, identities: usize, per_merge: usize) -> Repository {
         .status()
         .unwrap();
     assert!(st.success(), "ssh-keygen");
-    let key = gitca::signer::SigningKey::parse(&std::fs::read(&keyfile).unwrap(), "bench").unwrap();
+    let key =
+        gitca::repository::signer::SigningKey::parse(&std::fs::read(&keyfile).unwrap(), "bench")
+            .unwrap();
     let public = std::fs::read_to_string(dir.join("signing.key.pub")).unwrap();
     let git = Repository::open(&root).unwrap();
     let t = upsert(
@@ -118,7 +122,7 @@ fn build(dir: &Path, identities: usize, per_merge: usize) -> Repository {
             ledger.records.push(Record {
                 serial: format!("7f{:030x}", n + 1),
                 identity: name.clone(),
-                kind: gitca::inventory::Kind::User,
+                kind: gitca::repository::inventory::Kind::User,
                 profile: "user".into(),
                 state: State::Issued,
                 not_before: t0,
@@ -162,13 +166,13 @@ fn main() {
         identities.div_ceil(per_merge),
         built.elapsed()
     );
-    let report = gitca::audit::audit(&git, None).unwrap();
+    let report = gitca::repository::audit::audit(&git, None).unwrap();
     assert!(report.ok, "{:?}", report.broken);
     assert_eq!(report.proven, identities);
     let mut c = Criterion::default().sample_size(10).configure_from_args();
     c.bench_function(
         &format!("audit/{identities}_identities_{per_merge}_per_reconcile"),
-        |b| b.iter(|| gitca::audit::audit(&git, None).unwrap()),
+        |b| b.iter(|| gitca::repository::audit::audit(&git, None).unwrap()),
     );
     c.final_summary();
 }

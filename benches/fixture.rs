@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use gitca::ca::KeyType;
-use gitca::custody::{Custody, KeySource};
-use gitca::ledger::{self, Ledger, Record, RevocationReason, State};
+use gitca::authority::ca::KeyType;
+use gitca::authority::custody::{Custody, KeySource};
+use gitca::repository::ledger::{self, Ledger, Record, RevocationReason, State};
 
 pub const NOW: &str = "2026-01-01T00:00:00Z";
 
@@ -91,13 +91,13 @@ pub fn build_layout(dir: &Path, n: usize, ca_key: KeyType, layout: Layout) -> Fi
         .unwrap();
     }
     let root = dir.join("ca");
-    gitca::init::run_init(
-        gitca::init::InitOptions {
+    gitca::authority::init::run_init(
+        gitca::authority::init::InitOptions {
             dir: root.clone(),
             name: "Bench CA".into(),
             organization: "Bench".into(),
             key_type: ca_key,
-            validity: gitca::config::Dur::parse("10y").unwrap(),
+            validity: gitca::repository::config::Dur::parse("10y").unwrap(),
             custody: Custody::Recipients(vec![identity.to_public().to_string()]),
             now: now(),
             offline_root: None,
@@ -145,8 +145,8 @@ pub fn build_layout(dir: &Path, n: usize, ca_key: KeyType, layout: Layout) -> Fi
 
 /// Reconciles once, in process.
 pub fn reconcile(f: &Fixture) {
-    gitca::apply::run_reconcile(
-        &gitca::apply::ReconcileOptions {
+    gitca::reconcile::apply::run_reconcile(
+        &gitca::reconcile::apply::ReconcileOptions {
             dir: f.root.clone(),
             now: now(),
             key_source: f.key_source(),
@@ -172,7 +172,7 @@ pub fn add_revoked_history(f: &Fixture, n: usize) {
         l.records.push(Record {
             serial: hex::encode(serial),
             identity: format!("departed{i:06}"),
-            kind: gitca::inventory::Kind::User,
+            kind: gitca::repository::inventory::Kind::User,
             profile: "user".into(),
             state: State::Revoked,
             not_before: t,
@@ -193,18 +193,21 @@ pub fn add_revoked_history(f: &Fixture, n: usize) {
 }
 
 /// Writes `ledger` with a CRL listing its revocations and a seal over both, as reconcile would
-/// (so gitca trusts them: see src/seal.rs).
+/// (so gitca trusts them: see src/repository/seal.rs).
 fn reseal(f: &Fixture, ledger: &Ledger) {
-    let dir = gitca::confined::Dir::open(&f.root).unwrap();
-    let key = gitca::custody::unlock(&dir, &f.key_source()).unwrap();
-    let ca = gitca::ca::CaCert::parse(&std::fs::read_to_string(f.root.join("ca/ca.crt")).unwrap())
-        .unwrap();
-    let old =
-        gitca::seal::Seal::parse(&std::fs::read_to_string(f.root.join("ledger.sig")).unwrap())
-            .unwrap();
-    let entries = gitca::ca::crl_entries(ledger, now(), None).unwrap();
+    let dir = gitca::repository::confined::Dir::open(&f.root).unwrap();
+    let key = gitca::authority::custody::unlock(&dir, &f.key_source()).unwrap();
+    let ca = gitca::authority::ca::CaCert::parse(
+        &std::fs::read_to_string(f.root.join("ca/ca.crt")).unwrap(),
+    )
+    .unwrap();
+    let old = gitca::repository::seal::Seal::parse(
+        &std::fs::read_to_string(f.root.join("ledger.sig")).unwrap(),
+    )
+    .unwrap();
+    let entries = gitca::authority::ca::crl_entries(ledger, now(), None).unwrap();
     let number = old.crl_number + 1;
-    let crl = gitca::ca::sign_crl(
+    let crl = gitca::authority::ca::sign_crl(
         &ca,
         &key,
         number,
@@ -214,7 +217,7 @@ fn reseal(f: &Fixture, ledger: &Ledger) {
     )
     .unwrap();
     let text = ledger.render();
-    let seal = gitca::seal::Seal::sign(
+    let seal = gitca::repository::seal::Seal::sign(
         &ca,
         &key,
         old.sequence + 1,

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
 
-use crate::config::Dur;
-use crate::custody::{self, Custody, KeySource};
+use crate::authority::custody::{self, Custody, KeySource};
 use crate::error::{Error, Result};
+use crate::repository::config::Dur;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -233,24 +233,24 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  gitca request alice --email alice@example.com --group push\n  git add csr/alice.csr identities/ && git commit -m 'onboard alice'"
     )]
-    Request(crate::request::RequestArgs),
+    Request(crate::repository::request::RequestArgs),
     /// Edit one identity's entry in place, in whichever identities file declares it: revoke
     /// (with a reason), reinstate, offboard. Shows the plan that follows.
     #[command(
         subcommand,
         after_help = "Examples:\n  gitca identity revoke robert --reason key-compromise\n  gitca identity reinstate robert      # after `gitca request robert --rotate`\n  gitca identity offboard carol"
     )]
-    Identity(crate::entry::IdentityCommand),
+    Identity(crate::repository::entry::IdentityCommand),
     /// Write Docker/Podman certs.d files for NAME: client.cert (leaf first), client.key, ca.crt.
     #[command(
         after_help = "Example:\n  sudo gitca bundle alice --key ~/.config/gitca/keys/alice.key --registry registry.example.com:5000"
     )]
-    Bundle(crate::bundle::BundleArgs),
+    Bundle(crate::relying::bundle::BundleArgs),
     /// Explain why a client certificate would be refused, and how to fix it.
     #[command(
         after_help = "Example:\n  gitca doctor --cert client.cert --key client.key\n  gitca doctor --certs-dir /etc/docker/certs.d/registry.example.com:5000"
     )]
-    Doctor(crate::doctor::DoctorArgs),
+    Doctor(crate::relying::doctor::DoctorArgs),
     /// Prove, offline, that every certificate in the ledger was issued by a signed commit for
     /// what its parent declared, every revocation reached the CRL and CRL numbers only grew.
     #[command(
@@ -282,10 +282,10 @@ pub enum Command {
         subcommand,
         after_help = "Example:\n  gitca export nginx --listen 443 --upstream 127.0.0.1:5000 > /etc/nginx/conf.d/registry.conf\n  gitca export registry --behind-nginx --listen 127.0.0.1:5000 > registry.yml"
     )]
-    Export(crate::export::ExportCommand),
+    Export(crate::relying::export::ExportCommand),
     /// Ceremonies of the root custodians (a CA made with `gitca init --offline-root`).
     #[command(subcommand)]
-    Root(crate::ceremony::RootCommand),
+    Root(crate::authority::ceremony::RootCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example:\n  gitca completions bash > /etc/bash_completion.d/gitca")]
     Completions {
@@ -306,18 +306,18 @@ pub enum DeployCommand {
     #[command(
         after_help = "Example (nginx in front of the registry; a systemd timer, or --watch 5m):\n  gitca deploy crl --from https://pki.example.com --ca /etc/gitca/ca.crt \\\n      --out /etc/gitca/ca.crl --reload 'nginx -t && nginx -s reload' \\\n      --metrics /var/lib/node_exporter/textfile/gitca-crl.prom\n\nExit codes: 0 current, 1 error or refused, 4 stale (expires within --stale-margin, nothing newer)."
     )]
-    Crl(Box<crate::deploy::DeployCrlArgs>),
+    Crl(Box<crate::relying::deploy::DeployCrlArgs>),
     /// On a client, bot or node: install the identity's newest certificate for its local key.
     #[command(
         after_help = "Example (a CI bot pulling from the registry):\n  gitca deploy cert ci-builder --key /etc/gitca/ci-builder.key --from https://pki.example.com \\\n      --ca /etc/gitca/ca.crt --registry registry.example.com:5000 --watch 6h\n\nExit codes: 0 current, 1 error or refused, 4 stale (expires within --stale-margin, nothing newer)."
     )]
-    Cert(Box<crate::deploy::DeployCertArgs>),
+    Cert(Box<crate::relying::deploy::DeployCertArgs>),
     /// On a server: install the CA's signed admission list as an nginx map, verified against
     /// the history signers it pinned, never older than the one installed.
     #[command(
         after_help = "Example (nginx from `gitca export nginx --admitted /etc/gitca/admitted.map`):\n  gitca deploy admission --from /srv/pki --signers /etc/gitca/allowed_signers \\\n      --out /etc/gitca/admitted.map && nginx -s reload\n\nExit codes: 0 installed or current, 1 refused (nothing installed)."
     )]
-    Admission(crate::admission::DeployAdmissionArgs),
+    Admission(crate::relying::admission::DeployAdmissionArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -332,7 +332,8 @@ pub enum CaCommand {
 /// The clock: `--now`/GITCA_NOW, else the system time.
 pub fn parse_now(now: Option<&str>) -> Result<OffsetDateTime> {
     match now {
-        Some(s) => crate::ledger::parse_time(s).ok_or_else(|| Error::BadTime { given: s.into() }),
+        Some(s) => crate::repository::ledger::parse_time(s)
+            .ok_or_else(|| Error::BadTime { given: s.into() }),
         None => Ok(OffsetDateTime::now_utc()),
     }
 }
@@ -409,7 +410,7 @@ pub fn custody_from_args(args: &CustodyArgs) -> Result<Custody> {
 /// After a reconcile: every held or refused identity's diagnostic on stderr (even with
 /// --quiet: this is what a cron job must show), a one-line summary, and the exit code. An
 /// acknowledged blocked identity is shown the same way, but alone it keeps the exit at 0.
-fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
+fn report_attention(outcome: &crate::reconcile::apply::Outcome) -> u8 {
     let acknowledged: Vec<String> = outcome
         .plan
         .blocked
@@ -422,12 +423,12 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
     if !outcome.attention && acknowledged.is_empty() {
         return 0;
     }
-    let shown = crate::report::MAX_DIAGNOSTICS;
+    let shown = crate::output::report::MAX_DIAGNOSTICS;
     for e in outcome.diagnostics.iter().take(shown) {
-        crate::redact::stderr(&crate::check::render_diagnostic(e));
+        crate::output::redact::stderr(&crate::reconcile::review::render_diagnostic(e));
     }
     if outcome.diagnostics.len() > shown {
-        crate::redact::stderr(&format!(
+        crate::output::redact::stderr(&format!(
             "… and {} more problem(s) (gitca check lists them all)",
             outcome.diagnostics.len() - shown
         ));
@@ -448,7 +449,7 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
         ))
     };
     if !outcome.attention {
-        crate::redact::stderr(&format!(
+        crate::output::redact::stderr(&format!(
             "gitca: reconcile applied everything it could; {}",
             acknowledged.unwrap_or_default()
         ));
@@ -477,12 +478,12 @@ fn report_attention(outcome: &crate::apply::Outcome) -> u8 {
         parts.push("the problems listed above".into());
     }
     parts.extend(acknowledged);
-    crate::redact::stderr(&format!(
+    crate::output::redact::stderr(&format!(
         "gitca: reconcile applied every revocation and CRL update it could{}, but needs attention: {}",
         if outcome.commit.is_some() { " and committed them" } else { "" },
         parts.join("; ")
     ));
-    crate::apply::EXIT_ATTENTION
+    crate::reconcile::apply::EXIT_ATTENTION
 }
 
 /// Writes one manual page per command (`gitca.1`, `gitca-deploy-crl.1`, …) into `target`.
@@ -499,10 +500,13 @@ pub fn run(cli: Cli) -> Result<u8> {
     let fixed_now = cli.now.is_some().then_some(now);
     let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     if let Some(key) = cli.signing_key.clone() {
-        crate::signer::set_flag(key);
+        crate::repository::signer::set_flag(key);
     }
     let stdout = std::io::stdout();
-    let mut lock = crate::redact::Writer::new(stdout.lock(), crate::redact::Redactor::from_env());
+    let mut lock = crate::output::redact::Writer::new(
+        stdout.lock(),
+        crate::output::redact::Redactor::from_env(),
+    );
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if cli.quiet { &mut sink } else { &mut lock };
     match cli.command {
@@ -515,7 +519,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Root(cmd) => {
-            crate::ceremony::run(&dir, now, cmd, out)?;
+            crate::authority::ceremony::run(&dir, now, cmd, out)?;
             Ok(0)
         }
         Command::Man { out: target } => {
@@ -541,10 +545,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             let (custody, token) = match pkcs11 {
                 Some(uri) => (
                     Custody::Recipients(Vec::new()),
-                    Some(crate::init::TokenInit {
-                        uri: crate::token::Pkcs11Uri::parse(&uri)?,
+                    Some(crate::authority::init::TokenInit {
+                        uri: crate::authority::token::Pkcs11Uri::parse(&uri)?,
                         generate: pkcs11_generate,
-                        access: crate::token::TokenAccess::from_env(pkcs11_module),
+                        access: crate::authority::token::TokenAccess::from_env(pkcs11_module),
                     }),
                 ),
                 None => (custody_from_args(&custody)?, None),
@@ -560,15 +564,15 @@ pub fn run(cli: Cli) -> Result<u8> {
                         "pass each custodian's age recipient with --root-recipient age1… (or --root-recipients-file FILE); CI is not one of them",
                     ));
                 }
-                Some(crate::init::OfflineRoot {
+                Some(crate::authority::init::OfflineRoot {
                     custodians,
                     intermediate_validity: Dur::parse(&intermediate_validity)?,
                 })
             } else {
                 None
             };
-            crate::init::run_init(
-                crate::init::InitOptions {
+            crate::authority::init::run_init(
+                crate::authority::init::InitOptions {
                     dir,
                     organization: organization.unwrap_or_else(|| name.clone()),
                     name,
@@ -592,7 +596,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         } => {
             let source = identity.key_source();
             let change = if !add.is_empty() || !remove.is_empty() {
-                crate::init::Rekey::Change { add, remove }
+                crate::authority::init::Rekey::Change { add, remove }
             } else if custody.passphrase {
                 if root {
                     return Err(Error::usage(
@@ -600,16 +604,16 @@ pub fn run(cli: Cli) -> Result<u8> {
                         "pass them with -r age1… (or --add/--remove)",
                     ));
                 }
-                crate::init::Rekey::To(Custody::Passphrase(read_new_passphrase()?))
+                crate::authority::init::Rekey::To(Custody::Passphrase(read_new_passphrase()?))
             } else {
-                crate::init::Rekey::To(custody_from_args(&custody)?)
+                crate::authority::init::Rekey::To(custody_from_args(&custody)?)
             };
             let vault = if root {
-                crate::hierarchy::ROOT_VAULT
+                crate::authority::hierarchy::ROOT_VAULT
             } else {
                 custody::ISSUING
             };
-            crate::init::run_rekey(&dir, &source, &vault, change, out)?;
+            crate::authority::init::run_rekey(&dir, &source, &vault, change, out)?;
             Ok(0)
         }
         Command::ImportOpenssl {
@@ -629,8 +633,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                 }
                 Err(_) => None,
             };
-            crate::import::run_import(
-                crate::import::ImportOptions {
+            crate::authority::import::run_import(
+                crate::authority::import::ImportOptions {
                     source,
                     dir,
                     ca_cert,
@@ -644,11 +648,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Ca(CaCommand::Verify { identity }) => {
-            crate::init::run_ca_verify(&dir, &identity.key_source(), out)?;
+            crate::authority::init::run_ca_verify(&dir, &identity.key_source(), out)?;
             Ok(0)
         }
         Command::Check { json, base } => {
-            crate::check::run_check(&dir, now, json, base.as_deref(), out)
+            crate::reconcile::review::run_check(&dir, now, json, base.as_deref(), out)
         }
         Command::Plan {
             json,
@@ -657,21 +661,28 @@ pub fn run(cli: Cli) -> Result<u8> {
             base,
         } => {
             let format = if json {
-                crate::check::PlanFormat::Json
+                crate::reconcile::review::PlanFormat::Json
             } else if markdown {
-                crate::check::PlanFormat::Markdown
+                crate::reconcile::review::PlanFormat::Markdown
             } else {
-                crate::check::PlanFormat::Human
+                crate::reconcile::review::PlanFormat::Human
             };
-            crate::check::run_plan(&dir, now, format, detailed_exitcode, base.as_deref(), out)
+            crate::reconcile::review::run_plan(
+                &dir,
+                now,
+                format,
+                detailed_exitcode,
+                base.as_deref(),
+                out,
+            )
         }
         Command::Reconcile {
             identity,
             no_commit,
             allow_dirty,
         } => {
-            let outcome = crate::apply::run_reconcile(
-                &crate::apply::ReconcileOptions {
+            let outcome = crate::reconcile::apply::run_reconcile(
+                &crate::reconcile::apply::ReconcileOptions {
                     dir,
                     now,
                     key_source: identity.key_source(),
@@ -689,10 +700,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             revoked,
         } => {
             let window = expiring.as_deref().map(Dur::parse).transpose()?;
-            let (code, line) = crate::status::run_status(
+            let (code, line) = crate::reconcile::status::run_status(
                 &dir,
                 now,
-                &crate::status::StatusOptions {
+                &crate::reconcile::status::StatusOptions {
                     json,
                     expiring: window.map(|d| d.0),
                     revoked,
@@ -704,39 +715,39 @@ pub fn run(cli: Cli) -> Result<u8> {
                 let _ = writeln!(
                     std::io::stdout(),
                     "{}",
-                    crate::redact::Redactor::from_env().line(&line)
+                    crate::output::redact::Redactor::from_env().line(&line)
                 );
             }
             Ok(code)
         }
         Command::Request(args) => {
-            crate::request::run_request(&dir, &args, out)?;
+            crate::repository::request::run_request(&dir, &args, out)?;
             Ok(0)
         }
-        Command::Identity(cmd) => crate::entry::run_identity(&dir, now, &cmd, out),
+        Command::Identity(cmd) => crate::repository::entry::run_identity(&dir, now, &cmd, out),
         Command::Bundle(args) => {
-            crate::bundle::run_bundle(&dir, now, &args, out)?;
+            crate::relying::bundle::run_bundle(&dir, now, &args, out)?;
             Ok(0)
         }
-        Command::Doctor(args) => crate::doctor::run_doctor(&dir, now, &args, out),
+        Command::Doctor(args) => crate::relying::doctor::run_doctor(&dir, now, &args, out),
         Command::Audit { json, signers } => {
-            crate::audit::run_audit(&dir, json, signers.as_deref(), out)
+            crate::repository::audit::run_audit(&dir, json, signers.as_deref(), out)
         }
         Command::Publish { target } => {
-            crate::publish::run_publish(&dir, &target, now, out)?;
+            crate::relying::publish::run_publish(&dir, &target, now, out)?;
             Ok(0)
         }
         Command::Deploy(DeployCommand::Admission(args)) => {
-            crate::admission::run_deploy_admission(&args, out)
+            crate::relying::admission::run_deploy_admission(&args, out)
         }
         Command::Deploy(DeployCommand::Crl(args)) => {
-            crate::deploy::run_deploy_crl(&args, fixed_now, out)
+            crate::relying::deploy::run_deploy_crl(&args, fixed_now, out)
         }
         Command::Deploy(DeployCommand::Cert(args)) => {
-            crate::deploy::run_deploy_cert(&args, fixed_now, out)
+            crate::relying::deploy::run_deploy_cert(&args, fixed_now, out)
         }
         Command::Export(cmd) => {
-            crate::export::run_export(&dir, &cmd, out)?;
+            crate::relying::export::run_export(&dir, &cmd, out)?;
             Ok(0)
         }
     }

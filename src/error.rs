@@ -98,21 +98,21 @@ pub enum Error {
 
     #[error("{path} is already a gitca CA repository")]
     #[diagnostic(
-        code(gitca::init::exists),
+        code(gitca::authority::init::exists),
         help("nothing was changed; to start over, use a new directory (or delete gitca.yaml and ca/ yourself)")
     )]
     AlreadyInitialized { path: PathBuf },
 
     #[error("{path} is a file, not a directory")]
     #[diagnostic(
-        code(gitca::init::not_dir),
+        code(gitca::authority::init::not_dir),
         help("pass a directory with -C/--dir, or remove the file")
     )]
     NotADirectory { path: PathBuf },
 
     #[error("{path} is not empty and is not a gitca CA repository")]
     #[diagnostic(
-        code(gitca::init::not_empty),
+        code(gitca::authority::init::not_empty),
         help("gitca init creates gitca.yaml, identities/, ca/, crl/ and the ledger; run it in an empty directory or an empty git repository")
     )]
     DirectoryNotEmpty { path: PathBuf },
@@ -171,7 +171,7 @@ pub enum Error {
     NoPassphrase,
 
     #[error("PKCS#11 token: {reason}")]
-    #[diagnostic(code(gitca::token))]
+    #[diagnostic(code(gitca::authority::token))]
     Token {
         reason: String,
         #[help]
@@ -197,7 +197,7 @@ pub enum Error {
 
     #[error("the CA key in ca/ca.key.age does not match ca/ca.crt")]
     #[diagnostic(
-        code(gitca::ca::mismatch),
+        code(gitca::authority::ca::mismatch),
         help("ca/ca.crt or ca/ca.key.age was replaced by hand; restore both from git history (git log -- ca/)")
     )]
     CaKeyMismatch,
@@ -249,7 +249,7 @@ pub enum Error {
     #[error(
         "{}: `{}` on the way is a symbolic link another user could have planted",
         shown(path),
-        crate::encode::one_line(link)
+        crate::output::encode::one_line(link)
     )]
     #[diagnostic(
         code(gitca::untrusted_link),
@@ -365,7 +365,7 @@ impl From<Located> for Error {
     }
 }
 
-/// A path in a message: on one line whatever its name holds (see [`crate::encode::one_line`]).
+/// A path in a message: on one line whatever its name holds (see [`crate::output::encode::one_line`]).
 fn shown(path: &std::path::Path) -> String {
-    crate::encode::one_line(&path.to_string_lossy()).into_owned()
+    crate::output::encode::one_line(&path.to_string_lossy()).into_owned()
 }

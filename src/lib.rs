@@ -10,52 +10,12 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod admission;
-pub mod apply;
-pub mod audit;
-pub mod bundle;
-pub mod ca;
-pub mod ceremony;
-pub mod chain;
-pub mod check;
+pub mod authority;
 pub mod cli;
-pub mod config;
-pub mod confined;
-pub mod custody;
-pub mod deploy;
-pub mod doctor;
-pub mod encode;
-pub mod entry;
 pub mod error;
-pub mod export;
-pub mod floors;
-pub mod fuzzing;
-pub mod hierarchy;
-pub mod history;
-pub mod import;
-pub mod init;
-pub mod inventory;
-pub mod issued;
-pub mod keyscan;
-pub mod ledger;
-pub mod load;
-pub mod plan;
-pub mod policy;
-pub mod program;
-pub mod pubkey;
-pub mod publish;
-pub mod recipients;
-pub mod redact;
-pub mod repo;
-pub mod report;
-pub mod request;
-pub mod seal;
-pub mod server;
-pub mod signer;
-pub mod source;
-pub mod status;
-pub mod subject;
-pub mod token;
-pub mod yaml;
+pub mod output;
+pub mod reconcile;
+pub mod relying;
+pub mod repository;
 
 pub use error::{Error, Result};

@@ -24,8 +24,8 @@ fn main() -> ExitCode {
                 .build(),
         )
     }));
-    // Everything printed goes through the redactor (invariant 11; see src/redact.rs).
-    let redactor = gitca::redact::Redactor::from_env();
+    // Everything printed goes through the redactor (invariant 11; see src/output/redact.rs).
+    let redactor = gitca::output::redact::Redactor::from_env();
     let cli = match gitca::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
             eprintln!("gitca cpu: {} us", us(usage.ru_utime) + us(usage.ru_stime));
         }
         // What history cost (invariant 16: bounded whatever a merge added).
-        let (commits, bytes) = gitca::history::work();
+        let (commits, bytes) = gitca::repository::history::work();
         eprintln!("gitca history: {commits} commits walked, {bytes} bytes read");
     }
     code

@@ -147,7 +147,7 @@ fn world() -> &'static World {
         let subject = |pem_text: &str| {
             let der = pem::parse(pem_text).unwrap().into_contents();
             let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
-            gitca::subject::rfc4514(c.subject())
+            gitca::authority::subject::rfc4514(c.subject())
         };
         let world = World {
             dir: ca.tmp.path().to_path_buf(),
@@ -286,7 +286,7 @@ impl Server {
             .filter(|b| b.tag() == "X509 CRL")
             .map(|b| {
                 let (_, crl) = x509_parser::parse_x509_crl(b.contents()).unwrap();
-                let issuer = gitca::subject::rfc4514(crl.issuer());
+                let issuer = gitca::authority::subject::rfc4514(crl.issuer());
                 let who = if issuer == w.root_subject {
                     "root"
                 } else if issuer == w.int1_subject {

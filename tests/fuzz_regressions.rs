@@ -27,13 +27,16 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn identities_inputs_never_panic() {
-    let config =
-        gitca::config::Config::parse(&gitca::config::Config::template("Fuzz CA", "Fuzz")).unwrap();
+    let config = gitca::repository::config::Config::parse(
+        &gitca::repository::config::Config::template("Fuzz CA", "Fuzz"),
+    )
+    .unwrap();
     let cases = inputs("identities");
     assert!(!cases.is_empty());
     for (_, data) in cases {
         let text: std::sync::Arc<str> = String::from_utf8_lossy(&data).into();
-        let (_, errors) = gitca::inventory::parse_file(&config, "identities/fuzz.yaml", &text);
+        let (_, errors) =
+            gitca::repository::inventory::parse_file(&config, "identities/fuzz.yaml", &text);
         for e in errors {
             let _ = format!("{:?}", miette::Report::new(e));
         }
@@ -43,32 +46,37 @@ fn identities_inputs_never_panic() {
 #[test]
 fn config_csr_ledger_and_cert_inputs_never_panic() {
     for (_, data) in inputs("config") {
-        let _ = gitca::config::Config::parse(&String::from_utf8_lossy(&data));
+        let _ = gitca::repository::config::Config::parse(&String::from_utf8_lossy(&data));
     }
     let csrs = inputs("csr");
     assert!(
         csrs.iter()
-            .any(|(_, d)| gitca::policy::verify_csr(d).is_ok()),
+            .any(|(_, d)| gitca::reconcile::policy::verify_csr(d).is_ok()),
         "the seeds are valid CSRs"
     );
     for (_, data) in csrs {
-        let _ = gitca::policy::verify_csr(&data);
+        let _ = gitca::reconcile::policy::verify_csr(&data);
     }
     for (_, data) in inputs("ledger")
         .into_iter()
         .chain(inputs("reconcile_ledger"))
     {
-        if let Ok(l) = gitca::ledger::Ledger::parse(&String::from_utf8_lossy(&data)) {
+        if let Ok(l) = gitca::repository::ledger::Ledger::parse(&String::from_utf8_lossy(&data)) {
             let r = l.render();
-            assert_eq!(gitca::ledger::Ledger::parse(&r).unwrap().render(), r);
+            assert_eq!(
+                gitca::repository::ledger::Ledger::parse(&r)
+                    .unwrap()
+                    .render(),
+                r
+            );
         }
-        gitca::fuzzing::ledger_through_reconcile(&String::from_utf8_lossy(&data));
+        gitca::reconcile::fuzzing::ledger_through_reconcile(&String::from_utf8_lossy(&data));
     }
     for (_, data) in inputs("certs") {
         for label in ["CERTIFICATE", "X509 CRL"] {
             let pem = pem::encode(&pem::Pem::new(label, data.clone()));
-            let _ = gitca::ca::CaCert::parse(&pem);
-            let _ = gitca::ca::CrlInfo::parse(&pem, None);
+            let _ = gitca::authority::ca::CaCert::parse(&pem);
+            let _ = gitca::authority::ca::CrlInfo::parse(&pem, None);
         }
     }
 }

@@ -274,16 +274,16 @@ fn corrupted_inputs_never_panic() {
             d[i] = next() as u8;
         }
         let text = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", d));
-        let _ = gitca::policy::verify_csr(text.as_bytes());
+        let _ = gitca::reconcile::policy::verify_csr(text.as_bytes());
         let mut l = ledger.clone().into_bytes();
         let i = (next() as usize) % l.len();
         l[i] = b"\t-,0aZ\n"[(next() % 7) as usize];
         // Not only the parser: the whole reconcile path (plan, revocations, CRL, render).
-        gitca::fuzzing::ledger_through_reconcile(&String::from_utf8_lossy(&l));
+        gitca::reconcile::fuzzing::ledger_through_reconcile(&String::from_utf8_lossy(&l));
         let mut y = yaml.clone().into_bytes();
         let i = (next() as usize) % y.len();
         y[i] = b" :-[]{}&*!|>'\"#\n"[(next() % 16) as usize];
-        let _ = gitca::config::Config::parse(&String::from_utf8_lossy(&y));
+        let _ = gitca::repository::config::Config::parse(&String::from_utf8_lossy(&y));
         let _: Result<serde_json::Value, _> = serde_saphyr::from_str(&String::from_utf8_lossy(&y));
     }
 }

@@ -757,7 +757,7 @@ fn eight_hundred_days_of_a_hierarchy_never_lock_anyone_out() {
         let block = pem::parse(ca.read(rel)).unwrap();
         let (_, crl) = x509_parser::parse_x509_crl(block.contents()).unwrap();
         crl.iter_revoked_certificates()
-            .map(|r| gitca::ca::serial_hex(r.raw_serial()))
+            .map(|r| gitca::authority::ca::serial_hex(r.raw_serial()))
             .collect()
     };
     let mut ceremonies = 0;

@@ -616,7 +616,7 @@ fn eight_hundred_days_of_daily_reconciles_keep_everyone_valid_and_the_crl_fresh(
         last_crl = number;
         let on_crl: HashSet<String> = crl
             .iter_revoked_certificates()
-            .map(|r| gitca::ca::serial_hex(r.raw_serial()))
+            .map(|r| gitca::authority::ca::serial_hex(r.raw_serial()))
             .collect();
         for gone in removed_pending.drain(..) {
             for r in rows.iter().filter(|r| r[1] == gone && parse(&r[6]) > t) {
@@ -681,7 +681,7 @@ impl Watch {
         self.last_crl_text = text;
         let on_crl: HashSet<String> = crl
             .iter_revoked_certificates()
-            .map(|r| gitca::ca::serial_hex(r.raw_serial()))
+            .map(|r| gitca::authority::ca::serial_hex(r.raw_serial()))
             .collect();
         let rows = ca.ledger_rows();
         for g in gone {

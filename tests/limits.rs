@@ -379,7 +379,7 @@ fn every_program_gitca_starts_has_a_documented_limit() {
             for forbidden in ["Command::new(", ".spawn()", ".output()"] {
                 assert!(
                     !code.contains(forbidden),
-                    "src/{file} starts a program itself (`{forbidden}`): use crate::program"
+                    "src/{file} starts a program itself (`{forbidden}`): use crate::relying::program"
                 );
             }
         }

@@ -332,7 +332,7 @@ fn a_hostile_file_name_is_shown_inert() {
 #[test]
 fn a_line_break_in_a_name_forges_no_log_line() {
     let ca = Ca::new();
-    let forged = "x\n::error title=gitca::check passed\n::add-mask::alice\ny";
+    let forged = "x\n::error title=gitca::reconcile::review passed\n::add-mask::alice\ny";
     ca.p256_csr("carol");
     ca.write(
         &format!("identities/{forged}.yaml"),

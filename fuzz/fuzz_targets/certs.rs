@@ -5,9 +5,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     for label in ["CERTIFICATE", "X509 CRL"] {
         let pem = pem::encode(&pem::Pem::new(label, data.to_vec()));
-        if let Ok(ca) = gitca::ca::CaCert::parse(&pem) {
-            let _ = gitca::ca::CrlInfo::parse(&pem, Some(&ca));
+        if let Ok(ca) = gitca::authority::ca::CaCert::parse(&pem) {
+            let _ = gitca::authority::ca::CrlInfo::parse(&pem, Some(&ca));
         }
-        let _ = gitca::ca::CrlInfo::parse(&pem, None);
+        let _ = gitca::authority::ca::CrlInfo::parse(&pem, None);
     }
 });

@@ -4,7 +4,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Err(e) = gitca::config::Config::parse(text) {
+        if let Err(e) = gitca::repository::config::Config::parse(text) {
             let _ = format!("{:?}", miette::Report::new(e));
         }
     }

@@ -1,0 +1,835 @@
+//! The root custodians' ceremonies (`gitca root …`): the only commands that decrypt the root
+//! key of a CA with an offline root (see [`crate::authority::hierarchy`]). Each one unlocks the root key
+//! in memory, signs, writes and commits, like reconcile: all or nothing.
+//!
+//! - `sign-crl`: re-signs the root CRL (revoked intermediates, and revoked certificates the root
+//!   signed itself before a migration) for another `root.crl_validity`.
+//! - `new-intermediate`: a new issuing intermediate; the current one is either revoked on the
+//!   root CRL (`--revoke-current REASON`: a compromise) or retired (its CRL stays current, kept
+//!   by reconcile, until no certificate it signed is valid). The next reconcile re-issues every
+//!   identity under the new one, from the CSRs on file.
+//! - `migrate`: a single-level CA becomes the root of a new intermediate (same certificate, so
+//!   every server and client that trusts it keeps trusting it).
+
+use std::io::Write;
+use std::path::Path;
+
+use time::OffsetDateTime;
+
+use crate::authority::ca::{self, CaCert, CaKey};
+use crate::authority::custody::{self, Custody, KeySource};
+use crate::authority::hierarchy::{self as h, Intermediate};
+use crate::authority::init::{CA_CERT, CRL_FILE};
+use crate::error::{Error, Result};
+use crate::repository::config::{self, Config, Dur};
+use crate::repository::git::{self, CaRepo};
+use crate::repository::ledger::{self, fmt_time, RevocationReason};
+use crate::repository::load;
+use crate::repository::recipients;
+use crate::repository::seal::{self, Seal, Standing};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RootCommand {
+    /// Re-sign the root CRL (a ceremony, with a root custodian's identity): due every
+    /// root.crl_validity, and after revocations the root must publish.
+    #[command(
+        after_help = "Example (a custodian, once a year or when `gitca status` says it is due):\n  gitca root sign-crl --identity ~/custodian.agekey && git push"
+    )]
+    SignCrl {
+        #[command(flatten)]
+        identity: crate::cli::IdentityArg,
+    },
+    /// Make a new issuing intermediate (a ceremony): after a compromise of CI
+    /// (--revoke-current key-compromise), or before the current one expires.
+    #[command(
+        after_help = "Example (CI's identity leaked):\n  age-keygen -o ci-new.agekey    # CI's new identity: its text becomes the CI secret\n  gitca root new-intermediate --revoke-current key-compromise --identity ~/custodian.agekey \\\n      --recipient \"$(age-keygen -y ci-new.agekey)\"\n  git push   # then reconcile (with the new identity) re-issues every certificate under the new intermediate"
+    )]
+    NewIntermediate {
+        #[command(flatten)]
+        identity: crate::cli::IdentityArg,
+        /// Revoke the current intermediate on the root CRL (key-compromise, superseded,
+        /// cessation-of-operation, …): every certificate it signed stops working at once.
+        /// Without it, the current one retires: its certificates stay valid until reconcile
+        /// has replaced them and the grace period is over.
+        #[arg(long, value_name = "REASON")]
+        revoke_current: Option<String>,
+        /// Revoke the retiring intermediate of an earlier rotation (required while one is
+        /// still retiring: only one retires at a time).
+        #[arg(long, value_name = "REASON")]
+        revoke_previous: Option<String>,
+        /// Lifetime of the new intermediate.
+        #[arg(long, default_value = "5y", value_name = "DURATION")]
+        validity: String,
+        /// With --revoke-current: encrypt the new intermediate's key to this recipient (CI's
+        /// new age identity) instead of ca/recipients.txt, whose CI identity may have leaked;
+        /// the root custodians are always added. Repeatable.
+        #[arg(long = "recipient", value_name = "RECIPIENT")]
+        recipients: Vec<String>,
+        /// Confirm a recipient that ca/recipients.txt or ca/root-recipients.txt lists but the
+        /// key holders did not sign (added since). Repeatable. See docs/custody.md.
+        #[arg(long = "accept-recipient", value_name = "RECIPIENT")]
+        accept: Vec<String>,
+    },
+    /// Move a single-level CA to an offline root (a ceremony, with an identity that decrypts
+    /// the CA key): the CA becomes the root, encrypted to the root custodians only, and a new
+    /// intermediate becomes the issuing CA.
+    #[command(
+        after_help = "Example:\n  gitca root migrate --identity ~/custodian.agekey --root-recipient age1alice… --root-recipient age1bob…\n\nThe CA key stays in git history encrypted to everyone who could decrypt it before (CI too):\nsee docs/offline-root.md, \"Migrating a CA\"."
+    )]
+    Migrate {
+        #[command(flatten)]
+        identity: crate::cli::IdentityArg,
+        /// A root custodian's age (age1…) or SSH public key. Repeatable.
+        #[arg(long = "root-recipient", value_name = "RECIPIENT")]
+        root_recipients: Vec<String>,
+        /// Root custodians listed in FILE.
+        #[arg(long, value_name = "FILE")]
+        root_recipients_file: Vec<std::path::PathBuf>,
+        /// Lifetime of the new intermediate.
+        #[arg(long, default_value = "5y", value_name = "DURATION")]
+        intermediate_validity: String,
+        /// Confirm a recipient that ca/recipients.txt lists but the CA key did not sign (added
+        /// since). Repeatable.
+        #[arg(long = "accept-recipient", value_name = "RECIPIENT")]
+        accept: Vec<String>,
+    },
+}
+
+/// Runs a `gitca root …` command.
+pub fn run(dir: &Path, now: OffsetDateTime, cmd: RootCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        RootCommand::SignCrl { identity } => {
+            sign_crl(dir, now, &KeySource::from_env(identity.identity), out)
+        }
+        RootCommand::NewIntermediate {
+            identity,
+            revoke_current,
+            revoke_previous,
+            validity,
+            recipients,
+            accept,
+        } => new_intermediate(
+            dir,
+            now,
+            &KeySource::from_env(identity.identity),
+            Rotation {
+                revoke_current: revoke_current.as_deref().map(reason).transpose()?,
+                revoke_previous: revoke_previous.as_deref().map(reason).transpose()?,
+                validity: Dur::parse(&validity)?,
+                recipients,
+                accept,
+            },
+            out,
+        ),
+        RootCommand::Migrate {
+            identity,
+            root_recipients,
+            root_recipients_file,
+            intermediate_validity,
+            accept,
+        } => {
+            let mut custodians = root_recipients;
+            for f in &root_recipients_file {
+                custodians.extend(custody::read_recipients_file(f)?);
+            }
+            migrate(
+                dir,
+                now,
+                &KeySource::from_env(identity.identity),
+                &custodians,
+                &accept,
+                Dur::parse(&intermediate_validity)?,
+                out,
+            )
+        }
+    }
+}
+
+fn reason(text: &str) -> Result<RevocationReason> {
+    RevocationReason::parse(text).ok_or_else(|| {
+        Error::usage(
+            format!("`{text}` is not a revocation reason"),
+            format!(
+                "one of: {}",
+                RevocationReason::ALL.map(|r| r.as_str()).join(", ")
+            ),
+        )
+    })
+}
+
+/// What a ceremony starts from: the repository locked and clean under ca/ and crl/, with an
+/// offline root, and its outputs as the CA sealed them.
+struct Start {
+    repo: CaRepo,
+    _lock: std::fs::File,
+    outputs: load::Outputs,
+    config: Config,
+}
+
+fn start(dir: &Path) -> Result<Start> {
+    let repo = CaRepo::open(dir)?;
+    let lock = repo.lock()?;
+    refuse_dirty(&repo)?;
+    // The ceremony's commit is signed like reconcile's: no key, no ceremony (before unlocking).
+    repo.history_signer()?;
+    let outputs = load::outputs(&repo)?;
+    if outputs.hierarchy.is_none() {
+        return Err(Error::usage(
+            "this CA has no offline root",
+            "`gitca root migrate` moves a single-level CA to one; `gitca init --offline-root` makes a new one",
+        ));
+    }
+    if let Standing::Recovered { .. } = outputs.standing {
+        return Err(Error::usage(
+            "ledger.tsv, crl/ca.crl or ledger.sig is not what the CA sealed",
+            "run `gitca reconcile` first (it writes the sealed versions back), then the ceremony",
+        ));
+    }
+    let config = Config::parse(&repo.dir.read_string(config::FILE, config::MAX_BYTES)?)?;
+    Ok(Start {
+        repo,
+        _lock: lock,
+        outputs,
+        config,
+    })
+}
+
+fn refuse_dirty(repo: &CaRepo) -> Result<()> {
+    let dirty: Vec<String> = repo
+        .dirty_paths()?
+        .into_iter()
+        .filter(|p| {
+            p.starts_with("ca/")
+                || p.starts_with("crl/")
+                || p.starts_with("ledger")
+                || p == config::FILE
+        })
+        .collect();
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Dirty {
+        files: dirty
+            .iter()
+            .map(|p| format!("  {p}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+fn unlock_root(repo: &CaRepo, root: &CaCert, source: &KeySource) -> Result<CaKey> {
+    let key = custody::unlock_vault(&repo.dir, &h::ROOT_VAULT, source)?;
+    ca::check_key_matches(root, &key)?;
+    Ok(key)
+}
+
+/// Writes `files` (None: remove) and commits them; puts everything back on failure.
+fn commit(repo: &CaRepo, files: Vec<(&str, Option<Vec<u8>>)>, message: &str) -> Result<git2::Oid> {
+    let mut tx = git::Transaction::new(&repo.dir);
+    let result = (|| -> Result<git2::Oid> {
+        for (path, data) in files {
+            match data {
+                Some(d) => tx.write(path, d),
+                None => tx.remove(path),
+            }
+        }
+        tx.apply()?;
+        repo.commit_files(&tx.done, message)
+    })();
+    result.inspect_err(|_| tx.rollback())
+}
+
+/// The root CRL of a ceremony at `now`, revoking `revoke` too, and its entries.
+fn next_root_crl(
+    hierarchy: &h::Hierarchy,
+    root_key: &CaKey,
+    ledger: &ledger::Ledger,
+    config: &Config,
+    now: OffsetDateTime,
+    revoke: &[(String, RevocationReason)],
+) -> Result<(String, ca::CrlInfo, Vec<ca::CrlEntry>)> {
+    let entries = hierarchy.root_crl_entries(ledger, now, revoke)?;
+    let number = hierarchy.root_crl.number + 1;
+    let pem = h::sign_root_crl(
+        &hierarchy.root,
+        root_key,
+        number,
+        now,
+        config.root.crl_validity.0,
+        hierarchy.root_crl.next_update,
+        &entries,
+    )?;
+    let info = ca::CrlInfo::parse(&pem, Some(&hierarchy.root))?;
+    if info.number != number || info.serials.len() != entries.len() {
+        return Err(Error::Crypto {
+            what: "pre-issuance root CRL lint",
+            detail: "the signed root CRL differs from what was meant".into(),
+        });
+    }
+    Ok((pem, info, entries))
+}
+
+fn sign_crl(
+    dir: &Path,
+    now: OffsetDateTime,
+    source: &KeySource,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let s = start(dir)?;
+    let hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
+    let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
+    let retired = idle_previous(&hierarchy, &s.outputs.ledger, now);
+    let revoke: Vec<(String, RevocationReason)> = retired
+        .iter()
+        .map(|id| (id.clone(), RevocationReason::CessationOfOperation))
+        .collect();
+    let (pem, info, entries) = next_root_crl(
+        &hierarchy,
+        &root_key,
+        &s.outputs.ledger,
+        &s.config,
+        now,
+        &revoke,
+    )?;
+    drop(root_key);
+    let published = hierarchy
+        .unpublished_revocations(&s.outputs.ledger, now)
+        .len();
+    // The roster is rewritten from what the root signed, whatever a merge made of it.
+    let files = vec![
+        (h::ROOT_CRL, Some(pem.into_bytes())),
+        (
+            h::ROSTER,
+            Some(hierarchy.roster_for(&entries, None).render().into_bytes()),
+        ),
+    ];
+    let oid = commit(
+        &s.repo,
+        files,
+        &format!(
+            "gitca: root CRL #{} (ceremony), next update {}{}",
+            info.number,
+            info.next_update.map(fmt_time).unwrap_or_default(),
+            retired
+                .as_deref()
+                .map(|id| format!("; retired intermediate {id} revoked"))
+                .unwrap_or_default()
+        ),
+    )?;
+    let _ = writeln!(
+        out,
+        "Signed root CRL #{} ({} entr{}), valid until {} (commit {}).",
+        info.number,
+        info.serials.len(),
+        if info.serials.len() == 1 { "y" } else { "ies" },
+        info.next_update.map(fmt_time).unwrap_or_default(),
+        &oid.to_string()[..12]
+    );
+    if published > 0 {
+        let _ = writeln!(
+            out,
+            "  it publishes {published} revocation(s) of certificates the root signed itself"
+        );
+    }
+    if let Some(id) = retired {
+        let _ = writeln!(
+            out,
+            "  the retiring intermediate {id} has no valid certificate left: revoked (cessation-of-operation); the next reconcile removes it"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Next: git push; the publish job (`gitca publish`) serves it and servers install it with `gitca deploy crl` (nginx needs the root CRL too)."
+    );
+    Ok(())
+}
+
+/// A retiring intermediate none of whose certificates is valid any more is revoked in this
+/// ceremony (its CRL then need not be kept any longer); returns its id.
+fn idle_previous(
+    hierarchy: &h::Hierarchy,
+    ledger: &ledger::Ledger,
+    now: OffsetDateTime,
+) -> Option<String> {
+    hierarchy.idle_previous(ledger, now).map(|p| p.id.clone())
+}
+
+/// What `new-intermediate` does with the intermediates in place.
+struct Rotation {
+    revoke_current: Option<RevocationReason>,
+    revoke_previous: Option<RevocationReason>,
+    validity: Dur,
+    /// New recipients for the new intermediate's key (with the root custodians), replacing
+    /// ca/recipients.txt; empty: whoever can decrypt the current one.
+    recipients: Vec<String>,
+    /// Recipients the custodian confirms although no key holder signed them.
+    accept: Vec<String>,
+}
+
+/// Whom a new intermediate's key is encrypted to: `replacing` (and the root custodians) when
+/// given, else whoever can decrypt the current one (`ca/recipients.txt`); checked against what
+/// the key holders signed, shown, and confirmed (see [`crate::repository::recipients`]) before any key is
+/// unlocked. Returns the custody and the standing of `ca/recipients.txt` (for its next
+/// signed version).
+fn issuing_custody(
+    repo: &CaRepo,
+    issuing_signer: &CaCert,
+    root_signer: Option<&CaCert>,
+    replacing: &[String],
+    named: &[String],
+    out: &mut dyn Write,
+) -> Result<(Custody, recipients::Standing)> {
+    let (issuing, issuing_standing) = recipients::judge(repo, &custody::ISSUING, issuing_signer)?;
+    let root = match root_signer {
+        Some(root) => Some(recipients::judge(repo, &h::ROOT_VAULT, root)?),
+        None => None,
+    };
+    let mut to: Vec<String> = if replacing.is_empty() {
+        issuing.recipients.clone()
+    } else {
+        replacing.iter().map(|r| r.trim().to_string()).collect()
+    };
+    if let (false, Some((root_list, _))) = (replacing.is_empty(), &root) {
+        for r in &root_list.recipients {
+            if !to.contains(r) {
+                to.push(r.clone());
+            }
+        }
+    }
+    if to.is_empty() {
+        return Err(Error::usage(
+            "ca/recipients.txt lists no recipient for the issuing key (a passphrase CA?)",
+            "encrypt the CA key to CI's age recipient first: gitca rekey -r age1…",
+        ));
+    }
+    let mut sources = vec![(
+        custody::RECIPIENTS_FILE,
+        &issuing_standing,
+        issuing.recipients.as_slice(),
+    )];
+    if let Some((list, standing)) = &root {
+        sources.push((h::ROOT_RECIPIENTS, standing, list.recipients.as_slice()));
+    }
+    let mut confirmed: Vec<String> = replacing.iter().map(|r| r.trim().to_string()).collect();
+    confirmed.extend(named.iter().map(|r| r.trim().to_string()));
+    recipients::Agreement {
+        what: "the new intermediate's key",
+        to: &to,
+        sources,
+        named: &confirmed,
+    }
+    .confirm(out)?;
+    Ok((
+        Custody::Recipients(custody::validate_recipients(&to)?),
+        issuing_standing,
+    ))
+}
+
+fn new_intermediate(
+    dir: &Path,
+    now: OffsetDateTime,
+    source: &KeySource,
+    rotation: Rotation,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if !rotation.recipients.is_empty() && rotation.revoke_current.is_none() {
+        // A retiring intermediate's key stays with the current recipients (CI keeps its CRL):
+        // both keys must be readable by the same CI identity.
+        return Err(Error::usage(
+            "--recipient replaces CI's recipient for the new intermediate, which only a rotation with --revoke-current may do",
+            "for a planned rotation, change CI's recipient first with `gitca rekey --add NEW --remove OLD`, then run the ceremony",
+        ));
+    }
+    let s = start(dir)?;
+    let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
+    let current = s.outputs.ca.clone();
+    // A retiring intermediate with no valid certificate left is revoked on the way.
+    let idle = idle_previous(&hierarchy, &s.outputs.ledger, now);
+    if let (Some(p), Some(_)) = (hierarchy.previous.as_mut(), &idle) {
+        p.revoked = true;
+    }
+    let rotation = Rotation {
+        revoke_previous: rotation.revoke_previous.or(idle
+            .as_ref()
+            .map(|_| RevocationReason::CessationOfOperation)),
+        ..rotation
+    };
+    if let (Some(p), None) = (
+        hierarchy.previous.as_ref().filter(|p| !p.revoked),
+        rotation.revoke_previous,
+    ) {
+        if rotation.revoke_current.is_none() {
+            let live = s
+                .outputs
+                .ledger
+                .records
+                .iter()
+                .filter(|r| r.issuer.as_deref() == Some(p.id.as_str()) && r.is_live(now))
+                .count();
+            return Err(Error::usage(
+                format!(
+                    "intermediate {} is still retiring ({live} valid certificate(s)): only one retires at a time",
+                    p.id
+                ),
+                "wait until reconcile has retired it (after the supersede_grace), revoke the current one instead (--revoke-current REASON), or revoke the retiring one (--revoke-previous superseded)",
+            ));
+        }
+    }
+    let (custody, issuing_standing) = issuing_custody(
+        &s.repo,
+        &current,
+        Some(&hierarchy.root),
+        &rotation.recipients,
+        &rotation.accept,
+        out,
+    )?;
+    let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
+    let key = CaKey::new(key_type_of(&current)?.generate()?);
+    let ca_pem = h::intermediate_certificate(
+        &hierarchy.root,
+        &root_key,
+        &h::intermediate_name(&s.config.ca.name, hierarchy.intermediates.len() + 1),
+        &s.config.ca.organization,
+        &key,
+        now,
+        rotation.validity.0,
+    )?;
+    let new_cert = CaCert::parse(&ca_pem)?;
+    let new_row = Intermediate::of(&new_cert)?;
+
+    // The revocations of this ceremony, on the root CRL; the roster follows from it.
+    let current_id = hierarchy.current.clone();
+    let previous_id = hierarchy.previous.as_ref().map(|p| p.id.clone());
+    let mut revoke: Vec<(String, RevocationReason)> = Vec::new();
+    if let Some(why) = rotation.revoke_current {
+        revoke.push((current_id.clone(), why));
+    }
+    if let (Some(id), Some(why)) = (&previous_id, rotation.revoke_previous) {
+        revoke.push((id.clone(), why));
+    }
+    let (root_crl, root_info, entries) = next_root_crl(
+        &hierarchy,
+        &root_key,
+        &s.outputs.ledger,
+        &s.config,
+        now,
+        &revoke,
+    )?;
+    drop(root_key);
+    let roster = hierarchy.roster_for(&entries, Some(&new_row));
+
+    // The new intermediate's first CRL, and the seal it makes over the outputs.
+    let crl = ca::sign_crl(&new_cert, &key, 1, now, now + s.config.crl.validity.0, &[])?;
+    let retiring = rotation.revoke_current.is_none();
+    let previous_crl: Option<String> = if retiring {
+        Some(s.outputs.crl_text.clone())
+    } else if rotation.revoke_previous.is_none() {
+        hierarchy.previous.as_ref().map(|p| p.crl_text.clone())
+    } else {
+        None
+    };
+    let ledger_text = s.outputs.ledger.render();
+    let seal = Seal::sign(
+        &new_cert,
+        &key,
+        s.outputs.standing.next_sequence(),
+        (ledger_text.as_bytes(), crl.as_bytes(), 1),
+        previous_crl.as_deref().map(str::as_bytes),
+    )?;
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
+    let recipients_text = recipients::signed_text(
+        &custody::ISSUING,
+        &custody,
+        issuing_standing.next_sequence(),
+        &key,
+    )?;
+    drop(key);
+
+    let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
+        (CA_CERT, Some(ca_pem.into_bytes())),
+        (custody::KEY_FILE, Some(encrypted.into_bytes())),
+        (CRL_FILE, Some(crl.into_bytes())),
+        (h::ROSTER, Some(roster.render().into_bytes())),
+        (h::ROOT_CRL, Some(root_crl.into_bytes())),
+        (seal::FILE, Some(seal.render().into_bytes())),
+        (ledger::FILE, Some(ledger_text.into_bytes())),
+    ];
+    let recipients_replaced = !rotation.recipients.is_empty();
+    // Signed by the new intermediate's key: the list its holders agreed to from now on.
+    files.push((custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
+    if retiring {
+        // The current intermediate moves aside, its key as it is (CI can still decrypt it).
+        let old_key = s
+            .repo
+            .dir
+            .read(custody::KEY_FILE, custody::MAX_FILE_BYTES)?;
+        files.push((h::PREVIOUS_CERT, Some(current.pem.clone().into_bytes())));
+        files.push((h::PREVIOUS_KEY, Some(old_key)));
+        files.push((h::PREVIOUS_CRL, previous_crl.map(String::into_bytes)));
+    } else if hierarchy.previous.is_some() && rotation.revoke_previous.is_some() {
+        for f in [h::PREVIOUS_CERT, h::PREVIOUS_KEY, h::PREVIOUS_CRL] {
+            files.push((f, None));
+        }
+    }
+    let what = match rotation.revoke_current {
+        Some(why) => format!("revoked intermediate {current_id} ({why})"),
+        None => format!("intermediate {current_id} retires"),
+    };
+    let oid = commit(
+        &s.repo,
+        files,
+        &format!("gitca: new intermediate {} (ceremony); {what}", new_row.id),
+    )?;
+    let _ = writeln!(
+        out,
+        "New issuing intermediate {} (valid until {}), commit {}.",
+        new_row.id,
+        fmt_time(new_row.not_after),
+        &oid.to_string()[..12]
+    );
+    match rotation.revoke_current {
+        Some(why) => {
+            let _ = writeln!(
+                out,
+                "  intermediate {current_id} is revoked ({why}) on root CRL #{}: every certificate it signed is refused once servers have the new CRLs",
+                root_info.number
+            );
+            if recipients_replaced {
+                let _ = writeln!(
+                    out,
+                    "  the new intermediate's key is encrypted to the recipients given and the root custodians (ca/recipients.txt): give CI its new identity before the next reconcile"
+                );
+            } else if why == RevocationReason::KeyCompromise {
+                let _ = writeln!(
+                    out,
+                    "warning: the new intermediate's key is encrypted to ca/recipients.txt as it was, CI's identity included: if that identity leaked, whoever holds it can decrypt the new key too. Run this ceremony again with --recipient set to CI's new age recipient (and --revoke-current key-compromise)."
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  intermediate {current_id} retires: its certificates stay valid until reconcile has replaced them and supersede_grace is over; reconcile keeps its CRL (crl/previous.crl) current until a later ceremony revokes it (once none of them is valid)"
+            );
+        }
+    }
+    if let (Some(id), Some(why)) = (&previous_id, rotation.revoke_previous) {
+        let _ = writeln!(out, "  intermediate {id} (retiring) is revoked ({why})");
+    }
+    let _ = writeln!(
+        out,
+        "Next: git push. The next `gitca reconcile` re-issues every identity's certificate under {} (same keys, from the CSRs on file); then `gitca deploy cert` on bots and `gitca bundle` for people install them, and `gitca deploy crl` installs the new CRLs on servers.",
+        new_row.id
+    );
+    Ok(())
+}
+
+/// The key type of an existing CA certificate (a new intermediate keeps it).
+fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
+    let (_, spki) =
+        <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(
+            &cert.spki_der,
+        )
+        .map_err(|e| Error::Crypto {
+            what: "CA key type",
+            detail: e.to_string(),
+        })?;
+    use x509_parser::public_key::PublicKey;
+    Ok(match spki.parsed() {
+        Ok(PublicKey::EC(p)) if p.key_size() == 384 => ca::KeyType::P384,
+        Ok(PublicKey::EC(_)) => ca::KeyType::P256,
+        Ok(PublicKey::RSA(r)) if r.key_size() <= 3072 => ca::KeyType::Rsa3072,
+        Ok(PublicKey::RSA(_)) => ca::KeyType::Rsa4096,
+        _ => ca::KeyType::P256,
+    })
+}
+
+fn migrate(
+    dir: &Path,
+    now: OffsetDateTime,
+    source: &KeySource,
+    custodians: &[String],
+    accept: &[String],
+    validity: Dur,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let repo = CaRepo::open(dir)?;
+    let _lock = repo.lock()?;
+    refuse_dirty(&repo)?;
+    repo.history_signer()?;
+    if h::present(&repo.dir) {
+        return Err(Error::usage(
+            "this CA already has an offline root",
+            "`gitca root new-intermediate` replaces the issuing intermediate",
+        ));
+    }
+    if custodians.is_empty() {
+        return Err(Error::usage(
+            "the root needs custodians",
+            "pass each custodian's age recipient with --root-recipient age1… (CI is not one of them)",
+        ));
+    }
+    let outputs = load::outputs(&repo)?;
+    if let Standing::Recovered { .. } = outputs.standing {
+        return Err(Error::usage(
+            "ledger.tsv, crl/ca.crl or ledger.sig is not what the CA sealed",
+            "run `gitca reconcile` first, then migrate",
+        ));
+    }
+    let config_text = repo.dir.read_string(config::FILE, config::MAX_BYTES)?;
+    let config_text = if Config::parse(&config_text)?.root == config::RootPolicy::default()
+        && !config_text.lines().any(|l| l.starts_with("root:"))
+    {
+        let with = format!(
+            "{}\n{}",
+            config_text.trim_end_matches('\n'),
+            Config::ROOT_TEMPLATE
+        );
+        if Config::parse(&with).is_ok() {
+            with
+        } else {
+            config_text
+        }
+    } else {
+        config_text
+    };
+    let config = Config::parse(&config_text)?;
+    let root = outputs.ca.clone();
+    // The new intermediate's key goes to whoever decrypts the CA key now, and the custodians.
+    let (issuing_now, issuing_standing) = recipients::judge(&repo, &custody::ISSUING, &root)?;
+    let mut to = issuing_now.recipients.clone();
+    for c in custodians {
+        if !to.contains(c) {
+            to.push(c.clone());
+        }
+    }
+    let mut named: Vec<String> = custodians.to_vec();
+    named.extend(accept.iter().cloned());
+    recipients::Agreement {
+        what: "the new intermediate's key",
+        to: &to,
+        sources: vec![(
+            custody::RECIPIENTS_FILE,
+            &issuing_standing,
+            issuing_now.recipients.as_slice(),
+        )],
+        named: &named,
+    }
+    .confirm(out)?;
+    let root_key = custody::unlock(&repo.dir, source)?;
+    ca::check_key_matches(&root, &root_key)?;
+    let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
+    let root_id = h::id_of(&root.der);
+
+    let key = CaKey::new(key_type_of(&root)?.generate()?);
+    let ca_pem = h::intermediate_certificate(
+        &root,
+        &root_key,
+        &h::intermediate_name(&config.ca.name, 1),
+        &config.ca.organization,
+        &key,
+        now,
+        validity.0,
+    )?;
+    let new_cert = CaCert::parse(&ca_pem)?;
+    let first = Intermediate::of(&new_cert)?;
+    // Every certificate so far was signed by the key that is now the root.
+    let mut ledger = outputs.ledger.clone();
+    ledger.with_issuer = true;
+    for r in &mut ledger.records {
+        r.issuer = Some(root_id.clone());
+    }
+    let hierarchy = h::Hierarchy {
+        root: root.clone(),
+        root_id: root_id.clone(),
+        root_crl: outputs.crl.clone(),
+        root_crl_text: outputs.crl_text.clone(),
+        root_crl_recovered: None,
+        intermediates: vec![first.clone()],
+        roster_problem: None,
+        current: first.id.clone(),
+        previous: None,
+    };
+    let (root_crl, root_info, entries) =
+        next_root_crl(&hierarchy, &root_key, &ledger, &config, now, &[])?;
+    let roster = hierarchy.roster_for(&entries, None);
+    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), &root_custody)?;
+    let root_recipients = recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
+    drop(root_key);
+    let crl = ca::sign_crl(&new_cert, &key, 1, now, now + config.crl.validity.0, &[])?;
+    let ledger_text = ledger.render();
+    let seal = Seal::sign(
+        &new_cert,
+        &key,
+        outputs.standing.next_sequence(),
+        (ledger_text.as_bytes(), crl.as_bytes(), 1),
+        None,
+    )?;
+    let custody = Custody::Recipients(custody::validate_recipients(&to)?);
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
+    let recipients_text = recipients::signed_text(
+        &custody::ISSUING,
+        &custody,
+        issuing_standing.next_sequence(),
+        &key,
+    )?;
+    drop(key);
+    let files: Vec<(&str, Option<Vec<u8>>)> = vec![
+        (config::FILE, Some(config_text.into_bytes())),
+        (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
+        (h::ROOT_KEY, Some(root_encrypted.into_bytes())),
+        (h::ROOT_RECIPIENTS, Some(root_recipients.into_bytes())),
+        (h::ROSTER, Some(roster.render().into_bytes())),
+        (h::ROOT_CRL, Some(root_crl.into_bytes())),
+        (CA_CERT, Some(ca_pem.into_bytes())),
+        (custody::KEY_FILE, Some(encrypted.into_bytes())),
+        (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
+        (CRL_FILE, Some(crl.into_bytes())),
+        (ledger::FILE, Some(ledger_text.into_bytes())),
+        (seal::FILE, Some(seal.render().into_bytes())),
+    ];
+    let oid = commit(
+        &repo,
+        files,
+        &format!(
+            "gitca: migrate to an offline root (ceremony); new intermediate {}",
+            first.id
+        ),
+    )?;
+    let _ = writeln!(
+        out,
+        "Migrated to an offline root (commit {}).",
+        &oid.to_string()[..12]
+    );
+    let _ = writeln!(
+        out,
+        "  root         {} (the former ca/ca.crt: everything that trusted it still does)",
+        h::ROOT_CERT
+    );
+    let _ = writeln!(
+        out,
+        "  root key     {} (encrypted to the {} root custodian(s) only)",
+        h::ROOT_KEY,
+        custodians.len()
+    );
+    let _ = writeln!(
+        out,
+        "  root CRL     {} #{}: the revocations of the certificates the root signed so far",
+        h::ROOT_CRL,
+        root_info.number
+    );
+    let _ = writeln!(
+        out,
+        "  issuing CA   {CA_CERT}: intermediate {} (encrypted to ca/recipients.txt and the custodians)",
+        first.id
+    );
+    let _ = writeln!(
+        out,
+        "warning: git history still holds the former ca/ca.key.age, encrypted to everyone who could decrypt it before (CI included): anyone holding one of those identities can still decrypt the root key from an old commit. Retire those identities (rotate CI's age identity and destroy the old one), or, if one may have leaked, make a new root (gitca init --offline-root) instead."
+    );
+    let _ = writeln!(
+        out,
+        "Next: git push. The next reconcile re-issues every certificate under the intermediate; after supersede_grace it revokes the old ones, which only the root can publish: run `gitca root sign-crl` then (`gitca status` says when)."
+    );
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! Admission by record: the list of live certificates the CA's reviewed history issued, signed
+//! with the history signing key (never the CA key), and its install on a relying party as an
+//! nginx map, so that a certificate minted with a stolen CA key — outside that history — opens
+//! nothing.
+//!
+//! `gitca publish` writes `admitted.txt` and `admitted.txt.sig` when the repository declares
+//! history signers (`ca/allowed_signers`), `gitca audit` proves its history, and the history
+//! signing key is given. The list is text, one certificate a line, bound to the commit it comes
+//! from and to that commit's first-parent depth (its sequence: what "never older" compares):
+//!
+//! ```text
+//! gitca-admission 1
+//! commit 5a11fe0…
+//! sequence 42
+//! generated 2026-01-01T00:00:00Z
+//! SERIAL SHA256 SHA1
+//! ```
+//!
+//! SERIAL is the ledger's (lowercase hex), SHA256 and SHA1 the fingerprints of the leaf's DER.
+//! nginx can only match a certificate by `$ssl_client_serial` and `$ssl_client_fingerprint`
+//! (SHA-1 of the DER): the serial alone is not enough, since whoever holds the CA key can mint a
+//! certificate with an admitted serial; its fingerprint cannot be reproduced (that would take a
+//! second preimage of a certificate the CA already issued). The map keys on both.
+//!
+//! `gitca deploy admission` verifies the signature against the signers the relying party
+//! pinned (an allowed-signers file, namespace `gitca-admission`), refuses a list older than the
+//! one installed, and writes the map atomically.
+//!
+//! What this module must never do: install a list whose signature it did not verify against
+//! the pinned signers, or go back to a lower sequence.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::repository::signer::{AllowedSigners, SigningKey};
+
+pub const LIST: &str = "admitted.txt";
+pub const SIG: &str = "admitted.txt.sig";
+/// The SSHSIG namespace of admission lists: a commit signature is never one of them.
+pub const NAMESPACE: &str = "gitca-admission";
+const MAGIC: &str = "gitca-admission 1";
+const MAX_BYTES: u64 = 32 << 20;
+const MAP_HEADER: &str = "# gitca admission map:";
+
+/// One admitted certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub serial: String,
+    pub sha256: String,
+    pub sha1: String,
+}
+
+impl Entry {
+    /// The entry for a certificate of the ledger, from its leaf's DER.
+    pub fn of(serial: &str, der: &[u8]) -> Entry {
+        use sha1::Digest as _;
+        Entry {
+            serial: serial.to_string(),
+            sha256: hex::encode(sha2::Sha256::digest(der)),
+            sha1: hex::encode(sha1::Sha1::digest(der)),
+        }
+    }
+}
+
+/// An admission list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct List {
+    pub commit: String,
+    pub sequence: u64,
+    pub generated: String,
+    pub entries: Vec<Entry>,
+}
+
+fn is_hex(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len()) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl List {
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "{MAGIC}\ncommit {}\nsequence {}\ngenerated {}\n",
+            self.commit, self.sequence, self.generated
+        );
+        for e in &self.entries {
+            s.push_str(&format!("{} {} {}\n", e.serial, e.sha256, e.sha1));
+        }
+        s
+    }
+
+    /// Parses a list strictly: anything else is refused with the line it is on.
+    pub fn parse(text: &str) -> std::result::Result<List, String> {
+        let mut lines = text.lines().enumerate();
+        let mut next = |what: &str| {
+            lines
+                .next()
+                .map(|(_, l)| l)
+                .ok_or_else(|| format!("it ends before its {what} line"))
+        };
+        if next("first")? != MAGIC {
+            return Err(format!("it does not start with `{MAGIC}`"));
+        }
+        let commit = next("commit")?
+            .strip_prefix("commit ")
+            .filter(|c| is_hex(c, 40, 64))
+            .ok_or("line 2 is not `commit HEX`")?
+            .to_string();
+        let sequence = next("sequence")?
+            .strip_prefix("sequence ")
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or("line 3 is not `sequence N`")?;
+        let generated = next("generated")?
+            .strip_prefix("generated ")
+            .filter(|g| crate::repository::ledger::parse_time(g).is_some())
+            .ok_or("line 4 is not `generated RFC3339`")?
+            .to_string();
+        let mut entries = Vec::new();
+        for (i, line) in lines {
+            let f: Vec<&str> = line.split(' ').collect();
+            match f[..] {
+                [serial, sha256, sha1]
+                    if is_hex(serial, 2, 40)
+                        && serial.len() % 2 == 0
+                        && is_hex(sha256, 64, 64)
+                        && is_hex(sha1, 40, 40) =>
+                {
+                    entries.push(Entry {
+                        serial: serial.into(),
+                        sha256: sha256.into(),
+                        sha1: sha1.into(),
+                    })
+                }
+                _ => return Err(format!("line {} is not `SERIAL SHA256 SHA1`", i + 1)),
+            }
+        }
+        Ok(List {
+            commit,
+            sequence,
+            generated,
+            entries,
+        })
+    }
+
+    /// The nginx map fragment (`include`d inside `map "$ssl_client_serial:$ssl_client_fingerprint"`
+    /// by `gitca export nginx --admitted`): nginx writes the serial in uppercase hex and the
+    /// fingerprint in lowercase, and every value here is hex, so nothing in it is syntax.
+    pub fn nginx_map(&self) -> String {
+        let mut s = format!(
+            "{MAP_HEADER} sequence {} commit {} generated {}\n# written by `gitca deploy admission`: do not edit\n",
+            self.sequence, self.commit, self.generated
+        );
+        for e in &self.entries {
+            s.push_str(&format!(
+                "\"{}:{}\" 1;\n",
+                e.serial.to_ascii_uppercase(),
+                e.sha1
+            ));
+        }
+        s
+    }
+}
+
+/// The signed list `publish` writes, or why it writes none (`Ok(None)`: the repository
+/// declares no history signers, so there is nothing to admit by).
+pub fn for_publish(
+    repo: &crate::repository::git::CaRepo,
+    outputs: &crate::repository::load::Outputs,
+    mut entries: Vec<Entry>,
+    now: time::OffsetDateTime,
+) -> Result<Option<std::result::Result<(String, String), String>>> {
+    let head = match repo.head_oid() {
+        Some(h) => repo.git.find_commit(h)?,
+        None => return Ok(None),
+    };
+    let Some(allowed) = crate::repository::signer::in_tree(
+        &repo.git,
+        &head.tree()?,
+        crate::repository::signer::ALLOWED_SIGNERS,
+    )?
+    else {
+        return Ok(None);
+    };
+    let report = crate::repository::audit::audit(&repo.git, None)?;
+    if let Some(b) = &report.broken {
+        return Ok(Some(Err(format!(
+            "gitca audit breaks at commit {} ({}): run gitca audit",
+            &b.commit[..12],
+            b.rule
+        ))));
+    }
+    let key = match SigningKey::from_env() {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            return Ok(Some(Err(
+                "no history signing key was given (GITCA_SIGNING_KEY, GITCA_SIGNING_KEY_FILE or --signing-key)".into(),
+            )))
+        }
+        Err(e) => return Ok(Some(Err(e.to_string()))),
+    };
+    if allowed.find(key.public().key_data()).is_none() {
+        return Ok(Some(Err(format!(
+            "the history signing key given ({}) is not listed in {}",
+            key.fingerprint(),
+            crate::repository::signer::ALLOWED_SIGNERS
+        ))));
+    }
+    // Every live certificate, not only each identity's current one: a certificate a renewal
+    // replaced stays valid (and in use) until it expires. Its file is the one the commit that
+    // issued it wrote, verified against the ledger and its issuer like the current ones.
+    let listed: std::collections::HashSet<String> =
+        entries.iter().map(|e| e.serial.clone()).collect();
+    for rec in outputs.ledger.records.iter().filter(|r| r.is_live(now)) {
+        if listed.contains(&rec.serial) {
+            continue;
+        }
+        let Some(text) = report
+            .issued_in
+            .get(&rec.serial)
+            .and_then(|b| {
+                crate::repository::history::read_blob(
+                    &repo.git,
+                    *b,
+                    crate::authority::ca::MAX_CERT_BYTES,
+                )
+            })
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            continue;
+        };
+        let Some((issuer_path, issuer)) = crate::repository::load::issuer_cert(
+            &outputs.ca,
+            outputs.hierarchy.as_ref(),
+            rec.issuer.as_deref(),
+        ) else {
+            continue;
+        };
+        let expected = crate::authority::issued::Expected {
+            record: rec,
+            issuer,
+            issuer_path,
+            cn: None,
+        };
+        if crate::authority::issued::verify(&text, &expected).is_err() {
+            continue;
+        }
+        if let Some(leaf) = pem::parse_many(&text)
+            .ok()
+            .and_then(|b| b.into_iter().next())
+        {
+            entries.push(Entry::of(&rec.serial, leaf.contents()));
+        }
+    }
+    entries.sort_by(|a, b| a.serial.cmp(&b.serial));
+    let list = List {
+        commit: head.id().to_string(),
+        sequence: report.commits as u64,
+        generated: crate::repository::ledger::fmt_time(now),
+        entries,
+    };
+    let text = list.render();
+    let sig = key.sign_in(NAMESPACE, text.as_bytes())?;
+    Ok(Some(Ok((text, sig))))
+}
+
+/// `gitca deploy admission`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct DeployAdmissionArgs {
+    /// The published directory holding admitted.txt and admitted.txt.sig.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The history signers this server trusts, in the allowed-signers format (a copy of the
+    /// CA's ca/allowed_signers, installed once, by hand: it is the pin). Never the CA key.
+    #[arg(long, value_name = "FILE")]
+    pub signers: PathBuf,
+    /// The nginx map fragment to write (what `gitca export nginx --admitted` includes).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// The top-level entry point for `gitca deploy admission`: installs the published admission
+/// list as an nginx map when it verifies against the pinned signers and is not older than the
+/// installed one. Reload nginx after it (`&& nginx -s reload`): the file is replaced atomically.
+pub fn run_deploy_admission(args: &DeployAdmissionArgs, out: &mut dyn Write) -> Result<u8> {
+    let refuse = |why: String| {
+        Error::usage(
+            format!("admission list refused: {why}"),
+            "nothing was installed; the list installed before stays. Publish from the CA with its history signing key (gitca publish, GITCA_SIGNING_KEY), and pin the CA's ca/allowed_signers with --signers",
+        )
+    };
+    let signers_text = crate::repository::confined::read_named_string(
+        &args.signers,
+        crate::repository::signer::MAX_BYTES,
+        "read the pinned signers",
+    )?;
+    // A file of the operator's, outside any repository: its lines are never quoted back (it
+    // could be anything, /proc/self/environ included), only their numbers.
+    let pinned = AllowedSigners::parse(&args.signers.display().to_string(), &signers_text)
+        .map_err(|e| match e {
+            Error::Located(l) => Error::usage(
+                format!(
+                    "{} line {} is not an allowed signer gitca reads",
+                    args.signers.display(),
+                    l.line()
+                ),
+                "pass a copy of the CA's ca/allowed_signers (`PRINCIPAL ssh-ed25519 AAAA…` lines)",
+            ),
+            e => e,
+        })?;
+    let list_path = args.from.join(LIST);
+    let sig_path = args.from.join(SIG);
+    let text = crate::repository::confined::read_named_string(
+        &list_path,
+        MAX_BYTES,
+        "read the admission list",
+    )?;
+    let sig = match crate::repository::confined::read_named(
+        &sig_path,
+        64 << 10,
+        "read the list's signature",
+    ) {
+        Ok(s) => s,
+        Err(_) => {
+            return Err(refuse(format!(
+                "{} has no signature ({SIG})",
+                list_path.display()
+            )))
+        }
+    };
+    let signer = crate::repository::signer::verify_in(&pinned, NAMESPACE, &sig, text.as_bytes())
+        .map_err(|why| refuse(format!("{}: {why}", list_path.display())))?;
+    let list =
+        List::parse(&text).map_err(|why| refuse(format!("{}: {why}", list_path.display())))?;
+    if let Some(installed) = installed_sequence(&args.out)? {
+        if list.sequence < installed {
+            return Err(refuse(format!(
+                "it is older (sequence {}) than the list installed (sequence {installed})",
+                list.sequence
+            )));
+        }
+        if list.sequence == installed {
+            let _ = writeln!(
+                out,
+                "Admission list current: sequence {installed}, {} certificate(s)",
+                list.entries.len()
+            );
+            return Ok(0);
+        }
+    }
+    let (dir, name) = split(&args.out)?;
+    crate::repository::confined::Dir::create(&dir)?.write(
+        &name,
+        list.nginx_map().as_bytes(),
+        0o644,
+    )?;
+    let _ = writeln!(
+        out,
+        "Installed admission list sequence {} (commit {}, signed by {signer}): {} certificate(s) in {}",
+        list.sequence,
+        &list.commit[..12],
+        list.entries.len(),
+        args.out.display()
+    );
+    Ok(0)
+}
+
+fn split(path: &Path) -> Result<(PathBuf, String)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::usage("--out names no file", "pass a file path"))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    Ok((dir, name))
+}
+
+/// The sequence of the map installed at `path`, if one is.
+fn installed_sequence(path: &Path) -> Result<Option<u64>> {
+    let text = match crate::repository::confined::read_named_string(
+        path,
+        MAX_BYTES * 2,
+        "read the installed map",
+    ) {
+        Ok(t) => t,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    text.lines()
+        .next()
+        .and_then(|l| l.strip_prefix(MAP_HEADER))
+        .and_then(|l| l.trim().strip_prefix("sequence "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::bad_file(
+                path,
+                "is not an admission map gitca wrote",
+                "remove it (the next run installs the published list) or pass another --out",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_round_trip_and_refuse_anything_else() {
+        let list = List {
+            commit: "ab".repeat(20),
+            sequence: 7,
+            generated: "2026-01-01T00:00:00Z".into(),
+            entries: vec![Entry::of("0a1b", b"der")],
+        };
+        assert_eq!(List::parse(&list.render()).unwrap(), list);
+        let text = list.render();
+        for bad in [
+            text.replace("sequence 7", "sequence -1"),
+            text.replace("0a1b", "0A1B"),
+            format!("{text}\"x\" 1;\n"),
+            text.replacen(MAGIC, "gitca-admission 2", 1),
+        ] {
+            assert!(List::parse(&bad).is_err(), "{bad}");
+        }
+        assert!(list.nginx_map().contains("\"0A1B:"));
+    }
+}

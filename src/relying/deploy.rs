@@ -1,0 +1,1046 @@
+//! `gitca deploy crl` and `gitca deploy cert`: the relying party's side. A server keeps the
+//! CA's CRL current for nginx; a client, bot or node keeps its own certificate current, without
+//! a person copying files (invariant 14).
+//!
+//! Whatever the source serves, only what the pinned CA signed is installed (never a CA from the
+//! source), never older than what is installed (CRL numbers, notBefore), never expired or not
+//! yet valid; files are replaced atomically, a reload hook runs after, and a failing hook puts
+//! the previous files back. Staleness is loud: when what is installed is about to expire and
+//! nothing newer can be had, the command exits 4 and the metrics say so, days before nginx
+//! would lock everyone out.
+//!
+//! Exit codes: 0 installed or nothing new (and what is installed is fine); 1 an error, a
+//! fetched file refused (wrong signature, older, an issuer dropped, expired) or a failed reload
+//! hook, even when what is installed is stale too; 4 stale (nothing was refused).
+//!
+//! What `deploy crl` has installed only moves forward, per issuer, across fetches: see
+//! [`crate::authority::floors`], kept in the state file next to the installed file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use x509_parser::prelude::FromDer;
+
+use crate::authority::ca::{self, CaCert};
+use crate::authority::chain;
+use crate::authority::floors::Floors;
+use crate::authority::hierarchy::id_of;
+use crate::error::{Error, Result};
+use crate::relying::bundle::{ClientFiles, TargetArgs};
+use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
+use crate::repository::config::Dur;
+use crate::repository::confined::Dir;
+use crate::repository::ledger::fmt_time;
+
+/// Exit code: what is installed expires within the margin and nothing newer could be had.
+pub const EXIT_STALE: u8 = 4;
+use chain::SKEW;
+
+#[derive(Debug, clap::Args)]
+pub struct FromArgs {
+    /// Where to fetch from: a published tree (`gitca publish`) as an http(s) URL or a
+    /// directory, or a clone of the CA repository.
+    #[arg(long, value_name = "URL|DIR", conflicts_with = "from_git")]
+    pub from: Option<String>,
+    /// The CA repository itself, through the `git` program (the machine's credentials apply).
+    #[arg(long, value_name = "URL|PATH")]
+    pub from_git: Option<String>,
+    /// The branch to read with --from-git.
+    #[arg(long, default_value = "main", requires = "from_git")]
+    pub branch: String,
+    /// Where --from-git keeps its shallow copy (default ~/.cache/gitca/deploy-…).
+    #[arg(long, value_name = "DIR", requires = "from_git")]
+    pub git_cache: Option<PathBuf>,
+    /// The CA certificate of an https:// source's TLS server (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub https_ca: Option<PathBuf>,
+    /// The CA certificate this machine trusts: everything installed must be signed by it.
+    /// Never taken from the source.
+    #[arg(long = "ca", value_name = "PINNED_CA")]
+    pub pinned: PathBuf,
+    /// The most one fetch may take (HTTP: the whole request; --from-git: every git program it
+    /// runs, which are then killed); past it the fetch fails like any other.
+    #[arg(long, default_value = crate::relying::source::DEFAULT_TIMEOUT, value_name = "DURATION")]
+    pub timeout: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Run after every change: e.g. `nginx -t && nginx -s reload`. If it fails, the previous
+    /// files are put back. An empty CMD runs nothing (handy in systemd environment files).
+    #[arg(long, value_name = "CMD")]
+    pub reload: Option<String>,
+    /// The most the reload command may take: past it, it is killed with everything it started,
+    /// and the previous files are put back.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub reload_timeout: String,
+    /// Keep running: check every INTERVAL (with jitter); fetch failures never end it.
+    #[arg(long, value_name = "INTERVAL")]
+    pub watch: Option<String>,
+    /// Write Prometheus textfile-collector metrics here (for node_exporter).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+}
+
+impl WatchArgs {
+    /// The reload command, if one was given and it is not blank, with its limit.
+    fn hook(&self) -> Option<(&str, std::time::Duration)> {
+        let cmd = self.reload.as_deref().filter(|c| !c.trim().is_empty())?;
+        Some((
+            cmd,
+            seconds(&self.reload_timeout).unwrap_or(DEFAULT_RELOAD_LIMIT),
+        ))
+    }
+}
+
+/// The reload command's limit when `--reload-timeout` cannot be read (checked before).
+const DEFAULT_RELOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A duration flag (`30s`, `5m`) as a std duration.
+fn seconds(text: &str) -> Result<std::time::Duration> {
+    Ok(std::time::Duration::from_secs(
+        Dur::parse(text)?.0.whole_seconds().unsigned_abs(),
+    ))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployCrlArgs {
+    #[command(flatten)]
+    pub from: FromArgs,
+    /// The CRL file nginx reads (`ssl_crl`), written as PEM.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Exit 4 when the installed CRL expires within this and no newer one can be fetched.
+    #[arg(long, default_value = "2d", value_name = "DURATION")]
+    pub stale_margin: String,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployCertArgs {
+    /// The identity whose certificate to keep installed.
+    pub name: String,
+    /// Its private key (stays where it is; copied 0600 next to the certificate, as Docker and
+    /// containerd want it).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    #[command(flatten)]
+    pub from: FromArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Exit 4 when the installed certificate expires within this and no renewal can be had.
+    #[arg(long, default_value = "5d", value_name = "DURATION")]
+    pub stale_margin: String,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+/// What a deploy remembers between runs (next to what it installs).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DeployState {
+    validators: Validators,
+    failures_total: u64,
+    consecutive_failures: u64,
+    last_success: Option<i64>,
+    last_check: Option<i64>,
+    /// What was verified about the installed CRLs (deploy crl).
+    #[serde(default)]
+    crls: Option<VerifiedCrls>,
+    /// The common name of the certificate installed (deploy cert): an identity imported with
+    /// a `common_name` has certificates whose CN is not its name.
+    #[serde(default)]
+    installed_cn: Option<String>,
+    /// The newest CRL of every issuer ever installed (deploy crl): what no later fetch may go
+    /// below, whatever was fetched in between.
+    #[serde(default)]
+    floors: Option<Floors>,
+}
+
+impl DeployState {
+    /// The metrics both `deploy crl` and `deploy cert` report: when they last checked and
+    /// succeeded, their failures, and whether what is installed is stale.
+    fn metrics(&self, now: OffsetDateTime, stale: bool) -> Vec<(String, f64)> {
+        vec![
+            (
+                "deploy_last_check_timestamp_seconds".into(),
+                now.unix_timestamp() as f64,
+            ),
+            (
+                "deploy_last_success_timestamp_seconds".into(),
+                self.last_success.unwrap_or(0) as f64,
+            ),
+            ("deploy_failures_total".into(), self.failures_total as f64),
+            (
+                "deploy_consecutive_failures".into(),
+                self.consecutive_failures as f64,
+            ),
+            ("deploy_stale".into(), f64::from(u8::from(stale))),
+        ]
+    }
+}
+
+/// The installed CRLs as last verified, keyed by the file's exact bytes and by the pinned CA:
+/// a poll that finds nothing new hashes the file instead of parsing and verifying 100,000
+/// entries again. Anyone who could forge this could as well replace the CRLs next to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VerifiedCrls {
+    sha256: String,
+    pinned: String,
+    crls: Vec<Recorded>,
+}
+
+/// One installed CRL: who signed it, its number and dates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Recorded {
+    issuer: String,
+    number: u64,
+    this_update: i64,
+    next_update: Option<i64>,
+}
+
+impl Recorded {
+    fn of(c: &chain::IssuedCrl) -> Recorded {
+        Recorded {
+            issuer: c.issuer.clone(),
+            number: c.info.number,
+            this_update: c.info.this_update.unix_timestamp(),
+            next_update: c.info.next_update.map(OffsetDateTime::unix_timestamp),
+        }
+    }
+
+    fn next_update(&self) -> Option<OffsetDateTime> {
+        self.next_update
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+    }
+}
+
+/// SHA-256 through aws-lc (SHA extensions where the CPU has them: a 100,000-entry CRL is 5 MB).
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
+}
+
+/// What the installed CRL file holds.
+struct Installed {
+    bytes: Vec<u8>,
+    /// Its CRLs that the pin or an intermediate the floors know signed.
+    record: VerifiedCrls,
+    /// Those CRLs, when the file was read afresh (the state's record was not of these bytes).
+    parsed: Vec<chain::IssuedCrl>,
+    /// Its CRLs that no CA known here signed (PEM): an intermediate the floors do not know yet,
+    /// or something gitca did not write.
+    strangers: Vec<String>,
+}
+
+/// The installed CRLs: the state's record when the file is byte for byte what was verified,
+/// else each CRL in the file attributed to the pinned CA or an intermediate in `cas`.
+fn installed_crls(
+    dir: &Dir,
+    name: &str,
+    pinned: &CaCert,
+    known: Option<&VerifiedCrls>,
+    cas: &[CaCert],
+) -> Option<Installed> {
+    let bytes = dir.read_opt(name, ca::MAX_CRL_BYTES).ok().flatten()?;
+    let sha256 = sha256_hex(&bytes);
+    let fingerprint = pinned.fingerprint();
+    if let Some(k) = known.filter(|k| k.sha256 == sha256 && k.pinned == fingerprint) {
+        return Some(Installed {
+            bytes,
+            record: k.clone(),
+            parsed: Vec::new(),
+            strangers: Vec::new(),
+        });
+    }
+    let blocks = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| pem::parse_many(t).ok())
+        .unwrap_or_default();
+    let signers: Vec<&CaCert> = std::iter::once(pinned).chain(cas.iter()).collect();
+    let mut parsed = Vec::new();
+    let mut strangers = Vec::new();
+    for b in blocks.iter().filter(|b| b.tag() == "X509 CRL") {
+        let pem = ca::to_pem("X509 CRL", b.contents());
+        match chain::attribute(&pem, &signers) {
+            Some(c) => parsed.push(c),
+            None => strangers.push(pem),
+        }
+    }
+    Some(Installed {
+        bytes,
+        record: VerifiedCrls {
+            sha256,
+            pinned: fingerprint,
+            crls: parsed.iter().map(Recorded::of).collect(),
+        },
+        parsed,
+        strangers,
+    })
+}
+
+/// One run's result.
+enum Verdict {
+    Installed(String),
+    Unchanged(String),
+    /// Something fetched was refused, or the reload hook failed: an error.
+    Refused(String),
+    /// The source could not be read: transient unless what is installed goes stale.
+    Unavailable(String),
+}
+
+struct Run {
+    verdict: Verdict,
+    stale: Option<String>,
+    metrics: Vec<(String, f64)>,
+}
+
+fn now_or(fixed: Option<OffsetDateTime>) -> OffsetDateTime {
+    fixed.unwrap_or_else(OffsetDateTime::now_utc)
+}
+
+fn state_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.gitca-deploy.json"))
+}
+
+/// The state file: `Ok(None)` when there is none; `Err` says why it cannot be read.
+fn load_state(path: &Path) -> std::result::Result<Option<DeployState>, String> {
+    let (dir, name) = split(path).map_err(|e| e.to_string())?;
+    match dir.read_opt(&name, 1 << 20) {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("not a state file gitca wrote: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn save_state(path: &Path, state: &DeployState) -> Result<()> {
+    let (dir, name) = split(path)?;
+    let text = serde_json::to_string_pretty(state).expect("json");
+    dir.write(&name, text.as_bytes(), 0o644)
+}
+
+/// A file path as its directory (opened as an anchor) and its name.
+fn split(path: &Path) -> Result<(Dir, String)> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Error::usage(
+                format!("{} names no file", path.display()),
+                "pass a file path",
+            )
+        })?;
+    Ok((Dir::create(parent)?, name))
+}
+
+/// Runs the reload hook, with what was installed in its environment, for at most `limit`.
+fn reload(
+    (cmd, limit): (&str, std::time::Duration),
+    env: &[(&str, String)],
+) -> std::result::Result<(), String> {
+    let mut c = crate::relying::program::command("sh");
+    c.arg("-c").arg(cmd);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    match crate::relying::program::status(&mut c, limit) {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("`{cmd}` failed ({s})")),
+        Err(crate::relying::program::Failure::TimedOut(_)) => Err(format!(
+            "`{cmd}` did not finish within {}s (--reload-timeout): killed with everything it started",
+            limit.as_secs()
+        )),
+        Err(e) => Err(format!("`{cmd}` {e}")),
+    }
+}
+
+/// Prometheus text format. A name may carry labels of its own (`name{issuer="…"}`): they join
+/// the run's label, and the TYPE line is written once per metric.
+fn metrics_text(prefix: &str, label: &str, values: &[(String, f64)]) -> String {
+    let mut s = String::new();
+    let mut typed = std::collections::HashSet::new();
+    for (name, v) in values {
+        let (base, extra) = match name.split_once('{') {
+            Some((b, rest)) => (b, format!(",{}", rest.trim_end_matches('}'))),
+            None => (name.as_str(), String::new()),
+        };
+        if typed.insert(base) {
+            s.push_str(&format!("# TYPE {prefix}_{base} gauge\n"));
+        }
+        s.push_str(&format!("{prefix}_{base}{{{label}{extra}}} {v}\n"));
+    }
+    s
+}
+
+fn write_metrics(path: &Path, text: &str) -> Result<()> {
+    let (dir, name) = split(path)?;
+    dir.write(&name, text.as_bytes(), 0o644)
+}
+
+/// Checks fetched CRLs against the pinned CA, the floors and what is installed (`file`).
+/// `Ok(None)`: what is installed already. `unresolved`: the floors come from the installed
+/// file alone (no state file, or one of another pin) and some of its CRLs are nobody's known
+/// here; cleared once the fetched intermediates account for all of them.
+fn judge_crls(
+    bytes: &[u8],
+    pinned: &CaCert,
+    floors: &mut Floors,
+    unresolved: &mut bool,
+    installed: Option<&Installed>,
+    file: &Path,
+    now: OffsetDateTime,
+) -> std::result::Result<Option<chain::Crls>, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| "the fetched CRLs are not PEM".to_string())?;
+    let crls = chain::verify_crls(text, pinned, now)?;
+    let pinned_id = id_of(&pinned.der);
+    if let Some(i) = installed {
+        // Installed CRLs of intermediates the floors did not know: one the source carries may
+        // have signed them, and then they are floors too.
+        let fetched: Vec<&CaCert> = crls.intermediates.iter().collect();
+        let (found, unknown): (Vec<_>, Vec<_>) = i
+            .strangers
+            .iter()
+            .map(|pem| chain::attribute(pem, &fetched).ok_or(pem))
+            .partition(std::result::Result::is_ok);
+        let found: Vec<chain::IssuedCrl> = found.into_iter().flatten().collect();
+        floors.raise(&found, &crls.intermediates, &pinned_id);
+        // Without a record, a CRL of an intermediate the source no longer carries cannot be told
+        // from one the source dropped to lock its clients out, or to roll it back later.
+        if !unknown.is_empty() && *unresolved {
+            return Err(format!(
+                "{} holds {} CRL(s) that neither the pinned CA nor an intermediate of the fetched CRLs signed, and no state file records whose they are: the source may have dropped an intermediate that is still valid; refused (if the CA retired it, remove {} and run again)",
+                file.display(),
+                unknown.len(),
+                file.display()
+            ));
+        }
+        *unresolved = false;
+    }
+    floors.check(&crls, &pinned_id, now)?;
+    if installed.is_some_and(|i| i.bytes == crls.render().as_bytes()) {
+        return Ok(None);
+    }
+    Ok(Some(crls))
+}
+
+/// One check of `deploy crl`.
+fn crl_once(
+    args: &DeployCrlArgs,
+    source: &Source,
+    pinned: &CaCert,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Result<Run> {
+    let (dir, name) = split(&args.out)?;
+    let state_file = state_path(dir.path(), &name);
+    let (mut state, damaged) = match load_state(&state_file) {
+        Ok(s) => (s.unwrap_or_default(), None),
+        Err(why) => (DeployState::default(), Some(why)),
+    };
+    state.last_check = Some(now.unix_timestamp());
+    let pinned_id = id_of(&pinned.der);
+    // Floors kept under another pin say nothing of this one's issuers (the operator re-pinned).
+    let kept = state.floors.take().filter(|f| f.belong_to(pinned));
+    let rebuilt = kept.is_none();
+    let mut floors = kept.unwrap_or_else(|| Floors::new(pinned));
+    let known = floors.intermediates();
+    // The record of the installed file stands in for reading it only next to whole floors:
+    // without them every CRL in the file must be attributed afresh.
+    let record = state.crls.as_ref().filter(|_| !rebuilt);
+    let installed = installed_crls(&dir, &name, pinned, record, &known);
+    if let Some(i) = &installed {
+        // What is installed is a floor as well: the state may be behind the file, or gone.
+        floors.raise(&i.parsed, &known, &pinned_id);
+    }
+    // Rebuilt from a file some of whose CRLs nobody known here signed: the floors are not
+    // whole, and are not kept as if they were (the next run rebuilds them again).
+    let mut unresolved = rebuilt && installed.as_ref().is_some_and(|i| !i.strangers.is_empty());
+    // What is installed when this run ends; changes only when new CRLs stay installed.
+    let mut current = installed
+        .as_ref()
+        .map(|i| i.record.clone())
+        .filter(|r| !r.crls.is_empty());
+    // Ask "only if changed" only while the installed file is the one the state recorded.
+    let last = if installed.is_some() && !rebuilt {
+        state.validators.clone()
+    } else {
+        Validators::default()
+    };
+    let verdict = if let Some(why) = &damaged {
+        Verdict::Refused(format!(
+            "{} is damaged ({why}); it records the newest CRL of every issuer installed, which is what refuses rollbacks, so nothing is installed while it is: if it was damaged by accident, remove it (gitca then takes the CRLs installed in {} as the floor)",
+            state_file.display(),
+            args.out.display()
+        ))
+    } else {
+        match source.fetch(Item::Crls, &last) {
+            Err(e) => Verdict::Unavailable(e.to_string()),
+            Ok(Fetch::NotModified) => Verdict::Unchanged("the source has nothing new".into()),
+            Ok(Fetch::Got(bytes, validators)) => {
+                match judge_crls(
+                    &bytes,
+                    pinned,
+                    &mut floors,
+                    &mut unresolved,
+                    installed.as_ref(),
+                    &args.out,
+                    now,
+                ) {
+                    Err(why) => Verdict::Refused(why),
+                    Ok(None) => {
+                        state.validators = validators;
+                        Verdict::Unchanged(format!(
+                            "CRL {} installed; nothing new",
+                            describe_numbers(current.as_ref())
+                        ))
+                    }
+                    Ok(Some(crls)) => {
+                        let text = crls.render();
+                        // The floors move before the file does: a crash in between leaves them
+                        // ahead of what is installed, never behind.
+                        floors.raise(&crls.crls, &crls.intermediates, &pinned_id);
+                        state.floors = Some(floors.clone());
+                        save_state(&state_file, &state)?;
+                        let backup = dir.backup(&name)?;
+                        dir.write(&name, text.as_bytes(), 0o644)?;
+                        let issuing = issuing_crl(&crls);
+                        let hook = args.watch.hook().map(|h| {
+                            reload(
+                                h,
+                                &[
+                                    ("GITCA_CRL_NUMBER", issuing.info.number.to_string()),
+                                    ("GITCA_CRL_FILE", args.out.display().to_string()),
+                                ],
+                            )
+                        });
+                        match hook {
+                            Some(Err(why)) => {
+                                match backup {
+                                    Some(b) => b.restore()?,
+                                    None => dir.remove(&name)?,
+                                }
+                                Verdict::Refused(format!("{why}: the previous CRL was put back"))
+                            }
+                            _ => {
+                                state.validators = validators;
+                                let verified = VerifiedCrls {
+                                    sha256: sha256_hex(text.as_bytes()),
+                                    pinned: pinned.fingerprint(),
+                                    crls: crls.crls.iter().map(Recorded::of).collect(),
+                                };
+                                let done = Verdict::Installed(format!(
+                                    "installed CRL {} (next update {}) in {}",
+                                    describe_numbers(Some(&verified)),
+                                    crls.next_update().map(fmt_time).unwrap_or_default(),
+                                    args.out.display()
+                                ));
+                                current = Some(verified);
+                                done
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    match verdict {
+        Verdict::Installed(_) | Verdict::Unchanged(_) => {
+            state.consecutive_failures = 0;
+            state.last_success = Some(now.unix_timestamp());
+        }
+        _ => {
+            state.consecutive_failures += 1;
+            state.failures_total += 1;
+        }
+    }
+    state.crls = current.clone();
+    // Staleness, judged on what is installed now: a CRL nginx needs and lacks, or the first to
+    // expire, locks clients out.
+    let ids: Vec<&str> = current
+        .iter()
+        .flat_map(|v| v.crls.iter().map(|c| c.issuer.as_str()))
+        .collect();
+    let missing = floors.missing(&ids, now);
+    let earliest = current.as_ref().and_then(|v| {
+        v.crls
+            .iter()
+            .min_by_key(|c| c.next_update.unwrap_or(i64::MIN))
+    });
+    let stale = match earliest {
+        None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", args.out.display())),
+        Some(_) if !missing.is_empty() => Some(format!(
+            "{} holds no CRL of intermediate {} (its CRL #{} was installed before): nginx refuses every client it certified",
+            args.out.display(),
+            missing.iter().map(|f| f.subject.as_str()).collect::<Vec<_>>().join(", "),
+            missing[0].number
+        )),
+        Some(c) => match c.next_update() {
+            Some(n) if n <= now => Some(format!(
+                "the installed CRL #{} EXPIRED {}: nginx refuses EVERY client",
+                c.number,
+                fmt_time(n)
+            )),
+            Some(n) if n - now <= margin => Some(format!(
+                "the installed CRL #{} expires {} (in {}) and no newer one could be installed: nginx will refuse EVERY client then",
+                c.number,
+                fmt_time(n),
+                crate::reconcile::plan::human_span(n - now)
+            )),
+            None => Some("an installed CRL has no nextUpdate".into()),
+            _ => None,
+        },
+    };
+    let mut metrics = state.metrics(now, stale.is_some());
+    if let Some(v) = &current {
+        if let Some(own) = v.crls.iter().find(|c| c.issuer == pinned_id) {
+            metrics.push(("crl_number".into(), own.number as f64));
+            metrics.push((
+                "crl_this_update_timestamp_seconds".into(),
+                own.this_update as f64,
+            ));
+        }
+        if let Some(n) = earliest.and_then(|c| c.next_update) {
+            metrics.push(("crl_next_update_timestamp_seconds".into(), n as f64));
+        }
+        for c in &v.crls {
+            let at = format!(
+                "{{issuer=\"{}\"}}",
+                crate::output::encode::prometheus_label(&c.issuer)
+            );
+            metrics.push((format!("crl_issuer_number{at}"), c.number as f64));
+            metrics.push((
+                format!("crl_issuer_next_update_timestamp_seconds{at}"),
+                c.next_update.unwrap_or(0) as f64,
+            ));
+        }
+    }
+    // A damaged state file stays as it is, for whoever looks into it.
+    if damaged.is_none() {
+        state.floors = (!unresolved).then_some(floors);
+        save_state(&state_file, &state)?;
+    }
+    Ok(Run {
+        verdict,
+        stale,
+        metrics,
+    })
+}
+
+/// The CRL of the CA that issues now: the newest intermediate's, or the pinned CA's.
+fn issuing_crl(crls: &chain::Crls) -> &chain::IssuedCrl {
+    crls.intermediates
+        .iter()
+        .filter_map(|i| crls.of(&id_of(&i.der)).map(|c| (i.not_before, c)))
+        .max_by_key(|(nb, _)| *nb)
+        .map_or(&crls.crls[0], |(_, c)| c)
+}
+
+/// "#7" for one CRL; "#2 (root), #7" for a chain (the pinned CA's first).
+fn describe_numbers(v: Option<&VerifiedCrls>) -> String {
+    let Some(v) = v else {
+        return "(none)".into();
+    };
+    v.crls
+        .iter()
+        .map(|c| format!("#{}", c.number))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+fn interval(text: Option<&str>) -> Result<Option<std::time::Duration>> {
+    text.map(|t| Dur::parse(t).map(|d| std::time::Duration::from_secs(d.0.whole_seconds() as u64)))
+        .transpose()
+}
+
+/// Reports one run; returns its exit code.
+fn report(run: &Run, out: &mut dyn Write, watching: bool) -> u8 {
+    let stamp = if watching {
+        format!("{} ", fmt_time(OffsetDateTime::now_utc()))
+    } else {
+        String::new()
+    };
+    let code = match &run.verdict {
+        Verdict::Installed(m) | Verdict::Unchanged(m) => {
+            let _ = writeln!(out, "{stamp}{m}");
+            0
+        }
+        Verdict::Refused(m) => {
+            crate::output::redact::stderr(&format!("{stamp}gitca deploy: {m}"));
+            1
+        }
+        Verdict::Unavailable(m) => {
+            crate::output::redact::stderr(&format!(
+                "{stamp}gitca deploy: cannot fetch ({m}); what is installed stays"
+            ));
+            0
+        }
+    };
+    if let Some(s) = &run.stale {
+        crate::output::redact::stderr(&format!("{stamp}gitca deploy: STALE: {s}"));
+        // A refusal stays exit 1 (what came was refused); staleness is in the metrics too.
+        if code == 0 {
+            return EXIT_STALE;
+        }
+    }
+    code
+}
+
+/// Runs `once` now, or forever every `every` (±10%) with --watch.
+fn drive(
+    every: Option<std::time::Duration>,
+    out: &mut dyn Write,
+    metrics: Option<(&Path, &str, &str)>,
+    mut once: impl FnMut() -> Result<Run>,
+) -> Result<u8> {
+    loop {
+        let code = match once() {
+            Ok(run) => {
+                if let Some((path, prefix, label)) = metrics {
+                    write_metrics(path, &metrics_text(prefix, label, &run.metrics))?;
+                }
+                report(&run, out, every.is_some())
+            }
+            Err(e) if every.is_some() => {
+                crate::output::redact::stderr(&format!("gitca deploy: {e}"));
+                1
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(every) = every else {
+            return Ok(code);
+        };
+        let _ = out.flush();
+        let mut r = [0u8; 2];
+        let _ = rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty());
+        let jitter = (u16::from_le_bytes(r) as f64 / 65535.0 - 0.5) * 0.2;
+        std::thread::sleep(every.mul_f64(1.0 + jitter));
+    }
+}
+
+fn read_pinned(path: &Path) -> Result<CaCert> {
+    let text = crate::repository::confined::read_named_string(
+        path,
+        ca::MAX_CERT_BYTES,
+        "read the pinned CA",
+    )?;
+    let pinned = CaCert::parse(&text).map_err(|_| {
+        Error::bad_file(path, "is not a CA certificate", "pass the CA certificate this machine trusts (ca/ca.crt of the CA repository, copied once by hand)")
+    })?;
+    // The pin is a trust anchor: a self-signed CA. An intermediate cannot vouch for the root
+    // CRL nginx needs, nor survive the intermediate's replacement.
+    if ca::verify_ca_signature(&pinned, &pinned.spki_der).is_err() {
+        return Err(Error::bad_file(
+            path,
+            format!("is not a root: {} is not self-signed (an intermediate?)", pinned.subject),
+            "pin the CA's root: ca/root.crt of a CA with an offline root (root.crt of the published tree), ca/ca.crt otherwise",
+        ));
+    }
+    Ok(pinned)
+}
+
+/// The source, and the limits checked before anything runs.
+fn source_of(f: &FromArgs, w: &WatchArgs) -> Result<Source> {
+    seconds(&w.reload_timeout)?;
+    Source::new(&SourceArgs {
+        from: f.from.as_deref(),
+        from_git: f.from_git.as_deref(),
+        branch: &f.branch,
+        https_ca: f.https_ca.as_deref(),
+        git_cache: f.git_cache.as_deref(),
+        timeout: seconds(&f.timeout)?,
+    })
+}
+
+/// The top-level entry point for `gitca deploy crl`.
+pub fn run_deploy_crl(
+    args: &DeployCrlArgs,
+    fixed_now: Option<OffsetDateTime>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let pinned = read_pinned(&args.from.pinned)?;
+    let source = source_of(&args.from, &args.watch)?;
+    let margin = Dur::parse(&args.stale_margin)?.0;
+    let every = interval(args.watch.watch.as_deref())?;
+    let label = format!(
+        "file=\"{}\"",
+        crate::output::encode::prometheus_label(&args.out.display().to_string())
+    );
+    let metrics = args
+        .watch
+        .metrics
+        .as_deref()
+        .map(|p| (p, "gitca", label.as_str()));
+    drive(every, out, metrics, || {
+        crl_once(args, &source, &pinned, now_or(fixed_now), margin)
+    })
+}
+
+/// Checks a fetched chain: the leaf verifies under the pinned CA (or an intermediate it
+/// certified and did not revoke), certifies the local key, is current and not revoked.
+fn judge_cert(
+    bytes: &[u8],
+    pinned: &CaCert,
+    key_spki: &[u8],
+    crls: &chain::Crls,
+    now: OffsetDateTime,
+) -> std::result::Result<chain::Leaf, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the certificate is not PEM".to_string())?;
+    let leaf = chain::verify_leaf(text, pinned, crls)?;
+    if !crate::authority::pubkey::same_key(key_spki, &leaf.spki) {
+        return Err("the fetched certificate is for another key than the local one: refused (a rotation? install the new key first)".into());
+    }
+    if leaf.not_before > now + SKEW || leaf.not_after <= now {
+        return Err(format!(
+            "the fetched certificate {} is not valid now ({} to {}): refused",
+            leaf.serial,
+            fmt_time(leaf.not_before),
+            fmt_time(leaf.not_after)
+        ));
+    }
+    Ok(leaf)
+}
+
+/// Whether a certificate grants serverAuth and no client authentication (a gitca server
+/// certificate).
+fn server_auth_only(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| {
+        c.extended_key_usage()
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.value.server_auth && !e.value.client_auth && !e.value.any)
+    })
+}
+
+/// The installed leaf, when it verifies under the pinned CA (directly, or through the
+/// intermediate installed after it).
+struct InstalledCert {
+    serial: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    cn: Option<String>,
+}
+
+fn installed_cert(dir: &Dir, file: &str, pinned: &CaCert) -> Option<InstalledCert> {
+    let text = dir.read_string(file, ca::MAX_CERT_BYTES).ok()?;
+    let ders = crate::relying::bundle::parse_pem_certs(&text);
+    let (_, cert) = x509_parser::parse_x509_certificate(ders.first()?).ok()?;
+    let verifies = |spki_der: &[u8]| {
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+            .ok()
+            .is_some_and(|(_, k)| cert.verify_signature(Some(&k)).is_ok())
+    };
+    let chained = verifies(&pinned.spki_der)
+        || ders.iter().skip(1).any(|d| {
+            CaCert::parse(&ca::to_pem("CERTIFICATE", d)).is_ok_and(|i| {
+                ca::verify_ca_signature(&i, &pinned.spki_der).is_ok() && verifies(&i.spki_der)
+            })
+        });
+    if !chained {
+        return None;
+    }
+    let v = cert.validity();
+    Some(InstalledCert {
+        serial: ca::serial_hex(cert.raw_serial()),
+        not_before: v.not_before.to_datetime(),
+        not_after: v.not_after.to_datetime(),
+        cn: chain::common_name(&cert),
+    })
+}
+
+/// One check of `deploy cert`.
+fn cert_once(
+    args: &DeployCertArgs,
+    source: &Source,
+    pinned: &CaCert,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Result<Run> {
+    let target = args.target.target()?;
+    let dir = Dir::create(&target.dir)?;
+    let state_file = state_path(&target.dir, &format!("client-{}", args.name));
+    // What it records (validators, counters) only saves work: a damaged one starts afresh.
+    let mut state = load_state(&state_file).ok().flatten().unwrap_or_default();
+    state.last_check = Some(now.unix_timestamp());
+    let (key_text, key) = crate::relying::bundle::read_client_key(&args.key)?;
+    let key_spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    let installed = installed_cert(&dir, target.cert_file(), pinned);
+    let verdict = (|| -> Result<Verdict> {
+        // The CRLs first: a certificate is installed only if it is not revoked, nor its
+        // intermediate.
+        let crls = match source.fetch(Item::Crls, &Validators::default()) {
+            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
+            Ok(Fetch::NotModified) => return Ok(Verdict::Unavailable("no CRL".into())),
+            Ok(Fetch::Got(b, _)) => b,
+        };
+        let crls = match std::str::from_utf8(&crls)
+            .map_err(|_| "the fetched CRLs are not PEM".to_string())
+            .and_then(|t| chain::verify_crls(t, pinned, now))
+        {
+            Ok(c) => c,
+            Err(why) => return Ok(Verdict::Refused(why)),
+        };
+        let last = if installed.is_some() {
+            state.validators.clone()
+        } else {
+            Validators::default()
+        };
+        let (bytes, validators) = match source.fetch(Item::Cert(&args.name), &last) {
+            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
+            Ok(Fetch::NotModified) => {
+                return Ok(Verdict::Unchanged("the source has nothing new".into()))
+            }
+            Ok(Fetch::Got(b, v)) => (b, v),
+        };
+        let checked = match judge_cert(&bytes, pinned, &key_spki, &crls, now) {
+            Err(why) => return Ok(Verdict::Refused(why)),
+            Ok(c) => c,
+        };
+        // A server's certificate goes where a server reads it, a client's where a client
+        // does: each in the other's place would fail there, later and less clearly.
+        let serves = server_auth_only(&checked.der);
+        if serves != target.server {
+            return Ok(Verdict::Refused(if serves {
+                format!("{} holds a server certificate (serverAuth only): install it with --server-dir DIR, where the server reads server.crt and server.key", args.name)
+            } else {
+                format!("{} does not hold a server certificate: --server-dir is for identities declared under `servers:`", args.name)
+            }));
+        }
+        if let Some(i) = &installed {
+            // Another identity's certificate (a person's bundle where a bot deploys) is never
+            // taken for this one's, nor overwritten.
+            if i.cn != checked.cn {
+                return Ok(Verdict::Refused(format!(
+                    "{} holds the certificate of {} ({}), not {}'s: gitca does not overwrite another identity's files (use another --certs-root or --out-dir, or remove them)",
+                    target.dir.display(),
+                    i.cn.as_deref().unwrap_or("an unnamed identity"),
+                    i.serial,
+                    args.name
+                )));
+            }
+            let (serial, nb) = (&i.serial, &i.not_before);
+            if *serial == checked.serial || *nb >= checked.not_before {
+                state.validators = validators;
+                return Ok(Verdict::Unchanged(format!(
+                    "certificate {serial} of {} is installed; nothing newer",
+                    args.name
+                )));
+            }
+        }
+        let backups = crate::relying::bundle::install(
+            &target,
+            &ClientFiles {
+                chain_pem: &checked.chain_pem,
+                key_pem: &key_text,
+                ca_pem: &pinned.pem,
+            },
+        )?;
+        let hook = args.watch.hook().map(|h| {
+            reload(
+                h,
+                &[
+                    ("GITCA_CERT_SERIAL", checked.serial.clone()),
+                    ("GITCA_CERT_DIR", target.dir.display().to_string()),
+                ],
+            )
+        });
+        if let Some(Err(why)) = hook {
+            for b in backups {
+                b.restore()?;
+            }
+            return Ok(Verdict::Refused(format!(
+                "{why}: the previous files were put back"
+            )));
+        }
+        state.validators = validators;
+        state.installed_cn = checked.cn.clone();
+        Ok(Verdict::Installed(format!(
+            "installed certificate {} of {} (valid until {}) in {}",
+            checked.serial,
+            args.name,
+            fmt_time(checked.not_after),
+            target.dir.display()
+        )))
+    })()?;
+    match verdict {
+        Verdict::Installed(_) | Verdict::Unchanged(_) => {
+            state.consecutive_failures = 0;
+            state.last_success = Some(now.unix_timestamp());
+        }
+        _ => {
+            state.consecutive_failures += 1;
+            state.failures_total += 1;
+        }
+    }
+    // What is installed counts only if it is this identity's.
+    let current = installed_cert(&dir, target.cert_file(), pinned)
+        .filter(|i| {
+            i.cn.as_deref() == Some(args.name.as_str())
+                || (i.cn.is_some() && i.cn == state.installed_cn)
+        })
+        .map(|i| (i.serial, i.not_before, i.not_after));
+    let stale = match &current {
+        None => Some(format!("no certificate of {} is installed in {}", args.name, target.dir.display())),
+        Some((serial, _, na)) if *na <= now => Some(format!("the installed certificate {serial} EXPIRED {}", fmt_time(*na))),
+        Some((serial, _, na)) if *na - now <= margin => Some(format!(
+            "the installed certificate {serial} expires {} and no renewal could be installed: is the CA's reconcile running, and is the identity still declared?",
+            fmt_time(*na)
+        )),
+        _ => None,
+    };
+    let mut metrics = state.metrics(now, stale.is_some());
+    if let Some((_, nb, na)) = &current {
+        metrics.push((
+            "cert_not_before_timestamp_seconds".into(),
+            nb.unix_timestamp() as f64,
+        ));
+        metrics.push((
+            "cert_not_after_timestamp_seconds".into(),
+            na.unix_timestamp() as f64,
+        ));
+    }
+    save_state(&state_file, &state)?;
+    Ok(Run {
+        verdict,
+        stale,
+        metrics,
+    })
+}
+
+/// The top-level entry point for `gitca deploy cert`.
+pub fn run_deploy_cert(
+    args: &DeployCertArgs,
+    fixed_now: Option<OffsetDateTime>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let pinned = read_pinned(&args.from.pinned)?;
+    let source = source_of(&args.from, &args.watch)?;
+    let margin = Dur::parse(&args.stale_margin)?.0;
+    let every = interval(args.watch.watch.as_deref())?;
+    if let Some(r) = args.target.docker_loopback() {
+        let _ = writeln!(
+            out,
+            "warning: {}",
+            crate::relying::bundle::docker_loopback_warning(r)
+        );
+    }
+    let label = format!(
+        "name=\"{}\"",
+        crate::output::encode::prometheus_label(&args.name)
+    );
+    let metrics = args
+        .watch
+        .metrics
+        .as_deref()
+        .map(|p| (p, "gitca", label.as_str()));
+    drive(every, out, metrics, || {
+        cert_once(args, &source, &pinned, now_or(fixed_now), margin)
+    })
+}

@@ -1,0 +1,456 @@
+//! Where a relying party fetches the CA's public outputs from: a published tree over HTTP(S)
+//! (`gitca publish` served by any web server), a local directory (a published tree or a clone
+//! of the CA repository), or the CA repository through the `git` program (so the machine's own
+//! credentials work).
+//!
+//! Nothing fetched is trusted: `deploy` verifies every CRL and certificate against the CA it
+//! pinned. A source only has to be available; HTTP needs no TLS for that reason, but HTTPS is
+//! verified against the system's roots (or `--https-ca`) when used.
+//!
+//! Every fetch has a limit (`--timeout`, invariant 16): over HTTP the whole request, with a
+//! stalled read given up after at most 30 s; through git every program it runs shares one
+//! deadline (see [`crate::relying::program`]), with git's own low-speed limit on HTTP transfers. A source
+//! that accepts and never answers costs one limit, then is reported like any other failure.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::repository::confined::Dir;
+
+/// Largest file fetched (a CRL of the ledger's maximum size, with room).
+pub const MAX_FETCH: u64 = 48 << 20;
+
+/// What the last fetch of an item returned, so the next asks "only if changed".
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// For a git source: the commit the item was read from.
+    pub commit: Option<String>,
+}
+
+pub enum Fetch {
+    /// The source says nothing changed since `Validators` (one small request).
+    NotModified,
+    Got(Vec<u8>, Validators),
+}
+
+/// The items a relying party reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'a> {
+    /// Every CRL of the chain, with the intermediates (PEM; see [`crate::authority::chain`]).
+    Crls,
+    /// An identity's current certificate chain (PEM).
+    Cert(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A tree written by `gitca publish`.
+    Published,
+    /// A CA repository (a checkout, or read through git).
+    Repository,
+}
+
+impl Layout {
+    /// The files that make up `item`, concatenated in this order (in a repository, those of
+    /// them that exist; the CRL bundle of a published tree is one file).
+    fn paths(self, item: Item<'_>) -> Vec<String> {
+        use crate::authority::hierarchy as h;
+        match (self, item) {
+            (Layout::Published, Item::Crls) => vec![crate::relying::publish::CRLS.into()],
+            (Layout::Repository, Item::Crls) => [
+                crate::authority::init::CA_CERT,
+                h::PREVIOUS_CERT,
+                h::ROOT_CRL,
+                crate::authority::init::CRL_FILE,
+                h::PREVIOUS_CRL,
+            ]
+            .map(String::from)
+            .to_vec(),
+            (_, Item::Cert(name)) => vec![format!("certs/{name}.crt")],
+        }
+    }
+}
+
+/// How long a fetch may take unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: &str = "60s";
+
+/// The longest a stalled HTTP read is waited for, whatever the fetch's whole limit.
+const STALL: Duration = Duration::from_secs(30);
+
+/// git's low-speed limit: a transfer slower than this many bytes a second for the stall time
+/// is given up (`http.lowSpeedLimit`).
+const LOW_SPEED_BYTES: u32 = 1000;
+
+pub enum Source {
+    Http {
+        base: String,
+        agent: ureq::Agent,
+        timeout: Duration,
+    },
+    /// Re-opened for every fetch: a published tree swapped in atomically (a symlink flipped, a
+    /// directory renamed over the old one) is what the next poll reads.
+    Dir { path: PathBuf, layout: Layout },
+    Git {
+        url: String,
+        branch: String,
+        cache: PathBuf,
+        timeout: Duration,
+    },
+}
+
+/// How a source is named on the command line.
+pub struct SourceArgs<'a> {
+    pub from: Option<&'a str>,
+    pub from_git: Option<&'a str>,
+    pub branch: &'a str,
+    pub https_ca: Option<&'a Path>,
+    pub git_cache: Option<&'a Path>,
+    /// The most one fetch may take.
+    pub timeout: Duration,
+}
+
+fn http_agent(https_ca: Option<&Path>, timeout: Duration) -> Result<ureq::Agent> {
+    // rustls with aws-lc-rs, the crypto gitca already links; installed once per process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let roots = match https_ca {
+        Some(p) => {
+            let pem = crate::repository::confined::read_named(p, 1 << 20, "read the HTTPS CA")?;
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(Error::bad_file(
+                    p,
+                    "holds no PEM certificate",
+                    "pass the CA certificate of the web server's TLS certificate",
+                ));
+            }
+            ureq::tls::RootCerts::new_with_certs(&certs)
+        }
+        None => ureq::tls::RootCerts::PlatformVerifier,
+    };
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .timeout_per_read(Some(timeout.min(STALL)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(roots)
+                .build(),
+        )
+        .http_status_as_error(false)
+        .build();
+    Ok(config.into())
+}
+
+impl Source {
+    /// The source named by `--from URL|DIR` or `--from-git URL|PATH`.
+    pub fn new(args: &SourceArgs<'_>) -> Result<Source> {
+        match (args.from, args.from_git) {
+            (Some(url), None) if url.starts_with("http://") || url.starts_with("https://") => {
+                Ok(Source::Http {
+                    base: url.trim_end_matches('/').to_string(),
+                    agent: http_agent(args.https_ca, args.timeout)?,
+                    timeout: args.timeout,
+                })
+            }
+            (Some(path), None) => {
+                let dir = Dir::open(Path::new(path))?;
+                let layout = if dir.meta(crate::relying::publish::INDEX)?.is_some() {
+                    Layout::Published
+                } else if dir.meta(crate::repository::config::FILE)?.is_some() {
+                    Layout::Repository
+                } else {
+                    return Err(Error::usage(
+                        format!("{path} is neither a published tree (index.json) nor a CA repository (gitca.yaml)"),
+                        "pass the directory `gitca publish` wrote, a clone of the CA repository, or an http(s) URL",
+                    ));
+                };
+                Ok(Source::Dir {
+                    path: dir.path().to_path_buf(),
+                    layout,
+                })
+            }
+            (None, Some(url)) => {
+                if url.starts_with('-') {
+                    return Err(Error::usage(format!("`{url}` is not a repository"), "pass a URL or a path"));
+                }
+                let cache = match args.git_cache {
+                    Some(p) => p.to_path_buf(),
+                    None => default_git_cache(url),
+                };
+                Ok(Source::Git {
+                    url: url.to_string(),
+                    branch: args.branch.to_string(),
+                    cache,
+                    timeout: args.timeout,
+                })
+            }
+            _ => Err(Error::usage(
+                "say where to fetch from",
+                "pass --from URL|DIR (a published tree, or a CA repository checkout) or --from-git URL|PATH",
+            )),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Http { base, .. } => base.clone(),
+            Source::Dir { path, .. } => path.display().to_string(),
+            Source::Git { url, branch, .. } => format!("{url} ({branch})"),
+        }
+    }
+
+    /// Fetches `item` unless it is unchanged since `last`.
+    pub fn fetch(&self, item: Item<'_>, last: &Validators) -> Result<Fetch> {
+        match self {
+            Source::Http {
+                base,
+                agent,
+                timeout,
+            } => {
+                let url = format!("{base}/{}", Layout::Published.paths(item).concat());
+                http_get(agent, &url, last, *timeout)
+            }
+            Source::Dir { path, layout } => {
+                let dir = Dir::open(path)?;
+                let bytes = gather(layout.paths(item), |rel| dir.read_opt(rel, MAX_FETCH))?;
+                Ok(Fetch::Got(bytes, Validators::default()))
+            }
+            Source::Git {
+                url,
+                branch,
+                cache,
+                timeout,
+            } => {
+                let git = Git {
+                    deadline: Instant::now() + *timeout,
+                    timeout: *timeout,
+                };
+                let commit = git.fetch(url, branch, cache)?;
+                if last.commit.as_deref() == Some(commit.as_str()) {
+                    return Ok(Fetch::NotModified);
+                }
+                let bytes = gather(Layout::Repository.paths(item), |rel| {
+                    git.show_opt(cache, &commit, rel)
+                })?;
+                Ok(Fetch::Got(
+                    bytes,
+                    Validators {
+                        commit: Some(commit),
+                        ..Validators::default()
+                    },
+                ))
+            }
+        }
+    }
+}
+
+fn fetch_error(what: &str, source: impl std::fmt::Display) -> Error {
+    Error::Fetch {
+        what: what.to_string(),
+        reason: source.to_string(),
+    }
+}
+
+/// A ureq error in words; a timeout names the limit that ran out.
+fn http_failure(e: ureq::Error, timeout: Duration) -> String {
+    match e {
+        ureq::Error::Timeout(_) => format!(
+            "no answer within the fetch's limit of {}s (--timeout)",
+            timeout.as_secs()
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn http_get(agent: &ureq::Agent, url: &str, last: &Validators, timeout: Duration) -> Result<Fetch> {
+    let mut req = agent.get(url);
+    if let Some(etag) = &last.etag {
+        req = req.header("If-None-Match", etag);
+    }
+    if let Some(lm) = &last.last_modified {
+        req = req.header("If-Modified-Since", lm);
+    }
+    let mut resp = req
+        .call()
+        .map_err(|e| fetch_error(url, http_failure(e, timeout)))?;
+    match resp.status().as_u16() {
+        304 => return Ok(Fetch::NotModified),
+        200 => {}
+        code => return Err(fetch_error(url, format!("HTTP {code}"))),
+    }
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let validators = Validators {
+        etag: header("etag"),
+        last_modified: header("last-modified"),
+        commit: None,
+    };
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_FETCH)
+        .read_to_vec()
+        .map_err(|e| fetch_error(url, http_failure(e, timeout)))?;
+    Ok(Fetch::Got(bytes, validators))
+}
+
+fn default_git_cache(url: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let tag = &hex::encode(Sha256::digest(url.as_bytes()))[..16];
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    base.join("gitca").join(format!("deploy-{tag}"))
+}
+
+/// The `git` program for one fetch: every run shares the fetch's deadline.
+struct Git {
+    deadline: Instant,
+    /// The whole limit, for messages and git's own low-speed limit.
+    timeout: Duration,
+}
+
+impl Git {
+    fn command(&self, dir: Option<&Path>) -> std::process::Command {
+        let mut c = crate::relying::program::command("git");
+        if let Some(d) = dir {
+            c.arg("-C").arg(d);
+        }
+        // Never a prompt for credentials (nobody answers it), and HTTP transfers slower than
+        // LOW_SPEED_BYTES a second for the stall time are given up by git itself.
+        let stall = self.timeout.min(STALL).as_secs().max(1);
+        c.env("GIT_TERMINAL_PROMPT", "0")
+            .arg("-c")
+            .arg(format!("http.lowSpeedLimit={LOW_SPEED_BYTES}"))
+            .arg("-c")
+            .arg(format!("http.lowSpeedTime={stall}"));
+        c
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Runs git; its standard output (at most `MAX_FETCH` bytes) when it succeeds.
+    fn run(&self, args: &[&str], dir: Option<&Path>) -> Result<Vec<u8>> {
+        let what = format!("git {}", args.first().unwrap_or(&""));
+        let mut c = self.command(dir);
+        c.args(args);
+        let out = crate::relying::program::output(&mut c, self.left(), MAX_FETCH)
+            .map_err(|e| fetch_error(&what, self.failure(e)))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(fetch_error(&what, err.lines().last().unwrap_or("failed")));
+        }
+        Ok(out.stdout)
+    }
+
+    fn failure(&self, e: crate::relying::program::Failure) -> String {
+        match e {
+            crate::relying::program::Failure::TimedOut(_) => format!(
+                "no answer within the fetch's limit of {}s (--timeout): git was killed",
+                self.timeout.as_secs()
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    /// Fetches the branch's tip (depth 1) into a bare cache repository; returns its commit.
+    fn fetch(&self, url: &str, branch: &str, cache: &Path) -> Result<String> {
+        if !cache.join("HEAD").exists() {
+            std::fs::create_dir_all(cache).map_err(Error::io("create", cache))?;
+            self.run(&["init", "-q", "--bare"], Some(cache))?;
+        }
+        let refspec = format!("+refs/heads/{branch}:refs/gitca/deploy");
+        self.run(
+            &[
+                "fetch",
+                "-q",
+                "--depth",
+                "1",
+                "--no-tags",
+                "--",
+                url,
+                &refspec,
+            ],
+            Some(cache),
+        )?;
+        let out = self.run(&["rev-parse", "refs/gitca/deploy"], Some(cache))?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// A file of `commit`, or `None` when the commit has no such file.
+    fn show_opt(&self, cache: &Path, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let spec = format!("{commit}:{path}");
+        let mut c = self.command(Some(cache));
+        c.args(["cat-file", "-e", &spec])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let exists = crate::relying::program::status(&mut c, self.left())
+            .map_err(|e| fetch_error("git cat-file", self.failure(e)))?;
+        if !exists.success() {
+            return Ok(None);
+        }
+        self.show(cache, commit, path).map(Some)
+    }
+
+    fn show(&self, cache: &Path, commit: &str, path: &str) -> Result<Vec<u8>> {
+        let spec = format!("{commit}:{path}");
+        let size = self.run(&["cat-file", "-s", &spec], Some(cache))?;
+        let size: u64 = String::from_utf8_lossy(&size)
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
+        if size > MAX_FETCH {
+            return Err(fetch_error(
+                path,
+                format!("{size} bytes, more than {MAX_FETCH}"),
+            ));
+        }
+        self.run(&["cat-file", "blob", &spec], Some(cache))
+    }
+}
+
+/// The files of an item concatenated; the last one must exist (the CRL of the issuing CA, or
+/// the certificate asked for), the others are there when the CA has an offline root.
+fn gather(
+    paths: Vec<String>,
+    mut read: impl FnMut(&str) -> Result<Option<Vec<u8>>>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let required = paths
+        .iter()
+        .position(|p| p == crate::authority::init::CRL_FILE || p.starts_with("certs/"))
+        .unwrap_or(0);
+    for (i, rel) in paths.iter().enumerate() {
+        match read(rel)? {
+            Some(bytes) => {
+                if out.len() as u64 + bytes.len() as u64 > MAX_FETCH {
+                    return Err(fetch_error(rel, "too large"));
+                }
+                out.extend_from_slice(&bytes);
+                if !out.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+            None if i == required => return Err(fetch_error(rel, "not found")),
+            None => {}
+        }
+    }
+    Ok(out)
+}
