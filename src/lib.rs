@@ -12,6 +12,7 @@
 
 pub mod authority;
 pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod output;
 pub mod reconcile;

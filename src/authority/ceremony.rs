@@ -28,135 +28,6 @@ use crate::repository::load;
 use crate::repository::recipients;
 use crate::repository::seal::{self, Seal, Standing};
 
-#[derive(Debug, clap::Subcommand)]
-pub enum RootCommand {
-    /// Re-sign the root CRL (a ceremony, with a root custodian's identity): due every
-    /// root.crl_validity, and after revocations the root must publish.
-    #[command(
-        after_help = "Example (a custodian, once a year or when `gitca status` says it is due):\n  gitca root sign-crl --identity ~/custodian.agekey && git push"
-    )]
-    SignCrl {
-        #[command(flatten)]
-        identity: crate::cli::IdentityArg,
-    },
-    /// Make a new issuing intermediate (a ceremony): after a compromise of CI
-    /// (--revoke-current key-compromise), or before the current one expires.
-    #[command(
-        after_help = "Example (CI's identity leaked):\n  age-keygen -o ci-new.agekey    # CI's new identity: its text becomes the CI secret\n  gitca root new-intermediate --revoke-current key-compromise --identity ~/custodian.agekey \\\n      --recipient \"$(age-keygen -y ci-new.agekey)\"\n  git push   # then reconcile (with the new identity) re-issues every certificate under the new intermediate"
-    )]
-    NewIntermediate {
-        #[command(flatten)]
-        identity: crate::cli::IdentityArg,
-        /// Revoke the current intermediate on the root CRL (key-compromise, superseded,
-        /// cessation-of-operation, …): every certificate it signed stops working at once.
-        /// Without it, the current one retires: its certificates stay valid until reconcile
-        /// has replaced them and the grace period is over.
-        #[arg(long, value_name = "REASON")]
-        revoke_current: Option<String>,
-        /// Revoke the retiring intermediate of an earlier rotation (required while one is
-        /// still retiring: only one retires at a time).
-        #[arg(long, value_name = "REASON")]
-        revoke_previous: Option<String>,
-        /// Lifetime of the new intermediate.
-        #[arg(long, default_value = "5y", value_name = "DURATION")]
-        validity: String,
-        /// With --revoke-current: encrypt the new intermediate's key to this recipient (CI's
-        /// new age identity) instead of ca/recipients.txt, whose CI identity may have leaked;
-        /// the root custodians are always added. Repeatable.
-        #[arg(long = "recipient", value_name = "RECIPIENT")]
-        recipients: Vec<String>,
-        /// Confirm a recipient that ca/recipients.txt or ca/root-recipients.txt lists but the
-        /// key holders did not sign (added since). Repeatable. See docs/custody.md.
-        #[arg(long = "accept-recipient", value_name = "RECIPIENT")]
-        accept: Vec<String>,
-    },
-    /// Move a single-level CA to an offline root (a ceremony, with an identity that decrypts
-    /// the CA key): the CA becomes the root, encrypted to the root custodians only, and a new
-    /// intermediate becomes the issuing CA.
-    #[command(
-        after_help = "Example:\n  gitca root migrate --identity ~/custodian.agekey --root-recipient age1alice… --root-recipient age1bob…\n\nThe CA key stays in git history encrypted to everyone who could decrypt it before (CI too):\nsee docs/offline-root.md, \"Migrating a CA\"."
-    )]
-    Migrate {
-        #[command(flatten)]
-        identity: crate::cli::IdentityArg,
-        /// A root custodian's age (age1…) or SSH public key. Repeatable.
-        #[arg(long = "root-recipient", value_name = "RECIPIENT")]
-        root_recipients: Vec<String>,
-        /// Root custodians listed in FILE.
-        #[arg(long, value_name = "FILE")]
-        root_recipients_file: Vec<std::path::PathBuf>,
-        /// Lifetime of the new intermediate.
-        #[arg(long, default_value = "5y", value_name = "DURATION")]
-        intermediate_validity: String,
-        /// Confirm a recipient that ca/recipients.txt lists but the CA key did not sign (added
-        /// since). Repeatable.
-        #[arg(long = "accept-recipient", value_name = "RECIPIENT")]
-        accept: Vec<String>,
-    },
-}
-
-/// Runs a `gitca root …` command.
-pub fn run(dir: &Path, now: OffsetDateTime, cmd: RootCommand, out: &mut dyn Write) -> Result<()> {
-    match cmd {
-        RootCommand::SignCrl { identity } => {
-            sign_crl(dir, now, &KeySource::from_env(identity.identity), out)
-        }
-        RootCommand::NewIntermediate {
-            identity,
-            revoke_current,
-            revoke_previous,
-            validity,
-            recipients,
-            accept,
-        } => new_intermediate(
-            dir,
-            now,
-            &KeySource::from_env(identity.identity),
-            Rotation {
-                revoke_current: revoke_current.as_deref().map(reason).transpose()?,
-                revoke_previous: revoke_previous.as_deref().map(reason).transpose()?,
-                validity: Dur::parse(&validity)?,
-                recipients,
-                accept,
-            },
-            out,
-        ),
-        RootCommand::Migrate {
-            identity,
-            root_recipients,
-            root_recipients_file,
-            intermediate_validity,
-            accept,
-        } => {
-            let mut custodians = root_recipients;
-            for f in &root_recipients_file {
-                custodians.extend(custody::read_recipients_file(f)?);
-            }
-            migrate(
-                dir,
-                now,
-                &KeySource::from_env(identity.identity),
-                &custodians,
-                &accept,
-                Dur::parse(&intermediate_validity)?,
-                out,
-            )
-        }
-    }
-}
-
-fn reason(text: &str) -> Result<RevocationReason> {
-    RevocationReason::parse(text).ok_or_else(|| {
-        Error::usage(
-            format!("`{text}` is not a revocation reason"),
-            format!(
-                "one of: {}",
-                RevocationReason::ALL.map(|r| r.as_str()).join(", ")
-            ),
-        )
-    })
-}
-
 /// What a ceremony starts from: the repository locked and clean under ca/ and crl/, with an
 /// offline root, and its outputs as the CA sealed them.
 struct Start {
@@ -269,7 +140,7 @@ fn next_root_crl(
     Ok((pem, info, entries))
 }
 
-fn sign_crl(
+pub fn sign_crl(
     dir: &Path,
     now: OffsetDateTime,
     source: &KeySource,
@@ -355,15 +226,15 @@ fn idle_previous(
 }
 
 /// What `new-intermediate` does with the intermediates in place.
-struct Rotation {
-    revoke_current: Option<RevocationReason>,
-    revoke_previous: Option<RevocationReason>,
-    validity: Dur,
+pub struct Rotation {
+    pub revoke_current: Option<RevocationReason>,
+    pub revoke_previous: Option<RevocationReason>,
+    pub validity: Dur,
     /// New recipients for the new intermediate's key (with the root custodians), replacing
     /// ca/recipients.txt; empty: whoever can decrypt the current one.
-    recipients: Vec<String>,
+    pub recipients: Vec<String>,
     /// Recipients the custodian confirms although no key holder signed them.
-    accept: Vec<String>,
+    pub accept: Vec<String>,
 }
 
 /// Whom a new intermediate's key is encrypted to: `replacing` (and the root custodians) when
@@ -425,7 +296,7 @@ fn issuing_custody(
     ))
 }
 
-fn new_intermediate(
+pub fn new_intermediate(
     dir: &Path,
     now: OffsetDateTime,
     source: &KeySource,
@@ -644,7 +515,7 @@ fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
     })
 }
 
-fn migrate(
+pub fn migrate(
     dir: &Path,
     now: OffsetDateTime,
     source: &KeySource,
