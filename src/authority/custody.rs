@@ -54,9 +54,22 @@ fn parse_recipient(line: &str) -> Result<Box<dyn age::Recipient + Send>> {
         reason,
     };
     if line.starts_with("age1") {
-        line.parse::<age::x25519::Recipient>()
-            .map(|r| Box::new(r) as _)
-            .map_err(|e| bad(e.to_string()))
+        match line.parse::<age::x25519::Recipient>() {
+            Ok(r) => Ok(Box::new(r)),
+            // `age1NAME1…`: a recipient of the plugin `age-plugin-NAME` (a YubiKey's, a TPM's),
+            // which must be on PATH: it wraps the file key (docs/custody.md).
+            Err(e) => match line.parse::<age::plugin::Recipient>() {
+                Ok(r) => age::plugin::RecipientPluginV1::new(
+                    r.plugin(),
+                    std::slice::from_ref(&r),
+                    &[],
+                    Prompts,
+                )
+                .map(|p| Box::new(p) as _)
+                .map_err(|_| bad(plugin_missing(r.plugin()))),
+                Err(_) => Err(bad(e.to_string())),
+            },
+        }
     } else if line.starts_with("ssh-") {
         line.parse::<age::ssh::Recipient>()
             .map(|r| Box::new(r) as _)
@@ -100,7 +113,7 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<String>> {
                     (offset, line.trim_end().len()),
                     format!("{name}: {e}"),
                     "not a recipient",
-                    "each line holds one age1… or ssh-ed25519/ssh-rsa public key; comments start with #",
+                    "each line holds one age1… (or an age plugin's age1NAME1…) or ssh-ed25519/ssh-rsa public key; comments start with #",
                 )
                 .into());
             }
@@ -260,9 +273,75 @@ fn identities_from(
     identities_from_text(text, origin)
 }
 
+/// How an age plugin talks to the person holding the hardware (touch the key, enter the PIN):
+/// messages on stderr through the redactor; PINs and confirmations asked on the terminal, and
+/// refused without one (a CI job never blocks on a prompt).
+#[derive(Clone, Copy)]
+struct Prompts;
+
+impl age::Callbacks for Prompts {
+    fn display_message(&self, message: &str) {
+        crate::output::redact::stderr(&format!("age plugin: {message}"));
+    }
+
+    fn confirm(&self, message: &str, yes: &str, no: Option<&str>) -> Option<bool> {
+        let answer = self.request_public_string(&format!(
+            "{message} [{yes}{}]",
+            no.map(|n| format!("/{n}")).unwrap_or_default()
+        ))?;
+        Some(answer.trim() == yes)
+    }
+
+    fn request_public_string(&self, description: &str) -> Option<String> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        crate::output::redact::stderr(&format!("age plugin: {description}"));
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).ok()?;
+        Some(line.trim_end().to_string())
+    }
+
+    fn request_passphrase(&self, description: &str) -> Option<SecretString> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let text = rpassword::prompt_password(format!("age plugin: {description}: ")).ok()?;
+        Some(SecretString::from(text))
+    }
+}
+
+/// The help for a plugin that is not on PATH.
+fn plugin_missing(name: &str) -> String {
+    format!("install age-plugin-{name} (for a YubiKey: age-plugin-yubikey; a TPM: age-plugin-tpm) so that it is on PATH, then run this again")
+}
+
+/// The first plugin an identity file names whose binary is not on PATH.
+fn missing_plugin(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .filter_map(|l| l.parse::<age::plugin::Identity>().ok())
+        .map(|id| id.plugin().to_string())
+        .find(|name| {
+            let binary = format!("age-plugin-{name}");
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            !std::env::split_paths(&path).any(|dir| dir.join(&binary).is_file())
+        })
+}
+
 fn identities_from_text(text: &str, origin: &str) -> Result<Vec<Box<dyn age::Identity>>> {
     if let Ok(file) = age::IdentityFile::from_buffer(text.as_bytes()) {
-        if let Ok(ids) = file.into_identities() {
+        // A plugin identity (AGE-PLUGIN-YUBIKEY-1…) is kept by its plugin, which is started
+        // only when it is used: say now, before anything else, if it is not on PATH.
+        if let Some(name) = missing_plugin(text) {
+            return Err(Error::Unlock {
+                reason: format!(
+                    "{origin} holds an identity of the age plugin `{name}`, which is not installed"
+                ),
+                help: plugin_missing(&name),
+            });
+        }
+        if let Ok(ids) = file.with_callbacks(Prompts).into_identities() {
             if !ids.is_empty() {
                 return Ok(ids
                     .into_iter()
@@ -290,7 +369,7 @@ fn identities_from_text(text: &str, origin: &str) -> Result<Vec<Box<dyn age::Ide
     }
     Err(Error::Unlock {
         reason: format!(
-            "{origin} holds no age identity (AGE-SECRET-KEY-1…) and no SSH private key"
+            "{origin} holds no age identity (AGE-SECRET-KEY-1…, or an age plugin's AGE-PLUGIN-…) and no SSH private key"
         ),
         help: "pass the file written by `age-keygen`, or an unencrypted SSH private key".into(),
     })
