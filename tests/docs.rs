@@ -221,11 +221,17 @@ fn every_gitca_command_in_the_docs_parses() {
 fn every_page_the_code_and_the_docs_point_at_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut sources = vec![root.join("README.md")];
-    for dir in ["src", "docs", "examples/ci", "examples/systemd", "scripts"] {
-        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+    let mut dirs: Vec<PathBuf> = ["src", "docs", "examples/ci", "examples/systemd", "scripts"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_file() {
                 sources.push(p);
+            } else if p.is_dir() && p.starts_with(root.join("src")) {
+                dirs.push(p);
             }
         }
     }
