@@ -340,6 +340,23 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
         .unwrap_or_default();
     let fork = fork_point(repo, base)?;
     findings.policy = policy_changes(repo, Some(fork));
+    check_change_size(repo, fork, base, findings)?;
+    let fork_tree = repo.git.find_commit(fork)?.tree()?;
+    let changed = changed_outputs(repo, &fork_tree)?;
+    report_hand_edits(&changed, base, findings);
+    // A file the pull request changed is reported as that, not as a leftover to clean up.
+    findings.warnings.retain(|w| !changed.contains_key(&w.file));
+    check_revocations_kept(repo, &fork_tree, &ledger, base, findings);
+    Ok(())
+}
+
+/// How much the change adds to the history every later gitca command reads.
+fn check_change_size(
+    repo: &CaRepo,
+    fork: git2::Oid,
+    base: &str,
+    findings: &mut Findings,
+) -> Result<()> {
     let (versions, bytes) = crate::repository::history::added_by_change(&repo.git, fork)?;
     if bytes > crate::repository::history::MAX_CHANGE_BYTES {
         findings.errors.push(Error::usage(
@@ -351,7 +368,13 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
             "every later gitca command reads these versions (it reads at most 512 MiB in all, docs/performance.md): squash the change into one commit that leaves gitca's files as they are on the base",
         ));
     }
-    let fork_tree = repo.git.find_commit(fork)?.tree()?;
+    Ok(())
+}
+
+/// Each changed path among what only reconcile (or a ceremony) writes, and whether the base
+/// has it (a file the pull request added cannot be checked out from the base: it is removed
+/// instead).
+fn changed_outputs(repo: &CaRepo, fork_tree: &git2::Tree) -> Result<BTreeMap<String, bool>> {
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
     for p in ["ledger.tsv", "ledger.sig", "certs", "crl", "ca"] {
@@ -359,9 +382,7 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
     }
     let diff = repo
         .git
-        .diff_tree_to_workdir_with_index(Some(&fork_tree), Some(&mut opts))?;
-    // Each changed path, and whether the base has it (a file the pull request added cannot be
-    // checked out from the base: it is removed instead).
+        .diff_tree_to_workdir_with_index(Some(fork_tree), Some(&mut opts))?;
     let mut changed: BTreeMap<String, bool> = BTreeMap::new();
     for d in diff.deltas() {
         if let Some(p) = d.new_file().path().or(d.old_file().path()) {
@@ -369,7 +390,12 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
             changed.insert(p.to_string_lossy().to_string(), !added);
         }
     }
-    for (path, in_base) in &changed {
+    Ok(changed)
+}
+
+/// An error for each changed path, with the command that drops the change.
+fn report_hand_edits(changed: &BTreeMap<String, bool>, base: &str, findings: &mut Findings) {
+    for (path, in_base) in changed {
         let what = if path == crate::repository::signer::ALLOWED_SIGNERS {
             "changes who may sign the CA's history: a current signer commits it, signed, outside a pull request (docs/custody.md)"
         } else if path.starts_with("ca/") {
@@ -391,43 +417,51 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
             format!("drop this change from the pull request ({undo}); reconcile updates it after the merge"),
         ));
     }
-    // A file the pull request changed is reported as that, not as a leftover to clean up.
-    findings.warnings.retain(|w| !changed.contains_key(&w.file));
-    // A revoked certificate's record must never disappear or be un-revoked.
-    if let Ok(entry) = fork_tree.get_path(Path::new(ledger::FILE)) {
-        let blob = crate::repository::history::read_blob(&repo.git, entry.id(), ledger::MAX_BYTES);
-        if let Some(Ok(old)) = blob.map(|b| Ledger::parse(&String::from_utf8_lossy(&b))) {
-            let now: HashMap<&str, &ledger::Record> = ledger
-                .records
-                .iter()
-                .map(|r| (r.serial.as_str(), r))
-                .collect();
-            for r in old.records.iter() {
-                match now.get(r.serial.as_str()) {
-                    None => findings.errors.push(Error::bad_file(
-                        ledger::FILE,
-                        format!(
-                            "the record of certificate {} ({}) was removed",
-                            r.serial, r.identity
-                        ),
-                        format!("the ledger keeps every certificate ever issued: restore it (git checkout {base} -- ledger.tsv)"),
-                    )),
-                    Some(n) if r.state == State::Revoked && n.state != State::Revoked => {
-                        findings.errors.push(Error::bad_file(
-                            ledger::FILE,
-                            format!(
-                                "certificate {} ({}) was revoked and is no longer",
-                                r.serial, r.identity
-                            ),
-                            format!("revocation is permanent: restore the ledger (git checkout {base} -- ledger.tsv)"),
-                        ))
-                    }
-                    _ => {}
-                }
+}
+
+/// A revoked certificate's record must never disappear or be un-revoked.
+fn check_revocations_kept(
+    repo: &CaRepo,
+    fork_tree: &git2::Tree,
+    ledger: &Ledger,
+    base: &str,
+    findings: &mut Findings,
+) {
+    let Ok(entry) = fork_tree.get_path(Path::new(ledger::FILE)) else {
+        return;
+    };
+    let blob = crate::repository::history::read_blob(&repo.git, entry.id(), ledger::MAX_BYTES);
+    let Some(Ok(old)) = blob.map(|b| Ledger::parse(&String::from_utf8_lossy(&b))) else {
+        return;
+    };
+    let now: HashMap<&str, &ledger::Record> = ledger
+        .records
+        .iter()
+        .map(|r| (r.serial.as_str(), r))
+        .collect();
+    for r in old.records.iter() {
+        match now.get(r.serial.as_str()) {
+            None => findings.errors.push(Error::bad_file(
+                ledger::FILE,
+                format!(
+                    "the record of certificate {} ({}) was removed",
+                    r.serial, r.identity
+                ),
+                format!("the ledger keeps every certificate ever issued: restore it (git checkout {base} -- ledger.tsv)"),
+            )),
+            Some(n) if r.state == State::Revoked && n.state != State::Revoked => {
+                findings.errors.push(Error::bad_file(
+                    ledger::FILE,
+                    format!(
+                        "certificate {} ({}) was revoked and is no longer",
+                        r.serial, r.identity
+                    ),
+                    format!("revocation is permanent: restore the ledger (git checkout {base} -- ledger.tsv)"),
+                ))
             }
+            _ => {}
         }
     }
-    Ok(())
 }
 
 /// Runs every check. Errors in loading stop the checks that need what failed to load.
