@@ -51,6 +51,47 @@ const REGENERATE: &str = "generate a new key and CSR: `gitca request NAME` (ECDS
 
 /// Parses a PEM CSR, verifies its signature and applies the key policy.
 pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
+    let block = pem_block(bytes)?;
+    let der = block.contents();
+    let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|_| {
+        refuse(
+            "the PEM block is not a valid PKCS#10 certification request",
+            REGENERATE,
+        )
+    })?;
+    if !rest.is_empty() {
+        return Err(refuse(
+            "trailing bytes after the certification request",
+            REGENERATE,
+        ));
+    }
+    check_signature_algorithm(&csr)?;
+    let info = &csr.certification_request_info;
+    let key = check_key(info.subject_pki.raw)?;
+    // Key policy first: a weak key is named as such, not as a failed signature.
+    csr.verify_signature().map_err(|_| {
+        refuse(
+            "its signature does not verify (proof of possession failed: the CSR was altered or is corrupt)",
+            "regenerate the CSR with the private key it names; never edit a CSR by hand",
+        )
+    })?;
+    let common_name = info
+        .subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
+    Ok(VerifiedCsr {
+        spki_der: key.spki,
+        key_sha256: key.id,
+        key_desc: key.desc,
+        common_name,
+    })
+}
+
+/// The file's one PEM block, which must be a certificate request: not DER, not a private key,
+/// not several blocks.
+fn pem_block(bytes: &[u8]) -> Result<pem::Pem, Refusal> {
     if bytes.first() == Some(&0x30) {
         return Err(refuse(
             "the CSR is DER (binary), not PEM",
@@ -65,9 +106,10 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
             "commit only the CSR; keep the .key on your machine, and since it was exposed, make a new key",
         ));
     }
-    let blocks = pem::parse_many(text).map_err(|_| refuse("the file is not PEM", REGENERATE))?;
-    let block = match blocks.as_slice() {
-        [b] if b.tag() == "CERTIFICATE REQUEST" || b.tag() == "NEW CERTIFICATE REQUEST" => b,
+    let mut blocks =
+        pem::parse_many(text).map_err(|_| refuse("the file is not PEM", REGENERATE))?;
+    match blocks.as_slice() {
+        [b] if b.tag() == "CERTIFICATE REQUEST" || b.tag() == "NEW CERTIFICATE REQUEST" => {}
         [] => {
             return Err(refuse(
                 "the file is not PEM (no BEGIN CERTIFICATE REQUEST block)",
@@ -89,20 +131,12 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
                 "keep exactly one CSR per file",
             ))
         }
-    };
-    let der = block.contents();
-    let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|_| {
-        refuse(
-            "the PEM block is not a valid PKCS#10 certification request",
-            REGENERATE,
-        )
-    })?;
-    if !rest.is_empty() {
-        return Err(refuse(
-            "trailing bytes after the certification request",
-            REGENERATE,
-        ));
     }
+    Ok(blocks.remove(0))
+}
+
+/// Refuses a CSR signed with SHA-1 or MD5.
+fn check_signature_algorithm(csr: &X509CertificationRequest) -> Result<(), Refusal> {
     let sig_oid = csr.signature_algorithm.algorithm.to_id_string();
     if [OID_SHA1_RSA, OID_SHA1_ECDSA, OID_MD5_RSA].contains(&sig_oid.as_str()) {
         return Err(refuse(
@@ -110,9 +144,13 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
             "sign the CSR with SHA-256 or stronger (openssl req signs with SHA-256 by default)",
         ));
     }
-    let info = &csr.certification_request_info;
+    Ok(())
+}
+
+/// The key policy: an algorithm gitca signs for, and an RSA key of 2048 to 8192 bits.
+fn check_key(spki: &[u8]) -> Result<crate::authority::pubkey::PublicKey, Refusal> {
     // The key as it is, whatever its encoding: identity and certificates use the canonical form.
-    let key = crate::authority::pubkey::canonical(info.subject_pki.raw).map_err(|why| {
+    let key = crate::authority::pubkey::canonical(spki).map_err(|why| {
         refuse(
             why.0,
             "use an ECDSA P-256/P-384, RSA (2048 to 8192 bits) or Ed25519 key",
@@ -132,25 +170,7 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
             ));
         }
     }
-    // Key policy first: a weak key is named as such, not as a failed signature.
-    csr.verify_signature().map_err(|_| {
-        refuse(
-            "its signature does not verify (proof of possession failed: the CSR was altered or is corrupt)",
-            "regenerate the CSR with the private key it names; never edit a CSR by hand",
-        )
-    })?;
-    let common_name = info
-        .subject
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string);
-    Ok(VerifiedCsr {
-        spki_der: key.spki,
-        key_sha256: key.id,
-        key_desc: key.desc,
-        common_name,
-    })
+    Ok(key)
 }
 
 /// The CN rule: a CSR must name the identity it is declared for (its `common_name`, when the
