@@ -290,6 +290,45 @@ impl Vetting<'_> {
             .into(),
         );
     }
+    /// Records an identity whose CSR is missing or refused: blocked, with a diagnostic at its
+    /// entry.
+    fn refuse_csr(&mut self, inventory: &Inventory, id: &Identity, refusal: Refusal) {
+        let code = if id.csr_bytes.is_none() {
+            "csr-missing"
+        } else {
+            "csr-refused"
+        };
+        self.refused.insert(
+            id.name.clone(),
+            Blocked {
+                identity: id.name.clone(),
+                code,
+                detail: format!("CSR {}: {}", id.csr, refusal.rule),
+                fix: refusal.help.clone(),
+                file: Some(id.source.file.clone()),
+                line: Some(id.source.line),
+                acknowledged: None,
+            },
+        );
+        if self.diagnostics.len() < crate::repository::inventory::MAX_KEPT_ERRORS {
+            self.diagnostics.push(
+                inventory
+                    .locate(
+                        id,
+                        true,
+                        format!(
+                            "CSR of `{}` ({}) refused: {}",
+                            id.name, id.csr, refusal.rule
+                        ),
+                        "this CSR",
+                        &refusal.help,
+                    )
+                    .into(),
+            );
+        } else {
+            self.more += 1;
+        }
+    }
 }
 
 /// When an entry `renamed_from: former` may take over `former`'s key: its entry says
@@ -380,7 +419,36 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
     if to_sign.is_empty() {
         return Vetting::default();
     }
-    let checked: Vec<(&Identity, Result<VerifiedCsr, Refusal>)> = to_sign
+    let checked = check_each_csr(to_sign);
+    let clashes = name_clashes(ledger, inventory);
+    let keys = KeyRules::new(ledger, inventory, &checked);
+    let mut out = Vetting::default();
+    for (id, r) in &checked {
+        if let Some(other) = clashes.get(id.name.as_str()) {
+            out.refuse_name(inventory, id, name_clash_refusal(id, other));
+            continue;
+        }
+        let verdict = match r {
+            Err(refusal) => Err(Refusal {
+                rule: refusal.rule.clone(),
+                help: refusal.help.clone(),
+            }),
+            Ok(csr) => keys.judge(id, csr, inventory),
+        };
+        match verdict {
+            Ok(csr) => out.verified.push((*id, csr)),
+            Err(refusal) => out.refuse_csr(inventory, id, refusal),
+        }
+    }
+    out
+}
+
+/// Each identity's CSR on its own (in parallel): the file exists, its signature, the key
+/// policy and the CN.
+fn check_each_csr<'a>(
+    to_sign: &[&'a Identity],
+) -> Vec<(&'a Identity, Result<VerifiedCsr, Refusal>)> {
+    to_sign
         .par_iter()
         .map(|id| {
             // The bytes hashed at load time: what is verified and signed is exactly what the
@@ -400,134 +468,114 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
                 .and_then(|csr| check_name(&csr, id).map(|()| csr));
             (*id, r)
         })
-        .collect();
-    let clashes = name_clashes(ledger, inventory);
+        .collect()
+}
 
-    // Keys are bound to one identity at a time (the last to hold it; a rename hands it on),
-    // and a compromised key is never certified again.
-    let KeyHolders { owner, compromised } = KeyHolders::of(ledger);
-    let renames = Renames::new(inventory, ledger);
-    // Two new identities asking for the same key: neither gets it (which one is the owner's
-    // cannot be told).
-    let mut claims: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (id, r) in &checked {
-        if let Ok(csr) = r {
-            claims
-                .entry(csr.key_sha256.as_str())
-                .or_default()
-                .push(&id.name);
-        }
+/// Why a common name that stands for another identity is refused.
+fn name_clash_refusal(id: &Identity, other: &str) -> Refusal {
+    Refusal {
+        rule: format!(
+            "common_name `{}` stands for identity `{other}` (the same name, ignoring case, separators and look-alike letters)",
+            id.cn()
+        ),
+        help: format!(
+            "a certificate names one identity: choose a common name that is not `{other}`'s, or leave common_name out to use `{}`",
+            id.name
+        ),
     }
-    let mut out = Vetting::default();
-    for (id, r) in &checked {
-        let clash = clashes.get(id.name.as_str()).map(|other| Refusal {
-            rule: format!(
-                "common_name `{}` stands for identity `{other}` (the same name, ignoring case, separators and look-alike letters)",
-                id.cn()
-            ),
-            help: format!(
-                "a certificate names one identity: choose a common name that is not `{other}`'s, or leave common_name out to use `{}`",
-                id.name
-            ),
-        });
-        if let Some(clash) = clash {
-            out.refuse_name(inventory, id, clash);
-            continue;
-        }
-        let verdict = match r {
-            Err(refusal) => Err(Refusal {
-                rule: refusal.rule.clone(),
-                help: refusal.help.clone(),
-            }),
-            Ok(csr) => {
-                let key = csr.key_sha256.as_str();
-                let others: Vec<&str> = claims[key]
-                    .iter()
-                    .copied()
-                    .filter(|n| *n != id.name)
-                    .collect();
-                if compromised.contains(key) {
-                    Err(Refusal {
-                        rule: "its public key was revoked for key compromise".into(),
-                        help: format!("a compromised key is never certified again: make a new key and CSR with `gitca request {} --rotate`", id.name),
-                    })
-                } else if let Some(other) = owner
-                    .get(key)
-                    .filter(|o| **o != id.name && !renames.allows(id, o, key, inventory))
-                {
-                    Err(if id.renamed_from.as_deref() == Some(*other) {
-                        Refusal {
-                            rule: format!(
-                                "`renamed_from: {other}` cannot hand on `{other}`'s key: {}",
-                                renames.why_not(other, key, inventory)
-                            ),
-                            help: format!(
-                                "a rename takes over the key of a name that is removed in the same change and was never revoked; otherwise make a new key and CSR with `gitca request {} --rotate`",
-                                id.name
-                            ),
-                        }
-                    } else {
-                        Refusal {
-                        rule: format!("its public key belongs to identity `{other}`"),
-                        help: format!(
-                            "every identity has its own key: make a new key and CSR with `gitca request {} --rotate`; or, if `{}` is `{other}` renamed, remove `{other}`'s entry and add `renamed_from: {other}` to this one (docs/onboarding.md, \"Renaming\")",
-                            id.name, id.name
-                        ),
-                    }
-                    })
-                } else if !others.is_empty()
-                    && owner.get(key).is_none_or(|o| !claims[key].contains(o))
-                {
-                    Err(Refusal {
-                        rule: format!("its public key is also in the CSR of `{}`", others.join("`, `")),
-                        help: format!("every identity has its own key: make a new key and CSR with `gitca request {} --rotate`", id.name),
-                    })
-                } else {
-                    Ok(csr.clone())
-                }
-            }
-        };
-        let id = *id;
-        match verdict {
-            Ok(csr) => out.verified.push((id, csr)),
-            Err(refusal) => {
-                let code = if id.csr_bytes.is_none() {
-                    "csr-missing"
-                } else {
-                    "csr-refused"
-                };
-                out.refused.insert(
-                    id.name.clone(),
-                    Blocked {
-                        identity: id.name.clone(),
-                        code,
-                        detail: format!("CSR {}: {}", id.csr, refusal.rule),
-                        fix: refusal.help.clone(),
-                        file: Some(id.source.file.clone()),
-                        line: Some(id.source.line),
-                        acknowledged: None,
-                    },
-                );
-                if out.diagnostics.len() < crate::repository::inventory::MAX_KEPT_ERRORS {
-                    out.diagnostics.push(
-                        inventory
-                            .locate(
-                                id,
-                                true,
-                                format!(
-                                    "CSR of `{}` ({}) refused: {}",
-                                    id.name, id.csr, refusal.rule
-                                ),
-                                "this CSR",
-                                &refusal.help,
-                            )
-                            .into(),
-                    );
-                } else {
-                    out.more += 1;
-                }
+}
+
+/// The rules between keys: keys are bound to one identity at a time (the last to hold it; a
+/// rename hands it on), and a compromised key is never certified again.
+struct KeyRules<'v> {
+    owner: HashMap<&'v str, &'v str>,
+    compromised: HashSet<&'v str>,
+    renames: Renames<'v>,
+    /// Who asks for each key in this change. Two new identities asking for the same key:
+    /// neither gets it (which one is the owner's cannot be told).
+    claims: HashMap<&'v str, Vec<&'v str>>,
+}
+
+impl<'v> KeyRules<'v> {
+    fn new(
+        ledger: &'v Ledger,
+        inventory: &'v Inventory,
+        checked: &'v [(&Identity, Result<VerifiedCsr, Refusal>)],
+    ) -> Self {
+        let KeyHolders { owner, compromised } = KeyHolders::of(ledger);
+        let renames = Renames::new(inventory, ledger);
+        let mut claims: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (id, r) in checked {
+            if let Ok(csr) = r {
+                claims
+                    .entry(csr.key_sha256.as_str())
+                    .or_default()
+                    .push(&id.name);
             }
         }
+        KeyRules {
+            owner,
+            compromised,
+            renames,
+            claims,
+        }
     }
-    out
+
+    /// A CSR that passed on its own, against the keys of the ledger and of the other CSRs.
+    fn judge(
+        &self,
+        id: &Identity,
+        csr: &VerifiedCsr,
+        inventory: &Inventory,
+    ) -> Result<VerifiedCsr, Refusal> {
+        let KeyRules {
+            owner,
+            compromised,
+            renames,
+            claims,
+        } = self;
+        let key = csr.key_sha256.as_str();
+        let others: Vec<&str> = claims[key]
+            .iter()
+            .copied()
+            .filter(|n| *n != id.name)
+            .collect();
+        if compromised.contains(key) {
+            Err(Refusal {
+                rule: "its public key was revoked for key compromise".into(),
+                help: format!("a compromised key is never certified again: make a new key and CSR with `gitca request {} --rotate`", id.name),
+            })
+        } else if let Some(other) = owner
+            .get(key)
+            .filter(|o| **o != id.name && !renames.allows(id, o, key, inventory))
+        {
+            Err(if id.renamed_from.as_deref() == Some(*other) {
+                Refusal {
+                    rule: format!(
+                        "`renamed_from: {other}` cannot hand on `{other}`'s key: {}",
+                        renames.why_not(other, key, inventory)
+                    ),
+                    help: format!(
+                        "a rename takes over the key of a name that is removed in the same change and was never revoked; otherwise make a new key and CSR with `gitca request {} --rotate`",
+                        id.name
+                    ),
+                }
+            } else {
+                Refusal {
+                rule: format!("its public key belongs to identity `{other}`"),
+                help: format!(
+                    "every identity has its own key: make a new key and CSR with `gitca request {} --rotate`; or, if `{}` is `{other}` renamed, remove `{other}`'s entry and add `renamed_from: {other}` to this one (docs/onboarding.md, \"Renaming\")",
+                    id.name, id.name
+                ),
+            }
+            })
+        } else if !others.is_empty() && owner.get(key).is_none_or(|o| !claims[key].contains(o)) {
+            Err(Refusal {
+                rule: format!("its public key is also in the CSR of `{}`", others.join("`, `")),
+                help: format!("every identity has its own key: make a new key and CSR with `gitca request {} --rotate`", id.name),
+            })
+        } else {
+            Ok(csr.clone())
+        }
+    }
 }
