@@ -17,7 +17,7 @@ use crate::authority::init::{CA_CERT, CRL_FILE};
 use crate::error::{Error, Result};
 use crate::output::report;
 use crate::reconcile::apply::cert_path;
-use crate::reconcile::plan::human_span;
+use crate::reconcile::plan::{human_span, Plan};
 use crate::repository::confined::{Dir, Kind};
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::{self, fmt_time, Ledger, State};
@@ -1124,20 +1124,7 @@ pub fn run_plan(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let repo = CaRepo::open(dir)?;
-    let policy = match base {
-        Some(base) => {
-            let mut f = Findings::default();
-            compare_with_base(&repo, base, &mut f)?;
-            if !f.errors.is_empty() {
-                return Err(Error::Many {
-                    count: f.errors.len(),
-                    errors: f.errors,
-                });
-            }
-            f.policy
-        }
-        None => policy_changes(&repo, None),
-    };
+    let policy = policy_since(&repo, base)?;
     let state = load::load(&repo)?;
     let vetted = state.plan(now);
     let mut plan = vetted.plan;
@@ -1161,17 +1148,7 @@ pub fn run_plan(
             ));
         }
     }
-    match format {
-        PlanFormat::Human => report::render_plan_human(out, &plan),
-        PlanFormat::Markdown => report::render_plan_markdown(out, &plan),
-        PlanFormat::Json => {
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&report::plan_json(&plan, now)).expect("json")
-            );
-        }
-    }
+    render_plan(out, &plan, format, now);
     // The whole plan is printed first; then a blocked identity nobody acknowledged or a broken
     // declaration fails the command, as an invalid configuration fails `terraform plan`.
     Ok(
@@ -1186,4 +1163,38 @@ pub fn run_plan(
             0
         },
     )
+}
+
+/// How gitca.yaml changed: since the base's fork point with `--base`, after check's
+/// comparison with it (whose errors refuse the plan), else since HEAD.
+fn policy_since(repo: &CaRepo, base: Option<&str>) -> Result<Vec<String>> {
+    Ok(match base {
+        Some(base) => {
+            let mut f = Findings::default();
+            compare_with_base(repo, base, &mut f)?;
+            if !f.errors.is_empty() {
+                return Err(Error::Many {
+                    count: f.errors.len(),
+                    errors: f.errors,
+                });
+            }
+            f.policy
+        }
+        None => policy_changes(repo, None),
+    })
+}
+
+/// The plan in the format asked for.
+fn render_plan(out: &mut dyn Write, plan: &Plan, format: PlanFormat, now: OffsetDateTime) {
+    match format {
+        PlanFormat::Human => report::render_plan_human(out, plan),
+        PlanFormat::Markdown => report::render_plan_markdown(out, plan),
+        PlanFormat::Json => {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&report::plan_json(plan, now)).expect("json")
+            );
+        }
+    }
 }
