@@ -53,23 +53,7 @@ fn report_attention(outcome: &Outcome) -> u8 {
     if !outcome.attention && acknowledged.is_empty() {
         return 0;
     }
-    let shown = crate::output::report::MAX_DIAGNOSTICS;
-    for e in outcome.diagnostics.iter().take(shown) {
-        crate::output::redact::stderr(&crate::reconcile::review::render_diagnostic(e));
-    }
-    if outcome.diagnostics.len() > shown {
-        crate::output::redact::stderr(&format!(
-            "… and {} more problem(s) (gitca check lists them all)",
-            outcome.diagnostics.len() - shown
-        ));
-    }
-    let listed = |names: Vec<String>| {
-        let more = if names.len() > 20 { ", …" } else { "" };
-        format!(
-            "{}{more}",
-            names.into_iter().take(20).collect::<Vec<_>>().join(", ")
-        )
-    };
+    print_diagnostics(&outcome.diagnostics);
     let acknowledged = if acknowledged.is_empty() {
         None
     } else {
@@ -85,6 +69,42 @@ fn report_attention(outcome: &Outcome) -> u8 {
         ));
         return 0;
     }
+    let mut parts = attention_parts(outcome);
+    parts.extend(acknowledged);
+    crate::output::redact::stderr(&format!(
+        "gitca: reconcile applied every revocation and CRL update it could{}, but needs attention: {}",
+        if outcome.commit.is_some() { " and committed them" } else { "" },
+        parts.join("; ")
+    ));
+    EXIT_ATTENTION
+}
+
+/// The first MAX_DIAGNOSTICS diagnostics on stderr, and how many more there are.
+fn print_diagnostics(diagnostics: &[crate::error::Error]) {
+    let shown = crate::output::report::MAX_DIAGNOSTICS;
+    for e in diagnostics.iter().take(shown) {
+        crate::output::redact::stderr(&crate::reconcile::review::render_diagnostic(e));
+    }
+    if diagnostics.len() > shown {
+        crate::output::redact::stderr(&format!(
+            "… and {} more problem(s) (gitca check lists them all)",
+            diagnostics.len() - shown
+        ));
+    }
+}
+
+/// At most 20 names, comma-separated.
+fn listed(names: Vec<String>) -> String {
+    let more = if names.len() > 20 { ", …" } else { "" };
+    format!(
+        "{}{more}",
+        names.into_iter().take(20).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// What needs attention, one part each: what blocks every identity, the identities not signed
+/// for, a repair of the sealed outputs.
+fn attention_parts(outcome: &Outcome) -> Vec<String> {
     let (whole, blocked): (Vec<_>, Vec<_>) = outcome
         .plan
         .unacknowledged()
@@ -107,11 +127,5 @@ fn report_attention(outcome: &Outcome) -> u8 {
     if parts.is_empty() {
         parts.push("the problems listed above".into());
     }
-    parts.extend(acknowledged);
-    crate::output::redact::stderr(&format!(
-        "gitca: reconcile applied every revocation and CRL update it could{}, but needs attention: {}",
-        if outcome.commit.is_some() { " and committed them" } else { "" },
-        parts.join("; ")
-    ));
-    EXIT_ATTENTION
+    parts
 }

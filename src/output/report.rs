@@ -162,8 +162,22 @@ const DIAGNOSED: [&str; 5] = [
     "config-invalid",
 ];
 
+/// The plan for a terminal: the summary, policy changes and blocked identities, then the
+/// actions, the warnings and what each new certificate carries.
 fn render_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
     let _ = writeln!(out, "{}", summary(plan));
+    render_policy_changes_human(out, plan);
+    render_blocked_human(out, plan, diagnosed_below);
+    if plan.is_empty() {
+        return;
+    }
+    render_actions_human(out, plan);
+    render_notes_human(out, plan);
+    render_signing_human(out, plan);
+}
+
+/// The changes to gitca.yaml since the base, which apply to every identity.
+fn render_policy_changes_human(out: &mut dyn Write, plan: &Plan) {
     if !plan.policy_changes.is_empty() {
         let _ = writeln!(
             out,
@@ -173,10 +187,10 @@ fn render_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
             let _ = writeln!(out, "  {p}");
         }
     }
-    render_blocked_human(out, plan, diagnosed_below);
-    if plan.is_empty() {
-        return;
-    }
+}
+
+/// The actions as a table, each column as wide as its widest cell.
+fn render_actions_human(out: &mut dyn Write, plan: &Plan) {
     let rows = rows(plan);
     let head = ["IDENTITY", "KIND", "ACTION", "SERIAL", "EXPIRY", "REASON"];
     let w = |f: fn(&Row) -> &str, h: &str| {
@@ -220,6 +234,10 @@ fn render_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
             ])
         );
     }
+}
+
+/// What changes for those who read the new certificates, the first MAX_DIAGNOSTICS of them.
+fn render_notes_human(out: &mut dyn Write, plan: &Plan) {
     if !plan.notes.is_empty() {
         let _ = writeln!(
             out,
@@ -236,6 +254,10 @@ fn render_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool) {
             );
         }
     }
+}
+
+/// What each new certificate carries, one line each, the first MAX_DIAGNOSTICS of them.
+fn render_signing_human(out: &mut dyn Write, plan: &Plan) {
     if !plan.signing.is_empty() {
         let _ = writeln!(out, "\nWhat each new certificate carries:");
         for c in plan.signing.iter().take(MAX_DIAGNOSTICS) {
@@ -326,6 +348,15 @@ fn render_blocked_human(out: &mut dyn Write, plan: &Plan, diagnosed_below: bool)
 pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
     let _ = writeln!(out, "### gitca plan\n");
     let _ = writeln!(out, "{}", crate::output::encode::markdown(&summary(plan)));
+    render_policy_changes_markdown(out, plan);
+    render_actions_markdown(out, plan);
+    render_signing_markdown(out, plan);
+    render_notes_markdown(out, plan);
+    render_blocked_markdown(out, plan);
+}
+
+/// The changes to gitca.yaml since the base, which apply to every identity.
+fn render_policy_changes_markdown(out: &mut dyn Write, plan: &Plan) {
     if !plan.policy_changes.is_empty() {
         let _ = writeln!(
             out,
@@ -335,6 +366,10 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             let _ = writeln!(out, "- {}", crate::output::encode::markdown(p));
         }
     }
+}
+
+/// The actions as a Markdown table.
+fn render_actions_markdown(out: &mut dyn Write, plan: &Plan) {
     if !plan.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -355,6 +390,10 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             );
         }
     }
+}
+
+/// What each new certificate carries, as a table of the first MAX_DIAGNOSTICS.
+fn render_signing_markdown(out: &mut dyn Write, plan: &Plan) {
     if !plan.signing.is_empty() {
         let _ = writeln!(out, "\n**What each new certificate carries**\n");
         let _ = writeln!(
@@ -381,6 +420,10 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             );
         }
     }
+}
+
+/// What changes for those who read the new certificates, the first MAX_DIAGNOSTICS of them.
+fn render_notes_markdown(out: &mut dyn Write, plan: &Plan) {
     if !plan.notes.is_empty() {
         let _ = writeln!(
             out,
@@ -402,6 +445,10 @@ pub fn render_plan_markdown(out: &mut dyn Write, plan: &Plan) {
             );
         }
     }
+}
+
+/// The blocked identities with the fix for each, as a table of the first MAX_DIAGNOSTICS.
+fn render_blocked_markdown(out: &mut dyn Write, plan: &Plan) {
     if !plan.blocked.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::output::report;
 use crate::reconcile::plan::{self, Op, Plan};
 use crate::reconcile::policy::VerifiedCsr;
-use crate::repository::git::{CaRepo, Transaction};
+use crate::repository::git::{CaRepo, Start, Transaction};
 use crate::repository::inventory::Identity;
 use crate::repository::ledger::{self, Ledger, Record, RevocationReason, State};
 use crate::repository::load::{self, State as Loaded};
@@ -259,13 +259,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     // derived data, so `prepare` puts them back (a rerun converges). It scans the tree while
     // the identities load.
     let (mut state, start) = load::load_with(&repo, CaRepo::prepare)?;
-    if !start.restored.is_empty() && !opts.quiet {
-        let _ = writeln!(
-            out,
-            "Restored {} output file(s) (certs/, crl/, ledger.tsv, ledger.sig) to HEAD: an earlier reconcile was interrupted or they were edited by hand.",
-            start.restored.len()
-        );
-    }
+    report_restored(opts, &start, out);
     let now = opts.now;
     if let Some(e) = state
         .hierarchy
@@ -274,67 +268,19 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     {
         return Err(e);
     }
-    let vetted = state.plan(now);
-    let (mut plan, verified) = (vetted.plan, vetted.verified);
-    state.note_replacements(&repo.dir, &mut plan);
-    let mut diagnostics = std::mem::take(&mut state.problems);
-    diagnostics.extend(state.inventory.acknowledgements_too_far(now));
-    let pending = root_pending(&state, &plan, now);
-    // A person is needed for a broken declaration, a repair, revocations waiting for the root,
-    // and each blocked identity nobody acknowledged. The refusals vetting reports are those
-    // blocked identities: an acknowledged one is still reported, but alone it is not news.
-    let attention = !diagnostics.is_empty()
-        || pending.is_some()
-        || plan.repair.is_some()
-        || plan.unacknowledged().next().is_some();
-    diagnostics.extend(vetted.diagnostics);
-    diagnostics.extend(pending);
+    let Planned {
+        plan,
+        verified,
+        diagnostics,
+        attention,
+    } = plan_run(&repo, &mut state, now);
     phases.mark("load and plan");
     if plan.is_empty() {
-        if !opts.quiet {
-            let _ = writeln!(
-                out,
-                "{}",
-                if plan.blocked.is_empty() {
-                    "Nothing to do: every identity holds a current certificate and the CRL is fresh."
-                } else {
-                    "Nothing to apply; see the blocked identities below."
-                }
-            );
-        }
-        return Ok(Outcome {
-            plan,
-            diagnostics,
-            attention,
-            ..Outcome::default()
-        });
+        return Ok(nothing_to_apply(opts, out, plan, diagnostics, attention));
     }
     // Only a run that writes must start from a committed state: it applies what was reviewed
     // and commits only its own outputs. A run with nothing to do needs no such check.
-    if !opts.allow_dirty {
-        start.ensure_clean()?;
-    } else if !opts.no_commit {
-        // A commit of certificates for inputs that are not committed would record a state the
-        // repository does not hold (and the next plan would revoke them).
-        let inputs: Vec<&String> = start
-            .dirty
-            .iter()
-            .filter(|p| {
-                p.starts_with("identities/")
-                    || p.starts_with("csr/")
-                    || *p == crate::repository::config::FILE
-            })
-            .collect();
-        if !inputs.is_empty() {
-            return Err(Error::usage(
-                format!(
-                    "--allow-dirty would commit certificates for uncommitted changes: {}",
-                    inputs.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-                "commit them first (git add identities/ csr/ gitca.yaml && git commit; their review is the point), or add --no-commit to try them out without committing",
-            ));
-        }
-    }
+    refuse_uncommitted(opts, &start)?;
 
     // 1. Everything that can refuse the run, before the CA key is touched. The ledger is
     // taken out of the state (extended in place later: a clone of a 100,000-row ledger costs
@@ -348,24 +294,7 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
     }
     phases.mark("verify CSRs");
     // 2. Unlock the CA key: the last thing before signing.
-    let key: CaKey = custody::unlock(&repo.dir, &opts.key_source)?;
-    ca::check_key_matches(&state.ca, &key)?;
-    crate::repository::git::failpoint("after-unlock");
-    // A retiring intermediate's key, only when its CRL must be re-signed.
-    let previous_key = match &plan.previous_crl {
-        Some(_) => Some(custody::unlock_vault(
-            &repo.dir,
-            &crate::authority::hierarchy::PREVIOUS_VAULT,
-            &opts.key_source,
-        )?),
-        None => None,
-    };
-    if let (Some(k), Some(p)) = (
-        &previous_key,
-        state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()),
-    ) {
-        ca::check_key_matches(&p.cert, k)?;
-    }
+    let (key, previous_key) = unlock_keys(&repo, &state, &plan, opts)?;
     let signed = sign_all(&state, &key, &jobs, opts.quiet)?;
     phases.mark("unlock and sign");
     // 3. The new ledger, CRL(s) and seal.
@@ -394,6 +323,137 @@ pub fn run_reconcile(opts: &ReconcileOptions, out: &mut dyn Write) -> Result<Out
         diagnostics,
         attention,
     })
+}
+
+/// Says which outputs `prepare` put back, if any.
+fn report_restored(opts: &ReconcileOptions, start: &Start, out: &mut dyn Write) {
+    if !start.restored.is_empty() && !opts.quiet {
+        let _ = writeln!(
+            out,
+            "Restored {} output file(s) (certs/, crl/, ledger.tsv, ledger.sig) to HEAD: an earlier reconcile was interrupted or they were edited by hand.",
+            start.restored.len()
+        );
+    }
+}
+
+/// The plan of a run, with what it reports whatever it applies.
+struct Planned {
+    plan: Plan,
+    verified: Vec<(usize, VerifiedCsr)>,
+    diagnostics: Vec<Error>,
+    attention: bool,
+}
+
+/// Plans the run, and gathers what a person must see: broken declarations, acknowledgements
+/// set too far ahead, refused CSRs, revocations waiting for the root.
+fn plan_run(repo: &CaRepo, state: &mut Loaded, now: OffsetDateTime) -> Planned {
+    let vetted = state.plan(now);
+    let (mut plan, verified) = (vetted.plan, vetted.verified);
+    state.note_replacements(&repo.dir, &mut plan);
+    let mut diagnostics = std::mem::take(&mut state.problems);
+    diagnostics.extend(state.inventory.acknowledgements_too_far(now));
+    let pending = root_pending(state, &plan, now);
+    // A person is needed for a broken declaration, a repair, revocations waiting for the root,
+    // and each blocked identity nobody acknowledged. The refusals vetting reports are those
+    // blocked identities: an acknowledged one is still reported, but alone it is not news.
+    let attention = !diagnostics.is_empty()
+        || pending.is_some()
+        || plan.repair.is_some()
+        || plan.unacknowledged().next().is_some();
+    diagnostics.extend(vetted.diagnostics);
+    diagnostics.extend(pending);
+    Planned {
+        plan,
+        verified,
+        diagnostics,
+        attention,
+    }
+}
+
+/// The end of a run whose plan is empty: it says so, and writes nothing.
+fn nothing_to_apply(
+    opts: &ReconcileOptions,
+    out: &mut dyn Write,
+    plan: Plan,
+    diagnostics: Vec<Error>,
+    attention: bool,
+) -> Outcome {
+    if !opts.quiet {
+        let _ = writeln!(
+            out,
+            "{}",
+            if plan.blocked.is_empty() {
+                "Nothing to do: every identity holds a current certificate and the CRL is fresh."
+            } else {
+                "Nothing to apply; see the blocked identities below."
+            }
+        );
+    }
+    Outcome {
+        plan,
+        diagnostics,
+        attention,
+        ..Outcome::default()
+    }
+}
+
+/// Refuses a run that writes from uncommitted changes: any under gitca's paths, or, with
+/// --allow-dirty, uncommitted inputs when it would commit.
+fn refuse_uncommitted(opts: &ReconcileOptions, start: &Start) -> Result<()> {
+    if !opts.allow_dirty {
+        start.ensure_clean()?;
+    } else if !opts.no_commit {
+        // A commit of certificates for inputs that are not committed would record a state the
+        // repository does not hold (and the next plan would revoke them).
+        let inputs: Vec<&String> = start
+            .dirty
+            .iter()
+            .filter(|p| {
+                p.starts_with("identities/")
+                    || p.starts_with("csr/")
+                    || *p == crate::repository::config::FILE
+            })
+            .collect();
+        if !inputs.is_empty() {
+            return Err(Error::usage(
+                format!(
+                    "--allow-dirty would commit certificates for uncommitted changes: {}",
+                    inputs.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                "commit them first (git add identities/ csr/ gitca.yaml && git commit; their review is the point), or add --no-commit to try them out without committing",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Unlocks the issuing CA's key, and the retiring intermediate's when its CRL must be
+/// re-signed; each must match its certificate.
+fn unlock_keys(
+    repo: &CaRepo,
+    state: &Loaded,
+    plan: &Plan,
+    opts: &ReconcileOptions,
+) -> Result<(CaKey, Option<CaKey>)> {
+    let key: CaKey = custody::unlock(&repo.dir, &opts.key_source)?;
+    ca::check_key_matches(&state.ca, &key)?;
+    crate::repository::git::failpoint("after-unlock");
+    // A retiring intermediate's key, only when its CRL must be re-signed.
+    let previous_key = match &plan.previous_crl {
+        Some(_) => Some(custody::unlock_vault(
+            &repo.dir,
+            &crate::authority::hierarchy::PREVIOUS_VAULT,
+            &opts.key_source,
+        )?),
+        None => None,
+    };
+    if let (Some(k), Some(p)) = (
+        &previous_key,
+        state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()),
+    ) {
+        ca::check_key_matches(&p.cert, k)?;
+    }
+    Ok((key, previous_key))
 }
 
 /// Revocations that only the offline root can publish (certificates it signed itself before a
@@ -660,61 +720,10 @@ fn write_and_commit(
     signed: Vec<Vec<u8>>,
     next: NextOutputs,
 ) -> Result<Option<git2::Oid>> {
-    let now = opts.now;
     let mut tx = Transaction::new(&repo.dir);
     let result = (|| -> Result<Option<git2::Oid>> {
-        let mut staged = std::collections::HashSet::new();
-        for (job, der) in jobs.iter().zip(&signed) {
-            let mut text = ca::to_pem("CERTIFICATE", der);
-            text.push_str(&state.ca.pem);
-            let path = cert_path(&job.identity.name);
-            tx.write(&path, text);
-            staged.insert(path);
-        }
-        // certs/NAME.crt is the current certificate of a live identity: one left without a live
-        // certificate (revoked, disabled, expired, removed) has none.
-        for (file, _) in repo.dir.list("certs")? {
-            if let Some(name) = file.strip_suffix(".crt") {
-                if !next.ledger.of(name).any(|r| r.is_live(now)) && staged.insert(cert_path(name)) {
-                    tx.remove(&cert_path(name));
-                }
-            }
-        }
-        // Files under certs/ edited by hand since reconcile wrote them go back to what it
-        // wrote (see crate::authority::issued), unless this run writes or removes them anyway.
-        for edit in &state.certs_edited {
-            if !staged.insert(edit.path.clone()) {
-                continue;
-            }
-            match crate::authority::issued::sealed_text(repo, edit) {
-                Some(text) => tx.write(&edit.path, text),
-                None if edit.sealed.is_none() => tx.remove(&edit.path),
-                None => {}
-            }
-        }
-        drop(next.ledger);
-        tx.write(ledger::FILE, next.ledger_text.into_bytes());
-        tx.write(CRL_FILE, next.crl_text.into_bytes());
-        if let Some(h) = &state.hierarchy {
-            use crate::authority::hierarchy::{PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY};
-            match &next.previous_crl {
-                Some(text) => tx.write(PREVIOUS_CRL, text.clone().into_bytes()),
-                None if plan.retire_previous => {
-                    for f in [PREVIOUS_CERT, PREVIOUS_KEY, PREVIOUS_CRL] {
-                        tx.remove(f);
-                    }
-                }
-                None => {}
-            }
-            // A root CRL put back by a merge: the newest one from history is written back.
-            if h.root_crl_recovered.is_some() {
-                tx.write(
-                    crate::authority::hierarchy::ROOT_CRL,
-                    h.root_crl_text.clone().into_bytes(),
-                );
-            }
-        }
-        tx.write(seal::FILE, next.seal.render());
+        stage_certificates(&mut tx, repo, state, jobs, &signed, &next.ledger, opts.now)?;
+        stage_ledger_and_crls(&mut tx, state, plan, next);
         tx.apply()?;
         crate::repository::git::failpoint("before-commit");
         if opts.no_commit {
@@ -733,17 +742,91 @@ fn write_and_commit(
         Ok(c) => Ok(c),
         Err(e) => {
             tx.rollback();
-            // The index may hold staged paths from a failed commit: reset it to HEAD.
-            if let Some(head) = repo.head_oid() {
-                if let (Ok(commit), Ok(mut index)) = (repo.git.find_commit(head), repo.git.index())
-                {
-                    if let Ok(tree) = commit.tree() {
-                        let _ = index.read_tree(&tree);
-                        let _ = index.write();
-                    }
+            reset_index(repo);
+            Err(e)
+        }
+    }
+}
+
+/// Stages certs/: the new certificates (each followed by the CA's), the removal of files left
+/// without a live certificate, and hand-edited files put back.
+fn stage_certificates(
+    tx: &mut Transaction<'_>,
+    repo: &CaRepo,
+    state: &Loaded,
+    jobs: &[Job<'_>],
+    signed: &[Vec<u8>],
+    ledger: &Ledger,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let mut staged = std::collections::HashSet::new();
+    for (job, der) in jobs.iter().zip(signed) {
+        let mut text = ca::to_pem("CERTIFICATE", der);
+        text.push_str(&state.ca.pem);
+        let path = cert_path(&job.identity.name);
+        tx.write(&path, text);
+        staged.insert(path);
+    }
+    // certs/NAME.crt is the current certificate of a live identity: one left without a live
+    // certificate (revoked, disabled, expired, removed) has none.
+    for (file, _) in repo.dir.list("certs")? {
+        if let Some(name) = file.strip_suffix(".crt") {
+            if !ledger.of(name).any(|r| r.is_live(now)) && staged.insert(cert_path(name)) {
+                tx.remove(&cert_path(name));
+            }
+        }
+    }
+    // Files under certs/ edited by hand since reconcile wrote them go back to what it
+    // wrote (see crate::authority::issued), unless this run writes or removes them anyway.
+    for edit in &state.certs_edited {
+        if !staged.insert(edit.path.clone()) {
+            continue;
+        }
+        match crate::authority::issued::sealed_text(repo, edit) {
+            Some(text) => tx.write(&edit.path, text),
+            None if edit.sealed.is_none() => tx.remove(&edit.path),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Stages the ledger, the CRL(s) (a retiring intermediate's re-signed or removed, a recovered
+/// root CRL written back) and the seal.
+fn stage_ledger_and_crls(tx: &mut Transaction<'_>, state: &Loaded, plan: &Plan, next: NextOutputs) {
+    drop(next.ledger);
+    tx.write(ledger::FILE, next.ledger_text.into_bytes());
+    tx.write(CRL_FILE, next.crl_text.into_bytes());
+    if let Some(h) = &state.hierarchy {
+        use crate::authority::hierarchy::{PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY};
+        match &next.previous_crl {
+            Some(text) => tx.write(PREVIOUS_CRL, text.clone().into_bytes()),
+            None if plan.retire_previous => {
+                for f in [PREVIOUS_CERT, PREVIOUS_KEY, PREVIOUS_CRL] {
+                    tx.remove(f);
                 }
             }
-            Err(e)
+            None => {}
+        }
+        // A root CRL put back by a merge: the newest one from history is written back.
+        if h.root_crl_recovered.is_some() {
+            tx.write(
+                crate::authority::hierarchy::ROOT_CRL,
+                h.root_crl_text.clone().into_bytes(),
+            );
+        }
+    }
+    tx.write(seal::FILE, next.seal.render());
+}
+
+/// The index may hold staged paths from a failed commit: reset it to HEAD.
+fn reset_index(repo: &CaRepo) {
+    if let Some(head) = repo.head_oid() {
+        if let (Ok(commit), Ok(mut index)) = (repo.git.find_commit(head), repo.git.index()) {
+            if let Ok(tree) = commit.tree() {
+                let _ = index.read_tree(&tree);
+                let _ = index.write();
+            }
         }
     }
 }

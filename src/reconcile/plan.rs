@@ -566,6 +566,9 @@ pub fn human_span(d: time::Duration) -> String {
 }
 
 /// Computes the plan. Pure.
+///
+/// Each declared identity goes through the trigger chain; then come the removals, the keys
+/// revoked for compromise wherever they are, and the CRLs those revocations make due.
 pub fn plan(input: &Input<'_>) -> Plan {
     let now = input.now;
     let mut actions = Vec::new();
@@ -578,123 +581,185 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .collect();
 
     for id in input.identities {
-        if input.held.contains_key(&id.name) {
-            continue;
-        }
-        let Some(profile) = input.config.profiles.get(&id.profile) else {
-            continue; // inventory validation refuses unknown profiles before planning
-        };
-        let history: Vec<&Record> = input.ledger.of(&id.name).collect();
-        // A certificate of a revoked intermediate is dead whatever the ledger says: it is
-        // marked revoked, and the identity is issued anew.
-        let dead = |r: &Record| {
-            r.issuer
-                .as_ref()
-                .is_some_and(|i| input.issuers.revoked.contains(i))
-        };
-        for r in history.iter().filter(|r| r.is_live(now) && dead(r)) {
-            actions.push(revoke(
-                r,
-                RevocationReason::Superseded,
-                reason(
-                    "issuer-revoked",
-                    format!(
-                        "its issuer, intermediate {}, was revoked by the root",
-                        r.issuer.as_deref().unwrap_or("?")
-                    ),
+        plan_identity(input, id, &mut actions, &mut blocked);
+    }
+    offboard(input, &declared, &mut actions, &mut blocked);
+    revoke_compromised_keys(input.ledger, now, &mut actions);
+    actions
+        .sort_by(|a, b| (&a.identity, a.op == Op::Revoke).cmp(&(&b.identity, b.op == Op::Revoke)));
+    settle_blocked(&mut blocked, &declared, now);
+    let (crl, previous_crl, retire_previous) = crl_actions(input, &actions);
+    Plan {
+        actions,
+        crl,
+        previous_crl,
+        retire_previous,
+        blocked,
+        repair: None,
+        policy_changes: Vec::new(),
+        signing: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+/// One declared identity: what a revoked intermediate signed is revoked, then the first check
+/// of the chain that fires decides the rest.
+fn plan_identity(
+    input: &Input<'_>,
+    id: &Identity,
+    actions: &mut Vec<Action>,
+    blocked: &mut Vec<Blocked>,
+) {
+    let now = input.now;
+    if input.held.contains_key(&id.name) {
+        return;
+    }
+    let Some(profile) = input.config.profiles.get(&id.profile) else {
+        return; // inventory validation refuses unknown profiles before planning
+    };
+    let history: Vec<&Record> = input.ledger.of(&id.name).collect();
+    // A certificate of a revoked intermediate is dead whatever the ledger says: it is
+    // marked revoked, and the identity is issued anew.
+    let dead = |r: &Record| {
+        r.issuer
+            .as_ref()
+            .is_some_and(|i| input.issuers.revoked.contains(i))
+    };
+    for r in history.iter().filter(|r| r.is_live(now) && dead(r)) {
+        actions.push(revoke(
+            r,
+            RevocationReason::Superseded,
+            reason(
+                "issuer-revoked",
+                format!(
+                    "its issuer, intermediate {}, was revoked by the root",
+                    r.issuer.as_deref().unwrap_or("?")
                 ),
-            ));
+            ),
+        ));
+    }
+    let live: Vec<&Record> = history
+        .iter()
+        .copied()
+        .filter(|r| r.is_live(now) && !dead(r))
+        .collect();
+    let validity = id.validity.unwrap_or(profile.validity).0;
+    let ctx = Ctx {
+        id,
+        profile,
+        profiles: &input.config.profiles,
+        current: live.last().copied(),
+        live,
+        history,
+        new_not_after: (now + validity).min(input.ca_not_after),
+        now,
+        issuer: input.issuers.current.as_deref(),
+    };
+    let decision = CHAIN.iter().find_map(|(_, check)| check(&ctx));
+    apply_decision(input, &ctx, decision, actions, blocked);
+}
+
+/// Turns the chain's decision into actions, or into the reason nothing can be done.
+fn apply_decision(
+    input: &Input<'_>,
+    ctx: &Ctx,
+    decision: Option<Decision>,
+    actions: &mut Vec<Action>,
+    blocked: &mut Vec<Blocked>,
+) {
+    match decision {
+        None => {
+            for (rec, r) in superseded_after_grace(ctx, input.config.supersede_grace.0) {
+                actions.push(revoke(rec, RevocationReason::Superseded, r));
+            }
         }
-        let live: Vec<&Record> = history
-            .iter()
-            .copied()
-            .filter(|r| r.is_live(now) && !dead(r))
-            .collect();
-        let validity = id.validity.unwrap_or(profile.validity).0;
-        let ctx = Ctx {
-            id,
-            profile,
-            profiles: &input.config.profiles,
-            current: live.last().copied(),
-            live,
-            history,
-            new_not_after: (now + validity).min(input.ca_not_after),
-            now,
-            issuer: input.issuers.current.as_deref(),
-        };
-        let decision = CHAIN.iter().find_map(|(_, check)| check(&ctx));
-        match decision {
-            None => {
-                for (rec, r) in superseded_after_grace(&ctx, input.config.supersede_grace.0) {
-                    actions.push(revoke(rec, RevocationReason::Superseded, r));
-                }
+        Some(Decision::Hold) => {
+            if let Some(b) = held_by_revocation(ctx) {
+                blocked.push(b);
             }
-            Some(Decision::Hold) => {
-                if let Some(b) = held_by_revocation(&ctx) {
-                    blocked.push(b);
-                }
+        }
+        Some(Decision::Revoke(why, r)) => {
+            for rec in &ctx.live {
+                actions.push(revoke(rec, why, r.clone()));
             }
-            Some(Decision::Revoke(why, r)) => {
-                for rec in &ctx.live {
-                    actions.push(revoke(rec, why, r.clone()));
+        }
+        Some(Decision::RevokeThese(records, why, r)) => {
+            for rec in &records {
+                let mut r = r.clone();
+                if !rec.is_live(ctx.now) {
+                    r.detail = match rec.reason {
+                        Some(old) => format!("{}; reason {old} → {why}", r.detail),
+                        None => format!("{}; expired, its key barred", r.detail),
+                    };
                 }
+                actions.push(revoke(rec, why, r));
             }
-            Some(Decision::RevokeThese(records, why, r)) => {
-                for rec in &records {
-                    let mut r = r.clone();
-                    if !rec.is_live(now) {
-                        r.detail = match rec.reason {
-                            Some(old) => format!("{}; reason {old} → {why}", r.detail),
-                            None => format!("{}; expired, its key barred", r.detail),
-                        };
-                    }
-                    actions.push(revoke(rec, why, r));
-                }
-            }
-            Some(Decision::Sign(op, r, withdraw)) => {
-                // A withdrawal takes effect whether or not the new certificate can be signed.
-                if let Some(why) = withdraw {
-                    for rec in &ctx.live {
-                        actions.push(revoke(
-                            rec,
-                            why,
-                            reason(r.code, format!("withdrawn at once ({})", r.detail)),
-                        ));
-                    }
-                }
-                let stop = input
-                    .refused
-                    .get(&id.name)
-                    .or(input.signing_blocked)
-                    .cloned();
-                match stop {
-                    Some(mut b) => {
-                        b.identity = id.name.clone();
-                        b.detail = format!(
-                            "{} — wanted: {op} ({}: {})",
-                            b.detail,
-                            r.code,
-                            r.detail,
-                            op = op.as_str()
-                        );
-                        blocked.push(b);
-                    }
-                    None => actions.push(Action {
-                        identity: id.name.clone(),
-                        kind: id.kind,
-                        op,
-                        reason: r,
-                        serial: ctx.current.map(|c| c.serial.clone()),
-                        not_after: Some(ctx.new_not_after),
-                        revocation: None,
-                    }),
-                }
-            }
+        }
+        Some(Decision::Sign(op, r, withdraw)) => {
+            sign_or_block(input, ctx, op, r, withdraw, actions, blocked);
         }
     }
+}
 
-    // Offboarding: every unexpired certificate of an identity no longer declared — unless its
-    // declaration is only broken (held), which is not a removal.
+/// A decision to sign: withdraws what the new certificate takes away, then plans the signing —
+/// or says why it cannot happen (a refused CSR, or signing blocked for everyone).
+fn sign_or_block(
+    input: &Input<'_>,
+    ctx: &Ctx,
+    op: Op,
+    r: Reason,
+    withdraw: Option<RevocationReason>,
+    actions: &mut Vec<Action>,
+    blocked: &mut Vec<Blocked>,
+) {
+    let id = ctx.id;
+    // A withdrawal takes effect whether or not the new certificate can be signed.
+    if let Some(why) = withdraw {
+        for rec in &ctx.live {
+            actions.push(revoke(
+                rec,
+                why,
+                reason(r.code, format!("withdrawn at once ({})", r.detail)),
+            ));
+        }
+    }
+    let stop = input
+        .refused
+        .get(&id.name)
+        .or(input.signing_blocked)
+        .cloned();
+    match stop {
+        Some(mut b) => {
+            b.identity = id.name.clone();
+            b.detail = format!(
+                "{} — wanted: {op} ({}: {})",
+                b.detail,
+                r.code,
+                r.detail,
+                op = op.as_str()
+            );
+            blocked.push(b);
+        }
+        None => actions.push(Action {
+            identity: id.name.clone(),
+            kind: id.kind,
+            op,
+            reason: r,
+            serial: ctx.current.map(|c| c.serial.clone()),
+            not_after: Some(ctx.new_not_after),
+            revocation: None,
+        }),
+    }
+}
+
+/// Offboarding: every unexpired certificate of an identity no longer declared — unless its
+/// declaration is only broken (held), which is not a removal.
+fn offboard(
+    input: &Input<'_>,
+    declared: &BTreeMap<&str, &Identity>,
+    actions: &mut Vec<Action>,
+    blocked: &mut Vec<Blocked>,
+) {
     if let Some(why) = input.removals_suspended {
         blocked.push(Blocked {
             identity: "*".into(),
@@ -706,28 +771,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
             acknowledged: None,
         });
     }
-    // A rename (`renamed_from:`) supersedes the former name's certificates — when the new name
-    // is new (a rename happens in one change); a `renamed_from:` left on an identity that
-    // already holds certificates says nothing about a later offboarding of that name.
-    let certified: BTreeSet<&str> = if input.identities.iter().any(|i| i.renamed_from.is_some()) {
-        input
-            .ledger
-            .records
-            .iter()
-            .map(|r| r.identity.as_str())
-            .collect()
-    } else {
-        BTreeSet::new()
-    };
-    let successor: BTreeMap<&str, &str> = input
-        .identities
-        .iter()
-        .filter(|i| !certified.contains(i.name.as_str()))
-        .filter_map(|i| Some((i.renamed_from.as_deref()?, i.name.as_str())))
-        .collect();
+    let successor = successors(input);
     for rec in &input.ledger.records {
         if input.removals_suspended.is_none()
-            && rec.is_live(now)
+            && rec.is_live(input.now)
             && !declared.contains_key(rec.identity.as_str())
             && !input.held.contains_key(&rec.identity)
         {
@@ -745,12 +792,42 @@ pub fn plan(input: &Input<'_>) -> Plan {
             });
         }
     }
-    revoke_compromised_keys(input.ledger, now, &mut actions);
-    actions
-        .sort_by(|a, b| (&a.identity, a.op == Op::Revoke).cmp(&(&b.identity, b.op == Op::Revoke)));
+}
+
+/// Former names mapped to the names that replaced them.
+///
+/// A rename (`renamed_from:`) supersedes the former name's certificates — when the new name
+/// is new (a rename happens in one change); a `renamed_from:` left on an identity that
+/// already holds certificates says nothing about a later offboarding of that name.
+fn successors<'a>(input: &Input<'a>) -> BTreeMap<&'a str, &'a str> {
+    let certified: BTreeSet<&str> = if input.identities.iter().any(|i| i.renamed_from.is_some()) {
+        input
+            .ledger
+            .records
+            .iter()
+            .map(|r| r.identity.as_str())
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    input
+        .identities
+        .iter()
+        .filter(|i| !certified.contains(i.name.as_str()))
+        .filter_map(|i| Some((i.renamed_from.as_deref()?, i.name.as_str())))
+        .collect()
+}
+
+/// Orders the blocked identities, one entry per identity and code, each carrying the
+/// acknowledgement its declaration holds now.
+fn settle_blocked(
+    blocked: &mut Vec<Blocked>,
+    declared: &BTreeMap<&str, &Identity>,
+    now: OffsetDateTime,
+) {
     blocked.sort_by(|a, b| a.identity.cmp(&b.identity));
     blocked.dedup_by(|a, b| a.identity == b.identity && a.code == b.code);
-    for b in &mut blocked {
+    for b in blocked {
         let ack = declared
             .get(b.identity.as_str())
             .and_then(|i| i.acknowledged.as_ref())
@@ -760,8 +837,16 @@ pub fn plan(input: &Input<'_>) -> Plan {
             reason: a.reason.clone(),
         });
     }
+}
 
-    // Each CA re-signs its CRL for revocations of what it signed, and when its CRL is due.
+/// The current CA's CRL action, the retiring intermediate's, and whether its CRL retires.
+///
+/// Each CA re-signs its CRL for revocations of what it signed, and when its CRL is due.
+fn crl_actions(
+    input: &Input<'_>,
+    actions: &[Action],
+) -> (Option<CrlAction>, Option<CrlAction>, bool) {
+    let now = input.now;
     let revoked_by = |issuer: Option<&str>| {
         actions
             .iter()
@@ -786,17 +871,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             false,
         ),
     };
-    Plan {
-        actions,
-        crl,
-        previous_crl,
-        retire_previous,
-        blocked,
-        repair: None,
-        policy_changes: Vec::new(),
-        signing: Vec::new(),
-        notes: Vec::new(),
-    }
+    (crl, previous_crl, retire_previous)
 }
 
 /// The issuer of the certificate a revocation is about.

@@ -51,6 +51,47 @@ const REGENERATE: &str = "generate a new key and CSR: `gitca request NAME` (ECDS
 
 /// Parses a PEM CSR, verifies its signature and applies the key policy.
 pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
+    let block = pem_block(bytes)?;
+    let der = block.contents();
+    let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|_| {
+        refuse(
+            "the PEM block is not a valid PKCS#10 certification request",
+            REGENERATE,
+        )
+    })?;
+    if !rest.is_empty() {
+        return Err(refuse(
+            "trailing bytes after the certification request",
+            REGENERATE,
+        ));
+    }
+    check_signature_algorithm(&csr)?;
+    let info = &csr.certification_request_info;
+    let key = check_key(info.subject_pki.raw)?;
+    // Key policy first: a weak key is named as such, not as a failed signature.
+    csr.verify_signature().map_err(|_| {
+        refuse(
+            "its signature does not verify (proof of possession failed: the CSR was altered or is corrupt)",
+            "regenerate the CSR with the private key it names; never edit a CSR by hand",
+        )
+    })?;
+    let common_name = info
+        .subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
+    Ok(VerifiedCsr {
+        spki_der: key.spki,
+        key_sha256: key.id,
+        key_desc: key.desc,
+        common_name,
+    })
+}
+
+/// The file's one PEM block, which must be a certificate request: not DER, not a private key,
+/// not several blocks.
+fn pem_block(bytes: &[u8]) -> Result<pem::Pem, Refusal> {
     if bytes.first() == Some(&0x30) {
         return Err(refuse(
             "the CSR is DER (binary), not PEM",
@@ -65,9 +106,10 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
             "commit only the CSR; keep the .key on your machine, and since it was exposed, make a new key",
         ));
     }
-    let blocks = pem::parse_many(text).map_err(|_| refuse("the file is not PEM", REGENERATE))?;
-    let block = match blocks.as_slice() {
-        [b] if b.tag() == "CERTIFICATE REQUEST" || b.tag() == "NEW CERTIFICATE REQUEST" => b,
+    let mut blocks =
+        pem::parse_many(text).map_err(|_| refuse("the file is not PEM", REGENERATE))?;
+    match blocks.as_slice() {
+        [b] if b.tag() == "CERTIFICATE REQUEST" || b.tag() == "NEW CERTIFICATE REQUEST" => {}
         [] => {
             return Err(refuse(
                 "the file is not PEM (no BEGIN CERTIFICATE REQUEST block)",
@@ -89,20 +131,12 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
                 "keep exactly one CSR per file",
             ))
         }
-    };
-    let der = block.contents();
-    let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|_| {
-        refuse(
-            "the PEM block is not a valid PKCS#10 certification request",
-            REGENERATE,
-        )
-    })?;
-    if !rest.is_empty() {
-        return Err(refuse(
-            "trailing bytes after the certification request",
-            REGENERATE,
-        ));
     }
+    Ok(blocks.remove(0))
+}
+
+/// Refuses a CSR signed with SHA-1 or MD5.
+fn check_signature_algorithm(csr: &X509CertificationRequest) -> Result<(), Refusal> {
     let sig_oid = csr.signature_algorithm.algorithm.to_id_string();
     if [OID_SHA1_RSA, OID_SHA1_ECDSA, OID_MD5_RSA].contains(&sig_oid.as_str()) {
         return Err(refuse(
@@ -110,9 +144,13 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
             "sign the CSR with SHA-256 or stronger (openssl req signs with SHA-256 by default)",
         ));
     }
-    let info = &csr.certification_request_info;
+    Ok(())
+}
+
+/// The key policy: an algorithm gitca signs for, and an RSA key of 2048 to 8192 bits.
+fn check_key(spki: &[u8]) -> Result<crate::authority::pubkey::PublicKey, Refusal> {
     // The key as it is, whatever its encoding: identity and certificates use the canonical form.
-    let key = crate::authority::pubkey::canonical(info.subject_pki.raw).map_err(|why| {
+    let key = crate::authority::pubkey::canonical(spki).map_err(|why| {
         refuse(
             why.0,
             "use an ECDSA P-256/P-384, RSA (2048 to 8192 bits) or Ed25519 key",
@@ -132,25 +170,7 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
             ));
         }
     }
-    // Key policy first: a weak key is named as such, not as a failed signature.
-    csr.verify_signature().map_err(|_| {
-        refuse(
-            "its signature does not verify (proof of possession failed: the CSR was altered or is corrupt)",
-            "regenerate the CSR with the private key it names; never edit a CSR by hand",
-        )
-    })?;
-    let common_name = info
-        .subject
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string);
-    Ok(VerifiedCsr {
-        spki_der: key.spki,
-        key_sha256: key.id,
-        key_desc: key.desc,
-        common_name,
-    })
+    Ok(key)
 }
 
 /// The CN rule: a CSR must name the identity it is declared for (its `common_name`, when the
@@ -270,6 +290,45 @@ impl Vetting<'_> {
             .into(),
         );
     }
+    /// Records an identity whose CSR is missing or refused: blocked, with a diagnostic at its
+    /// entry.
+    fn refuse_csr(&mut self, inventory: &Inventory, id: &Identity, refusal: Refusal) {
+        let code = if id.csr_bytes.is_none() {
+            "csr-missing"
+        } else {
+            "csr-refused"
+        };
+        self.refused.insert(
+            id.name.clone(),
+            Blocked {
+                identity: id.name.clone(),
+                code,
+                detail: format!("CSR {}: {}", id.csr, refusal.rule),
+                fix: refusal.help.clone(),
+                file: Some(id.source.file.clone()),
+                line: Some(id.source.line),
+                acknowledged: None,
+            },
+        );
+        if self.diagnostics.len() < crate::repository::inventory::MAX_KEPT_ERRORS {
+            self.diagnostics.push(
+                inventory
+                    .locate(
+                        id,
+                        true,
+                        format!(
+                            "CSR of `{}` ({}) refused: {}",
+                            id.name, id.csr, refusal.rule
+                        ),
+                        "this CSR",
+                        &refusal.help,
+                    )
+                    .into(),
+            );
+        } else {
+            self.more += 1;
+        }
+    }
 }
 
 /// When an entry `renamed_from: former` may take over `former`'s key: its entry says
@@ -360,7 +419,36 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
     if to_sign.is_empty() {
         return Vetting::default();
     }
-    let checked: Vec<(&Identity, Result<VerifiedCsr, Refusal>)> = to_sign
+    let checked = check_each_csr(to_sign);
+    let clashes = name_clashes(ledger, inventory);
+    let keys = KeyRules::new(ledger, inventory, &checked);
+    let mut out = Vetting::default();
+    for (id, r) in &checked {
+        if let Some(other) = clashes.get(id.name.as_str()) {
+            out.refuse_name(inventory, id, name_clash_refusal(id, other));
+            continue;
+        }
+        let verdict = match r {
+            Err(refusal) => Err(Refusal {
+                rule: refusal.rule.clone(),
+                help: refusal.help.clone(),
+            }),
+            Ok(csr) => keys.judge(id, csr, inventory),
+        };
+        match verdict {
+            Ok(csr) => out.verified.push((*id, csr)),
+            Err(refusal) => out.refuse_csr(inventory, id, refusal),
+        }
+    }
+    out
+}
+
+/// Each identity's CSR on its own (in parallel): the file exists, its signature, the key
+/// policy and the CN.
+fn check_each_csr<'a>(
+    to_sign: &[&'a Identity],
+) -> Vec<(&'a Identity, Result<VerifiedCsr, Refusal>)> {
+    to_sign
         .par_iter()
         .map(|id| {
             // The bytes hashed at load time: what is verified and signed is exactly what the
@@ -380,134 +468,114 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
                 .and_then(|csr| check_name(&csr, id).map(|()| csr));
             (*id, r)
         })
-        .collect();
-    let clashes = name_clashes(ledger, inventory);
+        .collect()
+}
 
-    // Keys are bound to one identity at a time (the last to hold it; a rename hands it on),
-    // and a compromised key is never certified again.
-    let KeyHolders { owner, compromised } = KeyHolders::of(ledger);
-    let renames = Renames::new(inventory, ledger);
-    // Two new identities asking for the same key: neither gets it (which one is the owner's
-    // cannot be told).
-    let mut claims: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (id, r) in &checked {
-        if let Ok(csr) = r {
-            claims
-                .entry(csr.key_sha256.as_str())
-                .or_default()
-                .push(&id.name);
-        }
+/// Why a common name that stands for another identity is refused.
+fn name_clash_refusal(id: &Identity, other: &str) -> Refusal {
+    Refusal {
+        rule: format!(
+            "common_name `{}` stands for identity `{other}` (the same name, ignoring case, separators and look-alike letters)",
+            id.cn()
+        ),
+        help: format!(
+            "a certificate names one identity: choose a common name that is not `{other}`'s, or leave common_name out to use `{}`",
+            id.name
+        ),
     }
-    let mut out = Vetting::default();
-    for (id, r) in &checked {
-        let clash = clashes.get(id.name.as_str()).map(|other| Refusal {
-            rule: format!(
-                "common_name `{}` stands for identity `{other}` (the same name, ignoring case, separators and look-alike letters)",
-                id.cn()
-            ),
-            help: format!(
-                "a certificate names one identity: choose a common name that is not `{other}`'s, or leave common_name out to use `{}`",
-                id.name
-            ),
-        });
-        if let Some(clash) = clash {
-            out.refuse_name(inventory, id, clash);
-            continue;
-        }
-        let verdict = match r {
-            Err(refusal) => Err(Refusal {
-                rule: refusal.rule.clone(),
-                help: refusal.help.clone(),
-            }),
-            Ok(csr) => {
-                let key = csr.key_sha256.as_str();
-                let others: Vec<&str> = claims[key]
-                    .iter()
-                    .copied()
-                    .filter(|n| *n != id.name)
-                    .collect();
-                if compromised.contains(key) {
-                    Err(Refusal {
-                        rule: "its public key was revoked for key compromise".into(),
-                        help: format!("a compromised key is never certified again: make a new key and CSR with `gitca request {} --rotate`", id.name),
-                    })
-                } else if let Some(other) = owner
-                    .get(key)
-                    .filter(|o| **o != id.name && !renames.allows(id, o, key, inventory))
-                {
-                    Err(if id.renamed_from.as_deref() == Some(*other) {
-                        Refusal {
-                            rule: format!(
-                                "`renamed_from: {other}` cannot hand on `{other}`'s key: {}",
-                                renames.why_not(other, key, inventory)
-                            ),
-                            help: format!(
-                                "a rename takes over the key of a name that is removed in the same change and was never revoked; otherwise make a new key and CSR with `gitca request {} --rotate`",
-                                id.name
-                            ),
-                        }
-                    } else {
-                        Refusal {
-                        rule: format!("its public key belongs to identity `{other}`"),
-                        help: format!(
-                            "every identity has its own key: make a new key and CSR with `gitca request {} --rotate`; or, if `{}` is `{other}` renamed, remove `{other}`'s entry and add `renamed_from: {other}` to this one (docs/onboarding.md, \"Renaming\")",
-                            id.name, id.name
-                        ),
-                    }
-                    })
-                } else if !others.is_empty()
-                    && owner.get(key).is_none_or(|o| !claims[key].contains(o))
-                {
-                    Err(Refusal {
-                        rule: format!("its public key is also in the CSR of `{}`", others.join("`, `")),
-                        help: format!("every identity has its own key: make a new key and CSR with `gitca request {} --rotate`", id.name),
-                    })
-                } else {
-                    Ok(csr.clone())
-                }
-            }
-        };
-        let id = *id;
-        match verdict {
-            Ok(csr) => out.verified.push((id, csr)),
-            Err(refusal) => {
-                let code = if id.csr_bytes.is_none() {
-                    "csr-missing"
-                } else {
-                    "csr-refused"
-                };
-                out.refused.insert(
-                    id.name.clone(),
-                    Blocked {
-                        identity: id.name.clone(),
-                        code,
-                        detail: format!("CSR {}: {}", id.csr, refusal.rule),
-                        fix: refusal.help.clone(),
-                        file: Some(id.source.file.clone()),
-                        line: Some(id.source.line),
-                        acknowledged: None,
-                    },
-                );
-                if out.diagnostics.len() < crate::repository::inventory::MAX_KEPT_ERRORS {
-                    out.diagnostics.push(
-                        inventory
-                            .locate(
-                                id,
-                                true,
-                                format!(
-                                    "CSR of `{}` ({}) refused: {}",
-                                    id.name, id.csr, refusal.rule
-                                ),
-                                "this CSR",
-                                &refusal.help,
-                            )
-                            .into(),
-                    );
-                } else {
-                    out.more += 1;
-                }
+}
+
+/// The rules between keys: keys are bound to one identity at a time (the last to hold it; a
+/// rename hands it on), and a compromised key is never certified again.
+struct KeyRules<'v> {
+    owner: HashMap<&'v str, &'v str>,
+    compromised: HashSet<&'v str>,
+    renames: Renames<'v>,
+    /// Who asks for each key in this change. Two new identities asking for the same key:
+    /// neither gets it (which one is the owner's cannot be told).
+    claims: HashMap<&'v str, Vec<&'v str>>,
+}
+
+impl<'v> KeyRules<'v> {
+    fn new(
+        ledger: &'v Ledger,
+        inventory: &'v Inventory,
+        checked: &'v [(&Identity, Result<VerifiedCsr, Refusal>)],
+    ) -> Self {
+        let KeyHolders { owner, compromised } = KeyHolders::of(ledger);
+        let renames = Renames::new(inventory, ledger);
+        let mut claims: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (id, r) in checked {
+            if let Ok(csr) = r {
+                claims
+                    .entry(csr.key_sha256.as_str())
+                    .or_default()
+                    .push(&id.name);
             }
         }
+        KeyRules {
+            owner,
+            compromised,
+            renames,
+            claims,
+        }
     }
-    out
+
+    /// A CSR that passed on its own, against the keys of the ledger and of the other CSRs.
+    fn judge(
+        &self,
+        id: &Identity,
+        csr: &VerifiedCsr,
+        inventory: &Inventory,
+    ) -> Result<VerifiedCsr, Refusal> {
+        let KeyRules {
+            owner,
+            compromised,
+            renames,
+            claims,
+        } = self;
+        let key = csr.key_sha256.as_str();
+        let others: Vec<&str> = claims[key]
+            .iter()
+            .copied()
+            .filter(|n| *n != id.name)
+            .collect();
+        if compromised.contains(key) {
+            Err(Refusal {
+                rule: "its public key was revoked for key compromise".into(),
+                help: format!("a compromised key is never certified again: make a new key and CSR with `gitca request {} --rotate`", id.name),
+            })
+        } else if let Some(other) = owner
+            .get(key)
+            .filter(|o| **o != id.name && !renames.allows(id, o, key, inventory))
+        {
+            Err(if id.renamed_from.as_deref() == Some(*other) {
+                Refusal {
+                    rule: format!(
+                        "`renamed_from: {other}` cannot hand on `{other}`'s key: {}",
+                        renames.why_not(other, key, inventory)
+                    ),
+                    help: format!(
+                        "a rename takes over the key of a name that is removed in the same change and was never revoked; otherwise make a new key and CSR with `gitca request {} --rotate`",
+                        id.name
+                    ),
+                }
+            } else {
+                Refusal {
+                rule: format!("its public key belongs to identity `{other}`"),
+                help: format!(
+                    "every identity has its own key: make a new key and CSR with `gitca request {} --rotate`; or, if `{}` is `{other}` renamed, remove `{other}`'s entry and add `renamed_from: {other}` to this one (docs/onboarding.md, \"Renaming\")",
+                    id.name, id.name
+                ),
+            }
+            })
+        } else if !others.is_empty() && owner.get(key).is_none_or(|o| !claims[key].contains(o)) {
+            Err(Refusal {
+                rule: format!("its public key is also in the CSR of `{}`", others.join("`, `")),
+                help: format!("every identity has its own key: make a new key and CSR with `gitca request {} --rotate`", id.name),
+            })
+        } else {
+            Ok(csr.clone())
+        }
+    }
 }

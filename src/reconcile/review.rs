@@ -17,7 +17,7 @@ use crate::authority::init::{CA_CERT, CRL_FILE};
 use crate::error::{Error, Result};
 use crate::output::report;
 use crate::reconcile::apply::cert_path;
-use crate::reconcile::plan::human_span;
+use crate::reconcile::plan::{human_span, Plan};
 use crate::repository::confined::{Dir, Kind};
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::{self, fmt_time, Ledger, State};
@@ -340,6 +340,23 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
         .unwrap_or_default();
     let fork = fork_point(repo, base)?;
     findings.policy = policy_changes(repo, Some(fork));
+    check_change_size(repo, fork, base, findings)?;
+    let fork_tree = repo.git.find_commit(fork)?.tree()?;
+    let changed = changed_outputs(repo, &fork_tree)?;
+    report_hand_edits(&changed, base, findings);
+    // A file the pull request changed is reported as that, not as a leftover to clean up.
+    findings.warnings.retain(|w| !changed.contains_key(&w.file));
+    check_revocations_kept(repo, &fork_tree, &ledger, base, findings);
+    Ok(())
+}
+
+/// How much the change adds to the history every later gitca command reads.
+fn check_change_size(
+    repo: &CaRepo,
+    fork: git2::Oid,
+    base: &str,
+    findings: &mut Findings,
+) -> Result<()> {
     let (versions, bytes) = crate::repository::history::added_by_change(&repo.git, fork)?;
     if bytes > crate::repository::history::MAX_CHANGE_BYTES {
         findings.errors.push(Error::usage(
@@ -351,7 +368,13 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
             "every later gitca command reads these versions (it reads at most 512 MiB in all, docs/performance.md): squash the change into one commit that leaves gitca's files as they are on the base",
         ));
     }
-    let fork_tree = repo.git.find_commit(fork)?.tree()?;
+    Ok(())
+}
+
+/// Each changed path among what only reconcile (or a ceremony) writes, and whether the base
+/// has it (a file the pull request added cannot be checked out from the base: it is removed
+/// instead).
+fn changed_outputs(repo: &CaRepo, fork_tree: &git2::Tree) -> Result<BTreeMap<String, bool>> {
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
     for p in ["ledger.tsv", "ledger.sig", "certs", "crl", "ca"] {
@@ -359,9 +382,7 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
     }
     let diff = repo
         .git
-        .diff_tree_to_workdir_with_index(Some(&fork_tree), Some(&mut opts))?;
-    // Each changed path, and whether the base has it (a file the pull request added cannot be
-    // checked out from the base: it is removed instead).
+        .diff_tree_to_workdir_with_index(Some(fork_tree), Some(&mut opts))?;
     let mut changed: BTreeMap<String, bool> = BTreeMap::new();
     for d in diff.deltas() {
         if let Some(p) = d.new_file().path().or(d.old_file().path()) {
@@ -369,7 +390,12 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
             changed.insert(p.to_string_lossy().to_string(), !added);
         }
     }
-    for (path, in_base) in &changed {
+    Ok(changed)
+}
+
+/// An error for each changed path, with the command that drops the change.
+fn report_hand_edits(changed: &BTreeMap<String, bool>, base: &str, findings: &mut Findings) {
+    for (path, in_base) in changed {
         let what = if path == crate::repository::signer::ALLOWED_SIGNERS {
             "changes who may sign the CA's history: a current signer commits it, signed, outside a pull request (docs/custody.md)"
         } else if path.starts_with("ca/") {
@@ -391,53 +417,91 @@ fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Resu
             format!("drop this change from the pull request ({undo}); reconcile updates it after the merge"),
         ));
     }
-    // A file the pull request changed is reported as that, not as a leftover to clean up.
-    findings.warnings.retain(|w| !changed.contains_key(&w.file));
-    // A revoked certificate's record must never disappear or be un-revoked.
-    if let Ok(entry) = fork_tree.get_path(Path::new(ledger::FILE)) {
-        let blob = crate::repository::history::read_blob(&repo.git, entry.id(), ledger::MAX_BYTES);
-        if let Some(Ok(old)) = blob.map(|b| Ledger::parse(&String::from_utf8_lossy(&b))) {
-            let now: HashMap<&str, &ledger::Record> = ledger
-                .records
-                .iter()
-                .map(|r| (r.serial.as_str(), r))
-                .collect();
-            for r in old.records.iter() {
-                match now.get(r.serial.as_str()) {
-                    None => findings.errors.push(Error::bad_file(
-                        ledger::FILE,
-                        format!(
-                            "the record of certificate {} ({}) was removed",
-                            r.serial, r.identity
-                        ),
-                        format!("the ledger keeps every certificate ever issued: restore it (git checkout {base} -- ledger.tsv)"),
-                    )),
-                    Some(n) if r.state == State::Revoked && n.state != State::Revoked => {
-                        findings.errors.push(Error::bad_file(
-                            ledger::FILE,
-                            format!(
-                                "certificate {} ({}) was revoked and is no longer",
-                                r.serial, r.identity
-                            ),
-                            format!("revocation is permanent: restore the ledger (git checkout {base} -- ledger.tsv)"),
-                        ))
-                    }
-                    _ => {}
-                }
+}
+
+/// A revoked certificate's record must never disappear or be un-revoked.
+fn check_revocations_kept(
+    repo: &CaRepo,
+    fork_tree: &git2::Tree,
+    ledger: &Ledger,
+    base: &str,
+    findings: &mut Findings,
+) {
+    let Ok(entry) = fork_tree.get_path(Path::new(ledger::FILE)) else {
+        return;
+    };
+    let blob = crate::repository::history::read_blob(&repo.git, entry.id(), ledger::MAX_BYTES);
+    let Some(Ok(old)) = blob.map(|b| Ledger::parse(&String::from_utf8_lossy(&b))) else {
+        return;
+    };
+    let now: HashMap<&str, &ledger::Record> = ledger
+        .records
+        .iter()
+        .map(|r| (r.serial.as_str(), r))
+        .collect();
+    for r in old.records.iter() {
+        match now.get(r.serial.as_str()) {
+            None => findings.errors.push(Error::bad_file(
+                ledger::FILE,
+                format!(
+                    "the record of certificate {} ({}) was removed",
+                    r.serial, r.identity
+                ),
+                format!("the ledger keeps every certificate ever issued: restore it (git checkout {base} -- ledger.tsv)"),
+            )),
+            Some(n) if r.state == State::Revoked && n.state != State::Revoked => {
+                findings.errors.push(Error::bad_file(
+                    ledger::FILE,
+                    format!(
+                        "certificate {} ({}) was revoked and is no longer",
+                        r.serial, r.identity
+                    ),
+                    format!("revocation is permanent: restore the ledger (git checkout {base} -- ledger.tsv)"),
+                ))
             }
+            _ => {}
         }
     }
-    Ok(())
 }
 
 /// Runs every check. Errors in loading stop the checks that need what failed to load.
 pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result<Findings> {
     let mut f = Findings::default();
+    check_working_tree(repo, &mut f);
+    // Load piece by piece, so one broken file does not hide the problems of the others.
+    let Some(state) = load_state(repo, base, &mut f)? else {
+        return Ok(f);
+    };
+    check_csr_rules(&state, now, &mut f);
+    check_acknowledgements(&state, now, &mut f);
+    // Integrity: the certificate files against the (sealed) ledger; the CRL's signature was
+    // checked when it was loaded.
+    check_cert_files(repo, &state, now, &mut f);
+    check_crls(&state, now, &mut f);
+    check_ca_expiry(&state, now, &mut f);
+    if let Some(h) = &state.hierarchy {
+        check_hierarchy(&mut f, h, &state, now);
+        f.hierarchy = describe_hierarchy(h, &state.ca);
+    }
+    check_custody(repo, &state, &mut f)?;
+    check_allowed_signers(repo, &mut f);
+    if let Some(base) = base {
+        compare_with_base(repo, base, &mut f)?;
+    }
+    Ok(f)
+}
+
+/// What lies in the working tree: links and special files, git attributes, private keys.
+fn check_working_tree(repo: &CaRepo, f: &mut Findings) {
     let tree = walk_tree(&repo.dir);
     f.errors.extend(links_and_special_files(repo, &tree.others));
     f.errors.extend(attributes_files(&tree.files));
     f.errors.extend(scan_private_keys(&repo.dir, tree.files));
-    // Load piece by piece, so one broken file does not hide the problems of the others.
+}
+
+/// gitca.yaml, the identities and the CA's outputs, as one state; `None` when gitca.yaml or
+/// the outputs cannot be loaded (the reason is in `f`), since every later check needs them.
+fn load_state(repo: &CaRepo, base: Option<&str>, f: &mut Findings) -> Result<Option<load::State>> {
     let config = match read(
         &repo.dir,
         crate::repository::config::FILE,
@@ -448,9 +512,40 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         Ok(c) => c,
         Err(e) => {
             f.errors.push(e);
-            return Ok(f);
+            return Ok(None);
         }
     };
+    let inventory = load_inventory(repo, &config, base, f)?;
+    let outputs = match load::outputs(repo) {
+        Ok(o) => o,
+        Err(e) => {
+            f.errors.extend(e.into_flat());
+            return Ok(None);
+        }
+    };
+    check_standing(&outputs.standing, f);
+    Ok(Some(load::State {
+        config,
+        inventory,
+        ledger: outputs.ledger,
+        crl: outputs.crl,
+        ca: outputs.ca,
+        hierarchy: outputs.hierarchy,
+        crl_text: outputs.crl_text,
+        standing: outputs.standing,
+        certs_edited: outputs.certs_edited,
+        problems: Vec::new(),
+        signing_blocked: None,
+    }))
+}
+
+/// The identities, their problems recorded in `f`.
+fn load_inventory(
+    repo: &CaRepo,
+    config: &crate::repository::config::Config,
+    base: Option<&str>,
+    f: &mut Findings,
+) -> Result<crate::repository::inventory::Inventory> {
     // With a base: which names each identity file already declared there (a name declared
     // twice is then reported where the pull request added it).
     let base_tree = match base {
@@ -472,30 +567,28 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
                     )
                 })
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .map(|text| crate::repository::inventory::names_in(&config, file, &text))
+                .map(|text| crate::repository::inventory::names_in(config, file, &text))
                 .unwrap_or_default()
         });
         names.contains(name)
     };
     let (inventory, problems) = crate::repository::inventory::load_all_against(
         &repo.dir,
-        &config,
+        config,
         base.is_some()
             .then_some(&established as crate::repository::inventory::Established),
     )?;
     f.errors
         .extend(problems.into_iter().flat_map(Error::into_flat));
-    let outputs = match load::outputs(repo) {
-        Ok(o) => o,
-        Err(e) => {
-            f.errors.extend(e.into_flat());
-            return Ok(f);
-        }
-    };
-    match &outputs.standing {
+    Ok(inventory)
+}
+
+/// Whether the ledger and CRL on disk are the ones the CA sealed.
+fn check_standing(standing: &Standing, f: &mut Findings) {
+    match standing {
         Standing::Recovered { .. } => f.errors.push(Error::bad_file(
             seal::FILE,
-            seal::describe(&outputs.standing).unwrap_or_default(),
+            seal::describe(standing).unwrap_or_default(),
             "only gitca writes ledger.tsv, crl/ca.crl and ledger.sig: drop the edit from the pull request; on main, the next gitca reconcile writes the sealed versions back",
         )),
         Standing::Unsealed => f.warnings.push(Warning {
@@ -505,23 +598,13 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         }),
         Standing::Sealed(_) => {}
     }
-    let state = load::State {
-        config,
-        inventory,
-        ledger: outputs.ledger,
-        crl: outputs.crl,
-        ca: outputs.ca,
-        hierarchy: outputs.hierarchy,
-        crl_text: outputs.crl_text,
-        standing: outputs.standing,
-        certs_edited: outputs.certs_edited,
-        problems: Vec::new(),
-        signing_blocked: None,
-    };
-    // CSR rules, exactly as reconcile applies them, for every identity that wants a certificate
-    // — except one without a CSR file that holds a live certificate and is not due for a new
-    // one (an identity imported from `openssl ca` without its CSR): nothing needs its CSR yet,
-    // so it is a warning until its renewal is due; then the plan blocks it, with the command.
+}
+
+/// CSR rules, exactly as reconcile applies them, for every identity that wants a certificate
+/// — except one without a CSR file that holds a live certificate and is not due for a new
+/// one (an identity imported from `openssl ca` without its CSR): nothing needs its CSR yet,
+/// so it is a warning until its renewal is due; then the plan blocks it, with the command.
+fn check_csr_rules(state: &load::State, now: OffsetDateTime, f: &mut Findings) {
     let plan = state.plan(now).plan;
     let signs_for: HashSet<&str> = plan
         .actions
@@ -540,6 +623,17 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
                 && !signs_for.contains(i.name.as_str())
                 && state.ledger.current(&i.name, now).is_some()
         });
+    warn_missing_csrs(state, waiting, now, f);
+    vet_csrs(state, wanting, now, f);
+}
+
+/// A warning for each identity that holds a live certificate but no CSR to renew it with.
+fn warn_missing_csrs(
+    state: &load::State,
+    waiting: Vec<&crate::repository::inventory::Identity>,
+    now: OffsetDateTime,
+    f: &mut Findings,
+) {
     for id in waiting {
         let Some(cur) = state.ledger.current(&id.name, now) else {
             continue;
@@ -565,6 +659,16 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
             ),
         });
     }
+}
+
+/// The CSR rules for the identities that want a certificate: a refusal is an error, unless
+/// the identity's `acknowledged:` holds.
+fn vet_csrs(
+    state: &load::State,
+    wanting: Vec<&crate::repository::inventory::Identity>,
+    now: OffsetDateTime,
+    f: &mut Findings,
+) {
     // An identity whose `acknowledged:` holds is known to be blocked: its refusal is a warning.
     let (acknowledged, wanting): (Vec<_>, Vec<_>) = wanting
         .into_iter()
@@ -588,6 +692,10 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
             help: b.fix.clone(),
         });
     }
+}
+
+/// Acknowledgements set too far ahead, and those that ended.
+fn check_acknowledgements(state: &load::State, now: OffsetDateTime, f: &mut Findings) {
     f.errors
         .extend(state.inventory.acknowledgements_too_far(now));
     for (id, a) in state.inventory.acknowledgements() {
@@ -602,9 +710,11 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
             });
         }
     }
-    // Integrity: the certificate files against the (sealed) ledger; the CRL's signature was
-    // checked when it was loaded.
-    let crl = Some(state.crl.clone());
+}
+
+/// The certificate files against the ledger: each live certificate's file verifies, and a
+/// file without a live certificate is a leftover.
+fn check_cert_files(repo: &CaRepo, state: &load::State, now: OffsetDateTime, f: &mut Findings) {
     let live: BTreeSet<&str> = state
         .ledger
         .records
@@ -617,7 +727,7 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         let dir = &repo.dir;
         let found: Vec<Option<Error>> = live
             .par_iter()
-            .map(|name| verify_cert_file(dir, &state, name, now))
+            .map(|name| verify_cert_file(dir, state, name, now))
             .collect();
         f.errors.extend(found.into_iter().flatten());
     }
@@ -635,32 +745,40 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
             }
         }
     }
-    if let Some(crl) = &crl {
-        let issuer = state.issuer_id();
-        check_crl_entries(&mut f, &state.ledger, crl, CRL_FILE, issuer.as_deref());
-        if let Some(p) = state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()) {
-            check_crl_entries(
-                &mut f,
-                &state.ledger,
-                &p.crl,
-                crate::authority::hierarchy::PREVIOUS_CRL,
-                Some(&p.id),
-            );
-        }
-        match crl.next_update {
-            Some(next) if next <= now => f.errors.push(Error::bad_file(
-                CRL_FILE,
-                format!("the CRL expired {}: nginx refuses every client", fmt_time(next)),
-                "run gitca reconcile now (it re-signs the CRL), then nginx -s reload; schedule it daily",
-            )),
-            Some(next) if next - now <= state.config.crl.refresh_before.0 => f.warnings.push(Warning {
-                file: CRL_FILE.into(),
-                message: format!("the CRL expires in {} ({})", human_span(next - now), fmt_time(next)),
-                help: "the next gitca reconcile re-signs it; make sure one runs daily".into(),
-            }),
-            _ => {}
-        }
+}
+
+/// The CRLs (the current CA's and a retiring intermediate's) against the ledger, and the
+/// current one's expiry.
+fn check_crls(state: &load::State, now: OffsetDateTime, f: &mut Findings) {
+    let crl = &state.crl;
+    let issuer = state.issuer_id();
+    check_crl_entries(f, &state.ledger, crl, CRL_FILE, issuer.as_deref());
+    if let Some(p) = state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()) {
+        check_crl_entries(
+            f,
+            &state.ledger,
+            &p.crl,
+            crate::authority::hierarchy::PREVIOUS_CRL,
+            Some(&p.id),
+        );
     }
+    match crl.next_update {
+        Some(next) if next <= now => f.errors.push(Error::bad_file(
+            CRL_FILE,
+            format!("the CRL expired {}: nginx refuses every client", fmt_time(next)),
+            "run gitca reconcile now (it re-signs the CRL), then nginx -s reload; schedule it daily",
+        )),
+        Some(next) if next - now <= state.config.crl.refresh_before.0 => f.warnings.push(Warning {
+            file: CRL_FILE.into(),
+            message: format!("the CRL expires in {} ({})", human_span(next - now), fmt_time(next)),
+            help: "the next gitca reconcile re-signs it; make sure one runs daily".into(),
+        }),
+        _ => {}
+    }
+}
+
+/// The issuing CA's certificate: expired, or expiring within 90 days.
+fn check_ca_expiry(state: &load::State, now: OffsetDateTime, f: &mut Findings) {
     if state.ca.not_after <= now {
         f.errors.push(Error::bad_file(
             CA_CERT,
@@ -684,13 +802,11 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
             },
         });
     }
-    if let Some(h) = &state.hierarchy {
-        check_hierarchy(&mut f, h, &state, now);
-        f.hierarchy = describe_hierarchy(h, &state.ca);
-    }
-    check_custody(repo, &state, &mut f)?;
-    // The allowed signers are read by reconcile and audit from history: a line neither can read
-    // is an error here, in the pull request that writes it.
+}
+
+/// The allowed signers are read by reconcile and audit from history: a line neither can read
+/// is an error here, in the pull request that writes it.
+fn check_allowed_signers(repo: &CaRepo, f: &mut Findings) {
     match repo.dir.read_opt(
         crate::repository::signer::ALLOWED_SIGNERS,
         crate::repository::signer::MAX_BYTES,
@@ -707,10 +823,6 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
         Ok(None) => {}
         Err(e) => f.errors.push(e),
     }
-    if let Some(base) = base {
-        compare_with_base(repo, base, &mut f)?;
-    }
-    Ok(f)
 }
 
 /// Each recipients file against the list its key last signed (see [`crate::repository::recipients`]): a
@@ -1012,20 +1124,7 @@ pub fn run_plan(
     out: &mut dyn Write,
 ) -> Result<u8> {
     let repo = CaRepo::open(dir)?;
-    let policy = match base {
-        Some(base) => {
-            let mut f = Findings::default();
-            compare_with_base(&repo, base, &mut f)?;
-            if !f.errors.is_empty() {
-                return Err(Error::Many {
-                    count: f.errors.len(),
-                    errors: f.errors,
-                });
-            }
-            f.policy
-        }
-        None => policy_changes(&repo, None),
-    };
+    let policy = policy_since(&repo, base)?;
     let state = load::load(&repo)?;
     let vetted = state.plan(now);
     let mut plan = vetted.plan;
@@ -1049,17 +1148,7 @@ pub fn run_plan(
             ));
         }
     }
-    match format {
-        PlanFormat::Human => report::render_plan_human(out, &plan),
-        PlanFormat::Markdown => report::render_plan_markdown(out, &plan),
-        PlanFormat::Json => {
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&report::plan_json(&plan, now)).expect("json")
-            );
-        }
-    }
+    render_plan(out, &plan, format, now);
     // The whole plan is printed first; then a blocked identity nobody acknowledged or a broken
     // declaration fails the command, as an invalid configuration fails `terraform plan`.
     Ok(
@@ -1074,4 +1163,38 @@ pub fn run_plan(
             0
         },
     )
+}
+
+/// How gitca.yaml changed: since the base's fork point with `--base`, after check's
+/// comparison with it (whose errors refuse the plan), else since HEAD.
+fn policy_since(repo: &CaRepo, base: Option<&str>) -> Result<Vec<String>> {
+    Ok(match base {
+        Some(base) => {
+            let mut f = Findings::default();
+            compare_with_base(repo, base, &mut f)?;
+            if !f.errors.is_empty() {
+                return Err(Error::Many {
+                    count: f.errors.len(),
+                    errors: f.errors,
+                });
+            }
+            f.policy
+        }
+        None => policy_changes(repo, None),
+    })
+}
+
+/// The plan in the format asked for.
+fn render_plan(out: &mut dyn Write, plan: &Plan, format: PlanFormat, now: OffsetDateTime) {
+    match format {
+        PlanFormat::Human => report::render_plan_human(out, plan),
+        PlanFormat::Markdown => report::render_plan_markdown(out, plan),
+        PlanFormat::Json => {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&report::plan_json(plan, now)).expect("json")
+            );
+        }
+    }
 }

@@ -422,6 +422,7 @@ fn render_hierarchy(out: &mut dyn Write, h: &HierarchyStatus, now: OffsetDateTim
     }
 }
 
+/// The human report of `gitca status`: the CA and its CRL, the identities, the revocations.
 fn render_human(
     out: &mut dyn Write,
     state: &load::State,
@@ -430,6 +431,13 @@ fn render_human(
     revoked: &[Revocation],
     list_revoked: bool,
 ) {
+    render_ca_and_crl(out, state, now);
+    render_identities(out, identities);
+    render_revoked(out, revoked, list_revoked);
+}
+
+/// The CA's subject and expiry, and the CRL's number, size and next update.
+fn render_ca_and_crl(out: &mut dyn Write, state: &load::State, now: OffsetDateTime) {
     let _ = writeln!(
         out,
         "CA   {}  expires {} ({} left)",
@@ -452,6 +460,10 @@ fn render_human(
         fmt_time(state.crl.this_update),
         next.unwrap_or_default()
     );
+}
+
+/// One line per identity, under a header.
+fn render_identities(out: &mut dyn Write, identities: &[IdentityStatus]) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -491,6 +503,10 @@ fn render_human(
                 .unwrap_or_default()
         );
     }
+}
+
+/// How many certificates were revoked, and with --revoked, one line for each.
+fn render_revoked(out: &mut dyn Write, revoked: &[Revocation], list_revoked: bool) {
     if revoked.is_empty() {
         return;
     }
