@@ -439,118 +439,212 @@ fn crl_once(
     now: OffsetDateTime,
     margin: time::Duration,
 ) -> Result<Run> {
-    let (dir, name) = split(&args.out)?;
-    let state_file = state_path(dir.path(), &name);
-    let (mut state, damaged) = match load_state(&state_file) {
-        Ok(s) => (s.unwrap_or_default(), None),
-        Err(why) => (DeployState::default(), Some(why)),
-    };
-    state.last_check = Some(now.unix_timestamp());
-    let pinned_id = id_of(&pinned.der);
-    // Floors kept under another pin say nothing of this one's issuers (the operator re-pinned).
-    let kept = state.floors.take().filter(|f| f.belong_to(pinned));
-    let rebuilt = kept.is_none();
-    let mut floors = kept.unwrap_or_else(|| Floors::new(pinned));
-    let known = floors.intermediates();
-    // The record of the installed file stands in for reading it only next to whole floors:
-    // without them every CRL in the file must be attributed afresh.
-    let record = state.crls.as_ref().filter(|_| !rebuilt);
-    let installed = installed_crls(&dir, &name, pinned, record, &known);
-    if let Some(i) = &installed {
-        // What is installed is a floor as well: the state may be behind the file, or gone.
-        floors.raise(&i.parsed, &known, &pinned_id);
-    }
-    // Rebuilt from a file some of whose CRLs nobody known here signed: the floors are not
-    // whole, and are not kept as if they were (the next run rebuilds them again).
-    let mut unresolved = rebuilt && installed.as_ref().is_some_and(|i| !i.strangers.is_empty());
-    // What is installed when this run ends; changes only when new CRLs stay installed.
-    let mut current = installed
-        .as_ref()
-        .map(|i| i.record.clone())
-        .filter(|r| !r.crls.is_empty());
-    // Ask "only if changed" only while the installed file is the one the state recorded.
-    let last = if installed.is_some() && !rebuilt {
-        state.validators.clone()
-    } else {
-        Validators::default()
-    };
-    let verdict = if let Some(why) = &damaged {
+    let mut check = CrlCheck::start(&args.out, pinned, now)?;
+    let verdict = if let Some(why) = &check.damaged {
         Verdict::Refused(format!(
             "{} is damaged ({why}); it records the newest CRL of every issuer installed, which is what refuses rollbacks, so nothing is installed while it is: if it was damaged by accident, remove it (gitca then takes the CRLs installed in {} as the floor)",
-            state_file.display(),
+            check.state_file.display(),
             args.out.display()
         ))
     } else {
-        match source.fetch(Item::Crls, &last) {
+        check.fetch_and_install(args, source, pinned, now)?
+    };
+    count_outcome(&mut check.state, &verdict, now);
+    check.state.crls = check.current.clone();
+    let stale = crl_staleness(
+        check.current.as_ref(),
+        &check.floors,
+        &args.out,
+        now,
+        margin,
+    );
+    let metrics = crl_metrics(
+        check.state.metrics(now, stale.is_some()),
+        check.current.as_ref(),
+        &id_of(&pinned.der),
+    );
+    check.save()?;
+    Ok(Run {
+        verdict,
+        stale,
+        metrics,
+    })
+}
+
+/// What one check of `deploy crl` works on: the state file, the floors, and what is installed.
+struct CrlCheck {
+    dir: Dir,
+    name: String,
+    state_file: PathBuf,
+    state: DeployState,
+    /// Why the state file could not be read: then nothing is installed, nor the state saved.
+    damaged: Option<String>,
+    floors: Floors,
+    installed: Option<Installed>,
+    /// The floors are not whole (see [`judge_crls`]): they are not kept.
+    unresolved: bool,
+    /// What is installed when this run ends; changes only when new CRLs stay installed.
+    current: Option<VerifiedCrls>,
+    /// The validators to ask "only if changed" with.
+    last: Validators,
+}
+
+impl CrlCheck {
+    /// Reads the state file and the installed CRLs, and sets the floors from both.
+    fn start(out: &Path, pinned: &CaCert, now: OffsetDateTime) -> Result<CrlCheck> {
+        let (dir, name) = split(out)?;
+        let state_file = state_path(dir.path(), &name);
+        let (mut state, damaged) = match load_state(&state_file) {
+            Ok(s) => (s.unwrap_or_default(), None),
+            Err(why) => (DeployState::default(), Some(why)),
+        };
+        state.last_check = Some(now.unix_timestamp());
+        let pinned_id = id_of(&pinned.der);
+        // Floors kept under another pin say nothing of this one's issuers (the operator re-pinned).
+        let kept = state.floors.take().filter(|f| f.belong_to(pinned));
+        let rebuilt = kept.is_none();
+        let mut floors = kept.unwrap_or_else(|| Floors::new(pinned));
+        let known = floors.intermediates();
+        // The record of the installed file stands in for reading it only next to whole floors:
+        // without them every CRL in the file must be attributed afresh.
+        let record = state.crls.as_ref().filter(|_| !rebuilt);
+        let installed = installed_crls(&dir, &name, pinned, record, &known);
+        if let Some(i) = &installed {
+            // What is installed is a floor as well: the state may be behind the file, or gone.
+            floors.raise(&i.parsed, &known, &pinned_id);
+        }
+        // Rebuilt from a file some of whose CRLs nobody known here signed: the floors are not
+        // whole, and are not kept as if they were (the next run rebuilds them again).
+        let unresolved = rebuilt && installed.as_ref().is_some_and(|i| !i.strangers.is_empty());
+        // What is installed when this run ends; changes only when new CRLs stay installed.
+        let current = installed
+            .as_ref()
+            .map(|i| i.record.clone())
+            .filter(|r| !r.crls.is_empty());
+        // Ask "only if changed" only while the installed file is the one the state recorded.
+        let last = if installed.is_some() && !rebuilt {
+            state.validators.clone()
+        } else {
+            Validators::default()
+        };
+        Ok(CrlCheck {
+            dir,
+            name,
+            state_file,
+            state,
+            damaged,
+            floors,
+            installed,
+            unresolved,
+            current,
+            last,
+        })
+    }
+
+    /// Fetches the CRLs, judges them, and installs them when they are new and acceptable.
+    fn fetch_and_install(
+        &mut self,
+        args: &DeployCrlArgs,
+        source: &Source,
+        pinned: &CaCert,
+        now: OffsetDateTime,
+    ) -> Result<Verdict> {
+        Ok(match source.fetch(Item::Crls, &self.last) {
             Err(e) => Verdict::Unavailable(e.to_string()),
             Ok(Fetch::NotModified) => Verdict::Unchanged("the source has nothing new".into()),
             Ok(Fetch::Got(bytes, validators)) => {
                 match judge_crls(
                     &bytes,
                     pinned,
-                    &mut floors,
-                    &mut unresolved,
-                    installed.as_ref(),
+                    &mut self.floors,
+                    &mut self.unresolved,
+                    self.installed.as_ref(),
                     &args.out,
                     now,
                 ) {
                     Err(why) => Verdict::Refused(why),
                     Ok(None) => {
-                        state.validators = validators;
+                        self.state.validators = validators;
                         Verdict::Unchanged(format!(
                             "CRL {} installed; nothing new",
-                            describe_numbers(current.as_ref())
+                            describe_numbers(self.current.as_ref())
                         ))
                     }
-                    Ok(Some(crls)) => {
-                        let text = crls.render();
-                        // The floors move before the file does: a crash in between leaves them
-                        // ahead of what is installed, never behind.
-                        floors.raise(&crls.crls, &crls.intermediates, &pinned_id);
-                        state.floors = Some(floors.clone());
-                        save_state(&state_file, &state)?;
-                        let backup = dir.backup(&name)?;
-                        dir.write(&name, text.as_bytes(), 0o644)?;
-                        let issuing = issuing_crl(&crls);
-                        let hook = args.watch.hook().map(|h| {
-                            reload(
-                                h,
-                                &[
-                                    ("GITCA_CRL_NUMBER", issuing.info.number.to_string()),
-                                    ("GITCA_CRL_FILE", args.out.display().to_string()),
-                                ],
-                            )
-                        });
-                        match hook {
-                            Some(Err(why)) => {
-                                match backup {
-                                    Some(b) => b.restore()?,
-                                    None => dir.remove(&name)?,
-                                }
-                                Verdict::Refused(format!("{why}: the previous CRL was put back"))
-                            }
-                            _ => {
-                                state.validators = validators;
-                                let verified = VerifiedCrls {
-                                    sha256: sha256_hex(text.as_bytes()),
-                                    pinned: pinned.fingerprint(),
-                                    crls: crls.crls.iter().map(Recorded::of).collect(),
-                                };
-                                let done = Verdict::Installed(format!(
-                                    "installed CRL {} (next update {}) in {}",
-                                    describe_numbers(Some(&verified)),
-                                    crls.next_update().map(fmt_time).unwrap_or_default(),
-                                    args.out.display()
-                                ));
-                                current = Some(verified);
-                                done
-                            }
-                        }
-                    }
+                    Ok(Some(crls)) => self.install(args, pinned, &crls, validators)?,
                 }
             }
+        })
+    }
+
+    /// Installs new CRLs (the floors saved first) and runs the reload hook; a failing hook puts
+    /// the previous file back.
+    fn install(
+        &mut self,
+        args: &DeployCrlArgs,
+        pinned: &CaCert,
+        crls: &chain::Crls,
+        validators: Validators,
+    ) -> Result<Verdict> {
+        let pinned_id = id_of(&pinned.der);
+        let text = crls.render();
+        // The floors move before the file does: a crash in between leaves them
+        // ahead of what is installed, never behind.
+        self.floors
+            .raise(&crls.crls, &crls.intermediates, &pinned_id);
+        self.state.floors = Some(self.floors.clone());
+        save_state(&self.state_file, &self.state)?;
+        let backup = self.dir.backup(&self.name)?;
+        self.dir.write(&self.name, text.as_bytes(), 0o644)?;
+        let issuing = issuing_crl(crls);
+        let hook = args.watch.hook().map(|h| {
+            reload(
+                h,
+                &[
+                    ("GITCA_CRL_NUMBER", issuing.info.number.to_string()),
+                    ("GITCA_CRL_FILE", args.out.display().to_string()),
+                ],
+            )
+        });
+        Ok(match hook {
+            Some(Err(why)) => {
+                match backup {
+                    Some(b) => b.restore()?,
+                    None => self.dir.remove(&self.name)?,
+                }
+                Verdict::Refused(format!("{why}: the previous CRL was put back"))
+            }
+            _ => {
+                self.state.validators = validators;
+                let verified = VerifiedCrls {
+                    sha256: sha256_hex(text.as_bytes()),
+                    pinned: pinned.fingerprint(),
+                    crls: crls.crls.iter().map(Recorded::of).collect(),
+                };
+                let done = Verdict::Installed(format!(
+                    "installed CRL {} (next update {}) in {}",
+                    describe_numbers(Some(&verified)),
+                    crls.next_update().map(fmt_time).unwrap_or_default(),
+                    args.out.display()
+                ));
+                self.current = Some(verified);
+                done
+            }
+        })
+    }
+
+    /// Saves the state with the floors (unless they are not whole).
+    fn save(mut self) -> Result<()> {
+        // A damaged state file stays as it is, for whoever looks into it.
+        if self.damaged.is_none() {
+            self.state.floors = (!self.unresolved).then_some(self.floors);
+            save_state(&self.state_file, &self.state)?;
         }
-    };
+        Ok(())
+    }
+}
+
+/// Counts a run as a success (installed or current) or as a failure, in the state.
+fn count_outcome(state: &mut DeployState, verdict: &Verdict, now: OffsetDateTime) {
     match verdict {
         Verdict::Installed(_) | Verdict::Unchanged(_) => {
             state.consecutive_failures = 0;
@@ -561,7 +655,25 @@ fn crl_once(
             state.failures_total += 1;
         }
     }
-    state.crls = current.clone();
+}
+
+/// The installed CRL that expires first.
+fn earliest_expiring(current: Option<&VerifiedCrls>) -> Option<&Recorded> {
+    current.and_then(|v| {
+        v.crls
+            .iter()
+            .min_by_key(|c| c.next_update.unwrap_or(i64::MIN))
+    })
+}
+
+/// Why what is installed is stale, if it is.
+fn crl_staleness(
+    current: Option<&VerifiedCrls>,
+    floors: &Floors,
+    out: &Path,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Option<String> {
     // Staleness, judged on what is installed now: a CRL nginx needs and lacks, or the first to
     // expire, locks clients out.
     let ids: Vec<&str> = current
@@ -569,16 +681,11 @@ fn crl_once(
         .flat_map(|v| v.crls.iter().map(|c| c.issuer.as_str()))
         .collect();
     let missing = floors.missing(&ids, now);
-    let earliest = current.as_ref().and_then(|v| {
-        v.crls
-            .iter()
-            .min_by_key(|c| c.next_update.unwrap_or(i64::MIN))
-    });
-    let stale = match earliest {
-        None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", args.out.display())),
+    match earliest_expiring(current) {
+        None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", out.display())),
         Some(_) if !missing.is_empty() => Some(format!(
             "{} holds no CRL of intermediate {} (its CRL #{} was installed before): nginx refuses every client it certified",
-            args.out.display(),
+            out.display(),
             missing.iter().map(|f| f.subject.as_str()).collect::<Vec<_>>().join(", "),
             missing[0].number
         )),
@@ -597,9 +704,16 @@ fn crl_once(
             None => Some("an installed CRL has no nextUpdate".into()),
             _ => None,
         },
-    };
-    let mut metrics = state.metrics(now, stale.is_some());
-    if let Some(v) = &current {
+    }
+}
+
+/// The state's metrics, with the installed CRLs' numbers and dates.
+fn crl_metrics(
+    mut metrics: Vec<(String, f64)>,
+    current: Option<&VerifiedCrls>,
+    pinned_id: &str,
+) -> Vec<(String, f64)> {
+    if let Some(v) = current {
         if let Some(own) = v.crls.iter().find(|c| c.issuer == pinned_id) {
             metrics.push(("crl_number".into(), own.number as f64));
             metrics.push((
@@ -607,7 +721,7 @@ fn crl_once(
                 own.this_update as f64,
             ));
         }
-        if let Some(n) = earliest.and_then(|c| c.next_update) {
+        if let Some(n) = earliest_expiring(current).and_then(|c| c.next_update) {
             metrics.push(("crl_next_update_timestamp_seconds".into(), n as f64));
         }
         for c in &v.crls {
@@ -622,16 +736,7 @@ fn crl_once(
             ));
         }
     }
-    // A damaged state file stays as it is, for whoever looks into it.
-    if damaged.is_none() {
-        state.floors = (!unresolved).then_some(floors);
-        save_state(&state_file, &state)?;
-    }
-    Ok(Run {
-        verdict,
-        stale,
-        metrics,
-    })
+    metrics
 }
 
 /// The CRL of the CA that issues now: the newest intermediate's, or the pinned CA's.
