@@ -977,113 +977,17 @@ fn cert_once(
     let (key_text, key) = crate::relying::bundle::read_client_key(&args.key)?;
     let key_spki = rcgen::PublicKeyData::subject_public_key_info(&key);
     let installed = installed_cert(&dir, target.cert_file(), pinned);
-    let verdict = (|| -> Result<Verdict> {
-        // The CRLs first: a certificate is installed only if it is not revoked, nor its
-        // intermediate.
-        let crls = match source.fetch(Item::Crls, &Validators::default()) {
-            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
-            Ok(Fetch::NotModified) => return Ok(Verdict::Unavailable("no CRL".into())),
-            Ok(Fetch::Got(b, _)) => b,
-        };
-        let crls = match std::str::from_utf8(&crls)
-            .map_err(|_| "the fetched CRLs are not PEM".to_string())
-            .and_then(|t| chain::verify_crls(t, pinned, now))
-        {
-            Ok(c) => c,
-            Err(why) => return Ok(Verdict::Refused(why)),
-        };
-        let last = if installed.is_some() {
-            state.validators.clone()
-        } else {
-            Validators::default()
-        };
-        let (bytes, validators) = match source.fetch(Item::Cert(&args.name), &last) {
-            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
-            Ok(Fetch::NotModified) => {
-                return Ok(Verdict::Unchanged("the source has nothing new".into()))
-            }
-            Ok(Fetch::Got(b, v)) => (b, v),
-        };
-        let checked = match judge_cert(&bytes, pinned, &key_spki, &crls, now) {
-            Err(why) => return Ok(Verdict::Refused(why)),
-            Ok(c) => c,
-        };
-        // A server's certificate goes where a server reads it, a client's where a client
-        // does: each in the other's place would fail there, later and less clearly.
-        let serves = server_auth_only(&checked.der);
-        if serves != target.server {
-            return Ok(Verdict::Refused(if serves {
-                format!("{} holds a server certificate (serverAuth only): install it with --server-dir DIR, where the server reads server.crt and server.key", args.name)
-            } else {
-                format!("{} does not hold a server certificate: --server-dir is for identities declared under `servers:`", args.name)
-            }));
-        }
-        if let Some(i) = &installed {
-            // Another identity's certificate (a person's bundle where a bot deploys) is never
-            // taken for this one's, nor overwritten.
-            if i.cn != checked.cn {
-                return Ok(Verdict::Refused(format!(
-                    "{} holds the certificate of {} ({}), not {}'s: gitca does not overwrite another identity's files (use another --certs-root or --out-dir, or remove them)",
-                    target.dir.display(),
-                    i.cn.as_deref().unwrap_or("an unnamed identity"),
-                    i.serial,
-                    args.name
-                )));
-            }
-            let (serial, nb) = (&i.serial, &i.not_before);
-            if *serial == checked.serial || *nb >= checked.not_before {
-                state.validators = validators;
-                return Ok(Verdict::Unchanged(format!(
-                    "certificate {serial} of {} is installed; nothing newer",
-                    args.name
-                )));
-            }
-        }
-        let backups = crate::relying::bundle::install(
-            &target,
-            &ClientFiles {
-                chain_pem: &checked.chain_pem,
-                key_pem: &key_text,
-                ca_pem: &pinned.pem,
-            },
-        )?;
-        let hook = args.watch.hook().map(|h| {
-            reload(
-                h,
-                &[
-                    ("GITCA_CERT_SERIAL", checked.serial.clone()),
-                    ("GITCA_CERT_DIR", target.dir.display().to_string()),
-                ],
-            )
-        });
-        if let Some(Err(why)) = hook {
-            for b in backups {
-                b.restore()?;
-            }
-            return Ok(Verdict::Refused(format!(
-                "{why}: the previous files were put back"
-            )));
-        }
-        state.validators = validators;
-        state.installed_cn = checked.cn.clone();
-        Ok(Verdict::Installed(format!(
-            "installed certificate {} of {} (valid until {}) in {}",
-            checked.serial,
-            args.name,
-            fmt_time(checked.not_after),
-            target.dir.display()
-        )))
-    })()?;
-    match verdict {
-        Verdict::Installed(_) | Verdict::Unchanged(_) => {
-            state.consecutive_failures = 0;
-            state.last_success = Some(now.unix_timestamp());
-        }
-        _ => {
-            state.consecutive_failures += 1;
-            state.failures_total += 1;
-        }
-    }
+    let check = CertCheck {
+        args,
+        source,
+        pinned,
+        target: &target,
+        key_pem: &key_text,
+        key_spki: &key_spki,
+        now,
+    };
+    let verdict = check.fetch_and_install(installed.as_ref(), &mut state)?;
+    count_outcome(&mut state, &verdict, now);
     // What is installed counts only if it is this identity's.
     let current = installed_cert(&dir, target.cert_file(), pinned)
         .filter(|i| {
@@ -1091,15 +995,7 @@ fn cert_once(
                 || (i.cn.is_some() && i.cn == state.installed_cn)
         })
         .map(|i| (i.serial, i.not_before, i.not_after));
-    let stale = match &current {
-        None => Some(format!("no certificate of {} is installed in {}", args.name, target.dir.display())),
-        Some((serial, _, na)) if *na <= now => Some(format!("the installed certificate {serial} EXPIRED {}", fmt_time(*na))),
-        Some((serial, _, na)) if *na - now <= margin => Some(format!(
-            "the installed certificate {serial} expires {} and no renewal could be installed: is the CA's reconcile running, and is the identity still declared?",
-            fmt_time(*na)
-        )),
-        _ => None,
-    };
+    let stale = cert_staleness(current.as_ref(), args, &target, now, margin);
     let mut metrics = state.metrics(now, stale.is_some());
     if let Some((_, nb, na)) = &current {
         metrics.push((
@@ -1117,6 +1013,178 @@ fn cert_once(
         stale,
         metrics,
     })
+}
+
+/// What one check of `deploy cert` works with: where it installs, and the local key.
+struct CertCheck<'a> {
+    args: &'a DeployCertArgs,
+    source: &'a Source,
+    pinned: &'a CaCert,
+    target: &'a crate::relying::bundle::Target,
+    key_pem: &'a str,
+    key_spki: &'a [u8],
+    now: OffsetDateTime,
+}
+
+impl CertCheck<'_> {
+    /// Fetches the CRLs and the identity's certificate, judges it, and installs it when it is
+    /// newer than what is installed.
+    fn fetch_and_install(
+        &self,
+        installed: Option<&InstalledCert>,
+        state: &mut DeployState,
+    ) -> Result<Verdict> {
+        // The CRLs first: a certificate is installed only if it is not revoked, nor its
+        // intermediate.
+        let crls = match self.fetch_crls() {
+            Ok(c) => c,
+            Err(v) => return Ok(v),
+        };
+        let last = if installed.is_some() {
+            state.validators.clone()
+        } else {
+            Validators::default()
+        };
+        let (bytes, validators) = match self.source.fetch(Item::Cert(&self.args.name), &last) {
+            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
+            Ok(Fetch::NotModified) => {
+                return Ok(Verdict::Unchanged("the source has nothing new".into()))
+            }
+            Ok(Fetch::Got(b, v)) => (b, v),
+        };
+        let checked = match judge_cert(&bytes, self.pinned, self.key_spki, &crls, self.now) {
+            Err(why) => return Ok(Verdict::Refused(why)),
+            Ok(c) => c,
+        };
+        if let Some(refused) = self.misplaced(&checked) {
+            return Ok(refused);
+        }
+        if let Some(i) = installed {
+            if let Some(verdict) = self.against_installed(i, &checked) {
+                if matches!(verdict, Verdict::Unchanged(_)) {
+                    state.validators = validators;
+                }
+                return Ok(verdict);
+            }
+        }
+        self.install(&checked, validators, state)
+    }
+
+    /// The CRLs, verified under the pinned CA; or the verdict when there are none to trust.
+    fn fetch_crls(&self) -> std::result::Result<chain::Crls, Verdict> {
+        let crls = match self.source.fetch(Item::Crls, &Validators::default()) {
+            Err(e) => return Err(Verdict::Unavailable(e.to_string())),
+            Ok(Fetch::NotModified) => return Err(Verdict::Unavailable("no CRL".into())),
+            Ok(Fetch::Got(b, _)) => b,
+        };
+        std::str::from_utf8(&crls)
+            .map_err(|_| "the fetched CRLs are not PEM".to_string())
+            .and_then(|t| chain::verify_crls(t, self.pinned, self.now))
+            .map_err(Verdict::Refused)
+    }
+
+    /// Refuses a server's certificate bound for a client's place, or the other way round.
+    fn misplaced(&self, checked: &chain::Leaf) -> Option<Verdict> {
+        // A server's certificate goes where a server reads it, a client's where a client
+        // does: each in the other's place would fail there, later and less clearly.
+        let serves = server_auth_only(&checked.der);
+        if serves == self.target.server {
+            return None;
+        }
+        let name = &self.args.name;
+        Some(Verdict::Refused(if serves {
+            format!("{name} holds a server certificate (serverAuth only): install it with --server-dir DIR, where the server reads server.crt and server.key")
+        } else {
+            format!("{name} does not hold a server certificate: --server-dir is for identities declared under `servers:`")
+        }))
+    }
+
+    /// Refuses to overwrite another identity's files, and keeps an installed certificate that
+    /// is the same or newer (`Unchanged`).
+    fn against_installed(&self, i: &InstalledCert, checked: &chain::Leaf) -> Option<Verdict> {
+        // Another identity's certificate (a person's bundle where a bot deploys) is never
+        // taken for this one's, nor overwritten.
+        if i.cn != checked.cn {
+            return Some(Verdict::Refused(format!(
+                "{} holds the certificate of {} ({}), not {}'s: gitca does not overwrite another identity's files (use another --certs-root or --out-dir, or remove them)",
+                self.target.dir.display(),
+                i.cn.as_deref().unwrap_or("an unnamed identity"),
+                i.serial,
+                self.args.name
+            )));
+        }
+        let (serial, nb) = (&i.serial, &i.not_before);
+        if *serial == checked.serial || *nb >= checked.not_before {
+            return Some(Verdict::Unchanged(format!(
+                "certificate {serial} of {} is installed; nothing newer",
+                self.args.name
+            )));
+        }
+        None
+    }
+
+    /// Installs the certificate with the key and the CA, and runs the reload hook; a failing
+    /// hook puts the previous files back.
+    fn install(
+        &self,
+        checked: &chain::Leaf,
+        validators: Validators,
+        state: &mut DeployState,
+    ) -> Result<Verdict> {
+        let backups = crate::relying::bundle::install(
+            self.target,
+            &ClientFiles {
+                chain_pem: &checked.chain_pem,
+                key_pem: self.key_pem,
+                ca_pem: &self.pinned.pem,
+            },
+        )?;
+        let hook = self.args.watch.hook().map(|h| {
+            reload(
+                h,
+                &[
+                    ("GITCA_CERT_SERIAL", checked.serial.clone()),
+                    ("GITCA_CERT_DIR", self.target.dir.display().to_string()),
+                ],
+            )
+        });
+        if let Some(Err(why)) = hook {
+            for b in backups {
+                b.restore()?;
+            }
+            return Ok(Verdict::Refused(format!(
+                "{why}: the previous files were put back"
+            )));
+        }
+        state.validators = validators;
+        state.installed_cn = checked.cn.clone();
+        Ok(Verdict::Installed(format!(
+            "installed certificate {} of {} (valid until {}) in {}",
+            checked.serial,
+            self.args.name,
+            fmt_time(checked.not_after),
+            self.target.dir.display()
+        )))
+    }
+}
+
+/// Why the identity's installed certificate (serial, not before, not after) is stale, if it is.
+fn cert_staleness(
+    current: Option<&(String, OffsetDateTime, OffsetDateTime)>,
+    args: &DeployCertArgs,
+    target: &crate::relying::bundle::Target,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Option<String> {
+    match current {
+        None => Some(format!("no certificate of {} is installed in {}", args.name, target.dir.display())),
+        Some((serial, _, na)) if *na <= now => Some(format!("the installed certificate {serial} EXPIRED {}", fmt_time(*na))),
+        Some((serial, _, na)) if *na - now <= margin => Some(format!(
+            "the installed certificate {serial} expires {} and no renewal could be installed: is the CA's reconcile running, and is the identity still declared?",
+            fmt_time(*na)
+        )),
+        _ => None,
+    }
 }
 
 /// The top-level entry point for `gitca deploy cert`.
