@@ -214,27 +214,76 @@ fn check_crl_dates(d: &mut Doctor, crl: &Crl, root: bool, now: OffsetDateTime) {
     }
 }
 
+/// Judges a client certificate (and its key): readable, client first, matching, valid, for
+/// client authentication, chained to the CA, and not revoked.
 fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Context<'_>) {
     let now = cx.now;
     let shown = cert_path.display().to_string();
+    let Some(ders) = read_cert_file(d, cert_path, &shown) else {
+        return;
+    };
+    let Some(parsed) = parse_all(d, &ders, &shown) else {
+        return;
+    };
+    let leaf_at = find_leaf(d, &parsed, &shown);
+    let leaf = &parsed[leaf_at];
+    if let Some(key_path) = key_path {
+        check_key_matches(d, key_path, leaf);
+    }
+    check_validity(d, leaf, now);
+    check_client_eku(d, leaf);
+    let serial = ca::serial_hex(leaf.raw_serial());
+    // The chain: the leaf's issuer (the CA, or an intermediate from the file or the
+    // repository), the intermediate's standing under the root, and every CRL on the way.
+    let issuer = match cx.ca {
+        Some(anchor) => match check_chain(d, leaf, &ders[leaf_at + 1..], anchor, cx) {
+            Some(i) => Some(i),
+            None => return,
+        },
+        None => None,
+    };
+    let newer = cx.ledger.and_then(|l| newer_certificate(l, &serial, now));
+    let revoked = check_revocation(d, issuer.as_ref(), &serial, newer.as_ref(), cx);
+    check_every_crl_date(d, issuer.as_ref(), cx);
+    // Not revoked: the server still accepts this one (a renewal, or a replacement within its
+    // grace period), so the newer certificate is advice, not a refusal.
+    if let Some(n) = newer.filter(|_| !revoked) {
+        d.note(format!("{}; {}", n.what, n.fix));
+    }
+}
+
+/// The certificates (DER) of the file at `cert_path`; `None` when it cannot be read or holds
+/// none (reported).
+fn read_cert_file(d: &mut Doctor, cert_path: &Path, shown: &str) -> Option<Vec<Vec<u8>>> {
     let text =
         match crate::repository::confined::read_named_string(cert_path, ca::MAX_CERT_BYTES, "read")
         {
             Ok(t) => t,
             Err(e) => {
-                return d.bad(
+                d.bad(
                     format!("{shown}: cannot read it ({e})"),
                     "check the path and permissions",
-                )
+                );
+                return None;
             }
         };
     let ders = parse_pem_certs(&text);
     if ders.is_empty() {
-        return d.bad(
+        d.bad(
             format!("{shown} holds no PEM certificate"),
             "use the client.cert written by `gitca bundle`",
         );
+        return None;
     }
+    Some(ders)
+}
+
+/// Every certificate parsed; `None` when one cannot be (reported).
+fn parse_all<'a>(
+    d: &mut Doctor,
+    ders: &'a [Vec<u8>],
+    shown: &str,
+) -> Option<Vec<X509Certificate<'a>>> {
     let parsed: Vec<X509Certificate<'_>> = ders
         .iter()
         .filter_map(|der| {
@@ -244,11 +293,18 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         })
         .collect();
     if parsed.len() != ders.len() {
-        return d.bad(
+        d.bad(
             format!("{shown} holds a certificate that cannot be parsed"),
             "re-create it with `gitca bundle`",
         );
+        return None;
     }
+    Some(parsed)
+}
+
+/// Where the client certificate is in the file: the first that is no CA (reported when it is
+/// not first, which Docker cannot use).
+fn find_leaf(d: &mut Doctor, parsed: &[X509Certificate<'_>], shown: &str) -> usize {
     let leaf_at = parsed.iter().position(|c| !is_ca(c)).unwrap_or(0);
     if leaf_at > 0 {
         d.bad(
@@ -256,20 +312,26 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
             "Docker reads the first certificate as the client's and then says \"private key does not match public key\": put the client certificate first (gitca bundle does)",
         );
     }
-    let leaf = &parsed[leaf_at];
+    leaf_at
+}
+
+/// Whether the key at `key_path` is the one the certificate certifies.
+fn check_key_matches(d: &mut Doctor, key_path: &Path, leaf: &X509Certificate<'_>) {
     let who = crate::authority::subject::rfc4514(leaf.subject());
-    if let Some(key_path) = key_path {
-        match read_client_key(key_path) {
-            Ok((_, key)) if crate::authority::pubkey::same_key(&rcgen::PublicKeyData::subject_public_key_info(&key), leaf.public_key().raw) => {
-                d.good(format!("the key matches the certificate of {who}"))
-            }
-            Ok(_) => d.bad(
-                format!("{} does not match the certificate of {who}", key_path.display()),
-                "use the key that made this certificate's CSR; if it is lost, `gitca request NAME --rotate` makes a new one",
-            ),
-            Err(e) => d.bad(format!("{e}"), e.help().map(|h| h.to_string()).unwrap_or_default()),
+    match read_client_key(key_path) {
+        Ok((_, key)) if crate::authority::pubkey::same_key(&rcgen::PublicKeyData::subject_public_key_info(&key), leaf.public_key().raw) => {
+            d.good(format!("the key matches the certificate of {who}"))
         }
+        Ok(_) => d.bad(
+            format!("{} does not match the certificate of {who}", key_path.display()),
+            "use the key that made this certificate's CSR; if it is lost, `gitca request NAME --rotate` makes a new one",
+        ),
+        Err(e) => d.bad(format!("{e}"), e.help().map(|h| h.to_string()).unwrap_or_default()),
     }
+}
+
+/// Whether the certificate is valid now.
+fn check_validity(d: &mut Doctor, leaf: &X509Certificate<'_>, now: OffsetDateTime) {
     let v = leaf.validity();
     let (nb, na) = (v.not_before.to_datetime(), v.not_after.to_datetime());
     if now < nb {
@@ -285,6 +347,10 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
     } else {
         d.good(format!("valid until {}", fmt_time(na)));
     }
+}
+
+/// Whether the extended key usage allows TLS client authentication.
+fn check_client_eku(d: &mut Doctor, leaf: &X509Certificate<'_>) {
     let eku = leaf
         .extensions()
         .iter()
@@ -300,19 +366,17 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         ),
         None => d.note("no extended key usage extension: allowed for any use"),
     }
-    let serial = ca::serial_hex(leaf.raw_serial());
-    // The chain: the leaf's issuer (the CA, or an intermediate from the file or the
-    // repository), the intermediate's standing under the root, and every CRL on the way.
-    let issuer = match cx.ca {
-        Some(anchor) => match check_chain(d, leaf, &ders[leaf_at + 1..], anchor, cx) {
-            Some(i) => Some(i),
-            None => return,
-        },
-        None => None,
-    };
-    let newer = cx.ledger.and_then(|l| newer_certificate(l, &serial, now));
+}
+
+/// Whether the issuer's CRL revokes `serial`; returns whether it does.
+fn check_revocation(
+    d: &mut Doctor,
+    issuer: Option<&CaCert>,
+    serial: &str,
+    newer: Option<&Newer>,
+    cx: &Context<'_>,
+) -> bool {
     let issuer_crl = issuer
-        .as_ref()
         .and_then(|i| {
             cx.crls
                 .iter()
@@ -326,7 +390,7 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
     let revoked_here = issuer_crl.and_then(|crl| crl.revoked.iter().find(|(s, _, _)| *s == serial));
     match (issuer_crl, revoked_here) {
         (Some(_), Some((_, at, reason))) => {
-            let fix = match &newer {
+            let fix = match newer {
                 Some(n) => n.fix.clone(),
                 None => "a revoked certificate never comes back: if you still need access, get re-declared (and, after a key compromise, make a new key with `gitca request NAME --rotate`)".into(),
             };
@@ -338,20 +402,18 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         (Some(_), None) => d.good("not on the current CRL"),
         (None, _) => {}
     }
+    revoked_here.is_some()
+}
+
+/// Whether each CRL given is current (the root's told apart, as its custodians re-sign it).
+fn check_every_crl_date(d: &mut Doctor, issuer: Option<&CaCert>, cx: &Context<'_>) {
     // With an offline root, the anchor's CRL is the root CRL (re-signed in ceremonies).
     let root_der = cx.ca.map(|c| c.der.as_slice());
-    let two_levels = !cx.intermediates.is_empty()
-        || issuer
-            .as_ref()
-            .is_some_and(|i| Some(i.der.as_slice()) != root_der);
+    let two_levels =
+        !cx.intermediates.is_empty() || issuer.is_some_and(|i| Some(i.der.as_slice()) != root_der);
     for crl in cx.crls {
         let root = two_levels && root_der.is_some() && crl.issuer_der.as_deref() == root_der;
-        check_crl_dates(d, crl, root, now);
-    }
-    // Not revoked: the server still accepts this one (a renewal, or a replacement within its
-    // grace period), so the newer certificate is advice, not a refusal.
-    if let Some(n) = newer.filter(|_| revoked_here.is_none()) {
-        d.note(format!("{}; {}", n.what, n.fix));
+        check_crl_dates(d, crl, root, cx.now);
     }
 }
 
