@@ -925,18 +925,8 @@ fn server_chain(host: &str, port: u16) -> std::result::Result<Vec<Vec<u8>>, Stri
 /// for the host name the client connects to.
 fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    let (host, port) = match crate::relying::bundle::parse_host_port(server) {
-        Ok((h, p)) => (h.trim_matches(['[', ']']).to_string(), p.unwrap_or(443)),
-        Err(why) => {
-            d.bad(
-                format!(
-                    "--server `{}` is not HOST:PORT: {why}",
-                    crate::output::encode::terminal(server)
-                ),
-                "pass the registry's address, e.g. registry.example.com:5000",
-            );
-            return;
-        }
+    let Some((host, port)) = parse_server(d, server) else {
+        return;
     };
     let chain = match server_chain(&host, port) {
         Ok(c) => c,
@@ -948,52 +938,12 @@ fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
             return;
         }
     };
-    let mut roots = rustls::RootCertStore::empty();
-    let mut local = Vec::new();
-    if let Ok(listing) = Dir::open(dir) {
-        for (f, kind) in listing.list("").unwrap_or_default() {
-            if kind != crate::repository::confined::Kind::File || !f.ends_with(".crt") {
-                continue;
-            }
-            let text = listing
-                .read_string(&f, ca::MAX_CERT_BYTES)
-                .unwrap_or_default();
-            let (added, _) = roots.add_parsable_certificates(
-                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
-            );
-            if added > 0 {
-                local.push(f);
-            }
-        }
-    }
-    for path in SYSTEM_ROOTS {
-        if let Ok(text) =
-            crate::repository::confined::read_named_string(Path::new(path), 8 << 20, "read")
-        {
-            roots.add_parsable_certificates(
-                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
-            );
-            break;
-        }
-    }
+    let (roots, local) = client_roots(dir);
     let subject = x509_parser::parse_x509_certificate(&chain[0])
         .map(|(_, c)| crate::authority::subject::rfc4514(c.subject()))
         .unwrap_or_else(|_| "?".into());
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = match rustls::client::WebPkiServerVerifier::builder_with_provider(
-        std::sync::Arc::new(roots),
-        provider,
-    )
-    .build()
-    {
-        Ok(v) => v,
-        Err(e) => {
-            d.bad(
-                format!("no CA to check the registry's server certificate against: {e}"),
-                "install the system's CA certificates (ca-certificates), or the registry's CA with `gitca bundle … --server-ca FILE`",
-            );
-            return;
-        }
+    let Some(verifier) = server_verifier(d, roots) else {
+        return;
     };
     let leaf = CertificateDer::from(chain[0].clone());
     let rest: Vec<CertificateDer<'static>> = chain[1..]
@@ -1027,25 +977,7 @@ fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
             ),
         ),
         Err(rustls::Error::InvalidCertificate(why)) => {
-            use rustls::CertificateError as C;
-            let (what, fix) = match &why {
-                C::NotValidForName | C::NotValidForNameContext { .. } => (
-                    format!("is not for the name {host}: clients refuse it (\"certificate is valid for …, not {host}\")"),
-                    "connect by a name the certificate carries, or add the name to the server's dns_names (ip_addresses) in review (docs/deploy.md, \"Server certificates\")",
-                ),
-                C::Expired | C::ExpiredContext { .. } => (
-                    "has expired: every client refuses it".to_string(),
-                    "install the renewed certificate on the server (gitca deploy cert NAME --server-dir … --reload 'nginx -s reload')",
-                ),
-                C::InvalidPurpose | C::InvalidPurposeContext { .. } => (
-                    "is not a TLS server certificate (no serverAuth extended key usage)".to_string(),
-                    "serve a certificate of the `server` profile (declared under `servers:`), not a client's",
-                ),
-                _ => (
-                    format!("would be refused: {why:?}"),
-                    "fix the server certificate (its names, dates or chain)",
-                ),
-            };
+            let (what, fix) = server_cert_refusal(&why, &host);
             d.bad(
                 format!("the registry's server certificate ({subject}) {what}"),
                 format!("{fix}; checked at {server}"),
@@ -1054,6 +986,106 @@ fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
         Err(e) => d.bad(
             format!("the registry's server certificate ({subject}) would be refused: {e}"),
             format!("fix the server certificate of {server} (its names, dates or chain)"),
+        ),
+    }
+}
+
+/// `--server` as a host (brackets of an IPv6 address dropped) and a port (443 by default);
+/// `None` when it is not HOST:PORT (reported).
+fn parse_server(d: &mut Doctor, server: &str) -> Option<(String, u16)> {
+    match crate::relying::bundle::parse_host_port(server) {
+        Ok((h, p)) => Some((h.trim_matches(['[', ']']).to_string(), p.unwrap_or(443))),
+        Err(why) => {
+            d.bad(
+                format!(
+                    "--server `{}` is not HOST:PORT: {why}",
+                    crate::output::encode::terminal(server)
+                ),
+                "pass the registry's address, e.g. registry.example.com:5000",
+            );
+            None
+        }
+    }
+}
+
+/// The roots a client trusts: each `.crt` file of the certs.d directory (their names returned)
+/// and the system's.
+fn client_roots(dir: &Path) -> (rustls::RootCertStore, Vec<String>) {
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut local = Vec::new();
+    if let Ok(listing) = Dir::open(dir) {
+        for (f, kind) in listing.list("").unwrap_or_default() {
+            if kind != crate::repository::confined::Kind::File || !f.ends_with(".crt") {
+                continue;
+            }
+            let text = listing
+                .read_string(&f, ca::MAX_CERT_BYTES)
+                .unwrap_or_default();
+            let (added, _) = roots.add_parsable_certificates(
+                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
+            );
+            if added > 0 {
+                local.push(f);
+            }
+        }
+    }
+    for path in SYSTEM_ROOTS {
+        if let Ok(text) =
+            crate::repository::confined::read_named_string(Path::new(path), 8 << 20, "read")
+        {
+            roots.add_parsable_certificates(
+                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
+            );
+            break;
+        }
+    }
+    (roots, local)
+}
+
+/// A verifier of server certificates under `roots`; `None` when there is no root (reported).
+fn server_verifier(
+    d: &mut Doctor,
+    roots: rustls::RootCertStore,
+) -> Option<std::sync::Arc<rustls::client::WebPkiServerVerifier>> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    match rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider,
+    )
+    .build()
+    {
+        Ok(v) => Some(v),
+        Err(e) => {
+            d.bad(
+                format!("no CA to check the registry's server certificate against: {e}"),
+                "install the system's CA certificates (ca-certificates), or the registry's CA with `gitca bundle … --server-ca FILE`",
+            );
+            None
+        }
+    }
+}
+
+/// What is wrong with a server certificate a client refuses (other than an unknown issuer),
+/// and the fix.
+fn server_cert_refusal(why: &rustls::CertificateError, host: &str) -> (String, &'static str) {
+    use rustls::CertificateError as C;
+    match why {
+        C::NotValidForName | C::NotValidForNameContext { .. } => (
+            format!("is not for the name {host}: clients refuse it (\"certificate is valid for …, not {host}\")"),
+            "connect by a name the certificate carries, or add the name to the server's dns_names (ip_addresses) in review (docs/deploy.md, \"Server certificates\")",
+        ),
+        C::Expired | C::ExpiredContext { .. } => (
+            "has expired: every client refuses it".to_string(),
+            "install the renewed certificate on the server (gitca deploy cert NAME --server-dir … --reload 'nginx -s reload')",
+        ),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => (
+            "is not a TLS server certificate (no serverAuth extended key usage)".to_string(),
+            "serve a certificate of the `server` profile (declared under `servers:`), not a client's",
+        ),
+        _ => (
+            format!("would be refused: {why:?}"),
+            "fix the server certificate (its names, dates or chain)",
         ),
     }
 }
