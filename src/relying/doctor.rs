@@ -605,34 +605,8 @@ pub fn run_doctor(
     let outputs = repo
         .as_ref()
         .and_then(|r| crate::repository::load::outputs(r).ok());
-    let ca = match (&args.ca, &outputs, &args.certs_dir) {
-        (Some(p), _, _) => Some(CaCert::parse(
-            &crate::repository::confined::read_named_string(p, ca::MAX_CERT_BYTES, "read")?,
-        )?),
-        (None, Some(o), _) => Some(o.hierarchy.as_ref().map_or(&o.ca, |h| &h.root).clone()),
-        (None, None, Some(dir)) => Dir::open(dir)
-            .and_then(|d| d.read_string("ca.crt", ca::MAX_CERT_BYTES))
-            .ok()
-            .map(|t| CaCert::parse(&t))
-            .transpose()?,
-        _ => None,
-    };
-    let mut intermediates: Vec<CaCert> = Vec::new();
-    let mut repo_crls = String::new();
-    if let Some(o) = &outputs {
-        match &o.hierarchy {
-            Some(h) => {
-                intermediates.push(o.ca.clone());
-                repo_crls.push_str(&h.root_crl_text);
-                repo_crls.push_str(&o.crl_text);
-                if let Some(p) = &h.previous {
-                    intermediates.push(p.cert.clone());
-                    repo_crls.push_str(&p.crl_text);
-                }
-            }
-            None => repo_crls.push_str(&o.crl_text),
-        }
-    }
+    let ca = anchor_of(args, outputs.as_ref())?;
+    let (mut intermediates, repo_crls) = repository_chain(outputs.as_ref());
     // Outside the repository, the intermediate comes with the certificate (client.cert is leaf
     // + issuer): it counts once the pinned anchor has signed it.
     if let Some(anchor) = &ca {
@@ -670,14 +644,63 @@ pub fn run_doctor(
         ledger: outputs.as_ref().map(|o| &o.ledger),
         now,
     };
+    let unjudged = examine(&mut d, args, &cx)?;
+    Ok(report_findings(&d, &unjudged, out))
+}
+
+/// The CA the server trusts: `--ca`, the repository's anchor, or the certs.d directory's
+/// `ca.crt`.
+fn anchor_of(
+    args: &DoctorArgs,
+    outputs: Option<&crate::repository::load::Outputs>,
+) -> Result<Option<CaCert>> {
+    Ok(match (&args.ca, outputs, &args.certs_dir) {
+        (Some(p), _, _) => Some(CaCert::parse(
+            &crate::repository::confined::read_named_string(p, ca::MAX_CERT_BYTES, "read")?,
+        )?),
+        (None, Some(o), _) => Some(o.hierarchy.as_ref().map_or(&o.ca, |h| &h.root).clone()),
+        (None, None, Some(dir)) => Dir::open(dir)
+            .and_then(|d| d.read_string("ca.crt", ca::MAX_CERT_BYTES))
+            .ok()
+            .map(|t| CaCert::parse(&t))
+            .transpose()?,
+        _ => None,
+    })
+}
+
+/// The repository's intermediates (current and retiring) and its CRLs (PEM), when doctor runs
+/// inside it.
+fn repository_chain(outputs: Option<&crate::repository::load::Outputs>) -> (Vec<CaCert>, String) {
+    let mut intermediates: Vec<CaCert> = Vec::new();
+    let mut repo_crls = String::new();
+    if let Some(o) = outputs {
+        match &o.hierarchy {
+            Some(h) => {
+                intermediates.push(o.ca.clone());
+                repo_crls.push_str(&h.root_crl_text);
+                repo_crls.push_str(&o.crl_text);
+                if let Some(p) = &h.previous {
+                    intermediates.push(p.cert.clone());
+                    repo_crls.push_str(&p.crl_text);
+                }
+            }
+            None => repo_crls.push_str(&o.crl_text),
+        }
+    }
+    (intermediates, repo_crls)
+}
+
+/// Checks the certificate and key, or the certs.d directory (and the registry with
+/// `--server`); returns what could not be judged.
+fn examine(d: &mut Doctor, args: &DoctorArgs, cx: &Context<'_>) -> Result<Vec<String>> {
     // What doctor could not judge, said instead of "all is well".
     let mut unjudged: Vec<String> = Vec::new();
     match (&args.cert, &args.certs_dir) {
-        (Some(cert), _) => check_pair(&mut d, cert, args.key.as_deref(), &cx),
+        (Some(cert), _) => check_pair(d, cert, args.key.as_deref(), cx),
         (None, Some(dir)) => {
-            check_certs_dir(&mut d, dir, &cx)?;
+            check_certs_dir(d, dir, cx)?;
             match &args.server {
-                Some(server) => check_server(&mut d, dir, server, now),
+                Some(server) => check_server(d, dir, server, cx.now),
                 None => unjudged.push(
                     "the registry's server certificate was not checked: pass --server HOST:PORT, or, if it comes from a private CA, install that CA with `gitca bundle NAME --key KEY --registry HOST:PORT --server-ca FILE` (clients refuse it otherwise: \"x509: certificate signed by unknown authority\")".into(),
                 ),
@@ -685,6 +708,11 @@ pub fn run_doctor(
         }
         (None, None) => unreachable!("clap requires one"),
     }
+    Ok(unjudged)
+}
+
+/// Prints the findings and the verdict; the exit code: 0 when no problem was found.
+fn report_findings(d: &Doctor, unjudged: &[String], out: &mut dyn Write) -> u8 {
     let problems = d.findings.iter().filter(|f| !f.ok).count();
     for f in &d.findings {
         if f.ok {
@@ -694,51 +722,32 @@ pub fn run_doctor(
         }
     }
     if problems == 0 && !unjudged.is_empty() {
-        for u in &unjudged {
+        for u in unjudged {
             let _ = writeln!(out, "  ? not checked: {u}");
         }
         let _ = writeln!(
             out,
             "No problem found in what was checked; see what was not, above."
         );
-        Ok(0)
+        0
     } else if problems == 0 {
         let _ = writeln!(
             out,
             "All is well: the server should accept this client certificate."
         );
-        Ok(0)
+        0
     } else {
         let _ = writeln!(
             out,
             "{problems} problem(s): the server would refuse this client certificate."
         );
-        Ok(1)
+        1
     }
 }
 
+/// Judges a Docker/Podman certs.d directory: its name, each client pair, and its CA roots.
 fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    if crate::relying::bundle::docker_ignores_certs_d(&name) {
-        let docker = dir.parent().is_some_and(|p| p.ends_with("docker/certs.d"));
-        let text = crate::relying::bundle::docker_loopback_warning(&name);
-        if docker {
-            d.bad(
-                format!("`{name}` is a loopback registry: Docker will not use this directory"),
-                text,
-            );
-        } else {
-            d.note(format!("if Docker reads this directory: {text}"));
-        }
-    }
-    if !name.contains(':') {
-        d.note(format!(
-            "directory `{name}` has no port: Docker uses it for {name}:443 only; for a registry on another port name it `{name}:PORT`"
-        ));
-    }
+    check_dir_name(d, dir);
     let listing = Dir::open(dir)?;
     let files: Vec<String> = listing
         .list("")?
@@ -771,25 +780,7 @@ fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
                 d.bad(format!("{f} has no {s}.cert beside it"), hint);
             }
         } else if f.ends_with(".crt") {
-            let text = listing
-                .read_string(f, ca::MAX_CERT_BYTES)
-                .unwrap_or_default();
-            let client = parse_pem_certs(&text)
-                .first()
-                .and_then(|der| {
-                    x509_parser::parse_x509_certificate(der)
-                        .ok()
-                        .map(|(_, c)| !is_ca(&c))
-                })
-                .unwrap_or(false);
-            if client {
-                d.bad(
-                    format!("{f} is a client certificate, but Docker reads every .crt file as a CA root"),
-                    format!("rename it to {}.cert (with its key as {}.key)", f.trim_end_matches(".crt"), f.trim_end_matches(".crt")),
-                );
-            } else {
-                d.good(format!("{f}: CA root"));
-            }
+            check_crt_file(d, &listing, f);
         } else if f.ends_with(".pem") {
             d.note(format!(
                 "{f} is ignored by Docker (it reads .crt, .cert and .key only)"
@@ -803,6 +794,59 @@ fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether Docker uses a directory of this name: not for a loopback registry, and without a
+/// port only for port 443.
+fn check_dir_name(d: &mut Doctor, dir: &Path) {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if crate::relying::bundle::docker_ignores_certs_d(&name) {
+        let docker = dir.parent().is_some_and(|p| p.ends_with("docker/certs.d"));
+        let text = crate::relying::bundle::docker_loopback_warning(&name);
+        if docker {
+            d.bad(
+                format!("`{name}` is a loopback registry: Docker will not use this directory"),
+                text,
+            );
+        } else {
+            d.note(format!("if Docker reads this directory: {text}"));
+        }
+    }
+    if !name.contains(':') {
+        d.note(format!(
+            "directory `{name}` has no port: Docker uses it for {name}:443 only; for a registry on another port name it `{name}:PORT`"
+        ));
+    }
+}
+
+/// A `.crt` file, which Docker reads as a CA root: refused when it holds a client certificate.
+fn check_crt_file(d: &mut Doctor, listing: &Dir, f: &str) {
+    let text = listing
+        .read_string(f, ca::MAX_CERT_BYTES)
+        .unwrap_or_default();
+    let client = parse_pem_certs(&text)
+        .first()
+        .and_then(|der| {
+            x509_parser::parse_x509_certificate(der)
+                .ok()
+                .map(|(_, c)| !is_ca(&c))
+        })
+        .unwrap_or(false);
+    if client {
+        d.bad(
+            format!("{f} is a client certificate, but Docker reads every .crt file as a CA root"),
+            format!(
+                "rename it to {}.cert (with its key as {}.key)",
+                f.trim_end_matches(".crt"),
+                f.trim_end_matches(".crt")
+            ),
+        );
+    } else {
+        d.good(format!("{f}: CA root"));
+    }
 }
 
 /// Longest doctor waits for the registry: connecting, then the TLS handshake.
