@@ -470,6 +470,18 @@ fn check_chain(
             intermediate.subject, anchor.subject
         ));
     }
+    check_intermediate_standing(d, intermediate, anchor, cx);
+    Some(intermediate.clone())
+}
+
+/// Whether the root's CRL revokes the intermediate, and whether the CRLs of the root and of
+/// the intermediate were given (nginx needs both).
+fn check_intermediate_standing(
+    d: &mut Doctor,
+    intermediate: &CaCert,
+    anchor: &CaCert,
+    cx: &Context<'_>,
+) {
     // Revoked by the root?
     let serial = x509_parser::parse_x509_certificate(&intermediate.der)
         .ok()
@@ -517,7 +529,6 @@ fn check_chain(
             "nginx refuses a client whose intermediate's CRL it lacks: ssl_crl must hold it (gitca deploy crl writes it)",
         );
     }
-    Some(intermediate.clone())
 }
 
 /// A certificate in the repository newer than the installed one, and how to install it.
