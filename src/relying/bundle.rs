@@ -18,21 +18,17 @@ use crate::repository::git::CaRepo;
 use crate::repository::ledger::fmt_time;
 use crate::repository::load::{self, read};
 
-#[derive(Debug, clap::Args)]
-pub struct BundleArgs {
+/// What `gitca bundle` installs, and where.
+#[derive(Debug)]
+pub struct BundleOptions {
     /// The identity whose certificate to install.
     pub name: String,
-    /// The identity's private key (PEM, unencrypted; `gitca request` wrote it).
-    #[arg(long, value_name = "FILE")]
+    /// The identity's private key.
     pub key: PathBuf,
-    #[command(flatten)]
     pub target: TargetArgs,
-    /// Write a PKCS#12 file (browsers, OS keychains) instead: password from GITCA_P12_PASSWORD
-    /// or asked twice on the terminal, never empty.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["registry", "out_dir"])]
+    /// Write a PKCS#12 file instead.
     pub p12: Option<PathBuf>,
-    /// With --p12: the legacy flavour (3DES and SHA-1 MAC) for old macOS and Windows.
-    #[arg(long, requires = "p12")]
+    /// With `p12`: the legacy flavour (3DES and SHA-1 MAC).
     pub legacy: bool,
 }
 
@@ -367,7 +363,7 @@ pub fn certs_d_dir(root: &Path, registry: &str) -> Result<PathBuf> {
 pub fn run_bundle(
     dir: &Path,
     now: OffsetDateTime,
-    args: &BundleArgs,
+    args: &BundleOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
@@ -490,7 +486,7 @@ fn read_matching_key(path: &Path, name: &str, spki: &[u8]) -> Result<Zeroizing<S
 
 /// Says what was installed where (and warns when Docker will not read it).
 fn report_installed(
-    args: &BundleArgs,
+    args: &BundleOptions,
     current: &crate::repository::ledger::Record,
     anchor: &ca::CaCert,
     target: &Target,
