@@ -22,32 +22,21 @@ use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::fmt_time;
 
-#[derive(Debug, clap::Args)]
-pub struct DoctorArgs {
+/// What `gitca doctor` examines: a certificate and its key, or a certs.d directory (and the
+/// registry behind it), against a CA and a CRL.
+#[derive(Debug)]
+pub struct DoctorOptions {
     /// The client certificate (or Docker's client.cert bundle).
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "key",
-        conflicts_with = "certs_dir"
-    )]
     pub cert: Option<PathBuf>,
     /// The private key that goes with it.
-    #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// A Docker/Podman certs.d directory, e.g. /etc/docker/certs.d/registry.example.com:5000.
-    #[arg(long, value_name = "DIR", required_unless_present = "cert")]
+    /// A Docker/Podman certs.d directory.
     pub certs_dir: Option<PathBuf>,
-    /// The CA certificate (default: ca/ca.crt of the CA repository, or the certs.d directory's ca.crt).
-    #[arg(long, value_name = "FILE")]
+    /// The CA certificate (default: the CA repository's anchor, or the certs.d directory's ca.crt).
     pub ca: Option<PathBuf>,
-    /// The CRL (default: crl/ca.crl of the CA repository).
-    #[arg(long, value_name = "FILE")]
+    /// The CRL (default: the CA repository's CRLs).
     pub crl: Option<PathBuf>,
-    /// With --certs-dir: connect to the registry (TLS only, no request; 10 seconds at most)
-    /// and check its server certificate against what the client trusts (the directory's .crt
-    /// files, as Docker and Podman read them, and the system's roots).
-    #[arg(long, value_name = "HOST:PORT", requires = "certs_dir")]
+    /// With `certs_dir`: the registry (HOST:PORT) whose server certificate to check.
     pub server: Option<String>,
 }
 
@@ -580,7 +569,7 @@ fn ordinal(n: usize) -> String {
 
 /// The CA certificates after the leaf in the certificate file (`--cert`, or certs.d's
 /// `client.cert`); unverified (the caller checks them against the anchor).
-fn chain_intermediates(args: &DoctorArgs) -> Vec<CaCert> {
+fn chain_intermediates(args: &DoctorOptions) -> Vec<CaCert> {
     let path = match (&args.cert, &args.certs_dir) {
         (Some(c), _) => c.clone(),
         (None, Some(d)) => d.join("client.cert"),
@@ -604,7 +593,7 @@ fn chain_intermediates(args: &DoctorArgs) -> Vec<CaCert> {
 pub fn run_doctor(
     dir: &Path,
     now: OffsetDateTime,
-    args: &DoctorArgs,
+    args: &DoctorOptions,
     out: &mut dyn Write,
 ) -> Result<u8> {
     let repo = CaRepo::open(dir).ok();
@@ -662,7 +651,7 @@ pub fn run_doctor(
 /// The CA the server trusts: `--ca`, the repository's anchor, or the certs.d directory's
 /// `ca.crt`.
 fn anchor_of(
-    args: &DoctorArgs,
+    args: &DoctorOptions,
     outputs: Option<&crate::repository::load::Outputs>,
 ) -> Result<Option<CaCert>> {
     Ok(match (&args.ca, outputs, &args.certs_dir) {
@@ -703,7 +692,7 @@ fn repository_chain(outputs: Option<&crate::repository::load::Outputs>) -> (Vec<
 
 /// Checks the certificate and key, or the certs.d directory (and the registry with
 /// `--server`); returns what could not be judged.
-fn examine(d: &mut Doctor, args: &DoctorArgs, cx: &Context<'_>) -> Result<Vec<String>> {
+fn examine(d: &mut Doctor, args: &DoctorOptions, cx: &Context<'_>) -> Result<Vec<String>> {
     // What doctor could not judge, said instead of "all is well".
     let mut unjudged: Vec<String> = Vec::new();
     match (&args.cert, &args.certs_dir) {
