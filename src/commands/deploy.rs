@@ -2,10 +2,11 @@
 //! server, a certificate on a client.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use super::Context;
 use crate::error::Result;
-use crate::relying::admission::{run_deploy_admission, DeployAdmissionArgs};
+use crate::relying::admission::{run_deploy_admission, DeployAdmissionOptions};
 use crate::relying::deploy::{run_deploy_cert, run_deploy_crl, DeployCertArgs, DeployCrlArgs};
 
 #[derive(Debug, clap::Subcommand)]
@@ -25,13 +26,35 @@ pub enum Command {
     #[command(
         after_help = "Example (nginx from `gitca export nginx --admitted /etc/gitca/admitted.map`):\n  gitca deploy admission --from /srv/pki --signers /etc/gitca/allowed_signers \\\n      --out /etc/gitca/admitted.map && nginx -s reload\n\nExit codes: 0 installed or current, 1 refused (nothing installed)."
     )]
-    Admission(DeployAdmissionArgs),
+    Admission(AdmissionArgs),
+}
+
+/// `gitca deploy admission`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct AdmissionArgs {
+    /// The published directory holding admitted.txt and admitted.txt.sig.
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// The history signers this server trusts, in the allowed-signers format (a copy of the
+    /// CA's ca/allowed_signers, installed once, by hand: it is the pin). Never the CA key.
+    #[arg(long, value_name = "FILE")]
+    signers: PathBuf,
+    /// The nginx map fragment to write (what `gitca export nginx --admitted` includes).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 pub fn run(ctx: &Context, cmd: Command, out: &mut dyn Write) -> Result<u8> {
     match cmd {
         Command::Crl(args) => run_deploy_crl(&args, ctx.fixed_now, out),
         Command::Cert(args) => run_deploy_cert(&args, ctx.fixed_now, out),
-        Command::Admission(args) => run_deploy_admission(&args, out),
+        Command::Admission(args) => run_deploy_admission(
+            &DeployAdmissionOptions {
+                from: args.from,
+                signers: args.signers,
+                out: args.out,
+            },
+            out,
+        ),
     }
 }

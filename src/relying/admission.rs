@@ -283,25 +283,22 @@ fn add_replaced_certs(
     }
 }
 
-/// `gitca deploy admission`'s flags.
-#[derive(Debug, clap::Args)]
-pub struct DeployAdmissionArgs {
+/// Where `gitca deploy admission` reads the published list, the signers it pins, and where it
+/// writes the nginx map.
+#[derive(Debug)]
+pub struct DeployAdmissionOptions {
     /// The published directory holding admitted.txt and admitted.txt.sig.
-    #[arg(long, value_name = "DIR")]
     pub from: PathBuf,
-    /// The history signers this server trusts, in the allowed-signers format (a copy of the
-    /// CA's ca/allowed_signers, installed once, by hand: it is the pin). Never the CA key.
-    #[arg(long, value_name = "FILE")]
+    /// The history signers this server trusts (allowed-signers format): the pin.
     pub signers: PathBuf,
-    /// The nginx map fragment to write (what `gitca export nginx --admitted` includes).
-    #[arg(long, value_name = "FILE")]
+    /// The nginx map fragment to write.
     pub out: PathBuf,
 }
 
 /// The top-level entry point for `gitca deploy admission`: installs the published admission
 /// list as an nginx map when it verifies against the pinned signers and is not older than the
 /// installed one. Reload nginx after it (`&& nginx -s reload`): the file is replaced atomically.
-pub fn run_deploy_admission(args: &DeployAdmissionArgs, out: &mut dyn Write) -> Result<u8> {
+pub fn run_deploy_admission(args: &DeployAdmissionOptions, out: &mut dyn Write) -> Result<u8> {
     let refuse = |why: String| {
         Error::usage(
             format!("admission list refused: {why}"),
