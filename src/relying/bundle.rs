@@ -25,7 +25,7 @@ pub struct BundleOptions {
     pub name: String,
     /// The identity's private key.
     pub key: PathBuf,
-    pub target: TargetArgs,
+    pub target: TargetOptions,
     /// Write a PKCS#12 file instead.
     pub p12: Option<PathBuf>,
     /// With `p12`: the legacy flavour (3DES and SHA-1 MAC).
@@ -34,37 +34,26 @@ pub struct BundleOptions {
 
 /// Where a client's files go: a registry's certs.d directory (Docker, Podman), a containerd
 /// hosts directory, or any directory.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TargetArgs {
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
     /// Install for this registry: CERTS_ROOT/HOST:PORT/ (no port for 443).
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "out_dir")]
     pub registry: Option<String>,
     /// Write client.cert, client.key and ca.crt into this directory instead.
-    #[arg(long, value_name = "DIR", conflicts_with = "server_dir")]
     pub out_dir: Option<PathBuf>,
     /// A server's certificate: write DIR/server.crt (leaf first, chain included) and
     /// DIR/server.key (0600), where `gitca export nginx` and `export registry` read them by
     /// default (/etc/gitca). The CA certificate the server trusts stays the one pinned by hand.
-    #[arg(
-        long,
-        value_name = "DIR",
-        conflicts_with_all = ["registry", "podman", "containerd", "server_ca"]
-    )]
     pub server_dir: Option<PathBuf>,
     /// Podman, Skopeo, Buildah, CRI-O: /etc/containers/certs.d instead of Docker's.
-    #[arg(long, conflicts_with = "containerd")]
     pub podman: bool,
     /// containerd (Kubernetes nodes, ctr, nerdctl): HOST:PORT/hosts.toml with the client
     /// certificate, under /etc/containerd/certs.d.
-    #[arg(long)]
     pub containerd: bool,
     /// The root to install under (default /etc/docker/certs.d, /etc/containers/certs.d with
     /// --podman, /etc/containerd/certs.d with --containerd); per-user and rootless set-ups, tests.
-    #[arg(long, value_name = "DIR")]
     pub certs_root: Option<PathBuf>,
     /// The CA of the registry's own TLS certificate, when the system does not trust it
     /// already: installed as server-ca.crt (and named in containerd's hosts.toml).
-    #[arg(long, value_name = "FILE")]
     pub server_ca: Option<PathBuf>,
 }
 
@@ -96,7 +85,7 @@ impl Target {
 pub const SERVER_CERT: &str = "server.crt";
 pub const SERVER_KEY: &str = "server.key";
 
-impl TargetArgs {
+impl TargetOptions {
     pub fn target(&self) -> Result<Target> {
         let server_ca = match &self.server_ca {
             Some(p) => {
@@ -178,7 +167,7 @@ pub fn docker_loopback_warning(registry: &str) -> String {
     )
 }
 
-impl TargetArgs {
+impl TargetOptions {
     /// Docker (neither --podman, --containerd nor --out-dir) installing for a loopback registry.
     pub fn docker_loopback(&self) -> Option<&str> {
         let docker = self.out_dir.is_none() && !self.podman && !self.containerd;

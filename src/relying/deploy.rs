@@ -28,7 +28,7 @@ use crate::authority::chain;
 use crate::authority::floors::Floors;
 use crate::authority::hierarchy::id_of;
 use crate::error::{Error, Result};
-use crate::relying::bundle::{ClientFiles, TargetArgs};
+use crate::relying::bundle::{ClientFiles, TargetOptions};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
 use crate::repository::config::Dur;
 use crate::repository::confined::Dir;
@@ -38,53 +38,44 @@ use crate::repository::ledger::fmt_time;
 pub const EXIT_STALE: u8 = 4;
 use chain::SKEW;
 
-#[derive(Debug, clap::Args)]
-pub struct FromArgs {
+/// Where a deploy fetches from, the CA it pins, and how long a fetch may take.
+#[derive(Debug)]
+pub struct FromOptions {
     /// Where to fetch from: a published tree (`gitca publish`) as an http(s) URL or a
     /// directory, or a clone of the CA repository.
-    #[arg(long, value_name = "URL|DIR", conflicts_with = "from_git")]
     pub from: Option<String>,
     /// The CA repository itself, through the `git` program (the machine's credentials apply).
-    #[arg(long, value_name = "URL|PATH")]
     pub from_git: Option<String>,
     /// The branch to read with --from-git.
-    #[arg(long, default_value = "main", requires = "from_git")]
     pub branch: String,
     /// Where --from-git keeps its shallow copy (default ~/.cache/gitca/deploy-…).
-    #[arg(long, value_name = "DIR", requires = "from_git")]
     pub git_cache: Option<PathBuf>,
     /// The CA certificate of an https:// source's TLS server (default: the system's roots).
-    #[arg(long, value_name = "FILE")]
     pub https_ca: Option<PathBuf>,
     /// The CA certificate this machine trusts: everything installed must be signed by it.
     /// Never taken from the source.
-    #[arg(long = "ca", value_name = "PINNED_CA")]
     pub pinned: PathBuf,
     /// The most one fetch may take (HTTP: the whole request; --from-git: every git program it
     /// runs, which are then killed); past it the fetch fails like any other.
-    #[arg(long, default_value = crate::relying::source::DEFAULT_TIMEOUT, value_name = "DURATION")]
     pub timeout: String,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct WatchArgs {
+/// What a deploy runs after a change, how often it checks, and where its metrics go.
+#[derive(Debug)]
+pub struct WatchOptions {
     /// Run after every change: e.g. `nginx -t && nginx -s reload`. If it fails, the previous
     /// files are put back. An empty CMD runs nothing (handy in systemd environment files).
-    #[arg(long, value_name = "CMD")]
     pub reload: Option<String>,
     /// The most the reload command may take: past it, it is killed with everything it started,
     /// and the previous files are put back.
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub reload_timeout: String,
     /// Keep running: check every INTERVAL (with jitter); fetch failures never end it.
-    #[arg(long, value_name = "INTERVAL")]
     pub watch: Option<String>,
     /// Write Prometheus textfile-collector metrics here (for node_exporter).
-    #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
 }
 
-impl WatchArgs {
+impl WatchOptions {
     /// The reload command, if one was given and it is not blank, with its limit.
     fn hook(&self) -> Option<(&str, std::time::Duration)> {
         let cmd = self.reload.as_deref().filter(|c| !c.trim().is_empty())?;
@@ -105,37 +96,30 @@ fn seconds(text: &str) -> Result<std::time::Duration> {
     ))
 }
 
-#[derive(Debug, clap::Args)]
-pub struct DeployCrlArgs {
-    #[command(flatten)]
-    pub from: FromArgs,
+/// What `gitca deploy crl` keeps current, and where.
+#[derive(Debug)]
+pub struct DeployCrlOptions {
+    pub from: FromOptions,
     /// The CRL file nginx reads (`ssl_crl`), written as PEM.
-    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Exit 4 when the installed CRL expires within this and no newer one can be fetched.
-    #[arg(long, default_value = "2d", value_name = "DURATION")]
     pub stale_margin: String,
-    #[command(flatten)]
-    pub watch: WatchArgs,
+    pub watch: WatchOptions,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct DeployCertArgs {
+/// What `gitca deploy cert` keeps current, and where.
+#[derive(Debug)]
+pub struct DeployCertOptions {
     /// The identity whose certificate to keep installed.
     pub name: String,
     /// Its private key (stays where it is; copied 0600 next to the certificate, as Docker and
     /// containerd want it).
-    #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
-    #[command(flatten)]
-    pub from: FromArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
+    pub from: FromOptions,
+    pub target: TargetOptions,
     /// Exit 4 when the installed certificate expires within this and no renewal can be had.
-    #[arg(long, default_value = "5d", value_name = "DURATION")]
     pub stale_margin: String,
-    #[command(flatten)]
-    pub watch: WatchArgs,
+    pub watch: WatchOptions,
 }
 
 /// What a deploy remembers between runs (next to what it installs).
@@ -433,7 +417,7 @@ fn judge_crls(
 
 /// One check of `deploy crl`.
 fn crl_once(
-    args: &DeployCrlArgs,
+    args: &DeployCrlOptions,
     source: &Source,
     pinned: &CaCert,
     now: OffsetDateTime,
@@ -544,7 +528,7 @@ impl CrlCheck {
     /// Fetches the CRLs, judges them, and installs them when they are new and acceptable.
     fn fetch_and_install(
         &mut self,
-        args: &DeployCrlArgs,
+        args: &DeployCrlOptions,
         source: &Source,
         pinned: &CaCert,
         now: OffsetDateTime,
@@ -580,7 +564,7 @@ impl CrlCheck {
     /// the previous file back.
     fn install(
         &mut self,
-        args: &DeployCrlArgs,
+        args: &DeployCrlOptions,
         pinned: &CaCert,
         crls: &chain::Crls,
         validators: Validators,
@@ -852,7 +836,7 @@ fn read_pinned(path: &Path) -> Result<CaCert> {
 }
 
 /// The source, and the limits checked before anything runs.
-fn source_of(f: &FromArgs, w: &WatchArgs) -> Result<Source> {
+fn source_of(f: &FromOptions, w: &WatchOptions) -> Result<Source> {
     seconds(&w.reload_timeout)?;
     Source::new(&SourceArgs {
         from: f.from.as_deref(),
@@ -866,7 +850,7 @@ fn source_of(f: &FromArgs, w: &WatchArgs) -> Result<Source> {
 
 /// The top-level entry point for `gitca deploy crl`.
 pub fn run_deploy_crl(
-    args: &DeployCrlArgs,
+    args: &DeployCrlOptions,
     fixed_now: Option<OffsetDateTime>,
     out: &mut dyn Write,
 ) -> Result<u8> {
@@ -962,7 +946,7 @@ fn installed_cert(dir: &Dir, file: &str, pinned: &CaCert) -> Option<InstalledCer
 
 /// One check of `deploy cert`.
 fn cert_once(
-    args: &DeployCertArgs,
+    args: &DeployCertOptions,
     source: &Source,
     pinned: &CaCert,
     now: OffsetDateTime,
@@ -1017,7 +1001,7 @@ fn cert_once(
 
 /// What one check of `deploy cert` works with: where it installs, and the local key.
 struct CertCheck<'a> {
-    args: &'a DeployCertArgs,
+    args: &'a DeployCertOptions,
     source: &'a Source,
     pinned: &'a CaCert,
     target: &'a crate::relying::bundle::Target,
@@ -1171,7 +1155,7 @@ impl CertCheck<'_> {
 /// Why the identity's installed certificate (serial, not before, not after) is stale, if it is.
 fn cert_staleness(
     current: Option<&(String, OffsetDateTime, OffsetDateTime)>,
-    args: &DeployCertArgs,
+    args: &DeployCertOptions,
     target: &crate::relying::bundle::Target,
     now: OffsetDateTime,
     margin: time::Duration,
@@ -1189,7 +1173,7 @@ fn cert_staleness(
 
 /// The top-level entry point for `gitca deploy cert`.
 pub fn run_deploy_cert(
-    args: &DeployCertArgs,
+    args: &DeployCertOptions,
     fixed_now: Option<OffsetDateTime>,
     out: &mut dyn Write,
 ) -> Result<u8> {
