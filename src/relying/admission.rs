@@ -188,22 +188,54 @@ pub fn for_publish(
             b.rule
         ))));
     }
+    let key = match listed_signing_key(&allowed) {
+        Ok(k) => k,
+        Err(why) => return Ok(Some(Err(why))),
+    };
+    add_replaced_certs(repo, outputs, &report.issued_in, &mut entries, now);
+    entries.sort_by(|a, b| a.serial.cmp(&b.serial));
+    let list = List {
+        commit: head.id().to_string(),
+        sequence: report.commits as u64,
+        generated: crate::repository::ledger::fmt_time(now),
+        entries,
+    };
+    let text = list.render();
+    let sig = key.sign_in(NAMESPACE, text.as_bytes())?;
+    Ok(Some(Ok((text, sig))))
+}
+
+/// The history signing key given (environment or `--signing-key`), when `allowed` lists it;
+/// else why there is none to sign with.
+fn listed_signing_key(allowed: &AllowedSigners) -> std::result::Result<SigningKey, String> {
     let key = match SigningKey::from_env() {
         Ok(Some(k)) => k,
         Ok(None) => {
-            return Ok(Some(Err(
+            return Err(
                 "no history signing key was given (GITCA_SIGNING_KEY, GITCA_SIGNING_KEY_FILE or --signing-key)".into(),
-            )))
+            )
         }
-        Err(e) => return Ok(Some(Err(e.to_string()))),
+        Err(e) => return Err(e.to_string()),
     };
     if allowed.find(key.public().key_data()).is_none() {
-        return Ok(Some(Err(format!(
+        return Err(format!(
             "the history signing key given ({}) is not listed in {}",
             key.fingerprint(),
             crate::repository::signer::ALLOWED_SIGNERS
-        ))));
+        ));
     }
+    Ok(key)
+}
+
+/// Adds the live certificates not yet in `entries` (those a renewal replaced), each read from
+/// the commit that issued it.
+fn add_replaced_certs(
+    repo: &crate::repository::git::CaRepo,
+    outputs: &crate::repository::load::Outputs,
+    issued_in: &std::collections::HashMap<String, git2::Oid>,
+    entries: &mut Vec<Entry>,
+    now: time::OffsetDateTime,
+) {
     // Every live certificate, not only each identity's current one: a certificate a renewal
     // replaced stays valid (and in use) until it expires. Its file is the one the commit that
     // issued it wrote, verified against the ledger and its issuer like the current ones.
@@ -213,8 +245,7 @@ pub fn for_publish(
         if listed.contains(&rec.serial) {
             continue;
         }
-        let Some(text) = report
-            .issued_in
+        let Some(text) = issued_in
             .get(&rec.serial)
             .and_then(|b| {
                 crate::repository::history::read_blob(
@@ -250,37 +281,24 @@ pub fn for_publish(
             entries.push(Entry::of(&rec.serial, leaf.contents()));
         }
     }
-    entries.sort_by(|a, b| a.serial.cmp(&b.serial));
-    let list = List {
-        commit: head.id().to_string(),
-        sequence: report.commits as u64,
-        generated: crate::repository::ledger::fmt_time(now),
-        entries,
-    };
-    let text = list.render();
-    let sig = key.sign_in(NAMESPACE, text.as_bytes())?;
-    Ok(Some(Ok((text, sig))))
 }
 
-/// `gitca deploy admission`'s flags.
-#[derive(Debug, clap::Args)]
-pub struct DeployAdmissionArgs {
+/// Where `gitca deploy admission` reads the published list, the signers it pins, and where it
+/// writes the nginx map.
+#[derive(Debug)]
+pub struct DeployAdmissionOptions {
     /// The published directory holding admitted.txt and admitted.txt.sig.
-    #[arg(long, value_name = "DIR")]
     pub from: PathBuf,
-    /// The history signers this server trusts, in the allowed-signers format (a copy of the
-    /// CA's ca/allowed_signers, installed once, by hand: it is the pin). Never the CA key.
-    #[arg(long, value_name = "FILE")]
+    /// The history signers this server trusts (allowed-signers format): the pin.
     pub signers: PathBuf,
-    /// The nginx map fragment to write (what `gitca export nginx --admitted` includes).
-    #[arg(long, value_name = "FILE")]
+    /// The nginx map fragment to write.
     pub out: PathBuf,
 }
 
 /// The top-level entry point for `gitca deploy admission`: installs the published admission
 /// list as an nginx map when it verifies against the pinned signers and is not older than the
 /// installed one. Reload nginx after it (`&& nginx -s reload`): the file is replaced atomically.
-pub fn run_deploy_admission(args: &DeployAdmissionArgs, out: &mut dyn Write) -> Result<u8> {
+pub fn run_deploy_admission(args: &DeployAdmissionOptions, out: &mut dyn Write) -> Result<u8> {
     let refuse = |why: String| {
         Error::usage(
             format!("admission list refused: {why}"),

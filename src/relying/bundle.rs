@@ -18,57 +18,42 @@ use crate::repository::git::CaRepo;
 use crate::repository::ledger::fmt_time;
 use crate::repository::load::{self, read};
 
-#[derive(Debug, clap::Args)]
-pub struct BundleArgs {
+/// What `gitca bundle` installs, and where.
+#[derive(Debug)]
+pub struct BundleOptions {
     /// The identity whose certificate to install.
     pub name: String,
-    /// The identity's private key (PEM, unencrypted; `gitca request` wrote it).
-    #[arg(long, value_name = "FILE")]
+    /// The identity's private key.
     pub key: PathBuf,
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// Write a PKCS#12 file (browsers, OS keychains) instead: password from GITCA_P12_PASSWORD
-    /// or asked twice on the terminal, never empty.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["registry", "out_dir"])]
+    pub target: TargetOptions,
+    /// Write a PKCS#12 file instead.
     pub p12: Option<PathBuf>,
-    /// With --p12: the legacy flavour (3DES and SHA-1 MAC) for old macOS and Windows.
-    #[arg(long, requires = "p12")]
+    /// With `p12`: the legacy flavour (3DES and SHA-1 MAC).
     pub legacy: bool,
 }
 
 /// Where a client's files go: a registry's certs.d directory (Docker, Podman), a containerd
 /// hosts directory, or any directory.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TargetArgs {
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
     /// Install for this registry: CERTS_ROOT/HOST:PORT/ (no port for 443).
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "out_dir")]
     pub registry: Option<String>,
     /// Write client.cert, client.key and ca.crt into this directory instead.
-    #[arg(long, value_name = "DIR", conflicts_with = "server_dir")]
     pub out_dir: Option<PathBuf>,
     /// A server's certificate: write DIR/server.crt (leaf first, chain included) and
     /// DIR/server.key (0600), where `gitca export nginx` and `export registry` read them by
     /// default (/etc/gitca). The CA certificate the server trusts stays the one pinned by hand.
-    #[arg(
-        long,
-        value_name = "DIR",
-        conflicts_with_all = ["registry", "podman", "containerd", "server_ca"]
-    )]
     pub server_dir: Option<PathBuf>,
     /// Podman, Skopeo, Buildah, CRI-O: /etc/containers/certs.d instead of Docker's.
-    #[arg(long, conflicts_with = "containerd")]
     pub podman: bool,
     /// containerd (Kubernetes nodes, ctr, nerdctl): HOST:PORT/hosts.toml with the client
     /// certificate, under /etc/containerd/certs.d.
-    #[arg(long)]
     pub containerd: bool,
     /// The root to install under (default /etc/docker/certs.d, /etc/containers/certs.d with
     /// --podman, /etc/containerd/certs.d with --containerd); per-user and rootless set-ups, tests.
-    #[arg(long, value_name = "DIR")]
     pub certs_root: Option<PathBuf>,
     /// The CA of the registry's own TLS certificate, when the system does not trust it
     /// already: installed as server-ca.crt (and named in containerd's hosts.toml).
-    #[arg(long, value_name = "FILE")]
     pub server_ca: Option<PathBuf>,
 }
 
@@ -100,7 +85,7 @@ impl Target {
 pub const SERVER_CERT: &str = "server.crt";
 pub const SERVER_KEY: &str = "server.key";
 
-impl TargetArgs {
+impl TargetOptions {
     pub fn target(&self) -> Result<Target> {
         let server_ca = match &self.server_ca {
             Some(p) => {
@@ -182,7 +167,7 @@ pub fn docker_loopback_warning(registry: &str) -> String {
     )
 }
 
-impl TargetArgs {
+impl TargetOptions {
     /// Docker (neither --podman, --containerd nor --out-dir) installing for a loopback registry.
     pub fn docker_loopback(&self) -> Option<&str> {
         let docker = self.out_dir.is_none() && !self.podman && !self.containerd;
@@ -367,24 +352,80 @@ pub fn certs_d_dir(root: &Path, registry: &str) -> Result<PathBuf> {
 pub fn run_bundle(
     dir: &Path,
     now: OffsetDateTime,
-    args: &BundleArgs,
+    args: &BundleOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
     let state = load::load(&repo)?;
     let name = &args.name;
+    let current = current_record(&state, name, now)?;
+    let leaf = ledger_leaf(&repo, name, current)?;
+    let key_text = read_matching_key(&args.key, name, &leaf.spki)?;
+    // The leaf, then the CA that signed it (an intermediate below an offline root); the
+    // anchor a client trusts is the root, or the CA itself.
+    let (_, issuer) = state
+        .issuer_cert(current.issuer.as_deref())
+        .ok_or_else(|| {
+            Error::usage(
+            format!("{name}'s certificate was signed by an intermediate that no longer issues"),
+            "run gitca reconcile (it re-issues under the current intermediate), then bundle again",
+        )
+        })?;
+    let anchor = state.hierarchy.as_ref().map_or(&state.ca, |h| &h.root);
+    let mut chain = ca::to_pem("CERTIFICATE", &leaf.der);
+    chain.push_str(&issuer.pem);
+    if let Some(p12) = &args.p12 {
+        let mut cas: Vec<&[u8]> = vec![&issuer.der];
+        if anchor.der != issuer.der {
+            cas.push(&anchor.der);
+        }
+        return write_p12(p12, name, &leaf.der, &cas, &key_text, args.legacy, out);
+    }
+    let target = args.target.target()?;
+    let files = ClientFiles {
+        chain_pem: &chain,
+        key_pem: &key_text,
+        ca_pem: &anchor.pem,
+    };
+    drop(install(&target, &files)?);
+    report_installed(args, current, anchor, &target, out);
+    Ok(())
+}
+
+/// The identity's current certificate in the ledger; refused when it is not declared or holds
+/// none.
+fn current_record<'a>(
+    state: &'a load::State,
+    name: &'a str,
+    now: OffsetDateTime,
+) -> Result<&'a crate::repository::ledger::Record> {
     if state.inventory.get(name).is_none() {
         return Err(Error::usage(
             format!("`{name}` is not declared in identities/"),
             "check the name (gitca status lists them), or onboard it with gitca request",
         ));
     }
-    let current = state.ledger.current(name, now).ok_or_else(|| {
+    state.ledger.current(name, now).ok_or_else(|| {
         Error::usage(
             format!("`{name}` has no current certificate"),
             "the merge may not be reconciled yet: git pull, and check `gitca status`",
         )
-    })?;
+    })
+}
+
+/// A leaf certificate (DER) and its subject public key info.
+struct LedgerLeaf {
+    der: Vec<u8>,
+    spki: Vec<u8>,
+}
+
+/// The leaf of `certs/NAME.crt`, refused unless it is the certificate the ledger records as
+/// current.
+fn ledger_leaf(
+    repo: &CaRepo,
+    name: &str,
+    current: &crate::repository::ledger::Record,
+) -> Result<LedgerLeaf> {
     let cert_text = read(
         &repo.dir,
         &crate::reconcile::apply::cert_path(name),
@@ -411,43 +452,36 @@ pub fn run_bundle(
             "run gitca check; the repository is out of date or edited",
         ));
     }
-    let (key_text, key) = read_client_key(&args.key)?;
+    Ok(LedgerLeaf {
+        der: leaf.clone(),
+        spki: parsed.public_key().raw.to_vec(),
+    })
+}
+
+/// The client key at `path` (PEM), refused unless it is the key the certificate certifies.
+fn read_matching_key(path: &Path, name: &str, spki: &[u8]) -> Result<Zeroizing<String>> {
+    let (key_text, key) = read_client_key(path)?;
     if !crate::authority::pubkey::same_key(
         &rcgen::PublicKeyData::subject_public_key_info(&key),
-        parsed.public_key().raw,
+        spki,
     ) {
         return Err(Error::usage(
-            format!("{} is not the key of {name}'s certificate", args.key.display()),
+            format!("{} is not the key of {name}'s certificate", path.display()),
             format!("pass the key `gitca request {name}` made; if it is lost, make a new one with `gitca request {name} --rotate`"),
         ));
     }
-    // The leaf, then the CA that signed it (an intermediate below an offline root); the
-    // anchor a client trusts is the root, or the CA itself.
-    let (_, issuer) = state
-        .issuer_cert(current.issuer.as_deref())
-        .ok_or_else(|| {
-            Error::usage(
-            format!("{name}'s certificate was signed by an intermediate that no longer issues"),
-            "run gitca reconcile (it re-issues under the current intermediate), then bundle again",
-        )
-        })?;
-    let anchor = state.hierarchy.as_ref().map_or(&state.ca, |h| &h.root);
-    let mut chain = ca::to_pem("CERTIFICATE", leaf);
-    chain.push_str(&issuer.pem);
-    if let Some(p12) = &args.p12 {
-        let mut cas: Vec<&[u8]> = vec![&issuer.der];
-        if anchor.der != issuer.der {
-            cas.push(&anchor.der);
-        }
-        return write_p12(p12, name, leaf, &cas, &key_text, args.legacy, out);
-    }
-    let target = args.target.target()?;
-    let files = ClientFiles {
-        chain_pem: &chain,
-        key_pem: &key_text,
-        ca_pem: &anchor.pem,
-    };
-    drop(install(&target, &files)?);
+    Ok(key_text)
+}
+
+/// Says what was installed where (and warns when Docker will not read it).
+fn report_installed(
+    args: &BundleOptions,
+    current: &crate::repository::ledger::Record,
+    anchor: &ca::CaCert,
+    target: &Target,
+    out: &mut dyn Write,
+) {
+    let name = &args.name;
     let _ = writeln!(
         out,
         "Installed {name}'s client certificate in {}",
@@ -470,7 +504,6 @@ pub fn run_bundle(
     if let Some(r) = args.target.docker_loopback() {
         let _ = writeln!(out, "warning: {}", docker_loopback_warning(r));
     }
-    Ok(())
 }
 
 /// The PKCS#12 password: GITCA_P12_PASSWORD, else asked twice; never empty.

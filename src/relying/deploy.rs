@@ -28,7 +28,7 @@ use crate::authority::chain;
 use crate::authority::floors::Floors;
 use crate::authority::hierarchy::id_of;
 use crate::error::{Error, Result};
-use crate::relying::bundle::{ClientFiles, TargetArgs};
+use crate::relying::bundle::{ClientFiles, TargetOptions};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
 use crate::repository::config::Dur;
 use crate::repository::confined::Dir;
@@ -38,53 +38,44 @@ use crate::repository::ledger::fmt_time;
 pub const EXIT_STALE: u8 = 4;
 use chain::SKEW;
 
-#[derive(Debug, clap::Args)]
-pub struct FromArgs {
+/// Where a deploy fetches from, the CA it pins, and how long a fetch may take.
+#[derive(Debug)]
+pub struct FromOptions {
     /// Where to fetch from: a published tree (`gitca publish`) as an http(s) URL or a
     /// directory, or a clone of the CA repository.
-    #[arg(long, value_name = "URL|DIR", conflicts_with = "from_git")]
     pub from: Option<String>,
     /// The CA repository itself, through the `git` program (the machine's credentials apply).
-    #[arg(long, value_name = "URL|PATH")]
     pub from_git: Option<String>,
     /// The branch to read with --from-git.
-    #[arg(long, default_value = "main", requires = "from_git")]
     pub branch: String,
     /// Where --from-git keeps its shallow copy (default ~/.cache/gitca/deploy-…).
-    #[arg(long, value_name = "DIR", requires = "from_git")]
     pub git_cache: Option<PathBuf>,
     /// The CA certificate of an https:// source's TLS server (default: the system's roots).
-    #[arg(long, value_name = "FILE")]
     pub https_ca: Option<PathBuf>,
     /// The CA certificate this machine trusts: everything installed must be signed by it.
     /// Never taken from the source.
-    #[arg(long = "ca", value_name = "PINNED_CA")]
     pub pinned: PathBuf,
     /// The most one fetch may take (HTTP: the whole request; --from-git: every git program it
     /// runs, which are then killed); past it the fetch fails like any other.
-    #[arg(long, default_value = crate::relying::source::DEFAULT_TIMEOUT, value_name = "DURATION")]
     pub timeout: String,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct WatchArgs {
+/// What a deploy runs after a change, how often it checks, and where its metrics go.
+#[derive(Debug)]
+pub struct WatchOptions {
     /// Run after every change: e.g. `nginx -t && nginx -s reload`. If it fails, the previous
     /// files are put back. An empty CMD runs nothing (handy in systemd environment files).
-    #[arg(long, value_name = "CMD")]
     pub reload: Option<String>,
     /// The most the reload command may take: past it, it is killed with everything it started,
     /// and the previous files are put back.
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub reload_timeout: String,
     /// Keep running: check every INTERVAL (with jitter); fetch failures never end it.
-    #[arg(long, value_name = "INTERVAL")]
     pub watch: Option<String>,
     /// Write Prometheus textfile-collector metrics here (for node_exporter).
-    #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
 }
 
-impl WatchArgs {
+impl WatchOptions {
     /// The reload command, if one was given and it is not blank, with its limit.
     fn hook(&self) -> Option<(&str, std::time::Duration)> {
         let cmd = self.reload.as_deref().filter(|c| !c.trim().is_empty())?;
@@ -105,37 +96,30 @@ fn seconds(text: &str) -> Result<std::time::Duration> {
     ))
 }
 
-#[derive(Debug, clap::Args)]
-pub struct DeployCrlArgs {
-    #[command(flatten)]
-    pub from: FromArgs,
+/// What `gitca deploy crl` keeps current, and where.
+#[derive(Debug)]
+pub struct DeployCrlOptions {
+    pub from: FromOptions,
     /// The CRL file nginx reads (`ssl_crl`), written as PEM.
-    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Exit 4 when the installed CRL expires within this and no newer one can be fetched.
-    #[arg(long, default_value = "2d", value_name = "DURATION")]
     pub stale_margin: String,
-    #[command(flatten)]
-    pub watch: WatchArgs,
+    pub watch: WatchOptions,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct DeployCertArgs {
+/// What `gitca deploy cert` keeps current, and where.
+#[derive(Debug)]
+pub struct DeployCertOptions {
     /// The identity whose certificate to keep installed.
     pub name: String,
     /// Its private key (stays where it is; copied 0600 next to the certificate, as Docker and
     /// containerd want it).
-    #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
-    #[command(flatten)]
-    pub from: FromArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
+    pub from: FromOptions,
+    pub target: TargetOptions,
     /// Exit 4 when the installed certificate expires within this and no renewal can be had.
-    #[arg(long, default_value = "5d", value_name = "DURATION")]
     pub stale_margin: String,
-    #[command(flatten)]
-    pub watch: WatchArgs,
+    pub watch: WatchOptions,
 }
 
 /// What a deploy remembers between runs (next to what it installs).
@@ -433,124 +417,218 @@ fn judge_crls(
 
 /// One check of `deploy crl`.
 fn crl_once(
-    args: &DeployCrlArgs,
+    args: &DeployCrlOptions,
     source: &Source,
     pinned: &CaCert,
     now: OffsetDateTime,
     margin: time::Duration,
 ) -> Result<Run> {
-    let (dir, name) = split(&args.out)?;
-    let state_file = state_path(dir.path(), &name);
-    let (mut state, damaged) = match load_state(&state_file) {
-        Ok(s) => (s.unwrap_or_default(), None),
-        Err(why) => (DeployState::default(), Some(why)),
-    };
-    state.last_check = Some(now.unix_timestamp());
-    let pinned_id = id_of(&pinned.der);
-    // Floors kept under another pin say nothing of this one's issuers (the operator re-pinned).
-    let kept = state.floors.take().filter(|f| f.belong_to(pinned));
-    let rebuilt = kept.is_none();
-    let mut floors = kept.unwrap_or_else(|| Floors::new(pinned));
-    let known = floors.intermediates();
-    // The record of the installed file stands in for reading it only next to whole floors:
-    // without them every CRL in the file must be attributed afresh.
-    let record = state.crls.as_ref().filter(|_| !rebuilt);
-    let installed = installed_crls(&dir, &name, pinned, record, &known);
-    if let Some(i) = &installed {
-        // What is installed is a floor as well: the state may be behind the file, or gone.
-        floors.raise(&i.parsed, &known, &pinned_id);
-    }
-    // Rebuilt from a file some of whose CRLs nobody known here signed: the floors are not
-    // whole, and are not kept as if they were (the next run rebuilds them again).
-    let mut unresolved = rebuilt && installed.as_ref().is_some_and(|i| !i.strangers.is_empty());
-    // What is installed when this run ends; changes only when new CRLs stay installed.
-    let mut current = installed
-        .as_ref()
-        .map(|i| i.record.clone())
-        .filter(|r| !r.crls.is_empty());
-    // Ask "only if changed" only while the installed file is the one the state recorded.
-    let last = if installed.is_some() && !rebuilt {
-        state.validators.clone()
-    } else {
-        Validators::default()
-    };
-    let verdict = if let Some(why) = &damaged {
+    let mut check = CrlCheck::start(&args.out, pinned, now)?;
+    let verdict = if let Some(why) = &check.damaged {
         Verdict::Refused(format!(
             "{} is damaged ({why}); it records the newest CRL of every issuer installed, which is what refuses rollbacks, so nothing is installed while it is: if it was damaged by accident, remove it (gitca then takes the CRLs installed in {} as the floor)",
-            state_file.display(),
+            check.state_file.display(),
             args.out.display()
         ))
     } else {
-        match source.fetch(Item::Crls, &last) {
+        check.fetch_and_install(args, source, pinned, now)?
+    };
+    count_outcome(&mut check.state, &verdict, now);
+    check.state.crls = check.current.clone();
+    let stale = crl_staleness(
+        check.current.as_ref(),
+        &check.floors,
+        &args.out,
+        now,
+        margin,
+    );
+    let metrics = crl_metrics(
+        check.state.metrics(now, stale.is_some()),
+        check.current.as_ref(),
+        &id_of(&pinned.der),
+    );
+    check.save()?;
+    Ok(Run {
+        verdict,
+        stale,
+        metrics,
+    })
+}
+
+/// What one check of `deploy crl` works on: the state file, the floors, and what is installed.
+struct CrlCheck {
+    dir: Dir,
+    name: String,
+    state_file: PathBuf,
+    state: DeployState,
+    /// Why the state file could not be read: then nothing is installed, nor the state saved.
+    damaged: Option<String>,
+    floors: Floors,
+    installed: Option<Installed>,
+    /// The floors are not whole (see [`judge_crls`]): they are not kept.
+    unresolved: bool,
+    /// What is installed when this run ends; changes only when new CRLs stay installed.
+    current: Option<VerifiedCrls>,
+    /// The validators to ask "only if changed" with.
+    last: Validators,
+}
+
+impl CrlCheck {
+    /// Reads the state file and the installed CRLs, and sets the floors from both.
+    fn start(out: &Path, pinned: &CaCert, now: OffsetDateTime) -> Result<CrlCheck> {
+        let (dir, name) = split(out)?;
+        let state_file = state_path(dir.path(), &name);
+        let (mut state, damaged) = match load_state(&state_file) {
+            Ok(s) => (s.unwrap_or_default(), None),
+            Err(why) => (DeployState::default(), Some(why)),
+        };
+        state.last_check = Some(now.unix_timestamp());
+        let pinned_id = id_of(&pinned.der);
+        // Floors kept under another pin say nothing of this one's issuers (the operator re-pinned).
+        let kept = state.floors.take().filter(|f| f.belong_to(pinned));
+        let rebuilt = kept.is_none();
+        let mut floors = kept.unwrap_or_else(|| Floors::new(pinned));
+        let known = floors.intermediates();
+        // The record of the installed file stands in for reading it only next to whole floors:
+        // without them every CRL in the file must be attributed afresh.
+        let record = state.crls.as_ref().filter(|_| !rebuilt);
+        let installed = installed_crls(&dir, &name, pinned, record, &known);
+        if let Some(i) = &installed {
+            // What is installed is a floor as well: the state may be behind the file, or gone.
+            floors.raise(&i.parsed, &known, &pinned_id);
+        }
+        // Rebuilt from a file some of whose CRLs nobody known here signed: the floors are not
+        // whole, and are not kept as if they were (the next run rebuilds them again).
+        let unresolved = rebuilt && installed.as_ref().is_some_and(|i| !i.strangers.is_empty());
+        // What is installed when this run ends; changes only when new CRLs stay installed.
+        let current = installed
+            .as_ref()
+            .map(|i| i.record.clone())
+            .filter(|r| !r.crls.is_empty());
+        // Ask "only if changed" only while the installed file is the one the state recorded.
+        let last = if installed.is_some() && !rebuilt {
+            state.validators.clone()
+        } else {
+            Validators::default()
+        };
+        Ok(CrlCheck {
+            dir,
+            name,
+            state_file,
+            state,
+            damaged,
+            floors,
+            installed,
+            unresolved,
+            current,
+            last,
+        })
+    }
+
+    /// Fetches the CRLs, judges them, and installs them when they are new and acceptable.
+    fn fetch_and_install(
+        &mut self,
+        args: &DeployCrlOptions,
+        source: &Source,
+        pinned: &CaCert,
+        now: OffsetDateTime,
+    ) -> Result<Verdict> {
+        Ok(match source.fetch(Item::Crls, &self.last) {
             Err(e) => Verdict::Unavailable(e.to_string()),
             Ok(Fetch::NotModified) => Verdict::Unchanged("the source has nothing new".into()),
             Ok(Fetch::Got(bytes, validators)) => {
                 match judge_crls(
                     &bytes,
                     pinned,
-                    &mut floors,
-                    &mut unresolved,
-                    installed.as_ref(),
+                    &mut self.floors,
+                    &mut self.unresolved,
+                    self.installed.as_ref(),
                     &args.out,
                     now,
                 ) {
                     Err(why) => Verdict::Refused(why),
                     Ok(None) => {
-                        state.validators = validators;
+                        self.state.validators = validators;
                         Verdict::Unchanged(format!(
                             "CRL {} installed; nothing new",
-                            describe_numbers(current.as_ref())
+                            describe_numbers(self.current.as_ref())
                         ))
                     }
-                    Ok(Some(crls)) => {
-                        let text = crls.render();
-                        // The floors move before the file does: a crash in between leaves them
-                        // ahead of what is installed, never behind.
-                        floors.raise(&crls.crls, &crls.intermediates, &pinned_id);
-                        state.floors = Some(floors.clone());
-                        save_state(&state_file, &state)?;
-                        let backup = dir.backup(&name)?;
-                        dir.write(&name, text.as_bytes(), 0o644)?;
-                        let issuing = issuing_crl(&crls);
-                        let hook = args.watch.hook().map(|h| {
-                            reload(
-                                h,
-                                &[
-                                    ("GITCA_CRL_NUMBER", issuing.info.number.to_string()),
-                                    ("GITCA_CRL_FILE", args.out.display().to_string()),
-                                ],
-                            )
-                        });
-                        match hook {
-                            Some(Err(why)) => {
-                                match backup {
-                                    Some(b) => b.restore()?,
-                                    None => dir.remove(&name)?,
-                                }
-                                Verdict::Refused(format!("{why}: the previous CRL was put back"))
-                            }
-                            _ => {
-                                state.validators = validators;
-                                let verified = VerifiedCrls {
-                                    sha256: sha256_hex(text.as_bytes()),
-                                    pinned: pinned.fingerprint(),
-                                    crls: crls.crls.iter().map(Recorded::of).collect(),
-                                };
-                                let done = Verdict::Installed(format!(
-                                    "installed CRL {} (next update {}) in {}",
-                                    describe_numbers(Some(&verified)),
-                                    crls.next_update().map(fmt_time).unwrap_or_default(),
-                                    args.out.display()
-                                ));
-                                current = Some(verified);
-                                done
-                            }
-                        }
-                    }
+                    Ok(Some(crls)) => self.install(args, pinned, &crls, validators)?,
                 }
             }
+        })
+    }
+
+    /// Installs new CRLs (the floors saved first) and runs the reload hook; a failing hook puts
+    /// the previous file back.
+    fn install(
+        &mut self,
+        args: &DeployCrlOptions,
+        pinned: &CaCert,
+        crls: &chain::Crls,
+        validators: Validators,
+    ) -> Result<Verdict> {
+        let pinned_id = id_of(&pinned.der);
+        let text = crls.render();
+        // The floors move before the file does: a crash in between leaves them
+        // ahead of what is installed, never behind.
+        self.floors
+            .raise(&crls.crls, &crls.intermediates, &pinned_id);
+        self.state.floors = Some(self.floors.clone());
+        save_state(&self.state_file, &self.state)?;
+        let backup = self.dir.backup(&self.name)?;
+        self.dir.write(&self.name, text.as_bytes(), 0o644)?;
+        let issuing = issuing_crl(crls);
+        let hook = args.watch.hook().map(|h| {
+            reload(
+                h,
+                &[
+                    ("GITCA_CRL_NUMBER", issuing.info.number.to_string()),
+                    ("GITCA_CRL_FILE", args.out.display().to_string()),
+                ],
+            )
+        });
+        Ok(match hook {
+            Some(Err(why)) => {
+                match backup {
+                    Some(b) => b.restore()?,
+                    None => self.dir.remove(&self.name)?,
+                }
+                Verdict::Refused(format!("{why}: the previous CRL was put back"))
+            }
+            _ => {
+                self.state.validators = validators;
+                let verified = VerifiedCrls {
+                    sha256: sha256_hex(text.as_bytes()),
+                    pinned: pinned.fingerprint(),
+                    crls: crls.crls.iter().map(Recorded::of).collect(),
+                };
+                let done = Verdict::Installed(format!(
+                    "installed CRL {} (next update {}) in {}",
+                    describe_numbers(Some(&verified)),
+                    crls.next_update().map(fmt_time).unwrap_or_default(),
+                    args.out.display()
+                ));
+                self.current = Some(verified);
+                done
+            }
+        })
+    }
+
+    /// Saves the state with the floors (unless they are not whole).
+    fn save(mut self) -> Result<()> {
+        // A damaged state file stays as it is, for whoever looks into it.
+        if self.damaged.is_none() {
+            self.state.floors = (!self.unresolved).then_some(self.floors);
+            save_state(&self.state_file, &self.state)?;
         }
-    };
+        Ok(())
+    }
+}
+
+/// Counts a run as a success (installed or current) or as a failure, in the state.
+fn count_outcome(state: &mut DeployState, verdict: &Verdict, now: OffsetDateTime) {
     match verdict {
         Verdict::Installed(_) | Verdict::Unchanged(_) => {
             state.consecutive_failures = 0;
@@ -561,7 +639,25 @@ fn crl_once(
             state.failures_total += 1;
         }
     }
-    state.crls = current.clone();
+}
+
+/// The installed CRL that expires first.
+fn earliest_expiring(current: Option<&VerifiedCrls>) -> Option<&Recorded> {
+    current.and_then(|v| {
+        v.crls
+            .iter()
+            .min_by_key(|c| c.next_update.unwrap_or(i64::MIN))
+    })
+}
+
+/// Why what is installed is stale, if it is.
+fn crl_staleness(
+    current: Option<&VerifiedCrls>,
+    floors: &Floors,
+    out: &Path,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Option<String> {
     // Staleness, judged on what is installed now: a CRL nginx needs and lacks, or the first to
     // expire, locks clients out.
     let ids: Vec<&str> = current
@@ -569,16 +665,11 @@ fn crl_once(
         .flat_map(|v| v.crls.iter().map(|c| c.issuer.as_str()))
         .collect();
     let missing = floors.missing(&ids, now);
-    let earliest = current.as_ref().and_then(|v| {
-        v.crls
-            .iter()
-            .min_by_key(|c| c.next_update.unwrap_or(i64::MIN))
-    });
-    let stale = match earliest {
-        None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", args.out.display())),
+    match earliest_expiring(current) {
+        None => Some(format!("no valid CRL is installed in {}: nginx cannot start or refuses clients", out.display())),
         Some(_) if !missing.is_empty() => Some(format!(
             "{} holds no CRL of intermediate {} (its CRL #{} was installed before): nginx refuses every client it certified",
-            args.out.display(),
+            out.display(),
             missing.iter().map(|f| f.subject.as_str()).collect::<Vec<_>>().join(", "),
             missing[0].number
         )),
@@ -597,9 +688,16 @@ fn crl_once(
             None => Some("an installed CRL has no nextUpdate".into()),
             _ => None,
         },
-    };
-    let mut metrics = state.metrics(now, stale.is_some());
-    if let Some(v) = &current {
+    }
+}
+
+/// The state's metrics, with the installed CRLs' numbers and dates.
+fn crl_metrics(
+    mut metrics: Vec<(String, f64)>,
+    current: Option<&VerifiedCrls>,
+    pinned_id: &str,
+) -> Vec<(String, f64)> {
+    if let Some(v) = current {
         if let Some(own) = v.crls.iter().find(|c| c.issuer == pinned_id) {
             metrics.push(("crl_number".into(), own.number as f64));
             metrics.push((
@@ -607,7 +705,7 @@ fn crl_once(
                 own.this_update as f64,
             ));
         }
-        if let Some(n) = earliest.and_then(|c| c.next_update) {
+        if let Some(n) = earliest_expiring(current).and_then(|c| c.next_update) {
             metrics.push(("crl_next_update_timestamp_seconds".into(), n as f64));
         }
         for c in &v.crls {
@@ -622,16 +720,7 @@ fn crl_once(
             ));
         }
     }
-    // A damaged state file stays as it is, for whoever looks into it.
-    if damaged.is_none() {
-        state.floors = (!unresolved).then_some(floors);
-        save_state(&state_file, &state)?;
-    }
-    Ok(Run {
-        verdict,
-        stale,
-        metrics,
-    })
+    metrics
 }
 
 /// The CRL of the CA that issues now: the newest intermediate's, or the pinned CA's.
@@ -747,7 +836,7 @@ fn read_pinned(path: &Path) -> Result<CaCert> {
 }
 
 /// The source, and the limits checked before anything runs.
-fn source_of(f: &FromArgs, w: &WatchArgs) -> Result<Source> {
+fn source_of(f: &FromOptions, w: &WatchOptions) -> Result<Source> {
     seconds(&w.reload_timeout)?;
     Source::new(&SourceArgs {
         from: f.from.as_deref(),
@@ -761,7 +850,7 @@ fn source_of(f: &FromArgs, w: &WatchArgs) -> Result<Source> {
 
 /// The top-level entry point for `gitca deploy crl`.
 pub fn run_deploy_crl(
-    args: &DeployCrlArgs,
+    args: &DeployCrlOptions,
     fixed_now: Option<OffsetDateTime>,
     out: &mut dyn Write,
 ) -> Result<u8> {
@@ -857,7 +946,7 @@ fn installed_cert(dir: &Dir, file: &str, pinned: &CaCert) -> Option<InstalledCer
 
 /// One check of `deploy cert`.
 fn cert_once(
-    args: &DeployCertArgs,
+    args: &DeployCertOptions,
     source: &Source,
     pinned: &CaCert,
     now: OffsetDateTime,
@@ -872,113 +961,17 @@ fn cert_once(
     let (key_text, key) = crate::relying::bundle::read_client_key(&args.key)?;
     let key_spki = rcgen::PublicKeyData::subject_public_key_info(&key);
     let installed = installed_cert(&dir, target.cert_file(), pinned);
-    let verdict = (|| -> Result<Verdict> {
-        // The CRLs first: a certificate is installed only if it is not revoked, nor its
-        // intermediate.
-        let crls = match source.fetch(Item::Crls, &Validators::default()) {
-            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
-            Ok(Fetch::NotModified) => return Ok(Verdict::Unavailable("no CRL".into())),
-            Ok(Fetch::Got(b, _)) => b,
-        };
-        let crls = match std::str::from_utf8(&crls)
-            .map_err(|_| "the fetched CRLs are not PEM".to_string())
-            .and_then(|t| chain::verify_crls(t, pinned, now))
-        {
-            Ok(c) => c,
-            Err(why) => return Ok(Verdict::Refused(why)),
-        };
-        let last = if installed.is_some() {
-            state.validators.clone()
-        } else {
-            Validators::default()
-        };
-        let (bytes, validators) = match source.fetch(Item::Cert(&args.name), &last) {
-            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
-            Ok(Fetch::NotModified) => {
-                return Ok(Verdict::Unchanged("the source has nothing new".into()))
-            }
-            Ok(Fetch::Got(b, v)) => (b, v),
-        };
-        let checked = match judge_cert(&bytes, pinned, &key_spki, &crls, now) {
-            Err(why) => return Ok(Verdict::Refused(why)),
-            Ok(c) => c,
-        };
-        // A server's certificate goes where a server reads it, a client's where a client
-        // does: each in the other's place would fail there, later and less clearly.
-        let serves = server_auth_only(&checked.der);
-        if serves != target.server {
-            return Ok(Verdict::Refused(if serves {
-                format!("{} holds a server certificate (serverAuth only): install it with --server-dir DIR, where the server reads server.crt and server.key", args.name)
-            } else {
-                format!("{} does not hold a server certificate: --server-dir is for identities declared under `servers:`", args.name)
-            }));
-        }
-        if let Some(i) = &installed {
-            // Another identity's certificate (a person's bundle where a bot deploys) is never
-            // taken for this one's, nor overwritten.
-            if i.cn != checked.cn {
-                return Ok(Verdict::Refused(format!(
-                    "{} holds the certificate of {} ({}), not {}'s: gitca does not overwrite another identity's files (use another --certs-root or --out-dir, or remove them)",
-                    target.dir.display(),
-                    i.cn.as_deref().unwrap_or("an unnamed identity"),
-                    i.serial,
-                    args.name
-                )));
-            }
-            let (serial, nb) = (&i.serial, &i.not_before);
-            if *serial == checked.serial || *nb >= checked.not_before {
-                state.validators = validators;
-                return Ok(Verdict::Unchanged(format!(
-                    "certificate {serial} of {} is installed; nothing newer",
-                    args.name
-                )));
-            }
-        }
-        let backups = crate::relying::bundle::install(
-            &target,
-            &ClientFiles {
-                chain_pem: &checked.chain_pem,
-                key_pem: &key_text,
-                ca_pem: &pinned.pem,
-            },
-        )?;
-        let hook = args.watch.hook().map(|h| {
-            reload(
-                h,
-                &[
-                    ("GITCA_CERT_SERIAL", checked.serial.clone()),
-                    ("GITCA_CERT_DIR", target.dir.display().to_string()),
-                ],
-            )
-        });
-        if let Some(Err(why)) = hook {
-            for b in backups {
-                b.restore()?;
-            }
-            return Ok(Verdict::Refused(format!(
-                "{why}: the previous files were put back"
-            )));
-        }
-        state.validators = validators;
-        state.installed_cn = checked.cn.clone();
-        Ok(Verdict::Installed(format!(
-            "installed certificate {} of {} (valid until {}) in {}",
-            checked.serial,
-            args.name,
-            fmt_time(checked.not_after),
-            target.dir.display()
-        )))
-    })()?;
-    match verdict {
-        Verdict::Installed(_) | Verdict::Unchanged(_) => {
-            state.consecutive_failures = 0;
-            state.last_success = Some(now.unix_timestamp());
-        }
-        _ => {
-            state.consecutive_failures += 1;
-            state.failures_total += 1;
-        }
-    }
+    let check = CertCheck {
+        args,
+        source,
+        pinned,
+        target: &target,
+        key_pem: &key_text,
+        key_spki: &key_spki,
+        now,
+    };
+    let verdict = check.fetch_and_install(installed.as_ref(), &mut state)?;
+    count_outcome(&mut state, &verdict, now);
     // What is installed counts only if it is this identity's.
     let current = installed_cert(&dir, target.cert_file(), pinned)
         .filter(|i| {
@@ -986,15 +979,7 @@ fn cert_once(
                 || (i.cn.is_some() && i.cn == state.installed_cn)
         })
         .map(|i| (i.serial, i.not_before, i.not_after));
-    let stale = match &current {
-        None => Some(format!("no certificate of {} is installed in {}", args.name, target.dir.display())),
-        Some((serial, _, na)) if *na <= now => Some(format!("the installed certificate {serial} EXPIRED {}", fmt_time(*na))),
-        Some((serial, _, na)) if *na - now <= margin => Some(format!(
-            "the installed certificate {serial} expires {} and no renewal could be installed: is the CA's reconcile running, and is the identity still declared?",
-            fmt_time(*na)
-        )),
-        _ => None,
-    };
+    let stale = cert_staleness(current.as_ref(), args, &target, now, margin);
     let mut metrics = state.metrics(now, stale.is_some());
     if let Some((_, nb, na)) = &current {
         metrics.push((
@@ -1014,9 +999,181 @@ fn cert_once(
     })
 }
 
+/// What one check of `deploy cert` works with: where it installs, and the local key.
+struct CertCheck<'a> {
+    args: &'a DeployCertOptions,
+    source: &'a Source,
+    pinned: &'a CaCert,
+    target: &'a crate::relying::bundle::Target,
+    key_pem: &'a str,
+    key_spki: &'a [u8],
+    now: OffsetDateTime,
+}
+
+impl CertCheck<'_> {
+    /// Fetches the CRLs and the identity's certificate, judges it, and installs it when it is
+    /// newer than what is installed.
+    fn fetch_and_install(
+        &self,
+        installed: Option<&InstalledCert>,
+        state: &mut DeployState,
+    ) -> Result<Verdict> {
+        // The CRLs first: a certificate is installed only if it is not revoked, nor its
+        // intermediate.
+        let crls = match self.fetch_crls() {
+            Ok(c) => c,
+            Err(v) => return Ok(v),
+        };
+        let last = if installed.is_some() {
+            state.validators.clone()
+        } else {
+            Validators::default()
+        };
+        let (bytes, validators) = match self.source.fetch(Item::Cert(&self.args.name), &last) {
+            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
+            Ok(Fetch::NotModified) => {
+                return Ok(Verdict::Unchanged("the source has nothing new".into()))
+            }
+            Ok(Fetch::Got(b, v)) => (b, v),
+        };
+        let checked = match judge_cert(&bytes, self.pinned, self.key_spki, &crls, self.now) {
+            Err(why) => return Ok(Verdict::Refused(why)),
+            Ok(c) => c,
+        };
+        if let Some(refused) = self.misplaced(&checked) {
+            return Ok(refused);
+        }
+        if let Some(i) = installed {
+            if let Some(verdict) = self.against_installed(i, &checked) {
+                if matches!(verdict, Verdict::Unchanged(_)) {
+                    state.validators = validators;
+                }
+                return Ok(verdict);
+            }
+        }
+        self.install(&checked, validators, state)
+    }
+
+    /// The CRLs, verified under the pinned CA; or the verdict when there are none to trust.
+    fn fetch_crls(&self) -> std::result::Result<chain::Crls, Verdict> {
+        let crls = match self.source.fetch(Item::Crls, &Validators::default()) {
+            Err(e) => return Err(Verdict::Unavailable(e.to_string())),
+            Ok(Fetch::NotModified) => return Err(Verdict::Unavailable("no CRL".into())),
+            Ok(Fetch::Got(b, _)) => b,
+        };
+        std::str::from_utf8(&crls)
+            .map_err(|_| "the fetched CRLs are not PEM".to_string())
+            .and_then(|t| chain::verify_crls(t, self.pinned, self.now))
+            .map_err(Verdict::Refused)
+    }
+
+    /// Refuses a server's certificate bound for a client's place, or the other way round.
+    fn misplaced(&self, checked: &chain::Leaf) -> Option<Verdict> {
+        // A server's certificate goes where a server reads it, a client's where a client
+        // does: each in the other's place would fail there, later and less clearly.
+        let serves = server_auth_only(&checked.der);
+        if serves == self.target.server {
+            return None;
+        }
+        let name = &self.args.name;
+        Some(Verdict::Refused(if serves {
+            format!("{name} holds a server certificate (serverAuth only): install it with --server-dir DIR, where the server reads server.crt and server.key")
+        } else {
+            format!("{name} does not hold a server certificate: --server-dir is for identities declared under `servers:`")
+        }))
+    }
+
+    /// Refuses to overwrite another identity's files, and keeps an installed certificate that
+    /// is the same or newer (`Unchanged`).
+    fn against_installed(&self, i: &InstalledCert, checked: &chain::Leaf) -> Option<Verdict> {
+        // Another identity's certificate (a person's bundle where a bot deploys) is never
+        // taken for this one's, nor overwritten.
+        if i.cn != checked.cn {
+            return Some(Verdict::Refused(format!(
+                "{} holds the certificate of {} ({}), not {}'s: gitca does not overwrite another identity's files (use another --certs-root or --out-dir, or remove them)",
+                self.target.dir.display(),
+                i.cn.as_deref().unwrap_or("an unnamed identity"),
+                i.serial,
+                self.args.name
+            )));
+        }
+        let (serial, nb) = (&i.serial, &i.not_before);
+        if *serial == checked.serial || *nb >= checked.not_before {
+            return Some(Verdict::Unchanged(format!(
+                "certificate {serial} of {} is installed; nothing newer",
+                self.args.name
+            )));
+        }
+        None
+    }
+
+    /// Installs the certificate with the key and the CA, and runs the reload hook; a failing
+    /// hook puts the previous files back.
+    fn install(
+        &self,
+        checked: &chain::Leaf,
+        validators: Validators,
+        state: &mut DeployState,
+    ) -> Result<Verdict> {
+        let backups = crate::relying::bundle::install(
+            self.target,
+            &ClientFiles {
+                chain_pem: &checked.chain_pem,
+                key_pem: self.key_pem,
+                ca_pem: &self.pinned.pem,
+            },
+        )?;
+        let hook = self.args.watch.hook().map(|h| {
+            reload(
+                h,
+                &[
+                    ("GITCA_CERT_SERIAL", checked.serial.clone()),
+                    ("GITCA_CERT_DIR", self.target.dir.display().to_string()),
+                ],
+            )
+        });
+        if let Some(Err(why)) = hook {
+            for b in backups {
+                b.restore()?;
+            }
+            return Ok(Verdict::Refused(format!(
+                "{why}: the previous files were put back"
+            )));
+        }
+        state.validators = validators;
+        state.installed_cn = checked.cn.clone();
+        Ok(Verdict::Installed(format!(
+            "installed certificate {} of {} (valid until {}) in {}",
+            checked.serial,
+            self.args.name,
+            fmt_time(checked.not_after),
+            self.target.dir.display()
+        )))
+    }
+}
+
+/// Why the identity's installed certificate (serial, not before, not after) is stale, if it is.
+fn cert_staleness(
+    current: Option<&(String, OffsetDateTime, OffsetDateTime)>,
+    args: &DeployCertOptions,
+    target: &crate::relying::bundle::Target,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Option<String> {
+    match current {
+        None => Some(format!("no certificate of {} is installed in {}", args.name, target.dir.display())),
+        Some((serial, _, na)) if *na <= now => Some(format!("the installed certificate {serial} EXPIRED {}", fmt_time(*na))),
+        Some((serial, _, na)) if *na - now <= margin => Some(format!(
+            "the installed certificate {serial} expires {} and no renewal could be installed: is the CA's reconcile running, and is the identity still declared?",
+            fmt_time(*na)
+        )),
+        _ => None,
+    }
+}
+
 /// The top-level entry point for `gitca deploy cert`.
 pub fn run_deploy_cert(
-    args: &DeployCertArgs,
+    args: &DeployCertOptions,
     fixed_now: Option<OffsetDateTime>,
     out: &mut dyn Write,
 ) -> Result<u8> {

@@ -22,32 +22,21 @@ use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::fmt_time;
 
-#[derive(Debug, clap::Args)]
-pub struct DoctorArgs {
+/// What `gitca doctor` examines: a certificate and its key, or a certs.d directory (and the
+/// registry behind it), against a CA and a CRL.
+#[derive(Debug)]
+pub struct DoctorOptions {
     /// The client certificate (or Docker's client.cert bundle).
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "key",
-        conflicts_with = "certs_dir"
-    )]
     pub cert: Option<PathBuf>,
     /// The private key that goes with it.
-    #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// A Docker/Podman certs.d directory, e.g. /etc/docker/certs.d/registry.example.com:5000.
-    #[arg(long, value_name = "DIR", required_unless_present = "cert")]
+    /// A Docker/Podman certs.d directory.
     pub certs_dir: Option<PathBuf>,
-    /// The CA certificate (default: ca/ca.crt of the CA repository, or the certs.d directory's ca.crt).
-    #[arg(long, value_name = "FILE")]
+    /// The CA certificate (default: the CA repository's anchor, or the certs.d directory's ca.crt).
     pub ca: Option<PathBuf>,
-    /// The CRL (default: crl/ca.crl of the CA repository).
-    #[arg(long, value_name = "FILE")]
+    /// The CRL (default: the CA repository's CRLs).
     pub crl: Option<PathBuf>,
-    /// With --certs-dir: connect to the registry (TLS only, no request; 10 seconds at most)
-    /// and check its server certificate against what the client trusts (the directory's .crt
-    /// files, as Docker and Podman read them, and the system's roots).
-    #[arg(long, value_name = "HOST:PORT", requires = "certs_dir")]
+    /// With `certs_dir`: the registry (HOST:PORT) whose server certificate to check.
     pub server: Option<String>,
 }
 
@@ -214,27 +203,76 @@ fn check_crl_dates(d: &mut Doctor, crl: &Crl, root: bool, now: OffsetDateTime) {
     }
 }
 
+/// Judges a client certificate (and its key): readable, client first, matching, valid, for
+/// client authentication, chained to the CA, and not revoked.
 fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Context<'_>) {
     let now = cx.now;
     let shown = cert_path.display().to_string();
+    let Some(ders) = read_cert_file(d, cert_path, &shown) else {
+        return;
+    };
+    let Some(parsed) = parse_all(d, &ders, &shown) else {
+        return;
+    };
+    let leaf_at = find_leaf(d, &parsed, &shown);
+    let leaf = &parsed[leaf_at];
+    if let Some(key_path) = key_path {
+        check_key_matches(d, key_path, leaf);
+    }
+    check_validity(d, leaf, now);
+    check_client_eku(d, leaf);
+    let serial = ca::serial_hex(leaf.raw_serial());
+    // The chain: the leaf's issuer (the CA, or an intermediate from the file or the
+    // repository), the intermediate's standing under the root, and every CRL on the way.
+    let issuer = match cx.ca {
+        Some(anchor) => match check_chain(d, leaf, &ders[leaf_at + 1..], anchor, cx) {
+            Some(i) => Some(i),
+            None => return,
+        },
+        None => None,
+    };
+    let newer = cx.ledger.and_then(|l| newer_certificate(l, &serial, now));
+    let revoked = check_revocation(d, issuer.as_ref(), &serial, newer.as_ref(), cx);
+    check_every_crl_date(d, issuer.as_ref(), cx);
+    // Not revoked: the server still accepts this one (a renewal, or a replacement within its
+    // grace period), so the newer certificate is advice, not a refusal.
+    if let Some(n) = newer.filter(|_| !revoked) {
+        d.note(format!("{}; {}", n.what, n.fix));
+    }
+}
+
+/// The certificates (DER) of the file at `cert_path`; `None` when it cannot be read or holds
+/// none (reported).
+fn read_cert_file(d: &mut Doctor, cert_path: &Path, shown: &str) -> Option<Vec<Vec<u8>>> {
     let text =
         match crate::repository::confined::read_named_string(cert_path, ca::MAX_CERT_BYTES, "read")
         {
             Ok(t) => t,
             Err(e) => {
-                return d.bad(
+                d.bad(
                     format!("{shown}: cannot read it ({e})"),
                     "check the path and permissions",
-                )
+                );
+                return None;
             }
         };
     let ders = parse_pem_certs(&text);
     if ders.is_empty() {
-        return d.bad(
+        d.bad(
             format!("{shown} holds no PEM certificate"),
             "use the client.cert written by `gitca bundle`",
         );
+        return None;
     }
+    Some(ders)
+}
+
+/// Every certificate parsed; `None` when one cannot be (reported).
+fn parse_all<'a>(
+    d: &mut Doctor,
+    ders: &'a [Vec<u8>],
+    shown: &str,
+) -> Option<Vec<X509Certificate<'a>>> {
     let parsed: Vec<X509Certificate<'_>> = ders
         .iter()
         .filter_map(|der| {
@@ -244,11 +282,18 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         })
         .collect();
     if parsed.len() != ders.len() {
-        return d.bad(
+        d.bad(
             format!("{shown} holds a certificate that cannot be parsed"),
             "re-create it with `gitca bundle`",
         );
+        return None;
     }
+    Some(parsed)
+}
+
+/// Where the client certificate is in the file: the first that is no CA (reported when it is
+/// not first, which Docker cannot use).
+fn find_leaf(d: &mut Doctor, parsed: &[X509Certificate<'_>], shown: &str) -> usize {
     let leaf_at = parsed.iter().position(|c| !is_ca(c)).unwrap_or(0);
     if leaf_at > 0 {
         d.bad(
@@ -256,20 +301,26 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
             "Docker reads the first certificate as the client's and then says \"private key does not match public key\": put the client certificate first (gitca bundle does)",
         );
     }
-    let leaf = &parsed[leaf_at];
+    leaf_at
+}
+
+/// Whether the key at `key_path` is the one the certificate certifies.
+fn check_key_matches(d: &mut Doctor, key_path: &Path, leaf: &X509Certificate<'_>) {
     let who = crate::authority::subject::rfc4514(leaf.subject());
-    if let Some(key_path) = key_path {
-        match read_client_key(key_path) {
-            Ok((_, key)) if crate::authority::pubkey::same_key(&rcgen::PublicKeyData::subject_public_key_info(&key), leaf.public_key().raw) => {
-                d.good(format!("the key matches the certificate of {who}"))
-            }
-            Ok(_) => d.bad(
-                format!("{} does not match the certificate of {who}", key_path.display()),
-                "use the key that made this certificate's CSR; if it is lost, `gitca request NAME --rotate` makes a new one",
-            ),
-            Err(e) => d.bad(format!("{e}"), e.help().map(|h| h.to_string()).unwrap_or_default()),
+    match read_client_key(key_path) {
+        Ok((_, key)) if crate::authority::pubkey::same_key(&rcgen::PublicKeyData::subject_public_key_info(&key), leaf.public_key().raw) => {
+            d.good(format!("the key matches the certificate of {who}"))
         }
+        Ok(_) => d.bad(
+            format!("{} does not match the certificate of {who}", key_path.display()),
+            "use the key that made this certificate's CSR; if it is lost, `gitca request NAME --rotate` makes a new one",
+        ),
+        Err(e) => d.bad(format!("{e}"), e.help().map(|h| h.to_string()).unwrap_or_default()),
     }
+}
+
+/// Whether the certificate is valid now.
+fn check_validity(d: &mut Doctor, leaf: &X509Certificate<'_>, now: OffsetDateTime) {
     let v = leaf.validity();
     let (nb, na) = (v.not_before.to_datetime(), v.not_after.to_datetime());
     if now < nb {
@@ -285,6 +336,10 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
     } else {
         d.good(format!("valid until {}", fmt_time(na)));
     }
+}
+
+/// Whether the extended key usage allows TLS client authentication.
+fn check_client_eku(d: &mut Doctor, leaf: &X509Certificate<'_>) {
     let eku = leaf
         .extensions()
         .iter()
@@ -300,19 +355,17 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         ),
         None => d.note("no extended key usage extension: allowed for any use"),
     }
-    let serial = ca::serial_hex(leaf.raw_serial());
-    // The chain: the leaf's issuer (the CA, or an intermediate from the file or the
-    // repository), the intermediate's standing under the root, and every CRL on the way.
-    let issuer = match cx.ca {
-        Some(anchor) => match check_chain(d, leaf, &ders[leaf_at + 1..], anchor, cx) {
-            Some(i) => Some(i),
-            None => return,
-        },
-        None => None,
-    };
-    let newer = cx.ledger.and_then(|l| newer_certificate(l, &serial, now));
+}
+
+/// Whether the issuer's CRL revokes `serial`; returns whether it does.
+fn check_revocation(
+    d: &mut Doctor,
+    issuer: Option<&CaCert>,
+    serial: &str,
+    newer: Option<&Newer>,
+    cx: &Context<'_>,
+) -> bool {
     let issuer_crl = issuer
-        .as_ref()
         .and_then(|i| {
             cx.crls
                 .iter()
@@ -326,7 +379,7 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
     let revoked_here = issuer_crl.and_then(|crl| crl.revoked.iter().find(|(s, _, _)| *s == serial));
     match (issuer_crl, revoked_here) {
         (Some(_), Some((_, at, reason))) => {
-            let fix = match &newer {
+            let fix = match newer {
                 Some(n) => n.fix.clone(),
                 None => "a revoked certificate never comes back: if you still need access, get re-declared (and, after a key compromise, make a new key with `gitca request NAME --rotate`)".into(),
             };
@@ -338,20 +391,18 @@ fn check_pair(d: &mut Doctor, cert_path: &Path, key_path: Option<&Path>, cx: &Co
         (Some(_), None) => d.good("not on the current CRL"),
         (None, _) => {}
     }
+    revoked_here.is_some()
+}
+
+/// Whether each CRL given is current (the root's told apart, as its custodians re-sign it).
+fn check_every_crl_date(d: &mut Doctor, issuer: Option<&CaCert>, cx: &Context<'_>) {
     // With an offline root, the anchor's CRL is the root CRL (re-signed in ceremonies).
     let root_der = cx.ca.map(|c| c.der.as_slice());
-    let two_levels = !cx.intermediates.is_empty()
-        || issuer
-            .as_ref()
-            .is_some_and(|i| Some(i.der.as_slice()) != root_der);
+    let two_levels =
+        !cx.intermediates.is_empty() || issuer.is_some_and(|i| Some(i.der.as_slice()) != root_der);
     for crl in cx.crls {
         let root = two_levels && root_der.is_some() && crl.issuer_der.as_deref() == root_der;
-        check_crl_dates(d, crl, root, now);
-    }
-    // Not revoked: the server still accepts this one (a renewal, or a replacement within its
-    // grace period), so the newer certificate is advice, not a refusal.
-    if let Some(n) = newer.filter(|_| revoked_here.is_none()) {
-        d.note(format!("{}; {}", n.what, n.fix));
+        check_crl_dates(d, crl, root, cx.now);
     }
 }
 
@@ -408,6 +459,18 @@ fn check_chain(
             intermediate.subject, anchor.subject
         ));
     }
+    check_intermediate_standing(d, intermediate, anchor, cx);
+    Some(intermediate.clone())
+}
+
+/// Whether the root's CRL revokes the intermediate, and whether the CRLs of the root and of
+/// the intermediate were given (nginx needs both).
+fn check_intermediate_standing(
+    d: &mut Doctor,
+    intermediate: &CaCert,
+    anchor: &CaCert,
+    cx: &Context<'_>,
+) {
     // Revoked by the root?
     let serial = x509_parser::parse_x509_certificate(&intermediate.der)
         .ok()
@@ -455,7 +518,6 @@ fn check_chain(
             "nginx refuses a client whose intermediate's CRL it lacks: ssl_crl must hold it (gitca deploy crl writes it)",
         );
     }
-    Some(intermediate.clone())
 }
 
 /// A certificate in the repository newer than the installed one, and how to install it.
@@ -507,7 +569,7 @@ fn ordinal(n: usize) -> String {
 
 /// The CA certificates after the leaf in the certificate file (`--cert`, or certs.d's
 /// `client.cert`); unverified (the caller checks them against the anchor).
-fn chain_intermediates(args: &DoctorArgs) -> Vec<CaCert> {
+fn chain_intermediates(args: &DoctorOptions) -> Vec<CaCert> {
     let path = match (&args.cert, &args.certs_dir) {
         (Some(c), _) => c.clone(),
         (None, Some(d)) => d.join("client.cert"),
@@ -531,7 +593,7 @@ fn chain_intermediates(args: &DoctorArgs) -> Vec<CaCert> {
 pub fn run_doctor(
     dir: &Path,
     now: OffsetDateTime,
-    args: &DoctorArgs,
+    args: &DoctorOptions,
     out: &mut dyn Write,
 ) -> Result<u8> {
     let repo = CaRepo::open(dir).ok();
@@ -543,34 +605,8 @@ pub fn run_doctor(
     let outputs = repo
         .as_ref()
         .and_then(|r| crate::repository::load::outputs(r).ok());
-    let ca = match (&args.ca, &outputs, &args.certs_dir) {
-        (Some(p), _, _) => Some(CaCert::parse(
-            &crate::repository::confined::read_named_string(p, ca::MAX_CERT_BYTES, "read")?,
-        )?),
-        (None, Some(o), _) => Some(o.hierarchy.as_ref().map_or(&o.ca, |h| &h.root).clone()),
-        (None, None, Some(dir)) => Dir::open(dir)
-            .and_then(|d| d.read_string("ca.crt", ca::MAX_CERT_BYTES))
-            .ok()
-            .map(|t| CaCert::parse(&t))
-            .transpose()?,
-        _ => None,
-    };
-    let mut intermediates: Vec<CaCert> = Vec::new();
-    let mut repo_crls = String::new();
-    if let Some(o) = &outputs {
-        match &o.hierarchy {
-            Some(h) => {
-                intermediates.push(o.ca.clone());
-                repo_crls.push_str(&h.root_crl_text);
-                repo_crls.push_str(&o.crl_text);
-                if let Some(p) = &h.previous {
-                    intermediates.push(p.cert.clone());
-                    repo_crls.push_str(&p.crl_text);
-                }
-            }
-            None => repo_crls.push_str(&o.crl_text),
-        }
-    }
+    let ca = anchor_of(args, outputs.as_ref())?;
+    let (mut intermediates, repo_crls) = repository_chain(outputs.as_ref());
     // Outside the repository, the intermediate comes with the certificate (client.cert is leaf
     // + issuer): it counts once the pinned anchor has signed it.
     if let Some(anchor) = &ca {
@@ -608,14 +644,63 @@ pub fn run_doctor(
         ledger: outputs.as_ref().map(|o| &o.ledger),
         now,
     };
+    let unjudged = examine(&mut d, args, &cx)?;
+    Ok(report_findings(&d, &unjudged, out))
+}
+
+/// The CA the server trusts: `--ca`, the repository's anchor, or the certs.d directory's
+/// `ca.crt`.
+fn anchor_of(
+    args: &DoctorOptions,
+    outputs: Option<&crate::repository::load::Outputs>,
+) -> Result<Option<CaCert>> {
+    Ok(match (&args.ca, outputs, &args.certs_dir) {
+        (Some(p), _, _) => Some(CaCert::parse(
+            &crate::repository::confined::read_named_string(p, ca::MAX_CERT_BYTES, "read")?,
+        )?),
+        (None, Some(o), _) => Some(o.hierarchy.as_ref().map_or(&o.ca, |h| &h.root).clone()),
+        (None, None, Some(dir)) => Dir::open(dir)
+            .and_then(|d| d.read_string("ca.crt", ca::MAX_CERT_BYTES))
+            .ok()
+            .map(|t| CaCert::parse(&t))
+            .transpose()?,
+        _ => None,
+    })
+}
+
+/// The repository's intermediates (current and retiring) and its CRLs (PEM), when doctor runs
+/// inside it.
+fn repository_chain(outputs: Option<&crate::repository::load::Outputs>) -> (Vec<CaCert>, String) {
+    let mut intermediates: Vec<CaCert> = Vec::new();
+    let mut repo_crls = String::new();
+    if let Some(o) = outputs {
+        match &o.hierarchy {
+            Some(h) => {
+                intermediates.push(o.ca.clone());
+                repo_crls.push_str(&h.root_crl_text);
+                repo_crls.push_str(&o.crl_text);
+                if let Some(p) = &h.previous {
+                    intermediates.push(p.cert.clone());
+                    repo_crls.push_str(&p.crl_text);
+                }
+            }
+            None => repo_crls.push_str(&o.crl_text),
+        }
+    }
+    (intermediates, repo_crls)
+}
+
+/// Checks the certificate and key, or the certs.d directory (and the registry with
+/// `--server`); returns what could not be judged.
+fn examine(d: &mut Doctor, args: &DoctorOptions, cx: &Context<'_>) -> Result<Vec<String>> {
     // What doctor could not judge, said instead of "all is well".
     let mut unjudged: Vec<String> = Vec::new();
     match (&args.cert, &args.certs_dir) {
-        (Some(cert), _) => check_pair(&mut d, cert, args.key.as_deref(), &cx),
+        (Some(cert), _) => check_pair(d, cert, args.key.as_deref(), cx),
         (None, Some(dir)) => {
-            check_certs_dir(&mut d, dir, &cx)?;
+            check_certs_dir(d, dir, cx)?;
             match &args.server {
-                Some(server) => check_server(&mut d, dir, server, now),
+                Some(server) => check_server(d, dir, server, cx.now),
                 None => unjudged.push(
                     "the registry's server certificate was not checked: pass --server HOST:PORT, or, if it comes from a private CA, install that CA with `gitca bundle NAME --key KEY --registry HOST:PORT --server-ca FILE` (clients refuse it otherwise: \"x509: certificate signed by unknown authority\")".into(),
                 ),
@@ -623,6 +708,11 @@ pub fn run_doctor(
         }
         (None, None) => unreachable!("clap requires one"),
     }
+    Ok(unjudged)
+}
+
+/// Prints the findings and the verdict; the exit code: 0 when no problem was found.
+fn report_findings(d: &Doctor, unjudged: &[String], out: &mut dyn Write) -> u8 {
     let problems = d.findings.iter().filter(|f| !f.ok).count();
     for f in &d.findings {
         if f.ok {
@@ -632,51 +722,32 @@ pub fn run_doctor(
         }
     }
     if problems == 0 && !unjudged.is_empty() {
-        for u in &unjudged {
+        for u in unjudged {
             let _ = writeln!(out, "  ? not checked: {u}");
         }
         let _ = writeln!(
             out,
             "No problem found in what was checked; see what was not, above."
         );
-        Ok(0)
+        0
     } else if problems == 0 {
         let _ = writeln!(
             out,
             "All is well: the server should accept this client certificate."
         );
-        Ok(0)
+        0
     } else {
         let _ = writeln!(
             out,
             "{problems} problem(s): the server would refuse this client certificate."
         );
-        Ok(1)
+        1
     }
 }
 
+/// Judges a Docker/Podman certs.d directory: its name, each client pair, and its CA roots.
 fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    if crate::relying::bundle::docker_ignores_certs_d(&name) {
-        let docker = dir.parent().is_some_and(|p| p.ends_with("docker/certs.d"));
-        let text = crate::relying::bundle::docker_loopback_warning(&name);
-        if docker {
-            d.bad(
-                format!("`{name}` is a loopback registry: Docker will not use this directory"),
-                text,
-            );
-        } else {
-            d.note(format!("if Docker reads this directory: {text}"));
-        }
-    }
-    if !name.contains(':') {
-        d.note(format!(
-            "directory `{name}` has no port: Docker uses it for {name}:443 only; for a registry on another port name it `{name}:PORT`"
-        ));
-    }
+    check_dir_name(d, dir);
     let listing = Dir::open(dir)?;
     let files: Vec<String> = listing
         .list("")?
@@ -709,25 +780,7 @@ fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
                 d.bad(format!("{f} has no {s}.cert beside it"), hint);
             }
         } else if f.ends_with(".crt") {
-            let text = listing
-                .read_string(f, ca::MAX_CERT_BYTES)
-                .unwrap_or_default();
-            let client = parse_pem_certs(&text)
-                .first()
-                .and_then(|der| {
-                    x509_parser::parse_x509_certificate(der)
-                        .ok()
-                        .map(|(_, c)| !is_ca(&c))
-                })
-                .unwrap_or(false);
-            if client {
-                d.bad(
-                    format!("{f} is a client certificate, but Docker reads every .crt file as a CA root"),
-                    format!("rename it to {}.cert (with its key as {}.key)", f.trim_end_matches(".crt"), f.trim_end_matches(".crt")),
-                );
-            } else {
-                d.good(format!("{f}: CA root"));
-            }
+            check_crt_file(d, &listing, f);
         } else if f.ends_with(".pem") {
             d.note(format!(
                 "{f} is ignored by Docker (it reads .crt, .cert and .key only)"
@@ -741,6 +794,59 @@ fn check_certs_dir(d: &mut Doctor, dir: &Path, cx: &Context<'_>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether Docker uses a directory of this name: not for a loopback registry, and without a
+/// port only for port 443.
+fn check_dir_name(d: &mut Doctor, dir: &Path) {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if crate::relying::bundle::docker_ignores_certs_d(&name) {
+        let docker = dir.parent().is_some_and(|p| p.ends_with("docker/certs.d"));
+        let text = crate::relying::bundle::docker_loopback_warning(&name);
+        if docker {
+            d.bad(
+                format!("`{name}` is a loopback registry: Docker will not use this directory"),
+                text,
+            );
+        } else {
+            d.note(format!("if Docker reads this directory: {text}"));
+        }
+    }
+    if !name.contains(':') {
+        d.note(format!(
+            "directory `{name}` has no port: Docker uses it for {name}:443 only; for a registry on another port name it `{name}:PORT`"
+        ));
+    }
+}
+
+/// A `.crt` file, which Docker reads as a CA root: refused when it holds a client certificate.
+fn check_crt_file(d: &mut Doctor, listing: &Dir, f: &str) {
+    let text = listing
+        .read_string(f, ca::MAX_CERT_BYTES)
+        .unwrap_or_default();
+    let client = parse_pem_certs(&text)
+        .first()
+        .and_then(|der| {
+            x509_parser::parse_x509_certificate(der)
+                .ok()
+                .map(|(_, c)| !is_ca(&c))
+        })
+        .unwrap_or(false);
+    if client {
+        d.bad(
+            format!("{f} is a client certificate, but Docker reads every .crt file as a CA root"),
+            format!(
+                "rename it to {}.cert (with its key as {}.key)",
+                f.trim_end_matches(".crt"),
+                f.trim_end_matches(".crt")
+            ),
+        );
+    } else {
+        d.good(format!("{f}: CA root"));
+    }
 }
 
 /// Longest doctor waits for the registry: connecting, then the TLS handshake.
@@ -863,18 +969,8 @@ fn server_chain(host: &str, port: u16) -> std::result::Result<Vec<Vec<u8>>, Stri
 /// for the host name the client connects to.
 fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    let (host, port) = match crate::relying::bundle::parse_host_port(server) {
-        Ok((h, p)) => (h.trim_matches(['[', ']']).to_string(), p.unwrap_or(443)),
-        Err(why) => {
-            d.bad(
-                format!(
-                    "--server `{}` is not HOST:PORT: {why}",
-                    crate::output::encode::terminal(server)
-                ),
-                "pass the registry's address, e.g. registry.example.com:5000",
-            );
-            return;
-        }
+    let Some((host, port)) = parse_server(d, server) else {
+        return;
     };
     let chain = match server_chain(&host, port) {
         Ok(c) => c,
@@ -886,52 +982,12 @@ fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
             return;
         }
     };
-    let mut roots = rustls::RootCertStore::empty();
-    let mut local = Vec::new();
-    if let Ok(listing) = Dir::open(dir) {
-        for (f, kind) in listing.list("").unwrap_or_default() {
-            if kind != crate::repository::confined::Kind::File || !f.ends_with(".crt") {
-                continue;
-            }
-            let text = listing
-                .read_string(&f, ca::MAX_CERT_BYTES)
-                .unwrap_or_default();
-            let (added, _) = roots.add_parsable_certificates(
-                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
-            );
-            if added > 0 {
-                local.push(f);
-            }
-        }
-    }
-    for path in SYSTEM_ROOTS {
-        if let Ok(text) =
-            crate::repository::confined::read_named_string(Path::new(path), 8 << 20, "read")
-        {
-            roots.add_parsable_certificates(
-                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
-            );
-            break;
-        }
-    }
+    let (roots, local) = client_roots(dir);
     let subject = x509_parser::parse_x509_certificate(&chain[0])
         .map(|(_, c)| crate::authority::subject::rfc4514(c.subject()))
         .unwrap_or_else(|_| "?".into());
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = match rustls::client::WebPkiServerVerifier::builder_with_provider(
-        std::sync::Arc::new(roots),
-        provider,
-    )
-    .build()
-    {
-        Ok(v) => v,
-        Err(e) => {
-            d.bad(
-                format!("no CA to check the registry's server certificate against: {e}"),
-                "install the system's CA certificates (ca-certificates), or the registry's CA with `gitca bundle … --server-ca FILE`",
-            );
-            return;
-        }
+    let Some(verifier) = server_verifier(d, roots) else {
+        return;
     };
     let leaf = CertificateDer::from(chain[0].clone());
     let rest: Vec<CertificateDer<'static>> = chain[1..]
@@ -965,25 +1021,7 @@ fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
             ),
         ),
         Err(rustls::Error::InvalidCertificate(why)) => {
-            use rustls::CertificateError as C;
-            let (what, fix) = match &why {
-                C::NotValidForName | C::NotValidForNameContext { .. } => (
-                    format!("is not for the name {host}: clients refuse it (\"certificate is valid for …, not {host}\")"),
-                    "connect by a name the certificate carries, or add the name to the server's dns_names (ip_addresses) in review (docs/deploy.md, \"Server certificates\")",
-                ),
-                C::Expired | C::ExpiredContext { .. } => (
-                    "has expired: every client refuses it".to_string(),
-                    "install the renewed certificate on the server (gitca deploy cert NAME --server-dir … --reload 'nginx -s reload')",
-                ),
-                C::InvalidPurpose | C::InvalidPurposeContext { .. } => (
-                    "is not a TLS server certificate (no serverAuth extended key usage)".to_string(),
-                    "serve a certificate of the `server` profile (declared under `servers:`), not a client's",
-                ),
-                _ => (
-                    format!("would be refused: {why:?}"),
-                    "fix the server certificate (its names, dates or chain)",
-                ),
-            };
+            let (what, fix) = server_cert_refusal(&why, &host);
             d.bad(
                 format!("the registry's server certificate ({subject}) {what}"),
                 format!("{fix}; checked at {server}"),
@@ -992,6 +1030,106 @@ fn check_server(d: &mut Doctor, dir: &Path, server: &str, now: OffsetDateTime) {
         Err(e) => d.bad(
             format!("the registry's server certificate ({subject}) would be refused: {e}"),
             format!("fix the server certificate of {server} (its names, dates or chain)"),
+        ),
+    }
+}
+
+/// `--server` as a host (brackets of an IPv6 address dropped) and a port (443 by default);
+/// `None` when it is not HOST:PORT (reported).
+fn parse_server(d: &mut Doctor, server: &str) -> Option<(String, u16)> {
+    match crate::relying::bundle::parse_host_port(server) {
+        Ok((h, p)) => Some((h.trim_matches(['[', ']']).to_string(), p.unwrap_or(443))),
+        Err(why) => {
+            d.bad(
+                format!(
+                    "--server `{}` is not HOST:PORT: {why}",
+                    crate::output::encode::terminal(server)
+                ),
+                "pass the registry's address, e.g. registry.example.com:5000",
+            );
+            None
+        }
+    }
+}
+
+/// The roots a client trusts: each `.crt` file of the certs.d directory (their names returned)
+/// and the system's.
+fn client_roots(dir: &Path) -> (rustls::RootCertStore, Vec<String>) {
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut local = Vec::new();
+    if let Ok(listing) = Dir::open(dir) {
+        for (f, kind) in listing.list("").unwrap_or_default() {
+            if kind != crate::repository::confined::Kind::File || !f.ends_with(".crt") {
+                continue;
+            }
+            let text = listing
+                .read_string(&f, ca::MAX_CERT_BYTES)
+                .unwrap_or_default();
+            let (added, _) = roots.add_parsable_certificates(
+                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
+            );
+            if added > 0 {
+                local.push(f);
+            }
+        }
+    }
+    for path in SYSTEM_ROOTS {
+        if let Ok(text) =
+            crate::repository::confined::read_named_string(Path::new(path), 8 << 20, "read")
+        {
+            roots.add_parsable_certificates(
+                parse_pem_certs(&text).into_iter().map(CertificateDer::from),
+            );
+            break;
+        }
+    }
+    (roots, local)
+}
+
+/// A verifier of server certificates under `roots`; `None` when there is no root (reported).
+fn server_verifier(
+    d: &mut Doctor,
+    roots: rustls::RootCertStore,
+) -> Option<std::sync::Arc<rustls::client::WebPkiServerVerifier>> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    match rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider,
+    )
+    .build()
+    {
+        Ok(v) => Some(v),
+        Err(e) => {
+            d.bad(
+                format!("no CA to check the registry's server certificate against: {e}"),
+                "install the system's CA certificates (ca-certificates), or the registry's CA with `gitca bundle … --server-ca FILE`",
+            );
+            None
+        }
+    }
+}
+
+/// What is wrong with a server certificate a client refuses (other than an unknown issuer),
+/// and the fix.
+fn server_cert_refusal(why: &rustls::CertificateError, host: &str) -> (String, &'static str) {
+    use rustls::CertificateError as C;
+    match why {
+        C::NotValidForName | C::NotValidForNameContext { .. } => (
+            format!("is not for the name {host}: clients refuse it (\"certificate is valid for …, not {host}\")"),
+            "connect by a name the certificate carries, or add the name to the server's dns_names (ip_addresses) in review (docs/deploy.md, \"Server certificates\")",
+        ),
+        C::Expired | C::ExpiredContext { .. } => (
+            "has expired: every client refuses it".to_string(),
+            "install the renewed certificate on the server (gitca deploy cert NAME --server-dir … --reload 'nginx -s reload')",
+        ),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => (
+            "is not a TLS server certificate (no serverAuth extended key usage)".to_string(),
+            "serve a certificate of the `server` profile (declared under `servers:`), not a client's",
+        ),
+        _ => (
+            format!("would be refused: {why:?}"),
+            "fix the server certificate (its names, dates or chain)",
         ),
     }
 }

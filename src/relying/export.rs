@@ -13,84 +13,46 @@ use crate::error::{Error, Result};
 use crate::repository::git::CaRepo;
 use crate::repository::load::read;
 
-/// `gitca export nginx` and `gitca export registry`, each with its own flags.
-#[derive(Debug, clap::Subcommand)]
-pub enum ExportCommand {
-    /// nginx server block enforcing client certificates and the CRL, proxying to the registry.
-    #[command(
-        after_help = "Example:\n  gitca export nginx --listen 443 --server-name registry.example.com --upstream 127.0.0.1:5000 \\\n      > /etc/nginx/conf.d/registry.conf"
-    )]
-    Nginx(NginxArgs),
-    /// docker-registry (distribution) configuration: its own TLS, or plain HTTP behind nginx.
-    #[command(
-        after_help = "Example (behind the nginx of `gitca export nginx`):\n  gitca export registry --behind-nginx --listen 127.0.0.1:5000 > /etc/docker/registry/config.yml"
-    )]
-    Registry(RegistryArgs),
+/// What `gitca export` writes: nginx's configuration or the registry's.
+#[derive(Debug)]
+pub enum ExportTarget {
+    Nginx(NginxOptions),
+    Registry(RegistryOptions),
 }
 
-/// What both servers are told about TLS.
-#[derive(Debug, clap::Args)]
-pub struct TlsArgs {
-    /// The server's TLS certificate.
-    #[arg(long, default_value = "/etc/gitca/server.crt", value_name = "PATH")]
+/// What both servers are told about TLS: where they read their certificate, their key, and
+/// the CA certificate they trust.
+#[derive(Debug)]
+pub struct TlsOptions {
     pub tls_cert: String,
-    /// The server's TLS key.
-    #[arg(long, default_value = "/etc/gitca/server.key", value_name = "PATH")]
     pub tls_key: String,
-    /// Where the server reads the certificate it trusts: ca/ca.crt, or ca/root.crt of a CA
-    /// with an offline root (deploy it there once, by hand: it is the pin).
-    #[arg(long, default_value = "/etc/gitca/ca.crt", value_name = "PATH")]
     pub client_ca: String,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct NginxArgs {
-    /// Address to listen on (e.g. 443 or 127.0.0.1:8443).
-    #[arg(long, default_value = "443", value_name = "ADDR")]
+/// `gitca export nginx`'s values (see its flags for each one's meaning).
+#[derive(Debug)]
+pub struct NginxOptions {
     pub listen: String,
-    /// server_name: the registry's DNS name (`_`: any).
-    #[arg(long, default_value = "_", value_name = "NAME")]
     pub server_name: String,
-    /// The registry nginx proxies to.
-    #[arg(long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
     pub upstream: String,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-    /// Where nginx reads the CRL (keep it current with `gitca deploy crl`).
-    #[arg(long, default_value = "/etc/gitca/ca.crl", value_name = "PATH")]
+    pub tls: TlsOptions,
     pub crl: String,
-    /// Admit only certificates on the CA's signed admission list, as installed here by
-    /// `gitca deploy admission --out PATH` (in addition to the chain and the CRL): a
-    /// certificate minted with the CA key outside the CA's reviewed history is refused (403).
-    #[arg(long, value_name = "PATH")]
     pub admitted: Option<String>,
-    /// Emit a complete nginx.conf (daemon off, pid, logs and temp paths under PREFIX)
-    /// instead of a server block for conf.d.
-    #[arg(long, value_name = "PREFIX")]
     pub standalone: Option<PathBuf>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct RegistryArgs {
-    /// http.addr (default :5000; 127.0.0.1:5000 with --behind-nginx).
-    #[arg(long, value_name = "ADDR")]
+/// `gitca export registry`'s values (see its flags for each one's meaning).
+#[derive(Debug)]
+pub struct RegistryOptions {
     pub listen: Option<String>,
-    /// Plain HTTP on loopback for use behind the nginx of `gitca export nginx`.
-    #[arg(long)]
     pub behind_nginx: bool,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-    /// Storage directory.
-    #[arg(long, default_value = "/var/lib/docker-registry", value_name = "DIR")]
+    pub tls: TlsOptions,
     pub storage: String,
-    /// Let clients delete manifests and blobs (DELETE). Off by default: anyone who may push
-    /// could otherwise erase images that others depend on.
-    #[arg(long)]
     pub allow_delete: bool,
 }
 
 /// The top-level entry point for `gitca export`.
-pub fn run_export(dir: &Path, cmd: &ExportCommand, out: &mut dyn Write) -> Result<()> {
+pub fn run_export(dir: &Path, cmd: &ExportTarget, out: &mut dyn Write) -> Result<()> {
     // Exporting needs no repository state, but refusing outside a CA catches a wrong -C early.
     let repo = CaRepo::open(dir)?;
     // What the server trusts: the CA, or the root above the intermediates.
@@ -107,10 +69,8 @@ pub fn run_export(dir: &Path, cmd: &ExportCommand, out: &mut dyn Write) -> Resul
         crate::repository::config::MAX_BYTES,
     )?)?;
     let text = match cmd {
-        ExportCommand::Nginx(args) => {
-            export_nginx(args, &ca, config.registry.as_ref(), two_levels)?
-        }
-        ExportCommand::Registry(args) => export_registry(args, &ca)?,
+        ExportTarget::Nginx(args) => export_nginx(args, &ca, config.registry.as_ref(), two_levels)?,
+        ExportTarget::Registry(args) => export_registry(args, &ca)?,
     };
     let _ = out.write_all(text.as_bytes());
     Ok(())
@@ -157,7 +117,7 @@ fn rights_maps(r: &crate::repository::config::RegistryPolicy) -> String {
 
 /// The operator's values as nginx tokens (see [`crate::output::encode::nginx_value`]); the first one
 /// nginx could read as something else is refused, with the flag named.
-fn nginx_values(a: &NginxArgs) -> Result<NginxValues> {
+fn nginx_values(a: &NginxOptions) -> Result<NginxValues> {
     let value = |flag: &str, v: &str| {
         crate::output::encode::nginx_value(v).map_err(|why| {
             Error::usage(
@@ -231,14 +191,27 @@ pub fn check_host_port(flag: &str, value: &str) -> Result<()> {
     })
 }
 
+/// The nginx configuration: a server block for conf.d, or with `--standalone` a complete
+/// nginx.conf around it.
 fn export_nginx(
-    a: &NginxArgs,
+    a: &NginxOptions,
     ca: &CaCert,
     rights: Option<&crate::repository::config::RegistryPolicy>,
     two_levels: bool,
 ) -> Result<String> {
     let v = nginx_values(a)?;
-    let chain_note = if two_levels {
+    let chain_note = chain_note(&v, two_levels);
+    let (maps, check) = access_rules(&v, rights);
+    let server = server_block(ca, &v, &chain_note, &maps, &check);
+    match &a.standalone {
+        None => Ok(server),
+        Some(prefix) => standalone_conf(prefix, &server),
+    }
+}
+
+/// With an offline root, the comment on what the client CA file and the CRL file must hold.
+fn chain_note(v: &NginxValues, two_levels: bool) -> String {
+    if two_levels {
         "#
 # An offline root: {client_ca} holds the ROOT (ca/root.crt); clients present their certificate
 # and the intermediate (client.cert, as gitca bundle writes it). nginx checks the CRL of every CA
@@ -249,7 +222,15 @@ fn export_nginx(
         .replace("{crl}", &v.crl)
     } else {
         String::new()
-    };
+    }
+}
+
+/// The maps and the `location` checks that refuse (403) who may not push or pull, and, with
+/// `--admitted`, certificates not on the signed admission list.
+fn access_rules(
+    v: &NginxValues,
+    rights: Option<&crate::repository::config::RegistryPolicy>,
+) -> (String, String) {
     let mut maps = rights.map(rights_maps).unwrap_or_default();
     let mut check = if rights.is_some() {
         "        # Who may push and pull (gitca.yaml `registry:`).\n        if ($gitca_allowed = 0) { return 403; }\n".to_string()
@@ -267,7 +248,12 @@ fn export_nginx(
             "        # Not on the signed admission list: issued outside the CA's reviewed history.\n        if ($gitca_admitted = 0) { return 403; }\n",
         );
     }
-    let server = format!(
+    (maps, check)
+}
+
+/// The server block: client certificates required, checked against the CA and the CRL.
+fn server_block(ca: &CaCert, v: &NginxValues, chain_note: &str, maps: &str, check: &str) -> String {
+    format!(
         r#"# Generated by `gitca export nginx` for {subject}.
 # nginx checks every client certificate against the CA *and the CRL*: the Docker registry
 # alone never checks revocation, so it must only be reachable through this server.
@@ -322,52 +308,52 @@ server {{
         maps = maps,
         check = check,
         chain_note = chain_note,
-    );
-    match &a.standalone {
-        None => Ok(server),
-        Some(prefix) => {
-            let p = prefix.display().to_string();
-            let at = |suffix: &str| {
-                crate::output::encode::nginx_value(&format!("{p}{suffix}")).map_err(|why| {
-                    Error::usage(
-                        format!(
-                            "--standalone `{}` cannot go into an nginx configuration: {}",
-                            crate::output::encode::terminal(&p),
-                            why.0
-                        ),
-                        "pass a plain directory path",
-                    )
-                })
-            };
-            let indented: String = server
-                .lines()
-                .map(|l| {
-                    if l.is_empty() {
-                        "\n".to_string()
-                    } else {
-                        format!("    {l}\n")
-                    }
-                })
-                .collect();
-            Ok(format!(
-                "# A complete nginx.conf: run with\n#   nginx -p {p}/ -c {p}/nginx.conf -e {p}/logs/error.log\n# (mkdir -p {p}/logs {p}/tmp; chmod 1777 {p}/tmp: workers run as nobody)\ndaemon off;\nworker_processes 1;\npid {pid};\nerror_log {log} info;\nevents {{ worker_connections 64; }}\nhttp {{\n    access_log {access};\n    client_body_temp_path {body};\n    proxy_temp_path       {proxy};\n    fastcgi_temp_path     {fastcgi};\n    uwsgi_temp_path       {uwsgi};\n    scgi_temp_path        {scgi};\n\n{indented}}}\n",
-                p = at("")?.trim_matches('"'),
-                pid = at("/nginx.pid")?,
-                log = at("/logs/error.log")?,
-                access = at("/logs/access.log")?,
-                body = at("/tmp/body")?,
-                proxy = at("/tmp/proxy")?,
-                fastcgi = at("/tmp/fastcgi")?,
-                uwsgi = at("/tmp/uwsgi")?,
-                scgi = at("/tmp/scgi")?,
-            ))
-        }
-    }
+    )
+}
+
+/// A complete nginx.conf (daemon off, pid, logs and temp paths under `prefix`) around the
+/// server block.
+fn standalone_conf(prefix: &Path, server: &str) -> Result<String> {
+    let p = prefix.display().to_string();
+    let at = |suffix: &str| {
+        crate::output::encode::nginx_value(&format!("{p}{suffix}")).map_err(|why| {
+            Error::usage(
+                format!(
+                    "--standalone `{}` cannot go into an nginx configuration: {}",
+                    crate::output::encode::terminal(&p),
+                    why.0
+                ),
+                "pass a plain directory path",
+            )
+        })
+    };
+    let indented: String = server
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect();
+    Ok(format!(
+        "# A complete nginx.conf: run with\n#   nginx -p {p}/ -c {p}/nginx.conf -e {p}/logs/error.log\n# (mkdir -p {p}/logs {p}/tmp; chmod 1777 {p}/tmp: workers run as nobody)\ndaemon off;\nworker_processes 1;\npid {pid};\nerror_log {log} info;\nevents {{ worker_connections 64; }}\nhttp {{\n    access_log {access};\n    client_body_temp_path {body};\n    proxy_temp_path       {proxy};\n    fastcgi_temp_path     {fastcgi};\n    uwsgi_temp_path       {uwsgi};\n    scgi_temp_path        {scgi};\n\n{indented}}}\n",
+        p = at("")?.trim_matches('"'),
+        pid = at("/nginx.pid")?,
+        log = at("/logs/error.log")?,
+        access = at("/logs/access.log")?,
+        body = at("/tmp/body")?,
+        proxy = at("/tmp/proxy")?,
+        fastcgi = at("/tmp/fastcgi")?,
+        uwsgi = at("/tmp/uwsgi")?,
+        scgi = at("/tmp/scgi")?,
+    ))
 }
 
 /// Every value an operator passes reaches the registry's YAML as one scalar (quoted where YAML
 /// would read it as anything else), never as syntax.
-fn export_registry(a: &RegistryArgs, ca: &CaCert) -> Result<String> {
+fn export_registry(a: &RegistryOptions, ca: &CaCert) -> Result<String> {
     let q = crate::repository::yaml::quote;
     let (header, addr, tls) = if a.behind_nginx {
         (

@@ -105,6 +105,48 @@ pub fn run_publish(
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(repo_dir)?;
+    let inside = place_of_target(&repo, out_dir)?;
+    let outputs = load::outputs(&repo)?;
+    if let Some(why) = crate::repository::seal::describe(&outputs.standing) {
+        let _ = writeln!(
+            out,
+            "warning: {why}; publishing the sealed versions (run gitca reconcile to restore the files)"
+        );
+    }
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let crls = add_ca_and_crls(&outputs, &mut files)?;
+    let certs = add_live_certs(&repo, &outputs, now, &mut files, out);
+    // The admission list: only with declared history signers, a history audit proves, and the
+    // history signing key. Its absence never stops the CRL from being published: the list
+    // installed on servers stays until a newer one is (and a warning says why there is none).
+    let admission = crate::relying::admission::for_publish(&repo, &outputs, certs.admitted, now)?;
+    let admitted_count = add_admission_list(&admission, &mut files, out);
+    let index = manifest(&outputs, now, crls, &files, &certs.manifest);
+    write_tree(&repo, out_dir, inside.as_deref(), &files, &index)?;
+    let _ = writeln!(
+        out,
+        "Published CRL #{} (next update {}) and {} certificate(s) to {}",
+        outputs.crl.number,
+        outputs
+            .crl
+            .next_update
+            .map(fmt_time)
+            .unwrap_or_else(|| "-".into()),
+        certs.manifest.len(),
+        out_dir.display()
+    );
+    if let Some(count) = admitted_count {
+        let _ = writeln!(
+            out,
+            "Published the signed admission list: {count} certificate(s)"
+        );
+    }
+    refuse_unpublished(&certs.refused)
+}
+
+/// Where the tree goes: `Some(path)` relative to the repository root when `out_dir` lies inside
+/// it, refusing the repository itself and its `.git`.
+fn place_of_target(repo: &CaRepo, out_dir: &Path) -> Result<Option<String>> {
     // Inside the repository (CI publishes `public/` of its checkout), the directory is reached
     // as everything in the repository is: a link a merged pull request planted is refused.
     let abs = if out_dir.is_absolute() {
@@ -134,15 +176,16 @@ pub fn run_publish(
             "pick another directory",
         ));
     }
-    let outputs = load::outputs(&repo)?;
-    if let Some(why) = crate::repository::seal::describe(&outputs.standing) {
-        let _ = writeln!(
-            out,
-            "warning: {why}; publishing the sealed versions (run gitca reconcile to restore the files)"
-        );
-    }
+    Ok(inside)
+}
+
+/// Adds the CA certificate, its CRL, the root's with a hierarchy, and the `crls.pem` chain
+/// bundle; returns the manifest's summary of each CRL, root first.
+fn add_ca_and_crls(
+    outputs: &load::Outputs,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<serde_json::Value>> {
     let crl_der = der_of(&outputs.crl_text)?;
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     files.insert(CA_CRT.into(), outputs.ca.pem.clone().into_bytes());
     files.insert(CRL_DER.into(), crl_der);
     files.insert(CRL_PEM.into(), outputs.crl_text.clone().into_bytes());
@@ -168,6 +211,26 @@ pub fn run_publish(
         }
     };
     files.insert(CRLS.into(), bundle.into_bytes());
+    Ok(crls)
+}
+
+/// What [`add_live_certs`] found: the manifest's `certs`, the files refused, and the admission
+/// list's entries.
+struct PublishedCerts {
+    manifest: BTreeMap<String, serde_json::Value>,
+    refused: Vec<String>,
+    admitted: Vec<crate::relying::admission::Entry>,
+}
+
+/// Adds `certs/NAME.crt` for each identity holding a live certificate that is the one the
+/// ledger records; the others are refused (reported after the tree is written).
+fn add_live_certs(
+    repo: &CaRepo,
+    outputs: &load::Outputs,
+    now: OffsetDateTime,
+    files: &mut BTreeMap<String, Vec<u8>>,
+    out: &mut dyn Write,
+) -> PublishedCerts {
     // The current certificate of each identity holding a live one, checked against the ledger.
     let mut certs = BTreeMap::new();
     let live: BTreeMap<&str, &crate::repository::ledger::Record> = outputs
@@ -184,30 +247,13 @@ pub fn run_publish(
         // A file edited since reconcile wrote it: the version reconcile wrote stands in.
         let edited = outputs.certs_edited.iter().find(|e| e.path == path);
         let text = match edited {
-            Some(e) => crate::authority::issued::sealed_text(&repo, e),
+            Some(e) => crate::authority::issued::sealed_text(repo, e),
             None => repo.dir.read_string(&path, ca::MAX_CERT_BYTES).ok(),
         };
         let Some(text) = text else {
             continue;
         };
-        // Published only when it is the certificate the ledger records, under its issuer.
-        let checked = match load::issuer_cert(
-            &outputs.ca,
-            outputs.hierarchy.as_ref(),
-            rec.issuer.as_deref(),
-        ) {
-            None => Err("its issuer no longer issues".to_string()),
-            Some((issuer_path, issuer)) => crate::authority::issued::verify(
-                &text,
-                &crate::authority::issued::Expected {
-                    record: rec,
-                    issuer,
-                    issuer_path,
-                    cn: None,
-                },
-            ),
-        };
-        if let Err(why) = checked {
+        if let Err(why) = check_against_ledger(outputs, rec, &text) {
             refused.push(format!("{path}: {why}"));
             continue;
         }
@@ -234,14 +280,46 @@ pub fn run_publish(
         );
         files.insert(format!("certs/{name}.crt"), text.into_bytes());
     }
-    // The admission list: only with declared history signers, a history audit proves, and the
-    // history signing key. Its absence never stops the CRL from being published: the list
-    // installed on servers stays until a newer one is (and a warning says why there is none).
-    let admission = crate::relying::admission::for_publish(&repo, &outputs, admitted, now)?;
-    let mut admitted_count = 0;
-    match &admission {
+    PublishedCerts {
+        manifest: certs,
+        refused,
+        admitted,
+    }
+}
+
+/// Published only when it is the certificate the ledger records, under its issuer.
+fn check_against_ledger(
+    outputs: &load::Outputs,
+    rec: &crate::repository::ledger::Record,
+    text: &str,
+) -> std::result::Result<(), String> {
+    match load::issuer_cert(
+        &outputs.ca,
+        outputs.hierarchy.as_ref(),
+        rec.issuer.as_deref(),
+    ) {
+        None => Err("its issuer no longer issues".to_string()),
+        Some((issuer_path, issuer)) => crate::authority::issued::verify(
+            text,
+            &crate::authority::issued::Expected {
+                record: rec,
+                issuer,
+                issuer_path,
+                cn: None,
+            },
+        ),
+    }
+}
+
+/// Adds the signed admission list when there is one (returning how many certificates it
+/// admits), or warns why there is none.
+fn add_admission_list(
+    admission: &Option<std::result::Result<(String, String), String>>,
+    files: &mut BTreeMap<String, Vec<u8>>,
+    out: &mut dyn Write,
+) -> Option<usize> {
+    match admission {
         Some(Ok((list, sig))) => {
-            admitted_count = list.lines().count().saturating_sub(4);
             files.insert(
                 crate::relying::admission::LIST.into(),
                 list.clone().into_bytes(),
@@ -250,16 +328,28 @@ pub fn run_publish(
                 crate::relying::admission::SIG.into(),
                 sig.clone().into_bytes(),
             );
+            Some(list.lines().count().saturating_sub(4))
         }
         Some(Err(why)) => {
             let _ = writeln!(
                 out,
                 "warning: no admission list published ({why}); servers keep the one they installed"
             );
+            None
         }
-        None => {}
+        None => None,
     }
-    let index = json!({
+}
+
+/// The `index.json` manifest: the CA, its CRLs, and each file's SHA-256.
+fn manifest(
+    outputs: &load::Outputs,
+    now: OffsetDateTime,
+    crls: Vec<serde_json::Value>,
+    files: &BTreeMap<String, Vec<u8>>,
+    certs: &BTreeMap<String, serde_json::Value>,
+) -> serde_json::Value {
+    json!({
         "format_version": 1,
         "generated": fmt_time(now),
         "ca": {
@@ -277,13 +367,23 @@ pub fn run_publish(
         "crls": crls,
         "files": files.iter().map(|(k, v)| (k.clone(), sha256_hex(v))).collect::<BTreeMap<_, _>>(),
         "certs": certs,
-    });
-    let dir = match &inside {
+    })
+}
+
+/// Writes the tree: the files, then drops certificates no longer held, then the manifest.
+fn write_tree(
+    repo: &CaRepo,
+    out_dir: &Path,
+    inside: Option<&str>,
+    files: &BTreeMap<String, Vec<u8>>,
+    index: &serde_json::Value,
+) -> Result<()> {
+    let dir = match inside {
         Some(rel) => repo.dir.subdir(rel, true)?,
         None => Dir::create(out_dir)?,
     };
     // Files first, the manifest last: a reader that trusts the manifest sees complete files.
-    for (rel, data) in &files {
+    for (rel, data) in files {
         dir.write(rel, data, 0o644)?;
     }
     // Certificates of identities that no longer hold one go.
@@ -293,27 +393,13 @@ pub fn run_publish(
             dir.remove(&rel)?;
         }
     }
-    let mut index_text = serde_json::to_string_pretty(&index).expect("json");
+    let mut index_text = serde_json::to_string_pretty(index).expect("json");
     index_text.push('\n');
-    dir.write(INDEX, index_text.as_bytes(), 0o644)?;
-    let _ = writeln!(
-        out,
-        "Published CRL #{} (next update {}) and {} certificate(s) to {}",
-        outputs.crl.number,
-        outputs
-            .crl
-            .next_update
-            .map(fmt_time)
-            .unwrap_or_else(|| "-".into()),
-        certs.len(),
-        out_dir.display()
-    );
-    if let Some(Ok(_)) = &admission {
-        let _ = writeln!(
-            out,
-            "Published the signed admission list: {admitted_count} certificate(s)"
-        );
-    }
+    dir.write(INDEX, index_text.as_bytes(), 0o644)
+}
+
+/// Fails, after the rest was published, when certificate files were refused.
+fn refuse_unpublished(refused: &[String]) -> Result<()> {
     if !refused.is_empty() {
         return Err(Error::bad_file(
             "certs/",
