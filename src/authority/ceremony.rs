@@ -296,6 +296,8 @@ fn issuing_custody(
     ))
 }
 
+/// The `new-intermediate` ceremony: a new issuing intermediate signed by the root, the current
+/// one revoked or retiring, committed with the root CRL and roster that follow.
 pub fn new_intermediate(
     dir: &Path,
     now: OffsetDateTime,
@@ -303,6 +305,122 @@ pub fn new_intermediate(
     rotation: Rotation,
     out: &mut dyn Write,
 ) -> Result<()> {
+    refuse_recipients_without_revocation(&rotation)?;
+    let s = start(dir)?;
+    let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
+    let current = s.outputs.ca.clone();
+    let rotation = settle_previous(&s, &mut hierarchy, rotation, now)?;
+    let (custody, issuing_standing) = issuing_custody(
+        &s.repo,
+        &current,
+        Some(&hierarchy.root),
+        &rotation.recipients,
+        &rotation.accept,
+        out,
+    )?;
+    let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
+    let new = sign_new_intermediate(
+        (&hierarchy.root, &root_key),
+        key_type_of(&current)?,
+        &s.config,
+        hierarchy.intermediates.len() + 1,
+        now,
+        rotation.validity,
+    )?;
+    let current_id = hierarchy.current.clone();
+    let previous_id = hierarchy.previous.as_ref().map(|p| p.id.clone());
+    let (root_crl, root_crl_number, roster) =
+        revoke_on_root_crl(&s, &hierarchy, root_key, &new.row, &rotation, now)?;
+
+    // The new intermediate's first CRL, and the seal it makes over the outputs.
+    let previous_crl = retiring_crl(&s, &hierarchy, &rotation);
+    let ledger_text = s.outputs.ledger.render();
+    let (crl, seal) = first_crl_and_seal(
+        &new.cert,
+        &new.key,
+        (&s.config, now),
+        s.outputs.standing.next_sequence(),
+        &ledger_text,
+        previous_crl.as_deref(),
+    )?;
+    let (encrypted, recipients_text) = encrypt_issuing_key(new.key, &custody, &issuing_standing)?;
+
+    let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
+        (CA_CERT, Some(new.pem.into_bytes())),
+        (custody::KEY_FILE, Some(encrypted.into_bytes())),
+        (CRL_FILE, Some(crl.into_bytes())),
+        (h::ROSTER, Some(roster.render().into_bytes())),
+        (h::ROOT_CRL, Some(root_crl.into_bytes())),
+        (seal::FILE, Some(seal.render().into_bytes())),
+        (ledger::FILE, Some(ledger_text.into_bytes())),
+    ];
+    // Signed by the new intermediate's key: the list its holders agreed to from now on.
+    files.push((custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
+    previous_files(
+        &s,
+        &hierarchy,
+        &rotation,
+        &current,
+        previous_crl,
+        &mut files,
+    )?;
+    let what = match rotation.revoke_current {
+        Some(why) => format!("revoked intermediate {current_id} ({why})"),
+        None => format!("intermediate {current_id} retires"),
+    };
+    let message = format!("gitca: new intermediate {} (ceremony); {what}", new.row.id);
+    let oid = commit(&s.repo, files, &message)?;
+    report_new_intermediate(
+        out,
+        (&new.row, oid),
+        &current_id,
+        previous_id.as_deref(),
+        &rotation,
+        root_crl_number,
+    );
+    Ok(())
+}
+
+/// A new intermediate: a fresh key, and its certificate signed by the root.
+struct NewIntermediate {
+    key: CaKey,
+    pem: String,
+    cert: CaCert,
+    row: Intermediate,
+}
+
+/// Generates a new intermediate's key of `key_type` and signs its certificate, the
+/// `number`th intermediate of the CA, with the root key.
+fn sign_new_intermediate(
+    (root, root_key): (&CaCert, &CaKey),
+    key_type: ca::KeyType,
+    config: &Config,
+    number: usize,
+    now: OffsetDateTime,
+    validity: Dur,
+) -> Result<NewIntermediate> {
+    let key = CaKey::new(key_type.generate()?);
+    let pem = h::intermediate_certificate(
+        root,
+        root_key,
+        &h::intermediate_name(&config.ca.name, number),
+        &config.ca.organization,
+        &key,
+        now,
+        validity.0,
+    )?;
+    let cert = CaCert::parse(&pem)?;
+    let row = Intermediate::of(&cert)?;
+    Ok(NewIntermediate {
+        key,
+        pem,
+        cert,
+        row,
+    })
+}
+
+/// Refuses new recipients for a rotation that keeps the current intermediate retiring.
+fn refuse_recipients_without_revocation(rotation: &Rotation) -> Result<()> {
     if !rotation.recipients.is_empty() && rotation.revoke_current.is_none() {
         // A retiring intermediate's key stays with the current recipients (CI keeps its CRL):
         // both keys must be readable by the same CI identity.
@@ -311,11 +429,20 @@ pub fn new_intermediate(
             "for a planned rotation, change CI's recipient first with `gitca rekey --add NEW --remove OLD`, then run the ceremony",
         ));
     }
-    let s = start(dir)?;
-    let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
-    let current = s.outputs.ca.clone();
+    Ok(())
+}
+
+/// Settles the retiring intermediate: revoked on the way when idle, refused when it still
+/// has valid certificates and the current one would retire too (only one retires at a time).
+/// Returns the rotation with the idle one's revocation added.
+fn settle_previous(
+    s: &Start,
+    hierarchy: &mut h::Hierarchy,
+    rotation: Rotation,
+    now: OffsetDateTime,
+) -> Result<Rotation> {
     // A retiring intermediate with no valid certificate left is revoked on the way.
-    let idle = idle_previous(&hierarchy, &s.outputs.ledger, now);
+    let idle = idle_previous(hierarchy, &s.outputs.ledger, now);
     if let (Some(p), Some(_)) = (hierarchy.previous.as_mut(), &idle) {
         p.revoked = true;
     }
@@ -346,40 +473,24 @@ pub fn new_intermediate(
             ));
         }
     }
-    let (custody, issuing_standing) = issuing_custody(
-        &s.repo,
-        &current,
-        Some(&hierarchy.root),
-        &rotation.recipients,
-        &rotation.accept,
-        out,
-    )?;
-    let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
-    let key = CaKey::new(key_type_of(&current)?.generate()?);
-    let ca_pem = h::intermediate_certificate(
-        &hierarchy.root,
-        &root_key,
-        &h::intermediate_name(&s.config.ca.name, hierarchy.intermediates.len() + 1),
-        &s.config.ca.organization,
-        &key,
-        now,
-        rotation.validity.0,
-    )?;
-    let new_cert = CaCert::parse(&ca_pem)?;
-    let new_row = Intermediate::of(&new_cert)?;
+    Ok(rotation)
+}
 
-    // The revocations of this ceremony, on the root CRL; the roster follows from it.
+/// The revocations of this ceremony, on the root CRL, signed with the root key (dropped once
+/// done); the roster follows from it. Returns the root CRL, its number, and the roster.
+fn revoke_on_root_crl(
+    s: &Start,
+    hierarchy: &h::Hierarchy,
+    root_key: CaKey,
+    new_row: &Intermediate,
+    rotation: &Rotation,
+    now: OffsetDateTime,
+) -> Result<(String, u64, h::Roster)> {
     let current_id = hierarchy.current.clone();
     let previous_id = hierarchy.previous.as_ref().map(|p| p.id.clone());
-    let mut revoke: Vec<(String, RevocationReason)> = Vec::new();
-    if let Some(why) = rotation.revoke_current {
-        revoke.push((current_id.clone(), why));
-    }
-    if let (Some(id), Some(why)) = (&previous_id, rotation.revoke_previous) {
-        revoke.push((id.clone(), why));
-    }
+    let revoke = ceremony_revocations(&current_id, previous_id.as_deref(), rotation);
     let (root_crl, root_info, entries) = next_root_crl(
-        &hierarchy,
+        hierarchy,
         &root_key,
         &s.outputs.ledger,
         &s.config,
@@ -387,48 +498,87 @@ pub fn new_intermediate(
         &revoke,
     )?;
     drop(root_key);
-    let roster = hierarchy.roster_for(&entries, Some(&new_row));
+    let roster = hierarchy.roster_for(&entries, Some(new_row));
+    Ok((root_crl, root_info.number, roster))
+}
 
-    // The new intermediate's first CRL, and the seal it makes over the outputs.
-    let crl = ca::sign_crl(&new_cert, &key, 1, now, now + s.config.crl.validity.0, &[])?;
-    let retiring = rotation.revoke_current.is_none();
-    let previous_crl: Option<String> = if retiring {
+/// The intermediates this ceremony revokes on the root CRL, with their reasons.
+fn ceremony_revocations(
+    current_id: &str,
+    previous_id: Option<&str>,
+    rotation: &Rotation,
+) -> Vec<(String, RevocationReason)> {
+    let mut revoke: Vec<(String, RevocationReason)> = Vec::new();
+    if let Some(why) = rotation.revoke_current {
+        revoke.push((current_id.to_string(), why));
+    }
+    if let (Some(id), Some(why)) = (previous_id, rotation.revoke_previous) {
+        revoke.push((id.to_string(), why));
+    }
+    revoke
+}
+
+/// The CRL of the intermediate that retires after this ceremony, if one does: the current
+/// one's when it retires, else the retiring one's when it is not revoked.
+fn retiring_crl(s: &Start, hierarchy: &h::Hierarchy, rotation: &Rotation) -> Option<String> {
+    if rotation.revoke_current.is_none() {
         Some(s.outputs.crl_text.clone())
     } else if rotation.revoke_previous.is_none() {
         hierarchy.previous.as_ref().map(|p| p.crl_text.clone())
     } else {
         None
-    };
-    let ledger_text = s.outputs.ledger.render();
+    }
+}
+
+/// A new intermediate's first CRL (number 1, empty) and the seal it makes over the outputs.
+fn first_crl_and_seal(
+    new_cert: &CaCert,
+    key: &CaKey,
+    (config, now): (&Config, OffsetDateTime),
+    sequence: u64,
+    ledger_text: &str,
+    previous_crl: Option<&str>,
+) -> Result<(String, Seal)> {
+    let crl = ca::sign_crl(new_cert, key, 1, now, now + config.crl.validity.0, &[])?;
     let seal = Seal::sign(
-        &new_cert,
-        &key,
-        s.outputs.standing.next_sequence(),
+        new_cert,
+        key,
+        sequence,
         (ledger_text.as_bytes(), crl.as_bytes(), 1),
-        previous_crl.as_deref().map(str::as_bytes),
+        previous_crl.map(str::as_bytes),
     )?;
-    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
+    Ok((crl, seal))
+}
+
+/// Encrypts a new intermediate's key to `custody` and signs the recipients list with it; the
+/// key is dropped once done. Returns the encrypted key and `ca/recipients.txt`.
+fn encrypt_issuing_key(
+    key: CaKey,
+    custody: &Custody,
+    issuing_standing: &recipients::Standing,
+) -> Result<(String, String)> {
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), custody)?;
     let recipients_text = recipients::signed_text(
         &custody::ISSUING,
-        &custody,
+        custody,
         issuing_standing.next_sequence(),
         &key,
     )?;
     drop(key);
+    Ok((encrypted, recipients_text))
+}
 
-    let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
-        (CA_CERT, Some(ca_pem.into_bytes())),
-        (custody::KEY_FILE, Some(encrypted.into_bytes())),
-        (CRL_FILE, Some(crl.into_bytes())),
-        (h::ROSTER, Some(roster.render().into_bytes())),
-        (h::ROOT_CRL, Some(root_crl.into_bytes())),
-        (seal::FILE, Some(seal.render().into_bytes())),
-        (ledger::FILE, Some(ledger_text.into_bytes())),
-    ];
-    let recipients_replaced = !rotation.recipients.is_empty();
-    // Signed by the new intermediate's key: the list its holders agreed to from now on.
-    files.push((custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
-    if retiring {
+/// The retiring intermediate's files: the current one's moved aside when it retires, the
+/// retiring one's removed when it is revoked.
+fn previous_files(
+    s: &Start,
+    hierarchy: &h::Hierarchy,
+    rotation: &Rotation,
+    current: &CaCert,
+    previous_crl: Option<String>,
+    files: &mut Vec<(&str, Option<Vec<u8>>)>,
+) -> Result<()> {
+    if rotation.revoke_current.is_none() {
         // The current intermediate moves aside, its key as it is (CI can still decrypt it).
         let old_key = s
             .repo
@@ -442,15 +592,18 @@ pub fn new_intermediate(
             files.push((f, None));
         }
     }
-    let what = match rotation.revoke_current {
-        Some(why) => format!("revoked intermediate {current_id} ({why})"),
-        None => format!("intermediate {current_id} retires"),
-    };
-    let oid = commit(
-        &s.repo,
-        files,
-        &format!("gitca: new intermediate {} (ceremony); {what}", new_row.id),
-    )?;
+    Ok(())
+}
+
+/// Prints the new intermediate, what became of the current and retiring ones, and what to do next.
+fn report_new_intermediate(
+    out: &mut dyn Write,
+    (new_row, oid): (&Intermediate, git2::Oid),
+    current_id: &str,
+    previous_id: Option<&str>,
+    rotation: &Rotation,
+    root_crl_number: u64,
+) {
     let _ = writeln!(
         out,
         "New issuing intermediate {} (valid until {}), commit {}.",
@@ -463,9 +616,9 @@ pub fn new_intermediate(
             let _ = writeln!(
                 out,
                 "  intermediate {current_id} is revoked ({why}) on root CRL #{}: every certificate it signed is refused once servers have the new CRLs",
-                root_info.number
+                root_crl_number
             );
-            if recipients_replaced {
+            if !rotation.recipients.is_empty() {
                 let _ = writeln!(
                     out,
                     "  the new intermediate's key is encrypted to the recipients given and the root custodians (ca/recipients.txt): give CI its new identity before the next reconcile"
@@ -484,7 +637,7 @@ pub fn new_intermediate(
             );
         }
     }
-    if let (Some(id), Some(why)) = (&previous_id, rotation.revoke_previous) {
+    if let (Some(id), Some(why)) = (previous_id, rotation.revoke_previous) {
         let _ = writeln!(out, "  intermediate {id} (retiring) is revoked ({why})");
     }
     let _ = writeln!(
@@ -492,7 +645,6 @@ pub fn new_intermediate(
         "Next: git push. The next `gitca reconcile` re-issues every identity's certificate under {} (same keys, from the CSRs on file); then `gitca deploy cert` on bots and `gitca bundle` for people install them, and `gitca deploy crl` installs the new CRLs on servers.",
         new_row.id
     );
-    Ok(())
 }
 
 /// The key type of an existing CA certificate (a new intermediate keeps it).
