@@ -667,6 +667,8 @@ fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
     })
 }
 
+/// The `migrate` ceremony: a single-level CA's certificate and key become the root of a new
+/// issuing intermediate, the root key encrypted to its custodians only.
 pub fn migrate(
     dir: &Path,
     now: OffsetDateTime,
@@ -678,7 +680,77 @@ pub fn migrate(
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
     let _lock = repo.lock()?;
-    refuse_dirty(&repo)?;
+    let outputs = migratable_outputs(&repo, custodians)?;
+    let config_text = config_with_root(&repo)?;
+    let config = Config::parse(&config_text)?;
+    let root = outputs.ca.clone();
+    let (to, issuing_standing) = agree_issuing_recipients(&repo, &root, custodians, accept, out)?;
+    let root_key = custody::unlock(&repo.dir, source)?;
+    ca::check_key_matches(&root, &root_key)?;
+    let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
+    let root_id = h::id_of(&root.der);
+
+    let new = sign_new_intermediate(
+        (&root, &root_key),
+        key_type_of(&root)?,
+        &config,
+        1,
+        now,
+        validity,
+    )?;
+    let first = new.row.clone();
+    // Every certificate so far was signed by the key that is now the root.
+    let mut ledger = outputs.ledger.clone();
+    ledger.with_issuer = true;
+    for r in &mut ledger.records {
+        r.issuer = Some(root_id.clone());
+    }
+    let hierarchy = first_hierarchy(&outputs, &root, root_id, &first);
+    let sealed_root = seal_root(&hierarchy, root_key, &root_custody, &ledger, (&config, now))?;
+    let ledger_text = ledger.render();
+    let (crl, seal) = first_crl_and_seal(
+        &new.cert,
+        &new.key,
+        (&config, now),
+        outputs.standing.next_sequence(),
+        &ledger_text,
+        None,
+    )?;
+    let custody = Custody::Recipients(custody::validate_recipients(&to)?);
+    let (encrypted, recipients_text) = encrypt_issuing_key(new.key, &custody, &issuing_standing)?;
+    let files: Vec<(&str, Option<Vec<u8>>)> = vec![
+        (config::FILE, Some(config_text.into_bytes())),
+        (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
+        (h::ROOT_KEY, Some(sealed_root.encrypted.into_bytes())),
+        (
+            h::ROOT_RECIPIENTS,
+            Some(sealed_root.recipients.into_bytes()),
+        ),
+        (h::ROSTER, Some(sealed_root.roster.render().into_bytes())),
+        (h::ROOT_CRL, Some(sealed_root.crl.into_bytes())),
+        (CA_CERT, Some(new.pem.into_bytes())),
+        (custody::KEY_FILE, Some(encrypted.into_bytes())),
+        (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
+        (CRL_FILE, Some(crl.into_bytes())),
+        (ledger::FILE, Some(ledger_text.into_bytes())),
+        (seal::FILE, Some(seal.render().into_bytes())),
+    ];
+    let oid = commit(
+        &repo,
+        files,
+        &format!(
+            "gitca: migrate to an offline root (ceremony); new intermediate {}",
+            first.id
+        ),
+    )?;
+    report_migration(out, oid, custodians.len(), sealed_root.crl_number, &first);
+    Ok(())
+}
+
+/// The outputs of a CA that may migrate: clean, its history signed, single-level, custodians
+/// named, and its outputs as the CA sealed them.
+fn migratable_outputs(repo: &CaRepo, custodians: &[String]) -> Result<load::Outputs> {
+    refuse_dirty(repo)?;
     repo.history_signer()?;
     if h::present(&repo.dir) {
         return Err(Error::usage(
@@ -692,34 +764,51 @@ pub fn migrate(
             "pass each custodian's age recipient with --root-recipient age1… (CI is not one of them)",
         ));
     }
-    let outputs = load::outputs(&repo)?;
+    let outputs = load::outputs(repo)?;
     if let Standing::Recovered { .. } = outputs.standing {
         return Err(Error::usage(
             "ledger.tsv, crl/ca.crl or ledger.sig is not what the CA sealed",
             "run `gitca reconcile` first, then migrate",
         ));
     }
+    Ok(outputs)
+}
+
+/// gitca.yaml's text, with the `root:` section's template appended when it has none (and the
+/// result still parses).
+fn config_with_root(repo: &CaRepo) -> Result<String> {
     let config_text = repo.dir.read_string(config::FILE, config::MAX_BYTES)?;
-    let config_text = if Config::parse(&config_text)?.root == config::RootPolicy::default()
-        && !config_text.lines().any(|l| l.starts_with("root:"))
-    {
-        let with = format!(
-            "{}\n{}",
-            config_text.trim_end_matches('\n'),
-            Config::ROOT_TEMPLATE
-        );
-        if Config::parse(&with).is_ok() {
-            with
+    Ok(
+        if Config::parse(&config_text)?.root == config::RootPolicy::default()
+            && !config_text.lines().any(|l| l.starts_with("root:"))
+        {
+            let with = format!(
+                "{}\n{}",
+                config_text.trim_end_matches('\n'),
+                Config::ROOT_TEMPLATE
+            );
+            if Config::parse(&with).is_ok() {
+                with
+            } else {
+                config_text
+            }
         } else {
             config_text
-        }
-    } else {
-        config_text
-    };
-    let config = Config::parse(&config_text)?;
-    let root = outputs.ca.clone();
-    // The new intermediate's key goes to whoever decrypts the CA key now, and the custodians.
-    let (issuing_now, issuing_standing) = recipients::judge(&repo, &custody::ISSUING, &root)?;
+        },
+    )
+}
+
+/// The new intermediate's key goes to whoever decrypts the CA key now, and the custodians:
+/// shown and confirmed before any key is unlocked. Returns the recipients and the standing of
+/// `ca/recipients.txt`.
+fn agree_issuing_recipients(
+    repo: &CaRepo,
+    root: &CaCert,
+    custodians: &[String],
+    accept: &[String],
+    out: &mut dyn Write,
+) -> Result<(Vec<String>, recipients::Standing)> {
+    let (issuing_now, issuing_standing) = recipients::judge(repo, &custody::ISSUING, root)?;
     let mut to = issuing_now.recipients.clone();
     for c in custodians {
         if !to.contains(c) {
@@ -739,32 +828,20 @@ pub fn migrate(
         named: &named,
     }
     .confirm(out)?;
-    let root_key = custody::unlock(&repo.dir, source)?;
-    ca::check_key_matches(&root, &root_key)?;
-    let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
-    let root_id = h::id_of(&root.der);
+    Ok((to, issuing_standing))
+}
 
-    let key = CaKey::new(key_type_of(&root)?.generate()?);
-    let ca_pem = h::intermediate_certificate(
-        &root,
-        &root_key,
-        &h::intermediate_name(&config.ca.name, 1),
-        &config.ca.organization,
-        &key,
-        now,
-        validity.0,
-    )?;
-    let new_cert = CaCert::parse(&ca_pem)?;
-    let first = Intermediate::of(&new_cert)?;
-    // Every certificate so far was signed by the key that is now the root.
-    let mut ledger = outputs.ledger.clone();
-    ledger.with_issuer = true;
-    for r in &mut ledger.records {
-        r.issuer = Some(root_id.clone());
-    }
-    let hierarchy = h::Hierarchy {
+/// The hierarchy right after a migration: the former CA as the root, with its CRL, and the
+/// first intermediate as the current one.
+fn first_hierarchy(
+    outputs: &load::Outputs,
+    root: &CaCert,
+    root_id: String,
+    first: &Intermediate,
+) -> h::Hierarchy {
+    h::Hierarchy {
         root: root.clone(),
-        root_id: root_id.clone(),
+        root_id,
         root_crl: outputs.crl.clone(),
         root_crl_text: outputs.crl_text.clone(),
         root_crl_recovered: None,
@@ -772,53 +849,50 @@ pub fn migrate(
         roster_problem: None,
         current: first.id.clone(),
         previous: None,
-    };
+    }
+}
+
+/// The root's files after a migration, made while its key is held.
+struct SealedRoot {
+    crl: String,
+    crl_number: u64,
+    roster: h::Roster,
+    encrypted: String,
+    recipients: String,
+}
+
+/// Signs the root CRL, and encrypts the root key to its custodians with the list they hold it
+/// under; the root key is dropped once done.
+fn seal_root(
+    hierarchy: &h::Hierarchy,
+    root_key: CaKey,
+    root_custody: &Custody,
+    ledger: &ledger::Ledger,
+    (config, now): (&Config, OffsetDateTime),
+) -> Result<SealedRoot> {
     let (root_crl, root_info, entries) =
-        next_root_crl(&hierarchy, &root_key, &ledger, &config, now, &[])?;
+        next_root_crl(hierarchy, &root_key, ledger, config, now, &[])?;
     let roster = hierarchy.roster_for(&entries, None);
-    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), &root_custody)?;
-    let root_recipients = recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
+    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), root_custody)?;
+    let root_recipients = recipients::signed_text(&h::ROOT_VAULT, root_custody, 1, &root_key)?;
     drop(root_key);
-    let crl = ca::sign_crl(&new_cert, &key, 1, now, now + config.crl.validity.0, &[])?;
-    let ledger_text = ledger.render();
-    let seal = Seal::sign(
-        &new_cert,
-        &key,
-        outputs.standing.next_sequence(),
-        (ledger_text.as_bytes(), crl.as_bytes(), 1),
-        None,
-    )?;
-    let custody = Custody::Recipients(custody::validate_recipients(&to)?);
-    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
-    let recipients_text = recipients::signed_text(
-        &custody::ISSUING,
-        &custody,
-        issuing_standing.next_sequence(),
-        &key,
-    )?;
-    drop(key);
-    let files: Vec<(&str, Option<Vec<u8>>)> = vec![
-        (config::FILE, Some(config_text.into_bytes())),
-        (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
-        (h::ROOT_KEY, Some(root_encrypted.into_bytes())),
-        (h::ROOT_RECIPIENTS, Some(root_recipients.into_bytes())),
-        (h::ROSTER, Some(roster.render().into_bytes())),
-        (h::ROOT_CRL, Some(root_crl.into_bytes())),
-        (CA_CERT, Some(ca_pem.into_bytes())),
-        (custody::KEY_FILE, Some(encrypted.into_bytes())),
-        (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
-        (CRL_FILE, Some(crl.into_bytes())),
-        (ledger::FILE, Some(ledger_text.into_bytes())),
-        (seal::FILE, Some(seal.render().into_bytes())),
-    ];
-    let oid = commit(
-        &repo,
-        files,
-        &format!(
-            "gitca: migrate to an offline root (ceremony); new intermediate {}",
-            first.id
-        ),
-    )?;
+    Ok(SealedRoot {
+        crl: root_crl,
+        crl_number: root_info.number,
+        roster,
+        encrypted: root_encrypted,
+        recipients: root_recipients,
+    })
+}
+
+/// Prints where the migration put the root and the intermediate, and what to do next.
+fn report_migration(
+    out: &mut dyn Write,
+    oid: git2::Oid,
+    custodians: usize,
+    root_crl_number: u64,
+    first: &Intermediate,
+) {
     let _ = writeln!(
         out,
         "Migrated to an offline root (commit {}).",
@@ -833,13 +907,13 @@ pub fn migrate(
         out,
         "  root key     {} (encrypted to the {} root custodian(s) only)",
         h::ROOT_KEY,
-        custodians.len()
+        custodians
     );
     let _ = writeln!(
         out,
         "  root CRL     {} #{}: the revocations of the certificates the root signed so far",
         h::ROOT_CRL,
-        root_info.number
+        root_crl_number
     );
     let _ = writeln!(
         out,
@@ -854,5 +928,4 @@ pub fn migrate(
         out,
         "Next: git push. The next reconcile re-issues every certificate under the intermediate; after supersede_grace it revokes the old ones, which only the root can publish: run `gitca root sign-crl` then (`gitca status` says when)."
     );
-    Ok(())
 }
