@@ -548,70 +548,14 @@ pub fn run_rekey(
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
-    if custody::token_record(&repo.dir, vault)?.is_some() {
-        return Err(Error::Token {
-            reason: format!("{} lives in a PKCS#11 token: there are no age recipients to change", vault.what),
-            help: "who can sign is who holds the token and its PIN; to move the key into another custody, follow the ceremony in docs/custody.md".into(),
-        });
-    }
+    refuse_token(&repo, vault)?;
     let _lock = repo.lock()?;
     repo.history_signer()?;
-    let dirty: Vec<String> = repo
-        .dirty_paths()?
-        .into_iter()
-        .filter(|p| p.starts_with("ca/"))
-        .collect();
-    if !dirty.is_empty() {
-        return Err(Error::Dirty {
-            files: dirty
-                .iter()
-                .map(|p| format!("  {p}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        });
-    }
-    let cert_path = if vault.key == custody::KEY_FILE {
-        CA_CERT
-    } else {
-        crate::authority::hierarchy::ROOT_CERT
-    };
-    let cert = CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)?;
+    refuse_dirty_ca(&repo)?;
+    let cert = vault_cert(&repo, vault)?;
     let (listed, standing) = crate::repository::recipients::judge(&repo, vault, &cert)?;
     let before = listed.recipients;
-    let mut named: Vec<String> = Vec::new();
-    let custody = match change {
-        Rekey::To(c) => {
-            if let Custody::Recipients(r) = &c {
-                named.extend(r.iter().cloned());
-            }
-            c
-        }
-        Rekey::Change { add, remove } => {
-            named.extend(add.iter().map(|r| r.trim().to_string()));
-            let mut now = before.clone();
-            for r in remove {
-                let r = r.trim().to_string();
-                let Some(at) = now.iter().position(|x| *x == r) else {
-                    return Err(Error::usage(
-                        format!(
-                            "{} is not among the recipients of {}",
-                            r.chars().take(80).collect::<String>(),
-                            vault.key
-                        ),
-                        format!("the recipients are listed in {}", vault.recipients),
-                    ));
-                };
-                now.remove(at);
-            }
-            for r in add {
-                let r = r.trim().to_string();
-                if !now.contains(&r) {
-                    now.push(r);
-                }
-            }
-            Custody::Recipients(custody::validate_recipients(&now)?)
-        }
-    };
+    let (custody, named) = new_custody(change, &before, vault)?;
     let removed: Vec<&String> = match &custody {
         Custody::Recipients(now) => before.iter().filter(|r| !now.contains(r)).collect(),
         Custody::Passphrase(_) => before.iter().collect(),
@@ -635,37 +579,139 @@ pub fn run_rekey(
         &key,
     )?;
     drop(key);
+    let oid = commit_rekey(&repo, vault, &custody, &encrypted, &recipients_text)?;
+    report_rekey(out, vault, oid, removed.len());
+    Ok(())
+}
+
+/// Refuses a key kept in a PKCS#11 token: it has no age recipients to change.
+fn refuse_token(repo: &CaRepo, vault: &custody::Vault) -> Result<()> {
+    if custody::token_record(&repo.dir, vault)?.is_some() {
+        return Err(Error::Token {
+            reason: format!("{} lives in a PKCS#11 token: there are no age recipients to change", vault.what),
+            help: "who can sign is who holds the token and its PIN; to move the key into another custody, follow the ceremony in docs/custody.md".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses uncommitted changes under ca/, which the rekey commit would sweep in or clobber.
+fn refuse_dirty_ca(repo: &CaRepo) -> Result<()> {
+    let dirty: Vec<String> = repo
+        .dirty_paths()?
+        .into_iter()
+        .filter(|p| p.starts_with("ca/"))
+        .collect();
+    if !dirty.is_empty() {
+        return Err(Error::Dirty {
+            files: dirty
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    Ok(())
+}
+
+/// The certificate whose key the vault holds: the CA's, or the offline root's.
+fn vault_cert(repo: &CaRepo, vault: &custody::Vault) -> Result<CaCert> {
+    let cert_path = if vault.key == custody::KEY_FILE {
+        CA_CERT
+    } else {
+        crate::authority::hierarchy::ROOT_CERT
+    };
+    CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)
+}
+
+/// The custody after the change, from the recipients `before` it, and the recipients the
+/// person running it named (confirmed without a key holder's signature).
+fn new_custody(
+    change: Rekey,
+    before: &[String],
+    vault: &custody::Vault,
+) -> Result<(Custody, Vec<String>)> {
+    let mut named: Vec<String> = Vec::new();
+    let custody = match change {
+        Rekey::To(c) => {
+            if let Custody::Recipients(r) = &c {
+                named.extend(r.iter().cloned());
+            }
+            c
+        }
+        Rekey::Change { add, remove } => {
+            named.extend(add.iter().map(|r| r.trim().to_string()));
+            let mut now = before.to_vec();
+            for r in remove {
+                let r = r.trim().to_string();
+                let Some(at) = now.iter().position(|x| *x == r) else {
+                    return Err(Error::usage(
+                        format!(
+                            "{} is not among the recipients of {}",
+                            r.chars().take(80).collect::<String>(),
+                            vault.key
+                        ),
+                        format!("the recipients are listed in {}", vault.recipients),
+                    ));
+                };
+                now.remove(at);
+            }
+            for r in add {
+                let r = r.trim().to_string();
+                if !now.contains(&r) {
+                    now.push(r);
+                }
+            }
+            Custody::Recipients(custody::validate_recipients(&now)?)
+        }
+    };
+    Ok((custody, named))
+}
+
+/// Writes the re-encrypted key and its signed recipients and commits them; puts both back on
+/// failure.
+fn commit_rekey(
+    repo: &CaRepo,
+    vault: &custody::Vault,
+    custody: &Custody,
+    encrypted: &str,
+    recipients_text: &str,
+) -> Result<git2::Oid> {
     let mut tx = git::Transaction::new(&repo.dir);
     let result = (|| -> Result<git2::Oid> {
         tx.write(vault.key, encrypted.as_bytes());
         tx.write(vault.recipients, recipients_text.as_bytes());
         tx.apply()?;
-        let who = match &custody {
+        let who = match custody {
             Custody::Recipients(r) => format!("{} recipient(s)", r.len()),
             Custody::Passphrase(_) => "a passphrase".to_string(),
         };
         repo.commit_files(&tx.done, &format!("gitca: rekey {} for {who}", vault.what))
     })();
-    let oid = match result {
-        Ok(oid) => oid,
+    match result {
+        Ok(oid) => Ok(oid),
         Err(e) => {
             tx.rollback();
-            return Err(e);
+            Err(e)
         }
-    };
+    }
+}
+
+/// Prints the commit, and warns when someone lost access that history still gives them.
+fn report_rekey(out: &mut dyn Write, vault: &custody::Vault, oid: git2::Oid, removed: usize) {
     let _ = writeln!(
         out,
         "Re-encrypted {} for the new custodians (commit {}).",
         vault.key,
         &oid.to_string()[..12]
     );
-    if !removed.is_empty() {
+    if removed > 0 {
         let _ = writeln!(
             out,
             "warning: {} recipient(s) lost access from now on, but the previous ciphertext stays in git history:\n\
              whoever kept a removed identity can still decrypt {} from an old commit. If they may be hostile, or\n\
              their identity may have leaked, {}.",
-            removed.len(),
+            removed,
             vault.what,
             if vault.key == custody::KEY_FILE {
                 "replace the key itself: with an offline root, `gitca root new-intermediate --revoke-current key-compromise --recipient NEW-CI`; otherwise a new CA (gitca init) and re-issuing"
@@ -674,5 +720,4 @@ pub fn run_rekey(
             }
         );
     }
-    Ok(())
 }
