@@ -761,65 +761,7 @@ pub fn init_key(
     let opened = open(uri, access, generate.is_some())?;
     let mut uri = uri.clone();
     if let Some(key_type) = generate {
-        let curve = match key_type {
-            crate::authority::ca::KeyType::P256 => Curve::P256,
-            crate::authority::ca::KeyType::P384 => Curve::P384,
-            other => {
-                return Err(token_err(
-                    format!("gitca generates only EC keys in a token, not {other:?}"),
-                    "use --key-type p256 (default) or p384",
-                ))
-            }
-        };
-        if find_one(&opened.session, &uri, ObjectClass::PRIVATE_KEY)?.is_some() {
-            return Err(token_err(
-                format!(
-                    "token {} already holds a key matching {}",
-                    opened.label,
-                    uri.render()
-                ),
-                "adopt it (drop --pkcs11-generate), or name a new key with another object= label",
-            ));
-        }
-        if uri.id.is_none() {
-            let mut id = vec![0u8; 16];
-            aws_lc_rs::rand::fill(&mut id).map_err(|_| Error::Crypto {
-                what: "randomness",
-                detail: "the CSPRNG failed".into(),
-            })?;
-            uri.id = Some(id);
-        }
-        if uri.object.is_none() {
-            uri.object = Some("gitca-ca".into());
-        }
-        let common = |t: &mut Vec<Attribute>| {
-            t.push(Attribute::Token(true));
-            t.push(Attribute::Label(
-                uri.object.clone().unwrap_or_default().into_bytes(),
-            ));
-            t.push(Attribute::Id(uri.id.clone().unwrap_or_default()));
-        };
-        let mut public = vec![
-            Attribute::KeyType(P11KeyType::EC),
-            Attribute::EcParams(curve.params().to_vec()),
-            Attribute::Verify(true),
-            Attribute::Private(false),
-        ];
-        common(&mut public);
-        let mut private = vec![
-            Attribute::KeyType(P11KeyType::EC),
-            Attribute::Sign(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Decrypt(false),
-            Attribute::Derive(false),
-        ];
-        common(&mut private);
-        opened
-            .session
-            .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
-            .map_err(p11("generating the key in the token"))?;
+        generate_in_token(&opened, &mut uri, key_type)?;
     }
     // Record the token by label and serial: the serial tells two tokens of one label apart.
     uri.token = Some(opened.label.clone());
@@ -833,6 +775,76 @@ pub fn init_key(
         record: Record { uri, spki_der },
         key,
     })
+}
+
+/// Generates the CA key pair in the token (EC only; private half sensitive and never
+/// extractable), refusing to shadow a key the URI already names; fills in the URI's id and
+/// label when it gave none.
+fn generate_in_token(
+    opened: &Opened,
+    uri: &mut Pkcs11Uri,
+    key_type: crate::authority::ca::KeyType,
+) -> Result<()> {
+    let curve = match key_type {
+        crate::authority::ca::KeyType::P256 => Curve::P256,
+        crate::authority::ca::KeyType::P384 => Curve::P384,
+        other => {
+            return Err(token_err(
+                format!("gitca generates only EC keys in a token, not {other:?}"),
+                "use --key-type p256 (default) or p384",
+            ))
+        }
+    };
+    if find_one(&opened.session, uri, ObjectClass::PRIVATE_KEY)?.is_some() {
+        return Err(token_err(
+            format!(
+                "token {} already holds a key matching {}",
+                opened.label,
+                uri.render()
+            ),
+            "adopt it (drop --pkcs11-generate), or name a new key with another object= label",
+        ));
+    }
+    if uri.id.is_none() {
+        let mut id = vec![0u8; 16];
+        aws_lc_rs::rand::fill(&mut id).map_err(|_| Error::Crypto {
+            what: "randomness",
+            detail: "the CSPRNG failed".into(),
+        })?;
+        uri.id = Some(id);
+    }
+    if uri.object.is_none() {
+        uri.object = Some("gitca-ca".into());
+    }
+    let common = |t: &mut Vec<Attribute>| {
+        t.push(Attribute::Token(true));
+        t.push(Attribute::Label(
+            uri.object.clone().unwrap_or_default().into_bytes(),
+        ));
+        t.push(Attribute::Id(uri.id.clone().unwrap_or_default()));
+    };
+    let mut public = vec![
+        Attribute::KeyType(P11KeyType::EC),
+        Attribute::EcParams(curve.params().to_vec()),
+        Attribute::Verify(true),
+        Attribute::Private(false),
+    ];
+    common(&mut public);
+    let mut private = vec![
+        Attribute::KeyType(P11KeyType::EC),
+        Attribute::Sign(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+    ];
+    common(&mut private);
+    opened
+        .session
+        .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+        .map_err(p11("generating the key in the token"))?;
+    Ok(())
 }
 
 #[cfg(test)]
