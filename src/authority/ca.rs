@@ -437,134 +437,10 @@ pub fn sign_leaf(ca: &CaCert, key: &CaKey, spec: &LeafSpec<'_>) -> Result<Vec<u8
                 write_time(w.next(), spec.not_before);
                 write_time(w.next(), spec.not_after);
             });
-            w.next().write_sequence(|w| {
-                let mut rdn = |id: &[u64], value: &str| {
-                    w.next().write_set(|w| {
-                        w.next().write_sequence(|w| {
-                            w.next().write_oid(&oid(id));
-                            w.next().write_utf8_string(value);
-                        })
-                    })
-                };
-                rdn(OID_O, spec.organization);
-                for g in spec.groups {
-                    rdn(OID_OU, g);
-                }
-                rdn(OID_CN, spec.name);
-            });
+            write_leaf_subject(w.next(), spec);
             w.next().write_der(spec.spki_der);
             w.next().write_tagged(Tag::context(3), |w| {
-                w.write_sequence(|w| {
-                    // basicConstraints: CA:FALSE (an empty SEQUENCE), critical.
-                    write_extension(
-                        w.next(),
-                        OID_BC,
-                        true,
-                        yasna::construct_der(|w| w.write_sequence(|_| {})),
-                    );
-                    // keyUsage: digitalSignature only, critical.
-                    write_extension(
-                        w.next(),
-                        OID_KU,
-                        true,
-                        yasna::construct_der(|w| w.write_bitvec_bytes(&[0x80], 1)),
-                    );
-                    write_extension(
-                        w.next(),
-                        OID_EKU,
-                        false,
-                        yasna::construct_der(|w| {
-                            w.write_sequence(|w| {
-                                for e in spec.ekus {
-                                    w.next().write_oid(&oid(e.oid()));
-                                }
-                            })
-                        }),
-                    );
-                    write_extension(
-                        w.next(),
-                        OID_SKI,
-                        false,
-                        yasna::construct_der(|w| w.write_bytes(&ski)),
-                    );
-                    write_extension(
-                        w.next(),
-                        OID_AKI,
-                        false,
-                        yasna::construct_der(|w| {
-                            w.write_sequence(|w| {
-                                w.next().write_tagged_implicit(Tag::context(0), |w| {
-                                    w.write_bytes(&ca.ski)
-                                })
-                            })
-                        }),
-                    );
-                    if let Some(url) = spec.crl_url {
-                        // CRLDistributionPoints: one DistributionPoint whose name is the URL.
-                        write_extension(
-                            w.next(),
-                            OID_CRL_DP,
-                            false,
-                            yasna::construct_der(|w| {
-                                w.write_sequence(|w| {
-                                    w.next().write_sequence(|w| {
-                                        w.next().write_tagged(Tag::context(0), |w| {
-                                            w.write_tagged_implicit(Tag::context(0), |w| {
-                                                w.write_sequence(|w| {
-                                                    w.next().write_tagged_implicit(
-                                                        Tag::context(6),
-                                                        |w| w.write_ia5_string(url),
-                                                    )
-                                                })
-                                            })
-                                        })
-                                    })
-                                })
-                            }),
-                        );
-                    }
-                    if spec.email.is_some() || !spec.names.is_empty() {
-                        write_extension(
-                            w.next(),
-                            OID_SAN,
-                            false,
-                            yasna::construct_der(|w| {
-                                w.write_sequence(|w| {
-                                    if let Some(email) = spec.email {
-                                        w.next().write_tagged_implicit(Tag::context(1), |w| {
-                                            w.write_bytes(email.as_bytes())
-                                        })
-                                    }
-                                    for n in spec.names {
-                                        // dNSName [2] IA5String; iPAddress [7] OCTET STRING of
-                                        // 4 or 16 octets (RFC 5280 4.2.1.6).
-                                        match n {
-                                            crate::authority::server::San::Dns(d) => w
-                                                .next()
-                                                .write_tagged_implicit(Tag::context(2), |w| {
-                                                    w.write_bytes(d.as_bytes())
-                                                }),
-                                            crate::authority::server::San::Ip(
-                                                std::net::IpAddr::V4(a),
-                                            ) => w
-                                                .next()
-                                                .write_tagged_implicit(Tag::context(7), |w| {
-                                                    w.write_bytes(&a.octets())
-                                                }),
-                                            crate::authority::server::San::Ip(
-                                                std::net::IpAddr::V6(a),
-                                            ) => w
-                                                .next()
-                                                .write_tagged_implicit(Tag::context(7), |w| {
-                                                    w.write_bytes(&a.octets())
-                                                }),
-                                        }
-                                    }
-                                })
-                            }),
-                        );
-                    }
-                })
+                write_leaf_extensions(w, ca, spec, &ski)
             });
         })
     });
@@ -576,6 +452,127 @@ pub fn sign_leaf(ca: &CaCert, key: &CaKey, spec: &LeafSpec<'_>) -> Result<Vec<u8
             w.next().write_bitvec_bytes(&signature, signature.len() * 8);
         })
     }))
+}
+
+/// A leaf's subject: O, one OU per group, then CN.
+fn write_leaf_subject(w: yasna::DERWriter, spec: &LeafSpec<'_>) {
+    w.write_sequence(|w| {
+        let mut rdn = |id: &[u64], value: &str| {
+            w.next().write_set(|w| {
+                w.next().write_sequence(|w| {
+                    w.next().write_oid(&oid(id));
+                    w.next().write_utf8_string(value);
+                })
+            })
+        };
+        rdn(OID_O, spec.organization);
+        for g in spec.groups {
+            rdn(OID_OU, g);
+        }
+        rdn(OID_CN, spec.name);
+    });
+}
+
+/// A leaf's extensions: basicConstraints, keyUsage, extendedKeyUsage, the key identifiers,
+/// and the CRL distribution point and subjectAltName when it has them.
+fn write_leaf_extensions(w: yasna::DERWriter, ca: &CaCert, spec: &LeafSpec<'_>, ski: &[u8]) {
+    w.write_sequence(|w| {
+        // basicConstraints: CA:FALSE (an empty SEQUENCE), critical.
+        write_extension(
+            w.next(),
+            OID_BC,
+            true,
+            yasna::construct_der(|w| w.write_sequence(|_| {})),
+        );
+        // keyUsage: digitalSignature only, critical.
+        write_extension(
+            w.next(),
+            OID_KU,
+            true,
+            yasna::construct_der(|w| w.write_bitvec_bytes(&[0x80], 1)),
+        );
+        write_extension(
+            w.next(),
+            OID_EKU,
+            false,
+            yasna::construct_der(|w| {
+                w.write_sequence(|w| {
+                    for e in spec.ekus {
+                        w.next().write_oid(&oid(e.oid()));
+                    }
+                })
+            }),
+        );
+        write_extension(
+            w.next(),
+            OID_SKI,
+            false,
+            yasna::construct_der(|w| w.write_bytes(ski)),
+        );
+        write_extension(
+            w.next(),
+            OID_AKI,
+            false,
+            yasna::construct_der(|w| {
+                w.write_sequence(|w| {
+                    w.next()
+                        .write_tagged_implicit(Tag::context(0), |w| w.write_bytes(&ca.ski))
+                })
+            }),
+        );
+        if let Some(url) = spec.crl_url {
+            // CRLDistributionPoints: one DistributionPoint whose name is the URL.
+            write_extension(w.next(), OID_CRL_DP, false, crl_distribution_point(url));
+        }
+        if spec.email.is_some() || !spec.names.is_empty() {
+            write_extension(w.next(), OID_SAN, false, subject_alt_name(spec));
+        }
+    })
+}
+
+/// The CRLDistributionPoints value naming `url`.
+fn crl_distribution_point(url: &str) -> Vec<u8> {
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_sequence(|w| {
+                w.next().write_tagged(Tag::context(0), |w| {
+                    w.write_tagged_implicit(Tag::context(0), |w| {
+                        w.write_sequence(|w| {
+                            w.next()
+                                .write_tagged_implicit(Tag::context(6), |w| w.write_ia5_string(url))
+                        })
+                    })
+                })
+            })
+        })
+    })
+}
+
+/// The subjectAltName value: the email (rfc822Name), then each DNS name or IP address.
+fn subject_alt_name(spec: &LeafSpec<'_>) -> Vec<u8> {
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            if let Some(email) = spec.email {
+                w.next()
+                    .write_tagged_implicit(Tag::context(1), |w| w.write_bytes(email.as_bytes()))
+            }
+            for n in spec.names {
+                // dNSName [2] IA5String; iPAddress [7] OCTET STRING of
+                // 4 or 16 octets (RFC 5280 4.2.1.6).
+                match n {
+                    crate::authority::server::San::Dns(d) => w
+                        .next()
+                        .write_tagged_implicit(Tag::context(2), |w| w.write_bytes(d.as_bytes())),
+                    crate::authority::server::San::Ip(std::net::IpAddr::V4(a)) => w
+                        .next()
+                        .write_tagged_implicit(Tag::context(7), |w| w.write_bytes(&a.octets())),
+                    crate::authority::server::San::Ip(std::net::IpAddr::V6(a)) => w
+                        .next()
+                        .write_tagged_implicit(Tag::context(7), |w| w.write_bytes(&a.octets())),
+                }
+            }
+        })
+    })
 }
 
 /// DER to PEM with the given label.

@@ -296,6 +296,8 @@ fn issuing_custody(
     ))
 }
 
+/// The `new-intermediate` ceremony: a new issuing intermediate signed by the root, the current
+/// one revoked or retiring, committed with the root CRL and roster that follow.
 pub fn new_intermediate(
     dir: &Path,
     now: OffsetDateTime,
@@ -303,6 +305,122 @@ pub fn new_intermediate(
     rotation: Rotation,
     out: &mut dyn Write,
 ) -> Result<()> {
+    refuse_recipients_without_revocation(&rotation)?;
+    let s = start(dir)?;
+    let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
+    let current = s.outputs.ca.clone();
+    let rotation = settle_previous(&s, &mut hierarchy, rotation, now)?;
+    let (custody, issuing_standing) = issuing_custody(
+        &s.repo,
+        &current,
+        Some(&hierarchy.root),
+        &rotation.recipients,
+        &rotation.accept,
+        out,
+    )?;
+    let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
+    let new = sign_new_intermediate(
+        (&hierarchy.root, &root_key),
+        key_type_of(&current)?,
+        &s.config,
+        hierarchy.intermediates.len() + 1,
+        now,
+        rotation.validity,
+    )?;
+    let current_id = hierarchy.current.clone();
+    let previous_id = hierarchy.previous.as_ref().map(|p| p.id.clone());
+    let (root_crl, root_crl_number, roster) =
+        revoke_on_root_crl(&s, &hierarchy, root_key, &new.row, &rotation, now)?;
+
+    // The new intermediate's first CRL, and the seal it makes over the outputs.
+    let previous_crl = retiring_crl(&s, &hierarchy, &rotation);
+    let ledger_text = s.outputs.ledger.render();
+    let (crl, seal) = first_crl_and_seal(
+        &new.cert,
+        &new.key,
+        (&s.config, now),
+        s.outputs.standing.next_sequence(),
+        &ledger_text,
+        previous_crl.as_deref(),
+    )?;
+    let (encrypted, recipients_text) = encrypt_issuing_key(new.key, &custody, &issuing_standing)?;
+
+    let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
+        (CA_CERT, Some(new.pem.into_bytes())),
+        (custody::KEY_FILE, Some(encrypted.into_bytes())),
+        (CRL_FILE, Some(crl.into_bytes())),
+        (h::ROSTER, Some(roster.render().into_bytes())),
+        (h::ROOT_CRL, Some(root_crl.into_bytes())),
+        (seal::FILE, Some(seal.render().into_bytes())),
+        (ledger::FILE, Some(ledger_text.into_bytes())),
+    ];
+    // Signed by the new intermediate's key: the list its holders agreed to from now on.
+    files.push((custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
+    previous_files(
+        &s,
+        &hierarchy,
+        &rotation,
+        &current,
+        previous_crl,
+        &mut files,
+    )?;
+    let what = match rotation.revoke_current {
+        Some(why) => format!("revoked intermediate {current_id} ({why})"),
+        None => format!("intermediate {current_id} retires"),
+    };
+    let message = format!("gitca: new intermediate {} (ceremony); {what}", new.row.id);
+    let oid = commit(&s.repo, files, &message)?;
+    report_new_intermediate(
+        out,
+        (&new.row, oid),
+        &current_id,
+        previous_id.as_deref(),
+        &rotation,
+        root_crl_number,
+    );
+    Ok(())
+}
+
+/// A new intermediate: a fresh key, and its certificate signed by the root.
+struct NewIntermediate {
+    key: CaKey,
+    pem: String,
+    cert: CaCert,
+    row: Intermediate,
+}
+
+/// Generates a new intermediate's key of `key_type` and signs its certificate, the
+/// `number`th intermediate of the CA, with the root key.
+fn sign_new_intermediate(
+    (root, root_key): (&CaCert, &CaKey),
+    key_type: ca::KeyType,
+    config: &Config,
+    number: usize,
+    now: OffsetDateTime,
+    validity: Dur,
+) -> Result<NewIntermediate> {
+    let key = CaKey::new(key_type.generate()?);
+    let pem = h::intermediate_certificate(
+        root,
+        root_key,
+        &h::intermediate_name(&config.ca.name, number),
+        &config.ca.organization,
+        &key,
+        now,
+        validity.0,
+    )?;
+    let cert = CaCert::parse(&pem)?;
+    let row = Intermediate::of(&cert)?;
+    Ok(NewIntermediate {
+        key,
+        pem,
+        cert,
+        row,
+    })
+}
+
+/// Refuses new recipients for a rotation that keeps the current intermediate retiring.
+fn refuse_recipients_without_revocation(rotation: &Rotation) -> Result<()> {
     if !rotation.recipients.is_empty() && rotation.revoke_current.is_none() {
         // A retiring intermediate's key stays with the current recipients (CI keeps its CRL):
         // both keys must be readable by the same CI identity.
@@ -311,11 +429,20 @@ pub fn new_intermediate(
             "for a planned rotation, change CI's recipient first with `gitca rekey --add NEW --remove OLD`, then run the ceremony",
         ));
     }
-    let s = start(dir)?;
-    let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
-    let current = s.outputs.ca.clone();
+    Ok(())
+}
+
+/// Settles the retiring intermediate: revoked on the way when idle, refused when it still
+/// has valid certificates and the current one would retire too (only one retires at a time).
+/// Returns the rotation with the idle one's revocation added.
+fn settle_previous(
+    s: &Start,
+    hierarchy: &mut h::Hierarchy,
+    rotation: Rotation,
+    now: OffsetDateTime,
+) -> Result<Rotation> {
     // A retiring intermediate with no valid certificate left is revoked on the way.
-    let idle = idle_previous(&hierarchy, &s.outputs.ledger, now);
+    let idle = idle_previous(hierarchy, &s.outputs.ledger, now);
     if let (Some(p), Some(_)) = (hierarchy.previous.as_mut(), &idle) {
         p.revoked = true;
     }
@@ -346,40 +473,24 @@ pub fn new_intermediate(
             ));
         }
     }
-    let (custody, issuing_standing) = issuing_custody(
-        &s.repo,
-        &current,
-        Some(&hierarchy.root),
-        &rotation.recipients,
-        &rotation.accept,
-        out,
-    )?;
-    let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
-    let key = CaKey::new(key_type_of(&current)?.generate()?);
-    let ca_pem = h::intermediate_certificate(
-        &hierarchy.root,
-        &root_key,
-        &h::intermediate_name(&s.config.ca.name, hierarchy.intermediates.len() + 1),
-        &s.config.ca.organization,
-        &key,
-        now,
-        rotation.validity.0,
-    )?;
-    let new_cert = CaCert::parse(&ca_pem)?;
-    let new_row = Intermediate::of(&new_cert)?;
+    Ok(rotation)
+}
 
-    // The revocations of this ceremony, on the root CRL; the roster follows from it.
+/// The revocations of this ceremony, on the root CRL, signed with the root key (dropped once
+/// done); the roster follows from it. Returns the root CRL, its number, and the roster.
+fn revoke_on_root_crl(
+    s: &Start,
+    hierarchy: &h::Hierarchy,
+    root_key: CaKey,
+    new_row: &Intermediate,
+    rotation: &Rotation,
+    now: OffsetDateTime,
+) -> Result<(String, u64, h::Roster)> {
     let current_id = hierarchy.current.clone();
     let previous_id = hierarchy.previous.as_ref().map(|p| p.id.clone());
-    let mut revoke: Vec<(String, RevocationReason)> = Vec::new();
-    if let Some(why) = rotation.revoke_current {
-        revoke.push((current_id.clone(), why));
-    }
-    if let (Some(id), Some(why)) = (&previous_id, rotation.revoke_previous) {
-        revoke.push((id.clone(), why));
-    }
+    let revoke = ceremony_revocations(&current_id, previous_id.as_deref(), rotation);
     let (root_crl, root_info, entries) = next_root_crl(
-        &hierarchy,
+        hierarchy,
         &root_key,
         &s.outputs.ledger,
         &s.config,
@@ -387,48 +498,87 @@ pub fn new_intermediate(
         &revoke,
     )?;
     drop(root_key);
-    let roster = hierarchy.roster_for(&entries, Some(&new_row));
+    let roster = hierarchy.roster_for(&entries, Some(new_row));
+    Ok((root_crl, root_info.number, roster))
+}
 
-    // The new intermediate's first CRL, and the seal it makes over the outputs.
-    let crl = ca::sign_crl(&new_cert, &key, 1, now, now + s.config.crl.validity.0, &[])?;
-    let retiring = rotation.revoke_current.is_none();
-    let previous_crl: Option<String> = if retiring {
+/// The intermediates this ceremony revokes on the root CRL, with their reasons.
+fn ceremony_revocations(
+    current_id: &str,
+    previous_id: Option<&str>,
+    rotation: &Rotation,
+) -> Vec<(String, RevocationReason)> {
+    let mut revoke: Vec<(String, RevocationReason)> = Vec::new();
+    if let Some(why) = rotation.revoke_current {
+        revoke.push((current_id.to_string(), why));
+    }
+    if let (Some(id), Some(why)) = (previous_id, rotation.revoke_previous) {
+        revoke.push((id.to_string(), why));
+    }
+    revoke
+}
+
+/// The CRL of the intermediate that retires after this ceremony, if one does: the current
+/// one's when it retires, else the retiring one's when it is not revoked.
+fn retiring_crl(s: &Start, hierarchy: &h::Hierarchy, rotation: &Rotation) -> Option<String> {
+    if rotation.revoke_current.is_none() {
         Some(s.outputs.crl_text.clone())
     } else if rotation.revoke_previous.is_none() {
         hierarchy.previous.as_ref().map(|p| p.crl_text.clone())
     } else {
         None
-    };
-    let ledger_text = s.outputs.ledger.render();
+    }
+}
+
+/// A new intermediate's first CRL (number 1, empty) and the seal it makes over the outputs.
+fn first_crl_and_seal(
+    new_cert: &CaCert,
+    key: &CaKey,
+    (config, now): (&Config, OffsetDateTime),
+    sequence: u64,
+    ledger_text: &str,
+    previous_crl: Option<&str>,
+) -> Result<(String, Seal)> {
+    let crl = ca::sign_crl(new_cert, key, 1, now, now + config.crl.validity.0, &[])?;
     let seal = Seal::sign(
-        &new_cert,
-        &key,
-        s.outputs.standing.next_sequence(),
+        new_cert,
+        key,
+        sequence,
         (ledger_text.as_bytes(), crl.as_bytes(), 1),
-        previous_crl.as_deref().map(str::as_bytes),
+        previous_crl.map(str::as_bytes),
     )?;
-    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
+    Ok((crl, seal))
+}
+
+/// Encrypts a new intermediate's key to `custody` and signs the recipients list with it; the
+/// key is dropped once done. Returns the encrypted key and `ca/recipients.txt`.
+fn encrypt_issuing_key(
+    key: CaKey,
+    custody: &Custody,
+    issuing_standing: &recipients::Standing,
+) -> Result<(String, String)> {
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), custody)?;
     let recipients_text = recipients::signed_text(
         &custody::ISSUING,
-        &custody,
+        custody,
         issuing_standing.next_sequence(),
         &key,
     )?;
     drop(key);
+    Ok((encrypted, recipients_text))
+}
 
-    let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
-        (CA_CERT, Some(ca_pem.into_bytes())),
-        (custody::KEY_FILE, Some(encrypted.into_bytes())),
-        (CRL_FILE, Some(crl.into_bytes())),
-        (h::ROSTER, Some(roster.render().into_bytes())),
-        (h::ROOT_CRL, Some(root_crl.into_bytes())),
-        (seal::FILE, Some(seal.render().into_bytes())),
-        (ledger::FILE, Some(ledger_text.into_bytes())),
-    ];
-    let recipients_replaced = !rotation.recipients.is_empty();
-    // Signed by the new intermediate's key: the list its holders agreed to from now on.
-    files.push((custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
-    if retiring {
+/// The retiring intermediate's files: the current one's moved aside when it retires, the
+/// retiring one's removed when it is revoked.
+fn previous_files(
+    s: &Start,
+    hierarchy: &h::Hierarchy,
+    rotation: &Rotation,
+    current: &CaCert,
+    previous_crl: Option<String>,
+    files: &mut Vec<(&str, Option<Vec<u8>>)>,
+) -> Result<()> {
+    if rotation.revoke_current.is_none() {
         // The current intermediate moves aside, its key as it is (CI can still decrypt it).
         let old_key = s
             .repo
@@ -442,15 +592,18 @@ pub fn new_intermediate(
             files.push((f, None));
         }
     }
-    let what = match rotation.revoke_current {
-        Some(why) => format!("revoked intermediate {current_id} ({why})"),
-        None => format!("intermediate {current_id} retires"),
-    };
-    let oid = commit(
-        &s.repo,
-        files,
-        &format!("gitca: new intermediate {} (ceremony); {what}", new_row.id),
-    )?;
+    Ok(())
+}
+
+/// Prints the new intermediate, what became of the current and retiring ones, and what to do next.
+fn report_new_intermediate(
+    out: &mut dyn Write,
+    (new_row, oid): (&Intermediate, git2::Oid),
+    current_id: &str,
+    previous_id: Option<&str>,
+    rotation: &Rotation,
+    root_crl_number: u64,
+) {
     let _ = writeln!(
         out,
         "New issuing intermediate {} (valid until {}), commit {}.",
@@ -463,9 +616,9 @@ pub fn new_intermediate(
             let _ = writeln!(
                 out,
                 "  intermediate {current_id} is revoked ({why}) on root CRL #{}: every certificate it signed is refused once servers have the new CRLs",
-                root_info.number
+                root_crl_number
             );
-            if recipients_replaced {
+            if !rotation.recipients.is_empty() {
                 let _ = writeln!(
                     out,
                     "  the new intermediate's key is encrypted to the recipients given and the root custodians (ca/recipients.txt): give CI its new identity before the next reconcile"
@@ -484,7 +637,7 @@ pub fn new_intermediate(
             );
         }
     }
-    if let (Some(id), Some(why)) = (&previous_id, rotation.revoke_previous) {
+    if let (Some(id), Some(why)) = (previous_id, rotation.revoke_previous) {
         let _ = writeln!(out, "  intermediate {id} (retiring) is revoked ({why})");
     }
     let _ = writeln!(
@@ -492,7 +645,6 @@ pub fn new_intermediate(
         "Next: git push. The next `gitca reconcile` re-issues every identity's certificate under {} (same keys, from the CSRs on file); then `gitca deploy cert` on bots and `gitca bundle` for people install them, and `gitca deploy crl` installs the new CRLs on servers.",
         new_row.id
     );
-    Ok(())
 }
 
 /// The key type of an existing CA certificate (a new intermediate keeps it).
@@ -515,6 +667,8 @@ fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
     })
 }
 
+/// The `migrate` ceremony: a single-level CA's certificate and key become the root of a new
+/// issuing intermediate, the root key encrypted to its custodians only.
 pub fn migrate(
     dir: &Path,
     now: OffsetDateTime,
@@ -526,7 +680,77 @@ pub fn migrate(
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
     let _lock = repo.lock()?;
-    refuse_dirty(&repo)?;
+    let outputs = migratable_outputs(&repo, custodians)?;
+    let config_text = config_with_root(&repo)?;
+    let config = Config::parse(&config_text)?;
+    let root = outputs.ca.clone();
+    let (to, issuing_standing) = agree_issuing_recipients(&repo, &root, custodians, accept, out)?;
+    let root_key = custody::unlock(&repo.dir, source)?;
+    ca::check_key_matches(&root, &root_key)?;
+    let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
+    let root_id = h::id_of(&root.der);
+
+    let new = sign_new_intermediate(
+        (&root, &root_key),
+        key_type_of(&root)?,
+        &config,
+        1,
+        now,
+        validity,
+    )?;
+    let first = new.row.clone();
+    // Every certificate so far was signed by the key that is now the root.
+    let mut ledger = outputs.ledger.clone();
+    ledger.with_issuer = true;
+    for r in &mut ledger.records {
+        r.issuer = Some(root_id.clone());
+    }
+    let hierarchy = first_hierarchy(&outputs, &root, root_id, &first);
+    let sealed_root = seal_root(&hierarchy, root_key, &root_custody, &ledger, (&config, now))?;
+    let ledger_text = ledger.render();
+    let (crl, seal) = first_crl_and_seal(
+        &new.cert,
+        &new.key,
+        (&config, now),
+        outputs.standing.next_sequence(),
+        &ledger_text,
+        None,
+    )?;
+    let custody = Custody::Recipients(custody::validate_recipients(&to)?);
+    let (encrypted, recipients_text) = encrypt_issuing_key(new.key, &custody, &issuing_standing)?;
+    let files: Vec<(&str, Option<Vec<u8>>)> = vec![
+        (config::FILE, Some(config_text.into_bytes())),
+        (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
+        (h::ROOT_KEY, Some(sealed_root.encrypted.into_bytes())),
+        (
+            h::ROOT_RECIPIENTS,
+            Some(sealed_root.recipients.into_bytes()),
+        ),
+        (h::ROSTER, Some(sealed_root.roster.render().into_bytes())),
+        (h::ROOT_CRL, Some(sealed_root.crl.into_bytes())),
+        (CA_CERT, Some(new.pem.into_bytes())),
+        (custody::KEY_FILE, Some(encrypted.into_bytes())),
+        (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
+        (CRL_FILE, Some(crl.into_bytes())),
+        (ledger::FILE, Some(ledger_text.into_bytes())),
+        (seal::FILE, Some(seal.render().into_bytes())),
+    ];
+    let oid = commit(
+        &repo,
+        files,
+        &format!(
+            "gitca: migrate to an offline root (ceremony); new intermediate {}",
+            first.id
+        ),
+    )?;
+    report_migration(out, oid, custodians.len(), sealed_root.crl_number, &first);
+    Ok(())
+}
+
+/// The outputs of a CA that may migrate: clean, its history signed, single-level, custodians
+/// named, and its outputs as the CA sealed them.
+fn migratable_outputs(repo: &CaRepo, custodians: &[String]) -> Result<load::Outputs> {
+    refuse_dirty(repo)?;
     repo.history_signer()?;
     if h::present(&repo.dir) {
         return Err(Error::usage(
@@ -540,34 +764,51 @@ pub fn migrate(
             "pass each custodian's age recipient with --root-recipient age1… (CI is not one of them)",
         ));
     }
-    let outputs = load::outputs(&repo)?;
+    let outputs = load::outputs(repo)?;
     if let Standing::Recovered { .. } = outputs.standing {
         return Err(Error::usage(
             "ledger.tsv, crl/ca.crl or ledger.sig is not what the CA sealed",
             "run `gitca reconcile` first, then migrate",
         ));
     }
+    Ok(outputs)
+}
+
+/// gitca.yaml's text, with the `root:` section's template appended when it has none (and the
+/// result still parses).
+fn config_with_root(repo: &CaRepo) -> Result<String> {
     let config_text = repo.dir.read_string(config::FILE, config::MAX_BYTES)?;
-    let config_text = if Config::parse(&config_text)?.root == config::RootPolicy::default()
-        && !config_text.lines().any(|l| l.starts_with("root:"))
-    {
-        let with = format!(
-            "{}\n{}",
-            config_text.trim_end_matches('\n'),
-            Config::ROOT_TEMPLATE
-        );
-        if Config::parse(&with).is_ok() {
-            with
+    Ok(
+        if Config::parse(&config_text)?.root == config::RootPolicy::default()
+            && !config_text.lines().any(|l| l.starts_with("root:"))
+        {
+            let with = format!(
+                "{}\n{}",
+                config_text.trim_end_matches('\n'),
+                Config::ROOT_TEMPLATE
+            );
+            if Config::parse(&with).is_ok() {
+                with
+            } else {
+                config_text
+            }
         } else {
             config_text
-        }
-    } else {
-        config_text
-    };
-    let config = Config::parse(&config_text)?;
-    let root = outputs.ca.clone();
-    // The new intermediate's key goes to whoever decrypts the CA key now, and the custodians.
-    let (issuing_now, issuing_standing) = recipients::judge(&repo, &custody::ISSUING, &root)?;
+        },
+    )
+}
+
+/// The new intermediate's key goes to whoever decrypts the CA key now, and the custodians:
+/// shown and confirmed before any key is unlocked. Returns the recipients and the standing of
+/// `ca/recipients.txt`.
+fn agree_issuing_recipients(
+    repo: &CaRepo,
+    root: &CaCert,
+    custodians: &[String],
+    accept: &[String],
+    out: &mut dyn Write,
+) -> Result<(Vec<String>, recipients::Standing)> {
+    let (issuing_now, issuing_standing) = recipients::judge(repo, &custody::ISSUING, root)?;
     let mut to = issuing_now.recipients.clone();
     for c in custodians {
         if !to.contains(c) {
@@ -587,32 +828,20 @@ pub fn migrate(
         named: &named,
     }
     .confirm(out)?;
-    let root_key = custody::unlock(&repo.dir, source)?;
-    ca::check_key_matches(&root, &root_key)?;
-    let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
-    let root_id = h::id_of(&root.der);
+    Ok((to, issuing_standing))
+}
 
-    let key = CaKey::new(key_type_of(&root)?.generate()?);
-    let ca_pem = h::intermediate_certificate(
-        &root,
-        &root_key,
-        &h::intermediate_name(&config.ca.name, 1),
-        &config.ca.organization,
-        &key,
-        now,
-        validity.0,
-    )?;
-    let new_cert = CaCert::parse(&ca_pem)?;
-    let first = Intermediate::of(&new_cert)?;
-    // Every certificate so far was signed by the key that is now the root.
-    let mut ledger = outputs.ledger.clone();
-    ledger.with_issuer = true;
-    for r in &mut ledger.records {
-        r.issuer = Some(root_id.clone());
-    }
-    let hierarchy = h::Hierarchy {
+/// The hierarchy right after a migration: the former CA as the root, with its CRL, and the
+/// first intermediate as the current one.
+fn first_hierarchy(
+    outputs: &load::Outputs,
+    root: &CaCert,
+    root_id: String,
+    first: &Intermediate,
+) -> h::Hierarchy {
+    h::Hierarchy {
         root: root.clone(),
-        root_id: root_id.clone(),
+        root_id,
         root_crl: outputs.crl.clone(),
         root_crl_text: outputs.crl_text.clone(),
         root_crl_recovered: None,
@@ -620,53 +849,50 @@ pub fn migrate(
         roster_problem: None,
         current: first.id.clone(),
         previous: None,
-    };
+    }
+}
+
+/// The root's files after a migration, made while its key is held.
+struct SealedRoot {
+    crl: String,
+    crl_number: u64,
+    roster: h::Roster,
+    encrypted: String,
+    recipients: String,
+}
+
+/// Signs the root CRL, and encrypts the root key to its custodians with the list they hold it
+/// under; the root key is dropped once done.
+fn seal_root(
+    hierarchy: &h::Hierarchy,
+    root_key: CaKey,
+    root_custody: &Custody,
+    ledger: &ledger::Ledger,
+    (config, now): (&Config, OffsetDateTime),
+) -> Result<SealedRoot> {
     let (root_crl, root_info, entries) =
-        next_root_crl(&hierarchy, &root_key, &ledger, &config, now, &[])?;
+        next_root_crl(hierarchy, &root_key, ledger, config, now, &[])?;
     let roster = hierarchy.roster_for(&entries, None);
-    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), &root_custody)?;
-    let root_recipients = recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
+    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), root_custody)?;
+    let root_recipients = recipients::signed_text(&h::ROOT_VAULT, root_custody, 1, &root_key)?;
     drop(root_key);
-    let crl = ca::sign_crl(&new_cert, &key, 1, now, now + config.crl.validity.0, &[])?;
-    let ledger_text = ledger.render();
-    let seal = Seal::sign(
-        &new_cert,
-        &key,
-        outputs.standing.next_sequence(),
-        (ledger_text.as_bytes(), crl.as_bytes(), 1),
-        None,
-    )?;
-    let custody = Custody::Recipients(custody::validate_recipients(&to)?);
-    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
-    let recipients_text = recipients::signed_text(
-        &custody::ISSUING,
-        &custody,
-        issuing_standing.next_sequence(),
-        &key,
-    )?;
-    drop(key);
-    let files: Vec<(&str, Option<Vec<u8>>)> = vec![
-        (config::FILE, Some(config_text.into_bytes())),
-        (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
-        (h::ROOT_KEY, Some(root_encrypted.into_bytes())),
-        (h::ROOT_RECIPIENTS, Some(root_recipients.into_bytes())),
-        (h::ROSTER, Some(roster.render().into_bytes())),
-        (h::ROOT_CRL, Some(root_crl.into_bytes())),
-        (CA_CERT, Some(ca_pem.into_bytes())),
-        (custody::KEY_FILE, Some(encrypted.into_bytes())),
-        (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
-        (CRL_FILE, Some(crl.into_bytes())),
-        (ledger::FILE, Some(ledger_text.into_bytes())),
-        (seal::FILE, Some(seal.render().into_bytes())),
-    ];
-    let oid = commit(
-        &repo,
-        files,
-        &format!(
-            "gitca: migrate to an offline root (ceremony); new intermediate {}",
-            first.id
-        ),
-    )?;
+    Ok(SealedRoot {
+        crl: root_crl,
+        crl_number: root_info.number,
+        roster,
+        encrypted: root_encrypted,
+        recipients: root_recipients,
+    })
+}
+
+/// Prints where the migration put the root and the intermediate, and what to do next.
+fn report_migration(
+    out: &mut dyn Write,
+    oid: git2::Oid,
+    custodians: usize,
+    root_crl_number: u64,
+    first: &Intermediate,
+) {
     let _ = writeln!(
         out,
         "Migrated to an offline root (commit {}).",
@@ -681,13 +907,13 @@ pub fn migrate(
         out,
         "  root key     {} (encrypted to the {} root custodian(s) only)",
         h::ROOT_KEY,
-        custodians.len()
+        custodians
     );
     let _ = writeln!(
         out,
         "  root CRL     {} #{}: the revocations of the certificates the root signed so far",
         h::ROOT_CRL,
-        root_info.number
+        root_crl_number
     );
     let _ = writeln!(
         out,
@@ -702,5 +928,4 @@ pub fn migrate(
         out,
         "Next: git push. The next reconcile re-issues every certificate under the intermediate; after supersede_grace it revokes the old ones, which only the root can publish: run `gitca root sign-crl` then (`gitca status` says when)."
     );
-    Ok(())
 }

@@ -82,23 +82,7 @@ fn blocks(text: &str) -> Result<(Vec<Vec<u8>>, Vec<String>), String> {
 /// Verifies a CRL bundle against `pinned` at `now` (see the module's rules).
 pub fn verify_crls(text: &str, pinned: &CaCert, now: OffsetDateTime) -> Result<Crls, String> {
     let (certs, crl_pems) = blocks(text).map_err(|e| format!("the fetched CRLs: {e}"))?;
-    let mut intermediates: Vec<CaCert> = Vec::new();
-    for der in certs {
-        if der == pinned.der {
-            continue;
-        }
-        let cert = CaCert::parse(&ca::to_pem("CERTIFICATE", &der))
-            .map_err(|_| "a fetched intermediate is not a usable CA certificate".to_string())?;
-        ca::verify_ca_signature(&cert, &pinned.spki_der).map_err(|_| {
-            format!(
-                "the fetched intermediate {} is not certified by the pinned CA: refused",
-                cert.subject
-            )
-        })?;
-        if !intermediates.iter().any(|i| i.der == cert.der) {
-            intermediates.push(cert);
-        }
-    }
+    let intermediates = certified_intermediates(certs, pinned)?;
     let mut crls: Vec<IssuedCrl> = Vec::new();
     let cas: Vec<&CaCert> = std::iter::once(pinned)
         .chain(intermediates.iter())
@@ -115,27 +99,7 @@ pub fn verify_crls(text: &str, pinned: &CaCert, now: OffsetDateTime) -> Result<C
                 crl.issuer_subject
             ));
         }
-        let info = &crl.info;
-        if info.this_update > now + SKEW {
-            return Err(format!(
-                "the fetched CRL #{} of {} is not valid before {}: refused (check this machine's clock)",
-                info.number,
-                crl.issuer_subject,
-                fmt_time(info.this_update)
-            ));
-        }
-        match info.next_update {
-            Some(n) if n > now => {}
-            Some(n) => {
-                return Err(format!(
-                    "the fetched CRL #{} of {} expired {}: refused (the CA has not re-signed it)",
-                    info.number,
-                    crl.issuer_subject,
-                    fmt_time(n)
-                ))
-            }
-            None => return Err("a fetched CRL has no nextUpdate: refused".into()),
-        }
+        check_current(&crl, now)?;
         crls.push(crl);
     }
     let pinned_id = id_of(&pinned.der);
@@ -161,6 +125,54 @@ pub fn verify_crls(text: &str, pinned: &CaCert, now: OffsetDateTime) -> Result<C
         crls,
         intermediates,
     })
+}
+
+/// The intermediates fetched with the CRLs, each certified by the pinned CA, once each.
+fn certified_intermediates(certs: Vec<Vec<u8>>, pinned: &CaCert) -> Result<Vec<CaCert>, String> {
+    let mut intermediates: Vec<CaCert> = Vec::new();
+    for der in certs {
+        if der == pinned.der {
+            continue;
+        }
+        let cert = CaCert::parse(&ca::to_pem("CERTIFICATE", &der))
+            .map_err(|_| "a fetched intermediate is not a usable CA certificate".to_string())?;
+        ca::verify_ca_signature(&cert, &pinned.spki_der).map_err(|_| {
+            format!(
+                "the fetched intermediate {} is not certified by the pinned CA: refused",
+                cert.subject
+            )
+        })?;
+        if !intermediates.iter().any(|i| i.der == cert.der) {
+            intermediates.push(cert);
+        }
+    }
+    Ok(intermediates)
+}
+
+/// Refuses a CRL not yet valid (beyond the clock skew allowed) or expired at `now`.
+fn check_current(crl: &IssuedCrl, now: OffsetDateTime) -> Result<(), String> {
+    let info = &crl.info;
+    if info.this_update > now + SKEW {
+        return Err(format!(
+            "the fetched CRL #{} of {} is not valid before {}: refused (check this machine's clock)",
+            info.number,
+            crl.issuer_subject,
+            fmt_time(info.this_update)
+        ));
+    }
+    match info.next_update {
+        Some(n) if n > now => {}
+        Some(n) => {
+            return Err(format!(
+                "the fetched CRL #{} of {} expired {}: refused (the CA has not re-signed it)",
+                info.number,
+                crl.issuer_subject,
+                fmt_time(n)
+            ))
+        }
+        None => return Err("a fetched CRL has no nextUpdate: refused".into()),
+    }
+    Ok(())
 }
 
 /// The CRL `pem` as issued by the first of `cas` whose signature on it verifies, if any.

@@ -454,7 +454,44 @@ pub fn unlock_vault(dir: &Dir, vault: &Vault, source: &KeySource) -> Result<CaKe
             help: format!("restore {key_file} from git history"),
         })?;
     let hint = || recipients_hint(dir, vault);
-    let identities: Vec<Box<dyn age::Identity>> = if decryptor.is_scrypt() {
+    let identities = identities_for(dir, vault, source, decryptor.is_scrypt())?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref()))
+        .map_err(|e| Error::Unlock {
+            reason: match e {
+                age::DecryptError::NoMatchingKeys => {
+                    "the identity given is not one the key is encrypted to".into()
+                }
+                age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => {
+                    "wrong passphrase or identity".into()
+                }
+                other => other.to_string(),
+            },
+            help: hint(),
+        })?;
+    let mut plaintext = Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut plaintext)
+        .map_err(|e| Error::Unlock {
+            reason: format!("{key_file} is damaged: {e}"),
+            help: format!("restore {key_file} from git history"),
+        })?;
+    let text = std::str::from_utf8(&plaintext).map_err(|_| Error::Unlock {
+        reason: format!("the decrypted {} is not text", vault.what),
+        help: format!("restore {key_file} from git history"),
+    })?;
+    CaKey::from_pem(text)
+}
+
+/// The age identities that may decrypt the key of `vault`: the passphrase (given, or asked on
+/// a terminal) for a passphrase-encrypted key, else the first identity source given.
+fn identities_for(
+    dir: &Dir,
+    vault: &Vault,
+    source: &KeySource,
+    scrypt: bool,
+) -> Result<Vec<Box<dyn age::Identity>>> {
+    Ok(if scrypt {
         let pass = match &source.passphrase {
             Some(p) => p.clone(),
             None if std::io::stdin().is_terminal() => Zeroizing::new(
@@ -493,33 +530,7 @@ pub fn unlock_vault(dir: &Dir, vault: &Vault, source: &KeySource) -> Result<CaKe
     } else {
         return Err(Error::Unlock {
             reason: "no age identity was given".into(),
-            help: hint(),
+            help: recipients_hint(dir, vault),
         });
-    };
-    let mut reader = decryptor
-        .decrypt(identities.iter().map(|i| i.as_ref()))
-        .map_err(|e| Error::Unlock {
-            reason: match e {
-                age::DecryptError::NoMatchingKeys => {
-                    "the identity given is not one the key is encrypted to".into()
-                }
-                age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => {
-                    "wrong passphrase or identity".into()
-                }
-                other => other.to_string(),
-            },
-            help: hint(),
-        })?;
-    let mut plaintext = Zeroizing::new(Vec::new());
-    reader
-        .read_to_end(&mut plaintext)
-        .map_err(|e| Error::Unlock {
-            reason: format!("{key_file} is damaged: {e}"),
-            help: format!("restore {key_file} from git history"),
-        })?;
-    let text = std::str::from_utf8(&plaintext).map_err(|_| Error::Unlock {
-        reason: format!("the decrypted {} is not text", vault.what),
-        help: format!("restore {key_file} from git history"),
-    })?;
-    CaKey::from_pem(text)
+    })
 }

@@ -689,11 +689,106 @@ struct Declared {
     foreign: BTreeSet<String>,
 }
 
+/// The old CA's certificate: where it was found, its DER, the PEM gitca writes, and its parse.
+struct OldCaCert {
+    path: PathBuf,
+    der: Vec<u8>,
+    /// The certificate alone, re-encoded (whatever else its file held is left behind).
+    pem: String,
+    cert: CaCert,
+}
+
+/// gitca.yaml as derived from the CA's subject, with the values that had to be mapped.
+struct NamedCa {
+    name: String,
+    config_text: String,
+    config: Config,
+    mapped_notes: Vec<String>,
+}
+
+/// What index.txt and newcerts/ carry over: the ledger, each certificate's DER by serial, and
+/// the identities whose certificates are still valid.
+#[derive(Default)]
+struct History {
+    ledger: Ledger,
+    ders: BTreeMap<String, Vec<u8>>,
+    declared: BTreeMap<String, Declared>,
+    skipped_ca_rows: usize,
+}
+
+/// The CSRs carried over, by identity: where they were found and their bytes.
+type CarriedCsrs = BTreeMap<String, (String, Vec<u8>)>;
+
+/// The new CRL, the ledger's seal, and the CA key re-encrypted, all made while the key is held.
+struct Signed {
+    crl: String,
+    crl_entries: usize,
+    seal: crate::repository::seal::Seal,
+    encrypted: String,
+    recipients: String,
+}
+
 /// The top-level entry point for `gitca import-openssl`.
 pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
+    let src = open_source(&opts.source)?;
+    init::check_target(&opts.dir)?;
+    let old = old_ca_cert(&opts, &src)?;
+    let (_, ca_x509) = x509_parser::parse_x509_certificate(&old.der)
+        .map_err(|e| Error::bad_file(&old.path, e.to_string(), "pass --ca-cert FILE"))?;
+    let (key_path, key) = old_ca_key(&opts, &src, &old.cert)?;
+    let named = name_ca(&ca_x509)?;
+    let mut history = read_history(&src, &old.der, &ca_x509, opts.now)?;
+    let (csrs, csr_notes) = carry_csrs(&find_csrs(&src), &mut history, opts.now);
+    let ledger_text = history.ledger.render();
+    let crl_number = next_crl_number(&src)?;
+    let signed = sign_and_seal(
+        &opts,
+        &old.cert,
+        key,
+        (&history.ledger, &ledger_text),
+        crl_number,
+        &named.config,
+    )?;
+
+    let next_update = opts.now + named.config.crl.validity.0;
+    let crl_entries = signed.crl_entries;
+    let (yaml_text, declared) = declared_files(&history, &csrs, &old.pem, opts.now);
+    let files = repo_files(
+        declared,
+        [named.config_text, yaml_text, old.pem, ledger_text],
+        signed,
+    );
+    let oid = init::write_new_repo(
+        &opts.dir,
+        &files,
+        &format!("gitca: import the openssl CA {}", named.name),
+    )?;
+    report(
+        out,
+        &Summary {
+            opts: &opts,
+            src: &src,
+            ca_name: &named.name,
+            mapped_notes: &named.mapped_notes,
+            key_path: &key_path,
+            ca_path: &old.path,
+            history: &history,
+            csrs: &csrs,
+            csr_notes: &csr_notes,
+            crl_number,
+            crl_entries,
+            next_update,
+            oid,
+        },
+    );
+    Ok(())
+}
+
+/// Opens the old CA's directory, refusing one that holds no index.txt.
+fn open_source(path: &Path) -> Result<Source> {
     let src = Source {
-        dir: Dir::open(&opts.source)?,
-        path: opts.source.clone(),
+        dir: Dir::open(path)?,
+        path: path.to_path_buf(),
     };
     if src.dir.meta("index.txt")?.is_none() {
         return Err(Error::bad_file(
@@ -702,8 +797,12 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             "pass the directory that holds index.txt, serial, certs/, newcerts/ and private/",
         ));
     }
-    init::check_target(&opts.dir)?;
-    let (ca_path, ca_der) = match &opts.ca_cert {
+    Ok(src)
+}
+
+/// The CA certificate, from --ca-cert or found in the old CA, which gitca must be able to parse.
+fn old_ca_cert(opts: &ImportOptions, src: &Source) -> Result<OldCaCert> {
+    let (path, der) = match &opts.ca_cert {
         Some(p) => {
             let bytes = crate::repository::confined::read_named(
                 p,
@@ -716,27 +815,37 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
                 .ok_or_else(|| Error::bad_file(p, "no PEM certificate", "pass --ca-cert FILE"))?;
             (p.clone(), der)
         }
-        None => find_ca_cert(&src)?,
+        None => find_ca_cert(src)?,
     };
-    let ca_pem_clean = ca::to_pem("CERTIFICATE", &ca_der);
-    let ca_cert = CaCert::parse(&ca_pem_clean).map_err(|_| {
+    let pem = ca::to_pem("CERTIFICATE", &der);
+    let cert = CaCert::parse(&pem).map_err(|_| {
         Error::bad_file(
-            &ca_path,
+            &path,
             "the CA certificate has no subject key identifier or cannot be parsed",
             "gitca needs an X.509 v3 CA certificate with a subject key identifier",
         )
     })?;
-    let (_, ca_x509) = x509_parser::parse_x509_certificate(&ca_der)
-        .map_err(|e| Error::bad_file(&ca_path, e.to_string(), "pass --ca-cert FILE"))?;
-    let (key_path, key) = match &opts.ca_key {
+    Ok(OldCaCert {
+        path,
+        der,
+        pem,
+        cert,
+    })
+}
+
+/// The CA key, from --ca-key or found in the old CA: the key of the CA certificate.
+fn old_ca_key(opts: &ImportOptions, src: &Source, ca_cert: &CaCert) -> Result<(PathBuf, CaKey)> {
+    Ok(match &opts.ca_key {
         Some(p) => (
             p.clone(),
-            given_ca_key(p, &ca_cert, opts.passphrase.as_ref())?,
+            given_ca_key(p, ca_cert, opts.passphrase.as_ref())?,
         ),
-        None => find_ca_key(&src, &ca_cert, opts.passphrase.as_ref())?,
-    };
+        None => find_ca_key(src, ca_cert, opts.passphrase.as_ref())?,
+    })
+}
 
-    // gitca.yaml: the CA's name and organization, as gitca may write them into certificates.
+/// gitca.yaml: the CA's name and organization, as gitca may write them into certificates.
+fn name_ca(ca_x509: &X509Certificate<'_>) -> Result<NamedCa> {
     let subject_value = |it: &mut dyn Iterator<
         Item = &x509_parser::x509::AttributeTypeAndValue<'_>,
     >| { it.next().and_then(|a| a.as_str().ok()).map(str::to_string) };
@@ -765,73 +874,35 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
     }
     let config_text = Config::template(&yaml::quote(&ca_name), &yaml::quote(&organization));
     let config = Config::parse(&config_text)?;
+    Ok(NamedCa {
+        name: ca_name,
+        config_text,
+        config,
+        mapped_notes,
+    })
+}
 
-    // The ledger, from index.txt and the certificates in newcerts/, in index.txt's order (the
-    // order openssl issued them: the ledger's order of issue).
-    let rows = parse_index(&src)?;
-    let mut ledger = Ledger::default();
-    let mut ders: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+/// The ledger, from index.txt and the certificates in newcerts/, in index.txt's order (the
+/// order openssl issued them: the ledger's order of issue).
+fn read_history(
+    src: &Source,
+    ca_der: &[u8],
+    ca_x509: &X509Certificate<'_>,
+    now: OffsetDateTime,
+) -> Result<History> {
+    let rows = parse_index(src)?;
+    let mut history = History::default();
     let mut cn_of: BTreeMap<String, String> = BTreeMap::new();
-    let mut declared: BTreeMap<String, Declared> = BTreeMap::new();
-    let mut skipped_ca_rows = 0;
     for row in &rows {
-        let rel = format!("newcerts/{}.pem", row.serial);
-        let bytes = src.read_opt(&rel, ca::MAX_CERT_BYTES)?.ok_or_else(|| {
-            src.bad(
-                "index.txt",
-                format!("line {}: serial {} has no {rel}", row.line, row.serial),
-                "restore newcerts/ from the openssl CA",
-            )
-        })?;
-        let der = pem_certs(&bytes).into_iter().next().ok_or_else(|| {
-            src.bad(
-                &rel,
-                "holds no PEM certificate",
-                "restore it from the openssl CA",
-            )
-        })?;
+        let (rel, der) = row_cert(src, row)?;
         if der == ca_der {
             // `openssl ca -selfsign` records the CA certificate itself: not an identity.
-            skipped_ca_rows += 1;
+            history.skipped_ca_rows += 1;
             continue;
         }
-        let (_, c) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
-            src.bad(
-                &rel,
-                format!("not an X.509 certificate: {e}"),
-                "restore it from the openssl CA",
-            )
-        })?;
-        if c.verify_signature(Some(ca_x509.public_key())).is_err() {
-            return Err(src.bad(
-                &rel,
-                "not signed by the CA certificate",
-                "pass the right --ca-cert",
-            ));
-        }
-        if let Some(why) = serial_problem(c.raw_serial()) {
-            return Err(src.bad(
-                &rel,
-                format!("{why}: no CRL could list it correctly"),
-                "gitca keeps RFC 5280 serials (positive, at most 20 octets): revoke this certificate with openssl, reissue it with a positive serial, remove its row from index.txt, and import again",
-            ));
-        }
-        let serial = ca::serial_hex(c.raw_serial());
-        let norm = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
-        if norm(&serial) != norm(&row.serial) {
-            return Err(src.bad(
-                &rel,
-                format!(
-                    "holds serial {}, but index.txt line {} names {}",
-                    serial.to_ascii_uppercase(),
-                    row.line,
-                    row.serial
-                ),
-                "restore newcerts/ and index.txt from the openssl CA",
-            ));
-        }
+        let (c, serial) = checked_row_cert(src, &rel, &der, ca_x509, row)?;
         let not_after = c.validity().not_after.to_datetime();
-        let live = row.status == 'V' && row.revoked.is_none() && not_after > opts.now;
+        let live = row.status == 'V' && row.revoked.is_none() && not_after > now;
         if live && is_ca(&c) {
             return Err(src.bad(
                 &rel,
@@ -842,113 +913,17 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             ));
         }
         let a = attributes(&c);
-        let derived = name_for(&a.cn);
-        let name = if live {
-            let refuse = |why: String| {
-                src.bad(
-                    &rel,
-                    why,
-                    format!("gitca gives every value in a subject one grammar (docs/onboarding.md, \"Names\"): reissue this certificate with openssl under a plain value, revoke this one (openssl ca -revoke {rel}), and import again"),
-                )
-            };
-            if let Err(why) = crate::authority::subject::check_text(&a.cn) {
-                return Err(refuse(format!(
-                    "its CN `{}` cannot be a common name: {why}",
-                    crate::output::encode::terminal(&a.cn)
-                )));
-            }
-            if !valid_name(&derived) {
-                return Err(refuse(format!(
-                    "its CN `{}` cannot become a gitca name ([a-z0-9][a-z0-9._-]*)",
-                    crate::output::encode::terminal(&a.cn)
-                )));
-            }
-            if let Some(Err(why)) = a
-                .email
-                .as_deref()
-                .map(crate::authority::subject::check_email)
-            {
-                return Err(refuse(format!(
-                    "its email `{}` is refused: {why}",
-                    crate::output::encode::terminal(a.email.as_deref().unwrap_or(""))
-                )));
-            }
-            if let Some(g) = a.groups.iter().find(|g| !valid_group(g)) {
-                return Err(refuse(format!(
-                    "its OU `{}` cannot be a group ([A-Za-z0-9._-])",
-                    crate::output::encode::terminal(g)
-                )));
-            }
-            derived
-        } else if valid_name(&derived) {
-            derived
-        } else {
-            // History only (revoked or expired): kept under a name nobody is declared as.
-            format!("imported-{serial}")
-        };
+        let name = identity_name(src, &rel, &a, live, &serial)?;
         if live {
-            if let Some(other) = cn_of
-                .insert(name.clone(), a.cn.clone())
-                .filter(|o| *o != a.cn)
-            {
-                return Err(src.bad(
-                    &rel,
-                    format!(
-                        "CNs `{}` and `{}` both become `{name}`",
-                        crate::output::encode::terminal(&other),
-                        crate::output::encode::terminal(&a.cn)
-                    ),
-                    "rename one of them in the openssl CA first",
-                ));
-            }
-            declared.insert(
-                name.clone(),
-                Declared {
-                    cn: a.cn.clone(),
-                    email: a.email.clone(),
-                    groups: a.groups.clone(),
-                    foreign: foreign_attributes(&c),
-                },
-            );
+            declare(src, &rel, &name, &a, &c, &mut cn_of, &mut history.declared)?;
         }
-        // History keeps only what the ledger's grammar holds.
-        let email = a
-            .email
-            .filter(|e| crate::authority::subject::check_email(e).is_ok());
-        let groups = if a.groups.iter().all(|g| valid_group(g)) {
-            a.groups
-        } else {
-            Vec::new()
-        };
-        ledger.records.push(Record {
-            serial: serial.clone(),
-            identity: name,
-            kind: Kind::User,
-            profile: "user".into(),
-            state: if row.revoked.is_some() {
-                State::Revoked
-            } else {
-                State::Issued
-            },
-            not_before: c.validity().not_before.to_datetime(),
-            not_after,
-            revoked_at: row.revoked.map(|r| r.0),
-            reason: row.revoked.map(|r| r.1),
-            // The key's identity as reconcile computes it, so ownership and bars carry over.
-            key_sha256: crate::authority::pubkey::canonical(c.public_key().raw)
-                .map(|k| k.id)
-                .unwrap_or_else(|_| ca::key_fingerprint(c.public_key().raw)),
-            csr_sha256: "-".into(),
-            email,
-            groups,
-            issuer: None,
-            names: Vec::new(),
-        });
-        ders.insert(serial, der);
+        let record = history_record(row, serial.clone(), name, a, &c);
+        history.ledger.records.push(record);
+        history.ders.insert(serial, der);
     }
-    ledger.sort();
+    history.ledger.sort();
     // What gitca writes must read back: the ledger it will parse on every later run.
-    let ledger_text = ledger.render();
+    let ledger_text = history.ledger.render();
     Ledger::parse(&ledger_text).map_err(|e| {
         src.bad(
             "index.txt",
@@ -956,17 +931,220 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             "report this as a gitca bug, with the index.txt row it names",
         )
     })?;
+    Ok(history)
+}
 
-    // CSRs, wherever the old CA kept them, carried over when their key is an identity's
-    // current key and they name its CN (reconcile renews from them).
-    let mut csrs: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
+/// The certificate index.txt's row names: its path in newcerts/ and its DER.
+fn row_cert(src: &Source, row: &IndexRow) -> Result<(String, Vec<u8>)> {
+    let rel = format!("newcerts/{}.pem", row.serial);
+    let bytes = src.read_opt(&rel, ca::MAX_CERT_BYTES)?.ok_or_else(|| {
+        src.bad(
+            "index.txt",
+            format!("line {}: serial {} has no {rel}", row.line, row.serial),
+            "restore newcerts/ from the openssl CA",
+        )
+    })?;
+    let der = pem_certs(&bytes).into_iter().next().ok_or_else(|| {
+        src.bad(
+            &rel,
+            "holds no PEM certificate",
+            "restore it from the openssl CA",
+        )
+    })?;
+    Ok((rel, der))
+}
+
+/// Parses a row's certificate and checks it against the CA and the row: signed by the CA, an
+/// RFC 5280 serial, the serial index.txt names. Returns it with its serial as gitca writes it.
+fn checked_row_cert<'a>(
+    src: &Source,
+    rel: &str,
+    der: &'a [u8],
+    ca_x509: &X509Certificate<'_>,
+    row: &IndexRow,
+) -> Result<(X509Certificate<'a>, String)> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|e| {
+        src.bad(
+            rel,
+            format!("not an X.509 certificate: {e}"),
+            "restore it from the openssl CA",
+        )
+    })?;
+    if c.verify_signature(Some(ca_x509.public_key())).is_err() {
+        return Err(src.bad(
+            rel,
+            "not signed by the CA certificate",
+            "pass the right --ca-cert",
+        ));
+    }
+    if let Some(why) = serial_problem(c.raw_serial()) {
+        return Err(src.bad(
+            rel,
+            format!("{why}: no CRL could list it correctly"),
+            "gitca keeps RFC 5280 serials (positive, at most 20 octets): revoke this certificate with openssl, reissue it with a positive serial, remove its row from index.txt, and import again",
+        ));
+    }
+    let serial = ca::serial_hex(c.raw_serial());
+    let norm = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
+    if norm(&serial) != norm(&row.serial) {
+        return Err(src.bad(
+            rel,
+            format!(
+                "holds serial {}, but index.txt line {} names {}",
+                serial.to_ascii_uppercase(),
+                row.line,
+                row.serial
+            ),
+            "restore newcerts/ and index.txt from the openssl CA",
+        ));
+    }
+    Ok((c, serial))
+}
+
+/// The gitca name a certificate is recorded under. A live one's CN, email and OUs must pass
+/// the grammar gitca gives every subject value; history keeps what it can.
+fn identity_name(src: &Source, rel: &str, a: &Attrs, live: bool, serial: &str) -> Result<String> {
+    let derived = name_for(&a.cn);
+    if !live {
+        return Ok(if valid_name(&derived) {
+            derived
+        } else {
+            // History only (revoked or expired): kept under a name nobody is declared as.
+            format!("imported-{serial}")
+        });
+    }
+    let refuse = |why: String| {
+        src.bad(
+            rel,
+            why,
+            format!("gitca gives every value in a subject one grammar (docs/onboarding.md, \"Names\"): reissue this certificate with openssl under a plain value, revoke this one (openssl ca -revoke {rel}), and import again"),
+        )
+    };
+    if let Err(why) = crate::authority::subject::check_text(&a.cn) {
+        return Err(refuse(format!(
+            "its CN `{}` cannot be a common name: {why}",
+            crate::output::encode::terminal(&a.cn)
+        )));
+    }
+    if !valid_name(&derived) {
+        return Err(refuse(format!(
+            "its CN `{}` cannot become a gitca name ([a-z0-9][a-z0-9._-]*)",
+            crate::output::encode::terminal(&a.cn)
+        )));
+    }
+    if let Some(Err(why)) = a
+        .email
+        .as_deref()
+        .map(crate::authority::subject::check_email)
+    {
+        return Err(refuse(format!(
+            "its email `{}` is refused: {why}",
+            crate::output::encode::terminal(a.email.as_deref().unwrap_or(""))
+        )));
+    }
+    if let Some(g) = a.groups.iter().find(|g| !valid_group(g)) {
+        return Err(refuse(format!(
+            "its OU `{}` cannot be a group ([A-Za-z0-9._-])",
+            crate::output::encode::terminal(g)
+        )));
+    }
+    Ok(derived)
+}
+
+/// Declares a live certificate's identity, refusing two CNs that become the same name.
+fn declare(
+    src: &Source,
+    rel: &str,
+    name: &str,
+    a: &Attrs,
+    c: &X509Certificate<'_>,
+    cn_of: &mut BTreeMap<String, String>,
+    declared: &mut BTreeMap<String, Declared>,
+) -> Result<()> {
+    if let Some(other) = cn_of
+        .insert(name.to_string(), a.cn.clone())
+        .filter(|o| *o != a.cn)
+    {
+        return Err(src.bad(
+            rel,
+            format!(
+                "CNs `{}` and `{}` both become `{name}`",
+                crate::output::encode::terminal(&other),
+                crate::output::encode::terminal(&a.cn)
+            ),
+            "rename one of them in the openssl CA first",
+        ));
+    }
+    declared.insert(
+        name.to_string(),
+        Declared {
+            cn: a.cn.clone(),
+            email: a.email.clone(),
+            groups: a.groups.clone(),
+            foreign: foreign_attributes(c),
+        },
+    );
+    Ok(())
+}
+
+/// The ledger record of one imported certificate.
+fn history_record(
+    row: &IndexRow,
+    serial: String,
+    name: String,
+    a: Attrs,
+    c: &X509Certificate<'_>,
+) -> Record {
+    // History keeps only what the ledger's grammar holds.
+    let email = a
+        .email
+        .filter(|e| crate::authority::subject::check_email(e).is_ok());
+    let groups = if a.groups.iter().all(|g| valid_group(g)) {
+        a.groups
+    } else {
+        Vec::new()
+    };
+    Record {
+        serial,
+        identity: name,
+        kind: Kind::User,
+        profile: "user".into(),
+        state: if row.revoked.is_some() {
+            State::Revoked
+        } else {
+            State::Issued
+        },
+        not_before: c.validity().not_before.to_datetime(),
+        not_after: c.validity().not_after.to_datetime(),
+        revoked_at: row.revoked.map(|r| r.0),
+        reason: row.revoked.map(|r| r.1),
+        // The key's identity as reconcile computes it, so ownership and bars carry over.
+        key_sha256: crate::authority::pubkey::canonical(c.public_key().raw)
+            .map(|k| k.id)
+            .unwrap_or_else(|_| ca::key_fingerprint(c.public_key().raw)),
+        csr_sha256: "-".into(),
+        email,
+        groups,
+        issuer: None,
+        names: Vec::new(),
+    }
+}
+
+/// CSRs, wherever the old CA kept them, carried over when their key is an identity's
+/// current key and they name its CN (reconcile renews from them). Records each carried CSR's
+/// digest in the ledger; returns the CSRs and a note for each one passed over.
+fn carry_csrs(
+    found: &[FoundCsr],
+    history: &mut History,
+    now: OffsetDateTime,
+) -> (CarriedCsrs, Vec<String>) {
+    let mut csrs: CarriedCsrs = BTreeMap::new();
     let mut csr_notes = Vec::new();
-    let found = find_csrs(&src);
-    for name in declared.keys() {
-        let Some(current) = ledger.current(name, opts.now) else {
+    for name in history.declared.keys() {
+        let Some(current) = history.ledger.current(name, now) else {
             continue;
         };
-        let cn = &declared[name].cn;
+        let cn = &history.declared[name].cn;
         let same_key: Vec<&FoundCsr> = found
             .iter()
             .filter(|f| f.key_sha256 == current.key_sha256)
@@ -992,7 +1170,7 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             }
         }
     }
-    for r in ledger.records.iter_mut() {
+    for r in history.ledger.records.iter_mut() {
         if let Some((_, bytes)) = csrs.get(&r.identity) {
             if crate::reconcile::policy::verify_csr(bytes)
                 .is_ok_and(|v| v.key_sha256 == r.key_sha256)
@@ -1001,11 +1179,12 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             }
         }
     }
-    let ledger_text = ledger.render();
+    (csrs, csr_notes)
+}
 
-    // The CRL continues openssl's numbering (crlnumber is hexadecimal) and keeps every
-    // unexpired revocation.
-    let next_number = match src.read_opt("crlnumber", 1024)? {
+/// The CRL continues openssl's numbering (crlnumber is hexadecimal).
+fn next_crl_number(src: &Source) -> Result<u64> {
+    Ok(match src.read_opt("crlnumber", 1024)? {
         None => 1,
         Some(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
@@ -1024,34 +1203,61 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
                 })?
                 .max(1)
         }
-    };
-    let entries = ca::crl_entries(&ledger, opts.now, None)?;
+    })
+}
+
+/// Signs the first CRL (keeping every unexpired revocation) and the seal, and re-encrypts the
+/// CA key with age; the key is dropped once done.
+fn sign_and_seal(
+    opts: &ImportOptions,
+    ca_cert: &CaCert,
+    key: CaKey,
+    (ledger, ledger_text): (&Ledger, &str),
+    crl_number: u64,
+    config: &Config,
+) -> Result<Signed> {
+    let entries = ca::crl_entries(ledger, opts.now, None)?;
     let crl = ca::sign_crl(
-        &ca_cert,
+        ca_cert,
         &key,
-        next_number,
+        crl_number,
         opts.now,
         opts.now + config.crl.validity.0,
         &entries,
     )?;
     let seal = crate::repository::seal::Seal::sign(
-        &ca_cert,
+        ca_cert,
         &key,
         1,
-        (ledger_text.as_bytes(), crl.as_bytes(), next_number),
+        (ledger_text.as_bytes(), crl.as_bytes(), crl_number),
         None,
     )?;
     let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &opts.custody)?;
     let recipients =
         crate::repository::recipients::signed_text(&custody::ISSUING, &opts.custody, 1, &key)?;
     drop(key);
+    Ok(Signed {
+        crl,
+        crl_entries: entries.len(),
+        seal,
+        encrypted,
+        recipients,
+    })
+}
 
-    // The still-valid identities, declared as they are certified.
+/// The still-valid identities, declared as they are certified: the identities file's text, and
+/// each one's certificate (with the CA's) and carried CSR.
+fn declared_files(
+    history: &History,
+    csrs: &CarriedCsrs,
+    ca_pem: &str,
+    now: OffsetDateTime,
+) -> (String, Vec<(String, Vec<u8>)>) {
     let mut yaml_text = String::from(
         "# yaml-language-server: $schema=../schema/identities.schema.json\n# Imported from an `openssl ca` directory by `gitca import-openssl`: the identities whose\n# certificates were still valid. Edit like any other identities file (`gitca identity` edits\n# one entry in place).\nusers:\n",
     );
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for (name, d) in &declared {
+    for (name, d) in &history.declared {
         yaml_text.push_str(&format!("  - name: {name}\n"));
         // A CN that is not the name (`Olga Ray`) is kept as the certificate's CN, so renewals
         // from the CSR on file (which names it) keep working.
@@ -1066,42 +1272,71 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             let gs: Vec<String> = d.groups.iter().map(|g| yaml::quote(g)).collect();
             yaml_text.push_str(&format!("    groups: [{}]\n", gs.join(", ")));
         }
-        let Some(current) = ledger.current(name, opts.now) else {
+        let Some(current) = history.ledger.current(name, now) else {
             continue;
         };
-        let mut pem_text = ca::to_pem("CERTIFICATE", &ders[&current.serial]);
-        pem_text.push_str(&ca_pem_clean);
+        let mut pem_text = ca::to_pem("CERTIFICATE", &history.ders[&current.serial]);
+        pem_text.push_str(ca_pem);
         files.push((cert_path(name), pem_text.into_bytes()));
         if let Some((_, bytes)) = csrs.get(name) {
             files.push((format!("csr/{name}.csr"), bytes.clone()));
         }
     }
-    if declared.is_empty() {
+    if history.declared.is_empty() {
         yaml_text = yaml_text.replace("users:\n", "users: []\n");
     }
+    (yaml_text, files)
+}
+
+/// Every file of the new repository: the declared identities' certificates and CSRs, then
+/// gitca.yaml, the identities file, the CA certificate, the encrypted key, its recipients, the
+/// CRL, the ledger, the seal, and the files every new repository starts with.
+fn repo_files(
+    mut files: Vec<(String, Vec<u8>)>,
+    [config_text, yaml_text, ca_pem, ledger_text]: [String; 4],
+    signed: Signed,
+) -> Vec<(String, Vec<u8>)> {
     files.extend([
         (config::FILE.to_string(), config_text.into_bytes()),
         (IMPORTED_FILE.to_string(), yaml_text.into_bytes()),
-        (CA_CERT.to_string(), ca_pem_clean.into_bytes()),
-        (custody::KEY_FILE.to_string(), encrypted.into_bytes()),
+        (CA_CERT.to_string(), ca_pem.into_bytes()),
+        (custody::KEY_FILE.to_string(), signed.encrypted.into_bytes()),
         (
             custody::RECIPIENTS_FILE.to_string(),
-            recipients.into_bytes(),
+            signed.recipients.into_bytes(),
         ),
-        (CRL_FILE.to_string(), crl.into_bytes()),
+        (CRL_FILE.to_string(), signed.crl.into_bytes()),
         (ledger::FILE.to_string(), ledger_text.into_bytes()),
         (
             crate::repository::seal::FILE.to_string(),
-            seal.render().into_bytes(),
+            signed.seal.render().into_bytes(),
         ),
     ]);
     files.extend(init::common_files().map(|(p, t)| (p.to_string(), t.into_bytes())));
+    files
+}
 
-    let oid = init::write_new_repo(
-        &opts.dir,
-        &files,
-        &format!("gitca: import the openssl CA {ca_name}"),
-    )?;
+/// What the import did, for the report it prints.
+struct Summary<'a> {
+    opts: &'a ImportOptions,
+    src: &'a Source,
+    ca_name: &'a str,
+    mapped_notes: &'a [String],
+    key_path: &'a Path,
+    ca_path: &'a Path,
+    history: &'a History,
+    csrs: &'a CarriedCsrs,
+    csr_notes: &'a [String],
+    crl_number: u64,
+    crl_entries: usize,
+    next_update: OffsetDateTime,
+    oid: git2::Oid,
+}
+
+/// Prints what was imported, where it went, and what its holders have left to do.
+fn report(out: &mut dyn Write, s: &Summary<'_>) {
+    let ledger = &s.history.ledger;
+    let declared = &s.history.declared;
     let revoked = ledger
         .records
         .iter()
@@ -1109,22 +1344,23 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
         .count();
     let _ = writeln!(
         out,
-        "Imported `{ca_name}` from {} into {}",
-        src.path.display(),
-        opts.dir.display()
+        "Imported `{}` from {} into {}",
+        s.ca_name,
+        s.src.path.display(),
+        s.opts.dir.display()
     );
     let _ = writeln!(
         out,
         "  CA key       {} (the key of {}), re-encrypted with age into {}",
-        key_path.display(),
-        ca_path.display(),
+        s.key_path.display(),
+        s.ca_path.display(),
         custody::KEY_FILE
     );
     let _ = writeln!(
         out,
         "  ledger       {} certificate(s), {revoked} revoked{}",
         ledger.records.len(),
-        if skipped_ca_rows > 0 {
+        if s.history.skipped_ca_rows > 0 {
             " (the CA's own row left out)"
         } else {
             ""
@@ -1134,29 +1370,9 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
         out,
         "  identities   {} still valid, declared in {IMPORTED_FILE} ({} with a CSR)",
         declared.len(),
-        csrs.len()
+        s.csrs.len()
     );
-    for (name, (rel, _)) in &csrs {
-        let _ = writeln!(
-            out,
-            "    {name}: CSR {rel} → csr/{name}.csr (the certificate's key)"
-        );
-    }
-    let without: Vec<&str> = declared
-        .keys()
-        .filter(|n| !csrs.contains_key(*n))
-        .map(String::as_str)
-        .collect();
-    if !without.is_empty() {
-        let _ = writeln!(
-            out,
-            "    without a CSR: {} — their certificates keep working; before each renewal, its holder runs `gitca request NAME --rotate` (`gitca check` warns until then)",
-            without.join(", ")
-        );
-    }
-    for note in &csr_notes {
-        let _ = writeln!(out, "    {note}");
-    }
+    report_csrs(out, s);
     let foreign: BTreeSet<&str> = declared
         .values()
         .flat_map(|d| d.foreign.iter().map(String::as_str))
@@ -1169,16 +1385,44 @@ pub fn run_import(opts: ImportOptions, out: &mut dyn Write) -> Result<()> {
             foreign.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    for note in &mapped_notes {
+    for note in s.mapped_notes {
         let _ = writeln!(out, "  gitca.yaml   {note}");
     }
     let _ = writeln!(
         out,
-        "  CRL          number {next_number} (continuing openssl's), {} entries, next update {}",
-        entries.len(),
-        fmt_time(opts.now + config.crl.validity.0)
+        "  CRL          number {} (continuing openssl's), {} entries, next update {}",
+        s.crl_number,
+        s.crl_entries,
+        fmt_time(s.next_update)
     );
-    let _ = writeln!(out, "  commit       {}", &oid.to_string()[..12]);
+    let _ = writeln!(out, "  commit       {}", &s.oid.to_string()[..12]);
     let _ = writeln!(out, "Keep the openssl directory's private/ offline or destroy it: the age-encrypted copy is now the CA key.");
-    Ok(())
+}
+
+/// The report's lines on CSRs: each one carried over, the identities left without one, and
+/// those passed over.
+fn report_csrs(out: &mut dyn Write, s: &Summary<'_>) {
+    for (name, (rel, _)) in s.csrs {
+        let _ = writeln!(
+            out,
+            "    {name}: CSR {rel} → csr/{name}.csr (the certificate's key)"
+        );
+    }
+    let without: Vec<&str> = s
+        .history
+        .declared
+        .keys()
+        .filter(|n| !s.csrs.contains_key(*n))
+        .map(String::as_str)
+        .collect();
+    if !without.is_empty() {
+        let _ = writeln!(
+            out,
+            "    without a CSR: {} — their certificates keep working; before each renewal, its holder runs `gitca request NAME --rotate` (`gitca check` warns until then)",
+            without.join(", ")
+        );
+    }
+    for note in s.csr_notes {
+        let _ = writeln!(out, "    {note}");
+    }
 }

@@ -166,19 +166,7 @@ fn recipient_lines(file: &str, custody: &Custody) -> Vec<String> {
 
 /// A single-level CA: one key, self-signed, that signs everything.
 fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
-    let mut record = None;
-    let key = match &opts.token {
-        None => CaKey::new(opts.key_type.generate()?),
-        Some(t) => {
-            let made = crate::authority::token::init_key(
-                &t.uri,
-                &t.access,
-                t.generate.then_some(opts.key_type),
-            )?;
-            record = Some(made.record);
-            CaKey::in_token(made.key)
-        }
-    };
+    let (key, record) = new_ca_key(opts)?;
     let ca_pem = ca::self_signed(
         &opts.name,
         &opts.organization,
@@ -188,65 +176,126 @@ fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
     )?;
     let ca_cert = CaCert::parse(&ca_pem)?;
     let config = Config::parse(&config_text)?;
-    let crl = ca::sign_crl(
-        &ca_cert,
-        &key,
-        1,
-        opts.now,
-        opts.now + config.crl.validity.0,
-        &[],
-    )?;
     let ledger_text = Ledger::default().render();
+    let (crl, seal) = first_crl_and_seal(&ca_cert, &key, &config, opts.now, &ledger_text)?;
+    let first = FirstOutputs {
+        config_text,
+        ca_pem,
+        ca_cert,
+        crl,
+        ledger_text,
+        seal,
+    };
+    if let Some(record) = record {
+        drop(key);
+        return Ok(kept_in_token(opts, record, first));
+    }
+    encrypted_with_age(opts, key, first)
+}
+
+/// The new CA key: generated in memory, or made or adopted in the PKCS#11 token (with the
+/// record of where it is).
+fn new_ca_key(opts: &InitOptions) -> Result<(CaKey, Option<crate::authority::token::Record>)> {
+    Ok(match &opts.token {
+        None => (CaKey::new(opts.key_type.generate()?), None),
+        Some(t) => {
+            let made = crate::authority::token::init_key(
+                &t.uri,
+                &t.access,
+                t.generate.then_some(opts.key_type),
+            )?;
+            (CaKey::in_token(made.key), Some(made.record))
+        }
+    })
+}
+
+/// A single-level CA's outputs, signed before its key is put away.
+struct FirstOutputs {
+    config_text: String,
+    ca_pem: String,
+    ca_cert: CaCert,
+    crl: String,
+    ledger_text: String,
+    seal: Seal,
+}
+
+/// A new CA's first CRL (number 1, empty) and the seal it makes over it and the empty ledger.
+fn first_crl_and_seal(
+    ca_cert: &CaCert,
+    key: &CaKey,
+    config: &Config,
+    now: OffsetDateTime,
+    ledger_text: &str,
+) -> Result<(String, Seal)> {
+    let crl = ca::sign_crl(ca_cert, key, 1, now, now + config.crl.validity.0, &[])?;
     let seal = Seal::sign(
-        &ca_cert,
-        &key,
+        ca_cert,
+        key,
         1,
         (ledger_text.as_bytes(), crl.as_bytes(), 1),
         None,
     )?;
-    if let Some(record) = record {
-        drop(key);
-        let file = custody::token_file(&custody::ISSUING);
-        let summary = vec![
-            format!(
-                "certificate  {CA_CERT}  (valid until {})",
-                ledger::fmt_time(ca_cert.not_after)
-            ),
-            format!("SHA-256      {}", ca_cert.fingerprint()),
-            format!(
-                "private key  in the PKCS#11 token, {} ({}; never leaves it)",
-                record.uri.render(),
-                if opts.token.as_ref().is_some_and(|t| t.generate) {
-                    "generated there, sensitive and not extractable"
-                } else {
-                    "adopted"
-                }
-            ),
-            format!(
-                "             {file} records where it is and its public key (no PIN, no module)"
-            ),
-            format!("CRL          {CRL_FILE}  (number 1, empty)"),
-        ];
-        let files = vec![
-            (config::FILE.to_string(), config_text),
-            (CA_CERT.to_string(), ca_pem),
-            (file, record.render("The CA private key")),
-            (CRL_FILE.to_string(), crl),
-            (ledger::FILE.to_string(), ledger_text),
-            (seal::FILE.to_string(), seal.render()),
-        ];
-        return Ok((files, summary));
-    }
-    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &opts.custody)?;
-    let recipients =
-        crate::repository::recipients::signed_text(&custody::ISSUING, &opts.custody, 1, &key)?;
+    Ok((crl, seal))
+}
+
+/// Encrypts a new key to `custody` and signs the list of its recipients with it; the key is
+/// dropped once done. Returns the encrypted key and the recipients file.
+fn encrypt_new_key(
+    key: CaKey,
+    vault: &custody::Vault,
+    custody: &Custody,
+) -> Result<(String, String)> {
+    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), custody)?;
+    let recipients = crate::repository::recipients::signed_text(vault, custody, 1, &key)?;
     drop(key);
+    Ok((encrypted, recipients))
+}
+
+/// A single-level CA whose key stays in the PKCS#11 token: the repository records where.
+fn kept_in_token(
+    opts: &InitOptions,
+    record: crate::authority::token::Record,
+    first: FirstOutputs,
+) -> Made {
+    let file = custody::token_file(&custody::ISSUING);
     let summary = vec![
         format!(
             "certificate  {CA_CERT}  (valid until {})",
-            ledger::fmt_time(ca_cert.not_after)
+            ledger::fmt_time(first.ca_cert.not_after)
         ),
-        format!("SHA-256      {}", ca_cert.fingerprint()),
+        format!("SHA-256      {}", first.ca_cert.fingerprint()),
+        format!(
+            "private key  in the PKCS#11 token, {} ({}; never leaves it)",
+            record.uri.render(),
+            if opts.token.as_ref().is_some_and(|t| t.generate) {
+                "generated there, sensitive and not extractable"
+            } else {
+                "adopted"
+            }
+        ),
+        format!("             {file} records where it is and its public key (no PIN, no module)"),
+        format!("CRL          {CRL_FILE}  (number 1, empty)"),
+    ];
+    let files = vec![
+        (config::FILE.to_string(), first.config_text),
+        (CA_CERT.to_string(), first.ca_pem),
+        (file, record.render("The CA private key")),
+        (CRL_FILE.to_string(), first.crl),
+        (ledger::FILE.to_string(), first.ledger_text),
+        (seal::FILE.to_string(), first.seal.render()),
+    ];
+    (files, summary)
+}
+
+/// A single-level CA whose key is age-encrypted into the repository.
+fn encrypted_with_age(opts: &InitOptions, key: CaKey, first: FirstOutputs) -> Result<Made> {
+    let (encrypted, recipients) = encrypt_new_key(key, &custody::ISSUING, &opts.custody)?;
+    let summary = vec![
+        format!(
+            "certificate  {CA_CERT}  (valid until {})",
+            ledger::fmt_time(first.ca_cert.not_after)
+        ),
+        format!("SHA-256      {}", first.ca_cert.fingerprint()),
         format!(
             "private key  {}  (age-encrypted; the plaintext never touched the disk)",
             custody::KEY_FILE
@@ -257,13 +306,13 @@ fn single_level(opts: &InitOptions, config_text: String) -> Result<Made> {
     .chain(recipient_lines(custody::KEY_FILE, &opts.custody))
     .collect();
     let files = vec![
-        (config::FILE.to_string(), config_text),
-        (CA_CERT.to_string(), ca_pem),
+        (config::FILE.to_string(), first.config_text),
+        (CA_CERT.to_string(), first.ca_pem),
         (custody::KEY_FILE.to_string(), encrypted),
         (custody::RECIPIENTS_FILE.to_string(), recipients),
-        (CRL_FILE.to_string(), crl),
-        (ledger::FILE.to_string(), ledger_text),
-        (seal::FILE.to_string(), seal.render()),
+        (CRL_FILE.to_string(), first.crl),
+        (ledger::FILE.to_string(), first.ledger_text),
+        (seal::FILE.to_string(), first.seal.render()),
     ];
     Ok((files, summary))
 }
@@ -275,24 +324,7 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
     let config_text = format!("{config_text}{}", Config::ROOT_TEMPLATE);
     let config = Config::parse(&config_text)?;
     let root_custody = Custody::Recipients(custody::validate_recipients(&root.custodians)?);
-    // The intermediate's key: CI's recipients, and the custodians (who sign its successor
-    // and can stand in for CI).
-    let issuing =
-        match &opts.custody {
-            Custody::Recipients(r) => {
-                let mut all = r.clone();
-                for c in &root.custodians {
-                    if !all.contains(c) {
-                        all.push(c.clone());
-                    }
-                }
-                Custody::Recipients(all)
-            }
-            Custody::Passphrase(_) => return Err(Error::usage(
-                "an offline root's intermediate is for CI: it needs recipients, not a passphrase",
-                "pass CI's age recipient with --recipient (the root custodians are added to it)",
-            )),
-        };
+    let issuing = intermediate_custody(opts, root)?;
     let root_key = CaKey::new(opts.key_type.generate()?);
     let root_pem = h::root_certificate(
         &opts.name,
@@ -322,39 +354,72 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         None,
         &[],
     )?;
-    let crl = ca::sign_crl(
-        &ca_cert,
-        &key,
-        1,
-        opts.now,
-        opts.now + config.crl.validity.0,
-        &[],
-    )?;
     let ledger_text = Ledger {
         with_issuer: true,
         ..Ledger::default()
     }
     .render();
-    let seal = Seal::sign(
-        &ca_cert,
-        &key,
-        1,
-        (ledger_text.as_bytes(), crl.as_bytes(), 1),
-        None,
-    )?;
+    let (crl, seal) = first_crl_and_seal(&ca_cert, &key, &config, opts.now, &ledger_text)?;
     let roster = Roster {
         rows: vec![Intermediate::of(&ca_cert)?],
     };
-    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), &root_custody)?;
-    let root_recipients =
-        crate::repository::recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
-    drop(root_key);
-    let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &issuing)?;
-    let recipients =
-        crate::repository::recipients::signed_text(&custody::ISSUING, &issuing, 1, &key)?;
-    drop(key);
+    let (root_encrypted, root_recipients) =
+        encrypt_new_key(root_key, &h::ROOT_VAULT, &root_custody)?;
+    let (encrypted, recipients) = encrypt_new_key(key, &custody::ISSUING, &issuing)?;
     let root_crl_info = ca::CrlInfo::parse(&root_crl, Some(&root_cert))?;
-    let summary = vec![
+    let summary = offline_root_summary(
+        (&root_cert, &root_crl_info, &root_custody),
+        root.custodians.len(),
+        &ca_cert,
+        &issuing,
+    );
+    let files = vec![
+        (config::FILE.to_string(), config_text),
+        (h::ROOT_CERT.to_string(), root_pem),
+        (h::ROOT_KEY.to_string(), root_encrypted),
+        (h::ROOT_RECIPIENTS.to_string(), root_recipients),
+        (h::ROSTER.to_string(), roster.render()),
+        (h::ROOT_CRL.to_string(), root_crl),
+        (CA_CERT.to_string(), ca_pem),
+        (custody::KEY_FILE.to_string(), encrypted),
+        (custody::RECIPIENTS_FILE.to_string(), recipients),
+        (CRL_FILE.to_string(), crl),
+        (ledger::FILE.to_string(), ledger_text),
+        (seal::FILE.to_string(), seal.render()),
+    ];
+    Ok((files, summary))
+}
+
+/// The intermediate's key: CI's recipients, and the custodians (who sign its successor
+/// and can stand in for CI). A passphrase is refused: the intermediate is for CI.
+fn intermediate_custody(opts: &InitOptions, root: &OfflineRoot) -> Result<Custody> {
+    match &opts.custody {
+        Custody::Recipients(r) => {
+            let mut all = r.clone();
+            for c in &root.custodians {
+                if !all.contains(c) {
+                    all.push(c.clone());
+                }
+            }
+            Ok(Custody::Recipients(all))
+        }
+        Custody::Passphrase(_) => Err(Error::usage(
+            "an offline root's intermediate is for CI: it needs recipients, not a passphrase",
+            "pass CI's age recipient with --recipient (the root custodians are added to it)",
+        )),
+    }
+}
+
+/// init's summary of an offline-root CA: the root, its key and CRL, the issuing intermediate
+/// and its key, and whom each key is encrypted to.
+fn offline_root_summary(
+    (root_cert, root_crl_info, root_custody): (&CaCert, &ca::CrlInfo, &Custody),
+    custodians: usize,
+    ca_cert: &CaCert,
+    issuing: &Custody,
+) -> Vec<String> {
+    use crate::authority::hierarchy as h;
+    vec![
         format!(
             "root         {}  (valid until {}; what servers and clients trust)",
             h::ROOT_CERT,
@@ -364,7 +429,7 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         format!(
             "root key     {}  (age-encrypted to the {} root custodian(s) only: CI cannot decrypt it)",
             h::ROOT_KEY,
-            root.custodians.len()
+            custodians
         ),
         format!(
             "root CRL     {}  (number 1, next update {}: re-signed by `gitca root sign-crl`)",
@@ -386,24 +451,9 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ]
     .into_iter()
-    .chain(recipient_lines(h::ROOT_KEY, &root_custody))
-    .chain(recipient_lines(custody::KEY_FILE, &issuing))
-    .collect();
-    let files = vec![
-        (config::FILE.to_string(), config_text),
-        (h::ROOT_CERT.to_string(), root_pem),
-        (h::ROOT_KEY.to_string(), root_encrypted),
-        (h::ROOT_RECIPIENTS.to_string(), root_recipients),
-        (h::ROSTER.to_string(), roster.render()),
-        (h::ROOT_CRL.to_string(), root_crl),
-        (CA_CERT.to_string(), ca_pem),
-        (custody::KEY_FILE.to_string(), encrypted),
-        (custody::RECIPIENTS_FILE.to_string(), recipients),
-        (CRL_FILE.to_string(), crl),
-        (ledger::FILE.to_string(), ledger_text),
-        (seal::FILE.to_string(), seal.render()),
-    ];
-    Ok((files, summary))
+    .chain(recipient_lines(h::ROOT_KEY, root_custody))
+    .chain(recipient_lines(custody::KEY_FILE, issuing))
+    .collect()
 }
 
 /// The files every new CA repository starts with, whatever made it: the identities template,
@@ -498,70 +548,14 @@ pub fn run_rekey(
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
-    if custody::token_record(&repo.dir, vault)?.is_some() {
-        return Err(Error::Token {
-            reason: format!("{} lives in a PKCS#11 token: there are no age recipients to change", vault.what),
-            help: "who can sign is who holds the token and its PIN; to move the key into another custody, follow the ceremony in docs/custody.md".into(),
-        });
-    }
+    refuse_token(&repo, vault)?;
     let _lock = repo.lock()?;
     repo.history_signer()?;
-    let dirty: Vec<String> = repo
-        .dirty_paths()?
-        .into_iter()
-        .filter(|p| p.starts_with("ca/"))
-        .collect();
-    if !dirty.is_empty() {
-        return Err(Error::Dirty {
-            files: dirty
-                .iter()
-                .map(|p| format!("  {p}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        });
-    }
-    let cert_path = if vault.key == custody::KEY_FILE {
-        CA_CERT
-    } else {
-        crate::authority::hierarchy::ROOT_CERT
-    };
-    let cert = CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)?;
+    refuse_dirty_ca(&repo)?;
+    let cert = vault_cert(&repo, vault)?;
     let (listed, standing) = crate::repository::recipients::judge(&repo, vault, &cert)?;
     let before = listed.recipients;
-    let mut named: Vec<String> = Vec::new();
-    let custody = match change {
-        Rekey::To(c) => {
-            if let Custody::Recipients(r) = &c {
-                named.extend(r.iter().cloned());
-            }
-            c
-        }
-        Rekey::Change { add, remove } => {
-            named.extend(add.iter().map(|r| r.trim().to_string()));
-            let mut now = before.clone();
-            for r in remove {
-                let r = r.trim().to_string();
-                let Some(at) = now.iter().position(|x| *x == r) else {
-                    return Err(Error::usage(
-                        format!(
-                            "{} is not among the recipients of {}",
-                            r.chars().take(80).collect::<String>(),
-                            vault.key
-                        ),
-                        format!("the recipients are listed in {}", vault.recipients),
-                    ));
-                };
-                now.remove(at);
-            }
-            for r in add {
-                let r = r.trim().to_string();
-                if !now.contains(&r) {
-                    now.push(r);
-                }
-            }
-            Custody::Recipients(custody::validate_recipients(&now)?)
-        }
-    };
+    let (custody, named) = new_custody(change, &before, vault)?;
     let removed: Vec<&String> = match &custody {
         Custody::Recipients(now) => before.iter().filter(|r| !now.contains(r)).collect(),
         Custody::Passphrase(_) => before.iter().collect(),
@@ -585,37 +579,139 @@ pub fn run_rekey(
         &key,
     )?;
     drop(key);
+    let oid = commit_rekey(&repo, vault, &custody, &encrypted, &recipients_text)?;
+    report_rekey(out, vault, oid, removed.len());
+    Ok(())
+}
+
+/// Refuses a key kept in a PKCS#11 token: it has no age recipients to change.
+fn refuse_token(repo: &CaRepo, vault: &custody::Vault) -> Result<()> {
+    if custody::token_record(&repo.dir, vault)?.is_some() {
+        return Err(Error::Token {
+            reason: format!("{} lives in a PKCS#11 token: there are no age recipients to change", vault.what),
+            help: "who can sign is who holds the token and its PIN; to move the key into another custody, follow the ceremony in docs/custody.md".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses uncommitted changes under ca/, which the rekey commit would sweep in or clobber.
+fn refuse_dirty_ca(repo: &CaRepo) -> Result<()> {
+    let dirty: Vec<String> = repo
+        .dirty_paths()?
+        .into_iter()
+        .filter(|p| p.starts_with("ca/"))
+        .collect();
+    if !dirty.is_empty() {
+        return Err(Error::Dirty {
+            files: dirty
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    Ok(())
+}
+
+/// The certificate whose key the vault holds: the CA's, or the offline root's.
+fn vault_cert(repo: &CaRepo, vault: &custody::Vault) -> Result<CaCert> {
+    let cert_path = if vault.key == custody::KEY_FILE {
+        CA_CERT
+    } else {
+        crate::authority::hierarchy::ROOT_CERT
+    };
+    CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)
+}
+
+/// The custody after the change, from the recipients `before` it, and the recipients the
+/// person running it named (confirmed without a key holder's signature).
+fn new_custody(
+    change: Rekey,
+    before: &[String],
+    vault: &custody::Vault,
+) -> Result<(Custody, Vec<String>)> {
+    let mut named: Vec<String> = Vec::new();
+    let custody = match change {
+        Rekey::To(c) => {
+            if let Custody::Recipients(r) = &c {
+                named.extend(r.iter().cloned());
+            }
+            c
+        }
+        Rekey::Change { add, remove } => {
+            named.extend(add.iter().map(|r| r.trim().to_string()));
+            let mut now = before.to_vec();
+            for r in remove {
+                let r = r.trim().to_string();
+                let Some(at) = now.iter().position(|x| *x == r) else {
+                    return Err(Error::usage(
+                        format!(
+                            "{} is not among the recipients of {}",
+                            r.chars().take(80).collect::<String>(),
+                            vault.key
+                        ),
+                        format!("the recipients are listed in {}", vault.recipients),
+                    ));
+                };
+                now.remove(at);
+            }
+            for r in add {
+                let r = r.trim().to_string();
+                if !now.contains(&r) {
+                    now.push(r);
+                }
+            }
+            Custody::Recipients(custody::validate_recipients(&now)?)
+        }
+    };
+    Ok((custody, named))
+}
+
+/// Writes the re-encrypted key and its signed recipients and commits them; puts both back on
+/// failure.
+fn commit_rekey(
+    repo: &CaRepo,
+    vault: &custody::Vault,
+    custody: &Custody,
+    encrypted: &str,
+    recipients_text: &str,
+) -> Result<git2::Oid> {
     let mut tx = git::Transaction::new(&repo.dir);
     let result = (|| -> Result<git2::Oid> {
         tx.write(vault.key, encrypted.as_bytes());
         tx.write(vault.recipients, recipients_text.as_bytes());
         tx.apply()?;
-        let who = match &custody {
+        let who = match custody {
             Custody::Recipients(r) => format!("{} recipient(s)", r.len()),
             Custody::Passphrase(_) => "a passphrase".to_string(),
         };
         repo.commit_files(&tx.done, &format!("gitca: rekey {} for {who}", vault.what))
     })();
-    let oid = match result {
-        Ok(oid) => oid,
+    match result {
+        Ok(oid) => Ok(oid),
         Err(e) => {
             tx.rollback();
-            return Err(e);
+            Err(e)
         }
-    };
+    }
+}
+
+/// Prints the commit, and warns when someone lost access that history still gives them.
+fn report_rekey(out: &mut dyn Write, vault: &custody::Vault, oid: git2::Oid, removed: usize) {
     let _ = writeln!(
         out,
         "Re-encrypted {} for the new custodians (commit {}).",
         vault.key,
         &oid.to_string()[..12]
     );
-    if !removed.is_empty() {
+    if removed > 0 {
         let _ = writeln!(
             out,
             "warning: {} recipient(s) lost access from now on, but the previous ciphertext stays in git history:\n\
              whoever kept a removed identity can still decrypt {} from an old commit. If they may be hostile, or\n\
              their identity may have leaked, {}.",
-            removed.len(),
+            removed,
             vault.what,
             if vault.key == custody::KEY_FILE {
                 "replace the key itself: with an offline root, `gitca root new-intermediate --revoke-current key-compromise --recipient NEW-CI`; otherwise a new CA (gitca init) and re-issuing"
@@ -624,5 +720,4 @@ pub fn run_rekey(
             }
         );
     }
-    Ok(())
 }

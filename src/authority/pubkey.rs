@@ -116,84 +116,9 @@ pub fn canonical(spki_der: &[u8]) -> Result<PublicKey, Unreadable> {
     let params = info.algorithm.parameters.as_ref();
     let key = &info.subject_public_key.data;
     match alg.as_slice() {
-        OID_RSA => {
-            if params.is_some_and(|p| p.tag() != x509_parser::der_parser::asn1_rs::Tag::Null) {
-                return Err(bad("RSA key parameters must be NULL"));
-            }
-            let ((n, n_pos), (e, e_pos)) = yasna::parse_ber(key, |r| {
-                r.read_sequence(|r| {
-                    let n = r.next().read_bigint_bytes()?;
-                    let e = r.next().read_bigint_bytes()?;
-                    Ok((n, e))
-                })
-            })
-            .map_err(|_| bad("the RSA public key cannot be decoded"))?;
-            if !n_pos || !e_pos {
-                return Err(bad("the RSA modulus and exponent must be positive"));
-            }
-            let n = strip_zeros(&n);
-            let e = strip_zeros(&e);
-            if n.is_empty() || n[n.len() - 1] & 1 == 0 {
-                return Err(bad("the RSA modulus is not odd"));
-            }
-            if e.is_empty() || e.len() > 8 || e[e.len() - 1] & 1 == 0 || e == [1] {
-                return Err(bad("the RSA public exponent is not an odd number above 1"));
-            }
-            let bits = n.len() * 8 - n[0].leading_zeros() as usize;
-            Ok(PublicKey {
-                spki: rsa_spki(n, e),
-                id: sha256_hex(&rsa_spki(n, &[0x01, 0x00, 0x01])),
-                desc: format!("RSA {bits}"),
-                bits,
-                algorithm: Algorithm::Rsa,
-            })
-        }
-        OID_EC => {
-            let curve: Vec<u64> = params
-                .and_then(|p| p.as_oid().ok())
-                .and_then(|o| o.iter().map(|it| it.collect()))
-                .unwrap_or_default();
-            let (curve_oid, algorithm, point) = match curve.as_slice() {
-                OID_P256 => (OID_P256, Algorithm::P256, uncompressed_p256(key)?),
-                OID_P384 => (OID_P384, Algorithm::P384, uncompressed_p384(key)?),
-                [] => return Err(bad("the elliptic curve is not named (explicit parameters are not supported); use P-256 or P-384")),
-                other => {
-                    let dotted: Vec<String> = other.iter().map(u64::to_string).collect();
-                    return Err(bad(format!(
-                        "elliptic curve {} is not supported (use P-256 or P-384)",
-                        dotted.join(".")
-                    )));
-                }
-            };
-            let spki = spki(OID_EC, Some(Params::Oid(curve_oid)), &point);
-            let (desc, bits) = match algorithm {
-                Algorithm::P256 => ("ECDSA P-256", 256),
-                _ => ("ECDSA P-384", 384),
-            };
-            Ok(PublicKey {
-                id: sha256_hex(&spki),
-                spki,
-                desc: desc.into(),
-                bits,
-                algorithm,
-            })
-        }
-        OID_ED25519 => {
-            if params.is_some_and(|p| p.tag() != x509_parser::der_parser::asn1_rs::Tag::Null) {
-                return Err(bad("an Ed25519 key carries no parameters"));
-            }
-            if key.len() != 32 {
-                return Err(bad("an Ed25519 public key is 32 bytes"));
-            }
-            let spki = spki(OID_ED25519, None, key);
-            Ok(PublicKey {
-                id: sha256_hex(&spki),
-                spki,
-                desc: "Ed25519".into(),
-                bits: 256,
-                algorithm: Algorithm::Ed25519,
-            })
-        }
+        OID_RSA => canonical_rsa(params, key),
+        OID_EC => canonical_ec(params, key),
+        OID_ED25519 => canonical_ed25519(params, key),
         other => {
             let dotted: Vec<String> = other.iter().map(u64::to_string).collect();
             Err(bad(format!(
@@ -202,6 +127,93 @@ pub fn canonical(spki_der: &[u8]) -> Result<PublicKey, Unreadable> {
             )))
         }
     }
+}
+
+/// The algorithm parameters of a SubjectPublicKeyInfo, as read.
+type ReadParams<'a> = Option<&'a x509_parser::der_parser::asn1_rs::Any<'a>>;
+
+/// An RSA key: NULL parameters, a positive odd modulus, an odd exponent above 1.
+fn canonical_rsa(params: ReadParams<'_>, key: &[u8]) -> Result<PublicKey, Unreadable> {
+    if params.is_some_and(|p| p.tag() != x509_parser::der_parser::asn1_rs::Tag::Null) {
+        return Err(bad("RSA key parameters must be NULL"));
+    }
+    let ((n, n_pos), (e, e_pos)) = yasna::parse_ber(key, |r| {
+        r.read_sequence(|r| {
+            let n = r.next().read_bigint_bytes()?;
+            let e = r.next().read_bigint_bytes()?;
+            Ok((n, e))
+        })
+    })
+    .map_err(|_| bad("the RSA public key cannot be decoded"))?;
+    if !n_pos || !e_pos {
+        return Err(bad("the RSA modulus and exponent must be positive"));
+    }
+    let n = strip_zeros(&n);
+    let e = strip_zeros(&e);
+    if n.is_empty() || n[n.len() - 1] & 1 == 0 {
+        return Err(bad("the RSA modulus is not odd"));
+    }
+    if e.is_empty() || e.len() > 8 || e[e.len() - 1] & 1 == 0 || e == [1] {
+        return Err(bad("the RSA public exponent is not an odd number above 1"));
+    }
+    let bits = n.len() * 8 - n[0].leading_zeros() as usize;
+    Ok(PublicKey {
+        spki: rsa_spki(n, e),
+        id: sha256_hex(&rsa_spki(n, &[0x01, 0x00, 0x01])),
+        desc: format!("RSA {bits}"),
+        bits,
+        algorithm: Algorithm::Rsa,
+    })
+}
+
+/// An EC key on a named curve gitca supports (P-256, P-384), its point uncompressed.
+fn canonical_ec(params: ReadParams<'_>, key: &[u8]) -> Result<PublicKey, Unreadable> {
+    let curve: Vec<u64> = params
+        .and_then(|p| p.as_oid().ok())
+        .and_then(|o| o.iter().map(|it| it.collect()))
+        .unwrap_or_default();
+    let (curve_oid, algorithm, point) = match curve.as_slice() {
+        OID_P256 => (OID_P256, Algorithm::P256, uncompressed_p256(key)?),
+        OID_P384 => (OID_P384, Algorithm::P384, uncompressed_p384(key)?),
+        [] => return Err(bad("the elliptic curve is not named (explicit parameters are not supported); use P-256 or P-384")),
+        other => {
+            let dotted: Vec<String> = other.iter().map(u64::to_string).collect();
+            return Err(bad(format!(
+                "elliptic curve {} is not supported (use P-256 or P-384)",
+                dotted.join(".")
+            )));
+        }
+    };
+    let spki = spki(OID_EC, Some(Params::Oid(curve_oid)), &point);
+    let (desc, bits) = match algorithm {
+        Algorithm::P256 => ("ECDSA P-256", 256),
+        _ => ("ECDSA P-384", 384),
+    };
+    Ok(PublicKey {
+        id: sha256_hex(&spki),
+        spki,
+        desc: desc.into(),
+        bits,
+        algorithm,
+    })
+}
+
+/// An Ed25519 key: no parameters (or NULL), 32 bytes.
+fn canonical_ed25519(params: ReadParams<'_>, key: &[u8]) -> Result<PublicKey, Unreadable> {
+    if params.is_some_and(|p| p.tag() != x509_parser::der_parser::asn1_rs::Tag::Null) {
+        return Err(bad("an Ed25519 key carries no parameters"));
+    }
+    if key.len() != 32 {
+        return Err(bad("an Ed25519 public key is 32 bytes"));
+    }
+    let spki = spki(OID_ED25519, None, key);
+    Ok(PublicKey {
+        id: sha256_hex(&spki),
+        spki,
+        desc: "Ed25519".into(),
+        bits: 256,
+        algorithm: Algorithm::Ed25519,
+    })
 }
 
 /// A SEC 1 point in any of its encodings (0x04 uncompressed, 0x02/0x03 compressed, 0x06/0x07

@@ -80,6 +80,39 @@ impl San {
 /// Checks a DNS name for a server certificate (see the module's grammar). `wildcard`: a
 /// leading `*.` label is allowed.
 pub fn check_dns_name(name: &str, wildcard: bool) -> Result<(), Broken> {
+    check_spelling(name)?;
+    let base = match name.strip_prefix("*.") {
+        Some(rest) if wildcard => rest,
+        Some(_) => {
+            return Err(
+                "it is a wildcard, which gitca.yaml's servers.wildcards does not allow".into(),
+            )
+        }
+        None => name,
+    };
+    if base.contains('*') {
+        return Err("a wildcard is `*.` in front of a name, nowhere else".into());
+    }
+    crate::authority::subject::check_host(base)?;
+    let labels: Vec<&str> = base.split('.').collect();
+    if labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("its last label is all digits: an IP address goes in ip_addresses".into());
+    }
+    if name.starts_with("*.") && labels.len() < 2 {
+        return Err("a wildcard covers names under a domain of two labels at least".into());
+    }
+    for label in &labels {
+        check_label(label)?;
+    }
+    Ok(())
+}
+
+/// The spelling every DNS name must have before its labels are looked at: letters, digits,
+/// hyphens, dots (and `*`), lower case, no trailing dot, 1 to 253 characters.
+fn check_spelling(name: &str) -> Result<(), Broken> {
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-' || *c == '*'))
@@ -111,56 +144,37 @@ pub fn check_dns_name(name: &str, wildcard: bool) -> Result<(), Broken> {
     if name.is_empty() || name.len() > 253 {
         return Err("a DNS name has 1 to 253 characters".into());
     }
-    let base = match name.strip_prefix("*.") {
-        Some(rest) if wildcard => rest,
-        Some(_) => {
-            return Err(
-                "it is a wildcard, which gitca.yaml's servers.wildcards does not allow".into(),
-            )
+    Ok(())
+}
+
+/// One label: no `--` where IDNA reserves it, and an A-label (`xn--`) must be valid and read
+/// in one script without look-alike characters.
+fn check_label(label: &str) -> Result<(), Broken> {
+    if label.len() >= 4 && &label[2..4] == "--" && !label.starts_with("xn--") {
+        return Err(format!(
+            "label `{label}` has `--` in its third and fourth characters, which IDNA reserves"
+        ));
+    }
+    if label.starts_with("xn--") {
+        let (unicode, errors) = idna::domain_to_unicode(label);
+        let back = idna::domain_to_ascii_strict(&unicode);
+        if errors.is_err() || back.ok().as_deref() != Some(label) {
+            return Err(format!("label `{label}` is not a valid IDNA A-label"));
         }
-        None => name,
-    };
-    if base.contains('*') {
-        return Err("a wildcard is `*.` in front of a name, nowhere else".into());
-    }
-    crate::authority::subject::check_host(base)?;
-    let labels: Vec<&str> = base.split('.').collect();
-    if labels
-        .last()
-        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err("its last label is all digits: an IP address goes in ip_addresses".into());
-    }
-    if name.starts_with("*.") && labels.len() < 2 {
-        return Err("a wildcard covers names under a domain of two labels at least".into());
-    }
-    for label in &labels {
-        if label.len() >= 4 && &label[2..4] == "--" && !label.starts_with("xn--") {
-            return Err(format!(
-                "label `{label}` has `--` in its third and fourth characters, which IDNA reserves"
-            ));
-        }
-        if label.starts_with("xn--") {
-            let (unicode, errors) = idna::domain_to_unicode(label);
-            let back = idna::domain_to_ascii_strict(&unicode);
-            if errors.is_err() || back.ok().as_deref() != Some(*label) {
-                return Err(format!("label `{label}` is not a valid IDNA A-label"));
-            }
-            if !unicode
+        if !unicode
+            .chars()
+            .all(|c| c.is_ascii() || c.identifier_allowed())
+            || !unicode
                 .chars()
-                .all(|c| c.is_ascii() || c.identifier_allowed())
-                || !unicode
-                    .chars()
-                    .filter(|c| c.is_alphanumeric())
-                    .collect::<String>()
-                    .as_str()
-                    .check_restriction_level(RestrictionLevel::HighlyRestrictive)
-            {
-                return Err(format!(
-                    "label `{label}` reads `{}`, which mixes scripts or holds characters that look like others",
-                    crate::output::encode::one_line(&unicode)
-                ));
-            }
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .as_str()
+                .check_restriction_level(RestrictionLevel::HighlyRestrictive)
+        {
+            return Err(format!(
+                "label `{label}` reads `{}`, which mixes scripts or holds characters that look like others",
+                crate::output::encode::one_line(&unicode)
+            ));
         }
     }
     Ok(())

@@ -234,25 +234,51 @@ impl Record {
 
     /// Parses `text` of the file `name`: comments, one `pkcs11:` line, one PUBLIC KEY block.
     pub fn parse(name: &str, text: &str) -> Result<Record> {
-        let at = |offset: usize, len: usize, message: String, label: &str, help: &str| -> Error {
-            let line = text[..offset.min(text.len())].matches('\n').count() + 1;
-            Located::new(
-                name,
-                text,
-                (offset, len),
-                format!("{name}:{line}: {message}"),
-                label,
-                help,
-            )
-            .into()
+        let file = RecordText {
+            name,
+            text,
+            restore: format!(
+                "restore {name} from git history (git log -p -- {name}); gitca writes it at `init` and never by hand"
+            ),
         };
-        let restore = format!(
-            "restore {name} from git history (git log -p -- {name}); gitca writes it at `init` and never by hand"
-        );
+        let (uri, start) = file.uri_and_key_start()?;
+        let spki_der = file.public_key(start)?;
+        Ok(Record { uri, spki_der })
+    }
+}
+
+/// A token record's file being parsed: its name and text, for errors that point into it.
+struct RecordText<'a> {
+    name: &'a str,
+    text: &'a str,
+    /// The remedy for a record that does not parse.
+    restore: String,
+}
+
+impl RecordText<'_> {
+    /// An error at `offset` (`len` bytes) of the file, naming its line.
+    fn at(&self, offset: usize, len: usize, message: String, label: &str, help: &str) -> Error {
+        let (name, text) = (self.name, self.text);
+        let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+        Located::new(
+            name,
+            text,
+            (offset, len),
+            format!("{name}:{line}: {message}"),
+            label,
+            help,
+        )
+        .into()
+    }
+
+    /// The one `pkcs11:` URI (comments and blank lines aside), and the offset of the PEM block
+    /// that follows it.
+    fn uri_and_key_start(&self) -> Result<(Pkcs11Uri, usize)> {
+        let restore = &self.restore;
         let mut uri = None;
         let mut pem_start = None;
         let mut offset = 0;
-        for line in text.split_inclusive('\n') {
+        for line in self.text.split_inclusive('\n') {
             let trimmed = line.trim();
             let here = offset;
             offset += line.len();
@@ -261,28 +287,28 @@ impl Record {
             }
             if trimmed.starts_with("-----BEGIN ") {
                 if uri.is_none() {
-                    return Err(at(
+                    return Err(self.at(
                         here,
                         trimmed.len(),
                         "the public key comes before any pkcs11: URI".into(),
                         "expected a pkcs11: URI first",
-                        &restore,
+                        restore,
                     ));
                 }
                 pem_start = Some(here);
                 continue;
             }
             if uri.is_some() {
-                return Err(at(
+                return Err(self.at(
                     here,
                     trimmed.len(),
                     "a second URI or stray text".into(),
                     "one URI only",
-                    &restore,
+                    restore,
                 ));
             }
             let parsed = Pkcs11Uri::parse(trimmed).map_err(|e| match e {
-                Error::Token { reason, help } => at(
+                Error::Token { reason, help } => self.at(
                     here,
                     trimmed.len(),
                     format!("not a URI gitca accepts: {reason}"),
@@ -294,27 +320,32 @@ impl Record {
             uri = Some(parsed);
         }
         let Some(uri) = uri else {
-            return Err(at(0, 0, "no pkcs11: URI".into(), "here", &restore));
+            return Err(self.at(0, 0, "no pkcs11: URI".into(), "here", restore));
         };
         let Some(start) = pem_start else {
-            return Err(at(
-                text.len(),
+            return Err(self.at(
+                self.text.len(),
                 0,
                 "no PUBLIC KEY block after the URI".into(),
                 "here",
-                &restore,
+                restore,
             ));
         };
+        Ok((uri, start))
+    }
+
+    /// The PUBLIC KEY block at `start`: its SubjectPublicKeyInfo, which must be a key gitca reads.
+    fn public_key(&self, start: usize) -> Result<Vec<u8>> {
         let bad_pem = || {
-            at(
+            self.at(
                 start,
                 10,
                 "the PUBLIC KEY block is not a public key".into(),
                 "this block",
-                &restore,
+                &self.restore,
             )
         };
-        let block = pem::parse(&text[start..]).map_err(|_| bad_pem())?;
+        let block = pem::parse(&self.text[start..]).map_err(|_| bad_pem())?;
         if block.tag() != "PUBLIC KEY" {
             return Err(bad_pem());
         }
@@ -322,7 +353,7 @@ impl Record {
         if crate::authority::pubkey::canonical(&spki_der).is_err() {
             return Err(bad_pem());
         }
-        Ok(Record { uri, spki_der })
+        Ok(spki_der)
     }
 }
 
@@ -730,65 +761,7 @@ pub fn init_key(
     let opened = open(uri, access, generate.is_some())?;
     let mut uri = uri.clone();
     if let Some(key_type) = generate {
-        let curve = match key_type {
-            crate::authority::ca::KeyType::P256 => Curve::P256,
-            crate::authority::ca::KeyType::P384 => Curve::P384,
-            other => {
-                return Err(token_err(
-                    format!("gitca generates only EC keys in a token, not {other:?}"),
-                    "use --key-type p256 (default) or p384",
-                ))
-            }
-        };
-        if find_one(&opened.session, &uri, ObjectClass::PRIVATE_KEY)?.is_some() {
-            return Err(token_err(
-                format!(
-                    "token {} already holds a key matching {}",
-                    opened.label,
-                    uri.render()
-                ),
-                "adopt it (drop --pkcs11-generate), or name a new key with another object= label",
-            ));
-        }
-        if uri.id.is_none() {
-            let mut id = vec![0u8; 16];
-            aws_lc_rs::rand::fill(&mut id).map_err(|_| Error::Crypto {
-                what: "randomness",
-                detail: "the CSPRNG failed".into(),
-            })?;
-            uri.id = Some(id);
-        }
-        if uri.object.is_none() {
-            uri.object = Some("gitca-ca".into());
-        }
-        let common = |t: &mut Vec<Attribute>| {
-            t.push(Attribute::Token(true));
-            t.push(Attribute::Label(
-                uri.object.clone().unwrap_or_default().into_bytes(),
-            ));
-            t.push(Attribute::Id(uri.id.clone().unwrap_or_default()));
-        };
-        let mut public = vec![
-            Attribute::KeyType(P11KeyType::EC),
-            Attribute::EcParams(curve.params().to_vec()),
-            Attribute::Verify(true),
-            Attribute::Private(false),
-        ];
-        common(&mut public);
-        let mut private = vec![
-            Attribute::KeyType(P11KeyType::EC),
-            Attribute::Sign(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Decrypt(false),
-            Attribute::Derive(false),
-        ];
-        common(&mut private);
-        opened
-            .session
-            .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
-            .map_err(p11("generating the key in the token"))?;
+        generate_in_token(&opened, &mut uri, key_type)?;
     }
     // Record the token by label and serial: the serial tells two tokens of one label apart.
     uri.token = Some(opened.label.clone());
@@ -802,6 +775,76 @@ pub fn init_key(
         record: Record { uri, spki_der },
         key,
     })
+}
+
+/// Generates the CA key pair in the token (EC only; private half sensitive and never
+/// extractable), refusing to shadow a key the URI already names; fills in the URI's id and
+/// label when it gave none.
+fn generate_in_token(
+    opened: &Opened,
+    uri: &mut Pkcs11Uri,
+    key_type: crate::authority::ca::KeyType,
+) -> Result<()> {
+    let curve = match key_type {
+        crate::authority::ca::KeyType::P256 => Curve::P256,
+        crate::authority::ca::KeyType::P384 => Curve::P384,
+        other => {
+            return Err(token_err(
+                format!("gitca generates only EC keys in a token, not {other:?}"),
+                "use --key-type p256 (default) or p384",
+            ))
+        }
+    };
+    if find_one(&opened.session, uri, ObjectClass::PRIVATE_KEY)?.is_some() {
+        return Err(token_err(
+            format!(
+                "token {} already holds a key matching {}",
+                opened.label,
+                uri.render()
+            ),
+            "adopt it (drop --pkcs11-generate), or name a new key with another object= label",
+        ));
+    }
+    if uri.id.is_none() {
+        let mut id = vec![0u8; 16];
+        aws_lc_rs::rand::fill(&mut id).map_err(|_| Error::Crypto {
+            what: "randomness",
+            detail: "the CSPRNG failed".into(),
+        })?;
+        uri.id = Some(id);
+    }
+    if uri.object.is_none() {
+        uri.object = Some("gitca-ca".into());
+    }
+    let common = |t: &mut Vec<Attribute>| {
+        t.push(Attribute::Token(true));
+        t.push(Attribute::Label(
+            uri.object.clone().unwrap_or_default().into_bytes(),
+        ));
+        t.push(Attribute::Id(uri.id.clone().unwrap_or_default()));
+    };
+    let mut public = vec![
+        Attribute::KeyType(P11KeyType::EC),
+        Attribute::EcParams(curve.params().to_vec()),
+        Attribute::Verify(true),
+        Attribute::Private(false),
+    ];
+    common(&mut public);
+    let mut private = vec![
+        Attribute::KeyType(P11KeyType::EC),
+        Attribute::Sign(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+    ];
+    common(&mut private);
+    opened
+        .session
+        .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+        .map_err(p11("generating the key in the token"))?;
+    Ok(())
 }
 
 #[cfg(test)]
