@@ -868,6 +868,7 @@ fn parse_all(
     Ok((inv, errors))
 }
 
+/// One entry checked field by field, in this order; the first refusal is its error.
 fn validate(
     config: &Config,
     file: &str,
@@ -881,69 +882,12 @@ fn validate(
     };
     let name = e.name.value.clone();
     let name_loc = e.name.referenced;
-    if !valid_name(&name) {
-        return Err(at(
-            &name_loc,
-            format!("`{name}` is not a valid identity name"),
-            "invalid name",
-            "names match [a-z0-9][a-z0-9._-]* (at most 64 characters, no `..`): lowercase letters, digits, dot, underscore, hyphen",
-        ));
-    }
+    name_field(&name, name_loc, &at)?;
     let names = server_names(config, kind, &name, &e, name_loc, &at)?;
-    let email = match e.email {
-        Some(s) => match crate::authority::subject::check_email(&s.value) {
-            Ok(()) => Some(s.value),
-            Err(why) => {
-                return Err(at(
-                    &s.referenced,
-                    format!(
-                        "`{}` is not a valid email address for `{name}`: {why}",
-                        s.value
-                    ),
-                    "invalid email",
-                    "write a plain ASCII address such as alice@example.com",
-                ))
-            }
-        },
-        None => None,
-    };
-    let groups = match e.groups {
-        Some(g) => {
-            if let Some(bad) = g.value.iter().find(|x| !valid_group(x)) {
-                return Err(at(
-                    &g.referenced,
-                    format!("group `{bad}` of `{name}` is not valid"),
-                    "invalid group",
-                    "groups use letters, digits, dot, underscore and hyphen (at most 64 characters); each becomes one OU",
-                ));
-            }
-            let mut v = g.value.clone();
-            v.dedup();
-            v
-        }
-        None => Vec::new(),
-    };
+    let email = email_field(&name, e.email, &at)?;
+    let groups = groups_field(&name, e.groups, &at)?;
     let profile_loc = e.profile.as_ref().map(|p| p.referenced);
-    let profile = match e.profile {
-        Some(p) if !config.profiles.contains_key(&p.value) => {
-            return Err(at(
-                &p.referenced,
-                format!("unknown profile `{}` for `{name}`", p.value),
-                "unknown profile",
-                &format!(
-                    "profiles defined in gitca.yaml: {}",
-                    config
-                        .profiles
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ))
-        }
-        Some(p) => p.value,
-        None => kind.as_str().to_string(),
-    };
+    let profile = profile_field(config, kind, &name, e.profile, &at)?;
     if kind == Kind::Server {
         server_profile(
             config,
@@ -953,108 +897,24 @@ fn validate(
             &at,
         )?;
     }
-    let validity = match e.validity {
-        Some(v) => {
-            let d = Dur::parse(&v.value).map_err(|_| {
-                at(
-                    &v.referenced,
-                    format!("`{}` is not a duration", v.value),
-                    "invalid duration",
-                    "write e.g. 90d, 2w or 12h",
-                )
-            })?;
-            let p = &config.profiles[&profile];
-            if d > p.validity || d <= p.renew_before {
-                return Err(at(
-                    &v.referenced,
-                    format!("validity {d} of `{name}` is outside its profile's bounds"),
-                    "out of bounds",
-                    &format!(
-                        "a per-identity validity may shorten the profile's {} but must exceed its renew_before {}",
-                        p.validity, p.renew_before
-                    ),
-                ));
-            }
-            Some(d)
-        }
-        None => None,
-    };
-    let revoke = match e.revoke {
-        Some(r) => Some(RevocationReason::parse(&r.value).ok_or_else(|| {
-            at(
-                &r.referenced,
-                format!("`{}` is not a revocation reason", r.value),
-                "unknown reason",
-                "use key-compromise, affiliation-changed, superseded, cessation-of-operation or privilege-withdrawn",
-            )
-        })?),
-        None => None,
-    };
-    let (csr_rel, csr_loc) = match &e.csr {
-        Some(c) => (c.value.clone(), c.referenced),
-        None => (format!("csr/{name}.csr"), name_loc),
-    };
-    let csr = normalize_path(&csr_rel).map_err(|why| {
-        at(
-            &csr_loc,
-            format!(
-                "csr path `{}` of `{name}` is refused: {why}",
-                crate::output::encode::one_line(&csr_rel)
-            ),
-            "refused path",
-            "point csr at a file inside the repository, e.g. csr/NAME.csr",
-        )
-    })?;
-    let (common_name, cn_span) = match e.common_name {
-        Some(c) => {
-            if let Err(why) = crate::authority::subject::check_text(&c.value) {
-                return Err(at(
-                    &c.referenced,
-                    format!(
-                        "common_name `{}` of `{name}` is refused: {why}",
-                        crate::output::encode::one_line(&c.value)
-                    ),
-                    "invalid common name",
-                    "a common name is 1 to 64 letters, digits and spaces of one script, with . - _ ' ( ) & @ : (docs/onboarding.md, \"Names\"); leave it out to use the name",
-                ));
-            }
-            let span = span(&c.referenced);
-            (Some(c.value), Some(span))
-        }
-        None => (None, None),
-    };
-    let renamed_from = match e.renamed_from {
-        Some(r) if !valid_name(&r.value) || r.value == name => return Err(at(
-            &r.referenced,
-            format!(
-                "renamed_from `{}` of `{name}` is not another identity's name",
-                r.value
-            ),
-            "not a former name",
-            "renamed_from names the identity this one was called before, e.g. renamed_from: carol",
-        )),
-        Some(r) => Some(r.value),
-        None => None,
-    };
+    let validity = validity_field(config, &profile, &name, e.validity, &at)?;
+    let revoke = revoke_field(e.revoke, &at)?;
+    let (csr, csr_loc) = csr_field(&name, e.csr.as_ref(), name_loc, &at)?;
+    let (common_name, cn_span) = common_name_field(&name, e.common_name, &span, &at)?.unzip();
+    let renamed_from = renamed_from_field(&name, e.renamed_from, &at)?;
     let acknowledged = match e.acknowledged {
         Some(a) => Some(acknowledgement(&name, a, &span, &at)?),
         None => None,
     };
     if let (Some(cn), Kind::Server) = (&common_name, kind) {
-        if !names.iter().any(|n| n.value() == *cn) {
-            return Err(Located::shared(
-                file,
-                text,
-                cn_span.unwrap_or(span(&name_loc)),
-                format!(
-                    "common_name `{}` of server `{name}` is not one of its names",
-                    crate::output::encode::one_line(cn)
-                ),
-                "not a DNS name or IP address of this entry",
-                "a server's CN, if any, is one of its dns_names or ip_addresses (clients match only those); leave it out to use the first name",
-            )
-            .into());
-        }
+        server_cn(
+            file,
+            text,
+            &name,
+            cn,
+            &names,
+            cn_span.unwrap_or(span(&name_loc)),
+        )?;
     }
     let disabled = e.disabled.unwrap_or(false);
     // The CSR is hashed later, in parallel, for all identities at once (see `hash_csrs`).
@@ -1083,6 +943,246 @@ fn validate(
             line,
         },
     })
+}
+
+/// An entry's name, under the grammar of identity names.
+fn name_field(name: &str, name_loc: serde_saphyr::Location, at: &At<'_>) -> Result<()> {
+    if !valid_name(name) {
+        return Err(at(
+            &name_loc,
+            format!("`{name}` is not a valid identity name"),
+            "invalid name",
+            "names match [a-z0-9][a-z0-9._-]* (at most 64 characters, no `..`): lowercase letters, digits, dot, underscore, hyphen",
+        ));
+    }
+    Ok(())
+}
+
+/// An entry's `csr` path (by default csr/NAME.csr), normalized and kept inside the
+/// repository, with where it is written (the name's place when it is implicit).
+fn csr_field(
+    name: &str,
+    csr: Option<&Spanned<String>>,
+    name_loc: serde_saphyr::Location,
+    at: &At<'_>,
+) -> Result<(String, serde_saphyr::Location)> {
+    let (csr_rel, csr_loc) = match csr {
+        Some(c) => (c.value.clone(), c.referenced),
+        None => (format!("csr/{name}.csr"), name_loc),
+    };
+    let csr = normalize_path(&csr_rel).map_err(|why| {
+        at(
+            &csr_loc,
+            format!(
+                "csr path `{}` of `{name}` is refused: {why}",
+                crate::output::encode::one_line(&csr_rel)
+            ),
+            "refused path",
+            "point csr at a file inside the repository, e.g. csr/NAME.csr",
+        )
+    })?;
+    Ok((csr, csr_loc))
+}
+
+/// An entry's `email`, under the grammar of every subject value.
+fn email_field(name: &str, email: Option<Spanned<String>>, at: &At<'_>) -> Result<Option<String>> {
+    Ok(match email {
+        Some(s) => match crate::authority::subject::check_email(&s.value) {
+            Ok(()) => Some(s.value),
+            Err(why) => {
+                return Err(at(
+                    &s.referenced,
+                    format!(
+                        "`{}` is not a valid email address for `{name}`: {why}",
+                        s.value
+                    ),
+                    "invalid email",
+                    "write a plain ASCII address such as alice@example.com",
+                ))
+            }
+        },
+        None => None,
+    })
+}
+
+/// An entry's `groups`, each a valid OU, repeats next to each other dropped.
+fn groups_field(
+    name: &str,
+    groups: Option<Spanned<Vec<String>>>,
+    at: &At<'_>,
+) -> Result<Vec<String>> {
+    Ok(match groups {
+        Some(g) => {
+            if let Some(bad) = g.value.iter().find(|x| !valid_group(x)) {
+                return Err(at(
+                    &g.referenced,
+                    format!("group `{bad}` of `{name}` is not valid"),
+                    "invalid group",
+                    "groups use letters, digits, dot, underscore and hyphen (at most 64 characters); each becomes one OU",
+                ));
+            }
+            let mut v = g.value.clone();
+            v.dedup();
+            v
+        }
+        None => Vec::new(),
+    })
+}
+
+/// An entry's `profile`, one gitca.yaml defines; by default the one named after its kind.
+fn profile_field(
+    config: &Config,
+    kind: Kind,
+    name: &str,
+    profile: Option<Spanned<String>>,
+    at: &At<'_>,
+) -> Result<String> {
+    Ok(match profile {
+        Some(p) if !config.profiles.contains_key(&p.value) => {
+            return Err(at(
+                &p.referenced,
+                format!("unknown profile `{}` for `{name}`", p.value),
+                "unknown profile",
+                &format!(
+                    "profiles defined in gitca.yaml: {}",
+                    config
+                        .profiles
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        }
+        Some(p) => p.value,
+        None => kind.as_str().to_string(),
+    })
+}
+
+/// An entry's `validity`: a duration within its profile's bounds (at most its validity, above
+/// its renew_before).
+fn validity_field(
+    config: &Config,
+    profile: &str,
+    name: &str,
+    validity: Option<Spanned<String>>,
+    at: &At<'_>,
+) -> Result<Option<Dur>> {
+    Ok(match validity {
+        Some(v) => {
+            let d = Dur::parse(&v.value).map_err(|_| {
+                at(
+                    &v.referenced,
+                    format!("`{}` is not a duration", v.value),
+                    "invalid duration",
+                    "write e.g. 90d, 2w or 12h",
+                )
+            })?;
+            let p = &config.profiles[profile];
+            if d > p.validity || d <= p.renew_before {
+                return Err(at(
+                    &v.referenced,
+                    format!("validity {d} of `{name}` is outside its profile's bounds"),
+                    "out of bounds",
+                    &format!(
+                        "a per-identity validity may shorten the profile's {} but must exceed its renew_before {}",
+                        p.validity, p.renew_before
+                    ),
+                ));
+            }
+            Some(d)
+        }
+        None => None,
+    })
+}
+
+/// An entry's `revoke`, a revocation reason.
+fn revoke_field(revoke: Option<Spanned<String>>, at: &At<'_>) -> Result<Option<RevocationReason>> {
+    Ok(match revoke {
+        Some(r) => Some(RevocationReason::parse(&r.value).ok_or_else(|| {
+            at(
+                &r.referenced,
+                format!("`{}` is not a revocation reason", r.value),
+                "unknown reason",
+                "use key-compromise, affiliation-changed, superseded, cessation-of-operation or privilege-withdrawn",
+            )
+        })?),
+        None => None,
+    })
+}
+
+/// An entry's `common_name`, under the grammar of every subject value, with where it is.
+fn common_name_field(
+    name: &str,
+    common_name: Option<Spanned<String>>,
+    span: &dyn Fn(&serde_saphyr::Location) -> (usize, usize),
+    at: &At<'_>,
+) -> Result<Option<(String, (usize, usize))>> {
+    Ok(match common_name {
+        Some(c) => {
+            if let Err(why) = crate::authority::subject::check_text(&c.value) {
+                return Err(at(
+                    &c.referenced,
+                    format!(
+                        "common_name `{}` of `{name}` is refused: {why}",
+                        crate::output::encode::one_line(&c.value)
+                    ),
+                    "invalid common name",
+                    "a common name is 1 to 64 letters, digits and spaces of one script, with . - _ ' ( ) & @ : (docs/onboarding.md, \"Names\"); leave it out to use the name",
+                ));
+            }
+            let span = span(&c.referenced);
+            Some((c.value, span))
+        }
+        None => None,
+    })
+}
+
+/// An entry's `renamed_from`: another identity's (valid) name.
+fn renamed_from_field(
+    name: &str,
+    renamed_from: Option<Spanned<String>>,
+    at: &At<'_>,
+) -> Result<Option<String>> {
+    Ok(match renamed_from {
+        Some(r) if !valid_name(&r.value) || r.value == name => return Err(at(
+            &r.referenced,
+            format!(
+                "renamed_from `{}` of `{name}` is not another identity's name",
+                r.value
+            ),
+            "not a former name",
+            "renamed_from names the identity this one was called before, e.g. renamed_from: carol",
+        )),
+        Some(r) => Some(r.value),
+        None => None,
+    })
+}
+
+/// A server's common name, when it has one, is one of its names: clients match only those.
+fn server_cn(
+    file: &str,
+    text: &Arc<str>,
+    name: &str,
+    cn: &str,
+    names: &[crate::authority::server::San],
+    cn_span: (usize, usize),
+) -> Result<()> {
+    if !names.iter().any(|n| n.value() == *cn) {
+        return Err(Located::shared(
+            file,
+            text,
+            cn_span,
+            format!(
+                "common_name `{}` of server `{name}` is not one of its names",
+                crate::output::encode::one_line(cn)
+            ),
+            "not a DNS name or IP address of this entry",
+            "a server's CN, if any, is one of its dns_names or ip_addresses (clients match only those); leave it out to use the first name",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 type At<'a> = dyn Fn(&serde_saphyr::Location, String, &str, &str) -> Error + 'a;
