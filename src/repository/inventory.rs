@@ -1227,6 +1227,41 @@ fn server_names(
             ));
         }
     }
+    let names = server_sans(config, name, lists, at)?;
+    if names.is_empty() {
+        return Err(at(
+            &name_loc,
+            format!("server `{name}` has no names"),
+            "no dns_names or ip_addresses",
+            "a server certificate names the server: add dns_names: [HOST] and/or ip_addresses: [ADDRESS]",
+        ));
+    }
+    if names.len() > server::MAX_NAMES {
+        return Err(at(
+            &name_loc,
+            format!("server `{name}` has {} names", names.len()),
+            "too many names",
+            &format!(
+                "a server certificate carries at most {} names",
+                server::MAX_NAMES
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+/// A server entry's `dns_names` or `ip_addresses` as written.
+type NameList = Option<Spanned<Vec<Spanned<String>>>>;
+
+/// A server entry's `dns_names` and `ip_addresses`, each in its canonical form and within
+/// gitca.yaml's `servers:` policy, none twice.
+fn server_sans(
+    config: &Config,
+    name: &str,
+    lists: [(&NameList, &str); 2],
+    at: &At<'_>,
+) -> Result<Vec<crate::authority::server::San>> {
+    use crate::authority::server;
     let policy = config.servers.as_ref();
     let help_policy = "list it in gitca.yaml's servers.dns_names / servers.ip_ranges in a reviewed change first (docs/deploy.md, \"Server certificates\"), or correct the name";
     let mut names = Vec::new();
@@ -1268,25 +1303,6 @@ fn server_names(
             }
             names.push(san);
         }
-    }
-    if names.is_empty() {
-        return Err(at(
-            &name_loc,
-            format!("server `{name}` has no names"),
-            "no dns_names or ip_addresses",
-            "a server certificate names the server: add dns_names: [HOST] and/or ip_addresses: [ADDRESS]",
-        ));
-    }
-    if names.len() > server::MAX_NAMES {
-        return Err(at(
-            &name_loc,
-            format!("server `{name}` has {} names", names.len()),
-            "too many names",
-            &format!(
-                "a server certificate carries at most {} names",
-                server::MAX_NAMES
-            ),
-        ));
     }
     Ok(names)
 }
