@@ -664,25 +664,9 @@ fn parse_all(
     config: &Config,
     established: Option<Established>,
 ) -> Result<(Inventory, Vec<Error>)> {
-    let mut inv = Inventory::default();
-    let mut errors: Vec<Error> = Vec::new();
-    let mut total: u64 = 0;
-    let mut more_errors = 0usize;
-    use rayon::prelude::*;
+    let mut g = Gathering::default();
     let (files, strays) = identity_files(dir)?;
-    more_errors += strays.len().saturating_sub(MAX_KEPT_ERRORS);
-    for (rel, why) in strays.into_iter().take(MAX_KEPT_ERRORS) {
-        inv.removals_suspended = Some(format!(
-            "{} is not read",
-            crate::output::encode::one_line(&rel)
-        ));
-        let name = rel.strip_prefix("identities/").unwrap_or(&rel);
-        errors.push(Error::bad_file(
-            &rel,
-            format!("is under identities/ but not an identity file gitca reads (name {name:?})"),
-            why,
-        ));
-    }
+    g.refuse_strays(strays);
     if files.len() > MAX_FILES {
         return Err(Error::bad_file(
             DIR,
@@ -693,70 +677,13 @@ fn parse_all(
             "an identity file declares one or more identities: merge some files, or split the population over several CAs",
         ));
     }
-    // Files are read and parsed in parallel, a chunk of at most CHUNK_BYTES (by their sizes)
-    // at a time, in order: the totals are checked between chunks, so a pull request of many
-    // small entries costs at most one chunk past the bounds.
-    let sizes: Vec<u64> = files
-        .par_iter()
-        .map(|(rel, _)| dir.meta(rel).ok().flatten().map_or(0, |m| m.len))
-        .collect();
-    let mut next = 0;
-    'chunks: while next < files.len() {
-        let mut end = next;
-        let mut bytes = 0;
-        while end < files.len() && (end == next || bytes + sizes[end] <= CHUNK_BYTES) {
-            bytes += sizes[end];
-            end += 1;
-        }
-        let parsed: Vec<_> = files[next..end]
-            .par_iter()
-            .map(|(rel, _)| {
-                let text = dir.read_string(rel, yaml::MAX_BYTES as u64)?;
-                let text: Arc<str> = Arc::from(text);
-                let parsed = parse_file_holding(config, rel, &text, MAX_KEPT_ERRORS);
-                Ok((text, parsed))
-            })
-            .collect();
-        for ((rel, _), parsed) in files[next..end].iter().zip(parsed) {
-            let (text, (ids, problems, held, dropped)) = match parsed {
-                Ok(p) => p,
-                Err(e) => {
-                    // Its names are unknown: nobody may be taken for removed while it is unreadable.
-                    inv.removals_suspended = Some(format!("{rel} cannot be read ({e})"));
-                    errors.push(e);
-                    continue;
-                }
-            };
-            total += text.len() as u64;
-            let declared = inv.identities.len() + inv.held.len();
-            if total > MAX_TOTAL_BYTES || declared > MAX_IDENTITIES {
-                inv.removals_suspended = Some(format!(
-                    "{rel} and the files after it were not read (more than {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries in all)"
-                ));
-                errors.push(Error::bad_file(
-                    rel,
-                    format!(
-                        "identity files together exceed {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries"
-                    ),
-                    "split the population over several CAs",
-                ));
-                break 'chunks;
-            }
-            inv.identities.extend(ids);
-            let keep = MAX_KEPT_ERRORS.saturating_sub(errors.len());
-            more_errors += dropped + problems.len().saturating_sub(keep);
-            errors.extend(problems.into_iter().take(keep));
-            for h in held {
-                if h.identity == SUSPENDS {
-                    inv.removals_suspended = Some(format!("{rel} does not parse as YAML"));
-                    continue;
-                }
-                inv.held.insert(h.identity.clone(), h);
-            }
-            inv.files.insert(rel.clone(), text);
-        }
-        next = end;
-    }
+    g.read_files(dir, config, &files);
+    let Gathering {
+        mut inv,
+        mut errors,
+        more_errors,
+        ..
+    } = g;
     if more_errors > 0 {
         errors.push(Error::usage(
             format!("… and {more_errors} more invalid entries"),
@@ -772,8 +699,139 @@ fn parse_all(
             "split the population over several CAs",
         ));
     }
-    // Names are unique across all files: one diagnostic showing both places, at the later
-    // declaration, or with a base revision at the one it did not have.
+    let mut held = duplicate_names(&inv, established, &mut errors);
+    held.extend(shared_csrs(&inv, &mut errors));
+    drop_duplicates(&mut inv, held);
+    inv.identities.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((inv, errors))
+}
+
+/// One file as [`parse_file_holding`] returns it.
+type ParsedFile = (Vec<Identity>, Vec<Error>, Vec<Blocked>, usize);
+
+/// What [`parse_all`] gathers file by file: the inventory, the problems it keeps, how many
+/// more it does not, and the bytes read so far.
+#[derive(Default)]
+struct Gathering {
+    inv: Inventory,
+    errors: Vec<Error>,
+    more_errors: usize,
+    total: u64,
+}
+
+impl Gathering {
+    /// Files under identities/ that gitca does not read are errors, and suspend removals.
+    fn refuse_strays(&mut self, strays: Vec<(String, &'static str)>) {
+        self.more_errors += strays.len().saturating_sub(MAX_KEPT_ERRORS);
+        for (rel, why) in strays.into_iter().take(MAX_KEPT_ERRORS) {
+            self.inv.removals_suspended = Some(format!(
+                "{} is not read",
+                crate::output::encode::one_line(&rel)
+            ));
+            let name = rel.strip_prefix("identities/").unwrap_or(&rel);
+            self.errors.push(Error::bad_file(
+                &rel,
+                format!(
+                    "is under identities/ but not an identity file gitca reads (name {name:?})"
+                ),
+                why,
+            ));
+        }
+    }
+
+    /// Reads and parses the identity files, in order, until they exceed the bounds.
+    fn read_files(
+        &mut self,
+        dir: &Dir,
+        config: &Config,
+        files: &[(String, crate::repository::confined::Kind)],
+    ) {
+        use rayon::prelude::*;
+        // Files are read and parsed in parallel, a chunk of at most CHUNK_BYTES (by their sizes)
+        // at a time, in order: the totals are checked between chunks, so a pull request of many
+        // small entries costs at most one chunk past the bounds.
+        let sizes: Vec<u64> = files
+            .par_iter()
+            .map(|(rel, _)| dir.meta(rel).ok().flatten().map_or(0, |m| m.len))
+            .collect();
+        let mut next = 0;
+        while next < files.len() {
+            let mut end = next;
+            let mut bytes = 0;
+            while end < files.len() && (end == next || bytes + sizes[end] <= CHUNK_BYTES) {
+                bytes += sizes[end];
+                end += 1;
+            }
+            let parsed: Vec<_> = files[next..end]
+                .par_iter()
+                .map(|(rel, _)| {
+                    let text = dir.read_string(rel, yaml::MAX_BYTES as u64)?;
+                    let text: Arc<str> = Arc::from(text);
+                    let parsed = parse_file_holding(config, rel, &text, MAX_KEPT_ERRORS);
+                    Ok((text, parsed))
+                })
+                .collect();
+            for ((rel, _), parsed) in files[next..end].iter().zip(parsed) {
+                if !self.take(rel, parsed) {
+                    return;
+                }
+            }
+            next = end;
+        }
+    }
+
+    /// Takes in one file as parsed; `false` once the files together exceed the bounds (the
+    /// rest are not read).
+    fn take(&mut self, rel: &str, parsed: Result<(Arc<str>, ParsedFile)>) -> bool {
+        let inv = &mut self.inv;
+        let (text, (ids, problems, held, dropped)) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                // Its names are unknown: nobody may be taken for removed while it is unreadable.
+                inv.removals_suspended = Some(format!("{rel} cannot be read ({e})"));
+                self.errors.push(e);
+                return true;
+            }
+        };
+        self.total += text.len() as u64;
+        let declared = inv.identities.len() + inv.held.len();
+        if self.total > MAX_TOTAL_BYTES || declared > MAX_IDENTITIES {
+            inv.removals_suspended = Some(format!(
+                "{rel} and the files after it were not read (more than {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries in all)"
+            ));
+            self.errors.push(Error::bad_file(
+                rel,
+                format!(
+                    "identity files together exceed {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries"
+                ),
+                "split the population over several CAs",
+            ));
+            return false;
+        }
+        inv.identities.extend(ids);
+        let keep = MAX_KEPT_ERRORS.saturating_sub(self.errors.len());
+        self.more_errors += dropped + problems.len().saturating_sub(keep);
+        self.errors.extend(problems.into_iter().take(keep));
+        for h in held {
+            if h.identity == SUSPENDS {
+                inv.removals_suspended = Some(format!("{rel} does not parse as YAML"));
+                continue;
+            }
+            inv.held.insert(h.identity.clone(), h);
+        }
+        inv.files.insert(rel.to_string(), text);
+        true
+    }
+}
+
+/// Names are unique across all files: one diagnostic showing both places, at the later
+/// declaration, or with a base revision at the one it did not have. Returns the identities
+/// so held.
+fn duplicate_names(
+    inv: &Inventory,
+    established: Option<Established>,
+    errors: &mut Vec<Error>,
+) -> Vec<Blocked> {
     let mut held = Vec::new();
     let mut first: BTreeMap<&str, &Identity> = BTreeMap::new();
     for id in &inv.identities {
@@ -805,7 +863,13 @@ fn parse_all(
             first.insert(&id.name, id);
         }
     }
-    // A CSR shared by two identities would certify one key twice.
+    held
+}
+
+/// A CSR shared by two identities would certify one key twice. Returns the identities so
+/// held.
+fn shared_csrs(inv: &Inventory, errors: &mut Vec<Error>) -> Vec<Blocked> {
+    let mut held = Vec::new();
     let mut by_csr: BTreeMap<&str, &Identity> = BTreeMap::new();
     for id in &inv.identities {
         if let Some(prev) = by_csr.get(id.csr.as_str()) {
@@ -827,6 +891,11 @@ fn parse_all(
             by_csr.insert(&id.csr, id);
         }
     }
+    held
+}
+
+/// Drops every name declared twice and holds the identities found wanting above.
+fn drop_duplicates(inv: &mut Inventory, held: Vec<Blocked>) {
     let dup: std::collections::HashSet<String> = {
         let mut seen = std::collections::HashSet::new();
         inv.identities
@@ -864,8 +933,6 @@ fn parse_all(
             inv.held.entry(h.identity.clone()).or_insert(h);
         }
     }
-    inv.identities.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((inv, errors))
 }
 
 /// One entry checked field by field, in this order; the first refusal is its error.
