@@ -218,6 +218,13 @@ fn default_supersede_grace() -> Dur {
     Dur(time::Duration::days(7))
 }
 
+/// One line of [`Config::diff`] for a setting whose value changed.
+fn field(out: &mut Vec<String>, what: &str, a: String, b: String) {
+    if a != b {
+        out.push(format!("{what} {a} → {b}"));
+    }
+}
+
 /// How `Config::parse` points at a line of gitca.yaml: the first place `needle` is found.
 type Fail<'a> = dyn Fn(&str, String, &str) -> Error + 'a;
 
@@ -465,28 +472,35 @@ impl Config {
     /// change to gitca.yaml is a change of policy for every identity.
     pub fn diff(&self, old: &Config) -> Vec<String> {
         let mut out = Vec::new();
-        let mut field = |what: &str, a: String, b: String| {
-            if a != b {
-                out.push(format!("{what} {a} → {b}"));
-            }
-        };
-        field("ca.name", old.ca.name.clone(), self.ca.name.clone());
+        self.diff_ca_and_crl(old, &mut out);
+        self.diff_access_and_root(old, &mut out);
+        self.diff_profiles(old, &mut out);
+        out
+    }
+
+    /// Changes of the CA's names, the CRL and the supersede grace.
+    fn diff_ca_and_crl(&self, old: &Config, out: &mut Vec<String>) {
+        field(out, "ca.name", old.ca.name.clone(), self.ca.name.clone());
         field(
+            out,
             "ca.organization",
             old.ca.organization.clone(),
             self.ca.organization.clone(),
         );
         field(
+            out,
             "crl.validity",
             old.crl.validity.to_string(),
             self.crl.validity.to_string(),
         );
         field(
+            out,
             "crl.refresh_before",
             old.crl.refresh_before.to_string(),
             self.crl.refresh_before.to_string(),
         );
         field(
+            out,
             "crl.distribution_point",
             old.crl
                 .distribution_point
@@ -498,10 +512,16 @@ impl Config {
                 .unwrap_or_else(|| "(none)".into()),
         );
         field(
+            out,
             "supersede_grace",
             old.supersede_grace.to_string(),
             self.supersede_grace.to_string(),
         );
+    }
+
+    /// Changes of who may use the registry, which servers may be certified, and the root's
+    /// CRL periods.
+    fn diff_access_and_root(&self, old: &Config, out: &mut Vec<String>) {
         let show = |r: &Option<RegistryPolicy>| match r {
             None => "(every valid identity pushes and pulls)".to_string(),
             Some(r) => format!(
@@ -512,7 +532,7 @@ impl Config {
                     .map_or("every valid identity".to_string(), |g| g.join(", "))
             ),
         };
-        field("registry", show(&old.registry), show(&self.registry));
+        field(out, "registry", show(&old.registry), show(&self.registry));
         let servers = |s: &Option<crate::authority::server::ServerPolicy>| match s {
             None => "(no server certificates)".to_string(),
             Some(s) => format!(
@@ -522,17 +542,28 @@ impl Config {
                 s.wildcards
             ),
         };
-        field("servers", servers(&old.servers), servers(&self.servers));
         field(
+            out,
+            "servers",
+            servers(&old.servers),
+            servers(&self.servers),
+        );
+        field(
+            out,
             "root.crl_validity",
             old.root.crl_validity.to_string(),
             self.root.crl_validity.to_string(),
         );
         field(
+            out,
             "root.ceremony_warning",
             old.root.ceremony_warning.to_string(),
             self.root.ceremony_warning.to_string(),
         );
+    }
+
+    /// Profiles added, removed, or changed (validity, renew_before, extended key usages).
+    fn diff_profiles(&self, old: &Config, out: &mut Vec<String>) {
         let ekus = |p: &Profile| {
             p.extended_key_usage
                 .iter()
@@ -580,7 +611,6 @@ impl Config {
                 out.push(format!("profile {name} removed"));
             }
         }
-        out
     }
 
     /// The `root:` section `gitca init --offline-root` appends to the template.
