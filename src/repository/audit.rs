@@ -374,6 +374,8 @@ impl<'r> Auditor<'r> {
         }
     }
 
+    /// One commit of the walk, against what its parent left: its allowed signers, its ledger
+    /// (new certificates, revocations) and its CRLs. The first break found, if any.
     fn step(
         &mut self,
         commit: &git2::Commit<'_>,
@@ -383,225 +385,338 @@ impl<'r> Auditor<'r> {
         let short = commit.id().to_string()[..12].to_string();
         // 1. The allowed signers: changed only by a commit a current signer signed.
         let signers_blob = self.blob_at(tree, ALLOWED_SIGNERS);
-        let mut next_signers = None;
-        if signers_blob != self.signers_blob {
-            match signers_blob {
-                None => {
-                    return Ok(Some(Self::brk(
-                        commit,
-                        "signers-removed",
-                        None,
-                        None,
-                        format!("this commit removes {ALLOWED_SIGNERS}: signing cannot be switched off"),
-                        format!("restore it (git checkout {short}~1 -- {ALLOWED_SIGNERS}) in a commit signed by a current signer, and find out who pushed {short}"),
-                    )));
-                }
-                Some(_) => {
-                    let new = match signer::in_tree(
-                        self.git,
-                        tree,
-                        &format!("{ALLOWED_SIGNERS} at {short}"),
-                    ) {
-                        Ok(Some(s)) => s,
-                        Ok(None) => unreachable!("the blob exists"),
-                        Err(e) => {
-                            return Ok(Some(Self::brk(
-                                commit,
-                                "signers-unreadable",
-                                None,
-                                None,
-                                format!("{ALLOWED_SIGNERS} cannot be read: {e}"),
-                                "gitca check shows the line; fix it in a commit signed by a current signer",
-                            )))
-                        }
-                    };
-                    // The first version answers to the signers the auditor pinned, if any (else
-                    // to itself: trust on first use, said in the report).
-                    let judge = self
-                        .signers
-                        .as_ref()
-                        .or(self.pinned.as_ref())
-                        .unwrap_or(&new);
-                    if let Err(why) = signer::verify_commit(self.git, commit.id(), judge) {
-                        let whose = if self.signers.is_some() {
-                            "a signer listed before it"
-                        } else if self.pinned.is_some() {
-                            "a signer of the file pinned with --signers"
-                        } else {
-                            "a key it lists"
-                        };
-                        let help = if self.signers.is_some() {
-                            format!("who may sign the CA's history was changed outside its signers: find who pushed {short}, restore the signers (git checkout {short}~1 -- {ALLOWED_SIGNERS}) in a commit a current signer signs, and rotate the signing key")
-                        } else if self.pinned.is_some() {
-                            format!("the history's first signers are not signed by a signer you pinned: compare your pinned file with the CA's {ALLOWED_SIGNERS} with whoever keeps the CA; if they differ, this history was started or rewritten by someone else")
-                        } else {
-                            format!("the first {ALLOWED_SIGNERS} is committed by one of the keys it lists, signed: git -c gpg.format=ssh -c user.signingkey=signing.key commit -S (docs/custody.md); if {short} was pushed that way, the key it is signed with is not the one listed")
-                        };
-                        return Ok(Some(Self::brk(
-                            commit,
-                            "signers-changed-unsigned",
-                            None,
-                            None,
-                            format!("this commit changes {ALLOWED_SIGNERS}, and {why}: it must be signed by {whose}"),
-                            help,
-                        )));
-                    }
-                    if self.report.signing_began.is_none() {
-                        self.report.signing_began = Some(commit.id().to_string());
-                    }
-                    next_signers = Some(new);
-                }
-            }
-        }
+        let next_signers = match self.signers_change(commit, tree, signers_blob, &short) {
+            Ok(next) => next,
+            Err(b) => return Ok(Some(*b)),
+        };
         // 2. New certificates: signed by a signer of the parent, declared by the parent.
         let ledger_blob = self.blob_at(tree, crate::repository::ledger::FILE);
         if ledger_blob != self.ledger_blob {
-            // Only the lines that differ from the parent's ledger are parsed (one line per
-            // certificate, and a reconcile changes a few): a history of a thousand reconciles
-            // over ten thousand certificates costs what changed, plus one hash per line.
-            let text = match ledger_blob {
-                Some(b) => self
-                    .read(b, crate::repository::ledger::MAX_BYTES)
-                    .map(|v| String::from_utf8_lossy(&v).into_owned()),
-                None => Some(String::new()),
-            };
-            let Some((ledger, now_lines, serials)) =
-                text.as_deref().and_then(|t| self.changed_rows(t))
-            else {
-                return Ok(Some(Self::brk(
+            if let Some(b) = self.ledger_change(commit, parent, tree, ledger_blob, &short)? {
+                return Ok(Some(b));
+            }
+        }
+        // 4. CRL numbers only grow, per issuer.
+        if let Some(b) = self.crl_numbers_grow(commit, tree, &short) {
+            return Ok(Some(b));
+        }
+        if let Some(s) = next_signers {
+            self.signers = Some(s);
+            self.signers_blob = signers_blob;
+        }
+        Ok(None)
+    }
+
+    /// Step 1: a change of the allowed signers must be signed by a current signer (its first
+    /// version: by a pinned signer, else by a key it lists). Returns the signers the next
+    /// commit answers to when this one changes them.
+    fn signers_change(
+        &mut self,
+        commit: &git2::Commit<'_>,
+        tree: &Tree<'_>,
+        signers_blob: Option<Oid>,
+        short: &str,
+    ) -> std::result::Result<Option<AllowedSigners>, Box<Break>> {
+        if signers_blob == self.signers_blob {
+            return Ok(None);
+        }
+        if signers_blob.is_none() {
+            return Err(Self::brk(
+            commit,
+            "signers-removed",
+            None,
+            None,
+            format!("this commit removes {ALLOWED_SIGNERS}: signing cannot be switched off"),
+            format!("restore it (git checkout {short}~1 -- {ALLOWED_SIGNERS}) in a commit signed by a current signer, and find out who pushed {short}"),
+        ).into());
+        }
+        let new = match signer::in_tree(self.git, tree, &format!("{ALLOWED_SIGNERS} at {short}")) {
+            Ok(Some(s)) => s,
+            Ok(None) => unreachable!("the blob exists"),
+            Err(e) => {
+                return Err(Self::brk(
                     commit,
-                    "ledger-unreadable",
+                    "signers-unreadable",
                     None,
                     None,
-                    format!("{} cannot be read at this commit", crate::repository::ledger::FILE),
-                    format!("gitca check names the line; the ledger is written by reconcile only: find who pushed {short}"),
-                )));
-            };
-            let new: Vec<&crate::repository::ledger::Record> = ledger
-                .records
-                .iter()
-                .filter(|r| !self.seen.contains(&r.serial))
-                .collect();
-            for r in &new {
-                if let Some(b) =
-                    self.blob_at(tree, &crate::reconcile::apply::cert_path(&r.identity))
-                {
-                    self.report.issued_in.insert(r.serial.clone(), b);
-                }
+                    format!("{ALLOWED_SIGNERS} cannot be read: {e}"),
+                    "gitca check shows the line; fix it in a commit signed by a current signer",
+                )
+                .into())
             }
-            // Any other change of the ledger (a row edited, revoked, dropped) is gitca's too.
-            if new.is_empty() {
-                let fix = format!("the ledger is written by reconcile only: find who pushed {short}, and restore it (git checkout {short}~1 -- {})", crate::repository::ledger::FILE);
-                if let Some(b) = self.unsigned_change(commit, crate::repository::ledger::FILE, fix)
-                {
-                    return Ok(Some(b));
-                }
+        };
+        // The first version answers to the signers the auditor pinned, if any (else
+        // to itself: trust on first use, said in the report).
+        let judge = self
+            .signers
+            .as_ref()
+            .or(self.pinned.as_ref())
+            .unwrap_or(&new);
+        if let Err(why) = signer::verify_commit(self.git, commit.id(), judge) {
+            return Err(self.unsigned_signers(commit, why, short).into());
+        }
+        if self.report.signing_began.is_none() {
+            self.report.signing_began = Some(commit.id().to_string());
+        }
+        Ok(Some(new))
+    }
+
+    /// The break for a change of the allowed signers that the signers it answers to did not
+    /// sign, with the help that fits whom it answers to.
+    fn unsigned_signers(
+        &self,
+        commit: &git2::Commit<'_>,
+        why: signer::Unverified,
+        short: &str,
+    ) -> Break {
+        let whose = if self.signers.is_some() {
+            "a signer listed before it"
+        } else if self.pinned.is_some() {
+            "a signer of the file pinned with --signers"
+        } else {
+            "a key it lists"
+        };
+        let help = if self.signers.is_some() {
+            format!("who may sign the CA's history was changed outside its signers: find who pushed {short}, restore the signers (git checkout {short}~1 -- {ALLOWED_SIGNERS}) in a commit a current signer signs, and rotate the signing key")
+        } else if self.pinned.is_some() {
+            format!("the history's first signers are not signed by a signer you pinned: compare your pinned file with the CA's {ALLOWED_SIGNERS} with whoever keeps the CA; if they differ, this history was started or rewritten by someone else")
+        } else {
+            format!("the first {ALLOWED_SIGNERS} is committed by one of the keys it lists, signed: git -c gpg.format=ssh -c user.signingkey=signing.key commit -S (docs/custody.md); if {short} was pushed that way, the key it is signed with is not the one listed")
+        };
+        Self::brk(
+            commit,
+            "signers-changed-unsigned",
+            None,
+            None,
+            format!(
+                "this commit changes {ALLOWED_SIGNERS}, and {why}: it must be signed by {whose}"
+            ),
+            help,
+        )
+    }
+
+    /// Steps 2 and 3 for a commit that changes the ledger: its new certificates, its
+    /// revocations and its dropped rows; then the ledger is remembered for the next commit.
+    fn ledger_change(
+        &mut self,
+        commit: &git2::Commit<'_>,
+        parent: Option<&Tree<'_>>,
+        tree: &Tree<'_>,
+        ledger_blob: Option<Oid>,
+        short: &str,
+    ) -> Result<Option<Break>> {
+        let (ledger, now_lines, serials) = match self.changed_ledger(commit, ledger_blob, short) {
+            Ok(read) => read,
+            Err(b) => return Ok(Some(*b)),
+        };
+        if let Some(b) = self.new_certificates(commit, parent, tree, &ledger, short)? {
+            return Ok(Some(b));
+        }
+        // 3. Revocations: on the CRL of the commit that made them, and never undone.
+        if let Some(b) = self.revocations(commit, tree, &ledger, short) {
+            return Ok(Some(b));
+        }
+        if let Some(b) = self.dropped_row(commit, &serials, short) {
+            return Ok(Some(b));
+        }
+        self.states.retain(|s, _| serials.contains(s));
+        for r in &ledger.records {
+            self.states.insert(r.serial.clone(), r.state);
+            self.seen.insert(r.serial.clone());
+        }
+        self.lines = now_lines;
+        self.ledger_blob = ledger_blob;
+        Ok(None)
+    }
+
+    /// The ledger at this commit, read as far as it changed (see [`Self::changed_rows`]), with
+    /// the hash of each line and every serial; a ledger that does not read is a break.
+    fn changed_ledger(
+        &mut self,
+        commit: &git2::Commit<'_>,
+        ledger_blob: Option<Oid>,
+        short: &str,
+    ) -> std::result::Result<(Ledger, HashSet<u64>, HashSet<String>), Box<Break>> {
+        // Only the lines that differ from the parent's ledger are parsed (one line per
+        // certificate, and a reconcile changes a few): a history of a thousand reconciles
+        // over ten thousand certificates costs what changed, plus one hash per line.
+        let text = match ledger_blob {
+            Some(b) => self
+                .read(b, crate::repository::ledger::MAX_BYTES)
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+            None => Some(String::new()),
+        };
+        let Some((ledger, now_lines, serials)) = text.as_deref().and_then(|t| self.changed_rows(t))
+        else {
+            return Err(Self::brk(
+                commit,
+                "ledger-unreadable",
+                None,
+                None,
+                format!("{} cannot be read at this commit", crate::repository::ledger::FILE),
+                format!("gitca check names the line; the ledger is written by reconcile only: find who pushed {short}"),
+            ).into());
+        };
+        Ok((ledger, now_lines, serials))
+    }
+
+    /// Step 2: the certificates this commit adds to the ledger must come from a commit an
+    /// allowed signer signed, each for an identity and CSR its parent declared (before signing
+    /// began they are only counted).
+    fn new_certificates(
+        &mut self,
+        commit: &git2::Commit<'_>,
+        parent: Option<&Tree<'_>>,
+        tree: &Tree<'_>,
+        ledger: &Ledger,
+        short: &str,
+    ) -> Result<Option<Break>> {
+        let new: Vec<&crate::repository::ledger::Record> = ledger
+            .records
+            .iter()
+            .filter(|r| !self.seen.contains(&r.serial))
+            .collect();
+        for r in &new {
+            if let Some(b) = self.blob_at(tree, &crate::reconcile::apply::cert_path(&r.identity)) {
+                self.report.issued_in.insert(r.serial.clone(), b);
             }
-            if !new.is_empty() {
-                match &self.signers {
-                    None => self.report.before_signing += new.len(),
-                    Some(allowed) => {
-                        if let Err(why) = signer::verify_commit(self.git, commit.id(), allowed) {
-                            let r = new[0];
+        }
+        // Any other change of the ledger (a row edited, revoked, dropped) is gitca's too.
+        if new.is_empty() {
+            let fix = format!("the ledger is written by reconcile only: find who pushed {short}, and restore it (git checkout {short}~1 -- {})", crate::repository::ledger::FILE);
+            if let Some(b) = self.unsigned_change(commit, crate::repository::ledger::FILE, fix) {
+                return Ok(Some(b));
+            }
+        }
+        if !new.is_empty() {
+            match &self.signers {
+                None => self.report.before_signing += new.len(),
+                Some(allowed) => {
+                    if let Err(why) = signer::verify_commit(self.git, commit.id(), allowed) {
+                        let r = new[0];
+                        return Ok(Some(Self::brk(
+                            commit,
+                            "unsigned-issuance",
+                            Some(&r.serial),
+                            Some(&r.identity),
+                            format!(
+                                "certificate {} for {} (and {} more) was added to the ledger by a commit that is not a signed gitca commit: {why}",
+                                r.serial,
+                                r.identity,
+                                new.len() - 1
+                            ),
+                            format!("treat the CA key as stolen: this certificate was not issued through review. Find who pushed {short}; revoke serial {} (restore the ledger from {short}~1 and let a signed reconcile re-issue only what is declared); rotate the CA key (gitca root new-intermediate --revoke-current key-compromise, or a new CA) and the signing key if it may have leaked", r.serial),
+                        )));
+                    }
+                    let parent = parent.expect("a ledger change with signers has a parent");
+                    let mut all = None;
+                    for r in &new {
+                        let ok = match self.declared_csr(parent, &r.identity, &mut all)? {
+                            Some(csr) => {
+                                self.csr_digest(parent, &csr).as_deref()
+                                    == Some(r.csr_sha256.as_str())
+                            }
+                            None => false,
+                        };
+                        if !ok {
                             return Ok(Some(Self::brk(
                                 commit,
-                                "unsigned-issuance",
+                                "undeclared-issuance",
                                 Some(&r.serial),
                                 Some(&r.identity),
                                 format!(
-                                    "certificate {} for {} (and {} more) was added to the ledger by a commit that is not a signed gitca commit: {why}",
-                                    r.serial,
-                                    r.identity,
-                                    new.len() - 1
+                                    "certificate {} for {} was issued by a signed commit, but the commit before it does not declare {} with the CSR it was issued for",
+                                    r.serial, crate::output::encode::terminal(&r.identity), crate::output::encode::terminal(&r.identity)
                                 ),
-                                format!("treat the CA key as stolen: this certificate was not issued through review. Find who pushed {short}; revoke serial {} (restore the ledger from {short}~1 and let a signed reconcile re-issue only what is declared); rotate the CA key (gitca root new-intermediate --revoke-current key-compromise, or a new CA) and the signing key if it may have leaked", r.serial),
+                                format!("the history signing key signed something review did not approve: treat it and the CA key as compromised, rotate both, and revoke serial {}", r.serial),
                             )));
                         }
-                        let parent = parent.expect("a ledger change with signers has a parent");
-                        let mut all = None;
-                        for r in &new {
-                            let ok = match self.declared_csr(parent, &r.identity, &mut all)? {
-                                Some(csr) => {
-                                    self.csr_digest(parent, &csr).as_deref()
-                                        == Some(r.csr_sha256.as_str())
-                                }
-                                None => false,
-                            };
-                            if !ok {
-                                return Ok(Some(Self::brk(
-                                    commit,
-                                    "undeclared-issuance",
-                                    Some(&r.serial),
-                                    Some(&r.identity),
-                                    format!(
-                                        "certificate {} for {} was issued by a signed commit, but the commit before it does not declare {} with the CSR it was issued for",
-                                        r.serial, crate::output::encode::terminal(&r.identity), crate::output::encode::terminal(&r.identity)
-                                    ),
-                                    format!("the history signing key signed something review did not approve: treat it and the CA key as compromised, rotate both, and revoke serial {}", r.serial),
-                                )));
-                            }
-                            self.report.proven += 1;
-                        }
+                        self.report.proven += 1;
                     }
                 }
             }
-            // 3. Revocations: on the CRL of the commit that made them, and never undone.
-            let crl_serials = self.crl_serials(tree);
-            let when = time::OffsetDateTime::from_unix_timestamp(commit.time().seconds())
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            for r in &ledger.records {
-                let before = self.states.get(&r.serial).copied();
-                if r.state == State::Revoked && before != Some(State::Revoked) {
-                    if r.not_after > when && !crl_serials.contains(&r.serial) {
-                        return Ok(Some(Self::brk(
-                            commit,
-                            "revocation-not-on-crl",
-                            Some(&r.serial),
-                            Some(&r.identity),
-                            format!("certificate {} for {} is revoked in the ledger of this commit, and its CRL does not list it", r.serial, crate::output::encode::terminal(&r.identity)),
-                            "servers admit it until a CRL lists it: run gitca reconcile (or, for a certificate the offline root signed, gitca root sign-crl) and publish",
-                        )));
-                    }
-                    self.report.revocations += 1;
-                }
-                if before == Some(State::Revoked)
-                    && r.state != State::Revoked
-                    && self.signers.is_some()
-                {
-                    return Ok(Some(Self::brk(
+        }
+        Ok(None)
+    }
+
+    /// Step 3: a revocation this commit makes is on its CRL (unless the certificate expired),
+    /// and once signing began no revocation is undone.
+    fn revocations(
+        &mut self,
+        commit: &git2::Commit<'_>,
+        tree: &Tree<'_>,
+        ledger: &Ledger,
+        short: &str,
+    ) -> Option<Break> {
+        let crl_serials = self.crl_serials(tree);
+        let when = time::OffsetDateTime::from_unix_timestamp(commit.time().seconds())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        for r in &ledger.records {
+            let before = self.states.get(&r.serial).copied();
+            if r.state == State::Revoked && before != Some(State::Revoked) {
+                if r.not_after > when && !crl_serials.contains(&r.serial) {
+                    return Some(Self::brk(
                         commit,
-                        "revocation-undone",
+                        "revocation-not-on-crl",
                         Some(&r.serial),
                         Some(&r.identity),
-                        format!(
-                            "certificate {} was revoked, and this commit marks it issued again",
-                            r.serial
-                        ),
-                        format!("revocation is permanent: restore the ledger from {short}~1"),
-                    )));
+                        format!("certificate {} for {} is revoked in the ledger of this commit, and its CRL does not list it", r.serial, crate::output::encode::terminal(&r.identity)),
+                        "servers admit it until a CRL lists it: run gitca reconcile (or, for a certificate the offline root signed, gitca root sign-crl) and publish",
+                    ));
                 }
+                self.report.revocations += 1;
             }
-            if self.signers.is_some() {
-                if let Some(gone) = self.states.keys().find(|s| !serials.contains(s.as_str())) {
-                    return Ok(Some(Self::brk(
-                        commit,
-                        "ledger-row-dropped",
-                        Some(gone),
-                        None,
-                        format!("certificate {gone} disappears from the ledger at this commit"),
-                        format!("the ledger keeps every certificate ever issued: restore it from {short}~1"),
-                    )));
-                }
+            if before == Some(State::Revoked) && r.state != State::Revoked && self.signers.is_some()
+            {
+                return Some(Self::brk(
+                    commit,
+                    "revocation-undone",
+                    Some(&r.serial),
+                    Some(&r.identity),
+                    format!(
+                        "certificate {} was revoked, and this commit marks it issued again",
+                        r.serial
+                    ),
+                    format!("revocation is permanent: restore the ledger from {short}~1"),
+                ));
             }
-            self.states.retain(|s, _| serials.contains(s));
-            for r in &ledger.records {
-                self.states.insert(r.serial.clone(), r.state);
-                self.seen.insert(r.serial.clone());
-            }
-            self.lines = now_lines;
-            self.ledger_blob = ledger_blob;
         }
-        // 4. CRL numbers only grow, per issuer.
+        None
+    }
+
+    /// Once signing began, the ledger keeps every certificate ever issued: a row that
+    /// disappears is a break.
+    fn dropped_row(
+        &self,
+        commit: &git2::Commit<'_>,
+        serials: &HashSet<String>,
+        short: &str,
+    ) -> Option<Break> {
+        if self.signers.is_some() {
+            if let Some(gone) = self.states.keys().find(|s| !serials.contains(s.as_str())) {
+                return Some(Self::brk(
+                    commit,
+                    "ledger-row-dropped",
+                    Some(gone),
+                    None,
+                    format!("certificate {gone} disappears from the ledger at this commit"),
+                    format!(
+                        "the ledger keeps every certificate ever issued: restore it from {short}~1"
+                    ),
+                ));
+            }
+        }
+        None
+    }
+
+    /// Step 4: each CRL this commit changes is a signed gitca commit's, reads as a CRL, and has
+    /// a number above the last one its issuer published.
+    fn crl_numbers_grow(
+        &mut self,
+        commit: &git2::Commit<'_>,
+        tree: &Tree<'_>,
+        short: &str,
+    ) -> Option<Break> {
         for (crl, cert) in CRL_ISSUERS {
             let Some(blob) = self.blob_at(tree, crl) else {
                 continue;
@@ -612,7 +727,7 @@ impl<'r> Auditor<'r> {
             self.crl_blobs.insert(crl, blob);
             let fix = format!("CRLs are written by gitca only: find who pushed {short}, and restore {crl} from {short}~1 (a CRL the CA key signed outside gitca can only add revocations, but it is not the CA's record)");
             if let Some(b) = self.unsigned_change(commit, crl, fix) {
-                return Ok(Some(b));
+                return Some(b);
             }
             let Some(issuer) = self.blob_at(tree, cert) else {
                 continue;
@@ -632,35 +747,31 @@ impl<'r> Auditor<'r> {
                     crate::authority::ca::CrlInfo::parse(&String::from_utf8_lossy(&b), None).ok()
                 })
             else {
-                return Ok(Some(Self::brk(
+                return Some(Self::brk(
                     commit,
                     "crl-unreadable",
                     None,
                     None,
                     format!("{crl} is not a CRL at this commit"),
                     format!("CRLs are written by gitca only: find who pushed {short}, and restore {crl} from {short}~1"),
-                )));
+                ));
             };
             if let Some(&(_, last)) = self.crl_numbers.get(&issuer) {
                 if info.number <= last {
-                    return Ok(Some(Self::brk(
+                    return Some(Self::brk(
                         commit,
                         "crl-number-not-grown",
                         None,
                         None,
                         format!("{crl} has CRL number {}, not above the {last} its issuer already published", info.number),
                         format!("CRL numbers only grow (a lower one is a rollback): restore {crl} from {short}~1 and run gitca reconcile"),
-                    )));
+                    ));
                 }
             }
             self.crl_numbers.insert(issuer, (blob, info.number));
             self.report.crls += 1;
         }
-        if let Some(s) = next_signers {
-            self.signers = Some(s);
-            self.signers_blob = signers_blob;
-        }
-        Ok(None)
+        None
     }
 
     /// The ledger rows of `text` that are not lines of the parent's ledger, with the hash of

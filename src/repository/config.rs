@@ -218,6 +218,77 @@ fn default_supersede_grace() -> Dur {
     Dur(time::Duration::days(7))
 }
 
+/// One line of [`Config::diff`] for a setting whose value changed.
+fn field(out: &mut Vec<String>, what: &str, a: String, b: String) {
+    if a != b {
+        out.push(format!("{what} {a} → {b}"));
+    }
+}
+
+/// How `Config::parse` points at a line of gitca.yaml: the first place `needle` is found.
+type Fail<'a> = dyn Fn(&str, String, &str) -> Error + 'a;
+
+/// One profile: a valid name, a validity within bounds and above its renew_before, each
+/// extended key usage once and at least one (server_auth alone for `server`).
+fn check_profile(name: &str, p: &Profile, fail: &Fail<'_>) -> Result<()> {
+    let b = name.as_bytes();
+    if b.is_empty()
+        || !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-".contains(c))
+    {
+        return Err(fail(
+            &format!("{name}:"),
+            format!("`{name}` is not a valid profile name"),
+            "profile names match [a-z0-9][a-z0-9_-]*",
+        ));
+    }
+    if p.validity > MAX_VALIDITY || p.validity < MIN_VALIDITY {
+        return Err(fail(
+                &format!("{name}:"),
+                format!(
+                    "profile `{name}`: validity {} is outside 1h to {MAX_VALIDITY}",
+                    p.validity
+                ),
+                "client certificates are renewed automatically: keep them short (bots 30d, people 365d)",
+            ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = p.extended_key_usage.iter().find(|e| !seen.insert(**e)) {
+        return Err(fail(
+            &format!("{name}:"),
+            format!("profile `{name}` lists {} twice", dup.name()),
+            "list each extended key usage once",
+        ));
+    }
+    if p.renew_before >= p.validity {
+        return Err(fail(
+            &format!("{name}:"),
+            format!(
+                "profile `{name}`: renew_before ({}) must be shorter than validity ({})",
+                p.renew_before, p.validity
+            ),
+            "renewal starts renew_before ahead of expiry; e.g. validity: 365d, renew_before: 30d",
+        ));
+    }
+    if name == SERVER_PROFILE && p.extended_key_usage != [Eku::ServerAuth] {
+        return Err(fail(
+            &format!("{name}:"),
+            format!("profile `{name}` must grant server_auth and nothing else"),
+            "a server certificate is never a client certificate: extended_key_usage: [server_auth]",
+        ));
+    }
+    if p.extended_key_usage.is_empty() {
+        return Err(fail(
+            &format!("{name}:"),
+            format!("profile `{name}` grants no extended key usage"),
+            "client certificates need `extended_key_usage: [client_auth]`",
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Parses and validates `gitca.yaml`'s text.
     pub fn parse(text: &str) -> Result<Config> {
@@ -226,14 +297,26 @@ impl Config {
             let at = text.find(needle).unwrap_or(0);
             Located::new(FILE, text, (at, needle.len()), message, "here", help).into()
         };
-        if config.ca.name.trim().is_empty() {
+        config.check_ca(&fail)?;
+        config.check_crl(&fail)?;
+        config.check_registry(&fail)?;
+        config.check_servers(text)?;
+        config.check_periods(&fail)?;
+        config.check_profiles(&fail)?;
+        Ok(config)
+    }
+
+    /// The CA's name and organization: present, and plain text (every certificate carries
+    /// them).
+    fn check_ca(&self, fail: &Fail<'_>) -> Result<()> {
+        if self.ca.name.trim().is_empty() {
             return Err(fail(
                 "name:",
                 "ca.name is empty".into(),
                 "give the CA a name",
             ));
         }
-        if config.ca.organization.trim().is_empty() {
+        if self.ca.organization.trim().is_empty() {
             return Err(fail(
                 "organization:",
                 "ca.organization is empty".into(),
@@ -241,8 +324,8 @@ impl Config {
             ));
         }
         for (field, key, value) in [
-            ("name:", "ca.name", &config.ca.name),
-            ("organization:", "ca.organization", &config.ca.organization),
+            ("name:", "ca.name", &self.ca.name),
+            ("organization:", "ca.organization", &self.ca.organization),
         ] {
             if let Err(why) = crate::authority::subject::check_text(value) {
                 return Err(fail(
@@ -252,17 +335,23 @@ impl Config {
                 ));
             }
         }
-        if config.crl.validity > MAX_CRL_VALIDITY || config.crl.validity < MIN_VALIDITY {
+        Ok(())
+    }
+
+    /// The CRL's validity within bounds, and its distribution point a URL fit for
+    /// certificates.
+    fn check_crl(&self, fail: &Fail<'_>) -> Result<()> {
+        if self.crl.validity > MAX_CRL_VALIDITY || self.crl.validity < MIN_VALIDITY {
             return Err(fail(
                 "validity:",
                 format!(
                     "crl.validity {} is outside 1h to {}",
-                    config.crl.validity, MAX_CRL_VALIDITY
+                    self.crl.validity, MAX_CRL_VALIDITY
                 ),
                 "a CRL is valid at most 10 days (the CA/Browser Forum's ceiling for subscriber CRLs): a longer one keeps a stolen CRL — and a revoked client — alive for as long",
             ));
         }
-        if let Some(url) = &config.crl.distribution_point {
+        if let Some(url) = &self.crl.distribution_point {
             let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
             if !scheme_ok
                 || url.len() > 512
@@ -276,7 +365,12 @@ impl Config {
                 ));
             }
         }
-        if let Some(r) = &config.registry {
+        Ok(())
+    }
+
+    /// The registry's groups are group names.
+    fn check_registry(&self, fail: &Fail<'_>) -> Result<()> {
+        if let Some(r) = &self.registry {
             let groups = r.push_groups.iter().chain(r.pull_groups.iter().flatten());
             for g in groups {
                 if !crate::repository::inventory::valid_group(g) {
@@ -288,7 +382,12 @@ impl Config {
                 }
             }
         }
-        if let Some(why) = config.servers.as_ref().and_then(|s| s.validate().err()) {
+        Ok(())
+    }
+
+    /// The `servers:` policy is one gitca can apply.
+    fn check_servers(&self, text: &str) -> Result<()> {
+        if let Some(why) = self.servers.as_ref().and_then(|s| s.validate().err()) {
             let at = text.find("\nservers:").map_or(0, |a| a + 1);
             return Err(Located::new(
                 FILE,
@@ -300,17 +399,23 @@ impl Config {
             )
             .into());
         }
-        if config.supersede_grace > MAX_SUPERSEDE_GRACE {
+        Ok(())
+    }
+
+    /// The supersede grace, the root CRL's validity and ceremony warning, and the CRL's
+    /// refresh, each within its bounds.
+    fn check_periods(&self, fail: &Fail<'_>) -> Result<()> {
+        if self.supersede_grace > MAX_SUPERSEDE_GRACE {
             return Err(fail(
                 "supersede_grace:",
                 format!(
                     "supersede_grace {} is longer than {MAX_SUPERSEDE_GRACE}",
-                    config.supersede_grace
+                    self.supersede_grace
                 ),
                 "a replaced certificate stays valid this long: keep it to days (default 7d)",
             ));
         }
-        let root = &config.root;
+        let root = &self.root;
         if root.crl_validity > MAX_ROOT_CRL_VALIDITY
             || root.crl_validity.0 < time::Duration::days(7)
         {
@@ -333,18 +438,23 @@ impl Config {
                 "e.g. crl_validity: 365d, ceremony_warning: 60d — time enough to gather the custodians",
             ));
         }
-        if config.crl.refresh_before >= config.crl.validity {
+        if self.crl.refresh_before >= self.crl.validity {
             return Err(fail(
                 "refresh_before:",
                 format!(
                     "crl.refresh_before ({}) must be shorter than crl.validity ({})",
-                    config.crl.refresh_before, config.crl.validity
+                    self.crl.refresh_before, self.crl.validity
                 ),
                 "e.g. validity: 7d, refresh_before: 3d — the CRL is re-signed when less than refresh_before remains",
             ));
         }
+        Ok(())
+    }
+
+    /// The profiles `user` and `bot` exist, and every profile is sound.
+    fn check_profiles(&self, fail: &Fail<'_>) -> Result<()> {
         for required in ["user", "bot"] {
-            if !config.profiles.contains_key(required) {
+            if !self.profiles.contains_key(required) {
                 return Err(fail(
                     "profiles:",
                     format!("profile `{required}` is missing"),
@@ -352,92 +462,45 @@ impl Config {
                 ));
             }
         }
-        for (name, p) in &config.profiles {
-            let b = name.as_bytes();
-            if b.is_empty()
-                || !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-                || !b
-                    .iter()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-".contains(c))
-            {
-                return Err(fail(
-                    &format!("{name}:"),
-                    format!("`{name}` is not a valid profile name"),
-                    "profile names match [a-z0-9][a-z0-9_-]*",
-                ));
-            }
-            if p.validity > MAX_VALIDITY || p.validity < MIN_VALIDITY {
-                return Err(fail(
-                    &format!("{name}:"),
-                    format!(
-                        "profile `{name}`: validity {} is outside 1h to {MAX_VALIDITY}",
-                        p.validity
-                    ),
-                    "client certificates are renewed automatically: keep them short (bots 30d, people 365d)",
-                ));
-            }
-            let mut seen = std::collections::BTreeSet::new();
-            if let Some(dup) = p.extended_key_usage.iter().find(|e| !seen.insert(**e)) {
-                return Err(fail(
-                    &format!("{name}:"),
-                    format!("profile `{name}` lists {} twice", dup.name()),
-                    "list each extended key usage once",
-                ));
-            }
-            if p.renew_before >= p.validity {
-                return Err(fail(
-                    &format!("{name}:"),
-                    format!(
-                        "profile `{name}`: renew_before ({}) must be shorter than validity ({})",
-                        p.renew_before, p.validity
-                    ),
-                    "renewal starts renew_before ahead of expiry; e.g. validity: 365d, renew_before: 30d",
-                ));
-            }
-            if name == SERVER_PROFILE && p.extended_key_usage != [Eku::ServerAuth] {
-                return Err(fail(
-                    &format!("{name}:"),
-                    format!("profile `{name}` must grant server_auth and nothing else"),
-                    "a server certificate is never a client certificate: extended_key_usage: [server_auth]",
-                ));
-            }
-            if p.extended_key_usage.is_empty() {
-                return Err(fail(
-                    &format!("{name}:"),
-                    format!("profile `{name}` grants no extended key usage"),
-                    "client certificates need `extended_key_usage: [client_auth]`",
-                ));
-            }
+        for (name, p) in &self.profiles {
+            check_profile(name, p, fail)?;
         }
-        Ok(config)
+        Ok(())
     }
 
     /// What changed from `old` to `self`, field by field, as a reviewer should read it: every
     /// change to gitca.yaml is a change of policy for every identity.
     pub fn diff(&self, old: &Config) -> Vec<String> {
         let mut out = Vec::new();
-        let mut field = |what: &str, a: String, b: String| {
-            if a != b {
-                out.push(format!("{what} {a} → {b}"));
-            }
-        };
-        field("ca.name", old.ca.name.clone(), self.ca.name.clone());
+        self.diff_ca_and_crl(old, &mut out);
+        self.diff_access_and_root(old, &mut out);
+        self.diff_profiles(old, &mut out);
+        out
+    }
+
+    /// Changes of the CA's names, the CRL and the supersede grace.
+    fn diff_ca_and_crl(&self, old: &Config, out: &mut Vec<String>) {
+        field(out, "ca.name", old.ca.name.clone(), self.ca.name.clone());
         field(
+            out,
             "ca.organization",
             old.ca.organization.clone(),
             self.ca.organization.clone(),
         );
         field(
+            out,
             "crl.validity",
             old.crl.validity.to_string(),
             self.crl.validity.to_string(),
         );
         field(
+            out,
             "crl.refresh_before",
             old.crl.refresh_before.to_string(),
             self.crl.refresh_before.to_string(),
         );
         field(
+            out,
             "crl.distribution_point",
             old.crl
                 .distribution_point
@@ -449,10 +512,16 @@ impl Config {
                 .unwrap_or_else(|| "(none)".into()),
         );
         field(
+            out,
             "supersede_grace",
             old.supersede_grace.to_string(),
             self.supersede_grace.to_string(),
         );
+    }
+
+    /// Changes of who may use the registry, which servers may be certified, and the root's
+    /// CRL periods.
+    fn diff_access_and_root(&self, old: &Config, out: &mut Vec<String>) {
         let show = |r: &Option<RegistryPolicy>| match r {
             None => "(every valid identity pushes and pulls)".to_string(),
             Some(r) => format!(
@@ -463,7 +532,7 @@ impl Config {
                     .map_or("every valid identity".to_string(), |g| g.join(", "))
             ),
         };
-        field("registry", show(&old.registry), show(&self.registry));
+        field(out, "registry", show(&old.registry), show(&self.registry));
         let servers = |s: &Option<crate::authority::server::ServerPolicy>| match s {
             None => "(no server certificates)".to_string(),
             Some(s) => format!(
@@ -473,17 +542,28 @@ impl Config {
                 s.wildcards
             ),
         };
-        field("servers", servers(&old.servers), servers(&self.servers));
         field(
+            out,
+            "servers",
+            servers(&old.servers),
+            servers(&self.servers),
+        );
+        field(
+            out,
             "root.crl_validity",
             old.root.crl_validity.to_string(),
             self.root.crl_validity.to_string(),
         );
         field(
+            out,
             "root.ceremony_warning",
             old.root.ceremony_warning.to_string(),
             self.root.ceremony_warning.to_string(),
         );
+    }
+
+    /// Profiles added, removed, or changed (validity, renew_before, extended key usages).
+    fn diff_profiles(&self, old: &Config, out: &mut Vec<String>) {
         let ekus = |p: &Profile| {
             p.extended_key_usage
                 .iter()
@@ -531,7 +611,6 @@ impl Config {
                 out.push(format!("profile {name} removed"));
             }
         }
-        out
     }
 
     /// The `root:` section `gitca init --offline-root` appends to the template.

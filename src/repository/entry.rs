@@ -10,9 +10,6 @@
 //! refused with the file and line, to be edited by hand.
 
 use std::io::Write;
-use std::path::Path;
-
-use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::repository::config::{self, Config};
@@ -20,40 +17,6 @@ use crate::repository::git::CaRepo;
 use crate::repository::inventory::{self, Identity};
 use crate::repository::ledger::RevocationReason;
 use crate::repository::load::read;
-
-#[derive(Debug, clap::Subcommand)]
-pub enum IdentityCommand {
-    /// Revoke every unexpired certificate of NAME: sets `revoke: REASON` in its entry, in
-    /// whichever identities file declares it. Nothing is issued to NAME while it stays.
-    #[command(
-        after_help = "Example (a stolen laptop):\n  gitca identity revoke robert --reason key-compromise\n  git commit -am \"robert's key is compromised\"\n\nREASON: key-compromise (the key is barred for good), affiliation-changed, superseded,\ncessation-of-operation, privilege-withdrawn, unspecified."
-    )]
-    Revoke {
-        /// The identity.
-        name: String,
-        /// The RFC 5280 reason.
-        #[arg(long, value_name = "REASON")]
-        reason: String,
-    },
-    /// Lift `revoke:` and `disabled:` from NAME's entry, so it is issued a certificate again
-    /// (for its current CSR; keys revoked for compromise stay barred).
-    #[command(
-        after_help = "Example (after a compromise, with the new key's CSR in place):\n  gitca request robert --rotate\n  gitca identity reinstate robert\n  git add -A identities csr && git commit -m \"robert: new key\""
-    )]
-    Reinstate {
-        /// The identity.
-        name: String,
-    },
-    /// Offboard NAME: remove its entry (and its CSR; its file when nothing else is declared
-    /// there). Reconcile then revokes every unexpired certificate it has.
-    #[command(
-        after_help = "Example:\n  gitca identity offboard carol\n  git add -A identities csr && git commit -m \"offboard carol\""
-    )]
-    Offboard {
-        /// The identity.
-        name: String,
-    },
-}
 
 /// Where an entry lies in its file, by lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,21 +209,65 @@ fn remove(text: &str, e: Extent) -> String {
     kept.concat()
 }
 
-/// The top-level entry point for `gitca identity`.
-pub fn run_identity(
-    dir: &Path,
-    now: OffsetDateTime,
-    cmd: &IdentityCommand,
-    out: &mut dyn Write,
-) -> Result<u8> {
-    let repo = CaRepo::open(dir)?;
+/// An edit of one identity's entry: what `gitca identity` asks for, as plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// Set `revoke: REASON` (the reason as given; it is parsed when the edit is made).
+    Revoke { reason: String },
+    /// Lift `revoke:` and `disabled:`.
+    Reinstate,
+    /// Remove the entry.
+    Offboard,
+}
+
+/// An identity's entry, found by the loader reconcile uses: its file, the file's text and
+/// where the entry lies in it.
+pub struct Entry {
+    config: Config,
+    inventory: inventory::Inventory,
+    name: String,
+    file: String,
+    line: usize,
+    csr: String,
+    text: String,
+    extent: Extent,
+}
+
+/// The entry's file as edited, with what to say and the commit message to suggest.
+pub struct Edited {
+    new_text: String,
+    summary: String,
+    message: String,
+}
+
+/// What an edit removes besides the entry: its file, and its CSR.
+pub struct Removal {
+    /// The file goes when nothing is declared in it any more and it was this identity's own.
+    file: bool,
+    /// The CSR goes with an offboarded identity, unless another entry names the same file.
+    csr: Option<String>,
+}
+
+impl Entry {
+    fn by_hand(&self, what: &str) -> Error {
+        by_hand(&self.file, self.line, &self.name, what)
+    }
+}
+
+/// The refusal for an entry whose layout gitca cannot edit safely, with its file and line.
+fn by_hand(file: &str, line: usize, name: &str, what: &str) -> Error {
+    Error::bad_file(
+        format!("{file}:{line}"),
+        format!("`{name}`'s entry is not laid out as a block list item gitca can edit: {what}"),
+        "edit the entry by hand (see docs/onboarding.md)",
+    )
+}
+
+/// Finds NAME's entry through the loader reconcile uses, and reads its file; refuses an
+/// undeclared (or broken) identity and an entry that is not a block list item.
+pub fn find(repo: &CaRepo, name: &str) -> Result<Entry> {
     let config = Config::parse(&read(&repo.dir, config::FILE, config::MAX_BYTES)?)?;
     let (inventory, _) = inventory::load_all(&repo.dir, &config)?;
-    let name = match cmd {
-        IdentityCommand::Revoke { name, .. }
-        | IdentityCommand::Reinstate { name }
-        | IdentityCommand::Offboard { name } => name,
-    };
     let Some(id) = inventory.get(name) else {
         let help = if inventory.held.contains_key(name) {
             "its entry is broken: `gitca check` shows where; fix it first"
@@ -274,16 +281,27 @@ pub fn run_identity(
     };
     let file = id.source.file.clone();
     let text = read(&repo.dir, &file, crate::repository::yaml::MAX_BYTES as u64)?;
-    let by_hand = |what: &str| {
-        Error::bad_file(
-            format!("{file}:{}", id.source.line),
-            format!("`{name}`'s entry is not laid out as a block list item gitca can edit: {what}"),
-            "edit the entry by hand (see docs/onboarding.md)",
-        )
-    };
-    let e = extent(&text, id.source.span.0).ok_or_else(|| by_hand("no `- name:` item"))?;
-    let (new_text, summary, message) = match cmd {
-        IdentityCommand::Revoke { reason, .. } => {
+    let line = id.source.line;
+    let extent = extent(&text, id.source.span.0)
+        .ok_or_else(|| by_hand(&file, line, name, "no `- name:` item"))?;
+    let csr = id.csr.clone();
+    Ok(Entry {
+        config,
+        inventory,
+        name: name.to_string(),
+        file,
+        line,
+        csr,
+        text,
+        extent,
+    })
+}
+
+/// Makes the edit on the entry's lines only, every other line of the file kept as it was.
+pub fn edit(entry: &Entry, edit: &Edit) -> Result<Edited> {
+    let (text, e, name, file) = (&entry.text, entry.extent, &entry.name, &entry.file);
+    let (new_text, summary, message) = match edit {
+        Edit::Revoke { reason } => {
             let why = RevocationReason::parse(reason).ok_or_else(|| {
                 Error::usage(
                     format!("`{reason}` is not a revocation reason"),
@@ -293,16 +311,16 @@ pub fn run_identity(
                     ),
                 )
             })?;
-            let t =
-                set_revoke(&text, e, why).ok_or_else(|| by_hand("`revoke:` on its first line"))?;
+            let t = set_revoke(text, e, why)
+                .ok_or_else(|| entry.by_hand("`revoke:` on its first line"))?;
             (
                 t,
                 format!("revoke: {why} set on `{name}` in {file}"),
                 format!("{name}: revoke ({why})"),
             )
         }
-        IdentityCommand::Reinstate { .. } => {
-            let t = lift(&text, e).ok_or_else(|| {
+        Edit::Reinstate => {
+            let t = lift(text, e).ok_or_else(|| {
                 Error::usage(
                     format!("`{name}` has neither `revoke:` nor `disabled:` in {file}"),
                     "nothing to reinstate",
@@ -314,84 +332,94 @@ pub fn run_identity(
                 format!("{name}: reinstate"),
             )
         }
-        IdentityCommand::Offboard { .. } => (
-            remove(&text, e),
+        Edit::Offboard => (
+            remove(text, e),
             format!("`{name}` removed from {file}"),
             format!("offboard {name}"),
         ),
     };
-    check_edit(&config, &file, &new_text, name, cmd)?;
-    // The file goes when nothing is declared in it any more and it was this identity's own.
-    let remove_file = matches!(cmd, IdentityCommand::Offboard { .. })
-        && inventory::names_in(&config, &file, &new_text).is_empty()
-        && file == format!("{}/{name}.yaml", "identities");
-    // The CSR goes with an offboarded identity, unless another entry names the same file.
-    let csr = matches!(cmd, IdentityCommand::Offboard { .. })
-        .then(|| id.csr.clone())
+    Ok(Edited {
+        new_text,
+        summary,
+        message,
+    })
+}
+
+/// What goes besides the entry: for an offboarding, its own file once empty and its CSR.
+pub fn removal(repo: &CaRepo, entry: &Entry, edit: &Edit, edited: &Edited) -> Removal {
+    let (name, file) = (&entry.name, &entry.file);
+    let offboard = *edit == Edit::Offboard;
+    let file = offboard
+        && inventory::names_in(&entry.config, file, &edited.new_text).is_empty()
+        && *file == format!("{}/{name}.yaml", "identities");
+    let csr = offboard
+        .then(|| entry.csr.clone())
         .filter(|c| {
             c.starts_with("csr/")
-                && !inventory
+                && !entry
+                    .inventory
                     .identities
                     .iter()
                     .any(|o| o.name != *name && o.csr == *c)
         })
         .filter(|c| repo.dir.meta(c).ok().flatten().is_some());
-    if remove_file {
-        repo.dir.remove(&file)?;
+    Removal { file, csr }
+}
+
+/// Writes the edited file (or removes it) and removes the CSR that goes.
+pub fn write_edit(repo: &CaRepo, entry: &Entry, edited: &Edited, removal: &Removal) -> Result<()> {
+    if removal.file {
+        repo.dir.remove(&entry.file)?;
     } else {
-        repo.dir.write(&file, new_text.as_bytes(), 0o644)?;
+        repo.dir
+            .write(&entry.file, edited.new_text.as_bytes(), 0o644)?;
     }
-    if let Some(c) = &csr {
+    if let Some(c) = &removal.csr {
         repo.dir.remove(c)?;
     }
+    Ok(())
+}
+
+/// Says what changed and how to commit it.
+pub fn report_edit(entry: &Entry, edited: &Edited, removal: &Removal, out: &mut dyn Write) {
+    let (name, file) = (&entry.name, &entry.file);
     let _ = writeln!(
         out,
         "{}{}",
-        if remove_file {
+        if removal.file {
             format!("`{name}` removed with its file {file}")
         } else {
-            summary
+            edited.summary.clone()
         },
-        csr.as_deref()
+        removal
+            .csr
+            .as_deref()
             .map(|c| format!("; {c} removed"))
             .unwrap_or_default()
     );
     let mut paths = vec![file.clone()];
-    paths.extend(csr);
+    paths.extend(removal.csr.clone());
     let _ = writeln!(
         out,
-        "Next: git add -A {} && git commit -m '{message}'\n",
-        paths.join(" ")
+        "Next: git add -A {} && git commit -m '{}'\n",
+        paths.join(" "),
+        edited.message
     );
-    crate::reconcile::review::run_plan(
-        dir,
-        now,
-        crate::reconcile::review::PlanFormat::Human,
-        false,
-        None,
-        out,
-    )?;
-    Ok(0)
 }
 
 /// The edited file must load as before, with the identity changed as asked and nothing else.
-fn check_edit(
-    config: &Config,
-    file: &str,
-    new_text: &str,
-    name: &str,
-    cmd: &IdentityCommand,
-) -> Result<()> {
-    let text: std::sync::Arc<str> = std::sync::Arc::from(new_text);
+pub fn check_edit(entry: &Entry, edited: &Edited, edit: &Edit) -> Result<()> {
+    let (config, file, name) = (&entry.config, entry.file.as_str(), entry.name.as_str());
+    let text: std::sync::Arc<str> = std::sync::Arc::from(edited.new_text.as_str());
     let (ids, errors) = inventory::parse_file(config, file, &text);
     Error::collect(errors)?;
     let me: Option<&Identity> = ids.iter().find(|i| i.name == name);
-    let fine = match cmd {
-        IdentityCommand::Revoke { reason, .. } => {
+    let fine = match edit {
+        Edit::Revoke { reason } => {
             me.is_some_and(|i| i.revoke.map(|r| r.as_str()) == Some(reason.as_str()))
         }
-        IdentityCommand::Reinstate { .. } => me.is_some_and(|i| i.wants_certificate()),
-        IdentityCommand::Offboard { .. } => me.is_none(),
+        Edit::Reinstate => me.is_some_and(|i| i.wants_certificate()),
+        Edit::Offboard => me.is_none(),
     };
     if fine {
         Ok(())

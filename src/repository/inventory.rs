@@ -664,25 +664,9 @@ fn parse_all(
     config: &Config,
     established: Option<Established>,
 ) -> Result<(Inventory, Vec<Error>)> {
-    let mut inv = Inventory::default();
-    let mut errors: Vec<Error> = Vec::new();
-    let mut total: u64 = 0;
-    let mut more_errors = 0usize;
-    use rayon::prelude::*;
+    let mut g = Gathering::default();
     let (files, strays) = identity_files(dir)?;
-    more_errors += strays.len().saturating_sub(MAX_KEPT_ERRORS);
-    for (rel, why) in strays.into_iter().take(MAX_KEPT_ERRORS) {
-        inv.removals_suspended = Some(format!(
-            "{} is not read",
-            crate::output::encode::one_line(&rel)
-        ));
-        let name = rel.strip_prefix("identities/").unwrap_or(&rel);
-        errors.push(Error::bad_file(
-            &rel,
-            format!("is under identities/ but not an identity file gitca reads (name {name:?})"),
-            why,
-        ));
-    }
+    g.refuse_strays(strays);
     if files.len() > MAX_FILES {
         return Err(Error::bad_file(
             DIR,
@@ -693,70 +677,13 @@ fn parse_all(
             "an identity file declares one or more identities: merge some files, or split the population over several CAs",
         ));
     }
-    // Files are read and parsed in parallel, a chunk of at most CHUNK_BYTES (by their sizes)
-    // at a time, in order: the totals are checked between chunks, so a pull request of many
-    // small entries costs at most one chunk past the bounds.
-    let sizes: Vec<u64> = files
-        .par_iter()
-        .map(|(rel, _)| dir.meta(rel).ok().flatten().map_or(0, |m| m.len))
-        .collect();
-    let mut next = 0;
-    'chunks: while next < files.len() {
-        let mut end = next;
-        let mut bytes = 0;
-        while end < files.len() && (end == next || bytes + sizes[end] <= CHUNK_BYTES) {
-            bytes += sizes[end];
-            end += 1;
-        }
-        let parsed: Vec<_> = files[next..end]
-            .par_iter()
-            .map(|(rel, _)| {
-                let text = dir.read_string(rel, yaml::MAX_BYTES as u64)?;
-                let text: Arc<str> = Arc::from(text);
-                let parsed = parse_file_holding(config, rel, &text, MAX_KEPT_ERRORS);
-                Ok((text, parsed))
-            })
-            .collect();
-        for ((rel, _), parsed) in files[next..end].iter().zip(parsed) {
-            let (text, (ids, problems, held, dropped)) = match parsed {
-                Ok(p) => p,
-                Err(e) => {
-                    // Its names are unknown: nobody may be taken for removed while it is unreadable.
-                    inv.removals_suspended = Some(format!("{rel} cannot be read ({e})"));
-                    errors.push(e);
-                    continue;
-                }
-            };
-            total += text.len() as u64;
-            let declared = inv.identities.len() + inv.held.len();
-            if total > MAX_TOTAL_BYTES || declared > MAX_IDENTITIES {
-                inv.removals_suspended = Some(format!(
-                    "{rel} and the files after it were not read (more than {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries in all)"
-                ));
-                errors.push(Error::bad_file(
-                    rel,
-                    format!(
-                        "identity files together exceed {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries"
-                    ),
-                    "split the population over several CAs",
-                ));
-                break 'chunks;
-            }
-            inv.identities.extend(ids);
-            let keep = MAX_KEPT_ERRORS.saturating_sub(errors.len());
-            more_errors += dropped + problems.len().saturating_sub(keep);
-            errors.extend(problems.into_iter().take(keep));
-            for h in held {
-                if h.identity == SUSPENDS {
-                    inv.removals_suspended = Some(format!("{rel} does not parse as YAML"));
-                    continue;
-                }
-                inv.held.insert(h.identity.clone(), h);
-            }
-            inv.files.insert(rel.clone(), text);
-        }
-        next = end;
-    }
+    g.read_files(dir, config, &files);
+    let Gathering {
+        mut inv,
+        mut errors,
+        more_errors,
+        ..
+    } = g;
     if more_errors > 0 {
         errors.push(Error::usage(
             format!("… and {more_errors} more invalid entries"),
@@ -772,8 +699,139 @@ fn parse_all(
             "split the population over several CAs",
         ));
     }
-    // Names are unique across all files: one diagnostic showing both places, at the later
-    // declaration, or with a base revision at the one it did not have.
+    let mut held = duplicate_names(&inv, established, &mut errors);
+    held.extend(shared_csrs(&inv, &mut errors));
+    drop_duplicates(&mut inv, held);
+    inv.identities.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((inv, errors))
+}
+
+/// One file as [`parse_file_holding`] returns it.
+type ParsedFile = (Vec<Identity>, Vec<Error>, Vec<Blocked>, usize);
+
+/// What [`parse_all`] gathers file by file: the inventory, the problems it keeps, how many
+/// more it does not, and the bytes read so far.
+#[derive(Default)]
+struct Gathering {
+    inv: Inventory,
+    errors: Vec<Error>,
+    more_errors: usize,
+    total: u64,
+}
+
+impl Gathering {
+    /// Files under identities/ that gitca does not read are errors, and suspend removals.
+    fn refuse_strays(&mut self, strays: Vec<(String, &'static str)>) {
+        self.more_errors += strays.len().saturating_sub(MAX_KEPT_ERRORS);
+        for (rel, why) in strays.into_iter().take(MAX_KEPT_ERRORS) {
+            self.inv.removals_suspended = Some(format!(
+                "{} is not read",
+                crate::output::encode::one_line(&rel)
+            ));
+            let name = rel.strip_prefix("identities/").unwrap_or(&rel);
+            self.errors.push(Error::bad_file(
+                &rel,
+                format!(
+                    "is under identities/ but not an identity file gitca reads (name {name:?})"
+                ),
+                why,
+            ));
+        }
+    }
+
+    /// Reads and parses the identity files, in order, until they exceed the bounds.
+    fn read_files(
+        &mut self,
+        dir: &Dir,
+        config: &Config,
+        files: &[(String, crate::repository::confined::Kind)],
+    ) {
+        use rayon::prelude::*;
+        // Files are read and parsed in parallel, a chunk of at most CHUNK_BYTES (by their sizes)
+        // at a time, in order: the totals are checked between chunks, so a pull request of many
+        // small entries costs at most one chunk past the bounds.
+        let sizes: Vec<u64> = files
+            .par_iter()
+            .map(|(rel, _)| dir.meta(rel).ok().flatten().map_or(0, |m| m.len))
+            .collect();
+        let mut next = 0;
+        while next < files.len() {
+            let mut end = next;
+            let mut bytes = 0;
+            while end < files.len() && (end == next || bytes + sizes[end] <= CHUNK_BYTES) {
+                bytes += sizes[end];
+                end += 1;
+            }
+            let parsed: Vec<_> = files[next..end]
+                .par_iter()
+                .map(|(rel, _)| {
+                    let text = dir.read_string(rel, yaml::MAX_BYTES as u64)?;
+                    let text: Arc<str> = Arc::from(text);
+                    let parsed = parse_file_holding(config, rel, &text, MAX_KEPT_ERRORS);
+                    Ok((text, parsed))
+                })
+                .collect();
+            for ((rel, _), parsed) in files[next..end].iter().zip(parsed) {
+                if !self.take(rel, parsed) {
+                    return;
+                }
+            }
+            next = end;
+        }
+    }
+
+    /// Takes in one file as parsed; `false` once the files together exceed the bounds (the
+    /// rest are not read).
+    fn take(&mut self, rel: &str, parsed: Result<(Arc<str>, ParsedFile)>) -> bool {
+        let inv = &mut self.inv;
+        let (text, (ids, problems, held, dropped)) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                // Its names are unknown: nobody may be taken for removed while it is unreadable.
+                inv.removals_suspended = Some(format!("{rel} cannot be read ({e})"));
+                self.errors.push(e);
+                return true;
+            }
+        };
+        self.total += text.len() as u64;
+        let declared = inv.identities.len() + inv.held.len();
+        if self.total > MAX_TOTAL_BYTES || declared > MAX_IDENTITIES {
+            inv.removals_suspended = Some(format!(
+                "{rel} and the files after it were not read (more than {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries in all)"
+            ));
+            self.errors.push(Error::bad_file(
+                rel,
+                format!(
+                    "identity files together exceed {MAX_TOTAL_BYTES} bytes or {MAX_IDENTITIES} entries"
+                ),
+                "split the population over several CAs",
+            ));
+            return false;
+        }
+        inv.identities.extend(ids);
+        let keep = MAX_KEPT_ERRORS.saturating_sub(self.errors.len());
+        self.more_errors += dropped + problems.len().saturating_sub(keep);
+        self.errors.extend(problems.into_iter().take(keep));
+        for h in held {
+            if h.identity == SUSPENDS {
+                inv.removals_suspended = Some(format!("{rel} does not parse as YAML"));
+                continue;
+            }
+            inv.held.insert(h.identity.clone(), h);
+        }
+        inv.files.insert(rel.to_string(), text);
+        true
+    }
+}
+
+/// Names are unique across all files: one diagnostic showing both places, at the later
+/// declaration, or with a base revision at the one it did not have. Returns the identities
+/// so held.
+fn duplicate_names(
+    inv: &Inventory,
+    established: Option<Established>,
+    errors: &mut Vec<Error>,
+) -> Vec<Blocked> {
     let mut held = Vec::new();
     let mut first: BTreeMap<&str, &Identity> = BTreeMap::new();
     for id in &inv.identities {
@@ -805,7 +863,13 @@ fn parse_all(
             first.insert(&id.name, id);
         }
     }
-    // A CSR shared by two identities would certify one key twice.
+    held
+}
+
+/// A CSR shared by two identities would certify one key twice. Returns the identities so
+/// held.
+fn shared_csrs(inv: &Inventory, errors: &mut Vec<Error>) -> Vec<Blocked> {
+    let mut held = Vec::new();
     let mut by_csr: BTreeMap<&str, &Identity> = BTreeMap::new();
     for id in &inv.identities {
         if let Some(prev) = by_csr.get(id.csr.as_str()) {
@@ -827,6 +891,11 @@ fn parse_all(
             by_csr.insert(&id.csr, id);
         }
     }
+    held
+}
+
+/// Drops every name declared twice and holds the identities found wanting above.
+fn drop_duplicates(inv: &mut Inventory, held: Vec<Blocked>) {
     let dup: std::collections::HashSet<String> = {
         let mut seen = std::collections::HashSet::new();
         inv.identities
@@ -864,10 +933,9 @@ fn parse_all(
             inv.held.entry(h.identity.clone()).or_insert(h);
         }
     }
-    inv.identities.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((inv, errors))
 }
 
+/// One entry checked field by field, in this order; the first refusal is its error.
 fn validate(
     config: &Config,
     file: &str,
@@ -881,69 +949,12 @@ fn validate(
     };
     let name = e.name.value.clone();
     let name_loc = e.name.referenced;
-    if !valid_name(&name) {
-        return Err(at(
-            &name_loc,
-            format!("`{name}` is not a valid identity name"),
-            "invalid name",
-            "names match [a-z0-9][a-z0-9._-]* (at most 64 characters, no `..`): lowercase letters, digits, dot, underscore, hyphen",
-        ));
-    }
+    name_field(&name, name_loc, &at)?;
     let names = server_names(config, kind, &name, &e, name_loc, &at)?;
-    let email = match e.email {
-        Some(s) => match crate::authority::subject::check_email(&s.value) {
-            Ok(()) => Some(s.value),
-            Err(why) => {
-                return Err(at(
-                    &s.referenced,
-                    format!(
-                        "`{}` is not a valid email address for `{name}`: {why}",
-                        s.value
-                    ),
-                    "invalid email",
-                    "write a plain ASCII address such as alice@example.com",
-                ))
-            }
-        },
-        None => None,
-    };
-    let groups = match e.groups {
-        Some(g) => {
-            if let Some(bad) = g.value.iter().find(|x| !valid_group(x)) {
-                return Err(at(
-                    &g.referenced,
-                    format!("group `{bad}` of `{name}` is not valid"),
-                    "invalid group",
-                    "groups use letters, digits, dot, underscore and hyphen (at most 64 characters); each becomes one OU",
-                ));
-            }
-            let mut v = g.value.clone();
-            v.dedup();
-            v
-        }
-        None => Vec::new(),
-    };
+    let email = email_field(&name, e.email, &at)?;
+    let groups = groups_field(&name, e.groups, &at)?;
     let profile_loc = e.profile.as_ref().map(|p| p.referenced);
-    let profile = match e.profile {
-        Some(p) if !config.profiles.contains_key(&p.value) => {
-            return Err(at(
-                &p.referenced,
-                format!("unknown profile `{}` for `{name}`", p.value),
-                "unknown profile",
-                &format!(
-                    "profiles defined in gitca.yaml: {}",
-                    config
-                        .profiles
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ))
-        }
-        Some(p) => p.value,
-        None => kind.as_str().to_string(),
-    };
+    let profile = profile_field(config, kind, &name, e.profile, &at)?;
     if kind == Kind::Server {
         server_profile(
             config,
@@ -953,108 +964,24 @@ fn validate(
             &at,
         )?;
     }
-    let validity = match e.validity {
-        Some(v) => {
-            let d = Dur::parse(&v.value).map_err(|_| {
-                at(
-                    &v.referenced,
-                    format!("`{}` is not a duration", v.value),
-                    "invalid duration",
-                    "write e.g. 90d, 2w or 12h",
-                )
-            })?;
-            let p = &config.profiles[&profile];
-            if d > p.validity || d <= p.renew_before {
-                return Err(at(
-                    &v.referenced,
-                    format!("validity {d} of `{name}` is outside its profile's bounds"),
-                    "out of bounds",
-                    &format!(
-                        "a per-identity validity may shorten the profile's {} but must exceed its renew_before {}",
-                        p.validity, p.renew_before
-                    ),
-                ));
-            }
-            Some(d)
-        }
-        None => None,
-    };
-    let revoke = match e.revoke {
-        Some(r) => Some(RevocationReason::parse(&r.value).ok_or_else(|| {
-            at(
-                &r.referenced,
-                format!("`{}` is not a revocation reason", r.value),
-                "unknown reason",
-                "use key-compromise, affiliation-changed, superseded, cessation-of-operation or privilege-withdrawn",
-            )
-        })?),
-        None => None,
-    };
-    let (csr_rel, csr_loc) = match &e.csr {
-        Some(c) => (c.value.clone(), c.referenced),
-        None => (format!("csr/{name}.csr"), name_loc),
-    };
-    let csr = normalize_path(&csr_rel).map_err(|why| {
-        at(
-            &csr_loc,
-            format!(
-                "csr path `{}` of `{name}` is refused: {why}",
-                crate::output::encode::one_line(&csr_rel)
-            ),
-            "refused path",
-            "point csr at a file inside the repository, e.g. csr/NAME.csr",
-        )
-    })?;
-    let (common_name, cn_span) = match e.common_name {
-        Some(c) => {
-            if let Err(why) = crate::authority::subject::check_text(&c.value) {
-                return Err(at(
-                    &c.referenced,
-                    format!(
-                        "common_name `{}` of `{name}` is refused: {why}",
-                        crate::output::encode::one_line(&c.value)
-                    ),
-                    "invalid common name",
-                    "a common name is 1 to 64 letters, digits and spaces of one script, with . - _ ' ( ) & @ : (docs/onboarding.md, \"Names\"); leave it out to use the name",
-                ));
-            }
-            let span = span(&c.referenced);
-            (Some(c.value), Some(span))
-        }
-        None => (None, None),
-    };
-    let renamed_from = match e.renamed_from {
-        Some(r) if !valid_name(&r.value) || r.value == name => return Err(at(
-            &r.referenced,
-            format!(
-                "renamed_from `{}` of `{name}` is not another identity's name",
-                r.value
-            ),
-            "not a former name",
-            "renamed_from names the identity this one was called before, e.g. renamed_from: carol",
-        )),
-        Some(r) => Some(r.value),
-        None => None,
-    };
+    let validity = validity_field(config, &profile, &name, e.validity, &at)?;
+    let revoke = revoke_field(e.revoke, &at)?;
+    let (csr, csr_loc) = csr_field(&name, e.csr.as_ref(), name_loc, &at)?;
+    let (common_name, cn_span) = common_name_field(&name, e.common_name, &span, &at)?.unzip();
+    let renamed_from = renamed_from_field(&name, e.renamed_from, &at)?;
     let acknowledged = match e.acknowledged {
         Some(a) => Some(acknowledgement(&name, a, &span, &at)?),
         None => None,
     };
     if let (Some(cn), Kind::Server) = (&common_name, kind) {
-        if !names.iter().any(|n| n.value() == *cn) {
-            return Err(Located::shared(
-                file,
-                text,
-                cn_span.unwrap_or(span(&name_loc)),
-                format!(
-                    "common_name `{}` of server `{name}` is not one of its names",
-                    crate::output::encode::one_line(cn)
-                ),
-                "not a DNS name or IP address of this entry",
-                "a server's CN, if any, is one of its dns_names or ip_addresses (clients match only those); leave it out to use the first name",
-            )
-            .into());
-        }
+        server_cn(
+            file,
+            text,
+            &name,
+            cn,
+            &names,
+            cn_span.unwrap_or(span(&name_loc)),
+        )?;
     }
     let disabled = e.disabled.unwrap_or(false);
     // The CSR is hashed later, in parallel, for all identities at once (see `hash_csrs`).
@@ -1083,6 +1010,246 @@ fn validate(
             line,
         },
     })
+}
+
+/// An entry's name, under the grammar of identity names.
+fn name_field(name: &str, name_loc: serde_saphyr::Location, at: &At<'_>) -> Result<()> {
+    if !valid_name(name) {
+        return Err(at(
+            &name_loc,
+            format!("`{name}` is not a valid identity name"),
+            "invalid name",
+            "names match [a-z0-9][a-z0-9._-]* (at most 64 characters, no `..`): lowercase letters, digits, dot, underscore, hyphen",
+        ));
+    }
+    Ok(())
+}
+
+/// An entry's `csr` path (by default csr/NAME.csr), normalized and kept inside the
+/// repository, with where it is written (the name's place when it is implicit).
+fn csr_field(
+    name: &str,
+    csr: Option<&Spanned<String>>,
+    name_loc: serde_saphyr::Location,
+    at: &At<'_>,
+) -> Result<(String, serde_saphyr::Location)> {
+    let (csr_rel, csr_loc) = match csr {
+        Some(c) => (c.value.clone(), c.referenced),
+        None => (format!("csr/{name}.csr"), name_loc),
+    };
+    let csr = normalize_path(&csr_rel).map_err(|why| {
+        at(
+            &csr_loc,
+            format!(
+                "csr path `{}` of `{name}` is refused: {why}",
+                crate::output::encode::one_line(&csr_rel)
+            ),
+            "refused path",
+            "point csr at a file inside the repository, e.g. csr/NAME.csr",
+        )
+    })?;
+    Ok((csr, csr_loc))
+}
+
+/// An entry's `email`, under the grammar of every subject value.
+fn email_field(name: &str, email: Option<Spanned<String>>, at: &At<'_>) -> Result<Option<String>> {
+    Ok(match email {
+        Some(s) => match crate::authority::subject::check_email(&s.value) {
+            Ok(()) => Some(s.value),
+            Err(why) => {
+                return Err(at(
+                    &s.referenced,
+                    format!(
+                        "`{}` is not a valid email address for `{name}`: {why}",
+                        s.value
+                    ),
+                    "invalid email",
+                    "write a plain ASCII address such as alice@example.com",
+                ))
+            }
+        },
+        None => None,
+    })
+}
+
+/// An entry's `groups`, each a valid OU, repeats next to each other dropped.
+fn groups_field(
+    name: &str,
+    groups: Option<Spanned<Vec<String>>>,
+    at: &At<'_>,
+) -> Result<Vec<String>> {
+    Ok(match groups {
+        Some(g) => {
+            if let Some(bad) = g.value.iter().find(|x| !valid_group(x)) {
+                return Err(at(
+                    &g.referenced,
+                    format!("group `{bad}` of `{name}` is not valid"),
+                    "invalid group",
+                    "groups use letters, digits, dot, underscore and hyphen (at most 64 characters); each becomes one OU",
+                ));
+            }
+            let mut v = g.value.clone();
+            v.dedup();
+            v
+        }
+        None => Vec::new(),
+    })
+}
+
+/// An entry's `profile`, one gitca.yaml defines; by default the one named after its kind.
+fn profile_field(
+    config: &Config,
+    kind: Kind,
+    name: &str,
+    profile: Option<Spanned<String>>,
+    at: &At<'_>,
+) -> Result<String> {
+    Ok(match profile {
+        Some(p) if !config.profiles.contains_key(&p.value) => {
+            return Err(at(
+                &p.referenced,
+                format!("unknown profile `{}` for `{name}`", p.value),
+                "unknown profile",
+                &format!(
+                    "profiles defined in gitca.yaml: {}",
+                    config
+                        .profiles
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        }
+        Some(p) => p.value,
+        None => kind.as_str().to_string(),
+    })
+}
+
+/// An entry's `validity`: a duration within its profile's bounds (at most its validity, above
+/// its renew_before).
+fn validity_field(
+    config: &Config,
+    profile: &str,
+    name: &str,
+    validity: Option<Spanned<String>>,
+    at: &At<'_>,
+) -> Result<Option<Dur>> {
+    Ok(match validity {
+        Some(v) => {
+            let d = Dur::parse(&v.value).map_err(|_| {
+                at(
+                    &v.referenced,
+                    format!("`{}` is not a duration", v.value),
+                    "invalid duration",
+                    "write e.g. 90d, 2w or 12h",
+                )
+            })?;
+            let p = &config.profiles[profile];
+            if d > p.validity || d <= p.renew_before {
+                return Err(at(
+                    &v.referenced,
+                    format!("validity {d} of `{name}` is outside its profile's bounds"),
+                    "out of bounds",
+                    &format!(
+                        "a per-identity validity may shorten the profile's {} but must exceed its renew_before {}",
+                        p.validity, p.renew_before
+                    ),
+                ));
+            }
+            Some(d)
+        }
+        None => None,
+    })
+}
+
+/// An entry's `revoke`, a revocation reason.
+fn revoke_field(revoke: Option<Spanned<String>>, at: &At<'_>) -> Result<Option<RevocationReason>> {
+    Ok(match revoke {
+        Some(r) => Some(RevocationReason::parse(&r.value).ok_or_else(|| {
+            at(
+                &r.referenced,
+                format!("`{}` is not a revocation reason", r.value),
+                "unknown reason",
+                "use key-compromise, affiliation-changed, superseded, cessation-of-operation or privilege-withdrawn",
+            )
+        })?),
+        None => None,
+    })
+}
+
+/// An entry's `common_name`, under the grammar of every subject value, with where it is.
+fn common_name_field(
+    name: &str,
+    common_name: Option<Spanned<String>>,
+    span: &dyn Fn(&serde_saphyr::Location) -> (usize, usize),
+    at: &At<'_>,
+) -> Result<Option<(String, (usize, usize))>> {
+    Ok(match common_name {
+        Some(c) => {
+            if let Err(why) = crate::authority::subject::check_text(&c.value) {
+                return Err(at(
+                    &c.referenced,
+                    format!(
+                        "common_name `{}` of `{name}` is refused: {why}",
+                        crate::output::encode::one_line(&c.value)
+                    ),
+                    "invalid common name",
+                    "a common name is 1 to 64 letters, digits and spaces of one script, with . - _ ' ( ) & @ : (docs/onboarding.md, \"Names\"); leave it out to use the name",
+                ));
+            }
+            let span = span(&c.referenced);
+            Some((c.value, span))
+        }
+        None => None,
+    })
+}
+
+/// An entry's `renamed_from`: another identity's (valid) name.
+fn renamed_from_field(
+    name: &str,
+    renamed_from: Option<Spanned<String>>,
+    at: &At<'_>,
+) -> Result<Option<String>> {
+    Ok(match renamed_from {
+        Some(r) if !valid_name(&r.value) || r.value == name => return Err(at(
+            &r.referenced,
+            format!(
+                "renamed_from `{}` of `{name}` is not another identity's name",
+                r.value
+            ),
+            "not a former name",
+            "renamed_from names the identity this one was called before, e.g. renamed_from: carol",
+        )),
+        Some(r) => Some(r.value),
+        None => None,
+    })
+}
+
+/// A server's common name, when it has one, is one of its names: clients match only those.
+fn server_cn(
+    file: &str,
+    text: &Arc<str>,
+    name: &str,
+    cn: &str,
+    names: &[crate::authority::server::San],
+    cn_span: (usize, usize),
+) -> Result<()> {
+    if !names.iter().any(|n| n.value() == *cn) {
+        return Err(Located::shared(
+            file,
+            text,
+            cn_span,
+            format!(
+                "common_name `{}` of server `{name}` is not one of its names",
+                crate::output::encode::one_line(cn)
+            ),
+            "not a DNS name or IP address of this entry",
+            "a server's CN, if any, is one of its dns_names or ip_addresses (clients match only those); leave it out to use the first name",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 type At<'a> = dyn Fn(&serde_saphyr::Location, String, &str, &str) -> Error + 'a;
@@ -1127,6 +1294,41 @@ fn server_names(
             ));
         }
     }
+    let names = server_sans(config, name, lists, at)?;
+    if names.is_empty() {
+        return Err(at(
+            &name_loc,
+            format!("server `{name}` has no names"),
+            "no dns_names or ip_addresses",
+            "a server certificate names the server: add dns_names: [HOST] and/or ip_addresses: [ADDRESS]",
+        ));
+    }
+    if names.len() > server::MAX_NAMES {
+        return Err(at(
+            &name_loc,
+            format!("server `{name}` has {} names", names.len()),
+            "too many names",
+            &format!(
+                "a server certificate carries at most {} names",
+                server::MAX_NAMES
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+/// A server entry's `dns_names` or `ip_addresses` as written.
+type NameList = Option<Spanned<Vec<Spanned<String>>>>;
+
+/// A server entry's `dns_names` and `ip_addresses`, each in its canonical form and within
+/// gitca.yaml's `servers:` policy, none twice.
+fn server_sans(
+    config: &Config,
+    name: &str,
+    lists: [(&NameList, &str); 2],
+    at: &At<'_>,
+) -> Result<Vec<crate::authority::server::San>> {
+    use crate::authority::server;
     let policy = config.servers.as_ref();
     let help_policy = "list it in gitca.yaml's servers.dns_names / servers.ip_ranges in a reviewed change first (docs/deploy.md, \"Server certificates\"), or correct the name";
     let mut names = Vec::new();
@@ -1168,25 +1370,6 @@ fn server_names(
             }
             names.push(san);
         }
-    }
-    if names.is_empty() {
-        return Err(at(
-            &name_loc,
-            format!("server `{name}` has no names"),
-            "no dns_names or ip_addresses",
-            "a server certificate names the server: add dns_names: [HOST] and/or ip_addresses: [ADDRESS]",
-        ));
-    }
-    if names.len() > server::MAX_NAMES {
-        return Err(at(
-            &name_loc,
-            format!("server `{name}` has {} names", names.len()),
-            "too many names",
-            &format!(
-                "a server certificate carries at most {} names",
-                server::MAX_NAMES
-            ),
-        ));
     }
     Ok(names)
 }

@@ -194,6 +194,168 @@ fn parse_utc_seconds(s: &str) -> Option<OffsetDateTime> {
     Some(time::PrimitiveDateTime::new(date, t).assume_utc())
 }
 
+/// Which optional columns the ledger's header announces.
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    /// The `issuer` column (a CA with an offline root).
+    with_issuer: bool,
+    /// The `names` column (server certificates).
+    with_names: bool,
+}
+
+/// The refusal of one ledger row, pointing at it.
+type Fail<'a> = dyn Fn(String) -> crate::error::Error + 'a;
+
+/// Lower-case hex digits, at least one.
+fn hex_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// A time column, RFC 3339.
+fn time_field(s: &str, fail: &Fail<'_>) -> Result<OffsetDateTime> {
+    parse_time(s).ok_or_else(|| fail(format!("`{s}` is not an RFC 3339 time")))
+}
+
+impl Layout {
+    /// Takes in a header row; `true` when `row` is one (nothing more to read in it).
+    fn read_header(&mut self, row: &str) -> bool {
+        if let Some(rest) = row.strip_prefix(HEADER) {
+            let rest = match rest.strip_suffix(NAMES_HEADER) {
+                Some(r) => {
+                    self.with_names = true;
+                    r
+                }
+                None => rest,
+            };
+            if rest == ISSUER_HEADER {
+                self.with_issuer = true;
+                return true;
+            }
+            if rest.is_empty() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// One certificate's row, every column checked; `seen` holds the serials of the rows
+    /// before it.
+    fn parse_row<'t>(
+        self,
+        row: &'t str,
+        seen: &mut HashSet<&'t str>,
+        fail: &Fail<'_>,
+    ) -> Result<Record> {
+        let mut f = [""; 15];
+        let mut fields = 0;
+        for (slot, field) in row.split('\t').enumerate() {
+            if let Some(x) = f.get_mut(slot) {
+                *x = field;
+            }
+            fields += 1;
+        }
+        let want = 13 + usize::from(self.with_issuer) + usize::from(self.with_names);
+        if fields != want {
+            return Err(fail(format!(
+                "expected {want} tab-separated fields, found {fields}"
+            )));
+        }
+        let opt = |s: &str| (s != "-").then(|| s.to_string());
+        let names_field = if self.with_names { f[want - 1] } else { "-" };
+        let names = match names_field {
+            "-" => Vec::new(),
+            list => list
+                .split(',')
+                .map(|n| {
+                    crate::authority::server::San::parse(n)
+                        .ok_or_else(|| fail(format!("`{n}` is not a server name")))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let issuer = match if self.with_issuer { f[13] } else { "-" } {
+            "-" => None,
+            id if id.len() == 16 && hex_ok(id) => Some(id.to_string()),
+            id => return Err(fail(format!("`{id}` is not an issuer id"))),
+        };
+        check_ids(&f, fail)?;
+        if !seen.insert(f[0]) {
+            return Err(fail(format!("serial {} appears twice", f[0])));
+        }
+        let (state, revoked_at, reason) = revocation(&f, fail)?;
+        let (not_before, not_after) = (time_field(f[5], fail)?, time_field(f[6], fail)?);
+        if not_before >= not_after {
+            return Err(fail("not_before is not before not_after".into()));
+        }
+        Ok(Record {
+            serial: f[0].to_string(),
+            identity: f[1].to_string(),
+            kind: Kind::parse(f[2]).ok_or_else(|| fail(format!("unknown kind `{}`", f[2])))?,
+            profile: f[3].to_string(),
+            state,
+            not_before,
+            not_after,
+            revoked_at,
+            reason,
+            key_sha256: f[9].to_string(),
+            csr_sha256: f[10].to_string(),
+            email: opt(f[11]),
+            groups: opt(f[12])
+                .map(|g| g.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
+            issuer,
+            names,
+        })
+    }
+}
+
+/// A row's serial, identity name and digests, each in the form gitca writes.
+fn check_ids(f: &[&str; 15], fail: &Fail<'_>) -> Result<()> {
+    // A serial is whole octets (even length), at most 20 of them, positive, and written
+    // without leading zero octets (as `ca::serial_hex` writes it).
+    if !hex_ok(f[0]) || f[0].len() > 40 || !f[0].len().is_multiple_of(2) || f[0].starts_with("00") {
+        return Err(fail(format!("`{}` is not a serial", f[0])));
+    }
+    if !crate::repository::inventory::valid_name(f[1]) {
+        return Err(fail(format!("`{}` is not an identity name", f[1])));
+    }
+    if !(hex_ok(f[9]) && f[9].len() == 64) {
+        return Err(fail("key_sha256 is not a SHA-256".into()));
+    }
+    if !(f[10] == "-" || (hex_ok(f[10]) && f[10].len() == 64)) {
+        return Err(fail("csr_sha256 is not a SHA-256".into()));
+    }
+    Ok(())
+}
+
+/// A row's state, and when and why it was revoked: both for a revoked row, neither for an
+/// issued one.
+fn revocation(
+    f: &[&str; 15],
+    fail: &Fail<'_>,
+) -> Result<(State, Option<OffsetDateTime>, Option<RevocationReason>)> {
+    let state = match f[4] {
+        "issued" => State::Issued,
+        "revoked" => State::Revoked,
+        s => return Err(fail(format!("unknown state `{s}`"))),
+    };
+    let reason = match f[8] {
+        "-" => None,
+        s => Some(RevocationReason::parse(s).ok_or_else(|| fail(format!("unknown reason `{s}`")))?),
+    };
+    let revoked_at = match f[7] {
+        "-" => None,
+        s => Some(time_field(s, fail)?),
+    };
+    if (state == State::Revoked) != (revoked_at.is_some() && reason.is_some()) {
+        return Err(fail(
+            "a revoked row needs revoked_at and reason, an issued one neither".into(),
+        ));
+    }
+    Ok((state, revoked_at, reason))
+}
+
 /// All certificates, in the ledger's order.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
@@ -208,8 +370,7 @@ impl Ledger {
         let mut records = Vec::with_capacity(rows);
         let mut offset = 0;
         let mut seen = HashSet::with_capacity(rows);
-        let mut with_issuer = false;
-        let mut with_names = false;
+        let mut layout = Layout::default();
         for (i, line) in text.split_inclusive('\n').enumerate() {
             let start = offset;
             offset += line.len();
@@ -217,21 +378,8 @@ impl Ledger {
             if row.is_empty() || row.starts_with('#') {
                 continue;
             }
-            if let Some(rest) = row.strip_prefix(HEADER) {
-                let rest = match rest.strip_suffix(NAMES_HEADER) {
-                    Some(r) => {
-                        with_names = true;
-                        r
-                    }
-                    None => rest,
-                };
-                if rest == ISSUER_HEADER {
-                    with_issuer = true;
-                    continue;
-                }
-                if rest.is_empty() {
-                    continue;
-                }
+            if layout.read_header(row) {
+                continue;
             }
             let fail = |what: String| -> crate::error::Error {
                 Located::new(
@@ -244,110 +392,11 @@ impl Ledger {
                 )
                 .into()
             };
-            let mut f = [""; 15];
-            let mut fields = 0;
-            for (slot, field) in row.split('\t').enumerate() {
-                if let Some(x) = f.get_mut(slot) {
-                    *x = field;
-                }
-                fields += 1;
-            }
-            let want = 13 + usize::from(with_issuer) + usize::from(with_names);
-            if fields != want {
-                return Err(fail(format!(
-                    "expected {want} tab-separated fields, found {fields}"
-                )));
-            }
-            let opt = |s: &str| (s != "-").then(|| s.to_string());
-            let time = |s: &str| {
-                parse_time(s).ok_or_else(|| fail(format!("`{s}` is not an RFC 3339 time")))
-            };
-            let hex_ok = |s: &str| {
-                !s.is_empty()
-                    && s.bytes()
-                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            };
-            let names_field = if with_names { f[want - 1] } else { "-" };
-            let names = match names_field {
-                "-" => Vec::new(),
-                list => list
-                    .split(',')
-                    .map(|n| {
-                        crate::authority::server::San::parse(n)
-                            .ok_or_else(|| fail(format!("`{n}` is not a server name")))
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            };
-            let issuer = match if with_issuer { f[13] } else { "-" } {
-                "-" => None,
-                id if id.len() == 16 && hex_ok(id) => Some(id.to_string()),
-                id => return Err(fail(format!("`{id}` is not an issuer id"))),
-            };
-            // A serial is whole octets (even length), at most 20 of them, positive, and written
-            // without leading zero octets (as `ca::serial_hex` writes it).
-            if !hex_ok(f[0]) || f[0].len() > 40 || f[0].len() % 2 != 0 || f[0].starts_with("00") {
-                return Err(fail(format!("`{}` is not a serial", f[0])));
-            }
-            if !crate::repository::inventory::valid_name(f[1]) {
-                return Err(fail(format!("`{}` is not an identity name", f[1])));
-            }
-            if !(hex_ok(f[9]) && f[9].len() == 64) {
-                return Err(fail("key_sha256 is not a SHA-256".into()));
-            }
-            if !(f[10] == "-" || (hex_ok(f[10]) && f[10].len() == 64)) {
-                return Err(fail("csr_sha256 is not a SHA-256".into()));
-            }
-            if !seen.insert(f[0]) {
-                return Err(fail(format!("serial {} appears twice", f[0])));
-            }
-            let state = match f[4] {
-                "issued" => State::Issued,
-                "revoked" => State::Revoked,
-                s => return Err(fail(format!("unknown state `{s}`"))),
-            };
-            let reason = match f[8] {
-                "-" => None,
-                s => Some(
-                    RevocationReason::parse(s)
-                        .ok_or_else(|| fail(format!("unknown reason `{s}`")))?,
-                ),
-            };
-            let revoked_at = match f[7] {
-                "-" => None,
-                s => Some(time(s)?),
-            };
-            if (state == State::Revoked) != (revoked_at.is_some() && reason.is_some()) {
-                return Err(fail(
-                    "a revoked row needs revoked_at and reason, an issued one neither".into(),
-                ));
-            }
-            let (not_before, not_after) = (time(f[5])?, time(f[6])?);
-            if not_before >= not_after {
-                return Err(fail("not_before is not before not_after".into()));
-            }
-            records.push(Record {
-                serial: f[0].to_string(),
-                identity: f[1].to_string(),
-                kind: Kind::parse(f[2]).ok_or_else(|| fail(format!("unknown kind `{}`", f[2])))?,
-                profile: f[3].to_string(),
-                state,
-                not_before,
-                not_after,
-                revoked_at,
-                reason,
-                key_sha256: f[9].to_string(),
-                csr_sha256: f[10].to_string(),
-                email: opt(f[11]),
-                groups: opt(f[12])
-                    .map(|g| g.split(',').map(str::to_string).collect())
-                    .unwrap_or_default(),
-                issuer,
-                names,
-            });
+            records.push(layout.parse_row(row, &mut seen, &fail)?);
         }
         let mut ledger = Ledger {
             records,
-            with_issuer,
+            with_issuer: layout.with_issuer,
         };
         ledger.sort();
         Ok(ledger)

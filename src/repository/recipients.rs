@@ -244,6 +244,9 @@ pub struct Agreement<'a> {
 }
 
 impl Agreement<'_> {
+    /// Prints the recipients and how each recipients file stands against what its key
+    /// holders signed; `Ok` when every recipient was agreed to, named on the command line, or
+    /// confirmed by a person at the terminal.
     pub fn confirm(&self, out: &mut dyn Write) -> Result<()> {
         let _ = writeln!(
             out,
@@ -254,6 +257,27 @@ impl Agreement<'_> {
         for r in self.to {
             let _ = writeln!(out, "  {}", shown(r));
         }
+        let (agreed, restore) = self.review_sources(out);
+        let unconfirmed: Vec<&String> = self
+            .to
+            .iter()
+            .filter(|r| !agreed.contains(r) && !self.named.contains(r))
+            .collect();
+        if unconfirmed.is_empty() {
+            return Ok(());
+        }
+        if std::io::stdin().is_terminal()
+            && std::env::var_os("GITCA_NO_PROMPT").is_none()
+            && self.confirmed_at_terminal(&unconfirmed, out)
+        {
+            return Ok(());
+        }
+        Err(self.refusal(&unconfirmed, &restore))
+    }
+
+    /// Notes each recipients file that is not the list its key holders signed. Returns every
+    /// recipient they agreed to, and the commands that restore the signed lists.
+    fn review_sources(&self, out: &mut dyn Write) -> (Vec<String>, Vec<String>) {
         let mut agreed: Vec<String> = Vec::new();
         let mut restore: Vec<String> = Vec::new();
         for (file, standing, on_disk) in &self.sources {
@@ -294,35 +318,33 @@ impl Agreement<'_> {
                 Standing::Signed { .. } => {}
             }
         }
-        let unconfirmed: Vec<&String> = self
-            .to
-            .iter()
-            .filter(|r| !agreed.contains(r) && !self.named.contains(r))
-            .collect();
-        if unconfirmed.is_empty() {
-            return Ok(());
+        (agreed, restore)
+    }
+
+    /// Asks the person at the terminal to confirm the recipients nobody agreed to or named.
+    fn confirmed_at_terminal(&self, unconfirmed: &[&String], out: &mut dyn Write) -> bool {
+        let _ = writeln!(
+            out,
+            "These recipients were not in the list its key holders signed, and no flag names them:"
+        );
+        for r in unconfirmed {
+            let _ = writeln!(out, "  + {}", shown(r));
         }
-        if std::io::stdin().is_terminal() && std::env::var_os("GITCA_NO_PROMPT").is_none() {
-            let _ = writeln!(
-                out,
-                "These recipients were not in the list its key holders signed, and no flag names them:"
-            );
-            for r in &unconfirmed {
-                let _ = writeln!(out, "  + {}", shown(r));
-            }
-            let _ = write!(
-                out,
-                "Encrypt {} to them too? Type yes to go on: ",
-                self.what
-            );
-            let _ = out.flush();
-            let mut answer = String::new();
-            let _ = std::io::stdin().read_line(&mut answer);
-            if answer.trim() == "yes" {
-                return Ok(());
-            }
-        }
-        Err(Error::usage(
+        let _ = write!(
+            out,
+            "Encrypt {} to them too? Type yes to go on: ",
+            self.what
+        );
+        let _ = out.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        answer.trim() == "yes"
+    }
+
+    /// The refusal to encrypt to recipients nobody confirmed, with how to confirm them (or
+    /// restore the signed list).
+    fn refusal(&self, unconfirmed: &[&String], restore: &[String]) -> Error {
+        Error::usage(
             format!(
                 "refusing to encrypt {} to {} recipient(s) nobody confirmed: {}",
                 self.what,
@@ -341,6 +363,6 @@ impl Agreement<'_> {
                     format!("; if the change is not yours, restore the signed list: {}", restore.join("; "))
                 }
             ),
-        ))
+        )
     }
 }

@@ -13,66 +13,54 @@ use crate::error::{Error, Result};
 use crate::repository::config::{self, Config};
 use crate::repository::confined::Dir;
 use crate::repository::git::{self, CaRepo};
-use crate::repository::inventory::{self, valid_name};
+use crate::repository::inventory::{self, valid_name, Identity};
+use crate::repository::ledger::{Ledger, Record};
 use crate::repository::load::read;
 use crate::repository::yaml;
 
-#[derive(Debug, clap::Args)]
-pub struct RequestArgs {
+/// What a request asks for: the `gitca request` flags, as plain values.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
     /// The identity's name: [a-z0-9][a-z0-9._-]*; becomes the certificate's CN.
     pub name: String,
     /// Declare a bot (short-lived `bot` profile) instead of a user.
-    #[arg(long, conflicts_with = "server")]
     pub bot: bool,
     /// Declare a TLS server (the `server` profile: serverAuth only): run this on the server,
     /// whose key stays there. Needs --dns-name or --ip-address; the names must be within
     /// gitca.yaml's `servers:` policy.
-    #[arg(long, conflicts_with_all = ["email", "groups"])]
     pub server: bool,
     /// A DNS name of the server (lower case; IDNs as xn-- A-labels). Repeatable; the first
     /// becomes the CN.
-    #[arg(long = "dns-name", value_name = "NAME", requires = "server")]
     pub dns_names: Vec<String>,
     /// An IP address of the server. Repeatable.
-    #[arg(long = "ip-address", value_name = "ADDRESS", requires = "server")]
     pub ip_addresses: Vec<String>,
     /// Email address for the certificate's SAN.
-    #[arg(long)]
     pub email: Option<String>,
     /// The certificate's CN when it is not the name (`Alice Liddell`): 1 to 64 letters,
     /// digits and spaces of one script, with . - _ ' ( ) & @ : (docs/onboarding.md, "Names").
-    #[arg(long, value_name = "CN", conflicts_with = "rotate")]
     pub common_name: Option<String>,
     /// A group (one OU each). Repeatable.
-    #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
     /// p256 (default), p384, rsa3072 or rsa4096.
-    #[arg(long, default_value = "p256", value_name = "TYPE")]
     pub key_type: String,
     /// Where to write the private key (default: ~/.config/gitca/keys/NAME.key). Never inside the
     /// repository; never overwritten.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["key", "csr"])]
     pub key_out: Option<PathBuf>,
     /// Make the CSR with this existing private key (PEM: PKCS#8, SEC1 or PKCS#1; P-256, P-384,
     /// RSA ≥ 2048, Ed25519) instead of a new one. It is read, never copied or moved.
-    #[arg(long, value_name = "FILE", conflicts_with = "csr")]
     pub key: Option<PathBuf>,
     /// Use this CSR, made elsewhere (a hardware token, another tool), instead of making a key.
     /// It is checked with the rules reconcile applies before it is added.
-    #[arg(long, value_name = "FILE")]
     pub csr: Option<PathBuf>,
     /// This identity was called NAME before (a rename): it keeps NAME's key (pass it with
     /// --key), NAME's entry must go in the same change, and NAME's certificates are revoked
     /// as superseded once the new one is issued.
-    #[arg(long, value_name = "NAME")]
     pub renamed_from: Option<String>,
     /// The identities file to add the entry to (default: identities/NAME.yaml, one file per
     /// identity, so that pull requests onboarding different people never conflict).
-    #[arg(long, value_name = "FILE")]
     pub file: Option<String>,
     /// The identity exists already: make a new key and CSR for it (key rotation); the YAML entry
     /// stays as it is and reconcile supersedes the old certificate.
-    #[arg(long)]
     pub rotate: bool,
 }
 
@@ -199,16 +187,40 @@ pub fn insert_entry(text: &str, list: &str, entry: &[String]) -> String {
     s
 }
 
-/// The top-level entry point for `gitca request`.
-pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Result<()> {
-    let repo = CaRepo::open(dir)?;
+/// What a request will write, worked out and checked before anything is written.
+pub struct Draft {
+    config: Config,
+    key_type: KeyType,
+    ledger: Option<Ledger>,
+    /// The identity is declared already as a server (a rotation's report names `deploy cert`).
+    declared_server: bool,
+    /// The CN the CSR must carry.
+    cn: String,
+    csr_rel: String,
+    /// The identities file the entry goes into.
+    file: String,
+    key_source: KeySource,
+    /// The identities file with the new entry; `None` for a rotation.
+    new_yaml: Option<String>,
+}
+
+/// The CSR a request adds, and what its key is.
+pub struct Csr {
+    pem: String,
+    key_desc: String,
+}
+
+/// With --rotate: the identity's current certificate, and whether the CSR keeps its key.
+pub struct Rotation {
+    current: Option<Record>,
+    same_key: bool,
+}
+
+/// Checks everything a request asks for, in order, and works out what it will write: nothing
+/// is written yet.
+pub fn draft(repo: &CaRepo, args: &Request) -> Result<Draft> {
     let name = &args.name;
-    if !valid_name(name) {
-        return Err(Error::usage(
-            format!("`{name}` is not a valid identity name"),
-            "names match [a-z0-9][a-z0-9._-]* (at most 64 characters, no `..`)",
-        ));
-    }
+    check_name(name)?;
     let key_type: KeyType = args.key_type.parse()?;
     let config = Config::parse(&read(&repo.dir, config::FILE, config::MAX_BYTES)?)?;
     let existing = inventory::load(&repo.dir, &config)?;
@@ -217,9 +229,46 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     // Every value the entry will carry passes the grammar reconcile applies, before anything
     // (the key first of all) is written.
     check_values(args, &existing, ledger.as_ref())?;
-    // The CN the CSR must carry: the entry's common_name when it has one (imported identities).
-    // A server's: its first name (see `Identity::cn`).
-    let cn = declared
+    let cn = common_name(args, declared);
+    require_server_name(args)?;
+    let csr_rel = csr_path(&repo.dir, args, declared)?;
+    let file = identities_file(args)?;
+    let key_source = key_source(&repo.root, args)?;
+    check_renamed_from(args)?;
+    // The YAML entry, checked by the same loader reconcile uses before anything is written.
+    let new_yaml = if args.rotate {
+        None
+    } else {
+        Some(entry_yaml(&repo.dir, args, &csr_rel, &file)?)
+    };
+    Ok(Draft {
+        declared_server: declared.is_some_and(|d| d.kind == inventory::Kind::Server),
+        config,
+        key_type,
+        ledger,
+        cn,
+        csr_rel,
+        file,
+        key_source,
+        new_yaml,
+    })
+}
+
+/// Refuses a name reconcile would refuse.
+fn check_name(name: &str) -> Result<()> {
+    if !valid_name(name) {
+        return Err(Error::usage(
+            format!("`{name}` is not a valid identity name"),
+            "names match [a-z0-9][a-z0-9._-]* (at most 64 characters, no `..`)",
+        ));
+    }
+    Ok(())
+}
+
+/// The CN the CSR must carry: the entry's common_name when it has one (imported identities).
+/// A server's: its first name (see `Identity::cn`).
+fn common_name(args: &Request, declared: Option<&Identity>) -> String {
+    declared
         .map(|id| id.cn().to_string())
         .or_else(|| args.common_name.clone())
         .or_else(|| {
@@ -233,13 +282,24 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
                 })
                 .flatten()
         })
-        .unwrap_or_else(|| name.clone());
+        .unwrap_or_else(|| args.name.clone())
+}
+
+/// A new server needs at least one name clients connect to.
+fn require_server_name(args: &Request) -> Result<()> {
     if args.server && !args.rotate && args.dns_names.is_empty() && args.ip_addresses.is_empty() {
         return Err(Error::usage(
             "a server needs at least one name",
             "pass --dns-name HOST and/or --ip-address ADDRESS (repeatable): the names clients connect to",
         ));
     }
+    Ok(())
+}
+
+/// Where the CSR goes: a new identity's `csr/NAME.csr` (which must not exist yet), or a rotated
+/// one's current CSR file.
+fn csr_path(dir: &Dir, args: &Request, declared: Option<&Identity>) -> Result<String> {
+    let name = &args.name;
     let csr_rel =
         match (declared, args.rotate) {
             (Some(_), false) => return Err(Error::usage(
@@ -255,17 +315,22 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             (Some(id), true) => id.csr.clone(),
             (None, false) => format!("csr/{name}.csr"),
         };
-    if !args.rotate && repo.dir.meta(&csr_rel)?.is_some() {
+    if !args.rotate && dir.meta(&csr_rel)?.is_some() {
         return Err(Error::usage(
             format!("{csr_rel} exists already"),
             "remove the stale CSR first, or choose another name",
         ));
     }
+    Ok(csr_rel)
+}
+
+/// The identities file the entry goes into: --file, else identities/NAME.yaml.
+fn identities_file(args: &Request) -> Result<String> {
     let file = args
         .file
         .clone()
-        .unwrap_or_else(|| format!("identities/{name}.yaml"));
-    let file = inventory::normalize_path(&file)
+        .unwrap_or_else(|| format!("identities/{}.yaml", args.name));
+    inventory::normalize_path(&file)
         .ok()
         .filter(|f| f.starts_with("identities/") && (f.ends_with(".yaml") || f.ends_with(".yml")))
         .ok_or_else(|| {
@@ -273,11 +338,15 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
                 format!("`{file}` is not an identities file"),
                 "pass --file identities/NAME.yaml",
             )
-        })?;
-    // Where the key comes from: made here (the default), an existing one, or none (a CSR made
-    // elsewhere).
-    let key_source = match (&args.key, &args.csr) {
-        (Some(k), _) => KeySource::Existing(existing_key(&repo.root, k)?),
+        })
+}
+
+/// Where the key comes from: made here (the default), an existing one, or none (a CSR made
+/// elsewhere).
+fn key_source(repo_root: &Path, args: &Request) -> Result<KeySource> {
+    let name = &args.name;
+    Ok(match (&args.key, &args.csr) {
+        (Some(k), _) => KeySource::Existing(existing_key(repo_root, k)?),
         (None, Some(_)) => KeySource::None,
         (None, None) => {
             let key_default = if args.rotate {
@@ -287,124 +356,160 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
                 default_key_dir().join(format!("{name}.key"))
             };
             KeySource::New(check_key_path(
-                &repo.root,
+                repo_root,
                 args.key_out.as_deref().unwrap_or(&key_default),
             )?)
         }
-    };
+    })
+}
+
+/// --renamed-from names another identity.
+fn check_renamed_from(args: &Request) -> Result<()> {
     if let Some(former) = &args.renamed_from {
-        if !valid_name(former) || former == name {
+        if !valid_name(former) || *former == args.name {
             return Err(Error::usage(
                 format!("`{former}` is not another identity's name"),
                 "--renamed-from names the identity this one was called before",
             ));
         }
     }
-    // The YAML entry, checked by the same loader reconcile uses before anything is written.
-    let new_yaml = if args.rotate {
-        None
-    } else {
-        let mut entry = vec![format!("name: {name}")];
-        if let Some(c) = args.common_name.as_ref().filter(|c| *c != name) {
-            entry.push(format!("common_name: {}", yaml::quote(c)));
-        }
-        if let Some(e) = &args.email {
-            entry.push(format!("email: {}", yaml::quote(e)));
-        }
-        entry.push(format!("csr: {csr_rel}"));
-        if !args.groups.is_empty() {
-            let gs: Vec<String> = args.groups.iter().map(|g| yaml::quote(g)).collect();
-            entry.push(format!("groups: [{}]", gs.join(", ")));
-        }
-        for (key, values) in [
-            ("dns_names", &args.dns_names),
-            ("ip_addresses", &args.ip_addresses),
-        ] {
-            if !values.is_empty() {
-                let vs: Vec<String> = values.iter().map(|v| yaml::quote(v)).collect();
-                entry.push(format!("{key}: [{}]", vs.join(", ")));
-            }
-        }
-        if let Some(former) = &args.renamed_from {
-            entry.push(format!("renamed_from: {former}"));
-        }
-        let old = match repo.dir.read_opt(&file, yaml::MAX_BYTES as u64)? {
-            Some(bytes) => String::from_utf8(bytes).map_err(|_| {
-                Error::bad_file(&file, "is not UTF-8 text", "fix the identities file")
-            })?,
-            None => {
-                "# yaml-language-server: $schema=../schema/identities.schema.json\n".to_string()
-            }
-        };
-        Some(insert_entry(
-            &old,
-            if args.server {
-                "servers"
-            } else if args.bot {
-                "bots"
-            } else {
-                "users"
-            },
-            &entry,
-        ))
-    };
+    Ok(())
+}
 
-    // The CSR: made with the new or existing key, or taken as given once it passes the
-    // checks reconcile applies.
-    let (csr_pem, key_desc) = match (&key_source, &args.csr) {
-        (KeySource::None, Some(path)) => given_csr(path, &cn)?,
-        (KeySource::Existing((_, key)), _) => (make_csr(key, &cn)?, describe(key)),
-        (KeySource::New(_), _) => {
-            let key = key_type.generate()?;
-            let csr = make_csr(&key, &cn)?;
+/// The identities file with the new entry added to its `users:`, `bots:` or `servers:` list
+/// (a new file when there is none yet).
+fn entry_yaml(dir: &Dir, args: &Request, csr_rel: &str, file: &str) -> Result<String> {
+    let name = &args.name;
+    let mut entry = vec![format!("name: {name}")];
+    if let Some(c) = args.common_name.as_ref().filter(|c| *c != name) {
+        entry.push(format!("common_name: {}", yaml::quote(c)));
+    }
+    if let Some(e) = &args.email {
+        entry.push(format!("email: {}", yaml::quote(e)));
+    }
+    entry.push(format!("csr: {csr_rel}"));
+    if !args.groups.is_empty() {
+        let gs: Vec<String> = args.groups.iter().map(|g| yaml::quote(g)).collect();
+        entry.push(format!("groups: [{}]", gs.join(", ")));
+    }
+    for (key, values) in [
+        ("dns_names", &args.dns_names),
+        ("ip_addresses", &args.ip_addresses),
+    ] {
+        if !values.is_empty() {
+            let vs: Vec<String> = values.iter().map(|v| yaml::quote(v)).collect();
+            entry.push(format!("{key}: [{}]", vs.join(", ")));
+        }
+    }
+    if let Some(former) = &args.renamed_from {
+        entry.push(format!("renamed_from: {former}"));
+    }
+    let old = match dir.read_opt(file, yaml::MAX_BYTES as u64)? {
+        Some(bytes) => String::from_utf8(bytes)
+            .map_err(|_| Error::bad_file(file, "is not UTF-8 text", "fix the identities file"))?,
+        None => "# yaml-language-server: $schema=../schema/identities.schema.json\n".to_string(),
+    };
+    Ok(insert_entry(
+        &old,
+        if args.server {
+            "servers"
+        } else if args.bot {
+            "bots"
+        } else {
+            "users"
+        },
+        &entry,
+    ))
+}
+
+/// The CSR: made with the new or existing key, or taken as given once it passes the checks
+/// reconcile applies. A new key is written here, before the CSR and the YAML.
+pub fn make_request_csr(args: &Request, draft: &Draft) -> Result<Csr> {
+    let cn = &draft.cn;
+    let (pem, key_desc) = match (&draft.key_source, &args.csr) {
+        (KeySource::None, Some(path)) => given_csr(path, cn)?,
+        (KeySource::Existing((_, key)), _) => (make_csr(key, cn)?, describe(key)),
+        (KeySource::New(path), _) => {
+            let key = draft.key_type.generate()?;
+            let csr = make_csr(&key, cn)?;
             let desc = describe(&key);
             let key_pem = Zeroizing::new(key.serialize_pem());
-            if let KeySource::New(path) = &key_source {
-                // The key first, exclusively, 0600; then the CSR and the YAML.
-                path.dir.create_new(&path.name, key_pem.as_bytes(), 0o600)?;
-            }
+            // The key first, exclusively, 0600; then the CSR and the YAML.
+            path.dir.create_new(&path.name, key_pem.as_bytes(), 0o600)?;
             (csr, desc)
         }
         (KeySource::None, None) => unreachable!("no key without --csr"),
     };
-    if !matches!(key_source, KeySource::New(_)) {
-        refuse_taken_key(&repo.dir, &csr_pem, name, args.renamed_from.as_deref())?;
+    Ok(Csr { pem, key_desc })
+}
+
+/// A key brought along (`--key`, `--csr`) that reconcile would refuse is refused now, before
+/// the CSR and the YAML are written (see [`refuse_taken_key`]).
+pub fn refuse_brought_key(repo: &CaRepo, args: &Request, draft: &Draft, csr: &Csr) -> Result<()> {
+    if !matches!(draft.key_source, KeySource::New(_)) {
+        refuse_taken_key(
+            &repo.dir,
+            &csr.pem,
+            &args.name,
+            args.renamed_from.as_deref(),
+        )?;
     }
-    // With --rotate: the same key as the current certificate (a CSR for the key the person
-    // holds), or a new one.
-    let current = ledger.as_ref().and_then(|l| {
-        l.of(name)
+    Ok(())
+}
+
+/// With --rotate: the same key as the current certificate (a CSR for the key the person
+/// holds), or a new one.
+pub fn rotation(args: &Request, draft: &Draft, csr: &Csr) -> Rotation {
+    let current = draft.ledger.as_ref().and_then(|l| {
+        l.of(&args.name)
             .filter(|r| r.state == crate::repository::ledger::State::Issued)
             .last()
             .cloned()
     });
     let same_key = args.rotate
-        && !matches!(key_source, KeySource::New(_))
+        && !matches!(draft.key_source, KeySource::New(_))
         && current.as_ref().is_some_and(|c| {
-            crate::reconcile::policy::verify_csr(csr_pem.as_bytes())
+            crate::reconcile::policy::verify_csr(csr.pem.as_bytes())
                 .is_ok_and(|v| v.key_sha256 == c.key_sha256)
         });
+    Rotation { current, same_key }
+}
+
+/// Writes the CSR and the identities file together and loads the result as reconcile will;
+/// on any failure both are rolled back and a key made here is removed again.
+pub fn write_request(repo: &CaRepo, draft: &Draft, csr: &Csr) -> Result<()> {
     let mut tx = git::Transaction::new(&repo.dir);
     let written = (|| -> Result<()> {
-        tx.write(&csr_rel, csr_pem.as_bytes());
-        if let Some(y) = &new_yaml {
-            tx.write(&file, y.as_bytes());
+        tx.write(&draft.csr_rel, csr.pem.as_bytes());
+        if let Some(y) = &draft.new_yaml {
+            tx.write(&draft.file, y.as_bytes());
         }
         tx.apply()?;
-        if new_yaml.is_some() {
-            inventory::load(&repo.dir, &config)?;
+        if draft.new_yaml.is_some() {
+            inventory::load(&repo.dir, &draft.config)?;
         }
         Ok(())
     })();
     if let Err(e) = written {
         tx.rollback();
-        if let KeySource::New(path) = &key_source {
+        if let KeySource::New(path) = &draft.key_source {
             let _ = path.dir.remove(&path.name);
         }
         return Err(e);
     }
+    Ok(())
+}
 
-    let key_shown = match &key_source {
+/// Says what was written: the key, the CSR, the entry, and with --rotate what becomes of the
+/// current certificate. Returns the key's path as the next steps show it.
+pub fn report_written(
+    args: &Request,
+    draft: &Draft,
+    csr: &Csr,
+    rotation: &Rotation,
+    out: &mut dyn Write,
+) -> String {
+    let key_shown = match &draft.key_source {
         KeySource::New(path) => {
             let _ = writeln!(
                 out,
@@ -423,12 +528,13 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
         }
         KeySource::None => "YOUR-KEY".to_string(),
     };
-    let _ = writeln!(out, "CSR          {csr_rel}  ({key_desc}, CN={cn})");
-    if new_yaml.is_some() {
-        let _ = writeln!(out, "Declared     {name} in {file}");
+    let (csr_rel, cn, name) = (&draft.csr_rel, &draft.cn, &args.name);
+    let _ = writeln!(out, "CSR          {csr_rel}  ({}, CN={cn})", csr.key_desc);
+    if draft.new_yaml.is_some() {
+        let _ = writeln!(out, "Declared     {name} in {}", draft.file);
     }
     if args.rotate {
-        let _ = match (&current, same_key) {
+        let _ = match (&rotation.current, rotation.same_key) {
             (Some(c), true) => writeln!(
                 out,
                 "Same key    as certificate {}: reconcile issues a new certificate for the key you hold",
@@ -442,13 +548,26 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             (None, _) => Ok(()),
         };
     }
+    key_shown
+}
+
+/// Tells the person what to do next: commit and open a pull request, then, once reconciled,
+/// install the certificate.
+pub fn report_next(
+    args: &Request,
+    draft: &Draft,
+    rotation: &Rotation,
+    key_shown: &str,
+    out: &mut dyn Write,
+) {
+    let name = &args.name;
     // What changed: the CSR, and the identities file only when an entry was added (a rotation
     // leaves the entry, wherever it is declared, as it is).
-    let mut paths = vec![csr_rel.clone()];
-    if new_yaml.is_some() {
-        paths.push(file.clone());
+    let mut paths = vec![draft.csr_rel.clone()];
+    if draft.new_yaml.is_some() {
+        paths.push(draft.file.clone());
     }
-    let message = match (args.rotate, same_key) {
+    let message = match (args.rotate, rotation.same_key) {
         (false, _) => format!("onboard {name}"),
         (true, true) => format!("CSR for {name} (same key)"),
         (true, false) => format!("new key for {name}"),
@@ -456,7 +575,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
     let _ = writeln!(
         out,
         "\nNext: commit {} (never the key) and open a pull request:",
-        if new_yaml.is_some() {
+        if draft.new_yaml.is_some() {
             "the CSR and the YAML"
         } else {
             "the CSR"
@@ -473,7 +592,7 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             "  and remove `{former}`'s entry in the same commit (the rename hands its key on; its certificates are revoked as superseded)"
         );
     }
-    let _ = if args.server || declared.is_some_and(|d| d.kind == inventory::Kind::Server) {
+    let _ = if args.server || draft.declared_server {
         writeln!(
             out,
             "After the merge and reconcile: gitca deploy cert {name} --key {key_shown} --from PUBLISHED --ca PINNED-CA --server-dir /etc/gitca --reload 'nginx -s reload'"
@@ -484,7 +603,6 @@ pub fn run_request(dir: &Path, args: &RequestArgs, out: &mut dyn Write) -> Resul
             "After the merge and reconcile: gitca bundle {name} --key {key_shown} --registry HOST:PORT"
         )
     };
-    Ok(())
 }
 
 /// The ledger, when there is one that reads (a fresh CA has an empty one).
@@ -505,7 +623,7 @@ fn read_ledger(
 /// ([`crate::authority::subject`]), and a common name that stands for nobody else (another identity's
 /// name or common name, declared or in the ledger), as reconcile will judge them.
 fn check_values(
-    args: &RequestArgs,
+    args: &Request,
     existing: &inventory::Inventory,
     ledger: Option<&crate::repository::ledger::Ledger>,
 ) -> Result<()> {

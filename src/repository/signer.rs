@@ -82,52 +82,7 @@ impl AllowedSigners {
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
-            if line.chars().any(|c| c.is_control() && c != '\t') {
-                return Err(bad(
-                    "a control character in an allowed signer's line".into(),
-                    "each line is `PRINCIPAL ssh-ed25519 AAAA… [comment]`: retype the line",
-                ));
-            }
-            let mut fields = line.split_whitespace();
-            let principals_field = fields.next().unwrap_or_default();
-            let principals: Vec<String> = principals_field.split(',').map(str::to_string).collect();
-            if let Some(p) = principals.iter().find(|p| !is_principal(p)) {
-                return Err(bad(
-                    format!("`{p}` is not a principal gitca accepts"),
-                    "a principal is letters, digits and . _ @ + - (no patterns such as * or !): e.g. gitca-ci@example.com",
-                ));
-            }
-            let mut kind = fields.next().unwrap_or_default();
-            if kind.contains('=') {
-                if kind != "namespaces=\"git\"" {
-                    return Err(bad(
-                        format!("the option `{kind}` is not supported here"),
-                        "the only option gitca accepts is namespaces=\"git\"; remove the others (validity is history's: remove a signer by a signed commit)",
-                    ));
-                }
-                kind = fields.next().unwrap_or_default();
-            }
-            if kind != "ssh-ed25519" {
-                return Err(bad(
-                    format!("`{kind}` is not an ed25519 public key"),
-                    "the history signing key is ed25519: ssh-keygen -t ed25519 -N '' -f signing.key, then list the line of signing.key.pub after a principal",
-                ));
-            }
-            let b64 = fields.next().unwrap_or_default();
-            let key = PublicKey::from_openssh(&format!("{kind} {b64}"))
-                .ok()
-                .filter(|k| k.algorithm() == ssh_key::Algorithm::Ed25519)
-                .ok_or_else(|| {
-                    bad(
-                        "the key is not a valid ssh-ed25519 public key".into(),
-                        "paste the whole line of signing.key.pub (ssh-ed25519 AAAA…) after the principal",
-                    )
-                })?;
-            signers.push(Signer {
-                principals,
-                key: PublicKey::from(key.key_data().clone()),
-                line: i + 1,
-            });
+            signers.push(parse_signer(line, i + 1, &bad)?);
         }
         if signers.is_empty() {
             return Err(Box::new(Located::shared(
@@ -147,6 +102,57 @@ impl AllowedSigners {
     pub fn find(&self, key: &ssh_key::public::KeyData) -> Option<&Signer> {
         self.signers.iter().find(|s| s.key.key_data() == key)
     }
+}
+
+/// One line of the file: `PRINCIPAL[,PRINCIPAL…] [namespaces="git"] ssh-ed25519 KEY
+/// [comment]`, nothing else accepted.
+fn parse_signer(line: &str, line_no: usize, bad: &dyn Fn(String, &str) -> Error) -> Result<Signer> {
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(bad(
+            "a control character in an allowed signer's line".into(),
+            "each line is `PRINCIPAL ssh-ed25519 AAAA… [comment]`: retype the line",
+        ));
+    }
+    let mut fields = line.split_whitespace();
+    let principals_field = fields.next().unwrap_or_default();
+    let principals: Vec<String> = principals_field.split(',').map(str::to_string).collect();
+    if let Some(p) = principals.iter().find(|p| !is_principal(p)) {
+        return Err(bad(
+            format!("`{p}` is not a principal gitca accepts"),
+            "a principal is letters, digits and . _ @ + - (no patterns such as * or !): e.g. gitca-ci@example.com",
+        ));
+    }
+    let mut kind = fields.next().unwrap_or_default();
+    if kind.contains('=') {
+        if kind != "namespaces=\"git\"" {
+            return Err(bad(
+                format!("the option `{kind}` is not supported here"),
+                "the only option gitca accepts is namespaces=\"git\"; remove the others (validity is history's: remove a signer by a signed commit)",
+            ));
+        }
+        kind = fields.next().unwrap_or_default();
+    }
+    if kind != "ssh-ed25519" {
+        return Err(bad(
+            format!("`{kind}` is not an ed25519 public key"),
+            "the history signing key is ed25519: ssh-keygen -t ed25519 -N '' -f signing.key, then list the line of signing.key.pub after a principal",
+        ));
+    }
+    let b64 = fields.next().unwrap_or_default();
+    let key = PublicKey::from_openssh(&format!("{kind} {b64}"))
+        .ok()
+        .filter(|k| k.algorithm() == ssh_key::Algorithm::Ed25519)
+        .ok_or_else(|| {
+            bad(
+                "the key is not a valid ssh-ed25519 public key".into(),
+                "paste the whole line of signing.key.pub (ssh-ed25519 AAAA…) after the principal",
+            )
+        })?;
+    Ok(Signer {
+        principals,
+        key: PublicKey::from(key.key_data().clone()),
+        line: line_no,
+    })
 }
 
 fn is_principal(p: &str) -> bool {
