@@ -212,11 +212,7 @@ fn article_ca(dir: &Path) {
 /// The wall clock plus `minutes`: `openssl ca` signs with the real clock, and the import comes
 /// minutes after.
 fn minutes_from_now(minutes: i64) -> String {
-    (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
+    rfc3339(time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
 }
 
 fn later(t: &str, minutes: i64) -> String {

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use assert_cmd::cargo::CommandCargoExt;
 
 pub mod ci;
+pub mod daemons;
 pub mod github;
 pub mod hsm;
 
@@ -47,6 +48,20 @@ pub fn empty_home() -> PathBuf {
     let home = std::env::temp_dir().join(format!("gitca-test-home-{}", std::process::id()));
     std::fs::create_dir_all(&home).unwrap();
     home
+}
+
+/// `t` in RFC 3339, to the whole second.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The real clock in RFC 3339, to the whole second: for tests whose servers (nginx, openssl,
+/// certtool) check dates against their own clock.
+pub fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
 }
 
 /// Seconds since the epoch of an RFC 3339 time, for `openssl verify -attime`.
