@@ -98,34 +98,14 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
         require(t);
     }
     // Real time: nginx checks the CRL's dates against its own clock.
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let now = now_rfc3339();
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    ok(tool("chmod", &["755", tmp.to_str().unwrap()], &tmp));
+    traversable(&tmp);
     let keys = tmp.join("signing");
     std::fs::create_dir_all(&keys).unwrap();
-    let (signing, public) = ssh_key(&keys, "ci-signer");
+    let (signing, _) = ca.sign_history(&keys);
     let signing_text = std::fs::read_to_string(&signing).unwrap();
-    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
-    git(&ca.root, &["add", "-A"]);
-    git(
-        &ca.root,
-        &[
-            "-c",
-            "gpg.format=ssh",
-            "-c",
-            &format!("user.signingkey={}", signing.display()),
-            "commit",
-            "-q",
-            "-S",
-            "-m",
-            "history signers",
-        ],
-    );
     let publish = |dir: &Path| {
         let mut c = ca.cmd(&now);
         c.arg("publish")
@@ -239,18 +219,7 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
     let thief = tmp.join("thief");
     std::fs::create_dir_all(&thief).unwrap();
     let stolen = thief.join("ca.key");
-    ok(tool(
-        "age",
-        &[
-            "-d",
-            "-i",
-            ca.identity.to_str().unwrap(),
-            "-o",
-            stolen.to_str().unwrap(),
-            ca.path("ca/ca.key.age").to_str().unwrap(),
-        ],
-        &thief,
-    ));
+    ca.decrypt_ca_key(&stolen);
     let alice_serial = stdout(&ok(ca.openssl(&[
         "x509",
         "-in",
@@ -422,23 +391,7 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
 fn publish_without_the_signing_key_still_publishes_the_crl() {
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    let (signing, public) = ssh_key(&tmp, "ci-signer");
-    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
-    git(&ca.root, &["add", "-A"]);
-    git(
-        &ca.root,
-        &[
-            "-c",
-            "gpg.format=ssh",
-            "-c",
-            &format!("user.signingkey={}", signing.display()),
-            "commit",
-            "-q",
-            "-S",
-            "-m",
-            "history signers",
-        ],
-    );
+    ca.sign_history(&tmp);
     let out = tmp.join("public");
     let o = ok(run(ca.cmd(T0).arg("publish").arg(&out)));
     assert!(
@@ -463,24 +416,8 @@ fn publish_without_the_signing_key_still_publishes_the_crl() {
 fn the_list_holds_every_live_certificate_a_renewal_left() {
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    let (signing, public) = ssh_key(&tmp, "ci-signer");
+    let (signing, _) = ca.sign_history(&tmp);
     let signing_text = std::fs::read_to_string(&signing).unwrap();
-    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
-    git(&ca.root, &["add", "-A"]);
-    git(
-        &ca.root,
-        &[
-            "-c",
-            "gpg.format=ssh",
-            "-c",
-            &format!("user.signingkey={}", signing.display()),
-            "commit",
-            "-q",
-            "-S",
-            "-m",
-            "history signers",
-        ],
-    );
     ca.p256_csr("alice");
     ca.p256_csr("bob");
     ca.identities(PEOPLE);

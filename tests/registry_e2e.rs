@@ -580,28 +580,14 @@ fn nginx_group_rules_match_whole_attributes_only() {
     let ca = Ca::new();
     let now = now_rfc3339();
     let tmp = ca.tmp.path().to_path_buf();
-    ok(Command::new("chmod")
-        .args(["755", tmp.to_str().unwrap()])
-        .output()
-        .unwrap());
+    traversable(&tmp);
     let config = ca.read("gitca.yaml")
         + "\nregistry:\n  push_groups: [push, ops.admin]\n  pull_groups: [push, pull, ops.admin]\n";
     ca.write("gitca.yaml", &config);
     ca.commit("registry rights");
     ok(ca.reconcile(&now));
     let ca_key = tmp.join("stolen-ca.key");
-    ok(tool(
-        "age",
-        &[
-            "-d",
-            "-i",
-            ca.identity.to_str().unwrap(),
-            "-o",
-            ca_key.to_str().unwrap(),
-            ca.path("ca/ca.key.age").to_str().unwrap(),
-        ],
-        &tmp,
-    ));
+    ca.decrypt_ca_key(&ca_key);
     let deployed_ca = tmp.join("deployed-ca.crt");
     let deployed_crl = tmp.join("deployed-crl.pem");
     std::fs::copy(ca.path("ca/ca.crt"), &deployed_ca).unwrap();

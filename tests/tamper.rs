@@ -238,18 +238,7 @@ fn a_forged_ca_certificate_is_refused_before_the_key_is_unlocked() {
 
     // Validly self-signed by the real key (a custodian's re-issue) but not what init wrote.
     let key = ca.tmp.path().join("ca-key.pem");
-    ok(tool(
-        "age",
-        &[
-            "-d",
-            "-i",
-            ca.identity.to_str().unwrap(),
-            "-o",
-            key.to_str().unwrap(),
-            "ca/ca.key.age",
-        ],
-        &ca.root,
-    ));
+    ca.decrypt_ca_key(&key);
     ok(ca.openssl(&[
         "req",
         "-new",

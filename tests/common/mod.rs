@@ -313,6 +313,36 @@ impl Ca {
         git(&self.root, &["commit", "-q", "--allow-empty", "-m", msg]);
     }
 
+    /// `git commit -S` (gpg.format=ssh) of the whole working tree with the SSH key `key`: what
+    /// a signer does by hand.
+    pub fn signed_commit(&self, key: &Path, msg: &str) {
+        git(&self.root, &["add", "-A"]);
+        git(
+            &self.root,
+            &[
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &format!("user.signingkey={}", key.display()),
+                "commit",
+                "-q",
+                "-S",
+                "-m",
+                msg,
+            ],
+        );
+    }
+
+    /// Signed history declared: an SSH key `ci-signer` made in `dir`, listed in
+    /// ca/allowed_signers as principal `gitca-ci` and committed ("history signers") signed by
+    /// itself, as a signer adds it. Returns the key's path and its public line.
+    pub fn sign_history(&self, dir: &Path) -> (PathBuf, String) {
+        let (key, public) = ssh_key(dir, "ci-signer");
+        self.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
+        self.signed_commit(&key, "history signers");
+        (key, public)
+    }
+
     pub fn head(&self) -> String {
         git(&self.root, &["rev-parse", "HEAD"]).trim().to_string()
     }
@@ -340,6 +370,23 @@ impl Ca {
             "crl/ca.crl",
             cert.to_str().unwrap(),
         ])
+    }
+
+    /// The CA key decrypted by the real `age -d` with this repository's identity — what CI
+    /// holds, so what a thief of CI's secret or a custodian has — written to `out`.
+    pub fn decrypt_ca_key(&self, out: &Path) {
+        ok(tool(
+            "age",
+            &[
+                "-d",
+                "-i",
+                self.identity.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "ca/ca.key.age",
+            ],
+            &self.root,
+        ));
     }
 
     /// The ledger's rows, as field vectors.
