@@ -220,16 +220,7 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
     std::fs::create_dir_all(&thief).unwrap();
     let stolen = thief.join("ca.key");
     ca.decrypt_ca_key(&stolen);
-    let alice_serial = stdout(&ok(ca.openssl(&[
-        "x509",
-        "-in",
-        "certs/alice.crt",
-        "-noout",
-        "-serial",
-    ])))
-    .trim()
-    .trim_start_matches("serial=")
-    .to_string();
+    let alice_serial = serial_of(&ca.path("certs/alice.crt"));
     let (mallory, mallory_key) = mint(&ca, &thief, &stolen, "mallory", "5eedf00d5eedf00d5eedf00d");
     let (copycat, copycat_key) = mint(&ca, &thief, &stolen, "mallory", &alice_serial);
     let alice = (ca.path("certs/alice.crt"), ca.keys.join("alice.key"));

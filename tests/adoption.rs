@@ -244,18 +244,6 @@ fn adopted(now: &str) -> (Ca, PathBuf, String) {
     (Ca::imported(tmp, root, identity, recipient), old, said)
 }
 
-fn serial_of(cert: &Path) -> String {
-    let o = ok(tool(
-        "openssl",
-        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"],
-        Path::new("."),
-    ));
-    stdout(&o)
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
-}
-
 /// Item 1, 2, 3 and 7 on the reporter's path: nothing reissued on every run, the old
 /// certificate superseded after the grace period like any other, the new one taken by bundle,
 /// publish and deploy cert; CSRs and the CA key found by their public keys; the plan warns of

@@ -346,20 +346,7 @@ fn audit_names_an_unsigned_commit_that_adds_a_certificate() {
     assert_eq!(v["break"]["rule"], "unsigned-issuance", "{v}");
     assert_eq!(v["break"]["identity"], "mallory", "{v}");
     let serial = v["break"]["serial"].as_str().unwrap().to_string();
-    let cert_serial = stdout(&ok(ca.openssl(&[
-        "x509",
-        "-in",
-        "certs/mallory.crt",
-        "-noout",
-        "-serial",
-    ])));
-    assert_eq!(
-        cert_serial
-            .trim()
-            .trim_start_matches("serial=")
-            .to_ascii_lowercase(),
-        serial
-    );
+    assert_eq!(serial_of(&ca.path("certs/mallory.crt")), serial);
     let o = fails(run(ca.cmd(T0).arg("audit")));
     let text = stdout(&o);
     assert!(text.contains(&bad[..12]), "{text}");

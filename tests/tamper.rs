@@ -351,16 +351,7 @@ fn edited_certificate_files_are_never_published_and_are_written_back() {
     ok(ca.reconcile(T0));
     let real_alice = ca.read("certs/alice.crt");
     let real_bob = ca.read("certs/bob.crt");
-    let serial = stdout(&ok(ca.openssl(&[
-        "x509",
-        "-in",
-        "certs/alice.crt",
-        "-noout",
-        "-serial",
-    ])))
-    .trim()
-    .trim_start_matches("serial=")
-    .to_string();
+    let serial = serial_of(&ca.path("certs/alice.crt"));
     // A self-signed certificate with alice's serial, CN and key.
     let forged = ca.tmp.path().join("forged.crt");
     ok(ca.openssl(&[

@@ -744,6 +744,20 @@ pub fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The serial of the certificate file `cert` (a full path), as `openssl x509 -serial` prints
+/// it, in lowercase hex: the form of the ledger and of `gitca audit --json`.
+pub fn serial_of(cert: &Path) -> String {
+    let o = ok(tool(
+        "openssl",
+        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"],
+        cert.parent().unwrap(),
+    ));
+    stdout(&o)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
 /// The DER SubjectPublicKeyInfo of a key file, from the real `openssl pkey -pubout`.
 pub fn spki_of(key: &Path) -> Vec<u8> {
     let o = ok(tool(
