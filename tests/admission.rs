@@ -197,11 +197,7 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
             crl: &crl,
         };
         let map = map.display().to_string();
-        let extra: &[&str] = if admitted {
-            &["--admitted", &map]
-        } else {
-            &[]
-        };
+        let extra: &[&str] = if admitted { &["--admitted", &map] } else { &[] };
         let conf = prefix.join("nginx.conf");
         std::fs::write(&conf, site.export(ca.cmd(&now), extra)).unwrap();
         let s = Server::listening(

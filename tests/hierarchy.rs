@@ -1053,7 +1053,6 @@ fn doctor_outside_the_repository_reads_the_chain_and_both_crls() {
     assert!(stdout(&o).contains("revoked on"), "{}", stdout(&o));
 }
 
-
 /// The serials a root CRL lists (openssl crl -text), lowercase.
 fn root_crl_serials(ca: &Ca) -> Vec<String> {
     let o = ok(ca.openssl(&["crl", "-in", "crl/root.crl", "-noout", "-text"]));

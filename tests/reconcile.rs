@@ -15,7 +15,6 @@ fn ca_with_alice_and_bob() -> Ca {
     ca
 }
 
-
 #[test]
 fn removing_identity_revokes_every_unexpired_cert() {
     let ca = ca_with_alice_and_bob();
