@@ -9,92 +9,23 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::daemons::*;
 use common::*;
-
-/// A server process in its own process group, stopped with all its children when the test ends.
-struct Server {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let group = -(self.child.id() as i32);
-        // SAFETY: kill(2) on the process group this test created for the server.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: as above.
-        unsafe { libc::kill(group, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(name: &'static str, cmd: &mut Command, log: PathBuf) -> Server {
-        let out = std::fs::File::create(&log).unwrap();
-        let child = std::os::unix::process::CommandExt::process_group(cmd, 0)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        Server { name, child, log }
-    }
-
-    fn wait_port(&mut self, port: u16) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(15) {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({status}):\n{}",
-                    self.name,
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{} did not listen on {port}", self.name);
-    }
-}
 
 const PEOPLE: &str =
     "users:\n  - name: alice\n    csr: csr/alice.csr\n  - name: bob\n    csr: csr/bob.csr\n";
 
+/// curl to the registry's API root through the nginx on `port`; the HTTP status (0: none).
 fn status(server_ca: &Path, cert: &Path, key: &Path, port: u16) -> u16 {
-    let o = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "5",
-        ])
-        .args(["--noproxy", "*", "--cacert"])
-        .arg(server_ca)
-        .arg("--cert")
-        .arg(cert)
-        .arg("--key")
-        .arg(key)
-        .arg(format!("https://127.0.0.1:{port}/v2/"))
-        .output()
-        .unwrap();
-    stdout(&o).trim().parse().unwrap_or(0)
+    curl_status(
+        server_ca,
+        cert,
+        key,
+        &format!("https://127.0.0.1:{port}/v2/"),
+    )
 }
 
 /// A certificate for `cn` signed with the stolen CA key by openssl, with `serial`.
@@ -167,34 +98,14 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
         require(t);
     }
     // Real time: nginx checks the CRL's dates against its own clock.
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let now = now_rfc3339();
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    ok(tool("chmod", &["755", tmp.to_str().unwrap()], &tmp));
+    traversable(&tmp);
     let keys = tmp.join("signing");
     std::fs::create_dir_all(&keys).unwrap();
-    let (signing, public) = ssh_key(&keys, "ci-signer");
+    let (signing, _) = ca.sign_history(&keys);
     let signing_text = std::fs::read_to_string(&signing).unwrap();
-    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
-    git(&ca.root, &["add", "-A"]);
-    git(
-        &ca.root,
-        &[
-            "-c",
-            "gpg.format=ssh",
-            "-c",
-            &format!("user.signingkey={}", signing.display()),
-            "commit",
-            "-q",
-            "-S",
-            "-m",
-            "history signers",
-        ],
-    );
     let publish = |dir: &Path| {
         let mut c = ca.cmd(&now);
         c.arg("publish")
@@ -250,103 +161,51 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
     assert!(stdout(&o).contains("2 certificate(s)"), "{}", stdout(&o));
     let crl = server.join("ca.crl.pem");
     std::fs::copy(public.join("ca.crl.pem"), &crl).unwrap();
-    let server_ca = server.join("server-ca.crt");
-    let server_key = server.join("server.key");
-    ok(tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            server_key.to_str().unwrap(),
-            "-out",
-            server_ca.to_str().unwrap(),
-        ],
-        &server,
-    ));
+    let (server_ca, server_key) = server_tls(&server);
     let p_registry = free_port();
     let registry_conf = server.join("registry.yml");
-    let export = |args: &[&str]| stdout(&ok(run(ca.cmd(&now).arg("export").args(args))));
     std::fs::write(
         &registry_conf,
-        export(&[
-            "registry",
-            "--behind-nginx",
-            "--listen",
+        export_registry_behind_nginx(
+            ca.cmd(&now),
             &format!("127.0.0.1:{p_registry}"),
-            "--storage",
-            server.join("data").to_str().unwrap(),
-        ]),
+            &server.join("data"),
+        ),
     )
     .unwrap();
-    let mut registry = Server::start(
+    let _registry = Server::listening(
         "docker-registry",
         Command::new("docker-registry")
             .arg("serve")
             .arg(&registry_conf),
-        tmp.join("registry.log"),
+        p_registry,
+        &tmp.join("registry.log"),
     );
-    registry.wait_port(p_registry);
     // Two nginx: the same configuration with and without admission by record.
     let nginx = |name: &'static str, admitted: bool| {
         let prefix = server.join(name);
-        std::fs::create_dir_all(prefix.join("logs")).unwrap();
-        std::fs::create_dir_all(prefix.join("tmp")).unwrap();
-        ok(tool(
-            "chmod",
-            &["1777", prefix.join("tmp").to_str().unwrap()],
-            &tmp,
-        ));
+        nginx_prefix(&prefix);
         let port = free_port();
-        let mut args = vec![
-            "nginx".to_string(),
-            "--standalone".into(),
-            prefix.display().to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--server-name".into(),
-            "127.0.0.1".into(),
-            "--upstream".into(),
-            format!("127.0.0.1:{p_registry}"),
-            "--tls-cert".into(),
-            server_ca.display().to_string(),
-            "--tls-key".into(),
-            server_key.display().to_string(),
-            "--client-ca".into(),
-            pinned_ca.display().to_string(),
-            "--crl".into(),
-            crl.display().to_string(),
-        ];
-        if admitted {
-            args.extend(["--admitted".to_string(), map.display().to_string()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        std::fs::write(prefix.join("nginx.conf"), export(&args)).unwrap();
-        let p = prefix.display().to_string();
-        let mut s = Server::start(
+        let site = NginxSite {
+            prefix: &prefix,
+            listen: &format!("127.0.0.1:{port}"),
+            server_name: "127.0.0.1",
+            upstream: &format!("127.0.0.1:{p_registry}"),
+            tls_cert: &server_ca,
+            tls_key: &server_key,
+            client_ca: &pinned_ca,
+            crl: &crl,
+        };
+        let map = map.display().to_string();
+        let extra: &[&str] = if admitted { &["--admitted", &map] } else { &[] };
+        let conf = prefix.join("nginx.conf");
+        std::fs::write(&conf, site.export(ca.cmd(&now), extra)).unwrap();
+        let s = Server::listening(
             name,
-            Command::new("nginx").args([
-                "-p",
-                &format!("{p}/"),
-                "-c",
-                &format!("{p}/nginx.conf"),
-                "-e",
-                &format!("{p}/logs/error.log"),
-            ]),
-            tmp.join(format!("{name}.out")),
+            Command::new("nginx").args(nginx_args(&prefix, &conf, &[])),
+            port,
+            &tmp.join(format!("{name}.out")),
         );
-        s.wait_port(port);
         (s, port)
     };
     let (_guarded, guarded) = nginx("nginx-admitted", true);
@@ -356,28 +215,8 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
     let thief = tmp.join("thief");
     std::fs::create_dir_all(&thief).unwrap();
     let stolen = thief.join("ca.key");
-    ok(tool(
-        "age",
-        &[
-            "-d",
-            "-i",
-            ca.identity.to_str().unwrap(),
-            "-o",
-            stolen.to_str().unwrap(),
-            ca.path("ca/ca.key.age").to_str().unwrap(),
-        ],
-        &thief,
-    ));
-    let alice_serial = stdout(&ok(ca.openssl(&[
-        "x509",
-        "-in",
-        "certs/alice.crt",
-        "-noout",
-        "-serial",
-    ])))
-    .trim()
-    .trim_start_matches("serial=")
-    .to_string();
+    ca.decrypt_ca_key(&stolen);
+    let alice_serial = serial_of(&ca.path("certs/alice.crt"));
     let (mallory, mallory_key) = mint(&ca, &thief, &stolen, "mallory", "5eedf00d5eedf00d5eedf00d");
     let (copycat, copycat_key) = mint(&ca, &thief, &stolen, "mallory", &alice_serial);
     let alice = (ca.path("certs/alice.crt"), ca.keys.join("alice.key"));
@@ -539,23 +378,7 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
 fn publish_without_the_signing_key_still_publishes_the_crl() {
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    let (signing, public) = ssh_key(&tmp, "ci-signer");
-    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
-    git(&ca.root, &["add", "-A"]);
-    git(
-        &ca.root,
-        &[
-            "-c",
-            "gpg.format=ssh",
-            "-c",
-            &format!("user.signingkey={}", signing.display()),
-            "commit",
-            "-q",
-            "-S",
-            "-m",
-            "history signers",
-        ],
-    );
+    ca.sign_history(&tmp);
     let out = tmp.join("public");
     let o = ok(run(ca.cmd(T0).arg("publish").arg(&out)));
     assert!(
@@ -580,24 +403,8 @@ fn publish_without_the_signing_key_still_publishes_the_crl() {
 fn the_list_holds_every_live_certificate_a_renewal_left() {
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    let (signing, public) = ssh_key(&tmp, "ci-signer");
+    let (signing, _) = ca.sign_history(&tmp);
     let signing_text = std::fs::read_to_string(&signing).unwrap();
-    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
-    git(&ca.root, &["add", "-A"]);
-    git(
-        &ca.root,
-        &[
-            "-c",
-            "gpg.format=ssh",
-            "-c",
-            &format!("user.signingkey={}", signing.display()),
-            "commit",
-            "-q",
-            "-S",
-            "-m",
-            "history signers",
-        ],
-    );
     ca.p256_csr("alice");
     ca.p256_csr("bob");
     ca.identities(PEOPLE);

@@ -212,11 +212,7 @@ fn article_ca(dir: &Path) {
 /// The wall clock plus `minutes`: `openssl ca` signs with the real clock, and the import comes
 /// minutes after.
 fn minutes_from_now(minutes: i64) -> String {
-    (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
+    rfc3339(time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
 }
 
 fn later(t: &str, minutes: i64) -> String {
@@ -246,18 +242,6 @@ fn adopted(now: &str) -> (Ca, PathBuf, String) {
     let o = ok(import(&old, &root, &recipient, now));
     let said = stdout(&o);
     (Ca::imported(tmp, root, identity, recipient), old, said)
-}
-
-fn serial_of(cert: &Path) -> String {
-    let o = ok(tool(
-        "openssl",
-        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"],
-        Path::new("."),
-    ));
-    stdout(&o)
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
 }
 
 /// Item 1, 2, 3 and 7 on the reporter's path: nothing reissued on every run, the old

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemons::*;
 use common::*;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -60,21 +61,6 @@ impl Client {
     fn name(self) -> &'static str {
         self.script().trim_end_matches(".sh")
     }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-fn chmod(mode: &str, path: &Path) {
-    ok(tool(
-        "chmod",
-        &[mode, path.to_str().unwrap()],
-        Path::new("/"),
-    ));
 }
 
 /// The serial `index.json` of a published tree lists for `name`.
@@ -121,8 +107,8 @@ fn prepare(client: Client) -> Story {
     let w = ca.tmp.path().join("w");
     std::fs::create_dir_all(&w).unwrap();
     // nginx workers run as nobody: they must traverse to their temp directory.
-    chmod("755", ca.tmp.path());
-    chmod("755", &w);
+    traversable(ca.tmp.path());
+    traversable(&w);
     let mut cfg = ca.read("gitca.yaml");
     cfg.push_str("\nregistry:\n  push_groups: [push]\n  pull_groups: [push, pull]\n");
     cfg.push_str(
@@ -273,33 +259,22 @@ fn prepare(client: Client) -> Story {
     std::fs::copy(ca.path("ca/ca.crt"), &pinned).unwrap();
     let crl = w.join("server/ca.crl.pem");
     let prefix = w.join("server/nginx");
-    std::fs::create_dir_all(prefix.join("logs")).unwrap();
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
-    chmod("1777", &prefix.join("tmp"));
+    nginx_prefix(&prefix);
     let registry_addr = match client {
         Client::Docker => "127.0.0.1:5000".to_string(),
         _ => format!("127.0.0.1:{}", free_port()),
     };
-    let export = |args: &[&str]| stdout(&ok(run(ca.cmd(&now).arg("export").args(args))));
-    let nginx_conf = export(&[
-        "nginx",
-        "--standalone",
-        prefix.to_str().unwrap(),
-        "--listen",
-        &registry,
-        "--server-name",
-        "registry.test",
-        "--upstream",
-        &registry_addr,
-        "--tls-cert",
-        server_crt.to_str().unwrap(),
-        "--tls-key",
-        server_key.to_str().unwrap(),
-        "--client-ca",
-        pinned.to_str().unwrap(),
-        "--crl",
-        crl.to_str().unwrap(),
-    ]);
+    let site = NginxSite {
+        prefix: &prefix,
+        listen: &registry,
+        server_name: "registry.test",
+        upstream: &registry_addr,
+        tls_cert: &server_crt,
+        tls_key: &server_key,
+        client_ca: &pinned,
+        crl: &crl,
+    };
+    let nginx_conf = site.export(ca.cmd(&now), &[]);
     assert!(
         nginx_conf.contains("return 403"),
         "registry rights: {nginx_conf}"
@@ -308,14 +283,7 @@ fn prepare(client: Client) -> Story {
     let registry_conf = w.join("server/registry.yml");
     std::fs::write(
         &registry_conf,
-        export(&[
-            "registry",
-            "--behind-nginx",
-            "--listen",
-            &registry_addr,
-            "--storage",
-            w.join("server/data").to_str().unwrap(),
-        ]),
+        export_registry_behind_nginx(ca.cmd(&now), &registry_addr, &w.join("server/data")),
     )
     .unwrap();
 

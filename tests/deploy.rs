@@ -444,18 +444,6 @@ fn deploy_cert(
     )
 }
 
-fn leaf_serial(path: &Path) -> String {
-    let o = ok(tool(
-        "openssl",
-        &["x509", "-in", path.to_str().unwrap(), "-noout", "-serial"],
-        path.parent().unwrap(),
-    ));
-    stdout(&o)
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
-}
-
 #[test]
 fn deploy_cert_keeps_a_bot_current_and_refuses_what_is_not_its_own() {
     let (ca, public, pinned) = published();
@@ -463,7 +451,7 @@ fn deploy_cert_keeps_a_bot_current_and_refuses_what_is_not_its_own() {
     let key = ca.keys.join("ci.key");
     let (code, log) = deploy_cert(T0, "ci", &key, &public, &pinned, &dir);
     assert_eq!(code, 0, "{log}");
-    let first = leaf_serial(&dir.join("client.cert"));
+    let first = serial_of(&dir.join("client.cert"));
     assert_eq!(
         std::fs::metadata(dir.join("client.key"))
             .unwrap()
@@ -478,7 +466,7 @@ fn deploy_cert_keeps_a_bot_current_and_refuses_what_is_not_its_own() {
     ok(run(ca.cmd(&day21).arg("publish").arg(&public)));
     let (code, log) = deploy_cert(&day21, "ci", &key, &public, &pinned, &dir);
     assert_eq!(code, 0, "{log}");
-    let second = leaf_serial(&dir.join("client.cert"));
+    let second = serial_of(&dir.join("client.cert"));
     assert_ne!(first, second, "{log}");
     assert!(log.contains(&second), "{log}");
     let (code, log) = deploy_cert(&day21, "ci", &key, &public, &pinned, &dir);

@@ -1053,15 +1053,6 @@ fn doctor_outside_the_repository_reads_the_chain_and_both_crls() {
     assert!(stdout(&o).contains("revoked on"), "{}", stdout(&o));
 }
 
-/// The serial of a certificate file, lowercase hex, as `openssl x509 -serial` gives it.
-fn serial_of(ca: &Ca, rel: &str) -> String {
-    let o = ok(ca.openssl(&["x509", "-in", rel, "-noout", "-serial"]));
-    stdout(&o)
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
-}
-
 /// The serials a root CRL lists (openssl crl -text), lowercase.
 fn root_crl_serials(ca: &Ca) -> Vec<String> {
     let o = ok(ca.openssl(&["crl", "-in", "crl/root.crl", "-noout", "-text"]));
@@ -1101,7 +1092,7 @@ fn ceremonies_revoke_what_the_root_signed_whatever_the_roster_says() {
     h.ca.commit("onboard alice");
     ok(h.ca.reconcile(T0));
     let int1_cert = h.ca.keep("ca/ca.crt", "int1.pem");
-    let int1 = serial_of(&h.ca, "ca/ca.crt");
+    let int1 = serial_of(&h.ca.path("ca/ca.crt"));
     ok(run(h.ca.cmd(T0).arg("check")));
     // The compromised intermediate, checked against the root and the root CRL alone.
     let int1_revoked = |at: &str| {

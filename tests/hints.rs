@@ -345,11 +345,7 @@ fn doctor_says_what_it_did_not_judge_and_checks_the_server_certificate() {
         "server.crt",
     ]);
     // The server certificate above was made by openssl with the real clock: so is the rest.
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let now = now_rfc3339();
     ok(ca.reconcile(&now));
     // s_server says ACCEPT once it listens (a port taken meanwhile makes it exit instead).
     let (mut server, port) = loop {

@@ -6,74 +6,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::daemons::*;
 use common::*;
-
-/// A server process in its own process group, stopped with all its children (nginx's workers)
-/// when the test ends, pass or fail.
-struct Server {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM first: nginx's master then stops its workers and reaps them (killed all at
-        // once they would outlive it as zombies); SIGKILL whatever is left of the group.
-        let group = -(self.child.id() as i32);
-        // SAFETY: kill(2) on the group this test created for the server; no memory involved.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // SAFETY: as above.
-        unsafe { libc::kill(group, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_port(port: u16, server: &mut Server, log: &Path) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!(
-                "{} exited ({status}):\n{}",
-                server.name,
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "{} did not listen on {port}:\n{}",
-        server.name,
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
-fn start(name: &'static str, cmd: &mut Command, port: u16, log: &Path) -> Server {
-    let out = std::fs::File::create(log).unwrap();
-    let mut s = Server {
-        name,
-        child: std::os::unix::process::CommandExt::process_group(cmd, 0)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    };
-    wait_for_port(port, &mut s, log);
-    s
-}
 
 /// A client's files: client.cert, client.key (as `gitca bundle` writes them) and the server's CA.
 struct Client<'a> {
@@ -116,12 +53,6 @@ impl Client<'_> {
     fn get(&self, url: &str) -> (i32, String) {
         self.curl(&[url])
     }
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
 }
 
 /// Pushes a blob through the v2 API (POST an upload, PUT it with its digest) and reads it back;
@@ -185,10 +116,7 @@ fn registry_behind_nginx_enforces_revocation_and_the_registry_alone_does_not() {
     let now = now_rfc3339();
     let tmp = ca.tmp.path().to_path_buf();
     // nginx workers run as nobody: they must be able to traverse to their temp directory.
-    ok(Command::new("chmod")
-        .args(["755", tmp.to_str().unwrap()])
-        .output()
-        .unwrap());
+    traversable(&tmp);
 
     // Onboarding: each person runs gitca request; the PR is merged; CI reconciles.
     for name in ["alice", "bob"] {
@@ -369,126 +297,65 @@ impl Stack {
     }
 }
 
-fn nginx_args(prefix: &Path, conf: &Path, extra: &[&str]) -> Vec<String> {
-    let mut v = vec![
-        "-p".into(),
-        format!("{}/", prefix.display()),
-        "-c".into(),
-        conf.display().to_string(),
-        "-e".into(),
-        prefix.join("logs/error.log").display().to_string(),
-    ];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v
-}
-
 /// Starts the stack for `ca`: the servers trust `deployed_ca` and nginx reads `deployed_crl`.
 fn start_stack(ca: &Ca, now: &str, tmp: &Path, deployed_ca: &Path, deployed_crl: &Path) -> Stack {
     let now = now.to_string();
     // The server's own TLS certificate, from an unrelated throwaway CA.
-    let server_ca = tmp.join("server-ca.crt");
-    let server_key = tmp.join("server.key");
-    ok(tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            server_key.to_str().unwrap(),
-            "-out",
-            server_ca.to_str().unwrap(),
-        ],
-        tmp,
-    ));
+    let (server_ca, server_key) = server_tls(tmp);
 
     let (p_plain, p_nginx, p_tls) = (free_port(), free_port(), free_port());
     let export = |args: &[&str]| stdout(&ok(run(ca.cmd(&now).arg("export").args(args))));
     let plain = tmp.join("registry-plain.yml");
     std::fs::write(
         &plain,
-        export(&[
-            "registry",
-            "--behind-nginx",
-            "--listen",
+        export_registry_behind_nginx(
+            ca.cmd(&now),
             &format!("127.0.0.1:{p_plain}"),
-            "--storage",
-            tmp.join("data-plain").to_str().unwrap(),
-        ]),
+            &tmp.join("data-plain"),
+        ),
     )
     .unwrap();
     let own_tls = tmp.join("registry-tls.yml");
-    let reg_tls = export(&[
-        "registry",
-        "--listen",
-        &format!("127.0.0.1:{p_tls}"),
-        "--storage",
-        tmp.join("data-tls").to_str().unwrap(),
-        "--tls-cert",
-        server_ca.to_str().unwrap(),
-        "--tls-key",
-        server_key.to_str().unwrap(),
-        "--client-ca",
-        deployed_ca.to_str().unwrap(),
-    ]);
+    // The registry with its own TLS; `flags` right after `registry`.
+    let registry_tls = |flags: &[&str]| {
+        let (listen, storage) = (format!("127.0.0.1:{p_tls}"), tmp.join("data-tls"));
+        let rest = [
+            "--listen",
+            &listen,
+            "--storage",
+            storage.to_str().unwrap(),
+            "--tls-cert",
+            server_ca.to_str().unwrap(),
+            "--tls-key",
+            server_key.to_str().unwrap(),
+            "--client-ca",
+            deployed_ca.to_str().unwrap(),
+        ];
+        export(&[&["registry"][..], flags, &rest].concat())
+    };
+    let reg_tls = registry_tls(&[]);
     assert!(
         reg_tls.contains("NEVER CHECKS REVOCATION"),
         "the registry export warns"
     );
     // Deleting images is off unless asked for; this registry asks (see the DELETE below).
     assert!(reg_tls.contains("delete:\n    enabled: false"), "{reg_tls}");
-    let reg_tls = export(&[
-        "registry",
-        "--allow-delete",
-        "--listen",
-        &format!("127.0.0.1:{p_tls}"),
-        "--storage",
-        tmp.join("data-tls").to_str().unwrap(),
-        "--tls-cert",
-        server_ca.to_str().unwrap(),
-        "--tls-key",
-        server_key.to_str().unwrap(),
-        "--client-ca",
-        deployed_ca.to_str().unwrap(),
-    ]);
+    let reg_tls = registry_tls(&["--allow-delete"]);
     std::fs::write(&own_tls, reg_tls).unwrap();
     let prefix = tmp.join("nginx");
-    std::fs::create_dir_all(prefix.join("logs")).unwrap();
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
-    ok(Command::new("chmod")
-        .args(["1777", prefix.join("tmp").to_str().unwrap()])
-        .output()
-        .unwrap());
+    nginx_prefix(&prefix);
     let conf = prefix.join("nginx.conf");
-    let nginx_conf = export(&[
-        "nginx",
-        "--standalone",
-        prefix.to_str().unwrap(),
-        "--listen",
-        &format!("127.0.0.1:{p_nginx}"),
-        "--server-name",
-        "127.0.0.1",
-        "--upstream",
-        &format!("127.0.0.1:{p_plain}"),
-        "--tls-cert",
-        server_ca.to_str().unwrap(),
-        "--tls-key",
-        server_key.to_str().unwrap(),
-        "--client-ca",
-        deployed_ca.to_str().unwrap(),
-        "--crl",
-        deployed_crl.to_str().unwrap(),
-    ]);
+    let site = NginxSite {
+        prefix: &prefix,
+        listen: &format!("127.0.0.1:{p_nginx}"),
+        server_name: "127.0.0.1",
+        upstream: &format!("127.0.0.1:{p_plain}"),
+        tls_cert: &server_ca,
+        tls_key: &server_key,
+        client_ca: deployed_ca,
+        crl: deployed_crl,
+    };
+    let nginx_conf = site.export(ca.cmd(&now), &[]);
     for needle in [
         "ssl_verify_client       on;",
         "ssl_crl",
@@ -499,20 +366,20 @@ fn start_stack(ca: &Ca, now: &str, tmp: &Path, deployed_ca: &Path, deployed_crl:
     }
     std::fs::write(&conf, nginx_conf).unwrap();
 
-    let _registry = start(
+    let _registry = Server::listening(
         "docker-registry (plain)",
         Command::new("docker-registry").arg("serve").arg(&plain),
         p_plain,
         &tmp.join("registry-plain.log"),
     );
-    let _registry_tls = start(
+    let _registry_tls = Server::listening(
         "docker-registry (own TLS)",
         Command::new("docker-registry").arg("serve").arg(&own_tls),
         p_tls,
         &tmp.join("registry-tls.log"),
     );
     let nginx_args = |extra: &[&str]| nginx_args(&prefix, &conf, extra);
-    let _nginx = start(
+    let _nginx = Server::listening(
         "nginx",
         Command::new("nginx").args(nginx_args(&[])),
         p_nginx,
@@ -542,10 +409,7 @@ fn the_compromise_drill_with_an_offline_root() {
     let now = now_rfc3339();
     let (ca, custodian) = offline_root_ca(&now);
     let tmp = ca.tmp.path().to_path_buf();
-    ok(Command::new("chmod")
-        .args(["755", tmp.to_str().unwrap()])
-        .output()
-        .unwrap());
+    traversable(&tmp);
     for (name, bot) in [("alice", false), ("builder", true)] {
         let mut c = ca.cmd(&now);
         c.args(["request", name, "--key-out"])
@@ -716,28 +580,14 @@ fn nginx_group_rules_match_whole_attributes_only() {
     let ca = Ca::new();
     let now = now_rfc3339();
     let tmp = ca.tmp.path().to_path_buf();
-    ok(Command::new("chmod")
-        .args(["755", tmp.to_str().unwrap()])
-        .output()
-        .unwrap());
+    traversable(&tmp);
     let config = ca.read("gitca.yaml")
         + "\nregistry:\n  push_groups: [push, ops.admin]\n  pull_groups: [push, pull, ops.admin]\n";
     ca.write("gitca.yaml", &config);
     ca.commit("registry rights");
     ok(ca.reconcile(&now));
     let ca_key = tmp.join("stolen-ca.key");
-    ok(tool(
-        "age",
-        &[
-            "-d",
-            "-i",
-            ca.identity.to_str().unwrap(),
-            "-o",
-            ca_key.to_str().unwrap(),
-            ca.path("ca/ca.key.age").to_str().unwrap(),
-        ],
-        &tmp,
-    ));
+    ca.decrypt_ca_key(&ca_key);
     let deployed_ca = tmp.join("deployed-ca.crt");
     let deployed_crl = tmp.join("deployed-crl.pem");
     std::fs::copy(ca.path("ca/ca.crt"), &deployed_ca).unwrap();

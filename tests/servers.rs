@@ -9,9 +9,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::daemons::*;
 use common::*;
 
 const POLICY: &str =
@@ -320,67 +320,6 @@ fn hostile_server_entries_are_refused_with_file_line_and_fix() {
     assert!(!ca.path("csr/evil.csr").exists() && !ca.path("identities/evil.yaml").exists());
 }
 
-/// A process in its own process group, stopped with its children when the test ends.
-struct Server {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let group = -(self.child.id() as i32);
-        // SAFETY: kill(2) on the process group this test created; no memory involved.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // SAFETY: as above.
-        unsafe { libc::kill(group, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-fn start(name: &'static str, cmd: &mut Command, port: u16, log: &Path) -> Server {
-    let out = std::fs::File::create(log).unwrap();
-    let mut s = Server {
-        name,
-        child: std::os::unix::process::CommandExt::process_group(cmd, 0)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    };
-    let begun = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = s.child.try_wait() {
-            panic!(
-                "{} exited ({status}): {}",
-                s.name,
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(
-            begun.elapsed() < Duration::from_secs(15),
-            "{name} never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    s
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
 /// curl through nginx with `--resolve`, so the host name is checked; returns the HTTP code
 /// (0 when TLS fails) and what curl said.
 fn curl(port: u16, host: &str, cacert: &Path, client: Option<(&Path, &Path)>) -> (u16, String) {
@@ -417,10 +356,7 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
     let now = now_rfc3339();
     let ca = ca_with_policy(&now);
     let tmp = ca.tmp.path().to_path_buf();
-    ok(Command::new("chmod")
-        .args(["755", tmp.to_str().unwrap()])
-        .output()
-        .unwrap());
+    traversable(&tmp);
     let server_key = request_server(&ca, &now, "registry", &["registry.test", "127.0.0.1"]);
     let alice_key = ca.keys.join("alice.key");
     ok(run(ca
@@ -446,23 +382,15 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
     let plain = tmp.join("registry-plain.yml");
     std::fs::write(
         &plain,
-        export(&[
-            "registry",
-            "--behind-nginx",
-            "--listen",
+        export_registry_behind_nginx(
+            ca.cmd(&now),
             &format!("127.0.0.1:{p_plain}"),
-            "--storage",
-            tmp.join("data").to_str().unwrap(),
-        ]),
+            &tmp.join("data"),
+        ),
     )
     .unwrap();
     let prefix = tmp.join("nginx");
-    std::fs::create_dir_all(prefix.join("logs")).unwrap();
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
-    ok(Command::new("chmod")
-        .args(["1777", prefix.join("tmp").to_str().unwrap()])
-        .output()
-        .unwrap());
+    nginx_prefix(&prefix);
     // The server installs its certificate next to its key from what CI published, verified
     // against the CA it pinned: server.crt and server.key, where `export nginx` reads them.
     let public = tmp.join("public");
@@ -504,42 +432,27 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
     )));
     assert!(said.contains("not hold a server certificate"), "{said}");
     let conf = prefix.join("nginx.conf");
-    let nginx_conf = export(&[
-        "nginx",
-        "--standalone",
-        prefix.to_str().unwrap(),
-        "--listen",
-        &format!("127.0.0.1:{p_nginx}"),
-        "--server-name",
-        "registry.test",
-        "--upstream",
-        &format!("127.0.0.1:{p_plain}"),
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        installed_key.to_str().unwrap(),
-        "--client-ca",
-        ca.path("ca/ca.crt").to_str().unwrap(),
-        "--crl",
-        ca.path("crl/ca.crl").to_str().unwrap(),
-    ]);
+    let site = NginxSite {
+        prefix: &prefix,
+        listen: &format!("127.0.0.1:{p_nginx}"),
+        server_name: "registry.test",
+        upstream: &format!("127.0.0.1:{p_plain}"),
+        tls_cert: &cert,
+        tls_key: &installed_key,
+        client_ca: &ca.path("ca/ca.crt"),
+        crl: &ca.path("crl/ca.crl"),
+    };
+    let nginx_conf = site.export(ca.cmd(&now), &[]);
     std::fs::write(&conf, nginx_conf).unwrap();
-    let _registry = start(
+    let _registry = Server::listening(
         "docker-registry",
         Command::new("docker-registry").arg("serve").arg(&plain),
         p_plain,
         &tmp.join("registry.log"),
     );
-    let _nginx = start(
+    let _nginx = Server::listening(
         "nginx",
-        Command::new("nginx").args([
-            "-p".to_string(),
-            format!("{}/", prefix.display()),
-            "-c".into(),
-            conf.display().to_string(),
-            "-e".into(),
-            prefix.join("logs/error.log").display().to_string(),
-        ]),
+        Command::new("nginx").args(nginx_args(&prefix, &conf, &[])),
         p_nginx,
         &tmp.join("nginx.out"),
     );
@@ -563,7 +476,7 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
         ]),
     )
     .unwrap();
-    let _registry_tls = start(
+    let _registry_tls = Server::listening(
         "docker-registry (own TLS)",
         Command::new("docker-registry").arg("serve").arg(&own_tls),
         p_tls,

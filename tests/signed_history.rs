@@ -17,32 +17,11 @@ fn signed_ca() -> (Ca, PathBuf, String) {
     let ca = Ca::new();
     let keys = ca.path("../keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let (key, public) = ssh_key(&keys, "ci-signer");
-    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
-    git_signed_commit(&ca, &key, "history signers");
+    let (key, public) = ca.sign_history(&keys);
     ca.p256_csr("alice");
     ca.identities(ALICE);
     ca.commit("onboard alice");
     (ca, key, public)
-}
-
-/// `git commit -S` with gpg.format=ssh and `key`: what a signer does by hand.
-fn git_signed_commit(ca: &Ca, key: &Path, msg: &str) {
-    git(&ca.root, &["add", "-A"]);
-    git(
-        &ca.root,
-        &[
-            "-c",
-            "gpg.format=ssh",
-            "-c",
-            &format!("user.signingkey={}", key.display()),
-            "commit",
-            "-q",
-            "-S",
-            "-m",
-            msg,
-        ],
-    );
 }
 
 fn reconcile_signed(ca: &Ca, key: &Path, now: &str) -> std::process::Output {
@@ -242,9 +221,7 @@ fn a_root_ceremony_signs_its_commit_and_refuses_without_the_key() {
     let (ca, custodian) = offline_root_ca(T0);
     let keys = ca.path("../keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let (key, public) = ssh_key(&keys, "ci-signer");
-    ca.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
-    git_signed_commit(&ca, &key, "history signers");
+    let (key, _) = ca.sign_history(&keys);
     let before = ca.head();
     let ceremony = |with_key: bool| {
         let mut c = ca.cmd(T0);
@@ -369,20 +346,7 @@ fn audit_names_an_unsigned_commit_that_adds_a_certificate() {
     assert_eq!(v["break"]["rule"], "unsigned-issuance", "{v}");
     assert_eq!(v["break"]["identity"], "mallory", "{v}");
     let serial = v["break"]["serial"].as_str().unwrap().to_string();
-    let cert_serial = stdout(&ok(ca.openssl(&[
-        "x509",
-        "-in",
-        "certs/mallory.crt",
-        "-noout",
-        "-serial",
-    ])));
-    assert_eq!(
-        cert_serial
-            .trim()
-            .trim_start_matches("serial=")
-            .to_ascii_lowercase(),
-        serial
-    );
+    assert_eq!(serial_of(&ca.path("certs/mallory.crt")), serial);
     let o = fails(run(ca.cmd(T0).arg("audit")));
     let text = stdout(&o);
     assert!(text.contains(&bad[..12]), "{text}");
@@ -413,7 +377,7 @@ fn audit_names_a_signed_commit_that_issues_what_its_parent_never_declared() {
             "crl",
         ],
     );
-    git_signed_commit(&ca, &key, "outputs only");
+    ca.signed_commit(&key, "outputs only");
     let bad = ca.head();
     let (o, v) = audit(&ca);
     assert_eq!(o.status.code(), Some(1), "{v}");
@@ -461,7 +425,7 @@ fn audit_names_a_crl_rolled_back_to_a_lower_number() {
     // Signed with the history signing key itself: still a rollback.
     git(&ca.root, &["reset", "-q", "--hard", &good]);
     git(&ca.root, &["checkout", first.trim(), "--", "crl/ca.crl"]);
-    git_signed_commit(&ca, &key, "an older CRL, signed");
+    ca.signed_commit(&key, "an older CRL, signed");
     let (o, v) = audit(&ca);
     assert_eq!(o.status.code(), Some(1), "{v}");
     assert_eq!(v["break"]["rule"], "crl-number-not-grown", "{v}");

@@ -238,18 +238,7 @@ fn a_forged_ca_certificate_is_refused_before_the_key_is_unlocked() {
 
     // Validly self-signed by the real key (a custodian's re-issue) but not what init wrote.
     let key = ca.tmp.path().join("ca-key.pem");
-    ok(tool(
-        "age",
-        &[
-            "-d",
-            "-i",
-            ca.identity.to_str().unwrap(),
-            "-o",
-            key.to_str().unwrap(),
-            "ca/ca.key.age",
-        ],
-        &ca.root,
-    ));
+    ca.decrypt_ca_key(&key);
     ok(ca.openssl(&[
         "req",
         "-new",
@@ -362,16 +351,7 @@ fn edited_certificate_files_are_never_published_and_are_written_back() {
     ok(ca.reconcile(T0));
     let real_alice = ca.read("certs/alice.crt");
     let real_bob = ca.read("certs/bob.crt");
-    let serial = stdout(&ok(ca.openssl(&[
-        "x509",
-        "-in",
-        "certs/alice.crt",
-        "-noout",
-        "-serial",
-    ])))
-    .trim()
-    .trim_start_matches("serial=")
-    .to_string();
+    let serial = serial_of(&ca.path("certs/alice.crt"));
     // A self-signed certificate with alice's serial, CN and key.
     let forged = ca.tmp.path().join("forged.crt");
     ok(ca.openssl(&[

@@ -10,11 +10,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::ci::{github_step, run_block, workflow};
+use common::daemons::*;
 use common::*;
 
 /// The watch interval of the server's `gitca deploy crl` (it sleeps it ±10%).
@@ -23,86 +24,14 @@ const WATCH: Duration = Duration::from_secs(2);
 /// `nginx -t`, the reload (asynchronous: new workers), and the 50 ms polling of this test.
 const SLACK: Duration = Duration::from_millis(1500);
 
-/// A server process in its own process group, stopped with all its children when the test ends.
-struct Server {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let group = -(self.child.id() as i32);
-        // SAFETY: kill(2) on the process group this test created for the server.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // nginx's master stops its workers on SIGTERM; SIGKILL whatever is left of the group.
-        std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: as above.
-        unsafe { libc::kill(group, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(name: &'static str, cmd: &mut Command, log: PathBuf) -> Server {
-        let out = std::fs::File::create(&log).unwrap();
-        let child = std::os::unix::process::CommandExt::process_group(cmd, 0)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        Server { name, child, log }
-    }
-
-    fn wait_port(&mut self, port: u16) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(15) {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}):\n{}", self.name, self.output());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{} did not listen on {port}:\n{}", self.name, self.output());
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
 /// curl through nginx with a `gitca bundle --out-dir` directory; the HTTP status (0: none).
 fn status(dir: &Path, url: &str) -> u16 {
-    let o = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "5",
-        ])
-        .args(["--noproxy", "*", "--cacert"])
-        .arg(dir.join("server-ca.crt"))
-        .arg("--cert")
-        .arg(dir.join("client.cert"))
-        .arg("--key")
-        .arg(dir.join("client.key"))
-        .arg(url)
-        .output()
-        .unwrap();
-    stdout(&o).trim().parse().unwrap_or(0)
+    curl_status(
+        &dir.join("server-ca.crt"),
+        &dir.join("client.cert"),
+        &dir.join("client.key"),
+        url,
+    )
 }
 
 #[test]
@@ -124,7 +53,7 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
 
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    ok(tool("chmod", &["755", tmp.to_str().unwrap()], &tmp));
+    traversable(&tmp);
     let bare = tmp.join("remote.git");
     git(
         &tmp,
@@ -198,88 +127,39 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
     std::fs::create_dir_all(&server).unwrap();
     let pinned = server.join("ca.crt");
     std::fs::copy(ca.path("ca/ca.crt"), &pinned).unwrap();
-    let server_ca = server.join("server-ca.crt");
-    let server_key = server.join("server.key");
-    ok(tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            server_key.to_str().unwrap(),
-            "-out",
-            server_ca.to_str().unwrap(),
-        ],
-        &server,
-    ));
+    let (server_ca, server_key) = server_tls(&server);
     let crl = server.join("ca.crl.pem");
     let prefix = server.join("nginx");
-    std::fs::create_dir_all(prefix.join("logs")).unwrap();
-    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
-    ok(tool(
-        "chmod",
-        &["1777", prefix.join("tmp").to_str().unwrap()],
-        &tmp,
-    ));
+    nginx_prefix(&prefix);
     let (p_registry, p_nginx) = (free_port(), free_port());
-    let export = |args: &[&str]| {
-        stdout(&ok(run(gitca()
-            .arg("-C")
-            .arg(&dev)
-            .arg("export")
-            .args(args))))
+    // The server's copy of the repository (a checkout, no --now): what it exports.
+    let checkout = || {
+        let mut c = gitca();
+        c.arg("-C").arg(&dev);
+        c
     };
-    std::fs::write(
-        prefix.join("nginx.conf"),
-        export(&[
-            "nginx",
-            "--standalone",
-            prefix.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{p_nginx}"),
-            "--server-name",
-            "127.0.0.1",
-            "--upstream",
-            &format!("127.0.0.1:{p_registry}"),
-            "--tls-cert",
-            server_ca.to_str().unwrap(),
-            "--tls-key",
-            server_key.to_str().unwrap(),
-            "--client-ca",
-            pinned.to_str().unwrap(),
-            "--crl",
-            crl.to_str().unwrap(),
-        ]),
-    )
-    .unwrap();
+    let site = NginxSite {
+        prefix: &prefix,
+        listen: &format!("127.0.0.1:{p_nginx}"),
+        server_name: "127.0.0.1",
+        upstream: &format!("127.0.0.1:{p_registry}"),
+        tls_cert: &server_ca,
+        tls_key: &server_key,
+        client_ca: &pinned,
+        crl: &crl,
+    };
+    std::fs::write(prefix.join("nginx.conf"), site.export(checkout(), &[])).unwrap();
     let registry_conf = server.join("registry.yml");
     std::fs::write(
         &registry_conf,
-        export(&[
-            "registry",
-            "--behind-nginx",
-            "--listen",
+        export_registry_behind_nginx(
+            checkout(),
             &format!("127.0.0.1:{p_registry}"),
-            "--storage",
-            server.join("data").to_str().unwrap(),
-        ]),
+            &server.join("data"),
+        ),
     )
     .unwrap();
-    let nginx_args = format!(
-        "-p {p}/ -c {p}/nginx.conf -e {p}/logs/error.log",
-        p = prefix.display()
-    );
+    let nginx_args = nginx_args(&prefix, &prefix.join("nginx.conf"), &[]).join(" ");
     let deploy = |extra: &[&str]| {
         let mut c = gitca();
         c.args(["deploy", "crl", "--from"])
@@ -292,20 +172,20 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
         c
     };
     ok(run(&mut deploy(&[])));
-    let mut registry = Server::start(
+    let registry = Server::listening(
         "docker-registry",
         Command::new("docker-registry")
             .arg("serve")
             .arg(&registry_conf),
-        tmp.join("registry.log"),
+        p_registry,
+        &tmp.join("registry.log"),
     );
-    registry.wait_port(p_registry);
-    let mut nginx = Server::start(
+    let nginx = Server::listening(
         "nginx",
         Command::new("nginx").args(nginx_args.split(' ')),
-        tmp.join("nginx.out"),
+        p_nginx,
+        &tmp.join("nginx.out"),
     );
-    nginx.wait_port(p_nginx);
     let reload = format!("nginx -t -q {nginx_args} && nginx {nginx_args} -s reload");
     let watcher = Server::start(
         "gitca deploy crl --watch",
@@ -315,7 +195,7 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
             "--reload",
             &reload,
         ]),
-        tmp.join("deploy-crl.log"),
+        &tmp.join("deploy-crl.log"),
     );
 
     // alice's and bob's machines: `gitca bundle`.
@@ -416,13 +296,7 @@ fn time_to_revoke_from_push_to_nginx_refusing() {
 fn deploy_crl_watch_follows_a_published_tree_swapped_in_atomically() {
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    let now = || {
-        time::OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap()
-    };
+    let now = now_rfc3339;
     ok(run(ca
         .cmd(&now())
         .args(["request", "alice", "--key-out"])
@@ -446,7 +320,7 @@ fn deploy_crl_watch_follows_a_published_tree_swapped_in_atomically() {
             .arg("--out")
             .arg(&out)
             .args(["--watch", "1s"]),
-        tmp.join("watch.log"),
+        &tmp.join("watch.log"),
     );
     let wait_for = |needle: &str| {
         let start = Instant::now();

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use assert_cmd::cargo::CommandCargoExt;
 
 pub mod ci;
+pub mod daemons;
 pub mod github;
 pub mod hsm;
 
@@ -47,6 +48,20 @@ pub fn empty_home() -> PathBuf {
     let home = std::env::temp_dir().join(format!("gitca-test-home-{}", std::process::id()));
     std::fs::create_dir_all(&home).unwrap();
     home
+}
+
+/// `t` in RFC 3339, to the whole second.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The real clock in RFC 3339, to the whole second: for tests whose servers (nginx, openssl,
+/// certtool) check dates against their own clock.
+pub fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
 }
 
 /// Seconds since the epoch of an RFC 3339 time, for `openssl verify -attime`.
@@ -298,6 +313,36 @@ impl Ca {
         git(&self.root, &["commit", "-q", "--allow-empty", "-m", msg]);
     }
 
+    /// `git commit -S` (gpg.format=ssh) of the whole working tree with the SSH key `key`: what
+    /// a signer does by hand.
+    pub fn signed_commit(&self, key: &Path, msg: &str) {
+        git(&self.root, &["add", "-A"]);
+        git(
+            &self.root,
+            &[
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &format!("user.signingkey={}", key.display()),
+                "commit",
+                "-q",
+                "-S",
+                "-m",
+                msg,
+            ],
+        );
+    }
+
+    /// Signed history declared: an SSH key `ci-signer` made in `dir`, listed in
+    /// ca/allowed_signers as principal `gitca-ci` and committed ("history signers") signed by
+    /// itself, as a signer adds it. Returns the key's path and its public line.
+    pub fn sign_history(&self, dir: &Path) -> (PathBuf, String) {
+        let (key, public) = ssh_key(dir, "ci-signer");
+        self.write("ca/allowed_signers", &format!("gitca-ci {public}\n"));
+        self.signed_commit(&key, "history signers");
+        (key, public)
+    }
+
     pub fn head(&self) -> String {
         git(&self.root, &["rev-parse", "HEAD"]).trim().to_string()
     }
@@ -325,6 +370,23 @@ impl Ca {
             "crl/ca.crl",
             cert.to_str().unwrap(),
         ])
+    }
+
+    /// The CA key decrypted by the real `age -d` with this repository's identity — what CI
+    /// holds, so what a thief of CI's secret or a custodian has — written to `out`.
+    pub fn decrypt_ca_key(&self, out: &Path) {
+        ok(tool(
+            "age",
+            &[
+                "-d",
+                "-i",
+                self.identity.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "ca/ca.key.age",
+            ],
+            &self.root,
+        ));
     }
 
     /// The ledger's rows, as field vectors.
@@ -680,6 +742,20 @@ pub fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(content);
     out
+}
+
+/// The serial of the certificate file `cert` (a full path), as `openssl x509 -serial` prints
+/// it, in lowercase hex: the form of the ledger and of `gitca audit --json`.
+pub fn serial_of(cert: &Path) -> String {
+    let o = ok(tool(
+        "openssl",
+        &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"],
+        cert.parent().unwrap(),
+    ));
+    stdout(&o)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
 }
 
 /// The DER SubjectPublicKeyInfo of a key file, from the real `openssl pkey -pubout`.
