@@ -21,7 +21,11 @@ fn main() {
         child(n.parse().unwrap(), args.iter().any(|a| a == "--verify"));
         return;
     }
-    let sizes: Vec<usize> = match args.iter().filter_map(|a| a.parse().ok()).collect::<Vec<_>>() {
+    let sizes: Vec<usize> = match args
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect::<Vec<_>>()
+    {
         v if v.is_empty() => vec![10_000, 100_000],
         v => v,
     };
@@ -36,9 +40,16 @@ fn main() {
                 cmd.arg("--verify");
             }
             let out = cmd.output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let text = String::from_utf8(out.stdout).unwrap();
-            let f: Vec<u64> = text.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            let f: Vec<u64> = text
+                .split_whitespace()
+                .map(|x| x.parse().unwrap())
+                .collect();
             times.push(Duration::from_micros(f[0]));
             base = base.max(f[1]);
             peak = peak.max(f[2]);
@@ -88,8 +99,12 @@ fn write(pack_dir: &std::path::Path, blobs: &[Vec<u8>]) -> Vec<gix_hash::ObjectI
             ids.push(id);
             let count = gix_pack::data::output::Count::from_data(id, None);
             let obj = gix_object::Data::new(data, gix_object::Kind::Blob, kind);
-            gix_pack::data::output::Entry::from_data(&count, &obj, gix_zlib::Compression::BEST_SPEED)
-                .unwrap()
+            gix_pack::data::output::Entry::from_data(
+                &count,
+                &obj,
+                gix_zlib::Compression::BEST_SPEED,
+            )
+            .unwrap()
         })
         .collect();
     let num = entries.len() as u32;
