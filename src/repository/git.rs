@@ -390,7 +390,8 @@ impl CaRepo {
     /// Objects are hashed and encoded in parallel; zlib "stored" blocks keep them uncompressed
     /// (PEM barely compresses, and `git gc` repacks later). The pack is renamed into place
     /// before its index, as git does: a pack without an index is invisible.
-    fn write_blobs(&self, blobs: &[&[u8]]) -> Result<Vec<git2::Oid>> {
+    #[doc(hidden)] // public for benches/packwriter.rs only
+    pub fn write_blobs(&self, blobs: &[&[u8]]) -> Result<Vec<git2::Oid>> {
         use rayon::prelude::*;
         let ids: Vec<[u8; 20]> = blobs.par_iter().map(|data| blob_id(data)).collect();
         let oids = ids
@@ -524,7 +525,8 @@ impl<W: std::io::Write> std::io::Write for PackWriter<'_, W> {
 /// Streams a version 2 pack of `entries` (object id, contents) into `w`: each blob whole, as a
 /// zlib stream of stored (uncompressed) blocks. Returns the (id, crc32, offset) of each entry
 /// and the pack's checksum.
-fn write_pack(
+#[doc(hidden)] // public for benches/packwriter.rs only
+pub fn write_pack(
     w: &mut impl std::io::Write,
     entries: &[([u8; 20], &[u8])],
 ) -> std::io::Result<(Vec<PackIndexEntry>, [u8; 20])> {
