@@ -122,7 +122,7 @@ fn child(writer: &str, n: usize, verify: bool) {
     std::fs::write(dir.join("gitca.yaml"), "").unwrap();
     let blobs: Vec<Vec<u8>> = (0..n as u64).map(common::cert_like).collect();
     let refs: Vec<&[u8]> = blobs.iter().map(|b| b.as_slice()).collect();
-    let repo = gitca::repo::CaRepo::open(dir).unwrap();
+    let repo = gitca::repository::git::CaRepo::open(dir).unwrap();
     let before = common::peak_rss_kib();
     let start = Instant::now();
     let ids = match writer {
@@ -154,7 +154,7 @@ fn indexer(git: &git2::Repository, blobs: &[&[u8]]) -> Vec<git2::Oid> {
     let ids: Vec<[u8; 20]> = blobs.par_iter().map(|b| blob_id(b)).collect();
     let entries: Vec<([u8; 20], &[u8])> = ids.iter().copied().zip(blobs.iter().copied()).collect();
     let mut stream = Vec::new();
-    gitca::repo::write_pack(&mut stream, &entries).unwrap();
+    gitca::repository::git::write_pack(&mut stream, &entries).unwrap();
     let odb = git.odb().unwrap();
     let mut w = odb.packwriter().unwrap();
     w.write_all(&stream).unwrap();
