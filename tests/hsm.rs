@@ -386,3 +386,200 @@ fn init_adopts_an_existing_token_key_and_refuses_to_overwrite_or_invent_one() {
         stderr(&o)
     );
 }
+
+/// Custody of an offline-root CA's issuing key moves by ceremony: age → a token (made there),
+/// → another token, → age again; after each, reconcile re-issues everyone under the new
+/// intermediate, signing through whichever custody holds the key, and every chain verifies
+/// with openssl. A ceremony the token refuses (wrong PIN) changes nothing.
+#[test]
+fn issuing_key_custody_moves_age_to_token_to_another_token_and_back() {
+    let (ca, custodian) = offline_root_ca(T0);
+    let token = Token::new();
+    token.add("gitca-next");
+    for name in ["alice", "bob"] {
+        let key = ca.keys.join(format!("{name}.key"));
+        ok(run(ca
+            .cmd(T0)
+            .args(["request", name, "-q", "--key-out"])
+            .arg(&key)));
+    }
+    ca.commit("two");
+    ok(ca.reconcile(T0));
+    let ceremony = |now: &str, args: &[&str], pin: &str| {
+        let mut c = ca.cmd(now);
+        token.env(&mut c).env("GITCA_PKCS11_PIN", pin);
+        run(c
+            .args(["root", "new-intermediate"])
+            .args(args)
+            .arg("--identity")
+            .arg(&custodian))
+    };
+    let reconcile = |now: &str, identity: &Path| {
+        let mut c = ca.cmd(now);
+        token.env(&mut c);
+        ok(run(c.arg("reconcile").arg("--identity").arg(identity)))
+    };
+    let verify = |now: &str| {
+        let mut crls = ca.read("crl/root.crl") + &ca.read("crl/ca.crl");
+        if ca.path("crl/previous.crl").exists() {
+            crls += &ca.read("crl/previous.crl");
+        }
+        std::fs::write(ca.tmp.path().join("crls.pem"), crls).unwrap();
+        for name in ["alice", "bob"] {
+            if !ca.path(&format!("certs/{name}.crt")).exists() {
+                continue;
+            }
+            let chain = ca.path(&format!("certs/{name}.crt"));
+            let o = ca.openssl(&[
+                "verify",
+                "-attime",
+                &epoch(now),
+                "-crl_check_all",
+                "-CAfile",
+                "ca/root.crt",
+                "-untrusted",
+                chain.to_str().unwrap(),
+                "-CRLfile",
+                ca.tmp.path().join("crls.pem").to_str().unwrap(),
+                chain.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{name}: {}{}", stdout(&o), stderr(&o));
+            // Issued by the intermediate ca/ca.crt holds now.
+            let issuer = stdout(&ca.openssl(&[
+                "x509",
+                "-in",
+                &format!("certs/{name}.crt"),
+                "-noout",
+                "-issuer",
+            ]));
+            let current = stdout(&ca.openssl(&["x509", "-in", "ca/ca.crt", "-noout", "-subject"]));
+            assert_eq!(
+                issuer.replace("issuer=", ""),
+                current.replace("subject=", "")
+            );
+        }
+        ok(run(ca.cmd(now).arg("check")));
+    };
+    verify(T0);
+
+    // A token that refuses (wrong PIN): nothing written, nothing committed.
+    let d1 = days_after(T0, 1);
+    let head = ca.head();
+    let uri2 = format!("pkcs11:token={LABEL};object=issuing-2");
+    let o = fails(ceremony(
+        &d1,
+        &["--pkcs11", &uri2, "--pkcs11-generate"],
+        "wrong-pin",
+    ));
+    assert!(stderr(&o).to_lowercase().contains("pin"), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.status(), "");
+
+    // age → token: the new intermediate's key is made in the token; the current one retires
+    // with its age key (CI still decrypts it to keep its CRL).
+    let o = ok(ceremony(
+        &d1,
+        &["--pkcs11", &uri2, "--pkcs11-generate"],
+        PIN,
+    ));
+    assert!(stdout(&o).contains("retires"), "{}", stdout(&o));
+    assert!(ca.path("ca/ca.key.pkcs11").exists());
+    for gone in ["ca/ca.key.age", "ca/recipients.txt"] {
+        assert!(!ca.path(gone).exists(), "{gone} is still there");
+    }
+    assert!(ca.path("ca/previous.key.age").exists());
+    assert!(ca.read("ca/ca.key.pkcs11").contains("object=issuing-2"));
+    assert!(!tracked_text(&ca.root).contains(PIN));
+    reconcile(&d1, &ca.identity);
+    verify(&d1);
+
+    // token → another token: the token-held intermediate retires (its record moves aside, and
+    // reconcile keeps its CRL through the first token); the first one is revoked.
+    let old_alice = ca.keep("certs/alice.crt", "alice-under-issuing-2.crt");
+    let old_bob = ca.keep("certs/bob.crt", "bob-under-issuing-2.crt");
+    let d2 = days_after(T0, 2);
+    let uri3 = "pkcs11:token=gitca-next;object=issuing-3";
+    ok(ceremony(
+        &d2,
+        &[
+            "--pkcs11",
+            uri3,
+            "--pkcs11-generate",
+            "--revoke-previous",
+            "superseded",
+        ],
+        PIN,
+    ));
+    assert!(ca.read("ca/ca.key.pkcs11").contains("token=gitca-next"));
+    assert!(ca
+        .read("ca/previous.key.pkcs11")
+        .contains("object=issuing-2"));
+    assert!(!ca.path("ca/previous.key.age").exists());
+    reconcile(&d2, &ca.identity);
+    verify(&d2);
+    // bob leaves while issuing-2 retires: his certificate from it goes on the retiring CRL,
+    // which reconcile signs through the first token; alice's from it still verifies.
+    ca.offboard("bob");
+    ca.commit("bob leaves");
+    let previous_crl_before = ca.read("crl/previous.crl");
+    reconcile(&d2, &ca.identity);
+    assert_ne!(ca.read("crl/previous.crl"), previous_crl_before);
+    assert!(!ca.path("certs/bob.crt").exists());
+    verify(&d2);
+    let crls = ca.tmp.path().join("crls.pem");
+    let verify_old = |cert: &Path| {
+        ca.openssl(&[
+            "verify",
+            "-attime",
+            &epoch(&d2),
+            "-crl_check_all",
+            "-CAfile",
+            "ca/root.crt",
+            "-untrusted",
+            cert.to_str().unwrap(),
+            "-CRLfile",
+            crls.to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ])
+    };
+    let o = verify_old(&old_alice);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = verify_old(&old_bob);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(
+        (stdout(&o) + &stderr(&o)).contains("revoked"),
+        "{}",
+        stdout(&o)
+    );
+
+    // token → age, after a compromise: back to CI's new age identity; reconcile then needs no
+    // token at all.
+    let d3 = days_after(T0, 3);
+    let (ci2, ci2_recipient) = age_identity(ca.tmp.path(), "ci-new");
+    ok(ceremony(
+        &d3,
+        &[
+            "--revoke-current",
+            "key-compromise",
+            "--revoke-previous",
+            "superseded",
+            "--recipient",
+            &ci2_recipient,
+        ],
+        PIN,
+    ));
+    for gone in [
+        "ca/ca.key.pkcs11",
+        "ca/previous.key.pkcs11",
+        "ca/previous.crt",
+    ] {
+        assert!(!ca.path(gone).exists(), "{gone} is still there");
+    }
+    assert!(ca.path("ca/ca.key.age").exists());
+    ok(run(ca
+        .cmd(&d3)
+        .arg("reconcile")
+        .arg("--identity")
+        .arg(&ci2)));
+    verify(&d3);
+}

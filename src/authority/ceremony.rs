@@ -20,6 +20,7 @@ use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody, KeySource};
 use crate::authority::hierarchy::{self as h, Intermediate};
 use crate::authority::init::{CA_CERT, CRL_FILE};
+use crate::authority::token::{self, Pkcs11Uri, Record};
 use crate::error::{Error, Result};
 use crate::repository::config::{self, Config, Dur};
 use crate::repository::git::{self, CaRepo};
@@ -235,6 +236,28 @@ pub struct Rotation {
     pub recipients: Vec<String>,
     /// Recipients the custodian confirms although no key holder signed them.
     pub accept: Vec<String>,
+    /// The new intermediate's key in a PKCS#11 token (made there, or adopted) instead of
+    /// age-encrypted: custody moves from age to a token, or from one token to another.
+    pub token: Option<NewTokenKey>,
+}
+
+/// `new-intermediate --pkcs11 URI [--pkcs11-generate]`: the token key the new intermediate
+/// gets. The module and PIN are the operator's ([`KeySource`]'s token access).
+pub struct NewTokenKey {
+    pub uri: Pkcs11Uri,
+    pub generate: bool,
+}
+
+/// Files a ceremony writes (`None`: removes), by path.
+type Files<'a> = Vec<(&'a str, Option<Vec<u8>>)>;
+
+/// Where a new intermediate's key goes, settled before the root key is unlocked.
+enum Placement {
+    /// Age-encrypted to these recipients; `ca/recipients.txt`'s standing (its next version
+    /// is signed by the new key).
+    Age(Custody, recipients::Standing),
+    /// Held by a token, which proved it signs: what the repository records of it.
+    Token(Record),
 }
 
 /// Whom a new intermediate's key is encrypted to: `replacing` (and the root custodians) when
@@ -250,13 +273,13 @@ fn issuing_custody(
     named: &[String],
     out: &mut dyn Write,
 ) -> Result<(Custody, recipients::Standing)> {
-    let (issuing, issuing_standing) = recipients::judge(repo, &custody::ISSUING, issuing_signer)?;
+    let (issuing, issuing_standing) = issuing_recipients(repo, issuing_signer, replacing)?;
     let root = match root_signer {
         Some(root) => Some(recipients::judge(repo, &h::ROOT_VAULT, root)?),
         None => None,
     };
     let mut to: Vec<String> = if replacing.is_empty() {
-        issuing.recipients.clone()
+        issuing.clone()
     } else {
         replacing.iter().map(|r| r.trim().to_string()).collect()
     };
@@ -273,11 +296,10 @@ fn issuing_custody(
             "encrypt the CA key to CI's age recipient first: gitca rekey -r age1…",
         ));
     }
-    let mut sources = vec![(
-        custody::RECIPIENTS_FILE,
-        &issuing_standing,
-        issuing.recipients.as_slice(),
-    )];
+    let mut sources = Vec::new();
+    if let Some(standing) = &issuing_standing {
+        sources.push((custody::RECIPIENTS_FILE, standing, issuing.as_slice()));
+    }
     if let Some((list, standing)) = &root {
         sources.push((h::ROOT_RECIPIENTS, standing, list.recipients.as_slice()));
     }
@@ -292,8 +314,29 @@ fn issuing_custody(
     .confirm(out)?;
     Ok((
         Custody::Recipients(custody::validate_recipients(&to)?),
-        issuing_standing,
+        issuing_standing.unwrap_or(recipients::Standing::Unsigned),
     ))
+}
+
+/// Whom the current intermediate's key is encrypted to (`ca/recipients.txt`) and the list's
+/// standing; nobody and no list when a token holds that key, so then `replacing` must name
+/// the new key's recipients.
+fn issuing_recipients(
+    repo: &CaRepo,
+    issuing_signer: &CaCert,
+    replacing: &[String],
+) -> Result<(Vec<String>, Option<recipients::Standing>)> {
+    if custody::token_record(&repo.dir, &custody::ISSUING)?.is_none() {
+        let (list, standing) = recipients::judge(repo, &custody::ISSUING, issuing_signer)?;
+        return Ok((list.recipients, Some(standing)));
+    }
+    if replacing.is_empty() {
+        return Err(Error::usage(
+            "the current intermediate's key is in a PKCS#11 token: no ca/recipients.txt names whom to encrypt the new one to",
+            "name CI's age recipient: --recipient age1… (or keep the new key in a token: --pkcs11 URI)",
+        ));
+    }
+    Ok((Vec::new(), None))
 }
 
 /// The `new-intermediate` ceremony: a new issuing intermediate signed by the root, the current
@@ -305,23 +348,17 @@ pub fn new_intermediate(
     rotation: Rotation,
     out: &mut dyn Write,
 ) -> Result<()> {
-    refuse_recipients_without_revocation(&rotation)?;
     let s = start(dir)?;
+    let current_in_token = custody::token_record(&s.repo.dir, &custody::ISSUING)?.is_some();
+    refuse_recipients_without_revocation(&rotation, current_in_token)?;
     let mut hierarchy = s.outputs.hierarchy.clone().expect("checked by start");
     let current = s.outputs.ca.clone();
     let rotation = settle_previous(&s, &mut hierarchy, rotation, now)?;
-    let (custody, issuing_standing) = issuing_custody(
-        &s.repo,
-        &current,
-        Some(&hierarchy.root),
-        &rotation.recipients,
-        &rotation.accept,
-        out,
-    )?;
+    let (key, placement) = place_new_key(&s, &hierarchy, &current, &rotation, source, out)?;
     let root_key = unlock_root(&s.repo, &hierarchy.root, source)?;
     let new = sign_new_intermediate(
         (&hierarchy.root, &root_key),
-        key_type_of(&current)?,
+        key,
         &s.config,
         hierarchy.intermediates.len() + 1,
         now,
@@ -343,25 +380,27 @@ pub fn new_intermediate(
         &ledger_text,
         previous_crl.as_deref(),
     )?;
-    let (encrypted, recipients_text) = encrypt_issuing_key(new.key, &custody, &issuing_standing)?;
-
+    let token_files = [
+        custody::token_file(&custody::ISSUING),
+        custody::token_file(&h::PREVIOUS_VAULT),
+    ];
     let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
         (CA_CERT, Some(new.pem.into_bytes())),
-        (custody::KEY_FILE, Some(encrypted.into_bytes())),
         (CRL_FILE, Some(crl.into_bytes())),
         (h::ROSTER, Some(roster.render().into_bytes())),
         (h::ROOT_CRL, Some(root_crl.into_bytes())),
         (seal::FILE, Some(seal.render().into_bytes())),
         (ledger::FILE, Some(ledger_text.into_bytes())),
     ];
-    // Signed by the new intermediate's key: the list its holders agreed to from now on.
-    files.push((custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
+    // Custody of the new key first: the current one's files move aside below, so the issuing
+    // files written here must not name them.
+    files.extend(issuing_key_files(new.key, placement, &token_files[0])?);
     previous_files(
         &s,
         &hierarchy,
         &rotation,
         &current,
-        previous_crl,
+        (previous_crl, &token_files),
         &mut files,
     )?;
     let what = match rotation.revoke_current {
@@ -389,17 +428,16 @@ struct NewIntermediate {
     row: Intermediate,
 }
 
-/// Generates a new intermediate's key of `key_type` and signs its certificate, the
-/// `number`th intermediate of the CA, with the root key.
+/// Signs the certificate of a new intermediate holding `key`, the `number`th intermediate of
+/// the CA, with the root key.
 fn sign_new_intermediate(
     (root, root_key): (&CaCert, &CaKey),
-    key_type: ca::KeyType,
+    key: CaKey,
     config: &Config,
     number: usize,
     now: OffsetDateTime,
     validity: Dur,
 ) -> Result<NewIntermediate> {
-    let key = CaKey::new(key_type.generate()?);
     let pem = h::intermediate_certificate(
         root,
         root_key,
@@ -420,10 +458,11 @@ fn sign_new_intermediate(
 }
 
 /// Refuses new recipients for a rotation that keeps the current intermediate retiring.
-fn refuse_recipients_without_revocation(rotation: &Rotation) -> Result<()> {
-    if !rotation.recipients.is_empty() && rotation.revoke_current.is_none() {
+fn refuse_recipients_without_revocation(rotation: &Rotation, current_in_token: bool) -> Result<()> {
+    if !rotation.recipients.is_empty() && rotation.revoke_current.is_none() && !current_in_token {
         // A retiring intermediate's key stays with the current recipients (CI keeps its CRL):
-        // both keys must be readable by the same CI identity.
+        // both keys must be readable by the same CI identity. (A token-held one is read
+        // through the token, whoever the new key's recipients are.)
         return Err(Error::usage(
             "--recipient replaces CI's recipient for the new intermediate, which only a rotation with --revoke-current may do",
             "for a planned rotation, change CI's recipient first with `gitca rekey --add NEW --remove OLD`, then run the ceremony",
@@ -570,29 +609,103 @@ fn encrypt_issuing_key(
 
 /// The retiring intermediate's files: the current one's moved aside when it retires, the
 /// retiring one's removed when it is revoked.
-fn previous_files(
+fn previous_files<'a>(
     s: &Start,
     hierarchy: &h::Hierarchy,
     rotation: &Rotation,
     current: &CaCert,
-    previous_crl: Option<String>,
-    files: &mut Vec<(&str, Option<Vec<u8>>)>,
+    (previous_crl, [issuing_token, previous_token]): (Option<String>, &'a [String; 2]),
+    files: &mut Vec<(&'a str, Option<Vec<u8>>)>,
 ) -> Result<()> {
     if rotation.revoke_current.is_none() {
-        // The current intermediate moves aside, its key as it is (CI can still decrypt it).
-        let old_key = s
-            .repo
-            .dir
-            .read(custody::KEY_FILE, custody::MAX_FILE_BYTES)?;
+        // The current intermediate moves aside, its key as it is (CI can still decrypt it, or
+        // the token still holds it): the age file, or the token record, under its new name.
+        let (from, to, other) = match s.repo.dir.meta(issuing_token)? {
+            Some(_) => (
+                issuing_token.as_str(),
+                previous_token.as_str(),
+                h::PREVIOUS_KEY,
+            ),
+            None => (custody::KEY_FILE, h::PREVIOUS_KEY, previous_token.as_str()),
+        };
+        let old_key = s.repo.dir.read(from, custody::MAX_FILE_BYTES)?;
         files.push((h::PREVIOUS_CERT, Some(current.pem.clone().into_bytes())));
-        files.push((h::PREVIOUS_KEY, Some(old_key)));
+        files.push((to, Some(old_key)));
+        files.push((other, None));
         files.push((h::PREVIOUS_CRL, previous_crl.map(String::into_bytes)));
     } else if hierarchy.previous.is_some() && rotation.revoke_previous.is_some() {
-        for f in [h::PREVIOUS_CERT, h::PREVIOUS_KEY, h::PREVIOUS_CRL] {
+        for f in [
+            h::PREVIOUS_CERT,
+            h::PREVIOUS_KEY,
+            previous_token,
+            h::PREVIOUS_CRL,
+        ] {
             files.push((f, None));
         }
     }
     Ok(())
+}
+
+/// The new intermediate's key, and where it goes: generated in memory for age (its
+/// recipients agreed as [`issuing_custody`] does), or made or adopted in a token (which proves
+/// it signs). Settled before the root key is unlocked, so a refusal unlocks nothing.
+fn place_new_key(
+    s: &Start,
+    hierarchy: &h::Hierarchy,
+    current: &CaCert,
+    rotation: &Rotation,
+    source: &KeySource,
+    out: &mut dyn Write,
+) -> Result<(CaKey, Placement)> {
+    let key_type = key_type_of(current)?;
+    if let Some(t) = &rotation.token {
+        let made = token::init_key(&t.uri, &source.token, t.generate.then_some(key_type))?;
+        return Ok((CaKey::in_token(made.key), Placement::Token(made.record)));
+    }
+    let (custody, standing) = issuing_custody(
+        &s.repo,
+        current,
+        Some(&hierarchy.root),
+        &rotation.recipients,
+        &rotation.accept,
+        out,
+    )?;
+    Ok((
+        CaKey::new(key_type.generate()?),
+        Placement::Age(custody, standing),
+    ))
+}
+
+/// The issuing key's files after a new intermediate: `ca/ca.key.age` and a
+/// `ca/recipients.txt` signed by the new key, or the token record `ca/ca.key.pkcs11`; the
+/// other custody's files removed. The key is dropped once done.
+fn issuing_key_files(key: CaKey, placement: Placement, token_file: &str) -> Result<Files<'_>> {
+    Ok(match placement {
+        Placement::Age(custody, standing) => {
+            let (encrypted, recipients_text) = encrypt_issuing_key(key, &custody, &standing)?;
+            vec![
+                (custody::KEY_FILE, Some(encrypted.into_bytes())),
+                // Signed by the new intermediate's key: the list its holders agreed to.
+                (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
+                (token_file, None),
+            ]
+        }
+        Placement::Token(record) => {
+            drop(key);
+            vec![
+                (
+                    token_file,
+                    Some(
+                        record
+                            .render("The issuing intermediate's private key")
+                            .into_bytes(),
+                    ),
+                ),
+                (custody::KEY_FILE, None),
+                (custody::RECIPIENTS_FILE, None),
+            ]
+        }
+    })
 }
 
 /// Prints the new intermediate, what became of the current and retiring ones, and what to do next.
@@ -692,7 +805,7 @@ pub fn migrate(
 
     let new = sign_new_intermediate(
         (&root, &root_key),
-        key_type_of(&root)?,
+        CaKey::new(key_type_of(&root)?.generate()?),
         &config,
         1,
         now,

@@ -472,6 +472,26 @@ fn open(uri: &Pkcs11Uri, access: &TokenAccess, rw: bool) -> Result<Opened> {
     open_module(module, uri, access, rw)
 }
 
+/// The module at `module`, loaded and initialized once per process: a ceremony or reconcile
+/// may open two keys through one module (a retiring intermediate in one token, the current in
+/// another), and a module refuses a second `C_Initialize`.
+fn loaded(module: &Path) -> Result<Pkcs11> {
+    static MODULES: std::sync::OnceLock<Mutex<Vec<(PathBuf, Pkcs11)>>> = std::sync::OnceLock::new();
+    let key = std::fs::canonicalize(module).unwrap_or_else(|_| module.to_path_buf());
+    let mut modules = MODULES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, ctx)) = modules.iter().find(|(path, _)| *path == key) {
+        return Ok(ctx.clone());
+    }
+    let ctx = Pkcs11::new(&key).map_err(p11("loading the PKCS#11 module"))?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(p11("initializing the PKCS#11 module"))?;
+    modules.push((key, ctx.clone()));
+    Ok(ctx)
+}
+
 fn open_module(module: &Path, uri: &Pkcs11Uri, access: &TokenAccess, rw: bool) -> Result<Opened> {
     if !module.is_file() {
         return Err(token_err(
@@ -479,9 +499,7 @@ fn open_module(module: &Path, uri: &Pkcs11Uri, access: &TokenAccess, rw: bool) -
             "pass the path of the token's PKCS#11 library with --pkcs11-module or GITCA_PKCS11_MODULE",
         ));
     }
-    let ctx = Pkcs11::new(module).map_err(p11("loading the PKCS#11 module"))?;
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(p11("initializing the PKCS#11 module"))?;
+    let ctx = loaded(module)?;
     let mut found = Vec::new();
     for slot in ctx
         .get_slots_with_initialized_token()

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use super::keys::IdentityArg;
 use super::Context;
-use crate::authority::ceremony::{migrate, new_intermediate, sign_crl, Rotation};
-use crate::authority::custody::{self, KeySource};
+use crate::authority::ceremony::{migrate, new_intermediate, sign_crl, NewTokenKey, Rotation};
+use crate::authority::custody;
+use crate::authority::token::Pkcs11Uri;
 use crate::error::{Error, Result};
 use crate::repository::config::Dur;
 use crate::repository::ledger::RevocationReason;
@@ -53,6 +54,17 @@ pub enum Command {
         /// key holders did not sign (added since). Repeatable. See docs/custody.md.
         #[arg(long = "accept-recipient", value_name = "RECIPIENT")]
         accept: Vec<String>,
+        /// Keep the new intermediate's key in a PKCS#11 token instead of age: the RFC 7512 URI
+        /// of the token and key, e.g. `pkcs11:token=ci-hsm;object=issuing-2`. Moves custody
+        /// from age to a token, or from one token to another (docs/custody.md). Adopts the key
+        /// it names, or makes one with --pkcs11-generate. Module: --pkcs11-module; PIN:
+        /// GITCA_PKCS11_PIN, else asked.
+        #[arg(long, value_name = "URI", conflicts_with = "recipients")]
+        pkcs11: Option<String>,
+        /// Generate the new intermediate's key in the token (sensitive, never extractable)
+        /// instead of adopting one.
+        #[arg(long, requires = "pkcs11")]
+        pkcs11_generate: bool,
     },
     /// Move a single-level CA to an offline root (a ceremony, with an identity that decrypts
     /// the CA key): the CA becomes the root, encrypted to the root custodians only, and a new
@@ -83,9 +95,7 @@ pub enum Command {
 pub fn run(ctx: &Context, cmd: Command, out: &mut dyn Write) -> Result<u8> {
     let (dir, now) = (ctx.dir.as_path(), ctx.now);
     match cmd {
-        Command::SignCrl { identity } => {
-            sign_crl(dir, now, &KeySource::from_env(identity.identity), out)
-        }
+        Command::SignCrl { identity } => sign_crl(dir, now, &identity.key_source(), out),
         Command::NewIntermediate {
             identity,
             revoke_current,
@@ -93,16 +103,26 @@ pub fn run(ctx: &Context, cmd: Command, out: &mut dyn Write) -> Result<u8> {
             validity,
             recipients,
             accept,
+            pkcs11,
+            pkcs11_generate,
         } => new_intermediate(
             dir,
             now,
-            &KeySource::from_env(identity.identity),
+            &identity.key_source(),
             Rotation {
                 revoke_current: revoke_current.as_deref().map(reason).transpose()?,
                 revoke_previous: revoke_previous.as_deref().map(reason).transpose()?,
                 validity: Dur::parse(&validity)?,
                 recipients,
                 accept,
+                token: pkcs11
+                    .map(|uri| -> Result<NewTokenKey> {
+                        Ok(NewTokenKey {
+                            uri: Pkcs11Uri::parse(&uri)?,
+                            generate: pkcs11_generate,
+                        })
+                    })
+                    .transpose()?,
             },
             out,
         ),
@@ -120,7 +140,7 @@ pub fn run(ctx: &Context, cmd: Command, out: &mut dyn Write) -> Result<u8> {
             migrate(
                 dir,
                 now,
-                &KeySource::from_env(identity.identity),
+                &identity.key_source(),
                 &custodians,
                 &accept,
                 Dur::parse(&intermediate_validity)?,

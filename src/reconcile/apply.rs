@@ -802,7 +802,8 @@ fn stage_ledger_and_crls(tx: &mut Transaction<'_>, state: &Loaded, plan: &Plan, 
         match &next.previous_crl {
             Some(text) => tx.write(PREVIOUS_CRL, text.clone().into_bytes()),
             None if plan.retire_previous => {
-                for f in [PREVIOUS_CERT, PREVIOUS_KEY, PREVIOUS_CRL] {
+                let token = custody::token_file(&crate::authority::hierarchy::PREVIOUS_VAULT);
+                for f in [PREVIOUS_CERT, PREVIOUS_KEY, &token, PREVIOUS_CRL] {
                     tx.remove(f);
                 }
             }

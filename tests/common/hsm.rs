@@ -46,6 +46,17 @@ impl Token {
         Token { tmp, conf }
     }
 
+    /// Initializes another token labelled `label` in the same configuration (same module,
+    /// same PIN): a second HSM, for custody moving from one token to another.
+    pub fn add(&self, label: &str) {
+        ok(Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", label, "--pin", PIN])
+            .args(["--so-pin", "so-pin-51c2"])
+            .env("SOFTHSM2_CONF", &self.conf)
+            .output()
+            .unwrap());
+    }
+
     /// The module, PIN and token configuration on a gitca command.
     pub fn env<'a>(&self, c: &'a mut Command) -> &'a mut Command {
         c.env("SOFTHSM2_CONF", &self.conf)
