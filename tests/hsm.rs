@@ -583,3 +583,154 @@ fn issuing_key_custody_moves_age_to_token_to_another_token_and_back() {
         .arg(&ci2)));
     verify(&d3);
 }
+
+/// An offline root whose key is made in one token (`init --offline-root --root-pkcs11`), its
+/// first intermediate in age for CI, its next in a second token: reconcile never touches the
+/// root's token, the ceremonies sign through it, and every chain verifies with openssl.
+#[test]
+fn an_offline_root_in_one_token_and_its_intermediate_in_age_then_in_another() {
+    let token = Token::new();
+    token.add("gitca-issuing");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ci, ci_recipient) = age_identity(tmp.path(), "ci");
+    let root = tmp.path().join("ca");
+    let init = |args: &[&str]| {
+        let mut c = gitca();
+        token
+            .env(&mut c)
+            .args(["--now", T0, "init", "-C"])
+            .arg(&root);
+        run(c
+            .args([
+                "--name",
+                "Token Root CA",
+                "--offline-root",
+                "--recipient",
+                &ci_recipient,
+            ])
+            .args(args))
+    };
+    // The root custodians or a root token: one of them.
+    let o = fails(init(&[]));
+    assert!(stderr(&o).contains("--root-pkcs11"), "{}", stderr(&o));
+    assert!(!root.join("gitca.yaml").exists());
+    let root_uri = format!("pkcs11:token={LABEL};object=root");
+    let o = ok(init(&[
+        "--root-pkcs11",
+        &root_uri,
+        "--root-pkcs11-generate",
+    ]));
+    assert!(
+        stdout(&o).contains("in the PKCS#11 token"),
+        "{}",
+        stdout(&o)
+    );
+    let ca = Ca::at(tmp, root, ci.clone(), ci_recipient);
+    assert!(ca.read("ca/root.key.pkcs11").contains("object=root"));
+    for absent in ["ca/root.key.age", "ca/root-recipients.txt"] {
+        assert!(!ca.path(absent).exists(), "{absent}");
+    }
+    assert!(ca.path("ca/ca.key.age").exists());
+    assert!(!tracked_text(&ca.root).contains(PIN));
+    // The root's public key is the token's: the root certificate's key is the recorded one.
+    let pubkey = stdout(&ca.openssl(&["x509", "-in", "ca/root.crt", "-noout", "-pubkey"]));
+    assert!(ca.read("ca/root.key.pkcs11").contains(pubkey.trim()));
+
+    for name in ["alice", "bob"] {
+        let key = ca.keys.join(format!("{name}.key"));
+        ok(run(ca
+            .cmd(T0)
+            .args(["request", name, "-q", "--key-out"])
+            .arg(&key)));
+    }
+    ca.commit("two");
+    // Reconcile needs CI's age identity only: no token, no module.
+    ok(ca.reconcile(T0));
+    ok(run(ca.cmd(T0).arg("check")));
+    let verify = |now: &str| {
+        let crls = ca.read("crl/root.crl") + &ca.read("crl/ca.crl");
+        std::fs::write(ca.tmp.path().join("crls.pem"), crls).unwrap();
+        let chain = ca.path("certs/alice.crt");
+        let o = ca.openssl(&[
+            "verify",
+            "-attime",
+            &epoch(now),
+            "-crl_check_all",
+            "-CAfile",
+            "ca/root.crt",
+            "-untrusted",
+            chain.to_str().unwrap(),
+            "-CRLfile",
+            ca.tmp.path().join("crls.pem").to_str().unwrap(),
+            chain.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    };
+    verify(T0);
+
+    let ceremony = |now: &str, args: &[&str]| {
+        let mut c = ca.cmd(now);
+        token.env(&mut c);
+        run(c.arg("root").args(args))
+    };
+    // The root CRL is re-signed through the root's token.
+    let d1 = days_after(T0, 1);
+    let before = ca.read("crl/root.crl");
+    ok(ceremony(&d1, &["sign-crl"]));
+    assert_ne!(ca.read("crl/root.crl"), before);
+    verify(&d1);
+    // Without the token's module, a ceremony is refused and nothing changes.
+    let head = ca.head();
+    let o = fails(run(ca.cmd(&d1).args(["root", "sign-crl"])));
+    assert!(stderr(&o).contains("module"), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+
+    // No custodians' list to change: rekey --root says the root key is in a token.
+    let o = fails(run(ca.cmd(&d1).args([
+        "rekey",
+        "--root",
+        "--add",
+        "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+    ])));
+    assert!(stderr(&o).contains("PKCS#11 token"), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+
+    // The next intermediate in another token, signed by the root's; the age one is revoked.
+    let d2 = days_after(T0, 2);
+    ok(ceremony(
+        &d2,
+        &[
+            "new-intermediate",
+            "--revoke-current",
+            "superseded",
+            "--pkcs11",
+            "pkcs11:token=gitca-issuing;object=issuing-2",
+            "--pkcs11-generate",
+        ],
+    ));
+    assert!(ca.read("ca/ca.key.pkcs11").contains("token=gitca-issuing"));
+    let mut c = ca.cmd(&d2);
+    token.env(&mut c);
+    ok(run(c.arg("reconcile")));
+    ok(run(ca.cmd(&d2).arg("check")));
+    verify(&d2);
+    let issuer = stdout(&ca.openssl(&["x509", "-in", "certs/bob.crt", "-noout", "-issuer"]));
+    assert!(issuer.contains("Issuing CA 2"), "{issuer}");
+}
+
+/// `root migrate` would encrypt the CA key to root custodians: a token-held key cannot be, and
+/// the ceremony says so with nothing written (migrating an age-held CA: tests/hierarchy.rs).
+#[test]
+fn migrating_a_token_held_ca_to_an_offline_root_is_refused_plainly() {
+    let ca = HsmCa::new();
+    let head = ca.head();
+    let o = fails(run(ca.cmd(T0).args([
+        "root",
+        "migrate",
+        "--root-recipient",
+        "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+    ])));
+    assert!(stderr(&o).contains("PKCS#11 token"), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.status(), "");
+}

@@ -275,6 +275,8 @@ fn issuing_custody(
 ) -> Result<(Custody, recipients::Standing)> {
     let (issuing, issuing_standing) = issuing_recipients(repo, issuing_signer, replacing)?;
     let root = match root_signer {
+        // A root key in a token has no custodians' list: nobody to add.
+        Some(_) if custody::token_record(&repo.dir, &h::ROOT_VAULT)?.is_some() => None,
         Some(root) => Some(recipients::judge(repo, &h::ROOT_VAULT, root)?),
         None => None,
     };
@@ -865,6 +867,12 @@ pub fn migrate(
 fn migratable_outputs(repo: &CaRepo, custodians: &[String]) -> Result<load::Outputs> {
     refuse_dirty(repo)?;
     repo.history_signer()?;
+    if custody::token_record(&repo.dir, &custody::ISSUING)?.is_some() {
+        return Err(Error::usage(
+            "the CA key is in a PKCS#11 token: `root migrate` turns an age-held CA key into a root encrypted to custodians, and a token's key cannot be encrypted",
+            "keep this CA single-level, or make a new CA with its root in a token (gitca init --offline-root --root-pkcs11 URI) and move identities to it; see docs/custody.md",
+        ));
+    }
     if h::present(&repo.dir) {
         return Err(Error::usage(
             "this CA already has an offline root",

@@ -71,6 +71,14 @@ pub struct OfflineRoot {
     /// The root custodians (age or SSH recipients; never a passphrase, never CI).
     pub custodians: Vec<String>,
     pub intermediate_validity: Dur,
+    /// The root key in a PKCS#11 token instead (then `custodians` is empty).
+    pub token: Option<TokenInit>,
+}
+
+/// Where an offline root's key goes: age-encrypted to its custodians, or held by a token.
+enum RootCustody {
+    Age(Custody),
+    Token(crate::authority::token::Record),
 }
 
 /// Refuses a target that is a file, a CA already, or a non-empty directory.
@@ -323,9 +331,8 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
     use crate::authority::hierarchy::{self as h, Intermediate, Roster};
     let config_text = format!("{config_text}{}", Config::ROOT_TEMPLATE);
     let config = Config::parse(&config_text)?;
-    let root_custody = Custody::Recipients(custody::validate_recipients(&root.custodians)?);
     let issuing = intermediate_custody(opts, root)?;
-    let root_key = CaKey::new(opts.key_type.generate()?);
+    let (root_key, root_custody) = new_root_key(opts, root)?;
     let root_pem = h::root_certificate(
         &opts.name,
         &opts.organization,
@@ -363,8 +370,7 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
     let roster = Roster {
         rows: vec![Intermediate::of(&ca_cert)?],
     };
-    let (root_encrypted, root_recipients) =
-        encrypt_new_key(root_key, &h::ROOT_VAULT, &root_custody)?;
+    let root_files = root_key_files(root_key, &root_custody)?;
     let (encrypted, recipients) = encrypt_new_key(key, &custody::ISSUING, &issuing)?;
     let root_crl_info = ca::CrlInfo::parse(&root_crl, Some(&root_cert))?;
     let summary = offline_root_summary(
@@ -373,11 +379,12 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         &ca_cert,
         &issuing,
     );
-    let files = vec![
+    let mut files = vec![
         (config::FILE.to_string(), config_text),
         (h::ROOT_CERT.to_string(), root_pem),
-        (h::ROOT_KEY.to_string(), root_encrypted),
-        (h::ROOT_RECIPIENTS.to_string(), root_recipients),
+    ];
+    files.extend(root_files);
+    files.extend([
         (h::ROSTER.to_string(), roster.render()),
         (h::ROOT_CRL.to_string(), root_crl),
         (CA_CERT.to_string(), ca_pem),
@@ -386,8 +393,50 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         (CRL_FILE.to_string(), crl),
         (ledger::FILE.to_string(), ledger_text),
         (seal::FILE.to_string(), seal.render()),
-    ];
+    ]);
     Ok((files, summary))
+}
+
+/// The root key: generated in memory for its custodians, or made or adopted in a token.
+fn new_root_key(opts: &InitOptions, root: &OfflineRoot) -> Result<(CaKey, RootCustody)> {
+    Ok(match &root.token {
+        None => (
+            CaKey::new(opts.key_type.generate()?),
+            RootCustody::Age(Custody::Recipients(custody::validate_recipients(
+                &root.custodians,
+            )?)),
+        ),
+        Some(t) => {
+            let made = crate::authority::token::init_key(
+                &t.uri,
+                &t.access,
+                t.generate.then_some(opts.key_type),
+            )?;
+            (CaKey::in_token(made.key), RootCustody::Token(made.record))
+        }
+    })
+}
+
+/// The root key's files: `ca/root.key.age` and the signed `ca/root-recipients.txt`, or the
+/// token record `ca/root.key.pkcs11`. The key is dropped once done.
+fn root_key_files(root_key: CaKey, root_custody: &RootCustody) -> Result<Vec<(String, String)>> {
+    use crate::authority::hierarchy as h;
+    Ok(match root_custody {
+        RootCustody::Age(c) => {
+            let (encrypted, recipients) = encrypt_new_key(root_key, &h::ROOT_VAULT, c)?;
+            vec![
+                (h::ROOT_KEY.to_string(), encrypted),
+                (h::ROOT_RECIPIENTS.to_string(), recipients),
+            ]
+        }
+        RootCustody::Token(record) => {
+            drop(root_key);
+            vec![(
+                custody::token_file(&h::ROOT_VAULT),
+                record.render("The root key"),
+            )]
+        }
+    })
 }
 
 /// The intermediate's key: CI's recipients, and the custodians (who sign its successor
@@ -413,7 +462,7 @@ fn intermediate_custody(opts: &InitOptions, root: &OfflineRoot) -> Result<Custod
 /// init's summary of an offline-root CA: the root, its key and CRL, the issuing intermediate
 /// and its key, and whom each key is encrypted to.
 fn offline_root_summary(
-    (root_cert, root_crl_info, root_custody): (&CaCert, &ca::CrlInfo, &Custody),
+    (root_cert, root_crl_info, root_custody): (&CaCert, &ca::CrlInfo, &RootCustody),
     custodians: usize,
     ca_cert: &CaCert,
     issuing: &Custody,
@@ -426,11 +475,18 @@ fn offline_root_summary(
             ledger::fmt_time(root_cert.not_after)
         ),
         format!("SHA-256      {}", root_cert.fingerprint()),
-        format!(
-            "root key     {}  (age-encrypted to the {} root custodian(s) only: CI cannot decrypt it)",
-            h::ROOT_KEY,
-            custodians
-        ),
+        match root_custody {
+            RootCustody::Age(_) => format!(
+                "root key     {}  (age-encrypted to the {} root custodian(s) only: CI cannot decrypt it)",
+                h::ROOT_KEY,
+                custodians
+            ),
+            RootCustody::Token(record) => format!(
+                "root key     in the PKCS#11 token, {} (never leaves it; {} records where)",
+                record.uri.render(),
+                custody::token_file(&h::ROOT_VAULT)
+            ),
+        },
         format!(
             "root CRL     {}  (number 1, next update {}: re-signed by `gitca root sign-crl`)",
             h::ROOT_CRL,
@@ -445,13 +501,17 @@ fn offline_root_summary(
             ledger::fmt_time(ca_cert.not_after)
         ),
         format!(
-            "its key      {}  (age-encrypted to CI and the custodians)",
-            custody::KEY_FILE
+            "its key      {}  (age-encrypted to CI{})",
+            custody::KEY_FILE,
+            if custodians > 0 { " and the custodians" } else { "" }
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ]
     .into_iter()
-    .chain(recipient_lines(h::ROOT_KEY, root_custody))
+    .chain(match root_custody {
+        RootCustody::Age(c) => recipient_lines(h::ROOT_KEY, c),
+        RootCustody::Token(_) => Vec::new(),
+    })
     .chain(recipient_lines(custody::KEY_FILE, issuing))
     .collect()
 }

@@ -54,9 +54,18 @@ pub struct Args {
     /// Generate the CA key in the token (sensitive, never extractable) instead of adopting one.
     #[arg(long, requires = "pkcs11")]
     pkcs11_generate: bool,
+    /// With --offline-root: keep the root key in a PKCS#11 token instead of encrypting it to
+    /// root custodians: the RFC 7512 URI of the token and key, e.g.
+    /// `pkcs11:token=root-hsm;object=gitca-root`. The custodians are whoever holds the token
+    /// and its PIN. Adopts the key it names, or makes one with --root-pkcs11-generate.
+    #[arg(long, value_name = "URI", requires = "offline_root", conflicts_with_all = ["root_recipients", "root_recipients_file"])]
+    root_pkcs11: Option<String>,
+    /// Generate the root key in the token (sensitive, never extractable).
+    #[arg(long, requires = "root_pkcs11")]
+    root_pkcs11_generate: bool,
     /// The token's PKCS#11 library (also GITCA_PKCS11_MODULE), e.g.
     /// /usr/lib/softhsm/libsofthsm2.so.
-    #[arg(long, value_name = "PATH", requires = "pkcs11")]
+    #[arg(long, value_name = "PATH")]
     pkcs11_module: Option<PathBuf>,
 }
 
@@ -103,14 +112,23 @@ fn offline_root(args: &Args) -> Result<Option<OfflineRoot>> {
     for f in &args.root_recipients_file {
         custodians.extend(custody::read_recipients_file(f)?);
     }
-    if custodians.is_empty() {
+    let token = match &args.root_pkcs11 {
+        Some(uri) => Some(TokenInit {
+            uri: Pkcs11Uri::parse(uri)?,
+            generate: args.root_pkcs11_generate,
+            access: TokenAccess::from_env(args.pkcs11_module.clone()),
+        }),
+        None => None,
+    };
+    if custodians.is_empty() && token.is_none() {
         return Err(Error::usage(
             "--offline-root needs the root custodians",
-            "pass each custodian's age recipient with --root-recipient age1… (or --root-recipients-file FILE); CI is not one of them",
+            "pass each custodian's age recipient with --root-recipient age1… (or --root-recipients-file FILE; or keep the root key in a PKCS#11 token: --root-pkcs11 URI); CI is not one of them",
         ));
     }
     Ok(Some(OfflineRoot {
         custodians,
         intermediate_validity: Dur::parse(&args.intermediate_validity)?,
+        token,
     }))
 }
