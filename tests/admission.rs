@@ -337,22 +337,21 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
         403,
         "not installed yet"
     );
-    ok(deploy(&public));
+    // The server's own step, as a timer runs it: install, then reload nginx (the hook).
     let p = server.join("nginx-admitted").display().to_string();
-    ok(tool(
-        "nginx",
-        &[
-            "-p",
-            &format!("{p}/"),
-            "-c",
-            &format!("{p}/nginx.conf"),
-            "-e",
-            &format!("{p}/logs/error.log"),
-            "-s",
-            "reload",
-        ],
-        &server,
-    ));
+    let mut c = gitca();
+    c.args(["deploy", "admission", "--from"])
+        .arg(&public)
+        .arg("--signers")
+        .arg(&pinned_signers)
+        .arg("--out")
+        .arg(&map)
+        .arg("--reload")
+        .arg(format!(
+            "nginx -p {p}/ -c {p}/nginx.conf -e {p}/logs/error.log -s reload"
+        ));
+    let o = ok(run(&mut c));
+    assert!(stdout(&o).contains("3 certificate(s)"), "{}", stdout(&o));
     let mut code = 0;
     while merged.elapsed() < Duration::from_secs(20) {
         code = status(&server_ca, &carol.0, &carol.1, guarded);
@@ -465,4 +464,153 @@ fn the_list_holds_every_live_certificate_a_renewal_left() {
         "{}",
         stdout(&o)
     );
+}
+
+/// `deploy admission` the way a server runs it: from the published tree over HTTP, with a
+/// reload hook that sees the new map (and puts the previous one back when it fails),
+/// Prometheus metrics, and exit 4 once the newest list it has seen is older than --max-age
+/// and the source is gone; an unreachable source alone leaves what is installed.
+#[test]
+fn deploy_admission_over_http_reloads_rolls_back_and_goes_stale() {
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    let keys = tmp.join("signing");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (signing, _) = ca.sign_history(&keys);
+    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    let public = tmp.join("public");
+    let step = |now: &str, yaml: &str, name: &str| {
+        ca.p256_csr(name);
+        ca.identities(yaml);
+        ca.commit(&format!("onboard {name}"));
+        let mut c = ca.cmd(now);
+        c.args(["reconcile", "--identity"])
+            .arg(&ca.identity)
+            .env("GITCA_SIGNING_KEY", &signing_text);
+        ok(run(&mut c));
+        let mut c = ca.cmd(now);
+        c.arg("publish")
+            .arg(&public)
+            .env("GITCA_SIGNING_KEY", &signing_text);
+        ok(run(&mut c));
+    };
+    step(
+        T0,
+        "users:\n  - name: alice\n    csr: csr/alice.csr\n",
+        "alice",
+    );
+    let (port, log) = http_server(public.clone());
+    let url = format!("http://127.0.0.1:{port}");
+    let server = tmp.join("server");
+    std::fs::create_dir_all(&server).unwrap();
+    let signers = server.join("allowed_signers");
+    std::fs::copy(ca.path("ca/allowed_signers"), &signers).unwrap();
+    let map = server.join("admitted.map");
+    let metrics = server.join("admission.prom");
+    let deploy = |now: &str, from: &str, hook: &str, extra: &[&str]| {
+        let mut c = gitca();
+        c.current_dir(&server)
+            .args([
+                "--now",
+                now,
+                "deploy",
+                "admission",
+                "--from",
+                from,
+                "--signers",
+            ])
+            .arg(&signers)
+            .arg("--out")
+            .arg(&map)
+            .arg("--metrics")
+            .arg(&metrics)
+            .args(["--reload", hook])
+            .args(extra);
+        run(&mut c)
+    };
+    let metric = |name: &str| {
+        let text = std::fs::read_to_string(&metrics).unwrap();
+        text.lines()
+            .find(|l| l.starts_with(&format!("gitca_{name}{{")))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .parse::<f64>()
+            .unwrap()
+    };
+
+    // A reload that fails on the first install: nothing stays installed.
+    let o = fails(deploy(T0, &url, "exit 3", &[]));
+    assert!(stderr(&o).contains("reload failed"), "{}", stderr(&o));
+    assert!(!map.exists());
+    assert_eq!(metric("admission_refused"), 1.0);
+    // The hook sees the map it installs; fetched over HTTP.
+    let o = ok(deploy(
+        T0,
+        &url,
+        "cp \"$GITCA_ADMISSION_FILE\" seen.map",
+        &[],
+    ));
+    assert!(stdout(&o).contains("1 certificate(s)"), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read(&map).unwrap(),
+        std::fs::read(server.join("seen.map")).unwrap()
+    );
+    assert!(log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l == "200 admitted.txt.sig"));
+    let first = std::fs::read(&map).unwrap();
+    let sequence = metric("admission_sequence");
+    assert!(sequence > 0.0);
+    assert_eq!(metric("admission_entries"), 1.0);
+    assert_eq!(metric("admission_stale"), 0.0);
+
+    // bob is merged; the reload fails: the previous map, byte for byte, is back.
+    let d1 = days_after(T0, 1);
+    step(&d1, PEOPLE, "bob");
+    let o = fails(deploy(&d1, &url, "exit 3", &[]));
+    assert!(
+        stderr(&o).contains("previous admission map is back"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&map).unwrap(), first);
+    // It works: bob's list is installed, one sequence on.
+    let o = ok(deploy(&d1, &url, "true", &[]));
+    assert!(stdout(&o).contains("2 certificate(s)"), "{}", stdout(&o));
+    assert!(metric("admission_sequence") > sequence);
+
+    // The source goes away: what is installed stays (exit 0) while it is recent …
+    std::fs::remove_file(public.join("admitted.txt")).unwrap();
+    let installed = std::fs::read(&map).unwrap();
+    let o = ok(deploy(&days_after(T0, 3), &url, "true", &[]));
+    assert!(stderr(&o).contains("cannot fetch"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&map).unwrap(), installed);
+    // … and is stale (exit 4) once the newest list seen is older than --max-age.
+    let late = days_after(T0, 12);
+    let o = run(&mut {
+        let mut c = gitca();
+        c.current_dir(&server)
+            .args([
+                "--now",
+                &late,
+                "deploy",
+                "admission",
+                "--from",
+                &url,
+                "--signers",
+            ])
+            .arg(&signers)
+            .arg("--out")
+            .arg(&map)
+            .arg("--metrics")
+            .arg(&metrics);
+        c
+    });
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("STALE"), "{}", stderr(&o));
+    assert_eq!(metric("admission_stale"), 1.0);
+    let o = ok(deploy(&late, &url, "true", &["--max-age", "30d"]));
+    assert!(!stderr(&o).contains("STALE"), "{}", stderr(&o));
 }

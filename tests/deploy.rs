@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
+use common::daemons::http_server;
 use common::*;
 
 /// A CA with alice, bob and a bot, reconciled at T0 and published to `pub/`.
@@ -318,58 +316,6 @@ fn a_failing_reload_puts_the_previous_crl_back_and_staleness_is_loud() {
             .any(|l| l.starts_with("gitca_deploy_consecutive_failures{") && l.ends_with(" 2")),
         "{m}"
     );
-}
-
-/// A web server for one directory: ETag and If-None-Match, every request logged.
-fn http_server(root: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let seen = log.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            let _ = reader.read_line(&mut request);
-            let mut inm = None;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("if-none-match:") {
-                    inm = Some(v.trim().to_string());
-                }
-            }
-            let path = request
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("/")
-                .trim_start_matches('/')
-                .to_string();
-            let body = std::fs::read(root.join(&path)).ok();
-            let mut s = stream;
-            let response = match body {
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_vec(),
-                Some(b) => {
-                    use sha2::Digest as _;
-                    let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&b))[..16]);
-                    if inm.as_deref() == Some(etag.as_str()) {
-                        seen.lock().unwrap().push(format!("304 {path}"));
-                        format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
-                    } else {
-                        seen.lock().unwrap().push(format!("200 {path}"));
-                        let mut r = format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).into_bytes();
-                        r.extend(b);
-                        r
-                    }
-                }
-            };
-            let _ = s.write_all(&response);
-        }
-    });
-    (port, log)
 }
 
 #[test]

@@ -27,9 +27,9 @@ pub enum Command {
     /// On a server: install the CA's signed admission list as an nginx map, verified against
     /// the history signers it pinned, never older than the one installed.
     #[command(
-        after_help = "Example (nginx from `gitca export nginx --admitted /etc/gitca/admitted.map`):\n  gitca deploy admission --from /srv/pki --signers /etc/gitca/allowed_signers \\\n      --out /etc/gitca/admitted.map && nginx -s reload\n\nExit codes: 0 installed or current, 1 refused (nothing installed)."
+        after_help = "Example (nginx from `gitca export nginx --admitted /etc/gitca/admitted.map`; a systemd timer, or --watch 5m):\n  gitca deploy admission --from https://pki.example.com --signers /etc/gitca/allowed_signers \\\n      --out /etc/gitca/admitted.map --reload 'nginx -t && nginx -s reload' \\\n      --metrics /var/lib/node_exporter/textfile/gitca-admission.prom\n\nExit codes: 0 installed or current (or the source could not be read: what is installed stays), 1 refused (nothing installed; a failed reload puts the previous map back), 4 stale (the newest list seen is older than --max-age)."
     )]
-    Admission(AdmissionArgs),
+    Admission(Box<AdmissionArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,9 +68,16 @@ pub struct CertArgs {
 /// `gitca deploy admission`'s flags.
 #[derive(Debug, clap::Args)]
 pub struct AdmissionArgs {
-    /// The published directory holding admitted.txt and admitted.txt.sig.
-    #[arg(long, value_name = "DIR")]
-    from: PathBuf,
+    /// The published tree holding admitted.txt and admitted.txt.sig (`gitca publish`): a
+    /// directory, or the http(s) URL it is served at.
+    #[arg(long, value_name = "URL|DIR")]
+    from: String,
+    /// The CA certificate of an https:// source's TLS server (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    https_ca: Option<PathBuf>,
+    /// The most one fetch may take; past it the fetch fails like any other.
+    #[arg(long, default_value = crate::relying::source::DEFAULT_TIMEOUT, value_name = "DURATION")]
+    timeout: String,
     /// The history signers this server trusts, in the allowed-signers format (a copy of the
     /// CA's ca/allowed_signers, installed once, by hand: it is the pin). Never the CA key.
     #[arg(long, value_name = "FILE")]
@@ -78,20 +85,35 @@ pub struct AdmissionArgs {
     /// The nginx map fragment to write (what `gitca export nginx --admitted` includes).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// Exit 4 (stale) when the newest list seen was signed longer ago than this: `gitca
+    /// publish` signs a new one at every run, so an old one means publishing stopped or this
+    /// server cannot reach it, and identities merged since are not admitted.
+    #[arg(long, default_value = "8d", value_name = "DURATION")]
+    max_age: String,
+    #[command(flatten)]
+    watch: WatchArgs,
 }
 
 pub fn run(ctx: &Context, cmd: Command, out: &mut dyn Write) -> Result<u8> {
     match cmd {
         Command::Crl(args) => run_deploy_crl(&args.into_options(), ctx.fixed_now, out),
         Command::Cert(args) => run_deploy_cert(&args.into_options(), ctx.fixed_now, out),
-        Command::Admission(args) => run_deploy_admission(
-            &DeployAdmissionOptions {
-                from: args.from,
-                signers: args.signers,
-                out: args.out,
-            },
-            out,
-        ),
+        Command::Admission(args) => {
+            let args = *args;
+            run_deploy_admission(
+                &DeployAdmissionOptions {
+                    from: args.from,
+                    https_ca: args.https_ca,
+                    timeout: args.timeout,
+                    signers: args.signers,
+                    out: args.out,
+                    max_age: args.max_age,
+                    watch: args.watch.into_options(),
+                },
+                ctx.fixed_now,
+                out,
+            )
+        }
     }
 }
 

@@ -33,6 +33,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::relying::deploy::{
+    drive, interval, now_or, reload, seconds, Run, Verdict, WatchOptions,
+};
+use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
+use crate::repository::config::Dur;
 use crate::repository::signer::{AllowedSigners, SigningKey};
 
 pub const LIST: &str = "admitted.txt";
@@ -283,102 +288,307 @@ fn add_replaced_certs(
     }
 }
 
-/// Where `gitca deploy admission` reads the published list, the signers it pins, and where it
-/// writes the nginx map.
+/// Where `gitca deploy admission` reads the published list, the signers it pins, where it
+/// writes the nginx map, and how it keeps it current.
 #[derive(Debug)]
 pub struct DeployAdmissionOptions {
-    /// The published directory holding admitted.txt and admitted.txt.sig.
-    pub from: PathBuf,
+    /// The published tree holding admitted.txt and admitted.txt.sig: a directory, or the
+    /// http(s) URL it is served at.
+    pub from: String,
+    /// The CA certificate of an https:// source's TLS server (default: the system's roots).
+    pub https_ca: Option<PathBuf>,
+    /// The most one fetch may take.
+    pub timeout: String,
     /// The history signers this server trusts (allowed-signers format): the pin.
     pub signers: PathBuf,
     /// The nginx map fragment to write.
     pub out: PathBuf,
+    /// Stale (exit 4) when the newest list seen was signed longer ago than this.
+    pub max_age: String,
+    pub watch: WatchOptions,
 }
 
 /// The top-level entry point for `gitca deploy admission`: installs the published admission
 /// list as an nginx map when it verifies against the pinned signers and is not older than the
-/// installed one. Reload nginx after it (`&& nginx -s reload`): the file is replaced atomically.
-pub fn run_deploy_admission(args: &DeployAdmissionOptions, out: &mut dyn Write) -> Result<u8> {
-    let refuse = |why: String| {
-        Error::usage(
-            format!("admission list refused: {why}"),
-            "nothing was installed; the list installed before stays. Publish from the CA with its history signing key (gitca publish, GITCA_SIGNING_KEY), and pin the CA's ca/allowed_signers with --signers",
-        )
-    };
-    let signers_text = crate::repository::confined::read_named_string(
-        &args.signers,
+/// installed one, reloads the server (putting the previous map back if the reload fails), and
+/// with `--watch` keeps doing so; like `deploy crl`, a source that cannot be read leaves what
+/// is installed, and exit 4 says it went stale.
+pub fn run_deploy_admission(
+    args: &DeployAdmissionOptions,
+    fixed_now: Option<time::OffsetDateTime>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let pinned = read_signers(&args.signers)?;
+    let source = AdmissionSource::new(args)?;
+    let max_age = Dur::parse(&args.max_age)?.0;
+    seconds(&args.watch.reload_timeout)?;
+    let every = interval(args.watch.watch.as_deref())?;
+    let label = format!(
+        "file=\"{}\"",
+        crate::output::encode::prometheus_label(&args.out.display().to_string())
+    );
+    let metrics = args
+        .watch
+        .metrics
+        .as_deref()
+        .map(|p| (p, "gitca", label.as_str()));
+    drive(every, out, metrics, || {
+        Ok(admission_once(
+            args,
+            &source,
+            &pinned,
+            now_or(fixed_now),
+            max_age,
+        ))
+    })
+}
+
+/// The pinned history signers. A file of the operator's, outside any repository: its lines
+/// are never quoted back (it could be anything, /proc/self/environ included), only their
+/// numbers.
+fn read_signers(path: &Path) -> Result<AllowedSigners> {
+    let text = crate::repository::confined::read_named_string(
+        path,
         crate::repository::signer::MAX_BYTES,
         "read the pinned signers",
     )?;
-    // A file of the operator's, outside any repository: its lines are never quoted back (it
-    // could be anything, /proc/self/environ included), only their numbers.
-    let pinned = AllowedSigners::parse(&args.signers.display().to_string(), &signers_text)
-        .map_err(|e| match e {
-            Error::Located(l) => Error::usage(
-                format!(
-                    "{} line {} is not an allowed signer gitca reads",
-                    args.signers.display(),
-                    l.line()
-                ),
-                "pass a copy of the CA's ca/allowed_signers (`PRINCIPAL ssh-ed25519 AAAA…` lines)",
+    AllowedSigners::parse(&path.display().to_string(), &text).map_err(|e| match e {
+        Error::Located(l) => Error::usage(
+            format!(
+                "{} line {} is not an allowed signer gitca reads",
+                path.display(),
+                l.line()
             ),
-            e => e,
-        })?;
-    let list_path = args.from.join(LIST);
-    let sig_path = args.from.join(SIG);
-    let text = crate::repository::confined::read_named_string(
-        &list_path,
-        MAX_BYTES,
-        "read the admission list",
-    )?;
-    let sig = match crate::repository::confined::read_named(
-        &sig_path,
-        64 << 10,
-        "read the list's signature",
-    ) {
-        Ok(s) => s,
-        Err(_) => {
-            return Err(refuse(format!(
-                "{} has no signature ({SIG})",
-                list_path.display()
-            )))
+            "pass a copy of the CA's ca/allowed_signers (`PRINCIPAL ssh-ed25519 AAAA…` lines)",
+        ),
+        e => e,
+    })
+}
+
+/// Where the list comes from: a directory read as it is (a published tree, or any directory
+/// holding the two files), or a published tree over HTTP(S).
+enum AdmissionSource {
+    Dir(PathBuf),
+    Http(Source),
+}
+
+impl AdmissionSource {
+    fn new(args: &DeployAdmissionOptions) -> Result<AdmissionSource> {
+        if !(args.from.starts_with("http://") || args.from.starts_with("https://")) {
+            return Ok(AdmissionSource::Dir(PathBuf::from(&args.from)));
         }
-    };
-    let signer = crate::repository::signer::verify_in(&pinned, NAMESPACE, &sig, text.as_bytes())
-        .map_err(|why| refuse(format!("{}: {why}", list_path.display())))?;
-    let list =
-        List::parse(&text).map_err(|why| refuse(format!("{}: {why}", list_path.display())))?;
-    if let Some(installed) = installed_sequence(&args.out)? {
-        if list.sequence < installed {
-            return Err(refuse(format!(
-                "it is older (sequence {}) than the list installed (sequence {installed})",
-                list.sequence
-            )));
-        }
-        if list.sequence == installed {
-            let _ = writeln!(
-                out,
-                "Admission list current: sequence {installed}, {} certificate(s)",
-                list.entries.len()
-            );
-            return Ok(0);
+        Ok(AdmissionSource::Http(Source::new(&SourceArgs {
+            from: Some(&args.from),
+            from_git: None,
+            branch: "main",
+            https_ca: args.https_ca.as_deref(),
+            git_cache: None,
+            timeout: seconds(&args.timeout)?,
+        })?))
+    }
+
+    fn describe(&self, name: &str) -> String {
+        match self {
+            AdmissionSource::Dir(d) => d.join(name).display().to_string(),
+            AdmissionSource::Http(s) => format!("{}/{name}", s.describe()),
         }
     }
-    let (dir, name) = split(&args.out)?;
-    crate::repository::confined::Dir::create(&dir)?.write(
-        &name,
-        list.nginx_map().as_bytes(),
-        0o644,
-    )?;
-    let _ = writeln!(
-        out,
+
+    /// The list's text, and its signature if there is one (`None`: the source has none).
+    fn fetch(&self) -> Result<(String, Option<Vec<u8>>)> {
+        match self {
+            AdmissionSource::Dir(dir) => {
+                let text = crate::repository::confined::read_named_string(
+                    &dir.join(LIST),
+                    MAX_BYTES,
+                    "read the admission list",
+                )?;
+                let sig = crate::repository::confined::read_named(
+                    &dir.join(SIG),
+                    MAX_SIG_BYTES,
+                    "read the list's signature",
+                )
+                .ok();
+                Ok((text, sig))
+            }
+            AdmissionSource::Http(source) => {
+                let get =
+                    |name| match source.fetch(Item::Published(name), &Validators::default())? {
+                        Fetch::Got(bytes, _) => Ok(bytes),
+                        Fetch::NotModified => Err(Error::usage(
+                            "the source answered 304 to an unconditional request",
+                            "check the web server",
+                        )),
+                    };
+                let bytes = get(LIST)?;
+                if bytes.len() as u64 > MAX_BYTES {
+                    return Err(Error::usage(
+                        format!("{LIST} is over {MAX_BYTES} bytes"),
+                        "check the source",
+                    ));
+                }
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| Error::usage(format!("{LIST} is not text"), "check the source"))?;
+                let sig = get(SIG).ok().filter(|s| s.len() as u64 <= MAX_SIG_BYTES);
+                Ok((text, sig))
+            }
+        }
+    }
+}
+
+const MAX_SIG_BYTES: u64 = 64 << 10;
+
+/// What the installed map says of itself: its sequence and when its list was signed.
+struct InstalledMap {
+    sequence: u64,
+    generated: Option<time::OffsetDateTime>,
+    bytes: Vec<u8>,
+}
+
+/// One check of `deploy admission`: fetch, verify, install (and reload), judge staleness.
+fn admission_once(
+    args: &DeployAdmissionOptions,
+    source: &AdmissionSource,
+    pinned: &AllowedSigners,
+    now: time::OffsetDateTime,
+    max_age: time::Duration,
+) -> Run {
+    let installed = match installed_map(&args.out) {
+        Ok(i) => i,
+        Err(e) => {
+            return Run {
+                verdict: Verdict::Refused(e.to_string()),
+                stale: None,
+                metrics: Vec::new(),
+            }
+        }
+    };
+    let mut newest = installed.as_ref().and_then(|i| i.generated);
+    let mut entries = None;
+    let verdict = match source.fetch() {
+        Err(e) => Verdict::Unavailable(e.to_string()),
+        Ok((text, sig)) => match verified(pinned, source, &text, sig.as_deref()) {
+            Err(why) => Verdict::Refused(format!("admission list refused: {why}; nothing was installed, the list installed before stays")),
+            Ok((list, signer)) => {
+                entries = Some(list.entries.len());
+                let verdict = install(args, &list, &signer, installed.as_ref());
+                if !matches!(verdict, Verdict::Refused(_)) {
+                    newest = newest.max(crate::repository::ledger::parse_time(&list.generated));
+                }
+                verdict
+            }
+        },
+    };
+    let stale = match newest {
+        Some(t) if now - t > max_age => Some(format!(
+            "the newest admission list seen was signed at {} (over --max-age {} ago): `gitca publish` has stopped, or this server cannot reach it; identities merged since are not admitted",
+            crate::repository::ledger::fmt_time(t),
+            args.max_age
+        )),
+        _ => None,
+    };
+    let after = installed_map(&args.out).ok().flatten();
+    let metrics = vec![
+        (
+            "admission_last_check_timestamp_seconds".into(),
+            now.unix_timestamp() as f64,
+        ),
+        (
+            "admission_sequence".into(),
+            after.as_ref().map_or(0.0, |m| m.sequence as f64),
+        ),
+        (
+            "admission_signed_timestamp_seconds".into(),
+            newest.map_or(0.0, |t| t.unix_timestamp() as f64),
+        ),
+        (
+            "admission_entries".into(),
+            entries.map_or(-1.0, |n| n as f64),
+        ),
+        (
+            "admission_refused".into(),
+            f64::from(u8::from(matches!(verdict, Verdict::Refused(_)))),
+        ),
+        (
+            "admission_stale".into(),
+            f64::from(u8::from(stale.is_some())),
+        ),
+    ];
+    Run {
+        verdict,
+        stale,
+        metrics,
+    }
+}
+
+/// The list, verified against the pinned signers, and who signed it.
+fn verified(
+    pinned: &AllowedSigners,
+    source: &AdmissionSource,
+    text: &str,
+    sig: Option<&[u8]>,
+) -> std::result::Result<(List, String), String> {
+    let shown = source.describe(LIST);
+    let sig = sig.ok_or_else(|| format!("{shown} has no signature ({SIG})"))?;
+    let signer = crate::repository::signer::verify_in(pinned, NAMESPACE, sig, text.as_bytes())
+        .map_err(|why| format!("{shown}: {why}"))?;
+    let list = List::parse(text).map_err(|why| format!("{shown}: {why}"))?;
+    Ok((list, signer))
+}
+
+/// Installs `list` unless it is older than, or the same as, the installed map; runs the
+/// reload hook after a change and puts the previous map back if it fails.
+fn install(
+    args: &DeployAdmissionOptions,
+    list: &List,
+    signer: &str,
+    installed: Option<&InstalledMap>,
+) -> Verdict {
+    if let Some(i) = installed {
+        if list.sequence < i.sequence {
+            return Verdict::Refused(format!(
+                "admission list refused: it is older (sequence {}) than the list installed (sequence {}); nothing was installed, the list installed before stays",
+                list.sequence, i.sequence
+            ));
+        }
+        if list.sequence == i.sequence {
+            return Verdict::Unchanged(format!(
+                "Admission list current: sequence {}, {} certificate(s)",
+                i.sequence,
+                list.entries.len()
+            ));
+        }
+    }
+    let write = |bytes: &[u8]| -> Result<()> {
+        let (dir, name) = split(&args.out)?;
+        crate::repository::confined::Dir::create(&dir)?.write(&name, bytes, 0o644)
+    };
+    if let Err(e) = write(list.nginx_map().as_bytes()) {
+        return Verdict::Refused(e.to_string());
+    }
+    if let Some(hook) = args.watch.hook() {
+        let env = [("GITCA_ADMISSION_FILE", args.out.display().to_string())];
+        if let Err(why) = reload(hook, &env) {
+            let restored = match installed {
+                Some(i) => write(&i.bytes),
+                None => std::fs::remove_file(&args.out).map_err(Error::io("remove", &args.out)),
+            };
+            return Verdict::Refused(format!(
+                "the reload failed ({why}); {}",
+                match restored {
+                    Ok(()) => "the previous admission map is back in place".to_string(),
+                    Err(e) => format!("putting the previous map back failed too: {e}"),
+                }
+            ));
+        }
+    }
+    Verdict::Installed(format!(
         "Installed admission list sequence {} (commit {}, signed by {signer}): {} certificate(s) in {}",
         list.sequence,
         &list.commit[..12],
         list.entries.len(),
         args.out.display()
-    );
-    Ok(0)
+    ))
 }
 
 fn split(path: &Path) -> Result<(PathBuf, String)> {
@@ -394,33 +604,41 @@ fn split(path: &Path) -> Result<(PathBuf, String)> {
     Ok((dir, name))
 }
 
-/// The sequence of the map installed at `path`, if one is.
-fn installed_sequence(path: &Path) -> Result<Option<u64>> {
-    let text = match crate::repository::confined::read_named_string(
+/// The map installed at `path`, if one is: its sequence and signing time from its header.
+fn installed_map(path: &Path) -> Result<Option<InstalledMap>> {
+    let bytes = match crate::repository::confined::read_named(
         path,
         MAX_BYTES * 2,
         "read the installed map",
     ) {
-        Ok(t) => t,
+        Ok(b) => b,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(None)
         }
         Err(e) => return Err(e),
     };
-    text.lines()
-        .next()
-        .and_then(|l| l.strip_prefix(MAP_HEADER))
-        .and_then(|l| l.trim().strip_prefix("sequence "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            Error::bad_file(
-                path,
-                "is not an admission map gitca wrote",
-                "remove it (the next run installs the published list) or pass another --out",
-            )
-        })
+    let header = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| t.lines().next())
+        .and_then(|l| l.strip_prefix(MAP_HEADER));
+    let field = |name: &str| {
+        let mut words = header?.split_whitespace();
+        words.find(|w| *w == name)?;
+        words.next().map(str::to_string)
+    };
+    let Some(sequence) = field("sequence").and_then(|n| n.parse().ok()) else {
+        return Err(Error::bad_file(
+            path,
+            "is not an admission map gitca wrote",
+            "remove it (the next run installs the published list) or pass another --out",
+        ));
+    };
+    let generated = field("generated").and_then(|t| crate::repository::ledger::parse_time(&t));
+    Ok(Some(InstalledMap {
+        sequence,
+        generated,
+        bytes,
+    }))
 }
 
 #[cfg(test)]

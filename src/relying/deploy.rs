@@ -77,7 +77,7 @@ pub struct WatchOptions {
 
 impl WatchOptions {
     /// The reload command, if one was given and it is not blank, with its limit.
-    fn hook(&self) -> Option<(&str, std::time::Duration)> {
+    pub(crate) fn hook(&self) -> Option<(&str, std::time::Duration)> {
         let cmd = self.reload.as_deref().filter(|c| !c.trim().is_empty())?;
         Some((
             cmd,
@@ -90,7 +90,7 @@ impl WatchOptions {
 const DEFAULT_RELOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A duration flag (`30s`, `5m`) as a std duration.
-fn seconds(text: &str) -> Result<std::time::Duration> {
+pub(crate) fn seconds(text: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs(
         Dur::parse(text)?.0.whole_seconds().unsigned_abs(),
     ))
@@ -265,7 +265,7 @@ fn installed_crls(
 }
 
 /// One run's result.
-enum Verdict {
+pub(crate) enum Verdict {
     Installed(String),
     Unchanged(String),
     /// Something fetched was refused, or the reload hook failed: an error.
@@ -274,13 +274,13 @@ enum Verdict {
     Unavailable(String),
 }
 
-struct Run {
-    verdict: Verdict,
-    stale: Option<String>,
-    metrics: Vec<(String, f64)>,
+pub(crate) struct Run {
+    pub verdict: Verdict,
+    pub stale: Option<String>,
+    pub metrics: Vec<(String, f64)>,
 }
 
-fn now_or(fixed: Option<OffsetDateTime>) -> OffsetDateTime {
+pub(crate) fn now_or(fixed: Option<OffsetDateTime>) -> OffsetDateTime {
     fixed.unwrap_or_else(OffsetDateTime::now_utc)
 }
 
@@ -325,7 +325,7 @@ fn split(path: &Path) -> Result<(Dir, String)> {
 }
 
 /// Runs the reload hook, with what was installed in its environment, for at most `limit`.
-fn reload(
+pub(crate) fn reload(
     (cmd, limit): (&str, std::time::Duration),
     env: &[(&str, String)],
 ) -> std::result::Result<(), String> {
@@ -744,7 +744,7 @@ fn describe_numbers(v: Option<&VerifiedCrls>) -> String {
         .join(" + ")
 }
 
-fn interval(text: Option<&str>) -> Result<Option<std::time::Duration>> {
+pub(crate) fn interval(text: Option<&str>) -> Result<Option<std::time::Duration>> {
     text.map(|t| Dur::parse(t).map(|d| std::time::Duration::from_secs(d.0.whole_seconds() as u64)))
         .transpose()
 }
@@ -783,7 +783,7 @@ fn report(run: &Run, out: &mut dyn Write, watching: bool) -> u8 {
 }
 
 /// Runs `once` now, or forever every `every` (±10%) with --watch.
-fn drive(
+pub(crate) fn drive(
     every: Option<std::time::Duration>,
     out: &mut dyn Write,
     metrics: Option<(&Path, &str, &str)>,

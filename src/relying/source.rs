@@ -45,6 +45,8 @@ pub enum Item<'a> {
     Crls,
     /// An identity's current certificate chain (PEM).
     Cert(&'a str),
+    /// One file of a published tree, by name (the admission list and its signature).
+    Published(&'a str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,7 @@ impl Layout {
             .map(String::from)
             .to_vec(),
             (_, Item::Cert(name)) => vec![format!("certs/{name}.crt")],
+            (_, Item::Published(name)) => vec![name.to_string()],
         }
     }
 }
