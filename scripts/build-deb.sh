@@ -108,6 +108,7 @@ cat > "$stage/DEBIAN/prerm" <<'EOF'
 set -e
 if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
   systemctl stop gitca-deploy-crl.timer gitca-deploy-crl.service \
+    gitca-deploy-admission.timer gitca-deploy-admission.service \
     'gitca-deploy-cert@*.timer' 'gitca-deploy-cert@*.service' >/dev/null 2>&1 || true
 fi
 EOF

@@ -147,6 +147,9 @@ fn the_debian_package_installs_with_dpkg_and_its_units_verify() {
         "./usr/share/man/man1/gitca-deploy-cert.1.gz",
         "./usr/share/bash-completion/completions/gitca",
         "./lib/systemd/system/gitca-deploy-crl.service",
+        "./lib/systemd/system/gitca-deploy-admission.timer",
+        "./usr/share/man/man1/gitca-deploy-admission.1.gz",
+        "./usr/share/doc/gitca/examples/deploy-admission.env",
         "./lib/systemd/system/gitca-deploy-cert@.timer",
         "./usr/share/doc/gitca/copyright",
         "./usr/share/doc/gitca/examples/deploy-crl.env",
@@ -346,6 +349,71 @@ fn the_shipped_unit_and_environment_file_install_a_crl() {
     ok(run(gitca().args(&argv[1..]).env("GITCA_NOW", T0)));
     assert!(tmp.path().join("ca.crl").is_file());
     assert!(!marker.exists());
+}
+
+/// The shipped deploy-admission.env drives the shipped unit's command line to a real install
+/// of a signed admission list and a reload.
+#[test]
+fn the_shipped_admission_unit_and_environment_file_install_a_map() {
+    let ca = Ca::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (signing, _) = ca.sign_history(tmp.path());
+    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n    csr: csr/alice.csr\n");
+    ca.commit("onboard alice");
+    for cmd in [
+        &["reconcile", "--identity", ca.identity.to_str().unwrap()][..],
+        &["publish", tmp.path().join("public").to_str().unwrap()],
+    ] {
+        ok(run(ca
+            .cmd(T0)
+            .args(cmd)
+            .env("GITCA_SIGNING_KEY", &signing_text)));
+    }
+    let systemd = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systemd");
+    let unit = std::fs::read_to_string(systemd.join("gitca-deploy-admission.service")).unwrap();
+    let shipped = env_file(&std::fs::read_to_string(systemd.join("deploy-admission.env")).unwrap());
+    let names: Vec<&str> = shipped.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "GITCA_FROM",
+            "GITCA_SIGNERS",
+            "GITCA_MAP",
+            "GITCA_RELOAD",
+            "GITCA_OPTIONS"
+        ]
+    );
+    let map = tmp.path().join("admitted.map");
+    let marker = tmp.path().join("reloaded");
+    let metrics = tmp.path().join("gitca-admission.prom");
+    let env: Vec<(String, String)> = shipped
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match k.as_str() {
+                "GITCA_FROM" => tmp.path().join("public").display().to_string(),
+                "GITCA_SIGNERS" => ca.path("ca/allowed_signers").display().to_string(),
+                "GITCA_MAP" => map.display().to_string(),
+                "GITCA_RELOAD" => format!(
+                    "test -s \"$GITCA_ADMISSION_FILE\" && touch {}",
+                    marker.display()
+                ),
+                _ => v.replace(
+                    "/var/lib/prometheus/node-exporter/gitca-admission.prom",
+                    &metrics.display().to_string(),
+                ),
+            };
+            (k, v)
+        })
+        .collect();
+    let argv = exec_start(&unit, &env, "");
+    assert_eq!(argv[0], "/usr/bin/gitca");
+    let o = ok(run(gitca().args(&argv[1..]).env("GITCA_NOW", T0)));
+    assert!(stdout(&o).contains("1 certificate(s)"), "{}", stdout(&o));
+    assert!(map.is_file() && marker.is_file(), "installed and reloaded");
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(prom.contains("gitca_admission_sequence{"), "{prom}");
 }
 
 fn yaml(path: &str) -> serde_json::Value {
