@@ -734,3 +734,89 @@ fn migrating_a_token_held_ca_to_an_offline_root_is_refused_plainly() {
     assert_eq!(ca.head(), head);
     assert_eq!(ca.status(), "");
 }
+
+/// An RSA CA key made in the token (CKM_RSA_PKCS_KEY_PAIR_GEN, 3072 bits, never extractable)
+/// signs certificates and CRLs through it (CKM_SHA256_RSA_PKCS): openssl verifies them,
+/// revocation included, and pkilint lints them after the suite.
+#[test]
+fn an_rsa_ca_key_in_the_token_signs_certificates_and_crls() {
+    let token = Token::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (identity, recipient) = age_identity(tmp.path(), "unused");
+    let root = tmp.path().join("ca");
+    let mut c = gitca();
+    token
+        .env(&mut c)
+        .args(["--now", T0, "init", "-C"])
+        .arg(&root)
+        .args(["--name", "RSA HSM CA", "--key-type", "rsa3072", "-q"])
+        .args([
+            "--pkcs11",
+            "pkcs11:token=gitca-test;object=rsa-ca",
+            "--pkcs11-generate",
+        ]);
+    ok(run(&mut c));
+    let ca = Ca::at(tmp, root, identity, recipient);
+    let text = stdout(&ca.openssl(&["x509", "-in", "ca/ca.crt", "-noout", "-text"]));
+    assert!(
+        text.contains("(3072 bit)") && text.contains("sha256WithRSAEncryption"),
+        "{text}"
+    );
+    assert!(!ca.path("ca/ca.key.age").exists());
+    for name in ["alice", "bob"] {
+        let key = ca.keys.join(format!("{name}.key"));
+        ok(run(ca
+            .cmd(T0)
+            .args(["request", name, "-q", "--key-out"])
+            .arg(&key)));
+    }
+    ca.commit("two");
+    let reconcile = |now: &str| {
+        let mut c = ca.cmd(now);
+        token.env(&mut c);
+        ok(run(c.arg("reconcile")))
+    };
+    let verify = |name: &str, at: &str| {
+        ca.openssl(&[
+            "verify",
+            "-attime",
+            &epoch(at),
+            "-crl_check",
+            "-CAfile",
+            "ca/ca.crt",
+            "-CRLfile",
+            "crl/ca.crl",
+            &format!("certs/{name}.crt"),
+        ])
+    };
+    reconcile(T0);
+    for name in ["alice", "bob"] {
+        let o = verify(name, T0);
+        assert!(o.status.success(), "{name}: {}{}", stdout(&o), stderr(&o));
+    }
+    let bob = ca.keep("certs/bob.crt", "bob.crt");
+    ca.offboard("bob");
+    ca.commit("bob leaves");
+    let d1 = days_after(T0, 1);
+    reconcile(&d1);
+    let o = verify("alice", &d1);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = ca.openssl(&[
+        "verify",
+        "-attime",
+        &epoch(&d1),
+        "-crl_check",
+        "-CAfile",
+        "ca/ca.crt",
+        "-CRLfile",
+        "crl/ca.crl",
+        bob.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        (stdout(&o) + &stderr(&o)).contains("revoked"),
+        "{}",
+        stdout(&o)
+    );
+    ok(run(ca.cmd(&d1).arg("check")));
+}

@@ -435,14 +435,35 @@ impl Curve {
     }
 }
 
+/// What kind of key the token holds, and so how it signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algo {
+    /// ECDSA: the token signs a digest; its raw r‖s becomes an ECDSA-Sig-Value.
+    Ec(Curve),
+    /// RSA PKCS #1 v1.5 with SHA-256 (CKM_SHA256_RSA_PKCS): the token hashes.
+    Rsa,
+}
+
+impl Algo {
+    fn algorithm(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            Algo::Ec(c) => c.algorithm(),
+            Algo::Rsa => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
+}
+
+/// RSA public keys gitca accepts from a token: 2048 to 8192 bits (what aws-lc verifies).
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+
 /// A signing key held by a token. Sessions are pooled: signing runs in parallel where the
 /// token allows several sessions (the login is shared by every session of this process).
 pub struct TokenKey {
     ctx: Pkcs11,
     slot: Slot,
     uri: Pkcs11Uri,
-    curve: Curve,
-    /// The uncompressed EC point.
+    algo: Algo,
+    /// The public key as rcgen wants it: the uncompressed EC point, or the DER RSAPublicKey.
     point: Vec<u8>,
     pool: Mutex<Vec<(Session, ObjectHandle)>>,
 }
@@ -598,8 +619,9 @@ fn find_one(
     }
 }
 
-/// The curve and point of the public key matching `uri` (its public-key object).
-fn public_key(session: &Session, uri: &Pkcs11Uri) -> Result<(Curve, Vec<u8>)> {
+/// The kind and public key matching `uri` (its public-key object): an EC P-256 or P-384
+/// point, or an RSA modulus and exponent as a DER RSAPublicKey.
+fn public_key(session: &Session, uri: &Pkcs11Uri) -> Result<(Algo, Vec<u8>)> {
     let Some(handle) = find_one(session, uri, ObjectClass::PUBLIC_KEY)? else {
         return Err(token_err(
             format!("the token holds no public key for {}", uri.render()),
@@ -607,22 +629,51 @@ fn public_key(session: &Session, uri: &Pkcs11Uri) -> Result<(Curve, Vec<u8>)> {
         ));
     };
     let attrs = session
-        .get_attributes(handle, &[AttributeType::EcParams, AttributeType::EcPoint])
+        .get_attributes(
+            handle,
+            &[
+                AttributeType::KeyType,
+                AttributeType::EcParams,
+                AttributeType::EcPoint,
+                AttributeType::Modulus,
+                AttributeType::PublicExponent,
+            ],
+        )
         .map_err(p11("reading the public key"))?;
-    let (mut params, mut point) = (None, None);
+    let (mut kind, mut params, mut point, mut modulus, mut exponent) =
+        (None, None, None, None, None);
     for a in attrs {
         match a {
+            Attribute::KeyType(k) => kind = Some(k),
             Attribute::EcParams(p) => params = Some(p),
             Attribute::EcPoint(p) => point = Some(p),
+            Attribute::Modulus(m) => modulus = Some(m),
+            Attribute::PublicExponent(e) => exponent = Some(e),
             _ => {}
         }
     }
     let unsupported = || {
         token_err(
-            format!("the key {} is not an EC P-256 or P-384 key", uri.render()),
-            "gitca signs through a token with ECDSA P-256 or P-384 keys; generate one with `gitca init --pkcs11-generate`",
+            format!("the key {} is not an EC P-256 or P-384 key, nor an RSA key of 2048 to 8192 bits", uri.render()),
+            "gitca signs through a token with ECDSA P-256 or P-384, or RSA (PKCS #1 v1.5, SHA-256); generate one with `gitca init --pkcs11-generate`",
         )
     };
+    if kind == Some(P11KeyType::RSA) {
+        let (Some(n), Some(e)) = (modulus, exponent) else {
+            return Err(unsupported());
+        };
+        let n = strip_zeros(&n);
+        if !RSA_BITS.contains(&(n.len() * 8)) || strip_zeros(&e).is_empty() {
+            return Err(unsupported());
+        }
+        let der = yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next().write_bigint_bytes(n, true);
+                w.next().write_bigint_bytes(strip_zeros(&e), true);
+            })
+        });
+        return Ok((Algo::Rsa, der));
+    }
     let curve = params
         .as_deref()
         .and_then(Curve::from_params)
@@ -637,7 +688,13 @@ fn public_key(session: &Session, uri: &Pkcs11Uri) -> Result<(Curve, Vec<u8>)> {
     } else {
         return Err(unsupported());
     };
-    Ok((curve, raw))
+    Ok((Algo::Ec(curve), raw))
+}
+
+/// A big-endian unsigned integer without its leading zero bytes.
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
 }
 
 /// ECDSA-Sig-Value (DER) from the token's fixed-length r‖s.
@@ -678,12 +735,12 @@ impl TokenKey {
                 "is this the token the CA key was made in? gitca never creates a key outside `init`; nothing was written",
             ));
         };
-        let (curve, point) = public_key(&opened.session, uri)?;
+        let (algo, point) = public_key(&opened.session, uri)?;
         Ok(TokenKey {
             ctx: opened.ctx,
             slot: opened.slot,
             uri: uri.clone(),
-            curve,
+            algo,
             point,
             pool: Mutex::new(vec![(opened.session, handle)]),
         })
@@ -711,7 +768,6 @@ impl TokenKey {
     }
 
     fn sign_der(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        let digest = self.curve.digest(msg);
         let pooled = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
         let (session, handle) = match pooled {
             Some(s) => s,
@@ -731,18 +787,26 @@ impl TokenKey {
                 (session, handle)
             }
         };
-        let raw = session
-            .sign(&Mechanism::Ecdsa, handle, &digest)
-            .map_err(p11("the token refused to sign"))?;
+        let signed = match self.algo {
+            Algo::Ec(curve) => session.sign(&Mechanism::Ecdsa, handle, &curve.digest(msg)),
+            Algo::Rsa => session.sign(&Mechanism::Sha256RsaPkcs, handle, msg),
+        };
+        let raw = signed.map_err(p11("the token refused to sign"))?;
         if let Ok(mut p) = self.pool.lock() {
             p.push((session, handle));
         }
-        der_signature(&raw).ok_or_else(|| {
+        let malformed = || {
             token_err(
                 "the token returned a malformed signature",
                 "check the token",
             )
-        })
+        };
+        match self.algo {
+            Algo::Ec(_) => der_signature(&raw).ok_or_else(malformed),
+            // As long as the modulus: what aws-lc verifies (and `prove` checks) before any use.
+            Algo::Rsa if !raw.is_empty() => Ok(raw),
+            Algo::Rsa => Err(malformed()),
+        }
     }
 }
 
@@ -751,7 +815,7 @@ impl rcgen::PublicKeyData for TokenKey {
         &self.point
     }
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        self.curve.algorithm()
+        self.algo.algorithm()
     }
 }
 
@@ -795,24 +859,15 @@ pub fn init_key(
     })
 }
 
-/// Generates the CA key pair in the token (EC only; private half sensitive and never
-/// extractable), refusing to shadow a key the URI already names; fills in the URI's id and
-/// label when it gave none.
+/// Generates the CA key pair in the token (EC P-256/P-384 or RSA 3072/4096; private half
+/// sensitive and never extractable), refusing to shadow a key the URI already names; fills in
+/// the URI's id and label when it gave none.
 fn generate_in_token(
     opened: &Opened,
     uri: &mut Pkcs11Uri,
     key_type: crate::authority::ca::KeyType,
 ) -> Result<()> {
-    let curve = match key_type {
-        crate::authority::ca::KeyType::P256 => Curve::P256,
-        crate::authority::ca::KeyType::P384 => Curve::P384,
-        other => {
-            return Err(token_err(
-                format!("gitca generates only EC keys in a token, not {other:?}"),
-                "use --key-type p256 (default) or p384",
-            ))
-        }
-    };
+    use crate::authority::ca::KeyType;
     if find_one(&opened.session, uri, ObjectClass::PRIVATE_KEY)?.is_some() {
         return Err(token_err(
             format!(
@@ -841,15 +896,43 @@ fn generate_in_token(
         ));
         t.push(Attribute::Id(uri.id.clone().unwrap_or_default()));
     };
-    let mut public = vec![
-        Attribute::KeyType(P11KeyType::EC),
-        Attribute::EcParams(curve.params().to_vec()),
-        Attribute::Verify(true),
-        Attribute::Private(false),
-    ];
+    let (mechanism, mut public, p11_type) = match key_type {
+        KeyType::P256 | KeyType::P384 => {
+            let curve = if key_type == KeyType::P256 {
+                Curve::P256
+            } else {
+                Curve::P384
+            };
+            (
+                Mechanism::EccKeyPairGen,
+                vec![
+                    Attribute::KeyType(P11KeyType::EC),
+                    Attribute::EcParams(curve.params().to_vec()),
+                ],
+                P11KeyType::EC,
+            )
+        }
+        KeyType::Rsa3072 | KeyType::Rsa4096 => (
+            Mechanism::RsaPkcsKeyPairGen,
+            vec![
+                Attribute::KeyType(P11KeyType::RSA),
+                Attribute::ModulusBits(
+                    (if key_type == KeyType::Rsa3072 {
+                        3072u64
+                    } else {
+                        4096
+                    })
+                    .into(),
+                ),
+                Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+            ],
+            P11KeyType::RSA,
+        ),
+    };
+    public.extend([Attribute::Verify(true), Attribute::Private(false)]);
     common(&mut public);
     let mut private = vec![
-        Attribute::KeyType(P11KeyType::EC),
+        Attribute::KeyType(p11_type),
         Attribute::Sign(true),
         Attribute::Private(true),
         Attribute::Sensitive(true),
@@ -860,7 +943,7 @@ fn generate_in_token(
     common(&mut private);
     opened
         .session
-        .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+        .generate_key_pair(&mechanism, &public, &private)
         .map_err(p11("generating the key in the token"))?;
     Ok(())
 }
