@@ -718,105 +718,157 @@ fn an_offline_root_in_one_token_and_its_intermediate_in_age_then_in_another() {
     assert!(issuer.contains("Issuing CA 2"), "{issuer}");
 }
 
-/// `root migrate` would encrypt the CA key to root custodians: a token-held key cannot be, and
-/// the ceremony says so with nothing written (migrating an age-held CA: tests/hierarchy.rs).
+/// `root migrate` of a CA whose key is in a token: the key stays there as the root key
+/// (`ca/root.key.pkcs11`, no custodians), the first intermediate goes to CI's age recipient;
+/// every certificate issued before still verifies under the root, the new ones under the
+/// intermediate. Custodians named for a token-held key are refused, nothing written.
 #[test]
-fn migrating_a_token_held_ca_to_an_offline_root_is_refused_plainly() {
+fn a_token_held_ca_migrates_to_an_offline_root_that_stays_in_the_token() {
     let ca = HsmCa::new();
+    ca.request(&["alice".to_string()]);
+    ok(run(ca.cmd(T0).arg("reconcile")));
+    let before = ca.tmp.path().join("alice-before.crt");
+    std::fs::copy(ca.path("certs/alice.crt"), &before).unwrap();
+    let (ci, ci_recipient) = age_identity(ca.tmp.path(), "ci");
+    let d1 = "2026-01-02T00:00:00Z";
     let head = ca.head();
-    let o = fails(run(ca.cmd(T0).args([
+    let o = fails(run(ca.cmd(d1).args([
         "root",
         "migrate",
         "--root-recipient",
-        "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+        &ci_recipient,
     ])));
-    assert!(stderr(&o).contains("PKCS#11 token"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no custodians"), "{}", stderr(&o));
     assert_eq!(ca.head(), head);
     assert_eq!(ca.status(), "");
+    // No recipient for the first intermediate: there is no ca/recipients.txt to reuse.
+    let o = fails(run(ca.cmd(d1).args(["root", "migrate"])));
+    assert!(stderr(&o).contains("--recipient"), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+
+    let o = ok(run(ca.cmd(d1).args([
+        "root",
+        "migrate",
+        "--recipient",
+        &ci_recipient,
+    ])));
+    assert!(stdout(&o).contains("ca/root.key.pkcs11"), "{}", stdout(&o));
+    assert!(
+        !stdout(&o).contains("git history still holds"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(ca.path("ca/root.key.pkcs11").is_file());
+    for gone in [
+        "ca/ca.key.pkcs11",
+        "ca/root.key.age",
+        "ca/root-recipients.txt",
+    ] {
+        assert!(!ca.path(gone).exists(), "{gone}");
+    }
+    assert!(ca.path("ca/ca.key.age").is_file());
+    // The root certificate is the former CA certificate: its key is the token's.
+    ok(run(ca.cmd(d1).arg("check")));
+    // Reconcile needs CI's age identity now, not the token.
+    let mut c = gitca();
+    c.arg("-C")
+        .arg(&ca.root)
+        .args(["--now", d1, "reconcile", "--identity"])
+        .arg(&ci);
+    ok(run(&mut c));
+    let crls = ca.tmp.path().join("crls.pem");
+    std::fs::write(
+        &crls,
+        std::fs::read_to_string(ca.path("crl/root.crl")).unwrap()
+            + &std::fs::read_to_string(ca.path("crl/ca.crl")).unwrap(),
+    )
+    .unwrap();
+    for cert in [ca.path("certs/alice.crt"), before] {
+        let o = tool(
+            "openssl",
+            &[
+                "verify",
+                "-attime",
+                &epoch(d1),
+                "-crl_check_all",
+                "-CAfile",
+                "ca/root.crt",
+                "-untrusted",
+                cert.to_str().unwrap(),
+                "-CRLfile",
+                crls.to_str().unwrap(),
+                cert.to_str().unwrap(),
+            ],
+            &ca.root,
+        );
+        assert!(
+            o.status.success(),
+            "{}: {}{}",
+            cert.display(),
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    // The root CRL is signed through the token by the next ceremony.
+    let before_crl = std::fs::read(ca.path("crl/root.crl")).unwrap();
+    ok(run(ca
+        .cmd("2026-01-03T00:00:00Z")
+        .args(["root", "sign-crl"])));
+    assert_ne!(std::fs::read(ca.path("crl/root.crl")).unwrap(), before_crl);
 }
 
-/// An RSA CA key made in the token (CKM_RSA_PKCS_KEY_PAIR_GEN, 3072 bits, never extractable)
-/// signs certificates and CRLs through it (CKM_SHA256_RSA_PKCS): openssl verifies them,
-/// revocation included, and pkilint lints them after the suite.
+/// `root migrate --pkcs11` of an age-held CA: the root key goes to its custodians in age, the
+/// first intermediate's key is made in the token; reconcile signs through it.
 #[test]
-fn an_rsa_ca_key_in_the_token_signs_certificates_and_crls() {
+fn an_age_held_ca_migrates_with_its_first_intermediate_in_a_token() {
+    let ca = Ca::new();
     let token = Token::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let (identity, recipient) = age_identity(tmp.path(), "unused");
-    let root = tmp.path().join("ca");
-    let mut c = gitca();
-    token
-        .env(&mut c)
-        .args(["--now", T0, "init", "-C"])
-        .arg(&root)
-        .args(["--name", "RSA HSM CA", "--key-type", "rsa3072", "-q"])
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n    csr: csr/alice.csr\n");
+    ca.commit("alice");
+    ok(ca.reconcile(T0));
+    let (_custodian, custodian_recipient) = age_identity(ca.tmp.path(), "root-keeper");
+    let d1 = days_after(T0, 1);
+    let mut c = ca.cmd(&d1);
+    token.env(&mut c);
+    ok(run(c
+        .args(["root", "migrate", "--root-recipient", &custodian_recipient])
         .args([
             "--pkcs11",
-            "pkcs11:token=gitca-test;object=rsa-ca",
+            "pkcs11:token=gitca-test;object=issuing-1",
             "--pkcs11-generate",
-        ]);
-    ok(run(&mut c));
-    let ca = Ca::at(tmp, root, identity, recipient);
-    let text = stdout(&ca.openssl(&["x509", "-in", "ca/ca.crt", "-noout", "-text"]));
-    assert!(
-        text.contains("(3072 bit)") && text.contains("sha256WithRSAEncryption"),
-        "{text}"
-    );
-    assert!(!ca.path("ca/ca.key.age").exists());
-    for name in ["alice", "bob"] {
-        let key = ca.keys.join(format!("{name}.key"));
-        ok(run(ca
-            .cmd(T0)
-            .args(["request", name, "-q", "--key-out"])
-            .arg(&key)));
-    }
-    ca.commit("two");
-    let reconcile = |now: &str| {
-        let mut c = ca.cmd(now);
-        token.env(&mut c);
-        ok(run(c.arg("reconcile")))
-    };
-    let verify = |name: &str, at: &str| {
-        ca.openssl(&[
-            "verify",
-            "-attime",
-            &epoch(at),
-            "-crl_check",
-            "-CAfile",
-            "ca/ca.crt",
-            "-CRLfile",
-            "crl/ca.crl",
-            &format!("certs/{name}.crt"),
         ])
-    };
-    reconcile(T0);
-    for name in ["alice", "bob"] {
-        let o = verify(name, T0);
-        assert!(o.status.success(), "{name}: {}{}", stdout(&o), stderr(&o));
+        .arg("--identity")
+        .arg(&ca.identity)));
+    assert!(ca.path("ca/root.key.age").is_file());
+    assert!(ca.read("ca/ca.key.pkcs11").contains("object=issuing-1"));
+    for gone in ["ca/ca.key.age", "ca/recipients.txt"] {
+        assert!(!ca.path(gone).exists(), "{gone}");
     }
-    let bob = ca.keep("certs/bob.crt", "bob.crt");
-    ca.offboard("bob");
-    ca.commit("bob leaves");
-    let d1 = days_after(T0, 1);
-    reconcile(&d1);
-    let o = verify("alice", &d1);
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let mut c = ca.cmd(&d1);
+    token.env(&mut c);
+    ok(run(c.arg("reconcile")));
+    ok(run(ca.cmd(&d1).arg("check")));
+    std::fs::write(
+        ca.tmp.path().join("crls.pem"),
+        ca.read("crl/root.crl") + &ca.read("crl/ca.crl"),
+    )
+    .unwrap();
+    let chain = ca.path("certs/alice.crt");
     let o = ca.openssl(&[
         "verify",
         "-attime",
         &epoch(&d1),
-        "-crl_check",
+        "-crl_check_all",
         "-CAfile",
-        "ca/ca.crt",
+        "ca/root.crt",
+        "-untrusted",
+        chain.to_str().unwrap(),
         "-CRLfile",
-        "crl/ca.crl",
-        bob.to_str().unwrap(),
+        ca.tmp.path().join("crls.pem").to_str().unwrap(),
+        chain.to_str().unwrap(),
     ]);
-    assert!(!o.status.success());
-    assert!(
-        (stdout(&o) + &stderr(&o)).contains("revoked"),
-        "{}",
-        stdout(&o)
-    );
-    ok(run(ca.cmd(&d1).arg("check")));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let issuer = stdout(&ca.openssl(&["x509", "-in", "certs/alice.crt", "-noout", "-issuer"]));
+    assert!(issuer.contains("Issuing CA 1"), "{issuer}");
 }

@@ -782,46 +782,52 @@ fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
     })
 }
 
+/// What `root migrate` is asked for: the root's custodians (for an age-held CA key), and
+/// where the first intermediate's key goes.
+pub struct Migration {
+    /// The root custodians (age or SSH recipients); none when the CA key is in a token, which
+    /// then keeps the root key.
+    pub custodians: Vec<String>,
+    /// Recipients the custodian confirms although no key holder signed them.
+    pub accept: Vec<String>,
+    pub validity: Dur,
+    /// CI's age recipients for the first intermediate's key, when the CA key is in a token
+    /// (there is no `ca/recipients.txt` to reuse).
+    pub recipients: Vec<String>,
+    /// The first intermediate's key in a PKCS#11 token instead of age.
+    pub token: Option<NewTokenKey>,
+}
+
 /// The `migrate` ceremony: a single-level CA's certificate and key become the root of a new
-/// issuing intermediate, the root key encrypted to its custodians only.
+/// issuing intermediate, the root key encrypted to its custodians only (or kept in the token
+/// that holds it).
 pub fn migrate(
     dir: &Path,
     now: OffsetDateTime,
     source: &KeySource,
-    custodians: &[String],
-    accept: &[String],
-    validity: Dur,
+    m: &Migration,
     out: &mut dyn Write,
 ) -> Result<()> {
     let repo = CaRepo::open(dir)?;
     let _lock = repo.lock()?;
-    let outputs = migratable_outputs(&repo, custodians)?;
+    let root_record = custody::token_record(&repo.dir, &custody::ISSUING)?;
+    let outputs = migratable_outputs(&repo, m, root_record.is_some())?;
     let config_text = config_with_root(&repo)?;
     let config = Config::parse(&config_text)?;
     let root = outputs.ca.clone();
-    let (to, issuing_standing) = agree_issuing_recipients(&repo, &root, custodians, accept, out)?;
+    let (key, placement) =
+        first_intermediate_key(&repo, &root, m, source, root_record.is_some(), out)?;
     let root_key = custody::unlock(&repo.dir, source)?;
     ca::check_key_matches(&root, &root_key)?;
-    let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
     let root_id = h::id_of(&root.der);
 
-    let new = sign_new_intermediate(
-        (&root, &root_key),
-        CaKey::new(key_type_of(&root)?.generate()?),
-        &config,
-        1,
-        now,
-        validity,
-    )?;
+    let new = sign_new_intermediate((&root, &root_key), key, &config, 1, now, m.validity)?;
     let first = new.row.clone();
-    // Every certificate so far was signed by the key that is now the root.
-    let mut ledger = outputs.ledger.clone();
-    ledger.with_issuer = true;
-    for r in &mut ledger.records {
-        r.issuer = Some(root_id.clone());
-    }
+    let ledger = issued_by_root(&outputs.ledger, &root_id);
     let hierarchy = first_hierarchy(&outputs, &root, root_id, &first);
-    let sealed_root = seal_root(&hierarchy, root_key, &root_custody, &ledger, (&config, now))?;
+    let sealed_root = seal_root(&hierarchy, &root_key, &ledger, (&config, now))?;
+    let wheres = custody_after_migration(root_record.as_ref(), &placement, m.custodians.len());
+    let root_files = root_key_files(root_key, root_record, &m.custodians)?;
     let ledger_text = ledger.render();
     let (crl, seal) = first_crl_and_seal(
         &new.cert,
@@ -831,25 +837,19 @@ pub fn migrate(
         &ledger_text,
         None,
     )?;
-    let custody = Custody::Recipients(custody::validate_recipients(&to)?);
-    let (encrypted, recipients_text) = encrypt_issuing_key(new.key, &custody, &issuing_standing)?;
-    let files: Vec<(&str, Option<Vec<u8>>)> = vec![
+    let token_file = custody::token_file(&custody::ISSUING);
+    let mut files: Files<'_> = vec![
         (config::FILE, Some(config_text.into_bytes())),
         (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
-        (h::ROOT_KEY, Some(sealed_root.encrypted.into_bytes())),
-        (
-            h::ROOT_RECIPIENTS,
-            Some(sealed_root.recipients.into_bytes()),
-        ),
         (h::ROSTER, Some(sealed_root.roster.render().into_bytes())),
         (h::ROOT_CRL, Some(sealed_root.crl.into_bytes())),
         (CA_CERT, Some(new.pem.into_bytes())),
-        (custody::KEY_FILE, Some(encrypted.into_bytes())),
-        (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
         (CRL_FILE, Some(crl.into_bytes())),
         (ledger::FILE, Some(ledger_text.into_bytes())),
         (seal::FILE, Some(seal.render().into_bytes())),
     ];
+    files.extend(root_files);
+    files.extend(issuing_key_files(new.key, placement, &token_file)?);
     let oid = commit(
         &repo,
         files,
@@ -858,28 +858,138 @@ pub fn migrate(
             first.id
         ),
     )?;
-    report_migration(out, oid, custodians.len(), sealed_root.crl_number, &first);
+    report_migration(
+        out,
+        oid,
+        (&wheres.0, &wheres.1),
+        sealed_root.crl_number,
+        &first,
+    );
     Ok(())
 }
 
+/// The ledger with its issuer column: every certificate so far was signed by the key that is
+/// now the root.
+fn issued_by_root(ledger: &ledger::Ledger, root_id: &str) -> ledger::Ledger {
+    let mut ledger = ledger.clone();
+    ledger.with_issuer = true;
+    for r in &mut ledger.records {
+        r.issuer = Some(root_id.to_string());
+    }
+    ledger
+}
+
+/// Where the root key and the first intermediate's key are after a migration, in words.
+fn custody_after_migration(
+    root_record: Option<&Record>,
+    placement: &Placement,
+    custodians: usize,
+) -> (String, String) {
+    let root = match root_record {
+        Some(r) => format!(
+            "{ROOT_TOKEN_FILE}: in the PKCS#11 token, {} (never leaves it)",
+            r.uri.render()
+        ),
+        None => format!(
+            "{} (encrypted to the {custodians} root custodian(s) only)",
+            h::ROOT_KEY
+        ),
+    };
+    let issuing = match placement {
+        Placement::Token(r) => format!("its key in the PKCS#11 token, {}", r.uri.render()),
+        Placement::Age(..) => format!(
+            "its key in {}, encrypted to {}",
+            custody::KEY_FILE,
+            custody::RECIPIENTS_FILE
+        ),
+    };
+    (root, issuing)
+}
+
+/// The first intermediate's key and where it goes: made or adopted in a token (`--pkcs11`);
+/// else age, to whoever decrypts the CA key now and the custodians, or — when a token holds
+/// the CA key — to the `--recipient`s given. Settled before the CA key is unlocked.
+fn first_intermediate_key(
+    repo: &CaRepo,
+    root: &CaCert,
+    m: &Migration,
+    source: &KeySource,
+    root_in_token: bool,
+    out: &mut dyn Write,
+) -> Result<(CaKey, Placement)> {
+    let key_type = key_type_of(root)?;
+    if let Some(t) = &m.token {
+        let made = token::init_key(&t.uri, &source.token, t.generate.then_some(key_type))?;
+        return Ok((CaKey::in_token(made.key), Placement::Token(made.record)));
+    }
+    let (custody, standing) = if root_in_token {
+        issuing_custody(repo, root, None, &m.recipients, &m.accept, out)?
+    } else {
+        if !m.recipients.is_empty() {
+            return Err(Error::usage(
+                "--recipient is for a CA whose key is in a PKCS#11 token: this CA's first intermediate goes to ca/recipients.txt's recipients and the custodians",
+                "change CI's recipient first with `gitca rekey --add NEW --remove OLD`, then migrate",
+            ));
+        }
+        let (to, standing) = agree_issuing_recipients(repo, root, &m.custodians, &m.accept, out)?;
+        (
+            Custody::Recipients(custody::validate_recipients(&to)?),
+            standing,
+        )
+    };
+    Ok((
+        CaKey::new(key_type.generate()?),
+        Placement::Age(custody, standing),
+    ))
+}
+
+/// The root key's files after a migration: encrypted to its custodians with the list they
+/// hold it under, or — held by a token — its record moved to `ca/root.key.pkcs11`. The key is
+/// dropped once done.
+fn root_key_files(
+    root_key: CaKey,
+    record: Option<Record>,
+    custodians: &[String],
+) -> Result<Files<'static>> {
+    if let Some(record) = record {
+        drop(root_key);
+        debug_assert_eq!(custody::token_file(&h::ROOT_VAULT), ROOT_TOKEN_FILE);
+        return Ok(vec![(
+            ROOT_TOKEN_FILE,
+            Some(record.render("The root key").into_bytes()),
+        )]);
+    }
+    let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
+    let encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), &root_custody)?;
+    let recipients = recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
+    drop(root_key);
+    Ok(vec![
+        (h::ROOT_KEY, Some(encrypted.into_bytes())),
+        (h::ROOT_RECIPIENTS, Some(recipients.into_bytes())),
+    ])
+}
+
+/// Where a token-held root key is recorded (`custody::token_file` of the root's vault).
+const ROOT_TOKEN_FILE: &str = "ca/root.key.pkcs11";
+
 /// The outputs of a CA that may migrate: clean, its history signed, single-level, custodians
 /// named, and its outputs as the CA sealed them.
-fn migratable_outputs(repo: &CaRepo, custodians: &[String]) -> Result<load::Outputs> {
+fn migratable_outputs(repo: &CaRepo, m: &Migration, in_token: bool) -> Result<load::Outputs> {
     refuse_dirty(repo)?;
     repo.history_signer()?;
-    if custody::token_record(&repo.dir, &custody::ISSUING)?.is_some() {
-        return Err(Error::usage(
-            "the CA key is in a PKCS#11 token: `root migrate` turns an age-held CA key into a root encrypted to custodians, and a token's key cannot be encrypted",
-            "keep this CA single-level, or make a new CA with its root in a token (gitca init --offline-root --root-pkcs11 URI) and move identities to it; see docs/custody.md",
-        ));
-    }
     if h::present(&repo.dir) {
         return Err(Error::usage(
             "this CA already has an offline root",
             "`gitca root new-intermediate` replaces the issuing intermediate",
         ));
     }
-    if custodians.is_empty() {
+    if in_token && !m.custodians.is_empty() {
+        return Err(Error::usage(
+            "the CA key is in a PKCS#11 token, which keeps it as the root key: there are no custodians to encrypt it to",
+            "drop --root-recipient: the root's custodians are whoever holds the token and its PIN (docs/custody.md)",
+        ));
+    }
+    if !in_token && m.custodians.is_empty() {
         return Err(Error::usage(
             "the root needs custodians",
             "pass each custodian's age recipient with --root-recipient age1… (CI is not one of them)",
@@ -978,31 +1088,22 @@ struct SealedRoot {
     crl: String,
     crl_number: u64,
     roster: h::Roster,
-    encrypted: String,
-    recipients: String,
 }
 
-/// Signs the root CRL, and encrypts the root key to its custodians with the list they hold it
-/// under; the root key is dropped once done.
+/// Signs the root CRL and makes the roster that follows from it.
 fn seal_root(
     hierarchy: &h::Hierarchy,
-    root_key: CaKey,
-    root_custody: &Custody,
+    root_key: &CaKey,
     ledger: &ledger::Ledger,
     (config, now): (&Config, OffsetDateTime),
 ) -> Result<SealedRoot> {
     let (root_crl, root_info, entries) =
-        next_root_crl(hierarchy, &root_key, ledger, config, now, &[])?;
+        next_root_crl(hierarchy, root_key, ledger, config, now, &[])?;
     let roster = hierarchy.roster_for(&entries, None);
-    let root_encrypted = custody::encrypt(root_key.to_pem()?.as_bytes(), root_custody)?;
-    let root_recipients = recipients::signed_text(&h::ROOT_VAULT, root_custody, 1, &root_key)?;
-    drop(root_key);
     Ok(SealedRoot {
         crl: root_crl,
         crl_number: root_info.number,
         roster,
-        encrypted: root_encrypted,
-        recipients: root_recipients,
     })
 }
 
@@ -1010,7 +1111,7 @@ fn seal_root(
 fn report_migration(
     out: &mut dyn Write,
     oid: git2::Oid,
-    custodians: usize,
+    (root_key, issuing_key): (&str, &str),
     root_crl_number: u64,
     first: &Intermediate,
 ) {
@@ -1024,12 +1125,7 @@ fn report_migration(
         "  root         {} (the former ca/ca.crt: everything that trusted it still does)",
         h::ROOT_CERT
     );
-    let _ = writeln!(
-        out,
-        "  root key     {} (encrypted to the {} root custodian(s) only)",
-        h::ROOT_KEY,
-        custodians
-    );
+    let _ = writeln!(out, "  root key     {root_key}");
     let _ = writeln!(
         out,
         "  root CRL     {} #{}: the revocations of the certificates the root signed so far",
@@ -1038,13 +1134,15 @@ fn report_migration(
     );
     let _ = writeln!(
         out,
-        "  issuing CA   {CA_CERT}: intermediate {} (encrypted to ca/recipients.txt and the custodians)",
+        "  issuing CA   {CA_CERT}: intermediate {} ({issuing_key})",
         first.id
     );
-    let _ = writeln!(
-        out,
-        "warning: git history still holds the former ca/ca.key.age, encrypted to everyone who could decrypt it before (CI included): anyone holding one of those identities can still decrypt the root key from an old commit. Retire those identities (rotate CI's age identity and destroy the old one), or, if one may have leaked, make a new root (gitca init --offline-root) instead."
-    );
+    if !root_key.contains("PKCS#11") {
+        let _ = writeln!(
+            out,
+            "warning: git history still holds the former ca/ca.key.age, encrypted to everyone who could decrypt it before (CI included): anyone holding one of those identities can still decrypt the root key from an old commit. Retire those identities (rotate CI's age identity and destroy the old one), or, if one may have leaked, make a new root (gitca init --offline-root) instead."
+        );
+    }
     let _ = writeln!(
         out,
         "Next: git push. The next reconcile re-issues every certificate under the intermediate; after supersede_grace it revokes the old ones, which only the root can publish: run `gitca root sign-crl` then (`gitca status` says when)."

@@ -867,7 +867,6 @@ fn generate_in_token(
     uri: &mut Pkcs11Uri,
     key_type: crate::authority::ca::KeyType,
 ) -> Result<()> {
-    use crate::authority::ca::KeyType;
     if find_one(&opened.session, uri, ObjectClass::PRIVATE_KEY)?.is_some() {
         return Err(token_err(
             format!(
@@ -878,6 +877,36 @@ fn generate_in_token(
             "adopt it (drop --pkcs11-generate), or name a new key with another object= label",
         ));
     }
+    name_new_key(uri)?;
+    let common = |t: &mut Vec<Attribute>| {
+        t.push(Attribute::Token(true));
+        t.push(Attribute::Label(
+            uri.object.clone().unwrap_or_default().into_bytes(),
+        ));
+        t.push(Attribute::Id(uri.id.clone().unwrap_or_default()));
+    };
+    let (mechanism, mut public, p11_type) = public_template(key_type);
+    public.extend([Attribute::Verify(true), Attribute::Private(false)]);
+    common(&mut public);
+    let mut private = vec![
+        Attribute::KeyType(p11_type),
+        Attribute::Sign(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+    ];
+    common(&mut private);
+    opened
+        .session
+        .generate_key_pair(&mechanism, &public, &private)
+        .map_err(p11("generating the key in the token"))?;
+    Ok(())
+}
+
+/// A new key's id (16 random bytes) and label (`gitca-ca`), where the URI gave none.
+fn name_new_key(uri: &mut Pkcs11Uri) -> Result<()> {
     if uri.id.is_none() {
         let mut id = vec![0u8; 16];
         aws_lc_rs::rand::fill(&mut id).map_err(|_| Error::Crypto {
@@ -889,14 +918,15 @@ fn generate_in_token(
     if uri.object.is_none() {
         uri.object = Some("gitca-ca".into());
     }
-    let common = |t: &mut Vec<Attribute>| {
-        t.push(Attribute::Token(true));
-        t.push(Attribute::Label(
-            uri.object.clone().unwrap_or_default().into_bytes(),
-        ));
-        t.push(Attribute::Id(uri.id.clone().unwrap_or_default()));
-    };
-    let (mechanism, mut public, p11_type) = match key_type {
+    Ok(())
+}
+
+/// The generation mechanism of `key_type`, its public-key template, and the PKCS#11 key type.
+fn public_template(
+    key_type: crate::authority::ca::KeyType,
+) -> (Mechanism<'static>, Vec<Attribute>, P11KeyType) {
+    use crate::authority::ca::KeyType;
+    match key_type {
         KeyType::P256 | KeyType::P384 => {
             let curve = if key_type == KeyType::P256 {
                 Curve::P256
@@ -928,24 +958,7 @@ fn generate_in_token(
             ],
             P11KeyType::RSA,
         ),
-    };
-    public.extend([Attribute::Verify(true), Attribute::Private(false)]);
-    common(&mut public);
-    let mut private = vec![
-        Attribute::KeyType(p11_type),
-        Attribute::Sign(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Decrypt(false),
-        Attribute::Derive(false),
-    ];
-    common(&mut private);
-    opened
-        .session
-        .generate_key_pair(&mechanism, &public, &private)
-        .map_err(p11("generating the key in the token"))?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use super::keys::IdentityArg;
 use super::Context;
-use crate::authority::ceremony::{migrate, new_intermediate, sign_crl, NewTokenKey, Rotation};
+use crate::authority::ceremony::{
+    migrate, new_intermediate, sign_crl, Migration, NewTokenKey, Rotation,
+};
 use crate::authority::custody;
 use crate::authority::token::Pkcs11Uri;
 use crate::error::{Error, Result};
@@ -88,6 +90,18 @@ pub enum Command {
         /// since). Repeatable.
         #[arg(long = "accept-recipient", value_name = "RECIPIENT")]
         accept: Vec<String>,
+        /// When the CA key is in a PKCS#11 token (it stays there, as the root key): CI's age
+        /// recipient for the first intermediate's key. Repeatable.
+        #[arg(long = "recipient", value_name = "RECIPIENT")]
+        recipients: Vec<String>,
+        /// Keep the first intermediate's key in a PKCS#11 token instead of age (the RFC 7512
+        /// URI of the token and key); adopts the key it names, or makes one with
+        /// --pkcs11-generate.
+        #[arg(long, value_name = "URI", conflicts_with = "recipients")]
+        pkcs11: Option<String>,
+        /// Generate the first intermediate's key in the token (sensitive, never extractable).
+        #[arg(long, requires = "pkcs11")]
+        pkcs11_generate: bool,
     },
 }
 
@@ -115,14 +129,7 @@ pub fn run(ctx: &Context, cmd: Command, out: &mut dyn Write) -> Result<u8> {
                 validity: Dur::parse(&validity)?,
                 recipients,
                 accept,
-                token: pkcs11
-                    .map(|uri| -> Result<NewTokenKey> {
-                        Ok(NewTokenKey {
-                            uri: Pkcs11Uri::parse(&uri)?,
-                            generate: pkcs11_generate,
-                        })
-                    })
-                    .transpose()?,
+                token: new_token_key(pkcs11, pkcs11_generate)?,
             },
             out,
         ),
@@ -132,6 +139,9 @@ pub fn run(ctx: &Context, cmd: Command, out: &mut dyn Write) -> Result<u8> {
             root_recipients_file,
             intermediate_validity,
             accept,
+            recipients,
+            pkcs11,
+            pkcs11_generate,
         } => {
             let mut custodians = root_recipients;
             for f in &root_recipients_file {
@@ -141,14 +151,29 @@ pub fn run(ctx: &Context, cmd: Command, out: &mut dyn Write) -> Result<u8> {
                 dir,
                 now,
                 &identity.key_source(),
-                &custodians,
-                &accept,
-                Dur::parse(&intermediate_validity)?,
+                &Migration {
+                    custodians,
+                    accept,
+                    validity: Dur::parse(&intermediate_validity)?,
+                    recipients,
+                    token: new_token_key(pkcs11, pkcs11_generate)?,
+                },
                 out,
             )
         }
     }?;
     Ok(0)
+}
+
+/// `--pkcs11 URI [--pkcs11-generate]`: the new intermediate's key in a token.
+fn new_token_key(uri: Option<String>, generate: bool) -> Result<Option<NewTokenKey>> {
+    uri.map(|uri| {
+        Ok(NewTokenKey {
+            uri: Pkcs11Uri::parse(&uri)?,
+            generate,
+        })
+    })
+    .transpose()
 }
 
 fn reason(text: &str) -> Result<RevocationReason> {
