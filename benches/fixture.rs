@@ -162,7 +162,7 @@ pub fn reconcile(f: &Fixture) {
 /// Adds `n` long-revoked certificates of departed identities to the ledger (they belong on the
 /// CRL until they expire), committed.
 pub fn add_revoked_history(f: &Fixture, n: usize) {
-    let path = f.root.join(ledger::FILE);
+    let path = f.root.join(gitca::layout::LEDGER_FILE);
     let mut l = Ledger::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let t = now() - time::Duration::days(30);
     for i in 0..n {
@@ -225,7 +225,7 @@ fn reseal(f: &Fixture, ledger: &Ledger) {
         None,
     )
     .unwrap();
-    std::fs::write(f.root.join(ledger::FILE), text).unwrap();
+    std::fs::write(f.root.join(gitca::layout::LEDGER_FILE), text).unwrap();
     std::fs::write(f.root.join("crl/ca.crl"), crl).unwrap();
     std::fs::write(f.root.join("ledger.sig"), seal.render()).unwrap();
 }

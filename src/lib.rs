@@ -14,6 +14,7 @@ pub mod authority;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod layout;
 pub mod output;
 pub mod reconcile;
 pub mod relying;

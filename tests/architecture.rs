@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// The layers from the bottom; a file may import its own layer and those below.
 fn layer(folder: &str) -> usize {
     match folder {
-        "error" | "output" => 0,
+        "error" | "output" | "layout" | "time" => 0,
         "authority" => 1,
         "repository" => 2,
         "reconcile" => 3,

@@ -605,7 +605,7 @@ pub fn crl_entries(
         .map(|r| {
             let bad = || {
                 Error::bad_file(
-                    crate::repository::ledger::FILE,
+                    crate::layout::LEDGER_FILE,
                     format!("the revoked row {} cannot go on a CRL", r.serial),
                     "the ledger is written by gitca reconcile only; restore it from git history",
                 )

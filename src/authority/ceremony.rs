@@ -19,14 +19,18 @@ use time::OffsetDateTime;
 use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody, KeySource};
 use crate::authority::hierarchy::{self as h, Intermediate};
-use crate::authority::init::{CA_CERT, CRL_FILE};
 use crate::error::{Error, Result};
+use crate::layout::{
+    CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, PREVIOUS_CERT, PREVIOUS_CRL,
+    PREVIOUS_KEY, RECIPIENTS_FILE, ROOT_CERT, ROOT_CRL, ROOT_KEY, ROOT_RECIPIENTS, ROSTER,
+    SEAL_FILE,
+};
 use crate::repository::config::{self, Config, Dur};
 use crate::repository::git::{self, CaRepo};
 use crate::repository::ledger::{self, fmt_time, RevocationReason};
 use crate::repository::load;
 use crate::repository::recipients;
-use crate::repository::seal::{self, Seal, Standing};
+use crate::repository::seal::{Seal, Standing};
 
 /// What a ceremony starts from: the repository locked and clean under ca/ and crl/, with an
 /// offline root, and its outputs as the CA sealed them.
@@ -56,7 +60,7 @@ fn start(dir: &Path) -> Result<Start> {
             "run `gitca reconcile` first (it writes the sealed versions back), then the ceremony",
         ));
     }
-    let config = Config::parse(&repo.dir.read_string(config::FILE, config::MAX_BYTES)?)?;
+    let config = Config::parse(&repo.dir.read_string(CONFIG_FILE, config::MAX_BYTES)?)?;
     Ok(Start {
         repo,
         _lock: lock,
@@ -73,7 +77,7 @@ fn refuse_dirty(repo: &CaRepo) -> Result<()> {
             p.starts_with("ca/")
                 || p.starts_with("crl/")
                 || p.starts_with("ledger")
-                || p == config::FILE
+                || p == CONFIG_FILE
         })
         .collect();
     if dirty.is_empty() {
@@ -168,9 +172,9 @@ pub fn sign_crl(
         .len();
     // The roster is rewritten from what the root signed, whatever a merge made of it.
     let files = vec![
-        (h::ROOT_CRL, Some(pem.into_bytes())),
+        (ROOT_CRL, Some(pem.into_bytes())),
         (
-            h::ROSTER,
+            ROSTER,
             Some(hierarchy.roster_for(&entries, None).render().into_bytes()),
         ),
     ];
@@ -274,12 +278,12 @@ fn issuing_custody(
         ));
     }
     let mut sources = vec![(
-        custody::RECIPIENTS_FILE,
+        RECIPIENTS_FILE,
         &issuing_standing,
         issuing.recipients.as_slice(),
     )];
     if let Some((list, standing)) = &root {
-        sources.push((h::ROOT_RECIPIENTS, standing, list.recipients.as_slice()));
+        sources.push((ROOT_RECIPIENTS, standing, list.recipients.as_slice()));
     }
     let mut confirmed: Vec<String> = replacing.iter().map(|r| r.trim().to_string()).collect();
     confirmed.extend(named.iter().map(|r| r.trim().to_string()));
@@ -347,15 +351,15 @@ pub fn new_intermediate(
 
     let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
         (CA_CERT, Some(new.pem.into_bytes())),
-        (custody::KEY_FILE, Some(encrypted.into_bytes())),
+        (KEY_FILE, Some(encrypted.into_bytes())),
         (CRL_FILE, Some(crl.into_bytes())),
-        (h::ROSTER, Some(roster.render().into_bytes())),
-        (h::ROOT_CRL, Some(root_crl.into_bytes())),
-        (seal::FILE, Some(seal.render().into_bytes())),
-        (ledger::FILE, Some(ledger_text.into_bytes())),
+        (ROSTER, Some(roster.render().into_bytes())),
+        (ROOT_CRL, Some(root_crl.into_bytes())),
+        (SEAL_FILE, Some(seal.render().into_bytes())),
+        (LEDGER_FILE, Some(ledger_text.into_bytes())),
     ];
     // Signed by the new intermediate's key: the list its holders agreed to from now on.
-    files.push((custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
+    files.push((RECIPIENTS_FILE, Some(recipients_text.into_bytes())));
     previous_files(
         &s,
         &hierarchy,
@@ -580,15 +584,12 @@ fn previous_files(
 ) -> Result<()> {
     if rotation.revoke_current.is_none() {
         // The current intermediate moves aside, its key as it is (CI can still decrypt it).
-        let old_key = s
-            .repo
-            .dir
-            .read(custody::KEY_FILE, custody::MAX_FILE_BYTES)?;
-        files.push((h::PREVIOUS_CERT, Some(current.pem.clone().into_bytes())));
-        files.push((h::PREVIOUS_KEY, Some(old_key)));
-        files.push((h::PREVIOUS_CRL, previous_crl.map(String::into_bytes)));
+        let old_key = s.repo.dir.read(KEY_FILE, custody::MAX_FILE_BYTES)?;
+        files.push((PREVIOUS_CERT, Some(current.pem.clone().into_bytes())));
+        files.push((PREVIOUS_KEY, Some(old_key)));
+        files.push((PREVIOUS_CRL, previous_crl.map(String::into_bytes)));
     } else if hierarchy.previous.is_some() && rotation.revoke_previous.is_some() {
-        for f in [h::PREVIOUS_CERT, h::PREVIOUS_KEY, h::PREVIOUS_CRL] {
+        for f in [PREVIOUS_CERT, PREVIOUS_KEY, PREVIOUS_CRL] {
             files.push((f, None));
         }
     }
@@ -719,21 +720,18 @@ pub fn migrate(
     let custody = Custody::Recipients(custody::validate_recipients(&to)?);
     let (encrypted, recipients_text) = encrypt_issuing_key(new.key, &custody, &issuing_standing)?;
     let files: Vec<(&str, Option<Vec<u8>>)> = vec![
-        (config::FILE, Some(config_text.into_bytes())),
-        (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
-        (h::ROOT_KEY, Some(sealed_root.encrypted.into_bytes())),
-        (
-            h::ROOT_RECIPIENTS,
-            Some(sealed_root.recipients.into_bytes()),
-        ),
-        (h::ROSTER, Some(sealed_root.roster.render().into_bytes())),
-        (h::ROOT_CRL, Some(sealed_root.crl.into_bytes())),
+        (CONFIG_FILE, Some(config_text.into_bytes())),
+        (ROOT_CERT, Some(root.pem.clone().into_bytes())),
+        (ROOT_KEY, Some(sealed_root.encrypted.into_bytes())),
+        (ROOT_RECIPIENTS, Some(sealed_root.recipients.into_bytes())),
+        (ROSTER, Some(sealed_root.roster.render().into_bytes())),
+        (ROOT_CRL, Some(sealed_root.crl.into_bytes())),
         (CA_CERT, Some(new.pem.into_bytes())),
-        (custody::KEY_FILE, Some(encrypted.into_bytes())),
-        (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
+        (KEY_FILE, Some(encrypted.into_bytes())),
+        (RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
         (CRL_FILE, Some(crl.into_bytes())),
-        (ledger::FILE, Some(ledger_text.into_bytes())),
-        (seal::FILE, Some(seal.render().into_bytes())),
+        (LEDGER_FILE, Some(ledger_text.into_bytes())),
+        (SEAL_FILE, Some(seal.render().into_bytes())),
     ];
     let oid = commit(
         &repo,
@@ -777,7 +775,7 @@ fn migratable_outputs(repo: &CaRepo, custodians: &[String]) -> Result<load::Outp
 /// gitca.yaml's text, with the `root:` section's template appended when it has none (and the
 /// result still parses).
 fn config_with_root(repo: &CaRepo) -> Result<String> {
-    let config_text = repo.dir.read_string(config::FILE, config::MAX_BYTES)?;
+    let config_text = repo.dir.read_string(CONFIG_FILE, config::MAX_BYTES)?;
     Ok(
         if Config::parse(&config_text)?.root == config::RootPolicy::default()
             && !config_text.lines().any(|l| l.starts_with("root:"))
@@ -821,7 +819,7 @@ fn agree_issuing_recipients(
         what: "the new intermediate's key",
         to: &to,
         sources: vec![(
-            custody::RECIPIENTS_FILE,
+            RECIPIENTS_FILE,
             &issuing_standing,
             issuing_now.recipients.as_slice(),
         )],
@@ -901,19 +899,17 @@ fn report_migration(
     let _ = writeln!(
         out,
         "  root         {} (the former ca/ca.crt: everything that trusted it still does)",
-        h::ROOT_CERT
+        ROOT_CERT
     );
     let _ = writeln!(
         out,
         "  root key     {} (encrypted to the {} root custodian(s) only)",
-        h::ROOT_KEY,
-        custodians
+        ROOT_KEY, custodians
     );
     let _ = writeln!(
         out,
         "  root CRL     {} #{}: the revocations of the certificates the root signed so far",
-        h::ROOT_CRL,
-        root_crl_number
+        ROOT_CRL, root_crl_number
     );
     let _ = writeln!(
         out,

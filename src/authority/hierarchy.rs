@@ -32,20 +32,16 @@ use time::OffsetDateTime;
 use crate::authority::ca::{self, CaCert, CaKey, CrlEntry, CrlInfo};
 use crate::authority::custody::Vault;
 use crate::error::{Error, Located, Result};
+use crate::layout::{
+    PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY, ROOT_CERT, ROOT_CRL, ROOT_KEY, ROOT_RECIPIENTS,
+    ROSTER,
+};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::{fmt_time, parse_time, Ledger, RevocationReason};
 
-pub const ROOT_CERT: &str = "ca/root.crt";
-pub const ROOT_KEY: &str = "ca/root.key.age";
-pub const ROOT_RECIPIENTS: &str = "ca/root-recipients.txt";
-pub const ROOT_CRL: &str = "crl/root.crl";
 /// Largest root CRL gitca reads: it lists revoked intermediates only (a few hundred bytes each).
 pub const MAX_ROOT_CRL_BYTES: u64 = 1 << 20;
-pub const ROSTER: &str = "ca/intermediates.tsv";
-pub const PREVIOUS_CERT: &str = "ca/previous.crt";
-pub const PREVIOUS_KEY: &str = "ca/previous.key.age";
-pub const PREVIOUS_CRL: &str = "crl/previous.crl";
 
 /// The root key: decrypted only in a ceremony.
 pub const ROOT_VAULT: Vault = Vault {
@@ -57,7 +53,7 @@ pub const ROOT_VAULT: Vault = Vault {
 /// The retiring intermediate's key (encrypted to the same recipients as the current one).
 pub const PREVIOUS_VAULT: Vault = Vault {
     key: PREVIOUS_KEY,
-    recipients: crate::authority::custody::RECIPIENTS_FILE,
+    recipients: crate::layout::RECIPIENTS_FILE,
     what: "the previous intermediate's key",
 };
 
@@ -461,12 +457,12 @@ pub fn anchor(repo: &CaRepo) -> Result<Option<Vec<u8>>> {
         }
         return history.read(&repo.git, *blob, ca::MAX_CERT_BYTES);
     }
-    let Some(first) = history.oldest_with(&[crate::authority::init::CA_CERT, ROOT_CERT]) else {
+    let Some(first) = history.oldest_with(&[crate::layout::CA_CERT, ROOT_CERT]) else {
         return Ok(None);
     };
     let Some(blob) = history
         .blob_at(ROOT_CERT, first)
-        .or_else(|| history.blob_at(crate::authority::init::CA_CERT, first))
+        .or_else(|| history.blob_at(crate::layout::CA_CERT, first))
     else {
         return Ok(None);
     };
@@ -510,7 +506,7 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         }
         Ok((row.id, is_revoked))
     };
-    let (current_id, _) = check_intermediate(current, crate::authority::init::CA_CERT, false)?;
+    let (current_id, _) = check_intermediate(current, crate::layout::CA_CERT, false)?;
     let previous = match dir.read_opt(PREVIOUS_CERT, ca::MAX_CERT_BYTES)? {
         None => None,
         Some(bytes) => {
@@ -600,13 +596,10 @@ fn certified(
     if let Some(p) = previous {
         add(p, None);
     }
-    for path in [crate::authority::init::CA_CERT, PREVIOUS_CERT] {
+    for path in [crate::layout::CA_CERT, PREVIOUS_CERT] {
         each_version(repo, path, ca::MAX_CERT_BYTES, |oid, text| {
             if let Ok(cert) = CaCert::parse(&text) {
-                add(
-                    &cert,
-                    (path == crate::authority::init::CA_CERT).then_some(oid),
-                );
+                add(&cert, (path == crate::layout::CA_CERT).then_some(oid));
             }
         })?;
     }
@@ -683,7 +676,7 @@ fn refuse_rolled_back_intermediate(known: &[Certified], current: &CaCert) -> Res
         .max_by_key(|(k, _)| k.row.not_before);
     match newest {
         Some((k, commit)) if k.row.not_before > current.not_before => Err(Error::bad_file(
-            crate::authority::init::CA_CERT,
+            crate::layout::CA_CERT,
             format!(
                 "ca/ca.crt is intermediate {}, older than intermediate {} (ca/ca.crt of commit {}): a retired intermediate was put back",
                 id_of(&current.der),

@@ -26,10 +26,12 @@ use zeroize::Zeroizing;
 
 use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody};
-use crate::authority::init::{self, CA_CERT, CRL_FILE};
+use crate::authority::init;
 use crate::error::{Error, Result};
-use crate::reconcile::apply::cert_path;
-use crate::repository::config::{self, Config};
+use crate::layout::cert_path;
+use crate::layout::CA_CERT;
+use crate::layout::CRL_FILE;
+use crate::repository::config::Config;
 use crate::repository::confined::{Dir, Kind as EntryKind};
 use crate::repository::inventory::{valid_group, valid_name, Kind};
 use crate::repository::ledger::{self, fmt_time, Ledger, Record, RevocationReason, State};
@@ -1297,18 +1299,27 @@ fn repo_files(
     signed: Signed,
 ) -> Vec<(String, Vec<u8>)> {
     files.extend([
-        (config::FILE.to_string(), config_text.into_bytes()),
+        (
+            crate::layout::CONFIG_FILE.to_string(),
+            config_text.into_bytes(),
+        ),
         (IMPORTED_FILE.to_string(), yaml_text.into_bytes()),
         (CA_CERT.to_string(), ca_pem.into_bytes()),
-        (custody::KEY_FILE.to_string(), signed.encrypted.into_bytes()),
         (
-            custody::RECIPIENTS_FILE.to_string(),
+            crate::layout::KEY_FILE.to_string(),
+            signed.encrypted.into_bytes(),
+        ),
+        (
+            crate::layout::RECIPIENTS_FILE.to_string(),
             signed.recipients.into_bytes(),
         ),
         (CRL_FILE.to_string(), signed.crl.into_bytes()),
-        (ledger::FILE.to_string(), ledger_text.into_bytes()),
         (
-            crate::repository::seal::FILE.to_string(),
+            crate::layout::LEDGER_FILE.to_string(),
+            ledger_text.into_bytes(),
+        ),
+        (
+            crate::layout::SEAL_FILE.to_string(),
             signed.seal.render().into_bytes(),
         ),
     ]);
@@ -1354,7 +1365,7 @@ fn report(out: &mut dyn Write, s: &Summary<'_>) {
         "  CA key       {} (the key of {}), re-encrypted with age into {}",
         s.key_path.display(),
         s.ca_path.display(),
-        custody::KEY_FILE
+        crate::layout::KEY_FILE
     );
     let _ = writeln!(
         out,

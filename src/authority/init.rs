@@ -8,14 +8,13 @@ use time::OffsetDateTime;
 use crate::authority::ca::{self, CaCert, CaKey, KeyType};
 use crate::authority::custody::{self, Custody, KeySource};
 use crate::error::{Error, Result};
-use crate::repository::config::{self, Config, Dur};
+use crate::layout::{self, CA_CERT, CRL_FILE};
+use crate::repository::config::{Config, Dur};
 use crate::repository::confined::Dir;
 use crate::repository::git::{self, CaRepo};
 use crate::repository::ledger::{self, Ledger};
-use crate::repository::seal::{self, Seal};
+use crate::repository::seal::Seal;
 
-pub const CA_CERT: &str = "ca/ca.crt";
-pub const CRL_FILE: &str = "crl/ca.crl";
 pub const GITIGNORE: &str = "# Private keys never belong in a CA repository (`gitca check` refuses them).\n*.key\n*.pem.key\n";
 
 pub const GITCA_SCHEMA: &str = include_str!("../../schema/gitca.schema.json");
@@ -80,8 +79,8 @@ pub fn check_target(dir: &Path) -> Result<()> {
             path: dir.to_path_buf(),
         });
     }
-    if dir.join(config::FILE).exists()
-        || dir.join(custody::KEY_FILE).exists()
+    if dir.join(crate::layout::CONFIG_FILE).exists()
+        || dir.join(crate::layout::KEY_FILE).exists()
         || dir.join(custody::token_file(&custody::ISSUING)).exists()
     {
         return Err(Error::AlreadyInitialized {
@@ -277,12 +276,12 @@ fn kept_in_token(
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ];
     let files = vec![
-        (config::FILE.to_string(), first.config_text),
+        (crate::layout::CONFIG_FILE.to_string(), first.config_text),
         (CA_CERT.to_string(), first.ca_pem),
         (file, record.render("The CA private key")),
         (CRL_FILE.to_string(), first.crl),
-        (ledger::FILE.to_string(), first.ledger_text),
-        (seal::FILE.to_string(), first.seal.render()),
+        (crate::layout::LEDGER_FILE.to_string(), first.ledger_text),
+        (crate::layout::SEAL_FILE.to_string(), first.seal.render()),
     ];
     (files, summary)
 }
@@ -298,21 +297,21 @@ fn encrypted_with_age(opts: &InitOptions, key: CaKey, first: FirstOutputs) -> Re
         format!("SHA-256      {}", first.ca_cert.fingerprint()),
         format!(
             "private key  {}  (age-encrypted; the plaintext never touched the disk)",
-            custody::KEY_FILE
+            crate::layout::KEY_FILE
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ]
     .into_iter()
-    .chain(recipient_lines(custody::KEY_FILE, &opts.custody))
+    .chain(recipient_lines(crate::layout::KEY_FILE, &opts.custody))
     .collect();
     let files = vec![
-        (config::FILE.to_string(), first.config_text),
+        (crate::layout::CONFIG_FILE.to_string(), first.config_text),
         (CA_CERT.to_string(), first.ca_pem),
-        (custody::KEY_FILE.to_string(), encrypted),
-        (custody::RECIPIENTS_FILE.to_string(), recipients),
+        (crate::layout::KEY_FILE.to_string(), encrypted),
+        (crate::layout::RECIPIENTS_FILE.to_string(), recipients),
         (CRL_FILE.to_string(), first.crl),
-        (ledger::FILE.to_string(), first.ledger_text),
-        (seal::FILE.to_string(), first.seal.render()),
+        (crate::layout::LEDGER_FILE.to_string(), first.ledger_text),
+        (crate::layout::SEAL_FILE.to_string(), first.seal.render()),
     ];
     Ok((files, summary))
 }
@@ -374,18 +373,18 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         &issuing,
     );
     let files = vec![
-        (config::FILE.to_string(), config_text),
-        (h::ROOT_CERT.to_string(), root_pem),
-        (h::ROOT_KEY.to_string(), root_encrypted),
-        (h::ROOT_RECIPIENTS.to_string(), root_recipients),
-        (h::ROSTER.to_string(), roster.render()),
-        (h::ROOT_CRL.to_string(), root_crl),
+        (crate::layout::CONFIG_FILE.to_string(), config_text),
+        (layout::ROOT_CERT.to_string(), root_pem),
+        (layout::ROOT_KEY.to_string(), root_encrypted),
+        (layout::ROOT_RECIPIENTS.to_string(), root_recipients),
+        (layout::ROSTER.to_string(), roster.render()),
+        (layout::ROOT_CRL.to_string(), root_crl),
         (CA_CERT.to_string(), ca_pem),
-        (custody::KEY_FILE.to_string(), encrypted),
-        (custody::RECIPIENTS_FILE.to_string(), recipients),
+        (crate::layout::KEY_FILE.to_string(), encrypted),
+        (crate::layout::RECIPIENTS_FILE.to_string(), recipients),
         (CRL_FILE.to_string(), crl),
-        (ledger::FILE.to_string(), ledger_text),
-        (seal::FILE.to_string(), seal.render()),
+        (crate::layout::LEDGER_FILE.to_string(), ledger_text),
+        (crate::layout::SEAL_FILE.to_string(), seal.render()),
     ];
     Ok((files, summary))
 }
@@ -422,18 +421,18 @@ fn offline_root_summary(
     vec![
         format!(
             "root         {}  (valid until {}; what servers and clients trust)",
-            h::ROOT_CERT,
+            layout::ROOT_CERT,
             ledger::fmt_time(root_cert.not_after)
         ),
         format!("SHA-256      {}", root_cert.fingerprint()),
         format!(
             "root key     {}  (age-encrypted to the {} root custodian(s) only: CI cannot decrypt it)",
-            h::ROOT_KEY,
+            layout::ROOT_KEY,
             custodians
         ),
         format!(
             "root CRL     {}  (number 1, next update {}: re-signed by `gitca root sign-crl`)",
-            h::ROOT_CRL,
+            layout::ROOT_CRL,
             root_crl_info
                 .next_update
                 .map(ledger::fmt_time)
@@ -446,13 +445,13 @@ fn offline_root_summary(
         ),
         format!(
             "its key      {}  (age-encrypted to CI and the custodians)",
-            custody::KEY_FILE
+            crate::layout::KEY_FILE
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ]
     .into_iter()
-    .chain(recipient_lines(h::ROOT_KEY, root_custody))
-    .chain(recipient_lines(custody::KEY_FILE, issuing))
+    .chain(recipient_lines(layout::ROOT_KEY, root_custody))
+    .chain(recipient_lines(crate::layout::KEY_FILE, issuing))
     .collect()
 }
 
@@ -616,10 +615,10 @@ fn refuse_dirty_ca(repo: &CaRepo) -> Result<()> {
 
 /// The certificate whose key the vault holds: the CA's, or the offline root's.
 fn vault_cert(repo: &CaRepo, vault: &custody::Vault) -> Result<CaCert> {
-    let cert_path = if vault.key == custody::KEY_FILE {
+    let cert_path = if vault.key == crate::layout::KEY_FILE {
         CA_CERT
     } else {
-        crate::authority::hierarchy::ROOT_CERT
+        crate::layout::ROOT_CERT
     };
     CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)
 }
@@ -713,7 +712,7 @@ fn report_rekey(out: &mut dyn Write, vault: &custody::Vault, oid: git2::Oid, rem
              their identity may have leaked, {}.",
             removed,
             vault.what,
-            if vault.key == custody::KEY_FILE {
+            if vault.key == crate::layout::KEY_FILE {
                 "replace the key itself: with an offline root, `gitca root new-intermediate --revoke-current key-compromise --recipient NEW-CI`; otherwise a new CA (gitca init) and re-issuing"
             } else {
                 "make a new root (gitca init --offline-root) and move servers and clients to it"

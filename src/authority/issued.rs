@@ -103,7 +103,7 @@ fn sealed_commit(history: &History, standing: &Standing) -> Option<git2::Oid> {
     match standing {
         Standing::Recovered { commit, .. } => git2::Oid::from_str(commit).ok(),
         Standing::Sealed(_) => history
-            .runs(crate::repository::seal::FILE)
+            .runs(crate::layout::SEAL_FILE)
             .first()
             .filter(|r| r.blob.is_some())
             .and_then(|r| history.commit(r.oldest)),

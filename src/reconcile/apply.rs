@@ -14,16 +14,17 @@ use time::OffsetDateTime;
 
 use crate::authority::ca::{self, CaCert, CaKey, LeafSpec};
 use crate::authority::custody::{self, KeySource};
-use crate::authority::init::CRL_FILE;
 use crate::error::{Error, Result};
+use crate::layout::cert_path;
+use crate::layout::CRL_FILE;
 use crate::output::report;
 use crate::reconcile::plan::{self, Op, Plan};
 use crate::reconcile::policy::VerifiedCsr;
 use crate::repository::git::{CaRepo, Start, Transaction};
 use crate::repository::inventory::Identity;
-use crate::repository::ledger::{self, Ledger, Record, RevocationReason, State};
+use crate::repository::ledger::{Ledger, Record, RevocationReason, State};
 use crate::repository::load::{self, State as Loaded};
-use crate::repository::seal::{self, Seal};
+use crate::repository::seal::Seal;
 
 pub struct ReconcileOptions {
     pub dir: PathBuf,
@@ -53,10 +54,6 @@ struct Job<'a> {
     csr: VerifiedCsr,
     record: Record,
     serial_der: Vec<u8>,
-}
-
-pub fn cert_path(name: &str) -> String {
-    format!("certs/{name}.crt")
 }
 
 /// Revokes a record, or raises an earlier revocation's reason to key-compromise (RFC 5280
@@ -411,7 +408,7 @@ fn refuse_uncommitted(opts: &ReconcileOptions, start: &Start) -> Result<()> {
             .filter(|p| {
                 p.starts_with("identities/")
                     || p.starts_with("csr/")
-                    || *p == crate::repository::config::FILE
+                    || *p == crate::layout::CONFIG_FILE
             })
             .collect();
         if !inputs.is_empty() {
@@ -795,10 +792,12 @@ fn stage_certificates(
 /// root CRL written back) and the seal.
 fn stage_ledger_and_crls(tx: &mut Transaction<'_>, state: &Loaded, plan: &Plan, next: NextOutputs) {
     drop(next.ledger);
-    tx.write(ledger::FILE, next.ledger_text.into_bytes());
+    tx.write(crate::layout::LEDGER_FILE, next.ledger_text.into_bytes());
     tx.write(CRL_FILE, next.crl_text.into_bytes());
     if let Some(h) = &state.hierarchy {
-        use crate::authority::hierarchy::{PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY};
+        use crate::layout::PREVIOUS_CERT;
+        use crate::layout::PREVIOUS_CRL;
+        use crate::layout::PREVIOUS_KEY;
         match &next.previous_crl {
             Some(text) => tx.write(PREVIOUS_CRL, text.clone().into_bytes()),
             None if plan.retire_previous => {
@@ -811,12 +810,12 @@ fn stage_ledger_and_crls(tx: &mut Transaction<'_>, state: &Loaded, plan: &Plan, 
         // A root CRL put back by a merge: the newest one from history is written back.
         if h.root_crl_recovered.is_some() {
             tx.write(
-                crate::authority::hierarchy::ROOT_CRL,
+                crate::layout::ROOT_CRL,
                 h.root_crl_text.clone().into_bytes(),
             );
         }
     }
-    tx.write(seal::FILE, next.seal.render());
+    tx.write(crate::layout::SEAL_FILE, next.seal.render());
 }
 
 /// The index may hold staged paths from a failed commit: reset it to HEAD.

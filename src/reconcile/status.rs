@@ -57,7 +57,7 @@ fn certificate_facts(
 ) -> Option<(String, String)> {
     let text = dir
         .read_string(
-            &crate::reconcile::apply::cert_path(name),
+            &crate::layout::cert_path(name),
             crate::authority::ca::MAX_CERT_BYTES,
         )
         .ok()?;

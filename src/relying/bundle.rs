@@ -428,20 +428,20 @@ fn ledger_leaf(
 ) -> Result<LedgerLeaf> {
     let cert_text = read(
         &repo.dir,
-        &crate::reconcile::apply::cert_path(name),
+        &crate::layout::cert_path(name),
         ca::MAX_CERT_BYTES,
     )?;
     let certs = parse_pem_certs(&cert_text);
     let leaf = certs.first().ok_or_else(|| {
         Error::bad_file(
-            crate::reconcile::apply::cert_path(name),
+            crate::layout::cert_path(name),
             "no certificate",
             "run gitca check",
         )
     })?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| {
         Error::bad_file(
-            crate::reconcile::apply::cert_path(name),
+            crate::layout::cert_path(name),
             e.to_string(),
             "run gitca check",
         )

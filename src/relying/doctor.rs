@@ -15,8 +15,8 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 
 use crate::authority::ca::{self, CaCert};
-use crate::authority::init::CRL_FILE;
 use crate::error::{Error, Result};
+use crate::layout::CRL_FILE;
 use crate::relying::bundle::{parse_pem_certs, read_client_key};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;

@@ -9,9 +9,9 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::error::{Error, Located, Result};
+use crate::layout::CONFIG_FILE;
 use crate::repository::yaml;
 
-pub const FILE: &str = "gitca.yaml";
 /// Largest `gitca.yaml` gitca reads.
 pub const MAX_BYTES: u64 = 1 << 20;
 
@@ -292,10 +292,10 @@ fn check_profile(name: &str, p: &Profile, fail: &Fail<'_>) -> Result<()> {
 impl Config {
     /// Parses and validates `gitca.yaml`'s text.
     pub fn parse(text: &str) -> Result<Config> {
-        let config: Config = yaml::from_str(FILE, text)?;
+        let config: Config = yaml::from_str(CONFIG_FILE, text)?;
         let fail = |needle: &str, message: String, help: &str| -> Error {
             let at = text.find(needle).unwrap_or(0);
-            Located::new(FILE, text, (at, needle.len()), message, "here", help).into()
+            Located::new(CONFIG_FILE, text, (at, needle.len()), message, "here", help).into()
         };
         config.check_ca(&fail)?;
         config.check_crl(&fail)?;
@@ -390,7 +390,7 @@ impl Config {
         if let Some(why) = self.servers.as_ref().and_then(|s| s.validate().err()) {
             let at = text.find("\nservers:").map_or(0, |a| a + 1);
             return Err(Located::new(
-                FILE,
+                CONFIG_FILE,
                 text,
                 (at, "servers:".len()),
                 why,

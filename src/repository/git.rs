@@ -159,7 +159,7 @@ impl CaRepo {
             })?
             .to_path_buf();
         let dir = Dir::open(&root)?;
-        if dir.meta(crate::repository::config::FILE)?.is_none() {
+        if dir.meta(crate::layout::CONFIG_FILE)?.is_none() {
             return Err(Error::NotACa { path: root });
         }
         Ok(CaRepo {

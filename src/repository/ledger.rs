@@ -29,9 +29,9 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::error::{Located, Result};
+use crate::layout::LEDGER_FILE;
 use crate::repository::inventory::Kind;
 
-pub const FILE: &str = "ledger.tsv";
 /// Largest ledger gitca reads: about 580,000 certificates (a row is about 230 bytes), so that
 /// 100,000 identities renew several times before it is reached; a reconcile that revokes and
 /// re-signs the CRL peaks near 230 MiB at 145,000 (docs/performance.md). Memory, not speed,
@@ -383,10 +383,10 @@ impl Ledger {
             }
             let fail = |what: String| -> crate::error::Error {
                 Located::new(
-                    FILE,
+                    LEDGER_FILE,
                     text,
                     (start, row.len()),
-                    format!("{FILE} line {}: {what}", i + 1),
+                    format!("{LEDGER_FILE} line {}: {what}", i + 1),
                     "this row",
                     "the ledger is written by gitca reconcile only; restore it with `git checkout -- ledger.tsv`",
                 )

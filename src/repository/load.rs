@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 
 use crate::authority::ca::{self, CaCert, CrlInfo};
 use crate::authority::hierarchy::{self, Hierarchy};
-use crate::authority::init::{CA_CERT, CRL_FILE};
 use crate::error::{Error, Result};
+use crate::layout::CA_CERT;
+use crate::layout::CRL_FILE;
 use crate::reconcile::plan::{self, Blocked, CrlState, Plan};
 use crate::reconcile::policy::VerifiedCsr;
 use crate::repository::config::{self, Config};
@@ -109,9 +110,11 @@ pub fn ca_cert(repo: &CaRepo) -> Result<CaCert> {
 pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
     let (ca, hierarchy) = authority(repo)?;
     // A file that cannot be read (a link, a directory, too large) counts as tampered with.
-    let ledger_bytes = repo.dir.read_opt(ledger::FILE, ledger::MAX_BYTES);
+    let ledger_bytes = repo
+        .dir
+        .read_opt(crate::layout::LEDGER_FILE, ledger::MAX_BYTES);
     let crl_bytes = repo.dir.read_opt(CRL_FILE, ca::MAX_CRL_BYTES);
-    let seal_bytes = repo.dir.read_opt(seal::FILE, seal::MAX_BYTES);
+    let seal_bytes = repo.dir.read_opt(crate::layout::SEAL_FILE, seal::MAX_BYTES);
     fn ok(r: &Result<Option<Vec<u8>>>) -> Option<&[u8]> {
         r.as_ref().ok().and_then(|b| b.as_deref())
     }
@@ -162,7 +165,7 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
             (ledger.clone(), crl.clone())
         }
         _ => (
-            text(ledger_bytes, ledger::FILE)?,
+            text(ledger_bytes, crate::layout::LEDGER_FILE)?,
             text(crl_bytes, CRL_FILE)?,
         ),
     };
@@ -198,7 +201,7 @@ pub fn load_with<T: Send>(
 ) -> Result<(State, T)> {
     let dir = &repo.dir;
     let mut problems = Vec::new();
-    let (config, signing_blocked) = match read(dir, config::FILE, config::MAX_BYTES)
+    let (config, signing_blocked) = match read(dir, crate::layout::CONFIG_FILE, config::MAX_BYTES)
         .and_then(|t| Config::parse(&t))
     {
         Ok(c) => (c, None),
@@ -213,7 +216,7 @@ pub fn load_with<T: Send>(
                         &commit[..12]
                     ),
                     fix: "fix gitca.yaml (gitca check shows where); nothing is signed until then".into(),
-                    file: Some(config::FILE.into()),
+                    file: Some(crate::layout::CONFIG_FILE.into()),
                     line: None,
                     acknowledged: None,
                 };
@@ -268,7 +271,7 @@ pub fn load_with<T: Send>(
 /// The newest gitca.yaml in HEAD's first-parent history that parses, and its commit.
 fn last_good_config(repo: &CaRepo) -> Result<Option<(Config, String)>> {
     let history = repo.history()?;
-    for (blob, index) in history.versions(config::FILE) {
+    for (blob, index) in history.versions(crate::layout::CONFIG_FILE) {
         let Some(text) = history.text(&repo.git, blob, config::MAX_BYTES)? else {
             continue;
         };
@@ -293,12 +296,12 @@ pub fn issuer_cert<'a>(
     if id == h.current {
         Some((CA_CERT, ca))
     } else if id == h.root_id {
-        Some((hierarchy::ROOT_CERT, &h.root))
+        Some((crate::layout::ROOT_CERT, &h.root))
     } else {
         h.previous
             .as_ref()
             .filter(|p| p.id == id)
-            .map(|p| (hierarchy::PREVIOUS_CERT, &p.cert))
+            .map(|p| (crate::layout::PREVIOUS_CERT, &p.cert))
     }
 }
 
@@ -533,10 +536,7 @@ struct Replaced {
 fn read_replaced(dir: &Dir, name: &str, serial: &str) -> Option<Replaced> {
     use x509_parser::extensions::ParsedExtension;
     let text = dir
-        .read_string(
-            &crate::reconcile::apply::cert_path(name),
-            ca::MAX_CERT_BYTES,
-        )
+        .read_string(&crate::layout::cert_path(name), ca::MAX_CERT_BYTES)
         .ok()?;
     let block = pem::parse_many(&text).ok()?.into_iter().next()?;
     let (_, cert) = x509_parser::parse_x509_certificate(block.contents()).ok()?;

@@ -222,7 +222,11 @@ pub fn draft(repo: &CaRepo, args: &Request) -> Result<Draft> {
     let name = &args.name;
     check_name(name)?;
     let key_type: KeyType = args.key_type.parse()?;
-    let config = Config::parse(&read(&repo.dir, config::FILE, config::MAX_BYTES)?)?;
+    let config = Config::parse(&read(
+        &repo.dir,
+        crate::layout::CONFIG_FILE,
+        config::MAX_BYTES,
+    )?)?;
     let existing = inventory::load(&repo.dir, &config)?;
     let declared = existing.get(name);
     let ledger = read_ledger(&repo.dir);
@@ -610,7 +614,7 @@ fn read_ledger(
     dir: &crate::repository::confined::Dir,
 ) -> Option<crate::repository::ledger::Ledger> {
     dir.read_opt(
-        crate::repository::ledger::FILE,
+        crate::layout::LEDGER_FILE,
         crate::repository::ledger::MAX_BYTES,
     )
     .ok()
@@ -732,7 +736,7 @@ fn refuse_taken_key(
     };
     let Some(text) = dir
         .read_opt(
-            crate::repository::ledger::FILE,
+            crate::layout::LEDGER_FILE,
             crate::repository::ledger::MAX_BYTES,
         )
         .ok()
