@@ -10,12 +10,12 @@ use rayon::prelude::*;
 
 use gitca::authority::ca::KeyType;
 use gitca::authority::custody::{Custody, KeySource};
-use gitca::repository::ledger::{self, Ledger, Record, RevocationReason, State};
+use gitca::repository::ledger::{Ledger, Record, RevocationReason, State};
 
 pub const NOW: &str = "2026-01-01T00:00:00Z";
 
 pub fn now() -> time::OffsetDateTime {
-    ledger::parse_time(NOW).unwrap()
+    gitca::time::parse_time(NOW).unwrap()
 }
 
 pub struct Fixture {

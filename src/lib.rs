@@ -19,5 +19,6 @@ pub mod output;
 pub mod reconcile;
 pub mod relying;
 pub mod repository;
+pub mod time;
 
 pub use error::{Error, Result};

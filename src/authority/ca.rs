@@ -34,6 +34,34 @@ pub const MAX_CERT_BYTES: u64 = 64 << 10;
 /// Largest CRL gitca reads (a 100,000-entry CRL is about 7 MB in PEM).
 pub const MAX_CRL_BYTES: u64 = 32 << 20;
 
+/// The validity window of a certificate signed now for an identity.
+/// The backdating never reaches before the CA's own notBefore (a CA made or imported within
+/// the hour), and the expiry never past its notAfter. Nor does it reach before `after`, the
+/// latest notBefore of the certificates the new one follows (the identity's, and any of the
+/// same key), up to `now`: whoever compares certificates by notBefore — `gitca deploy cert`
+/// installs only a newer one, a key's holder is the last certified for it — sees the new one
+/// as the newer, even when it replaces a certificate signed minutes ago without backdating
+/// (one `openssl ca` issued just before an import).
+pub fn validity_window(
+    now: OffsetDateTime,
+    validity: time::Duration,
+    ca: (OffsetDateTime, OffsetDateTime),
+    after: Option<OffsetDateTime>,
+) -> (OffsetDateTime, OffsetDateTime) {
+    let mut start = (now - BACKDATE).max(ca.0);
+    if let Some(after) = after {
+        start = start.max((after + time::Duration::SECOND).min(now));
+    }
+    (start, (now + validity).min(ca.1))
+}
+
+/// How intermediates are named in the ledger's `issuer` column, the roster and messages: the
+/// first 16 hex digits of the SHA-256 of the certificate.
+pub fn id_of(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(der)[..8])
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
     P256,
@@ -881,11 +909,34 @@ pub fn check_key_matches(ca: &CaCert, key: &CaKey) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_new_certificate_never_starts_before_the_one_it_follows() {
+        let t = |s: &str| crate::time::parse_time(s).unwrap();
+        let ca = (t("2026-03-01T11:50:00Z"), t("2036-03-01T11:50:00Z"));
+        let now = t("2026-03-01T12:30:00Z");
+        let year = time::Duration::days(365);
+        assert_eq!(validity_window(now, year, ca, None).0, ca.0);
+        let after = t("2026-03-01T11:55:00Z");
+        assert_eq!(
+            validity_window(now, year, ca, Some(after)).0,
+            t("2026-03-01T11:55:01Z")
+        );
+        // Never after now, whatever the other certificate claims.
+        let future = t("2026-04-01T00:00:00Z");
+        assert_eq!(validity_window(now, year, ca, Some(future)).0, now);
+        // Otherwise backdated by the hour, as before.
+        let later = t("2026-06-01T00:00:00Z");
+        assert_eq!(
+            validity_window(later, year, ca, Some(after)).0,
+            later - BACKDATE
+        );
+    }
+
     /// The hand-walked CRL reader agrees with x509-parser on what gitca signs.
     #[test]
     fn crl_summary_agrees_with_x509_parser() {
         let key = CaKey::new(KeyType::P256.generate().unwrap());
-        let t = crate::repository::ledger::parse_time("2026-01-01T00:00:00Z").unwrap();
+        let t = crate::time::parse_time("2026-01-01T00:00:00Z").unwrap();
         let ca =
             CaCert::parse(&self_signed("T", "O", &key, t, time::Duration::days(3650)).unwrap())
                 .unwrap();

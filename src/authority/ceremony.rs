@@ -27,10 +27,11 @@ use crate::layout::{
 };
 use crate::repository::config::{self, Config, Dur};
 use crate::repository::git::{self, CaRepo};
-use crate::repository::ledger::{self, fmt_time, RevocationReason};
+use crate::repository::ledger::{self, RevocationReason};
 use crate::repository::load;
 use crate::repository::recipients;
 use crate::repository::seal::{Seal, Standing};
+use crate::time::fmt_time;
 
 /// What a ceremony starts from: the repository locked and clean under ca/ and crl/, with an
 /// offline root, and its outputs as the CA sealed them.
@@ -689,7 +690,7 @@ pub fn migrate(
     let root_key = custody::unlock(&repo.dir, source)?;
     ca::check_key_matches(&root, &root_key)?;
     let root_custody = Custody::Recipients(custody::validate_recipients(custodians)?);
-    let root_id = h::id_of(&root.der);
+    let root_id = ca::id_of(&root.der);
 
     let new = sign_new_intermediate(
         (&root, &root_key),

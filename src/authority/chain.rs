@@ -12,9 +12,9 @@
 
 use time::OffsetDateTime;
 
+use crate::authority::ca::id_of;
 use crate::authority::ca::{self, CaCert, CrlInfo};
-use crate::authority::hierarchy::id_of;
-use crate::repository::ledger::fmt_time;
+use crate::time::fmt_time;
 
 /// How far in the future a thisUpdate or notBefore may be (clocks drift).
 pub const SKEW: time::Duration = time::Duration::minutes(5);

@@ -29,7 +29,7 @@ use std::fmt::Write;
 
 use time::OffsetDateTime;
 
-use crate::authority::ca::{self, CaCert, CaKey, CrlEntry, CrlInfo};
+use crate::authority::ca::{self, id_of, CaCert, CaKey, CrlEntry, CrlInfo};
 use crate::authority::custody::Vault;
 use crate::error::{Error, Located, Result};
 use crate::layout::{
@@ -38,7 +38,9 @@ use crate::layout::{
 };
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::{fmt_time, parse_time, Ledger, RevocationReason};
+use crate::repository::ledger::{Ledger, RevocationReason};
+use crate::time::fmt_time;
+use crate::time::parse_time;
 
 /// Largest root CRL gitca reads: it lists revoked intermediates only (a few hundred bytes each).
 pub const MAX_ROOT_CRL_BYTES: u64 = 1 << 20;
@@ -56,13 +58,6 @@ pub const PREVIOUS_VAULT: Vault = Vault {
     recipients: crate::layout::RECIPIENTS_FILE,
     what: "the previous intermediate's key",
 };
-
-/// How intermediates are named in the ledger's `issuer` column, the roster and messages: the
-/// first 16 hex digits of the SHA-256 of the certificate.
-pub fn id_of(der: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(der)[..8])
-}
 
 /// A CA with an offline root has `ca/root.crt`.
 pub fn present(dir: &Dir) -> bool {
@@ -270,7 +265,7 @@ impl Hierarchy {
             Some(format!(
                 "the root CRL expires {} (in {}): gather the root custodians for `gitca root sign-crl` before then",
                 fmt_time(next),
-                crate::reconcile::plan::human_span(next - now)
+                crate::time::human_span(next - now)
             ))
         } else {
             None
@@ -799,7 +794,7 @@ pub fn intermediate_certificate(
         ExtendedKeyUsagePurpose::EmailProtection,
         ExtendedKeyUsagePurpose::CodeSigning,
     ];
-    let (not_before, not_after) = crate::reconcile::plan::validity_window(
+    let (not_before, not_after) = crate::authority::ca::validity_window(
         now,
         validity,
         (root.not_before, root.not_after),
@@ -834,8 +829,7 @@ pub fn sign_root_crl(
     previous_next: Option<OffsetDateTime>,
     entries: &[CrlEntry],
 ) -> Result<String> {
-    let next =
-        crate::reconcile::plan::next_crl_update(now, validity, previous_next).min(root.not_after);
+    let next = crate::time::next_crl_update(now, validity, previous_next).min(root.not_after);
     ca::sign_crl(root, root_key, number, now, next, entries)
 }
 

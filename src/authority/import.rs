@@ -34,8 +34,9 @@ use crate::layout::CRL_FILE;
 use crate::repository::config::Config;
 use crate::repository::confined::{Dir, Kind as EntryKind};
 use crate::repository::inventory::{valid_group, valid_name, Kind};
-use crate::repository::ledger::{self, fmt_time, Ledger, Record, RevocationReason, State};
+use crate::repository::ledger::{self, Ledger, Record, RevocationReason, State};
 use crate::repository::yaml;
+use crate::time::fmt_time;
 
 pub struct ImportOptions {
     /// The openssl CA directory.

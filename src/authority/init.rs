@@ -12,7 +12,7 @@ use crate::layout::{self, CA_CERT, CRL_FILE};
 use crate::repository::config::{Config, Dur};
 use crate::repository::confined::Dir;
 use crate::repository::git::{self, CaRepo};
-use crate::repository::ledger::{self, Ledger};
+use crate::repository::ledger::Ledger;
 use crate::repository::seal::Seal;
 
 pub const GITIGNORE: &str = "# Private keys never belong in a CA repository (`gitca check` refuses them).\n*.key\n*.pem.key\n";
@@ -260,7 +260,7 @@ fn kept_in_token(
     let summary = vec![
         format!(
             "certificate  {CA_CERT}  (valid until {})",
-            ledger::fmt_time(first.ca_cert.not_after)
+            crate::time::fmt_time(first.ca_cert.not_after)
         ),
         format!("SHA-256      {}", first.ca_cert.fingerprint()),
         format!(
@@ -292,7 +292,7 @@ fn encrypted_with_age(opts: &InitOptions, key: CaKey, first: FirstOutputs) -> Re
     let summary = vec![
         format!(
             "certificate  {CA_CERT}  (valid until {})",
-            ledger::fmt_time(first.ca_cert.not_after)
+            crate::time::fmt_time(first.ca_cert.not_after)
         ),
         format!("SHA-256      {}", first.ca_cert.fingerprint()),
         format!(
@@ -417,12 +417,11 @@ fn offline_root_summary(
     ca_cert: &CaCert,
     issuing: &Custody,
 ) -> Vec<String> {
-    use crate::authority::hierarchy as h;
     vec![
         format!(
             "root         {}  (valid until {}; what servers and clients trust)",
             layout::ROOT_CERT,
-            ledger::fmt_time(root_cert.not_after)
+            crate::time::fmt_time(root_cert.not_after)
         ),
         format!("SHA-256      {}", root_cert.fingerprint()),
         format!(
@@ -435,13 +434,13 @@ fn offline_root_summary(
             layout::ROOT_CRL,
             root_crl_info
                 .next_update
-                .map(ledger::fmt_time)
+                .map(crate::time::fmt_time)
                 .unwrap_or_default()
         ),
         format!(
             "issuing CA   {CA_CERT}  (intermediate {}, valid until {})",
-            h::id_of(&ca_cert.der),
-            ledger::fmt_time(ca_cert.not_after)
+            ca::id_of(&ca_cert.der),
+            crate::time::fmt_time(ca_cert.not_after)
         ),
         format!(
             "its key      {}  (age-encrypted to CI and the custodians)",

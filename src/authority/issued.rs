@@ -18,8 +18,9 @@ use crate::authority::ca::{self, CaCert};
 use crate::error::Result;
 use crate::repository::git::CaRepo;
 use crate::repository::history::History;
-use crate::repository::ledger::{fmt_time, Record};
+use crate::repository::ledger::Record;
 use crate::repository::seal::Standing;
+use crate::time::fmt_time;
 
 /// What a certificate file must be: the ledger's record, signed by `issuer`, named `cn`.
 pub struct Expected<'a> {

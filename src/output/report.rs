@@ -7,7 +7,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::reconcile::plan::{Op, Plan};
-use crate::repository::ledger::fmt_time;
+use crate::time::fmt_time;
 
 /// Most diagnostics rendered one by one; the rest are counted (a broken file with thousands of
 /// entries must not print thousands of snippets).

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::layout::cert_path;
 use crate::layout::CRL_FILE;
 use crate::output::report;
-use crate::reconcile::plan::{self, Op, Plan};
+use crate::reconcile::plan::{Op, Plan};
 use crate::reconcile::policy::VerifiedCsr;
 use crate::repository::git::{CaRepo, Start, Transaction};
 use crate::repository::inventory::Identity;
@@ -525,7 +525,7 @@ fn jobs<'a>(
             .map(|r| r.not_before)
             .chain(latest_of_key.get(csr.key_sha256.as_str()).copied())
             .max();
-        let (not_before, not_after) = plan::validity_window(
+        let (not_before, not_after) = crate::authority::ca::validity_window(
             now,
             validity,
             (state.ca.not_before, state.ca.not_after),

@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 use crate::authority::ca::BACKDATE;
 use crate::repository::config::{Config, Profile};
 use crate::repository::inventory::{Identity, Kind};
-use crate::repository::ledger::{fmt_time, Ledger, Record, RevocationReason};
+use crate::repository::ledger::{Ledger, Record, RevocationReason};
+use crate::time::fmt_time;
+use crate::time::{human_span, next_crl_update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -554,17 +556,6 @@ fn superseded_after_grace<'a>(c: &Ctx<'a>, grace: time::Duration) -> Vec<(&'a Re
         .collect()
 }
 
-/// "12 days", "5 hours".
-pub fn human_span(d: time::Duration) -> String {
-    if d.whole_days() >= 2 {
-        format!("{} days", d.whole_days())
-    } else if d.whole_hours() >= 2 {
-        format!("{} hours", d.whole_hours())
-    } else {
-        format!("{} minutes", d.whole_minutes().max(0))
-    }
-}
-
 /// Computes the plan. Pure.
 ///
 /// Each declared identity goes through the trigger chain; then come the removals, the keys
@@ -950,16 +941,6 @@ fn held_by_revocation(c: &Ctx) -> Option<Blocked> {
     })
 }
 
-/// A new CRL's nextUpdate: `now + validity`, never earlier than the previous CRL's.
-pub fn next_crl_update(
-    now: OffsetDateTime,
-    validity: time::Duration,
-    previous: Option<OffsetDateTime>,
-) -> OffsetDateTime {
-    let next = now + validity;
-    previous.map_or(next, |p| next.max(p))
-}
-
 /// A key revoked for compromise is dead whoever holds it: every live certificate of that key,
 /// of any identity, is revoked for key compromise too. (Signing keeps one key to one identity;
 /// this holds even for a ledger that predates that, or an import.)
@@ -1026,34 +1007,13 @@ fn revoke(rec: &Record, why: RevocationReason, r: Reason) -> Action {
     }
 }
 
-/// The validity window of a certificate signed now for an identity.
-/// The backdating never reaches before the CA's own notBefore (a CA made or imported within
-/// the hour), and the expiry never past its notAfter. Nor does it reach before `after`, the
-/// latest notBefore of the certificates the new one follows (the identity's, and any of the
-/// same key), up to `now`: whoever compares certificates by notBefore — `gitca deploy cert`
-/// installs only a newer one, a key's holder is the last certified for it — sees the new one
-/// as the newer, even when it replaces a certificate signed minutes ago without backdating
-/// (one `openssl ca` issued just before an import).
-pub fn validity_window(
-    now: OffsetDateTime,
-    validity: time::Duration,
-    ca: (OffsetDateTime, OffsetDateTime),
-    after: Option<OffsetDateTime>,
-) -> (OffsetDateTime, OffsetDateTime) {
-    let mut start = (now - BACKDATE).max(ca.0);
-    if let Some(after) = after {
-        start = start.max((after + time::Duration::SECOND).min(now));
-    }
-    (start, (now + validity).min(ca.1))
-}
-
 mod opt_time {
     use serde::Serializer;
     use time::OffsetDateTime;
 
     pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
         match t {
-            Some(t) => s.serialize_str(&crate::repository::ledger::fmt_time(*t)),
+            Some(t) => s.serialize_str(&crate::time::fmt_time(*t)),
             None => s.serialize_none(),
         }
     }
@@ -1066,7 +1026,7 @@ mod tests {
     use crate::repository::ledger::State;
 
     fn t(s: &str) -> OffsetDateTime {
-        crate::repository::ledger::parse_time(s).unwrap()
+        crate::time::parse_time(s).unwrap()
     }
 
     fn config() -> Config {
@@ -1306,28 +1266,6 @@ mod tests {
         let p = run(&[olga], &l, "2026-03-09T13:00:00Z");
         assert_eq!(ops(&p), [("olga".into(), "revoke", "superseded")]);
         assert_eq!(p.actions[0].serial.as_deref(), Some("1001"));
-    }
-
-    #[test]
-    fn a_new_certificate_never_starts_before_the_one_it_follows() {
-        let ca = (t("2026-03-01T11:50:00Z"), t("2036-03-01T11:50:00Z"));
-        let now = t("2026-03-01T12:30:00Z");
-        let year = time::Duration::days(365);
-        assert_eq!(validity_window(now, year, ca, None).0, ca.0);
-        let after = t("2026-03-01T11:55:00Z");
-        assert_eq!(
-            validity_window(now, year, ca, Some(after)).0,
-            t("2026-03-01T11:55:01Z")
-        );
-        // Never after now, whatever the other certificate claims.
-        let future = t("2026-04-01T00:00:00Z");
-        assert_eq!(validity_window(now, year, ca, Some(future)).0, now);
-        // Otherwise backdated by the hour, as before.
-        let later = t("2026-06-01T00:00:00Z");
-        assert_eq!(
-            validity_window(later, year, ca, Some(after)).0,
-            later - BACKDATE
-        );
     }
 
     #[test]

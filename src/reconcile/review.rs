@@ -18,12 +18,14 @@ use crate::layout::cert_path;
 use crate::layout::CA_CERT;
 use crate::layout::CRL_FILE;
 use crate::output::report;
-use crate::reconcile::plan::{human_span, Plan};
+use crate::reconcile::plan::Plan;
 use crate::repository::confined::{Dir, Kind};
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::{self, fmt_time, Ledger, State};
+use crate::repository::ledger::{self, Ledger, State};
 use crate::repository::load::{self, read};
 use crate::repository::seal::{self, Standing};
+use crate::time::fmt_time;
+use crate::time::human_span;
 
 /// A problem that does not fail check.
 #[derive(Debug, Clone)]

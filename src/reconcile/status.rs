@@ -10,10 +10,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::Result;
-use crate::reconcile::plan::human_span;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::{fmt_time, Record, State};
+use crate::repository::ledger::{Record, State};
 use crate::repository::load;
+use crate::time::fmt_time;
+use crate::time::human_span;
 
 pub struct StatusOptions {
     pub json: bool,
@@ -378,7 +379,7 @@ pub fn run_status(
 
 fn render_hierarchy(out: &mut dyn Write, h: &HierarchyStatus, now: OffsetDateTime) {
     let days = |t: &str| {
-        crate::repository::ledger::parse_time(t)
+        crate::time::parse_time(t)
             .map(|t| human_span(t - now))
             .unwrap_or_default()
     };

@@ -111,7 +111,7 @@ impl List {
             .ok_or("line 3 is not `sequence N`")?;
         let generated = next("generated")?
             .strip_prefix("generated ")
-            .filter(|g| crate::repository::ledger::parse_time(g).is_some())
+            .filter(|g| crate::time::parse_time(g).is_some())
             .ok_or("line 4 is not `generated RFC3339`")?
             .to_string();
         let mut entries = Vec::new();
@@ -197,7 +197,7 @@ pub fn for_publish(
     let list = List {
         commit: head.id().to_string(),
         sequence: report.commits as u64,
-        generated: crate::repository::ledger::fmt_time(now),
+        generated: crate::time::fmt_time(now),
         entries,
     };
     let text = list.render();

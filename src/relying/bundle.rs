@@ -15,8 +15,8 @@ use crate::authority::ca;
 use crate::error::{Error, Result};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::fmt_time;
 use crate::repository::load::{self, read};
+use crate::time::fmt_time;
 
 /// What `gitca bundle` installs, and where.
 #[derive(Debug)]

@@ -23,16 +23,16 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
+use crate::authority::ca::id_of;
 use crate::authority::ca::{self, CaCert};
 use crate::authority::chain;
 use crate::authority::floors::Floors;
-use crate::authority::hierarchy::id_of;
 use crate::error::{Error, Result};
 use crate::relying::bundle::{ClientFiles, TargetOptions};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
 use crate::repository::config::Dur;
 use crate::repository::confined::Dir;
-use crate::repository::ledger::fmt_time;
+use crate::time::fmt_time;
 
 /// Exit code: what is installed expires within the margin and nothing newer could be had.
 pub const EXIT_STALE: u8 = 4;
@@ -683,7 +683,7 @@ fn crl_staleness(
                 "the installed CRL #{} expires {} (in {}) and no newer one could be installed: nginx will refuse EVERY client then",
                 c.number,
                 fmt_time(n),
-                crate::reconcile::plan::human_span(n - now)
+                crate::time::human_span(n - now)
             )),
             None => Some("an installed CRL has no nextUpdate".into()),
             _ => None,

@@ -20,7 +20,7 @@ use crate::layout::CRL_FILE;
 use crate::relying::bundle::{parse_pem_certs, read_client_key};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::fmt_time;
+use crate::time::fmt_time;
 
 /// What `gitca doctor` examines: a certificate and its key, or a certs.d directory (and the
 /// registry behind it), against a CA and a CRL.

@@ -31,8 +31,8 @@ use crate::error::{Error, Result};
 use crate::layout::cert_path;
 use crate::repository::confined::{Dir, Kind};
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::fmt_time;
 use crate::repository::load;
+use crate::time::fmt_time;
 
 /// The manifest's name in a published tree.
 pub const INDEX: &str = "index.json";
@@ -83,7 +83,7 @@ fn der_of(pem_text: &str) -> Result<Vec<u8>> {
 fn crl_summary(issuer: &ca::CaCert, crl: &ca::CrlInfo) -> serde_json::Value {
     json!({
         "issuer": issuer.subject,
-        "issuer_id": crate::authority::hierarchy::id_of(&issuer.der),
+        "issuer_id": crate::authority::ca::id_of(&issuer.der),
         "number": crl.number,
         "this_update": fmt_time(crl.this_update),
         "next_update": crl.next_update.map(fmt_time),
