@@ -76,7 +76,7 @@ fn build(dir: &Path, identities: usize, per_merge: usize) -> Repository {
             dir: root.clone(),
             name: "Bench CA".into(),
             organization: "Bench".into(),
-            key_type: gitca::authority::ca::KeyType::P256,
+            key_type: gitca::authority::keygen::KeyType::P256,
             validity: gitca::repository::config::Dur::parse("10y").unwrap(),
             custody: gitca::authority::custody::Custody::Recipients(vec![age
                 .to_public()

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use gitca::authority::ca::KeyType;
 use gitca::authority::custody::{Custody, KeySource};
-use gitca::repository::ledger::{Ledger, Record, RevocationReason, State};
+use gitca::authority::keygen::KeyType;
+use gitca::authority::revocation::RevocationReason;
+use gitca::repository::ledger::{Ledger, Record, State};
 
 pub const NOW: &str = "2026-01-01T00:00:00Z";
 
@@ -205,7 +206,7 @@ fn reseal(f: &Fixture, ledger: &Ledger) {
         &std::fs::read_to_string(f.root.join("ledger.sig")).unwrap(),
     )
     .unwrap();
-    let entries = gitca::authority::ca::crl_entries(ledger, now(), None).unwrap();
+    let entries = gitca::repository::ledger::crl_entries(ledger, now(), None).unwrap();
     let number = old.crl_number + 1;
     let crl = gitca::authority::ca::sign_crl(
         &ca,

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody, KeySource};
 use crate::authority::hierarchy::{self as h, Intermediate};
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
 use crate::layout::{
     CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, PREVIOUS_CERT, PREVIOUS_CRL,
@@ -27,7 +28,7 @@ use crate::layout::{
 };
 use crate::repository::config::{self, Config, Dur};
 use crate::repository::git::{self, CaRepo};
-use crate::repository::ledger::{self, RevocationReason};
+use crate::repository::ledger;
 use crate::repository::load;
 use crate::repository::recipients;
 use crate::repository::seal::{Seal, Standing};
@@ -398,7 +399,7 @@ struct NewIntermediate {
 /// `number`th intermediate of the CA, with the root key.
 fn sign_new_intermediate(
     (root, root_key): (&CaCert, &CaKey),
-    key_type: ca::KeyType,
+    key_type: crate::authority::keygen::KeyType,
     config: &Config,
     number: usize,
     now: OffsetDateTime,
@@ -650,7 +651,7 @@ fn report_new_intermediate(
 }
 
 /// The key type of an existing CA certificate (a new intermediate keeps it).
-fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
+fn key_type_of(cert: &CaCert) -> Result<crate::authority::keygen::KeyType> {
     let (_, spki) =
         <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(
             &cert.spki_der,
@@ -661,11 +662,11 @@ fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
         })?;
     use x509_parser::public_key::PublicKey;
     Ok(match spki.parsed() {
-        Ok(PublicKey::EC(p)) if p.key_size() == 384 => ca::KeyType::P384,
-        Ok(PublicKey::EC(_)) => ca::KeyType::P256,
-        Ok(PublicKey::RSA(r)) if r.key_size() <= 3072 => ca::KeyType::Rsa3072,
-        Ok(PublicKey::RSA(_)) => ca::KeyType::Rsa4096,
-        _ => ca::KeyType::P256,
+        Ok(PublicKey::EC(p)) if p.key_size() == 384 => crate::authority::keygen::KeyType::P384,
+        Ok(PublicKey::EC(_)) => crate::authority::keygen::KeyType::P256,
+        Ok(PublicKey::RSA(r)) if r.key_size() <= 3072 => crate::authority::keygen::KeyType::Rsa3072,
+        Ok(PublicKey::RSA(_)) => crate::authority::keygen::KeyType::Rsa4096,
+        _ => crate::authority::keygen::KeyType::P256,
     })
 }
 

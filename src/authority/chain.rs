@@ -72,7 +72,7 @@ fn blocks(text: &str) -> Result<(Vec<Vec<u8>>, Vec<String>), String> {
     for b in parsed {
         match b.tag() {
             "CERTIFICATE" => certs.push(b.into_contents()),
-            "X509 CRL" => crls.push(ca::to_pem("X509 CRL", b.contents())),
+            "X509 CRL" => crls.push(crate::output::encode::to_pem("X509 CRL", b.contents())),
             other => return Err(format!("an unexpected `{other}` block")),
         }
     }
@@ -134,7 +134,7 @@ fn certified_intermediates(certs: Vec<Vec<u8>>, pinned: &CaCert) -> Result<Vec<C
         if der == pinned.der {
             continue;
         }
-        let cert = CaCert::parse(&ca::to_pem("CERTIFICATE", &der))
+        let cert = CaCert::parse(&crate::output::encode::to_pem("CERTIFICATE", &der))
             .map_err(|_| "a fetched intermediate is not a usable CA certificate".to_string())?;
         ca::verify_ca_signature(&cert, &pinned.spki_der).map_err(|_| {
             format!(
@@ -237,7 +237,7 @@ pub fn verify_leaf(text: &str, pinned: &CaCert, crls: &Crls) -> Result<Leaf, Str
     // verifies under the pin.
     let mut candidates: Vec<CaCert> = crls.intermediates.clone();
     for der in certs.iter().skip(1) {
-        if let Ok(c) = CaCert::parse(&ca::to_pem("CERTIFICATE", der)) {
+        if let Ok(c) = CaCert::parse(&crate::output::encode::to_pem("CERTIFICATE", der)) {
             if ca::verify_ca_signature(&c, &pinned.spki_der).is_ok() {
                 candidates.push(c);
             }
@@ -276,7 +276,7 @@ pub fn verify_leaf(text: &str, pinned: &CaCert, crls: &Crls) -> Result<Leaf, Str
     }
     // What a client presents: the leaf, then its issuer (from the pin or verified under it,
     // never an unverified certificate from the source).
-    let mut chain_pem = ca::to_pem("CERTIFICATE", leaf);
+    let mut chain_pem = crate::output::encode::to_pem("CERTIFICATE", leaf);
     chain_pem.push_str(&issuer.pem);
     let v = cert.validity();
     Ok(Leaf {

@@ -223,7 +223,8 @@ impl Floors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authority::ca::{self, CaKey, KeyType};
+    use crate::authority::ca::{self, CaKey};
+    use crate::authority::keygen::KeyType;
 
     fn at(days: i64) -> OffsetDateTime {
         crate::time::parse_time("2026-01-01T00:00:00Z").unwrap() + time::Duration::days(days)

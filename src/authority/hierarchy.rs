@@ -31,6 +31,7 @@ use time::OffsetDateTime;
 
 use crate::authority::ca::{self, id_of, CaCert, CaKey, CrlEntry, CrlInfo};
 use crate::authority::custody::Vault;
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Located, Result};
 use crate::layout::{
     PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY, ROOT_CERT, ROOT_CRL, ROOT_KEY, ROOT_RECIPIENTS,
@@ -38,7 +39,7 @@ use crate::layout::{
 };
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::{Ledger, RevocationReason};
+use crate::repository::ledger::Ledger;
 use crate::time::fmt_time;
 use crate::time::parse_time;
 

@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody};
 use crate::authority::init;
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
 use crate::layout::cert_path;
 use crate::layout::CA_CERT;
@@ -34,7 +35,7 @@ use crate::layout::CRL_FILE;
 use crate::repository::config::Config;
 use crate::repository::confined::{Dir, Kind as EntryKind};
 use crate::repository::inventory::{valid_group, valid_name, Kind};
-use crate::repository::ledger::{self, Ledger, Record, RevocationReason, State};
+use crate::repository::ledger::{self, Ledger, Record, State};
 use crate::repository::yaml;
 use crate::time::fmt_time;
 
@@ -820,7 +821,7 @@ fn old_ca_cert(opts: &ImportOptions, src: &Source) -> Result<OldCaCert> {
         }
         None => find_ca_cert(src)?,
     };
-    let pem = ca::to_pem("CERTIFICATE", &der);
+    let pem = crate::output::encode::to_pem("CERTIFICATE", &der);
     let cert = CaCert::parse(&pem).map_err(|_| {
         Error::bad_file(
             &path,
@@ -1124,7 +1125,7 @@ fn history_record(
         // The key's identity as reconcile computes it, so ownership and bars carry over.
         key_sha256: crate::authority::pubkey::canonical(c.public_key().raw)
             .map(|k| k.id)
-            .unwrap_or_else(|_| ca::key_fingerprint(c.public_key().raw)),
+            .unwrap_or_else(|_| crate::authority::pubkey::key_fingerprint(c.public_key().raw)),
         csr_sha256: "-".into(),
         email,
         groups,
@@ -1219,7 +1220,7 @@ fn sign_and_seal(
     crl_number: u64,
     config: &Config,
 ) -> Result<Signed> {
-    let entries = ca::crl_entries(ledger, opts.now, None)?;
+    let entries = crate::repository::ledger::crl_entries(ledger, opts.now, None)?;
     let crl = ca::sign_crl(
         ca_cert,
         &key,
@@ -1278,7 +1279,8 @@ fn declared_files(
         let Some(current) = history.ledger.current(name, now) else {
             continue;
         };
-        let mut pem_text = ca::to_pem("CERTIFICATE", &history.ders[&current.serial]);
+        let mut pem_text =
+            crate::output::encode::to_pem("CERTIFICATE", &history.ders[&current.serial]);
         pem_text.push_str(ca_pem);
         files.push((cert_path(name), pem_text.into_bytes()));
         if let Some((_, bytes)) = csrs.get(name) {

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::authority::ca::{self, CaCert, CaKey, KeyType};
+use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody, KeySource};
+use crate::authority::keygen::KeyType;
 use crate::error::{Error, Result};
 use crate::layout::{self, CA_CERT, CRL_FILE};
 use crate::repository::config::{Config, Dur};
@@ -521,7 +522,7 @@ pub fn run_ca_verify(dir: &Path, source: &KeySource, out: &mut dyn Write) -> Res
     let _ = writeln!(
         out,
         "  public key SHA-256  {}",
-        ca::key_fingerprint(&cert.spki_der)
+        crate::authority::pubkey::key_fingerprint(&cert.spki_der)
     );
     Ok(())
 }

@@ -226,9 +226,9 @@ impl Record {
             "# {what} lives in a PKCS#11 token and never leaves it: gitca signs through the token.\n\
              # The module and the PIN are the operator's (--pkcs11-module or GITCA_PKCS11_MODULE,\n\
              # GITCA_PKCS11_PIN) and never belong here. Public key SHA-256: {}\n{}\n{}",
-            crate::authority::ca::key_fingerprint(&self.spki_der),
+            crate::authority::pubkey::key_fingerprint(&self.spki_der),
             self.uri.render(),
-            crate::authority::ca::to_pem("PUBLIC KEY", &self.spki_der)
+            crate::output::encode::to_pem("PUBLIC KEY", &self.spki_der)
         )
     }
 
@@ -680,7 +680,7 @@ impl TokenKey {
         })?;
         let message = [b"gitca token key proof ".as_slice(), &challenge].concat();
         let sig = self.sign_der(&message)?;
-        if !crate::authority::ca::verify_with(spki_der, &message, &sig) {
+        if !crate::authority::pubkey::verify_with(spki_der, &message, &sig) {
             return Err(Error::TokenKeyMismatch {
                 uri: self.uri.render(),
             });
@@ -756,7 +756,7 @@ pub struct InitKey {
 pub fn init_key(
     uri: &Pkcs11Uri,
     access: &TokenAccess,
-    generate: Option<crate::authority::ca::KeyType>,
+    generate: Option<crate::authority::keygen::KeyType>,
 ) -> Result<InitKey> {
     let opened = open(uri, access, generate.is_some())?;
     let mut uri = uri.clone();
@@ -783,11 +783,11 @@ pub fn init_key(
 fn generate_in_token(
     opened: &Opened,
     uri: &mut Pkcs11Uri,
-    key_type: crate::authority::ca::KeyType,
+    key_type: crate::authority::keygen::KeyType,
 ) -> Result<()> {
     let curve = match key_type {
-        crate::authority::ca::KeyType::P256 => Curve::P256,
-        crate::authority::ca::KeyType::P384 => Curve::P384,
+        crate::authority::keygen::KeyType::P256 => Curve::P256,
+        crate::authority::keygen::KeyType::P384 => Curve::P384,
         other => {
             return Err(token_err(
                 format!("gitca generates only EC keys in a token, not {other:?}"),

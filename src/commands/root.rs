@@ -8,9 +8,9 @@ use super::keys::IdentityArg;
 use super::Context;
 use crate::authority::ceremony::{migrate, new_intermediate, sign_crl, Rotation};
 use crate::authority::custody::{self, KeySource};
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
 use crate::repository::config::Dur;
-use crate::repository::ledger::RevocationReason;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

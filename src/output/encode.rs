@@ -10,6 +10,7 @@
 //! | nginx configuration | [`nginx_value`], [`comment_line`] | a value is one quoted token without variables; a comment is one line |
 //! | TOML (containerd's `hosts.toml`) | [`toml_string`] | a basic string with TOML's escapes |
 //! | Prometheus text format | [`prometheus_label`] | a label value with the format's three escapes |
+//! | PEM files (certificates, CRLs, public keys) | [`to_pem`] | base64 of the DER between the label's lines, LF line endings |
 //! | certificate subjects shown to people | [`crate::authority::subject::rfc4514`] | RFC 4514 escaping |
 //!
 //! `\uXXXX` is also a valid JSON escape, so the terminal encoder applied to JSON output (which
@@ -185,6 +186,14 @@ pub fn prometheus_label(s: &str) -> String {
             .replace('\n', "\\n"),
     )
     .into_owned()
+}
+
+/// DER to PEM with the given label.
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(label, der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 #[cfg(test)]

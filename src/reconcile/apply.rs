@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::authority::ca::{self, CaCert, CaKey, LeafSpec};
 use crate::authority::custody::{self, KeySource};
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
 use crate::layout::cert_path;
 use crate::layout::CRL_FILE;
@@ -22,7 +23,7 @@ use crate::reconcile::plan::{Op, Plan};
 use crate::reconcile::policy::VerifiedCsr;
 use crate::repository::git::{CaRepo, Start, Transaction};
 use crate::repository::inventory::Identity;
-use crate::repository::ledger::{Ledger, Record, RevocationReason, State};
+use crate::repository::ledger::{Ledger, Record, State};
 use crate::repository::load::{self, State as Loaded};
 use crate::repository::seal::Seal;
 
@@ -644,7 +645,7 @@ fn next_outputs(
     let issuer = state.issuer_id();
     let crl_text = match &plan.crl {
         Some(c) => {
-            let entries = ca::crl_entries(&ledger, now, issuer.as_deref())?;
+            let entries = crate::repository::ledger::crl_entries(&ledger, now, issuer.as_deref())?;
             let pem = ca::sign_crl(
                 &state.ca,
                 keys.current,
@@ -697,7 +698,7 @@ fn previous_crl(
     }
     match (&plan.previous_crl, key) {
         (Some(c), Some(key)) => {
-            let entries = ca::crl_entries(ledger, now, Some(&previous.id))?;
+            let entries = crate::repository::ledger::crl_entries(ledger, now, Some(&previous.id))?;
             let pem = ca::sign_crl(&previous.cert, key, c.number, now, c.next_update, &entries)?;
             lint_crl(&pem, &previous.cert, c.number, entries.len())?;
             Ok(Some(pem))
@@ -758,7 +759,7 @@ fn stage_certificates(
 ) -> Result<()> {
     let mut staged = std::collections::HashSet::new();
     for (job, der) in jobs.iter().zip(signed) {
-        let mut text = ca::to_pem("CERTIFICATE", der);
+        let mut text = crate::output::encode::to_pem("CERTIFICATE", der);
         text.push_str(&state.ca.pem);
         let path = cert_path(&job.identity.name);
         tx.write(&path, text);

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use crate::authority::ca::{self, CaCert, CaKey, CrlInfo, KeyType};
+use crate::authority::ca::{self, CaCert, CaKey, CrlInfo};
+use crate::authority::keygen::KeyType;
 use crate::reconcile::plan::Op;
 use crate::repository::config::Config;
 use crate::repository::ledger::Ledger;
@@ -73,7 +74,7 @@ pub fn ledger_through_reconcile(text: &str) {
                 crate::reconcile::apply::apply_revocation(r, *why, now);
             }
         }
-        let Ok(entries) = ca::crl_entries(&ledger, now, None) else {
+        let Ok(entries) = crate::repository::ledger::crl_entries(&ledger, now, None) else {
             continue;
         };
         let number = plan.crl.as_ref().map_or(2, |c| c.number);

@@ -11,9 +11,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::authority::ca::BACKDATE;
+use crate::authority::revocation::RevocationReason;
 use crate::repository::config::{Config, Profile};
 use crate::repository::inventory::{Identity, Kind};
-use crate::repository::ledger::{Ledger, Record, RevocationReason};
+use crate::repository::ledger::{Ledger, Record};
 use crate::time::fmt_time;
 use crate::time::{human_span, next_crl_update};
 

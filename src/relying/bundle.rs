@@ -372,7 +372,7 @@ pub fn run_bundle(
         )
         })?;
     let anchor = state.hierarchy.as_ref().map_or(&state.ca, |h| &h.root);
-    let mut chain = ca::to_pem("CERTIFICATE", &leaf.der);
+    let mut chain = crate::output::encode::to_pem("CERTIFICATE", &leaf.der);
     chain.push_str(&issuer.pem);
     if let Some(p12) = &args.p12 {
         let mut cas: Vec<&[u8]> = vec![&issuer.der];

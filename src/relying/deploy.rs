@@ -246,7 +246,7 @@ fn installed_crls(
     let mut parsed = Vec::new();
     let mut strangers = Vec::new();
     for b in blocks.iter().filter(|b| b.tag() == "X509 CRL") {
-        let pem = ca::to_pem("X509 CRL", b.contents());
+        let pem = crate::output::encode::to_pem("X509 CRL", b.contents());
         match chain::attribute(&pem, &signers) {
             Some(c) => parsed.push(c),
             None => strangers.push(pem),
@@ -928,7 +928,7 @@ fn installed_cert(dir: &Dir, file: &str, pinned: &CaCert) -> Option<InstalledCer
     };
     let chained = verifies(&pinned.spki_der)
         || ders.iter().skip(1).any(|d| {
-            CaCert::parse(&ca::to_pem("CERTIFICATE", d)).is_ok_and(|i| {
+            CaCert::parse(&crate::output::encode::to_pem("CERTIFICATE", d)).is_ok_and(|i| {
                 ca::verify_ca_signature(&i, &pinned.spki_der).is_ok() && verifies(&i.spki_der)
             })
         });

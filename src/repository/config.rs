@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::authority::ca::Eku;
 use crate::error::{Error, Located, Result};
 use crate::layout::CONFIG_FILE;
 use crate::repository::yaml;
@@ -79,41 +80,6 @@ pub const MAX_CRL_VALIDITY: Dur = Dur(time::Duration::days(10));
 pub const MIN_VALIDITY: Dur = Dur(time::Duration::hours(1));
 /// The longest a superseded certificate may stay valid.
 pub const MAX_SUPERSEDE_GRACE: Dur = Dur(time::Duration::days(90));
-
-/// The extended key usages a profile may grant: the allow-list. What each one lets a holder do:
-/// `client_auth` authenticate to TLS servers (the registry: what gitca is for); `server_auth`
-/// act as a TLS server; `email_protection` sign and encrypt mail (S/MIME); `code_signing` sign
-/// software. Anything else (timestamping, OCSP signing, any EKU) is not grantable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Eku {
-    ClientAuth,
-    ServerAuth,
-    EmailProtection,
-    CodeSigning,
-}
-
-impl Eku {
-    /// The name used in gitca.yaml.
-    pub fn name(self) -> &'static str {
-        match self {
-            Eku::ClientAuth => "client_auth",
-            Eku::ServerAuth => "server_auth",
-            Eku::EmailProtection => "email_protection",
-            Eku::CodeSigning => "code_signing",
-        }
-    }
-
-    /// The OID's DER content octets.
-    pub fn oid(self) -> &'static [u64] {
-        match self {
-            Eku::ServerAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 1],
-            Eku::ClientAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 2],
-            Eku::CodeSigning => &[1, 3, 6, 1, 5, 5, 7, 3, 3],
-            Eku::EmailProtection => &[1, 3, 6, 1, 5, 5, 7, 3, 4],
-        }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,11 +11,11 @@
 
 use std::io::Write;
 
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
 use crate::repository::config::{self, Config};
 use crate::repository::git::CaRepo;
 use crate::repository::inventory::{self, Identity};
-use crate::repository::ledger::RevocationReason;
 use crate::repository::load::read;
 
 /// Where an entry lies in its file, by lines.

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Located, Result};
 use crate::reconcile::plan::Blocked;
 use crate::repository::config::{Config, Dur};
 use crate::repository::confined::Dir;
-use crate::repository::ledger::RevocationReason;
 use crate::repository::yaml;
 
 pub const DIR: &str = "identities";
@@ -1390,7 +1390,7 @@ fn server_profile(
             "unknown profile",
             "add to gitca.yaml's profiles: `server: {validity: 30d, renew_before: 10d, extended_key_usage: [server_auth]}` (as `gitca init` writes it)",
         )),
-        Some(p) if p.extended_key_usage != [crate::repository::config::Eku::ServerAuth] => Err(at(
+        Some(p) if p.extended_key_usage != [crate::authority::ca::Eku::ServerAuth] => Err(at(
             &loc,
             format!(
                 "server `{name}` uses profile `{profile}`, which grants [{}]",

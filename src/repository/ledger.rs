@@ -24,11 +24,12 @@
 //! Pure: parses and renders text; no filesystem access.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::error::{Located, Result};
+use crate::authority::ca::CrlEntry;
+use crate::authority::revocation::RevocationReason;
+use crate::error::{Error, Located, Result};
 use crate::layout::LEDGER_FILE;
 use crate::repository::inventory::Kind;
 use crate::time::{fmt_time, parse_time};
@@ -44,78 +45,6 @@ const HEADER: &str =
     "serial\tidentity\tkind\tprofile\tstate\tnot_before\tnot_after\trevoked_at\treason\tkey_sha256\tcsr_sha256\temail\tgroups";
 const ISSUER_HEADER: &str = "\tissuer";
 const NAMES_HEADER: &str = "\tnames";
-
-/// RFC 5280 revocation reasons gitca uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RevocationReason {
-    Unspecified,
-    KeyCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-    PrivilegeWithdrawn,
-}
-
-impl RevocationReason {
-    pub const ALL: [RevocationReason; 6] = [
-        RevocationReason::Unspecified,
-        RevocationReason::KeyCompromise,
-        RevocationReason::AffiliationChanged,
-        RevocationReason::Superseded,
-        RevocationReason::CessationOfOperation,
-        RevocationReason::PrivilegeWithdrawn,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationReason::Unspecified => "unspecified",
-            RevocationReason::KeyCompromise => "key-compromise",
-            RevocationReason::AffiliationChanged => "affiliation-changed",
-            RevocationReason::Superseded => "superseded",
-            RevocationReason::CessationOfOperation => "cessation-of-operation",
-            RevocationReason::PrivilegeWithdrawn => "privilege-withdrawn",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RevocationReason> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// The CRL reason code (RFC 5280 5.3.1).
-    pub fn code(self) -> u8 {
-        match self {
-            RevocationReason::Unspecified => 0,
-            RevocationReason::KeyCompromise => 1,
-            RevocationReason::AffiliationChanged => 3,
-            RevocationReason::Superseded => 4,
-            RevocationReason::CessationOfOperation => 5,
-            RevocationReason::PrivilegeWithdrawn => 9,
-        }
-    }
-
-    pub fn to_rcgen(self) -> rcgen::RevocationReason {
-        match self {
-            RevocationReason::Unspecified => rcgen::RevocationReason::Unspecified,
-            RevocationReason::KeyCompromise => rcgen::RevocationReason::KeyCompromise,
-            RevocationReason::AffiliationChanged => rcgen::RevocationReason::AffiliationChanged,
-            RevocationReason::Superseded => rcgen::RevocationReason::Superseded,
-            RevocationReason::CessationOfOperation => rcgen::RevocationReason::CessationOfOperation,
-            RevocationReason::PrivilegeWithdrawn => rcgen::RevocationReason::PrivilegeWithdrawn,
-        }
-    }
-}
-
-impl serde::Serialize for RevocationReason {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl fmt::Display for RevocationReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -155,6 +84,34 @@ impl Record {
     pub fn on_crl(&self, now: OffsetDateTime) -> bool {
         self.state == State::Revoked && self.not_after > now
     }
+}
+
+/// The entries of `issuer`'s CRL at `now`: every certificate it signed that is revoked and not
+/// yet expired (`issuer`: the ledger's issuer column, `None` in a single-level CA).
+pub fn crl_entries(
+    ledger: &Ledger,
+    now: OffsetDateTime,
+    issuer: Option<&str>,
+) -> Result<Vec<CrlEntry>> {
+    ledger
+        .records
+        .iter()
+        .filter(|r| r.on_crl(now) && r.issuer.as_deref() == issuer)
+        .map(|r| {
+            let bad = || {
+                Error::bad_file(
+                    LEDGER_FILE,
+                    format!("the revoked row {} cannot go on a CRL", r.serial),
+                    "the ledger is written by gitca reconcile only; restore it from git history",
+                )
+            };
+            Ok(CrlEntry {
+                serial: hex::decode(&r.serial).map_err(|_| bad())?,
+                revoked_at: r.revoked_at.ok_or_else(bad)?,
+                reason: r.reason.ok_or_else(bad)?,
+            })
+        })
+        .collect()
 }
 
 /// Which optional columns the ledger's header announces.

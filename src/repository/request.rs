@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rcgen::{CertificateParams, DnType};
 use zeroize::Zeroizing;
 
-use crate::authority::ca::KeyType;
+use crate::authority::keygen::KeyType;
 use crate::error::{Error, Result};
 use crate::repository::config::{self, Config};
 use crate::repository::confined::Dir;
@@ -770,7 +770,7 @@ fn refuse_taken_key(
 fn given_csr(path: &Path, cn: &str) -> Result<(String, String)> {
     let bytes = crate::repository::confined::read_named(path, 64 * 1024, "read the CSR")?;
     let pem_text = if bytes.first() == Some(&0x30) {
-        crate::authority::ca::to_pem("CERTIFICATE REQUEST", &bytes)
+        crate::output::encode::to_pem("CERTIFICATE REQUEST", &bytes)
     } else {
         String::from_utf8(bytes)
             .map_err(|_| Error::bad_file(path, "is neither PEM nor DER", "pass a CSR file"))?

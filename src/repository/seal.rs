@@ -163,7 +163,7 @@ impl Seal {
     /// Whether `ca`'s key made this seal.
     pub fn verify(&self, ca: &CaCert) -> bool {
         self.signer == sha256_hex(&ca.der)
-            && crate::authority::ca::verify_with(
+            && crate::authority::pubkey::verify_with(
                 &ca.spki_der,
                 self.message().as_bytes(),
                 &self.signature,
