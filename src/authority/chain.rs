@@ -1,6 +1,6 @@
 //! What a relying party checks before it installs anything (`gitca deploy`): every CRL of the
 //! chain and a leaf's chain, against the one CA certificate it pinned — a single-level CA, or
-//! the offline root (see [`crate::authority::hierarchy`]). Intermediates may come from the source; they
+//! the offline root (see `authority::hierarchy`). Intermediates may come from the source; they
 //! count only once they verify under the pin.
 //!
 //! The CRL bundle (`crls.pem` in a published tree) holds the intermediates' certificates and
@@ -8,7 +8,7 @@
 //! chain and refuses every client when one is missing or expired, so the bundle is accepted
 //! only whole: the pinned CA's CRL, a CRL for every unexpired intermediate the root has not
 //! revoked, all of them current. What a bundle must hold beyond itself (every issuer installed
-//! before, nothing older) is [`crate::authority::floors`]'s.
+//! before, nothing older) is `authority::floors`'s.
 
 use time::OffsetDateTime;
 

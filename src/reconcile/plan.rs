@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::authority::ca::BACKDATE;
 use crate::authority::revocation::RevocationReason;
 use crate::repository::config::{Config, Profile};
-use crate::repository::inventory::{Identity, Kind};
+use crate::repository::inventory::{Acknowledgement, Blocked, Identity, Kind};
 use crate::repository::ledger::{Ledger, Record};
 use crate::time::fmt_time;
 use crate::time::{human_span, next_crl_update};
@@ -80,34 +80,6 @@ pub struct CrlAction {
     #[serde(with = "time::serde::rfc3339")]
     pub next_update: OffsetDateTime,
     pub reason: Reason,
-}
-
-/// An identity reconcile will not sign for this time, and why: its CSR is missing or refused,
-/// its entry could not be validated, or a `revoke:` holds it. Everything else (revocations, the
-/// CRL) goes ahead without it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Blocked {
-    pub identity: String,
-    /// `csr-missing`, `csr-refused`, `entry-invalid`, `revocation-held`, `config-invalid`.
-    pub code: &'static str,
-    pub detail: String,
-    /// What to do about it.
-    pub fix: String,
-    /// Where it is declared, when known.
-    pub file: Option<String>,
-    pub line: Option<usize>,
-    /// The identity's reviewed `acknowledged:`, when it holds now: still reported, but alone
-    /// it needs no one's attention (see [`crate::repository::inventory::Acknowledged`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub acknowledged: Option<Acknowledgement>,
-}
-
-/// An acknowledgement as the plan shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Acknowledgement {
-    /// The last day it holds, YYYY-MM-DD (UTC).
-    pub until: String,
-    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::authority::revocation::RevocationReason;
 use crate::error::Error;
-use crate::reconcile::plan::Blocked;
+use crate::repository::inventory::Blocked;
 use crate::repository::inventory::{Identity, Inventory};
 use crate::repository::ledger::Ledger;
 

@@ -339,7 +339,7 @@ impl Config {
         if let Some(r) = &self.registry {
             let groups = r.push_groups.iter().chain(r.pull_groups.iter().flatten());
             for g in groups {
-                if !crate::repository::inventory::valid_group(g) {
+                if !crate::repository::config::valid_group(g) {
                     return Err(fail(
                         "registry:",
                         format!("registry group `{g}` is not a group name"),
@@ -645,6 +645,14 @@ profiles:
             organization = yaml::quote(organization),
         )
     }
+}
+
+/// A group: one OU of the certificates (ASCII letters, digits, `.`, `_`, `-`).
+pub fn valid_group(g: &str) -> bool {
+    !g.is_empty()
+        && g.len() <= 64
+        && g.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub const MANAGED: &[&str] = &[
 
 /// The paths only reconcile writes: derived from the inputs and the ledger, so an interrupted
 /// reconcile's leftovers there can always be thrown away and redone. (A retiring intermediate,
-/// see [`crate::authority::hierarchy`], is removed by reconcile once it has no valid certificate left.)
+/// see `authority::hierarchy`, is removed by reconcile once it has no valid certificate left.)
 pub const OUTPUTS: &[&str] = &[
     "certs",
     "crl",

@@ -643,7 +643,11 @@ fn check_values(
     if let Some(e) = &args.email {
         crate::authority::subject::check_email(e).map_err(|why| refuse("--email", e, why))?;
     }
-    if let Some(g) = args.groups.iter().find(|g| !inventory::valid_group(g)) {
+    if let Some(g) = args
+        .groups
+        .iter()
+        .find(|g| !crate::repository::config::valid_group(g))
+    {
         return Err(refuse(
             "--group",
             g,
