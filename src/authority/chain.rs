@@ -12,8 +12,7 @@
 
 use time::OffsetDateTime;
 
-use crate::authority::ca::id_of;
-use crate::authority::ca::{self, CaCert, CrlInfo};
+use crate::authority::ca::{self, id_of, CaCert, CrlInfo};
 use crate::time::fmt_time;
 
 /// How far in the future a thisUpdate or notBefore may be (clocks drift).

@@ -17,8 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::authority::ca::id_of;
-use crate::authority::ca::CaCert;
+use crate::authority::ca::{id_of, CaCert};
 use crate::authority::chain::{self, Crls, IssuedCrl};
 
 /// The floors under one pinned CA.

@@ -40,8 +40,7 @@ use crate::layout::{
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::Ledger;
-use crate::time::fmt_time;
-use crate::time::parse_time;
+use crate::time::{fmt_time, parse_time};
 
 /// Largest root CRL gitca reads: it lists revoked intermediates only (a few hundred bytes each).
 pub const MAX_ROOT_CRL_BYTES: u64 = 1 << 20;

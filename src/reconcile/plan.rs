@@ -15,8 +15,7 @@ use crate::authority::revocation::RevocationReason;
 use crate::repository::config::{Config, Profile};
 use crate::repository::inventory::{Acknowledgement, Blocked, Identity, Kind};
 use crate::repository::ledger::{Ledger, Record};
-use crate::time::fmt_time;
-use crate::time::{human_span, next_crl_update};
+use crate::time::{fmt_time, human_span, next_crl_update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

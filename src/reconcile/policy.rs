@@ -11,8 +11,7 @@ use rayon::prelude::*;
 
 use crate::authority::revocation::RevocationReason;
 use crate::error::Error;
-use crate::repository::inventory::Blocked;
-use crate::repository::inventory::{Identity, Inventory};
+use crate::repository::inventory::{Blocked, Identity, Inventory};
 use crate::repository::ledger::Ledger;
 
 use x509_parser::certification_request::X509CertificationRequest;

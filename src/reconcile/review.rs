@@ -14,9 +14,7 @@ use time::OffsetDateTime;
 
 use crate::authority::ca;
 use crate::error::{Error, Result};
-use crate::layout::cert_path;
-use crate::layout::CA_CERT;
-use crate::layout::CRL_FILE;
+use crate::layout::{cert_path, CA_CERT, CRL_FILE};
 use crate::output::report;
 use crate::reconcile::plan::Plan;
 use crate::repository::confined::{Dir, Kind};
@@ -24,8 +22,7 @@ use crate::repository::git::CaRepo;
 use crate::repository::ledger::{self, Ledger, State};
 use crate::repository::load::{self, read};
 use crate::repository::seal::{self, Standing};
-use crate::time::fmt_time;
-use crate::time::human_span;
+use crate::time::{fmt_time, human_span};
 
 /// A problem that does not fail check.
 #[derive(Debug, Clone)]

@@ -13,8 +13,7 @@ use crate::error::Result;
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::{Record, State};
 use crate::repository::load;
-use crate::time::fmt_time;
-use crate::time::human_span;
+use crate::time::{fmt_time, human_span};
 
 pub struct StatusOptions {
     pub json: bool,

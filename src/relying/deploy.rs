@@ -23,8 +23,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
-use crate::authority::ca::id_of;
-use crate::authority::ca::{self, CaCert};
+use crate::authority::ca::{self, id_of, CaCert};
 use crate::authority::chain;
 use crate::authority::floors::Floors;
 use crate::error::{Error, Result};

@@ -10,16 +10,13 @@ use time::OffsetDateTime;
 use crate::authority::ca::{self, CaCert, CrlInfo};
 use crate::authority::hierarchy::{self, Hierarchy};
 use crate::error::{Error, Result};
-use crate::layout::CA_CERT;
-use crate::layout::CRL_FILE;
+use crate::layout::{CA_CERT, CRL_FILE};
 use crate::reconcile::plan::{self, CrlState, Plan};
 use crate::reconcile::policy::VerifiedCsr;
 use crate::repository::config::{self, Config};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::inventory::Blocked;
-use crate::repository::inventory::Identity;
-use crate::repository::inventory::{self, Inventory};
+use crate::repository::inventory::{self, Blocked, Identity, Inventory};
 use crate::repository::ledger::{self, Ledger};
 use crate::repository::seal::{self, Standing};
 
