@@ -29,7 +29,9 @@ use crate::authority::custody::{self, Custody};
 use crate::authority::init;
 use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
-use crate::layout::{cert_path, CA_CERT, CRL_FILE};
+use crate::layout::{
+    cert_path, CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, RECIPIENTS_FILE, SEAL_FILE,
+};
 use crate::repository::config::{valid_group, Config};
 use crate::repository::confined::{Dir, Kind as EntryKind};
 use crate::repository::inventory::{valid_name, Kind};
@@ -1300,29 +1302,14 @@ fn repo_files(
     signed: Signed,
 ) -> Vec<(String, Vec<u8>)> {
     files.extend([
-        (
-            crate::layout::CONFIG_FILE.to_string(),
-            config_text.into_bytes(),
-        ),
+        (CONFIG_FILE.to_string(), config_text.into_bytes()),
         (IMPORTED_FILE.to_string(), yaml_text.into_bytes()),
         (CA_CERT.to_string(), ca_pem.into_bytes()),
-        (
-            crate::layout::KEY_FILE.to_string(),
-            signed.encrypted.into_bytes(),
-        ),
-        (
-            crate::layout::RECIPIENTS_FILE.to_string(),
-            signed.recipients.into_bytes(),
-        ),
+        (KEY_FILE.to_string(), signed.encrypted.into_bytes()),
+        (RECIPIENTS_FILE.to_string(), signed.recipients.into_bytes()),
         (CRL_FILE.to_string(), signed.crl.into_bytes()),
-        (
-            crate::layout::LEDGER_FILE.to_string(),
-            ledger_text.into_bytes(),
-        ),
-        (
-            crate::layout::SEAL_FILE.to_string(),
-            signed.seal.render().into_bytes(),
-        ),
+        (LEDGER_FILE.to_string(), ledger_text.into_bytes()),
+        (SEAL_FILE.to_string(), signed.seal.render().into_bytes()),
     ]);
     files.extend(init::common_files().map(|(p, t)| (p.to_string(), t.into_bytes())));
     files
@@ -1366,7 +1353,7 @@ fn report(out: &mut dyn Write, s: &Summary<'_>) {
         "  CA key       {} (the key of {}), re-encrypted with age into {}",
         s.key_path.display(),
         s.ca_path.display(),
-        crate::layout::KEY_FILE
+        KEY_FILE
     );
     let _ = writeln!(
         out,

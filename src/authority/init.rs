@@ -9,7 +9,10 @@ use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody, KeySource};
 use crate::authority::keygen::KeyType;
 use crate::error::{Error, Result};
-use crate::layout::{self, CA_CERT, CRL_FILE};
+use crate::layout::{
+    self, CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, RECIPIENTS_FILE, ROOT_CERT,
+    SEAL_FILE,
+};
 use crate::repository::config::{Config, Dur};
 use crate::repository::confined::Dir;
 use crate::repository::git::{self, CaRepo};
@@ -80,8 +83,8 @@ pub fn check_target(dir: &Path) -> Result<()> {
             path: dir.to_path_buf(),
         });
     }
-    if dir.join(crate::layout::CONFIG_FILE).exists()
-        || dir.join(crate::layout::KEY_FILE).exists()
+    if dir.join(CONFIG_FILE).exists()
+        || dir.join(KEY_FILE).exists()
         || dir.join(custody::token_file(&custody::ISSUING)).exists()
     {
         return Err(Error::AlreadyInitialized {
@@ -277,12 +280,12 @@ fn kept_in_token(
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ];
     let files = vec![
-        (crate::layout::CONFIG_FILE.to_string(), first.config_text),
+        (CONFIG_FILE.to_string(), first.config_text),
         (CA_CERT.to_string(), first.ca_pem),
         (file, record.render("The CA private key")),
         (CRL_FILE.to_string(), first.crl),
-        (crate::layout::LEDGER_FILE.to_string(), first.ledger_text),
-        (crate::layout::SEAL_FILE.to_string(), first.seal.render()),
+        (LEDGER_FILE.to_string(), first.ledger_text),
+        (SEAL_FILE.to_string(), first.seal.render()),
     ];
     (files, summary)
 }
@@ -298,21 +301,21 @@ fn encrypted_with_age(opts: &InitOptions, key: CaKey, first: FirstOutputs) -> Re
         format!("SHA-256      {}", first.ca_cert.fingerprint()),
         format!(
             "private key  {}  (age-encrypted; the plaintext never touched the disk)",
-            crate::layout::KEY_FILE
+            KEY_FILE
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ]
     .into_iter()
-    .chain(recipient_lines(crate::layout::KEY_FILE, &opts.custody))
+    .chain(recipient_lines(KEY_FILE, &opts.custody))
     .collect();
     let files = vec![
-        (crate::layout::CONFIG_FILE.to_string(), first.config_text),
+        (CONFIG_FILE.to_string(), first.config_text),
         (CA_CERT.to_string(), first.ca_pem),
-        (crate::layout::KEY_FILE.to_string(), encrypted),
-        (crate::layout::RECIPIENTS_FILE.to_string(), recipients),
+        (KEY_FILE.to_string(), encrypted),
+        (RECIPIENTS_FILE.to_string(), recipients),
         (CRL_FILE.to_string(), first.crl),
-        (crate::layout::LEDGER_FILE.to_string(), first.ledger_text),
-        (crate::layout::SEAL_FILE.to_string(), first.seal.render()),
+        (LEDGER_FILE.to_string(), first.ledger_text),
+        (SEAL_FILE.to_string(), first.seal.render()),
     ];
     Ok((files, summary))
 }
@@ -374,18 +377,18 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         &issuing,
     );
     let files = vec![
-        (crate::layout::CONFIG_FILE.to_string(), config_text),
+        (CONFIG_FILE.to_string(), config_text),
         (layout::ROOT_CERT.to_string(), root_pem),
         (layout::ROOT_KEY.to_string(), root_encrypted),
         (layout::ROOT_RECIPIENTS.to_string(), root_recipients),
         (layout::ROSTER.to_string(), roster.render()),
         (layout::ROOT_CRL.to_string(), root_crl),
         (CA_CERT.to_string(), ca_pem),
-        (crate::layout::KEY_FILE.to_string(), encrypted),
-        (crate::layout::RECIPIENTS_FILE.to_string(), recipients),
+        (KEY_FILE.to_string(), encrypted),
+        (RECIPIENTS_FILE.to_string(), recipients),
         (CRL_FILE.to_string(), crl),
-        (crate::layout::LEDGER_FILE.to_string(), ledger_text),
-        (crate::layout::SEAL_FILE.to_string(), seal.render()),
+        (LEDGER_FILE.to_string(), ledger_text),
+        (SEAL_FILE.to_string(), seal.render()),
     ];
     Ok((files, summary))
 }
@@ -445,13 +448,13 @@ fn offline_root_summary(
         ),
         format!(
             "its key      {}  (age-encrypted to CI and the custodians)",
-            crate::layout::KEY_FILE
+            KEY_FILE
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ]
     .into_iter()
     .chain(recipient_lines(layout::ROOT_KEY, root_custody))
-    .chain(recipient_lines(crate::layout::KEY_FILE, issuing))
+    .chain(recipient_lines(KEY_FILE, issuing))
     .collect()
 }
 
@@ -615,10 +618,10 @@ fn refuse_dirty_ca(repo: &CaRepo) -> Result<()> {
 
 /// The certificate whose key the vault holds: the CA's, or the offline root's.
 fn vault_cert(repo: &CaRepo, vault: &custody::Vault) -> Result<CaCert> {
-    let cert_path = if vault.key == crate::layout::KEY_FILE {
+    let cert_path = if vault.key == KEY_FILE {
         CA_CERT
     } else {
-        crate::layout::ROOT_CERT
+        ROOT_CERT
     };
     CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)
 }
@@ -712,7 +715,7 @@ fn report_rekey(out: &mut dyn Write, vault: &custody::Vault, oid: git2::Oid, rem
              their identity may have leaked, {}.",
             removed,
             vault.what,
-            if vault.key == crate::layout::KEY_FILE {
+            if vault.key == KEY_FILE {
                 "replace the key itself: with an offline root, `gitca root new-intermediate --revoke-current key-compromise --recipient NEW-CI`; otherwise a new CA (gitca init) and re-issuing"
             } else {
                 "make a new root (gitca init --offline-root) and move servers and clients to it"

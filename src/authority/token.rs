@@ -26,6 +26,7 @@ use cryptoki::slot::Slot;
 use sha2::Digest;
 use zeroize::Zeroizing;
 
+use crate::authority::keygen::KeyType;
 use crate::error::{Error, Located, Result};
 
 /// Largest `ca/ca.key.pkcs11` gitca reads.
@@ -756,7 +757,7 @@ pub struct InitKey {
 pub fn init_key(
     uri: &Pkcs11Uri,
     access: &TokenAccess,
-    generate: Option<crate::authority::keygen::KeyType>,
+    generate: Option<KeyType>,
 ) -> Result<InitKey> {
     let opened = open(uri, access, generate.is_some())?;
     let mut uri = uri.clone();
@@ -780,14 +781,10 @@ pub fn init_key(
 /// Generates the CA key pair in the token (EC only; private half sensitive and never
 /// extractable), refusing to shadow a key the URI already names; fills in the URI's id and
 /// label when it gave none.
-fn generate_in_token(
-    opened: &Opened,
-    uri: &mut Pkcs11Uri,
-    key_type: crate::authority::keygen::KeyType,
-) -> Result<()> {
+fn generate_in_token(opened: &Opened, uri: &mut Pkcs11Uri, key_type: KeyType) -> Result<()> {
     let curve = match key_type {
-        crate::authority::keygen::KeyType::P256 => Curve::P256,
-        crate::authority::keygen::KeyType::P384 => Curve::P384,
+        KeyType::P256 => Curve::P256,
+        KeyType::P384 => Curve::P384,
         other => {
             return Err(token_err(
                 format!("gitca generates only EC keys in a token, not {other:?}"),

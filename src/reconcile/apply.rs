@@ -16,7 +16,10 @@ use crate::authority::ca::{self, CaCert, CaKey, LeafSpec};
 use crate::authority::custody::{self, KeySource};
 use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
-use crate::layout::{cert_path, CRL_FILE};
+use crate::layout::{
+    cert_path, CONFIG_FILE, CRL_FILE, LEDGER_FILE, PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY,
+    ROOT_CRL, SEAL_FILE,
+};
 use crate::output::report;
 use crate::reconcile::plan::{Op, Plan};
 use crate::reconcile::policy::VerifiedCsr;
@@ -405,11 +408,7 @@ fn refuse_uncommitted(opts: &ReconcileOptions, start: &Start) -> Result<()> {
         let inputs: Vec<&String> = start
             .dirty
             .iter()
-            .filter(|p| {
-                p.starts_with("identities/")
-                    || p.starts_with("csr/")
-                    || *p == crate::layout::CONFIG_FILE
-            })
+            .filter(|p| p.starts_with("identities/") || p.starts_with("csr/") || *p == CONFIG_FILE)
             .collect();
         if !inputs.is_empty() {
             return Err(Error::usage(
@@ -792,12 +791,12 @@ fn stage_certificates(
 /// root CRL written back) and the seal.
 fn stage_ledger_and_crls(tx: &mut Transaction<'_>, state: &Loaded, plan: &Plan, next: NextOutputs) {
     drop(next.ledger);
-    tx.write(crate::layout::LEDGER_FILE, next.ledger_text.into_bytes());
+    tx.write(LEDGER_FILE, next.ledger_text.into_bytes());
     tx.write(CRL_FILE, next.crl_text.into_bytes());
     if let Some(h) = &state.hierarchy {
-        use crate::layout::PREVIOUS_CERT;
-        use crate::layout::PREVIOUS_CRL;
-        use crate::layout::PREVIOUS_KEY;
+        use PREVIOUS_CERT;
+        use PREVIOUS_CRL;
+        use PREVIOUS_KEY;
         match &next.previous_crl {
             Some(text) => tx.write(PREVIOUS_CRL, text.clone().into_bytes()),
             None if plan.retire_previous => {
@@ -809,13 +808,10 @@ fn stage_ledger_and_crls(tx: &mut Transaction<'_>, state: &Loaded, plan: &Plan, 
         }
         // A root CRL put back by a merge: the newest one from history is written back.
         if h.root_crl_recovered.is_some() {
-            tx.write(
-                crate::layout::ROOT_CRL,
-                h.root_crl_text.clone().into_bytes(),
-            );
+            tx.write(ROOT_CRL, h.root_crl_text.clone().into_bytes());
         }
     }
-    tx.write(crate::layout::SEAL_FILE, next.seal.render());
+    tx.write(SEAL_FILE, next.seal.render());
 }
 
 /// The index may hold staged paths from a failed commit: reset it to HEAD.

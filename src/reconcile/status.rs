@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::{Record, State};
 use crate::repository::load;
-use crate::time::{fmt_time, human_span};
+use crate::time::{fmt_time, human_span, parse_time};
 
 pub struct StatusOptions {
     pub json: bool,
@@ -378,7 +378,7 @@ pub fn run_status(
 
 fn render_hierarchy(out: &mut dyn Write, h: &HierarchyStatus, now: OffsetDateTime) {
     let days = |t: &str| {
-        crate::time::parse_time(t)
+        parse_time(t)
             .map(|t| human_span(t - now))
             .unwrap_or_default()
     };

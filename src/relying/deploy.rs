@@ -31,7 +31,7 @@ use crate::relying::bundle::{ClientFiles, TargetOptions};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
 use crate::repository::config::Dur;
 use crate::repository::confined::Dir;
-use crate::time::fmt_time;
+use crate::time::{fmt_time, human_span};
 
 /// Exit code: what is installed expires within the margin and nothing newer could be had.
 pub const EXIT_STALE: u8 = 4;
@@ -682,7 +682,7 @@ fn crl_staleness(
                 "the installed CRL #{} expires {} (in {}) and no newer one could be installed: nginx will refuse EVERY client then",
                 c.number,
                 fmt_time(n),
-                crate::time::human_span(n - now)
+                human_span(n - now)
             )),
             None => Some("an installed CRL has no nextUpdate".into()),
             _ => None,

@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 use crate::authority::ca;
 use crate::error::{Error, Result};
-use crate::layout::cert_path;
+use crate::layout::{cert_path, CRL_FILE};
 use crate::repository::confined::{Dir, Kind};
 use crate::repository::git::CaRepo;
 use crate::repository::load;
@@ -75,7 +75,7 @@ fn sha256_hex(b: &[u8]) -> String {
 
 fn der_of(pem_text: &str) -> Result<Vec<u8>> {
     Ok(pem::parse(pem_text)
-        .map_err(|_| Error::bad_file(crate::layout::CRL_FILE, "not PEM", "run gitca reconcile"))?
+        .map_err(|_| Error::bad_file(CRL_FILE, "not PEM", "run gitca reconcile"))?
         .into_contents())
 }
 

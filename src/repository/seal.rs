@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::authority::ca::{CaCert, CaKey};
 use crate::error::{Error, Result};
-use crate::layout::SEAL_FILE;
+use crate::layout::{CRL_FILE, LEDGER_FILE, PREVIOUS_CRL, SEAL_FILE};
 use crate::repository::history::History;
 
 const DOMAIN: &str = "gitca-seal-v1\n";
@@ -380,19 +380,13 @@ fn newest_verified(
                 }
             };
             let (Some(ledger), Some(crl)) = (
-                blob_text(
-                    crate::layout::LEDGER_FILE,
-                    crate::repository::ledger::MAX_BYTES,
-                )?,
-                blob_text(crate::layout::CRL_FILE, crate::authority::ca::MAX_CRL_BYTES)?,
+                blob_text(LEDGER_FILE, crate::repository::ledger::MAX_BYTES)?,
+                blob_text(CRL_FILE, crate::authority::ca::MAX_CRL_BYTES)?,
             ) else {
                 continue;
             };
             let previous_crl = match c.seal.previous_crl_sha256 {
-                Some(_) => blob_text(
-                    crate::layout::PREVIOUS_CRL,
-                    crate::authority::ca::MAX_CRL_BYTES,
-                )?,
+                Some(_) => blob_text(PREVIOUS_CRL, crate::authority::ca::MAX_CRL_BYTES)?,
                 None => None,
             };
             if c.seal.covers(
