@@ -12,7 +12,7 @@ use criterion::Criterion;
 use git2::{Repository, Signature};
 use sha2::Digest as _;
 
-use gitca::repository::ledger::{self, Ledger, Record, State};
+use gitca::repository::ledger::{Ledger, Record, State};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -76,12 +76,12 @@ fn build(dir: &Path, identities: usize, per_merge: usize) -> Repository {
             dir: root.clone(),
             name: "Bench CA".into(),
             organization: "Bench".into(),
-            key_type: gitca::authority::ca::KeyType::P256,
+            key_type: gitca::authority::keygen::KeyType::P256,
             validity: gitca::repository::config::Dur::parse("10y").unwrap(),
             custody: gitca::authority::custody::Custody::Recipients(vec![age
                 .to_public()
                 .to_string()]),
-            now: ledger::parse_time("2026-01-01T00:00:00Z").unwrap(),
+            now: gitca::time::parse_time("2026-01-01T00:00:00Z").unwrap(),
             offline_root: None,
             token: None,
         },
@@ -110,7 +110,7 @@ fn build(dir: &Path, identities: usize, per_merge: usize) -> Repository {
     );
     commit(&git, t, "history signers", Some(&key));
     let mut ledger = Ledger::default();
-    let t0 = ledger::parse_time("2026-01-01T00:00:00Z").unwrap();
+    let t0 = gitca::time::parse_time("2026-01-01T00:00:00Z").unwrap();
     let mut n = 0;
     while n < identities {
         let mut declared = Vec::new();

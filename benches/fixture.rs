@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use gitca::authority::ca::KeyType;
 use gitca::authority::custody::{Custody, KeySource};
-use gitca::repository::ledger::{self, Ledger, Record, RevocationReason, State};
+use gitca::authority::keygen::KeyType;
+use gitca::authority::revocation::RevocationReason;
+use gitca::repository::ledger::{Ledger, Record, State};
 
 pub const NOW: &str = "2026-01-01T00:00:00Z";
 
 pub fn now() -> time::OffsetDateTime {
-    ledger::parse_time(NOW).unwrap()
+    gitca::time::parse_time(NOW).unwrap()
 }
 
 pub struct Fixture {
@@ -162,7 +163,7 @@ pub fn reconcile(f: &Fixture) {
 /// Adds `n` long-revoked certificates of departed identities to the ledger (they belong on the
 /// CRL until they expire), committed.
 pub fn add_revoked_history(f: &Fixture, n: usize) {
-    let path = f.root.join(ledger::FILE);
+    let path = f.root.join(gitca::layout::LEDGER_FILE);
     let mut l = Ledger::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let t = now() - time::Duration::days(30);
     for i in 0..n {
@@ -205,7 +206,7 @@ fn reseal(f: &Fixture, ledger: &Ledger) {
         &std::fs::read_to_string(f.root.join("ledger.sig")).unwrap(),
     )
     .unwrap();
-    let entries = gitca::authority::ca::crl_entries(ledger, now(), None).unwrap();
+    let entries = gitca::repository::ledger::crl_entries(ledger, now(), None).unwrap();
     let number = old.crl_number + 1;
     let crl = gitca::authority::ca::sign_crl(
         &ca,
@@ -225,7 +226,7 @@ fn reseal(f: &Fixture, ledger: &Ledger) {
         None,
     )
     .unwrap();
-    std::fs::write(f.root.join(ledger::FILE), text).unwrap();
+    std::fs::write(f.root.join(gitca::layout::LEDGER_FILE), text).unwrap();
     std::fs::write(f.root.join("crl/ca.crl"), crl).unwrap();
     std::fs::write(f.root.join("ledger.sig"), seal.render()).unwrap();
 }

@@ -266,7 +266,7 @@ fn git_commit(c: &mut Criterion, template: &Fixture, n: usize) {
 /// Python's http.server: nothing parsed, nothing written).
 fn deploy(c: &mut Criterion, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let f = fixture::build(dir, 1_000, gitca::authority::ca::KeyType::P256);
+    let f = fixture::build(dir, 1_000, gitca::authority::keygen::KeyType::P256);
     fixture::reconcile(&f);
     fixture::add_revoked_history(&f, 99_000);
     fixture::offboard(&f, 1_000);
@@ -413,8 +413,8 @@ fn benches(c: &mut Criterion) {
 
     if wanted("bulk_issue") {
         for (kt, key) in [
-            ("p256", gitca::authority::ca::KeyType::P256),
-            ("rsa4096", gitca::authority::ca::KeyType::Rsa4096),
+            ("p256", gitca::authority::keygen::KeyType::P256),
+            ("rsa4096", gitca::authority::keygen::KeyType::Rsa4096),
         ] {
             if !wanted(&format!("bulk_issue/{kt}")) {
                 continue;
@@ -423,7 +423,7 @@ fn benches(c: &mut Criterion) {
                 let d = dir.join(format!("issue-{kt}-{n}"));
                 std::fs::create_dir_all(&d).unwrap();
                 let f = fixture::build(&d, n, key);
-                if key == gitca::authority::ca::KeyType::P256 {
+                if key == gitca::authority::keygen::KeyType::P256 {
                     if n == 1_000 {
                         floor(c, &f);
                     }
@@ -440,7 +440,7 @@ fn benches(c: &mut Criterion) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let d = dir.join("threads-10000");
         std::fs::create_dir_all(&d).unwrap();
-        let f = fixture::build(&d, 10_000, gitca::authority::ca::KeyType::P256);
+        let f = fixture::build(&d, 10_000, gitca::authority::keygen::KeyType::P256);
         for t in (0..8).map(|i| 1usize << i).take_while(|t| *t <= cores) {
             let env = [("RAYON_NUM_THREADS", t.to_string())];
             on_copies_with(c, "threads", ("p256_10000", t), &f, &["reconcile"], &env);
@@ -453,7 +453,7 @@ fn benches(c: &mut Criterion) {
         let f = fixture::build_layout(
             &d,
             10_000,
-            gitca::authority::ca::KeyType::P256,
+            gitca::authority::keygen::KeyType::P256,
             fixture::Layout::PerFile,
         );
         on_copies(c, "per_file", ("bulk_issue", 10_000), &f, &["reconcile"]);
@@ -463,7 +463,7 @@ fn benches(c: &mut Criterion) {
     if wanted("noop") || wanted("check") {
         let d = dir.join("noop-10000");
         std::fs::create_dir_all(&d).unwrap();
-        let f = fixture::build(&d, 10_000, gitca::authority::ca::KeyType::P256);
+        let f = fixture::build(&d, 10_000, gitca::authority::keygen::KeyType::P256);
         fixture::reconcile(&f);
         in_place(c, "noop", ("reconcile", 10_000), &f, &["reconcile"]);
         in_place(c, "noop", ("plan", 10_000), &f, &["plan"]);
@@ -472,7 +472,7 @@ fn benches(c: &mut Criterion) {
     if wanted("revoke") {
         let d = dir.join("revoke");
         std::fs::create_dir_all(&d).unwrap();
-        let f = fixture::build(&d, 1_000, gitca::authority::ca::KeyType::P256);
+        let f = fixture::build(&d, 1_000, gitca::authority::keygen::KeyType::P256);
         fixture::reconcile(&f);
         fixture::add_revoked_history(&f, 99_000);
         fixture::offboard(&f, 1_000);

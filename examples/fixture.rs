@@ -13,7 +13,7 @@ fn main() {
             .expect("usage: fixture DIR N [KEY_TYPE] [--reconcile]"),
     );
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).expect("N");
-    let kt: gitca::authority::ca::KeyType = args
+    let kt: gitca::authority::keygen::KeyType = args
         .get(3)
         .map(|s| s.as_str())
         .unwrap_or("p256")

@@ -137,8 +137,7 @@ pub enum Command {
 /// The clock: `--now`/GITCA_NOW, else the system time.
 pub fn parse_now(now: Option<&str>) -> Result<OffsetDateTime> {
     match now {
-        Some(s) => crate::repository::ledger::parse_time(s)
-            .ok_or_else(|| Error::BadTime { given: s.into() }),
+        Some(s) => crate::time::parse_time(s).ok_or_else(|| Error::BadTime { given: s.into() }),
         None => Ok(OffsetDateTime::now_utc()),
     }
 }

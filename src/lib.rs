@@ -14,9 +14,11 @@ pub mod authority;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod layout;
 pub mod output;
 pub mod reconcile;
 pub mod relying;
 pub mod repository;
+pub mod time;
 
 pub use error::{Error, Result};

@@ -3,18 +3,20 @@
 //! - a folder imports its own layer and those below it, except the upward imports listed in
 //!   docs/architecture.allow: a new one fails here, and so does a listed one that is gone (the
 //!   list stays the truth, and shrinks as the debt is paid);
+//! - modules import each other in one direction only: no cycle in the module graph (doc links
+//!   included), with no debt list;
 //! - no function outside tests is longer than 80 lines of code (blank lines and `//` comments
 //!   do not count), except those listed in the same way in docs/long-functions.allow.
 //!
 //! `GITCA_BLESS_ARCHITECTURE=1 cargo test --test architecture` rewrites both lists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layers from the bottom; a file may import its own layer and those below.
 fn layer(folder: &str) -> usize {
     match folder {
-        "error" | "output" => 0,
+        "error" | "output" | "layout" | "time" => 0,
         "authority" => 1,
         "repository" => 2,
         "reconcile" => 3,
@@ -246,5 +248,180 @@ fn no_function_on_a_main_path_is_longer_than_a_screen() {
         &long,
         "long-functions.allow",
         "functions over 80 lines of code (split them along the steps they narrate)",
+    );
+}
+
+/// The module a source file is: `src/relying/deploy.rs` is `relying::deploy`,
+/// `src/relying/mod.rs` is `relying`, `src/error.rs` is `error`.
+fn module_of(rel: &str) -> String {
+    let inner = rel.trim_start_matches("src/").trim_end_matches(".rs");
+    inner.trim_end_matches("/mod").replace('/', "::")
+}
+
+/// The `crate::` paths a text names, groups spread out: `use crate::a::{b::X, c}` names
+/// `a::b::X` and `a::c`.
+fn named_paths(text: &str) -> Vec<String> {
+    fn spread(prefix: &str, rest: &str, out: &mut Vec<String>) {
+        let path: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+            .collect();
+        let full = format!("{prefix}{path}");
+        let after = &rest[path.len()..];
+        if !((full.is_empty() || full.ends_with("::")) && after.starts_with('{')) {
+            out.push(full.trim_end_matches(':').to_string());
+            return;
+        }
+        // A group: its items, split at the commas outside nested groups.
+        let mut depth = 0;
+        let mut start = 1;
+        for (i, c) in after.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' | ',' if depth == 1 => {
+                    spread(&full, after[start..i].trim_start(), out);
+                    start = i + 1;
+                    if c == '}' {
+                        return;
+                    }
+                }
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices("crate::") {
+        spread("", &text[i + "crate::".len()..], &mut out);
+    }
+    out
+}
+
+/// The module graph: for each module, the other modules its code outside tests names (a path
+/// is credited to the longest module that prefixes it: `crate::a::b::X` to `a::b` when that is
+/// a module, else to `a`).
+fn module_graph(files: &[(String, String)]) -> BTreeMap<String, BTreeSet<String>> {
+    let modules: BTreeSet<String> = files.iter().map(|(rel, _)| module_of(rel)).collect();
+    let mut graph = BTreeMap::new();
+    for (rel, text) in files {
+        let from = module_of(rel);
+        let mut to = BTreeSet::new();
+        for path in named_paths(main_part(text)) {
+            let parts: Vec<&str> = path.split("::").filter(|p| !p.is_empty()).collect();
+            let target = (1..=parts.len())
+                .rev()
+                .map(|n| parts[..n].join("::"))
+                .find(|m| modules.contains(m));
+            if let Some(target) = target.filter(|t| *t != from) {
+                to.insert(target);
+            }
+        }
+        graph.insert(from, to);
+    }
+    graph
+}
+
+/// The strongly connected components of more than one module (Tarjan): each is a cycle of
+/// imports, as its modules sorted.
+fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct Walk<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        found: Vec<Vec<String>>,
+    }
+    fn visit<'a>(w: &mut Walk<'a>, v: &'a str) {
+        let n = w.index.len();
+        w.index.insert(v, n);
+        w.low.insert(v, n);
+        w.stack.push(v);
+        for next in w.graph.get(v).into_iter().flatten() {
+            let next = next.as_str();
+            if !w.index.contains_key(next) {
+                visit(w, next);
+                let low = w.low[v].min(w.low[next]);
+                w.low.insert(v, low);
+            } else if w.stack.contains(&next) {
+                let low = w.low[v].min(w.index[next]);
+                w.low.insert(v, low);
+            }
+        }
+        if w.low[v] == w.index[v] {
+            let at = w.stack.iter().rposition(|m| *m == v).unwrap();
+            let mut component: Vec<String> = w.stack.drain(at..).map(String::from).collect();
+            if component.len() > 1 {
+                component.sort();
+                w.found.push(component);
+            }
+        }
+    }
+    let mut w = Walk {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        found: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !w.index.contains_key(v.as_str()) {
+            visit(&mut w, v);
+        }
+    }
+    w.found.sort();
+    w.found
+}
+
+#[test]
+fn modules_import_each_other_in_one_direction_only() {
+    // The check can fail: two modules naming each other (one through a group) are a cycle; a
+    // third that only they import is not in it, and an import inside a test module (which may
+    // reach anywhere) does not count.
+    let probe = [
+        ("src/error.rs", "pub struct Error;"),
+        (
+            "src/repository/probe_a.rs",
+            "use crate::repository::probe_b::Thing;\nuse crate::repository::probe_c;",
+        ),
+        (
+            "src/repository/probe_b.rs",
+            "use crate::{error::Error, repository::{probe_a::{self, A}, probe_c::Other}};",
+        ),
+        (
+            "src/repository/probe_c.rs",
+            "use crate::error::Error;\n#[cfg(test)]\nmod tests {\n    use crate::repository::probe_a;\n}",
+        ),
+    ]
+    .map(|(rel, text)| (rel.to_string(), text.to_string()));
+    let graph = module_graph(&probe);
+    assert_eq!(
+        graph["repository::probe_b"],
+        ["error", "repository::probe_a", "repository::probe_c"]
+            .map(String::from)
+            .into(),
+        "{graph:?}"
+    );
+    assert_eq!(
+        cycles(&graph),
+        [vec![
+            "repository::probe_a".to_string(),
+            "repository::probe_b".to_string()
+        ]],
+        "{graph:?}"
+    );
+
+    let graph = module_graph(&sources());
+    assert!(graph.contains_key("authority::ca") && graph.contains_key("layout"));
+    let found = cycles(&graph);
+    assert!(
+        found.is_empty(),
+        "modules that import each other, directly or around a loop (move what they share \
+         down to the lower one, or into a small module below both; docs/development.md, \
+         Architecture):\n  {}",
+        found
+            .iter()
+            .map(|c| c.join(" <-> "))
+            .collect::<Vec<_>>()
+            .join("\n  ")
     );
 }

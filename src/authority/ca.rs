@@ -7,8 +7,6 @@
 //! nothing a CSR requested can ever reach a certificate — only the CSR's verified public key
 //! is passed in. The CA certificate and CRLs use rcgen.
 
-use std::str::FromStr;
-
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
     KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, RevokedCertParams, SerialNumber,
@@ -21,9 +19,9 @@ use yasna::models::ObjectIdentifier;
 use yasna::Tag;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::authority::pubkey::verify_with;
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
-use crate::repository::config::Eku;
-use crate::repository::ledger::RevocationReason;
 
 /// Certificates are backdated by this much so that a client whose clock runs a little slow
 /// does not see a brand-new certificate as "not yet valid" (Let's Encrypt does the same).
@@ -34,43 +32,32 @@ pub const MAX_CERT_BYTES: u64 = 64 << 10;
 /// Largest CRL gitca reads (a 100,000-entry CRL is about 7 MB in PEM).
 pub const MAX_CRL_BYTES: u64 = 32 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    P256,
-    P384,
-    Rsa3072,
-    Rsa4096,
+/// The validity window of a certificate signed now for an identity.
+/// The backdating never reaches before the CA's own notBefore (a CA made or imported within
+/// the hour), and the expiry never past its notAfter. Nor does it reach before `after`, the
+/// latest notBefore of the certificates the new one follows (the identity's, and any of the
+/// same key), up to `now`: whoever compares certificates by notBefore — `gitca deploy cert`
+/// installs only a newer one, a key's holder is the last certified for it — sees the new one
+/// as the newer, even when it replaces a certificate signed minutes ago without backdating
+/// (one `openssl ca` issued just before an import).
+pub fn validity_window(
+    now: OffsetDateTime,
+    validity: time::Duration,
+    ca: (OffsetDateTime, OffsetDateTime),
+    after: Option<OffsetDateTime>,
+) -> (OffsetDateTime, OffsetDateTime) {
+    let mut start = (now - BACKDATE).max(ca.0);
+    if let Some(after) = after {
+        start = start.max((after + time::Duration::SECOND).min(now));
+    }
+    (start, (now + validity).min(ca.1))
 }
 
-impl FromStr for KeyType {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<KeyType> {
-        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "p256" | "ecdsap256" | "ec256" => Ok(KeyType::P256),
-            "p384" | "ecdsap384" | "ec384" => Ok(KeyType::P384),
-            "rsa3072" => Ok(KeyType::Rsa3072),
-            "rsa4096" => Ok(KeyType::Rsa4096),
-            _ => Err(Error::UnknownKeyType {
-                given: s.to_string(),
-            }),
-        }
-    }
-}
-
-impl KeyType {
-    pub fn generate(self) -> Result<KeyPair> {
-        let key = match self {
-            KeyType::P256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
-            KeyType::P384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
-            KeyType::Rsa3072 => {
-                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)
-            }
-            KeyType::Rsa4096 => {
-                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
-            }
-        };
-        key.map_err(Error::crypto("key generation"))
-    }
+/// How intermediates are named in the ledger's `issuer` column, the roster and messages: the
+/// first 16 hex digits of the SHA-256 of the certificate.
+pub fn id_of(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(der)[..8])
 }
 
 /// The unlocked CA private key: in memory (from age custody; its PKCS#8 bytes are zeroized
@@ -331,6 +318,43 @@ pub fn self_signed_with(
     Ok(cert.pem())
 }
 
+/// The extended key usages a profile may grant: the allow-list. What each one lets a holder do:
+/// `client_auth` authenticate to TLS servers (the registry: what gitca is for); `server_auth`
+/// act as a TLS server; `email_protection` sign and encrypt mail (S/MIME); `code_signing` sign
+/// software. Anything else (timestamping, OCSP signing, any EKU) is not grantable.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Eku {
+    ClientAuth,
+    ServerAuth,
+    EmailProtection,
+    CodeSigning,
+}
+
+impl Eku {
+    /// The name used in gitca.yaml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Eku::ClientAuth => "client_auth",
+            Eku::ServerAuth => "server_auth",
+            Eku::EmailProtection => "email_protection",
+            Eku::CodeSigning => "code_signing",
+        }
+    }
+
+    /// The OID's DER content octets.
+    pub fn oid(self) -> &'static [u64] {
+        match self {
+            Eku::ServerAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 1],
+            Eku::ClientAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 2],
+            Eku::CodeSigning => &[1, 3, 6, 1, 5, 5, 7, 3, 3],
+            Eku::EmailProtection => &[1, 3, 6, 1, 5, 5, 7, 3, 4],
+        }
+    }
+}
+
 /// Everything a leaf certificate says, all of it from YAML, the profile and the clock except
 /// the public key, which is the verified CSR's.
 #[derive(Debug, Clone)]
@@ -416,11 +440,6 @@ pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>> {
             detail: e.to_string(),
         })?;
     Ok(Sha256::digest(&spki.subject_public_key.data)[..20].to_vec())
-}
-
-/// SHA-256 of a SubjectPublicKeyInfo, hex: the key fingerprint the ledger records.
-pub fn key_fingerprint(spki_der: &[u8]) -> String {
-    hex::encode(Sha256::digest(spki_der))
 }
 
 /// Signs a leaf certificate; returns its DER.
@@ -575,48 +594,12 @@ fn subject_alt_name(spec: &LeafSpec<'_>) -> Vec<u8> {
     })
 }
 
-/// DER to PEM with the given label.
-pub fn to_pem(label: &str, der: &[u8]) -> String {
-    pem::encode_config(
-        &pem::Pem::new(label, der.to_vec()),
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    )
-}
-
 /// One entry of a CRL.
 #[derive(Debug, Clone)]
 pub struct CrlEntry {
     pub serial: Vec<u8>,
     pub revoked_at: OffsetDateTime,
     pub reason: RevocationReason,
-}
-
-/// The entries of `issuer`'s CRL at `now`: every certificate it signed that is revoked and not
-/// yet expired (`issuer`: the ledger's issuer column, `None` in a single-level CA).
-pub fn crl_entries(
-    ledger: &crate::repository::ledger::Ledger,
-    now: OffsetDateTime,
-    issuer: Option<&str>,
-) -> Result<Vec<CrlEntry>> {
-    ledger
-        .records
-        .iter()
-        .filter(|r| r.on_crl(now) && r.issuer.as_deref() == issuer)
-        .map(|r| {
-            let bad = || {
-                Error::bad_file(
-                    crate::repository::ledger::FILE,
-                    format!("the revoked row {} cannot go on a CRL", r.serial),
-                    "the ledger is written by gitca reconcile only; restore it from git history",
-                )
-            };
-            Ok(CrlEntry {
-                serial: hex::decode(&r.serial).map_err(|_| bad())?,
-                revoked_at: r.revoked_at.ok_or_else(bad)?,
-                reason: r.reason.ok_or_else(bad)?,
-            })
-        })
-        .collect()
 }
 
 /// Signs a CRL; returns its PEM.
@@ -810,35 +793,6 @@ pub fn serial_hex(raw: &[u8]) -> String {
     hex::encode(&raw[first..])
 }
 
-/// Whether `signature` over `message` verifies with the key `spki_der` (a CA key: ECDSA P-256
-/// with SHA-256, P-384 with SHA-384, or RSA PKCS#1 v1.5 with SHA-256 — what rcgen signs with).
-pub fn verify_with(spki_der: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    use aws_lc_rs::signature;
-    let Ok((_, spki)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) else {
-        return false;
-    };
-    let alg: &dyn signature::VerificationAlgorithm = match spki.parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(_)) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        Ok(x509_parser::public_key::PublicKey::EC(_)) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string());
-            match curve.as_deref() {
-                Some("1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA256_ASN1,
-                Some("1.3.132.0.34") => &signature::ECDSA_P384_SHA384_ASN1,
-                _ => return false,
-            }
-        }
-        _ => return false,
-    };
-    signature::UnparsedPublicKey::new(alg, &spki.subject_public_key.data)
-        .verify(message, signature)
-        .is_ok()
-}
-
 /// Checks that `ca` is a CA certificate whose signature verifies under `issuer_spki` (its own
 /// key for a self-signed root): a certificate with the real public key but a forged subject or
 /// validity has no valid signature, since only the key's holder can make one.
@@ -880,12 +834,36 @@ pub fn check_key_matches(ca: &CaCert, key: &CaKey) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authority::keygen::KeyType;
+
+    #[test]
+    fn a_new_certificate_never_starts_before_the_one_it_follows() {
+        let t = |s: &str| crate::time::parse_time(s).unwrap();
+        let ca = (t("2026-03-01T11:50:00Z"), t("2036-03-01T11:50:00Z"));
+        let now = t("2026-03-01T12:30:00Z");
+        let year = time::Duration::days(365);
+        assert_eq!(validity_window(now, year, ca, None).0, ca.0);
+        let after = t("2026-03-01T11:55:00Z");
+        assert_eq!(
+            validity_window(now, year, ca, Some(after)).0,
+            t("2026-03-01T11:55:01Z")
+        );
+        // Never after now, whatever the other certificate claims.
+        let future = t("2026-04-01T00:00:00Z");
+        assert_eq!(validity_window(now, year, ca, Some(future)).0, now);
+        // Otherwise backdated by the hour, as before.
+        let later = t("2026-06-01T00:00:00Z");
+        assert_eq!(
+            validity_window(later, year, ca, Some(after)).0,
+            later - BACKDATE
+        );
+    }
 
     /// The hand-walked CRL reader agrees with x509-parser on what gitca signs.
     #[test]
     fn crl_summary_agrees_with_x509_parser() {
         let key = CaKey::new(KeyType::P256.generate().unwrap());
-        let t = crate::repository::ledger::parse_time("2026-01-01T00:00:00Z").unwrap();
+        let t = crate::time::parse_time("2026-01-01T00:00:00Z").unwrap();
         let ca =
             CaCert::parse(&self_signed("T", "O", &key, t, time::Duration::days(3650)).unwrap())
                 .unwrap();

@@ -19,15 +19,21 @@ use time::OffsetDateTime;
 use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody, KeySource};
 use crate::authority::hierarchy::{self as h, Intermediate};
-use crate::authority::init::{CA_CERT, CRL_FILE};
+use crate::authority::revocation::RevocationReason;
 use crate::authority::token::{self, Pkcs11Uri, Record};
 use crate::error::{Error, Result};
+use crate::layout::{
+    CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, PREVIOUS_CERT, PREVIOUS_CRL,
+    PREVIOUS_KEY, RECIPIENTS_FILE, ROOT_CERT, ROOT_CRL, ROOT_KEY, ROOT_RECIPIENTS, ROSTER,
+    SEAL_FILE,
+};
 use crate::repository::config::{self, Config, Dur};
 use crate::repository::git::{self, CaRepo};
-use crate::repository::ledger::{self, fmt_time, RevocationReason};
+use crate::repository::ledger;
 use crate::repository::load;
 use crate::repository::recipients;
-use crate::repository::seal::{self, Seal, Standing};
+use crate::repository::seal::{Seal, Standing};
+use crate::time::fmt_time;
 
 /// What a ceremony starts from: the repository locked and clean under ca/ and crl/, with an
 /// offline root, and its outputs as the CA sealed them.
@@ -57,7 +63,7 @@ fn start(dir: &Path) -> Result<Start> {
             "run `gitca reconcile` first (it writes the sealed versions back), then the ceremony",
         ));
     }
-    let config = Config::parse(&repo.dir.read_string(config::FILE, config::MAX_BYTES)?)?;
+    let config = Config::parse(&repo.dir.read_string(CONFIG_FILE, config::MAX_BYTES)?)?;
     Ok(Start {
         repo,
         _lock: lock,
@@ -74,7 +80,7 @@ fn refuse_dirty(repo: &CaRepo) -> Result<()> {
             p.starts_with("ca/")
                 || p.starts_with("crl/")
                 || p.starts_with("ledger")
-                || p == config::FILE
+                || p == CONFIG_FILE
         })
         .collect();
     if dirty.is_empty() {
@@ -169,9 +175,9 @@ pub fn sign_crl(
         .len();
     // The roster is rewritten from what the root signed, whatever a merge made of it.
     let files = vec![
-        (h::ROOT_CRL, Some(pem.into_bytes())),
+        (ROOT_CRL, Some(pem.into_bytes())),
         (
-            h::ROSTER,
+            ROSTER,
             Some(hierarchy.roster_for(&entries, None).render().into_bytes()),
         ),
     ];
@@ -300,10 +306,10 @@ fn issuing_custody(
     }
     let mut sources = Vec::new();
     if let Some(standing) = &issuing_standing {
-        sources.push((custody::RECIPIENTS_FILE, standing, issuing.as_slice()));
+        sources.push((RECIPIENTS_FILE, standing, issuing.as_slice()));
     }
     if let Some((list, standing)) = &root {
-        sources.push((h::ROOT_RECIPIENTS, standing, list.recipients.as_slice()));
+        sources.push((ROOT_RECIPIENTS, standing, list.recipients.as_slice()));
     }
     let mut confirmed: Vec<String> = replacing.iter().map(|r| r.trim().to_string()).collect();
     confirmed.extend(named.iter().map(|r| r.trim().to_string()));
@@ -389,10 +395,10 @@ pub fn new_intermediate(
     let mut files: Vec<(&str, Option<Vec<u8>>)> = vec![
         (CA_CERT, Some(new.pem.into_bytes())),
         (CRL_FILE, Some(crl.into_bytes())),
-        (h::ROSTER, Some(roster.render().into_bytes())),
-        (h::ROOT_CRL, Some(root_crl.into_bytes())),
-        (seal::FILE, Some(seal.render().into_bytes())),
-        (ledger::FILE, Some(ledger_text.into_bytes())),
+        (ROSTER, Some(roster.render().into_bytes())),
+        (ROOT_CRL, Some(root_crl.into_bytes())),
+        (SEAL_FILE, Some(seal.render().into_bytes())),
+        (LEDGER_FILE, Some(ledger_text.into_bytes())),
     ];
     // Custody of the new key first: the current one's files move aside below, so the issuing
     // files written here must not name them.
@@ -626,22 +632,17 @@ fn previous_files<'a>(
             Some(_) => (
                 issuing_token.as_str(),
                 previous_token.as_str(),
-                h::PREVIOUS_KEY,
+                PREVIOUS_KEY,
             ),
-            None => (custody::KEY_FILE, h::PREVIOUS_KEY, previous_token.as_str()),
+            None => (KEY_FILE, PREVIOUS_KEY, previous_token.as_str()),
         };
         let old_key = s.repo.dir.read(from, custody::MAX_FILE_BYTES)?;
-        files.push((h::PREVIOUS_CERT, Some(current.pem.clone().into_bytes())));
+        files.push((PREVIOUS_CERT, Some(current.pem.clone().into_bytes())));
         files.push((to, Some(old_key)));
         files.push((other, None));
-        files.push((h::PREVIOUS_CRL, previous_crl.map(String::into_bytes)));
+        files.push((PREVIOUS_CRL, previous_crl.map(String::into_bytes)));
     } else if hierarchy.previous.is_some() && rotation.revoke_previous.is_some() {
-        for f in [
-            h::PREVIOUS_CERT,
-            h::PREVIOUS_KEY,
-            previous_token,
-            h::PREVIOUS_CRL,
-        ] {
+        for f in [PREVIOUS_CERT, PREVIOUS_KEY, previous_token, PREVIOUS_CRL] {
             files.push((f, None));
         }
     }
@@ -686,9 +687,9 @@ fn issuing_key_files(key: CaKey, placement: Placement, token_file: &str) -> Resu
         Placement::Age(custody, standing) => {
             let (encrypted, recipients_text) = encrypt_issuing_key(key, &custody, &standing)?;
             vec![
-                (custody::KEY_FILE, Some(encrypted.into_bytes())),
+                (KEY_FILE, Some(encrypted.into_bytes())),
                 // Signed by the new intermediate's key: the list its holders agreed to.
-                (custody::RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
+                (RECIPIENTS_FILE, Some(recipients_text.into_bytes())),
                 (token_file, None),
             ]
         }
@@ -703,8 +704,8 @@ fn issuing_key_files(key: CaKey, placement: Placement, token_file: &str) -> Resu
                             .into_bytes(),
                     ),
                 ),
-                (custody::KEY_FILE, None),
-                (custody::RECIPIENTS_FILE, None),
+                (KEY_FILE, None),
+                (RECIPIENTS_FILE, None),
             ]
         }
     })
@@ -763,7 +764,7 @@ fn report_new_intermediate(
 }
 
 /// The key type of an existing CA certificate (a new intermediate keeps it).
-fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
+fn key_type_of(cert: &CaCert) -> Result<crate::authority::keygen::KeyType> {
     let (_, spki) =
         <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(
             &cert.spki_der,
@@ -774,11 +775,11 @@ fn key_type_of(cert: &CaCert) -> Result<ca::KeyType> {
         })?;
     use x509_parser::public_key::PublicKey;
     Ok(match spki.parsed() {
-        Ok(PublicKey::EC(p)) if p.key_size() == 384 => ca::KeyType::P384,
-        Ok(PublicKey::EC(_)) => ca::KeyType::P256,
-        Ok(PublicKey::RSA(r)) if r.key_size() <= 3072 => ca::KeyType::Rsa3072,
-        Ok(PublicKey::RSA(_)) => ca::KeyType::Rsa4096,
-        _ => ca::KeyType::P256,
+        Ok(PublicKey::EC(p)) if p.key_size() == 384 => crate::authority::keygen::KeyType::P384,
+        Ok(PublicKey::EC(_)) => crate::authority::keygen::KeyType::P256,
+        Ok(PublicKey::RSA(r)) if r.key_size() <= 3072 => crate::authority::keygen::KeyType::Rsa3072,
+        Ok(PublicKey::RSA(_)) => crate::authority::keygen::KeyType::Rsa4096,
+        _ => crate::authority::keygen::KeyType::P256,
     })
 }
 
@@ -819,7 +820,7 @@ pub fn migrate(
         first_intermediate_key(&repo, &root, m, source, root_record.is_some(), out)?;
     let root_key = custody::unlock(&repo.dir, source)?;
     ca::check_key_matches(&root, &root_key)?;
-    let root_id = h::id_of(&root.der);
+    let root_id = ca::id_of(&root.der);
 
     let new = sign_new_intermediate((&root, &root_key), key, &config, 1, now, m.validity)?;
     let first = new.row.clone();
@@ -839,14 +840,14 @@ pub fn migrate(
     )?;
     let token_file = custody::token_file(&custody::ISSUING);
     let mut files: Files<'_> = vec![
-        (config::FILE, Some(config_text.into_bytes())),
-        (h::ROOT_CERT, Some(root.pem.clone().into_bytes())),
-        (h::ROSTER, Some(sealed_root.roster.render().into_bytes())),
-        (h::ROOT_CRL, Some(sealed_root.crl.into_bytes())),
+        (CONFIG_FILE, Some(config_text.into_bytes())),
+        (ROOT_CERT, Some(root.pem.clone().into_bytes())),
+        (ROSTER, Some(sealed_root.roster.render().into_bytes())),
+        (ROOT_CRL, Some(sealed_root.crl.into_bytes())),
         (CA_CERT, Some(new.pem.into_bytes())),
         (CRL_FILE, Some(crl.into_bytes())),
-        (ledger::FILE, Some(ledger_text.into_bytes())),
-        (seal::FILE, Some(seal.render().into_bytes())),
+        (LEDGER_FILE, Some(ledger_text.into_bytes())),
+        (SEAL_FILE, Some(seal.render().into_bytes())),
     ];
     files.extend(root_files);
     files.extend(issuing_key_files(new.key, placement, &token_file)?);
@@ -892,16 +893,12 @@ fn custody_after_migration(
         ),
         None => format!(
             "{} (encrypted to the {custodians} root custodian(s) only)",
-            h::ROOT_KEY
+            ROOT_KEY
         ),
     };
     let issuing = match placement {
         Placement::Token(r) => format!("its key in the PKCS#11 token, {}", r.uri.render()),
-        Placement::Age(..) => format!(
-            "its key in {}, encrypted to {}",
-            custody::KEY_FILE,
-            custody::RECIPIENTS_FILE
-        ),
+        Placement::Age(..) => format!("its key in {}, encrypted to {}", KEY_FILE, RECIPIENTS_FILE),
     };
     (root, issuing)
 }
@@ -964,8 +961,8 @@ fn root_key_files(
     let recipients = recipients::signed_text(&h::ROOT_VAULT, &root_custody, 1, &root_key)?;
     drop(root_key);
     Ok(vec![
-        (h::ROOT_KEY, Some(encrypted.into_bytes())),
-        (h::ROOT_RECIPIENTS, Some(recipients.into_bytes())),
+        (ROOT_KEY, Some(encrypted.into_bytes())),
+        (ROOT_RECIPIENTS, Some(recipients.into_bytes())),
     ])
 }
 
@@ -1008,7 +1005,7 @@ fn migratable_outputs(repo: &CaRepo, m: &Migration, in_token: bool) -> Result<lo
 /// gitca.yaml's text, with the `root:` section's template appended when it has none (and the
 /// result still parses).
 fn config_with_root(repo: &CaRepo) -> Result<String> {
-    let config_text = repo.dir.read_string(config::FILE, config::MAX_BYTES)?;
+    let config_text = repo.dir.read_string(CONFIG_FILE, config::MAX_BYTES)?;
     Ok(
         if Config::parse(&config_text)?.root == config::RootPolicy::default()
             && !config_text.lines().any(|l| l.starts_with("root:"))
@@ -1052,7 +1049,7 @@ fn agree_issuing_recipients(
         what: "the new intermediate's key",
         to: &to,
         sources: vec![(
-            custody::RECIPIENTS_FILE,
+            RECIPIENTS_FILE,
             &issuing_standing,
             issuing_now.recipients.as_slice(),
         )],
@@ -1123,14 +1120,13 @@ fn report_migration(
     let _ = writeln!(
         out,
         "  root         {} (the former ca/ca.crt: everything that trusted it still does)",
-        h::ROOT_CERT
+        ROOT_CERT
     );
     let _ = writeln!(out, "  root key     {root_key}");
     let _ = writeln!(
         out,
         "  root CRL     {} #{}: the revocations of the certificates the root signed so far",
-        h::ROOT_CRL,
-        root_crl_number
+        ROOT_CRL, root_crl_number
     );
     let _ = writeln!(
         out,

@@ -1,6 +1,6 @@
 //! What a relying party checks before it installs anything (`gitca deploy`): every CRL of the
 //! chain and a leaf's chain, against the one CA certificate it pinned — a single-level CA, or
-//! the offline root (see [`crate::authority::hierarchy`]). Intermediates may come from the source; they
+//! the offline root (see `authority::hierarchy`). Intermediates may come from the source; they
 //! count only once they verify under the pin.
 //!
 //! The CRL bundle (`crls.pem` in a published tree) holds the intermediates' certificates and
@@ -8,13 +8,12 @@
 //! chain and refuses every client when one is missing or expired, so the bundle is accepted
 //! only whole: the pinned CA's CRL, a CRL for every unexpired intermediate the root has not
 //! revoked, all of them current. What a bundle must hold beyond itself (every issuer installed
-//! before, nothing older) is [`crate::authority::floors`]'s.
+//! before, nothing older) is `authority::floors`'s.
 
 use time::OffsetDateTime;
 
-use crate::authority::ca::{self, CaCert, CrlInfo};
-use crate::authority::hierarchy::id_of;
-use crate::repository::ledger::fmt_time;
+use crate::authority::ca::{self, id_of, CaCert, CrlInfo};
+use crate::time::fmt_time;
 
 /// How far in the future a thisUpdate or notBefore may be (clocks drift).
 pub const SKEW: time::Duration = time::Duration::minutes(5);
@@ -72,7 +71,7 @@ fn blocks(text: &str) -> Result<(Vec<Vec<u8>>, Vec<String>), String> {
     for b in parsed {
         match b.tag() {
             "CERTIFICATE" => certs.push(b.into_contents()),
-            "X509 CRL" => crls.push(ca::to_pem("X509 CRL", b.contents())),
+            "X509 CRL" => crls.push(crate::output::encode::to_pem("X509 CRL", b.contents())),
             other => return Err(format!("an unexpected `{other}` block")),
         }
     }
@@ -134,7 +133,7 @@ fn certified_intermediates(certs: Vec<Vec<u8>>, pinned: &CaCert) -> Result<Vec<C
         if der == pinned.der {
             continue;
         }
-        let cert = CaCert::parse(&ca::to_pem("CERTIFICATE", &der))
+        let cert = CaCert::parse(&crate::output::encode::to_pem("CERTIFICATE", &der))
             .map_err(|_| "a fetched intermediate is not a usable CA certificate".to_string())?;
         ca::verify_ca_signature(&cert, &pinned.spki_der).map_err(|_| {
             format!(
@@ -237,7 +236,7 @@ pub fn verify_leaf(text: &str, pinned: &CaCert, crls: &Crls) -> Result<Leaf, Str
     // verifies under the pin.
     let mut candidates: Vec<CaCert> = crls.intermediates.clone();
     for der in certs.iter().skip(1) {
-        if let Ok(c) = CaCert::parse(&ca::to_pem("CERTIFICATE", der)) {
+        if let Ok(c) = CaCert::parse(&crate::output::encode::to_pem("CERTIFICATE", der)) {
             if ca::verify_ca_signature(&c, &pinned.spki_der).is_ok() {
                 candidates.push(c);
             }
@@ -276,7 +275,7 @@ pub fn verify_leaf(text: &str, pinned: &CaCert, crls: &Crls) -> Result<Leaf, Str
     }
     // What a client presents: the leaf, then its issuer (from the pin or verified under it,
     // never an unverified certificate from the source).
-    let mut chain_pem = ca::to_pem("CERTIFICATE", leaf);
+    let mut chain_pem = crate::output::encode::to_pem("CERTIFICATE", leaf);
     chain_pem.push_str(&issuer.pem);
     let v = cert.validity();
     Ok(Leaf {

@@ -12,10 +12,8 @@ use zeroize::Zeroizing;
 
 use crate::authority::ca::CaKey;
 use crate::error::{Error, Located, Result};
+use crate::layout::{KEY_FILE, RECIPIENTS_FILE};
 use crate::repository::confined::Dir;
-
-pub const KEY_FILE: &str = "ca/ca.key.age";
-pub const RECIPIENTS_FILE: &str = "ca/recipients.txt";
 
 /// An encrypted CA key in the repository and the list of who can decrypt it.
 #[derive(Debug, Clone, Copy)]

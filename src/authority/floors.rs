@@ -17,9 +17,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::authority::ca::CaCert;
+use crate::authority::ca::{id_of, CaCert};
 use crate::authority::chain::{self, Crls, IssuedCrl};
-use crate::authority::hierarchy::id_of;
 
 /// The floors under one pinned CA.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,10 +159,10 @@ impl Floors {
                 return Err(format!(
                     "the fetched CRL #{n} of {} was issued {}, before the CRL installed before (#{}, {}): a rollback, refused",
                     c.issuer_subject,
-                    crate::repository::ledger::fmt_time(c.info.this_update),
+                    crate::time::fmt_time(c.info.this_update),
                     f.number,
                     OffsetDateTime::from_unix_timestamp(f.this_update)
-                        .map(crate::repository::ledger::fmt_time)
+                        .map(crate::time::fmt_time)
                         .unwrap_or_default()
                 ));
             }
@@ -223,11 +222,11 @@ impl Floors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authority::ca::{self, CaKey, KeyType};
+    use crate::authority::ca::{self, CaKey};
+    use crate::authority::keygen::KeyType;
 
     fn at(days: i64) -> OffsetDateTime {
-        crate::repository::ledger::parse_time("2026-01-01T00:00:00Z").unwrap()
-            + time::Duration::days(days)
+        crate::time::parse_time("2026-01-01T00:00:00Z").unwrap() + time::Duration::days(days)
     }
 
     /// A single-level CA's bundle of one CRL, signed at `day` with `number`.

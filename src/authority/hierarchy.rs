@@ -29,23 +29,21 @@ use std::fmt::Write;
 
 use time::OffsetDateTime;
 
-use crate::authority::ca::{self, CaCert, CaKey, CrlEntry, CrlInfo};
+use crate::authority::ca::{self, id_of, CaCert, CaKey, CrlEntry, CrlInfo};
 use crate::authority::custody::Vault;
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Located, Result};
+use crate::layout::{
+    CA_CERT, PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY, RECIPIENTS_FILE, ROOT_CERT, ROOT_CRL,
+    ROOT_KEY, ROOT_RECIPIENTS, ROSTER,
+};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::{fmt_time, parse_time, Ledger, RevocationReason};
+use crate::repository::ledger::Ledger;
+use crate::time::{fmt_time, human_span, next_crl_update, parse_time};
 
-pub const ROOT_CERT: &str = "ca/root.crt";
-pub const ROOT_KEY: &str = "ca/root.key.age";
-pub const ROOT_RECIPIENTS: &str = "ca/root-recipients.txt";
-pub const ROOT_CRL: &str = "crl/root.crl";
 /// Largest root CRL gitca reads: it lists revoked intermediates only (a few hundred bytes each).
 pub const MAX_ROOT_CRL_BYTES: u64 = 1 << 20;
-pub const ROSTER: &str = "ca/intermediates.tsv";
-pub const PREVIOUS_CERT: &str = "ca/previous.crt";
-pub const PREVIOUS_KEY: &str = "ca/previous.key.age";
-pub const PREVIOUS_CRL: &str = "crl/previous.crl";
 
 /// The root key: decrypted only in a ceremony.
 pub const ROOT_VAULT: Vault = Vault {
@@ -57,16 +55,9 @@ pub const ROOT_VAULT: Vault = Vault {
 /// The retiring intermediate's key (encrypted to the same recipients as the current one).
 pub const PREVIOUS_VAULT: Vault = Vault {
     key: PREVIOUS_KEY,
-    recipients: crate::authority::custody::RECIPIENTS_FILE,
+    recipients: RECIPIENTS_FILE,
     what: "the previous intermediate's key",
 };
-
-/// How intermediates are named in the ledger's `issuer` column, the roster and messages: the
-/// first 16 hex digits of the SHA-256 of the certificate.
-pub fn id_of(der: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(der)[..8])
-}
 
 /// A CA with an offline root has `ca/root.crt`.
 pub fn present(dir: &Dir) -> bool {
@@ -274,7 +265,7 @@ impl Hierarchy {
             Some(format!(
                 "the root CRL expires {} (in {}): gather the root custodians for `gitca root sign-crl` before then",
                 fmt_time(next),
-                crate::reconcile::plan::human_span(next - now)
+                human_span(next - now)
             ))
         } else {
             None
@@ -461,12 +452,12 @@ pub fn anchor(repo: &CaRepo) -> Result<Option<Vec<u8>>> {
         }
         return history.read(&repo.git, *blob, ca::MAX_CERT_BYTES);
     }
-    let Some(first) = history.oldest_with(&[crate::authority::init::CA_CERT, ROOT_CERT]) else {
+    let Some(first) = history.oldest_with(&[CA_CERT, ROOT_CERT]) else {
         return Ok(None);
     };
     let Some(blob) = history
         .blob_at(ROOT_CERT, first)
-        .or_else(|| history.blob_at(crate::authority::init::CA_CERT, first))
+        .or_else(|| history.blob_at(CA_CERT, first))
     else {
         return Ok(None);
     };
@@ -510,7 +501,7 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         }
         Ok((row.id, is_revoked))
     };
-    let (current_id, _) = check_intermediate(current, crate::authority::init::CA_CERT, false)?;
+    let (current_id, _) = check_intermediate(current, CA_CERT, false)?;
     let previous = match dir.read_opt(PREVIOUS_CERT, ca::MAX_CERT_BYTES)? {
         None => None,
         Some(bytes) => {
@@ -600,13 +591,10 @@ fn certified(
     if let Some(p) = previous {
         add(p, None);
     }
-    for path in [crate::authority::init::CA_CERT, PREVIOUS_CERT] {
+    for path in [CA_CERT, PREVIOUS_CERT] {
         each_version(repo, path, ca::MAX_CERT_BYTES, |oid, text| {
             if let Ok(cert) = CaCert::parse(&text) {
-                add(
-                    &cert,
-                    (path == crate::authority::init::CA_CERT).then_some(oid),
-                );
+                add(&cert, (path == CA_CERT).then_some(oid));
             }
         })?;
     }
@@ -683,7 +671,7 @@ fn refuse_rolled_back_intermediate(known: &[Certified], current: &CaCert) -> Res
         .max_by_key(|(k, _)| k.row.not_before);
     match newest {
         Some((k, commit)) if k.row.not_before > current.not_before => Err(Error::bad_file(
-            crate::authority::init::CA_CERT,
+            CA_CERT,
             format!(
                 "ca/ca.crt is intermediate {}, older than intermediate {} (ca/ca.crt of commit {}): a retired intermediate was put back",
                 id_of(&current.der),
@@ -806,7 +794,7 @@ pub fn intermediate_certificate(
         ExtendedKeyUsagePurpose::EmailProtection,
         ExtendedKeyUsagePurpose::CodeSigning,
     ];
-    let (not_before, not_after) = crate::reconcile::plan::validity_window(
+    let (not_before, not_after) = crate::authority::ca::validity_window(
         now,
         validity,
         (root.not_before, root.not_after),
@@ -841,8 +829,7 @@ pub fn sign_root_crl(
     previous_next: Option<OffsetDateTime>,
     entries: &[CrlEntry],
 ) -> Result<String> {
-    let next =
-        crate::reconcile::plan::next_crl_update(now, validity, previous_next).min(root.not_after);
+    let next = next_crl_update(now, validity, previous_next).min(root.not_after);
     ca::sign_crl(root, root_key, number, now, next, entries)
 }
 

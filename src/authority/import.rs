@@ -26,14 +26,18 @@ use zeroize::Zeroizing;
 
 use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody};
-use crate::authority::init::{self, CA_CERT, CRL_FILE};
+use crate::authority::init;
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
-use crate::reconcile::apply::cert_path;
-use crate::repository::config::{self, Config};
+use crate::layout::{
+    cert_path, CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, RECIPIENTS_FILE, SEAL_FILE,
+};
+use crate::repository::config::{valid_group, Config};
 use crate::repository::confined::{Dir, Kind as EntryKind};
-use crate::repository::inventory::{valid_group, valid_name, Kind};
-use crate::repository::ledger::{self, fmt_time, Ledger, Record, RevocationReason, State};
+use crate::repository::inventory::{valid_name, Kind};
+use crate::repository::ledger::{self, Ledger, Record, State};
 use crate::repository::yaml;
+use crate::time::fmt_time;
 
 pub struct ImportOptions {
     /// The openssl CA directory.
@@ -817,7 +821,7 @@ fn old_ca_cert(opts: &ImportOptions, src: &Source) -> Result<OldCaCert> {
         }
         None => find_ca_cert(src)?,
     };
-    let pem = ca::to_pem("CERTIFICATE", &der);
+    let pem = crate::output::encode::to_pem("CERTIFICATE", &der);
     let cert = CaCert::parse(&pem).map_err(|_| {
         Error::bad_file(
             &path,
@@ -1121,7 +1125,7 @@ fn history_record(
         // The key's identity as reconcile computes it, so ownership and bars carry over.
         key_sha256: crate::authority::pubkey::canonical(c.public_key().raw)
             .map(|k| k.id)
-            .unwrap_or_else(|_| ca::key_fingerprint(c.public_key().raw)),
+            .unwrap_or_else(|_| crate::authority::pubkey::key_fingerprint(c.public_key().raw)),
         csr_sha256: "-".into(),
         email,
         groups,
@@ -1216,7 +1220,7 @@ fn sign_and_seal(
     crl_number: u64,
     config: &Config,
 ) -> Result<Signed> {
-    let entries = ca::crl_entries(ledger, opts.now, None)?;
+    let entries = crate::repository::ledger::crl_entries(ledger, opts.now, None)?;
     let crl = ca::sign_crl(
         ca_cert,
         &key,
@@ -1275,7 +1279,8 @@ fn declared_files(
         let Some(current) = history.ledger.current(name, now) else {
             continue;
         };
-        let mut pem_text = ca::to_pem("CERTIFICATE", &history.ders[&current.serial]);
+        let mut pem_text =
+            crate::output::encode::to_pem("CERTIFICATE", &history.ders[&current.serial]);
         pem_text.push_str(ca_pem);
         files.push((cert_path(name), pem_text.into_bytes()));
         if let Some((_, bytes)) = csrs.get(name) {
@@ -1297,20 +1302,14 @@ fn repo_files(
     signed: Signed,
 ) -> Vec<(String, Vec<u8>)> {
     files.extend([
-        (config::FILE.to_string(), config_text.into_bytes()),
+        (CONFIG_FILE.to_string(), config_text.into_bytes()),
         (IMPORTED_FILE.to_string(), yaml_text.into_bytes()),
         (CA_CERT.to_string(), ca_pem.into_bytes()),
-        (custody::KEY_FILE.to_string(), signed.encrypted.into_bytes()),
-        (
-            custody::RECIPIENTS_FILE.to_string(),
-            signed.recipients.into_bytes(),
-        ),
+        (KEY_FILE.to_string(), signed.encrypted.into_bytes()),
+        (RECIPIENTS_FILE.to_string(), signed.recipients.into_bytes()),
         (CRL_FILE.to_string(), signed.crl.into_bytes()),
-        (ledger::FILE.to_string(), ledger_text.into_bytes()),
-        (
-            crate::repository::seal::FILE.to_string(),
-            signed.seal.render().into_bytes(),
-        ),
+        (LEDGER_FILE.to_string(), ledger_text.into_bytes()),
+        (SEAL_FILE.to_string(), signed.seal.render().into_bytes()),
     ]);
     files.extend(init::common_files().map(|(p, t)| (p.to_string(), t.into_bytes())));
     files
@@ -1354,7 +1353,7 @@ fn report(out: &mut dyn Write, s: &Summary<'_>) {
         "  CA key       {} (the key of {}), re-encrypted with age into {}",
         s.key_path.display(),
         s.ca_path.display(),
-        custody::KEY_FILE
+        KEY_FILE
     );
     let _ = writeln!(
         out,

@@ -5,17 +5,20 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::authority::ca::{self, CaCert, CaKey, KeyType};
+use crate::authority::ca::{self, CaCert, CaKey};
 use crate::authority::custody::{self, Custody, KeySource};
+use crate::authority::keygen::KeyType;
 use crate::error::{Error, Result};
-use crate::repository::config::{self, Config, Dur};
+use crate::layout::{
+    self, CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, RECIPIENTS_FILE, ROOT_CERT,
+    SEAL_FILE,
+};
+use crate::repository::config::{Config, Dur};
 use crate::repository::confined::Dir;
 use crate::repository::git::{self, CaRepo};
-use crate::repository::ledger::{self, Ledger};
-use crate::repository::seal::{self, Seal};
+use crate::repository::ledger::Ledger;
+use crate::repository::seal::Seal;
 
-pub const CA_CERT: &str = "ca/ca.crt";
-pub const CRL_FILE: &str = "crl/ca.crl";
 pub const GITIGNORE: &str = "# Private keys never belong in a CA repository (`gitca check` refuses them).\n*.key\n*.pem.key\n";
 
 pub const GITCA_SCHEMA: &str = include_str!("../../schema/gitca.schema.json");
@@ -88,8 +91,8 @@ pub fn check_target(dir: &Path) -> Result<()> {
             path: dir.to_path_buf(),
         });
     }
-    if dir.join(config::FILE).exists()
-        || dir.join(custody::KEY_FILE).exists()
+    if dir.join(CONFIG_FILE).exists()
+        || dir.join(KEY_FILE).exists()
         || dir.join(custody::token_file(&custody::ISSUING)).exists()
     {
         return Err(Error::AlreadyInitialized {
@@ -269,7 +272,7 @@ fn kept_in_token(
     let summary = vec![
         format!(
             "certificate  {CA_CERT}  (valid until {})",
-            ledger::fmt_time(first.ca_cert.not_after)
+            crate::time::fmt_time(first.ca_cert.not_after)
         ),
         format!("SHA-256      {}", first.ca_cert.fingerprint()),
         format!(
@@ -285,12 +288,12 @@ fn kept_in_token(
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ];
     let files = vec![
-        (config::FILE.to_string(), first.config_text),
+        (CONFIG_FILE.to_string(), first.config_text),
         (CA_CERT.to_string(), first.ca_pem),
         (file, record.render("The CA private key")),
         (CRL_FILE.to_string(), first.crl),
-        (ledger::FILE.to_string(), first.ledger_text),
-        (seal::FILE.to_string(), first.seal.render()),
+        (LEDGER_FILE.to_string(), first.ledger_text),
+        (SEAL_FILE.to_string(), first.seal.render()),
     ];
     (files, summary)
 }
@@ -301,26 +304,26 @@ fn encrypted_with_age(opts: &InitOptions, key: CaKey, first: FirstOutputs) -> Re
     let summary = vec![
         format!(
             "certificate  {CA_CERT}  (valid until {})",
-            ledger::fmt_time(first.ca_cert.not_after)
+            crate::time::fmt_time(first.ca_cert.not_after)
         ),
         format!("SHA-256      {}", first.ca_cert.fingerprint()),
         format!(
             "private key  {}  (age-encrypted; the plaintext never touched the disk)",
-            custody::KEY_FILE
+            KEY_FILE
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ]
     .into_iter()
-    .chain(recipient_lines(custody::KEY_FILE, &opts.custody))
+    .chain(recipient_lines(KEY_FILE, &opts.custody))
     .collect();
     let files = vec![
-        (config::FILE.to_string(), first.config_text),
+        (CONFIG_FILE.to_string(), first.config_text),
         (CA_CERT.to_string(), first.ca_pem),
-        (custody::KEY_FILE.to_string(), encrypted),
-        (custody::RECIPIENTS_FILE.to_string(), recipients),
+        (KEY_FILE.to_string(), encrypted),
+        (RECIPIENTS_FILE.to_string(), recipients),
         (CRL_FILE.to_string(), first.crl),
-        (ledger::FILE.to_string(), first.ledger_text),
-        (seal::FILE.to_string(), first.seal.render()),
+        (LEDGER_FILE.to_string(), first.ledger_text),
+        (SEAL_FILE.to_string(), first.seal.render()),
     ];
     Ok((files, summary))
 }
@@ -380,19 +383,19 @@ fn offline_root(opts: &InitOptions, root: &OfflineRoot, config_text: String) -> 
         &issuing,
     );
     let mut files = vec![
-        (config::FILE.to_string(), config_text),
-        (h::ROOT_CERT.to_string(), root_pem),
+        (CONFIG_FILE.to_string(), config_text),
+        (layout::ROOT_CERT.to_string(), root_pem),
     ];
     files.extend(root_files);
     files.extend([
-        (h::ROSTER.to_string(), roster.render()),
-        (h::ROOT_CRL.to_string(), root_crl),
+        (layout::ROSTER.to_string(), roster.render()),
+        (layout::ROOT_CRL.to_string(), root_crl),
         (CA_CERT.to_string(), ca_pem),
-        (custody::KEY_FILE.to_string(), encrypted),
-        (custody::RECIPIENTS_FILE.to_string(), recipients),
+        (KEY_FILE.to_string(), encrypted),
+        (RECIPIENTS_FILE.to_string(), recipients),
         (CRL_FILE.to_string(), crl),
-        (ledger::FILE.to_string(), ledger_text),
-        (seal::FILE.to_string(), seal.render()),
+        (LEDGER_FILE.to_string(), ledger_text),
+        (SEAL_FILE.to_string(), seal.render()),
     ]);
     Ok((files, summary))
 }
@@ -425,14 +428,14 @@ fn root_key_files(root_key: CaKey, root_custody: &RootCustody) -> Result<Vec<(St
         RootCustody::Age(c) => {
             let (encrypted, recipients) = encrypt_new_key(root_key, &h::ROOT_VAULT, c)?;
             vec![
-                (h::ROOT_KEY.to_string(), encrypted),
-                (h::ROOT_RECIPIENTS.to_string(), recipients),
+                (layout::ROOT_KEY.to_string(), encrypted),
+                (layout::ROOT_RECIPIENTS.to_string(), recipients),
             ]
         }
         RootCustody::Token(record) => {
             drop(root_key);
             vec![(
-                custody::token_file(&h::ROOT_VAULT),
+                custody::token_file(&crate::authority::hierarchy::ROOT_VAULT),
                 record.render("The root key"),
             )]
         }
@@ -467,52 +470,51 @@ fn offline_root_summary(
     ca_cert: &CaCert,
     issuing: &Custody,
 ) -> Vec<String> {
-    use crate::authority::hierarchy as h;
     vec![
         format!(
             "root         {}  (valid until {}; what servers and clients trust)",
-            h::ROOT_CERT,
-            ledger::fmt_time(root_cert.not_after)
+            layout::ROOT_CERT,
+            crate::time::fmt_time(root_cert.not_after)
         ),
         format!("SHA-256      {}", root_cert.fingerprint()),
         match root_custody {
             RootCustody::Age(_) => format!(
                 "root key     {}  (age-encrypted to the {} root custodian(s) only: CI cannot decrypt it)",
-                h::ROOT_KEY,
+                layout::ROOT_KEY,
                 custodians
             ),
             RootCustody::Token(record) => format!(
                 "root key     in the PKCS#11 token, {} (never leaves it; {} records where)",
                 record.uri.render(),
-                custody::token_file(&h::ROOT_VAULT)
+                custody::token_file(&crate::authority::hierarchy::ROOT_VAULT)
             ),
         },
         format!(
             "root CRL     {}  (number 1, next update {}: re-signed by `gitca root sign-crl`)",
-            h::ROOT_CRL,
+            layout::ROOT_CRL,
             root_crl_info
                 .next_update
-                .map(ledger::fmt_time)
+                .map(crate::time::fmt_time)
                 .unwrap_or_default()
         ),
         format!(
             "issuing CA   {CA_CERT}  (intermediate {}, valid until {})",
-            h::id_of(&ca_cert.der),
-            ledger::fmt_time(ca_cert.not_after)
+            ca::id_of(&ca_cert.der),
+            crate::time::fmt_time(ca_cert.not_after)
         ),
         format!(
             "its key      {}  (age-encrypted to CI{})",
-            custody::KEY_FILE,
+            KEY_FILE,
             if custodians > 0 { " and the custodians" } else { "" }
         ),
         format!("CRL          {CRL_FILE}  (number 1, empty)"),
     ]
     .into_iter()
     .chain(match root_custody {
-        RootCustody::Age(c) => recipient_lines(h::ROOT_KEY, c),
+        RootCustody::Age(c) => recipient_lines(layout::ROOT_KEY, c),
         RootCustody::Token(_) => Vec::new(),
     })
-    .chain(recipient_lines(custody::KEY_FILE, issuing))
+    .chain(recipient_lines(KEY_FILE, issuing))
     .collect()
 }
 
@@ -583,7 +585,7 @@ pub fn run_ca_verify(dir: &Path, source: &KeySource, out: &mut dyn Write) -> Res
     let _ = writeln!(
         out,
         "  public key SHA-256  {}",
-        ca::key_fingerprint(&cert.spki_der)
+        crate::authority::pubkey::key_fingerprint(&cert.spki_der)
     );
     Ok(())
 }
@@ -676,10 +678,10 @@ fn refuse_dirty_ca(repo: &CaRepo) -> Result<()> {
 
 /// The certificate whose key the vault holds: the CA's, or the offline root's.
 fn vault_cert(repo: &CaRepo, vault: &custody::Vault) -> Result<CaCert> {
-    let cert_path = if vault.key == custody::KEY_FILE {
+    let cert_path = if vault.key == KEY_FILE {
         CA_CERT
     } else {
-        crate::authority::hierarchy::ROOT_CERT
+        ROOT_CERT
     };
     CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)
 }
@@ -773,7 +775,7 @@ fn report_rekey(out: &mut dyn Write, vault: &custody::Vault, oid: git2::Oid, rem
              their identity may have leaked, {}.",
             removed,
             vault.what,
-            if vault.key == custody::KEY_FILE {
+            if vault.key == KEY_FILE {
                 "replace the key itself: with an offline root, `gitca root new-intermediate --revoke-current key-compromise --recipient NEW-CI`; otherwise a new CA (gitca init) and re-issuing"
             } else {
                 "make a new root (gitca init --offline-root) and move servers and clients to it"

@@ -18,8 +18,9 @@ use crate::authority::ca::{self, CaCert};
 use crate::error::Result;
 use crate::repository::git::CaRepo;
 use crate::repository::history::History;
-use crate::repository::ledger::{fmt_time, Record};
+use crate::repository::ledger::Record;
 use crate::repository::seal::Standing;
+use crate::time::fmt_time;
 
 /// What a certificate file must be: the ledger's record, signed by `issuer`, named `cn`.
 pub struct Expected<'a> {
@@ -103,7 +104,7 @@ fn sealed_commit(history: &History, standing: &Standing) -> Option<git2::Oid> {
     match standing {
         Standing::Recovered { commit, .. } => git2::Oid::from_str(commit).ok(),
         Standing::Sealed(_) => history
-            .runs(crate::repository::seal::FILE)
+            .runs(crate::layout::SEAL_FILE)
             .first()
             .filter(|r| r.blob.is_some())
             .and_then(|r| history.commit(r.oldest)),

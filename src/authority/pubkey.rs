@@ -15,6 +15,9 @@
 //!   e = 65537 — keep the fingerprint they had;
 //! - Ed25519: `id-Ed25519` without parameters (RFC 8410).
 //!
+//! Also here, on a SubjectPublicKeyInfo as given: its fingerprint (what the ledger records)
+//! and whether a signature verifies under it.
+//!
 //! Pure: bytes in, canonical key out.
 
 use sha2::{Digest, Sha256};
@@ -270,6 +273,40 @@ pub fn same_key(a: &[u8], b: &[u8]) -> bool {
         (Ok(a), Ok(b)) => a.id == b.id,
         _ => a == b,
     }
+}
+
+/// SHA-256 of a SubjectPublicKeyInfo, hex: the key fingerprint the ledger records.
+pub fn key_fingerprint(spki_der: &[u8]) -> String {
+    hex::encode(Sha256::digest(spki_der))
+}
+
+/// Whether `signature` over `message` verifies with the key `spki_der` (a CA key: ECDSA P-256
+/// with SHA-256, P-384 with SHA-384, or RSA PKCS#1 v1.5 with SHA-256 — what rcgen signs with).
+pub fn verify_with(spki_der: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    use aws_lc_rs::signature;
+    let Ok((_, spki)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) else {
+        return false;
+    };
+    let alg: &dyn signature::VerificationAlgorithm = match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(_)) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Ok(x509_parser::public_key::PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => &signature::ECDSA_P256_SHA256_ASN1,
+                Some("1.3.132.0.34") => &signature::ECDSA_P384_SHA384_ASN1,
+                _ => return false,
+            }
+        }
+        _ => return false,
+    };
+    signature::UnparsedPublicKey::new(alg, &spki.subject_public_key.data)
+        .verify(message, signature)
+        .is_ok()
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use cryptoki::slot::Slot;
 use sha2::Digest;
 use zeroize::Zeroizing;
 
+use crate::authority::keygen::KeyType;
 use crate::error::{Error, Located, Result};
 
 /// Largest `ca/ca.key.pkcs11` gitca reads.
@@ -226,9 +227,9 @@ impl Record {
             "# {what} lives in a PKCS#11 token and never leaves it: gitca signs through the token.\n\
              # The module and the PIN are the operator's (--pkcs11-module or GITCA_PKCS11_MODULE,\n\
              # GITCA_PKCS11_PIN) and never belong here. Public key SHA-256: {}\n{}\n{}",
-            crate::authority::ca::key_fingerprint(&self.spki_der),
+            crate::authority::pubkey::key_fingerprint(&self.spki_der),
             self.uri.render(),
-            crate::authority::ca::to_pem("PUBLIC KEY", &self.spki_der)
+            crate::output::encode::to_pem("PUBLIC KEY", &self.spki_der)
         )
     }
 
@@ -755,7 +756,7 @@ impl TokenKey {
         })?;
         let message = [b"gitca token key proof ".as_slice(), &challenge].concat();
         let sig = self.sign_der(&message)?;
-        if !crate::authority::ca::verify_with(spki_der, &message, &sig) {
+        if !crate::authority::pubkey::verify_with(spki_der, &message, &sig) {
             return Err(Error::TokenKeyMismatch {
                 uri: self.uri.render(),
             });
@@ -838,7 +839,7 @@ pub struct InitKey {
 pub fn init_key(
     uri: &Pkcs11Uri,
     access: &TokenAccess,
-    generate: Option<crate::authority::ca::KeyType>,
+    generate: Option<KeyType>,
 ) -> Result<InitKey> {
     let opened = open(uri, access, generate.is_some())?;
     let mut uri = uri.clone();
@@ -862,11 +863,7 @@ pub fn init_key(
 /// Generates the CA key pair in the token (EC P-256/P-384 or RSA 3072/4096; private half
 /// sensitive and never extractable), refusing to shadow a key the URI already names; fills in
 /// the URI's id and label when it gave none.
-fn generate_in_token(
-    opened: &Opened,
-    uri: &mut Pkcs11Uri,
-    key_type: crate::authority::ca::KeyType,
-) -> Result<()> {
+fn generate_in_token(opened: &Opened, uri: &mut Pkcs11Uri, key_type: KeyType) -> Result<()> {
     if find_one(&opened.session, uri, ObjectClass::PRIVATE_KEY)?.is_some() {
         return Err(token_err(
             format!(
@@ -923,9 +920,9 @@ fn name_new_key(uri: &mut Pkcs11Uri) -> Result<()> {
 
 /// The generation mechanism of `key_type`, its public-key template, and the PKCS#11 key type.
 fn public_template(
-    key_type: crate::authority::ca::KeyType,
+    key_type: crate::authority::keygen::KeyType,
 ) -> (Mechanism<'static>, Vec<Attribute>, P11KeyType) {
-    use crate::authority::ca::KeyType;
+    use crate::authority::keygen::KeyType;
     match key_type {
         KeyType::P256 | KeyType::P384 => {
             let curve = if key_type == KeyType::P256 {

@@ -9,8 +9,9 @@ use super::Context;
 use crate::error::Result;
 use crate::relying::admission::{run_deploy_admission, DeployAdmissionOptions};
 use crate::relying::deploy::{
-    run_deploy_cert, run_deploy_crl, DeployCertOptions, DeployCrlOptions, FromOptions, WatchOptions,
+    run_deploy_cert, run_deploy_crl, DeployCertOptions, DeployCrlOptions, FromOptions,
 };
+use crate::relying::watch::WatchOptions;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

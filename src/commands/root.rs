@@ -10,10 +10,10 @@ use crate::authority::ceremony::{
     migrate, new_intermediate, sign_crl, Migration, NewTokenKey, Rotation,
 };
 use crate::authority::custody;
+use crate::authority::revocation::RevocationReason;
 use crate::authority::token::Pkcs11Uri;
 use crate::error::{Error, Result};
 use crate::repository::config::Dur;
-use crate::repository::ledger::RevocationReason;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

@@ -4,13 +4,14 @@
 //!
 //! | channel | encoder | what it guarantees |
 //! |---|---|---|
-//! | terminal, CI log (stdout, stderr) | [`terminal`], applied to every line by [`crate::output::redact`] | no control, bidi or invisible character reaches a terminal: each is shown as `\uXXXX` |
+//! | terminal, CI log (stdout, stderr) | [`terminal`], applied to every line by the redactor (`output::redact`) | no control, bidi or invisible character reaches a terminal: each is shown as `\uXXXX` |
 //! | markdown (`plan --markdown`) | [`markdown`] | markup characters escaped, autolinks broken, invisible characters replaced |
 //! | JSON | serde_json | strings escaped by the serializer; never assembled by hand |
 //! | nginx configuration | [`nginx_value`], [`comment_line`] | a value is one quoted token without variables; a comment is one line |
 //! | TOML (containerd's `hosts.toml`) | [`toml_string`] | a basic string with TOML's escapes |
 //! | Prometheus text format | [`prometheus_label`] | a label value with the format's three escapes |
-//! | certificate subjects shown to people | [`crate::authority::subject::rfc4514`] | RFC 4514 escaping |
+//! | PEM files (certificates, CRLs, public keys) | [`to_pem`] | base64 of the DER between the label's lines, LF line endings |
+//! | certificate subjects shown to people | `authority::subject::rfc4514` | RFC 4514 escaping |
 //!
 //! `\uXXXX` is also a valid JSON escape, so the terminal encoder applied to JSON output (which
 //! goes to stdout like the rest) keeps it valid and meaning the same.
@@ -185,6 +186,14 @@ pub fn prometheus_label(s: &str) -> String {
             .replace('\n', "\\n"),
     )
     .into_owned()
+}
+
+/// DER to PEM with the given label.
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(label, der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::reconcile::plan::{Op, Plan};
-use crate::repository::ledger::fmt_time;
+use crate::time::fmt_time;
 
 /// Most diagnostics rendered one by one; the rest are counted (a broken file with thousands of
 /// entries must not print thousands of snippets).
@@ -139,7 +139,7 @@ fn short(serial: &str) -> String {
     serial.chars().take(8).collect::<String>() + "…"
 }
 
-fn where_of(b: &crate::reconcile::plan::Blocked) -> String {
+fn where_of(b: &crate::repository::inventory::Blocked) -> String {
     match (&b.file, b.line) {
         (Some(f), Some(l)) => format!("{}:{l}", crate::output::encode::one_line(f)),
         (Some(f), None) => crate::output::encode::one_line(f).into_owned(),

@@ -14,16 +14,20 @@ use time::OffsetDateTime;
 
 use crate::authority::ca::{self, CaCert, CaKey, LeafSpec};
 use crate::authority::custody::{self, KeySource};
-use crate::authority::init::CRL_FILE;
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
+use crate::layout::{
+    cert_path, CONFIG_FILE, CRL_FILE, LEDGER_FILE, PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY,
+    ROOT_CRL, SEAL_FILE,
+};
 use crate::output::report;
-use crate::reconcile::plan::{self, Op, Plan};
+use crate::reconcile::plan::{Op, Plan};
 use crate::reconcile::policy::VerifiedCsr;
 use crate::repository::git::{CaRepo, Start, Transaction};
 use crate::repository::inventory::Identity;
-use crate::repository::ledger::{self, Ledger, Record, RevocationReason, State};
+use crate::repository::ledger::{Ledger, Record, State};
 use crate::repository::load::{self, State as Loaded};
-use crate::repository::seal::{self, Seal};
+use crate::repository::seal::Seal;
 
 pub struct ReconcileOptions {
     pub dir: PathBuf,
@@ -53,10 +57,6 @@ struct Job<'a> {
     csr: VerifiedCsr,
     record: Record,
     serial_der: Vec<u8>,
-}
-
-pub fn cert_path(name: &str) -> String {
-    format!("certs/{name}.crt")
 }
 
 /// Revokes a record, or raises an earlier revocation's reason to key-compromise (RFC 5280
@@ -408,11 +408,7 @@ fn refuse_uncommitted(opts: &ReconcileOptions, start: &Start) -> Result<()> {
         let inputs: Vec<&String> = start
             .dirty
             .iter()
-            .filter(|p| {
-                p.starts_with("identities/")
-                    || p.starts_with("csr/")
-                    || *p == crate::repository::config::FILE
-            })
+            .filter(|p| p.starts_with("identities/") || p.starts_with("csr/") || *p == CONFIG_FILE)
             .collect();
         if !inputs.is_empty() {
             return Err(Error::usage(
@@ -528,7 +524,7 @@ fn jobs<'a>(
             .map(|r| r.not_before)
             .chain(latest_of_key.get(csr.key_sha256.as_str()).copied())
             .max();
-        let (not_before, not_after) = plan::validity_window(
+        let (not_before, not_after) = crate::authority::ca::validity_window(
             now,
             validity,
             (state.ca.not_before, state.ca.not_after),
@@ -647,7 +643,7 @@ fn next_outputs(
     let issuer = state.issuer_id();
     let crl_text = match &plan.crl {
         Some(c) => {
-            let entries = ca::crl_entries(&ledger, now, issuer.as_deref())?;
+            let entries = crate::repository::ledger::crl_entries(&ledger, now, issuer.as_deref())?;
             let pem = ca::sign_crl(
                 &state.ca,
                 keys.current,
@@ -700,7 +696,7 @@ fn previous_crl(
     }
     match (&plan.previous_crl, key) {
         (Some(c), Some(key)) => {
-            let entries = ca::crl_entries(ledger, now, Some(&previous.id))?;
+            let entries = crate::repository::ledger::crl_entries(ledger, now, Some(&previous.id))?;
             let pem = ca::sign_crl(&previous.cert, key, c.number, now, c.next_update, &entries)?;
             lint_crl(&pem, &previous.cert, c.number, entries.len())?;
             Ok(Some(pem))
@@ -761,7 +757,7 @@ fn stage_certificates(
 ) -> Result<()> {
     let mut staged = std::collections::HashSet::new();
     for (job, der) in jobs.iter().zip(signed) {
-        let mut text = ca::to_pem("CERTIFICATE", der);
+        let mut text = crate::output::encode::to_pem("CERTIFICATE", der);
         text.push_str(&state.ca.pem);
         let path = cert_path(&job.identity.name);
         tx.write(&path, text);
@@ -795,10 +791,12 @@ fn stage_certificates(
 /// root CRL written back) and the seal.
 fn stage_ledger_and_crls(tx: &mut Transaction<'_>, state: &Loaded, plan: &Plan, next: NextOutputs) {
     drop(next.ledger);
-    tx.write(ledger::FILE, next.ledger_text.into_bytes());
+    tx.write(LEDGER_FILE, next.ledger_text.into_bytes());
     tx.write(CRL_FILE, next.crl_text.into_bytes());
     if let Some(h) = &state.hierarchy {
-        use crate::authority::hierarchy::{PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY};
+        use PREVIOUS_CERT;
+        use PREVIOUS_CRL;
+        use PREVIOUS_KEY;
         match &next.previous_crl {
             Some(text) => tx.write(PREVIOUS_CRL, text.clone().into_bytes()),
             None if plan.retire_previous => {
@@ -811,13 +809,10 @@ fn stage_ledger_and_crls(tx: &mut Transaction<'_>, state: &Loaded, plan: &Plan, 
         }
         // A root CRL put back by a merge: the newest one from history is written back.
         if h.root_crl_recovered.is_some() {
-            tx.write(
-                crate::authority::hierarchy::ROOT_CRL,
-                h.root_crl_text.clone().into_bytes(),
-            );
+            tx.write(ROOT_CRL, h.root_crl_text.clone().into_bytes());
         }
     }
-    tx.write(seal::FILE, next.seal.render());
+    tx.write(SEAL_FILE, next.seal.render());
 }
 
 /// The index may hold staged paths from a failed commit: reset it to HEAD.

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use crate::authority::ca::{self, CaCert, CaKey, CrlInfo, KeyType};
+use crate::authority::ca::{self, CaCert, CaKey, CrlInfo};
+use crate::authority::keygen::KeyType;
 use crate::reconcile::plan::Op;
 use crate::repository::config::Config;
 use crate::repository::ledger::Ledger;
@@ -20,7 +21,7 @@ fn signer() -> &'static Signer {
     static SIGNER: OnceLock<Signer> = OnceLock::new();
     SIGNER.get_or_init(|| {
         let key = CaKey::new(KeyType::P256.generate().expect("a P-256 key"));
-        let now = crate::repository::ledger::parse_time("2026-01-01T00:00:00Z").expect("a time");
+        let now = crate::time::parse_time("2026-01-01T00:00:00Z").expect("a time");
         let pem = ca::self_signed("Fuzz CA", "Fuzz", &key, now, time::Duration::days(3650))
             .expect("a CA certificate");
         Signer {
@@ -44,7 +45,7 @@ pub fn ledger_through_reconcile(text: &str) {
         "2099-12-31T00:00:00Z",
         "1970-01-02T00:00:00Z",
     ] {
-        let now = crate::repository::ledger::parse_time(now).expect("a time");
+        let now = crate::time::parse_time(now).expect("a time");
         let none = BTreeMap::new();
         let plan = crate::reconcile::plan::plan(&crate::reconcile::plan::Input {
             identities: &[],
@@ -73,7 +74,7 @@ pub fn ledger_through_reconcile(text: &str) {
                 crate::reconcile::apply::apply_revocation(r, *why, now);
             }
         }
-        let Ok(entries) = ca::crl_entries(&ledger, now, None) else {
+        let Ok(entries) = crate::repository::ledger::crl_entries(&ledger, now, None) else {
             continue;
         };
         let number = plan.crl.as_ref().map_or(2, |c| c.number);

@@ -11,9 +11,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::authority::ca::BACKDATE;
+use crate::authority::revocation::RevocationReason;
 use crate::repository::config::{Config, Profile};
-use crate::repository::inventory::{Identity, Kind};
-use crate::repository::ledger::{fmt_time, Ledger, Record, RevocationReason};
+use crate::repository::inventory::{Acknowledgement, Blocked, Identity, Kind};
+use crate::repository::ledger::{Ledger, Record};
+use crate::time::{fmt_time, human_span, next_crl_update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,34 +79,6 @@ pub struct CrlAction {
     #[serde(with = "time::serde::rfc3339")]
     pub next_update: OffsetDateTime,
     pub reason: Reason,
-}
-
-/// An identity reconcile will not sign for this time, and why: its CSR is missing or refused,
-/// its entry could not be validated, or a `revoke:` holds it. Everything else (revocations, the
-/// CRL) goes ahead without it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Blocked {
-    pub identity: String,
-    /// `csr-missing`, `csr-refused`, `entry-invalid`, `revocation-held`, `config-invalid`.
-    pub code: &'static str,
-    pub detail: String,
-    /// What to do about it.
-    pub fix: String,
-    /// Where it is declared, when known.
-    pub file: Option<String>,
-    pub line: Option<usize>,
-    /// The identity's reviewed `acknowledged:`, when it holds now: still reported, but alone
-    /// it needs no one's attention (see [`crate::repository::inventory::Acknowledged`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub acknowledged: Option<Acknowledgement>,
-}
-
-/// An acknowledgement as the plan shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Acknowledgement {
-    /// The last day it holds, YYYY-MM-DD (UTC).
-    pub until: String,
-    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -554,17 +528,6 @@ fn superseded_after_grace<'a>(c: &Ctx<'a>, grace: time::Duration) -> Vec<(&'a Re
         .collect()
 }
 
-/// "12 days", "5 hours".
-pub fn human_span(d: time::Duration) -> String {
-    if d.whole_days() >= 2 {
-        format!("{} days", d.whole_days())
-    } else if d.whole_hours() >= 2 {
-        format!("{} hours", d.whole_hours())
-    } else {
-        format!("{} minutes", d.whole_minutes().max(0))
-    }
-}
-
 /// Computes the plan. Pure.
 ///
 /// Each declared identity goes through the trigger chain; then come the removals, the keys
@@ -950,16 +913,6 @@ fn held_by_revocation(c: &Ctx) -> Option<Blocked> {
     })
 }
 
-/// A new CRL's nextUpdate: `now + validity`, never earlier than the previous CRL's.
-pub fn next_crl_update(
-    now: OffsetDateTime,
-    validity: time::Duration,
-    previous: Option<OffsetDateTime>,
-) -> OffsetDateTime {
-    let next = now + validity;
-    previous.map_or(next, |p| next.max(p))
-}
-
 /// A key revoked for compromise is dead whoever holds it: every live certificate of that key,
 /// of any identity, is revoked for key compromise too. (Signing keeps one key to one identity;
 /// this holds even for a ledger that predates that, or an import.)
@@ -1026,34 +979,13 @@ fn revoke(rec: &Record, why: RevocationReason, r: Reason) -> Action {
     }
 }
 
-/// The validity window of a certificate signed now for an identity.
-/// The backdating never reaches before the CA's own notBefore (a CA made or imported within
-/// the hour), and the expiry never past its notAfter. Nor does it reach before `after`, the
-/// latest notBefore of the certificates the new one follows (the identity's, and any of the
-/// same key), up to `now`: whoever compares certificates by notBefore — `gitca deploy cert`
-/// installs only a newer one, a key's holder is the last certified for it — sees the new one
-/// as the newer, even when it replaces a certificate signed minutes ago without backdating
-/// (one `openssl ca` issued just before an import).
-pub fn validity_window(
-    now: OffsetDateTime,
-    validity: time::Duration,
-    ca: (OffsetDateTime, OffsetDateTime),
-    after: Option<OffsetDateTime>,
-) -> (OffsetDateTime, OffsetDateTime) {
-    let mut start = (now - BACKDATE).max(ca.0);
-    if let Some(after) = after {
-        start = start.max((after + time::Duration::SECOND).min(now));
-    }
-    (start, (now + validity).min(ca.1))
-}
-
 mod opt_time {
     use serde::Serializer;
     use time::OffsetDateTime;
 
     pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
         match t {
-            Some(t) => s.serialize_str(&crate::repository::ledger::fmt_time(*t)),
+            Some(t) => s.serialize_str(&crate::time::fmt_time(*t)),
             None => s.serialize_none(),
         }
     }
@@ -1066,7 +998,7 @@ mod tests {
     use crate::repository::ledger::State;
 
     fn t(s: &str) -> OffsetDateTime {
-        crate::repository::ledger::parse_time(s).unwrap()
+        crate::time::parse_time(s).unwrap()
     }
 
     fn config() -> Config {
@@ -1306,28 +1238,6 @@ mod tests {
         let p = run(&[olga], &l, "2026-03-09T13:00:00Z");
         assert_eq!(ops(&p), [("olga".into(), "revoke", "superseded")]);
         assert_eq!(p.actions[0].serial.as_deref(), Some("1001"));
-    }
-
-    #[test]
-    fn a_new_certificate_never_starts_before_the_one_it_follows() {
-        let ca = (t("2026-03-01T11:50:00Z"), t("2036-03-01T11:50:00Z"));
-        let now = t("2026-03-01T12:30:00Z");
-        let year = time::Duration::days(365);
-        assert_eq!(validity_window(now, year, ca, None).0, ca.0);
-        let after = t("2026-03-01T11:55:00Z");
-        assert_eq!(
-            validity_window(now, year, ca, Some(after)).0,
-            t("2026-03-01T11:55:01Z")
-        );
-        // Never after now, whatever the other certificate claims.
-        let future = t("2026-04-01T00:00:00Z");
-        assert_eq!(validity_window(now, year, ca, Some(future)).0, now);
-        // Otherwise backdated by the hour, as before.
-        let later = t("2026-06-01T00:00:00Z");
-        assert_eq!(
-            validity_window(later, year, ca, Some(after)).0,
-            later - BACKDATE
-        );
     }
 
     #[test]

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
 
+use crate::authority::revocation::RevocationReason;
 use crate::error::Error;
-use crate::reconcile::plan::Blocked;
-use crate::repository::inventory::{Identity, Inventory};
-use crate::repository::ledger::{Ledger, RevocationReason};
+use crate::repository::inventory::{Blocked, Identity, Inventory};
+use crate::repository::ledger::Ledger;
 
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;

@@ -13,16 +13,19 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::authority::ca;
-use crate::authority::init::{CA_CERT, CRL_FILE};
 use crate::error::{Error, Result};
+use crate::layout::{
+    cert_path, CA_CERT, CONFIG_FILE, CRL_FILE, LEDGER_FILE, PREVIOUS_CRL, ROOT_CERT, ROOT_CRL,
+    ROSTER, SEAL_FILE,
+};
 use crate::output::report;
-use crate::reconcile::apply::cert_path;
-use crate::reconcile::plan::{human_span, Plan};
+use crate::reconcile::plan::Plan;
 use crate::repository::confined::{Dir, Kind};
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::{self, fmt_time, Ledger, State};
+use crate::repository::ledger::{self, Ledger, State};
 use crate::repository::load::{self, read};
 use crate::repository::seal::{self, Standing};
+use crate::time::{fmt_time, human_span};
 
 /// A problem that does not fail check.
 #[derive(Debug, Clone)]
@@ -72,7 +75,7 @@ pub fn policy_changes(repo: &CaRepo, at: Option<git2::Oid>) -> Vec<String> {
         .find_commit(commit)
         .and_then(|c| c.tree())
         .ok()
-        .and_then(|t| t.get_name(crate::repository::config::FILE).map(|e| e.id()))
+        .and_then(|t| t.get_name(CONFIG_FILE).map(|e| e.id()))
         .and_then(|id| {
             crate::repository::history::read_blob(
                 &repo.git,
@@ -82,13 +85,9 @@ pub fn policy_changes(repo: &CaRepo, at: Option<git2::Oid>) -> Vec<String> {
         })
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| crate::repository::config::Config::parse(&t).ok());
-    let new = read(
-        &repo.dir,
-        crate::repository::config::FILE,
-        crate::repository::config::MAX_BYTES,
-    )
-    .and_then(|t| crate::repository::config::Config::parse(&t))
-    .ok();
+    let new = read(&repo.dir, CONFIG_FILE, crate::repository::config::MAX_BYTES)
+        .and_then(|t| crate::repository::config::Config::parse(&t))
+        .ok();
     match (old, new) {
         (Some(old), Some(new)) => new.diff(&old),
         _ => Vec::new(),
@@ -256,7 +255,7 @@ fn check_crl_entries(
     for s in &crl.serials {
         if !revoked.contains(s.as_str()) {
             f.errors.push(Error::bad_file(
-                ledger::FILE,
+                LEDGER_FILE,
                 format!("serial {s} is on {path} but not revoked in the ledger"),
                 "revocation is permanent: a hand edit un-revoked it; restore ledger.tsv from git history",
             ));
@@ -335,7 +334,7 @@ fn verify_cert_file(
 /// Compares with the base revision: what only reconcile may write must not change in a PR.
 fn compare_with_base(repo: &CaRepo, base: &str, findings: &mut Findings) -> Result<()> {
     // The ledger as the pull request left it on disk (not the sealed one gitca would use).
-    let ledger = read(&repo.dir, ledger::FILE, ledger::MAX_BYTES)
+    let ledger = read(&repo.dir, LEDGER_FILE, ledger::MAX_BYTES)
         .and_then(|t| Ledger::parse(&t))
         .unwrap_or_default();
     let fork = fork_point(repo, base)?;
@@ -427,7 +426,7 @@ fn check_revocations_kept(
     base: &str,
     findings: &mut Findings,
 ) {
-    let Ok(entry) = fork_tree.get_path(Path::new(ledger::FILE)) else {
+    let Ok(entry) = fork_tree.get_path(Path::new(LEDGER_FILE)) else {
         return;
     };
     let blob = crate::repository::history::read_blob(&repo.git, entry.id(), ledger::MAX_BYTES);
@@ -442,7 +441,7 @@ fn check_revocations_kept(
     for r in old.records.iter() {
         match now.get(r.serial.as_str()) {
             None => findings.errors.push(Error::bad_file(
-                ledger::FILE,
+                LEDGER_FILE,
                 format!(
                     "the record of certificate {} ({}) was removed",
                     r.serial, r.identity
@@ -451,7 +450,7 @@ fn check_revocations_kept(
             )),
             Some(n) if r.state == State::Revoked && n.state != State::Revoked => {
                 findings.errors.push(Error::bad_file(
-                    ledger::FILE,
+                    LEDGER_FILE,
                     format!(
                         "certificate {} ({}) was revoked and is no longer",
                         r.serial, r.identity
@@ -502,12 +501,8 @@ fn check_working_tree(repo: &CaRepo, f: &mut Findings) {
 /// gitca.yaml, the identities and the CA's outputs, as one state; `None` when gitca.yaml or
 /// the outputs cannot be loaded (the reason is in `f`), since every later check needs them.
 fn load_state(repo: &CaRepo, base: Option<&str>, f: &mut Findings) -> Result<Option<load::State>> {
-    let config = match read(
-        &repo.dir,
-        crate::repository::config::FILE,
-        crate::repository::config::MAX_BYTES,
-    )
-    .and_then(|t| crate::repository::config::Config::parse(&t))
+    let config = match read(&repo.dir, CONFIG_FILE, crate::repository::config::MAX_BYTES)
+        .and_then(|t| crate::repository::config::Config::parse(&t))
     {
         Ok(c) => c,
         Err(e) => {
@@ -587,12 +582,12 @@ fn load_inventory(
 fn check_standing(standing: &Standing, f: &mut Findings) {
     match standing {
         Standing::Recovered { .. } => f.errors.push(Error::bad_file(
-            seal::FILE,
+            SEAL_FILE,
             seal::describe(standing).unwrap_or_default(),
             "only gitca writes ledger.tsv, crl/ca.crl and ledger.sig: drop the edit from the pull request; on main, the next gitca reconcile writes the sealed versions back",
         )),
         Standing::Unsealed => f.warnings.push(Warning {
-            file: seal::FILE.into(),
+            file: SEAL_FILE.into(),
             message: "ledger.tsv and crl/ca.crl carry no seal yet (a repository from an earlier gitca)".into(),
             help: "the next gitca reconcile that writes seals them; until then hand edits of them cannot be told apart".into(),
         }),
@@ -754,13 +749,7 @@ fn check_crls(state: &load::State, now: OffsetDateTime, f: &mut Findings) {
     let issuer = state.issuer_id();
     check_crl_entries(f, &state.ledger, crl, CRL_FILE, issuer.as_deref());
     if let Some(p) = state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()) {
-        check_crl_entries(
-            f,
-            &state.ledger,
-            &p.crl,
-            crate::authority::hierarchy::PREVIOUS_CRL,
-            Some(&p.id),
-        );
+        check_crl_entries(f, &state.ledger, &p.crl, PREVIOUS_CRL, Some(&p.id));
     }
     match crl.next_update {
         Some(next) if next <= now => f.errors.push(Error::bad_file(
@@ -944,7 +933,10 @@ fn check_hierarchy(
     state: &load::State,
     now: OffsetDateTime,
 ) {
-    use crate::authority::hierarchy::{PREVIOUS_CRL, ROOT_CERT, ROOT_CRL, ROSTER};
+    use PREVIOUS_CRL;
+    use ROOT_CERT;
+    use ROOT_CRL;
+    use ROSTER;
     f.errors.extend(h.orphans(&state.ledger, now));
     if let Some(why) = &h.roster_problem {
         f.errors.push(Error::bad_file(

@@ -10,10 +10,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::Result;
-use crate::reconcile::plan::human_span;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::{fmt_time, Record, State};
+use crate::repository::ledger::{Record, State};
 use crate::repository::load;
+use crate::time::{fmt_time, human_span, parse_time};
 
 pub struct StatusOptions {
     pub json: bool,
@@ -57,7 +57,7 @@ fn certificate_facts(
 ) -> Option<(String, String)> {
     let text = dir
         .read_string(
-            &crate::reconcile::apply::cert_path(name),
+            &crate::layout::cert_path(name),
             crate::authority::ca::MAX_CERT_BYTES,
         )
         .ok()?;
@@ -378,7 +378,7 @@ pub fn run_status(
 
 fn render_hierarchy(out: &mut dyn Write, h: &HierarchyStatus, now: OffsetDateTime) {
     let days = |t: &str| {
-        crate::repository::ledger::parse_time(t)
+        parse_time(t)
             .map(|t| human_span(t - now))
             .unwrap_or_default()
     };

@@ -33,10 +33,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::relying::deploy::{
-    drive, interval, now_or, reload, seconds, Run, Verdict, WatchOptions,
-};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
+use crate::relying::watch::{drive, interval, now_or, reload, seconds, Run, Verdict, WatchOptions};
 use crate::repository::config::Dur;
 use crate::repository::signer::{AllowedSigners, SigningKey};
 
@@ -116,7 +114,7 @@ impl List {
             .ok_or("line 3 is not `sequence N`")?;
         let generated = next("generated")?
             .strip_prefix("generated ")
-            .filter(|g| crate::repository::ledger::parse_time(g).is_some())
+            .filter(|g| crate::time::parse_time(g).is_some())
             .ok_or("line 4 is not `generated RFC3339`")?
             .to_string();
         let mut entries = Vec::new();
@@ -202,7 +200,7 @@ pub fn for_publish(
     let list = List {
         commit: head.id().to_string(),
         sequence: report.commits as u64,
-        generated: crate::repository::ledger::fmt_time(now),
+        generated: crate::time::fmt_time(now),
         entries,
     };
     let text = list.render();
@@ -473,7 +471,7 @@ fn admission_once(
                 entries = Some(list.entries.len());
                 let verdict = install(args, &list, &signer, installed.as_ref());
                 if !matches!(verdict, Verdict::Refused(_)) {
-                    newest = newest.max(crate::repository::ledger::parse_time(&list.generated));
+                    newest = newest.max(crate::time::parse_time(&list.generated));
                 }
                 verdict
             }
@@ -482,7 +480,7 @@ fn admission_once(
     let stale = match newest {
         Some(t) if now - t > max_age => Some(format!(
             "the newest admission list seen was signed at {} (over --max-age {} ago): `gitca publish` has stopped, or this server cannot reach it; identities merged since are not admitted",
-            crate::repository::ledger::fmt_time(t),
+            crate::time::fmt_time(t),
             args.max_age
         )),
         _ => None,
@@ -633,7 +631,7 @@ fn installed_map(path: &Path) -> Result<Option<InstalledMap>> {
             "remove it (the next run installs the published list) or pass another --out",
         ));
     };
-    let generated = field("generated").and_then(|t| crate::repository::ledger::parse_time(&t));
+    let generated = field("generated").and_then(|t| crate::time::parse_time(&t));
     Ok(Some(InstalledMap {
         sequence,
         generated,

@@ -15,8 +15,8 @@ use crate::authority::ca;
 use crate::error::{Error, Result};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::fmt_time;
 use crate::repository::load::{self, read};
+use crate::time::fmt_time;
 
 /// What `gitca bundle` installs, and where.
 #[derive(Debug)]
@@ -372,7 +372,7 @@ pub fn run_bundle(
         )
         })?;
     let anchor = state.hierarchy.as_ref().map_or(&state.ca, |h| &h.root);
-    let mut chain = ca::to_pem("CERTIFICATE", &leaf.der);
+    let mut chain = crate::output::encode::to_pem("CERTIFICATE", &leaf.der);
     chain.push_str(&issuer.pem);
     if let Some(p12) = &args.p12 {
         let mut cas: Vec<&[u8]> = vec![&issuer.der];
@@ -428,20 +428,20 @@ fn ledger_leaf(
 ) -> Result<LedgerLeaf> {
     let cert_text = read(
         &repo.dir,
-        &crate::reconcile::apply::cert_path(name),
+        &crate::layout::cert_path(name),
         ca::MAX_CERT_BYTES,
     )?;
     let certs = parse_pem_certs(&cert_text);
     let leaf = certs.first().ok_or_else(|| {
         Error::bad_file(
-            crate::reconcile::apply::cert_path(name),
+            crate::layout::cert_path(name),
             "no certificate",
             "run gitca check",
         )
     })?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| {
         Error::bad_file(
-            crate::reconcile::apply::cert_path(name),
+            crate::layout::cert_path(name),
             e.to_string(),
             "run gitca check",
         )

@@ -23,19 +23,20 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
-use crate::authority::ca::{self, CaCert};
+use crate::authority::ca::{self, id_of, CaCert};
 use crate::authority::chain;
 use crate::authority::floors::Floors;
-use crate::authority::hierarchy::id_of;
 use crate::error::{Error, Result};
 use crate::relying::bundle::{ClientFiles, TargetOptions};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
+pub use crate::relying::watch::EXIT_STALE;
+use crate::relying::watch::{
+    drive, interval, now_or, reload, seconds, split, Run, Verdict, WatchOptions,
+};
 use crate::repository::config::Dur;
 use crate::repository::confined::Dir;
-use crate::repository::ledger::fmt_time;
+use crate::time::{fmt_time, human_span};
 
-/// Exit code: what is installed expires within the margin and nothing newer could be had.
-pub const EXIT_STALE: u8 = 4;
 use chain::SKEW;
 
 /// Where a deploy fetches from, the CA it pins, and how long a fetch may take.
@@ -58,42 +59,6 @@ pub struct FromOptions {
     /// The most one fetch may take (HTTP: the whole request; --from-git: every git program it
     /// runs, which are then killed); past it the fetch fails like any other.
     pub timeout: String,
-}
-
-/// What a deploy runs after a change, how often it checks, and where its metrics go.
-#[derive(Debug)]
-pub struct WatchOptions {
-    /// Run after every change: e.g. `nginx -t && nginx -s reload`. If it fails, the previous
-    /// files are put back. An empty CMD runs nothing (handy in systemd environment files).
-    pub reload: Option<String>,
-    /// The most the reload command may take: past it, it is killed with everything it started,
-    /// and the previous files are put back.
-    pub reload_timeout: String,
-    /// Keep running: check every INTERVAL (with jitter); fetch failures never end it.
-    pub watch: Option<String>,
-    /// Write Prometheus textfile-collector metrics here (for node_exporter).
-    pub metrics: Option<PathBuf>,
-}
-
-impl WatchOptions {
-    /// The reload command, if one was given and it is not blank, with its limit.
-    pub(crate) fn hook(&self) -> Option<(&str, std::time::Duration)> {
-        let cmd = self.reload.as_deref().filter(|c| !c.trim().is_empty())?;
-        Some((
-            cmd,
-            seconds(&self.reload_timeout).unwrap_or(DEFAULT_RELOAD_LIMIT),
-        ))
-    }
-}
-
-/// The reload command's limit when `--reload-timeout` cannot be read (checked before).
-const DEFAULT_RELOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A duration flag (`30s`, `5m`) as a std duration.
-pub(crate) fn seconds(text: &str) -> Result<std::time::Duration> {
-    Ok(std::time::Duration::from_secs(
-        Dur::parse(text)?.0.whole_seconds().unsigned_abs(),
-    ))
 }
 
 /// What `gitca deploy crl` keeps current, and where.
@@ -246,7 +211,7 @@ fn installed_crls(
     let mut parsed = Vec::new();
     let mut strangers = Vec::new();
     for b in blocks.iter().filter(|b| b.tag() == "X509 CRL") {
-        let pem = ca::to_pem("X509 CRL", b.contents());
+        let pem = crate::output::encode::to_pem("X509 CRL", b.contents());
         match chain::attribute(&pem, &signers) {
             Some(c) => parsed.push(c),
             None => strangers.push(pem),
@@ -262,26 +227,6 @@ fn installed_crls(
         parsed,
         strangers,
     })
-}
-
-/// One run's result.
-pub(crate) enum Verdict {
-    Installed(String),
-    Unchanged(String),
-    /// Something fetched was refused, or the reload hook failed: an error.
-    Refused(String),
-    /// The source could not be read: transient unless what is installed goes stale.
-    Unavailable(String),
-}
-
-pub(crate) struct Run {
-    pub verdict: Verdict,
-    pub stale: Option<String>,
-    pub metrics: Vec<(String, f64)>,
-}
-
-pub(crate) fn now_or(fixed: Option<OffsetDateTime>) -> OffsetDateTime {
-    fixed.unwrap_or_else(OffsetDateTime::now_utc)
 }
 
 fn state_path(dir: &Path, name: &str) -> PathBuf {
@@ -303,68 +248,6 @@ fn load_state(path: &Path) -> std::result::Result<Option<DeployState>, String> {
 fn save_state(path: &Path, state: &DeployState) -> Result<()> {
     let (dir, name) = split(path)?;
     let text = serde_json::to_string_pretty(state).expect("json");
-    dir.write(&name, text.as_bytes(), 0o644)
-}
-
-/// A file path as its directory (opened as an anchor) and its name.
-fn split(path: &Path) -> Result<(Dir, String)> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .ok_or_else(|| {
-            Error::usage(
-                format!("{} names no file", path.display()),
-                "pass a file path",
-            )
-        })?;
-    Ok((Dir::create(parent)?, name))
-}
-
-/// Runs the reload hook, with what was installed in its environment, for at most `limit`.
-pub(crate) fn reload(
-    (cmd, limit): (&str, std::time::Duration),
-    env: &[(&str, String)],
-) -> std::result::Result<(), String> {
-    let mut c = crate::relying::program::command("sh");
-    c.arg("-c").arg(cmd);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    match crate::relying::program::status(&mut c, limit) {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!("`{cmd}` failed ({s})")),
-        Err(crate::relying::program::Failure::TimedOut(_)) => Err(format!(
-            "`{cmd}` did not finish within {}s (--reload-timeout): killed with everything it started",
-            limit.as_secs()
-        )),
-        Err(e) => Err(format!("`{cmd}` {e}")),
-    }
-}
-
-/// Prometheus text format. A name may carry labels of its own (`name{issuer="…"}`): they join
-/// the run's label, and the TYPE line is written once per metric.
-fn metrics_text(prefix: &str, label: &str, values: &[(String, f64)]) -> String {
-    let mut s = String::new();
-    let mut typed = std::collections::HashSet::new();
-    for (name, v) in values {
-        let (base, extra) = match name.split_once('{') {
-            Some((b, rest)) => (b, format!(",{}", rest.trim_end_matches('}'))),
-            None => (name.as_str(), String::new()),
-        };
-        if typed.insert(base) {
-            s.push_str(&format!("# TYPE {prefix}_{base} gauge\n"));
-        }
-        s.push_str(&format!("{prefix}_{base}{{{label}{extra}}} {v}\n"));
-    }
-    s
-}
-
-fn write_metrics(path: &Path, text: &str) -> Result<()> {
-    let (dir, name) = split(path)?;
     dir.write(&name, text.as_bytes(), 0o644)
 }
 
@@ -683,7 +566,7 @@ fn crl_staleness(
                 "the installed CRL #{} expires {} (in {}) and no newer one could be installed: nginx will refuse EVERY client then",
                 c.number,
                 fmt_time(n),
-                crate::reconcile::plan::human_span(n - now)
+                human_span(n - now)
             )),
             None => Some("an installed CRL has no nextUpdate".into()),
             _ => None,
@@ -742,76 +625,6 @@ fn describe_numbers(v: Option<&VerifiedCrls>) -> String {
         .map(|c| format!("#{}", c.number))
         .collect::<Vec<_>>()
         .join(" + ")
-}
-
-pub(crate) fn interval(text: Option<&str>) -> Result<Option<std::time::Duration>> {
-    text.map(|t| Dur::parse(t).map(|d| std::time::Duration::from_secs(d.0.whole_seconds() as u64)))
-        .transpose()
-}
-
-/// Reports one run; returns its exit code.
-fn report(run: &Run, out: &mut dyn Write, watching: bool) -> u8 {
-    let stamp = if watching {
-        format!("{} ", fmt_time(OffsetDateTime::now_utc()))
-    } else {
-        String::new()
-    };
-    let code = match &run.verdict {
-        Verdict::Installed(m) | Verdict::Unchanged(m) => {
-            let _ = writeln!(out, "{stamp}{m}");
-            0
-        }
-        Verdict::Refused(m) => {
-            crate::output::redact::stderr(&format!("{stamp}gitca deploy: {m}"));
-            1
-        }
-        Verdict::Unavailable(m) => {
-            crate::output::redact::stderr(&format!(
-                "{stamp}gitca deploy: cannot fetch ({m}); what is installed stays"
-            ));
-            0
-        }
-    };
-    if let Some(s) = &run.stale {
-        crate::output::redact::stderr(&format!("{stamp}gitca deploy: STALE: {s}"));
-        // A refusal stays exit 1 (what came was refused); staleness is in the metrics too.
-        if code == 0 {
-            return EXIT_STALE;
-        }
-    }
-    code
-}
-
-/// Runs `once` now, or forever every `every` (±10%) with --watch.
-pub(crate) fn drive(
-    every: Option<std::time::Duration>,
-    out: &mut dyn Write,
-    metrics: Option<(&Path, &str, &str)>,
-    mut once: impl FnMut() -> Result<Run>,
-) -> Result<u8> {
-    loop {
-        let code = match once() {
-            Ok(run) => {
-                if let Some((path, prefix, label)) = metrics {
-                    write_metrics(path, &metrics_text(prefix, label, &run.metrics))?;
-                }
-                report(&run, out, every.is_some())
-            }
-            Err(e) if every.is_some() => {
-                crate::output::redact::stderr(&format!("gitca deploy: {e}"));
-                1
-            }
-            Err(e) => return Err(e),
-        };
-        let Some(every) = every else {
-            return Ok(code);
-        };
-        let _ = out.flush();
-        let mut r = [0u8; 2];
-        let _ = rustix::rand::getrandom(&mut r, rustix::rand::GetRandomFlags::empty());
-        let jitter = (u16::from_le_bytes(r) as f64 / 65535.0 - 0.5) * 0.2;
-        std::thread::sleep(every.mul_f64(1.0 + jitter));
-    }
 }
 
 fn read_pinned(path: &Path) -> Result<CaCert> {
@@ -928,7 +741,7 @@ fn installed_cert(dir: &Dir, file: &str, pinned: &CaCert) -> Option<InstalledCer
     };
     let chained = verifies(&pinned.spki_der)
         || ders.iter().skip(1).any(|d| {
-            CaCert::parse(&ca::to_pem("CERTIFICATE", d)).is_ok_and(|i| {
+            CaCert::parse(&crate::output::encode::to_pem("CERTIFICATE", d)).is_ok_and(|i| {
                 ca::verify_ca_signature(&i, &pinned.spki_der).is_ok() && verifies(&i.spki_der)
             })
         });

@@ -15,12 +15,12 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 
 use crate::authority::ca::{self, CaCert};
-use crate::authority::init::CRL_FILE;
 use crate::error::{Error, Result};
+use crate::layout::CRL_FILE;
 use crate::relying::bundle::{parse_pem_certs, read_client_key};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::fmt_time;
+use crate::time::fmt_time;
 
 /// What `gitca doctor` examines: a certificate and its key, or a certs.d directory (and the
 /// registry behind it), against a CA and a CRL.
@@ -134,7 +134,7 @@ fn read_crls(text: &str, origin: &str, cas: &[&CaCert]) -> Result<Vec<Crl>> {
                 let reason = r
                     .reason_code()
                     .map(|(_, rc)| {
-                        crate::repository::ledger::RevocationReason::ALL
+                        crate::authority::revocation::RevocationReason::ALL
                             .into_iter()
                             .find(|r| r.code() == rc.0)
                             .map(|r| r.as_str().to_string())
@@ -428,7 +428,7 @@ fn check_chain(
     }
     let from_file: Vec<CaCert> = rest
         .iter()
-        .filter_map(|der| CaCert::parse(&ca::to_pem("CERTIFICATE", der)).ok())
+        .filter_map(|der| CaCert::parse(&crate::output::encode::to_pem("CERTIFICATE", der)).ok())
         .collect();
     // Only an intermediate the anchor certified counts (a CA of the same name does not).
     let certified = |c: &&CaCert| ca::verify_ca_signature(c, &anchor.spki_der).is_ok();

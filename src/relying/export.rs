@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::authority::ca::{self, CaCert};
-use crate::authority::init::CA_CERT;
 use crate::error::{Error, Result};
+use crate::layout::{CA_CERT, CONFIG_FILE, ROOT_CERT};
 use crate::repository::git::CaRepo;
 use crate::repository::load::read;
 
@@ -57,15 +57,11 @@ pub fn run_export(dir: &Path, cmd: &ExportTarget, out: &mut dyn Write) -> Result
     let repo = CaRepo::open(dir)?;
     // What the server trusts: the CA, or the root above the intermediates.
     let two_levels = crate::authority::hierarchy::present(&repo.dir);
-    let anchor = if two_levels {
-        crate::authority::hierarchy::ROOT_CERT
-    } else {
-        CA_CERT
-    };
+    let anchor = if two_levels { ROOT_CERT } else { CA_CERT };
     let ca = CaCert::parse(&read(&repo.dir, anchor, ca::MAX_CERT_BYTES)?)?;
     let config = crate::repository::config::Config::parse(&read(
         &repo.dir,
-        crate::repository::config::FILE,
+        CONFIG_FILE,
         crate::repository::config::MAX_BYTES,
     )?)?;
     let text = match cmd {

@@ -10,3 +10,4 @@ pub mod export;
 pub mod program;
 pub mod publish;
 pub mod source;
+pub mod watch;

@@ -28,21 +28,15 @@ use time::OffsetDateTime;
 
 use crate::authority::ca;
 use crate::error::{Error, Result};
-use crate::reconcile::apply::cert_path;
+use crate::layout::{cert_path, CRL_FILE};
 use crate::repository::confined::{Dir, Kind};
 use crate::repository::git::CaRepo;
-use crate::repository::ledger::fmt_time;
 use crate::repository::load;
+use crate::time::fmt_time;
 
-/// The manifest's name in a published tree.
-pub const INDEX: &str = "index.json";
-pub const CA_CRT: &str = "ca.crt";
-pub const CRL_DER: &str = "ca.crl";
-pub const CRL_PEM: &str = "ca.crl.pem";
-pub const CRLS: &str = "crls.pem";
-pub const ROOT_CRT: &str = "root.crt";
-pub const ROOT_CRL_DER: &str = "root.crl";
-pub const ROOT_CRL_PEM: &str = "root.crl.pem";
+pub use crate::layout::published::{
+    CA_CRT, CRLS, CRL_DER, CRL_PEM, INDEX, ROOT_CRL_DER, ROOT_CRL_PEM, ROOT_CRT,
+};
 
 /// `path` relative to `root` when it lies below it (lexically, `..` resolved), as `a/b`.
 fn lexical_below(path: &Path, root: &Path) -> Option<String> {
@@ -75,13 +69,7 @@ fn sha256_hex(b: &[u8]) -> String {
 
 fn der_of(pem_text: &str) -> Result<Vec<u8>> {
     Ok(pem::parse(pem_text)
-        .map_err(|_| {
-            Error::bad_file(
-                crate::authority::init::CRL_FILE,
-                "not PEM",
-                "run gitca reconcile",
-            )
-        })?
+        .map_err(|_| Error::bad_file(CRL_FILE, "not PEM", "run gitca reconcile"))?
         .into_contents())
 }
 
@@ -89,7 +77,7 @@ fn der_of(pem_text: &str) -> Result<Vec<u8>> {
 fn crl_summary(issuer: &ca::CaCert, crl: &ca::CrlInfo) -> serde_json::Value {
     json!({
         "issuer": issuer.subject,
-        "issuer_id": crate::authority::hierarchy::id_of(&issuer.der),
+        "issuer_id": crate::authority::ca::id_of(&issuer.der),
         "number": crl.number,
         "this_update": fmt_time(crl.this_update),
         "next_update": crl.next_update.map(fmt_time),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::repository::confined::Dir;
 
 /// Largest file fetched (a CRL of the ledger's maximum size, with room).
@@ -61,15 +62,14 @@ impl Layout {
     /// The files that make up `item`, concatenated in this order (in a repository, those of
     /// them that exist; the CRL bundle of a published tree is one file).
     fn paths(self, item: Item<'_>) -> Vec<String> {
-        use crate::authority::hierarchy as h;
         match (self, item) {
-            (Layout::Published, Item::Crls) => vec![crate::relying::publish::CRLS.into()],
+            (Layout::Published, Item::Crls) => vec![crate::layout::published::CRLS.into()],
             (Layout::Repository, Item::Crls) => [
-                crate::authority::init::CA_CERT,
-                h::PREVIOUS_CERT,
-                h::ROOT_CRL,
-                crate::authority::init::CRL_FILE,
-                h::PREVIOUS_CRL,
+                layout::CA_CERT,
+                layout::PREVIOUS_CERT,
+                layout::ROOT_CRL,
+                layout::CRL_FILE,
+                layout::PREVIOUS_CRL,
             ]
             .map(String::from)
             .to_vec(),
@@ -167,9 +167,9 @@ impl Source {
             }
             (Some(path), None) => {
                 let dir = Dir::open(Path::new(path))?;
-                let layout = if dir.meta(crate::relying::publish::INDEX)?.is_some() {
+                let layout = if dir.meta(crate::layout::published::INDEX)?.is_some() {
                     Layout::Published
-                } else if dir.meta(crate::repository::config::FILE)?.is_some() {
+                } else if dir.meta(layout::CONFIG_FILE)?.is_some() {
                     Layout::Repository
                 } else {
                     return Err(Error::usage(
@@ -438,7 +438,7 @@ fn gather(
     let mut out = Vec::new();
     let required = paths
         .iter()
-        .position(|p| p == crate::authority::init::CRL_FILE || p.starts_with("certs/"))
+        .position(|p| p == layout::CRL_FILE || p.starts_with("certs/"))
         .unwrap_or(0);
     for (i, rel) in paths.iter().enumerate() {
         match read(rel)? {

@@ -67,18 +67,9 @@ pub struct Break {
 }
 
 const CRL_ISSUERS: &[(&str, &str)] = &[
-    (
-        crate::authority::init::CRL_FILE,
-        crate::authority::init::CA_CERT,
-    ),
-    (
-        crate::authority::hierarchy::PREVIOUS_CRL,
-        crate::authority::hierarchy::PREVIOUS_CERT,
-    ),
-    (
-        crate::authority::hierarchy::ROOT_CRL,
-        crate::authority::hierarchy::ROOT_CERT,
-    ),
+    (crate::layout::CRL_FILE, crate::layout::CA_CERT),
+    (crate::layout::PREVIOUS_CRL, crate::layout::PREVIOUS_CERT),
+    (crate::layout::ROOT_CRL, crate::layout::ROOT_CERT),
 ];
 
 /// The top-level entry point for `gitca audit`: exit 0 when history proves out, 1 at the first
@@ -390,7 +381,7 @@ impl<'r> Auditor<'r> {
             Err(b) => return Ok(Some(*b)),
         };
         // 2. New certificates: signed by a signer of the parent, declared by the parent.
-        let ledger_blob = self.blob_at(tree, crate::repository::ledger::FILE);
+        let ledger_blob = self.blob_at(tree, crate::layout::LEDGER_FILE);
         if ledger_blob != self.ledger_blob {
             if let Some(b) = self.ledger_change(commit, parent, tree, ledger_blob, &short)? {
                 return Ok(Some(b));
@@ -553,7 +544,7 @@ impl<'r> Auditor<'r> {
                 "ledger-unreadable",
                 None,
                 None,
-                format!("{} cannot be read at this commit", crate::repository::ledger::FILE),
+                format!("{} cannot be read at this commit", crate::layout::LEDGER_FILE),
                 format!("gitca check names the line; the ledger is written by reconcile only: find who pushed {short}"),
             ).into());
         };
@@ -577,14 +568,14 @@ impl<'r> Auditor<'r> {
             .filter(|r| !self.seen.contains(&r.serial))
             .collect();
         for r in &new {
-            if let Some(b) = self.blob_at(tree, &crate::reconcile::apply::cert_path(&r.identity)) {
+            if let Some(b) = self.blob_at(tree, &crate::layout::cert_path(&r.identity)) {
                 self.report.issued_in.insert(r.serial.clone(), b);
             }
         }
         // Any other change of the ledger (a row edited, revoked, dropped) is gitca's too.
         if new.is_empty() {
-            let fix = format!("the ledger is written by reconcile only: find who pushed {short}, and restore it (git checkout {short}~1 -- {})", crate::repository::ledger::FILE);
-            if let Some(b) = self.unsigned_change(commit, crate::repository::ledger::FILE, fix) {
+            let fix = format!("the ledger is written by reconcile only: find who pushed {short}, and restore it (git checkout {short}~1 -- {})", crate::layout::LEDGER_FILE);
+            if let Some(b) = self.unsigned_change(commit, crate::layout::LEDGER_FILE, fix) {
                 return Ok(Some(b));
             }
         }
@@ -845,7 +836,7 @@ impl<'r> Auditor<'r> {
     }
 
     fn config(&mut self, tree: &Tree<'_>) -> Option<Arc<crate::repository::config::Config>> {
-        let blob = self.blob_at(tree, crate::repository::config::FILE)?;
+        let blob = self.blob_at(tree, crate::layout::CONFIG_FILE)?;
         if let Some(c) = self.configs.get(&blob) {
             return c.clone();
         }

@@ -8,10 +8,11 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::authority::ca::Eku;
 use crate::error::{Error, Located, Result};
+use crate::layout::CONFIG_FILE;
 use crate::repository::yaml;
 
-pub const FILE: &str = "gitca.yaml";
 /// Largest `gitca.yaml` gitca reads.
 pub const MAX_BYTES: u64 = 1 << 20;
 
@@ -79,41 +80,6 @@ pub const MAX_CRL_VALIDITY: Dur = Dur(time::Duration::days(10));
 pub const MIN_VALIDITY: Dur = Dur(time::Duration::hours(1));
 /// The longest a superseded certificate may stay valid.
 pub const MAX_SUPERSEDE_GRACE: Dur = Dur(time::Duration::days(90));
-
-/// The extended key usages a profile may grant: the allow-list. What each one lets a holder do:
-/// `client_auth` authenticate to TLS servers (the registry: what gitca is for); `server_auth`
-/// act as a TLS server; `email_protection` sign and encrypt mail (S/MIME); `code_signing` sign
-/// software. Anything else (timestamping, OCSP signing, any EKU) is not grantable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Eku {
-    ClientAuth,
-    ServerAuth,
-    EmailProtection,
-    CodeSigning,
-}
-
-impl Eku {
-    /// The name used in gitca.yaml.
-    pub fn name(self) -> &'static str {
-        match self {
-            Eku::ClientAuth => "client_auth",
-            Eku::ServerAuth => "server_auth",
-            Eku::EmailProtection => "email_protection",
-            Eku::CodeSigning => "code_signing",
-        }
-    }
-
-    /// The OID's DER content octets.
-    pub fn oid(self) -> &'static [u64] {
-        match self {
-            Eku::ServerAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 1],
-            Eku::ClientAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 2],
-            Eku::CodeSigning => &[1, 3, 6, 1, 5, 5, 7, 3, 3],
-            Eku::EmailProtection => &[1, 3, 6, 1, 5, 5, 7, 3, 4],
-        }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,10 +258,10 @@ fn check_profile(name: &str, p: &Profile, fail: &Fail<'_>) -> Result<()> {
 impl Config {
     /// Parses and validates `gitca.yaml`'s text.
     pub fn parse(text: &str) -> Result<Config> {
-        let config: Config = yaml::from_str(FILE, text)?;
+        let config: Config = yaml::from_str(CONFIG_FILE, text)?;
         let fail = |needle: &str, message: String, help: &str| -> Error {
             let at = text.find(needle).unwrap_or(0);
-            Located::new(FILE, text, (at, needle.len()), message, "here", help).into()
+            Located::new(CONFIG_FILE, text, (at, needle.len()), message, "here", help).into()
         };
         config.check_ca(&fail)?;
         config.check_crl(&fail)?;
@@ -373,7 +339,7 @@ impl Config {
         if let Some(r) = &self.registry {
             let groups = r.push_groups.iter().chain(r.pull_groups.iter().flatten());
             for g in groups {
-                if !crate::repository::inventory::valid_group(g) {
+                if !crate::repository::config::valid_group(g) {
                     return Err(fail(
                         "registry:",
                         format!("registry group `{g}` is not a group name"),
@@ -390,7 +356,7 @@ impl Config {
         if let Some(why) = self.servers.as_ref().and_then(|s| s.validate().err()) {
             let at = text.find("\nservers:").map_or(0, |a| a + 1);
             return Err(Located::new(
-                FILE,
+                CONFIG_FILE,
                 text,
                 (at, "servers:".len()),
                 why,
@@ -679,6 +645,14 @@ profiles:
             organization = yaml::quote(organization),
         )
     }
+}
+
+/// A group: one OU of the certificates (ASCII letters, digits, `.`, `_`, `-`).
+pub fn valid_group(g: &str) -> bool {
+    !g.is_empty()
+        && g.len() <= 64
+        && g.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
 }
 
 #[cfg(test)]

@@ -11,11 +11,11 @@
 
 use std::io::Write;
 
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Result};
 use crate::repository::config::{self, Config};
 use crate::repository::git::CaRepo;
 use crate::repository::inventory::{self, Identity};
-use crate::repository::ledger::RevocationReason;
 use crate::repository::load::read;
 
 /// Where an entry lies in its file, by lines.
@@ -266,7 +266,11 @@ fn by_hand(file: &str, line: usize, name: &str, what: &str) -> Error {
 /// Finds NAME's entry through the loader reconcile uses, and reads its file; refuses an
 /// undeclared (or broken) identity and an entry that is not a block list item.
 pub fn find(repo: &CaRepo, name: &str) -> Result<Entry> {
-    let config = Config::parse(&read(&repo.dir, config::FILE, config::MAX_BYTES)?)?;
+    let config = Config::parse(&read(
+        &repo.dir,
+        crate::layout::CONFIG_FILE,
+        config::MAX_BYTES,
+    )?)?;
     let (inventory, _) = inventory::load_all(&repo.dir, &config)?;
     let Some(id) = inventory.get(name) else {
         let help = if inventory.held.contains_key(name) {

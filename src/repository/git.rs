@@ -23,7 +23,7 @@ pub const MANAGED: &[&str] = &[
 
 /// The paths only reconcile writes: derived from the inputs and the ledger, so an interrupted
 /// reconcile's leftovers there can always be thrown away and redone. (A retiring intermediate,
-/// see [`crate::authority::hierarchy`], is removed by reconcile once it has no valid certificate left.)
+/// see `authority::hierarchy`, is removed by reconcile once it has no valid certificate left.)
 pub const OUTPUTS: &[&str] = &[
     "certs",
     "crl",
@@ -159,7 +159,7 @@ impl CaRepo {
             })?
             .to_path_buf();
         let dir = Dir::open(&root)?;
-        if dir.meta(crate::repository::config::FILE)?.is_none() {
+        if dir.meta(crate::layout::CONFIG_FILE)?.is_none() {
             return Err(Error::NotACa { path: root });
         }
         Ok(CaRepo {

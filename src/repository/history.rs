@@ -52,17 +52,17 @@ fn max_bytes() -> u64 {
 
 /// The paths whose versions history keeps.
 pub const TRACKED: &[&str] = &[
-    crate::repository::config::FILE,
-    crate::repository::ledger::FILE,
-    crate::repository::seal::FILE,
-    crate::authority::init::CRL_FILE,
-    crate::authority::hierarchy::PREVIOUS_CRL,
-    crate::authority::hierarchy::ROOT_CRL,
-    crate::authority::init::CA_CERT,
-    crate::authority::hierarchy::ROOT_CERT,
-    crate::authority::hierarchy::PREVIOUS_CERT,
-    crate::authority::custody::RECIPIENTS_FILE,
-    crate::authority::hierarchy::ROOT_RECIPIENTS,
+    crate::layout::CONFIG_FILE,
+    crate::layout::LEDGER_FILE,
+    crate::layout::SEAL_FILE,
+    crate::layout::CRL_FILE,
+    crate::layout::PREVIOUS_CRL,
+    crate::layout::ROOT_CRL,
+    crate::layout::CA_CERT,
+    crate::layout::ROOT_CERT,
+    crate::layout::PREVIOUS_CERT,
+    crate::layout::RECIPIENTS_FILE,
+    crate::layout::ROOT_RECIPIENTS,
 ];
 
 /// Commits walked and blob bytes inflated by this process, for `GITCA_TIMINGS` and the tests
@@ -279,8 +279,7 @@ impl History {
     /// Notes whether `commit` holds a CA or root certificate, for [`History::find_anchors`].
     fn note_anchor(&mut self, commit: &git2::Commit<'_>, blobs: &[Option<Oid>]) {
         let at = |path: &str| slot(path).and_then(|i| blobs[i]);
-        let blob = at(crate::authority::hierarchy::ROOT_CERT)
-            .or_else(|| at(crate::authority::init::CA_CERT));
+        let blob = at(crate::layout::ROOT_CERT).or_else(|| at(crate::layout::CA_CERT));
         self.holds.insert(commit.id(), blob.is_some());
         if let Some(blob) = blob {
             self.holding

@@ -12,11 +12,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
+use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Located, Result};
-use crate::reconcile::plan::Blocked;
-use crate::repository::config::{Config, Dur};
+use crate::repository::config::{valid_group, Config, Dur};
 use crate::repository::confined::Dir;
-use crate::repository::ledger::RevocationReason;
 use crate::repository::yaml;
 
 pub const DIR: &str = "identities";
@@ -214,7 +213,7 @@ impl Identity {
 #[derive(Debug, Default)]
 pub struct Inventory {
     pub identities: Vec<Identity>,
-    /// Names whose declarations are broken (see [`crate::reconcile::plan::Input::held`]).
+    /// Names whose declarations are broken (what the planner holds back).
     pub held: BTreeMap<String, Blocked>,
     /// Set when an identities file cannot be read at all: the names it declares are unknown,
     /// so no certificate may be revoked as removed.
@@ -286,6 +285,34 @@ impl Inventory {
     }
 }
 
+/// An identity reconcile will not sign for this time, and why: its CSR is missing or refused,
+/// its entry could not be validated, or a `revoke:` holds it. Everything else (revocations, the
+/// CRL) goes ahead without it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Blocked {
+    pub identity: String,
+    /// `csr-missing`, `csr-refused`, `entry-invalid`, `revocation-held`, `config-invalid`.
+    pub code: &'static str,
+    pub detail: String,
+    /// What to do about it.
+    pub fix: String,
+    /// Where it is declared, when known.
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    /// The identity's reviewed `acknowledged:`, when it holds now: still reported, but alone
+    /// it needs no one's attention (see [`Acknowledged`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// An acknowledgement as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Acknowledgement {
+    /// The last day it holds, YYYY-MM-DD (UTC).
+    pub until: String,
+    pub reason: String,
+}
+
 pub fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
@@ -294,14 +321,6 @@ pub fn valid_name(name: &str) -> bool {
         && b.iter()
             .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c))
         && !name.contains("..")
-}
-
-/// A group: one OU of the certificates (ASCII letters, digits, `.`, `_`, `-`).
-pub fn valid_group(g: &str) -> bool {
-    !g.is_empty()
-        && g.len() <= 64
-        && g.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
 }
 
 /// Checks a `csr:` path: relative, inside the repository (no `..`), not under `.git`, and
@@ -1390,7 +1409,7 @@ fn server_profile(
             "unknown profile",
             "add to gitca.yaml's profiles: `server: {validity: 30d, renew_before: 10d, extended_key_usage: [server_auth]}` (as `gitca init` writes it)",
         )),
-        Some(p) if p.extended_key_usage != [crate::repository::config::Eku::ServerAuth] => Err(at(
+        Some(p) if p.extended_key_usage != [crate::authority::ca::Eku::ServerAuth] => Err(at(
             &loc,
             format!(
                 "server `{name}` uses profile `{profile}`, which grants [{}]",

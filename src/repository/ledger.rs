@@ -24,14 +24,16 @@
 //! Pure: parses and renders text; no filesystem access.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::error::{Located, Result};
+use crate::authority::ca::CrlEntry;
+use crate::authority::revocation::RevocationReason;
+use crate::error::{Error, Located, Result};
+use crate::layout::LEDGER_FILE;
 use crate::repository::inventory::Kind;
+use crate::time::{fmt_time, parse_time};
 
-pub const FILE: &str = "ledger.tsv";
 /// Largest ledger gitca reads: about 580,000 certificates (a row is about 230 bytes), so that
 /// 100,000 identities renew several times before it is reached; a reconcile that revokes and
 /// re-signs the CRL peaks near 230 MiB at 145,000 (docs/performance.md). Memory, not speed,
@@ -43,78 +45,6 @@ const HEADER: &str =
     "serial\tidentity\tkind\tprofile\tstate\tnot_before\tnot_after\trevoked_at\treason\tkey_sha256\tcsr_sha256\temail\tgroups";
 const ISSUER_HEADER: &str = "\tissuer";
 const NAMES_HEADER: &str = "\tnames";
-
-/// RFC 5280 revocation reasons gitca uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RevocationReason {
-    Unspecified,
-    KeyCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-    PrivilegeWithdrawn,
-}
-
-impl RevocationReason {
-    pub const ALL: [RevocationReason; 6] = [
-        RevocationReason::Unspecified,
-        RevocationReason::KeyCompromise,
-        RevocationReason::AffiliationChanged,
-        RevocationReason::Superseded,
-        RevocationReason::CessationOfOperation,
-        RevocationReason::PrivilegeWithdrawn,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationReason::Unspecified => "unspecified",
-            RevocationReason::KeyCompromise => "key-compromise",
-            RevocationReason::AffiliationChanged => "affiliation-changed",
-            RevocationReason::Superseded => "superseded",
-            RevocationReason::CessationOfOperation => "cessation-of-operation",
-            RevocationReason::PrivilegeWithdrawn => "privilege-withdrawn",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RevocationReason> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// The CRL reason code (RFC 5280 5.3.1).
-    pub fn code(self) -> u8 {
-        match self {
-            RevocationReason::Unspecified => 0,
-            RevocationReason::KeyCompromise => 1,
-            RevocationReason::AffiliationChanged => 3,
-            RevocationReason::Superseded => 4,
-            RevocationReason::CessationOfOperation => 5,
-            RevocationReason::PrivilegeWithdrawn => 9,
-        }
-    }
-
-    pub fn to_rcgen(self) -> rcgen::RevocationReason {
-        match self {
-            RevocationReason::Unspecified => rcgen::RevocationReason::Unspecified,
-            RevocationReason::KeyCompromise => rcgen::RevocationReason::KeyCompromise,
-            RevocationReason::AffiliationChanged => rcgen::RevocationReason::AffiliationChanged,
-            RevocationReason::Superseded => rcgen::RevocationReason::Superseded,
-            RevocationReason::CessationOfOperation => rcgen::RevocationReason::CessationOfOperation,
-            RevocationReason::PrivilegeWithdrawn => rcgen::RevocationReason::PrivilegeWithdrawn,
-        }
-    }
-}
-
-impl serde::Serialize for RevocationReason {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl fmt::Display for RevocationReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -138,7 +68,7 @@ pub struct Record {
     pub csr_sha256: String,
     pub email: Option<String>,
     pub groups: Vec<String>,
-    /// Which CA signed it (see [`crate::authority::hierarchy::id_of`]); `None` in a single-level CA.
+    /// Which CA signed it (see [`crate::authority::ca::id_of`]); `None` in a single-level CA.
     pub issuer: Option<String>,
     /// A server certificate's DNS names and IP addresses; empty for users and bots.
     pub names: Vec<crate::authority::server::San>,
@@ -156,42 +86,32 @@ impl Record {
     }
 }
 
-pub fn fmt_time(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .expect("valid")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("RFC 3339 formats every UTC time")
-}
-
-pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
-    parse_utc_seconds(s)
-        .or_else(|| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
-}
-
-/// The form gitca writes, `YYYY-MM-DDTHH:MM:SSZ`, without the general RFC 3339 parser (a
-/// 100,000-row ledger has 200,000 times and more); anything else goes to that parser.
-fn parse_utc_seconds(s: &str) -> Option<OffsetDateTime> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || (b[4], b[7], b[10], b[13], b[16], b[19]) != (b'-', b'-', b'T', b':', b':', b'Z')
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+/// The entries of `issuer`'s CRL at `now`: every certificate it signed that is revoked and not
+/// yet expired (`issuer`: the ledger's issuer column, `None` in a single-level CA).
+pub fn crl_entries(
+    ledger: &Ledger,
+    now: OffsetDateTime,
+    issuer: Option<&str>,
+) -> Result<Vec<CrlEntry>> {
+    ledger
+        .records
+        .iter()
+        .filter(|r| r.on_crl(now) && r.issuer.as_deref() == issuer)
+        .map(|r| {
+            let bad = || {
+                Error::bad_file(
+                    LEDGER_FILE,
+                    format!("the revoked row {} cannot go on a CRL", r.serial),
+                    "the ledger is written by gitca reconcile only; restore it from git history",
+                )
+            };
+            Ok(CrlEntry {
+                serial: hex::decode(&r.serial).map_err(|_| bad())?,
+                revoked_at: r.revoked_at.ok_or_else(bad)?,
+                reason: r.reason.ok_or_else(bad)?,
+            })
         })
-    };
-    let date = time::Date::from_calendar_date(
-        num(0..4)? as i32,
-        time::Month::try_from(num(5..7)? as u8).ok()?,
-        num(8..10)? as u8,
-    )
-    .ok()?;
-    let t =
-        time::Time::from_hms(num(11..13)? as u8, num(14..16)? as u8, num(17..19)? as u8).ok()?;
-    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+        .collect()
 }
 
 /// Which optional columns the ledger's header announces.
@@ -383,10 +303,10 @@ impl Ledger {
             }
             let fail = |what: String| -> crate::error::Error {
                 Located::new(
-                    FILE,
+                    LEDGER_FILE,
                     text,
                     (start, row.len()),
-                    format!("{FILE} line {}: {what}", i + 1),
+                    format!("{LEDGER_FILE} line {}: {what}", i + 1),
                     "this row",
                     "the ledger is written by gitca reconcile only; restore it with `git checkout -- ledger.tsv`",
                 )
@@ -493,37 +413,6 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_fast_time_parser_agrees_with_rfc3339() {
-        let general =
-            |s: &str| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok();
-        for s in [
-            "2026-01-01T00:00:00Z",
-            "2028-02-29T23:59:59Z",
-            "1999-12-31T12:30:45Z",
-            "9999-12-31T23:59:59Z",
-            "2027-02-29T00:00:00Z",
-            "2026-13-01T00:00:00Z",
-            "2026-00-10T00:00:00Z",
-            "2026-04-31T00:00:00Z",
-            "2026-01-01T24:00:00Z",
-            "2026-01-01T23:60:00Z",
-            "2016-12-31T23:59:60Z",
-            "2026-01-01T00:00:00+02:00",
-            "2026-01-01T00:00:00.5Z",
-            "2026-01-01 00:00:00Z",
-            "2026-1-01T00:00:00Z",
-            "2026-01-01T00:00:0xZ",
-            "+026-01-01T00:00:00Z",
-            "2026-01-01T00:00:00z",
-            "",
-        ] {
-            assert_eq!(parse_time(s), general(s), "{s}");
-        }
-        assert!(parse_utc_seconds("2028-02-29T23:59:59Z").is_some());
-        assert!(parse_utc_seconds("2026-01-01T00:00:00+02:00").is_none());
-    }
 
     fn rec(serial: &str, identity: &str, state: State) -> Record {
         let t = parse_time("2026-01-01T00:00:00Z").unwrap();

@@ -9,15 +9,16 @@ use time::OffsetDateTime;
 
 use crate::authority::ca::{self, CaCert, CrlInfo};
 use crate::authority::hierarchy::{self, Hierarchy};
-use crate::authority::init::{CA_CERT, CRL_FILE};
 use crate::error::{Error, Result};
-use crate::reconcile::plan::{self, Blocked, CrlState, Plan};
+use crate::layout::{
+    cert_path, CA_CERT, CONFIG_FILE, CRL_FILE, LEDGER_FILE, PREVIOUS_CERT, ROOT_CERT, SEAL_FILE,
+};
+use crate::reconcile::plan::{self, CrlState, Plan};
 use crate::reconcile::policy::VerifiedCsr;
 use crate::repository::config::{self, Config};
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
-use crate::repository::inventory::Identity;
-use crate::repository::inventory::{self, Inventory};
+use crate::repository::inventory::{self, Blocked, Identity, Inventory};
 use crate::repository::ledger::{self, Ledger};
 use crate::repository::seal::{self, Standing};
 
@@ -109,9 +110,9 @@ pub fn ca_cert(repo: &CaRepo) -> Result<CaCert> {
 pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
     let (ca, hierarchy) = authority(repo)?;
     // A file that cannot be read (a link, a directory, too large) counts as tampered with.
-    let ledger_bytes = repo.dir.read_opt(ledger::FILE, ledger::MAX_BYTES);
+    let ledger_bytes = repo.dir.read_opt(LEDGER_FILE, ledger::MAX_BYTES);
     let crl_bytes = repo.dir.read_opt(CRL_FILE, ca::MAX_CRL_BYTES);
-    let seal_bytes = repo.dir.read_opt(seal::FILE, seal::MAX_BYTES);
+    let seal_bytes = repo.dir.read_opt(SEAL_FILE, seal::MAX_BYTES);
     fn ok(r: &Result<Option<Vec<u8>>>) -> Option<&[u8]> {
         r.as_ref().ok().and_then(|b| b.as_deref())
     }
@@ -161,10 +162,7 @@ pub fn outputs(repo: &CaRepo) -> Result<Outputs> {
             }
             (ledger.clone(), crl.clone())
         }
-        _ => (
-            text(ledger_bytes, ledger::FILE)?,
-            text(crl_bytes, CRL_FILE)?,
-        ),
+        _ => (text(ledger_bytes, LEDGER_FILE)?, text(crl_bytes, CRL_FILE)?),
     };
     let ledger = Ledger::parse(&ledger_text);
     let crl = CrlInfo::parse(&crl_text, Some(&ca));
@@ -198,7 +196,7 @@ pub fn load_with<T: Send>(
 ) -> Result<(State, T)> {
     let dir = &repo.dir;
     let mut problems = Vec::new();
-    let (config, signing_blocked) = match read(dir, config::FILE, config::MAX_BYTES)
+    let (config, signing_blocked) = match read(dir, CONFIG_FILE, config::MAX_BYTES)
         .and_then(|t| Config::parse(&t))
     {
         Ok(c) => (c, None),
@@ -213,7 +211,7 @@ pub fn load_with<T: Send>(
                         &commit[..12]
                     ),
                     fix: "fix gitca.yaml (gitca check shows where); nothing is signed until then".into(),
-                    file: Some(config::FILE.into()),
+                    file: Some(CONFIG_FILE.into()),
                     line: None,
                     acknowledged: None,
                 };
@@ -268,7 +266,7 @@ pub fn load_with<T: Send>(
 /// The newest gitca.yaml in HEAD's first-parent history that parses, and its commit.
 fn last_good_config(repo: &CaRepo) -> Result<Option<(Config, String)>> {
     let history = repo.history()?;
-    for (blob, index) in history.versions(config::FILE) {
+    for (blob, index) in history.versions(CONFIG_FILE) {
         let Some(text) = history.text(&repo.git, blob, config::MAX_BYTES)? else {
             continue;
         };
@@ -293,12 +291,12 @@ pub fn issuer_cert<'a>(
     if id == h.current {
         Some((CA_CERT, ca))
     } else if id == h.root_id {
-        Some((hierarchy::ROOT_CERT, &h.root))
+        Some((ROOT_CERT, &h.root))
     } else {
         h.previous
             .as_ref()
             .filter(|p| p.id == id)
-            .map(|p| (hierarchy::PREVIOUS_CERT, &p.cert))
+            .map(|p| (PREVIOUS_CERT, &p.cert))
     }
 }
 
@@ -532,12 +530,7 @@ struct Replaced {
 /// followed).
 fn read_replaced(dir: &Dir, name: &str, serial: &str) -> Option<Replaced> {
     use x509_parser::extensions::ParsedExtension;
-    let text = dir
-        .read_string(
-            &crate::reconcile::apply::cert_path(name),
-            ca::MAX_CERT_BYTES,
-        )
-        .ok()?;
+    let text = dir.read_string(&cert_path(name), ca::MAX_CERT_BYTES).ok()?;
     let block = pem::parse_many(&text).ok()?.into_iter().next()?;
     let (_, cert) = x509_parser::parse_x509_certificate(block.contents()).ok()?;
     if ca::serial_hex(cert.raw_serial()) != serial {

@@ -62,7 +62,7 @@ impl List {
     /// The sequence of a signature `signer` made over this list as the file at `path`.
     pub fn signed_by(&self, path: &str, signer: &CaCert) -> Option<u64> {
         let (seq, sig) = self.signature.as_ref()?;
-        crate::authority::ca::verify_with(
+        crate::authority::pubkey::verify_with(
             &signer.spki_der,
             message(path, *seq, &self.recipients).as_bytes(),
             sig,

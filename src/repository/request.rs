@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rcgen::{CertificateParams, DnType};
 use zeroize::Zeroizing;
 
-use crate::authority::ca::KeyType;
+use crate::authority::keygen::KeyType;
 use crate::error::{Error, Result};
 use crate::repository::config::{self, Config};
 use crate::repository::confined::Dir;
@@ -222,7 +222,11 @@ pub fn draft(repo: &CaRepo, args: &Request) -> Result<Draft> {
     let name = &args.name;
     check_name(name)?;
     let key_type: KeyType = args.key_type.parse()?;
-    let config = Config::parse(&read(&repo.dir, config::FILE, config::MAX_BYTES)?)?;
+    let config = Config::parse(&read(
+        &repo.dir,
+        crate::layout::CONFIG_FILE,
+        config::MAX_BYTES,
+    )?)?;
     let existing = inventory::load(&repo.dir, &config)?;
     let declared = existing.get(name);
     let ledger = read_ledger(&repo.dir);
@@ -610,7 +614,7 @@ fn read_ledger(
     dir: &crate::repository::confined::Dir,
 ) -> Option<crate::repository::ledger::Ledger> {
     dir.read_opt(
-        crate::repository::ledger::FILE,
+        crate::layout::LEDGER_FILE,
         crate::repository::ledger::MAX_BYTES,
     )
     .ok()
@@ -639,7 +643,11 @@ fn check_values(
     if let Some(e) = &args.email {
         crate::authority::subject::check_email(e).map_err(|why| refuse("--email", e, why))?;
     }
-    if let Some(g) = args.groups.iter().find(|g| !inventory::valid_group(g)) {
+    if let Some(g) = args
+        .groups
+        .iter()
+        .find(|g| !crate::repository::config::valid_group(g))
+    {
         return Err(refuse(
             "--group",
             g,
@@ -732,7 +740,7 @@ fn refuse_taken_key(
     };
     let Some(text) = dir
         .read_opt(
-            crate::repository::ledger::FILE,
+            crate::layout::LEDGER_FILE,
             crate::repository::ledger::MAX_BYTES,
         )
         .ok()
@@ -766,7 +774,7 @@ fn refuse_taken_key(
 fn given_csr(path: &Path, cn: &str) -> Result<(String, String)> {
     let bytes = crate::repository::confined::read_named(path, 64 * 1024, "read the CSR")?;
     let pem_text = if bytes.first() == Some(&0x30) {
-        crate::authority::ca::to_pem("CERTIFICATE REQUEST", &bytes)
+        crate::output::encode::to_pem("CERTIFICATE REQUEST", &bytes)
     } else {
         String::from_utf8(bytes)
             .map_err(|_| Error::bad_file(path, "is neither PEM nor DER", "pass a CSR file"))?

@@ -25,9 +25,9 @@ use sha2::{Digest, Sha256};
 
 use crate::authority::ca::{CaCert, CaKey};
 use crate::error::{Error, Result};
+use crate::layout::{CRL_FILE, LEDGER_FILE, PREVIOUS_CRL, SEAL_FILE};
 use crate::repository::history::History;
 
-pub const FILE: &str = "ledger.sig";
 const DOMAIN: &str = "gitca-seal-v1\n";
 /// Largest seal file gitca reads (an RSA-8192 signature is about 1.4 KB in base64).
 pub const MAX_BYTES: u64 = 16 << 10;
@@ -163,7 +163,7 @@ impl Seal {
     /// Whether `ca`'s key made this seal.
     pub fn verify(&self, ca: &CaCert) -> bool {
         self.signer == sha256_hex(&ca.der)
-            && crate::authority::ca::verify_with(
+            && crate::authority::pubkey::verify_with(
                 &ca.spki_der,
                 self.message().as_bytes(),
                 &self.signature,
@@ -321,7 +321,7 @@ const COMMITS_TRIED: usize = 8;
 fn seals_in_history(git: &git2::Repository, history: &History) -> Result<Vec<Candidate>> {
     let mut by_blob: Vec<(git2::Oid, Vec<usize>)> = Vec::new();
     let mut at: HashMap<git2::Oid, usize> = HashMap::new();
-    for run in history.runs(FILE) {
+    for run in history.runs(SEAL_FILE) {
         let Some(blob) = run.blob else { continue };
         let i = *at.entry(blob).or_insert_with(|| {
             by_blob.push((blob, Vec::new()));
@@ -332,7 +332,7 @@ fn seals_in_history(git: &git2::Repository, history: &History) -> Result<Vec<Can
     // Seals reached only through a merge's other parents: a merge whose first parent is an old
     // commit hides main's newest seal there (see crate::repository::history).
     let mut side: HashMap<git2::Oid, usize> = HashMap::new();
-    for &(blob, index) in history.side(FILE) {
+    for &(blob, index) in history.side(SEAL_FILE) {
         side.insert(blob, index);
         if let std::collections::hash_map::Entry::Vacant(e) = at.entry(blob) {
             e.insert(by_blob.len());
@@ -380,22 +380,13 @@ fn newest_verified(
                 }
             };
             let (Some(ledger), Some(crl)) = (
-                blob_text(
-                    crate::repository::ledger::FILE,
-                    crate::repository::ledger::MAX_BYTES,
-                )?,
-                blob_text(
-                    crate::authority::init::CRL_FILE,
-                    crate::authority::ca::MAX_CRL_BYTES,
-                )?,
+                blob_text(LEDGER_FILE, crate::repository::ledger::MAX_BYTES)?,
+                blob_text(CRL_FILE, crate::authority::ca::MAX_CRL_BYTES)?,
             ) else {
                 continue;
             };
             let previous_crl = match c.seal.previous_crl_sha256 {
-                Some(_) => blob_text(
-                    crate::authority::hierarchy::PREVIOUS_CRL,
-                    crate::authority::ca::MAX_CRL_BYTES,
-                )?,
+                Some(_) => blob_text(PREVIOUS_CRL, crate::authority::ca::MAX_CRL_BYTES)?,
                 None => None,
             };
             if c.seal.covers(

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Located, Result};
 
 /// Largest YAML file gitca reads. Identity files of 10,000 entries are about 1 MiB: one file
-/// may declare every one of [`crate::repository::inventory::MAX_IDENTITIES`].
+/// may declare every identity gitca manages (`repository::inventory::MAX_IDENTITIES`).
 pub const MAX_BYTES: usize = 16 << 20;
 
 /// Nodes (sequences, maps, scalars) and parser events in one file: serde-saphyr's defaults
