@@ -199,26 +199,24 @@ pub fn audit(git: &Repository, pinned: Option<&AllowedSigners>) -> Result<Report
         trees: HashMap::new(),
         pinned: pinned.cloned(),
         read_bytes: std::cell::Cell::new(0),
+        ledgers: None,
     };
-    let limit = max_bytes();
-    let mut parent: Option<Tree<'_>> = None;
-    for oid in commits {
-        let commit = git.find_commit(oid)?;
-        let tree = commit.tree()?;
-        if let Some(b) = a.step(&commit, parent.as_ref(), &tree)? {
-            a.report.broken = Some(b);
-            return Ok(a.report);
-        }
-        if a.read_bytes.get() > limit {
-            return Err(Error::usage(
-                format!(
-                    "audit read more than {} MiB of history by commit {oid}",
-                    limit >> 20
-                ),
-                "a history this large is not one gitca's reconciles make: find the commits that added large versions of ledger.tsv or crl/; to read further anyway, raise GITCA_AUDIT_MAX_MIB",
-            ));
-        }
-        parent = Some(tree);
+    let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_AHEAD);
+    a.ledgers = Some(Prefetched {
+        rx,
+        ready: HashMap::new(),
+    });
+    let path = git.path().to_path_buf();
+    std::thread::scope(|scope| {
+        let ahead = &commits;
+        scope.spawn(move || prefetch_ledgers(&path, ahead, tx));
+        // Dropping the receiver ends the prefetch at its next send: after the walk, an early
+        // break, or a panic (the scope joins the prefetch before it unwinds further).
+        let detach = Detach(&mut a);
+        walk_commits(detach.0, git, &commits)
+    })?;
+    if a.report.broken.is_some() {
+        return Ok(a.report);
     }
     if a.pinned.is_some() && a.report.signing_began.is_none() {
         a.report.broken = Some(Break {
@@ -234,6 +232,129 @@ pub fn audit(git: &Repository, pinned: Option<&AllowedSigners>) -> Result<Report
     }
     a.report.ok = true;
     Ok(a.report)
+}
+
+/// Steps through `commits` (oldest first), each against its parent's tree, and records the
+/// first break in the report.
+fn walk_commits<'r>(a: &mut Auditor<'r>, git: &'r Repository, commits: &[Oid]) -> Result<()> {
+    let limit = max_bytes();
+    let mut parent: Option<Tree<'_>> = None;
+    for &oid in commits {
+        let commit = git.find_commit(oid)?;
+        let tree = commit.tree()?;
+        if let Some(b) = a.step(&commit, parent.as_ref(), &tree)? {
+            a.report.broken = Some(b);
+            return Ok(());
+        }
+        if a.read_bytes.get() > limit {
+            return Err(Error::usage(
+                format!(
+                    "audit read more than {} MiB of history by commit {oid}",
+                    limit >> 20
+                ),
+                "a history this large is not one gitca's reconciles make: find the commits that added large versions of ledger.tsv or crl/; to read further anyway, raise GITCA_AUDIT_MAX_MIB",
+            ));
+        }
+        parent = Some(tree);
+    }
+    Ok(())
+}
+
+/// How many ledger versions the prefetch reads in parallel, and may hold ahead of the audit.
+const PREFETCH_AHEAD: usize = 16;
+
+/// The largest ledger version the prefetch reads (a ledger of about 30,000 certificates):
+/// at most about 4 × [`PREFETCH_AHEAD`] versions are held ahead, so 256 MiB at worst, whatever
+/// a hostile history holds. Larger versions are read by the audit itself, one at a time.
+const PREFETCH_MAX_BYTES: u64 = 4 << 20;
+
+/// Each changed ledger version of `commits`, read (inflated, its id verified) ahead of the
+/// audit, in order, several at a time in parallel: reading them is most of an audit's cost,
+/// and the checks themselves must run in history's order. Each thread opens the repository at
+/// `path` itself (a libgit2 handle is not shared between threads). Stops when the audit stops
+/// listening.
+fn prefetch_ledgers(
+    path: &Path,
+    commits: &[Oid],
+    tx: std::sync::mpsc::SyncSender<(Oid, Option<Vec<u8>>)>,
+) {
+    use rayon::prelude::*;
+    let mut last: Option<Oid> = None;
+    for chunk in commits.chunks(PREFETCH_AHEAD) {
+        let blobs: Vec<Option<Oid>> = chunk
+            .par_iter()
+            .map_init(
+                || Repository::open(path).ok(),
+                |repo, oid| {
+                    let tree = repo.as_ref()?.find_commit(*oid).ok()?.tree().ok()?;
+                    blob_at(&tree, crate::layout::LEDGER_FILE)
+                },
+            )
+            .collect();
+        // Only a version that differs from the one before is read (as the audit reads).
+        let mut wanted = Vec::new();
+        for blob in blobs.into_iter().flatten() {
+            if last != Some(blob) {
+                wanted.push(blob);
+                last = Some(blob);
+            }
+        }
+        let data: Vec<(Oid, Option<Vec<u8>>)> = wanted
+            .par_iter()
+            .map_init(
+                || Repository::open(path).ok(),
+                |repo, blob| {
+                    // A larger version is left to the audit: what is held ahead stays bounded.
+                    let bytes = repo.as_ref().and_then(|r| {
+                        crate::repository::history::read_blob(r, *blob, PREFETCH_MAX_BYTES)
+                    });
+                    (*blob, bytes)
+                },
+            )
+            .collect();
+        for item in data {
+            if tx.send(item).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Takes the prefetched ledgers away from the auditor when dropped.
+struct Detach<'a, 'r>(&'a mut Auditor<'r>);
+
+impl Drop for Detach<'_, '_> {
+    fn drop(&mut self) {
+        self.0.ledgers = None;
+    }
+}
+
+/// The ledger versions the prefetch has read, as the audit asks for them.
+struct Prefetched {
+    rx: std::sync::mpsc::Receiver<(Oid, Option<Vec<u8>>)>,
+    /// Versions read ahead of where the audit is.
+    ready: HashMap<Oid, Option<Vec<u8>>>,
+}
+
+impl Prefetched {
+    /// The prefetched contents of `blob`; `None` when the prefetch did not read it (the audit
+    /// then reads it itself). Versions come in the order the audit asks for them, so only a
+    /// few are ever held: past that, the wait is given up rather than memory spent.
+    fn take(&mut self, blob: Oid) -> Option<Vec<u8>> {
+        loop {
+            if let Some(data) = self.ready.remove(&blob) {
+                return data;
+            }
+            if self.ready.len() >= 2 * PREFETCH_AHEAD {
+                return None;
+            }
+            let (oid, data) = self.rx.recv().ok()?;
+            if oid == blob {
+                return data;
+            }
+            self.ready.insert(oid, data);
+        }
+    }
 }
 
 struct Auditor<'r> {
@@ -264,6 +385,8 @@ struct Auditor<'r> {
     pinned: Option<AllowedSigners>,
     /// Bytes of blobs inflated so far, against [`max_bytes`].
     read_bytes: std::cell::Cell<u64>,
+    /// Ledger versions read ahead on other threads.
+    ledgers: Option<Prefetched>,
 }
 
 /// The most bytes of history one audit inflates: 16 GiB, or GITCA_AUDIT_MAX_MIB (invariant
@@ -279,6 +402,8 @@ fn max_bytes() -> u64 {
 /// The largest identity file audit reads (what the threat model promises for any input).
 const IDENTITY_FILE_BYTES: u64 = 4 << 20;
 
+/// A line's (or a serial's) hash: SipHash, so that no crafted ledger line can be made to
+/// collide with another and pass for unchanged (a second preimage of 64 bits).
 fn line_hash(line: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -298,6 +423,17 @@ impl<'r> Auditor<'r> {
     /// against [`max_bytes`].
     fn read(&self, blob: Oid, limit: u64) -> Option<Vec<u8>> {
         let data = crate::repository::history::read_blob(self.git, blob, limit)?;
+        self.read_bytes
+            .set(self.read_bytes.get() + data.len() as u64);
+        Some(data)
+    }
+
+    /// A version of the ledger: as the prefetch read it, else read here; counted against
+    /// [`max_bytes`] either way.
+    fn read_ledger(&mut self, blob: Oid) -> Option<Vec<u8>> {
+        let Some(data) = self.ledgers.as_mut().and_then(|p| p.take(blob)) else {
+            return self.read(blob, crate::repository::ledger::MAX_BYTES);
+        };
         self.read_bytes
             .set(self.read_bytes.get() + data.len() as u64);
         Some(data)
@@ -510,7 +646,7 @@ impl<'r> Auditor<'r> {
         if let Some(b) = self.dropped_row(commit, &serials, short) {
             return Ok(Some(b));
         }
-        self.states.retain(|s, _| serials.contains(s));
+        self.states.retain(|s, _| serials.contains(&line_hash(s)));
         for r in &ledger.records {
             self.states.insert(r.serial.clone(), r.state);
             self.seen.insert(r.serial.clone());
@@ -521,20 +657,21 @@ impl<'r> Auditor<'r> {
     }
 
     /// The ledger at this commit, read as far as it changed (see [`Self::changed_rows`]), with
-    /// the hash of each line and every serial; a ledger that does not read is a break.
+    /// the hash of each line and of every serial; a ledger that does not read is a break.
     fn changed_ledger(
         &mut self,
         commit: &git2::Commit<'_>,
         ledger_blob: Option<Oid>,
         short: &str,
-    ) -> std::result::Result<(Ledger, HashSet<u64>, HashSet<String>), Box<Break>> {
+    ) -> std::result::Result<(Ledger, HashSet<u64>, HashSet<u64>), Box<Break>> {
         // Only the lines that differ from the parent's ledger are parsed (one line per
         // certificate, and a reconcile changes a few): a history of a thousand reconciles
         // over ten thousand certificates costs what changed, plus one hash per line.
         let text = match ledger_blob {
-            Some(b) => self
-                .read(b, crate::repository::ledger::MAX_BYTES)
-                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+            Some(b) => self.read_ledger(b).map(|v| {
+                String::from_utf8(v)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            }),
             None => Some(String::new()),
         };
         let Some((ledger, now_lines, serials)) = text.as_deref().and_then(|t| self.changed_rows(t))
@@ -680,11 +817,15 @@ impl<'r> Auditor<'r> {
     fn dropped_row(
         &self,
         commit: &git2::Commit<'_>,
-        serials: &HashSet<String>,
+        serials: &HashSet<u64>,
         short: &str,
     ) -> Option<Break> {
         if self.signers.is_some() {
-            if let Some(gone) = self.states.keys().find(|s| !serials.contains(s.as_str())) {
+            if let Some(gone) = self
+                .states
+                .keys()
+                .find(|s| !serials.contains(&line_hash(s)))
+            {
                 return Some(Self::brk(
                     commit,
                     "ledger-row-dropped",
@@ -767,7 +908,7 @@ impl<'r> Auditor<'r> {
 
     /// The ledger rows of `text` that are not lines of the parent's ledger, with the hash of
     /// every line and every serial of `text`; `None` when it is not a ledger.
-    fn changed_rows(&self, text: &str) -> Option<(Ledger, HashSet<u64>, HashSet<String>)> {
+    fn changed_rows(&self, text: &str) -> Option<(Ledger, HashSet<u64>, HashSet<u64>)> {
         if text.is_empty() {
             return Some((Ledger::default(), HashSet::new(), HashSet::new()));
         }
@@ -783,7 +924,7 @@ impl<'r> Auditor<'r> {
                 changed.push('\n');
             }
             hashes.insert(h);
-            serials.insert(l.split('\t').next().unwrap_or_default().to_string());
+            serials.insert(line_hash(l.split('\t').next().unwrap_or_default()));
         }
         // A subset the parser refuses (a rule across rows) falls back to every row: unchanged
         // rows are then seen again, which changes nothing.
