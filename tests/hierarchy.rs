@@ -46,34 +46,13 @@ impl Hier {
             .arg(&self.custodian))
     }
 
-    /// Every CRL a server needs (as `gitca deploy crl` installs them), in one file.
-    fn crls(&self) -> PathBuf {
-        let mut all = self.ca.read("crl/root.crl") + &self.ca.read("crl/ca.crl");
-        if self.ca.path("crl/previous.crl").exists() {
-            all += &self.ca.read("crl/previous.crl");
-        }
-        let f = self.ca.tmp.path().join("all-crls.pem");
-        std::fs::write(&f, all).unwrap();
-        f
+    /// `openssl verify -crl_check_all` of a chain file against the root and every CRL.
+    fn verify(&self, chain: &Path, at: &str) -> std::process::Output {
+        self.ca.verify_chain(chain, at)
     }
 
-    /// `openssl verify -crl_check_all` of a chain file (leaf, then intermediate) against the
-    /// root and every CRL, at `at`.
-    fn verify(&self, chain: &Path, at: &str) -> std::process::Output {
-        let crls = self.crls();
-        self.ca.openssl(&[
-            "verify",
-            "-attime",
-            &epoch(at),
-            "-crl_check_all",
-            "-CAfile",
-            "ca/root.crt",
-            "-untrusted",
-            chain.to_str().unwrap(),
-            "-CRLfile",
-            crls.to_str().unwrap(),
-            chain.to_str().unwrap(),
-        ])
+    fn crls(&self) -> PathBuf {
+        all_crls(&self.ca.root)
     }
 }
 

@@ -420,29 +420,12 @@ fn issuing_key_custody_moves_age_to_token_to_another_token_and_back() {
         ok(run(c.arg("reconcile").arg("--identity").arg(identity)))
     };
     let verify = |now: &str| {
-        let mut crls = ca.read("crl/root.crl") + &ca.read("crl/ca.crl");
-        if ca.path("crl/previous.crl").exists() {
-            crls += &ca.read("crl/previous.crl");
-        }
-        std::fs::write(ca.tmp.path().join("crls.pem"), crls).unwrap();
         for name in ["alice", "bob"] {
             if !ca.path(&format!("certs/{name}.crt")).exists() {
                 continue;
             }
             let chain = ca.path(&format!("certs/{name}.crt"));
-            let o = ca.openssl(&[
-                "verify",
-                "-attime",
-                &epoch(now),
-                "-crl_check_all",
-                "-CAfile",
-                "ca/root.crt",
-                "-untrusted",
-                chain.to_str().unwrap(),
-                "-CRLfile",
-                ca.tmp.path().join("crls.pem").to_str().unwrap(),
-                chain.to_str().unwrap(),
-            ]);
+            let o = ca.verify_chain(&chain, now);
             assert!(o.status.success(), "{name}: {}{}", stdout(&o), stderr(&o));
             // Issued by the intermediate ca/ca.crt holds now.
             let issuer = stdout(&ca.openssl(&[
@@ -526,22 +509,7 @@ fn issuing_key_custody_moves_age_to_token_to_another_token_and_back() {
     assert_ne!(ca.read("crl/previous.crl"), previous_crl_before);
     assert!(!ca.path("certs/bob.crt").exists());
     verify(&d2);
-    let crls = ca.tmp.path().join("crls.pem");
-    let verify_old = |cert: &Path| {
-        ca.openssl(&[
-            "verify",
-            "-attime",
-            &epoch(&d2),
-            "-crl_check_all",
-            "-CAfile",
-            "ca/root.crt",
-            "-untrusted",
-            cert.to_str().unwrap(),
-            "-CRLfile",
-            crls.to_str().unwrap(),
-            cert.to_str().unwrap(),
-        ])
-    };
+    let verify_old = |cert: &Path| ca.verify_chain(cert, &d2);
     let o = verify_old(&old_alice);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let o = verify_old(&old_bob);
@@ -648,22 +616,8 @@ fn an_offline_root_in_one_token_and_its_intermediate_in_age_then_in_another() {
     ok(ca.reconcile(T0));
     ok(run(ca.cmd(T0).arg("check")));
     let verify = |now: &str| {
-        let crls = ca.read("crl/root.crl") + &ca.read("crl/ca.crl");
-        std::fs::write(ca.tmp.path().join("crls.pem"), crls).unwrap();
         let chain = ca.path("certs/alice.crt");
-        let o = ca.openssl(&[
-            "verify",
-            "-attime",
-            &epoch(now),
-            "-crl_check_all",
-            "-CAfile",
-            "ca/root.crt",
-            "-untrusted",
-            chain.to_str().unwrap(),
-            "-CRLfile",
-            ca.tmp.path().join("crls.pem").to_str().unwrap(),
-            chain.to_str().unwrap(),
-        ]);
+        let o = ca.verify_chain(&chain, now);
         assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     };
     verify(T0);
@@ -776,31 +730,8 @@ fn a_token_held_ca_migrates_to_an_offline_root_that_stays_in_the_token() {
         .args(["--now", d1, "reconcile", "--identity"])
         .arg(&ci);
     ok(run(&mut c));
-    let crls = ca.tmp.path().join("crls.pem");
-    std::fs::write(
-        &crls,
-        std::fs::read_to_string(ca.path("crl/root.crl")).unwrap()
-            + &std::fs::read_to_string(ca.path("crl/ca.crl")).unwrap(),
-    )
-    .unwrap();
     for cert in [ca.path("certs/alice.crt"), before] {
-        let o = tool(
-            "openssl",
-            &[
-                "verify",
-                "-attime",
-                &epoch(d1),
-                "-crl_check_all",
-                "-CAfile",
-                "ca/root.crt",
-                "-untrusted",
-                cert.to_str().unwrap(),
-                "-CRLfile",
-                crls.to_str().unwrap(),
-                cert.to_str().unwrap(),
-            ],
-            &ca.root,
-        );
+        let o = verify_chain_at(&ca.root, &cert, d1);
         assert!(
             o.status.success(),
             "{}: {}{}",
@@ -849,25 +780,8 @@ fn an_age_held_ca_migrates_with_its_first_intermediate_in_a_token() {
     token.env(&mut c);
     ok(run(c.arg("reconcile")));
     ok(run(ca.cmd(&d1).arg("check")));
-    std::fs::write(
-        ca.tmp.path().join("crls.pem"),
-        ca.read("crl/root.crl") + &ca.read("crl/ca.crl"),
-    )
-    .unwrap();
     let chain = ca.path("certs/alice.crt");
-    let o = ca.openssl(&[
-        "verify",
-        "-attime",
-        &epoch(&d1),
-        "-crl_check_all",
-        "-CAfile",
-        "ca/root.crt",
-        "-untrusted",
-        chain.to_str().unwrap(),
-        "-CRLfile",
-        ca.tmp.path().join("crls.pem").to_str().unwrap(),
-        chain.to_str().unwrap(),
-    ]);
+    let o = ca.verify_chain(&chain, &d1);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let issuer = stdout(&ca.openssl(&["x509", "-in", "certs/alice.crt", "-noout", "-issuer"]));
     assert!(issuer.contains("Issuing CA 1"), "{issuer}");

@@ -210,14 +210,17 @@ fn new_ca_key(opts: &InitOptions) -> Result<(CaKey, Option<crate::authority::tok
     Ok(match &opts.token {
         None => (CaKey::new(opts.key_type.generate()?), None),
         Some(t) => {
-            let made = crate::authority::token::init_key(
-                &t.uri,
-                &t.access,
-                t.generate.then_some(opts.key_type),
-            )?;
-            (CaKey::in_token(made.key), Some(made.record))
+            let (key, record) = token_key(t, opts.key_type)?;
+            (key, Some(record))
         }
     })
+}
+
+/// The key `t` names, made (of `key_type`) or adopted in its token, and the record of where.
+fn token_key(t: &TokenInit, key_type: KeyType) -> Result<(CaKey, crate::authority::token::Record)> {
+    let made =
+        crate::authority::token::init_key(&t.uri, &t.access, t.generate.then_some(key_type))?;
+    Ok((CaKey::in_token(made.key), made.record))
 }
 
 /// A single-level CA's outputs, signed before its key is put away.
@@ -410,12 +413,8 @@ fn new_root_key(opts: &InitOptions, root: &OfflineRoot) -> Result<(CaKey, RootCu
             )?)),
         ),
         Some(t) => {
-            let made = crate::authority::token::init_key(
-                &t.uri,
-                &t.access,
-                t.generate.then_some(opts.key_type),
-            )?;
-            (CaKey::in_token(made.key), RootCustody::Token(made.record))
+            let (key, record) = token_key(t, opts.key_type)?;
+            (key, RootCustody::Token(record))
         }
     })
 }

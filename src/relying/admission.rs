@@ -34,7 +34,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
-use crate::relying::watch::{drive, interval, now_or, reload, seconds, Run, Verdict, WatchOptions};
+use crate::relying::watch::{
+    drive, file_label, interval, now_or, reload, seconds, Run, Verdict, WatchOptions,
+};
 use crate::repository::config::Dur;
 use crate::repository::signer::{AllowedSigners, SigningKey};
 
@@ -321,15 +323,8 @@ pub fn run_deploy_admission(
     let max_age = Dur::parse(&args.max_age)?.0;
     seconds(&args.watch.reload_timeout)?;
     let every = interval(args.watch.watch.as_deref())?;
-    let label = format!(
-        "file=\"{}\"",
-        crate::output::encode::prometheus_label(&args.out.display().to_string())
-    );
-    let metrics = args
-        .watch
-        .metrics
-        .as_deref()
-        .map(|p| (p, "gitca", label.as_str()));
+    let label = file_label(&args.out);
+    let metrics = args.watch.metrics_to(&label);
     drive(every, out, metrics, || {
         Ok(admission_once(
             args,

@@ -31,7 +31,7 @@ use crate::relying::bundle::{ClientFiles, TargetOptions};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
 pub use crate::relying::watch::EXIT_STALE;
 use crate::relying::watch::{
-    drive, interval, now_or, reload, seconds, split, Run, Verdict, WatchOptions,
+    drive, file_label, interval, now_or, reload, seconds, split, Run, Verdict, WatchOptions,
 };
 use crate::repository::config::Dur;
 use crate::repository::confined::Dir;
@@ -671,15 +671,8 @@ pub fn run_deploy_crl(
     let source = source_of(&args.from, &args.watch)?;
     let margin = Dur::parse(&args.stale_margin)?.0;
     let every = interval(args.watch.watch.as_deref())?;
-    let label = format!(
-        "file=\"{}\"",
-        crate::output::encode::prometheus_label(&args.out.display().to_string())
-    );
-    let metrics = args
-        .watch
-        .metrics
-        .as_deref()
-        .map(|p| (p, "gitca", label.as_str()));
+    let label = file_label(&args.out);
+    let metrics = args.watch.metrics_to(&label);
     drive(every, out, metrics, || {
         crl_once(args, &source, &pinned, now_or(fixed_now), margin)
     })
@@ -1005,11 +998,7 @@ pub fn run_deploy_cert(
         "name=\"{}\"",
         crate::output::encode::prometheus_label(&args.name)
     );
-    let metrics = args
-        .watch
-        .metrics
-        .as_deref()
-        .map(|p| (p, "gitca", label.as_str()));
+    let metrics = args.watch.metrics_to(&label);
     drive(every, out, metrics, || {
         cert_once(args, &source, &pinned, now_or(fixed_now), margin)
     })

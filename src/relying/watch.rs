@@ -33,6 +33,12 @@ pub struct WatchOptions {
 }
 
 impl WatchOptions {
+    /// Where `--metrics` writes, with the prefix and the run's label (`label` is a Prometheus
+    /// label set, e.g. from [`file_label`]).
+    pub fn metrics_to<'a>(&'a self, label: &'a str) -> Option<(&'a Path, &'static str, &'a str)> {
+        self.metrics.as_deref().map(|p| (p, "gitca", label))
+    }
+
     /// The reload command, if one was given and it is not blank, with its limit.
     pub fn hook(&self) -> Option<(&str, std::time::Duration)> {
         let cmd = self.reload.as_deref().filter(|c| !c.trim().is_empty())?;
@@ -204,4 +210,12 @@ pub fn split(path: &Path) -> Result<(Dir, String)> {
             )
         })?;
     Ok((Dir::create(parent)?, name))
+}
+
+/// The metrics label naming the file a deploy keeps: `file="…"`.
+pub fn file_label(out: &Path) -> String {
+    format!(
+        "file=\"{}\"",
+        crate::output::encode::prometheus_label(&out.display().to_string())
+    )
 }

@@ -223,6 +223,12 @@ impl Ca {
         std::fs::write(p, text).unwrap();
     }
 
+    /// `openssl verify -crl_check_all` of a chain file (leaf, then intermediate) against the
+    /// root of an offline-root CA and every CRL, at `at`.
+    pub fn verify_chain(&self, chain: &Path, at: &str) -> Output {
+        verify_chain_at(&self.root, chain, at)
+    }
+
     /// gitca with `-C` this repository and `--now`.
     pub fn cmd(&self, now: &str) -> Command {
         let mut c = gitca();
@@ -795,4 +801,37 @@ pub fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
     ));
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     (key, public.trim().to_string())
+}
+
+/// Every CRL a server of the offline-root CA at `root` needs (as `gitca deploy crl` installs
+/// them: the root's, the issuing intermediate's and a retiring one's), in one file beside it.
+pub fn all_crls(root: &Path) -> PathBuf {
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap_or_default();
+    let f = root.with_file_name("all-crls.pem");
+    std::fs::write(
+        &f,
+        read("crl/root.crl") + &read("crl/ca.crl") + &read("crl/previous.crl"),
+    )
+    .unwrap();
+    f
+}
+
+/// `openssl verify -crl_check_all` of a chain file (leaf, then intermediate) under the root
+/// of the CA repository `root` and every CRL, at `at`.
+pub fn verify_chain_at(root: &Path, chain: &Path, at: &str) -> Output {
+    let crls = all_crls(root);
+    let (chain, crls) = (chain.to_str().unwrap(), crls.to_str().unwrap());
+    let args = [
+        "verify",
+        "-attime",
+        &epoch(at),
+        "-crl_check_all",
+        "-CAfile",
+        "ca/root.crt",
+    ];
+    tool(
+        "openssl",
+        &[&args[..], &["-untrusted", chain, "-CRLfile", crls, chain]].concat(),
+        root,
+    )
 }
