@@ -482,6 +482,23 @@ fn issuing_key_custody_moves_age_to_token_to_another_token_and_back() {
     let old_bob = ca.keep("certs/bob.crt", "bob-under-issuing-2.crt");
     let d2 = days_after(T0, 2);
     let uri3 = "pkcs11:token=gitca-next;object=issuing-3";
+    // The current intermediate's own key is no new key, even to revoke it for compromise:
+    // refused, nothing written (the same ceremony with a new key passes just below).
+    let head = ca.head();
+    for extra in [&[][..], &["--revoke-current", "key-compromise"][..]] {
+        let o = fails(ceremony(
+            &d2,
+            &[
+                &["--pkcs11", &uri2, "--revoke-previous", "superseded"][..],
+                extra,
+            ]
+            .concat(),
+            PIN,
+        ));
+        assert!(stderr(&o).contains("already the key of"), "{}", stderr(&o));
+        assert_eq!(ca.head(), head);
+        assert_eq!(ca.status(), "");
+    }
     ok(ceremony(
         &d2,
         &[
@@ -498,6 +515,17 @@ fn issuing_key_custody_moves_age_to_token_to_another_token_and_back() {
         .read("ca/previous.key.pkcs11")
         .contains("object=issuing-2"));
     assert!(!ca.path("ca/previous.key.age").exists());
+    // check reads the retiring intermediate's token record too: garbage, or another key's
+    // record, is named; the genuine one passes.
+    let genuine = ca.read("ca/previous.key.pkcs11");
+    for forged in ["\u{0}junk\n".to_string(), ca.read("ca/ca.key.pkcs11")] {
+        ca.write("ca/previous.key.pkcs11", &forged);
+        let o = fails(run(ca.cmd(&d2).arg("check")));
+        let said = stdout(&o) + &stderr(&o);
+        assert!(said.contains("ca/previous.key.pkcs11"), "{said}");
+    }
+    ca.write("ca/previous.key.pkcs11", &genuine);
+    ok(run(ca.cmd(&d2).arg("check")));
     reconcile(&d2, &ca.identity);
     verify(&d2);
     // bob leaves while issuing-2 retires: his certificate from it goes on the retiring CRL,
@@ -648,6 +676,13 @@ fn an_offline_root_in_one_token_and_its_intermediate_in_age_then_in_another() {
     ])));
     assert!(stderr(&o).contains("PKCS#11 token"), "{}", stderr(&o));
     assert_eq!(ca.head(), head);
+
+    // The root's own key as the issuing intermediate's would put the offline root online:
+    // refused, nothing written.
+    let o = fails(ceremony(&d1, &["new-intermediate", "--pkcs11", &root_uri]));
+    assert!(stderr(&o).contains("already the key of"), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.status(), "");
 
     // The next intermediate in another token, signed by the root's; the age one is revoked.
     let d2 = days_after(T0, 2);

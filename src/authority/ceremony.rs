@@ -662,8 +662,9 @@ fn place_new_key(
 ) -> Result<(CaKey, Placement)> {
     let key_type = key_type_of(current)?;
     if let Some(t) = &rotation.token {
-        let made = token::init_key(&t.uri, &source.token, t.generate.then_some(key_type))?;
-        return Ok((CaKey::in_token(made.key), Placement::Token(made.record)));
+        let mut known = vec![&hierarchy.root, current];
+        known.extend(hierarchy.previous.as_ref().map(|p| &p.cert));
+        return token_placement(t, source, key_type, &known);
     }
     let (custody, standing) = issuing_custody(
         &s.repo,
@@ -677,6 +678,34 @@ fn place_new_key(
         CaKey::new(key_type.generate()?),
         Placement::Age(custody, standing),
     ))
+}
+
+/// A new intermediate's key made or adopted in a token, refused when it is the key of a CA
+/// this one already has (`known`: the root, the current and a retiring intermediate): the
+/// root's key would put the offline root online, and a current or revoked intermediate's
+/// would certify a key the ceremony is meant to replace.
+fn token_placement(
+    t: &NewTokenKey,
+    source: &KeySource,
+    key_type: crate::authority::keygen::KeyType,
+    known: &[&CaCert],
+) -> Result<(CaKey, Placement)> {
+    let made = token::init_key(&t.uri, &source.token, t.generate.then_some(key_type))?;
+    if let Some(ca) = known
+        .iter()
+        .find(|ca| crate::authority::pubkey::same_key(&made.record.spki_der, &ca.spki_der))
+    {
+        return Err(Error::usage(
+            format!(
+                "the key {} is already the key of {} ({}): a new intermediate needs a key of its own",
+                made.record.uri.render(),
+                ca.subject,
+                ca::id_of(&ca.der)
+            ),
+            "name a new key in the token (another object= label) with --pkcs11-generate, or adopt one made for this intermediate",
+        ));
+    }
+    Ok((CaKey::in_token(made.key), Placement::Token(made.record)))
 }
 
 /// The issuing key's files after a new intermediate: `ca/ca.key.age` and a
@@ -739,7 +768,7 @@ fn report_new_intermediate(
                     out,
                     "  the new intermediate's key is encrypted to the recipients given and the root custodians (ca/recipients.txt): give CI its new identity before the next reconcile"
                 );
-            } else if why == RevocationReason::KeyCompromise {
+            } else if why == RevocationReason::KeyCompromise && rotation.token.is_none() {
                 let _ = writeln!(
                     out,
                     "warning: the new intermediate's key is encrypted to ca/recipients.txt as it was, CI's identity included: if that identity leaked, whoever holds it can decrypt the new key too. Run this ceremony again with --recipient set to CI's new age recipient (and --revoke-current key-compromise)."
@@ -916,8 +945,7 @@ fn first_intermediate_key(
 ) -> Result<(CaKey, Placement)> {
     let key_type = key_type_of(root)?;
     if let Some(t) = &m.token {
-        let made = token::init_key(&t.uri, &source.token, t.generate.then_some(key_type))?;
-        return Ok((CaKey::in_token(made.key), Placement::Token(made.record)));
+        return token_placement(t, source, key_type, &[root]);
     }
     let (custody, standing) = if root_in_token {
         issuing_custody(repo, root, None, &m.recipients, &m.accept, out)?

@@ -816,6 +816,37 @@ fn check_allowed_signers(repo: &CaRepo, f: &mut Findings) {
 
 /// Each recipients file against the list its key last signed (see [`crate::repository::recipients`]): a
 /// recipient added by hand would receive the key at the next rekey or ceremony.
+/// Whether a token holds `vault`'s key (or its record is broken: then an error is found): a
+/// key a token holds has no recipients, and its record must parse and name `signer`'s key.
+fn in_token(
+    repo: &CaRepo,
+    vault: &crate::authority::custody::Vault,
+    signer: &crate::authority::ca::CaCert,
+    f: &mut Findings,
+) -> bool {
+    match crate::authority::custody::token_record(&repo.dir, vault) {
+        Ok(Some(record)) => {
+            if !crate::authority::pubkey::same_key(&record.spki_der, &signer.spki_der) {
+                let file = crate::authority::custody::token_file(vault);
+                f.errors.push(Error::bad_file(
+                    &file,
+                    format!(
+                        "the public key it records is not the one of the certificate {} signs for",
+                        vault.what
+                    ),
+                    format!("restore it from git history (git log -p -- {file})"),
+                ));
+            }
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            f.errors.push(e);
+            true
+        }
+    }
+}
+
 fn check_custody(repo: &CaRepo, state: &load::State, f: &mut Findings) -> Result<()> {
     use crate::repository::recipients::{diff, judge, Standing};
     let mut vaults = vec![(
@@ -830,24 +861,19 @@ fn check_custody(repo: &CaRepo, state: &load::State, f: &mut Findings) -> Result
             "gitca rekey --root --add RECIPIENT (a root custodian)",
         ));
     }
+    // A retiring intermediate's key has no list of its own (it keeps the current one's), but
+    // a token record of it must name its key like any other.
+    if let Some(p) = state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()) {
+        in_token(
+            repo,
+            &crate::authority::hierarchy::PREVIOUS_VAULT,
+            &p.cert,
+            f,
+        );
+    }
     for (vault, signer, confirm) in vaults {
-        // A key a token holds has no recipients; its record must parse and name this CA's key.
-        match crate::authority::custody::token_record(&repo.dir, &vault) {
-            Ok(Some(record)) => {
-                if !crate::authority::pubkey::same_key(&record.spki_der, &signer.spki_der) {
-                    f.errors.push(Error::bad_file(
-                        crate::authority::custody::token_file(&vault),
-                        format!("the public key it records is not the one of the certificate {} signs for", vault.what),
-                        format!("restore it from git history (git log -p -- {})", crate::authority::custody::token_file(&vault)),
-                    ));
-                }
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                f.errors.push(e);
-                continue;
-            }
+        if in_token(repo, &vault, signer, f) {
+            continue;
         }
         let (list, standing) = judge(repo, &vault, signer)?;
         match standing {
