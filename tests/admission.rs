@@ -499,6 +499,11 @@ fn deploy_admission_over_http_reloads_rolls_back_and_goes_stale() {
         "users:\n  - name: alice\n    csr: csr/alice.csr\n",
         "alice",
     );
+    let older = tmp.join("public-alice");
+    std::fs::create_dir_all(&older).unwrap();
+    for f in ["admitted.txt", "admitted.txt.sig", "index.json"] {
+        std::fs::copy(public.join(f), older.join(f)).unwrap();
+    }
     let (port, log) = http_server(public.clone());
     let url = format!("http://127.0.0.1:{port}");
     let server = tmp.join("server");
@@ -580,6 +585,15 @@ fn deploy_admission_over_http_reloads_rolls_back_and_goes_stale() {
     let o = ok(deploy(&d1, &url, "true", &[]));
     assert!(stdout(&o).contains("2 certificate(s)"), "{}", stdout(&o));
     assert!(metric("admission_sequence") > sequence);
+    // The map removed (by hand, a rotation, a hook): the older list is still refused, since
+    // the newest sequence installed here is kept beside the map.
+    let installed = std::fs::read(&map).unwrap();
+    std::fs::remove_file(&map).unwrap();
+    let o = fails(deploy(&d1, older.to_str().unwrap(), "true", &[]));
+    assert!(stderr(&o).contains("older"), "{}", stderr(&o));
+    assert!(!map.exists());
+    ok(deploy(&d1, &url, "true", &[]));
+    assert_eq!(std::fs::read(&map).unwrap(), installed);
 
     // The source goes away: what is installed stays (exit 0) while it is recent …
     std::fs::remove_file(public.join("admitted.txt")).unwrap();

@@ -446,8 +446,8 @@ fn admission_once(
     now: time::OffsetDateTime,
     max_age: time::Duration,
 ) -> Run {
-    let installed = match installed_map(&args.out) {
-        Ok(i) => i,
+    let (installed, floor) = match installed_and_floor(&args.out) {
+        Ok(found) => found,
         Err(e) => {
             return Run {
                 verdict: Verdict::Refused(e.to_string()),
@@ -464,7 +464,7 @@ fn admission_once(
             Err(why) => Verdict::Refused(format!("admission list refused: {why}; nothing was installed, the list installed before stays")),
             Ok((list, signer)) => {
                 entries = Some(list.entries.len());
-                let verdict = install(args, &list, &signer, installed.as_ref());
+                let verdict = install(args, &list, &signer, (installed.as_ref(), floor));
                 if !matches!(verdict, Verdict::Refused(_)) {
                     newest = newest.max(crate::time::parse_time(&list.generated));
                 }
@@ -535,15 +535,15 @@ fn install(
     args: &DeployAdmissionOptions,
     list: &List,
     signer: &str,
-    installed: Option<&InstalledMap>,
+    (installed, floor): (Option<&InstalledMap>, u64),
 ) -> Verdict {
+    if list.sequence < floor {
+        return Verdict::Refused(format!(
+            "admission list refused: it is older (sequence {}) than the newest list installed here (sequence {floor}); nothing was installed, the list installed before stays",
+            list.sequence
+        ));
+    }
     if let Some(i) = installed {
-        if list.sequence < i.sequence {
-            return Verdict::Refused(format!(
-                "admission list refused: it is older (sequence {}) than the list installed (sequence {}); nothing was installed, the list installed before stays",
-                list.sequence, i.sequence
-            ));
-        }
         if list.sequence == i.sequence {
             return Verdict::Unchanged(format!(
                 "Admission list current: sequence {}, {} certificate(s)",
@@ -575,6 +575,9 @@ fn install(
             ));
         }
     }
+    if let Err(e) = write_floor(&args.out, list.sequence) {
+        return Verdict::Refused(e.to_string());
+    }
     Verdict::Installed(format!(
         "Installed admission list sequence {} (commit {}, signed by {signer}): {} certificate(s) in {}",
         list.sequence,
@@ -595,6 +598,49 @@ fn split(path: &Path) -> Result<(PathBuf, String)> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     Ok((dir, name))
+}
+
+/// The map installed at `out`, and the newest sequence ever installed there: the map's, or
+/// the floor file's when the map was removed or replaced (a source may wait for that to
+/// serve an older list).
+fn installed_and_floor(out: &Path) -> Result<(Option<InstalledMap>, u64)> {
+    let installed = installed_map(out)?;
+    let floor = read_floor(out)?.max(installed.as_ref().map_or(0, |i| i.sequence));
+    Ok((installed, floor))
+}
+
+/// The file beside the map that keeps the newest sequence ever installed there.
+fn floor_file(out: &Path) -> Result<(crate::repository::confined::Dir, String)> {
+    let (dir, name) = split(out)?;
+    Ok((
+        crate::repository::confined::Dir::create(&dir)?,
+        format!(".{name}.gitca-admission-floor"),
+    ))
+}
+
+/// The newest sequence ever installed at `out` (0: none recorded); a floor file gitca did not
+/// write is refused, since it is what refuses rollbacks.
+fn read_floor(out: &Path) -> Result<u64> {
+    let (dir, name) = floor_file(out)?;
+    let Some(bytes) = dir.read_opt(&name, 64)? else {
+        return Ok(0);
+    };
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| t.trim().strip_prefix("sequence "))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            Error::bad_file(
+                dir.path().join(&name),
+                "is not the floor gitca deploy admission writes",
+                "it records the newest admission list installed, which is what refuses rollbacks: if it was damaged by accident, remove it (the installed map's sequence is then the floor)",
+            )
+        })
+}
+
+fn write_floor(out: &Path, sequence: u64) -> Result<()> {
+    let (dir, name) = floor_file(out)?;
+    dir.write(&name, format!("sequence {sequence}\n").as_bytes(), 0o644)
 }
 
 /// The map installed at `path`, if one is: its sequence and signing time from its header.
