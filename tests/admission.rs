@@ -566,6 +566,29 @@ fn deploy_admission_over_http_reloads_rolls_back_and_goes_stale() {
         .iter()
         .any(|l| l == "200 admitted.txt.sig"));
     let first = std::fs::read(&map).unwrap();
+    // A signer pinned with namespaces="git" may sign commits, not admission lists (as
+    // `ssh-keygen -Y verify` reads the same file): refused, nothing written.
+    let git_only = server.join("git_only_signers");
+    let pinned = std::fs::read_to_string(&signers).unwrap();
+    let line = pinned.lines().find(|l| l.contains("ssh-ed25519")).unwrap();
+    let (principal, key) = line.split_once(' ').unwrap();
+    std::fs::write(&git_only, format!("{principal} namespaces=\"git\" {key}\n")).unwrap();
+    let other_map = server.join("other.map");
+    let o = fails(run(gitca()
+        .args([
+            "--now",
+            T0,
+            "deploy",
+            "admission",
+            "--from",
+            &url,
+            "--signers",
+        ])
+        .arg(&git_only)
+        .arg("--out")
+        .arg(&other_map)));
+    assert!(stderr(&o).contains("namespaces"), "{}", stderr(&o));
+    assert!(!other_map.exists());
     let sequence = metric("admission_sequence");
     assert!(sequence > 0.0);
     assert_eq!(metric("admission_entries"), 1.0);

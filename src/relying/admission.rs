@@ -222,9 +222,12 @@ fn listed_signing_key(allowed: &AllowedSigners) -> std::result::Result<SigningKe
         }
         Err(e) => return Err(e.to_string()),
     };
-    if allowed.find(key.public().key_data()).is_none() {
+    if allowed
+        .find_for(key.public().key_data(), NAMESPACE)
+        .is_none()
+    {
         return Err(format!(
-            "the history signing key given ({}) is not listed in {}",
+            "the history signing key given ({}) is not listed in {} for admission lists (or its line says namespaces=\"git\")",
             key.fingerprint(),
             crate::repository::signer::ALLOWED_SIGNERS
         ));

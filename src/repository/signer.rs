@@ -50,6 +50,8 @@ pub struct Signer {
     pub key: PublicKey,
     /// 1-based line in the file.
     pub line: usize,
+    /// `namespaces="git"`: the key may sign commits only (not admission lists).
+    pub git_only: bool,
 }
 
 /// The keys allowed to sign the CA's history, as one version of `ca/allowed_signers` lists them.
@@ -102,6 +104,14 @@ impl AllowedSigners {
     pub fn find(&self, key: &ssh_key::public::KeyData) -> Option<&Signer> {
         self.signers.iter().find(|s| s.key.key_data() == key)
     }
+
+    /// The signer of `key` allowed to sign in `namespace` (a `namespaces="git"` line only in
+    /// `git`), as `ssh-keygen -Y verify` decides.
+    pub fn find_for(&self, key: &ssh_key::public::KeyData, namespace: &str) -> Option<&Signer> {
+        self.signers
+            .iter()
+            .find(|s| s.key.key_data() == key && (!s.git_only || namespace == "git"))
+    }
 }
 
 /// One line of the file: `PRINCIPAL[,PRINCIPAL…] [namespaces="git"] ssh-ed25519 KEY
@@ -123,7 +133,8 @@ fn parse_signer(line: &str, line_no: usize, bad: &dyn Fn(String, &str) -> Error)
         ));
     }
     let mut kind = fields.next().unwrap_or_default();
-    if kind.contains('=') {
+    let git_only = kind.contains('=');
+    if git_only {
         if kind != "namespaces=\"git\"" {
             return Err(bad(
                 format!("the option `{kind}` is not supported here"),
@@ -152,6 +163,7 @@ fn parse_signer(line: &str, line_no: usize, bad: &dyn Fn(String, &str) -> Error)
         principals,
         key: PublicKey::from(key.key_data().clone()),
         line: line_no,
+        git_only,
     })
 }
 
@@ -271,6 +283,8 @@ pub enum Unverified {
     NotSsh,
     WrongNamespace(String),
     UnknownKey(String),
+    /// Listed, but with `namespaces="git"`: not for this namespace.
+    NotForNamespace(String),
     BadSignature(String),
 }
 
@@ -288,6 +302,10 @@ impl std::fmt::Display for Unverified {
                     "it is signed by {fp}, a key the allowed signers do not list"
                 )
             }
+            Unverified::NotForNamespace(n) => write!(
+                f,
+                "its signer's line in the allowed signers says namespaces=\"git\": the key may not sign in `{n}`"
+            ),
             Unverified::BadSignature(fp) => {
                 write!(f, "its signature by {fp} does not match its contents")
             }
@@ -322,8 +340,11 @@ pub fn verify_in(
         .fingerprint(HashAlg::Sha256)
         .to_string();
     let signer = allowed
-        .find(sig.public_key())
-        .ok_or_else(|| Unverified::UnknownKey(fp.clone()))?;
+        .find_for(sig.public_key(), namespace)
+        .ok_or_else(|| match allowed.find(sig.public_key()) {
+            Some(_) => Unverified::NotForNamespace(namespace.into()),
+            None => Unverified::UnknownKey(fp.clone()),
+        })?;
     signer
         .key
         .verify(namespace, data, &sig)
