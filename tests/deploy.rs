@@ -625,3 +625,69 @@ fn deploy_cert_never_takes_or_overwrites_another_identitys_files() {
     let o = ok(deploy());
     assert!(stdout(&o).contains("nothing newer"), "{}", stdout(&o));
 }
+
+/// The class of issue 23's relying-party findings, for the CRL: a link at --out and the
+/// operator's mode are kept across installs; a redirect to another origin is never followed;
+/// a file over the limit is refused (an error), not taken for an unreachable source.
+#[test]
+fn deploy_crl_keeps_the_operators_link_and_mode_and_refuses_what_no_publish_wrote() {
+    use std::os::unix::fs::PermissionsExt;
+    let (ca, public, pinned) = published();
+    let server = ca.tmp.path().join("server");
+    std::fs::create_dir_all(server.join("real")).unwrap();
+    let real = server.join("real/ca.crl");
+    let out = server.join("ca.crl");
+    std::os::unix::fs::symlink("real/ca.crl", &out).unwrap();
+    let from = public.to_str().unwrap();
+    let (code, text) = deploy_crl(&ca, T0, from, &pinned, &out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(std::fs::symlink_metadata(&out)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(crl_number(&real), 1);
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let d5 = days_after(T0, 5);
+    ok(ca.reconcile(&d5));
+    ok(run(ca.cmd(&d5).arg("publish").arg(&public)));
+    let (code, text) = deploy_crl(&ca, &d5, from, &pinned, &out, &[]);
+    assert!(code == 0 && text.contains("installed CRL #2"), "{text}");
+    assert!(std::fs::symlink_metadata(&out)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(crl_number(&real), 2);
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640, "the operator's mode is kept");
+
+    // A redirect to another origin is not followed; within the origin it is.
+    let (elsewhere_port, elsewhere) = http_server(public.clone());
+    let front = ca.tmp.path().join("front");
+    std::fs::create_dir_all(front.join("moved")).unwrap();
+    std::fs::copy(public.join("crls.pem"), front.join("moved/crls.pem")).unwrap();
+    std::fs::write(
+        front.join("crls.pem.redirect"),
+        format!("http://127.0.0.1:{elsewhere_port}/crls.pem"),
+    )
+    .unwrap();
+    let (port, _) = http_server(front.clone());
+    let url = format!("http://127.0.0.1:{port}");
+    let other = server.join("other.crl");
+    let (_, text) = deploy_crl(&ca, &d5, &url, &pinned, &other, &[]);
+    assert!(text.contains("another origin"), "{text}");
+    assert!(elsewhere.lock().unwrap().is_empty() && !other.exists());
+    std::fs::write(front.join("crls.pem.redirect"), "/moved/crls.pem").unwrap();
+    let (code, text) = deploy_crl(&ca, &d5, &url, &pinned, &other, &[]);
+    assert!(code == 0 && other.exists(), "{text}");
+
+    // Over the fetch limit: refused, an error, nothing changed.
+    let crls = public.join("crls.pem");
+    let mut big = std::fs::read(&crls).unwrap();
+    big.resize(49 << 20, b'\n');
+    std::fs::write(&crls, big).unwrap();
+    let before = std::fs::read(&real).unwrap();
+    let (code, text) = deploy_crl(&ca, &d5, from, &pinned, &out, &[]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("more than"), "{text}");
+    assert_eq!(std::fs::read(&real).unwrap(), before);
+}

@@ -624,12 +624,13 @@ fn write_p12(
 }
 
 /// Writes a set of files into `dir` all or nothing: each to a new temporary file (exclusive,
-/// unpredictable name, exact mode, never through a link), synced, then all renamed into place.
+/// unpredictable name, never through a link; an existing file's mode and owner kept, see
+/// [`Dir::stage_keeping`]), synced, then all renamed into place.
 pub fn install_files(dir: &Dir, files: &[(&str, &[u8], u32)]) -> Result<()> {
     let mut staged = Vec::new();
     for (name, data, mode) in files {
         match dir
-            .stage(name, data, *mode)
+            .stage_keeping(name, data, *mode)
             .and_then(|s| s.sync().map(|()| s))
         {
             Ok(s) => staged.push(s),

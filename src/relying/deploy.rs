@@ -31,7 +31,8 @@ use crate::relying::bundle::{ClientFiles, TargetOptions};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
 pub use crate::relying::watch::EXIT_STALE;
 use crate::relying::watch::{
-    drive, file_label, interval, now_or, reload, seconds, split, Run, Verdict, WatchOptions,
+    drive, fetch_failed, file_label, interval, now_or, reload, seconds, split, Run, Verdict,
+    WatchOptions,
 };
 use crate::repository::config::Dur;
 use crate::repository::confined::Dir;
@@ -417,7 +418,7 @@ impl CrlCheck {
         now: OffsetDateTime,
     ) -> Result<Verdict> {
         Ok(match source.fetch(Item::Crls, &self.last) {
-            Err(e) => Verdict::Unavailable(e.to_string()),
+            Err(e) => fetch_failed(e),
             Ok(Fetch::NotModified) => Verdict::Unchanged("the source has nothing new".into()),
             Ok(Fetch::Got(bytes, validators)) => {
                 match judge_crls(
@@ -461,7 +462,7 @@ impl CrlCheck {
         self.state.floors = Some(self.floors.clone());
         save_state(&self.state_file, &self.state)?;
         let backup = self.dir.backup(&self.name)?;
-        self.dir.write(&self.name, text.as_bytes(), 0o644)?;
+        self.dir.write_keeping(&self.name, text.as_bytes(), 0o644)?;
         let issuing = issuing_crl(crls);
         let hook = args.watch.hook().map(|h| {
             reload(
@@ -836,7 +837,7 @@ impl CertCheck<'_> {
             Validators::default()
         };
         let (bytes, validators) = match self.source.fetch(Item::Cert(&self.args.name), &last) {
-            Err(e) => return Ok(Verdict::Unavailable(e.to_string())),
+            Err(e) => return Ok(fetch_failed(e)),
             Ok(Fetch::NotModified) => {
                 return Ok(Verdict::Unchanged("the source has nothing new".into()))
             }
@@ -863,7 +864,7 @@ impl CertCheck<'_> {
     /// The CRLs, verified under the pinned CA; or the verdict when there are none to trust.
     fn fetch_crls(&self) -> std::result::Result<chain::Crls, Verdict> {
         let crls = match self.source.fetch(Item::Crls, &Validators::default()) {
-            Err(e) => return Err(Verdict::Unavailable(e.to_string())),
+            Err(e) => return Err(fetch_failed(e)),
             Ok(Fetch::NotModified) => return Err(Verdict::Unavailable("no CRL".into())),
             Ok(Fetch::Got(b, _)) => b,
         };

@@ -150,6 +150,9 @@ fn http_agent(https_ca: Option<&Path>, timeout: Duration) -> Result<ureq::Agent>
                 .build(),
         )
         .http_status_as_error(false)
+        // Redirects are followed by hand, and only within the source's origin: see
+        // `http_get`.
+        .max_redirects(0)
         .build();
     Ok(config.into())
 }
@@ -275,17 +278,90 @@ fn http_failure(e: ureq::Error, timeout: Duration) -> String {
     }
 }
 
+/// The most redirects one fetch follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// `scheme://host:port` of an absolute http(s) URL.
+fn origin(uri: &ureq::http::Uri) -> Option<String> {
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let authority = uri.authority()?;
+    let port = authority
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some(format!(
+        "{scheme}://{}:{port}",
+        authority.host().to_ascii_lowercase()
+    ))
+}
+
+/// Where a redirect from `from` to `location` leads, when it stays within `from`'s origin:
+/// a source is the origin the operator named, and a redirect elsewhere (another host, another
+/// port, https to http) is where gitca never sends a request.
+fn redirect_target(from: &str, location: &str) -> std::result::Result<String, String> {
+    let base: ureq::http::Uri = from.parse().map_err(|_| format!("`{from}` is not a URL"))?;
+    let origin_of_base = origin(&base).ok_or_else(|| format!("`{from}` is not a URL"))?;
+    let target = if location.contains("://") || location.starts_with("//") {
+        let absolute = if location.starts_with("//") {
+            format!("{}:{location}", base.scheme_str().unwrap_or("http"))
+        } else {
+            location.to_string()
+        };
+        let uri: ureq::http::Uri = absolute
+            .parse()
+            .map_err(|_| "a Location that is not a URL".to_string())?;
+        let to = origin(&uri).unwrap_or_else(|| "no http(s) origin".into());
+        if to != origin_of_base {
+            return Err(format!(
+                "redirected to another origin ({to}): gitca follows a redirect only within the source's scheme, host and port"
+            ));
+        }
+        absolute
+    } else if location.starts_with('/') {
+        format!("{}{location}", origin_of_base)
+    } else {
+        let path = base.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{origin_of_base}{dir}{location}")
+    };
+    Ok(target)
+}
+
 fn http_get(agent: &ureq::Agent, url: &str, last: &Validators, timeout: Duration) -> Result<Fetch> {
-    let mut req = agent.get(url);
-    if let Some(etag) = &last.etag {
-        req = req.header("If-None-Match", etag);
+    let mut at = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let mut req = agent.get(&at);
+        if let Some(etag) = &last.etag {
+            req = req.header("If-None-Match", etag);
+        }
+        if let Some(lm) = &last.last_modified {
+            req = req.header("If-Modified-Since", lm);
+        }
+        let resp = req
+            .call()
+            .map_err(|e| fetch_error(url, http_failure(e, timeout)))?;
+        match resp.status().as_u16() {
+            301 | 302 | 303 | 307 | 308 => {
+                let location = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| fetch_error(url, "a redirect without a Location"))?;
+                at = redirect_target(&at, location).map_err(|why| fetch_error(url, why))?;
+            }
+            _ => return http_body(resp, url, timeout),
+        }
     }
-    if let Some(lm) = &last.last_modified {
-        req = req.header("If-Modified-Since", lm);
-    }
-    let mut resp = req
-        .call()
-        .map_err(|e| fetch_error(url, http_failure(e, timeout)))?;
+    Err(fetch_error(
+        url,
+        format!("more than {MAX_REDIRECTS} redirects"),
+    ))
+}
+
+fn http_body(
+    mut resp: ureq::http::Response<ureq::Body>,
+    url: &str,
+    timeout: Duration,
+) -> Result<Fetch> {
     match resp.status().as_u16() {
         304 => return Ok(Fetch::NotModified),
         200 => {}
@@ -302,12 +378,24 @@ fn http_get(agent: &ureq::Agent, url: &str, last: &Validators, timeout: Duration
         last_modified: header("last-modified"),
         commit: None,
     };
+    // For a diagnostic only: what the server says it sends, else "more than the limit".
+    let declared = header("content-length")
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n > MAX_FETCH)
+        .unwrap_or(MAX_FETCH + 1);
     let bytes = resp
         .body_mut()
         .with_config()
         .limit(MAX_FETCH)
         .read_to_vec()
-        .map_err(|e| fetch_error(url, http_failure(e, timeout)))?;
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => Error::FileTooLarge {
+                path: PathBuf::from(url),
+                len: declared,
+                limit: MAX_FETCH,
+            },
+            e => fetch_error(url, http_failure(e, timeout)),
+        })?;
     Ok(Fetch::Got(bytes, validators))
 }
 
@@ -420,10 +508,11 @@ impl Git {
             .parse()
             .unwrap_or(u64::MAX);
         if size > MAX_FETCH {
-            return Err(fetch_error(
-                path,
-                format!("{size} bytes, more than {MAX_FETCH}"),
-            ));
+            return Err(Error::FileTooLarge {
+                path: PathBuf::from(path),
+                len: size,
+                limit: MAX_FETCH,
+            });
         }
         self.run(&["cat-file", "blob", &spec], Some(cache))
     }
@@ -444,7 +533,11 @@ fn gather(
         match read(rel)? {
             Some(bytes) => {
                 if out.len() as u64 + bytes.len() as u64 > MAX_FETCH {
-                    return Err(fetch_error(rel, "too large"));
+                    return Err(Error::FileTooLarge {
+                        path: PathBuf::from(rel),
+                        len: out.len() as u64 + bytes.len() as u64,
+                        limit: MAX_FETCH,
+                    });
                 }
                 out.extend_from_slice(&bytes);
                 if !out.ends_with(b"\n") {
@@ -456,4 +549,47 @@ fn gather(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_target;
+
+    #[test]
+    fn redirects_stay_within_the_origin() {
+        let from = "http://mirror.example:8080/pki/admitted.txt";
+        for (location, to) in [
+            (
+                "/other/admitted.txt",
+                "http://mirror.example:8080/other/admitted.txt",
+            ),
+            (
+                "moved/admitted.txt",
+                "http://mirror.example:8080/pki/moved/admitted.txt",
+            ),
+            (
+                "HTTP://MIRROR.example:8080/x",
+                "HTTP://MIRROR.example:8080/x",
+            ),
+            ("//mirror.example:8080/y", "http://mirror.example:8080/y"),
+        ] {
+            assert_eq!(
+                redirect_target(from, location).as_deref(),
+                Ok(to),
+                "{location}"
+            );
+        }
+        for location in [
+            "http://elsewhere.example:8080/admitted.txt",
+            "http://mirror.example/admitted.txt",
+            "https://mirror.example:8080/admitted.txt",
+            "//elsewhere.example/x",
+            "file:///etc/passwd",
+        ] {
+            assert!(redirect_target(from, location).is_err(), "{location}");
+        }
+        // https to http on the same host is a downgrade: not followed.
+        assert!(redirect_target("https://m.example/a", "http://m.example/a").is_err());
+        assert!(redirect_target("https://m.example/a", "https://m.example:443/b").is_ok());
+    }
 }

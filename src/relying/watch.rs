@@ -69,6 +69,19 @@ pub enum Verdict {
     Unavailable(String),
 }
 
+/// The verdict on a fetch that failed: content the source holds but that no relying party
+/// should take (too large, not a regular file, a link) is refused, like content that fails
+/// verification; a source that cannot be reached is unavailable, which is transient.
+pub fn fetch_failed(e: Error) -> Verdict {
+    match e {
+        Error::FileTooLarge { .. }
+        | Error::SymlinkRefused { .. }
+        | Error::UntrustedLink { .. }
+        | Error::BadFile { .. } => Verdict::Refused(e.to_string()),
+        e => Verdict::Unavailable(e.to_string()),
+    }
+}
+
 pub struct Run {
     pub verdict: Verdict,
     pub stale: Option<String>,
@@ -119,8 +132,7 @@ fn metrics_text(prefix: &str, label: &str, values: &[(String, f64)]) -> String {
 }
 
 fn write_metrics(path: &Path, text: &str) -> Result<()> {
-    let (dir, name) = split(path)?;
-    dir.write(&name, text.as_bytes(), 0o644)
+    install_file(path, text.as_bytes())
 }
 
 /// An `--watch` interval as a std duration (`None` without `--watch`).
@@ -194,8 +206,11 @@ pub fn drive(
     }
 }
 
-/// A file path as its directory (opened as an anchor) and its name.
+/// A file path as its directory (opened as an anchor) and its name. A path that is a
+/// symbolic link is followed to the file it names: the operator's link stays a link, and the
+/// file it points to is what gets written (`ln -s /srv/gitca/crl.pem /etc/nginx/crl.pem`).
 pub fn split(path: &Path) -> Result<(Dir, String)> {
+    let path = followed(path)?;
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -210,6 +225,34 @@ pub fn split(path: &Path) -> Result<(Dir, String)> {
             )
         })?;
     Ok((Dir::create(parent)?, name))
+}
+
+/// `path`, or the file it links to when it is a symbolic link (a link to a link followed too).
+fn followed(path: &Path) -> Result<PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..16 {
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&at).map_err(Error::io("read the link", &at))?;
+                at = match at.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(at),
+        }
+    }
+    Err(Error::usage(
+        format!("{} is a chain of more than 16 links", path.display()),
+        "pass the path of the file itself",
+    ))
+}
+
+/// Writes a file a deploy keeps (`--out`, metrics) atomically, keeping an existing file's
+/// mode and owner (see [`Dir::stage_keeping`]) and a link at `path` (see [`split`]).
+pub fn install_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (dir, name) = split(path)?;
+    dir.write_keeping(&name, bytes, 0o644)
 }
 
 /// The metrics label naming the file a deploy keeps: `file="…"`.

@@ -456,6 +456,63 @@ impl Dir {
         })
     }
 
+    /// [`Dir::stage`] for a file an operator may have set up: when `rel` exists as a regular
+    /// file, the new one gets its mode and (as far as this process may give them) its owner
+    /// and group, so that `chmod 640; chgrp nginx` survives every update; else `mode`. A file
+    /// meant to be private (`mode` grants nothing to others) never becomes readable by others.
+    pub fn stage_keeping(&self, rel: &str, data: &[u8], mode: u32) -> Result<Staged> {
+        let (dir, name) = self.parent(rel, true)?;
+        let existing = rustix::fs::statat(&*dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+        let Some(st) = existing else {
+            return self.stage(rel, data, mode);
+        };
+        let ceiling = if mode & 0o077 == 0 { 0o770 } else { 0o777 };
+        let kept = st.st_mode & ceiling;
+        let staged = self.stage(rel, data, kept)?;
+        let owner = (
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        );
+        // Best effort: a process that may not give the file away keeps it its own.
+        if rustix::fs::chownat(
+            &*staged.dir,
+            staged.tmp.as_str(),
+            owner.0,
+            owner.1,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .is_err()
+        {
+            let _ = rustix::fs::chownat(
+                &*staged.dir,
+                staged.tmp.as_str(),
+                None,
+                owner.1,
+                AtFlags::SYMLINK_NOFOLLOW,
+            );
+        }
+        // chown clears set-id bits on some systems; the mode is set again after it.
+        let _ = rustix::fs::chmodat(
+            &*staged.dir,
+            staged.tmp.as_str(),
+            Mode::from_raw_mode(kept),
+            AtFlags::empty(),
+        );
+        Ok(staged)
+    }
+
+    /// [`Dir::write`] through [`Dir::stage_keeping`].
+    pub fn write_keeping(&self, rel: &str, data: &[u8], mode: u32) -> Result<()> {
+        let staged = self.stage_keeping(rel, data, mode)?;
+        if let Err(e) = staged.sync() {
+            staged.discard();
+            return Err(e);
+        }
+        staged.commit()
+    }
+
     /// [`Dir::stage`], with the contents streamed by `fill` into the new file.
     pub fn stage_with(
         &self,

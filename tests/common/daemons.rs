@@ -228,7 +228,8 @@ pub fn export_registry_behind_nginx(mut gitca: Command, listen: &str, storage: &
     stdout(&ok(run(&mut gitca)))
 }
 
-/// A web server for one directory: ETag and If-None-Match, every request logged.
+/// A web server for one directory: ETag and If-None-Match, every request logged; a file
+/// `NAME.redirect` answers a request for NAME with a 302 to the URL it holds.
 pub fn http_server(root: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -257,22 +258,32 @@ pub fn http_server(root: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
                 .to_string();
             let body = std::fs::read(root.join(&path)).ok();
             let mut s = stream;
-            let response = match body {
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_vec(),
-                Some(b) => {
-                    use sha2::Digest as _;
-                    let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&b))[..16]);
-                    if inm.as_deref() == Some(etag.as_str()) {
-                        seen.lock().unwrap().push(format!("304 {path}"));
-                        format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
-                    } else {
-                        seen.lock().unwrap().push(format!("200 {path}"));
-                        let mut r = format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).into_bytes();
-                        r.extend(b);
-                        r
-                    }
+            // `NAME.redirect` beside where NAME would be: a 302 to the URL it holds.
+            let redirect = std::fs::read_to_string(root.join(format!("{path}.redirect"))).ok();
+            let response = match (redirect, body) {
+                (Some(to), _) => {
+                    seen.lock().unwrap().push(format!("302 {path}"));
+                    format!("HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", to.trim()).into_bytes()
                 }
+                (None, body) => match body {
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                    Some(b) => {
+                        use sha2::Digest as _;
+                        let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&b))[..16]);
+                        if inm.as_deref() == Some(etag.as_str()) {
+                            seen.lock().unwrap().push(format!("304 {path}"));
+                            format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
+                        } else {
+                            seen.lock().unwrap().push(format!("200 {path}"));
+                            let mut r = format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).into_bytes();
+                            r.extend(b);
+                            r
+                        }
+                    }
+                },
             };
             let _ = s.write_all(&response);
         }
