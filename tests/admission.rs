@@ -651,3 +651,247 @@ fn deploy_admission_over_http_reloads_rolls_back_and_goes_stale() {
     let o = ok(deploy(&late, &url, "true", &["--max-age", "30d"]));
     assert!(!stderr(&o).contains("STALE"), "{}", stderr(&o));
 }
+
+/// `list` (the text of an admission list) and its signature by the history signing key `key`,
+/// made with `ssh-keygen -Y sign` — a list the signing key really signed, but no publish wrote.
+fn signed_list(dir: &Path, key: &Path, list: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("admitted.txt");
+    std::fs::write(&file, list).unwrap();
+    let _ = std::fs::remove_file(dir.join("admitted.txt.sig"));
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-Y", "sign", "-n", "gitca-admission", "-f"])
+        .arg(key)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The relying party takes only what a publish of the pinned history could have written: a
+/// redirect to another origin is never followed; a second list for an installed sequence (a
+/// rewritten history or a fork the signing key signed), a replay at that sequence, a sequence
+/// or time no publish writes, oversized, binary or linked content: all refused, though each
+/// carries a valid signature. What is installed is reported as installed, and the operator's
+/// mode and link at --out are kept.
+#[test]
+fn deploy_admission_takes_only_what_a_publish_could_have_written() {
+    let ca = Ca::new();
+    let tmp = ca.tmp.path().to_path_buf();
+    let keys = tmp.join("signing");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (signing, _) = ca.sign_history(&keys);
+    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    ca.p256_csr("alice");
+    ca.identities("users:\n  - name: alice\n    csr: csr/alice.csr\n");
+    ca.commit("onboard alice");
+    let public = tmp.join("public");
+    for args in [vec!["reconcile", "--identity"], vec!["publish"]] {
+        let mut c = ca.cmd(T0);
+        c.args(&args).env("GITCA_SIGNING_KEY", &signing_text);
+        if args[0] == "reconcile" {
+            c.arg(&ca.identity);
+        } else {
+            c.arg(&public);
+        }
+        ok(run(&mut c));
+    }
+    let published = std::fs::read_to_string(public.join("admitted.txt")).unwrap();
+    let field = |name: &str| {
+        published
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap()
+            .to_string()
+    };
+    let (commit, sequence) = (field("commit"), field("sequence").parse::<u64>().unwrap());
+
+    let server = tmp.join("server");
+    std::fs::create_dir_all(&server).unwrap();
+    let signers = server.join("allowed_signers");
+    std::fs::copy(ca.path("ca/allowed_signers"), &signers).unwrap();
+    // The operator's layout: the map nginx includes is a link to where deploys write, mode
+    // 0640 (group nginx), and so it stays.
+    let real = server.join("maps/admitted.map");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    let map = server.join("admitted.map");
+    std::os::unix::fs::symlink("maps/admitted.map", &map).unwrap();
+    let metrics = server.join("admission.prom");
+    let deploy = |now: &str, from: &str| {
+        let mut c = gitca();
+        c.current_dir(&server)
+            .args(["--now", now, "deploy", "admission", "--from", from])
+            .arg("--signers")
+            .arg(&signers)
+            .arg("--out")
+            .arg(&map)
+            .arg("--metrics")
+            .arg(&metrics)
+            .args(["--reload", "touch reloaded"]);
+        run(&mut c)
+    };
+    let entries = || {
+        let text = std::fs::read_to_string(&metrics).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("gitca_admission_entries{"))
+            .unwrap()
+            .to_string();
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+    };
+
+    // A redirect to another origin (here another port of the same host) is not followed:
+    // no request reaches it, nothing is installed.
+    let (elsewhere_port, elsewhere) = http_server(public.clone());
+    let front = tmp.join("front");
+    std::fs::create_dir_all(front.join("moved")).unwrap();
+    for f in ["admitted.txt", "admitted.txt.sig"] {
+        std::fs::copy(public.join(f), front.join("moved").join(f)).unwrap();
+        std::fs::write(
+            front.join(format!("{f}.redirect")),
+            format!("http://127.0.0.1:{elsewhere_port}/{f}"),
+        )
+        .unwrap();
+    }
+    let (front_port, front_log) = http_server(front.clone());
+    let url = format!("http://127.0.0.1:{front_port}");
+    let o = deploy(T0, &url);
+    assert!(stderr(&o).contains("another origin"), "{}", stderr(&o));
+    assert!(elsewhere.lock().unwrap().is_empty());
+    assert!(!real.exists());
+    // Within the source's origin (absolute path, then relative), redirects are followed.
+    std::fs::write(front.join("admitted.txt.redirect"), "/moved/admitted.txt").unwrap();
+    std::fs::write(
+        front.join("admitted.txt.sig.redirect"),
+        "moved/admitted.txt.sig",
+    )
+    .unwrap();
+    let o = ok(deploy(T0, &url));
+    assert!(stdout(&o).contains("Installed"), "{}", stdout(&o));
+    assert!(front_log
+        .lock()
+        .unwrap()
+        .contains(&"200 moved/admitted.txt.sig".to_string()));
+    assert!(elsewhere.lock().unwrap().is_empty());
+    assert!(std::fs::symlink_metadata(&map)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&real).unwrap().lines().count(), 3);
+    assert!(server.join("reloaded").exists());
+    assert_eq!(entries(), 1.0);
+
+    // The operator narrows the map's mode; every later install keeps it (and the link).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let installed = std::fs::read(&real).unwrap();
+    let crafted = tmp.join("crafted");
+    let from = crafted.to_str().unwrap();
+    let entry = published.lines().last().unwrap().to_string();
+    let other_entry = format!("7f{}", &entry[2..]);
+    let list = |sequence: &str, commit: &str, generated: &str, lines: &[&str]| {
+        let mut t = format!(
+            "gitca-admission 1\ncommit {commit}\nsequence {sequence}\ngenerated {generated}\n"
+        );
+        for l in lines {
+            t.push_str(l);
+            t.push('\n');
+        }
+        t
+    };
+    let seq = sequence.to_string();
+    let refused = |text: &str, why: &str| {
+        signed_list(&crafted, &signing, text);
+        std::fs::remove_file(server.join("reloaded")).ok();
+        let o = fails(deploy(&days_after(T0, 1), from));
+        assert!(stderr(&o).contains(why), "{why}: {}", stderr(&o));
+        assert_eq!(std::fs::read(&real).unwrap(), installed, "{why}");
+        assert!(!server.join("reloaded").exists());
+        assert_eq!(entries(), 1.0, "{why}: the metric counts what is installed");
+    };
+    let other_commit = "ab".repeat(20);
+    let t0 = T0.to_string();
+    let later = days_after(T0, 1);
+    // The same sequence from another commit: a fork or a rewritten history.
+    refused(
+        &list(&seq, &other_commit, &t0, &[&entry]),
+        "two histories of one length",
+    );
+    // The same sequence and commit, other entries, not signed later: a replay or forgery.
+    refused(
+        &list(&seq, &commit, &t0, &[&entry, &other_entry]),
+        "replayed or forged",
+    );
+    // Sequences and times no publish writes.
+    let next = (sequence + 1).to_string();
+    for bad in [
+        format!("+{next}"),
+        format!("0{next}"),
+        u64::MAX.to_string(),
+        ((1u64 << 40) + 1).to_string(),
+    ] {
+        refused(&list(&bad, &commit, &later, &[&entry]), "line 3");
+    }
+    refused(
+        &list(&next, &commit, "2026-01-02T00:00:00+00:00", &[&entry]),
+        "line 4",
+    );
+    refused(
+        &list(&next, &commit, &days_after(T0, 30), &[&entry]),
+        "from the future",
+    );
+    // Too large, not text, a link: refused (an error), not "cannot fetch".
+    let big = format!(
+        "{}{}",
+        list(&next, &commit, &later, &[]),
+        format!("{entry}\n").repeat(300_000)
+    );
+    refused(&big, "more than");
+    std::fs::write(
+        crafted.join("admitted.txt"),
+        b"gitca-admission 1\n\xff\xfe\n",
+    )
+    .unwrap();
+    let o = fails(deploy(&later, from));
+    assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
+    std::fs::remove_file(crafted.join("admitted.txt")).unwrap();
+    std::os::unix::fs::symlink(public.join("admitted.txt"), crafted.join("admitted.txt")).unwrap();
+    let o = fails(deploy(&later, from));
+    assert!(stderr(&o).contains("link"), "{}", stderr(&o));
+    std::fs::remove_file(crafted.join("admitted.txt")).unwrap();
+
+    // The same list signed later: current, the header refreshed, no reload.
+    signed_list(&crafted, &signing, &list(&seq, &commit, &later, &[&entry]));
+    let o = ok(deploy(&later, from));
+    assert!(stdout(&o).contains("current"), "{}", stdout(&o));
+    assert!(!server.join("reloaded").exists());
+    assert!(std::fs::read_to_string(&real).unwrap().contains(&later));
+    // Other entries at the same sequence and commit, signed later (publish drops a certificate
+    // that expired): installed, reloaded, the mode and the link kept.
+    let d2 = days_after(T0, 2);
+    signed_list(
+        &crafted,
+        &signing,
+        &list(&seq, &commit, &d2, &[&entry, &other_entry]),
+    );
+    let o = ok(deploy(&d2, from));
+    assert!(stdout(&o).contains("Installed"), "{}", stdout(&o));
+    assert!(server.join("reloaded").exists());
+    assert_eq!(entries(), 2.0);
+    let meta = std::fs::metadata(&real).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert!(std::fs::symlink_metadata(&map)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // The floor remembers the commit: with the map gone, the fork is still refused.
+    std::fs::remove_file(&real).unwrap();
+    signed_list(
+        &crafted,
+        &signing,
+        &list(&seq, &other_commit, &days_after(T0, 3), &[&entry]),
+    );
+    let o = fails(deploy(&days_after(T0, 3), from));
+    assert!(stderr(&o).contains("two histories"), "{}", stderr(&o));
+    assert!(!real.exists());
+}

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::relying::source::{Fetch, Item, Source, SourceArgs, Validators};
 use crate::relying::watch::{
-    drive, file_label, interval, now_or, reload, seconds, Run, Verdict, WatchOptions,
+    drive, fetch_failed, file_label, interval, now_or, reload, seconds, Run, Verdict, WatchOptions,
 };
 use crate::repository::config::Dur;
 use crate::repository::signer::{AllowedSigners, SigningKey};
@@ -77,6 +77,24 @@ pub struct List {
     pub entries: Vec<Entry>,
 }
 
+/// The largest sequence a list may carry: a first-parent depth no history reaches, and far
+/// below `u64::MAX`, so that no list can pin every later one out.
+pub const MAX_SEQUENCE: u64 = 1 << 40;
+
+/// How far in the future a list's signing time may be (clocks drift); past it, the list is
+/// refused, since it would keep the relying party from ever going stale.
+const FUTURE_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// `N` as `publish` writes it: decimal digits, no sign, no leading zero.
+fn canonical_sequence(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| canonical && *n <= MAX_SEQUENCE)
+}
+
 fn is_hex(s: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&s.len()) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -112,12 +130,14 @@ impl List {
             .to_string();
         let sequence = next("sequence")?
             .strip_prefix("sequence ")
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or("line 3 is not `sequence N`")?;
+            .and_then(canonical_sequence)
+            .ok_or(format!(
+                "line 3 is not `sequence N` (N in decimal as publish writes it, no sign or leading zero, at most {MAX_SEQUENCE})"
+            ))?;
         let generated = next("generated")?
             .strip_prefix("generated ")
-            .filter(|g| crate::time::parse_time(g).is_some())
-            .ok_or("line 4 is not `generated RFC3339`")?
+            .filter(|g| crate::time::parse_time(g).is_some_and(|t| crate::time::fmt_time(t) == *g))
+            .ok_or("line 4 is not `generated YYYY-MM-DDTHH:MM:SSZ` as publish writes it")?
             .to_string();
         let mut entries = Vec::new();
         for (i, line) in lines {
@@ -390,55 +410,84 @@ impl AdmissionSource {
         }
     }
 
-    /// The list's text, and its signature if there is one (`None`: the source has none).
-    fn fetch(&self) -> Result<(String, Option<Vec<u8>>)> {
-        match self {
+    /// The list's text, and its signature if there is one (`None`: the source has none); or
+    /// the verdict when there is no list to judge: unavailable when the source cannot be read,
+    /// refused when what it holds is no list (too large, not text, a link, not a file).
+    fn fetch(&self) -> std::result::Result<(String, Option<Vec<u8>>), Verdict> {
+        let (list, sig) = match self {
             AdmissionSource::Dir(dir) => {
-                let text = crate::repository::confined::read_named_string(
-                    &dir.join(LIST),
-                    MAX_BYTES,
-                    "read the admission list",
-                )?;
-                let sig = crate::repository::confined::read_named(
-                    &dir.join(SIG),
-                    MAX_SIG_BYTES,
-                    "read the list's signature",
-                )
-                .ok();
-                Ok((text, sig))
+                let dir = crate::repository::confined::Dir::open(dir).map_err(fetch_failed)?;
+                let list = dir
+                    .read_opt(LIST, MAX_BYTES)
+                    .map_err(|e| self.refused(LIST, fetch_failed(e)))?
+                    .ok_or_else(|| {
+                        Verdict::Unavailable(format!("{} does not exist", self.describe(LIST)))
+                    })?;
+                let sig = dir
+                    .read_opt(SIG, MAX_SIG_BYTES)
+                    .map_err(|e| self.refused(SIG, fetch_failed(e)))?;
+                (list, sig)
             }
             AdmissionSource::Http(source) => {
-                let get =
-                    |name| match source.fetch(Item::Published(name), &Validators::default())? {
-                        Fetch::Got(bytes, _) => Ok(bytes),
-                        Fetch::NotModified => Err(Error::usage(
-                            "the source answered 304 to an unconditional request",
-                            "check the web server",
-                        )),
-                    };
-                let bytes = get(LIST)?;
-                if bytes.len() as u64 > MAX_BYTES {
-                    return Err(Error::usage(
-                        format!("{LIST} is over {MAX_BYTES} bytes"),
-                        "check the source",
+                let get = |name| match source.fetch(Item::Published(name), &Validators::default()) {
+                    Ok(Fetch::Got(bytes, _)) => Ok(bytes),
+                    Ok(Fetch::NotModified) => Err(Verdict::Unavailable(
+                        "the source answered 304 to an unconditional request".into(),
+                    )),
+                    Err(e) => Err(self.refused(name, fetch_failed(e))),
+                };
+                let list = get(LIST)?;
+                if list.len() as u64 > MAX_BYTES {
+                    return Err(self.refused(
+                        LIST,
+                        Verdict::Refused(format!("{} bytes, more than {MAX_BYTES}", list.len())),
                     ));
                 }
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| Error::usage(format!("{LIST} is not text"), "check the source"))?;
-                let sig = get(SIG).ok().filter(|s| s.len() as u64 <= MAX_SIG_BYTES);
-                Ok((text, sig))
+                // A list without a signature is refused below, whatever the reason it has none.
+                let sig = get(SIG).ok();
+                (list, sig)
             }
+        };
+        if sig.as_ref().is_some_and(|s| s.len() as u64 > MAX_SIG_BYTES) {
+            return Err(self.refused(
+                SIG,
+                Verdict::Refused(format!("more than {MAX_SIG_BYTES} bytes")),
+            ));
+        }
+        let text = String::from_utf8(list)
+            .map_err(|_| self.refused(LIST, Verdict::Refused("not UTF-8 text".into())))?;
+        Ok((text, sig))
+    }
+
+    /// A refusal of what the source holds, said of the file it is about.
+    fn refused(&self, name: &str, verdict: Verdict) -> Verdict {
+        match verdict {
+            Verdict::Refused(why) => Verdict::Refused(format!(
+                "admission list refused: {}: {why}; nothing was installed, the list installed before stays",
+                self.describe(name)
+            )),
+            other => other,
         }
     }
 }
 
 const MAX_SIG_BYTES: u64 = 64 << 10;
 
-/// What the installed map says of itself: its sequence and when its list was signed.
+/// What the installed map says of itself: its sequence, commit and signing time from its
+/// header, and how many certificates it admits.
 struct InstalledMap {
     sequence: u64,
+    commit: Option<String>,
     generated: Option<time::OffsetDateTime>,
+    entries: usize,
     bytes: Vec<u8>,
+}
+
+/// The newest list ever installed at an `--out`: its sequence and commit.
+#[derive(Debug, Default)]
+struct Floor {
+    sequence: u64,
+    commit: Option<String>,
 }
 
 /// One check of `deploy admission`: fetch, verify, install (and reload), judge staleness.
@@ -460,14 +509,12 @@ fn admission_once(
         }
     };
     let mut newest = installed.as_ref().and_then(|i| i.generated);
-    let mut entries = None;
     let verdict = match source.fetch() {
-        Err(e) => Verdict::Unavailable(e.to_string()),
-        Ok((text, sig)) => match verified(pinned, source, &text, sig.as_deref()) {
+        Err(verdict) => verdict,
+        Ok((text, sig)) => match verified(pinned, source, &text, sig.as_deref(), now) {
             Err(why) => Verdict::Refused(format!("admission list refused: {why}; nothing was installed, the list installed before stays")),
             Ok((list, signer)) => {
-                entries = Some(list.entries.len());
-                let verdict = install(args, &list, &signer, (installed.as_ref(), floor));
+                let verdict = install(args, &list, &signer, (installed.as_ref(), &floor));
                 if !matches!(verdict, Verdict::Refused(_)) {
                     newest = newest.max(crate::time::parse_time(&list.generated));
                 }
@@ -484,14 +531,30 @@ fn admission_once(
         _ => None,
     };
     let after = installed_map(&args.out).ok().flatten();
-    let metrics = vec![
+    let metrics = admission_metrics(now, after.as_ref(), newest, &verdict, stale.is_some());
+    Run {
+        verdict,
+        stale,
+        metrics,
+    }
+}
+
+/// The metrics of one check: they describe what is installed after it, not what was fetched.
+fn admission_metrics(
+    now: time::OffsetDateTime,
+    installed: Option<&InstalledMap>,
+    newest: Option<time::OffsetDateTime>,
+    verdict: &Verdict,
+    stale: bool,
+) -> Vec<(String, f64)> {
+    vec![
         (
             "admission_last_check_timestamp_seconds".into(),
             now.unix_timestamp() as f64,
         ),
         (
             "admission_sequence".into(),
-            after.as_ref().map_or(0.0, |m| m.sequence as f64),
+            installed.map_or(0.0, |m| m.sequence as f64),
         ),
         (
             "admission_signed_timestamp_seconds".into(),
@@ -499,22 +562,14 @@ fn admission_once(
         ),
         (
             "admission_entries".into(),
-            entries.map_or(-1.0, |n| n as f64),
+            installed.map_or(-1.0, |m| m.entries as f64),
         ),
         (
             "admission_refused".into(),
             f64::from(u8::from(matches!(verdict, Verdict::Refused(_)))),
         ),
-        (
-            "admission_stale".into(),
-            f64::from(u8::from(stale.is_some())),
-        ),
-    ];
-    Run {
-        verdict,
-        stale,
-        metrics,
-    }
+        ("admission_stale".into(), f64::from(u8::from(stale))),
+    ]
 }
 
 /// The list, verified against the pinned signers, and who signed it.
@@ -523,42 +578,116 @@ fn verified(
     source: &AdmissionSource,
     text: &str,
     sig: Option<&[u8]>,
+    now: time::OffsetDateTime,
 ) -> std::result::Result<(List, String), String> {
     let shown = source.describe(LIST);
     let sig = sig.ok_or_else(|| format!("{shown} has no signature ({SIG})"))?;
     let signer = crate::repository::signer::verify_in(pinned, NAMESPACE, sig, text.as_bytes())
         .map_err(|why| format!("{shown}: {why}"))?;
     let list = List::parse(text).map_err(|why| format!("{shown}: {why}"))?;
+    if let Some(t) = crate::time::parse_time(&list.generated).filter(|t| *t > now + FUTURE_SKEW) {
+        return Err(format!(
+            "{shown}: it says it was signed at {}, later than this machine's clock ({}) allows: a list from the future would never go stale; check both clocks",
+            crate::time::fmt_time(t),
+            crate::time::fmt_time(now)
+        ));
+    }
     Ok((list, signer))
 }
 
-/// Installs `list` unless it is older than, or the same as, the installed map; runs the
-/// reload hook after a change and puts the previous map back if it fails.
+/// What installing a list would do, judged against the installed map and the floor.
+enum Judged {
+    /// Write the map and reload the server.
+    Install,
+    /// The same entries, signed later: the map's header is refreshed (so that staleness
+    /// survives a restart), and the server needs no reload.
+    Refresh(String),
+    /// Nothing to do, or refused.
+    Done(Verdict),
+}
+
+/// Never older, and never a second list for a sequence already installed unless it is the
+/// same history's, signed later: two lists with one sequence and different commits mean the
+/// history was rewritten or the signing key signed a fork.
+fn judge(list: &List, installed: Option<&InstalledMap>, floor: &Floor) -> Judged {
+    let kept = "nothing was installed, the list installed before stays";
+    if list.sequence < floor.sequence {
+        return Judged::Done(Verdict::Refused(format!(
+            "admission list refused: it is older (sequence {}) than the newest list installed here (sequence {}); {kept}",
+            list.sequence, floor.sequence
+        )));
+    }
+    if list.sequence > floor.sequence {
+        return Judged::Install;
+    }
+    if let Some(c) = floor.commit.as_deref().filter(|c| *c != list.commit) {
+        return Judged::Done(Verdict::Refused(format!(
+            "admission list refused: sequence {} was installed here from commit {} and this list says commit {}: two histories of one length, so the CA's history was rewritten or its signing key signed a fork (run gitca audit on a clone); {kept}",
+            list.sequence,
+            short(c),
+            short(&list.commit)
+        )));
+    }
+    let Some(i) = installed.filter(|i| i.sequence == list.sequence) else {
+        return Judged::Install;
+    };
+    let later = match (crate::time::parse_time(&list.generated), i.generated) {
+        (Some(new), Some(old)) => new > old,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let same_entries = map_body(&i.bytes) == map_body(list.nginx_map().as_bytes());
+    let current = format!(
+        "Admission list current: sequence {}, {} certificate(s)",
+        i.sequence, i.entries
+    );
+    match (same_entries, later) {
+        (true, true) => Judged::Refresh(current),
+        (true, false) => Judged::Done(Verdict::Unchanged(current)),
+        (false, true) => Judged::Install,
+        (false, false) => Judged::Done(Verdict::Refused(format!(
+            "admission list refused: it has sequence {} like the installed one but other entries, and was not signed later ({} against {}): a replayed or forged list; {kept}",
+            list.sequence,
+            list.generated,
+            i.generated.map_or("unknown".into(), crate::time::fmt_time)
+        ))),
+    }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// A map's entries: every line but its comments.
+fn map_body(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.starts_with(b"#"))
+        .collect()
+}
+
+/// Installs `list` as [`judge`] decides; runs the reload hook after a change and puts the
+/// previous map back if it fails.
 fn install(
     args: &DeployAdmissionOptions,
     list: &List,
     signer: &str,
-    (installed, floor): (Option<&InstalledMap>, u64),
+    (installed, floor): (Option<&InstalledMap>, &Floor),
 ) -> Verdict {
-    if list.sequence < floor {
-        return Verdict::Refused(format!(
-            "admission list refused: it is older (sequence {}) than the newest list installed here (sequence {floor}); nothing was installed, the list installed before stays",
-            list.sequence
-        ));
-    }
-    if let Some(i) = installed {
-        if list.sequence == i.sequence {
-            return Verdict::Unchanged(format!(
-                "Admission list current: sequence {}, {} certificate(s)",
-                i.sequence,
-                list.entries.len()
-            ));
+    let write = |bytes: &[u8]| crate::relying::watch::install_file(&args.out, bytes);
+    match judge(list, installed, floor) {
+        Judged::Done(verdict) => return verdict,
+        Judged::Refresh(current) => {
+            return match write(list.nginx_map().as_bytes()) {
+                Ok(()) => Verdict::Unchanged(current),
+                Err(e) => Verdict::Refused(e.to_string()),
+            }
         }
+        Judged::Install => {}
     }
-    let write = |bytes: &[u8]| -> Result<()> {
-        let (dir, name) = split(&args.out)?;
-        crate::repository::confined::Dir::create(&dir)?.write(&name, bytes, 0o644)
-    };
+    if let Err(e) = write_floor(&args.out, list) {
+        return Verdict::Refused(e.to_string());
+    }
     if let Err(e) = write(list.nginx_map().as_bytes()) {
         return Verdict::Refused(e.to_string());
     }
@@ -578,72 +707,68 @@ fn install(
             ));
         }
     }
-    if let Err(e) = write_floor(&args.out, list.sequence) {
-        return Verdict::Refused(e.to_string());
-    }
     Verdict::Installed(format!(
         "Installed admission list sequence {} (commit {}, signed by {signer}): {} certificate(s) in {}",
         list.sequence,
-        &list.commit[..12],
+        short(&list.commit),
         list.entries.len(),
         args.out.display()
     ))
 }
 
-fn split(path: &Path) -> Result<(PathBuf, String)> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::usage("--out names no file", "pass a file path"))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    Ok((dir, name))
-}
-
-/// The map installed at `out`, and the newest sequence ever installed there: the map's, or
-/// the floor file's when the map was removed or replaced (a source may wait for that to
-/// serve an older list).
-fn installed_and_floor(out: &Path) -> Result<(Option<InstalledMap>, u64)> {
+/// The map installed at `out`, and the newest list ever installed there: the map's, or the
+/// floor file's when the map was removed or replaced (a source may wait for that to serve an
+/// older list).
+fn installed_and_floor(out: &Path) -> Result<(Option<InstalledMap>, Floor)> {
     let installed = installed_map(out)?;
-    let floor = read_floor(out)?.max(installed.as_ref().map_or(0, |i| i.sequence));
+    let mut floor = read_floor(out)?;
+    if let Some(i) = installed.as_ref().filter(|i| i.sequence > floor.sequence) {
+        floor = Floor {
+            sequence: i.sequence,
+            commit: i.commit.clone(),
+        };
+    }
     Ok((installed, floor))
 }
 
-/// The file beside the map that keeps the newest sequence ever installed there.
+/// The file beside the map that keeps the newest list ever installed there.
 fn floor_file(out: &Path) -> Result<(crate::repository::confined::Dir, String)> {
-    let (dir, name) = split(out)?;
-    Ok((
-        crate::repository::confined::Dir::create(&dir)?,
-        format!(".{name}.gitca-admission-floor"),
-    ))
+    let (dir, name) = crate::relying::watch::split(out)?;
+    Ok((dir, format!(".{name}.gitca-admission-floor")))
 }
 
-/// The newest sequence ever installed at `out` (0: none recorded); a floor file gitca did not
-/// write is refused, since it is what refuses rollbacks.
-fn read_floor(out: &Path) -> Result<u64> {
+/// The newest list ever installed at `out` (sequence 0: none recorded); a floor file gitca
+/// did not write is refused, since it is what refuses rollbacks.
+fn read_floor(out: &Path) -> Result<Floor> {
     let (dir, name) = floor_file(out)?;
-    let Some(bytes) = dir.read_opt(&name, 64)? else {
-        return Ok(0);
+    let Some(bytes) = dir.read_opt(&name, 256)? else {
+        return Ok(Floor::default());
     };
-    std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|t| t.trim().strip_prefix("sequence "))
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| {
-            Error::bad_file(
-                dir.path().join(&name),
-                "is not the floor gitca deploy admission writes",
-                "it records the newest admission list installed, which is what refuses rollbacks: if it was damaged by accident, remove it (the installed map's sequence is then the floor)",
-            )
+    let parsed = std::str::from_utf8(&bytes).ok().and_then(|t| {
+        let mut lines = t.lines();
+        let sequence = lines.next()?.strip_prefix("sequence ")?.parse().ok()?;
+        let commit = match lines.next() {
+            None => None,
+            Some(l) => Some(l.strip_prefix("commit ").filter(|c| is_hex(c, 40, 64))?),
+        };
+        lines.next().is_none().then(|| Floor {
+            sequence,
+            commit: commit.map(str::to_string),
         })
+    });
+    parsed.ok_or_else(|| {
+        Error::bad_file(
+            dir.path().join(&name),
+            "is not the floor gitca deploy admission writes",
+            "it records the newest admission list installed, which is what refuses rollbacks: if it was damaged by accident, remove it (the installed map's sequence is then the floor)",
+        )
+    })
 }
 
-fn write_floor(out: &Path, sequence: u64) -> Result<()> {
+fn write_floor(out: &Path, list: &List) -> Result<()> {
     let (dir, name) = floor_file(out)?;
-    dir.write(&name, format!("sequence {sequence}\n").as_bytes(), 0o644)
+    let text = format!("sequence {}\ncommit {}\n", list.sequence, list.commit);
+    dir.write(&name, text.as_bytes(), 0o644)
 }
 
 /// The map installed at `path`, if one is: its sequence and signing time from its header.
@@ -676,9 +801,13 @@ fn installed_map(path: &Path) -> Result<Option<InstalledMap>> {
         ));
     };
     let generated = field("generated").and_then(|t| crate::time::parse_time(&t));
+    let commit = field("commit").filter(|c| is_hex(c, 40, 64));
+    let entries = map_body(&bytes).iter().filter(|l| !l.is_empty()).count();
     Ok(Some(InstalledMap {
         sequence,
+        commit,
         generated,
+        entries,
         bytes,
     }))
 }
@@ -702,6 +831,10 @@ mod tests {
             text.replace("0a1b", "0A1B"),
             format!("{text}\"x\" 1;\n"),
             text.replacen(MAGIC, "gitca-admission 2", 1),
+            text.replace("sequence 7", "sequence +7"),
+            text.replace("sequence 7", "sequence 07"),
+            text.replace("sequence 7", &format!("sequence {}", u64::MAX)),
+            text.replace("00:00:00Z", "00:00:00+00:00"),
         ] {
             assert!(List::parse(&bad).is_err(), "{bad}");
         }
