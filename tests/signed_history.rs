@@ -264,10 +264,22 @@ fn a_root_ceremony_signs_its_commit_and_refuses_without_the_key() {
     assert!(v["revocations"].as_u64().unwrap() >= 1, "{v}");
 }
 
+/// `gitca audit --json`; every report is also checked to be the same when no ledger version
+/// is read ahead (GITCA_AUDIT_PREFETCH_KIB=0: the path a version over 4 MiB takes).
 fn audit(ca: &Ca) -> (std::process::Output, serde_json::Value) {
     let o = run(ca.cmd(T0).args(["audit", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o))
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    let unread = run(ca
+        .cmd(T0)
+        .args(["audit", "--json"])
+        .env("GITCA_AUDIT_PREFETCH_KIB", "0"));
+    assert_eq!(unread.status.code(), o.status.code());
+    assert_eq!(
+        stdout(&unread),
+        stdout(&o),
+        "the same report without the prefetch"
+    );
     (o, v)
 }
 

@@ -425,7 +425,11 @@ impl Git {
         // Never a prompt for credentials (nobody answers it), and HTTP transfers slower than
         // LOW_SPEED_BYTES a second for the stall time are given up by git itself.
         let stall = self.timeout.min(STALL).as_secs().max(1);
+        // Never a redirect either: git follows one to any host (`initial`, its default), and a
+        // source is the origin the operator named (an HTTP source follows one only within it).
         c.env("GIT_TERMINAL_PROMPT", "0")
+            .arg("-c")
+            .arg("http.followRedirects=false")
             .arg("-c")
             .arg(format!("http.lowSpeedLimit={LOW_SPEED_BYTES}"))
             .arg("-c")

@@ -266,7 +266,14 @@ const PREFETCH_AHEAD: usize = 16;
 /// The largest ledger version the prefetch reads (a ledger of about 30,000 certificates):
 /// at most about 4 × [`PREFETCH_AHEAD`] versions are held ahead, so 256 MiB at worst, whatever
 /// a hostile history holds. Larger versions are read by the audit itself, one at a time.
-const PREFETCH_MAX_BYTES: u64 = 4 << 20;
+/// GITCA_AUDIT_PREFETCH_KIB lowers it (0: the audit reads every version itself, as the
+/// tests prove gives the same report).
+fn prefetch_max_bytes() -> u64 {
+    std::env::var("GITCA_AUDIT_PREFETCH_KIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(4 << 20, |kib| kib.saturating_mul(1 << 10).min(4 << 20))
+}
 
 /// Each changed ledger version of `commits`, read (inflated, its id verified) ahead of the
 /// audit, in order, several at a time in parallel: reading them is most of an audit's cost,
@@ -279,6 +286,7 @@ fn prefetch_ledgers(
     tx: std::sync::mpsc::SyncSender<(Oid, Option<Vec<u8>>)>,
 ) {
     use rayon::prelude::*;
+    let limit = prefetch_max_bytes();
     let mut last: Option<Oid> = None;
     for chunk in commits.chunks(PREFETCH_AHEAD) {
         let blobs: Vec<Option<Oid>> = chunk
@@ -305,9 +313,9 @@ fn prefetch_ledgers(
                 || Repository::open(path).ok(),
                 |repo, blob| {
                     // A larger version is left to the audit: what is held ahead stays bounded.
-                    let bytes = repo.as_ref().and_then(|r| {
-                        crate::repository::history::read_blob(r, *blob, PREFETCH_MAX_BYTES)
-                    });
+                    let bytes = repo
+                        .as_ref()
+                        .and_then(|r| crate::repository::history::read_blob(r, *blob, limit));
                     (*blob, bytes)
                 },
             )
