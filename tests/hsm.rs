@@ -821,3 +821,76 @@ fn an_age_held_ca_migrates_with_its_first_intermediate_in_a_token() {
     let issuer = stdout(&ca.openssl(&["x509", "-in", "certs/alice.crt", "-noout", "-issuer"]));
     assert!(issuer.contains("Issuing CA 1"), "{issuer}");
 }
+
+/// The key of an intermediate retired two ceremonies ago is in no file any more (no
+/// `ca/previous.*`, the roster keeps only ids), but it certified for this CA: a ceremony that
+/// adopts it as the next intermediate's is refused, nothing written; a new key passes.
+#[test]
+fn a_ceremony_refuses_the_key_of_an_intermediate_retired_two_ceremonies_ago() {
+    let (ca, custodian) = offline_root_ca(T0);
+    let token = Token::new();
+    let ceremony = |now: &str, args: &[&str]| {
+        let mut c = ca.cmd(now);
+        token.env(&mut c);
+        run(c
+            .args(["root", "new-intermediate"])
+            .args(args)
+            .arg("--identity")
+            .arg(&custodian))
+    };
+    let uri = |object: &str| format!("pkcs11:token={LABEL};object={object}");
+    // issuing-2 in the token; then issuing-3 (issuing-2 retires), then issuing-4 (issuing-2 is
+    // revoked and its files removed).
+    ok(ceremony(
+        &days_after(T0, 1),
+        &["--pkcs11", &uri("issuing-2"), "--pkcs11-generate"],
+    ));
+    for (day, object) in [(2, "issuing-3"), (3, "issuing-4")] {
+        ok(ceremony(
+            &days_after(T0, day),
+            &[
+                "--pkcs11",
+                &uri(object),
+                "--pkcs11-generate",
+                "--revoke-previous",
+                "superseded",
+            ],
+        ));
+    }
+    assert!(ca
+        .read("ca/previous.key.pkcs11")
+        .contains("object=issuing-3"));
+    assert!(!tracked_text(&ca.root).contains("object=issuing-2"));
+    let d4 = days_after(T0, 4);
+    let head = ca.head();
+    let o = fails(ceremony(
+        &d4,
+        &[
+            "--pkcs11",
+            &uri("issuing-2"),
+            "--revoke-previous",
+            "superseded",
+        ],
+    ));
+    let err = stderr(&o);
+    assert!(err.contains("already the key of"), "{err}");
+    assert!(
+        err.contains("Issuing CA 2") && err.contains("of commit"),
+        "{err}"
+    );
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.status(), "");
+    // A key of its own passes, and the CA checks out.
+    ok(ceremony(
+        &d4,
+        &[
+            "--pkcs11",
+            &uri("issuing-5"),
+            "--pkcs11-generate",
+            "--revoke-previous",
+            "superseded",
+        ],
+    ));
+    assert!(ca.read("ca/ca.key.pkcs11").contains("object=issuing-5"));
+    ok(run(ca.cmd(&d4).arg("check")));
+}

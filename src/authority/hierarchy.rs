@@ -602,6 +602,45 @@ fn certified(
     Ok(found)
 }
 
+/// A CA certificate the repository holds or held, and where: `ca/ca.crt` on disk, or
+/// `ca/ca.crt of commit 0123456789ab`.
+pub struct Held {
+    pub cert: CaCert,
+    pub place: String,
+}
+
+/// Every CA certificate the repository holds or ever held: `ca/root.crt`, `ca/ca.crt` and
+/// `ca/previous.crt`, on disk and each version history holds (the first-parent line and what
+/// merges brought in), distinct, on disk first. A key any of them certifies is a key this CA
+/// has or had — the root's, a migrated CA's, every intermediate's, retired and revoked ones
+/// included — which a ceremony never certifies again as a new intermediate's. Read from
+/// history rather than recorded: nothing to keep in step, nothing a merge can drop, and the
+/// walk is the one [`load`] makes anyway (certificates are small).
+pub fn ca_certificates_ever(repo: &CaRepo) -> Result<Vec<Held>> {
+    let mut held: Vec<Held> = Vec::new();
+    let mut add = |text: &str, place: String| {
+        if let Ok(cert) = CaCert::parse(text) {
+            if !held.iter().any(|h| h.cert.der == cert.der) {
+                held.push(Held { cert, place });
+            }
+        }
+    };
+    for path in [ROOT_CERT, CA_CERT, PREVIOUS_CERT] {
+        if let Some(bytes) = repo.dir.read_opt(path, ca::MAX_CERT_BYTES)? {
+            add(&String::from_utf8_lossy(&bytes), path.to_string());
+        }
+    }
+    for path in [ROOT_CERT, CA_CERT, PREVIOUS_CERT] {
+        each_version(repo, path, ca::MAX_CERT_BYTES, |oid, text| {
+            add(
+                &text,
+                format!("{path} of commit {}", &oid.to_string()[..12]),
+            );
+        })?;
+    }
+    Ok(held)
+}
+
 /// What differs between `ca/intermediates.tsv` and the intermediates the root signed, if
 /// anything, with how to restore it.
 fn roster_problem(repo: &CaRepo, intermediates: &[Intermediate]) -> Option<String> {
