@@ -97,7 +97,7 @@ fn refuse_dirty(repo: &CaRepo) -> Result<()> {
 
 fn unlock_root(repo: &CaRepo, root: &CaCert, source: &KeySource) -> Result<CaKey> {
     let key = custody::unlock_vault(&repo.dir, &h::ROOT_VAULT, source)?;
-    ca::check_key_matches(root, &key)?;
+    custody::check_key_matches(&h::ROOT_VAULT, root, &key)?;
     Ok(key)
 }
 
@@ -868,7 +868,7 @@ pub fn migrate(
     let (key, placement) =
         first_intermediate_key(&repo, &root, m, source, root_record.is_some(), out)?;
     let root_key = custody::unlock(&repo.dir, source)?;
-    ca::check_key_matches(&root, &root_key)?;
+    custody::check_key_matches(&custody::ISSUING, &root, &root_key)?;
     let root_id = ca::id_of(&root.der);
 
     let new = sign_new_intermediate((&root, &root_key), key, &config, 1, now, m.validity)?;
