@@ -90,6 +90,10 @@ impl HsmCa {
     fn status(&self) -> String {
         git(&self.root, &["status", "--porcelain", "--ignored"])
     }
+
+    fn read_record(&self) -> String {
+        std::fs::read_to_string(self.path("ca/ca.key.pkcs11")).unwrap()
+    }
 }
 
 fn tracked_text(root: &Path) -> String {
@@ -1053,4 +1057,94 @@ fn a_key_mismatch_names_the_token_record_that_holds_the_key() {
         assert_eq!(&ca.read(f), text, "{f} restored by the hint");
     }
     ok(reconcile(&d3));
+}
+
+/// `--pkcs11-generate` with an id= (or object= label) another object in the token already has
+/// would leave two keys the URI names: refused before anything is made, with the clash and the
+/// ways out; nothing is written to the repository or the token. A free id passes.
+#[test]
+fn generating_a_key_refuses_an_id_or_label_the_token_already_holds() {
+    let hsm = HsmCa::new();
+    let uri = record_uri(&hsm.read_record());
+    let id = uri
+        .split(';')
+        .find_map(|p| p.strip_prefix("id="))
+        .unwrap()
+        .to_string();
+    let init = |dir: &Path, uri: &str, generate: bool| {
+        let mut c = gitca();
+        hsm.token
+            .env(&mut c)
+            .args(["--now", T0, "init", "-C"])
+            .arg(dir)
+            .args(["--name", "Second", "-q", "--pkcs11", uri]);
+        if generate {
+            c.arg("--pkcs11-generate");
+        }
+        run(&mut c)
+    };
+    let second = hsm.tmp.path().join("second");
+    for (clash, says) in [
+        (
+            format!("pkcs11:token={LABEL};object=second;id={id}"),
+            format!("id={id}"),
+        ),
+        (
+            format!("pkcs11:token={LABEL};object=ca;id=%42"),
+            "object=ca".to_string(),
+        ),
+    ] {
+        let o = fails(init(&second, &clash, true));
+        let err = stderr(&o);
+        assert!(err.contains("already holds a private key"), "{err}");
+        assert!(err.contains(&says), "{says}: {err}");
+        assert!(err.contains("drop --pkcs11-generate"), "{err}");
+        assert!(!second.join("gitca.yaml").exists());
+    }
+
+    // In a ceremony too: the repository stays as it was.
+    let (ca, custodian) = offline_root_ca(T0);
+    let ceremony = |uri: &str| {
+        let mut c = ca.cmd(&days_after(T0, 1));
+        hsm.token.env(&mut c);
+        run(c
+            .args([
+                "root",
+                "new-intermediate",
+                "--pkcs11-generate",
+                "--pkcs11",
+                uri,
+            ])
+            .arg("--identity")
+            .arg(&custodian))
+    };
+    let head = ca.head();
+    let o = fails(ceremony(&format!(
+        "pkcs11:token={LABEL};object=issuing-2;id={id}"
+    )));
+    assert!(stderr(&o).contains(&format!("id={id}")), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.status(), "");
+    // Nothing was made in the token: its id and its label each still name exactly one key,
+    // the CA's (adopting by either alone finds it, where two would be refused).
+    for (i, alone) in [format!("id={id}"), "object=ca".to_string()]
+        .iter()
+        .enumerate()
+    {
+        let dir = hsm.tmp.path().join(format!("adopted-{i}"));
+        ok(init(&dir, &format!("pkcs11:token={LABEL};{alone}"), false));
+        let pem = |t: &str| t[t.find("-----BEGIN PUBLIC KEY-----").unwrap()..].to_string();
+        let adopted = std::fs::read_to_string(dir.join("ca/ca.key.pkcs11")).unwrap();
+        assert_eq!(pem(&adopted), pem(&hsm.read_record()), "{alone}");
+    }
+    // A free id passes, and the record keeps it.
+    ok(ceremony(&format!(
+        "pkcs11:token={LABEL};object=issuing-2;id=%42"
+    )));
+    assert!(ca.read("ca/ca.key.pkcs11").contains("id=%42"));
+    ok(init(
+        &second,
+        &format!("pkcs11:token={LABEL};object=second;id=%43"),
+        true,
+    ));
 }
