@@ -195,12 +195,15 @@ pub enum Error {
         help: String,
     },
 
-    #[error("the CA key in ca/ca.key.age does not match ca/ca.crt")]
-    #[diagnostic(
-        code(gitca::authority::ca::mismatch),
-        help("ca/ca.crt or ca/ca.key.age was replaced by hand; restore both from git history (git log -- ca/)")
-    )]
-    CaKeyMismatch,
+    /// A key unlocked (or opened in its token) is not the private half of its certificate: the
+    /// message names the file that holds the key's record, age-encrypted or a token record.
+    #[error("{reason}")]
+    #[diagnostic(code(gitca::authority::ca::mismatch))]
+    CaKeyMismatch {
+        reason: String,
+        #[help]
+        help: String,
+    },
 
     #[error("{path} is not a gitca CA repository (no gitca.yaml)")]
     #[diagnostic(

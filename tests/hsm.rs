@@ -90,6 +90,10 @@ impl HsmCa {
     fn status(&self) -> String {
         git(&self.root, &["status", "--porcelain", "--ignored"])
     }
+
+    fn read_record(&self) -> String {
+        std::fs::read_to_string(self.path("ca/ca.key.pkcs11")).unwrap()
+    }
 }
 
 fn tracked_text(root: &Path) -> String {
@@ -820,4 +824,327 @@ fn an_age_held_ca_migrates_with_its_first_intermediate_in_a_token() {
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let issuer = stdout(&ca.openssl(&["x509", "-in", "certs/alice.crt", "-noout", "-issuer"]));
     assert!(issuer.contains("Issuing CA 1"), "{issuer}");
+}
+
+/// The key of an intermediate retired two ceremonies ago is in no file any more (no
+/// `ca/previous.*`, the roster keeps only ids), but it certified for this CA: a ceremony that
+/// adopts it as the next intermediate's is refused, nothing written; a new key passes.
+#[test]
+fn a_ceremony_refuses_the_key_of_an_intermediate_retired_two_ceremonies_ago() {
+    let (ca, custodian) = offline_root_ca(T0);
+    let token = Token::new();
+    let ceremony = |now: &str, args: &[&str]| {
+        let mut c = ca.cmd(now);
+        token.env(&mut c);
+        run(c
+            .args(["root", "new-intermediate"])
+            .args(args)
+            .arg("--identity")
+            .arg(&custodian))
+    };
+    let uri = |object: &str| format!("pkcs11:token={LABEL};object={object}");
+    // issuing-2 in the token; then issuing-3 (issuing-2 retires), then issuing-4 (issuing-2 is
+    // revoked and its files removed).
+    ok(ceremony(
+        &days_after(T0, 1),
+        &["--pkcs11", &uri("issuing-2"), "--pkcs11-generate"],
+    ));
+    for (day, object) in [(2, "issuing-3"), (3, "issuing-4")] {
+        ok(ceremony(
+            &days_after(T0, day),
+            &[
+                "--pkcs11",
+                &uri(object),
+                "--pkcs11-generate",
+                "--revoke-previous",
+                "superseded",
+            ],
+        ));
+    }
+    assert!(ca
+        .read("ca/previous.key.pkcs11")
+        .contains("object=issuing-3"));
+    assert!(!tracked_text(&ca.root).contains("object=issuing-2"));
+    let d4 = days_after(T0, 4);
+    let head = ca.head();
+    let o = fails(ceremony(
+        &d4,
+        &[
+            "--pkcs11",
+            &uri("issuing-2"),
+            "--revoke-previous",
+            "superseded",
+        ],
+    ));
+    let err = stderr(&o);
+    assert!(err.contains("already the key of"), "{err}");
+    assert!(
+        err.contains("Issuing CA 2") && err.contains("of commit"),
+        "{err}"
+    );
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.status(), "");
+    // A key of its own passes, and the CA checks out.
+    ok(ceremony(
+        &d4,
+        &[
+            "--pkcs11",
+            &uri("issuing-5"),
+            "--pkcs11-generate",
+            "--revoke-previous",
+            "superseded",
+        ],
+    ));
+    assert!(ca.read("ca/ca.key.pkcs11").contains("object=issuing-5"));
+    ok(run(ca.cmd(&d4).arg("check")));
+}
+
+/// The URI line of a token record.
+fn record_uri(text: &str) -> String {
+    text.lines()
+        .find(|l| l.starts_with("pkcs11:"))
+        .unwrap()
+        .to_string()
+}
+
+/// A token record that names another key the token holds (its URI and public key, a whole
+/// record swapped in by a merge): the token proves it holds that key, and the mismatch with the
+/// certificate names the record's file — ca/ca.key.pkcs11, ca/root.key.pkcs11,
+/// ca/previous.key.pkcs11 — and token help, never ca/ca.key.age. Nothing is signed or
+/// committed; restored, the same commands work.
+#[test]
+fn a_key_mismatch_names_the_token_record_that_holds_the_key() {
+    let hsm = HsmCa::new();
+    hsm.request(&["alice".to_string()]);
+    let (ci, ci_recipient) = age_identity(hsm.tmp.path(), "ci");
+    // Another key in the same token: a second CA's record, whole.
+    let other = hsm.tmp.path().join("other");
+    let mut c = gitca();
+    hsm.token
+        .env(&mut c)
+        .args(["--now", T0, "init", "-C"])
+        .arg(&other)
+        .args(["--name", "Other", "-q", "--pkcs11-generate", "--pkcs11"])
+        .arg(format!("pkcs11:token={LABEL};object=other"));
+    ok(run(&mut c));
+    let other_record = std::fs::read_to_string(other.join("ca/ca.key.pkcs11")).unwrap();
+    let swapped = |root: &Path, file: &str, with: &str, run_it: &mut dyn FnMut() -> Output| {
+        let genuine = std::fs::read_to_string(root.join(file)).unwrap();
+        std::fs::write(root.join(file), with).unwrap();
+        git(root, &["commit", "-q", "-am", "merged: another key"]);
+        let head = git(root, &["rev-parse", "HEAD"]);
+        let o = fails(run_it());
+        let err = stderr(&o);
+        assert!(err.contains(file), "{file}: {err}");
+        assert!(err.contains(&record_uri(with)), "{err}");
+        assert!(err.contains("pkcs11-tool"), "{err}");
+        assert!(!err.contains(".key.age"), "{err}");
+        assert_eq!(git(root, &["rev-parse", "HEAD"]), head);
+        assert_eq!(git(root, &["status", "--porcelain"]), "");
+        std::fs::write(root.join(file), genuine).unwrap();
+        git(root, &["commit", "-q", "-am", "restored"]);
+    };
+
+    // The issuing key: reconcile and ca verify.
+    swapped(&hsm.root, "ca/ca.key.pkcs11", &other_record, &mut || {
+        run(hsm.cmd(T0).args(["ca", "verify"]))
+    });
+    swapped(&hsm.root, "ca/ca.key.pkcs11", &other_record, &mut || {
+        run(hsm.cmd(T0).arg("reconcile"))
+    });
+    assert!(!hsm.path("certs/alice.crt").exists());
+    ok(run(hsm.cmd(T0).arg("reconcile")));
+
+    // The offline root's key, in the same token: root sign-crl.
+    let root = hsm.tmp.path().join("tiered");
+    let mut c = gitca();
+    hsm.token
+        .env(&mut c)
+        .args(["--now", T0, "init", "-C"])
+        .arg(&root)
+        .args(["--name", "Tiered", "-q", "--offline-root", "--recipient"])
+        .arg(&ci_recipient)
+        .args(["--root-pkcs11-generate", "--root-pkcs11"])
+        .arg(format!("pkcs11:token={LABEL};object=root"));
+    ok(run(&mut c));
+    let ca = Ca::at(tempfile::tempdir().unwrap(), root.clone(), ci, ci_recipient);
+    let cmd = |now: &str| {
+        let mut c = ca.cmd(now);
+        hsm.token.env(&mut c);
+        c
+    };
+    let d1 = days_after(T0, 1);
+    swapped(&root, "ca/root.key.pkcs11", &other_record, &mut || {
+        run(cmd(&d1).args(["root", "sign-crl"]))
+    });
+    ok(run(cmd(&d1).args(["root", "sign-crl"])));
+
+    // A retiring intermediate in the token: its CRL is re-signed when bob leaves.
+    for name in ["alice", "bob"] {
+        let key = ca.keys.join(format!("{name}.key"));
+        ok(run(cmd(T0)
+            .args(["request", name, "-q", "--key-out"])
+            .arg(&key)));
+    }
+    ca.commit("two");
+    let reconcile = |now: &str| {
+        run(cmd(now)
+            .arg("reconcile")
+            .arg("--identity")
+            .arg(&ca.identity))
+    };
+    ok(reconcile(&d1));
+    let d2 = days_after(T0, 2);
+    let new_intermediate = |now: &str, object: &str, extra: &[&str]| {
+        ok(run(cmd(now)
+            .args(["root", "new-intermediate", "--pkcs11-generate", "--pkcs11"])
+            .arg(format!("pkcs11:token={LABEL};object={object}"))
+            .args(extra)))
+    };
+    new_intermediate(&d2, "issuing-2", &[]);
+    ok(reconcile(&d2));
+    let d3 = days_after(T0, 3);
+    new_intermediate(&d3, "issuing-3", &["--revoke-previous", "superseded"]);
+    ok(reconcile(&d3));
+    assert!(ca
+        .read("ca/previous.key.pkcs11")
+        .contains("object=issuing-2"));
+    ca.offboard("bob");
+    ca.commit("bob leaves");
+    swapped(&root, "ca/previous.key.pkcs11", &other_record, &mut || {
+        reconcile(&d3)
+    });
+    let previous_crl = ca.read("crl/previous.crl");
+    ok(reconcile(&d3));
+    assert_ne!(ca.read("crl/previous.crl"), previous_crl);
+    ok(run(cmd(&d3).arg("check")));
+
+    // The hints that restore the intermediates' files name the token records too, and work.
+    let restored_by_hint = |says: &str| {
+        let head = ca.head();
+        let o = fails(reconcile(&d3));
+        let err = stderr(&o);
+        assert!(err.contains(says), "{err}");
+        assert_eq!(ca.head(), head);
+        let hint = suggested(&err, "git checkout");
+        assert!(!hint.is_empty() && !hint[0].contains(".key.age"), "{err}");
+        ca.sh(&hint[0]);
+        ca.commit("restored");
+    };
+    // The retiring intermediate put back in charge, its token record with it.
+    let current = ["ca/ca.crt", "ca/ca.key.pkcs11"];
+    let now_current: Vec<String> = current.iter().map(|f| ca.read(f)).collect();
+    ca.write("ca/ca.crt", &ca.read("ca/previous.crt"));
+    ca.write("ca/ca.key.pkcs11", &ca.read("ca/previous.key.pkcs11"));
+    ca.commit("merged: swap");
+    restored_by_hint("a retired intermediate was put back");
+    for (f, text) in current.iter().zip(&now_current) {
+        assert_eq!(&ca.read(f), text, "{f} restored by the hint");
+    }
+    // The retiring intermediate's files deleted.
+    let previous = [
+        "ca/previous.crt",
+        "ca/previous.key.pkcs11",
+        "crl/previous.crl",
+    ];
+    let kept: Vec<String> = previous.iter().map(|f| ca.read(f)).collect();
+    for f in previous {
+        std::fs::remove_file(ca.path(f)).unwrap();
+    }
+    ca.commit("merged: previous deleted");
+    restored_by_hint("neither current, retiring");
+    for (f, text) in previous.iter().zip(&kept) {
+        assert_eq!(&ca.read(f), text, "{f} restored by the hint");
+    }
+    ok(reconcile(&d3));
+}
+
+/// `--pkcs11-generate` with an id= (or object= label) another object in the token already has
+/// would leave two keys the URI names: refused before anything is made, with the clash and the
+/// ways out; nothing is written to the repository or the token. A free id passes.
+#[test]
+fn generating_a_key_refuses_an_id_or_label_the_token_already_holds() {
+    let hsm = HsmCa::new();
+    let uri = record_uri(&hsm.read_record());
+    let id = uri
+        .split(';')
+        .find_map(|p| p.strip_prefix("id="))
+        .unwrap()
+        .to_string();
+    let init = |dir: &Path, uri: &str, generate: bool| {
+        let mut c = gitca();
+        hsm.token
+            .env(&mut c)
+            .args(["--now", T0, "init", "-C"])
+            .arg(dir)
+            .args(["--name", "Second", "-q", "--pkcs11", uri]);
+        if generate {
+            c.arg("--pkcs11-generate");
+        }
+        run(&mut c)
+    };
+    let second = hsm.tmp.path().join("second");
+    for (clash, says) in [
+        (
+            format!("pkcs11:token={LABEL};object=second;id={id}"),
+            format!("id={id}"),
+        ),
+        (
+            format!("pkcs11:token={LABEL};object=ca;id=%42"),
+            "object=ca".to_string(),
+        ),
+    ] {
+        let o = fails(init(&second, &clash, true));
+        let err = stderr(&o);
+        assert!(err.contains("already holds a private key"), "{err}");
+        assert!(err.contains(&says), "{says}: {err}");
+        assert!(err.contains("drop --pkcs11-generate"), "{err}");
+        assert!(!second.join("gitca.yaml").exists());
+    }
+
+    // In a ceremony too: the repository stays as it was.
+    let (ca, custodian) = offline_root_ca(T0);
+    let ceremony = |uri: &str| {
+        let mut c = ca.cmd(&days_after(T0, 1));
+        hsm.token.env(&mut c);
+        run(c
+            .args([
+                "root",
+                "new-intermediate",
+                "--pkcs11-generate",
+                "--pkcs11",
+                uri,
+            ])
+            .arg("--identity")
+            .arg(&custodian))
+    };
+    let head = ca.head();
+    let o = fails(ceremony(&format!(
+        "pkcs11:token={LABEL};object=issuing-2;id={id}"
+    )));
+    assert!(stderr(&o).contains(&format!("id={id}")), "{}", stderr(&o));
+    assert_eq!(ca.head(), head);
+    assert_eq!(ca.status(), "");
+    // Nothing was made in the token: its id and its label each still name exactly one key,
+    // the CA's (adopting by either alone finds it, where two would be refused).
+    for (i, alone) in [format!("id={id}"), "object=ca".to_string()]
+        .iter()
+        .enumerate()
+    {
+        let dir = hsm.tmp.path().join(format!("adopted-{i}"));
+        ok(init(&dir, &format!("pkcs11:token={LABEL};{alone}"), false));
+        let pem = |t: &str| t[t.find("-----BEGIN PUBLIC KEY-----").unwrap()..].to_string();
+        let adopted = std::fs::read_to_string(dir.join("ca/ca.key.pkcs11")).unwrap();
+        assert_eq!(pem(&adopted), pem(&hsm.read_record()), "{alone}");
+    }
+    // A free id passes, and the record keeps it.
+    ok(ceremony(&format!(
+        "pkcs11:token={LABEL};object=issuing-2;id=%42"
+    )));
+    assert!(ca.read("ca/ca.key.pkcs11").contains("id=%42"));
+    ok(init(
+        &second,
+        &format!("pkcs11:token={LABEL};object=second;id=%43"),
+        true,
+    ));
 }

@@ -124,6 +124,14 @@ impl CaKey {
         }
     }
 
+    /// The URI of the token-held key, for messages; None for a key in memory.
+    pub fn token_uri(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Token(t) => Some(t.uri().render()),
+            Inner::Memory(_) => None,
+        }
+    }
+
     /// Whether a token holds this key (it cannot be re-encrypted, only used).
     pub fn is_in_token(&self) -> bool {
         matches!(self.inner, Inner::Token(_))
@@ -820,15 +828,6 @@ pub fn verify_ca_signature(ca: &CaCert, issuer_spki: &[u8]) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Verifies that `key` is the private half of `ca`.
-pub fn check_key_matches(ca: &CaCert, key: &CaKey) -> Result<()> {
-    if key.spki_der() == ca.spki_der {
-        Ok(())
-    } else {
-        Err(Error::CaKeyMismatch)
-    }
 }
 
 #[cfg(test)]

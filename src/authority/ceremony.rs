@@ -97,7 +97,7 @@ fn refuse_dirty(repo: &CaRepo) -> Result<()> {
 
 fn unlock_root(repo: &CaRepo, root: &CaCert, source: &KeySource) -> Result<CaKey> {
     let key = custody::unlock_vault(&repo.dir, &h::ROOT_VAULT, source)?;
-    ca::check_key_matches(root, &key)?;
+    custody::check_key_matches(&h::ROOT_VAULT, root, &key)?;
     Ok(key)
 }
 
@@ -662,8 +662,20 @@ fn place_new_key(
 ) -> Result<(CaKey, Placement)> {
     let key_type = key_type_of(current)?;
     if let Some(t) = &rotation.token {
-        let mut known = vec![&hierarchy.root, current];
-        known.extend(hierarchy.previous.as_ref().map(|p| &p.cert));
+        let mut known: Vec<h::Held> = [(&hierarchy.root, ROOT_CERT), (current, CA_CERT)]
+            .into_iter()
+            .chain(
+                hierarchy
+                    .previous
+                    .as_ref()
+                    .map(|p| (&p.cert, PREVIOUS_CERT)),
+            )
+            .map(|(cert, place)| h::Held {
+                cert: cert.clone(),
+                place: place.to_string(),
+            })
+            .collect();
+        known.extend(h::ca_certificates_ever(&s.repo)?);
         return token_placement(t, source, key_type, &known);
     }
     let (custody, standing) = issuing_custody(
@@ -680,29 +692,37 @@ fn place_new_key(
     ))
 }
 
-/// A new intermediate's key made or adopted in a token, refused when it is the key of a CA
-/// this one already has (`known`: the root, the current and a retiring intermediate): the
-/// root's key would put the offline root online, and a current or revoked intermediate's
-/// would certify a key the ceremony is meant to replace.
+/// A new intermediate's key made or adopted in a token, refused when it is a key this CA has
+/// or had (`known`: the root, the current and a retiring intermediate, and every CA
+/// certificate in history, see [`h::ca_certificates_ever`]): the root's key would put the
+/// offline root online, a current or revoked intermediate's would certify a key the ceremony
+/// is meant to replace, and an older intermediate's — retired, even revoked — would make its
+/// old certificates, and everything they signed, chain to the new intermediate.
 fn token_placement(
     t: &NewTokenKey,
     source: &KeySource,
     key_type: crate::authority::keygen::KeyType,
-    known: &[&CaCert],
+    known: &[h::Held],
 ) -> Result<(CaKey, Placement)> {
     let made = token::init_key(&t.uri, &source.token, t.generate.then_some(key_type))?;
-    if let Some(ca) = known
+    if let Some(held) = known
         .iter()
-        .find(|ca| crate::authority::pubkey::same_key(&made.record.spki_der, &ca.spki_der))
+        .find(|held| crate::authority::pubkey::same_key(&made.record.spki_der, &held.cert.spki_der))
     {
+        let (tense, since) = if held.place.contains(" of commit ") {
+            ("was", ", a key this CA had")
+        } else {
+            ("is", "")
+        };
         return Err(Error::usage(
             format!(
-                "the key {} is already the key of {} ({}): a new intermediate needs a key of its own",
+                "the key {} {tense} already the key of {} ({}, {}{since}): a new intermediate needs a key of its own",
                 made.record.uri.render(),
-                ca.subject,
-                ca::id_of(&ca.der)
+                held.cert.subject,
+                ca::id_of(&held.cert.der),
+                held.place
             ),
-            "name a new key in the token (another object= label) with --pkcs11-generate, or adopt one made for this intermediate",
+            "name a new key in the token (another object= label) with --pkcs11-generate, or adopt one made for this intermediate; a key that ever certified for this CA never does again; nothing was written",
         ));
     }
     Ok((CaKey::in_token(made.key), Placement::Token(made.record)))
@@ -848,7 +868,7 @@ pub fn migrate(
     let (key, placement) =
         first_intermediate_key(&repo, &root, m, source, root_record.is_some(), out)?;
     let root_key = custody::unlock(&repo.dir, source)?;
-    ca::check_key_matches(&root, &root_key)?;
+    custody::check_key_matches(&custody::ISSUING, &root, &root_key)?;
     let root_id = ca::id_of(&root.der);
 
     let new = sign_new_intermediate((&root, &root_key), key, &config, 1, now, m.validity)?;
@@ -945,7 +965,12 @@ fn first_intermediate_key(
 ) -> Result<(CaKey, Placement)> {
     let key_type = key_type_of(root)?;
     if let Some(t) = &m.token {
-        return token_placement(t, source, key_type, &[root]);
+        let mut known = vec![h::Held {
+            cert: root.clone(),
+            place: CA_CERT.to_string(),
+        }];
+        known.extend(h::ca_certificates_ever(repo)?);
+        return token_placement(t, source, key_type, &known);
     }
     let (custody, standing) = if root_in_token {
         issuing_custody(repo, root, None, &m.recipients, &m.accept, out)?

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::authority::ca::CaKey;
+use crate::authority::ca::{CaCert, CaKey};
 use crate::error::{Error, Located, Result};
 use crate::layout::{KEY_FILE, RECIPIENTS_FILE};
 use crate::repository::confined::Dir;
@@ -19,6 +19,8 @@ use crate::repository::confined::Dir;
 #[derive(Debug, Clone, Copy)]
 pub struct Vault {
     pub key: &'static str,
+    /// The certificate whose private half it is.
+    pub cert: &'static str,
     pub recipients: &'static str,
     /// What it is, for messages: "the CA key", "the root key".
     pub what: &'static str,
@@ -27,6 +29,7 @@ pub struct Vault {
 /// The issuing CA's key (the intermediate's, in a CA with an offline root): what CI unlocks.
 pub const ISSUING: Vault = Vault {
     key: KEY_FILE,
+    cert: crate::layout::CA_CERT,
     recipients: RECIPIENTS_FILE,
     what: "the CA key",
 };
@@ -435,6 +438,40 @@ pub fn token_record(dir: &Dir, vault: &Vault) -> Result<Option<crate::authority:
         )
     })?;
     crate::authority::token::Record::parse(&file, &text).map(Some)
+}
+
+/// Verifies that `key`, unlocked from `vault`, is the private half of `cert` (the vault's
+/// certificate, `vault.cert`). A mismatch names the file that holds the key's record — the
+/// age file, or the token record and the URI in it — with help that fits its custody.
+pub fn check_key_matches(vault: &Vault, cert: &CaCert, key: &CaKey) -> Result<()> {
+    if key.spki_der() == cert.spki_der {
+        return Ok(());
+    }
+    let cert_path = vault.cert;
+    Err(match key.token_uri() {
+        Some(uri) => {
+            let file = token_file(vault);
+            Error::CaKeyMismatch {
+                reason: format!(
+                    "{} that {file} names ({uri}) is not the private half of {cert_path}: the token holds that key, but {cert_path} certifies another",
+                    vault.what
+                ),
+                help: format!(
+                    "{file} or {cert_path} was changed by hand or by a merge: restore both from git history (git log -p -- {file} {cert_path}); if {file} is right, the token behind the module (--pkcs11-module or GITCA_PKCS11_MODULE) holds another key under that label and id: compare the URI with `pkcs11-tool --module MODULE --list-objects`; nothing was signed or written"
+                ),
+            }
+        }
+        None => Error::CaKeyMismatch {
+            reason: format!(
+                "{} in {} does not match {cert_path}",
+                vault.what, vault.key
+            ),
+            help: format!(
+                "{cert_path} or {} was replaced by hand; restore both from git history (git log -- ca/)",
+                vault.key
+            ),
+        },
+    })
 }
 
 /// Decrypts the key of `vault` into memory, or opens the token that holds it.

@@ -34,8 +34,8 @@ use crate::authority::custody::Vault;
 use crate::authority::revocation::RevocationReason;
 use crate::error::{Error, Located, Result};
 use crate::layout::{
-    CA_CERT, PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY, RECIPIENTS_FILE, ROOT_CERT, ROOT_CRL,
-    ROOT_KEY, ROOT_RECIPIENTS, ROSTER,
+    CA_CERT, KEY_FILE, PREVIOUS_CERT, PREVIOUS_CRL, PREVIOUS_KEY, RECIPIENTS_FILE, ROOT_CERT,
+    ROOT_CRL, ROOT_KEY, ROOT_RECIPIENTS, ROSTER,
 };
 use crate::repository::confined::Dir;
 use crate::repository::git::CaRepo;
@@ -48,6 +48,7 @@ pub const MAX_ROOT_CRL_BYTES: u64 = 1 << 20;
 /// The root key: decrypted only in a ceremony.
 pub const ROOT_VAULT: Vault = Vault {
     key: ROOT_KEY,
+    cert: ROOT_CERT,
     recipients: ROOT_RECIPIENTS,
     what: "the root key",
 };
@@ -55,6 +56,7 @@ pub const ROOT_VAULT: Vault = Vault {
 /// The retiring intermediate's key (encrypted to the same recipients as the current one).
 pub const PREVIOUS_VAULT: Vault = Vault {
     key: PREVIOUS_KEY,
+    cert: PREVIOUS_CERT,
     recipients: RECIPIENTS_FILE,
     what: "the previous intermediate's key",
 };
@@ -300,7 +302,9 @@ impl Hierarchy {
                 lost.iter().copied().collect::<Vec<_>>().join(", ")
             ),
             format!(
-                "restore the retiring intermediate: `git checkout $(git log -1 --format=%H --diff-filter=D -- {PREVIOUS_CERT})~1 -- {PREVIOUS_CERT} {PREVIOUS_KEY} {PREVIOUS_CRL}` (intermediate {first})"
+                "restore the retiring intermediate: `git checkout $(git log -1 --format=%H --diff-filter=D -- {PREVIOUS_CERT})~1 -- {PREVIOUS_CERT} '{}' {PREVIOUS_CRL}` (intermediate {first}; its key's record, {PREVIOUS_KEY} or the token's {}, whichever it had)",
+                PREVIOUS_KEY.replace(".age", ".*"),
+                crate::authority::custody::token_file(&PREVIOUS_VAULT)
             ),
         ))
     }
@@ -522,7 +526,7 @@ pub fn load(repo: &CaRepo, current: &CaCert) -> Result<Hierarchy> {
         }
     };
     let mut known = certified(repo, &root, current, previous.as_ref().map(|p| &p.cert))?;
-    refuse_rolled_back_intermediate(&known, current)?;
+    refuse_rolled_back_intermediate(repo, &known, current)?;
     for k in &mut known {
         if let Some((_, at, why)) = revoked_by_root.iter().find(|(s, _, _)| *s == k.row.serial) {
             k.row.revoked_at = Some(*at);
@@ -602,6 +606,45 @@ fn certified(
     Ok(found)
 }
 
+/// A CA certificate the repository holds or held, and where: `ca/ca.crt` on disk, or
+/// `ca/ca.crt of commit 0123456789ab`.
+pub struct Held {
+    pub cert: CaCert,
+    pub place: String,
+}
+
+/// Every CA certificate the repository holds or ever held: `ca/root.crt`, `ca/ca.crt` and
+/// `ca/previous.crt`, on disk and each version history holds (the first-parent line and what
+/// merges brought in), distinct, on disk first. A key any of them certifies is a key this CA
+/// has or had — the root's, a migrated CA's, every intermediate's, retired and revoked ones
+/// included — which a ceremony never certifies again as a new intermediate's. Read from
+/// history rather than recorded: nothing to keep in step, nothing a merge can drop, and the
+/// walk is the one [`load`] makes anyway (certificates are small).
+pub fn ca_certificates_ever(repo: &CaRepo) -> Result<Vec<Held>> {
+    let mut held: Vec<Held> = Vec::new();
+    let mut add = |text: &str, place: String| {
+        if let Ok(cert) = CaCert::parse(text) {
+            if !held.iter().any(|h| h.cert.der == cert.der) {
+                held.push(Held { cert, place });
+            }
+        }
+    };
+    for path in [ROOT_CERT, CA_CERT, PREVIOUS_CERT] {
+        if let Some(bytes) = repo.dir.read_opt(path, ca::MAX_CERT_BYTES)? {
+            add(&String::from_utf8_lossy(&bytes), path.to_string());
+        }
+    }
+    for path in [ROOT_CERT, CA_CERT, PREVIOUS_CERT] {
+        each_version(repo, path, ca::MAX_CERT_BYTES, |oid, text| {
+            add(
+                &text,
+                format!("{path} of commit {}", &oid.to_string()[..12]),
+            );
+        })?;
+    }
+    Ok(held)
+}
+
 /// What differs between `ca/intermediates.tsv` and the intermediates the root signed, if
 /// anything, with how to restore it.
 fn roster_problem(repo: &CaRepo, intermediates: &[Intermediate]) -> Option<String> {
@@ -664,7 +707,11 @@ fn roster_problem(repo: &CaRepo, intermediates: &[Intermediate]) -> Option<Strin
 /// merge that puts a retired intermediate back (with its key) would let it sign again and make
 /// its older seal look like the newest, dropping what the current one issued. An error before
 /// any key is unlocked, as for any other edit of `ca/`.
-fn refuse_rolled_back_intermediate(known: &[Certified], current: &CaCert) -> Result<()> {
+fn refuse_rolled_back_intermediate(
+    repo: &CaRepo,
+    known: &[Certified],
+    current: &CaCert,
+) -> Result<()> {
     let newest = known
         .iter()
         .filter_map(|k| k.current_in.map(|c| (k, c)))
@@ -679,12 +726,45 @@ fn refuse_rolled_back_intermediate(known: &[Certified], current: &CaCert) -> Res
                 &commit.to_string()[..12]
             ),
             format!(
-                "only a root ceremony changes the issuing intermediate: restore it with `git checkout {} -- ca/ca.crt ca/ca.key.age ca/recipients.txt`",
-                &commit.to_string()[..12]
+                "only a root ceremony changes the issuing intermediate: restore it with `{}`",
+                restore_issuing(repo, commit)
             ),
         )),
         _ => Ok(()),
     }
+}
+
+/// The command that puts back the issuing intermediate's files as `commit` holds them: its
+/// certificate and its key's record in whichever custody it had there (`ca/ca.key.age` and
+/// `ca/recipients.txt`, or the token record `ca/ca.key.pkcs11`), removing the other
+/// custody's files the working tree holds.
+fn restore_issuing(repo: &CaRepo, commit: git2::Oid) -> String {
+    let token = crate::authority::custody::token_file(&crate::authority::custody::ISSUING);
+    let files = [CA_CERT, KEY_FILE, token.as_str(), RECIPIENTS_FILE];
+    let tree = repo.git.find_commit(commit).and_then(|c| c.tree()).ok();
+    let held = |f: &str| {
+        tree.as_ref()
+            .is_none_or(|t| t.get_path(std::path::Path::new(f)).is_ok())
+    };
+    let short = &commit.to_string()[..12];
+    let mut command = format!(
+        "git checkout {short} -- {}",
+        files
+            .iter()
+            .filter(|f| held(f))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let extra: Vec<&str> = files
+        .iter()
+        .filter(|f| !held(f) && matches!(repo.dir.meta(f), Ok(Some(_))))
+        .copied()
+        .collect();
+    if !extra.is_empty() {
+        command.push_str(&format!(" && git rm -q -- {}", extra.join(" ")));
+    }
+    command
 }
 
 /// Calls `each` with every distinct version of `path` in HEAD's first-parent history, newest

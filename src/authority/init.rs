@@ -10,8 +10,7 @@ use crate::authority::custody::{self, Custody, KeySource};
 use crate::authority::keygen::KeyType;
 use crate::error::{Error, Result};
 use crate::layout::{
-    self, CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, RECIPIENTS_FILE, ROOT_CERT,
-    SEAL_FILE,
+    self, CA_CERT, CONFIG_FILE, CRL_FILE, KEY_FILE, LEDGER_FILE, RECIPIENTS_FILE, SEAL_FILE,
 };
 use crate::repository::config::{Config, Dur};
 use crate::repository::confined::Dir;
@@ -576,7 +575,7 @@ pub fn run_ca_verify(dir: &Path, source: &KeySource, out: &mut dyn Write) -> Res
     let cert_text = repo.dir.read_string(CA_CERT, ca::MAX_CERT_BYTES)?;
     let cert = CaCert::parse(&cert_text)?;
     let key = custody::unlock(&repo.dir, source)?;
-    ca::check_key_matches(&cert, &key)?;
+    custody::check_key_matches(&custody::ISSUING, &cert, &key)?;
     drop(key);
     let _ = writeln!(out, "CA key unlocked and matches {CA_CERT}");
     let _ = writeln!(out, "  subject  {}", cert.subject);
@@ -631,7 +630,7 @@ pub fn run_rekey(
         .confirm(out)?;
     }
     let key = custody::unlock_vault(&repo.dir, vault, source)?;
-    ca::check_key_matches(&cert, &key)?;
+    custody::check_key_matches(vault, &cert, &key)?;
     let encrypted = custody::encrypt(key.to_pem()?.as_bytes(), &custody)?;
     let recipients_text = crate::repository::recipients::signed_text(
         vault,
@@ -677,12 +676,7 @@ fn refuse_dirty_ca(repo: &CaRepo) -> Result<()> {
 
 /// The certificate whose key the vault holds: the CA's, or the offline root's.
 fn vault_cert(repo: &CaRepo, vault: &custody::Vault) -> Result<CaCert> {
-    let cert_path = if vault.key == KEY_FILE {
-        CA_CERT
-    } else {
-        ROOT_CERT
-    };
-    CaCert::parse(&repo.dir.read_string(cert_path, ca::MAX_CERT_BYTES)?)
+    CaCert::parse(&repo.dir.read_string(vault.cert, ca::MAX_CERT_BYTES)?)
 }
 
 /// The custody after the change, from the recipients `before` it, and the recipients the

@@ -874,6 +874,7 @@ fn generate_in_token(opened: &Opened, uri: &mut Pkcs11Uri, key_type: KeyType) ->
             "adopt it (drop --pkcs11-generate), or name a new key with another object= label",
         ));
     }
+    refuse_shadowing(opened, uri)?;
     name_new_key(uri)?;
     let common = |t: &mut Vec<Attribute>| {
         t.push(Attribute::Token(true));
@@ -900,6 +901,107 @@ fn generate_in_token(opened: &Opened, uri: &mut Pkcs11Uri, key_type: KeyType) ->
         .generate_key_pair(&mechanism, &public, &private)
         .map_err(p11("generating the key in the token"))?;
     Ok(())
+}
+
+/// Refuses to generate a key whose id or label, as the URI gives them, an object the token
+/// already holds has (a key of any class, a certificate, anything): two objects of one id leave
+/// `id=` naming two keys (and tools that pair a certificate with its key by id pair them
+/// wrongly), two of one label leave `object=` ambiguous. Only what the URI names explicitly
+/// counts: a generated id is random and the default label is never the only attribute
+/// recorded. Checked before anything is made in the token.
+fn refuse_shadowing(opened: &Opened, uri: &Pkcs11Uri) -> Result<()> {
+    let wanted = [
+        uri.id.as_ref().map(|id| {
+            (
+                Attribute::Id(id.clone()),
+                format!("id={}", pct_encode(id, true)),
+                "choose another id (id=%..) for the new key",
+            )
+        }),
+        uri.object.as_ref().map(|label| {
+            (
+                Attribute::Label(label.as_bytes().to_vec()),
+                format!("object={}", pct_encode(label.as_bytes(), false)),
+                "choose another object= label for the new key",
+            )
+        }),
+    ];
+    for (attribute, named, instead) in wanted.into_iter().flatten() {
+        // A private key first: the one to adopt instead, and the clearest to name.
+        let mut found = Vec::new();
+        for template in [
+            vec![
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                attribute.clone(),
+            ],
+            vec![attribute],
+        ] {
+            found = opened
+                .session
+                .find_objects(&template)
+                .map_err(p11("searching the token"))?;
+            if !found.is_empty() {
+                break;
+            }
+        }
+        if let Some(&existing) = found.first() {
+            let (what, adopt) = describe_object(&opened.session, existing);
+            let adopt = Pkcs11Uri {
+                token: Some(opened.label.clone()),
+                ..adopt
+            };
+            return Err(token_err(
+                format!(
+                    "token {} already holds {what}: a key generated for {} would share its {named}, which would then name two objects",
+                    opened.label,
+                    uri.render()
+                ),
+                format!(
+                    "{instead}, or drop --pkcs11-generate to adopt the existing key ({}); nothing was made in the token or written",
+                    adopt.render()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An object, for a message: its class, label and id as far as the token tells them, and a
+/// URI naming it by that label and id.
+fn describe_object(session: &Session, handle: ObjectHandle) -> (String, Pkcs11Uri) {
+    let attrs = session
+        .get_attributes(
+            handle,
+            &[
+                AttributeType::Class,
+                AttributeType::Label,
+                AttributeType::Id,
+            ],
+        )
+        .unwrap_or_default();
+    let mut class = "an object";
+    let mut named = Pkcs11Uri::default();
+    for a in attrs {
+        match a {
+            Attribute::Class(c) if c == ObjectClass::PRIVATE_KEY => class = "a private key",
+            Attribute::Class(c) if c == ObjectClass::PUBLIC_KEY => class = "a public key",
+            Attribute::Class(c) if c == ObjectClass::CERTIFICATE => class = "a certificate",
+            Attribute::Class(c) if c == ObjectClass::SECRET_KEY => class = "a secret key",
+            Attribute::Label(l) if !l.is_empty() => {
+                named.object = Some(String::from_utf8_lossy(&l).into_owned())
+            }
+            Attribute::Id(i) if !i.is_empty() => named.id = Some(i),
+            _ => {}
+        }
+    }
+    let mut what = class.to_string();
+    if let Some(l) = &named.object {
+        what.push_str(&format!(" labelled `{}`", shown(l)));
+    }
+    if let Some(i) = &named.id {
+        what.push_str(&format!(" (id={})", pct_encode(i, true)));
+    }
+    (what, named)
 }
 
 /// A new key's id (16 random bytes) and label (`gitca-ca`), where the URI gave none.

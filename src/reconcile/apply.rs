@@ -443,7 +443,7 @@ fn unlock_keys(
     opts: &ReconcileOptions,
 ) -> Result<(CaKey, Option<CaKey>)> {
     let key: CaKey = custody::unlock(&repo.dir, &opts.key_source)?;
-    ca::check_key_matches(&state.ca, &key)?;
+    custody::check_key_matches(&custody::ISSUING, &state.ca, &key)?;
     crate::repository::git::failpoint("after-unlock");
     // A retiring intermediate's key, only when its CRL must be re-signed.
     let previous_key = match &plan.previous_crl {
@@ -458,7 +458,7 @@ fn unlock_keys(
         &previous_key,
         state.hierarchy.as_ref().and_then(|h| h.previous.as_ref()),
     ) {
-        ca::check_key_matches(&p.cert, k)?;
+        custody::check_key_matches(&crate::authority::hierarchy::PREVIOUS_VAULT, &p.cert, k)?;
     }
     Ok((key, previous_key))
 }
