@@ -789,6 +789,12 @@ fn deploy_admission_takes_only_what_a_publish_could_have_written() {
     let from = crafted.to_str().unwrap();
     let entry = published.lines().last().unwrap().to_string();
     let other_entry = format!("7f{}", &entry[2..]);
+    // Two entries in the order publish writes them (ascending serial).
+    let two: Vec<&str> = {
+        let mut v = vec![entry.as_str(), other_entry.as_str()];
+        v.sort();
+        v
+    };
     let list = |sequence: &str, commit: &str, generated: &str, lines: &[&str]| {
         let mut t = format!(
             "gitca-admission 1\ncommit {commit}\nsequence {sequence}\ngenerated {generated}\n"
@@ -818,10 +824,7 @@ fn deploy_admission_takes_only_what_a_publish_could_have_written() {
         "two histories of one length",
     );
     // The same sequence and commit, other entries, not signed later: a replay or forgery.
-    refused(
-        &list(&seq, &commit, &t0, &[&entry, &other_entry]),
-        "replayed or forged",
-    );
+    refused(&list(&seq, &commit, &t0, &two), "replayed or forged");
     // Sequences and times no publish writes.
     let next = (sequence + 1).to_string();
     for bad in [
@@ -839,6 +842,19 @@ fn deploy_admission_takes_only_what_a_publish_could_have_written() {
     refused(
         &list(&next, &commit, &days_after(T0, 30), &[&entry]),
         "from the future",
+    );
+    // Entries or bytes no publish writes: twice, out of order, CRLF.
+    refused(
+        &list(&next, &commit, &later, &[&entry, &entry]),
+        "ascending",
+    );
+    refused(
+        &list(&next, &commit, &later, &[two[1], two[0]]),
+        "ascending",
+    );
+    refused(
+        &list(&next, &commit, &later, &[&entry]).replace('\n', "\r\n"),
+        "as publish writes it",
     );
     // Too large, not text, a link: refused (an error), not "cannot fetch".
     let big = format!(
@@ -869,11 +885,7 @@ fn deploy_admission_takes_only_what_a_publish_could_have_written() {
     // Other entries at the same sequence and commit, signed later (publish drops a certificate
     // that expired): installed, reloaded, the mode and the link kept.
     let d2 = days_after(T0, 2);
-    signed_list(
-        &crafted,
-        &signing,
-        &list(&seq, &commit, &d2, &[&entry, &other_entry]),
-    );
+    signed_list(&crafted, &signing, &list(&seq, &commit, &d2, &two));
     let o = ok(deploy(&d2, from));
     assert!(stdout(&o).contains("Installed"), "{}", stdout(&o));
     assert!(server.join("reloaded").exists());
@@ -894,4 +906,31 @@ fn deploy_admission_takes_only_what_a_publish_could_have_written() {
     let o = fails(deploy(&days_after(T0, 3), from));
     assert!(stderr(&o).contains("two histories"), "{}", stderr(&o));
     assert!(!real.exists());
+    // … and so is a list of that commit signed before the newest installed (a replay of the
+    // one that still admitted a certificate since dropped); the newest goes back in.
+    signed_list(&crafted, &signing, &list(&seq, &commit, &later, &[&entry]));
+    let o = fails(deploy(&days_after(T0, 3), from));
+    assert!(stderr(&o).contains("map was removed"), "{}", stderr(&o));
+    assert!(!real.exists());
+    signed_list(&crafted, &signing, &list(&seq, &commit, &d2, &two));
+    ok(deploy(&days_after(T0, 3), from));
+    assert_eq!(entries(), 2.0);
+
+    // Over HTTP, a signature the source fails to serve leaves it unavailable (exit 0, what is
+    // installed stays); one it does not have is an unsigned list, refused.
+    std::fs::copy(crafted.join("admitted.txt"), front.join("admitted.txt")).unwrap();
+    for f in ["admitted.txt.redirect", "admitted.txt.sig.redirect"] {
+        std::fs::remove_file(front.join(f)).unwrap();
+    }
+    std::fs::write(
+        front.join("admitted.txt.sig.status"),
+        "500 Internal Server Error",
+    )
+    .unwrap();
+    let o = ok(deploy(&days_after(T0, 3), &url));
+    assert!(stderr(&o).contains("cannot fetch"), "{}", stderr(&o));
+    std::fs::remove_file(front.join("admitted.txt.sig.status")).unwrap();
+    let o = fails(deploy(&days_after(T0, 3), &url));
+    assert!(stderr(&o).contains("no signature"), "{}", stderr(&o));
+    assert_eq!(entries(), 2.0);
 }

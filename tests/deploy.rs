@@ -691,3 +691,42 @@ fn deploy_crl_keeps_the_operators_link_and_mode_and_refuses_what_no_publish_wrot
     assert!(text.contains("more than"), "{text}");
     assert_eq!(std::fs::read(&real).unwrap(), before);
 }
+
+/// A mirror's one answer never keeps a relying party on an old CRL: validators it could poison
+/// (`ETag: *`, which nginx matches against any file) are not sent back, a 304 to a request that
+/// was not conditional is a failure (not "nothing new"), and a CRL going stale is asked for
+/// without validators.
+#[test]
+fn deploy_crl_takes_no_validator_a_mirror_could_poison() {
+    let (ca, public, pinned) = published();
+    let (port, log) = http_server(public.clone());
+    let url = format!("http://127.0.0.1:{port}");
+    let out = ca.tmp.path().join("server/ca.crl");
+    let last = || log.lock().unwrap().last().cloned().unwrap();
+    std::fs::write(public.join("crls.pem.etag"), "*").unwrap();
+    let (code, text) = deploy_crl(&ca, T0, &url, &pinned, &out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(crl_number(&out), 1);
+    std::fs::remove_file(public.join("crls.pem.etag")).unwrap();
+    let d5 = days_after(T0, 5);
+    ok(ca.reconcile(&d5));
+    ok(run(ca.cmd(&d5).arg("publish").arg(&public)));
+    let (code, text) = deploy_crl(&ca, &d5, &url, &pinned, &out, &[]);
+    assert!(code == 0 && text.contains("installed CRL #2"), "{text}");
+    assert_eq!(last(), "200 crls.pem");
+    // Validators a source sent honestly are used: the next poll is one 304.
+    let (code, text) = deploy_crl(&ca, &d5, &url, &pinned, &out, &[]);
+    assert!(code == 0 && text.contains("nothing new"), "{text}");
+    assert_eq!(last(), "304 crls.pem");
+    // Going stale (CRL #2 expires on day 12, the margin is 2 days): asked afresh.
+    let (code, text) = deploy_crl(&ca, &days_after(T0, 11), &url, &pinned, &out, &[]);
+    assert_eq!(code, 4, "{text}");
+    assert_eq!(last(), "200 crls.pem");
+
+    // A 304 to a request that asked nothing of the kind: the source failed, it is not current.
+    std::fs::write(public.join("crls.pem.status"), "304 Not Modified").unwrap();
+    let fresh = ca.tmp.path().join("server/fresh.crl");
+    let (_, text) = deploy_crl(&ca, &d5, &url, &pinned, &fresh, &[]);
+    assert!(text.contains("not conditional"), "{text}");
+    assert!(!text.contains("nothing new") && !fresh.exists(), "{text}");
+}

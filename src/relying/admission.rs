@@ -158,12 +158,25 @@ impl List {
                 _ => return Err(format!("line {} is not `SERIAL SHA256 SHA1`", i + 1)),
             }
         }
-        Ok(List {
+        if let Some(w) = entries.windows(2).find(|w| w[0].serial >= w[1].serial) {
+            return Err(format!(
+                "serial {} is listed after {} (publish lists each certificate once, in ascending serial order)",
+                w[1].serial, w[0].serial
+            ));
+        }
+        let list = List {
             commit,
             sequence,
             generated,
             entries,
-        })
+        };
+        // Byte for byte what publish writes: no CR, a final newline, nothing else.
+        if list.render() != text {
+            return Err(
+                "it is not written as publish writes it (LF line endings, a final newline)".into(),
+            );
+        }
+        Ok(list)
     }
 
     /// The nginx map fragment (`include`d inside `map "$ssl_client_serial:$ssl_client_fingerprint"`
@@ -443,8 +456,18 @@ impl AdmissionSource {
                         Verdict::Refused(format!("{} bytes, more than {MAX_BYTES}", list.len())),
                     ));
                 }
-                // A list without a signature is refused below, whatever the reason it has none.
-                let sig = get(SIG).ok();
+                // A list the source has no signature for is refused below; a signature it
+                // cannot serve now (an error, a timeout) leaves the source unavailable.
+                let sig = match source.fetch(Item::Published(SIG), &Validators::default()) {
+                    Ok(Fetch::Got(bytes, _)) => Some(bytes),
+                    Err(e) if crate::relying::source::is_not_found(&e) => None,
+                    Err(e) => return Err(self.refused(SIG, fetch_failed(e))),
+                    Ok(Fetch::NotModified) => {
+                        return Err(Verdict::Unavailable(
+                            "the source answered 304 to an unconditional request".into(),
+                        ))
+                    }
+                };
                 (list, sig)
             }
         };
@@ -483,11 +506,12 @@ struct InstalledMap {
     bytes: Vec<u8>,
 }
 
-/// The newest list ever installed at an `--out`: its sequence and commit.
+/// The newest list ever installed at an `--out`: its sequence, commit and signing time.
 #[derive(Debug, Default)]
 struct Floor {
     sequence: u64,
     commit: Option<String>,
+    generated: Option<time::OffsetDateTime>,
 }
 
 /// One check of `deploy admission`: fetch, verify, install (and reload), judge staleness.
@@ -628,28 +652,48 @@ fn judge(list: &List, installed: Option<&InstalledMap>, floor: &Floor) -> Judged
             short(&list.commit)
         )));
     }
-    let Some(i) = installed.filter(|i| i.sequence == list.sequence) else {
-        return Judged::Install;
-    };
-    let later = match (crate::time::parse_time(&list.generated), i.generated) {
+    same_sequence(
+        list,
+        installed.filter(|i| i.sequence == list.sequence),
+        floor,
+    )
+}
+
+/// A list of the installed history's sequence and commit: installed when it was signed later
+/// (publish drops a certificate that expired), refreshed when only its time is newer; an
+/// earlier one is a replay, refused unless it admits exactly what is installed (a cache that
+/// serves the previous publish).
+fn same_sequence(list: &List, installed: Option<&InstalledMap>, floor: &Floor) -> Judged {
+    let kept = "nothing was installed, the list installed before stays";
+    let signed = crate::time::parse_time(&list.generated);
+    // The newest signing time installed at this sequence: the map's, or the floor's when the
+    // map was removed.
+    let newest = installed.and_then(|i| i.generated).max(floor.generated);
+    let later = match (signed, newest) {
         (Some(new), Some(old)) => new > old,
         (Some(_), None) => true,
         _ => false,
     };
-    let same_entries = map_body(&i.bytes) == map_body(list.nginx_map().as_bytes());
-    let current = format!(
-        "Admission list current: sequence {}, {} certificate(s)",
-        i.sequence, i.entries
-    );
-    match (same_entries, later) {
-        (true, true) => Judged::Refresh(current),
-        (true, false) => Judged::Done(Verdict::Unchanged(current)),
-        (false, true) => Judged::Install,
-        (false, false) => Judged::Done(Verdict::Refused(format!(
-            "admission list refused: it has sequence {} like the installed one but other entries, and was not signed later ({} against {}): a replayed or forged list; {kept}",
+    let earlier = matches!((signed, newest), (Some(new), Some(old)) if new < old);
+    let same_entries =
+        installed.is_some_and(|i| map_body(&i.bytes) == map_body(list.nginx_map().as_bytes()));
+    match (installed, same_entries, later) {
+        (None, _, _) if !earlier => Judged::Install,
+        (Some(i), true, true) => Judged::Refresh(format!(
+            "Admission list current: sequence {}, {} certificate(s)",
+            i.sequence, i.entries
+        )),
+        (Some(i), true, false) => Judged::Done(Verdict::Unchanged(format!(
+            "Admission list current: sequence {}, {} certificate(s)",
+            i.sequence, i.entries
+        ))),
+        (Some(_), false, true) => Judged::Install,
+        _ => Judged::Done(Verdict::Refused(format!(
+            "admission list refused: it has sequence {} like the newest list installed here, but {} and was not signed later ({} against {}): a replayed or forged list; {kept}",
             list.sequence,
+            if installed.is_some() { "other entries" } else { "the map was removed" },
             list.generated,
-            i.generated.map_or("unknown".into(), crate::time::fmt_time)
+            newest.map_or("unknown".into(), crate::time::fmt_time)
         ))),
     }
 }
@@ -678,7 +722,9 @@ fn install(
     match judge(list, installed, floor) {
         Judged::Done(verdict) => return verdict,
         Judged::Refresh(current) => {
-            return match write(list.nginx_map().as_bytes()) {
+            return match write_floor(&args.out, list)
+                .and_then(|()| write(list.nginx_map().as_bytes()))
+            {
                 Ok(()) => Verdict::Unchanged(current),
                 Err(e) => Verdict::Refused(e.to_string()),
             }
@@ -726,6 +772,7 @@ fn installed_and_floor(out: &Path) -> Result<(Option<InstalledMap>, Floor)> {
         floor = Floor {
             sequence: i.sequence,
             commit: i.commit.clone(),
+            generated: i.generated,
         };
     }
     Ok((installed, floor))
@@ -747,14 +794,19 @@ fn read_floor(out: &Path) -> Result<Floor> {
     let parsed = std::str::from_utf8(&bytes).ok().and_then(|t| {
         let mut lines = t.lines();
         let sequence = lines.next()?.strip_prefix("sequence ")?.parse().ok()?;
-        let commit = match lines.next() {
-            None => None,
-            Some(l) => Some(l.strip_prefix("commit ").filter(|c| is_hex(c, 40, 64))?),
-        };
-        lines.next().is_none().then(|| Floor {
+        let mut floor = Floor {
             sequence,
-            commit: commit.map(str::to_string),
-        })
+            ..Floor::default()
+        };
+        // Written by earlier versions: the sequence alone, or with the commit.
+        if let Some(l) = lines.next() {
+            let c = l.strip_prefix("commit ").filter(|c| is_hex(c, 40, 64))?;
+            floor.commit = Some(c.to_string());
+        }
+        if let Some(l) = lines.next() {
+            floor.generated = Some(crate::time::parse_time(l.strip_prefix("generated ")?)?);
+        }
+        lines.next().is_none().then_some(floor)
     });
     parsed.ok_or_else(|| {
         Error::bad_file(
@@ -767,7 +819,10 @@ fn read_floor(out: &Path) -> Result<Floor> {
 
 fn write_floor(out: &Path, list: &List) -> Result<()> {
     let (dir, name) = floor_file(out)?;
-    let text = format!("sequence {}\ncommit {}\n", list.sequence, list.commit);
+    let text = format!(
+        "sequence {}\ncommit {}\ngenerated {}\n",
+        list.sequence, list.commit, list.generated
+    );
     dir.write(&name, text.as_bytes(), 0o644)
 }
 

@@ -315,6 +315,19 @@ fn crl_once(
             args.out.display()
         ))
     } else {
+        // Going stale: ask without validators, whatever the source sent before, so that no
+        // answer of a mirror's can keep this server on an old CRL ("not modified" forever).
+        if crl_staleness(
+            check.current.as_ref(),
+            &check.floors,
+            &args.out,
+            now,
+            margin,
+        )
+        .is_some()
+        {
+            check.last = Validators::default();
+        }
         check.fetch_and_install(args, source, pinned, now)?
     };
     count_outcome(&mut check.state, &verdict, now);

@@ -33,6 +33,43 @@ pub struct Validators {
     pub commit: Option<String>,
 }
 
+impl Validators {
+    /// The validators a source may make a relying party send back: an ETag as RFC 9110 writes
+    /// one (quoted, at most 128 bytes, never `*`, which matches any file), a Last-Modified
+    /// that is a date in the past. Anything else is dropped, so the next fetch asks afresh: a
+    /// mirror's one answer must never make every later one "not modified".
+    pub fn sane(&self) -> Validators {
+        let etag = self.etag.as_deref().filter(|e| {
+            let opaque = e.strip_prefix("W/").unwrap_or(e);
+            e.len() <= 128
+                && opaque.len() >= 2
+                && opaque.starts_with('"')
+                && opaque.ends_with('"')
+                && opaque[1..opaque.len() - 1]
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
+        });
+        let last_modified = self.last_modified.as_deref().filter(|lm| {
+            lm.len() <= 64
+                && time::OffsetDateTime::parse(lm, &time::format_description::well_known::Rfc2822)
+                    .is_ok_and(|t| t <= time::OffsetDateTime::now_utc())
+        });
+        Validators {
+            etag: etag.map(str::to_string),
+            last_modified: last_modified.map(str::to_string),
+            commit: self.commit.clone(),
+        }
+    }
+}
+
+/// What a fetch error says when the source does not have the item.
+pub const NOT_FOUND: &str = "not found";
+
+/// Whether `e` says the source does not have what was asked for (as opposed to not answering).
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Fetch { reason, .. } if reason == NOT_FOUND)
+}
+
 pub enum Fetch {
     /// The source says nothing changed since `Validators` (one small request).
     NotModified,
@@ -328,12 +365,14 @@ fn redirect_target(from: &str, location: &str) -> std::result::Result<String, St
 
 fn http_get(agent: &ureq::Agent, url: &str, last: &Validators, timeout: Duration) -> Result<Fetch> {
     let mut at = url.to_string();
+    let last = last.sane();
     for _ in 0..=MAX_REDIRECTS {
         let mut req = agent.get(&at);
+        // An ETag is the stronger validator: with one, If-Modified-Since is not sent (a server
+        // would ignore it, RFC 9110 13.2.2).
         if let Some(etag) = &last.etag {
             req = req.header("If-None-Match", etag);
-        }
-        if let Some(lm) = &last.last_modified {
+        } else if let Some(lm) = &last.last_modified {
             req = req.header("If-Modified-Since", lm);
         }
         let resp = req
@@ -347,6 +386,12 @@ fn http_get(agent: &ureq::Agent, url: &str, last: &Validators, timeout: Duration
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| fetch_error(url, "a redirect without a Location"))?;
                 at = redirect_target(&at, location).map_err(|why| fetch_error(url, why))?;
+            }
+            304 if last.etag.is_none() && last.last_modified.is_none() => {
+                return Err(fetch_error(
+                    url,
+                    "the source answered 304 Not Modified to a request that was not conditional",
+                ))
             }
             _ => return http_body(resp, url, timeout),
         }
@@ -365,6 +410,7 @@ fn http_body(
     match resp.status().as_u16() {
         304 => return Ok(Fetch::NotModified),
         200 => {}
+        404 => return Err(fetch_error(url, NOT_FOUND)),
         code => return Err(fetch_error(url, format!("HTTP {code}"))),
     }
     let header = |name: &str| {
@@ -377,7 +423,8 @@ fn http_body(
         etag: header("etag"),
         last_modified: header("last-modified"),
         commit: None,
-    };
+    }
+    .sane();
     // For a diagnostic only: what the server says it sends, else "more than the limit".
     let declared = header("content-length")
         .and_then(|n| n.parse::<u64>().ok())
@@ -548,7 +595,7 @@ fn gather(
                     out.push(b'\n');
                 }
             }
-            None if i == required => return Err(fetch_error(rel, "not found")),
+            None if i == required => return Err(fetch_error(rel, NOT_FOUND)),
             None => {}
         }
     }
@@ -557,7 +604,36 @@ fn gather(
 
 #[cfg(test)]
 mod tests {
-    use super::redirect_target;
+    use super::{redirect_target, Validators};
+
+    #[test]
+    fn only_validators_a_server_could_have_meant_are_sent_back() {
+        let v = |etag: &str, lm: &str| {
+            Validators {
+                etag: Some(etag.into()),
+                last_modified: Some(lm.into()),
+                commit: None,
+            }
+            .sane()
+        };
+        let good = v("\"5f1a-2c\"", "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(good.etag.as_deref(), Some("\"5f1a-2c\""));
+        assert!(good.last_modified.is_some());
+        assert!(v("W/\"x\"", "").etag.is_some());
+        for etag in [
+            "*",
+            "x",
+            "\"",
+            "\"a\"b\"",
+            "W/*",
+            &format!("\"{}\"", "a".repeat(200)),
+        ] {
+            assert_eq!(v(etag, "").etag, None, "{etag}");
+        }
+        for lm in ["Fri, 31 Dec 9999 23:59:59 GMT", "yesterday", ""] {
+            assert_eq!(v("\"a\"", lm).last_modified, None, "{lm}");
+        }
+    }
 
     #[test]
     fn redirects_stay_within_the_origin() {

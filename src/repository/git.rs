@@ -31,6 +31,8 @@ pub const OUTPUTS: &[&str] = &[
     "ledger.sig",
     "ca/previous.crt",
     "ca/previous.key.age",
+    // A retiring intermediate held in a token: reconcile removes its record like the age key.
+    "ca/previous.key.pkcs11",
 ];
 
 /// Temporary files gitca writes before renaming them into place (see [`crate::repository::confined`]): a

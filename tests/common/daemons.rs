@@ -229,7 +229,8 @@ pub fn export_registry_behind_nginx(mut gitca: Command, listen: &str, storage: &
 }
 
 /// A web server for one directory: ETag and If-None-Match, every request logged; a file
-/// `NAME.redirect` answers a request for NAME with a 302 to the URL it holds.
+/// `NAME.redirect` answers a request for NAME with a 302 to the URL it holds, `NAME.status`
+/// with that status and no body, and `NAME.etag` sets the ETag NAME is sent with.
 pub fn http_server(root: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -260,7 +261,22 @@ pub fn http_server(root: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
             let mut s = stream;
             // `NAME.redirect` beside where NAME would be: a 302 to the URL it holds.
             let redirect = std::fs::read_to_string(root.join(format!("{path}.redirect"))).ok();
+            // `NAME.status`: that status (e.g. `500 Internal Server Error`) and no body.
+            let status = std::fs::read_to_string(root.join(format!("{path}.status"))).ok();
+            // `NAME.etag`: the ETag sent with NAME instead of its digest.
+            let etag_override = std::fs::read_to_string(root.join(format!("{path}.etag"))).ok();
             let response = match (redirect, body) {
+                _ if status.is_some() => {
+                    let status = status.unwrap();
+                    seen.lock()
+                        .unwrap()
+                        .push(format!("{} {path}", &status.trim()[..3]));
+                    format!(
+                        "HTTP/1.1 {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        status.trim()
+                    )
+                    .into_bytes()
+                }
                 (Some(to), _) => {
                     seen.lock().unwrap().push(format!("302 {path}"));
                     format!("HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", to.trim()).into_bytes()
@@ -272,8 +288,14 @@ pub fn http_server(root: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
                     }
                     Some(b) => {
                         use sha2::Digest as _;
-                        let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&b))[..16]);
-                        if inm.as_deref() == Some(etag.as_str()) {
+                        let etag =
+                            etag_override
+                                .map(|e| e.trim().to_string())
+                                .unwrap_or_else(|| {
+                                    format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&b))[..16])
+                                });
+                        // As nginx does: `If-None-Match: *` matches whatever is there.
+                        if inm.as_deref() == Some(etag.as_str()) || inm.as_deref() == Some("*") {
                             seen.lock().unwrap().push(format!("304 {path}"));
                             format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
                         } else {
