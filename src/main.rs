@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Diagnostics wrap to the terminal; in CI logs and pipes they stay on one line per sentence,
     // so paths and recipients can be searched for. No colours: every line gitca writes passes

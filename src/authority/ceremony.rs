@@ -112,7 +112,7 @@ fn commit(repo: &CaRepo, files: Vec<(&str, Option<Vec<u8>>)>, message: &str) -> 
             }
         }
         tx.apply()?;
-        repo.commit_files(&tx.done, message)
+        repo.commit_files(std::mem::take(&mut tx.done), message)
     })();
     result.inspect_err(|_| tx.rollback())
 }

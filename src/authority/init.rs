@@ -550,7 +550,7 @@ pub fn write_new_repo(dir: &Path, files: &[(String, Vec<u8>)], message: &str) ->
             .iter()
             .map(|(p, data)| (p.clone(), Some(data.clone())))
             .collect();
-        repo.commit_files(&files, message)
+        repo.commit_files(files, message)
     })();
     if result.is_err() {
         if let Ok(root) = Dir::open(dir) {
@@ -741,7 +741,10 @@ fn commit_rekey(
             Custody::Recipients(r) => format!("{} recipient(s)", r.len()),
             Custody::Passphrase(_) => "a passphrase".to_string(),
         };
-        repo.commit_files(&tx.done, &format!("gitca: rekey {} for {who}", vault.what))
+        repo.commit_files(
+            std::mem::take(&mut tx.done),
+            &format!("gitca: rekey {} for {who}", vault.what),
+        )
     })();
     match result {
         Ok(oid) => Ok(oid),

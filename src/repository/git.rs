@@ -308,11 +308,23 @@ impl CaRepo {
     /// first, then the index, and the branch reference last.
     pub fn commit_files(
         &self,
-        files: &[(String, Option<Vec<u8>>)],
+        files: Vec<(String, Option<Vec<u8>>)>,
         message: &str,
     ) -> Result<git2::Oid> {
-        let blobs: Vec<&[u8]> = files.iter().filter_map(|(_, d)| d.as_deref()).collect();
-        let oids = self.write_blobs(&blobs)?;
+        let oids = {
+            let blobs: Vec<&[u8]> = files.iter().filter_map(|(_, d)| d.as_deref()).collect();
+            self.write_blobs(&blobs)?
+        };
+        // The contents are in the pack now: from here on only paths and ids are held (a bulk
+        // issue of 100,000 certificates holds about 160 MB of them).
+        let mut ids = oids.into_iter();
+        let files: Vec<(String, Option<git2::Oid>)> = files
+            .into_iter()
+            .map(|(path, data)| {
+                let id = data.map(|_| ids.next().expect("one id per blob"));
+                (path, id)
+            })
+            .collect();
         let parent = match self.head_oid() {
             Some(oid) => Some(self.git.find_commit(oid)?),
             None => None,
@@ -327,18 +339,14 @@ impl CaRepo {
             use rayon::prelude::*;
             let dir = &self.dir;
             files
-                .iter()
-                .filter(|(_, data)| data.is_some())
-                .zip(&oids)
-                .collect::<Vec<_>>()
                 .par_iter()
-                .map(|((path, _), oid)| index_entry(dir, path, **oid))
+                .filter_map(|(path, id)| id.map(|id| index_entry(dir, path, id)))
                 .collect::<Result<_>>()?
         };
         let mut entries = entries.into_iter();
         let mut in_base = TreeLookup::new(&self.git, &base);
-        for (path, data) in files {
-            match data {
+        for (path, id) in &files {
+            match id {
                 Some(_) => {
                     let entry = entries.next().expect("one index entry per blob");
                     update.upsert(path.as_str(), entry.id, git2::FileMode::Blob);
