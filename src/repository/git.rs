@@ -334,7 +334,6 @@ impl CaRepo {
             None => self.git.find_tree(self.git.treebuilder(None)?.write()?)?,
         };
         let mut update = git2::build::TreeUpdateBuilder::new();
-        let mut index = self.git.index()?;
         let entries: Vec<git2::IndexEntry> = {
             use rayon::prelude::*;
             let dir = &self.dir;
@@ -343,25 +342,22 @@ impl CaRepo {
                 .filter_map(|(path, id)| id.map(|id| index_entry(dir, path, id)))
                 .collect::<Result<_>>()?
         };
-        let mut entries = entries.into_iter();
         let mut in_base = TreeLookup::new(&self.git, &base);
+        let mut removed = std::collections::HashSet::new();
         for (path, id) in &files {
             match id {
-                Some(_) => {
-                    let entry = entries.next().expect("one index entry per blob");
-                    update.upsert(path.as_str(), entry.id, git2::FileMode::Blob);
-                    index.add(&entry)?;
+                Some(id) => {
+                    update.upsert(path.as_str(), *id, git2::FileMode::Blob);
                 }
                 None => {
                     if in_base.id(path)?.is_some() {
                         update.remove(path.as_str());
                     }
-                    if index.get_path(Path::new(path), 0).is_some() {
-                        index.remove_path(Path::new(path))?;
-                    }
+                    removed.insert(path.as_bytes());
                 }
-            }
+            };
         }
+        let index = crate::repository::index::Update::prepare(&self.git, entries, &removed)?;
         let tree = self
             .git
             .find_tree(update.create_updated(&self.git, &base)?)?;
@@ -389,7 +385,7 @@ impl CaRepo {
                 .commit(None, &sig, &sig, message, &tree, &parents)?,
         };
         failpoint("after-objects");
-        index.write()?;
+        index.install()?;
         failpoint("after-index");
         self.advance_head(oid, message)?;
         Ok(oid)

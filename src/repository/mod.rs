@@ -7,6 +7,7 @@ pub mod confined;
 pub mod entry;
 pub mod git;
 pub mod history;
+pub mod index;
 pub mod inventory;
 pub mod ledger;
 pub mod load;
