@@ -202,9 +202,11 @@ impl Phases {
                     .unwrap_or(0)
             };
             crate::output::redact::stderr(&format!(
-                "gitca timing: {phase:<22} {:>8.1} ms  rss {:>5} MiB, peak {:>5} MiB",
+                "gitca timing: {phase:<22} {:>8.1} ms  rss {:>5} MiB (heap {}, files {}), peak {:>5} MiB",
                 self.start.elapsed().as_secs_f64() * 1000.0,
                 kib("VmRSS:") >> 10,
+                kib("RssAnon:") >> 10,
+                (kib("RssFile:") + kib("RssShmem:")) >> 10,
                 kib("VmHWM:") >> 10
             ));
         }
