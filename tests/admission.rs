@@ -18,6 +18,16 @@ use common::*;
 const PEOPLE: &str =
     "users:\n  - name: alice\n    csr: csr/alice.csr\n  - name: bob\n    csr: csr/bob.csr\n";
 
+/// A history signing key (an ed25519 key, listed in ca/allowed_signers by a signed commit):
+/// its file and its text, as CI holds it in GITCA_SIGNING_KEY.
+fn history_signing_key(ca: &Ca) -> (PathBuf, String) {
+    let keys = ca.tmp.path().join("signing");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (signing, _) = ca.sign_history(&keys);
+    let text = std::fs::read_to_string(&signing).unwrap();
+    (signing, text)
+}
+
 /// curl to the registry's API root through the nginx on `port`; the HTTP status (0: none).
 fn status(server_ca: &Path, cert: &Path, key: &Path, port: u16) -> u16 {
     curl_status(
@@ -102,10 +112,7 @@ fn a_certificate_minted_with_the_stolen_ca_key_opens_nothing() {
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
     traversable(&tmp);
-    let keys = tmp.join("signing");
-    std::fs::create_dir_all(&keys).unwrap();
-    let (signing, _) = ca.sign_history(&keys);
-    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    let (_, signing_text) = history_signing_key(&ca);
     let publish = |dir: &Path| {
         let mut c = ca.cmd(&now);
         c.arg("publish")
@@ -474,10 +481,7 @@ fn the_list_holds_every_live_certificate_a_renewal_left() {
 fn deploy_admission_over_http_reloads_rolls_back_and_goes_stale() {
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    let keys = tmp.join("signing");
-    std::fs::create_dir_all(&keys).unwrap();
-    let (signing, _) = ca.sign_history(&keys);
-    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    let (_, signing_text) = history_signing_key(&ca);
     let public = tmp.join("public");
     let step = |now: &str, yaml: &str, name: &str| {
         ca.p256_csr(name);
@@ -678,10 +682,7 @@ fn signed_list(dir: &Path, key: &Path, list: &str) {
 fn deploy_admission_takes_only_what_a_publish_could_have_written() {
     let ca = Ca::new();
     let tmp = ca.tmp.path().to_path_buf();
-    let keys = tmp.join("signing");
-    std::fs::create_dir_all(&keys).unwrap();
-    let (signing, _) = ca.sign_history(&keys);
-    let signing_text = std::fs::read_to_string(&signing).unwrap();
+    let (signing, signing_text) = history_signing_key(&ca);
     ca.p256_csr("alice");
     ca.identities("users:\n  - name: alice\n    csr: csr/alice.csr\n");
     ca.commit("onboard alice");

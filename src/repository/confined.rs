@@ -505,12 +505,7 @@ impl Dir {
 
     /// [`Dir::write`] through [`Dir::stage_keeping`].
     pub fn write_keeping(&self, rel: &str, data: &[u8], mode: u32) -> Result<()> {
-        let staged = self.stage_keeping(rel, data, mode)?;
-        if let Err(e) = staged.sync() {
-            staged.discard();
-            return Err(e);
-        }
-        staged.commit()
+        self.stage_keeping(rel, data, mode)?.settle()
     }
 
     /// [`Dir::stage`], with the contents streamed by `fill` into the new file.
@@ -544,12 +539,7 @@ impl Dir {
 
     /// Writes `rel` atomically (see [`Dir::stage`]), synced to disk before the rename.
     pub fn write(&self, rel: &str, data: &[u8], mode: u32) -> Result<()> {
-        let staged = self.stage(rel, data, mode)?;
-        if let Err(e) = staged.sync() {
-            staged.discard();
-            return Err(e);
-        }
-        staged.commit()
+        self.stage(rel, data, mode)?.settle()
     }
 
     /// Creates `rel` with `data`, refusing to replace anything already there (a key is never
@@ -675,6 +665,15 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// Synced to disk, then renamed into place; discarded if the sync fails.
+    pub fn settle(self) -> Result<()> {
+        if let Err(e) = self.sync() {
+            self.discard();
+            return Err(e);
+        }
+        self.commit()
+    }
+
     /// Flushes this one file to disk.
     pub fn sync(&self) -> Result<()> {
         let fd = rustix::fs::openat(
