@@ -916,6 +916,19 @@ fn deploy_admission_takes_only_what_a_publish_could_have_written() {
     signed_list(&crafted, &signing, &list(&seq, &commit, &d2, &two));
     ok(deploy(&days_after(T0, 3), from));
     assert_eq!(entries(), 2.0);
+    // A floor an earlier gitca wrote (the sequence alone) cannot tell a replay: with the map
+    // gone, refused until the operator removes it.
+    let floor = real.with_file_name(".admitted.map.gitca-admission-floor");
+    assert!(std::fs::read_to_string(&floor)
+        .unwrap()
+        .contains("generated"));
+    std::fs::write(&floor, format!("sequence {seq}\n")).unwrap();
+    std::fs::remove_file(&real).unwrap();
+    let o = fails(deploy(&days_after(T0, 3), from));
+    assert!(stderr(&o).contains("earlier gitca"), "{}", stderr(&o));
+    std::fs::remove_file(&floor).unwrap();
+    ok(deploy(&days_after(T0, 3), from));
+    assert_eq!(entries(), 2.0);
 
     // Over HTTP, a signature the source fails to serve leaves it unavailable (exit 0, what is
     // installed stays); one it does not have is an unsigned list, refused.

@@ -730,3 +730,42 @@ fn deploy_crl_takes_no_validator_a_mirror_could_poison() {
     assert!(text.contains("not conditional"), "{text}");
     assert!(!text.contains("nothing new") && !fresh.exists(), "{text}");
 }
+
+/// deploy cert, like deploy crl: validators that keep answering "not modified" (a mirror's
+/// ETag the server matches whatever it serves) hold a renewal back only until the installed
+/// certificate is within --stale-margin of expiring; then it is asked for afresh.
+#[test]
+fn deploy_cert_asks_afresh_when_the_installed_certificate_goes_stale() {
+    let (ca, public, pinned) = published();
+    std::fs::write(public.join("certs/ci.crt.etag"), "\"poison\"").unwrap();
+    let (port, log) = http_server(public.clone());
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = ca.tmp.path().join("bot-certs");
+    let key = ca.keys.join("ci.key");
+    let deploy = |now: &str| {
+        let o = run(gitca()
+            .args(["--now", now, "deploy", "cert", "ci", "--key"])
+            .arg(&key)
+            .args(["--from", &url, "--ca"])
+            .arg(&pinned)
+            .arg("--out-dir")
+            .arg(&dir));
+        format!("{}{}", stdout(&o), stderr(&o))
+    };
+    deploy(T0);
+    let first = serial_of(&dir.join("client.cert"));
+    let day21 = days_after(T0, 21);
+    ok(ca.reconcile(&day21));
+    ok(run(ca.cmd(&day21).arg("publish").arg(&public)));
+    let said = deploy(&day21);
+    assert!(said.contains("nothing new"), "{said}");
+    assert_eq!(serial_of(&dir.join("client.cert")), first);
+    assert!(log
+        .lock()
+        .unwrap()
+        .contains(&"304 certs/ci.crt".to_string()));
+    // Day 27: the first certificate expires on day 30, the margin is 5 days.
+    let said = deploy(&days_after(T0, 27));
+    assert_ne!(serial_of(&dir.join("client.cert")), first, "{said}");
+    assert_eq!(log.lock().unwrap().last().unwrap(), "200 certs/ci.crt");
+}

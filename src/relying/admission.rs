@@ -678,6 +678,14 @@ fn same_sequence(list: &List, installed: Option<&InstalledMap>, floor: &Floor) -
     let same_entries =
         installed.is_some_and(|i| map_body(&i.bytes) == map_body(list.nginx_map().as_bytes()));
     match (installed, same_entries, later) {
+        // A floor an earlier gitca wrote records no signing time (or no commit): with the map
+        // gone, nothing tells this list from a replay or a fork.
+        (None, _, _) if floor.generated.is_none() && floor.sequence > 0 => {
+            Judged::Done(Verdict::Refused(format!(
+                "admission list refused: sequence {} is the newest installed here, but the map is gone and its floor file (written by an earlier gitca) records no signing time, so a replay cannot be told apart; {kept}. If this list is the newest the CA published, remove the floor file beside --out and run again",
+                list.sequence
+            )))
+        }
         (None, _, _) if !earlier => Judged::Install,
         (Some(i), true, true) => Judged::Refresh(format!(
             "Admission list current: sequence {}, {} certificate(s)",
@@ -720,7 +728,18 @@ fn install(
 ) -> Verdict {
     let write = |bytes: &[u8]| crate::relying::watch::install_file(&args.out, bytes);
     match judge(list, installed, floor) {
-        Judged::Done(verdict) => return verdict,
+        Judged::Done(verdict) => {
+            // A floor an earlier gitca wrote is brought up to date from the installed map.
+            if let (Verdict::Unchanged(_), Some(i), None) = (&verdict, installed, floor.generated) {
+                if let (Some(commit), Some(t)) = (&i.commit, i.generated) {
+                    let text = floor_text(i.sequence, commit, &crate::time::fmt_time(t));
+                    if let Err(e) = store_floor(&args.out, &text) {
+                        return Verdict::Refused(e.to_string());
+                    }
+                }
+            }
+            return verdict;
+        }
         Judged::Refresh(current) => {
             return match write_floor(&args.out, list)
                 .and_then(|()| write(list.nginx_map().as_bytes()))
@@ -818,11 +837,18 @@ fn read_floor(out: &Path) -> Result<Floor> {
 }
 
 fn write_floor(out: &Path, list: &List) -> Result<()> {
+    store_floor(
+        out,
+        &floor_text(list.sequence, &list.commit, &list.generated),
+    )
+}
+
+fn floor_text(sequence: u64, commit: &str, generated: &str) -> String {
+    format!("sequence {sequence}\ncommit {commit}\ngenerated {generated}\n")
+}
+
+fn store_floor(out: &Path, text: &str) -> Result<()> {
     let (dir, name) = floor_file(out)?;
-    let text = format!(
-        "sequence {}\ncommit {}\ngenerated {}\n",
-        list.sequence, list.commit, list.generated
-    );
     dir.write(&name, text.as_bytes(), 0o644)
 }
 

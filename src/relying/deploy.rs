@@ -790,6 +790,14 @@ fn cert_once(
         key_spki: &key_spki,
         now,
     };
+    // Going stale: ask without validators, so that no answer of a mirror's can keep the old
+    // certificate installed until it expires.
+    if installed
+        .as_ref()
+        .is_some_and(|i| i.not_after - now <= margin)
+    {
+        state.validators = Validators::default();
+    }
     let verdict = check.fetch_and_install(installed.as_ref(), &mut state)?;
     count_outcome(&mut state, &verdict, now);
     // What is installed counts only if it is this identity's.

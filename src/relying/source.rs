@@ -49,17 +49,29 @@ impl Validators {
                     .bytes()
                     .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
         });
-        let last_modified = self.last_modified.as_deref().filter(|lm| {
-            lm.len() <= 64
-                && time::OffsetDateTime::parse(lm, &time::format_description::well_known::Rfc2822)
-                    .is_ok_and(|t| t <= time::OffsetDateTime::now_utc())
-        });
+        let last_modified = self
+            .last_modified
+            .as_deref()
+            .filter(|lm| http_date(lm).is_some_and(|t| t <= time::OffsetDateTime::now_utc()));
         Validators {
             etag: etag.map(str::to_string),
             last_modified: last_modified.map(str::to_string),
             commit: self.commit.clone(),
         }
     }
+}
+
+/// An HTTP date in the one form RFC 9110 lets a server send (IMF-fixdate:
+/// `Sun, 06 Nov 1994 08:49:37 GMT`), read back and written again byte for byte; anything else
+/// (two-digit years, numeric zones, comments) a server may read as another time.
+fn http_date(text: &str) -> Option<time::OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let t = time::PrimitiveDateTime::parse(text, &format)
+        .ok()?
+        .assume_utc();
+    (t.format(&format).ok()? == text).then_some(t)
 }
 
 /// What a fetch error says when the source does not have the item.
@@ -630,7 +642,17 @@ mod tests {
         ] {
             assert_eq!(v(etag, "").etag, None, "{etag}");
         }
-        for lm in ["Fri, 31 Dec 9999 23:59:59 GMT", "yesterday", ""] {
+        for lm in [
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "yesterday",
+            "",
+            "Tue, 06 Dec 60 03:18:15 GMT",
+            "Sun, 06 Nov 1994 08:49:37 +0000",
+            "Mon, 07 Dec 2026 00:00:00 +2359",
+            "Sun, 06 Nov 1994 08:49:37 GMT (comment)",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+        ] {
             assert_eq!(v("\"a\"", lm).last_modified, None, "{lm}");
         }
     }

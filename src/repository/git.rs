@@ -365,29 +365,7 @@ impl CaRepo {
         git2::opts::strict_object_creation(true);
         let tree = self.git.find_tree(created?)?;
         drop(update);
-        let sig = self.signature()?;
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let oid = match self.history_signer()? {
-            // Signed as `git commit -S` with gpg.format=ssh signs: the commit object without
-            // its signature, in a `gpgsig` header.
-            Some(key) => {
-                let buf = self
-                    .git
-                    .commit_create_buffer(&sig, &sig, message, &tree, &parents)?;
-                let content = std::str::from_utf8(&buf).map_err(|_| {
-                    Error::usage(
-                        "the commit message is not UTF-8",
-                        "this is a bug in gitca: report it",
-                    )
-                })?;
-                let armored = key.sign(content.as_bytes())?;
-                self.git
-                    .commit_signed(content, armored.trim_end(), Some("gpgsig"))?
-            }
-            None => self
-                .git
-                .commit(None, &sig, &sig, message, &tree, &parents)?,
-        };
+        let oid = self.commit_object(&tree, parent.as_ref(), message)?;
         drop(tree);
         // Made after the commit's objects, when the tree builder's memory is free again: the
         // index of a bulk issue holds every entry twice while it is rebuilt.
@@ -443,6 +421,36 @@ impl CaRepo {
         objects.write(&format!("pack/pack-{name}.idx"), &idx, 0o444)?;
         self.git.odb()?.refresh()?;
         Ok(oids)
+    }
+
+    /// The commit object of `tree` on `parent`, signed when the history declares signers.
+    fn commit_object(
+        &self,
+        tree: &git2::Tree<'_>,
+        parent: Option<&git2::Commit<'_>>,
+        message: &str,
+    ) -> Result<git2::Oid> {
+        let sig = self.signature()?;
+        let parents: Vec<&git2::Commit> = parent.into_iter().collect();
+        Ok(match self.history_signer()? {
+            // Signed as `git commit -S` with gpg.format=ssh signs: the commit object without
+            // its signature, in a `gpgsig` header.
+            Some(key) => {
+                let buf = self
+                    .git
+                    .commit_create_buffer(&sig, &sig, message, tree, &parents)?;
+                let content = std::str::from_utf8(&buf).map_err(|_| {
+                    Error::usage(
+                        "the commit message is not UTF-8",
+                        "this is a bug in gitca: report it",
+                    )
+                })?;
+                let armored = key.sign(content.as_bytes())?;
+                self.git
+                    .commit_signed(content, armored.trim_end(), Some("gpgsig"))?
+            }
+            None => self.git.commit(None, &sig, &sig, message, tree, &parents)?,
+        })
     }
 
     /// Points HEAD's branch at `oid` (creating it for the first commit).
