@@ -718,6 +718,16 @@ fn deploy_crl_takes_no_validator_a_mirror_could_poison() {
     let (code, text) = deploy_crl(&ca, &d5, &url, &pinned, &out, &[]);
     assert!(code == 0 && text.contains("nothing new"), "{text}");
     assert_eq!(last(), "304 crls.pem");
+    // Another source (the operator changed --from): one server's validators are not sent to
+    // another, which is asked afresh.
+    let (other_port, other_log) = http_server(public.clone());
+    let other = format!("http://127.0.0.1:{other_port}");
+    let (code, text) = deploy_crl(&ca, &d5, &other, &pinned, &out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(*other_log.lock().unwrap(), ["200 crls.pem"]);
+    let (code, text) = deploy_crl(&ca, &d5, &url, &pinned, &out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(last(), "200 crls.pem", "and back again: asked afresh");
     // Going stale (CRL #2 expires on day 12, the margin is 2 days): asked afresh.
     let (code, text) = deploy_crl(&ca, &days_after(T0, 11), &url, &pinned, &out, &[]);
     assert_eq!(code, 4, "{text}");

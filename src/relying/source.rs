@@ -31,6 +31,10 @@ pub struct Validators {
     pub last_modified: Option<String>,
     /// For a git source: the commit the item was read from.
     pub commit: Option<String>,
+    /// For an HTTP source: the source that sent them. Another source (the operator changed
+    /// `--from`) is asked afresh: one server's validators mean nothing to another.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 impl Validators {
@@ -57,6 +61,7 @@ impl Validators {
             etag: etag.map(str::to_string),
             last_modified: last_modified.map(str::to_string),
             commit: self.commit.clone(),
+            source: self.source.clone(),
         }
     }
 }
@@ -273,7 +278,17 @@ impl Source {
                 timeout,
             } => {
                 let url = format!("{base}/{}", Layout::Published.paths(item).concat());
-                http_get(agent, &url, last, *timeout)
+                let ours = last.source.as_deref() == Some(base.as_str());
+                let last = if ours {
+                    last.clone()
+                } else {
+                    Validators::default()
+                };
+                let mut fetched = http_get(agent, &url, &last, *timeout)?;
+                if let Fetch::Got(_, v) = &mut fetched {
+                    v.source = Some(base.clone());
+                }
+                Ok(fetched)
             }
             Source::Dir { path, layout } => {
                 let dir = Dir::open(path)?;
@@ -434,7 +449,7 @@ fn http_body(
     let validators = Validators {
         etag: header("etag"),
         last_modified: header("last-modified"),
-        commit: None,
+        ..Validators::default()
     }
     .sane();
     // For a diagnostic only: what the server says it sends, else "more than the limit".
@@ -624,7 +639,7 @@ mod tests {
             Validators {
                 etag: Some(etag.into()),
                 last_modified: Some(lm.into()),
-                commit: None,
+                ..Validators::default()
             }
             .sane()
         };
