@@ -29,10 +29,21 @@ fn plugin_on_path(ca: &Ca) -> (PathBuf, String) {
 
 /// The plugin's new identity file and its recipient (`age1unencrypted1…`).
 fn plugin_identity(ca: &Ca, path: &str) -> (PathBuf, String) {
-    let o = ok(std::process::Command::new("age-plugin-unencrypted")
-        .env("PATH", path)
-        .output()
-        .unwrap());
+    // The copy was just written: a child another test thread forked in the meantime may
+    // still hold it open for writing until it execs (ETXTBSY), so the first run is retried.
+    let mut tries = 0;
+    let o = loop {
+        match std::process::Command::new("age-plugin-unencrypted")
+            .env("PATH", path)
+            .output()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break ok(other.unwrap()),
+        }
+    };
     let text = stdout(&o);
     let recipient = text
         .lines()
