@@ -543,7 +543,16 @@ fn nginx_serves_a_gitca_server_certificate_and_refuses_it_as_a_client_certificat
         code, 0,
         "the registry refuses a server certificate as a client's: {said}"
     );
-    let log = std::fs::read_to_string(tmp.join("registry-tls.log")).unwrap_or_default();
+    // The registry logs the handshake error on its own goroutine, maybe after curl has
+    // returned: read its log until the line is there (or 10 s have passed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(tmp.join("registry-tls.log")).unwrap_or_default();
+        if log.contains("incompatible key usage") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert!(log.contains("incompatible key usage"), "{log}");
 
     // skopeo, with alice's bundle directory as its cert dir: TLS to the registry succeeds
