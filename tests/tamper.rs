@@ -423,3 +423,52 @@ fn edited_certificate_files_are_never_published_and_are_written_back() {
     let o = ok(ca.reconcile(T0));
     assert!(stdout(&o).contains("Nothing to do"), "{}", stdout(&o));
 }
+
+/// `check` does not verify again the signature of a CSR whose exact bytes the CA signed for (its
+/// digest in the sealed ledger), and only the sealed ledger vouches: a pull request that alters
+/// a signed-for CSR and writes the new digest into the ledger gets its signature checked (the
+/// seal no longer covers that ledger). Every other CSR rule still applies to the CSRs whose
+/// signatures are not checked again.
+#[test]
+fn check_takes_proof_of_possession_only_from_the_sealed_ledger() {
+    use sha2::Digest;
+    let ca = Ca::new();
+    for n in ["alice", "bob"] {
+        ca.p256_csr(n);
+    }
+    ca.identities("users:\n  - name: alice\n  - name: bob\n");
+    ca.commit("two");
+    ok(ca.reconcile(T0));
+    ok(run(ca.cmd(T0).arg("check")));
+
+    let block = pem::parse(ca.read("csr/bob.csr")).unwrap();
+    let mut der = block.contents().to_vec();
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    let forged = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
+    ca.write("csr/bob.csr", &forged);
+    let digest = hex::encode(sha2::Sha256::digest(forged.as_bytes()));
+    edit_ledger(&ca, |f| {
+        if f[1] == "bob" {
+            f[10] = digest.clone();
+        }
+    });
+    ca.commit("bob's CSR altered, the ledger made to agree");
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let err = stderr(&o) + &stdout(&o);
+    assert!(
+        err.contains("csr/bob.csr") && err.contains("signature does not verify"),
+        "the altered CSR is verified:\n{err}"
+    );
+    assert!(!err.contains("csr/alice.csr"), "{err}");
+
+    // alice's CSR is one the sealed ledger vouches for; a CN rule broken by the entry is found.
+    ca.identities("users:\n  - name: alice\n    common_name: alice.admin\n  - name: bob\n");
+    ca.commit("alice's entry names another CN");
+    let o = fails(run(ca.cmd(T0).arg("check")));
+    let err = stderr(&o) + &stdout(&o);
+    assert!(
+        err.contains("its CN is `alice`, not `alice.admin`"),
+        "the other rules apply to a CSR the seal vouches for:\n{err}"
+    );
+}

@@ -51,6 +51,57 @@ const REGENERATE: &str = "generate a new key and CSR: `gitca request NAME` (ECDS
 
 /// Parses a PEM CSR, verifies its signature and applies the key policy.
 pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
+    verify_csr_as(bytes, Possession::Verify)
+}
+
+/// Whether a CSR's proof of possession (its signature) is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Possession {
+    Verify,
+    /// Its exact bytes were verified when the CA signed for them (see [`Proven`]).
+    Proven,
+}
+
+/// The CSRs whose exact bytes the CA already verified: each `(identity, csr_sha256)` of a
+/// ledger the CA sealed (gitca records a CSR's digest only after verifying its signature, on
+/// signing and on import). `check` does not verify their signatures again — at 100,000
+/// identities that is 100,000 signature checks for what the CA's seal already vouches for —
+/// but applies every other rule to them. Reconcile verifies whatever it signs, always.
+#[derive(Debug, Default)]
+pub struct Proven<'a>(HashSet<(&'a str, &'a str)>);
+
+impl<'a> Proven<'a> {
+    /// From the ledger loaded, when its standing is a seal the CA made (as found, or as
+    /// recovered from history); empty for an unsealed ledger.
+    pub fn sealed(ledger: &'a Ledger, standing: &crate::repository::seal::Standing) -> Self {
+        use crate::repository::seal::Standing;
+        match standing {
+            Standing::Sealed(_) | Standing::Recovered { .. } => Proven(
+                ledger
+                    .records
+                    .iter()
+                    .map(|r| (r.identity.as_str(), r.csr_sha256.as_str()))
+                    .collect(),
+            ),
+            Standing::Unsealed => Proven::default(),
+        }
+    }
+
+    /// Adds a CSR verified in this run (the plan verified what it would sign).
+    pub fn insert(&mut self, id: &'a Identity) {
+        if let Some(d) = id.csr_sha256.as_deref() {
+            self.0.insert((id.name.as_str(), d));
+        }
+    }
+
+    fn holds(&self, id: &Identity) -> bool {
+        id.csr_sha256
+            .as_deref()
+            .is_some_and(|d| self.0.contains(&(id.name.as_str(), d)))
+    }
+}
+
+fn verify_csr_as(bytes: &[u8], possession: Possession) -> Result<VerifiedCsr, Refusal> {
     let block = pem_block(bytes)?;
     let der = block.contents();
     let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|_| {
@@ -69,12 +120,14 @@ pub fn verify_csr(bytes: &[u8]) -> Result<VerifiedCsr, Refusal> {
     let info = &csr.certification_request_info;
     let key = check_key(info.subject_pki.raw)?;
     // Key policy first: a weak key is named as such, not as a failed signature.
-    csr.verify_signature().map_err(|_| {
-        refuse(
-            "its signature does not verify (proof of possession failed: the CSR was altered or is corrupt)",
-            "regenerate the CSR with the private key it names; never edit a CSR by hand",
-        )
-    })?;
+    if possession == Possession::Verify {
+        csr.verify_signature().map_err(|_| {
+            refuse(
+                "its signature does not verify (proof of possession failed: the CSR was altered or is corrupt)",
+                "regenerate the CSR with the private key it names; never edit a CSR by hand",
+            )
+        })?;
+    }
     let common_name = info
         .subject
         .iter_common_name()
@@ -416,10 +469,20 @@ impl<'l> KeyHolders<'l> {
 /// compromised keys. `check` vets every identity that wants a certificate; `plan` and
 /// reconcile only those they would sign for (a no-op parses no CSR).
 pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity]) -> Vetting<'a> {
+    vet_knowing(ledger, inventory, to_sign, &Proven::default())
+}
+
+/// [`vet`], not checking again the signatures of the CSRs in `proven`.
+pub fn vet_knowing<'a>(
+    ledger: &Ledger,
+    inventory: &Inventory,
+    to_sign: &[&'a Identity],
+    proven: &Proven<'_>,
+) -> Vetting<'a> {
     if to_sign.is_empty() {
         return Vetting::default();
     }
-    let checked = check_each_csr(to_sign);
+    let checked = check_each_csr(to_sign, proven);
     let clashes = name_clashes(ledger, inventory);
     let keys = KeyRules::new(ledger, inventory, &checked);
     let mut out = Vetting::default();
@@ -447,6 +510,7 @@ pub fn vet<'a>(ledger: &Ledger, inventory: &Inventory, to_sign: &[&'a Identity])
 /// policy and the CN.
 fn check_each_csr<'a>(
     to_sign: &[&'a Identity],
+    proven: &Proven<'_>,
 ) -> Vec<(&'a Identity, Result<VerifiedCsr, Refusal>)> {
     to_sign
         .par_iter()
@@ -464,7 +528,13 @@ fn check_each_csr<'a>(
                         id.name
                     ),
                 })
-                .and_then(verify_csr)
+                .and_then(|bytes| {
+                    let possession = match proven.holds(id) {
+                        true => Possession::Proven,
+                        false => Possession::Verify,
+                    };
+                    verify_csr_as(bytes, possession)
+                })
                 .and_then(|csr| check_name(&csr, id).map(|()| csr));
             (*id, r)
         })

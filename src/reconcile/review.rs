@@ -20,6 +20,7 @@ use crate::layout::{
 };
 use crate::output::report;
 use crate::reconcile::plan::Plan;
+use crate::reconcile::policy::{vet_knowing, Proven};
 use crate::repository::confined::{Dir, Kind};
 use crate::repository::git::CaRepo;
 use crate::repository::ledger::{self, Ledger, State};
@@ -600,7 +601,14 @@ fn check_standing(standing: &Standing, f: &mut Findings) {
 /// one (an identity imported from `openssl ca` without its CSR): nothing needs its CSR yet,
 /// so it is a warning until its renewal is due; then the plan blocks it, with the command.
 fn check_csr_rules(state: &load::State, now: OffsetDateTime, f: &mut Findings) {
-    let plan = state.plan(now).plan;
+    let vetted = state.plan(now);
+    // A CSR whose bytes the CA signed for (its digest in the sealed ledger), or that the plan
+    // just verified, passed the signature check; every other rule applies again.
+    let mut proven = Proven::sealed(&state.ledger, &state.standing);
+    for (i, _) in &vetted.verified {
+        proven.insert(&state.inventory.identities[*i]);
+    }
+    let plan = vetted.plan;
     let signs_for: HashSet<&str> = plan
         .actions
         .iter()
@@ -619,7 +627,7 @@ fn check_csr_rules(state: &load::State, now: OffsetDateTime, f: &mut Findings) {
                 && state.ledger.current(&i.name, now).is_some()
         });
     warn_missing_csrs(state, waiting, now, f);
-    vet_csrs(state, wanting, now, f);
+    vet_csrs(state, wanting, &proven, now, f);
 }
 
 /// A warning for each identity that holds a live certificate but no CSR to renew it with.
@@ -661,6 +669,7 @@ fn warn_missing_csrs(
 fn vet_csrs(
     state: &load::State,
     wanting: Vec<&crate::repository::inventory::Identity>,
+    proven: &Proven<'_>,
     now: OffsetDateTime,
     f: &mut Findings,
 ) {
@@ -668,11 +677,9 @@ fn vet_csrs(
     let (acknowledged, wanting): (Vec<_>, Vec<_>) = wanting
         .into_iter()
         .partition(|i| i.acknowledged.as_ref().is_some_and(|a| a.holds(now)));
-    f.errors.extend(
-        crate::reconcile::policy::vet(&state.ledger, &state.inventory, &wanting).diagnostics,
-    );
-    let known =
-        crate::reconcile::policy::vet(&state.ledger, &state.inventory, &acknowledged).refused;
+    f.errors
+        .extend(vet_knowing(&state.ledger, &state.inventory, &wanting, proven).diagnostics);
+    let known = vet_knowing(&state.ledger, &state.inventory, &acknowledged, proven).refused;
     for (id, b) in acknowledged
         .iter()
         .filter_map(|i| Some((i, known.get(&i.name)?)))
