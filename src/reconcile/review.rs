@@ -466,10 +466,24 @@ fn check_revocations_kept(
 
 /// Runs every check. Errors in loading stop the checks that need what failed to load.
 pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result<Findings> {
-    let mut f = Findings::default();
-    check_working_tree(repo, &mut f);
-    // Load piece by piece, so one broken file does not hide the problems of the others.
-    let Some(state) = load_state(repo, base, &mut f)? else {
+    // The working tree is scanned while the state loads (both read every file: at 100,000
+    // identities each takes over a second, and the scan lists directories on one thread).
+    let (scanned, loaded) = std::thread::scope(|s| {
+        let dir = &repo.dir;
+        let scan = s.spawn(move || scan_working_tree(dir));
+        // Load piece by piece, so one broken file does not hide the problems of the others.
+        let mut f = Findings::default();
+        let loaded = load_state(repo, base, &mut f).map(|state| (state, f));
+        let scanned = scan
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (scanned, loaded)
+    });
+    let (state, mut f) = loaded?;
+    let (others, mut found) = scanned;
+    found.splice(0..0, links_and_special_files(repo, &others));
+    f.errors.splice(0..0, found);
+    let Some(state) = state else {
         return Ok(f);
     };
     check_csr_rules(&state, now, &mut f);
@@ -491,12 +505,13 @@ pub fn collect(repo: &CaRepo, now: OffsetDateTime, base: Option<&str>) -> Result
     Ok(f)
 }
 
-/// What lies in the working tree: links and special files, git attributes, private keys.
-fn check_working_tree(repo: &CaRepo, f: &mut Findings) {
-    let tree = walk_tree(&repo.dir);
-    f.errors.extend(links_and_special_files(repo, &tree.others));
-    f.errors.extend(attributes_files(&tree.files));
-    f.errors.extend(scan_private_keys(&repo.dir, tree.files));
+/// What lies in the working tree: the links and special files (judged against the index by
+/// the caller), and the errors for git attributes and private keys.
+fn scan_working_tree(dir: &Dir) -> (Vec<(String, Kind)>, Vec<Error>) {
+    let tree = walk_tree(dir);
+    let mut errors = attributes_files(&tree.files);
+    errors.extend(scan_private_keys(dir, tree.files));
+    (tree.others, errors)
 }
 
 /// gitca.yaml, the identities and the CA's outputs, as one state; `None` when gitca.yaml or
