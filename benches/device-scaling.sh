@@ -17,20 +17,24 @@ run() { # label dir args...: wall (date), CPU and peak RSS (GITCA_TIMINGS), hist
   local cpu rss phases
   cpu=$(sed -n 's/^gitca cpu: \([0-9]*\) us/\1/p' "$work/log" | tail -1)
   rss=$(sed -n 's/^gitca peak RSS: \([0-9]*\) kB/\1/p' "$work/log" | tail -1)
-  phases=$(grep -i '^gitca timing\|^gitca phase' "$work/log" | tr '\n' ' ' | cut -c1-200)
+  # Each phase's end, in ms since the start: "load and plan 41.7, verify CSRs 65.5, ...".
+  phases=$(sed -n 's/^gitca timing: \(.*[^ ]\)  *\([0-9.]*\) ms .*/\1 \2/p' "$work/log" | paste -sd, -)
   awk -v l="$label" -v rc="$rc" -v w="$(( (t1 - t0) / 1000000 ))" -v c="${cpu:-0}" -v r="${rss:-0}" -v p="$phases" \
     'BEGIN { printf "%-40s rc=%s wall %7.2f s  cpu %7.2f s  rss %5d MiB  %s\n", l, rc, w / 1000, c / 1e6, r / 1024, p }' | tee -a "$out/table.txt"
   [ "$rc" = 0 ] || tail -5 "$work/log"
 }
 fresh() { rm -rf "$work/run"; mkdir -p "$work/run"; tar xf "$FIX/$1" -C "$work/run"; }
 for layout in f10k p10k; do
-  for t in 1 2 4 8 16; do
-    for fs in 4 $t; do
-      [ "$fs" = 4 ] || [ "$t" != 4 ] || continue
-      fresh $layout.tar
-      RAYON_NUM_THREADS=$t GITCA_FS_THREADS=$fs GITCA_IDENTITY_FILE=$work/run/bench.agekey \
-        run "$layout bulk threads=$t fs=$fs" "$work/run/ca" -q reconcile
-    done
+  # Every thread count with the file-system pool at its default (2 from 4 cores on), then the
+  # pool itself at 16 threads: 1, 4 and 16 writers.
+  for tf in 1:default 2:default 4:default 8:default 16:default 16:1 16:4 16:16; do
+    t=${tf%:*}; fs=${tf#*:}
+    fresh $layout.tar
+    (
+      export RAYON_NUM_THREADS=$t GITCA_IDENTITY_FILE=$work/run/bench.agekey
+      [ "$fs" = default ] || export GITCA_FS_THREADS=$fs
+      run "$layout bulk threads=$t fs=$fs" "$work/run/ca" -q reconcile
+    )
   done
   run "$layout no-op (16 threads)" "$work/run/ca" -q reconcile --identity "$work/run/bench.agekey"
   run "$layout check" "$work/run/ca" -q check
