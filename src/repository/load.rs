@@ -187,10 +187,30 @@ pub fn load(repo: &CaRepo) -> Result<State> {
     load_with(repo, |_| Ok(())).map(|(state, ())| state)
 }
 
+/// What the step run before loading did to the CA's outputs (see [`load_with`]).
+pub trait Prepared {
+    /// Whether it rewrote any of them (a killed run's outputs put back).
+    fn touched_outputs(&self) -> bool;
+}
+
+impl Prepared for () {
+    fn touched_outputs(&self) -> bool {
+        false
+    }
+}
+
+impl Prepared for crate::repository::git::Start {
+    fn touched_outputs(&self) -> bool {
+        !self.restored.is_empty()
+    }
+}
+
 /// [`load`], with `first` run on another thread (with its own handle on the repository) while
-/// the identities are parsed and their CSRs hashed, and finished before the CA's outputs are
-/// read there. Reconcile restores an interrupted run's outputs in `first`.
-pub fn load_with<T: Send>(
+/// the identities are parsed and their CSRs hashed. Reconcile restores an interrupted run's
+/// outputs in `first` (one status scan of every managed path: the longest single-threaded step
+/// at 100,000 identities), so the CA's outputs are read on a third thread meanwhile, and read
+/// again after `first` only when it rewrote some of them.
+pub fn load_with<T: Send + Prepared>(
     repo: &CaRepo,
     first: impl FnOnce(&CaRepo) -> Result<T> + Send,
 ) -> Result<(State, T)> {
@@ -223,10 +243,19 @@ pub fn load_with<T: Send>(
     };
     let root = repo.root.clone();
     let (inventory, side) = std::thread::scope(|s| {
-        let side = s.spawn(move || {
+        let early = s.spawn(|| outputs(&CaRepo::open(&root)?));
+        let side = s.spawn(|| {
             let side_repo = CaRepo::open(&root)?;
             let first = first(&side_repo)?;
-            Ok::<_, Error>((first, outputs(&side_repo)))
+            let early = early
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            // Read while `first` may have been rewriting them: only what it left alone counts.
+            let outputs = match first.touched_outputs() {
+                true => outputs(&side_repo),
+                false => early,
+            };
+            Ok::<_, Error>((first, outputs))
         });
         let inventory = inventory::load_all(dir, &config);
         let side = side
