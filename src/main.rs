@@ -59,20 +59,12 @@ fn main() -> ExitCode {
         }
     };
     if std::env::var_os("GITCA_TIMINGS").is_some() {
-        // Peak resident memory, for the benchmarks (docs/performance.md).
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        if let Some(hwm) = status.lines().find(|l| l.starts_with("VmHWM:")) {
-            eprintln!(
-                "gitca peak RSS: {}",
-                hwm.trim_start_matches("VmHWM:").trim()
-            );
-        }
-        // CPU time of every thread, user + system, in microseconds.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: getrusage writes one rusage into the struct it is given.
-        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
-            let us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
-            eprintln!("gitca cpu: {} us", us(usage.ru_utime) + us(usage.ru_stime));
+        // Peak resident memory and CPU time of every thread, for the benchmarks
+        // (docs/performance.md).
+        let memory = gitca::output::usage::memory();
+        eprintln!("gitca peak RSS: {} kB", memory.peak);
+        if let Some(us) = gitca::output::usage::cpu_micros() {
+            eprintln!("gitca cpu: {us} us");
         }
         // What history cost (invariant 16: bounded whatever a merge added).
         let (commits, bytes) = gitca::repository::history::work();

@@ -4,3 +4,4 @@
 pub mod encode;
 pub mod redact;
 pub mod report;
+pub mod usage;

@@ -193,21 +193,14 @@ impl Phases {
     fn mark(&self, phase: &str) {
         if self.on {
             // Resident memory now and at its peak so far: which phase holds what.
-            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-            let kib = |field: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(field))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
+            let m = crate::output::usage::memory();
             crate::output::redact::stderr(&format!(
                 "gitca timing: {phase:<22} {:>8.1} ms  rss {:>5} MiB (heap {}, files {}), peak {:>5} MiB",
                 self.start.elapsed().as_secs_f64() * 1000.0,
-                kib("VmRSS:") >> 10,
-                kib("RssAnon:") >> 10,
-                (kib("RssFile:") + kib("RssShmem:")) >> 10,
-                kib("VmHWM:") >> 10
+                m.resident >> 10,
+                m.heap >> 10,
+                m.files >> 10,
+                m.peak >> 10
             ));
         }
     }

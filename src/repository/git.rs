@@ -373,9 +373,10 @@ impl CaRepo {
         // The blobs were just written here, their ids computed from their bytes: libgit2 need
         // not read every object's header back from the pack to check it exists (100,000 reads
         // fault the whole new pack into memory, 130 MiB at a bulk issue of 100,000).
-        git2::opts::strict_object_creation(false);
-        let created = update.create_updated(&self.git, &base);
-        git2::opts::strict_object_creation(true);
+        let created = {
+            let _trusting = TrustNewObjects::new();
+            update.create_updated(&self.git, &base)
+        };
         let tree = self.git.find_tree(created?)?;
         drop(update);
         let oid = self.commit_object(&tree, parent.as_ref(), message)?;
@@ -681,6 +682,24 @@ fn pack_index(table: &mut [PackIndexEntry], pack_sum: &[u8; 20]) -> Vec<u8> {
     let idx_sum: [u8; 20] = sha1::Sha1::digest(&idx).into();
     idx.extend_from_slice(&idx_sum);
     idx
+}
+
+/// libgit2's check that each object a new tree names exists (it reads each one's header back),
+/// off while this lives and on again when it drops, panics included. The setting is process-wide:
+/// only the committing thread builds trees while it is off.
+struct TrustNewObjects;
+
+impl TrustNewObjects {
+    fn new() -> TrustNewObjects {
+        git2::opts::strict_object_creation(false);
+        TrustNewObjects
+    }
+}
+
+impl Drop for TrustNewObjects {
+    fn drop(&mut self) {
+        git2::opts::strict_object_creation(true);
+    }
 }
 
 /// An index entry for a file just written, with its stat data so `git status` need not re-read it.
