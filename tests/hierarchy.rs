@@ -453,13 +453,7 @@ fn a_compromised_intermediate_is_revoked_and_everyone_reissued() {
 
 #[test]
 fn a_single_level_ca_migrates_and_stays_trusted() {
-    let ca = Ca::new();
-    for n in ["alice", "bob"] {
-        ca.p256_csr(n);
-    }
-    ca.identities("users:\n  - name: alice\n  - name: bob\n");
-    ca.commit("two");
-    ok(ca.reconcile(T0));
+    let ca = Ca::issued_to(&["alice", "bob"]);
     let old_ca = ca.read("ca/ca.crt");
     let old_alice = ca.keep("certs/alice.crt", "old-alice.crt");
     let (custodian, custodian_recipient) = age_identity(ca.tmp.path(), "root-custodian");

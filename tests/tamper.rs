@@ -342,13 +342,7 @@ fn reconcile_refuses_a_shallow_clone() {
 /// wrote), reconcile writes them back, and alice's `deploy cert` installs her real certificate.
 #[test]
 fn edited_certificate_files_are_never_published_and_are_written_back() {
-    let ca = Ca::new();
-    for n in ["alice", "bob"] {
-        ca.p256_csr(n);
-    }
-    ca.identities("users:\n  - name: alice\n  - name: bob\n");
-    ca.commit("two");
-    ok(ca.reconcile(T0));
+    let ca = Ca::issued_to(&["alice", "bob"]);
     let real_alice = ca.read("certs/alice.crt");
     let real_bob = ca.read("certs/bob.crt");
     let serial = serial_of(&ca.path("certs/alice.crt"));
@@ -432,13 +426,7 @@ fn edited_certificate_files_are_never_published_and_are_written_back() {
 #[test]
 fn check_takes_proof_of_possession_only_from_the_sealed_ledger() {
     use sha2::Digest;
-    let ca = Ca::new();
-    for n in ["alice", "bob"] {
-        ca.p256_csr(n);
-    }
-    ca.identities("users:\n  - name: alice\n  - name: bob\n");
-    ca.commit("two");
-    ok(ca.reconcile(T0));
+    let ca = Ca::issued_to(&["alice", "bob"]);
     ok(run(ca.cmd(T0).arg("check")));
 
     let block = pem::parse(ca.read("csr/bob.csr")).unwrap();

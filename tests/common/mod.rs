@@ -161,6 +161,21 @@ impl Ca {
         Ca::with_key_type("p256")
     }
 
+    /// A CA that issued to each of `names` at T0 (P-256 CSRs made by openssl, one identities
+    /// file, one commit, one reconcile).
+    pub fn issued_to(names: &[&str]) -> Ca {
+        let ca = Ca::new();
+        let mut yaml = String::from("users:\n");
+        for n in names {
+            ca.p256_csr(n);
+            yaml += &format!("  - name: {n}\n");
+        }
+        ca.identities(&yaml);
+        ca.commit("the first identities");
+        ok(ca.reconcile(T0));
+        ca
+    }
+
     /// A CA repository made some other way (import-openssl) at `root` inside `tmp`.
     pub fn at(tmp: tempfile::TempDir, root: PathBuf, identity: PathBuf, recipient: String) -> Ca {
         let keys = tmp.path().join("keys");
