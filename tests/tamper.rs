@@ -460,3 +460,40 @@ fn check_takes_proof_of_possession_only_from_the_sealed_ledger() {
         "the other rules apply to a CSR the seal vouches for:\n{err}"
     );
 }
+
+/// A CSR of an entry that takes no certificate (`disabled:`, `revoke:`) is not signed for, but
+/// one the rules would refuse is named by `check` (a warning: nothing is signed), unless a
+/// sealed ledger vouches for it: a key-compromise revocation keeps its certified CSR quietly.
+#[test]
+fn check_names_a_bad_csr_of_an_entry_that_takes_no_certificate() {
+    let ca = Ca::issued_to(&["alice", "bob"]);
+    ca.identities("users:\n  - name: alice\n  - name: bob\n    revoke: key-compromise\n");
+    ca.commit("bob's key compromised");
+    ok(ca.reconcile(T0));
+    ca.p256_csr("carol");
+    let block = pem::parse(ca.read("csr/carol.csr")).unwrap();
+    let mut der = block.contents().to_vec();
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    ca.write(
+        "csr/dave.csr",
+        &pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)),
+    );
+    ca.identities(
+        "users:\n  - name: alice\n  - name: bob\n    revoke: key-compromise\n  - name: carol\n    disabled: true\n  - name: dave\n    disabled: true\n",
+    );
+    ca.commit("carol and dave disabled, dave's CSR broken");
+    let o = ok(run(ca.cmd(T0).arg("check")));
+    let out = stdout(&o) + &stderr(&o);
+    assert!(
+        out.contains("`dave` takes no certificate now")
+            && out.contains("signature does not verify"),
+        "dave's broken CSR is named:\n{out}"
+    );
+    for quiet in ["`bob`", "`carol`"] {
+        assert!(
+            !out.contains(&format!("{quiet} takes no certificate")),
+            "{quiet}'s CSR passes the rules or is the certified one:\n{out}"
+        );
+    }
+}

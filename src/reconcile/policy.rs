@@ -94,7 +94,8 @@ impl<'a> Proven<'a> {
         }
     }
 
-    fn holds(&self, id: &Identity) -> bool {
+    /// Whether `id`'s CSR, as loaded, is one of these.
+    pub fn holds(&self, id: &Identity) -> bool {
         id.csr_sha256
             .as_deref()
             .is_some_and(|d| self.0.contains(&(id.name.as_str(), d)))

@@ -643,6 +643,35 @@ fn check_csr_rules(state: &load::State, now: OffsetDateTime, f: &mut Findings) {
         });
     warn_missing_csrs(state, waiting, now, f);
     vet_csrs(state, wanting, &proven, now, f);
+    warn_dormant_csrs(state, &proven, f);
+}
+
+/// A warning for each CSR of an identity that takes no certificate now (`disabled:`,
+/// `revoke:`) that the rules would refuse, unless a sealed ledger vouches for its bytes (then
+/// it is the CSR the identity was certified with, and a compromised key's refusal is what
+/// `revoke: key-compromise` means). Nothing is signed for it, but a bad CSR must not sit in
+/// the tree unnoticed until the entry is enabled again.
+fn warn_dormant_csrs(state: &load::State, proven: &Proven<'_>, f: &mut Findings) {
+    let dormant: Vec<&crate::repository::inventory::Identity> = state
+        .inventory
+        .identities
+        .iter()
+        .filter(|i| !i.wants_certificate() && i.csr_bytes.is_some() && !proven.holds(i))
+        .collect();
+    let refused = vet_knowing(&state.ledger, &state.inventory, &dormant, proven).refused;
+    for id in dormant {
+        let Some(b) = refused.get(&id.name) else {
+            continue;
+        };
+        f.warnings.push(Warning {
+            file: format!("{}:{}", id.source.file, id.source.line),
+            message: format!(
+                "`{}` takes no certificate now, and its CSR ({}) would be refused if it did: {}",
+                id.name, id.csr, b.detail
+            ),
+            help: b.fix.clone(),
+        });
+    }
 }
 
 /// A warning for each identity that holds a live certificate but no CSR to renew it with.
