@@ -429,11 +429,7 @@ fn check_takes_proof_of_possession_only_from_the_sealed_ledger() {
     let ca = Ca::issued_to(&["alice", "bob"]);
     ok(run(ca.cmd(T0).arg("check")));
 
-    let block = pem::parse(ca.read("csr/bob.csr")).unwrap();
-    let mut der = block.contents().to_vec();
-    let last = der.len() - 1;
-    der[last] ^= 0x01;
-    let forged = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
+    let forged = with_broken_signature(&ca.read("csr/bob.csr"));
     ca.write("csr/bob.csr", &forged);
     let digest = hex::encode(sha2::Sha256::digest(forged.as_bytes()));
     edit_ledger(&ca, |f| {
@@ -471,13 +467,9 @@ fn check_names_a_bad_csr_of_an_entry_that_takes_no_certificate() {
     ca.commit("bob's key compromised");
     ok(ca.reconcile(T0));
     ca.p256_csr("carol");
-    let block = pem::parse(ca.read("csr/carol.csr")).unwrap();
-    let mut der = block.contents().to_vec();
-    let last = der.len() - 1;
-    der[last] ^= 0x01;
     ca.write(
         "csr/dave.csr",
-        &pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)),
+        &with_broken_signature(&ca.read("csr/carol.csr")),
     );
     ca.identities(
         "users:\n  - name: alice\n  - name: bob\n    revoke: key-compromise\n  - name: carol\n    disabled: true\n  - name: dave\n    disabled: true\n",

@@ -850,3 +850,13 @@ pub fn verify_chain_at(root: &Path, chain: &Path, at: &str) -> Output {
         root,
     )
 }
+
+/// `csr_pem` with the last byte of its signature flipped: the CSR parses, its key and CN are
+/// intact, and its proof of possession fails.
+pub fn with_broken_signature(csr_pem: &str) -> String {
+    let block = pem::parse(csr_pem).unwrap();
+    let mut der = block.contents().to_vec();
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der))
+}
